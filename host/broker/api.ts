@@ -1,0 +1,136 @@
+// The broker core's contract with every door (Kafka, MQTT, WebSocket/HTTP, later cluster and
+// uplink). One write path (`append`, `produce`) and one read path (`read`, `waitForData`).
+//
+// Units: offsets, timestamps and producer ids are JS numbers (safe integers, asserted at the
+// edges); they become int64 only on the wire. Timestamps are milliseconds since the epoch.
+import type { BrokerError } from '../errors/index.js';
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** Kafka's acks: 0 = fire and forget, 1 and -1 = answer once the flush policy is met. */
+export type Acks = 0 | 1 | -1;
+
+export type FlushPolicy = 'always' | 'interval' | 'never';
+export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
+export type CompressionType = 'producer' | 'uncompressed' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
+/** Per-topic configuration, Kafka-named keys. */
+export interface TopicConfig {
+  'retention.ms': number; // -1 = forever
+  'retention.bytes': number; // -1 = unbounded; per partition, as Kafka
+  'segment.bytes': number;
+  'segment.ms': number;
+  'segment.index.bytes': number;
+  'index.interval.bytes': number;
+  'cleanup.policy': CleanupPolicy;
+  'delete.retention.ms': number; // tombstone horizon for compaction
+  'min.compaction.lag.ms': number;
+  'max.message.bytes': number; // largest batch accepted, as Kafka
+  'compression.type': CompressionType;
+  'message.timestamp.type': 'CreateTime' | 'LogAppendTime';
+  flush: FlushPolicy;
+  'flush.interval.ms': number; // with flush=interval
+}
+
+export interface TopicInfo {
+  name: string;
+  partitions: number;
+  config: TopicConfig;
+  internal: boolean;
+}
+
+export interface PartitionOffsets {
+  logStartOffset: number;
+  highWatermark: number; // == logEndOffset on a single node
+  logEndOffset: number;
+}
+
+/** A record as the gateways hand it to the broker (the broker encodes it with the core). */
+export interface RecordInput {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  timestampMs?: number; // defaults to now
+  headers?: Array<{ key: string; value: Uint8Array | null }>;
+}
+
+export interface AppendOptions {
+  acks: Acks;
+  /** Only the Kafka door sets this: the request's client id, for logs and metrics. */
+  clientId?: string;
+}
+
+export interface AppendResult {
+  baseOffset: number;
+  lastOffset: number;
+  logAppendTimeMs: number; // -1 unless the topic uses LogAppendTime
+  logStartOffset: number;
+}
+
+export interface ReadOptions {
+  /** Upper bound on bytes returned; the first batch is returned whole even if larger (KIP-74). */
+  maxBytes: number;
+}
+
+export interface ReadResult extends PartitionOffsets {
+  /** Whole stored batches, bytes exactly as on disk (may be empty). */
+  records: Uint8Array;
+}
+
+export interface OffsetLookup {
+  offset: number; // -1 when nothing matches
+  timestampMs: number; // -1 when not applicable
+}
+
+/** Special timestamps for `listOffset`, as Kafka's ListOffsets. */
+export const LATEST_TIMESTAMP = -1;
+export const EARLIEST_TIMESTAMP = -2;
+export const MAX_TIMESTAMP = -3;
+
+export interface BrokerApi {
+  // --- topics -----------------------------------------------------------------------------
+  listTopics(): TopicInfo[];
+  describeTopic(topic: string): TopicInfo | undefined;
+  /** Creates a topic; BrokerError TOPIC_ALREADY_EXISTS / INVALID_TOPIC_EXCEPTION / INVALID_PARTITIONS / INVALID_CONFIG. */
+  createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  deleteTopic(topic: string): Promise<void>;
+  createPartitions(topic: string, totalCount: number): Promise<void>;
+  alterTopicConfig(topic: string, changes: Partial<Record<keyof TopicConfig, string | number | null>>): Promise<TopicInfo>;
+  /** The topic if it exists, else auto-creates it when allowed, else UNKNOWN_TOPIC_OR_PARTITION. */
+  ensureTopic(topic: string): Promise<TopicInfo>;
+
+  // --- the write path ---------------------------------------------------------------------
+  /**
+   * Appends one or more client-encoded RecordBatch v2 batches to a partition. The broker
+   * verifies structure and CRC (core), enforces `max.message.bytes`, checks idempotent
+   * producer sequences, assigns offsets by rewriting baseOffset, and resolves when the
+   * topic's flush policy is met (acks 1/-1) or once written (acks 0).
+   */
+  append(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult>;
+  /**
+   * Encodes records with the core and appends them. Picks the partition with Kafka's default
+   * partitioner (murmur2 of the key) when `partition` is undefined; unkeyed records go to a
+   * sticky partition. Records for one call land in one batch per partition.
+   */
+  produce(topic: string, records: RecordInput[], options: AppendOptions & { partition?: number }): Promise<Array<TopicPartition & { offset: number }>>;
+  /** Kafka's default partitioner for a key (murmur2, positive, modulo partitions). */
+  partitionForKey(topic: string, key: Uint8Array | null): number;
+
+  // --- the read path ----------------------------------------------------------------------
+  read(tp: TopicPartition, offset: number, options: ReadOptions): Promise<ReadResult>;
+  offsets(tp: TopicPartition): PartitionOffsets;
+  /** By timestamp (first offset with timestamp >= ts) or LATEST/EARLIEST/MAX_TIMESTAMP. */
+  listOffset(tp: TopicPartition, timestampMs: number): Promise<OffsetLookup>;
+  /**
+   * Resolves when any of the partitions gets an append past `afterOffset`, or after
+   * `maxWaitMs`, or when `signal` aborts. No polling: appends wake waiters.
+   */
+  waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal): Promise<void>;
+
+  // --- life -------------------------------------------------------------------------------
+  close(): Promise<void>;
+}
+
+export type { BrokerError };

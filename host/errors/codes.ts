@@ -1,0 +1,116 @@
+// One error table for the whole broker. A BrokerError carries a name from this table;
+// each door translates it: Kafka error code on the wire, MQTT 5 reason code, WebSocket
+// close code (connection-level faults only), HTTP status. `retriable` follows Kafka's
+// classification so clients and the uplink know whether to try again.
+//
+// Kafka codes: the protocol's error table (kafka.apache.org/protocol#protocol_error_codes).
+// MQTT reasons: MQTT 5.0 §2.4. WS close codes: RFC 6455 §7.4 (4000–4999 are ours).
+
+export interface ErrorSpec {
+  kafka: number;
+  mqtt: number;
+  ws: number;
+  http: number;
+  retriable: boolean;
+}
+
+const spec = (kafka: number, mqtt: number, ws: number, http: number, retriable = false): ErrorSpec => ({
+  kafka,
+  mqtt,
+  ws,
+  http,
+  retriable,
+});
+
+// MQTT 5 reasons used below.
+const MQTT_UNSPECIFIED = 0x80;
+const MQTT_MALFORMED = 0x81;
+const MQTT_PROTOCOL = 0x82;
+const MQTT_IMPLEMENTATION = 0x83;
+const MQTT_NOT_AUTHORIZED = 0x87;
+const MQTT_UNAVAILABLE = 0x88;
+const MQTT_BUSY = 0x89;
+const MQTT_TOPIC_NAME_INVALID = 0x90;
+const MQTT_PACKET_TOO_LARGE = 0x95;
+const MQTT_QUOTA = 0x97;
+const MQTT_PAYLOAD_FORMAT = 0x99;
+
+// WebSocket close codes used below.
+const WS_PROTOCOL = 1002;
+const WS_INVALID_DATA = 1007;
+const WS_POLICY = 1008;
+const WS_TOO_BIG = 1009;
+const WS_INTERNAL = 1011;
+const WS_TRY_AGAIN = 1013;
+const WS_BAD_REQUEST = 4400;
+const WS_UNAUTHORIZED = 4401;
+const WS_FORBIDDEN = 4403;
+const WS_NOT_FOUND = 4404;
+const WS_TOO_MANY = 4429;
+
+export const ERRORS = {
+  NONE: spec(0, 0x00, 1000, 200),
+  UNKNOWN_SERVER_ERROR: spec(-1, MQTT_UNSPECIFIED, WS_INTERNAL, 500),
+  OFFSET_OUT_OF_RANGE: spec(1, MQTT_UNSPECIFIED, WS_BAD_REQUEST, 416),
+  CORRUPT_MESSAGE: spec(2, MQTT_MALFORMED, WS_INVALID_DATA, 400, true),
+  UNKNOWN_TOPIC_OR_PARTITION: spec(3, MQTT_TOPIC_NAME_INVALID, WS_NOT_FOUND, 404, true),
+  INVALID_FETCH_SIZE: spec(4, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  LEADER_NOT_AVAILABLE: spec(5, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  NOT_LEADER_OR_FOLLOWER: spec(6, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  REQUEST_TIMED_OUT: spec(7, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 504, true),
+  MESSAGE_TOO_LARGE: spec(10, MQTT_PACKET_TOO_LARGE, WS_TOO_BIG, 413),
+  NETWORK_EXCEPTION: spec(13, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  COORDINATOR_LOAD_IN_PROGRESS: spec(14, MQTT_BUSY, WS_TRY_AGAIN, 503, true),
+  COORDINATOR_NOT_AVAILABLE: spec(15, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  NOT_COORDINATOR: spec(16, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  INVALID_TOPIC_EXCEPTION: spec(17, MQTT_TOPIC_NAME_INVALID, WS_BAD_REQUEST, 400),
+  RECORD_LIST_TOO_LARGE: spec(18, MQTT_PACKET_TOO_LARGE, WS_TOO_BIG, 413),
+  NOT_ENOUGH_REPLICAS: spec(19, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  INVALID_REQUIRED_ACKS: spec(21, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  ILLEGAL_GENERATION: spec(22, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INCONSISTENT_GROUP_PROTOCOL: spec(23, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INVALID_GROUP_ID: spec(24, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  UNKNOWN_MEMBER_ID: spec(25, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INVALID_SESSION_TIMEOUT: spec(26, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  REBALANCE_IN_PROGRESS: spec(27, MQTT_BUSY, WS_TRY_AGAIN, 409),
+  INVALID_COMMIT_OFFSET_SIZE: spec(28, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  TOPIC_AUTHORIZATION_FAILED: spec(29, MQTT_NOT_AUTHORIZED, WS_FORBIDDEN, 403),
+  GROUP_AUTHORIZATION_FAILED: spec(30, MQTT_NOT_AUTHORIZED, WS_FORBIDDEN, 403),
+  CLUSTER_AUTHORIZATION_FAILED: spec(31, MQTT_NOT_AUTHORIZED, WS_FORBIDDEN, 403),
+  INVALID_TIMESTAMP: spec(32, MQTT_PAYLOAD_FORMAT, WS_BAD_REQUEST, 400),
+  UNSUPPORTED_VERSION: spec(35, MQTT_PROTOCOL, WS_PROTOCOL, 400),
+  TOPIC_ALREADY_EXISTS: spec(36, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INVALID_PARTITIONS: spec(37, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  INVALID_REPLICATION_FACTOR: spec(38, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  INVALID_CONFIG: spec(40, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  INVALID_REQUEST: spec(42, MQTT_PROTOCOL, WS_PROTOCOL, 400),
+  POLICY_VIOLATION: spec(44, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
+  OUT_OF_ORDER_SEQUENCE_NUMBER: spec(45, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  DUPLICATE_SEQUENCE_NUMBER: spec(46, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INVALID_PRODUCER_EPOCH: spec(47, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  KAFKA_STORAGE_ERROR: spec(56, MQTT_IMPLEMENTATION, WS_INTERNAL, 500, true),
+  UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  GROUP_ID_NOT_FOUND: spec(69, MQTT_PROTOCOL, WS_NOT_FOUND, 404),
+  UNSUPPORTED_COMPRESSION_TYPE: spec(76, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),
+  MEMBER_ID_REQUIRED: spec(79, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  GROUP_MAX_SIZE_REACHED: spec(81, MQTT_QUOTA, WS_TOO_MANY, 429),
+  FENCED_INSTANCE_ID: spec(82, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  INVALID_RECORD: spec(87, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 400),
+  THROTTLING_QUOTA_EXCEEDED: spec(89, MQTT_QUOTA, WS_TOO_MANY, 429, true),
+  // Not Kafka errors: limits and access at the gateways. Kafka code -1 where no better exists.
+  LIMIT_EXCEEDED: spec(-1, MQTT_QUOTA, WS_TOO_MANY, 429, true),
+  NOT_AUTHORIZED: spec(29, MQTT_NOT_AUTHORIZED, WS_UNAUTHORIZED, 401),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorName = keyof typeof ERRORS;
+
+const byKafkaCode = new Map<number, ErrorName>();
+for (const [name, s] of Object.entries(ERRORS) as [ErrorName, ErrorSpec][]) {
+  if (!byKafkaCode.has(s.kafka)) byKafkaCode.set(s.kafka, name);
+}
+
+/** The table's name for a Kafka error code (UNKNOWN_SERVER_ERROR for codes we never produce). */
+export function errorNameForKafkaCode(code: number): ErrorName {
+  return byKafkaCode.get(code) ?? 'UNKNOWN_SERVER_ERROR';
+}

@@ -1,0 +1,2 @@
+export { ERRORS, errorNameForKafkaCode, type ErrorName, type ErrorSpec } from './codes.js';
+export { BrokerError, asBrokerError } from './broker-error.js';

@@ -1,0 +1,169 @@
+// Helpers shared by the test suites: temp dirs, polling instead of sleeping, and a real
+// broker process on random ports.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** Path of a file under the project root (tests run from dist/test/...). */
+export const projectRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export const mainJs = join(projectRoot, 'dist/host/main.js');
+export const cliJs = join(projectRoot, 'dist/host/cli.js');
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A fresh temp dir removed when the test ends. */
+export async function tempDir(t: Teardown, prefix = 'tributary-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Polls `check` until it returns a truthy value (or stops throwing), or fails after timeoutMs. */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      lastError = new Error('condition still false');
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`eventually: timed out after ${timeoutMs} ms: ${(lastError as Error)?.message ?? lastError}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** True when an external command exists on PATH. */
+export function haveCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export interface Listeners {
+  kafka?: string;
+  mqtt?: string;
+  mqttWs?: string;
+  http?: string;
+}
+
+export interface BrokerProcess {
+  child: ChildProcess;
+  dataDir: string;
+  listeners: Listeners;
+  /** Port of a listener, parsed from the ready line. */
+  port(name: keyof Listeners): number;
+  /** Log lines seen so far (parsed JSON where possible). */
+  logs: Array<Record<string, unknown>>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL (a power cut, as far as the process is concerned). */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  dataDir: string;
+  /** Extra CLI args, e.g. ['--config', file]. */
+  args?: string[];
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts `node dist/host/main.js start` on port 0 everywhere and waits for the `ready` log
+ * line, which names every listener's bound address.
+ */
+export async function startBroker(t: Teardown, options: StartOptions): Promise<BrokerProcess> {
+  const args = [
+    mainJs,
+    'start',
+    '--data-dir',
+    options.dataDir,
+    '--host',
+    '127.0.0.1',
+    '--kafka-port',
+    '0',
+    '--mqtt-port',
+    '0',
+    '--mqtt-ws-port',
+    '0',
+    '--http-port',
+    '0',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 64_000) stderr = stderr.slice(-32_000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let alive = true;
+  void exited.then(() => (alive = false));
+
+  const ready = new Promise<Listeners>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        entry = { msg: line };
+      }
+      logs.push(entry);
+      if (logs.length > 5000) logs.splice(0, 1000);
+      if (typeof entry.msg === 'string' && entry.msg.includes('ready') && entry.listeners) {
+        resolve(entry.listeners as Listeners);
+      }
+    });
+    void exited.then((code) => reject(new Error(`broker exited (${code}) before ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
+  });
+  const timeoutMs = options.readyTimeoutMs ?? 20_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  let listeners: Listeners;
+  try {
+    listeners = await ready;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const proc: BrokerProcess = {
+    child,
+    dataDir: options.dataDir,
+    listeners,
+    logs,
+    port(name) {
+      const addr = listeners[name];
+      if (!addr) throw new Error(`no ${name} listener in ready line`);
+      return Number(addr.slice(addr.lastIndexOf(':') + 1));
+    },
+    async stop() {
+      if (!alive) return child.exitCode;
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(killTimer);
+      return code;
+    },
+    async kill() {
+      if (!alive) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  t.teardown(() => proc.kill());
+  return proc;
+}
