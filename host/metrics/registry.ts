@@ -1,0 +1,143 @@
+// In-process metrics: counters, gauges and histograms with labels, rendered in Prometheus
+// text format (exposition format 0.0.4) by `/metrics`.
+//
+// Bounded: a metric refuses new label sets past `maxSeriesPerMetric` (and counts the
+// refusals), so a client that invents topic names cannot grow memory without end.
+
+export type Labels = Record<string, string>;
+
+const MAX_SERIES_PER_METRIC = 2_000;
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+}
+
+abstract class Metric {
+  protected readonly series = new Map<string, number>();
+  dropped = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  protected slot(labels?: Labels): string | undefined {
+    const key = labelKey(labels);
+    if (!this.series.has(key)) {
+      if (this.series.size >= MAX_SERIES_PER_METRIC) {
+        this.dropped++;
+        return undefined;
+      }
+      this.series.set(key, 0);
+    }
+    return key;
+  }
+  abstract render(): string;
+  value(labels?: Labels): number {
+    return this.series.get(labelKey(labels)) ?? 0;
+  }
+  protected renderSimple(type: string): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${type}`];
+    for (const [k, v] of this.series) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v}`);
+    return lines.join('\n');
+  }
+}
+
+export class Counter extends Metric {
+  inc(labels?: Labels, by = 1): void {
+    const k = this.slot(labels);
+    if (k !== undefined) this.series.set(k, this.series.get(k)! + by);
+  }
+  render(): string {
+    return this.renderSimple('counter');
+  }
+}
+
+export class Gauge extends Metric {
+  private readonly collectors: Array<() => void> = [];
+  set(value: number, labels?: Labels): void {
+    const k = this.slot(labels);
+    if (k !== undefined) this.series.set(k, value);
+  }
+  add(delta: number, labels?: Labels): void {
+    const k = this.slot(labels);
+    if (k !== undefined) this.series.set(k, this.series.get(k)! + delta);
+  }
+  /** Called before each render to refresh the value (e.g. RSS, lag). */
+  collect(fn: () => void): void {
+    this.collectors.push(fn);
+  }
+  render(): string {
+    for (const c of this.collectors) c();
+    return this.renderSimple('gauge');
+  }
+}
+
+export class Histogram extends Metric {
+  private readonly buckets: number[];
+  private readonly counts = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  constructor(name: string, help: string, buckets: number[]) {
+    super(name, help);
+    this.buckets = [...buckets].sort((a, b) => a - b);
+  }
+  observe(value: number, labels?: Labels): void {
+    const k = this.slot(labels);
+    if (k === undefined) return;
+    let h = this.counts.get(k);
+    if (!h) this.counts.set(k, (h = { buckets: new Array(this.buckets.length).fill(0), sum: 0, count: 0 }));
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) h.buckets[i]++;
+    h.sum += value;
+    h.count++;
+  }
+  snapshot(labels?: Labels): { count: number; sum: number } {
+    const h = this.counts.get(labelKey(labels));
+    return { count: h?.count ?? 0, sum: h?.sum ?? 0 };
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const [k, h] of this.counts) {
+      const sep = k ? ',' : '';
+      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{${k}${sep}le="${b}"} ${h.buckets[i]}`));
+      lines.push(`${this.name}_bucket{${k}${sep}le="+Inf"} ${h.count}`);
+      lines.push(`${this.name}_sum${k ? `{${k}}` : ''} ${h.sum}`);
+      lines.push(`${this.name}_count${k ? `{${k}}` : ''} ${h.count}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+/** One registry per broker process; metrics are created once by name and shared. */
+export class MetricsRegistry {
+  private readonly metrics = new Map<string, Metric>();
+
+  counter(name: string, help: string): Counter {
+    return this.getOrCreate(name, () => new Counter(name, help), Counter);
+  }
+  gauge(name: string, help: string): Gauge {
+    return this.getOrCreate(name, () => new Gauge(name, help), Gauge);
+  }
+  histogram(name: string, help: string, buckets: number[]): Histogram {
+    return this.getOrCreate(name, () => new Histogram(name, help, buckets), Histogram);
+  }
+  get(name: string): Metric | undefined {
+    return this.metrics.get(name);
+  }
+  /** Prometheus text exposition. */
+  render(): string {
+    return [...this.metrics.values()].map((m) => m.render()).join('\n') + '\n';
+  }
+
+  private getOrCreate<T extends Metric>(name: string, make: () => T, type: abstract new (...args: never[]) => T): T {
+    const existing = this.metrics.get(name);
+    if (existing) {
+      if (!(existing instanceof type)) throw new Error(`metric ${name} already registered with another type`);
+      return existing;
+    }
+    const m = make();
+    this.metrics.set(name, m);
+    return m;
+  }
+}
+
+/** Latency buckets in milliseconds, from 50 µs (a fast fsync) to 10 s. */
+export const LATENCY_BUCKETS_MS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
