@@ -1,0 +1,85 @@
+// The config loader: precedence (defaults < file < env < flags) and errors that name the key,
+// the value, where it came from and what is allowed.
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig, ConfigError, envName } from '../../../host/config/loader.js';
+import { tempDir } from '../../helpers/index.js';
+
+const sections = () => ({
+  kafka: { port: 9092, maxRequestBytes: 8 << 20, host: '' as string },
+  mqtt: { port: 1883, wsPort: 8083, routes: [] as unknown[], requireAuth: false },
+  http: { port: 8080 },
+});
+
+t.test('config: env names are upper snake case of the dotted path', async (t) => {
+  t.equal(envName('kafka.maxRequestBytes'), 'TRIBUTARY_KAFKA_MAX_REQUEST_BYTES');
+  t.equal(envName('dataDir'), 'TRIBUTARY_DATA_DIR');
+});
+
+t.test('config: defaults apply when nothing is given', async (t) => {
+  const c = loadConfig({ argv: [], env: {}, sections: sections() });
+  t.equal(c.top.dataDir, './data');
+  t.equal(c.sections.kafka.port, 9092);
+  t.equal(c.sections.mqtt.requireAuth, false);
+});
+
+t.test('config: file < env < flags', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'c.yaml');
+  await writeFile(file, 'dataDir: /from/file\nkafka:\n  port: 1000\n  maxRequestBytes: 1024\nmqtt:\n  port: 2000\n  routes:\n    - { match: "a/#", topic: a }\n');
+  const c = loadConfig({
+    argv: ['--config', file, '--kafka-port', '3000', '--set', 'http.port=4000'],
+    env: { TRIBUTARY_KAFKA_PORT: '2500', TRIBUTARY_MQTT_PORT: '2600', TRIBUTARY_MQTT_REQUIRE_AUTH: 'true' },
+    sections: sections(),
+  });
+  t.equal(c.top.dataDir, '/from/file');
+  t.equal(c.sections.kafka.port, 3000, 'flag beats env and file');
+  t.equal(c.sections.mqtt.port, 2600, 'env beats file');
+  t.equal(c.sections.kafka.maxRequestBytes, 1024, 'file beats default');
+  t.equal(c.sections.http.port, 4000);
+  t.equal(c.sections.mqtt.requireAuth, true);
+  t.same(c.sections.mqtt.routes, [{ match: 'a/#', topic: 'a' }]);
+});
+
+t.test('config: JSON files work too', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'c.json');
+  await writeFile(file, JSON.stringify({ http: { port: 1 } }));
+  t.equal(loadConfig({ argv: ['--config', file], env: {}, sections: sections() }).sections.http.port, 1);
+});
+
+t.test('config: wrong types name the key, value, source and what is allowed', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'bad.yaml');
+  await writeFile(file, 'kafka:\n  port: "ninety"\n');
+  const e1 = t.throws(() => loadConfig({ argv: ['--config', file], env: {}, sections: sections() })) as unknown as ConfigError;
+  t.type(e1, ConfigError);
+  t.match(e1.message, /kafka\.port = "ninety" \(file .*bad\.yaml\): must be an integer/);
+
+  t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_KAFKA_MAX_REQUEST_BYTES: '1.5' }, sections: sections() }), /kafka\.maxRequestBytes = "1\.5" \(env TRIBUTARY_KAFKA_MAX_REQUEST_BYTES\): must be an integer/);
+  t.throws(() => loadConfig({ argv: ['--http-port', '70000'], env: {}, sections: sections() }), /http\.port = "70000" \(flag\): must be a port number/);
+  t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_MQTT_REQUIRE_AUTH: 'maybe' }, sections: sections() }), /must be true or false/);
+  t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_MQTT_ROUTES: '{not json' }, sections: sections() }), /must be JSON/);
+  t.throws(() => loadConfig({ argv: ['--log-level', 'loud'], env: {}, sections: sections() }), /logLevel = "loud" \(flag\): must be one of/);
+});
+
+t.test('config: unknown keys, sections, env variables and flags are refused', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'u.yaml');
+  await writeFile(file, 'kafka:\n  prot: 1\n');
+  t.throws(() => loadConfig({ argv: ['--config', file], env: {}, sections: sections() }), /kafka\.prot .* unknown key in "kafka"; keys are port, maxRequestBytes, host/);
+  await writeFile(file, 'kafak:\n  port: 1\n');
+  t.throws(() => loadConfig({ argv: ['--config', file], env: {}, sections: sections() }), /unknown key; top-level keys are/);
+  t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_KAFKA_PROT: '1' }, sections: sections() }), /TRIBUTARY_KAFKA_PROT .* unknown TRIBUTARY_\* variable/);
+  t.throws(() => loadConfig({ argv: ['--kafka-prot', '1'], env: {}, sections: sections() }), /--kafka-prot .* unknown flag/);
+  t.throws(() => loadConfig({ argv: ['--kafka-port'], env: {}, sections: sections() }), /--kafka-port .* needs a value/);
+});
+
+t.test('config: an unreadable or malformed file is a clear error', async (t) => {
+  const dir = await tempDir(t);
+  t.throws(() => loadConfig({ argv: ['--config', join(dir, 'missing.yaml')], env: {}, sections: sections() }), /--config .* cannot read the file/);
+  const file = join(dir, 'm.yaml');
+  await writeFile(file, 'kafka: [1, 2\n');
+  t.throws(() => loadConfig({ argv: ['--config', file], env: {}, sections: sections() }), /not valid YAML/);
+});
