@@ -1,0 +1,24 @@
+// Every Kafka API this listener answers, by key. ApiVersions advertises exactly this table.
+//
+// The group APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+// OffsetFetch, ListGroups, DescribeGroups, DeleteGroups) live in ./groups/ (owned by the
+// consumer-groups work) and are registered through `groupApis` below.
+import type { ApiHandler } from './types.js';
+import { apiVersions } from './api-versions.js';
+// GROUP APIS: import { groupApis } from './groups/index.js'
+const groupApis: ApiHandler[] = []; // GROUP APIS: delete this line when the import above is enabled
+
+const ownApis: ApiHandler[] = [apiVersions];
+
+function buildTable(list: ApiHandler[]): Map<number, ApiHandler> {
+  const table = new Map<number, ApiHandler>();
+  for (const h of list) {
+    if (table.has(h.apiKey)) throw new Error(`two handlers for Kafka API key ${h.apiKey} (${table.get(h.apiKey)!.name}, ${h.name})`);
+    if (h.minVersion > h.maxVersion) throw new Error(`${h.name}: minVersion > maxVersion`);
+    table.set(h.apiKey, h);
+  }
+  return table;
+}
+
+/** The registered handlers, keyed by API key. */
+export const handlers: ReadonlyMap<number, ApiHandler> = buildTable([...ownApis, ...groupApis]);

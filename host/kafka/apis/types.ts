@@ -1,0 +1,77 @@
+// The contract between the Kafka listener and each API's handler. One handler per API key: a
+// declared version range (ApiVersions is derived from these), the first flexible version, the
+// request and response schemas as data, and `handle`, which receives the decoded request and
+// returns the response object (encoded by the generic codec at the request's version).
+//
+// Handlers report per-partition / per-resource failures inside the response (Kafka error codes
+// from host/errors via `kafkaCode(err)`). A handler that throws closes the connection (logged),
+// as Kafka does for a request it cannot answer; so catch what you can answer.
+import type { BrokerApi } from '../../broker/api.js';
+import type { Logger } from '../../logging.js';
+import type { MetricsRegistry } from '../../metrics/registry.js';
+import { asBrokerError } from '../../errors/index.js';
+import type { Schema } from '../protocol/schema.js';
+
+/**
+ * The consumer-group coordinator (host/broker/groups/index.ts, the groups helper's class).
+ * Typed loosely here so the listener compiles independently of it; group handlers cast it to
+ * their own class type.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type GroupCoordinatorRef = any;
+
+/** What the server knows about itself (from KafkaServerOptions and the bound socket). */
+export interface NodeInfo {
+  nodeId: number;
+  clusterId: string;
+  /** Host and port clients should connect to (advertised, else the address this client used). */
+  host: string;
+  port: number;
+  /** Topics are auto-created on Metadata/Produce when the broker allows it (broker.ensureTopic). */
+  autoCreateTopics: boolean;
+}
+
+export interface RequestContext {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientId: string | null;
+  /** Unique per connection for this process (logs, group member ids). */
+  connectionId: number;
+  remoteAddress: string;
+  broker: BrokerApi;
+  groups: GroupCoordinatorRef;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  node: NodeInfo;
+  /** Aborted when the connection closes (long polls stop waiting). */
+  signal: AbortSignal;
+  /** Every registered handler (ApiVersions lists them). */
+  handlers: ReadonlyMap<number, ApiHandler>;
+}
+
+/** Returned by `handle` when the request gets no response at all (Produce with acks=0). */
+export const NO_RESPONSE: unique symbol = Symbol('no response');
+
+export interface ApiHandler {
+  apiKey: number;
+  name: string;
+  minVersion: number;
+  maxVersion: number;
+  /** First flexible version (compact types, tagged fields, request header v2, response header v1); 99 when none. */
+  flexibleFrom: number;
+  request: Schema;
+  response: Schema;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  handle(req: any, ctx: RequestContext): Promise<any | typeof NO_RESPONSE>;
+}
+
+/** The Kafka error code for anything thrown (BrokerError's table entry, else UNKNOWN_SERVER_ERROR = -1). */
+export function kafkaCode(err: unknown): number {
+  return asBrokerError(err).kafkaCode;
+}
+
+/** Error message for responses that carry one (null when there is no error). */
+export function kafkaMessage(err: unknown): string {
+  return asBrokerError(err).message;
+}
