@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// `tributary <command>`: `start` runs a node; the admin commands talk to a running broker.
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const USAGE = `usage: tributary <command> [options]
+
+commands:
+  start [--config FILE] [--data-dir DIR] [--host ADDR] [--kafka-port N] [--mqtt-port N]
+        [--mqtt-ws-port N] [--http-port N] [--log-level LEVEL] [--set section.key=value ...]
+                              run a broker node (see docs/configuration.md)
+  topics list                 list topics
+  topics describe TOPIC       partitions, offsets and config of a topic
+  topics create TOPIC [--partitions N] [--config key=value ...]
+  topics delete TOPIC
+  produce TOPIC [--key K] [--partition N] [--value V]
+                              produce one record, or one per line of standard input
+  consume TOPIC [--partition N] [--offset N|earliest|latest] [--limit N] [--follow]
+  groups list                 list consumer groups
+  groups describe GROUP       members, committed offsets and lag
+
+admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
+                              or TRIBUTARY_BROKER)
+  help, --help                this text
+  version, --version          the version`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'));
+  return pkg.version as string;
+}
+
+export async function runCli(args: string[]): Promise<void> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case 'start': {
+      const { runNode } = await import('./node.js');
+      return runNode(rest);
+    }
+    case 'topics':
+    case 'produce':
+    case 'consume':
+    case 'groups': {
+      const { runAdmin } = await import('./admin/index.js');
+      const code = await runAdmin(command, rest, process.env);
+      process.exitCode = code;
+      return;
+    }
+    case 'version':
+    case '--version':
+      process.stdout.write(version() + '\n');
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return;
+    default:
+      process.stderr.write(`tributary: unknown command "${command}"\n\n${USAGE}\n`);
+      process.exitCode = 2;
+  }
+}
+
+// Run when executed directly (the `tributary` bin); main.ts imports it instead.
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
+  runCli(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(`tributary: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

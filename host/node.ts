@@ -1,0 +1,141 @@
+// `tributary start`: one broker node. Loads the configuration, opens the broker (which
+// recovers every partition log), the group coordinator, then every listener; logs one `ready`
+// line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs, writes
+// the clean-shutdown markers and exits 0.
+import { resolve } from 'node:path';
+import { Broker, defaultBrokerOptions, type BrokerOptions } from './broker/broker.js';
+import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './broker/groups/index.js';
+import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
+import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
+import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
+import { loadConfig, type LoadedConfig } from './config/loader.js';
+import { createLogger, type Logger } from './logging.js';
+import { MetricsRegistry } from './metrics/registry.js';
+
+export interface Listener {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+/** The configuration sections and their embedded defaults (the schema of the config file). */
+export function configSections() {
+  return {
+    broker: { ...defaultBrokerOptions } as unknown as Record<string, unknown>,
+    groups: { ...defaultGroupOptions } as unknown as Record<string, unknown>,
+    kafka: { ...defaultKafkaServerOptions } as unknown as Record<string, unknown>,
+    mqtt: { ...defaultMqttGatewayOptions } as unknown as Record<string, unknown>,
+    http: { ...defaultWsGatewayOptions } as unknown as Record<string, unknown>,
+  };
+}
+
+export type NodeConfig = LoadedConfig<ReturnType<typeof configSections>>;
+
+export function loadNodeConfig(argv: string[], env: NodeJS.ProcessEnv): NodeConfig {
+  return loadConfig({ argv, env, sections: configSections() });
+}
+
+export interface RunningNode {
+  listeners: Listener[];
+  broker: Broker;
+  groups: GroupCoordinator;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+/** Applies the top-level `host` to every listener section that binds one. */
+function withHost<T extends Record<string, unknown>>(section: T, host: string): T {
+  return 'host' in section ? { ...section, host } : section;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const logger = createLogger(config.top.logLevel);
+  const metrics = new MetricsRegistry();
+  const dataDir = resolve(config.top.dataDir);
+  const started = performance.now();
+  logger.info({ dataDir, configFile: config.configFile ?? null }, 'starting tributary');
+
+  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger: logger.child({ component: 'broker' }), metrics });
+  const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger: logger.child({ component: 'groups' }), metrics });
+
+  const listeners: Listener[] = [];
+  let ready = false;
+  const host = config.top.host;
+  try {
+    listeners.push(
+      await startKafkaServer({ broker, groups, logger: logger.child({ component: 'kafka' }), metrics }, withHost(config.sections.kafka, host) as unknown as KafkaServerOptions),
+    );
+    listeners.push(
+      ...(await startMqttGateway({ broker, logger: logger.child({ component: 'mqtt' }), metrics }, withHost(config.sections.mqtt, host) as unknown as MqttGatewayOptions)),
+    );
+    try {
+      listeners.push(
+        await startWsGateway(
+          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
+          withHost(config.sections.http, host) as unknown as WsGatewayOptions,
+        ),
+      );
+    } catch (err) {
+      // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
+      // doors still serve. The gateway's error says which Node/glibc/arch combination works.
+      if ((err as Error).name !== 'UwsUnavailableError') throw err;
+      logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
+    }
+  } catch (err) {
+    await Promise.allSettled(listeners.map((l) => l.close()));
+    await groups.close();
+    await broker.close();
+    throw err;
+  }
+
+  ready = true;
+  const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
+  logger.info({ listeners: addresses, startupMs: Math.round(performance.now() - started) }, `ready: ${listeners.map((l) => `${l.name} ${l.address}`).join(', ')}`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      ready = false;
+      logger.info('stopping: closing listeners');
+      await Promise.allSettled(listeners.map((l) => l.close()));
+      await groups.close();
+      await broker.close(); // flush, fsync, clean-shutdown markers
+      logger.info('stopped cleanly');
+    })());
+  return { listeners, broker, groups, logger, stop };
+}
+
+/** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop. */
+export async function runNode(argv: string[]): Promise<void> {
+  let config: NodeConfig;
+  try {
+    config = loadNodeConfig(argv, process.env);
+  } catch (err) {
+    process.stderr.write(`tributary: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  let node: RunningNode;
+  try {
+    node = await startNode(config);
+  } catch (err) {
+    process.stderr.write(`tributary: failed to start: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  }
+  let signalled = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signalled > 1) {
+      node.logger.warn({ signal }, 'second signal: exiting without a clean stop');
+      process.exit(130);
+    }
+    node.logger.info({ signal }, 'signal received');
+    node.stop().then(
+      () => process.exit(0),
+      (err) => {
+        node.logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
