@@ -1,0 +1,212 @@
+// Batch compression codecs (the records section of a RecordBatch is compressed as a whole).
+//
+//   0 none · 1 gzip (node:zlib) · 2 snappy (wasm core, xerial framing on write; xerial or raw
+//   on read) · 3 lz4 (wasm core, LZ4 frame as KIP-57) · 4 zstd (zstd-napi, else fzstd for
+//   decode only) · 5-7 undefined.
+//
+// Every decompression is bounded by `maxOutBytes`: a batch that inflates past it is refused
+// (a decompression bomb costs at most that much memory). Optional codecs are loaded once at
+// module load; a codec that cannot load answers UNSUPPORTED_COMPRESSION_TYPE when used, and
+// never stops the broker from starting.
+import { createRequire } from 'node:module';
+import { gzipSync, gunzipSync } from 'node:zlib';
+import { BrokerError } from '../errors/index.js';
+
+export const CODEC_NAMES = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type CodecName = (typeof CODEC_NAMES)[number];
+
+interface Lz4Module {
+  lz4FrameCompress(src: Uint8Array): Uint8Array;
+  lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array;
+}
+interface SnappyModule {
+  snappyCompress(src: Uint8Array): Uint8Array;
+  snappyDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array;
+}
+interface ZstdStreamResult {
+  0: number;
+  1: number;
+  2: number;
+}
+interface ZstdBinding {
+  DCtx: new () => { decompressStream(dst: Uint8Array, src: Uint8Array): ZstdStreamResult };
+}
+interface ZstdNapi {
+  compress(data: Uint8Array, parameters?: { compressionLevel?: number }): Uint8Array;
+}
+interface Fzstd {
+  Decompress: new (ondata: (chunk: Uint8Array, final?: boolean) => unknown) => { push(chunk: Uint8Array, final?: boolean): unknown };
+}
+
+/** Why an optional codec is missing (for logs and docs). */
+export const codecLoadErrors: Partial<Record<CodecName, string>> = {};
+
+async function optional<T>(name: CodecName, specifier: string): Promise<T | null> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (err) {
+    codecLoadErrors[name] = `${specifier}: ${(err as Error).message}`;
+    return null;
+  }
+}
+
+// Specifiers in variables: these modules are optional at build time too.
+const lz4Specifier = './lz4.js';
+const snappySpecifier = './snappy.js';
+const lz4 = await optional<Lz4Module>('lz4', lz4Specifier);
+const snappy = await optional<SnappyModule>('snappy', snappySpecifier);
+const zstdNapi = await optional<ZstdNapi>('zstd', 'zstd-napi');
+let zstdBinding: ZstdBinding | null = null;
+if (zstdNapi) {
+  try {
+    zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdBinding;
+  } catch (err) {
+    codecLoadErrors.zstd = `zstd-napi/binding: ${(err as Error).message}`;
+  }
+}
+const fzstd = zstdBinding ? null : await optional<Fzstd>('zstd', 'fzstd');
+
+/** Which codecs this process can compress / decompress. */
+export function codecSupport(): Record<CodecName, { compress: boolean; decompress: boolean }> {
+  return {
+    none: { compress: true, decompress: true },
+    gzip: { compress: true, decompress: true },
+    snappy: { compress: snappy !== null, decompress: snappy !== null },
+    lz4: { compress: lz4 !== null, decompress: lz4 !== null },
+    zstd: { compress: zstdNapi !== null, decompress: zstdBinding !== null || fzstd !== null },
+  };
+}
+
+function unsupported(codec: number, what: string): BrokerError {
+  const name = CODEC_NAMES[codec] ?? `codec ${codec}`;
+  const why = codec >= 0 && codec < CODEC_NAMES.length ? ` (${codecLoadErrors[CODEC_NAMES[codec]] ?? 'not available'})` : '';
+  return new BrokerError('UNSUPPORTED_COMPRESSION_TYPE', `cannot ${what} ${name}${why}`);
+}
+
+function bomb(codec: number, maxOutBytes: number): BrokerError {
+  return new BrokerError('CORRUPT_MESSAGE', `${CODEC_NAMES[codec]} records inflate past the decompressed size limit of ${maxOutBytes} bytes`);
+}
+
+function corrupt(codec: number, err: unknown): BrokerError {
+  return new BrokerError('CORRUPT_MESSAGE', `${CODEC_NAMES[codec]} records do not decompress: ${(err as Error).message ?? String(err)}`, { cause: err });
+}
+
+/** Compresses a records section with `codec` (1..4). */
+export function compress(codec: number, src: Uint8Array): Uint8Array {
+  switch (codec) {
+    case 0:
+      return src;
+    case 1:
+      return gzipSync(src, { level: 6 });
+    case 2:
+      if (!snappy) throw unsupported(codec, 'compress');
+      return snappy.snappyCompress(src);
+    case 3:
+      if (!lz4) throw unsupported(codec, 'compress');
+      return lz4.lz4FrameCompress(src);
+    case 4:
+      if (!zstdNapi) throw unsupported(codec, 'compress');
+      return zstdNapi.compress(src, { compressionLevel: 3 });
+    default:
+      throw unsupported(codec, 'compress');
+  }
+}
+
+/**
+ * Decompresses a records section. Errors: UNSUPPORTED_COMPRESSION_TYPE (codec 5-7 or not
+ * loaded), CORRUPT_MESSAGE (malformed input, or output past maxOutBytes).
+ */
+export function decompress(codec: number, src: Uint8Array, maxOutBytes: number): Uint8Array {
+  switch (codec) {
+    case 0:
+      if (src.byteLength > maxOutBytes) throw bomb(codec, maxOutBytes);
+      return src;
+    case 1:
+      try {
+        return gunzipSync(src, { maxOutputLength: Math.max(1, maxOutBytes) });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bomb(codec, maxOutBytes);
+        throw corrupt(codec, err);
+      }
+    case 2:
+      if (!snappy) throw unsupported(codec, 'decompress');
+      return guarded(codec, maxOutBytes, () => snappy.snappyDecompress(src, maxOutBytes));
+    case 3:
+      if (!lz4) throw unsupported(codec, 'decompress');
+      return guarded(codec, maxOutBytes, () => lz4.lz4FrameDecompress(src, maxOutBytes));
+    case 4:
+      if (zstdBinding) return guarded(codec, maxOutBytes, () => zstdNapiDecompress(zstdBinding!, src, maxOutBytes));
+      if (fzstd) return guarded(codec, maxOutBytes, () => fzstdDecompress(fzstd, src, maxOutBytes));
+      throw unsupported(codec, 'decompress');
+    default:
+      throw unsupported(codec, 'decompress');
+  }
+}
+
+function guarded(codec: number, maxOutBytes: number, fn: () => Uint8Array): Uint8Array {
+  let out: Uint8Array;
+  try {
+    out = fn();
+  } catch (err) {
+    if (err instanceof BrokerError) throw err;
+    if (err instanceof OutputLimit) throw bomb(codec, maxOutBytes);
+    throw corrupt(codec, err);
+  }
+  if (out.byteLength > maxOutBytes) throw bomb(codec, maxOutBytes);
+  return out;
+}
+
+class OutputLimit extends Error {}
+
+const ZSTD_CHUNK_BYTES = 128 * 1024;
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function zstdNapiDecompress(binding: ZstdBinding, src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const dctx = new binding.DCtx();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let input = src;
+  let lastRet = 1;
+  for (;;) {
+    const room = Math.min(ZSTD_CHUNK_BYTES, maxOutBytes - total + 1);
+    const dst = new Uint8Array(Math.max(1, room));
+    const r = dctx.decompressStream(dst, input);
+    const [ret, produced, consumed] = [r[0], r[1], r[2]];
+    lastRet = ret;
+    if (produced > 0) {
+      total += produced;
+      if (total > maxOutBytes) throw new OutputLimit();
+      chunks.push(dst.subarray(0, produced));
+    }
+    input = input.subarray(consumed);
+    if (input.byteLength === 0 && produced < dst.byteLength) break;
+    if (produced === 0 && consumed === 0) throw new Error('zstd stream made no progress');
+  }
+  if (lastRet !== 0) throw new Error('zstd frame is truncated');
+  return concat(chunks, total);
+}
+
+function fzstdDecompress(mod: Fzstd, src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let done = false;
+  const d = new mod.Decompress((chunk, final) => {
+    total += chunk.byteLength;
+    if (total > maxOutBytes) throw new OutputLimit();
+    chunks.push(chunk);
+    if (final) done = true;
+  });
+  d.push(src, true);
+  if (!done && total === 0 && src.byteLength > 0) throw new Error('zstd frame is truncated');
+  return concat(chunks, total);
+}
