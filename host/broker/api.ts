@@ -40,6 +40,10 @@ export interface TopicInfo {
   partitions: number;
   config: TopicConfig;
   internal: boolean;
+  /** Random UUID given at creation (Kafka's topic id, Metadata v10+); a re-created topic gets a new one. */
+  topicId?: string;
+  /** The keys set on this topic (the rest of `config` are broker defaults): DescribeConfigs' config source. */
+  overrides?: Partial<TopicConfig>;
 }
 
 export interface PartitionOffsets {
@@ -126,6 +130,9 @@ export interface BrokerApi {
   /**
    * Resolves when any of the partitions gets an append past `afterOffset`, or after
    * `maxWaitMs`, or when `signal` aborts. No polling: appends wake waiters.
+   * Precisely: resolves once some partition's logEndOffset > afterOffset, so pass the next
+   * offset the reader wants (its fetch position). Unknown partition → UNKNOWN_TOPIC_OR_PARTITION;
+   * too many parked readers → LIMIT_EXCEEDED (retriable).
    */
   waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal): Promise<void>;
 

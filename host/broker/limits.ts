@@ -1,0 +1,129 @@
+// The broker core's options: every limit in one place, each default with its reason,
+// validated once at start (`validateBrokerOptions`) so a bad config stops the broker with a
+// message naming the option instead of failing later under load.
+import type { TopicConfig } from './api.js';
+import { defaultTopicConfig, validateTopicConfig } from './topic-config.js';
+
+export interface BrokerOptions {
+  /** Where topics.json and the `<topic>-<partition>/` directories live. */
+  dataDir: string;
+  /** ensureTopic (and produce) create unknown topics with the defaults; off → UNKNOWN_TOPIC_OR_PARTITION. */
+  autoCreateTopics: boolean;
+  /** Partitions of an auto-created topic (Kafka's num.partitions). */
+  defaultPartitions: number;
+  /** Broker-wide topic config defaults (Kafka's log.* settings); topics override per key. */
+  topicDefaults: Partial<TopicConfig>;
+  /** Most topics (internal ones included); past it createTopic → POLICY_VIOLATION. */
+  maxTopics: number;
+  /** Most partitions in one topic; past it → INVALID_PARTITIONS. */
+  maxPartitionsPerTopic: number;
+  /** Most partitions over all topics (each holds open files); past it → POLICY_VIOLATION. */
+  maxPartitionsTotal: number;
+  /** Ceiling on any topic's max.message.bytes (the largest batch the broker will hold in memory). */
+  maxMessageBytesMax: number;
+  /** Bytes of appends waiting for their flush, over all partitions; past it → LIMIT_EXCEEDED (retriable: broker busy). */
+  maxPendingAppendBytes: number;
+  /** Readers parked in waitForData at once; past it → LIMIT_EXCEEDED. */
+  maxWaitingReaders: number;
+  /** Largest `maxBytes` one read returns (larger requests are clamped; the first batch is still whole). */
+  maxReadBytes: number;
+  /** Longest waitForData wait (longer requests are clamped). */
+  maxWaitMsMax: number;
+  /** Most records in one produce() call; past it → RECORD_LIST_TOO_LARGE. */
+  maxRecordsPerProduce: number;
+  /** Sticky partitioner: unkeyed records move to another partition once a batch holds this many bytes. */
+  stickyBatchBytes: number;
+  /** How often retention and compaction run over every partition (ms). */
+  retentionCheckIntervalMs: number;
+  /** Partition logs opened (and recovered) in parallel at start. */
+  openConcurrency: number;
+  /** Bench/test only: extra delay on every fsync, to imitate an SD card. */
+  injectedFlushDelayMs?: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const defaultBrokerOptions: BrokerOptions = {
+  // The user's contract: data in ./data.
+  dataDir: './data',
+  // Kafka's default (auto.create.topics.enable=true): a sensor publishing to a new MQTT topic just works.
+  autoCreateTopics: true,
+  // Kafka's default (num.partitions=1): order over the whole topic unless the user asks for more.
+  defaultPartitions: 1,
+  // No broker-wide overrides: the topic defaults in topic-config.ts apply.
+  topicDefaults: {},
+  // A Pi holds a few files per partition open; 1,000 topics is far past any gateway's need
+  // and keeps a client that invents topic names from exhausting file descriptors.
+  maxTopics: 1000,
+  // Kafka has no per-topic cap; 1,000 stops a typo (100000) from opening 300,000 files.
+  maxPartitionsPerTopic: 1000,
+  // Each partition holds ~3 files open; 4,000 partitions stay under a 16k descriptor limit.
+  maxPartitionsTotal: 4000,
+  // 8 MiB: a batch is held whole in memory and in the wasm core's 64 MiB scratch (with its
+  // decompressed form); 8× Kafka's default max.message.bytes is room enough at the edge.
+  maxMessageBytesMax: 8 * MiB,
+  // 64 MiB of appends waiting for fsync (group commit) is seconds of an SD card's bandwidth;
+  // more only grows RSS on a 1 GB device while the disk is the bottleneck.
+  maxPendingAppendBytes: 64 * MiB,
+  // A parked reader costs a timer and a few hundred bytes; 10,000 covers every connection the
+  // doors allow while bounding memory if a client floods long polls.
+  maxWaitingReaders: 10_000,
+  // 16 MiB per read (Kafka's fetch.max.bytes is 50 MiB): one read's copy stays small on a Pi.
+  maxReadBytes: 16 * MiB,
+  // 5 minutes: no door needs a longer poll; a timer never outlives a forgotten connection for long.
+  maxWaitMsMax: 5 * 60 * 1000,
+  // 100,000 records per call: a gateway's batch of small readings fits; max.message.bytes
+  // bounds the bytes anyway, this bounds the per-record work done before that check.
+  maxRecordsPerProduce: 100_000,
+  // Kafka's batch.size default (16 KiB): the point at which a client's sticky batch is full.
+  stickyBatchBytes: 16 * 1024,
+  // 60 s, not Kafka's 5 minutes: edge disks are small, so retention should act promptly;
+  // one pass over idle partitions costs a stat per segment.
+  retentionCheckIntervalMs: 60_000,
+  // 2: a Pi has few cores and one SD card; more parallel recoveries only contend for the disk.
+  openConcurrency: 2,
+};
+
+function fail(name: string, value: unknown, allowed: string): never {
+  throw new Error(`invalid broker option ${name}=${JSON.stringify(value)}: ${allowed}`);
+}
+
+function int(options: BrokerOptions, name: keyof BrokerOptions, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  const v = options[name];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(name, v, `an integer from ${min} to ${max}`);
+}
+
+/** Fills defaults and checks every option; throws an Error naming the first bad one. */
+export function validateBrokerOptions(partial: Partial<BrokerOptions>): BrokerOptions {
+  const options: BrokerOptions = { ...defaultBrokerOptions, ...stripUndefined(partial) };
+  if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) fail('dataDir', options.dataDir, 'a directory path');
+  if (typeof options.autoCreateTopics !== 'boolean') fail('autoCreateTopics', options.autoCreateTopics, 'true or false');
+  int(options, 'maxTopics', 1);
+  int(options, 'maxPartitionsPerTopic', 1, 1_000_000);
+  int(options, 'maxPartitionsTotal', 1);
+  int(options, 'defaultPartitions', 1, options.maxPartitionsPerTopic);
+  int(options, 'maxMessageBytesMax', 61, 2_147_483_647);
+  int(options, 'maxPendingAppendBytes', options.maxMessageBytesMax);
+  int(options, 'maxWaitingReaders', 0);
+  int(options, 'maxReadBytes', 1);
+  int(options, 'maxWaitMsMax', 0, 2_147_483_647);
+  int(options, 'maxRecordsPerProduce', 1);
+  int(options, 'stickyBatchBytes', 1);
+  int(options, 'retentionCheckIntervalMs', 1, 2_147_483_647);
+  int(options, 'openConcurrency', 1, 256);
+  if (options.injectedFlushDelayMs !== undefined) int(options, 'injectedFlushDelayMs', 0, 10_000);
+  try {
+    options.topicDefaults = validateTopicConfig(options.topicDefaults as Record<string, unknown>, options.maxMessageBytesMax);
+  } catch (err) {
+    throw new Error(`invalid broker option topicDefaults: ${(err as Error).message}`);
+  }
+  const maxMessageBytes = options.topicDefaults['max.message.bytes'] ?? defaultTopicConfig['max.message.bytes'];
+  if (maxMessageBytes > options.maxMessageBytesMax) {
+    fail('maxMessageBytesMax', options.maxMessageBytesMax, `at least the default max.message.bytes (${maxMessageBytes})`);
+  }
+  return options;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

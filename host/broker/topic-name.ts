@@ -1,0 +1,40 @@
+// Kafka's legal topic names (Topic.validate in Kafka's clients): ASCII letters, digits, '.',
+// '_' and '-', at most 249 characters, and neither "." nor "..". The same rule keeps a name
+// safe as a directory name: `<dataDir>/<topic>-<partition>/` can never escape the data dir.
+import { BrokerError } from '../errors/index.js';
+
+/** Kafka's limit: 255 (a file name) minus room for "-<partition>" and suffixes. */
+export const TOPIC_NAME_LENGTH_MAX = 249;
+
+const LEGAL = /^[a-zA-Z0-9._-]+$/;
+
+/** Topics whose names start with "__" belong to the broker (consumer offsets, transactions). */
+export function isInternalTopic(name: string): boolean {
+  return name.startsWith('__');
+}
+
+/** Why `name` is not a legal topic name, or undefined when it is. */
+export function topicNameProblem(name: unknown): string | undefined {
+  if (typeof name !== 'string') return `topic name must be a string, got ${typeof name}`;
+  if (name.length === 0) return 'topic name is empty';
+  if (name === '.' || name === '..') return `topic name cannot be "${name}"`;
+  if (name.length > TOPIC_NAME_LENGTH_MAX) {
+    return `topic name is ${name.length} characters, more than the ${TOPIC_NAME_LENGTH_MAX} allowed`;
+  }
+  if (!LEGAL.test(name)) {
+    const bad = [...name].find((c) => !/[a-zA-Z0-9._-]/.test(c))!;
+    return `topic name "${printable(name)}" contains ${JSON.stringify(bad)}; allowed are ASCII letters, digits, '.', '_' and '-'`;
+  }
+  return undefined;
+}
+
+/** Throws INVALID_TOPIC_EXCEPTION naming the problem. */
+export function assertTopicName(name: unknown): asserts name is string {
+  const problem = topicNameProblem(name);
+  if (problem) throw new BrokerError('INVALID_TOPIC_EXCEPTION', problem);
+}
+
+function printable(name: string): string {
+  const short = name.length > 60 ? `${name.slice(0, 60)}…` : name;
+  return short.replace(/[^\x20-\x7e]/g, '?');
+}
