@@ -5,10 +5,34 @@
 // consumer-groups work) and are registered through `groupApis` below.
 import type { ApiHandler } from './types.js';
 import { apiVersions } from './api-versions.js';
+import { produce } from './produce.js';
+import { fetch } from './fetch.js';
+import { listOffsets } from './list-offsets.js';
+import { metadata } from './metadata.js';
+import { createTopics } from './create-topics.js';
+import { deleteTopics } from './delete-topics.js';
+import { createPartitions } from './create-partitions.js';
+import { describeConfigs } from './describe-configs.js';
+import { incrementalAlterConfigs } from './incremental-alter-configs.js';
+import { initProducerId } from './init-producer-id.js';
+import { describeCluster } from './describe-cluster.js';
 // GROUP APIS: import { groupApis } from './groups/index.js'
 const groupApis: ApiHandler[] = []; // GROUP APIS: delete this line when the import above is enabled
 
-const ownApis: ApiHandler[] = [apiVersions];
+const ownApis: ApiHandler[] = [
+  produce,
+  fetch,
+  listOffsets,
+  metadata,
+  apiVersions,
+  createTopics,
+  deleteTopics,
+  initProducerId,
+  describeConfigs,
+  createPartitions,
+  incrementalAlterConfigs,
+  describeCluster,
+];
 
 function buildTable(list: ApiHandler[]): Map<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();

@@ -11,6 +11,7 @@ import type { Logger } from '../../logging.js';
 import type { MetricsRegistry } from '../../metrics/registry.js';
 import { asBrokerError } from '../../errors/index.js';
 import type { Schema } from '../protocol/schema.js';
+import type { KafkaServerOptions } from '../server.js';
 
 /**
  * The consumer-group coordinator (host/broker/groups/index.ts, the groups helper's class).
@@ -48,6 +49,15 @@ export interface RequestContext {
   signal: AbortSignal;
   /** Every registered handler (ApiVersions lists them). */
   handlers: ReadonlyMap<number, ApiHandler>;
+  /** Durable producer-id allocation (InitProducerId). */
+  producerIds: ProducerIdAllocator;
+  /** The listener's options (limits a handler applies, broker settings DescribeConfigs shows). */
+  options: Readonly<KafkaServerOptions>;
+}
+
+export interface ProducerIdAllocator {
+  /** A producer id never handed out before, by this data dir, across restarts. */
+  allocate(): Promise<number>;
 }
 
 /** Returned by `handle` when the request gets no response at all (Produce with acks=0). */

@@ -1,0 +1,52 @@
+// CreatePartitions (key 37), versions 0–3; v2+ flexible.
+//   v0: topics[name, count, assignments[broker_ids] (nullable)], timeout_ms, validate_only
+//       response: throttle_time_ms, results[name, error_code, error_message]
+//   v1: same   v2: flexible   v3: same
+// `count` is the new total; it must exceed the current count (INVALID_PARTITIONS otherwise).
+import { arr, f, type Schema } from '../protocol/schema.js';
+import { BrokerError } from '../../errors/index.js';
+import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
+
+const request: Schema = [
+  arr('topics', '0+', [f('name', 'string', '0+'), f('count', 'int32', '0+'), arr('assignments', '0+', [arr('brokerIds', '0+', 'int32')], { nullable: '0+' })]),
+  f('timeoutMs', 'int32', '0+'),
+  f('validateOnly', 'bool', '0+'),
+];
+
+const response: Schema = [
+  f('throttleTimeMs', 'int32', '0+'),
+  arr('results', '0+', [f('name', 'string', '0+'), f('errorCode', 'int16', '0+'), f('errorMessage', 'string', '0+', { nullable: '0+', default: null })]),
+];
+
+interface CreatePartitionsRequest {
+  topics: Array<{ name: string; count: number; assignments: Array<{ brokerIds: number[] }> | null }>;
+  validateOnly: boolean;
+}
+
+export const createPartitions: ApiHandler = {
+  apiKey: 37,
+  name: 'CreatePartitions',
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleFrom: 2,
+  request,
+  response,
+  async handle(req: CreatePartitionsRequest, ctx: RequestContext) {
+    const results = [];
+    for (const t of req.topics) {
+      try {
+        const info = ctx.broker.describeTopic(t.name);
+        if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${t.name}`);
+        if (t.count <= info.partitions) throw new BrokerError('INVALID_PARTITIONS', `topic ${t.name} has ${info.partitions} partitions; the new count must be larger, got ${t.count}`);
+        for (const a of t.assignments ?? []) {
+          if (a.brokerIds.length !== 1 || a.brokerIds[0] !== ctx.node.nodeId) throw new BrokerError('INVALID_REPLICATION_FACTOR', `each new partition must be assigned to [${ctx.node.nodeId}] (single node)`);
+        }
+        if (!req.validateOnly) await ctx.broker.createPartitions(t.name, t.count);
+        results.push({ name: t.name, errorCode: 0, errorMessage: null });
+      } catch (err) {
+        results.push({ name: t.name, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) });
+      }
+    }
+    return { throttleTimeMs: 0, results };
+  },
+};

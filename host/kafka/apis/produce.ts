@@ -1,0 +1,88 @@
+// Produce (key 0), versions 3–9; v9+ flexible.
+//   v3: transactional_id, acks, timeout_ms, topic_data[name, partition_data[index, records]]
+//       response: responses[name, partition_responses[index, error_code, base_offset, log_append_time_ms]], throttle_time_ms
+//   v4: same (KAFKA_STORAGE_ERROR may be returned)   v5: + log_start_offset
+//   v6, v7: same (throttle semantics, ZStandard)     v8: + record_errors, error_message
+//   v9: flexible
+// Each partition's bytes go to broker.append untouched (it checks CRC and structure, enforces
+// max.message.bytes, assigns offsets, checks idempotent sequences). acks=0 is answered with
+// nothing at all (Kafka's rule); the appends still complete in order before the next response.
+import { arr, f, type Schema } from '../protocol/schema.js';
+import { BrokerError } from '../../errors/index.js';
+import type { Acks } from '../../broker/api.js';
+import { kafkaCode, kafkaMessage, NO_RESPONSE, type ApiHandler, type RequestContext } from './types.js';
+
+const request: Schema = [
+  f('transactionalId', 'string', '3+', { nullable: '3+' }),
+  f('acks', 'int16', '0+'),
+  f('timeoutMs', 'int32', '0+'),
+  arr('topicData', '0+', [f('name', 'string', '0+'), arr('partitionData', '0+', [f('index', 'int32', '0+'), f('records', 'records', '0+', { nullable: '0+' })])]),
+];
+
+const response: Schema = [
+  arr('responses', '0+', [
+    f('name', 'string', '0+'),
+    arr('partitionResponses', '0+', [
+      f('index', 'int32', '0+'),
+      f('errorCode', 'int16', '0+'),
+      f('baseOffset', 'int64', '0+'),
+      f('logAppendTimeMs', 'int64', '2+', { default: -1 }),
+      f('logStartOffset', 'int64', '5+', { default: -1 }),
+      arr('recordErrors', '8+', [f('batchIndex', 'int32', '8+'), f('batchIndexErrorMessage', 'string', '8+', { nullable: '8+', default: null })]),
+      f('errorMessage', 'string', '8+', { nullable: '8+', default: null }),
+    ]),
+  ]),
+  f('throttleTimeMs', 'int32', '1+'),
+];
+
+interface ProduceRequest {
+  transactionalId: string | null;
+  acks: number;
+  timeoutMs: number;
+  topicData: Array<{ name: string; partitionData: Array<{ index: number; records: Buffer | null }> }>;
+}
+
+async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks) {
+  try {
+    if (records === null || records.length === 0) throw new BrokerError('CORRUPT_MESSAGE', 'produce request without records');
+    const info = await ctx.broker.ensureTopic(topic);
+    if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
+    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined });
+    return { index, errorCode: 0, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
+  } catch (err) {
+    const code = kafkaCode(err);
+    if (code === -1) ctx.logger.error({ err, topic, partition: index }, 'produce failed');
+    else ctx.logger.debug({ topic, partition: index, code, msg: kafkaMessage(err) }, 'produce refused');
+    return { index, errorCode: code, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: kafkaMessage(err) };
+  }
+}
+
+export const produce: ApiHandler = {
+  apiKey: 0,
+  name: 'Produce',
+  minVersion: 3,
+  maxVersion: 9,
+  flexibleFrom: 9,
+  request,
+  response,
+  async handle(req: ProduceRequest, ctx: RequestContext) {
+    let refusal: BrokerError | null = null;
+    if (req.acks !== 0 && req.acks !== 1 && req.acks !== -1) refusal = new BrokerError('INVALID_REQUIRED_ACKS', `acks must be 0, 1 or -1, got ${req.acks}`);
+    else if (req.transactionalId !== null) refusal = new BrokerError('INVALID_REQUEST', 'transactional produce is not supported (no transactions yet)');
+    const acks = req.acks as Acks;
+    const responses = await Promise.all(
+      req.topicData.map(async (t) => ({
+        name: t.name,
+        partitionResponses: await Promise.all(
+          t.partitionData.map((p) =>
+            refusal
+              ? { index: p.index, errorCode: refusal.kafkaCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: refusal.message }
+              : appendOne(ctx, t.name, p.index, p.records, acks),
+          ),
+        ),
+      })),
+    );
+    if (req.acks === 0) return NO_RESPONSE;
+    return { responses, throttleTimeMs: 0 };
+  },
+};

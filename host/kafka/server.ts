@@ -1,0 +1,438 @@
+// The Kafka listener: TCP framing, request dispatch, in-order responses, bounds.
+//
+// Frame: int32 size (of what follows) + request header + body. The size is checked the moment
+// its 4 bytes arrive, before anything is allocated for the frame: ≤ 0 or > maxRequestBytes logs
+// and closes the connection (the stream cannot be resynchronised). A frame arriving whole in
+// one socket chunk is a view of that chunk (no copy); otherwise it is assembled once.
+//
+// Order: requests on one connection are dispatched as they arrive and may complete out of
+// order (a long-poll fetch behind a produce), but responses are written strictly in request
+// order (Kafka's guarantee to clients). A Produce with acks=0 holds its slot and writes nothing.
+//
+// Bounds (per connection): at most maxInFlightRequestsPerConnection requests, and at most
+// maxInFlightBytesPerConnection request bytes, between arrival and response write; past either,
+// the socket is paused (TCP backpressure reaches the client) and resumed as responses drain.
+// The same pause happens while the socket's write buffer is full ('drain' resumes). Beyond
+// maxConnections a new connection is closed at once with a log line.
+//
+// Malformed input: an unparseable header or body closes the connection with a warn log (Kafka
+// does the same); an unknown API key or unsupported version whose header parsed gets an
+// UNSUPPORTED_VERSION (35) answer — for ApiVersions, Kafka's v0-format answer listing our
+// versions; for other APIs, a response header followed by the int16 error code 35.
+import net from 'node:net';
+import type { BrokerApi } from '../broker/api.js';
+import type { Logger } from '../logging.js';
+import type { MetricsRegistry } from '../metrics/registry.js';
+import { LATENCY_BUCKETS_MS } from '../metrics/registry.js';
+import { ProducerIds } from '../broker/producer-ids.js';
+import { decode, encode, ProtocolError, Reader } from './protocol/codec.js';
+import { finishFrame, readHeaderTaggedFields, readRequestHeader, startResponse, type RequestHeader } from './protocol/header.js';
+import { handlers as defaultHandlers } from './apis/index.js';
+import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './apis/api-versions.js';
+import { NO_RESPONSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
+import { join } from 'node:path';
+
+export interface Listener {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+export interface KafkaServerOptions {
+  host: string;
+  port: number;
+  advertisedHost: string | null;
+  advertisedPort: number | null;
+  nodeId: number;
+  clusterId: string;
+  maxRequestBytes: number;
+  maxConnections: number;
+  maxInFlightRequestsPerConnection: number;
+  maxInFlightBytesPerConnection: number;
+  idleTimeoutMs: number;
+  maxFetchWaitMs: number;
+  maxFetchResponseBytes: number;
+  autoCreateTopicsOnMetadata: boolean;
+  defaultPartitions: number;
+  dataDir: string;
+  producerIdBlockSize: number;
+}
+
+export const defaultKafkaServerOptions: KafkaServerOptions = {
+  host: '0.0.0.0', // every interface: gateways are reached from the plant network
+  port: 9092, // Kafka's well-known port, so clients work unconfigured
+  advertisedHost: null, // null = the address the client connected to (works behind port 0 and NAT-less LANs)
+  advertisedPort: null, // null = the port the client connected to
+  nodeId: 0, // single node until the cluster issue; Metadata names this node as every leader
+  clusterId: 'tributary', // shown by Metadata v2+ and DescribeCluster
+  maxRequestBytes: 8 * 1024 * 1024, // 8 MiB: an edge box with 1 GB RAM cannot take Kafka's 100 MiB socket.request.max.bytes
+  maxConnections: 1024, // a gateway serves tens of clients; 1024 bounds file descriptors and memory
+  maxInFlightRequestsPerConnection: 64, // enough to pipeline (librdkafka sends many), small enough to bound memory
+  maxInFlightBytesPerConnection: 32 * 1024 * 1024, // 4 max-size requests per connection at most
+  idleTimeoutMs: 10 * 60_000, // Kafka's connections.max.idle.ms (10 minutes)
+  maxFetchWaitMs: 30_000, // caps a client's max_wait_ms so a dead client's long poll cannot pin memory for long
+  maxFetchResponseBytes: 16 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB)
+  autoCreateTopicsOnMetadata: true, // Kafka's behaviour when allow_auto_topic_creation is set (broker config still decides)
+  defaultPartitions: 1, // CreateTopics with num_partitions -1 (KIP-464); main.ts passes the broker's defaultPartitions
+  dataDir: 'data', // where producer-id allocations persist (the broker's data dir)
+  producerIdBlockSize: 1000, // ids reserved per durable write: one fsync per 1000 InitProducerId calls
+};
+
+export interface KafkaServerDeps {
+  broker: BrokerApi;
+  groups: GroupCoordinatorRef;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  /** Producer-id allocator; opened under options.dataDir when absent. */
+  producerIds?: ProducerIds;
+  /** Handler table (tests may pass a subset); the registered table when absent. */
+  handlers?: ReadonlyMap<number, ApiHandler>;
+}
+
+interface Slot {
+  done: boolean;
+  chunks: Uint8Array[] | null; // null = nothing to write (acks=0)
+  requestBytes: number;
+}
+
+let nextConnectionId = 1;
+
+class Connection {
+  readonly id = nextConnectionId++;
+  private readonly pending: Slot[] = [];
+  private inFlightBytes = 0;
+  private readonly incoming: Buffer[] = [];
+  private incomingBytes = 0;
+  private writeBlocked = false;
+  private readPaused = false;
+  private closed = false;
+  private readonly abort = new AbortController();
+  private readonly log: Logger;
+  private readonly remote: string;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly server: KafkaServer,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = server.log.child({ conn: this.id, remote: this.remote });
+    socket.setNoDelay(true);
+    socket.setTimeout(server.options.idleTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      this.writeBlocked = false;
+      this.updateFlow();
+    });
+    socket.on('timeout', () => {
+      if (this.pending.length === 0) {
+        this.log.info('closing idle connection');
+        socket.destroy();
+      }
+    });
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.abort.abort();
+    this.server.connectionClosed(this);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private fail(reason: string, extra: Record<string, unknown> = {}): void {
+    if (this.closed) return;
+    this.log.warn({ ...extra }, `closing connection: ${reason}`);
+    this.server.metrics_.protocolErrors.inc();
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.incoming.push(chunk);
+    this.incomingBytes += chunk.length;
+    this.drainIncoming();
+  }
+
+  private peekInt32(): number {
+    const first = this.incoming[0]!;
+    if (first.length >= 4) return first.readInt32BE(0);
+    const four = Buffer.allocUnsafe(4);
+    this.copyOut(four, 0, 4);
+    return four.readInt32BE(0);
+  }
+
+  /** Copies `n` bytes starting at `from` of the incoming queue into `dst` (without consuming). */
+  private copyOut(dst: Buffer, from: number, n: number): void {
+    let written = 0;
+    let skip = from;
+    for (const c of this.incoming) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      const take = Math.min(c.length - skip, n - written);
+      c.copy(dst, written, skip, skip + take);
+      written += take;
+      skip = 0;
+      if (written === n) return;
+    }
+  }
+
+  private consume(n: number): void {
+    this.incomingBytes -= n;
+    while (n > 0) {
+      const c = this.incoming[0]!;
+      if (c.length <= n) {
+        n -= c.length;
+        this.incoming.shift();
+      } else {
+        this.incoming[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+
+  private drainIncoming(): void {
+    const opts = this.server.options;
+    while (!this.closed && this.incomingBytes >= 4 && !this.atLimit()) {
+      const size = this.peekInt32();
+      if (size <= 0 || size > opts.maxRequestBytes) {
+        return this.fail(`request size ${size} outside 1..${opts.maxRequestBytes} (maxRequestBytes)`, { size });
+      }
+      if (this.incomingBytes < 4 + size) break;
+      let frame: Buffer;
+      const first = this.incoming[0]!;
+      if (first.length >= 4 + size) frame = first.subarray(4, 4 + size);
+      else {
+        frame = Buffer.allocUnsafe(size);
+        this.copyOut(frame, 4, size);
+      }
+      this.consume(4 + size);
+      this.dispatch(frame);
+    }
+    this.updateFlow();
+  }
+
+  private atLimit(): boolean {
+    const o = this.server.options;
+    return this.pending.length >= o.maxInFlightRequestsPerConnection || this.inFlightBytes >= o.maxInFlightBytesPerConnection;
+  }
+
+  private updateFlow(): void {
+    if (this.closed) return;
+    const shouldPause = this.writeBlocked || this.atLimit();
+    if (shouldPause && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    } else if (!shouldPause && this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+      if (this.incomingBytes >= 4) this.drainIncoming();
+    }
+  }
+
+  private dispatch(frame: Buffer): void {
+    const r = new Reader(frame);
+    let header: RequestHeader;
+    try {
+      header = readRequestHeader(r);
+    } catch (err) {
+      return this.fail(`unparseable request header: ${(err as Error).message}`);
+    }
+    const handler = this.server.handlers.get(header.apiKey);
+    const slot: Slot = { done: false, chunks: null, requestBytes: frame.length };
+    this.pending.push(slot);
+    this.inFlightBytes += frame.length;
+    const m = this.server.metrics_;
+
+    if (!handler || header.apiVersion < handler.minVersion || header.apiVersion > handler.maxVersion) {
+      m.unsupported.inc({ api: String(header.apiKey) });
+      this.log.info({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, handler ? `unsupported ${handler.name} version` : 'unknown API key');
+      this.complete(slot, this.unsupportedResponse(header));
+      return;
+    }
+    const flexible = header.apiVersion >= handler.flexibleFrom;
+    let body: unknown;
+    try {
+      if (flexible) readHeaderTaggedFields(r);
+      body = decode(handler.request, r, header.apiVersion, flexible);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${err.message}`, { clientId: header.clientId, correlationId: header.correlationId });
+      }
+      throw err;
+    }
+    const ctx: RequestContext = {
+      apiKey: header.apiKey,
+      apiVersion: header.apiVersion,
+      correlationId: header.correlationId,
+      clientId: header.clientId,
+      connectionId: this.id,
+      remoteAddress: this.remote,
+      broker: this.server.broker,
+      groups: this.server.groups,
+      logger: this.log,
+      metrics: this.server.metrics,
+      node: this.server.nodeInfo(this.socket),
+      signal: this.abort.signal,
+      handlers: this.server.handlers,
+      producerIds: this.server.producerIds,
+      options: this.server.options,
+    };
+    const started = performance.now();
+    handler.handle(body, ctx).then(
+      (res) => {
+        m.requests.inc({ api: handler.name });
+        m.latency.observe(performance.now() - started, { api: handler.name });
+        if (this.closed) return;
+        if (res === NO_RESPONSE) return this.complete(slot, null);
+        const headerVersion = header.apiKey === API_VERSIONS_KEY || !flexible ? 0 : 1;
+        const w = startResponse(header.correlationId, headerVersion);
+        encode(handler.response, res, header.apiVersion, flexible, w);
+        this.complete(slot, finishFrame(w));
+      },
+      (err: unknown) => {
+        this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'request handler failed');
+        this.fail(`${handler.name} handler failed: ${(err as Error)?.message ?? err}`);
+      },
+    );
+  }
+
+  private unsupportedResponse(header: RequestHeader): Uint8Array[] {
+    const w = startResponse(header.correlationId, 0);
+    if (header.apiKey === API_VERSIONS_KEY) {
+      // Kafka answers an unknown ApiVersions version in v0 format with our range (KIP-511).
+      encode(apiVersionsResponseSchema, { errorCode: 35, apiKeys: apiVersionList(this.server.handlers) }, 0, false, w);
+    } else {
+      w.int16(35);
+    }
+    return finishFrame(w);
+  }
+
+  private complete(slot: Slot, chunks: Uint8Array[] | null): void {
+    slot.done = true;
+    slot.chunks = chunks;
+    let wrote = false;
+    while (this.pending.length > 0 && this.pending[0]!.done) {
+      const s = this.pending.shift()!;
+      this.inFlightBytes -= s.requestBytes;
+      if (!s.chunks || this.closed) continue;
+      if (!wrote) this.socket.cork();
+      wrote = true;
+      let ok = true;
+      for (const c of s.chunks) ok = this.socket.write(c);
+      if (!ok) this.writeBlocked = true;
+    }
+    if (wrote) this.socket.uncork();
+    this.updateFlow();
+  }
+}
+
+class KafkaServer {
+  readonly connections = new Set<Connection>();
+  readonly log: Logger;
+  readonly metrics_: {
+    requests: ReturnType<MetricsRegistry['counter']>;
+    unsupported: ReturnType<MetricsRegistry['counter']>;
+    protocolErrors: ReturnType<MetricsRegistry['counter']>;
+    refused: ReturnType<MetricsRegistry['counter']>;
+    latency: ReturnType<MetricsRegistry['histogram']>;
+    connections: ReturnType<MetricsRegistry['gauge']>;
+  };
+
+  constructor(
+    readonly broker: BrokerApi,
+    readonly groups: GroupCoordinatorRef,
+    logger: Logger,
+    readonly metrics: MetricsRegistry,
+    readonly options: KafkaServerOptions,
+    readonly handlers: ReadonlyMap<number, ApiHandler>,
+    readonly producerIds: ProducerIds,
+  ) {
+    this.log = logger.child({ component: 'kafka' });
+    this.metrics_ = {
+      requests: metrics.counter('tributary_kafka_requests_total', 'Kafka requests answered, by API'),
+      unsupported: metrics.counter('tributary_kafka_unsupported_requests_total', 'Kafka requests with an unknown API key or unsupported version'),
+      protocolErrors: metrics.counter('tributary_kafka_protocol_errors_total', 'Kafka connections closed for malformed input'),
+      refused: metrics.counter('tributary_kafka_refused_connections_total', 'Kafka connections refused at maxConnections'),
+      latency: metrics.histogram('tributary_kafka_request_latency_ms', 'Kafka request handling time in milliseconds, by API', LATENCY_BUCKETS_MS),
+      connections: metrics.gauge('tributary_kafka_connections', 'Open Kafka connections'),
+    };
+  }
+
+  accept(socket: net.Socket): void {
+    if (this.connections.size >= this.options.maxConnections) {
+      this.metrics_.refused.inc();
+      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, maxConnections: this.options.maxConnections }, 'refusing connection: maxConnections reached');
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(socket, this);
+    this.connections.add(conn);
+    this.metrics_.connections.set(this.connections.size);
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.metrics_.connections.set(this.connections.size);
+  }
+
+  nodeInfo(socket: net.Socket): NodeInfo {
+    let host = this.options.advertisedHost ?? socket.localAddress ?? '127.0.0.1';
+    if (host.startsWith('::ffff:')) host = host.slice(7);
+    return {
+      nodeId: this.options.nodeId,
+      clusterId: this.options.clusterId,
+      host,
+      port: this.options.advertisedPort ?? socket.localPort ?? this.options.port,
+      autoCreateTopics: this.options.autoCreateTopicsOnMetadata,
+    };
+  }
+}
+
+function validate(o: KafkaServerOptions): void {
+  const positive = ['maxRequestBytes', 'maxConnections', 'maxInFlightRequestsPerConnection', 'maxInFlightBytesPerConnection', 'idleTimeoutMs', 'maxFetchWaitMs', 'maxFetchResponseBytes', 'producerIdBlockSize', 'defaultPartitions'] as const;
+  for (const k of positive) {
+    if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`kafka option ${k} must be a positive integer, got ${o[k]}`);
+  }
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`kafka option port must be 0..65535, got ${o.port}`);
+  if (o.maxRequestBytes > 0x7fffffff) throw new Error('kafka option maxRequestBytes must fit int32');
+}
+
+/** Starts the Kafka listener; resolves once bound. */
+export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<KafkaServerOptions> = {}): Promise<Listener> {
+  const opts: KafkaServerOptions = { ...defaultKafkaServerOptions, ...options };
+  validate(opts);
+  const producerIds = deps.producerIds ?? (await ProducerIds.open(join(opts.dataDir, 'producer-ids'), { blockSize: opts.producerIdBlockSize }));
+  const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds);
+  const tcp = net.createServer({ noDelay: true }, (socket) => server.accept(socket));
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(opts.port, opts.host, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+  tcp.on('error', (err) => server.log.error({ err }, 'kafka listener error'));
+  const addr = tcp.address() as net.AddressInfo;
+  const address = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  server.log.info({ address, maxRequestBytes: opts.maxRequestBytes, maxConnections: opts.maxConnections }, 'kafka listener bound');
+  let closing: Promise<void> | null = null;
+  return {
+    name: 'kafka',
+    address,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        tcp.close(() => resolve());
+        for (const c of server.connections) c.destroy();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+// Shared by the Kafka test suites: a real broker (real files in a temp dir) with the Kafka
+// listener on a random port. Uses the real process (dist/host/main.js) once main.ts starts the
+// Kafka listener; until then the pieces are started in this process.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mainJs, projectRoot, startBroker, tempDir, type BrokerProcess } from '../../helpers/index.js';
+import { silentLogger } from '../../../host/logging.js';
+import { MetricsRegistry } from '../../../host/metrics/registry.js';
+import { startKafkaServer, type KafkaServerOptions, type Listener } from '../../../host/kafka/server.js';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface KafkaUnderTest {
+  host: string;
+  port: number;
+  /** "127.0.0.1:port" for kafkajs/kcat. */
+  bootstrap: string;
+  dataDir: string;
+  /** The broker process when running out of process. */
+  proc?: BrokerProcess;
+  /** Restart on the same data dir (in-process or real process). */
+  restart(): Promise<KafkaUnderTest>;
+  stop(): Promise<void>;
+}
+
+/** True when dist/host/main.js starts a Kafka listener (the lead's entry point is wired). */
+export function mainHasKafka(): boolean {
+  if (!existsSync(mainJs)) return false;
+  const src = readFileSync(mainJs, 'utf8');
+  return src.includes('startKafkaServer') || existsSync(join(projectRoot, 'dist/host/start.js'));
+}
+
+/** An in-process broker + Kafka listener on port 0. */
+export async function startInProcess(t: Teardown, options: Partial<KafkaServerOptions> = {}, dataDir?: string): Promise<KafkaUnderTest> {
+  const dir = dataDir ?? (await tempDir(t, 'tributary-kafka-'));
+  const { Broker } = await import('../../../host/broker/broker.js');
+  let GroupCoordinator: { open(b: unknown, o: unknown, d: unknown): Promise<{ close(): Promise<void> }> } | undefined;
+  try {
+    // @ts-ignore -- the groups helper's module; absent until it lands
+    GroupCoordinator = (await import('../../../host/broker/groups/index.js')).GroupCoordinator;
+  } catch {
+    GroupCoordinator = undefined;
+  }
+  const metrics = new MetricsRegistry();
+  const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
+  const groups = GroupCoordinator ? await GroupCoordinator.open(broker, {}, { logger: silentLogger, metrics }).catch(() => undefined) : undefined;
+  const listener: Listener = await startKafkaServer({ broker, groups, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, dataDir: dir, ...options });
+  const port = Number(listener.address.slice(listener.address.lastIndexOf(':') + 1));
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await listener.close();
+    if (groups) await groups.close().catch(() => undefined);
+    await broker.close();
+  };
+  t.teardown(stop);
+  return {
+    host: '127.0.0.1',
+    port,
+    bootstrap: `127.0.0.1:${port}`,
+    dataDir: dir,
+    stop,
+    async restart() {
+      await stop();
+      return startInProcess(t, options, dir);
+    },
+  };
+}
+
+/** A real broker process when main.ts runs the Kafka listener, else in-process. */
+export async function startKafka(t: Teardown, options: Partial<KafkaServerOptions> = {}, dataDir?: string): Promise<KafkaUnderTest> {
+  if (!mainHasKafka() || Object.keys(options).length > 0) return startInProcess(t, options, dataDir);
+  const dir = dataDir ?? (await tempDir(t, 'tributary-kafka-'));
+  const proc = await startBroker(t, { dataDir: dir });
+  const port = proc.port('kafka');
+  return {
+    host: '127.0.0.1',
+    port,
+    bootstrap: `127.0.0.1:${port}`,
+    dataDir: dir,
+    proc,
+    async stop() {
+      await proc.stop();
+    },
+    async restart() {
+      await proc.stop();
+      return startKafka(t, options, dir);
+    },
+  };
+}
