@@ -1,0 +1,424 @@
+// The HTTP API on the same uWS app as /ws (docs/http.md).
+//
+//   POST /topics/{topic}/records   JSON array or NDJSON → offsets
+//   GET  /topics                   topics with partition count and record totals
+//   GET  /topics/{topic}           partitions with offsets, config
+//   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding
+//   GET  /groups, /groups/{id}     consumer groups and their lag (when groups are available)
+//   GET  /healthz                  200 once the broker is ready, else 503
+//   GET  /metrics                  Prometheus text: the broker's registry + process metrics
+//   GET  /stats                    JSON for the console: connections per door, process, ws fan-out
+//   GET  /, /console/*             the web console (static files, read once at start)
+//
+// uWS rules kept here: a handler that does not answer before returning registers onAborted
+// first; request data (headers, url, parameters) is read before any await; body chunks are
+// copied as they arrive (their ArrayBuffers are neutered after each callback), counted, and
+// refused with 413 the moment they pass httpBodyBytesMax — never buffered whole first.
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
+import type { GroupCoordinator } from '../../host/broker/groups/index.js';
+import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
+import type { Logger } from '../../host/logging.js';
+import type { MetricsRegistry } from '../../host/metrics/registry.js';
+import type { Access, Authenticator } from './auth.js';
+import type { GroupSessions } from './group-session.js';
+import type { WsGatewayOptions } from './options.js';
+import { parseRecordFields, type OutRecord, type TextEncodingName } from './protocol.js';
+import { decodeStored } from './records.js';
+import type { Uws, UwsTypes } from './uws-loader.js';
+
+export interface GatewayStats {
+  build: string;
+  sockets: number;
+  subscriptions: number;
+  tails: number;
+  peers: Array<{ id: number; encoding: string; subscriptions: string[]; bufferedBytes: number }>;
+}
+
+export interface HttpDeps {
+  broker: BrokerApi;
+  groups?: GroupCoordinator;
+  groupSessions?: GroupSessions;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  health: () => boolean;
+  auth: Authenticator;
+  stats: () => GatewayStats;
+}
+
+type Res = UwsTypes.HttpResponse;
+type Req = UwsTypes.HttpRequest;
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  411: 'Length Required',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** One response's life: answered once, never after the client went away. */
+class Reply {
+  aborted = false;
+  done = false;
+  constructor(private readonly res: Res) {}
+  /** Call before the first await. */
+  watch(): this {
+    this.res.onAborted(() => (this.aborted = true));
+    return this;
+  }
+  send(status: number, body: string | Uint8Array, contentType = 'application/json', closeConnection = false): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res
+        .writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`)
+        .writeHeader('content-type', contentType)
+        .writeHeader('cache-control', 'no-store')
+        .end(body, closeConnection);
+    });
+  }
+  json(status: number, value: unknown): void {
+    this.send(status, JSON.stringify(value));
+  }
+  error(err: unknown, logger?: Logger): void {
+    const e = asBrokerError(err);
+    const status = ERRORS[e.code].http;
+    if (status >= 500) logger?.warn({ err }, 'http request failed');
+    this.json(status, { error: { code: e.code, kafkaCode: ERRORS[e.code].kafka, message: e.message } });
+  }
+}
+
+const consoleDir = fileURLToPath(new URL('../../../gateway/ws/console/', import.meta.url));
+const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', svg: 'image/svg+xml' };
+
+function loadConsole(logger: Logger): Map<string, { body: Buffer; type: string }> {
+  const files = new Map<string, { body: Buffer; type: string }>();
+  try {
+    for (const name of readdirSync(consoleDir)) {
+      const ext = name.slice(name.lastIndexOf('.') + 1);
+      if (CONTENT_TYPES[ext]) files.set(name, { body: readFileSync(consoleDir + name), type: CONTENT_TYPES[ext] });
+    }
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, consoleDir }, 'web console files not found; / will answer 404');
+  }
+  return files;
+}
+
+function param(req: Req, i: number): string {
+  try {
+    return decodeURIComponent(req.getParameter(i) ?? '');
+  } catch {
+    return '';
+  }
+}
+
+/** Non-negative integer query parameter; BrokerError naming it when malformed. */
+function intQuery(raw: string, name: string, fallback: number | undefined): number | undefined {
+  if (raw === '') return fallback;
+  if (!/^\d{1,15}$/.test(raw)) throw new BrokerError('INVALID_REQUEST', `${name}: must be a non-negative integer, got "${raw}"`);
+  return Number(raw);
+}
+
+function encodingQuery(raw: string): TextEncodingName {
+  if (raw === '' || raw === 'utf8') return 'utf8';
+  if (raw === 'base64') return 'base64';
+  throw new BrokerError('INVALID_REQUEST', `encoding: must be "utf8" or "base64", got "${raw}"`);
+}
+
+function text(bytes: Uint8Array | null, enc: TextEncodingName): string | null {
+  if (bytes === null) return null;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(enc === 'base64' ? 'base64' : 'utf8');
+}
+
+function recordJson(r: OutRecord, enc: TextEncodingName) {
+  return { offset: r.offset, timestamp: r.timestampMs, key: text(r.key, enc), value: text(r.value, enc), headers: r.headers.map((h) => [h.key, text(h.value, enc)]) };
+}
+
+export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: HttpDeps, opts: WsGatewayOptions): void {
+  const { broker, logger, metrics, auth } = deps;
+  const consoleFiles = opts.console ? loadConsole(logger) : new Map<string, { body: Buffer; type: string }>();
+  const httpRequests = metrics.counter('tributary_http_requests_total', 'HTTP requests, by route and status');
+
+  // Process metrics, refreshed at each scrape.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const rss = metrics.gauge('process_resident_memory_bytes', 'Resident set size of the broker process');
+  rss.collect(() => rss.set(process.memoryUsage.rss()));
+  const cpu = metrics.gauge('process_cpu_seconds_total', 'User + system CPU time of the broker process, seconds');
+  cpu.collect(() => {
+    const u = process.cpuUsage();
+    cpu.set((u.user + u.system) / 1e6);
+  });
+  const lag = metrics.gauge('nodejs_eventloop_lag_seconds', 'Event-loop delay since the previous scrape, by quantile');
+  lag.collect(() => {
+    lag.set(loopDelay.percentile(50) / 1e9, { quantile: '0.5' });
+    lag.set(loopDelay.percentile(99) / 1e9, { quantile: '0.99' });
+    lag.set(loopDelay.max / 1e9, { quantile: '1' });
+  });
+
+  /** Reads auth from a request (synchronously); undefined = 401 already answered. */
+  function access(res: Res, req: Req, reply: Reply): Access | undefined {
+    const a = auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
+    if (!a) {
+      res.cork(() => res.writeHeader('www-authenticate', 'Bearer'));
+      reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));
+    }
+    return a;
+  }
+
+  function route(method: 'get' | 'post', pattern: string, name: string, handler: (res: Res, req: Req, reply: Reply) => void | Promise<void>): void {
+    app[method](pattern, (res, req) => {
+      const reply = new Reply(res);
+      let result: void | Promise<void>;
+      try {
+        result = handler(res, req, reply);
+      } catch (err) {
+        reply.error(err, logger);
+        httpRequests.inc({ route: name });
+        return;
+      }
+      if (result instanceof Promise) {
+        if (!reply.done && !reply.aborted) reply.watch();
+        result.catch((err) => reply.error(err, logger));
+      }
+      httpRequests.inc({ route: name });
+    });
+  }
+
+  // Handlers: anything asynchronous calls reply.watch() before its first await.
+  route('get', '/healthz', 'healthz', (_res, _req, reply) => {
+    const ready = deps.health();
+    reply.json(ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
+  });
+
+  route('get', '/metrics', 'metrics', (res, req, reply) => {
+    if (!access(res, req, reply)) return;
+    reply.send(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+  });
+
+  route('get', '/stats', 'stats', (res, req, reply) => {
+    if (!access(res, req, reply)) return;
+    const connections: Record<string, number> = {};
+    for (const line of metrics.render().split('\n')) {
+      const m = /^tributary_connections\{gateway="([^"]+)"\} (\d+)/.exec(line);
+      if (m) connections[m[1]] = Number(m[2]);
+    }
+    const u = process.cpuUsage();
+    reply.json(200, {
+      time: Date.now(),
+      uptimeSec: Math.round(process.uptime()),
+      process: { rssBytes: process.memoryUsage.rss(), cpuSeconds: (u.user + u.system) / 1e6, eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6 },
+      connections,
+      ws: deps.stats(),
+      topics: topicSummaries(),
+    });
+  });
+
+  function topicSummaries() {
+    return broker.listTopics().map((t) => {
+      let records = 0;
+      let endOffsets = 0;
+      for (let p = 0; p < t.partitions; p++) {
+        const o = broker.offsets({ topic: t.name, partition: p });
+        records += o.highWatermark - o.logStartOffset;
+        endOffsets += o.highWatermark;
+      }
+      return { name: t.name, partitions: t.partitions, internal: t.internal, records, endOffsets };
+    });
+  }
+
+  route('get', '/topics', 'topics', (res, req, reply) => {
+    const a = access(res, req, reply);
+    if (!a) return;
+    reply.json(200, { topics: topicSummaries().filter((t) => a.canRead(t.name)) });
+  });
+
+  route('get', '/topics/:topic', 'topic', (res, req, reply) => {
+    const a = access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    const info = broker.describeTopic(topic);
+    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
+    const partitions = [...Array(info.partitions).keys()].map((p) => ({ partition: p, ...broker.offsets({ topic, partition: p }) }));
+    reply.json(200, { name: info.name, internal: info.internal, partitions, config: info.config });
+  });
+
+  route('get', '/topics/:topic/records', 'read', async (res, req, reply) => {
+    const a = access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    const partitionQ = req.getQuery('partition') ?? '';
+    const offsetQ = req.getQuery('offset') ?? '';
+    const limitQ = req.getQuery('limit') ?? '';
+    const enc = encodingQuery(req.getQuery('encoding') ?? '');
+    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    const info = broker.describeTopic(topic);
+    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
+    const partition = intQuery(partitionQ, 'partition', 0)!;
+    if (partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${partition}`);
+    const tp = { topic, partition };
+    const offsets = broker.offsets(tp);
+    const offset = intQuery(offsetQ, 'offset', offsets.logStartOffset)!;
+    const limit = intQuery(limitQ, 'limit', 100)!;
+    if (limit < 1 || limit > opts.httpReadLimitMax) throw new BrokerError('INVALID_REQUEST', `limit: must be 1..${opts.httpReadLimitMax}, got ${limit}`);
+    if (offset < offsets.logStartOffset || offset > offsets.highWatermark) {
+      throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset: ${offset} is outside [${offsets.logStartOffset}, ${offsets.highWatermark}] of ${topic}/${partition}`);
+    }
+    reply.watch();
+    const out: OutRecord[] = [];
+    let next = offset;
+    // Bounded: at most `limit` records, at most ceil(limit) reads (every read returns ≥ 1 batch).
+    for (let reads = 0; out.length < limit && next < broker.offsets(tp).highWatermark && reads < limit; reads++) {
+      const result = await broker.read(tp, next, { maxBytes: opts.readBytesMax });
+      if (reply.aborted) return;
+      if (result.records.byteLength === 0) break;
+      const { records, nextOffset } = decodeStored(result.records, next);
+      for (const r of records) {
+        if (out.length >= limit) break;
+        out.push(r);
+      }
+      next = out.length >= limit ? out[out.length - 1].offset + 1 : Math.max(nextOffset, next + 1);
+    }
+    reply.json(200, { topic, partition, records: out.map((r) => recordJson(r, enc)), nextOffset: next, highWatermark: broker.offsets(tp).highWatermark });
+  });
+
+  route('post', '/topics/:topic/records', 'produce', (res, req, reply) => {
+    const a = access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    const contentType = req.getHeader('content-type');
+    const lengthHeader = req.getHeader('content-length');
+    const enc = encodingQuery(req.getQuery('encoding') ?? '');
+    if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
+    if (lengthHeader && Number(lengthHeader) > opts.httpBodyBytesMax) {
+      res.cork(() => res.writeHeader('connection', 'close'));
+      reply.error(new BrokerError('MESSAGE_TOO_LARGE', `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}`));
+      return;
+    }
+    const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
+    if (contentType && !ndjson && !/json/i.test(contentType)) {
+      throw new BrokerError('INVALID_REQUEST', `content-type: expected application/json or application/x-ndjson, got ${contentType}`);
+    }
+    reply.watch();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let refused = false;
+    res.onData((chunk, isLast) => {
+      if (refused || reply.aborted) return;
+      received += chunk.byteLength;
+      if (received > opts.httpBodyBytesMax) {
+        refused = true;
+        chunks.length = 0;
+        reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
+        return;
+      }
+      chunks.push(Buffer.from(new Uint8Array(chunk))); // copy: the chunk is neutered after this callback
+      if (isLast) {
+        const body = Buffer.concat(chunks);
+        chunks.length = 0;
+        produceBody(topic, body, ndjson, enc).then(
+          (value) => reply.json(200, value),
+          (err) => reply.error(err, logger),
+        );
+      }
+    });
+  });
+
+  async function produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {
+    const items = parseBody(body, ndjson);
+    if (items.length > opts.httpRecordsMax) throw new BrokerError('RECORD_LIST_TOO_LARGE', `${items.length} records in one request; httpRecordsMax=${opts.httpRecordsMax}`);
+    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true));
+    const info = await broker.ensureTopic(topic);
+    // Group by requested partition (undefined = the broker's partitioner), keeping order.
+    const groups = new Map<number | undefined, Array<{ index: number; record: RecordInput }>>();
+    parsed.forEach((p, index) => {
+      if (p.partition !== undefined && p.partition >= info.partitions) {
+        throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `records[${index}].partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${p.partition}`);
+      }
+      let g = groups.get(p.partition);
+      if (!g) groups.set(p.partition, (g = []));
+      g.push({ index, record: p.record });
+    });
+    const offsets: Array<{ partition: number; offset: number }> = new Array(parsed.length);
+    await Promise.all(
+      [...groups].map(async ([partition, list]) => {
+        const results = await broker.produce(topic, list.map((l) => l.record), { acks: -1, partition });
+        list.forEach((l, i) => (offsets[l.index] = { partition: results[i].partition, offset: results[i].offset })); // one result per record, input order
+      }),
+    );
+    return { topic, offsets };
+  }
+
+  function parseBody(body: Buffer, ndjson: boolean): unknown[] {
+    const textBody = body.toString('utf8');
+    if (ndjson) {
+      const out: unknown[] = [];
+      textBody.split('\n').forEach((line, i) => {
+        if (!line.trim()) return;
+        try {
+          out.push(JSON.parse(line));
+        } catch (err) {
+          throw new BrokerError('INVALID_REQUEST', `line ${i + 1}: not valid JSON: ${(err as Error).message}`);
+        }
+      });
+      if (out.length === 0) throw new BrokerError('INVALID_REQUEST', 'body: no records');
+      return out;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(textBody);
+    } catch (err) {
+      throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(value)) value = [value];
+    if ((value as unknown[]).length === 0) throw new BrokerError('INVALID_REQUEST', 'body: empty array, no records');
+    return value as unknown[];
+  }
+
+  route('get', '/groups', 'groups', (res, req, reply) => {
+    if (!access(res, req, reply)) return;
+    if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
+    reply.json(200, { groups: deps.groupSessions.listWithLag() });
+  });
+
+  route('get', '/groups/:id', 'group', (res, req, reply) => {
+    if (!access(res, req, reply)) return;
+    const id = param(req, 0);
+    if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
+    reply.json(200, deps.groupSessions.describeWithLag(id));
+  });
+
+  // The console: static files, no auth (the page asks for a token when the API answers 401).
+  const serveFile = (name: string) => (res: Res) => {
+    const f = consoleFiles.get(name);
+    const reply = new Reply(res);
+    if (!f) reply.json(404, { error: { code: 'NOT_FOUND', message: opts.console ? `no console file ${name}` : 'the web console is disabled (console: false)' } });
+    else reply.send(200, f.body, f.type);
+  };
+  app.get('/', serveFile('index.html'));
+  app.get('/console/:file', (res, req) => serveFile(param(req, 0))(res));
+
+  // Everything else: a clear 404 or 405, never a hang.
+  app.any('/*', (res, req) => {
+    const reply = new Reply(res);
+    const url = req.getUrl();
+    const method = req.getMethod().toUpperCase();
+    const known = /^\/(topics(\/[^/]+(\/records)?)?|groups(\/[^/]+)?|healthz|metrics|stats)$/.test(url);
+    if (known) reply.json(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url}` } });
+    else reply.json(404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${url}` } });
+  });
+}

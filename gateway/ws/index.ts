@@ -1,0 +1,406 @@
+// The HTTP + WebSocket door: dashboards and light devices on uWebSockets.js.
+//
+//   /ws              the dashboard protocol (protocol.ts; docs/websocket.md)
+//   /topics...       HTTP API, /healthz, /metrics, /stats, /groups (http.ts; docs/http.md)
+//   /                the web console (console/, static files)
+//
+// Connection flow: upgrade (subprotocol, token, socket limit decided here, synchronously) →
+// open (a refused socket is closed at once with its code: 4401, 4429) → messages → close.
+// A socket's work is bounded: maxSubscriptionsPerSocket, maxInFlightProducesPerSocket,
+// maxPayloadBytes per frame, sendBufferPauseBytes of buffered output before it is paused.
+import type { BrokerApi, TopicInfo } from '../../host/broker/api.js';
+import type { GroupCoordinator } from '../../host/broker/groups/index.js';
+import { asBrokerError, BrokerError } from '../../host/errors/index.js';
+import type { Logger } from '../../host/logging.js';
+import type { MetricsRegistry } from '../../host/metrics/registry.js';
+import { Authenticator, type Access } from './auth.js';
+import { Fanout, PartCursor, Subscription, type Peer } from './fanout.js';
+import { compileKeyFilter } from './filter.js';
+import { GroupSessions } from './group-session.js';
+import { registerHttpRoutes, type GatewayStats } from './http.js';
+import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
+import {
+  CBOR_PROTOCOL,
+  decodeFrame,
+  encodeFrame,
+  errorFrame,
+  idOf,
+  JSON_PROTOCOL,
+  parseRequest,
+  type ClientRequest,
+  type CommitRequest,
+  type Encoding,
+  type ProduceRequest,
+  type SubscribeRequest,
+} from './protocol.js';
+import { loadUws, sendStatus, SendStatus, type UwsTypes } from './uws-loader.js';
+
+export { defaultWsGatewayOptions, type WsGatewayOptions } from './options.js';
+export { UwsUnavailableError, loadUws } from './uws-loader.js';
+export { JSON_PROTOCOL, CBOR_PROTOCOL } from './protocol.js';
+
+export interface Listener {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+export interface WsGatewayDeps {
+  broker: BrokerApi;
+  groups?: GroupCoordinator;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  /** True once every listener is up and every log recovered (GET /healthz). */
+  health: () => boolean;
+}
+
+/** Close codes we use on our own (RFC 6455 §7.4; 4xxx mirror HTTP statuses). */
+export const WS_CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  unauthorized: 4401,
+  tooMany: 4429,
+} as const;
+
+interface SocketData {
+  id: number;
+  encoding: Encoding;
+  access: Access | undefined;
+  /** Set at upgrade when the socket must be closed as soon as it opens. */
+  refused?: { code: number; reason: string };
+  remote: string;
+  peer?: SocketPeer;
+}
+
+class SocketPeer implements Peer {
+  alive = true;
+  readonly subs = new Map<string, Subscription>();
+  inFlightProduces = 0;
+  constructor(
+    readonly ws: UwsTypes.WebSocket<SocketData>,
+    readonly encoding: Encoding,
+    readonly access: Access,
+    readonly id: number,
+    readonly remote: string,
+  ) {}
+  bufferedBytes(): number {
+    return this.alive ? this.ws.getBufferedAmount() : Number.MAX_SAFE_INTEGER;
+  }
+  send(frame: string | Uint8Array): SendStatus {
+    if (!this.alive) return SendStatus.Dropped;
+    let status = SendStatus.Dropped;
+    this.ws.cork(() => {
+      status = sendStatus(this.ws.send(frame, typeof frame !== 'string'));
+    });
+    return status;
+  }
+  answer(frame: Record<string, unknown>): void {
+    this.send(encodeFrame(this.encoding, frame));
+  }
+}
+
+/** Picks our subprotocol from the client's offer: null = none offered (JSON), undefined = none acceptable. */
+function chooseProtocol(header: string): { protocol: string; encoding: Encoding } | null | undefined {
+  if (!header.trim()) return null;
+  for (const p of header.split(',').map((s) => s.trim())) {
+    if (p === JSON_PROTOCOL) return { protocol: p, encoding: 'json' };
+    if (p === CBOR_PROTOCOL) return { protocol: p, encoding: 'cbor' };
+  }
+  return undefined;
+}
+
+export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOptions): Promise<Listener> {
+  const opts: WsGatewayOptions = { ...defaultWsGatewayOptions, ...options };
+  validateWsGatewayOptions(opts);
+  const { uws, build } = loadUws(); // throws UwsUnavailableError: the caller continues without this door
+  const { broker, logger, metrics } = deps;
+  const auth = new Authenticator(opts.tokens);
+
+  const connections = metrics.gauge('tributary_connections', 'Open client connections per gateway');
+  const wsFramesIn = metrics.counter('tributary_ws_frames_received_total', 'WebSocket frames received, by type');
+  const wsErrors = metrics.counter('tributary_ws_errors_total', 'Error answers sent on WebSocket, by code');
+  const wsClosed = metrics.counter('tributary_ws_refused_total', 'WebSocket connections refused or closed by a limit, by close code');
+  const fanout = new Fanout(broker, opts, logger, {
+    recordsSent: metrics.counter('tributary_ws_records_sent_total', 'Records sent to WebSocket subscribers, by topic'),
+    framesSent: metrics.counter('tributary_ws_frames_sent_total', 'records frames sent to WebSocket subscribers, by topic'),
+    pauses: metrics.counter('tributary_ws_subscriber_pauses_total', 'Times a WebSocket subscriber was paused for backpressure, by topic'),
+  });
+  const groupSessions = deps.groups
+    ? new GroupSessions(
+        deps.groups,
+        broker,
+        fanout,
+        logger,
+        { sessionTimeoutMs: opts.groupSessionTimeoutMs, rebalanceTimeoutMs: opts.groupRebalanceTimeoutMs, autoCommitIntervalMs: opts.groupAutoCommitIntervalMs },
+        (sub) => (sub.peer as SocketPeer).remote,
+      )
+    : undefined;
+
+  const sockets = new Set<SocketPeer>();
+  let socketsOpenOrOpening = 0;
+  let nextSocketId = 1;
+  connections.set(0, { gateway: 'ws' });
+
+  const app = uws.App();
+
+  app.ws<SocketData>(opts.path, {
+    maxPayloadLength: opts.maxPayloadBytes,
+    idleTimeout: opts.idleTimeoutSec,
+    maxBackpressure: opts.maxBackpressureBytes,
+    closeOnBackpressureLimit: true as unknown as number, // typed as number in 20.30's d.ts, a boolean in the C++ API
+    sendPingsAutomatically: true,
+    compression: uws.DISABLED,
+
+    upgrade(res, req, context) {
+      // Everything is read synchronously: req is valid only inside this callback.
+      const key = req.getHeader('sec-websocket-key');
+      const offered = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const authorization = req.getHeader('authorization');
+      const queryToken = req.getQuery('access_token') ?? '';
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const chosen = chooseProtocol(offered);
+      if (chosen === undefined) {
+        wsClosed.inc({ code: '400' });
+        res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`unsupported WebSocket subprotocol "${offered}": use ${JSON_PROTOCOL} or ${CBOR_PROTOCOL}\n`);
+        return;
+      }
+      const access = auth.authenticate(authorization, queryToken);
+      const data: SocketData = { id: nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
+      if (!access) data.refused = { code: WS_CLOSE.unauthorized, reason: 'unauthorized: missing or unknown bearer token' };
+      else if (socketsOpenOrOpening >= opts.maxSockets) data.refused = { code: WS_CLOSE.tooMany, reason: `too many sockets (maxSockets=${opts.maxSockets})` };
+      else socketsOpenOrOpening++;
+      res.upgrade(data, key, chosen?.protocol ?? '', extensions, context);
+    },
+
+    open(ws) {
+      const data = ws.getUserData();
+      if (data.refused) {
+        wsClosed.inc({ code: String(data.refused.code) });
+        ws.end(data.refused.code, data.refused.reason);
+        return;
+      }
+      const peer = new SocketPeer(ws, data.encoding, data.access!, data.id, data.remote);
+      data.peer = peer;
+      sockets.add(peer);
+      connections.set(sockets.size, { gateway: 'ws' });
+    },
+
+    message(ws, message, isBinary) {
+      const peer = ws.getUserData().peer;
+      if (!peer) return;
+      // The ArrayBuffer is neutered when this callback returns: parse (JSON copies into a
+      // string) or copy (CBOR) before anything asynchronous.
+      let frame: unknown;
+      let req: ClientRequest;
+      try {
+        const bytes = peer.encoding === 'cbor' ? new Uint8Array(message.slice(0)) : new Uint8Array(message);
+        frame = decodeFrame(peer.encoding, bytes, isBinary);
+        req = parseRequest(frame);
+      } catch (err) {
+        sendError(peer, idOf(frame), err);
+        return;
+      }
+      wsFramesIn.inc({ type: req.type });
+      void handle(peer, req).catch((err) => sendError(peer, req.id, err));
+    },
+
+    drain(ws) {
+      const peer = ws.getUserData().peer;
+      if (peer) fanout.drained(peer);
+    },
+
+    close(ws, code) {
+      const data = ws.getUserData();
+      const peer = data.peer;
+      if (!peer) return;
+      peer.alive = false;
+      socketsOpenOrOpening--;
+      sockets.delete(peer);
+      connections.set(sockets.size, { gateway: 'ws' });
+      for (const sub of peer.subs.values()) endSubscription(sub);
+      peer.subs.clear();
+      fanout.forget(peer);
+      if (code === WS_CLOSE.tooBig) wsClosed.inc({ code: String(code) });
+    },
+  });
+
+  function sendError(peer: SocketPeer, id: string | number | null, err: unknown): void {
+    const e = asBrokerError(err);
+    if (e.code === 'UNKNOWN_SERVER_ERROR') logger.warn({ err }, 'ws request failed');
+    wsErrors.inc({ code: e.code });
+    peer.answer(errorFrame(id, e));
+  }
+
+  function endSubscription(sub: Subscription): void {
+    sub.closed = true;
+    for (const c of sub.parts.values()) fanout.stop(c);
+    if (sub.group && groupSessions) void groupSessions.leave(sub);
+  }
+
+  async function handle(peer: SocketPeer, req: ClientRequest): Promise<void> {
+    switch (req.type) {
+      case 'ping':
+        peer.answer({ type: 'pong', id: req.id, time: Date.now() });
+        return;
+      case 'subscribe':
+        return subscribe(peer, req);
+      case 'unsubscribe': {
+        const sub = peer.subs.get(req.topic);
+        if (!sub) throw new BrokerError('INVALID_REQUEST', `topic: not subscribed to ${req.topic}`);
+        peer.subs.delete(req.topic);
+        endSubscription(sub);
+        peer.answer({ type: 'unsubscribed', id: req.id, topic: req.topic });
+        return;
+      }
+      case 'produce':
+        return produce(peer, req);
+      case 'commit':
+        return commit(peer, req);
+    }
+  }
+
+  async function subscribe(peer: SocketPeer, req: SubscribeRequest): Promise<void> {
+    if (!peer.access.canRead(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${req.topic}`);
+    if (peer.subs.has(req.topic)) throw new BrokerError('INVALID_REQUEST', `topic: already subscribed to ${req.topic} on this socket; unsubscribe first`);
+    if (peer.subs.size >= opts.maxSubscriptionsPerSocket) throw new BrokerError('LIMIT_EXCEEDED', `too many subscriptions on this socket (maxSubscriptionsPerSocket=${opts.maxSubscriptionsPerSocket})`);
+    const info = broker.describeTopic(req.topic);
+    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${req.topic}`);
+    const matcher = req.filter !== undefined ? compileKeyFilter(req.filter) : undefined;
+    if (req.partitions !== 'all') {
+      for (const p of req.partitions) if (p >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `partitions: topic ${req.topic} has partitions 0..${info.partitions - 1}, not ${p}`);
+    }
+    if (req.group !== undefined && !groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'group: consumer groups are not available on this broker');
+
+    // Reserve the slot before any await so two concurrent subscribes cannot both pass the checks.
+    const sub = new Subscription(peer, req.id, req.topic, req.encoding, req.filter, matcher);
+    peer.subs.set(req.topic, sub);
+    try {
+      if (req.group !== undefined) {
+        await groupSessions!.join(sub, req, info);
+        return;
+      }
+      const partitions = req.partitions === 'all' ? [...Array(info.partitions).keys()] : req.partitions;
+      const starts = await Promise.all(partitions.map((p) => startOffset(info, p, req)));
+      if (sub.closed) return;
+      partitions.forEach((p, i) => sub.parts.set(p, new PartCursor(sub, p, starts[i])));
+      peer.answer({
+        type: 'subscribed',
+        id: req.id,
+        topic: req.topic,
+        partitions: partitions.map((p, i) => ({ partition: p, offset: starts[i], highWatermark: broker.offsets({ topic: req.topic, partition: p }).highWatermark })),
+      });
+      for (const c of sub.parts.values()) fanout.start(c);
+    } catch (err) {
+      if (peer.subs.get(req.topic) === sub) peer.subs.delete(req.topic);
+      endSubscription(sub);
+      throw err;
+    }
+  }
+
+  /** Where a partition's delivery starts; explicit offsets are clamped into [logStart, highWatermark]. */
+  async function startOffset(info: TopicInfo, partition: number, req: SubscribeRequest): Promise<number> {
+    const tp = { topic: info.name, partition };
+    const { logStartOffset, highWatermark } = broker.offsets(tp);
+    switch (req.start.kind) {
+      case 'earliest':
+        return logStartOffset;
+      case 'latest':
+        return highWatermark;
+      case 'offset':
+        return Math.min(Math.max(req.start.offset, logStartOffset), highWatermark);
+      case 'timestamp': {
+        const found = await broker.listOffset(tp, req.start.timestampMs);
+        return found.offset < 0 ? highWatermark : found.offset;
+      }
+    }
+  }
+
+  async function produce(peer: SocketPeer, req: ProduceRequest): Promise<void> {
+    if (!peer.access.canWrite(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${req.topic}`);
+    if (peer.inFlightProduces >= opts.maxInFlightProducesPerSocket) {
+      throw new BrokerError('LIMIT_EXCEEDED', `too many produce requests waiting for their ack on this socket (maxInFlightProducesPerSocket=${opts.maxInFlightProducesPerSocket})`);
+    }
+    peer.inFlightProduces++;
+    try {
+      const info = await broker.ensureTopic(req.topic);
+      if (req.partition !== undefined && req.partition >= info.partitions) {
+        throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `partition: topic ${req.topic} has partitions 0..${info.partitions - 1}, not ${req.partition}`);
+      }
+      const results = await broker.produce(req.topic, req.records, { acks: -1, partition: req.partition });
+      peer.answer({ type: 'ack', id: req.id, topic: req.topic, offsets: results.map((r) => ({ partition: r.partition, offset: r.offset })) });
+    } finally {
+      peer.inFlightProduces--;
+    }
+  }
+
+  async function commit(peer: SocketPeer, req: CommitRequest): Promise<void> {
+    const sub = peer.subs.get(req.topic);
+    if (!sub || !sub.group || !groupSessions) throw new BrokerError('INVALID_REQUEST', `topic: commit needs a group subscription to ${req.topic} on this socket`);
+    await groupSessions.commit(sub, req.offsets);
+    peer.answer({ type: 'committed', id: req.id, topic: req.topic });
+  }
+
+  // Heartbeat/lag frames: one per socket with subscriptions, skipped while the socket is backed up.
+  const heartbeat =
+    opts.heartbeatIntervalMs > 0
+      ? setInterval(() => {
+          const now = Date.now();
+          for (const peer of sockets) {
+            if (peer.subs.size === 0 || peer.bufferedBytes() >= opts.sendBufferPauseBytes) continue;
+            const subscriptions: Array<Record<string, unknown>> = [];
+            for (const sub of peer.subs.values()) {
+              for (const c of sub.parts.values()) {
+                let hw = -1;
+                try {
+                  hw = broker.offsets({ topic: sub.topic, partition: c.partition }).highWatermark;
+                } catch {
+                  hw = -1; // topic deleted meanwhile
+                }
+                subscriptions.push({ topic: sub.topic, partition: c.partition, offset: c.cursor, highWatermark: hw, lag: hw < 0 ? null : Math.max(0, hw - c.cursor), state: c.state });
+              }
+            }
+            peer.answer({ type: 'heartbeat', time: now, subscriptions });
+          }
+        }, opts.heartbeatIntervalMs)
+      : undefined;
+  heartbeat?.unref();
+
+  const stats = (): GatewayStats => ({
+    build,
+    sockets: sockets.size,
+    subscriptions: [...sockets].reduce((n, p) => n + p.subs.size, 0),
+    tails: fanout.tailCount,
+    peers: [...sockets].slice(0, 200).map((p) => ({ id: p.id, encoding: p.encoding, subscriptions: [...p.subs.keys()], bufferedBytes: p.bufferedBytes() })),
+  });
+
+  registerHttpRoutes(app, uws, { ...deps, auth, stats, groupSessions }, opts);
+
+  const listenSocket = await new Promise<UwsTypes.us_listen_socket>((resolve, reject) => {
+    app.listen(opts.host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`HTTP/WebSocket listener could not bind ${opts.host}:${opts.port} (address in use or not permitted)`))));
+  });
+  const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
+  const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  logger.info({ address, build, path: opts.path }, 'HTTP and WebSocket listener up');
+
+  let closed = false;
+  return {
+    name: 'http',
+    address,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (heartbeat) clearInterval(heartbeat);
+      uws.us_listen_socket_close(listenSocket);
+      for (const peer of [...sockets]) {
+        try {
+          peer.ws.end(WS_CLOSE.goingAway, 'broker shutting down');
+        } catch {
+          // already closed
+        }
+      }
+      await groupSessions?.closeAll();
+    },
+  };
+}
