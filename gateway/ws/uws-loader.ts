@@ -54,10 +54,14 @@ export function platformFacts(): UwsUnavailableError['platform'] {
   return { node: process.versions.node, abi: process.versions.modules, glibc, platform: process.platform, arch: process.arch };
 }
 
-/** A native module has the App constructor and uSockets' listen-socket helpers; the ws fallback lacks the latter. */
-function looksNative(mod: unknown): mod is Uws {
+/**
+ * True for the C++ addon: its functions print as "[native code]". The ws-based fallback
+ * exports the same names (App, us_listen_socket_close, ...) as JavaScript functions.
+ */
+export function isNativeUws(mod: unknown): mod is Uws {
   const m = mod as Partial<Uws> | null;
-  return !!m && typeof m.App === 'function' && typeof m.us_listen_socket_close === 'function' && typeof m.us_socket_local_port === 'function';
+  if (!m || typeof m.App !== 'function' || typeof m.us_listen_socket_close !== 'function') return false;
+  return /\[native code\]/.test(Function.prototype.toString.call(m.App)) && /\[native code\]/.test(Function.prototype.toString.call(m.us_listen_socket_close));
 }
 
 export type UwsBuild = 'trufflesuite' | 'btc-vision';
@@ -76,11 +80,11 @@ export function loadUws(preference?: UwsBuild[]): LoadedUws {
     try {
       if (build === 'trufflesuite') {
         const mod: unknown = require(`uWebSockets.js/binaries/${binary}`);
-        if (!looksNative(mod)) throw new Error(`${binary} loaded but is not the native module`);
+        if (!isNativeUws(mod)) throw new Error(`${binary} loaded but is not the native module`);
         return { uws: mod, build: `uWebSockets.js 20.30 (trufflesuite, native ${binary})` };
       }
       const mod: unknown = require('@btc-vision/uwebsockets.js');
-      if (!looksNative(mod)) throw new Error('loaded but is not the native module');
+      if (!isNativeUws(mod)) throw new Error('loaded but is not the native module');
       return { uws: mod, build: `@btc-vision/uwebsockets.js 20.57 (native ${binary})` };
     } catch (err) {
       const message = (err as Error).message ?? String(err);
