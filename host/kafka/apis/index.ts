@@ -16,8 +16,7 @@ import { describeConfigs } from './describe-configs.js';
 import { incrementalAlterConfigs } from './incremental-alter-configs.js';
 import { initProducerId } from './init-producer-id.js';
 import { describeCluster } from './describe-cluster.js';
-// GROUP APIS: import { groupApis } from './groups/index.js'
-const groupApis: ApiHandler[] = []; // GROUP APIS: delete this line when the import above is enabled
+import { groupApis } from './groups/index.js';
 
 const ownApis: ApiHandler[] = [
   produce,

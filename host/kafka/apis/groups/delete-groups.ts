@@ -1,0 +1,31 @@
+// DeleteGroups (key 42), versions 0–2; flexible from v2.
+//   v0: groups_names[] → throttle_time_ms, results[group_id, error_code]   v1: same   v2: flexible
+// Only an Empty group can go (NON_EMPTY_GROUP otherwise); its offsets and metadata get
+// tombstones in __consumer_offsets before the answer.
+import { arr, f, type Schema } from '../../protocol/schema.js';
+import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
+import { coordinatorOf } from './common.js';
+
+const request: Schema = [arr('groupsNames', '0+', 'string')];
+
+const response: Schema = [f('throttleTimeMs', 'int32', '0+'), arr('results', '0+', [f('groupId', 'string', '0+'), f('errorCode', 'int16', '0+')])];
+
+export const deleteGroups: ApiHandler = {
+  apiKey: 42,
+  name: 'DeleteGroups',
+  minVersion: 0,
+  maxVersion: 2,
+  flexibleFrom: 2,
+  request,
+  response,
+  async handle(req: { groupsNames: string[] }, ctx: RequestContext) {
+    const names = req.groupsNames ?? [];
+    try {
+      const results = await coordinatorOf(ctx).deleteGroups(names);
+      return { throttleTimeMs: 0, results: results.map((r) => ({ groupId: r.groupId, errorCode: r.error ? kafkaCode(r.error) : 0 })) };
+    } catch (err) {
+      const code = kafkaCode(err);
+      return { throttleTimeMs: 0, results: names.map((groupId) => ({ groupId, errorCode: code })) };
+    }
+  },
+};
