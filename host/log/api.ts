@@ -18,6 +18,25 @@ export interface LogOptions {
   logAppendTime: boolean; // message.timestamp.type = LogAppendTime
   /** Bench/test only: extra delay added to every fsync to imitate an SD card. */
   injectedFlushDelayMs?: number;
+  // --- added by the log (optional: defaults in host/log/partition-log.ts defaultLogOptions) ---
+  /** Largest size a batch may decompress to when verified on append (zip-bomb bound). */
+  maxDecompressedBytes?: number;
+  /** Bytes of appends queued for the disk per partition; past it append fails with LIMIT_EXCEEDED. */
+  maxPendingAppendBytes?: number;
+  /** Read file descriptors kept open for closed segments (an LRU), per partition. */
+  maxOpenSegmentFiles?: number;
+  /** Bytes of closed segments' index entries kept in memory (an LRU), per partition. */
+  indexCacheBytes?: number;
+  /** Idempotent producer ids remembered per partition (least recently used forgotten first). */
+  maxProducerIds?: number;
+  /** A producer id idle this long is forgotten (Kafka's producer.id.expiration.ms). */
+  producerIdExpirationMs?: number;
+  /** Check CRCs of batches read from segments not yet verified by this process. */
+  verifyOldSegmentReads?: boolean;
+  /** Producer-state snapshot files kept. */
+  producerSnapshotsKept?: number;
+  /** Memory bound of compaction's key map (bytes, approximate). */
+  compactionMapBytes?: number;
 }
 
 export interface AppendInfo {
@@ -60,4 +79,13 @@ export interface PartitionLogApi {
   close(): Promise<void>;
   /** Removes the partition's files (topic deletion). */
   destroy(): Promise<void>;
+  // --- added by the log ---------------------------------------------------------------------
+  /** Called whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
+  onEndOffsetAdvance?(listener: (logEndOffset: number) => void): () => void;
+  /** Follower path: drops every batch ending at or after `offset`; resolves with the new log end offset. */
+  truncateTo?(offset: number): Promise<number>;
+  /** Leader-epoch cache (epoch → first offset), oldest first. */
+  leaderEpochEntries?(): Array<{ epoch: number; startOffset: number }>;
+  /** OffsetsForLeaderEpoch: the end offset of `epoch` (start of the next epoch, or the log end). */
+  endOffsetForEpoch?(epoch: number): { epoch: number; endOffset: number };
 }

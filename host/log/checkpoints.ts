@@ -1,0 +1,124 @@
+// Small per-partition checkpoint files. Each is replaced atomically (write `.tmp`, fsync,
+// rename, fsync the directory), so after a crash a file holds either its old or its new
+// content, never a mix. Text, Kafka's checkpoint shape: a version line, then the values.
+//
+//   log-start-offset           "0\n<logStartOffset>\n"
+//   recovery-point             "0\n<offset>\n"   every byte below it was fsynced with its
+//                                                indexes; recovery scans only from the segment
+//                                                containing it
+//   leader-epoch-checkpoint    "0\n<count>\n<epoch> <startOffset>\n..."   (Kafka's format)
+//   clean-shutdown             empty; present only between a clean close and the next open
+//
+// Crash policy: a missing or unparsable log-start-offset falls back to the first segment's
+// base offset; a missing recovery point means "scan everything"; a bad leader-epoch file is
+// rebuilt from the partitionLeaderEpoch fields of the batches recovery scans.
+import { join } from 'node:path';
+import { readFileOrNull, writeFileAtomic } from './io.js';
+
+export const LOG_START_FILE = 'log-start-offset';
+export const RECOVERY_POINT_FILE = 'recovery-point';
+export const LEADER_EPOCH_FILE = 'leader-epoch-checkpoint';
+export const CLEAN_SHUTDOWN_FILE = 'clean-shutdown';
+
+export async function readOffsetCheckpoint(dir: string, name: string): Promise<number | null> {
+  const bytes = await readFileOrNull(join(dir, name));
+  if (!bytes) return null;
+  const lines = bytes.toString('utf8').split('\n');
+  if (lines[0] !== '0') return null;
+  const value = Number(lines[1]);
+  return Number.isSafeInteger(value) && value >= 0 ? value : null;
+}
+
+export function writeOffsetCheckpoint(dir: string, name: string, offset: number): Promise<void> {
+  return writeFileAtomic(join(dir, name), `0\n${offset}\n`);
+}
+
+export interface EpochEntry {
+  epoch: number;
+  startOffset: number;
+}
+
+/**
+ * Leader epochs of the partition: which epoch wrote from which offset (KIP-101). Kept in memory
+ * (one entry per leadership change: tiny) and persisted on every change.
+ */
+export class LeaderEpochCache {
+  entries: EpochEntry[] = [];
+  private dirty = false;
+
+  constructor(private readonly dir: string) {}
+
+  async load(): Promise<boolean> {
+    const bytes = await readFileOrNull(join(this.dir, LEADER_EPOCH_FILE));
+    this.entries = [];
+    if (!bytes) return false;
+    const lines = bytes.toString('utf8').trim().split('\n');
+    if (lines[0] !== '0') return false;
+    const n = Number(lines[1]);
+    if (!Number.isSafeInteger(n) || n < 0 || lines.length !== n + 2) return false;
+    for (let i = 0; i < n; i++) {
+      const [e, o] = lines[i + 2].split(' ').map(Number);
+      if (!Number.isSafeInteger(e) || !Number.isSafeInteger(o)) {
+        this.entries = [];
+        return false;
+      }
+      this.entries.push({ epoch: e, startOffset: o });
+    }
+    return true;
+  }
+
+  get latestEpoch(): number {
+    return this.entries.length ? this.entries[this.entries.length - 1].epoch : -1;
+  }
+
+  /** Notes that `epoch` wrote from `startOffset` (ignored unless newer than the latest epoch). */
+  assign(epoch: number, startOffset: number): void {
+    if (epoch < 0 || epoch <= this.latestEpoch) return;
+    this.entries.push({ epoch, startOffset });
+    this.dirty = true;
+  }
+
+  /** Forgets epochs starting at or after `offset` (log truncated to end at `offset`). */
+  truncateFromEnd(offset: number): void {
+    const before = this.entries.length;
+    this.entries = this.entries.filter((e) => e.startOffset < offset);
+    if (this.entries.length !== before) this.dirty = true;
+  }
+
+  /** Log start moved to `offset`: entries wholly before it go, the one spanning it starts there. */
+  truncateFromStart(offset: number): void {
+    let i = 0;
+    while (i + 1 < this.entries.length && this.entries[i + 1].startOffset <= offset) i++;
+    if (i > 0) {
+      this.entries = this.entries.slice(i);
+      this.dirty = true;
+    }
+    if (this.entries.length && this.entries[0].startOffset < offset) {
+      this.entries[0] = { epoch: this.entries[0].epoch, startOffset: offset };
+      this.dirty = true;
+    }
+  }
+
+  /**
+   * OffsetsForLeaderEpoch (KIP-101/279): the end offset of `epoch` = the start of the next
+   * higher epoch, or the log end for the latest; with the largest epoch <= the asked one.
+   */
+  endOffsetFor(epoch: number, logEndOffset: number): { epoch: number; endOffset: number } {
+    let found = -1;
+    for (let i = 0; i < this.entries.length; i++) if (this.entries[i].epoch <= epoch) found = i;
+    if (found < 0) return { epoch: -1, endOffset: -1 };
+    const next = this.entries[found + 1];
+    return { epoch: this.entries[found].epoch, endOffset: next ? next.startOffset : logEndOffset };
+  }
+
+  async persistIfDirty(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const text = `0\n${this.entries.length}\n${this.entries.map((e) => `${e.epoch} ${e.startOffset}\n`).join('')}`;
+    await writeFileAtomic(join(this.dir, LEADER_EPOCH_FILE), text);
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+}

@@ -1,0 +1,275 @@
+// Log compaction (cleanup.policy=compact): keep the latest record of every key in the closed
+// segments, as Kafka's log cleaner does.
+//
+// Which segments: closed ones, oldest first, up to the first whose largest timestamp is newer
+// than now − min.compaction.lag.ms (the active segment is never cleaned). Memory is bounded:
+// the key map holds at most `compactionMapBytes`; when it would pass that, the segments not
+// yet mapped wait for the next run.
+//
+// What stays, per record (offsets never change: records keep their original offsets):
+//   - a record whose key has no later record in the log (the map's offset == its offset);
+//   - a tombstone (null value) likewise, until it is older than delete.retention.ms by its
+//     timestamp, then it goes too;
+//   - records without a key (a compacted topic should not get them; they are kept, never lost).
+// Per batch: if every record stays, the batch's bytes are copied unchanged. If some stay, the
+// batch is rebuilt with the same header (baseOffset, lastOffsetDelta, baseTimestamp, producer
+// id/epoch/base sequence, attributes) and the kept records' bytes copied verbatim (so their
+// offset and timestamp deltas still hold); recordCount, batchLength and maxTimestamp are
+// updated and the CRC recomputed; a compressed batch is decompressed and recompressed with the
+// same codec. If none stay, the batch is dropped, except when it is the last batch of an
+// idempotent producer: then it stays as an empty batch (header only, recordCount 0), because
+// the producer's sequence state must survive a restart (Kafka keeps it for the same reason).
+//
+// Crash safety: the cleaned segment is written to `<base>.log.cleaned` and fsynced, renamed to
+// `<base>.log.swap` (directory fsynced), the old segment's indexes are removed, and the swap is
+// renamed over `<base>.log` (atomic replace, directory fsynced); then new indexes are written.
+// A crash before the `.swap` rename leaves the old segment untouched (recovery deletes the
+// `.cleaned` file); a crash after it leaves a complete, fsynced `.swap` that recovery renames
+// into place (deleting that segment's indexes, which are rebuilt on first use). Readers that
+// hold the old file keep reading it (POSIX unlink semantics) until they release it.
+import { rename } from 'node:fs/promises';
+import type { Logger } from '../logging.js';
+import { ATTRIBUTES, BATCH_LENGTH, COMPRESSION_MASK, CRC, MAX_TIMESTAMP, RECORDS, RECORDS_COUNT, writeInt64 } from '../core/batch-layout.js';
+import { compress, decompress, decodeBatch, type BatchHeader } from '../core/index.js';
+import { crc32cRange } from '../core/crc32c.js';
+import type { LogOptions } from './api.js';
+import { closeFd, fdatasync, fsyncDir, openFd, pwritevAll, unlinkIfExists, writeFileAtomic } from './io.js';
+import { scanBatches } from './scan.js';
+import { CLEANED_SUFFIX, SWAP_SUFFIX, Segment } from './segment.js';
+
+export interface CompactionContext {
+  dir: string;
+  segments: Segment[];
+  nowMs: number;
+  options: Required<LogOptions>;
+  logger: Logger;
+  /** Base offset of each idempotent producer's last batch in the log. */
+  lastBatchOfProducer: Map<number, number>;
+  acquire(seg: Segment): Promise<number>;
+  release(seg: Segment): void;
+  replace(old: Segment, fresh: Segment): void;
+}
+
+export interface CompactionStats {
+  segmentsCleaned: number;
+  recordsRemoved: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+const MAX_BATCH_BYTES_ON_DISK = 1 << 30;
+const MAP_ENTRY_OVERHEAD_BYTES = 64; // a Map slot, a string header, a number
+const WRITE_CHUNK_BYTES = 1 << 20;
+
+const keyOf = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+
+export async function compactSegments(ctx: CompactionContext): Promise<CompactionStats> {
+  const stats: CompactionStats = { segmentsCleaned: 0, recordsRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
+  const { options } = ctx;
+  const decodeOptions = { maxDecompressedBytes: options.maxDecompressedBytes, verifyCrc: false };
+
+  // Pass 1: the latest offset of every key in the cleanable segments.
+  const latest = new Map<string, number>();
+  let mapBytes = 0;
+  let mapped = 0;
+  for (const seg of ctx.segments) {
+    if (mapped > 0 && mapBytes >= options.compactionMapBytes) break;
+    const fd = await ctx.acquire(seg);
+    try {
+      await scanBatches(fd, 0, seg.readableBytes, { checkCrc: true, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK }, (_h, _pos, chunk, at) => {
+        const batch = decodeBatch(chunk, at, decodeOptions);
+        for (const r of batch.records) {
+          if (!r.key) continue;
+          const k = keyOf(r.key);
+          if (!latest.has(k)) mapBytes += k.length + MAP_ENTRY_OVERHEAD_BYTES;
+          latest.set(k, r.offset);
+        }
+      });
+    } finally {
+      ctx.release(seg);
+    }
+    mapped++;
+  }
+
+  // Pass 2: rewrite each mapped segment.
+  for (const seg of ctx.segments.slice(0, mapped)) {
+    const r = await cleanSegment(ctx, seg, latest);
+    if (r) {
+      stats.segmentsCleaned++;
+      stats.recordsRemoved += r.recordsRemoved;
+      stats.bytesBefore += r.bytesBefore;
+      stats.bytesAfter += r.bytesAfter;
+    }
+  }
+  if (stats.segmentsCleaned > 0) ctx.logger.info({ ...stats, keys: latest.size }, 'compaction cleaned segments');
+  return stats;
+}
+
+async function cleanSegment(
+  ctx: CompactionContext,
+  seg: Segment,
+  latest: Map<string, number>,
+): Promise<{ recordsRemoved: number; bytesBefore: number; bytesAfter: number } | null> {
+  const { options, nowMs } = ctx;
+  const tombstoneHorizonMs = nowMs - options.deleteRetentionMs;
+  const cleanedPath = seg.logPath + CLEANED_SUFFIX;
+  const swapPath = seg.logPath + SWAP_SUFFIX;
+  const fresh = new Segment(ctx.dir, seg.baseOffset, options.segmentIndexBytes);
+  fresh.offsetIndex.startInMemory();
+  fresh.timeIndex.startInMemory();
+  let recordsRemoved = 0;
+  let outPos = 0;
+  let pendingOut: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const outFd = await openFd(cleanedPath, 'w');
+  let finished = false;
+  try {
+    const fd = await ctx.acquire(seg);
+    try {
+      await scanBatches(
+        fd,
+        0,
+        seg.readableBytes,
+        {
+          checkCrc: true,
+          maxBatchBytes: MAX_BATCH_BYTES_ON_DISK,
+          onChunkEnd: async () => {
+            if (pendingBytes < WRITE_CHUNK_BYTES) return;
+            const bufs = pendingOut;
+            pendingOut = [];
+            const n = pendingBytes;
+            pendingBytes = 0;
+            await pwritevAll(outFd, bufs, outPos - n);
+          },
+        },
+        (h, _pos, chunk, at) => {
+          const src = chunk.subarray(at, at + h.totalBytes);
+          const batch = decodeBatch(src, 0, { maxDecompressedBytes: options.maxDecompressedBytes, verifyCrc: false });
+          const keep = batch.records.map((r) => {
+            if (!r.key) return true;
+            const newest = latest.get(keyOf(r.key));
+            if (newest !== undefined && newest > r.offset) return false;
+            return !(r.value === null && r.timestampMs < tombstoneHorizonMs);
+          });
+          const kept = keep.filter(Boolean).length;
+          recordsRemoved += keep.length - kept;
+          let out: Uint8Array | null;
+          if (kept === keep.length) out = Buffer.from(src);
+          else if (kept > 0) out = rebuildBatch(src, h, keep, batch.records.map((r) => r.timestampMs), options.maxDecompressedBytes);
+          else if (h.producerId >= 0 && ctx.lastBatchOfProducer.get(h.producerId) === h.baseOffset) out = emptyBatch(src);
+          else out = null;
+          if (!out) return;
+          const header = { ...h, batchLength: out.byteLength - 12, totalBytes: out.byteLength, maxTimestamp: readMaxTimestamp(out) };
+          fresh.track(header, outPos, options.indexIntervalBytes, header.maxTimestamp);
+          pendingOut.push(out);
+          pendingBytes += out.byteLength;
+          outPos += out.byteLength;
+        },
+      );
+    } finally {
+      ctx.release(seg);
+    }
+    if (recordsRemoved === 0) {
+      await closeFd(outFd);
+      finished = true;
+      await unlinkIfExists(cleanedPath);
+      return null;
+    }
+    if (pendingBytes > 0) await pwritevAll(outFd, pendingOut, outPos - pendingBytes);
+    await fdatasync(outFd);
+    await closeFd(outFd);
+    finished = true;
+  } catch (err) {
+    if (!finished) await closeFd(outFd).catch(() => undefined);
+    await unlinkIfExists(cleanedPath);
+    throw err;
+  }
+
+  await rename(cleanedPath, swapPath);
+  await fsyncDir(ctx.dir);
+  await unlinkIfExists(seg.offsetIndex.path);
+  await unlinkIfExists(seg.timeIndex.path);
+  await rename(swapPath, seg.logPath);
+  await fsyncDir(ctx.dir);
+
+  fresh.finalTimeIndexEntry();
+  const oi = Buffer.from(fresh.offsetIndex.entries());
+  const ti = Buffer.from(fresh.timeIndex.entries());
+  await writeFileAtomic(fresh.offsetIndex.path, oi);
+  await writeFileAtomic(fresh.timeIndex.path, ti);
+  fresh.offsetIndex.install(oi, fresh.offsetIndex.count);
+  fresh.timeIndex.install(ti, fresh.timeIndex.count);
+  fresh.nextOffset = seg.nextOffset;
+  if (fresh.maxTimestampMs < 0) {
+    // Emptied completely: keep the old largest timestamp so time retention still sees its age.
+    fresh.maxTimestampMs = seg.maxTimestampMs;
+    fresh.offsetOfMaxTimestamp = seg.offsetOfMaxTimestamp;
+  }
+  fresh.indexesTrusted = true;
+  fresh.verified = true;
+  fresh.rollBaseMs = seg.rollBaseMs;
+  const bytesBefore = seg.sizeBytes;
+  ctx.replace(seg, fresh);
+  return { recordsRemoved, bytesBefore, bytesAfter: fresh.sizeBytes };
+}
+
+function readMaxTimestamp(batch: Uint8Array): number {
+  return Number(Buffer.from(batch.buffer, batch.byteOffset, batch.byteLength).readBigInt64BE(MAX_TIMESTAMP));
+}
+
+/** Reads one zigzag varint (a record's length prefix); returns [value, bytes]. */
+function readVarint(buf: Uint8Array, pos: number): [number, number] {
+  let raw = 0;
+  let shift = 0;
+  let i = pos;
+  for (;;) {
+    if (i >= buf.byteLength || shift > 28) throw new Error(`record length varint at ${pos} is malformed`);
+    const b = buf[i++];
+    raw |= (b & 0x7f) << shift;
+    if ((b & 0x80) === 0) break;
+    shift += 7;
+  }
+  return [(raw >>> 1) ^ -(raw & 1), i - pos];
+}
+
+/** A batch with only the kept records (their bytes copied verbatim), same header, new CRC. */
+function rebuildBatch(src: Uint8Array, h: BatchHeader, keep: boolean[], timestamps: number[], maxDecompressedBytes: number): Uint8Array {
+  const section = h.compression === 0 ? src.subarray(RECORDS) : decompress(h.compression, src.subarray(RECORDS), maxDecompressedBytes);
+  const parts: Uint8Array[] = [];
+  let keptBytes = 0;
+  let pos = 0;
+  let maxTs = -1;
+  for (let i = 0; i < keep.length; i++) {
+    const [len, n] = readVarint(section, pos);
+    const end = pos + n + len;
+    if (keep[i]) {
+      parts.push(section.subarray(pos, end));
+      keptBytes += end - pos;
+      if (timestamps[i] > maxTs) maxTs = timestamps[i];
+    }
+    pos = end;
+  }
+  let records: Uint8Array = Buffer.concat(parts, keptBytes);
+  if (h.compression !== 0) records = compress(h.compression, records);
+  const out = Buffer.alloc(RECORDS + records.byteLength);
+  out.set(src.subarray(0, RECORDS), 0);
+  out.set(records, RECORDS);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setInt32(BATCH_LENGTH, out.byteLength - 12);
+  view.setInt32(RECORDS_COUNT, parts.length);
+  if (h.timestampType === 0) writeInt64(view, MAX_TIMESTAMP, maxTs);
+  view.setUint32(CRC, crc32cRange(out, ATTRIBUTES, out.byteLength));
+  return out;
+}
+
+/** Header only: keeps baseOffset, lastOffsetDelta and the producer fields (sequence state), no records. */
+function emptyBatch(src: Uint8Array): Uint8Array {
+  const out = Buffer.alloc(RECORDS);
+  out.set(src.subarray(0, RECORDS), 0);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setInt32(BATCH_LENGTH, RECORDS - 12);
+  view.setInt16(ATTRIBUTES, view.getInt16(ATTRIBUTES) & ~COMPRESSION_MASK);
+  view.setInt32(RECORDS_COUNT, 0);
+  view.setUint32(CRC, crc32cRange(out, ATTRIBUTES, RECORDS));
+  return out;
+}
