@@ -294,8 +294,7 @@ const STATUS_TEXT: Record<number, string> = {
   [-11]: 'recordCount is negative or larger than the records bytes allow',
 };
 
-function statusError(status: number, h: BatchHeader, pos: number, index: number): BrokerError {
-  const rec = lastErrorRecord();
+function statusError(status: number, h: BatchHeader, pos: number, index: number, rec = lastErrorRecord()): BrokerError {
   const what = STATUS_TEXT[status] ?? `status ${status}`;
   const recText = rec >= 0 ? `record ${rec}: ` : '';
   const code = status === -9 ? 'RECORD_LIST_TOO_LARGE' : 'INVALID_RECORD';
@@ -318,7 +317,7 @@ function recordsOf(buf: Uint8Array, h: BatchHeader, pos: number, index: number, 
 function walkInWasm(records: Uint8Array, h: BatchHeader, pos: number, index: number, strict: boolean, withTable: boolean): { table: number; headerTable: number } {
   const n = records.byteLength;
   const count = h.recordCount;
-  if (count > n / 7) throw statusError(-11, h, pos, index);
+  if (count > n / 7) throw statusError(-11, h, pos, index, -1);
   const table = withTable ? align8(heapBase + n) : 0;
   const headerTable = withTable ? table + count * 32 : 0;
   const room = withTable ? scratchEnd - headerTable : scratchEnd - heapBase - n;
