@@ -1,0 +1,156 @@
+// Group append: publishes from many devices for one stream topic (and fixed partition, if a
+// route names one) are gathered into one `broker.produce` call, so one wasm encode and one
+// fsync serve them all. At most one produce per queue is in flight; records arriving while
+// it runs form the next batch (group commit). When nothing is in flight, a queue waits
+// `lingerMs` for company before it goes. A batch never exceeds `batchBytesMax` or
+// `batchRecordsMax`.
+//
+// Memory: `pendingBytes` counts every byte accepted and not yet appended; the connection
+// guard stops reading sockets while it is above `pendingBytesTotalMax`, and `onDrain`
+// listeners hear each time it falls.
+import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
+import type { Logger } from '../../host/logging.js';
+
+export type AppendCallback = (err: Error | null) => void;
+
+interface Queue {
+  topic: string;
+  partition: number | undefined;
+  records: RecordInput[];
+  callbacks: AppendCallback[];
+  sizes: number[];
+  bytes: number;
+  durable: boolean;
+  inflight: boolean;
+  /** A linger timer or immediate is armed (never cancelled: a stale one finds nothing to do). */
+  timer: boolean;
+}
+
+export interface BatcherOptions {
+  lingerMs: number;
+  batchBytesMax: number;
+  batchRecordsMax: number;
+}
+
+const KNOWN_TOPICS_MAX = 10_000; // topics known to exist; past it, ensureTopic is asked again
+
+export class AppendBatcher {
+  pendingBytes = 0;
+  private readonly queues = new Map<string, Queue>();
+  private readonly knownTopics = new Set<string>();
+  private readonly drainListeners = new Set<() => void>();
+  private closed = false;
+  /** Appends completed, batches sent: for metrics and the bench. */
+  appendedRecords = 0;
+  batches = 0;
+
+  constructor(
+    private readonly broker: BrokerApi,
+    private readonly logger: Logger,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  onDrain(fn: () => void): () => void {
+    this.drainListeners.add(fn);
+    return () => this.drainListeners.delete(fn);
+  }
+
+  /**
+   * Queues one record. `durable` asks for acks -1 (the topic's flush policy met before the
+   * callback). `bytes` is what the record costs in memory until appended.
+   */
+  append(topic: string, partition: number | undefined, record: RecordInput, bytes: number, durable: boolean, cb: AppendCallback): void {
+    if (this.closed) {
+      cb(new Error('MQTT gateway is closing'));
+      return;
+    }
+    const id = partition === undefined ? topic : `${topic}\u0000${partition}`;
+    let q = this.queues.get(id);
+    if (!q) {
+      q = { topic, partition, records: [], callbacks: [], sizes: [], bytes: 0, durable: false, inflight: false, timer: false };
+      this.queues.set(id, q);
+    }
+    q.records.push(record);
+    q.callbacks.push(cb);
+    q.sizes.push(bytes);
+    q.bytes += bytes;
+    q.durable ||= durable;
+    this.pendingBytes += bytes;
+    if (q.inflight) return;
+    if (q.bytes >= this.options.batchBytesMax || q.records.length >= this.options.batchRecordsMax) {
+      this.flush(q);
+    } else if (!q.timer) {
+      q.timer = true;
+      const queue = q;
+      // linger 0 still lets the rest of this socket chunk (and other sockets' chunks) join
+      if (this.options.lingerMs === 0) setImmediate(() => this.flush(queue));
+      else setTimeout(() => this.flush(queue), this.options.lingerMs);
+    }
+  }
+
+  private flush(q: Queue): void {
+    q.timer = false;
+    if (q.inflight || q.records.length === 0) return;
+    let n = 0;
+    let bytes = 0;
+    while (n < q.records.length && n < this.options.batchRecordsMax && (n === 0 || bytes + q.sizes[n] <= this.options.batchBytesMax)) {
+      bytes += q.sizes[n];
+      n++;
+    }
+    const records = q.records.splice(0, n);
+    const callbacks = q.callbacks.splice(0, n);
+    q.sizes.splice(0, n);
+    q.bytes -= bytes;
+    const durable = q.durable;
+    q.durable = q.records.length > 0 && durable;
+    q.inflight = true;
+    this.batches++;
+    void this.produce(q.topic, q.partition, records, durable).then(
+      () => this.settle(q, callbacks, bytes, null),
+      (err: Error) => this.settle(q, callbacks, bytes, err),
+    );
+  }
+
+  private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<void> {
+    if (!this.knownTopics.has(topic)) {
+      await this.broker.ensureTopic(topic);
+      if (this.knownTopics.size >= KNOWN_TOPICS_MAX) this.knownTopics.clear();
+      this.knownTopics.add(topic);
+    }
+    await this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition });
+  }
+
+  private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {
+    q.inflight = false;
+    this.pendingBytes -= bytes;
+    if (err) {
+      this.knownTopics.delete(q.topic);
+      this.logger.warn({ topic: q.topic, records: callbacks.length, err: err.message }, 'mqtt: append failed');
+    } else {
+      this.appendedRecords += callbacks.length;
+    }
+    for (const cb of callbacks) cb(err);
+    if (q.records.length > 0) this.flush(q);
+    else if (!q.timer) this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
+    for (const fn of this.drainListeners) fn();
+  }
+
+  /** Flushes what is queued and waits for every append in flight. */
+  async close(): Promise<void> {
+    for (const q of this.queues.values()) this.flush(q);
+    const deadline = Date.now() + 10_000;
+    while (this.pendingBytes > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const off = this.onDrain(() => {
+          off();
+          resolve();
+        });
+        setTimeout(() => {
+          off();
+          resolve();
+        }, 50);
+      });
+    }
+    this.closed = true;
+  }
+}

@@ -1,0 +1,237 @@
+// One connection's guard: strict packet checks before aedes sees a byte (guard.ts holds the
+// rules), and flow control — the connection stops being read while it is over a bound:
+//   rate      publishes per second (token bucket), resumed by a timer
+//   inflight  QoS 1/2 publishes not yet durably appended, resumed as appends complete
+//   pending   bytes of this connection's publishes not yet appended (QoS 0 included)
+//   total     bytes of all connections' publishes not yet appended
+//   outgoing  bytes queued toward this client, resumed on 'drain'
+//   connack   packets after CONNECT wait until aedes has answered it
+// Holding = aedes' `_parsingBatch` carries one extra count, so aedes does not read the
+// socket; the kernel's receive buffer fills and TCP pushes back on the device.
+//
+// Concurrency: `pump` runs synchronously; aedes handles the packets it is given inside
+// `deliver` (also synchronously up to the publish authorisation hook), so the counters read
+// after a `deliver` already include those packets.
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../host/logging.js';
+import type { Counter } from '../../host/metrics/registry.js';
+import type { AppendBatcher } from './append.js';
+import type { MqttGatewayOptions } from './options.js';
+import { CONNECT, checkConnect, checkPacket, readFixedHeader, type Refusal, type Violation } from './guard.js';
+
+/** The parts of an aedes Client the guard touches (aedes 1.2 lib/client.js). */
+export interface AedesClientInternals {
+  id: string | null;
+  closed: boolean;
+  connackSent: boolean;
+  _parser: { parse(buf: Buffer): unknown };
+  _parsingBatch: number;
+  _nextBatch(err?: Error): void;
+}
+
+export interface GuardShared {
+  options: MqttGatewayOptions;
+  logger: Logger;
+  batcher: AppendBatcher;
+  violations: Counter;
+  holds: Counter;
+  /** Guards waiting for the total of pending bytes to fall. */
+  totalWaiters: Set<ConnectionGuard>;
+}
+
+type HoldReason = 'rate' | 'inflight' | 'pending' | 'total' | 'outgoing' | 'connack';
+
+export class ConnectionGuard {
+  /** Bytes of this connection's publishes accepted and not yet appended. */
+  pendingBytes = 0;
+  /** QoS 1/2 publishes of this connection not yet acknowledged. */
+  inflight = 0;
+  /** Set once CONNECT passed the checks. */
+  clientIdBytes: Buffer | undefined;
+  private buf: Buffer | null = null;
+  private connectSeen = false;
+  private holding: HoldReason | null = null;
+  private extraCount = false;
+  private dead = false;
+  private tokens: number;
+  private refillAtMs = Date.now();
+  private readonly parse: (buf: Buffer) => unknown;
+
+  constructor(
+    private readonly client: AedesClientInternals,
+    private readonly conn: Duplex,
+    private readonly shared: GuardShared,
+    readonly remote: string,
+  ) {
+    this.tokens = shared.options.publishBurst;
+    const parser = client._parser;
+    this.parse = parser.parse.bind(parser);
+    parser.parse = (chunk: Buffer) => this.onData(chunk);
+  }
+
+  /** aedes sent CONNACK 0: packets after CONNECT may flow. */
+  connackSent(): void {
+    if (this.holding === 'connack') setImmediate(() => this.release());
+  }
+
+  /** Counters of this connection fell: re-check a hold. */
+  wake(): void {
+    if (this.holding === 'inflight' || this.holding === 'pending') this.release();
+  }
+
+  /** The total of pending bytes fell. */
+  wakeTotal(): void {
+    if (this.holding === 'total') this.release();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.dead) return;
+    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.holding !== null) {
+      // aedes reads at most once more while we wait for CONNACK (it resumes itself); past
+      // one packet of backlog the client is not waiting for its CONNACK as MQTT requires
+      if (this.buf.length > this.shared.options.packetBytesMax + 65_536) {
+        this.kill({ rule: 'MQTT-3.1.4', message: `${this.buf.length} bytes sent before CONNACK` });
+      }
+      return;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    const buf = this.buf;
+    if (buf === null || this.dead) return;
+    const o = this.shared.options;
+    let pos = 0;
+    let runStart = 0;
+    let runBytes = 0;
+    let runInflight = 0;
+    for (;;) {
+      const h = readFixedHeader(buf, pos, o.packetBytesMax);
+      if (h === undefined) break;
+      if (!Array.isArray(h)) return this.killAfter(buf, runStart, pos, h);
+      const [type, flags, len, headerBytes] = h;
+      const s = pos + headerBytes;
+      const e = s + len;
+      if (e > buf.length) break;
+      if (!this.connectSeen) {
+        if (type !== CONNECT) return this.killAfter(buf, runStart, pos, { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' });
+        if (flags !== 0) return this.killAfter(buf, runStart, pos, { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' });
+        const c = checkConnect(buf, s, e, o);
+        if ('rule' in c) return this.killAfter(buf, runStart, pos, c);
+        if ('returnCode' in c) return this.refuse(c);
+        this.connectSeen = true;
+        this.clientIdBytes = Buffer.from(c.clientId);
+        pos = e;
+        this.buf = pos < buf.length ? Buffer.from(buf.subarray(pos)) : null;
+        this.deliver(buf.subarray(runStart, pos));
+        if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');
+        else this.pump();
+        return;
+      }
+      const r = checkPacket(type, flags, buf, s, e);
+      if (r !== undefined) {
+        if ('rule' in r) return this.killAfter(buf, runStart, pos, r);
+        const wait = this.mustWait(r.qos, runBytes, runInflight);
+        if (wait !== null) {
+          this.buf = Buffer.from(buf.subarray(pos));
+          if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
+          if (!this.dead) this.hold(wait[0], wait[1]);
+          return;
+        }
+        if (o.publishRatePerSecond > 0) this.tokens -= 1;
+        runBytes += len;
+        if (r.qos > 0) runInflight++;
+      }
+      pos = e;
+    }
+    this.buf = pos < buf.length ? (pos === 0 ? buf : Buffer.from(buf.subarray(pos))) : null;
+    if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
+  }
+
+  private mustWait(qos: number, runBytes: number, runInflight: number): [HoldReason, number] | null {
+    const o = this.shared.options;
+    if (o.publishRatePerSecond > 0) {
+      const now = Date.now();
+      this.tokens = Math.min(o.publishBurst, this.tokens + ((now - this.refillAtMs) * o.publishRatePerSecond) / 1000);
+      this.refillAtMs = now;
+      if (this.tokens < 1) return ['rate', Math.ceil(((1 - this.tokens) * 1000) / o.publishRatePerSecond)];
+    }
+    if (qos > 0 && this.inflight + runInflight >= o.inflightMax) return ['inflight', 0];
+    const mine = this.pendingBytes + runBytes;
+    if (mine > 0 && mine >= o.pendingBytesPerConnectionMax) return ['pending', 0];
+    if (this.shared.batcher.pendingBytes >= o.pendingBytesTotalMax) return ['total', 0];
+    if (this.conn.writableLength >= o.outgoingBytesMax) return ['outgoing', 0];
+    return null;
+  }
+
+  private hold(reason: HoldReason, delayMs = 0): void {
+    this.holding = reason;
+    this.shared.holds.inc({ reason });
+    if (reason !== 'connack' && !this.extraCount) {
+      this.client._parsingBatch++;
+      this.extraCount = true;
+    }
+    if (reason === 'rate') setTimeout(() => this.release(), delayMs);
+    else if (reason === 'outgoing') this.conn.once('drain', () => this.release());
+    else if (reason === 'total') this.shared.totalWaiters.add(this);
+    else if (reason === 'inflight' || reason === 'pending') {
+      // the counters may already have fallen while the packets were being handed over
+      if (this.mustWait(1, 0, 0)?.[0] !== reason) setImmediate(() => this.release());
+    }
+  }
+
+  private release(): void {
+    if (this.holding === null || this.dead) return;
+    if (this.holding === 'total') this.shared.totalWaiters.delete(this);
+    this.holding = null;
+    this.pump();
+    if (this.holding === null && this.extraCount && !this.dead) {
+      this.extraCount = false;
+      this.client._nextBatch();
+    }
+  }
+
+  private deliver(bytes: Buffer): void {
+    if (this.client.closed) {
+      this.dead = true;
+      return;
+    }
+    this.parse(bytes);
+  }
+
+  /** Delivers the valid packets before the offending one, then closes the connection. */
+  private killAfter(buf: Buffer, runStart: number, pos: number, v: Violation): void {
+    if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
+    this.kill(v);
+  }
+
+  kill(v: Violation): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.buf = null;
+    this.shared.totalWaiters.delete(this);
+    this.shared.violations.inc({ rule: v.rule });
+    this.shared.logger.warn({ rule: v.rule, clientId: this.client.id ?? undefined, remote: this.remote }, `mqtt: ${v.message} (${v.rule}); connection closed`);
+    this.conn.destroy();
+  }
+
+  private refuse(r: Refusal): void {
+    this.dead = true;
+    this.buf = null;
+    this.shared.violations.inc({ rule: r.v5 ? 'mqtt5' : `connack-${r.returnCode}` });
+    this.shared.logger.warn({ returnCode: r.returnCode, remote: this.remote }, `mqtt: ${r.message}; CONNACK sent, connection closed`);
+    // MQTT 5 §3.2: CONNACK = 0x20, remaining length 3, flags 0, reason, properties length 0.
+    // MQTT 3.1.1 §3.2: CONNACK = 0x20, remaining length 2, flags 0, return code.
+    const connack = r.v5 ? Buffer.from([0x20, 0x03, 0x00, r.returnCode, 0x00]) : Buffer.from([0x20, 0x02, 0x00, r.returnCode]);
+    refuseConnection(this.conn, connack);
+  }
+}
+
+/** Writes a CONNACK and closes the connection once it is flushed (or after a second). */
+export function refuseConnection(conn: Duplex, connack: Buffer): void {
+  conn.end(connack);
+  const t = setTimeout(() => conn.destroy(), 1_000);
+  t.unref();
+  conn.once('close', () => clearTimeout(t));
+}

@@ -1,0 +1,358 @@
+// The MQTT gateway: aedes on TCP and on WebSocket, over the broker's one append path and
+// one read path.
+//
+// A publish flows: socket → connection guard (strict MQTT 3.1.1 checks, flow control) →
+// aedes parser → aedes' publish handler → `authorizePublish` (ACL, route, append) → only
+// when the append has met the topic's flush policy does the callback return, and only then
+// does aedes write PUBACK (QoS 1) or store the packet and write PUBREC (QoS 2) — aedes
+// 1.2's handlers/publish.js runs `authorizePublish` before `enqueuePublish`, which acks.
+// QoS 0 is handed to the batcher and the callback returns at once (unless the
+// connection's or the gateway's pending bytes are over their bound: then it waits, which
+// stops aedes reading the socket).
+import { randomUUID } from 'node:crypto';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Aedes } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
+import type { Logger } from '../../host/logging.js';
+import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
+import { AppendBatcher } from './append.js';
+import { Authorizer } from './auth.js';
+import { ConnectionGuard, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
+import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
+import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
+import { Router } from './routes.js';
+import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
+
+export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
+export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
+
+export interface Listener {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+export interface MqttGatewayDeps {
+  broker: BrokerApi;
+  logger: Logger;
+  metrics: MetricsRegistry;
+}
+
+/** What tests and the bench need beyond the listeners. */
+export interface MqttGateway {
+  listeners: Listener[];
+  aedes: Aedes;
+  persistence: LogPersistence;
+  batcher: AppendBatcher;
+  tails: TailManager;
+  /** Closes every listener, then aedes, the readers, and flushes pending appends. */
+  close(): Promise<void>;
+}
+
+type AedesClient = AedesClientInternals & { id: string; clean: boolean; conn: Duplex; subscriptions: Record<string, unknown> };
+
+const QOS_BYTES = [Buffer.from('0'), Buffer.from('1'), Buffer.from('2')];
+const TRUE_BYTES = Buffer.from('true');
+const FALSE_BYTES = Buffer.from('false');
+const LOG_INTERVAL_MS = 5_000; // at most one line per kind of repeated event per 5 s
+
+export async function startMqttGateway(deps: MqttGatewayDeps, options: MqttGatewayOptions): Promise<Listener[]> {
+  return (await openMqttGateway(deps, options)).listeners;
+}
+
+export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<MqttGatewayOptions>): Promise<MqttGateway> {
+  const o = resolveMqttOptions(options);
+  const logger = deps.logger.child({ component: 'mqtt' });
+  const broker = deps.broker;
+  const gatewayId = randomUUID();
+  const originBytes = Buffer.from(gatewayId);
+  const router = new Router(o.routes, o.defaultRoute, o.reverseRoutes);
+  const authorizer = o.auth.enabled ? new Authorizer(o.auth.users) : undefined;
+  const m = deps.metrics;
+  const metrics = {
+    connections: m.gauge('tributary_mqtt_connections', 'MQTT connections open'),
+    publishes: m.counter('tributary_mqtt_publishes_total', 'MQTT publishes received, by QoS'),
+    unrouted: m.counter('tributary_mqtt_unrouted_total', 'MQTT publishes matching no route (not stored)'),
+    denied: m.counter('tributary_mqtt_denied_total', 'MQTT operations refused by an ACL or authentication'),
+    violations: m.counter('tributary_mqtt_protocol_violations_total', 'MQTT connections closed for breaking a rule, by rule'),
+    holds: m.counter('tributary_mqtt_read_holds_total', 'times an MQTT connection stopped being read, by reason'),
+    refused: m.counter('tributary_mqtt_connections_refused_total', 'MQTT connections refused at connectionsMax'),
+    ackLatency: m.histogram('tributary_mqtt_durable_ack_ms', 'publish received → append durable (QoS 1/2)', LATENCY_BUCKETS_MS),
+  };
+
+  const batcher = new AppendBatcher(broker, logger, { lingerMs: o.lingerMs, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
+  const persistence = new LogPersistence(broker, batcher, logger, o);
+  const guards = new WeakMap<object, ConnectionGuard>();
+  const users = new WeakMap<object, string>();
+  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, holds: metrics.holds, totalWaiters: new Set() };
+  batcher.onDrain(() => {
+    if (shared.totalWaiters.size === 0 || batcher.pendingBytes >= o.pendingBytesTotalMax) return;
+    for (const g of [...shared.totalWaiters]) g.wakeTotal();
+  });
+
+  const lastLog = new Map<string, number>();
+  const rareLog = (kind: string, fields: Record<string, unknown>, msg: string) => {
+    const now = Date.now();
+    if (now - (lastLog.get(kind) ?? 0) < LOG_INTERVAL_MS) return;
+    lastLog.set(kind, now);
+    logger.warn(fields, msg);
+  };
+
+  // --- aedes hooks ------------------------------------------------------------------------------
+
+  function authenticate(client: AedesClient, username: string | undefined, password: Buffer | undefined, done: (err: (Error & { returnCode?: number }) | null, ok: boolean | null) => void): void {
+    if (!authorizer) return done(null, true);
+    authorizer.authenticate(username, password).then(
+      (ok) => {
+        if (ok) {
+          users.set(client, username!);
+          return done(null, true);
+        }
+        metrics.denied.inc({ what: 'connect' });
+        logger.warn({ clientId: client.id, username }, 'mqtt: CONNECT refused: bad user name or password (return code 4)');
+        const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 });
+        done(err, false);
+      },
+      (err: Error) => done(Object.assign(err, { returnCode: 3 }), false),
+    );
+  }
+
+  function authorizeSubscribe(client: AedesClient, sub: Sub, done: (err: Error | null, sub?: Sub | null) => void): void {
+    if (authorizer && !authorizer.canSubscribe(users.get(client), client.id, sub.topic)) {
+      metrics.denied.inc({ what: 'subscribe' });
+      rareLog('deny-sub', { clientId: client.id, filter: sub.topic }, 'mqtt: SUBSCRIBE refused by ACL (SUBACK 0x80)');
+      return done(null, null);
+    }
+    done(null, sub);
+  }
+
+  function authorizePublish(client: AedesClient | null, packet: AedesPacket, done: (err?: Error | null) => void): void {
+    const topic = packet.topic;
+    if (topic.startsWith('$')) return done(new Error(`topics starting with '$' are reserved (MQTT-4.7.2-1): ${topic}`));
+    const clientId = client?.id ?? packet.clientId ?? '';
+    if (authorizer && client && !authorizer.canPublish(users.get(client), clientId, topic)) {
+      metrics.denied.inc({ what: 'publish' });
+      logger.warn({ clientId, topic }, 'mqtt: PUBLISH refused by ACL; connection closed (MQTT 3.1.1 has no negative PUBACK)');
+      return done(new Error(`not authorised to publish to ${topic}`));
+    }
+    metrics.publishes.inc({ qos: String(packet.qos) });
+    const target = router.forward(topic, clientId);
+    if (!target) {
+      metrics.unrouted.inc();
+      if (o.unrouted === 'disconnect') {
+        logger.warn({ clientId, topic }, 'mqtt: PUBLISH matches no route; connection closed (unrouted: disconnect)');
+        return done(new Error(`no route for ${topic}`));
+      }
+      rareLog('unrouted', { clientId, topic }, 'mqtt: PUBLISH matches no route: delivered to MQTT subscribers only, not stored (unrouted: mqtt-only)');
+      return done(null);
+    }
+    if (packet.qos === 2 && client) {
+      // a retransmitted QoS 2 publish (same packet id, before PUBREL) is already stored
+      persistence.incomingGetPacket(client, packet).then(
+        () => done(null),
+        () => append(client, packet, target, clientId, done),
+      );
+      return;
+    }
+    append(client, packet, target, clientId, done);
+  }
+
+  function append(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const guard = client ? guards.get(client) : undefined;
+    const headers: RecordInput['headers'] = [];
+    if (o.headers.topic) headers.push({ key: TOPIC_HEADER, value: Buffer.from(packet.topic) });
+    if (o.headers.qos) headers.push({ key: 'mqtt.qos', value: QOS_BYTES[packet.qos] });
+    if (o.headers.retain) headers.push({ key: 'mqtt.retain', value: packet.retain ? TRUE_BYTES : FALSE_BYTES });
+    if (o.headers.clientId) headers.push({ key: 'mqtt.clientId', value: guard?.clientIdBytes ?? Buffer.from(clientId) });
+    headers.push({ key: ORIGIN_HEADER, value: originBytes });
+    const record: RecordInput = { key: Buffer.from(target.key), value: payload, headers };
+    const bytes = payload.length + packet.topic.length * 2 + 96;
+    const durable = packet.qos > 0;
+    const startMs = durable ? performance.now() : 0;
+    let answered = false;
+    if (guard) {
+      guard.pendingBytes += bytes;
+      if (durable) guard.inflight++;
+    }
+    batcher.append(target.topic, target.partition, record, bytes, durable, (err) => {
+      if (guard) {
+        guard.pendingBytes -= bytes;
+        if (durable) guard.inflight--;
+        guard.wake();
+      }
+      if (durable) {
+        if (!err) metrics.ackLatency.observe(performance.now() - startMs);
+        else logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
+      } else if (err) rareLog('qos0-fail', { clientId, topic: packet.topic, err: err.message }, 'mqtt: QoS 0 publish not stored');
+      if (!answered) {
+        answered = true;
+        done(durable ? err : null);
+      }
+    });
+    if (!durable && !answered) {
+      const over = (guard && guard.pendingBytes >= o.pendingBytesPerConnectionMax) || batcher.pendingBytes >= o.pendingBytesTotalMax;
+      if (!over) {
+        answered = true;
+        done(null);
+      }
+    }
+  }
+
+  const aedes = await Aedes.createBroker({
+    id: gatewayId,
+    persistence: persistence as never,
+    authenticate: authenticate as never,
+    authorizePublish: authorizePublish as never,
+    authorizeSubscribe: authorizeSubscribe as never,
+    connectTimeout: o.connectTimeoutMs,
+    drainTimeout: o.drainTimeoutMs,
+    maxInflightInbound: o.qos2InflightInboundMax,
+    maxClientsIdLength: Math.min(o.clientIdBytesMax, 65535),
+  } as never);
+
+  const events = aedes as unknown as NodeJS.EventEmitter;
+
+  // --- reverse delivery -------------------------------------------------------------------------
+
+  const liveFilters = (): string[] => {
+    const out: string[] = [];
+    const clients = (aedes as unknown as { clients: Record<string, AedesClient> }).clients;
+    for (const id in clients) out.push(...Object.keys(clients[id].subscriptions));
+    return out;
+  };
+  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters()]);
+  if (o.reverse) {
+    events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic)));
+    events.on('unsubscribe', () => tails.changed());
+    events.on('clientDisconnect', () => tails.changed());
+    persistence.onSessionsChanged = () => tails.changed();
+    tails.subscribed(persistence.persistedFilters());
+  }
+
+  events.on('connackSent', (packet: { returnCode: number }, client: AedesClient) => {
+    if (packet.returnCode === 0) guards.get(client)?.connackSent();
+  });
+  events.on('clientError', (client: AedesClient, err: Error) => {
+    if (err.message !== 'connection closed') logger.debug({ clientId: client.id, err: err.message }, 'mqtt: client error');
+  });
+  events.on('connectionError', (_client: AedesClient, err: Error) => logger.debug({ err: err.message }, 'mqtt: connection error'));
+  events.on('keepaliveTimeout', (client: AedesClient) => logger.info({ clientId: client.id }, 'mqtt: keep-alive expired (1.5 × the client\'s interval, MQTT-3.1.2-24); connection closed'));
+
+  // Wills of sessions cut by a crash or restart of this broker: publish them now rather
+  // than after aedes' 4 × heartbeat sweep (the previous broker id is never coming back).
+  await new Promise<void>((resolve) => {
+    const wills: AedesPacket[] = [];
+    const s = persistence.streamWill({ [gatewayId]: Date.now() });
+    s.on('data', (w: AedesPacket) => wills.push(w));
+    s.on('error', () => resolve());
+    s.on('end', async () => {
+      for (const w of wills) {
+        await new Promise<void>((r) => authorizePublish(null, w, (err) => (err ? r() : aedes.publish(w as never, () => r()))));
+        await persistence.delWill({ id: w.clientId! });
+      }
+      if (wills.length > 0) logger.info({ wills: wills.length }, 'mqtt: wills of sessions cut by the previous shutdown published');
+      resolve();
+    });
+  });
+
+  // --- connections ------------------------------------------------------------------------------
+
+  let open = 0;
+  const conns = new Set<Duplex>();
+  function accept(conn: Duplex, remote: string, req?: IncomingMessage): void {
+    if (open >= o.connectionsMax) {
+      metrics.refused.inc();
+      rareLog('max-conn', { remote, connectionsMax: o.connectionsMax }, 'mqtt: connection refused: connectionsMax reached (CONNACK 3, server unavailable)');
+      conn.on('error', () => undefined);
+      const t = setTimeout(() => conn.destroy(), o.connectTimeoutMs);
+      t.unref();
+      conn.once('data', () => refuseConnection(conn, Buffer.from([0x20, 0x02, 0x00, 0x03])));
+      conn.once('close', () => clearTimeout(t));
+      return;
+    }
+    open++;
+    conns.add(conn);
+    metrics.connections.set(open);
+    conn.once('close', () => {
+      open--;
+      conns.delete(conn);
+      metrics.connections.set(open);
+    });
+    const client = aedes.handle(conn as never, req as never) as unknown as AedesClient;
+    guards.set(client, new ConnectionGuard(client, conn, shared, remote));
+  }
+
+  const listeners: Listener[] = [];
+  const servers: Array<NetServer | HttpServer> = [];
+  let wss: WebSocketServer | undefined;
+  const host = o.host;
+  try {
+    if (o.port >= 0) {
+      const server = createNetServer({ noDelay: true }, (socket: Socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+      await listen(server, o.port, host);
+      servers.push(server);
+      listeners.push({ name: 'mqtt', address: addressOf(server, host), close: () => closeAll() });
+    }
+    if (o.wsPort >= 0) {
+      const http = createHttpServer((_req, res) => {
+        res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket: connect to ${o.wsPath} with subprotocol "mqtt"\n`);
+      });
+      wss = new WebSocketServer({
+        server: http,
+        path: o.wsPath,
+        maxPayload: o.packetBytesMax + 5,
+        handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+      });
+      wss.on('connection', (ws, req) => {
+        const stream = createWebSocketStream(ws);
+        stream.on('error', () => undefined);
+        accept(stream, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req);
+      });
+      await listen(http, o.wsPort, host);
+      servers.push(http);
+      listeners.push({ name: 'mqttWs', address: addressOf(http, host), close: () => closeAll() });
+    }
+  } catch (err) {
+    for (const s of servers) s.close();
+    await new Promise<void>((r) => aedes.close(() => r()));
+    throw err;
+  }
+  logger.info({ listeners: Object.fromEntries(listeners.map((l) => [l.name, l.address])), routes: o.routes.length, defaultRoute: o.defaultRoute, auth: o.auth.enabled }, 'mqtt: gateway listening');
+
+  let closing: Promise<void> | undefined;
+  function closeAll(): Promise<void> {
+    closing ??= (async () => {
+      for (const s of servers) s.close();
+      wss?.close();
+      tails.close();
+      await new Promise<void>((r) => aedes.close(() => r()));
+      for (const c of conns) c.destroy();
+      await batcher.close();
+      await persistence.destroy().catch(() => undefined);
+      await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+    })();
+    return closing;
+  }
+
+  return { listeners, aedes, persistence, batcher, tails, close: closeAll };
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function addressOf(server: NetServer | HttpServer, host: string): string {
+  const a = server.address();
+  if (a && typeof a === 'object') return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  return `${host}`;
+}

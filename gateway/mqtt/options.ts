@@ -1,0 +1,187 @@
+// Options of the MQTT gateway: every limit in one place, each default with its reason.
+// `validateMqttOptions` runs at start and names the key and the value it refuses.
+
+export interface MqttRoute {
+  /** MQTT topic filter (`+`, `#` allowed) this route applies to. */
+  match: string;
+  /** Stream topic template: literal text plus `{1}`..`{9}` (MQTT topic levels, 1-based) and `{clientId}`; the result is sanitised to Kafka's legal characters. */
+  topic: string;
+  /** Record key template (same placeholders plus `{topic}` = the full MQTT topic). Default `{topic}`. */
+  key?: string;
+  /** Fixed partition; by default the partition comes from the key (Kafka's murmur2 partitioner). */
+  partition?: number;
+}
+
+export interface MqttReverseRoute {
+  /** Stream topic whose records are delivered to MQTT subscribers. */
+  topic: string;
+  /** MQTT topic template for each record: `{key}` (record key as UTF-8), `{topic}` (stream topic), `{partition}`. */
+  mqttTopic: string;
+}
+
+export interface MqttUser {
+  username: string;
+  /** `scrypt$N$r$p$<salt base64>$<hash base64>` as produced by `hashPassword` (gateway/mqtt/auth.ts). */
+  passwordHash: string;
+  /** MQTT topic filters this user may publish to; `{username}` and `{clientId}` are substituted. */
+  publish: string[];
+  /** MQTT topic filters this user may subscribe to (a subscription must lie inside one of them). */
+  subscribe: string[];
+}
+
+export interface MqttGatewayOptions {
+  host: string;
+  /** MQTT over TCP; 0 = any free port; -1 = off. */
+  port: number;
+  /** MQTT over WebSocket; 0 = any free port; -1 = off. */
+  wsPort: number;
+  wsPath: string;
+
+  routes: MqttRoute[];
+  /** First MQTT level → stream topic, full MQTT topic → key, when no route matches. */
+  defaultRoute: boolean;
+  /** A publish matching no route (and no default): 'mqtt-only' = delivered to live MQTT subscribers, not stored; 'disconnect' = the client is disconnected (MQTT 3.1.1 has no negative PUBACK). Both are logged and counted. */
+  unrouted: 'mqtt-only' | 'disconnect';
+  headers: { topic: boolean; qos: boolean; retain: boolean; clientId: boolean };
+
+  /** Records appended by others (Kafka, WebSocket, uplink) reach MQTT subscribers. */
+  reverse: boolean;
+  reverseRoutes: MqttReverseRoute[];
+  /** QoS at which reverse-routed records are published to subscribers (capped by each subscription's QoS). */
+  reverseQos: 0 | 1;
+  /** Stream topics tailed at most at once (a `#` subscription would otherwise tail every topic). */
+  tailTopicsMax: number;
+  /** Bytes read per partition per tail read. */
+  tailReadBytesMax: number;
+  /** How often a wildcard subscription looks for newly created stream topics. */
+  tailRescanMs: number;
+
+  /** Append batching: wait this long for more publishes when no append is in flight. */
+  lingerMs: number;
+  batchBytesMax: number;
+  batchRecordsMax: number;
+
+  // --- limits ------------------------------------------------------------------------------
+  connectionsMax: number;
+  /** Largest MQTT packet accepted (fixed header excluded), checked before it is buffered. */
+  packetBytesMax: number;
+  clientIdBytesMax: number;
+  /** Unacknowledged QoS 1/2 publishes per connection before its socket stops being read. */
+  inflightMax: number;
+  /** Bytes of publishes per connection not yet appended before its socket stops being read (QoS 0 included). */
+  pendingBytesPerConnectionMax: number;
+  /** Bytes of publishes not yet appended, all connections together, before every socket stops being read. */
+  pendingBytesTotalMax: number;
+  /** Bytes queued toward one client before its socket stops being read. */
+  outgoingBytesMax: number;
+  /** A client whose outgoing buffer does not drain within this time is disconnected. */
+  drainTimeoutMs: number;
+  /** Publishes per second per connection (token bucket); 0 = no limit. Excess is delayed, not dropped. */
+  publishRatePerSecond: number;
+  publishBurst: number;
+  connectTimeoutMs: number;
+  /** Largest keep-alive a client may ask for; 0 = any. A CONNECT above it is refused (return code 2). */
+  keepaliveMaxSeconds: number;
+  /** QoS 2 publishes awaiting PUBREL per connection (aedes disconnects beyond). */
+  qos2InflightInboundMax: number;
+
+  // --- persistent state ---------------------------------------------------------------------
+  retainedMessagesMax: number;
+  persistentSessionsMax: number;
+  offlineMessagesPerClientMax: number;
+
+  auth: {
+    enabled: boolean;
+    users: MqttUser[];
+  };
+}
+
+export const defaultMqttGatewayOptions: MqttGatewayOptions = {
+  host: '0.0.0.0', // gateways are reached by devices on the LAN
+  port: 1883, // IANA port for MQTT
+  wsPort: 8083, // the de-facto MQTT-over-WebSocket port (EMQX, HiveMQ)
+  wsPath: '/mqtt', // what mqtt.js and most dashboards use
+
+  routes: [], // the default route covers the common `site/device/metric` layout
+  defaultRoute: true, // a new user publishes and finds the data without configuring anything
+  unrouted: 'mqtt-only', // still an MQTT broker for topics not meant to be stored
+  headers: { topic: true, qos: true, retain: true, clientId: true }, // a consumer can reconstruct the MQTT message
+
+  reverse: true, // the cloud can send a command to one device
+  reverseRoutes: [],
+  reverseQos: 1, // persistent sessions queue commands while a device is offline
+  tailTopicsMax: 256, // a `#` subscriber tails every topic; bounded so it cannot open thousands of readers
+  tailReadBytesMax: 1 << 20, // one read of 1 MiB serves thousands of small records
+  tailRescanMs: 2_000, // new topics reach `#` subscribers within a couple of seconds
+
+  lingerMs: 1, // enough for other devices' publishes of the same tick to join one append
+  batchBytesMax: 512 * 1024, // half of Kafka's default max.message.bytes (1 MiB)
+  batchRecordsMax: 4_096, // one wasm call and one fsync for thousands of small readings
+
+  connectionsMax: 10_000, // a Pi gateway serves hundreds of devices; each idle connection costs ~10 KiB
+  packetBytesMax: 256 * 1024, // sensor messages are small; stays below max.message.bytes so a publish always fits one batch
+  clientIdBytesMax: 256, // generous beyond MQTT 3.1.1's 23 guaranteed bytes, still bounded
+  inflightMax: 100, // mqtt.js and paho default to far fewer in flight
+  pendingBytesPerConnectionMax: 1 << 20, // one flooding device cannot hold more than 1 MiB of broker memory
+  pendingBytesTotalMax: 32 << 20, // all devices together: 32 MiB, small next to a 1 GB Pi
+  outgoingBytesMax: 1 << 20, // a subscriber that reads slowly stops its own publishes, not the broker
+  drainTimeoutMs: 30_000, // a frozen client is dropped rather than buffered forever
+  publishRatePerSecond: 0, // off by default: devices differ too much for one number
+  publishBurst: 100, // with a rate: short bursts (a reconnect flushing its queue) pass untouched
+  connectTimeoutMs: 10_000, // a socket that never sends CONNECT is closed
+  keepaliveMaxSeconds: 0, // any keep-alive; set it to force devices to be detected dead sooner
+  qos2InflightInboundMax: 1_000, // aedes' own default; QoS 2 is rare at the edge
+
+  retainedMessagesMax: 100_000, // one retained status per device for a large site
+  persistentSessionsMax: 10_000, // matches connectionsMax
+  offlineMessagesPerClientMax: 1_000, // commands for an offline device; older devices catch up from the log
+
+  auth: { enabled: false, users: [] }, // loopback and lab setups need nothing; documented for production
+};
+
+/** Throws a message naming the key when an option is out of range. */
+export function validateMqttOptions(o: MqttGatewayOptions): void {
+  const int = (name: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`mqtt.${name} must be an integer in [${min}, ${max}], got ${v}`);
+  };
+  int('port', o.port, -1, 65535);
+  int('wsPort', o.wsPort, -1, 65535);
+  int('lingerMs', o.lingerMs, 0, 1000);
+  int('batchBytesMax', o.batchBytesMax, 1024);
+  int('batchRecordsMax', o.batchRecordsMax, 1);
+  int('connectionsMax', o.connectionsMax, 1);
+  int('packetBytesMax', o.packetBytesMax, 64, 268_435_455);
+  int('clientIdBytesMax', o.clientIdBytesMax, 23, 65535);
+  int('inflightMax', o.inflightMax, 1, 65535);
+  int('pendingBytesPerConnectionMax', o.pendingBytesPerConnectionMax, 1024);
+  int('pendingBytesTotalMax', o.pendingBytesTotalMax, 1024);
+  int('outgoingBytesMax', o.outgoingBytesMax, 1024);
+  int('drainTimeoutMs', o.drainTimeoutMs, 0);
+  int('publishRatePerSecond', o.publishRatePerSecond, 0);
+  int('publishBurst', o.publishBurst, 1);
+  int('connectTimeoutMs', o.connectTimeoutMs, 100);
+  int('keepaliveMaxSeconds', o.keepaliveMaxSeconds, 0, 65535);
+  int('qos2InflightInboundMax', o.qos2InflightInboundMax, 1);
+  int('retainedMessagesMax', o.retainedMessagesMax, 0);
+  int('persistentSessionsMax', o.persistentSessionsMax, 0);
+  int('offlineMessagesPerClientMax', o.offlineMessagesPerClientMax, 0);
+  int('tailTopicsMax', o.tailTopicsMax, 0);
+  int('tailReadBytesMax', o.tailReadBytesMax, 1024);
+  int('tailRescanMs', o.tailRescanMs, 10);
+  if (o.reverseQos !== 0 && o.reverseQos !== 1) throw new Error(`mqtt.reverseQos must be 0 or 1, got ${o.reverseQos}`);
+  if (o.unrouted !== 'mqtt-only' && o.unrouted !== 'disconnect') throw new Error(`mqtt.unrouted must be "mqtt-only" or "disconnect", got ${o.unrouted}`);
+  if (o.batchBytesMax < o.packetBytesMax) throw new Error(`mqtt.batchBytesMax (${o.batchBytesMax}) must be at least mqtt.packetBytesMax (${o.packetBytesMax})`);
+  if (!o.wsPath.startsWith('/')) throw new Error(`mqtt.wsPath must start with "/", got ${o.wsPath}`);
+}
+
+/** Defaults overlaid with the given options (nested `headers` and `auth` merged too). */
+export function resolveMqttOptions(options: Partial<MqttGatewayOptions> = {}): MqttGatewayOptions {
+  const o: MqttGatewayOptions = {
+    ...defaultMqttGatewayOptions,
+    ...options,
+    headers: { ...defaultMqttGatewayOptions.headers, ...options.headers },
+    auth: { ...defaultMqttGatewayOptions.auth, ...options.auth },
+  };
+  validateMqttOptions(o);
+  return o;
+}

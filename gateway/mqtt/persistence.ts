@@ -1,0 +1,465 @@
+// aedes persistence backed by the log: retained messages, persistent sessions' subscriptions,
+// will messages and the offline QoS 1/2 queue survive a restart (and a power cut) because
+// every change is appended — through the one append path, with acks -1 — to a compacted
+// internal topic before aedes is told it is done. Reads are served from memory: aedes'
+// own in-memory persistence (aedes-persistence, the reference implementation that its
+// conformance suite checks) holds the state; this class makes each change durable first
+// and rebuilds that state from the topics at start.
+//
+// Internal topics (1 partition each, cleanup.policy=compact, so the latest value per key
+// is what remains; a null value is a tombstone):
+//   __mqtt_retained   key = MQTT topic            value = payload; header `qos`
+//   __mqtt_sessions   key = "s" 0x00 clientId     value = JSON [{topic, qos, rh, rap, nl}]
+//                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId}
+//   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
+//                     value = payload; header `msg` = JSON {topic, qos, retain}
+//
+// Crash policy: a change is acknowledged (SUBACK, CONNACK, PUBACK of the publisher) only
+// after its record is durable, so after a restart the state is at least what was
+// acknowledged. What stays in memory only: inbound QoS 2 packets awaiting PUBREL (their
+// records are already in the stream topic before PUBREC; a PUBREL for an unknown id is
+// simply completed) and packet identifiers assigned to queued messages (reassigned when
+// the queue is replayed; MQTT allows the redelivery).
+//
+// Bounds: retainedMessagesMax (new topics beyond are not retained, logged), persistent
+// sessions (a new one beyond is refused: the CONNECT fails), offline messages per client
+// (newer ones beyond are not queued, logged — the records stay in the stream topic).
+import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
+import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
+import { BrokerError } from '../../host/errors/index.js';
+import { decodeBatches } from '../../host/core/index.js';
+import type { Logger } from '../../host/logging.js';
+import type { AppendBatcher } from './append.js';
+
+const require = createRequire(import.meta.url);
+
+export const RETAINED_TOPIC = '__mqtt_retained';
+export const SESSIONS_TOPIC = '__mqtt_sessions';
+export const OUTGOING_TOPIC = '__mqtt_outgoing';
+const REPLAY_READ_BYTES = 1 << 20;
+
+/** A publish as aedes hands it around (aedes-packet). */
+export interface AedesPacket {
+  cmd: string;
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  dup?: boolean;
+  messageId?: number;
+  brokerId?: string;
+  brokerCounter?: number;
+  clientId?: string;
+  [k: string]: unknown;
+}
+
+export interface Sub {
+  topic: string;
+  qos: number;
+  rh?: number;
+  rap?: boolean | number;
+  nl?: boolean | number;
+  clientId?: string;
+}
+
+interface ClientLike {
+  id: string;
+}
+
+/** aedes-persistence's async in-memory implementation (asyncPersistence.js). */
+interface MemoryPersistence {
+  setup(broker: unknown): Promise<void>;
+  storeRetained(p: AedesPacket): Promise<void>;
+  createRetainedStream(pattern: string): Readable;
+  createRetainedStreamCombi(patterns: string[]): Readable;
+  addSubscriptions(c: ClientLike, subs: Sub[]): Promise<void>;
+  removeSubscriptions(c: ClientLike, topics: string[]): Promise<void>;
+  subscriptionsByClient(c: ClientLike): Promise<Sub[]>;
+  countOffline(): Promise<{ subsCount: number; clientsCount: number }>;
+  subscriptionsByTopic(pattern: string): Promise<Sub[]>;
+  cleanSubscriptions(c: ClientLike): Promise<void>;
+  outgoingEnqueue(sub: { clientId: string }, p: AedesPacket): Promise<void>;
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, p: AedesPacket): Promise<void>;
+  outgoingUpdate(c: ClientLike, p: AedesPacket): Promise<void>;
+  outgoingClearMessageId(c: ClientLike, p: AedesPacket): Promise<AedesPacket | undefined>;
+  outgoingStream(c: ClientLike): Readable;
+  incomingStorePacket(c: ClientLike, p: AedesPacket): Promise<void>;
+  incomingGetPacket(c: ClientLike, p: AedesPacket): Promise<AedesPacket>;
+  incomingDelPacket(c: ClientLike, p: AedesPacket): Promise<void>;
+  cleanIncoming(c: ClientLike): Promise<void>;
+  putWill(c: ClientLike, p: AedesPacket): Promise<void>;
+  getWill(c: ClientLike): Promise<AedesPacket | undefined>;
+  delWill(c: ClientLike): Promise<AedesPacket | undefined>;
+  streamWill(brokers?: Record<string, number>): Readable;
+  getClientList(topic: string): Readable;
+  destroy(): Promise<void>;
+}
+
+const MemoryPersistenceCtor = require('aedes-persistence/asyncPersistence.js') as new () => MemoryPersistence;
+
+export interface PersistenceLimits {
+  retainedMessagesMax: number;
+  persistentSessionsMax: number;
+  offlineMessagesPerClientMax: number;
+}
+
+const enc = (s: string) => Buffer.from(s, 'utf8');
+const text = (b: Uint8Array | null) => (b === null ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
+const copy = (b: Uint8Array | null) => (b === null ? Buffer.alloc(0) : Buffer.from(b));
+
+export class LogPersistence {
+  private readonly mem = new MemoryPersistenceCtor();
+  private broker: { id: string } | undefined;
+  private readonly retainedTopics = new Set<string>();
+  /** clientId → subscription filters, mirrored for the tail readers and the session bound. */
+  private readonly sessions = new Map<string, Sub[]>();
+  /** clientId → messages queued. */
+  private readonly offlineCount = new Map<string, number>();
+  /** clientId 0x00 messageId → outgoing record key, to tombstone the right record on PUBACK/PUBCOMP. */
+  private readonly inflightKeys = new Map<string, string>();
+  /** Per-client chain so a client's session records are written in the order they happen. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private lastLimitLogMs = 0;
+  /** Called when persisted subscriptions change (the tail readers follow them). */
+  onSessionsChanged: () => void = () => undefined;
+  readonly dropped = { retained: 0, offline: 0 };
+
+  constructor(
+    private readonly store: BrokerApi,
+    private readonly batcher: AppendBatcher,
+    private readonly logger: Logger,
+    private readonly limits: PersistenceLimits,
+  ) {}
+
+  // --- life -----------------------------------------------------------------------------------
+
+  async setup(broker: { id: string }): Promise<void> {
+    this.broker = broker;
+    await this.mem.setup(broker);
+    for (const t of [RETAINED_TOPIC, SESSIONS_TOPIC, OUTGOING_TOPIC]) {
+      if (!this.store.describeTopic(t)) {
+        try {
+          await this.store.createTopic(t, 1, { 'cleanup.policy': 'compact' });
+        } catch (err) {
+          if (!(err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS')) throw err;
+        }
+      }
+    }
+    await this.replay();
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.chains.values()]);
+    await this.mem.destroy();
+  }
+
+  /** Filters of every persisted subscription. */
+  persistedFilters(): string[] {
+    const out: string[] = [];
+    for (const subs of this.sessions.values()) for (const s of subs) out.push(s.topic);
+    return out;
+  }
+
+  private async replay(): Promise<void> {
+    const retained = new Map<string, { payload: Buffer; qos: number }>();
+    const subs = new Map<string, Sub[]>();
+    const wills = new Map<string, AedesPacket>();
+    const outgoing = new Map<string, AedesPacket>();
+    await this.scan(RETAINED_TOPIC, (key, value, headers) => {
+      const topic = text(key);
+      if (value === null || value.length === 0) retained.delete(topic);
+      else retained.set(topic, { payload: copy(value), qos: Number(text(headers.get('qos') ?? null)) || 0 });
+    });
+    await this.scan(SESSIONS_TOPIC, (key, value, headers) => {
+      const k = text(key);
+      const clientId = k.slice(2);
+      if (k.startsWith('s\u0000')) {
+        if (value === null) subs.delete(clientId);
+        else subs.set(clientId, JSON.parse(text(value)) as Sub[]);
+      } else if (k.startsWith('w\u0000')) {
+        if (value === null) wills.delete(clientId);
+        else {
+          const meta = JSON.parse(text(headers.get('will') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; brokerId: string };
+          wills.set(clientId, { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId: meta.brokerId, clientId });
+        }
+      }
+    });
+    await this.scan(OUTGOING_TOPIC, (key, value, headers) => {
+      const k = text(key);
+      if (value === null) outgoing.delete(k);
+      else {
+        const meta = JSON.parse(text(headers.get('msg') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean };
+        const [, brokerId, counter] = k.split('\u0000');
+        outgoing.set(k, { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId, brokerCounter: Number(counter), dup: false });
+      }
+    });
+    for (const [topic, r] of retained) {
+      await this.mem.storeRetained({ cmd: 'publish', topic, payload: r.payload, qos: r.qos as 0 | 1 | 2, retain: true });
+      this.retainedTopics.add(topic);
+    }
+    for (const [clientId, s] of subs) {
+      await this.mem.addSubscriptions({ id: clientId }, s);
+      this.sessions.set(clientId, s);
+    }
+    for (const [clientId, w] of wills) {
+      // putWill stamps the current broker id; the original one tells a cut session apart
+      const brokerId = w.brokerId;
+      await this.mem.putWill({ id: clientId }, w);
+      w.brokerId = brokerId;
+    }
+    for (const [k, p] of outgoing) {
+      const clientId = k.split('\u0000')[0];
+      await this.mem.outgoingEnqueue({ clientId }, p);
+      this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
+    }
+    this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size }, 'mqtt: state restored from the log');
+  }
+
+  /** Reads a whole internal topic in order. */
+  private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<void> {
+    const tp = { topic, partition: 0 };
+    let offset = this.store.offsets(tp).logStartOffset;
+    for (;;) {
+      const end = this.store.offsets(tp).logEndOffset;
+      if (offset >= end) return;
+      const res = await this.store.read(tp, offset, { maxBytes: REPLAY_READ_BYTES });
+      if (res.records.byteLength === 0) return;
+      for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
+        for (const r of batch.records) {
+          if (r.offset < offset) continue;
+          const headers = new Map<string, Uint8Array | null>();
+          for (const h of r.headers) headers.set(h.key, h.value);
+          apply(r.key, r.value, headers);
+        }
+        offset = Math.max(offset, batch.header.lastOffset + 1);
+      }
+    }
+  }
+
+  private write(topic: string, records: RecordInput[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let left = records.length;
+      let failed: Error | null = null;
+      for (const r of records) {
+        const bytes = (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
+        this.batcher.append(topic, 0, r, bytes, true, (err) => {
+          failed ??= err;
+          if (--left === 0) {
+            if (failed) reject(failed);
+            else resolve();
+          }
+        });
+      }
+    });
+  }
+
+  private serial(clientId: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(clientId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(clientId, tail);
+    void tail.then(() => {
+      if (this.chains.get(clientId) === tail) this.chains.delete(clientId);
+    });
+    return next;
+  }
+
+  private limitLog(msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - this.lastLimitLogMs < 5_000) return;
+    this.lastLimitLogMs = now;
+    this.logger.warn(fields, msg);
+  }
+
+  // --- retained -------------------------------------------------------------------------------
+
+  async storeRetained(packet: AedesPacket): Promise<void> {
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const remove = payload.length === 0;
+    if (!remove && !this.retainedTopics.has(packet.topic) && this.retainedTopics.size >= this.limits.retainedMessagesMax) {
+      this.dropped.retained++;
+      this.limitLog('mqtt: retained message not kept: retainedMessagesMax reached', { topic: packet.topic, retainedMessagesMax: this.limits.retainedMessagesMax });
+      return;
+    }
+    if (remove && !this.retainedTopics.has(packet.topic)) return;
+    await this.write(RETAINED_TOPIC, [
+      { key: enc(packet.topic), value: remove ? null : payload, headers: [{ key: 'qos', value: enc(String(packet.qos)) }] },
+    ]);
+    await this.mem.storeRetained({ ...packet, payload });
+    if (remove) this.retainedTopics.delete(packet.topic);
+    else this.retainedTopics.add(packet.topic);
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.mem.createRetainedStream(pattern);
+  }
+
+  createRetainedStreamCombi(patterns: string[]): Readable {
+    return this.mem.createRetainedStreamCombi(patterns);
+  }
+
+  // --- subscriptions --------------------------------------------------------------------------
+
+  addSubscriptions(client: ClientLike, subs: Sub[]): Promise<void> {
+    return this.serial(client.id, async () => {
+      if (!this.sessions.has(client.id) && this.sessions.size >= this.limits.persistentSessionsMax) {
+        throw new BrokerError('LIMIT_EXCEEDED', `persistentSessionsMax (${this.limits.persistentSessionsMax}) reached: session of ${client.id} not stored`);
+      }
+      await this.mem.addSubscriptions(client, subs);
+      await this.saveSubscriptions(client);
+    });
+  }
+
+  removeSubscriptions(client: ClientLike, topics: string[]): Promise<void> {
+    return this.serial(client.id, async () => {
+      await this.mem.removeSubscriptions(client, topics);
+      await this.saveSubscriptions(client);
+    });
+  }
+
+  cleanSubscriptions(client: ClientLike): Promise<void> {
+    return this.serial(client.id, async () => {
+      if (!this.sessions.has(client.id)) return;
+      await this.mem.cleanSubscriptions(client);
+      await this.saveSubscriptions(client);
+    });
+  }
+
+  private async saveSubscriptions(client: ClientLike): Promise<void> {
+    const subs = await this.mem.subscriptionsByClient(client);
+    const had = this.sessions.has(client.id);
+    if (subs.length === 0 && !had) return;
+    await this.write(SESSIONS_TOPIC, [{ key: enc(`s\u0000${client.id}`), value: subs.length === 0 ? null : enc(JSON.stringify(subs)) }]);
+    if (subs.length === 0) this.sessions.delete(client.id);
+    else this.sessions.set(client.id, subs);
+    this.onSessionsChanged();
+  }
+
+  subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
+    return this.mem.subscriptionsByClient(client);
+  }
+
+  countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return this.mem.countOffline();
+  }
+
+  subscriptionsByTopic(pattern: string): Promise<Sub[]> {
+    return this.mem.subscriptionsByTopic(pattern);
+  }
+
+  getClientList(topic: string): Readable {
+    return this.mem.getClientList(topic);
+  }
+
+  // --- offline queue --------------------------------------------------------------------------
+
+  private outgoingKey(clientId: string, p: AedesPacket): string {
+    return `${clientId}\u0000${p.brokerId}\u0000${p.brokerCounter}`;
+  }
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: AedesPacket): Promise<void> {
+    await this.outgoingEnqueueCombi([sub], packet);
+  }
+
+  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket): Promise<void> {
+    const accepted: Array<{ clientId: string }> = [];
+    for (const s of subs) {
+      const n = this.offlineCount.get(s.clientId) ?? 0;
+      if (n >= this.limits.offlineMessagesPerClientMax) {
+        this.dropped.offline++;
+        this.limitLog('mqtt: message not queued for an offline session: offlineMessagesPerClientMax reached', { clientId: s.clientId, offlineMessagesPerClientMax: this.limits.offlineMessagesPerClientMax });
+        continue;
+      }
+      this.offlineCount.set(s.clientId, n + 1);
+      accepted.push(s);
+    }
+    if (accepted.length === 0) return;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const meta = enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain }));
+    try {
+      await this.write(
+        OUTGOING_TOPIC,
+        accepted.map((s) => ({ key: enc(this.outgoingKey(s.clientId, packet)), value: payload, headers: [{ key: 'msg', value: meta }] })),
+      );
+    } catch (err) {
+      for (const s of accepted) this.offlineCount.set(s.clientId, (this.offlineCount.get(s.clientId) ?? 1) - 1);
+      throw err;
+    }
+    await this.mem.outgoingEnqueueCombi(accepted, packet);
+  }
+
+  async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
+    if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
+      this.inflightKeys.set(`${client.id}\u0000${packet.messageId}`, this.outgoingKey(client.id, packet));
+    }
+    await this.mem.outgoingUpdate(client, packet);
+  }
+
+  async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
+    const removed = await this.mem.outgoingClearMessageId(client, packet);
+    const idKey = `${client.id}\u0000${packet.messageId}`;
+    const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
+    this.inflightKeys.delete(idKey);
+    if (removed) {
+      const n = (this.offlineCount.get(client.id) ?? 1) - 1;
+      if (n <= 0) this.offlineCount.delete(client.id);
+      else this.offlineCount.set(client.id, n);
+    }
+    // the acknowledgement is not waited on by anyone who could lose data: a lost tombstone
+    // means one redelivery after a crash, which QoS 1 allows
+    if (key !== undefined && removed) await this.write(OUTGOING_TOPIC, [{ key: enc(key), value: null }]);
+    return removed;
+  }
+
+  outgoingStream(client: ClientLike): Readable {
+    return this.mem.outgoingStream(client);
+  }
+
+  // --- inbound QoS 2 (memory only, see the crash policy above) --------------------------------
+
+  incomingStorePacket(client: ClientLike, packet: AedesPacket): Promise<void> {
+    return this.mem.incomingStorePacket(client, packet);
+  }
+
+  incomingGetPacket(client: ClientLike, packet: AedesPacket): Promise<AedesPacket> {
+    return this.mem.incomingGetPacket(client, packet);
+  }
+
+  incomingDelPacket(client: ClientLike, packet: AedesPacket): Promise<void> {
+    return this.mem.incomingDelPacket(client, packet);
+  }
+
+  cleanIncoming(client: ClientLike): Promise<void> {
+    return this.mem.cleanIncoming(client);
+  }
+
+  // --- wills ----------------------------------------------------------------------------------
+
+  async putWill(client: ClientLike, packet: AedesPacket): Promise<void> {
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    await this.write(SESSIONS_TOPIC, [
+      {
+        key: enc(`w\u0000${client.id}`),
+        value: payload,
+        headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id })) }],
+      },
+    ]);
+    await this.mem.putWill(client, packet);
+  }
+
+  getWill(client: ClientLike): Promise<AedesPacket | undefined> {
+    return this.mem.getWill(client);
+  }
+
+  async delWill(client: ClientLike): Promise<AedesPacket | undefined> {
+    const will = await this.mem.delWill(client);
+    if (will) await this.write(SESSIONS_TOPIC, [{ key: enc(`w\u0000${client.id}`), value: null }]);
+    return will;
+  }
+
+  streamWill(brokers?: Record<string, number>): Readable {
+    return this.mem.streamWill(brokers);
+  }
+}

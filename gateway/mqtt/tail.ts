@@ -1,0 +1,259 @@
+// Reverse delivery: records appended to a stream topic by anyone but this gateway (Kafka
+// clients, the WebSocket gateway, the uplink) reach MQTT subscribers.
+//
+// One tail reader per stream topic that has MQTT interest, reading through the broker's one
+// read path from the log end at the moment interest appeared (`broker.read`, then
+// `waitForData` when caught up). Each record's MQTT topic comes from the router; the record
+// is handed to aedes with `aedes.publish`, which delivers to live subscribers and queues it
+// for offline persistent sessions.
+//
+// No double delivery: publishes that came in over MQTT were already delivered by aedes at
+// publish time, and their records carry the header `mqtt.origin` = this gateway's id; the
+// tail skips those. (Routing MQTT→MQTT delivery through the log instead would add an fsync
+// to every delivery; aedes' direct path keeps MQTT latency what devices expect.)
+//
+// Interest: a subscription's filter names stream topics through the routes
+// (Router.streamTopicsFor); a filter whose first level is a wildcard could match any
+// topic, so every non-internal topic is tailed (bounded by tailTopicsMax, rescanned every
+// tailRescanMs for new topics). Interest is counted from live subscriptions (aedes'
+// `subscribe` event, handled synchronously so a record produced after the SUBACK is seen)
+// and persisted sessions; readers whose interest is gone stop at the next recount.
+import type { BrokerApi, TopicPartition } from '../../host/broker/api.js';
+import { decodeBatches } from '../../host/core/index.js';
+import type { Logger } from '../../host/logging.js';
+import type { Router } from './routes.js';
+
+export const ORIGIN_HEADER = 'mqtt.origin';
+export const TOPIC_HEADER = 'mqtt.topic';
+const WAIT_MS = 5_000;
+
+export interface Publisher {
+  publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean }, done: (err?: Error | null) => void): void;
+}
+
+export interface TailOptions {
+  tailTopicsMax: number;
+  tailReadBytesMax: number;
+  tailRescanMs: number;
+  reverseQos: 0 | 1;
+}
+
+class TailReader {
+  private readonly positions = new Map<number, number>();
+  private readonly abort = new AbortController();
+  private stopped = false;
+  delivered = 0;
+
+  constructor(
+    readonly topic: string,
+    private readonly m: TailManager,
+  ) {
+    // synchronous: positions are the log ends at the moment interest appeared
+    this.addPartitions(false);
+    void this.run();
+  }
+
+  /** Partitions seen for the first time start at the log end, or at the log start when the topic appeared after the interest. */
+  private addPartitions(fromStart: boolean): void {
+    const info = this.m.broker.describeTopic(this.topic);
+    if (!info) return;
+    for (let p = 0; p < info.partitions; p++) {
+      if (this.positions.has(p)) continue;
+      const o = this.m.broker.offsets({ topic: this.topic, partition: p });
+      this.positions.set(p, fromStart || this.everEmpty ? o.logStartOffset : o.logEndOffset);
+    }
+  }
+
+  /** True when the reader started before its topic existed. */
+  private everEmpty = false;
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    if (this.positions.size === 0) this.everEmpty = true;
+    while (!this.stopped) {
+      try {
+        if (this.positions.size === 0 || this.m.broker.describeTopic(this.topic)?.partitions !== this.positions.size) {
+          this.addPartitions(this.everEmpty);
+          if (this.positions.size === 0) {
+            await sleep(this.m.options.tailRescanMs, this.abort.signal);
+            continue;
+          }
+        }
+        let progressed = false;
+        for (const [partition, offset] of this.positions) {
+          if (this.stopped) return;
+          const tp: TopicPartition = { topic: this.topic, partition };
+          const res = await this.m.broker.read(tp, offset, { maxBytes: this.m.options.tailReadBytesMax });
+          if (res.records.byteLength === 0) continue;
+          let next = offset;
+          for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
+            if (!batch.header.isControl) {
+              for (const r of batch.records) {
+                if (r.offset < offset) continue;
+                await this.deliver(partition, r.key, r.value, r.headers);
+              }
+            }
+            next = Math.max(next, batch.header.lastOffset + 1);
+          }
+          if (next > offset) progressed = true;
+          this.positions.set(partition, next);
+        }
+        if (!progressed && !this.stopped) {
+          const positions = [...this.positions].map(([partition, afterOffset]) => ({ topic: this.topic, partition, afterOffset }));
+          await this.m.broker.waitForData(positions, WAIT_MS, this.abort.signal);
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        const e = err as { code?: string; message?: string };
+        if (e.code === 'OFFSET_OUT_OF_RANGE') {
+          // retention moved the log start past us: continue from the new start
+          for (const [p] of this.positions) {
+            const o = this.m.broker.offsets({ topic: this.topic, partition: p });
+            const cur = this.positions.get(p)!;
+            if (cur < o.logStartOffset || cur > o.logEndOffset) this.positions.set(p, cur < o.logStartOffset ? o.logStartOffset : o.logEndOffset);
+          }
+          continue;
+        }
+        this.m.logger.warn({ topic: this.topic, err: e.message }, 'mqtt: reverse delivery read failed; retrying');
+        await sleep(1_000, this.abort.signal);
+        if (!this.m.broker.describeTopic(this.topic)) this.positions.clear();
+      }
+    }
+  }
+
+  private deliver(partition: number, key: Uint8Array | null, value: Uint8Array | null, headers: Array<{ key: string; value: Uint8Array | null }>): Promise<void> | void {
+    let headerTopic: string | undefined;
+    for (const h of headers) {
+      if (h.key === ORIGIN_HEADER && h.value !== null && bytesEqual(h.value, this.m.originBytes)) return;
+      if (h.key === TOPIC_HEADER && h.value !== null) headerTopic = Buffer.from(h.value.buffer, h.value.byteOffset, h.value.byteLength).toString('utf8');
+    }
+    const mqttTopic = this.m.router.reverse(this.topic, partition, key, headerTopic);
+    if (mqttTopic === undefined) return;
+    this.delivered++;
+    return new Promise<void>((resolve) => {
+      this.m.aedes.publish(
+        { cmd: 'publish', topic: mqttTopic, payload: value === null ? Buffer.alloc(0) : Buffer.from(value), qos: this.m.options.reverseQos, retain: false, dup: false },
+        (err) => {
+          if (err) this.m.logger.warn({ topic: mqttTopic, err: err.message }, 'mqtt: reverse delivery failed');
+          resolve();
+        },
+      );
+    });
+  }
+}
+
+export class TailManager {
+  private readonly readers = new Map<string, TailReader>();
+  private allTopics = false;
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private recountTimer: NodeJS.Timeout | undefined;
+  private limitLogged = false;
+  readonly originBytes: Buffer;
+
+  constructor(
+    readonly broker: BrokerApi,
+    readonly aedes: Publisher,
+    readonly router: Router,
+    readonly options: TailOptions,
+    readonly logger: Logger,
+    originId: string,
+    /** Every filter with interest right now (live subscriptions and persisted sessions). */
+    private readonly currentFilters: () => string[],
+  ) {
+    this.originBytes = Buffer.from(originId);
+  }
+
+  /** New subscriptions: start readers now, synchronously. */
+  subscribed(filters: string[]): void {
+    for (const f of filters) {
+      const topics = this.router.streamTopicsFor(f);
+      if (topics === 'all') {
+        this.allTopics = true;
+        this.scanAll();
+      } else for (const t of topics) this.ensure(t);
+    }
+    if (this.allTopics && !this.rescanTimer) {
+      this.rescanTimer = setInterval(() => this.scanAll(), this.options.tailRescanMs);
+      this.rescanTimer.unref();
+    }
+  }
+
+  /** Interest may have shrunk: recount soon (debounced). */
+  changed(): void {
+    if (this.recountTimer) return;
+    this.recountTimer = setTimeout(() => {
+      this.recountTimer = undefined;
+      this.recount();
+    }, 200);
+    this.recountTimer.unref();
+  }
+
+  private recount(): void {
+    const wanted = new Set<string>();
+    let all = false;
+    for (const f of this.currentFilters()) {
+      const topics = this.router.streamTopicsFor(f);
+      if (topics === 'all') all = true;
+      else for (const t of topics) wanted.add(t);
+    }
+    this.allTopics = all;
+    if (!all && this.rescanTimer) {
+      clearInterval(this.rescanTimer);
+      this.rescanTimer = undefined;
+    }
+    for (const [topic, reader] of this.readers) {
+      if (!all && !wanted.has(topic)) {
+        reader.stop();
+        this.readers.delete(topic);
+      }
+    }
+    for (const t of wanted) this.ensure(t);
+    if (all) this.subscribed(['#']);
+  }
+
+  private scanAll(): void {
+    for (const t of this.broker.listTopics()) if (!t.internal) this.ensure(t.name);
+  }
+
+  private ensure(topic: string): void {
+    if (this.readers.has(topic) || topic.startsWith('__')) return;
+    if (this.readers.size >= this.options.tailTopicsMax) {
+      if (!this.limitLogged) this.logger.warn({ topic, tailTopicsMax: this.options.tailTopicsMax }, 'mqtt: tailTopicsMax reached; records of further topics are not delivered to MQTT subscribers');
+      this.limitLogged = true;
+      return;
+    }
+    this.readers.set(topic, new TailReader(topic, this));
+  }
+
+  tailedTopics(): string[] {
+    return [...this.readers.keys()];
+  }
+
+  close(): void {
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.recountTimer) clearTimeout(this.recountTimer);
+    for (const r of this.readers.values()) r.stop();
+    this.readers.clear();
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,171 @@
+// MQTT publishes land in the right stream topic, partition and key with their headers, with
+// mqtt.js as the client over TCP and WebSocket; routes, unrouted publishes, reverse
+// delivery of records produced through the broker, and the MQTT 5 refusal.
+import t from 'tap';
+import mqtt from 'mqtt';
+import { openStack, readTopic } from '../unit/mqtt/fixture.js';
+import { eventually } from '../helpers/index.js';
+
+const json = (o: unknown) => JSON.stringify(o);
+
+t.test('publish at QoS 0, 1 and 2: one record each in the first-level topic, keyed by the MQTT topic, with headers', async (t) => {
+  const s = await openStack(t, { broker: { defaultPartitions: 4 } });
+  const c = await mqtt.connectAsync(s.url, { clientId: 'dev-1', protocolVersion: 4 });
+  t.teardown(() => c.endAsync(true));
+  await c.publishAsync('sensors/dev-1/temp', json({ v: 0 }), { qos: 0 });
+  await c.publishAsync('sensors/dev-1/temp', json({ v: 1 }), { qos: 1 });
+  await c.publishAsync('sensors/dev-1/temp', json({ v: 2 }), { qos: 2, retain: true });
+  const recs = (await eventually(async () => {
+    const r = await readTopic(s.broker, 'sensors');
+    return r.length === 3 ? r : undefined;
+  }))!;
+  const expectedPartition = s.broker.partitionForKey('sensors', Buffer.from('sensors/dev-1/temp'));
+  for (const [i, r] of recs.sort((a, b) => a.offset - b.offset).entries()) {
+    t.equal(r.key, 'sensors/dev-1/temp');
+    t.equal(r.partition, expectedPartition, 'partition chosen from the key');
+    t.same(JSON.parse(r.value!), { v: i });
+    t.equal(r.headers['mqtt.topic'], 'sensors/dev-1/temp');
+    t.equal(r.headers['mqtt.qos'], String(i));
+    t.equal(r.headers['mqtt.retain'], i === 2 ? 'true' : 'false');
+    t.equal(r.headers['mqtt.clientId'], 'dev-1');
+  }
+});
+
+t.test('PUBACK comes after the record is in the log', async (t) => {
+  const s = await openStack(t);
+  const c = await mqtt.connectAsync(s.url, { clientId: 'acker' });
+  t.teardown(() => c.endAsync(true));
+  for (let i = 0; i < 20; i++) {
+    await c.publishAsync('acks/a', String(i), { qos: 1 });
+    // no polling: the record must already be readable when the PUBACK arrived
+    const recs = await readTopic(s.broker, 'acks');
+    t.equal(recs.length, i + 1, `record ${i} present at PUBACK`);
+  }
+});
+
+t.test('many devices publishing at once share appends (fewer batches than publishes)', async (t) => {
+  const s = await openStack(t);
+  const clients = await Promise.all(Array.from({ length: 20 }, (_, i) => mqtt.connectAsync(s.url, { clientId: `many-${i}` })));
+  t.teardown(() => Promise.all(clients.map((c) => c.endAsync(true))));
+  const before = s.gateway.batcher.batches;
+  await Promise.all(clients.flatMap((c, i) => Array.from({ length: 10 }, (_, k) => c.publishAsync(`fleet/d${i}/m`, String(k), { qos: 1 }))));
+  const recs = await readTopic(s.broker, 'fleet');
+  t.equal(recs.length, 200);
+  const batches = s.gateway.batcher.batches - before;
+  t.ok(batches < 200, `200 publishes in ${batches} appends`);
+  // per-device order is kept
+  for (let i = 0; i < 20; i++) {
+    const mine = recs.filter((r) => r.key === `fleet/d${i}/m`).sort((a, b) => a.offset - b.offset).map((r) => Number(r.value));
+    t.same(mine, [...Array(10).keys()], `device ${i} in order`);
+  }
+});
+
+t.test('routes: first match wins, templates fill topic and key, fixed partition; default route sanitises', async (t) => {
+  const s = await openStack(t, {
+    broker: { defaultPartitions: 3 },
+    mqtt: {
+      routes: [
+        { match: 'site/+/alarm/#', topic: 'alarms', key: '{2}', partition: 2 },
+        { match: 'site/+/+', topic: 'metrics-{3}', key: '{clientId}:{2}' },
+      ],
+    },
+  });
+  const c = await mqtt.connectAsync(s.url, { clientId: 'gw7' });
+  t.teardown(() => c.endAsync(true));
+  await c.publishAsync('site/boiler/alarm/overheat', 'hot', { qos: 1 });
+  await c.publishAsync('site/boiler/temp', '71', { qos: 1 });
+  await c.publishAsync('home assistant/x', 'y', { qos: 1 });
+  const alarms = await readTopic(s.broker, 'alarms');
+  t.equal(alarms.length, 1);
+  t.equal(alarms[0].key, 'boiler');
+  t.equal(alarms[0].partition, 2);
+  const temps = await readTopic(s.broker, 'metrics-temp');
+  t.equal(temps[0].key, 'gw7:boiler');
+  const sanitised = await readTopic(s.broker, 'home_assistant');
+  t.equal(sanitised[0].key, 'home assistant/x', 'space in the first level became _ in the stream topic');
+});
+
+t.test('unrouted publishes: mqtt-only delivers live but stores nothing; disconnect closes the client', async (t) => {
+  const s = await openStack(t, { mqtt: { defaultRoute: false, routes: [{ match: 'stored/#', topic: 'stored' }] } });
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'watcher' });
+  t.teardown(() => sub.endAsync(true));
+  await sub.subscribeAsync('free/#', { qos: 1 });
+  const got = new Promise<string>((resolve) => sub.on('message', (_t, p) => resolve(p.toString())));
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'pub' });
+  t.teardown(() => pub.endAsync(true));
+  await pub.publishAsync('free/x', 'live only', { qos: 1 });
+  t.equal(await got, 'live only');
+  t.equal(s.broker.describeTopic('free'), undefined, 'no topic created for an unrouted publish');
+  t.ok(s.logs.some((l) => String(l.msg).includes('matches no route')), 'logged');
+
+  const s2 = await openStack(t, { mqtt: { defaultRoute: false, unrouted: 'disconnect' } });
+  const bad = await mqtt.connectAsync(s2.url, { clientId: 'bad', reconnectPeriod: 0 });
+  const closed = new Promise<void>((resolve) => bad.once('close', () => resolve()));
+  bad.publish('nowhere/x', 'x', { qos: 1 });
+  await closed;
+  t.equal(s2.broker.listTopics().filter((x) => !x.internal).length, 0, 'nothing stored');
+  bad.end(true);
+});
+
+t.test('reverse route: a record produced through the broker reaches the MQTT subscriber of its key', async (t) => {
+  const s = await openStack(t);
+  const dev = await mqtt.connectAsync(s.url, { clientId: 'device-9' });
+  t.teardown(() => dev.endAsync(true));
+  await dev.subscribeAsync('commands/device-9/#', { qos: 1 });
+  const got = new Promise<{ topic: string; payload: string }>((resolve) => dev.on('message', (topic, p) => resolve({ topic, payload: p.toString() })));
+  await s.broker.produce('commands', [{ key: Buffer.from('commands/device-9/reboot'), value: Buffer.from('now') }], { acks: -1 });
+  t.same(await got, { topic: 'commands/device-9/reboot', payload: 'now' });
+});
+
+t.test('reverse route: MQTT-origin records are not delivered twice', async (t) => {
+  const s = await openStack(t);
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'sub-once' });
+  t.teardown(() => sub.endAsync(true));
+  await sub.subscribeAsync('echo/#', { qos: 1 });
+  const seen: string[] = [];
+  sub.on('message', (_t, p) => seen.push(p.toString()));
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'pub-once' });
+  t.teardown(() => pub.endAsync(true));
+  await pub.publishAsync('echo/a', 'from-mqtt', { qos: 1 });
+  await s.broker.produce('echo', [{ key: Buffer.from('echo/a'), value: Buffer.from('from-kafka') }], { acks: -1 });
+  await eventually(() => seen.includes('from-kafka'));
+  // the tail has passed the MQTT record (it precedes the Kafka one) by now
+  t.same(seen.sort(), ['from-kafka', 'from-mqtt']);
+});
+
+t.test('reverse routes from config: template maps the record key into an MQTT topic', async (t) => {
+  const s = await openStack(t, { mqtt: { reverseRoutes: [{ topic: 'cmds', mqttTopic: 'dev/{key}/cmd' }] } });
+  const dev = await mqtt.connectAsync(s.url, { clientId: 'd1' });
+  t.teardown(() => dev.endAsync(true));
+  await dev.subscribeAsync('dev/d1/cmd', { qos: 1 });
+  const got = new Promise<string>((resolve) => dev.on('message', (topic, p) => resolve(`${topic}=${p}`)));
+  await s.broker.produce('cmds', [{ key: Buffer.from('d1'), value: Buffer.from('blink') }], { acks: -1 });
+  t.equal(await got, 'dev/d1/cmd=blink');
+});
+
+t.test('MQTT over WebSocket publishes and subscribes', async (t) => {
+  const s = await openStack(t);
+  const c = await mqtt.connectAsync(s.wsUrl, { clientId: 'ws-1' });
+  t.teardown(() => c.endAsync(true));
+  await c.subscribeAsync('ws/#', { qos: 1 });
+  const got = new Promise<string>((resolve) => c.on('message', (_t, p) => resolve(p.toString())));
+  await c.publishAsync('ws/a', 'over-ws', { qos: 1 });
+  t.equal(await got, 'over-ws');
+  t.equal((await readTopic(s.broker, 'ws'))[0].value, 'over-ws');
+});
+
+t.test('MQTT 5 CONNECT gets a v5 CONNACK with reason 0x84 and a log line; 3.1 (MQIsdp) is accepted', async (t) => {
+  const s = await openStack(t);
+  const err = await mqtt.connectAsync(s.url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 3000 }).then(
+    () => undefined,
+    (e: Error & { code?: number }) => e,
+  );
+  t.ok(err, 'refused');
+  t.match(String(err?.message), /Unsupported Protocol Version/i);
+  t.equal((err as { code?: number }).code, 0x84);
+  t.ok(s.logs.some((l) => String(l.msg).includes('MQTT 5 is not spoken yet')), 'log line');
+  const v31 = await mqtt.connectAsync(s.url, { protocolVersion: 3, protocolId: 'MQIsdp', clientId: 'old' });
+  await v31.publishAsync('legacy/x', 'ok', { qos: 1 });
+  t.equal((await readTopic(s.broker, 'legacy')).length, 1);
+  await v31.endAsync(true);
+});
