@@ -4,3 +4,5 @@ export { heapBase } from './arena';
 export { crc32c, crc32cUpdate } from './crc32c';
 export { varintWrite, varlongWrite, varintRead, varlongRead, varintReadLength } from './bytes';
 export { walkRecords, encodeRecords, sealBatch, lastErrorRecord } from './record-batch';
+export { lz4FrameCompress, lz4FrameCompressBound, lz4FrameDecompress, lz4BlockCompress, lz4BlockDecompress, lz4ErrorOffset, xxhash32 } from './lz4';
+export { snappyRawCompress, snappyRawCompressBound, snappyRawDecompress, snappyXerialCompress, snappyXerialCompressBound, snappyDecompress, snappyIsXerial, snappyErrorOffset } from './snappy';

@@ -1,17 +1,87 @@
-// LZ4 frame format (as Kafka writes and reads it) over the wasm core. Placeholder until the
-// AssemblyScript codec lands; signatures are the contract compression.ts imports.
+// LZ4 frame compression for Kafka batches (compression.type=lz4), over the wasm core
+// (assembly/lz4.ts, which documents the byte layout and what is written and accepted).
+//
+// Written: exactly what Kafka's Java producer writes — LZ4 frame version 01, independent
+// 64 KiB blocks, header checksum per KIP-57, no block/content checksums, no content size.
+// Read: any valid LZ4 frame (dependent or independent blocks, any block size, checksums
+// verified when present, content size checked, skippable and concatenated frames).
+// Errors: BrokerError('CORRUPT_MESSAGE') for malformed input and for output that would pass
+// maxOutBytes (refused before a byte past the bound is written); BrokerError('MESSAGE_TOO_LARGE')
+// when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
+import { core } from './wasm.js';
+import { layoutRegions, checkMaxOut, copyOut, tooLarge } from './codec-regions.js';
 
-/** Compresses `src` into one LZ4 frame (version 01, independent blocks, KIP-57 header checksum). */
-export function lz4FrameCompress(src: Uint8Array): Uint8Array {
-  void src;
-  throw new Error('not implemented yet');
+const CODEC = 'lz4';
+
+// Status codes of assembly/lz4.ts → what is wrong.
+const LZ4_FAULTS: Record<number, string> = {
+  [-1]: 'input ends inside the frame (truncated header, block, literal run or match)',
+  [-2]: 'bad magic number (expected 0x184D2204 or a skippable frame)',
+  [-3]: 'unsupported frame version (FLG bits 7-6 must be 01)',
+  [-4]: 'reserved bits set in the frame descriptor',
+  [-5]: 'invalid block maximum size id (BD bits 6-4 must be 4..7)',
+  [-6]: 'frame header checksum mismatch (xxh32 of the descriptor, KIP-57)',
+  [-7]: 'preset dictionaries are not supported',
+  [-8]: 'block size larger than the frame\'s block maximum size',
+  [-9]: 'block checksum mismatch',
+  [-10]: 'content checksum mismatch',
+  [-11]: 'decoded length differs from the frame\'s declared content size',
+  [-12]: 'match offset is zero or reaches before the start of the output',
+  [-14]: 'block decodes to more than the frame\'s block maximum size',
+  [-15]: 'empty input (no frame)',
+};
+const ERR_OUTPUT_LIMIT = -13;
+
+function fault(status: number, maxOutBytes: number, room: number): BrokerError {
+  const at = core.lz4ErrorOffset() as number;
+  if (status === ERR_OUTPUT_LIMIT) {
+    if (room < maxOutBytes) return tooLarge(CODEC, room);
+    return new BrokerError('CORRUPT_MESSAGE', `lz4: frame decompresses to more than maxOutBytes (${maxOutBytes}) (refused at input byte ${at})`);
+  }
+  return new BrokerError('CORRUPT_MESSAGE', `lz4: ${LZ4_FAULTS[status] ?? `status ${status}`} (at input byte ${at})`);
 }
 
-/** Decodes one LZ4 frame; throws BrokerError('CORRUPT_MESSAGE') on malformed input or output over maxOutBytes. */
+/** Compresses `src` into one LZ4 frame (version 01, independent 64 KiB blocks, KIP-57 header checksum). */
+export function lz4FrameCompress(src: Uint8Array): Uint8Array {
+  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
+  const bound = core.lz4FrameCompressBound(src.byteLength) as number;
+  if (bound > dstRoom) throw tooLarge(CODEC, src.byteLength + bound);
+  const written = core.lz4FrameCompress(srcPtr, src.byteLength, dstPtr) as number;
+  return copyOut(dstPtr, written);
+}
+
+/** Decodes LZ4 frame(s); throws BrokerError('CORRUPT_MESSAGE') on malformed input or output over maxOutBytes. */
 export function lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
-  void src;
-  void maxOutBytes;
-  void BrokerError;
-  throw new Error('not implemented yet');
+  checkMaxOut(maxOutBytes);
+  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
+  const cap = Math.min(maxOutBytes, dstRoom);
+  const n = core.lz4FrameDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
+  if (n < 0) throw fault(n, maxOutBytes, dstRoom);
+  return copyOut(dstPtr, n);
+}
+
+/** One raw LZ4 block (no frame) of at most 64 KiB input: for cross-checks with block-format peers. */
+export function lz4BlockCompress(src: Uint8Array): Uint8Array {
+  if (src.byteLength > 65536) throw new RangeError('lz4BlockCompress takes at most 64 KiB');
+  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
+  if (src.byteLength + (src.byteLength >> 8) + 32 > dstRoom) throw tooLarge(CODEC, src.byteLength);
+  const written = core.lz4BlockCompress(srcPtr, src.byteLength, dstPtr) as number;
+  return copyOut(dstPtr, written);
+}
+
+/** Decodes one raw LZ4 block (no frame) into at most maxOutBytes. */
+export function lz4BlockDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
+  checkMaxOut(maxOutBytes);
+  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
+  const cap = Math.min(maxOutBytes, dstRoom);
+  const n = core.lz4BlockDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
+  if (n < 0) throw fault(n, maxOutBytes, dstRoom);
+  return copyOut(dstPtr, n);
+}
+
+/** xxHash32 of `src` with `seed` (the LZ4 frame checksum), computed in the core. */
+export function xxhash32(src: Uint8Array, seed = 0): number {
+  const { srcPtr } = layoutRegions(src, 'xxhash32');
+  return (core.xxhash32(srcPtr, src.byteLength, seed) as number) >>> 0;
 }

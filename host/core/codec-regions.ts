@@ -1,0 +1,65 @@
+// Scratch layout for one codec call (LZ4, Snappy) in wasm memory, shared by lz4.ts and snappy.ts.
+//
+//   heapBase ─┬─ input (copied in, unless it already is a view into wasm memory) ─ 64-byte margin
+//             └─ output (aligned to 64) ─────────────────────────────────────────── 64-byte margin
+//
+// The margins exist because the codecs copy in 16-byte strides: they may read up to 15 bytes
+// past the end of the input and write up to 15 bytes past the end of the output (see
+// assembly/codec-helper.ts); every length is still checked against the logical ends.
+// Regions live only for the synchronous call that laid them out: a codec call may overwrite
+// any scratch memory above its input.
+import { BrokerError } from '../errors/index.js';
+import { core, memU8, heapBase } from './wasm.js';
+
+/** Spare bytes after each region (must be >= COPY_MARGIN in assembly/codec-helper.ts). */
+export const REGION_MARGIN_BYTES = 64;
+const memoryEnd = memU8.byteLength;
+
+export interface CodecRegions {
+  /** Where the input sits in wasm memory. */
+  srcPtr: number;
+  /** First byte of the output region. */
+  dstPtr: number;
+  /** Bytes the output region can hold (margin excluded). */
+  dstRoom: number;
+}
+
+const align64 = (n: number): number => (n + 63) & ~63;
+
+/**
+ * Places `src` in wasm memory (in place when it already is a view of it, else one copy at
+ * heapBase) and returns the output region that follows it.
+ */
+export function layoutRegions(src: Uint8Array, codec: string): CodecRegions {
+  let srcPtr: number;
+  if (src.buffer === core.memory.buffer && src.byteOffset >= heapBase) {
+    srcPtr = src.byteOffset;
+  } else {
+    srcPtr = heapBase;
+    if (srcPtr + src.byteLength + REGION_MARGIN_BYTES > memoryEnd) throw tooLarge(codec, src.byteLength);
+    memU8.set(src, srcPtr);
+  }
+  const dstPtr = align64(srcPtr + src.byteLength + REGION_MARGIN_BYTES);
+  const dstRoom = memoryEnd - REGION_MARGIN_BYTES - dstPtr;
+  if (dstRoom < 0) throw tooLarge(codec, src.byteLength);
+  return { srcPtr, dstPtr, dstRoom };
+}
+
+/** Largest input + output a single codec call can hold (the wasm core's scratch memory). */
+export const codecScratchBytes = memoryEnd - heapBase - 2 * REGION_MARGIN_BYTES - 64;
+
+export function tooLarge(codec: string, bytes: number): BrokerError {
+  return new BrokerError(
+    'MESSAGE_TOO_LARGE',
+    `${codec}: ${bytes} bytes do not fit the wasm core's scratch memory (input plus output at most ${codecScratchBytes} bytes)`,
+  );
+}
+
+export function checkMaxOut(maxOutBytes: number): void {
+  if (!Number.isSafeInteger(maxOutBytes) || maxOutBytes < 0) throw new RangeError(`maxOutBytes must be a non-negative integer, got ${maxOutBytes}`);
+}
+
+/** One copy out of wasm memory into a fresh array the caller owns. */
+export function copyOut(ptr: number, len: number): Uint8Array {
+  return memU8.slice(ptr, ptr + len);
+}
