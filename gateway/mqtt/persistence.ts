@@ -275,21 +275,25 @@ export class LogPersistence {
 
   // --- retained -------------------------------------------------------------------------------
 
-  async storeRetained(packet: AedesPacket): Promise<void> {
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const remove = payload.length === 0;
-    if (!remove && !this.retainedTopics.has(packet.topic) && this.retainedTopics.size >= this.limits.retainedMessagesMax) {
-      this.dropped.retained++;
-      this.limitLog('mqtt: retained message not kept: retainedMessagesMax reached', { topic: packet.topic, retainedMessagesMax: this.limits.retainedMessagesMax });
-      return;
-    }
-    if (remove && !this.retainedTopics.has(packet.topic)) return;
-    await this.write(RETAINED_TOPIC, [
-      { key: enc(packet.topic), value: remove ? null : payload, headers: [{ key: 'qos', value: enc(String(packet.qos)) }] },
-    ]);
-    await this.mem.storeRetained({ ...packet, payload });
-    if (remove) this.retainedTopics.delete(packet.topic);
-    else this.retainedTopics.add(packet.topic);
+  storeRetained(packet: AedesPacket): Promise<void> {
+    // serialised per topic: aedes stores a retained message after the PUBACK, so the next
+    // publish to the same topic can arrive while the previous store is still being appended
+    return this.serial(`r\u0000${packet.topic}`, async () => {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      const remove = payload.length === 0;
+      if (!remove && !this.retainedTopics.has(packet.topic) && this.retainedTopics.size >= this.limits.retainedMessagesMax) {
+        this.dropped.retained++;
+        this.limitLog('mqtt: retained message not kept: retainedMessagesMax reached', { topic: packet.topic, retainedMessagesMax: this.limits.retainedMessagesMax });
+        return;
+      }
+      if (remove && !this.retainedTopics.has(packet.topic)) return;
+      await this.write(RETAINED_TOPIC, [
+        { key: enc(packet.topic), value: remove ? null : payload, headers: [{ key: 'qos', value: enc(String(packet.qos)) }] },
+      ]);
+      await this.mem.storeRetained({ ...packet, payload });
+      if (remove) this.retainedTopics.delete(packet.topic);
+      else this.retainedTopics.add(packet.topic);
+    });
   }
 
   createRetainedStream(pattern: string): Readable {
