@@ -274,12 +274,22 @@ export class GroupCoordinator {
       case 'CompletingRebalance':
         break;
     }
+    const isLeader = group.leaderId === member.memberId;
+    if (isLeader) {
+      for (const a of req.assignments) {
+        if (a.assignment.length > this.options.memberAssignmentMaxBytes) {
+          const e = err('INVALID_REQUEST', `assignment for ${a.memberId} is ${a.assignment.length} bytes, above memberAssignmentMaxBytes (${this.options.memberAssignmentMaxBytes})`);
+          this.prepareRebalance(group, e.message);
+          throw e;
+        }
+      }
+    }
     const result = new Promise<SyncGroupResult>((resolve, reject) => {
       member.syncWaiter?.reject(err('REBALANCE_IN_PROGRESS', 'superseded by a newer SyncGroup from the same member'));
       member.syncWaiter = { resolve, reject };
     });
     this.scheduleHeartbeat(group, member);
-    if (group.leaderId === member.memberId) this.completeSync(group, req.assignments);
+    if (isLeader) this.completeSync(group, req.assignments);
     return result;
   }
 
@@ -743,11 +753,6 @@ export class GroupCoordinator {
   private completeSync(group: Group, assignments: SyncGroupRequest['assignments']): void {
     const byMember = new Map<string, Uint8Array>();
     for (const a of assignments) {
-      if (a.assignment.length > this.options.memberAssignmentMaxBytes) {
-        const e = err('INVALID_REQUEST', `assignment for ${a.memberId} is ${a.assignment.length} bytes, above memberAssignmentMaxBytes (${this.options.memberAssignmentMaxBytes})`);
-        this.prepareRebalance(group, e.message);
-        throw e;
-      }
       if (group.members.has(a.memberId)) byMember.set(a.memberId, a.assignment.slice()); // copy: request buffers are transient
     }
     const generation = group.generationId;
