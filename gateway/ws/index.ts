@@ -63,6 +63,12 @@ export const WS_CLOSE = {
   tooMany: 4429,
 } as const;
 
+/**
+ * Frames between maxPayloadBytes and maxPayloadBytes + this margin are closed with 1009 and a
+ * reason; past the margin uWS drops the connection itself. 64 KiB bounds the extra buffering.
+ */
+const PAYLOAD_HARD_MARGIN_BYTES = 65_536;
+
 interface SocketData {
   id: number;
   encoding: Encoding;
@@ -145,7 +151,9 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   const app = uws.App();
 
   app.ws<SocketData>(opts.path, {
-    maxPayloadLength: opts.maxPayloadBytes,
+    // uWS drops a connection past maxPayloadLength without a close frame (the peer sees 1006);
+    // we let frames up to a hard ceiling through and close the ones past our limit with 1009.
+    maxPayloadLength: opts.maxPayloadBytes + PAYLOAD_HARD_MARGIN_BYTES,
     idleTimeout: opts.idleTimeoutSec,
     maxBackpressure: opts.maxBackpressureBytes,
     closeOnBackpressureLimit: true as unknown as number, // typed as number in 20.30's d.ts, a boolean in the C++ API
@@ -190,6 +198,11 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
     message(ws, message, isBinary) {
       const peer = ws.getUserData().peer;
       if (!peer) return;
+      if (message.byteLength > opts.maxPayloadBytes) {
+        wsClosed.inc({ code: String(WS_CLOSE.tooBig) });
+        ws.end(WS_CLOSE.tooBig, `frame of ${message.byteLength} bytes is larger than maxPayloadBytes=${opts.maxPayloadBytes}`);
+        return;
+      }
       // The ArrayBuffer is neutered when this callback returns: parse (JSON copies into a
       // string) or copy (CBOR) before anything asynchronous.
       let frame: unknown;
@@ -222,7 +235,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       for (const sub of peer.subs.values()) endSubscription(sub);
       peer.subs.clear();
       fanout.forget(peer);
-      if (code === WS_CLOSE.tooBig) wsClosed.inc({ code: String(code) });
+      void code;
     },
   });
 
