@@ -13,6 +13,8 @@ export function partitionDirName(topic: string, partition: number): string {
 export class Partition {
   /** Set once the topic is being deleted or the broker closes: new calls are refused. */
   retired = false;
+  /** Detaches the log's end-offset listener (set by the broker). */
+  unsubscribe: () => void = () => undefined;
   private inUse = 0;
   private idle: Array<() => void> = [];
 
@@ -43,6 +45,7 @@ export class Partition {
   /** Retires the partition and resolves once no call is using its log. */
   drain(): Promise<void> {
     this.retired = true;
+    this.unsubscribe();
     if (this.inUse === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
