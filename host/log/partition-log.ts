@@ -30,7 +30,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
-import type { Counter, Gauge, Histogram, MetricsRegistry } from '../metrics/registry.js';
+import { LATENCY_BUCKETS_MS, type Counter, type Gauge, type Histogram, type MetricsRegistry } from '../metrics/registry.js';
 import { BrokerError } from '../errors/index.js';
 import {
   LOG_OVERHEAD,
@@ -161,7 +161,7 @@ interface LogMetrics {
   appendedBytes: Counter;
   appendedRecords: Counter;
   fsyncs: Counter;
-  fsyncSeconds: Histogram;
+  fsyncMs: Histogram;
   segments: Gauge;
   recoverySeconds: Gauge;
   truncatedBytes: Counter;
@@ -502,7 +502,7 @@ export class PartitionLog implements PartitionLogApi {
         }
         if (this.metrics) {
           this.metrics.fsyncs.inc(this.label);
-          this.metrics.fsyncSeconds.observe((performance.now() - t0) / 1000, this.label);
+          this.metrics.fsyncMs.observe(performance.now() - t0, this.label);
         }
         this.advanceDurable(seg, position, offset);
       } while (this.fsyncAgain);
@@ -1626,7 +1626,7 @@ function createMetrics(r: MetricsRegistry): LogMetrics {
     appendedBytes: r.counter('tributary_log_appended_bytes_total', 'Bytes of record batches written to partition logs'),
     appendedRecords: r.counter('tributary_log_appended_records_total', 'Records written to partition logs'),
     fsyncs: r.counter('tributary_log_fsyncs_total', 'fdatasync calls made by partition logs (group commit)'),
-    fsyncSeconds: r.histogram('tributary_log_fsync_seconds', 'Latency of one partition-log fdatasync', [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1]),
+    fsyncMs: r.histogram('tributary_log_fsync_ms', 'Latency of one partition-log fdatasync (ms)', LATENCY_BUCKETS_MS),
     segments: r.gauge('tributary_log_segments', 'Segments of a partition log'),
     recoverySeconds: r.gauge('tributary_log_recovery_seconds', 'Time the last open of a partition log took (recovery included)'),
     truncatedBytes: r.counter('tributary_log_recovery_truncated_bytes_total', 'Bytes cut from partition logs by recovery'),
