@@ -1,0 +1,234 @@
+// Admin commands against a running broker, over its HTTP API (docs/http.md):
+// `tributary topics|produce|consume|groups ...`. Exit codes: 0 ok, 1 the broker refused,
+// 2 bad usage, 3 the broker could not be reached.
+import { createInterface } from 'node:readline';
+
+interface Args {
+  positional: string[];
+  flags: Map<string, string[]>;
+}
+
+class UsageError extends Error {}
+
+const BOOLEAN_FLAGS = new Set(['--follow', '--json']);
+
+function parseArgs(argv: string[]): Args {
+  const positional: string[] = [];
+  const flags = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    let value: string;
+    if (BOOLEAN_FLAGS.has(name)) value = 'true';
+    else if (eq > 0) value = a.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i];
+    else throw new UsageError(`${name} needs a value`);
+    flags.set(name, [...(flags.get(name) ?? []), value]);
+  }
+  return { positional, flags };
+}
+
+function flag(args: Args, name: string): string | undefined {
+  return args.flags.get(name)?.at(-1);
+}
+
+function intFlag(args: Args, name: string): number | undefined {
+  const v = flag(args, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${name} must be a non-negative integer, got "${v}"`);
+  return Number(v);
+}
+
+function checkFlags(args: Args, allowed: string[]): void {
+  for (const name of args.flags.keys()) {
+    if (name !== '--broker' && !allowed.includes(name)) throw new UsageError(`unknown option ${name}${allowed.length ? `; options here are ${allowed.join(', ')}` : ''}`);
+  }
+}
+
+class BrokerRefused extends Error {}
+
+class Http {
+  constructor(private readonly base: string) {}
+
+  async call(method: string, path: string, body?: string, contentType = 'application/json'): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+    } catch (err) {
+      throw Object.assign(new Error(`cannot reach the broker at ${this.base}: ${((err as Error).cause as Error)?.message ?? (err as Error).message}`), { unreachable: true });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      json = { error: { message: text } };
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string } }).error;
+      throw new BrokerRefused(`${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim());
+    }
+    return json;
+  }
+}
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+async function topics(http: Http, args: Args): Promise<void> {
+  const [sub, name] = args.positional;
+  switch (sub) {
+    case 'list':
+    case undefined: {
+      checkFlags(args, ['--json']);
+      const r = (await http.call('GET', '/topics')) as { topics: Array<{ name: string; partitions: number; records: number; internal: boolean }> };
+      if (flag(args, '--json')) return out(JSON.stringify(r.topics));
+      out('TOPIC\tPARTITIONS\tRECORDS');
+      for (const t of r.topics) out(`${t.name}${t.internal ? ' (internal)' : ''}\t${t.partitions}\t${t.records}`);
+      return;
+    }
+    case 'describe': {
+      checkFlags(args, ['--json']);
+      if (!name) throw new UsageError('topics describe needs a TOPIC');
+      const r = (await http.call('GET', `/topics/${encodeURIComponent(name)}`)) as {
+        name: string;
+        partitions: Array<{ partition: number; logStartOffset: number; highWatermark: number }>;
+        config: Record<string, unknown>;
+      };
+      if (flag(args, '--json')) return out(JSON.stringify(r));
+      out(`topic ${r.name}`);
+      out('PARTITION\tSTART\tEND');
+      for (const p of r.partitions) out(`${p.partition}\t${p.logStartOffset}\t${p.highWatermark}`);
+      out('config:');
+      for (const [k, v] of Object.entries(r.config)) out(`  ${k}=${v}`);
+      return;
+    }
+    case 'create': {
+      checkFlags(args, ['--partitions', '--config']);
+      if (!name) throw new UsageError('topics create needs a TOPIC');
+      const config: Record<string, string> = {};
+      for (const kv of args.flags.get('--config') ?? []) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new UsageError(`--config must look like key=value, got "${kv}"`);
+        config[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      const r = (await http.call('POST', '/topics', JSON.stringify({ name, partitions: intFlag(args, '--partitions'), config }))) as { name: string; partitions: number };
+      out(`created topic ${r.name} with ${r.partitions} partition(s)`);
+      return;
+    }
+    case 'delete': {
+      checkFlags(args, []);
+      if (!name) throw new UsageError('topics delete needs a TOPIC');
+      await http.call('DELETE', `/topics/${encodeURIComponent(name)}`);
+      out(`deleted topic ${name}`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown topics command "${sub}" (list, describe, create, delete)`);
+  }
+}
+
+async function produce(http: Http, args: Args): Promise<void> {
+  checkFlags(args, ['--key', '--partition', '--value']);
+  const [topic] = args.positional;
+  if (!topic) throw new UsageError('produce needs a TOPIC');
+  const key = flag(args, '--key') ?? null;
+  const partition = intFlag(args, '--partition');
+  const value = flag(args, '--value');
+  const lines: string[] = [];
+  if (value !== undefined) lines.push(value);
+  else {
+    for await (const line of createInterface({ input: process.stdin })) if (line.length) lines.push(line);
+  }
+  if (lines.length === 0) throw new UsageError('nothing to produce: give --value or lines on standard input');
+  const body = lines.map((v) => JSON.stringify({ key, value: v, ...(partition === undefined ? {} : { partition }) })).join('\n');
+  const r = (await http.call('POST', `/topics/${encodeURIComponent(topic)}/records`, body, 'application/x-ndjson')) as { offsets: Array<{ partition: number; offset: number }> };
+  for (const o of r.offsets) out(`${topic}/${o.partition}@${o.offset}`);
+}
+
+interface RecordOut {
+  partition?: number;
+  offset: number;
+  timestamp: number;
+  key: string | null;
+  value: string | null;
+}
+
+async function consume(http: Http, args: Args): Promise<void> {
+  checkFlags(args, ['--partition', '--offset', '--limit', '--follow', '--json']);
+  const [topic] = args.positional;
+  if (!topic) throw new UsageError('consume needs a TOPIC');
+  const partition = intFlag(args, '--partition') ?? 0;
+  const limit = intFlag(args, '--limit');
+  const follow = flag(args, '--follow') === 'true';
+  const json = flag(args, '--json') === 'true';
+  const t = (await http.call('GET', `/topics/${encodeURIComponent(topic)}`)) as { partitions: Array<{ partition: number; logStartOffset: number; highWatermark: number }> };
+  const p = t.partitions.find((x) => x.partition === partition);
+  if (!p) throw new BrokerRefused(`404 UNKNOWN_TOPIC_OR_PARTITION: topic ${topic} has no partition ${partition}`);
+  const start = flag(args, '--offset') ?? 'earliest';
+  let offset: number;
+  if (start === 'earliest') offset = p.logStartOffset;
+  else if (start === 'latest') offset = p.highWatermark;
+  else if (/^\d+$/.test(start)) offset = Number(start);
+  else throw new UsageError(`--offset must be earliest, latest or an offset, got "${start}"`);
+  let printed = 0;
+  for (;;) {
+    const want = Math.min(500, limit === undefined ? 500 : limit - printed);
+    if (want <= 0) return;
+    const r = (await http.call('GET', `/topics/${encodeURIComponent(topic)}/records?partition=${partition}&offset=${offset}&limit=${want}`)) as {
+      records: RecordOut[];
+      nextOffset: number;
+      highWatermark: number;
+    };
+    for (const rec of r.records) {
+      out(json ? JSON.stringify({ partition, ...rec }) : `${partition}@${rec.offset}\t${rec.key ?? ''}\t${rec.value ?? ''}`);
+      printed++;
+    }
+    offset = r.nextOffset;
+    if (r.records.length === 0) {
+      if (!follow) return;
+      await new Promise((res) => setTimeout(res, 500)); // HTTP has no long poll; the WebSocket API does
+    }
+  }
+}
+
+async function groups(http: Http, args: Args): Promise<void> {
+  checkFlags(args, ['--json']);
+  const [sub, id] = args.positional;
+  if (sub === 'list' || sub === undefined) {
+    const r = (await http.call('GET', '/groups')) as { groups: Array<Record<string, unknown>> };
+    if (flag(args, '--json')) return out(JSON.stringify(r.groups));
+    out('GROUP\tSTATE\tMEMBERS\tLAG');
+    for (const g of r.groups) out(`${g.groupId ?? g.id}\t${g.state ?? ''}\t${Array.isArray(g.members) ? g.members.length : (g.members ?? '')}\t${g.lag ?? g.totalLag ?? ''}`);
+    return;
+  }
+  if (sub === 'describe') {
+    if (!id) throw new UsageError('groups describe needs a GROUP');
+    out(JSON.stringify(await http.call('GET', `/groups/${encodeURIComponent(id)}`), null, 2));
+    return;
+  }
+  throw new UsageError(`unknown groups command "${sub}" (list, describe)`);
+}
+
+export async function runAdmin(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  try {
+    const args = parseArgs(argv);
+    const base = (flag(args, '--broker') ?? env.TRIBUTARY_BROKER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// URL, got "${base}"`);
+    const http = new Http(base);
+    if (command === 'topics') await topics(http, args);
+    else if (command === 'produce') await produce(http, args);
+    else if (command === 'consume') await consume(http, args);
+    else if (command === 'groups') await groups(http, args);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`tributary ${command}: ${(err as Error).message}\n`);
+    if (err instanceof UsageError) return 2;
+    if ((err as { unreachable?: boolean }).unreachable) return 3;
+    return 1;
+  }
+}
