@@ -100,6 +100,8 @@ let nextConnectionId = 1;
 class Connection {
   readonly id = nextConnectionId++;
   private readonly pending: Slot[] = [];
+  /** Resolves when the latest dispatched request lets the next one start. */
+  private gate: Promise<void> = Promise.resolve();
   private inFlightBytes = 0;
   private readonly incoming: Buffer[] = [];
   private incomingBytes = 0;
@@ -283,9 +285,18 @@ class Connection {
       handlers: this.server.handlers,
       producerIds: this.server.producerIds,
       options: this.server.options,
+      release: () => {},
     };
+    // One request at a time takes effect, in arrival order (see RequestContext.release).
+    const previous = this.gate;
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    ctx.release = release;
     const started = performance.now();
-    handler.handle(body, ctx).then(
+    previous
+      .then(() => handler.handle(body, ctx))
+      .finally(release)
+      .then(
       (res) => {
         m.requests.inc({ api: handler.name });
         m.latency.observe(performance.now() - started, { api: handler.name });

@@ -166,6 +166,8 @@ export const fetch: ApiHandler = {
   request,
   response,
   async handle(req: FetchRequest, ctx: RequestContext) {
+    // Reads change nothing a later request on this connection could observe: let it start.
+    ctx.release();
     const limits = ctx.options;
     const maxBytes = Math.max(0, Math.min(req.maxBytes, limits.maxFetchResponseBytes));
     const maxWaitMs = Math.max(0, Math.min(req.maxWaitMs, limits.maxFetchWaitMs));

@@ -45,7 +45,10 @@ interface ProduceRequest {
 async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks) {
   try {
     if (records === null || records.length === 0) throw new BrokerError('CORRUPT_MESSAGE', 'produce request without records');
-    const info = await ctx.broker.ensureTopic(topic);
+    // Known topic: append is called synchronously here (no await before it), so appends are
+    // issued in request order. Unknown topic: auto-create first (the caller then holds the
+    // connection's order until done).
+    const info = ctx.broker.describeTopic(topic) ?? (await ctx.broker.ensureTopic(topic));
     if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
     const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined });
     return { index, errorCode: 0, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
@@ -70,7 +73,8 @@ export const produce: ApiHandler = {
     if (req.acks !== 0 && req.acks !== 1 && req.acks !== -1) refusal = new BrokerError('INVALID_REQUIRED_ACKS', `acks must be 0, 1 or -1, got ${req.acks}`);
     else if (req.transactionalId !== null) refusal = new BrokerError('INVALID_REQUEST', 'transactional produce is not supported (no transactions yet)');
     const acks = req.acks as Acks;
-    const responses = await Promise.all(
+    const allKnown = req.topicData.every((t) => ctx.broker.describeTopic(t.name) !== undefined);
+    const pending = Promise.all(
       req.topicData.map(async (t) => ({
         name: t.name,
         partitionResponses: await Promise.all(
@@ -82,6 +86,8 @@ export const produce: ApiHandler = {
         ),
       })),
     );
+    if (allKnown) ctx.release(); // every append above was issued synchronously, in order
+    const responses = await pending;
     if (req.acks === 0) return NO_RESPONSE;
     return { responses, throttleTimeMs: 0 };
   },

@@ -51,6 +51,13 @@ export interface RequestContext {
   handlers: ReadonlyMap<number, ApiHandler>;
   /** Durable producer-id allocation (InitProducerId). */
   producerIds: ProducerIdAllocator;
+  /**
+   * Requests on one connection take effect in order (Kafka processes a connection's requests
+   * one at a time): the next request's `handle` starts only when this one resolves, or earlier
+   * when it calls `release()` because its effects are already ordered (Produce, once its appends
+   * are issued) or it has none that later requests could observe (Fetch's long poll).
+   */
+  release(): void;
   /** The listener's options (limits a handler applies, broker settings DescribeConfigs shows). */
   options: Readonly<KafkaServerOptions>;
 }

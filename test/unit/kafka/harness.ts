@@ -3,6 +3,8 @@
 // Kafka listener; until then the pieces are started in this process.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { mainJs, projectRoot, startBroker, tempDir, type BrokerProcess } from '../../helpers/index.js';
 import { silentLogger } from '../../../host/logging.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
@@ -33,8 +35,16 @@ export function mainHasKafka(): boolean {
 }
 
 /** An in-process broker + Kafka listener on port 0. */
-export async function startInProcess(t: Teardown, options: Partial<KafkaServerOptions> = {}, dataDir?: string): Promise<KafkaUnderTest> {
-  const dir = dataDir ?? (await tempDir(t, 'tributary-kafka-'));
+export async function startInProcess(t: Teardown, options: Partial<KafkaServerOptions> = {}, dataDir?: string, stops?: Array<() => Promise<void>>): Promise<KafkaUnderTest> {
+  // Our own temp dir (not tempDir): it is removed after every broker on it (restarts too) closed.
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'tributary-kafka-')));
+  if (!stops) {
+    const all: Array<() => Promise<void>> = (stops = []);
+    t.teardown(async () => {
+      for (const s of all) await s();
+      if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
+    });
+  }
   const { Broker } = await import('../../../host/broker/broker.js');
   let GroupCoordinator: { open(b: unknown, o: unknown, d: unknown): Promise<{ close(): Promise<void> }> } | undefined;
   try {
@@ -56,7 +66,7 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
     if (groups) await groups.close().catch(() => undefined);
     await broker.close();
   };
-  t.teardown(stop);
+  stops.push(stop);
   return {
     host: '127.0.0.1',
     port,
@@ -65,7 +75,7 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
     stop,
     async restart() {
       await stop();
-      return startInProcess(t, options, dir);
+      return startInProcess(t, options, dir, stops);
     },
   };
 }
