@@ -79,15 +79,15 @@ class Reply {
     this.res.onAborted(() => (this.aborted = true));
     return this;
   }
+  /** Headers added to the answer (writeStatus must come first in uWS, so they wait here). */
+  readonly extraHeaders: Array<[string, string]> = [];
   send(status: number, body: string | Uint8Array, contentType = 'application/json', closeConnection = false): void {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
-      this.res
-        .writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`)
-        .writeHeader('content-type', contentType)
-        .writeHeader('cache-control', 'no-store')
-        .end(body, closeConnection);
+      this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`).writeHeader('content-type', contentType).writeHeader('cache-control', 'no-store');
+      for (const [k, v] of this.extraHeaders) this.res.writeHeader(k, v);
+      this.res.end(body, closeConnection);
     });
   }
   json(status: number, value: unknown): void {
@@ -173,7 +173,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   function access(res: Res, req: Req, reply: Reply): Access | undefined {
     const a = auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
     if (!a) {
-      res.cork(() => res.writeHeader('www-authenticate', 'Bearer'));
+      reply.extraHeaders.push(['www-authenticate', 'Bearer']);
       reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));
     }
     return a;
@@ -273,7 +273,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     const tp = { topic, partition };
     const offsets = broker.offsets(tp);
     const offset = intQuery(offsetQ, 'offset', offsets.logStartOffset)!;
-    const limit = intQuery(limitQ, 'limit', 100)!;
+    const limit = intQuery(limitQ, 'limit', Math.min(100, opts.httpReadLimitMax))!;
     if (limit < 1 || limit > opts.httpReadLimitMax) throw new BrokerError('INVALID_REQUEST', `limit: must be 1..${opts.httpReadLimitMax}, got ${limit}`);
     if (offset < offsets.logStartOffset || offset > offsets.highWatermark) {
       throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset: ${offset} is outside [${offsets.logStartOffset}, ${offsets.highWatermark}] of ${topic}/${partition}`);
@@ -305,8 +305,8 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     const enc = encodingQuery(req.getQuery('encoding') ?? '');
     if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
     if (lengthHeader && Number(lengthHeader) > opts.httpBodyBytesMax) {
-      res.cork(() => res.writeHeader('connection', 'close'));
-      reply.error(new BrokerError('MESSAGE_TOO_LARGE', `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}`));
+      // Answer at once and close: the body is never read.
+      reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
       return;
     }
     const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
