@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { haveCommand, tempDir } from '../helpers/index.js';
-import { startStack } from './groups-stack.js';
+import { startStack } from './kafka-groups-stack.js';
 
 const HAVE_KCAT = haveCommand('kcat');
 

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
 import { eventually, tempDir } from '../helpers/index.js';
-import { startStack } from './groups-stack.js';
+import { startStack } from './kafka-groups-stack.js';
 
 const TOPIC = 'orders';
 const PARTITIONS = 6;
