@@ -582,7 +582,7 @@ export class Broker implements BrokerApi {
   }
 
   private logOptions(config: TopicConfig): LogOptions {
-    const options: LogOptions = logOptionsFor(config);
+    const options: LogOptions = { ...this.options.log, ...logOptionsFor(config) };
     if (this.options.injectedFlushDelayMs !== undefined) options.injectedFlushDelayMs = this.options.injectedFlushDelayMs;
     return options;
   }

@@ -2,7 +2,36 @@
 // validated once at start (`validateBrokerOptions`) so a bad config stops the broker with a
 // message naming the option instead of failing later under load.
 import type { TopicConfig } from './api.js';
+import type { LogOptions } from '../log/api.js';
+import { defaultLogOptions } from '../log/partition-log.js';
 import { defaultTopicConfig, validateTopicConfig } from './topic-config.js';
+
+/** The partition log's own limits (not tied to a topic config key), passed to every log. */
+export type LogLimits = Partial<
+  Pick<
+    LogOptions,
+    | 'maxDecompressedBytes'
+    | 'maxPendingAppendBytes'
+    | 'maxOpenSegmentFiles'
+    | 'indexCacheBytes'
+    | 'maxProducerIds'
+    | 'producerIdExpirationMs'
+    | 'verifyOldSegmentReads'
+    | 'producerSnapshotsKept'
+    | 'compactionMapBytes'
+  >
+>;
+const LOG_LIMIT_KEYS = [
+  'maxDecompressedBytes',
+  'maxPendingAppendBytes',
+  'maxOpenSegmentFiles',
+  'indexCacheBytes',
+  'maxProducerIds',
+  'producerIdExpirationMs',
+  'verifyOldSegmentReads',
+  'producerSnapshotsKept',
+  'compactionMapBytes',
+] as const;
 
 export interface BrokerOptions {
   /** Where topics.json and the `<topic>-<partition>/` directories live. */
@@ -37,6 +66,8 @@ export interface BrokerOptions {
   retentionCheckIntervalMs: number;
   /** Partition logs opened (and recovered) in parallel at start. */
   openConcurrency: number;
+  /** Per-partition log limits (host/log defaults apply to keys not set). */
+  log: LogLimits;
   /** Bench/test only: extra delay on every fsync, to imitate an SD card. */
   injectedFlushDelayMs?: number;
 }
@@ -82,6 +113,10 @@ export const defaultBrokerOptions: BrokerOptions = {
   retentionCheckIntervalMs: 60_000,
   // 2: a Pi has few cores and one SD card; more parallel recoveries only contend for the disk.
   openConcurrency: 2,
+  // Empty: the log's own defaults (host/log/partition-log.ts, each with its reason) apply.
+  log: {},
+  // 0: real disks only; benches set it to imitate an SD card's fsync.
+  injectedFlushDelayMs: 0,
 };
 
 function fail(name: string, value: unknown, allowed: string): never {
@@ -112,6 +147,7 @@ export function validateBrokerOptions(partial: Partial<BrokerOptions>): BrokerOp
   int(options, 'retentionCheckIntervalMs', 1, 2_147_483_647);
   int(options, 'openConcurrency', 1, 256);
   if (options.injectedFlushDelayMs !== undefined) int(options, 'injectedFlushDelayMs', 0, 10_000);
+  options.log = validateLogLimits(options.log, options.maxMessageBytesMax);
   try {
     options.topicDefaults = validateTopicConfig(options.topicDefaults as Record<string, unknown>, options.maxMessageBytesMax);
   } catch (err) {
@@ -122,6 +158,27 @@ export function validateBrokerOptions(partial: Partial<BrokerOptions>): BrokerOp
     fail('maxMessageBytesMax', options.maxMessageBytesMax, `at least the default max.message.bytes (${maxMessageBytes})`);
   }
   return options;
+}
+
+function validateLogLimits(log: unknown, maxMessageBytesMax: number): LogLimits {
+  if (log === undefined || log === null) return {};
+  if (typeof log !== 'object' || Array.isArray(log)) fail('log', log, `a mapping of ${LOG_LIMIT_KEYS.join(', ')}`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(log as Record<string, unknown>)) {
+    if (!(LOG_LIMIT_KEYS as readonly string[]).includes(key)) fail(`log.${key}`, value, `unknown key; keys are ${LOG_LIMIT_KEYS.join(', ')}`);
+    if (value === undefined) continue;
+    if (key === 'verifyOldSegmentReads') {
+      if (typeof value !== 'boolean') fail(`log.${key}`, value, 'true or false');
+    } else {
+      const min = key === 'indexCacheBytes' ? 0 : 1;
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) fail(`log.${key}`, value, `an integer ≥ ${min}`);
+    }
+    out[key] = value;
+  }
+  // An uncompressed batch of the largest allowed size must pass the decompressed-size check.
+  const decompressed = (out.maxDecompressedBytes as number | undefined) ?? defaultLogOptions.maxDecompressedBytes;
+  if (decompressed < maxMessageBytesMax) fail('log.maxDecompressedBytes', decompressed, `at least maxMessageBytesMax (${maxMessageBytesMax})`);
+  return out as LogLimits;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -117,3 +117,20 @@ t.test('limit maxReadBytes: reads are clamped, the first batch still whole', asy
   const big = await broker.read({ topic: 'rd', partition: 0 }, r.baseOffset, { maxBytes: 1 << 20 });
   t.ok(big.records.byteLength > 3000, 'a batch larger than maxReadBytes is still returned whole');
 });
+
+t.test('limit log.maxDecompressedBytes reaches every log: a batch inflating past it is refused', async (t) => {
+  const { broker } = await openBroker(t, {
+    maxMessageBytesMax: 4096,
+    maxPendingAppendBytes: 4096,
+    topicDefaults: { 'max.message.bytes': 4096 },
+    log: { maxDecompressedBytes: 4096 },
+  });
+  await broker.createTopic('bomb', 1);
+  const tp = { topic: 'bomb', partition: 0 };
+  const small = encodeBatch([{ key: null, value: new Uint8Array(3000) }], { compression: 1 });
+  await broker.append(tp, small, { acks: 1 });
+  const inflating = encodeBatch([{ key: null, value: new Uint8Array(50_000) }], { compression: 1 });
+  t.ok(inflating.byteLength < 4096, `the gzip batch itself is small (${inflating.byteLength} bytes)`);
+  t.equal(await codeOf(broker.append(tp, inflating, { acks: 1 })), 'CORRUPT_MESSAGE');
+  t.equal(broker.offsets(tp).logEndOffset, 1);
+});
