@@ -25,24 +25,33 @@ const JS_TABLES = (() => {
   return t;
 })();
 
+/**
+ * Slicing-by-16 in plain JavaScript: bytes up to a 4-byte boundary one at a time, then four
+ * 32-bit words per step through an Int32Array view (little-endian, as every platform Node runs
+ * on), then the tail. Reading words instead of assembling bytes measured ~15% faster.
+ */
 export function crc32cSlicing16(buf: Uint8Array): number {
   const t = JS_TABLES;
   let c = ~0;
   let i = 0;
   const n = buf.length;
-  const end16 = n - (n % 16);
-  while (i < end16) {
-    const a = (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)) ^ c;
-    const b = buf[i + 4] | (buf[i + 5] << 8) | (buf[i + 6] << 16) | (buf[i + 7] << 24);
-    const d = buf[i + 8] | (buf[i + 9] << 8) | (buf[i + 10] << 16) | (buf[i + 11] << 24);
-    const e = buf[i + 12] | (buf[i + 13] << 8) | (buf[i + 14] << 16) | (buf[i + 15] << 24);
+  const lead = Math.min(n, (4 - (buf.byteOffset & 3)) & 3);
+  while (i < lead) c = t[(c ^ buf[i++]) & 0xff] ^ (c >>> 8);
+  const w = new Int32Array(buf.buffer, buf.byteOffset + i, (n - i) >> 2);
+  const steps = w.length - (w.length & 3);
+  let k = 0;
+  for (; k < steps; k += 4) {
+    const a = w[k] ^ c;
+    const b = w[k + 1];
+    const d = w[k + 2];
+    const e = w[k + 3];
     c =
-      t[15 * 256 + (a & 0xff)] ^ t[14 * 256 + ((a >>> 8) & 0xff)] ^ t[13 * 256 + ((a >>> 16) & 0xff)] ^ t[12 * 256 + (a >>> 24)] ^
-      t[11 * 256 + (b & 0xff)] ^ t[10 * 256 + ((b >>> 8) & 0xff)] ^ t[9 * 256 + ((b >>> 16) & 0xff)] ^ t[8 * 256 + (b >>> 24)] ^
-      t[7 * 256 + (d & 0xff)] ^ t[6 * 256 + ((d >>> 8) & 0xff)] ^ t[5 * 256 + ((d >>> 16) & 0xff)] ^ t[4 * 256 + (d >>> 24)] ^
-      t[3 * 256 + (e & 0xff)] ^ t[2 * 256 + ((e >>> 8) & 0xff)] ^ t[256 + ((e >>> 16) & 0xff)] ^ t[e >>> 24];
-    i += 16;
+      t[3840 + (a & 0xff)] ^ t[3584 + ((a >>> 8) & 0xff)] ^ t[3328 + ((a >>> 16) & 0xff)] ^ t[3072 + (a >>> 24)] ^
+      t[2816 + (b & 0xff)] ^ t[2560 + ((b >>> 8) & 0xff)] ^ t[2304 + ((b >>> 16) & 0xff)] ^ t[2048 + (b >>> 24)] ^
+      t[1792 + (d & 0xff)] ^ t[1536 + ((d >>> 8) & 0xff)] ^ t[1280 + ((d >>> 16) & 0xff)] ^ t[1024 + (d >>> 24)] ^
+      t[768 + (e & 0xff)] ^ t[512 + ((e >>> 8) & 0xff)] ^ t[256 + ((e >>> 16) & 0xff)] ^ t[e >>> 24];
   }
+  i += k * 4;
   while (i < n) c = t[(c ^ buf[i++]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
@@ -71,15 +80,30 @@ export function randomBytes(n: number, seed = 42): Uint8Array {
   return out;
 }
 
-/** Runs fn repeatedly for ~budgetMs; returns calls per second. */
+/** CPU milliseconds used by this process (user + system). */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Runs fn repeatedly for ~budgetMs of this process's CPU time; returns calls per CPU second.
+ * CPU time rather than wall time: on a shared machine a descheduled process is not slower
+ * code (on a quiet machine the two agree). Calls are grouped so the clock is read ~every ms.
+ */
 export function rate(fn: () => unknown, budgetMs: number): number {
+  let group = 1;
+  const c0 = cpuMs();
+  fn();
+  const once = Math.max(cpuMs() - c0, 0.001);
+  group = Math.max(1, Math.min(1000, Math.round(1 / once)));
   let calls = 0;
-  const start = performance.now();
+  const start = cpuMs();
   let now = start;
   do {
-    for (let k = 0; k < 4; k++) fn();
-    calls += 4;
-    now = performance.now();
+    for (let k = 0; k < group; k++) fn();
+    calls += group;
+    now = cpuMs();
   } while (now - start < budgetMs);
   return (calls * 1000) / (now - start);
 }
@@ -101,8 +125,8 @@ export async function run(): Promise<Table[]> {
     const want = impls[2][1](buf);
     for (const [impl, fn] of impls) if (fn(buf) !== want) throw new Error(`${impl} disagrees on ${name}`);
   }
-  const reps = 7;
-  const budgetMs = 60;
+  const reps = 9;
+  const budgetMs = 40;
   const rows: Array<Array<string | number>> = [];
   for (const [name, buf] of inputs) {
     const samples = impls.map(() => [] as number[]);
@@ -120,11 +144,11 @@ export async function run(): Promise<Table[]> {
   const rssAfter = rssMiB();
   return [
     {
-      title: 'CRC-32C throughput (MB/s, median of 7 interleaved repetitions)',
+      title: 'CRC-32C throughput (MB/s, CPU time, median of 9 interleaved repetitions)',
       columns: ['input', 'core (wasm)', 'pure JS slicing-by-16', '@node-rs/crc32 (native)', 'core ÷ JS (target ≥ 2.5×)'],
       rows,
       notes: [
-        'core = 4 interleaved slicing-by-8 streams joined with a tabulated shift operator; the time includes copying the input into wasm memory.',
+        'core = 16 SIMD byte-lane streams (swizzle lookups over a transposed tile) for 4 KiB blocks, 4 interleaved slicing-by-8 streams for 1 KiB blocks, joined with a tabulated shift operator; the time includes copying the input into wasm memory.',
         `RSS: ${rssBefore.toFixed(0)} MiB before, ${rssAfter.toFixed(0)} MiB after 1.5 s of 1 MiB CRCs through the core.`,
       ],
     },
