@@ -14,6 +14,7 @@ import { deleteTopics } from './delete-topics.js';
 import { createPartitions } from './create-partitions.js';
 import { describeConfigs } from './describe-configs.js';
 import { incrementalAlterConfigs } from './incremental-alter-configs.js';
+import { alterConfigs } from './alter-configs.js';
 import { initProducerId } from './init-producer-id.js';
 import { describeCluster } from './describe-cluster.js';
 import { groupApis } from './groups/index.js';
@@ -29,6 +30,7 @@ const ownApis: ApiHandler[] = [
   initProducerId,
   describeConfigs,
   createPartitions,
+  alterConfigs,
   incrementalAlterConfigs,
   describeCluster,
 ];
