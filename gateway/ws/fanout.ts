@@ -82,7 +82,8 @@ export class Subscription {
     readonly textEncoding: TextEncodingName,
     readonly filter: string | undefined,
     readonly matcher: KeyMatcher | undefined,
-    readonly group?: { groupId: string; memberId: string; generationId: number },
+    /** The consumer group this subscription is a member of (partitions come from the group). */
+    readonly groupId?: string,
   ) {
     this.shareKey = `${peer.encoding}|${textEncoding}|${filter ?? ''}`;
   }

@@ -249,7 +249,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   function endSubscription(sub: Subscription): void {
     sub.closed = true;
     for (const c of sub.parts.values()) fanout.stop(c);
-    if (sub.group && groupSessions) void groupSessions.leave(sub);
+    if (sub.groupId !== undefined && groupSessions) void groupSessions.leave(sub);
   }
 
   async function handle(peer: SocketPeer, req: ClientRequest): Promise<void> {
@@ -287,7 +287,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
     if (req.group !== undefined && !groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'group: consumer groups are not available on this broker');
 
     // Reserve the slot before any await so two concurrent subscribes cannot both pass the checks.
-    const sub = new Subscription(peer, req.id, req.topic, req.encoding, req.filter, matcher);
+    const sub = new Subscription(peer, req.id, req.topic, req.encoding, req.filter, matcher, req.group);
     peer.subs.set(req.topic, sub);
     try {
       if (req.group !== undefined) {
@@ -350,7 +350,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
 
   async function commit(peer: SocketPeer, req: CommitRequest): Promise<void> {
     const sub = peer.subs.get(req.topic);
-    if (!sub || !sub.group || !groupSessions) throw new BrokerError('INVALID_REQUEST', `topic: commit needs a group subscription to ${req.topic} on this socket`);
+    if (!sub || sub.groupId === undefined || !groupSessions) throw new BrokerError('INVALID_REQUEST', `topic: commit needs a group subscription to ${req.topic} on this socket`);
     await groupSessions.commit(sub, req.offsets);
     peer.answer({ type: 'committed', id: req.id, topic: req.topic });
   }
