@@ -328,7 +328,8 @@ export class Broker implements BrokerApi {
       throw new BrokerError('RECORD_LIST_TOO_LARGE', `${records.length} records in one produce call; at most ${this.options.maxRecordsPerProduce} (maxRecordsPerProduce)`);
     }
     records.forEach(checkRecord);
-    await this.ensureTopic(topic);
+    // An existing topic costs no await: the appends below reach the log in this same tick.
+    if (!this.topics.has(topic)) await this.ensureTopic(topic);
     if (records.length === 0) return [];
     const state = this.topics.get(topic);
     if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} was deleted`);

@@ -169,3 +169,23 @@ t.test('topics: a second broker on the same data dir is refused', async (t) => {
   const { dataDir } = await openBroker(t);
   await t.rejects(Broker.open({ dataDir }, { logger: silentLogger, metrics: new MetricsRegistry() }), /already open/);
 });
+
+t.test('topics: deletion and shutdown wait for in-flight appends (slow fsync) instead of cutting them off', async (t) => {
+  const { broker, dataDir } = await openBroker(t, { injectedFlushDelayMs: 30 });
+  await broker.createTopic('busy', 1);
+  await broker.createTopic('stay', 1);
+  const inFlight = Array.from({ length: 5 }, (_, i) => broker.produce('busy', [{ key: null, value: bytes(`b${i}`) }], { acks: 1 }));
+  await broker.deleteTopic('busy');
+  const outcomes = await Promise.allSettled(inFlight);
+  t.ok(outcomes.every((o) => o.status === 'fulfilled'), 'appends already started completed before the files went');
+  t.notOk((await readdir(dataDir)).includes('busy-0'));
+  // Shutdown: acknowledged appends are on disk after reopen.
+  const acked = await Promise.all(Array.from({ length: 5 }, (_, i) => broker.produce('stay', [{ key: null, value: bytes(`s${i}`) }], { acks: -1 }).then((r) => r[0].offset)));
+  const pending = broker.produce('stay', [{ key: null, value: bytes('last') }], { acks: 1 });
+  await broker.close();
+  const last = await pending;
+  const { broker: again } = await openBroker(t, { dataDir });
+  const values = (await readAll(again, { topic: 'stay', partition: 0 })).map((r) => r.value);
+  t.equal(values.length, acked.length + 1);
+  t.equal(values[last[0].offset], 'last');
+});
