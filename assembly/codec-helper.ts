@@ -16,7 +16,10 @@ export const COPY_MARGIN: usize = 64;
 @inline export function wildCopy(dst: usize, src: usize, len: usize): void {
   const end = dst + len;
   v128.store(dst, v128.load(src));
-  if (len > 16) {
+  if (len > 64) {
+    // Long runs (incompressible input): the engine's memmove beats a 16-byte loop.
+    memory.copy(dst, src, len);
+  } else if (len > 16) {
     let d = dst + 16;
     let s = src + 16;
     do {
@@ -41,7 +44,9 @@ const PERIOD_STRIDE: usize = memory.data<u8>([0, 8, 8, 9, 8, 10, 12, 14]);
   const end = dst + len;
   let s = dst - offset;
   let d = dst;
-  if (offset >= 16) {
+  if (offset >= len && len > 64) {
+    memory.copy(dst, s, len);
+  } else if (offset >= 16) {
     do {
       v128.store(d, v128.load(s));
       d += 16;

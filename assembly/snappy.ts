@@ -26,9 +26,10 @@
 import { wildCopy, matchCopy, countEqual } from './codec-helper';
 
 const HASH_LOG: u32 = 14;
-// u32 absolute positions; never cleared (a candidate must lie in the current fragment, before
-// the current position, and compare equal — a stale entry can only cost a miss).
-const HASH_TABLE: usize = memory.data(4 << HASH_LOG, 64);
+// u16 positions relative to the fragment start (32 KiB: stays in L1 cache); never cleared —
+// a candidate is used only if it lies before the current position and its 4 bytes compare
+// equal, so an entry left by an earlier fragment or call can only cost a miss.
+const HASH_TABLE: usize = memory.data(2 << HASH_LOG, 64);
 const FRAGMENT_BYTES: usize = 65536;
 const INPUT_MARGIN: usize = 15;
 const XERIAL_CHUNK_BYTES: usize = 32768;
@@ -125,8 +126,8 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
         nextIp = ip + <usize>(skip++ >> 5);
         if (nextIp > ipLimit) break;
         nextHash = hash(load<u32>(nextIp));
-        candidate = <usize>load<u32>(HASH_TABLE + (h << 2));
-        store<u32>(HASH_TABLE + (h << 2), <u32>ip);
+        candidate = src + <usize>load<u16>(HASH_TABLE + (h << 1));
+        store<u16>(HASH_TABLE + (h << 1), <u16>(ip - src));
         if (<u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == load<u32>(ip)) {
           found = true;
           break;
@@ -145,10 +146,10 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
         nextEmit = ip;
         if (ip >= ipLimit) break;
         const prev = ip - 1;
-        store<u32>(HASH_TABLE + (hash(load<u32>(prev)) << 2), <u32>prev);
+        store<u16>(HASH_TABLE + (hash(load<u32>(prev)) << 1), <u16>(prev - src));
         const h = hash(load<u32>(ip));
-        candidate = <usize>load<u32>(HASH_TABLE + (h << 2));
-        store<u32>(HASH_TABLE + (h << 2), <u32>ip);
+        candidate = src + <usize>load<u16>(HASH_TABLE + (h << 1));
+        store<u16>(HASH_TABLE + (h << 1), <u16>(ip - src));
         again = <u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == load<u32>(ip);
       } while (again);
       if (ip >= ipLimit) break;
@@ -216,7 +217,7 @@ export function snappyXerialCompress(src: usize, len: u32, dst: usize): u32 {
   return <u32>(op - dst);
 }
 
-/** Reads the preamble at [ip, iend): returns the length, sets `preambleEnd`; -1 when malformed. */
+/** Reads the preamble at [ip, iend): returns the length and sets `preambleEnd`; -1 when malformed, -2 when cut short. */
 let preambleEnd: usize = 0;
 function readPreamble(ip: usize, iend: usize): i64 {
   let v: u64 = 0;
@@ -231,7 +232,7 @@ function readPreamble(ip: usize, iend: usize): i64 {
     shift += 7;
     if (shift >= 35) return -1;
   }
-  return -1;
+  return -2;
 }
 
 /** Decodes elements [ip, iend) into [op, oend) exactly; 0 on success or a negative status. */
@@ -323,7 +324,7 @@ function decodeRaw(src: usize, ip: usize, iend: usize, op: usize, oend: usize): 
   const declared = readPreamble(ip, iend);
   if (declared < 0) {
     errorAt = ip - src;
-    return ip == iend ? SNAPPY_ERR_TRUNCATED : SNAPPY_ERR_BAD_PREAMBLE;
+    return declared == -2 ? SNAPPY_ERR_TRUNCATED : SNAPPY_ERR_BAD_PREAMBLE;
   }
   // Refuse a declared length over the limit before writing anything (decompression bomb).
   if (<u64>declared > <u64>(oend - op)) {

@@ -10,7 +10,7 @@
 // when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
 import { core } from './wasm.js';
-import { layoutRegions, checkMaxOut, copyOut, tooLarge } from './codec-regions.js';
+import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge } from './codec-regions.js';
 
 const CODEC = 'lz4';
 
@@ -51,14 +51,28 @@ export function lz4FrameCompress(src: Uint8Array): Uint8Array {
   return copyOut(dstPtr, written);
 }
 
-/** Decodes LZ4 frame(s); throws BrokerError('CORRUPT_MESSAGE') on malformed input or output over maxOutBytes. */
-export function lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
+function frameDecompress(src: Uint8Array, maxOutBytes: number): { ptr: number; length: number } {
   checkMaxOut(maxOutBytes);
   const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
   const cap = Math.min(maxOutBytes, dstRoom);
   const n = core.lz4FrameDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
   if (n < 0) throw fault(n, maxOutBytes, dstRoom);
-  return copyOut(dstPtr, n);
+  return { ptr: dstPtr, length: n };
+}
+
+/** Decodes LZ4 frame(s); throws BrokerError('CORRUPT_MESSAGE') on malformed input or output over maxOutBytes. */
+export function lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const out = frameDecompress(src, maxOutBytes);
+  return copyOut(out.ptr, out.length);
+}
+
+/**
+ * As lz4FrameDecompress, but returns a view of wasm memory instead of a copy: valid only until
+ * the next call into the core (use it at once, e.g. to walk the records in place).
+ */
+export function lz4FrameDecompressView(src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const out = frameDecompress(src, maxOutBytes);
+  return viewOut(out.ptr, out.length);
 }
 
 /** One raw LZ4 block (no frame) of at most 64 KiB input: for cross-checks with block-format peers. */

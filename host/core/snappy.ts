@@ -10,7 +10,7 @@
 // BrokerError('MESSAGE_TOO_LARGE') when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
 import { core } from './wasm.js';
-import { layoutRegions, checkMaxOut, copyOut, tooLarge } from './codec-regions.js';
+import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge } from './codec-regions.js';
 
 const CODEC = 'snappy';
 
@@ -42,14 +42,28 @@ export function snappyCompress(src: Uint8Array): Uint8Array {
   return copyOut(dstPtr, written);
 }
 
-/** Decodes xerial-framed or raw snappy (auto-detected by the xerial magic). */
-export function snappyDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
+function decompressAny(src: Uint8Array, maxOutBytes: number): { ptr: number; length: number } {
   checkMaxOut(maxOutBytes);
   const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
   const cap = Math.min(maxOutBytes, dstRoom);
   const n = core.snappyDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
   if (n < 0) throw fault(n, maxOutBytes, dstRoom);
-  return copyOut(dstPtr, n);
+  return { ptr: dstPtr, length: n };
+}
+
+/** Decodes xerial-framed or raw snappy (auto-detected by the xerial magic). */
+export function snappyDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const out = decompressAny(src, maxOutBytes);
+  return copyOut(out.ptr, out.length);
+}
+
+/**
+ * As snappyDecompress, but returns a view of wasm memory instead of a copy: valid only until
+ * the next call into the core (use it at once, e.g. to walk the records in place).
+ */
+export function snappyDecompressView(src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const out = decompressAny(src, maxOutBytes);
+  return viewOut(out.ptr, out.length);
 }
 
 /** Compresses `src` as one raw snappy block. */
