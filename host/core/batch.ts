@@ -313,21 +313,40 @@ function recordsOf(buf: Uint8Array, h: BatchHeader, pos: number, index: number, 
   }
 }
 
-/** Copies a records section into wasm memory and walks it; table 0 = verify only. */
-function walkInWasm(records: Uint8Array, h: BatchHeader, pos: number, index: number, strict: boolean, withTable: boolean): { table: number; headerTable: number } {
+/**
+ * Walks a records section in wasm memory; table 0 = verify only. `at` >= 0 means the section
+ * is already in wasm memory at that address (the batch was copied in for its CRC); otherwise
+ * it is copied to heapBase first.
+ */
+function walkInWasm(
+  records: Uint8Array, h: BatchHeader, pos: number, index: number, strict: boolean, withTable: boolean, at = -1,
+): { table: number; headerTable: number } {
   const n = records.byteLength;
   const count = h.recordCount;
   if (count > n / 7) throw statusError(-11, h, pos, index, -1);
-  const table = withTable ? align8(heapBase + n) : 0;
+  const ptr = at >= 0 ? at : heapBase;
+  const table = withTable ? align8(ptr + n) : 0;
   const headerTable = withTable ? table + count * 32 : 0;
-  const room = withTable ? scratchEnd - headerTable : scratchEnd - heapBase - n;
+  const room = withTable ? scratchEnd - headerTable : scratchEnd - ptr - n;
   if (room < 0) {
     throw new BrokerError('RECORD_LIST_TOO_LARGE', `${where(index, pos)}: ${n} bytes of records with ${count} records exceed the core's ${scratchBytes} bytes of scratch`);
   }
-  memU8.set(records, heapBase);
-  const status = walkRecords(heapBase, n, count, table, headerTable, withTable ? Math.floor(room / 16) : 0, strict ? 1 : 0, h.lastOffsetDelta);
+  if (at < 0) memU8.set(records, ptr);
+  const status = walkRecords(ptr, n, count, table, headerTable, withTable ? Math.floor(room / 16) : 0, strict ? 1 : 0, h.lastOffsetDelta);
   if (status < 0) throw statusError(status, h, pos, index);
   return { table, headerTable };
+}
+
+/**
+ * Copies the batch at pos into wasm memory (heapBase) when it fits, and returns its CRC-32C
+ * over attributes..end; `copied` says whether the bytes are now in wasm (at heapBase).
+ */
+function crcOfBatch(buf: Uint8Array, pos: number, total: number): { crc: number; copied: boolean } {
+  if (total <= CRC_CHUNK_BYTES) {
+    memU8.set(buf.subarray(pos, pos + total), heapBase);
+    return { crc: crc32cInWasm(heapBase + ATTRIBUTES, total - ATTRIBUTES), copied: true };
+  }
+  return { crc: crc32cRange(buf, pos + ATTRIBUTES, pos + total), copied: false };
 }
 
 /**
@@ -348,14 +367,17 @@ export function verifyBatches(buf: Uint8Array, options: VerifyOptions = defaultV
   let index = 0;
   while (pos < buf.byteLength) {
     const h = checkFrame(buf, view, pos, index, options.maxBatchBytes);
-    const crc = oneCopy ? crc32cInWasm(heapBase + pos + ATTRIBUTES, h.totalBytes - ATTRIBUTES) : crc32cRange(buf, pos + ATTRIBUTES, pos + h.totalBytes);
+    let copied = false;
+    let crc: number;
+    if (oneCopy) crc = crc32cInWasm(heapBase + pos + ATTRIBUTES, h.totalBytes - ATTRIBUTES);
+    else ({ crc, copied } = crcOfBatch(buf, pos, h.totalBytes));
     if (crc !== h.crc) {
       throw new BrokerError('CORRUPT_MESSAGE', `${where(index, pos)}: CRC-32C mismatch (stored ${hex(h.crc)}, computed ${hex(crc)})`);
     }
     checkCounts(h, pos, index, strict);
     if (options.deep) {
       const records = recordsOf(buf, h, pos, index, options.maxDecompressedBytes);
-      walkInWasm(records, h, pos, index, strict, false);
+      walkInWasm(records, h, pos, index, strict, false, copied && h.compression === 0 ? heapBase + RECORDS : -1);
     }
     headers.push(h);
     pos += h.totalBytes;
@@ -390,14 +412,16 @@ export function decodeBatch(buf: Uint8Array, pos = 0, options: DecodeOptions = {
 
 function decodeAt(buf: Uint8Array, view: DataView, pos: number, index: number, options: DecodeOptions): DecodedBatch {
   const h = checkFrame(buf, view, pos, index, Infinity);
+  let copied = false;
   if (options.verifyCrc !== false) {
-    const crc = crc32cRange(buf, pos + ATTRIBUTES, pos + h.totalBytes);
+    let crc: number;
+    ({ crc, copied } = crcOfBatch(buf, pos, h.totalBytes));
     if (crc !== h.crc) throw new BrokerError('CORRUPT_MESSAGE', `${where(index, pos)}: CRC-32C mismatch (stored ${hex(h.crc)}, computed ${hex(crc)})`);
   }
   const strict = options.strictOffsets ?? false;
   checkCounts(h, pos, index, strict);
   const src = recordsOf(buf, h, pos, index, options.maxDecompressedBytes ?? defaultVerifyOptions.maxDecompressedBytes);
-  const { table, headerTable } = walkInWasm(src, h, pos, index, strict, true);
+  const { table, headerTable } = walkInWasm(src, h, pos, index, strict, true, copied && h.compression === 0 ? heapBase + RECORDS : -1);
   const count = h.recordCount;
   const records: DecodedRecord[] = new Array(count);
   const logAppend = h.timestampType === 1;
