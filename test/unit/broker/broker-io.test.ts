@@ -214,3 +214,35 @@ t.test('concurrent produce and append: offsets dense, unique, per partition', as
   }
   t.equal(total, placed.length + 20);
 });
+
+t.test('produce: broker-built batches use the topic compression.type; client batches are stored as sent', async (t) => {
+  const { broker } = await openBroker(t);
+  const { readBatchHeader, codecSupport } = await import('../../../host/core/index.js');
+  const codecs = (['gzip', 'snappy', 'lz4', 'zstd'] as const).filter((c) => codecSupport()[c].compress);
+  t.ok(codecs.includes('gzip'), `codecs available: ${codecs.join(', ')}`);
+  for (const codec of codecs) {
+    await broker.createTopic(`c-${codec}`, 1, { 'compression.type': codec });
+    const value = bytes('x'.repeat(500));
+    await broker.produce(`c-${codec}`, [{ key: bytes('k'), value }, { key: bytes('k2'), value }], { acks: 1 });
+    const read = await broker.read({ topic: `c-${codec}`, partition: 0 }, 0, { maxBytes: 1 << 20 });
+    const header = readBatchHeader(read.records);
+    t.equal(header.compression, ['none', 'gzip', 'snappy', 'lz4', 'zstd'].indexOf(codec), `${codec} batch`);
+    t.ok(read.records.byteLength < 1000, `${codec} compressed 1000 bytes of values to ${read.records.byteLength}`);
+    t.same(decodeAll(read.records).map((r) => r.value?.length), [500, 500]);
+  }
+  await broker.createTopic('c-none', 1, { 'compression.type': 'uncompressed' });
+  await broker.produce('c-none', [{ key: null, value: bytes('plain') }], { acks: 1 });
+  t.equal(readBatchHeader((await broker.read({ topic: 'c-none', partition: 0 }, 0, { maxBytes: 1 << 20 })).records).compression, 0);
+  // A client's gzip batch on an uncompressed topic is kept as sent (one copy, no recompression).
+  await broker.append({ topic: 'c-none', partition: 0 }, encodeBatch([{ key: null, value: bytes('zipped') }], { compression: 1 }), { acks: 1 });
+  t.equal(readBatchHeader((await broker.read({ topic: 'c-none', partition: 0 }, 1, { maxBytes: 1 << 20 })).records).compression, 1);
+});
+
+t.test('waitForData: maxWaitMs is clamped to maxWaitMsMax', async (t) => {
+  const { broker } = await openBroker(t, { maxWaitMsMax: 50 });
+  await broker.createTopic('clamp', 1);
+  const started = Date.now();
+  await broker.waitForData([{ topic: 'clamp', partition: 0, afterOffset: 0 }], 60_000);
+  t.ok(Date.now() - started < 10_000, `returned after ${Date.now() - started} ms, not 60 s`);
+  t.equal(broker.waitingReaders, 0);
+});
