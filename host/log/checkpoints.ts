@@ -67,6 +67,10 @@ export class LeaderEpochCache {
     return true;
   }
 
+  get isDirty(): boolean {
+    return this.dirty;
+  }
+
   get latestEpoch(): number {
     return this.entries.length ? this.entries[this.entries.length - 1].epoch : -1;
   }

@@ -202,6 +202,7 @@ export class PartitionLog implements PartitionLogApi {
   private pendingBytes = 0;
   private drainScheduled = false;
   private writerChain: Promise<unknown> = Promise.resolve();
+  private writerTasks = 0;
   private maintenanceChain: Promise<unknown> = Promise.resolve();
   private fsyncing = false;
   private fsyncAgain = false;
@@ -389,9 +390,14 @@ export class PartitionLog implements PartitionLogApi {
 
   /** Runs `fn` with the write path to itself (queue drains, rolls, truncation, close). */
   private withWriter<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writerChain.then(fn, fn);
-    this.writerChain = run.catch(() => undefined);
-    return run;
+    // When the writer is idle the job starts synchronously, so a write is handed to the kernel
+    // while the caller goes on verifying the next appends (pipelining CPU and I/O).
+    const idle = this.writerTasks === 0;
+    this.writerTasks++;
+    const run = idle ? fn() : this.writerChain.then(fn, fn);
+    const done = run.finally(() => this.writerTasks--);
+    this.writerChain = done.catch(() => undefined);
+    return done;
   }
 
   /** One background job at a time (retention, compaction), never blocking appends. */
@@ -432,7 +438,7 @@ export class PartitionLog implements PartitionLogApi {
       if (runBytes >= WRITE_RUN_BYTES_MAX) break;
     }
     if (run.length === 0) return;
-    await this.leaderEpochs.persistIfDirty();
+    if (this.leaderEpochs.isDirty) await this.leaderEpochs.persistIfDirty();
     const start = seg.sizeBytes;
     try {
       await pwritevAll(seg.fd!, run.map((w) => w.bytes), start);
@@ -452,8 +458,9 @@ export class PartitionLog implements PartitionLogApi {
     this.pendingBytes -= runBytes;
     this.totalBytes += runBytes;
     this.writtenOffset = seg.nextOffset;
-    await seg.offsetIndex.persist();
-    await seg.timeIndex.persist();
+    // The active segment's index entries stay in memory until the segment rolls or the log
+    // closes (seal writes them): after a crash they are rebuilt from the log anyway, so writing
+    // them on every append would only add two syscalls to the write path.
     if (this.metrics) {
       this.metrics.appendedBytes.inc(this.label, runBytes);
       this.metrics.appendedRecords.inc(this.label, records);
@@ -615,6 +622,17 @@ export class PartitionLog implements PartitionLogApi {
   // --- read -------------------------------------------------------------------------------------
 
   async read(offset: number, maxBytes: number): Promise<LogReadResult> {
+    // A segment deleted (retention) or replaced (compaction) between lookup and open: look again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(offset, maxBytes);
+      } catch (err) {
+        if (!(err instanceof SegmentGone) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async readOnce(offset: number, maxBytes: number): Promise<LogReadResult> {
     if (this.closed) throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closed`);
     if (!Number.isSafeInteger(offset)) throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not an integer`);
     if (!(maxBytes >= 0)) throw new BrokerError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is negative`);
@@ -733,6 +751,7 @@ export class PartitionLog implements PartitionLogApi {
   // --- fd and index caches ----------------------------------------------------------------------
 
   private async acquire(seg: Segment): Promise<number> {
+    if (seg.deleted && seg.fd === null) throw new SegmentGone();
     seg.users++;
     if (seg.fd !== null) {
       if (!seg.active) {
@@ -744,6 +763,12 @@ export class PartitionLog implements PartitionLogApi {
     try {
       if (!seg.fdOpening) {
         seg.fdOpening = openFd(seg.logPath, 'r').then((fd) => {
+          if (seg.deleted) {
+            // Replaced or removed while opening: this fd may be a different file now.
+            void closeFd(fd).catch(() => undefined);
+            seg.fdOpening = null;
+            throw new SegmentGone();
+          }
           seg.fd = fd;
           seg.fdOpening = null;
           this.fdCache.add(seg);
@@ -755,6 +780,7 @@ export class PartitionLog implements PartitionLogApi {
       return await seg.fdOpening;
     } catch (err) {
       seg.users--;
+      if (seg.deleted && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new SegmentGone();
       throw err;
     }
   }
@@ -884,6 +910,16 @@ export class PartitionLog implements PartitionLogApi {
   // --- timestamps -------------------------------------------------------------------------------
 
   async offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.offsetForTimestampOnce(timestampMs);
+      } catch (err) {
+        if (!(err instanceof SegmentGone) || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async offsetForTimestampOnce(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
     for (const seg of [...this.segments]) {
       if (seg.deleted) continue;
       if (!seg.active && seg.maxTimestampMs < 0 && !seg.indexesTrusted) await this.ensureIndexes(seg);
@@ -1569,6 +1605,9 @@ export class PartitionLog implements PartitionLogApi {
 }
 
 // --- helpers ------------------------------------------------------------------------------------
+
+/** A segment went away (retention, compaction) while a reader was about to open it. */
+class SegmentGone extends Error {}
 
 function settle(list: OffsetWaiter[], reached: number): OffsetWaiter[] {
   let keep: OffsetWaiter[] | null = null;

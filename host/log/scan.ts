@@ -1,7 +1,13 @@
 // Walks the batches of a segment file from a position, reading it in large chunks (one read
 // per chunk, not per header), optionally recomputing each batch's CRC. Used by recovery (CRC
-// on), index rebuilds and producer-state replay (headers only), and verification of old
-// segments on first read (CRC on).
+// on), index rebuilds and producer-state replay (headers only), compaction, and timestamp
+// lookups.
+//
+// Reads are double-buffered: the next chunk is already being read (libuv thread pool) while
+// this one's batches are checked on the main thread, so a CRC-bound walk is not also
+// read-latency-bound. A batch cut by a chunk boundary is carried to the front of the next
+// chunk's buffer (each buffer keeps `carryBytes` of headroom for it); a batch larger than the
+// headroom is read on its own.
 import { preadFull } from './io.js';
 import { probeBatch, viewOf, type BatchDefect, type BatchHeader } from './batch.js';
 
@@ -24,11 +30,13 @@ export interface ScanResult {
 }
 
 const DEFAULT_CHUNK_BYTES = 4 << 20;
+const CARRY_BYTES = 1 << 20;
 
 /**
- * Calls `onBatch(header, position)` for every valid batch in [start, end). Stops at the first
- * defect: a header cut short by `end`, an impossible length, a wrong magic or (with checkCrc)
- * a CRC mismatch.
+ * Calls `onBatch(header, position, buffer, offsetInBuffer)` for every valid batch in
+ * [start, end) (the buffer is reused: copy what you keep). Stops at the first defect: a header
+ * or batch cut short by `end`, an impossible length, a wrong magic or (with checkCrc) a CRC
+ * mismatch.
  */
 export async function scanBatches(
   fd: number,
@@ -37,43 +45,83 @@ export async function scanBatches(
   options: ScanOptions,
   onBatch: (h: BatchHeader, position: number, chunk: Uint8Array, offsetInChunk: number) => void,
 ): Promise<ScanResult> {
-  const chunkBytes = Math.max(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, 64);
-  let chunk = Buffer.allocUnsafe(Math.min(chunkBytes, Math.max(end - start, 64)));
-  let pos = start;
+  const chunkBytes = Math.max(Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, Math.max(end - start, 64)), 64);
+  const carry = Math.min(CARRY_BYTES, chunkBytes);
+  const bufs = [Buffer.allocUnsafe(carry + chunkBytes), Buffer.allocUnsafe(carry + chunkBytes)];
+  let which = 0;
   let batches = 0;
-  while (pos < end) {
-    const want = Math.min(chunk.byteLength, end - pos);
-    const got = await preadFull(fd, chunk, 0, want, pos);
-    const buf = chunk.subarray(0, got);
+  const finish = async (r: ScanResult): Promise<ScanResult> => {
+    if (options.onChunkEnd) await options.onChunkEnd();
+    return r;
+  };
+
+  // `data` = buf[dataStart, dataEnd) holds file bytes from `pos`.
+  let pos = start;
+  let readAt = start;
+  const readInto = (b: Buffer): Promise<number> => {
+    const n = Math.min(chunkBytes, end - readAt);
+    const p = n > 0 ? preadFull(fd, b, carry, n, readAt) : Promise.resolve(0);
+    readAt += n;
+    return p;
+  };
+  let pending: Promise<number> | null = readInto(bufs[which]);
+  let dataStart = carry;
+  let dataEnd = carry;
+  for (;;) {
+    const got = pending ? await pending : 0;
+    pending = null;
+    const buf = bufs[which];
+    dataEnd = carry + got;
+    const fileLeftAfter = end - readAt; // bytes not yet requested
+    // Prefetch the next chunk into the other buffer while this one is walked.
+    if (fileLeftAfter > 0) pending = readInto(bufs[1 - which]);
     const view = viewOf(buf);
-    let at = 0;
+    const data = buf.subarray(0, dataEnd);
+    let at = dataStart;
     for (;;) {
-      const probe = probeBatch(view, buf, at, options.maxBatchBytes, options.checkCrc);
+      const probe = probeBatch(view, data, at, options.maxBatchBytes, options.checkCrc);
       if (probe.defect === undefined) {
-        onBatch(probe.header!, pos + at, buf, at);
+        onBatch(probe.header!, pos + (at - dataStart), data, at);
         batches++;
         at += probe.header!.totalBytes;
         continue;
       }
-      const fileLeft = end - (pos + at);
-      if (probe.defect === 'short-header' && fileLeft >= 61 && at > 0) break; // header straddles chunks
-      if (probe.defect === 'short-batch' && probe.header!.totalBytes <= fileLeft) {
-        if (at > 0) break; // read the next chunk from this batch
-        // a single batch bigger than the chunk: grow the chunk to fit it
-        chunk = Buffer.allocUnsafe(probe.header!.totalBytes);
-        at = -1;
-        break;
+      const position = pos + (at - dataStart);
+      const moreComing = pending !== null;
+      if ((probe.defect === 'short-header' || probe.defect === 'short-batch') && moreComing) break;
+      if (probe.defect === 'short-header' && position === end) {
+        if (pending) await pending;
+        return finish({ validEnd: position, batches });
       }
-      if (fileLeft === 0) {
-        if (options.onChunkEnd) await options.onChunkEnd();
-        return { validEnd: pos + at, batches };
-      }
-      if (options.onChunkEnd) await options.onChunkEnd();
-      return { validEnd: pos + at, defect: { kind: probe.defect, position: pos + at }, batches };
+      if (pending) await pending;
+      return finish({ validEnd: position, defect: { kind: probe.defect, position }, batches });
     }
-    if (at > 0) pos += at;
+    // Carry the unfinished batch to the front of the other buffer.
+    const leftover = dataEnd - at;
+    const position = pos + (at - dataStart);
     if (options.onChunkEnd) await options.onChunkEnd();
-    if (got < want) return { validEnd: pos, defect: { kind: 'short-header', position: pos }, batches };
+    if (leftover > carry) {
+      // One batch larger than the carry room: read it whole, walk it, and restart after it.
+      if (pending) await pending;
+      pending = null;
+      const len = viewOf(buf).getInt32(at + 8) + 12;
+      const big = Buffer.allocUnsafe(len);
+      const n = await preadFull(fd, big, 0, len, position);
+      const probe = probeBatch(viewOf(big), big.subarray(0, n), 0, options.maxBatchBytes, options.checkCrc);
+      if (probe.defect !== undefined) return finish({ validEnd: position, defect: { kind: probe.defect, position }, batches });
+      onBatch(probe.header!, position, big, 0);
+      batches++;
+      pos = position + len;
+      readAt = pos;
+      if (readAt >= end) return finish({ validEnd: pos, batches });
+      pending = readInto(bufs[which]);
+      dataStart = carry;
+      continue;
+    }
+    const next = bufs[1 - which];
+    buf.copy(next, carry - leftover, at, dataEnd);
+    which = 1 - which;
+    dataStart = carry - leftover;
+    pos = position;
   }
-  return { validEnd: pos, batches };
 }
