@@ -65,7 +65,9 @@ export class WaiterRegistry {
    */
   wait(positions: Array<{ list: PartitionWaiters; afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal): Promise<WakeReason> {
     if (signal?.aborted) return Promise.resolve('abort');
-    if (maxWaitMs <= 0 || positions.length === 0) return Promise.resolve('timeout');
+    // No positions: nothing can wake it, but it still waits out maxWaitMs (a door looping on
+    // an empty wait must not spin).
+    if (maxWaitMs <= 0) return Promise.resolve('timeout');
     if (this.count >= this.maxWaiting) {
       return Promise.reject(new BrokerError('LIMIT_EXCEEDED', `too many waiting readers (maxWaitingReaders=${this.maxWaiting}); retry later`));
     }

@@ -46,6 +46,10 @@ t.test('waiters: times out, and the timeout leaves nothing behind', async (t) =>
   t.equal(reg.size, 0);
   t.equal(list.size, 0);
   t.equal(await reg.wait([{ list, afterOffset: 0 }], 0), 'timeout', 'zero wait returns at once');
+  const emptyStarted = Date.now();
+  t.equal(await reg.wait([], 30), 'timeout', 'no positions still waits out maxWaitMs');
+  t.ok(Date.now() - emptyStarted >= 25);
+  t.equal(reg.size, 0);
 });
 
 t.test('waiters: abort resolves "abort" and removes the listener; an aborted signal returns at once', async (t) => {
