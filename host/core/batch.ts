@@ -127,6 +127,7 @@ export function encodeBatch(records: RecordInput[], options: EncodeOptions = {})
   for (let i = 0; i < count; i++) {
     const r = records[i];
     const ts = r.timestampMs ?? now;
+    if (!Number.isSafeInteger(ts)) throw new BrokerError('INVALID_TIMESTAMP', `record ${i}: timestamp ${ts} is not an integer number of milliseconds`);
     if (i === 0) baseTimestamp = ts;
     if (ts > maxTimestamp) maxTimestamp = ts;
     if (r.key) dataMax += r.key.byteLength;

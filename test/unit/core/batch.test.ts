@@ -287,5 +287,7 @@ t.test('batch: limits are enforced at the boundary', async (t) => {
 
 t.test('batch: encoding nothing is refused', async (t) => {
   t.throws(() => encodeBatch([]), { code: 'INVALID_RECORD' });
+  t.throws(() => encodeBatch([{ key: null, value: null, timestampMs: 1.5 }]), { code: 'INVALID_TIMESTAMP' }, 'fractional timestamp');
+  t.throws(() => encodeBatch([{ key: null, value: null, timestampMs: NaN }]), { code: 'INVALID_TIMESTAMP' }, 'NaN timestamp');
   t.throws(() => encodeBatch([{ key: null, value: null }], { compression: 6 as 1 }), { code: 'UNSUPPORTED_COMPRESSION_TYPE' });
 });
