@@ -212,9 +212,12 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   route('get', '/stats', 'stats', (res, req, reply) => {
     if (!access(res, req, reply)) return;
     const connections: Record<string, number> = {};
+    // Every door exports tributary_<door>_connections (a gauge, maybe with labels): summed per door.
     for (const line of metrics.render().split('\n')) {
-      const m = /^tributary_connections\{gateway="([^"]+)"\} (\d+)/.exec(line);
-      if (m) connections[m[1]] = Number(m[2]);
+      const declared = /^# TYPE tributary_([a-z0-9]+)_connections gauge$/.exec(line);
+      if (declared) connections[declared[1]] ??= 0; // a door with no connection yet shows 0
+      const m = /^tributary_([a-z0-9]+)_connections(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/.exec(line);
+      if (m) connections[m[1]] = (connections[m[1]] ?? 0) + Number(m[2]);
     }
     const u = process.cpuUsage();
     reply.json(200, {

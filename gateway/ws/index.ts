@@ -123,7 +123,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   const { broker, logger, metrics } = deps;
   const auth = new Authenticator(opts.tokens);
 
-  const connections = metrics.gauge('tributary_connections', 'Open client connections per gateway');
+  const connections = metrics.gauge('tributary_ws_connections', 'Open WebSocket connections (HTTP/WebSocket gateway)');
   const wsFramesIn = metrics.counter('tributary_ws_frames_received_total', 'WebSocket frames received, by type');
   const wsErrors = metrics.counter('tributary_ws_errors_total', 'Error answers sent on WebSocket, by code');
   const wsClosed = metrics.counter('tributary_ws_refused_total', 'WebSocket connections refused or closed by a limit, by close code');
@@ -146,7 +146,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   const sockets = new Set<SocketPeer>();
   let socketsOpenOrOpening = 0;
   let nextSocketId = 1;
-  connections.set(0, { gateway: 'ws' });
+  connections.set(0);
 
   const app = uws.App();
 
@@ -192,7 +192,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       const peer = new SocketPeer(ws, data.encoding, data.access!, data.id, data.remote);
       data.peer = peer;
       sockets.add(peer);
-      connections.set(sockets.size, { gateway: 'ws' });
+      connections.set(sockets.size);
     },
 
     message(ws, message, isBinary) {
@@ -231,7 +231,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       peer.alive = false;
       socketsOpenOrOpening--;
       sockets.delete(peer);
-      connections.set(sockets.size, { gateway: 'ws' });
+      connections.set(sockets.size);
       for (const sub of peer.subs.values()) endSubscription(sub);
       peer.subs.clear();
       fanout.forget(peer);

@@ -144,7 +144,7 @@ t.test('http: /healthz follows deps.health(); /metrics is Prometheus text with p
   t.match(text, /^process_resident_memory_bytes \d+$/m);
   t.match(text, /^process_cpu_seconds_total [\d.]+$/m);
   t.match(text, /^nodejs_eventloop_lag_seconds\{quantile="0\.99"\} [\d.e-]+$/m);
-  t.match(text, /^tributary_connections\{gateway="ws"\} 0$/m);
+  t.match(text, /^tributary_ws_connections 0$/m);
   t.match(text, /^# TYPE tributary_http_requests_total counter$/m);
   const stats = await get(`${g.http}/stats`);
   t.equal(stats.status, 200);

@@ -115,7 +115,7 @@ t.test('ws limits: an offered but unknown subprotocol is refused with HTTP 400 n
 
 t.test('ws limits: a socket idle for idleTimeoutSec is dropped by the server', async (t) => {
   const g = await openGateway(t, { idleTimeoutSec: 8 });
-  const connections = () => g.metrics.get('tributary_connections')!.value({ gateway: 'ws' });
+  const connections = () => g.metrics.get('tributary_ws_connections')!.value();
   const c = await Client.open(t, g.wsUrl);
   await eventually(() => connections() === 1);
   // Stop reading: the client neither answers pings nor sends anything.

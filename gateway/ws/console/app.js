@@ -227,7 +227,9 @@ function addRecords(frame) {
     const tr = document.createElement('tr');
     tr.className = 'fresh';
     const headers = (r.headers || []).map(([k, v]) => `${k}=${v}`).join(' ');
-    tr.append(cell(new Date(r.timestamp).toLocaleTimeString()), cell(frame.partition, 'num'), cell(r.offset, 'num'), cell(r.key), cell(r.value, 'value'), cell(headers));
+    const h = cell(headers, 'headers');
+    h.title = headers;
+    tr.append(cell(new Date(r.timestamp).toLocaleTimeString()), cell(frame.partition, 'num'), cell(r.offset, 'num'), cell(r.key), cell(r.value, 'value'), h);
     tbody.prepend(tr);
   }
   while (tbody.children.length > TAIL_ROWS_MAX) tbody.lastElementChild.remove();
