@@ -54,7 +54,7 @@ export interface KafkaServerOptions {
   maxFetchResponseBytes: number;
   autoCreateTopicsOnMetadata: boolean;
   defaultPartitions: number;
-  dataDir: string;
+  dataDir: string | null;
   producerIdBlockSize: number;
 }
 
@@ -74,7 +74,7 @@ export const defaultKafkaServerOptions: KafkaServerOptions = {
   maxFetchResponseBytes: 16 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB)
   autoCreateTopicsOnMetadata: true, // Kafka's behaviour when allow_auto_topic_creation is set (broker config still decides)
   defaultPartitions: 1, // CreateTopics with num_partitions -1 (KIP-464); main.ts passes the broker's defaultPartitions
-  dataDir: 'data', // where producer-id allocations persist (the broker's data dir)
+  dataDir: null, // where producer ids persist; null = the broker's own data dir (Broker.options.dataDir), else ./data
   producerIdBlockSize: 1000, // ids reserved per durable write: one fsync per 1000 InitProducerId calls
 };
 
@@ -420,7 +420,10 @@ function validate(o: KafkaServerOptions): void {
 export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<KafkaServerOptions> = {}): Promise<Listener> {
   const opts: KafkaServerOptions = { ...defaultKafkaServerOptions, ...options };
   validate(opts);
-  const producerIds = deps.producerIds ?? (await ProducerIds.open(join(opts.dataDir, 'producer-ids'), { blockSize: opts.producerIdBlockSize }));
+  // Producer ids live in the broker's data dir unless told otherwise, so they share its fate.
+  const dataDir = opts.dataDir ?? (deps.broker as { options?: { dataDir?: unknown } }).options?.dataDir ?? './data';
+  if (typeof dataDir !== 'string') throw new Error('kafka option dataDir must be a path');
+  const producerIds = deps.producerIds ?? (await ProducerIds.open(join(dataDir, 'producer-ids'), { blockSize: opts.producerIdBlockSize }));
   const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds);
   const tcp = net.createServer({ noDelay: true }, (socket) => server.accept(socket));
   await new Promise<void>((resolve, reject) => {

@@ -30,8 +30,10 @@ export interface KafkaUnderTest {
 /** True when dist/host/main.js starts a Kafka listener (the lead's entry point is wired). */
 export function mainHasKafka(): boolean {
   if (!existsSync(mainJs)) return false;
-  const src = readFileSync(mainJs, 'utf8');
-  return src.includes('startKafkaServer') || existsSync(join(projectRoot, 'dist/host/start.js'));
+  return ['host/main.js', 'host/cli.js', 'host/node.js'].some((f) => {
+    const p = join(projectRoot, 'dist', f);
+    return existsSync(p) && readFileSync(p, 'utf8').includes('startKafkaServer');
+  });
 }
 
 /** An in-process broker + Kafka listener on port 0. */
@@ -56,7 +58,7 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
   const metrics = new MetricsRegistry();
   const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
   const groups = GroupCoordinator ? await GroupCoordinator.open(broker, {}, { logger: silentLogger, metrics }).catch(() => undefined) : undefined;
-  const listener: Listener = await startKafkaServer({ broker, groups, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, dataDir: dir, ...options });
+  const listener: Listener = await startKafkaServer({ broker, groups, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, ...options });
   const port = Number(listener.address.slice(listener.address.lastIndexOf(':') + 1));
   let stopped = false;
   const stop = async () => {
