@@ -55,18 +55,19 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const started = performance.now();
   logger.info({ dataDir, configFile: config.configFile ?? null }, 'starting tributary');
 
-  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger: logger.child({ component: 'broker' }), metrics });
-  const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger: logger.child({ component: 'groups' }), metrics });
+  // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
+  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger, metrics });
+  const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger, metrics });
 
   const listeners: Listener[] = [];
   let ready = false;
   const host = config.top.host;
   try {
     listeners.push(
-      await startKafkaServer({ broker, groups, logger: logger.child({ component: 'kafka' }), metrics }, withHost(config.sections.kafka, host) as unknown as KafkaServerOptions),
+      await startKafkaServer({ broker, groups, logger, metrics }, withHost(config.sections.kafka, host) as unknown as KafkaServerOptions),
     );
     listeners.push(
-      ...(await startMqttGateway({ broker, logger: logger.child({ component: 'mqtt' }), metrics }, withHost(config.sections.mqtt, host) as unknown as MqttGatewayOptions)),
+      ...(await startMqttGateway({ broker, logger, metrics }, withHost(config.sections.mqtt, host) as unknown as MqttGatewayOptions)),
     );
     try {
       listeners.push(
