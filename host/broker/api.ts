@@ -99,6 +99,11 @@ export interface BrokerApi {
   describeTopic(topic: string): TopicInfo | undefined;
   /** Creates a topic; BrokerError TOPIC_ALREADY_EXISTS / INVALID_TOPIC_EXCEPTION / INVALID_PARTITIONS / INVALID_CONFIG. */
   createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  /**
+   * Checks everything createTopic checks (name, collision, count, limits, config values)
+   * without creating anything; throws the same BrokerErrors (Kafka's validate_only).
+   */
+  validateCreateTopic?(topic: string, partitions: number, config?: Partial<TopicConfig>): void;
   deleteTopic(topic: string): Promise<void>;
   createPartitions(topic: string, totalCount: number): Promise<void>;
   alterTopicConfig(topic: string, changes: Partial<Record<keyof TopicConfig, string | number | null>>): Promise<TopicInfo>;

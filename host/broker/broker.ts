@@ -94,7 +94,8 @@ export class Broker implements BrokerApi {
     private readonly registry: TopicRegistry,
     private readonly deps: { logger: Logger; metrics: MetricsRegistry },
   ) {
-    this.log = deps.logger.child({ component: 'broker' });
+    // The caller's logger as given (host/node.ts already tags it component=broker).
+    this.log = deps.logger;
     this.metrics = new BrokerMetrics(deps.metrics);
     this.waiters = new WaiterRegistry(options.maxWaitingReaders);
     this.topicDefaults = effectiveTopicConfig(defaultTopicConfig, options.topicDefaults);
@@ -135,6 +136,11 @@ export class Broker implements BrokerApi {
     return t ? this.info(t) : undefined;
   }
 
+  validateCreateTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): void {
+    this.assertOpen();
+    this.checkCreate(topic, partitions, config, false);
+  }
+
   async createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
     this.assertOpen();
     assertTopicName(topic);
@@ -142,13 +148,8 @@ export class Broker implements BrokerApi {
     const overrides = validateTopicConfig(config as Record<string, unknown> | undefined, this.options.maxMessageBytesMax);
     checkCompressionAvailable(overrides);
     return this.admin(async () => {
-      if (this.topics.has(topic)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${topic} already exists`);
-      this.checkCollision(topic);
-      if (this.topics.size >= this.options.maxTopics) {
-        this.refusedBy('maxTopics');
-        throw new BrokerError('POLICY_VIOLATION', `cannot create topic ${topic}: the broker already has ${this.topics.size} topics (maxTopics=${this.options.maxTopics})`);
-      }
-      this.checkTotalPartitions(topic, partitions);
+      // Checked again inside the admin queue: an earlier create may have taken the name or the room.
+      this.checkCreate(topic, partitions, overrides, true);
       await this.removeLeftoverDirs(topic, 0, partitions);
       const record: TopicRecord = { name: topic, topicId: TopicRegistry.newTopicId(), partitions, createdMs: Date.now(), overrides };
       // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
@@ -536,6 +537,22 @@ export class Broker implements BrokerApi {
     });
     this.adminTail = run.catch(() => undefined);
     return run;
+  }
+
+  /** Everything a create checks, in Kafka's order; returns the validated overrides. */
+  private checkCreate(topic: string, partitions: number, config: Partial<TopicConfig> | undefined, count: boolean): Partial<TopicConfig> {
+    assertTopicName(topic);
+    this.checkPartitionCount(topic, partitions);
+    const overrides = validateTopicConfig(config as Record<string, unknown> | undefined, this.options.maxMessageBytesMax);
+    checkCompressionAvailable(overrides);
+    if (this.topics.has(topic)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${topic} already exists`);
+    this.checkCollision(topic);
+    if (this.topics.size >= this.options.maxTopics) {
+      if (count) this.refusedBy('maxTopics');
+      throw new BrokerError('POLICY_VIOLATION', `cannot create topic ${topic}: the broker already has ${this.topics.size} topics (maxTopics=${this.options.maxTopics})`);
+    }
+    this.checkTotalPartitions(topic, partitions);
+    return overrides;
   }
 
   private refusedBy(limit: string): void {

@@ -189,3 +189,18 @@ t.test('topics: deletion and shutdown wait for in-flight appends (slow fsync) in
   t.equal(values.length, acked.length + 1);
   t.equal(values[last[0].offset], 'last');
 });
+
+t.test('topics: validateCreateTopic checks like createTopic and creates nothing', async (t) => {
+  const { broker, dataDir } = await openBroker(t, { maxTopics: 2 });
+  await broker.createTopic('one', 1);
+  const validate = (...args: Parameters<Broker['validateCreateTopic']>) => codeOf(() => broker.validateCreateTopic(...args));
+  t.equal(await validate('two', 3, { 'retention.ms': '1000' as unknown as number }), undefined);
+  t.equal(broker.describeTopic('two'), undefined);
+  t.notOk((await readdir(dataDir)).some((d) => d.startsWith('two-')));
+  t.equal(await validate('one', 1), 'TOPIC_ALREADY_EXISTS');
+  t.equal(await validate('bad name', 1), 'INVALID_TOPIC_EXCEPTION');
+  t.equal(await validate('two', 0), 'INVALID_PARTITIONS');
+  t.equal(await validate('two', 1, { flush: 'maybe' as 'always' }), 'INVALID_CONFIG');
+  await broker.createTopic('two', 1);
+  t.equal(await validate('three', 1), 'POLICY_VIOLATION');
+});
