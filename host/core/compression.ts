@@ -65,6 +65,8 @@ if (zstdNapi) {
   }
 }
 const fzstd = zstdBinding ? null : await optional<Fzstd>('zstd', 'fzstd');
+// Loaded lazily-eagerly for decompressZstdWith only when zstd-napi took the main path.
+const fzstdForTests = fzstd ? null : await import('fzstd').then((m) => m as unknown as Fzstd).catch(() => null);
 
 /** Which codecs this process can compress / decompress. */
 export function codecSupport(): Record<CodecName, { compress: boolean; decompress: boolean }> {
@@ -143,6 +145,20 @@ export function decompress(codec: number, src: Uint8Array, maxOutBytes: number):
   }
 }
 
+/**
+ * zstd through a named decoder, for tests of the fallback path: `decompress(4, ...)` picks
+ * zstd-napi when it loaded, else fzstd. Same bounds and errors as decompress.
+ */
+export function decompressZstdWith(decoder: 'zstd-napi' | 'fzstd', src: Uint8Array, maxOutBytes: number): Uint8Array {
+  if (decoder === 'zstd-napi') {
+    if (!zstdBinding) throw unsupported(4, 'decompress');
+    return guarded(4, maxOutBytes, () => zstdNapiDecompress(zstdBinding!, src, maxOutBytes));
+  }
+  const mod = fzstd ?? fzstdForTests;
+  if (!mod) throw unsupported(4, 'decompress');
+  return guarded(4, maxOutBytes, () => fzstdDecompress(mod, src, maxOutBytes));
+}
+
 function guarded(codec: number, maxOutBytes: number, fn: () => Uint8Array): Uint8Array {
   let out: Uint8Array;
   try {
@@ -207,6 +223,6 @@ function fzstdDecompress(mod: Fzstd, src: Uint8Array, maxOutBytes: number): Uint
     if (final) done = true;
   });
   d.push(src, true);
-  if (!done && total === 0 && src.byteLength > 0) throw new Error('zstd frame is truncated');
+  if (!done && src.byteLength > 0) throw new Error('zstd frame is truncated');
   return concat(chunks, total);
 }

@@ -4,7 +4,7 @@ import t from 'tap';
 import { createRequire } from 'node:module';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { BrokerError } from '../../../host/errors/index.js';
-import { codecSupport, compress, decompress } from '../../../host/core/compression.js';
+import { codecSupport, compress, decompress, decompressZstdWith } from '../../../host/core/compression.js';
 
 const require = createRequire(import.meta.url);
 const support = codecSupport();
@@ -59,6 +59,22 @@ t.test('compression: zstd round trips; fzstd (independent) reads what we write',
   t.ok(err instanceof BrokerError && err.code === 'CORRUPT_MESSAGE', 'bounded');
   const trunc = caught(() => decompress(4, z.subarray(0, z.byteLength - 5), data.byteLength));
   t.ok(trunc instanceof BrokerError && trunc.code === 'CORRUPT_MESSAGE', `truncated frame: ${String(trunc)}`);
+});
+
+t.test('compression: the fzstd fallback decoder reads zstd-napi frames with the same bounds', { skip: support.zstd.compress ? false : 'zstd-napi not available' }, async (t) => {
+  const z = compress(4, data);
+  t.same(Buffer.from(decompressZstdWith('fzstd', z, data.byteLength)), Buffer.from(data));
+  const over = caught(() => decompressZstdWith('fzstd', z, data.byteLength - 1));
+  t.ok(over instanceof BrokerError && over.code === 'CORRUPT_MESSAGE' && /limit of/.test(over.message), `bounded: ${String(over)}`);
+  for (const cut of [20, z.byteLength >> 1, z.byteLength - 3]) {
+    const bad = caught(() => decompressZstdWith('fzstd', z.subarray(0, cut), data.byteLength));
+    t.ok(bad instanceof BrokerError && bad.code === 'CORRUPT_MESSAGE', `truncated at ${cut}: ${String(bad)}`);
+    const bad2 = caught(() => decompressZstdWith('zstd-napi', z.subarray(0, cut), data.byteLength));
+    t.ok(bad2 instanceof BrokerError && bad2.code === 'CORRUPT_MESSAGE', `zstd-napi truncated at ${cut}: ${String(bad2)}`);
+  }
+  const bomb = compress(4, new Uint8Array(32 << 20));
+  const refused = caught(() => decompressZstdWith('fzstd', bomb, 1 << 20));
+  t.ok(refused instanceof BrokerError && refused.code === 'CORRUPT_MESSAGE', 'a 32 MiB bomb stops at 1 MiB');
 });
 
 t.test('compression: snappy (xerial) round trips and reads snappyjs raw blocks', { skip: support.snappy.compress ? false : 'snappy module not available' }, async (t) => {
