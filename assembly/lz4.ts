@@ -249,38 +249,47 @@ function decodeBlock(src: usize, ip: usize, iend: usize, low: usize, op: usize, 
     }
     const token = <usize>load<u8>(ip++);
     let litLen = token >> 4;
-    if (litLen == 15) {
-      let b: usize;
-      do {
-        if (ip >= iend) {
-          errorAt = ip - src;
-          return LZ4_ERR_TRUNCATED;
-        }
-        b = <usize>load<u8>(ip++);
-        litLen += b;
-        if (litLen > iend - ip) {
-          errorAt = ip - src;
-          return LZ4_ERR_TRUNCATED;
-        }
-      } while (b == 255);
-    }
-    if (litLen > iend - ip) {
-      errorAt = ip - src;
-      return LZ4_ERR_TRUNCATED;
-    }
-    if (litLen > oend - op) {
-      errorAt = ip - src;
-      return LZ4_ERR_OUTPUT_LIMIT;
-    }
-    if (litLen != 0) {
-      wildCopy(op, ip, litLen);
+    // Shortcut for the common sequence (short literals, short match) far from both ends:
+    // one 16-byte literal copy and two 16-byte match copies, all inside the checked room.
+    const roomy = litLen < 15 && iend - ip >= 32 && oend - op >= 32;
+    if (roomy) {
+      v128.store(op, v128.load(ip));
       op += litLen;
       ip += litLen;
-    }
-    if (ip == iend) return <isize>op;
-    if (iend - ip < 2) {
-      errorAt = ip - src;
-      return LZ4_ERR_TRUNCATED;
+    } else {
+      if (litLen == 15) {
+        let b: usize;
+        do {
+          if (ip >= iend) {
+            errorAt = ip - src;
+            return LZ4_ERR_TRUNCATED;
+          }
+          b = <usize>load<u8>(ip++);
+          litLen += b;
+          if (litLen > iend - ip) {
+            errorAt = ip - src;
+            return LZ4_ERR_TRUNCATED;
+          }
+        } while (b == 255);
+      }
+      if (litLen > iend - ip) {
+        errorAt = ip - src;
+        return LZ4_ERR_TRUNCATED;
+      }
+      if (litLen > oend - op) {
+        errorAt = ip - src;
+        return LZ4_ERR_OUTPUT_LIMIT;
+      }
+      if (litLen != 0) {
+        wildCopy(op, ip, litLen);
+        op += litLen;
+        ip += litLen;
+      }
+      if (ip == iend) return <isize>op;
+      if (iend - ip < 2) {
+        errorAt = ip - src;
+        return LZ4_ERR_TRUNCATED;
+      }
     }
     const offset = <usize>load<u16>(ip);
     if (offset == 0 || offset > op - low) {
@@ -289,6 +298,14 @@ function decodeBlock(src: usize, ip: usize, iend: usize, low: usize, op: usize, 
     }
     ip += 2;
     let matchLen = token & 15;
+    if (roomy && matchLen != 15 && offset >= 16) {
+      // matchLen + 4 <= 18 and at least 18 bytes of room remain after the literals.
+      const m = op - offset;
+      v128.store(op, v128.load(m));
+      v128.store(op + 16, v128.load(m + 16));
+      op += matchLen + MIN_MATCH;
+      continue;
+    }
     if (matchLen == 15) {
       let b: usize;
       do {

@@ -114,7 +114,8 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
   if (len >= INPUT_MARGIN) {
     const ipLimit = iend - INPUT_MARGIN;
     let ip = src + 1;
-    let nextHash = hash(load<u32>(ip));
+    // The 4 bytes at the next position to probe, kept so each probe loads them once.
+    let nextBytes = load<u32>(ip);
     while (true) {
       let skip: u32 = 32;
       let nextIp = ip;
@@ -122,13 +123,14 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
       let found = false;
       do {
         ip = nextIp;
-        const h = nextHash;
+        const bytes = nextBytes;
+        const h = hash(bytes);
         nextIp = ip + <usize>(skip++ >> 5);
         if (nextIp > ipLimit) break;
-        nextHash = hash(load<u32>(nextIp));
+        nextBytes = load<u32>(nextIp);
         candidate = src + <usize>load<u16>(HASH_TABLE + (h << 1));
         store<u16>(HASH_TABLE + (h << 1), <u16>(ip - src));
-        if (<u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == load<u32>(ip)) {
+        if (<u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == bytes) {
           found = true;
           break;
         }
@@ -136,7 +138,9 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
       if (!found) break;
 
       op = emitLiteral(op, nextEmit, ip - nextEmit);
-      // Emit copies for as long as the next position matches too.
+      // Emit copies for as long as the next position matches too. One 8-byte load at ip-1
+      // gives the bytes for ip-1 (indexed), ip (probed) and ip+1 (the next search start).
+      let window: u64 = 0;
       let again = false;
       do {
         const base = ip;
@@ -145,16 +149,17 @@ function compressFragment(src: usize, len: usize, op: usize): usize {
         op = emitCopy(op, base - candidate, matched);
         nextEmit = ip;
         if (ip >= ipLimit) break;
-        const prev = ip - 1;
-        store<u16>(HASH_TABLE + (hash(load<u32>(prev)) << 1), <u16>(prev - src));
-        const h = hash(load<u32>(ip));
+        window = load<u64>(ip - 1);
+        store<u16>(HASH_TABLE + (hash(<u32>window) << 1), <u16>(ip - 1 - src));
+        const cur = <u32>(window >> 8);
+        const h = hash(cur);
         candidate = src + <usize>load<u16>(HASH_TABLE + (h << 1));
         store<u16>(HASH_TABLE + (h << 1), <u16>(ip - src));
-        again = <u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == load<u32>(ip);
+        again = <u32>(ip - candidate - 1) < <u32>(ip - src) && load<u32>(candidate) == cur;
       } while (again);
       if (ip >= ipLimit) break;
       ip++;
-      nextHash = hash(load<u32>(ip));
+      nextBytes = <u32>(window >> 16);
     }
   }
   if (nextEmit < iend) op = emitLiteral(op, nextEmit, iend - nextEmit);
@@ -242,6 +247,13 @@ function decodeElements(src: usize, ip: usize, iend: usize, low: usize, op: usiz
     const kind = tag & 3;
     if (kind == 0) {
       let len = (tag >> 2) + 1;
+      // Shortcut: a short literal far from both ends is one 16-byte copy.
+      if (len <= 16 && iend - ip >= 16 && oend - op >= 16) {
+        v128.store(op, v128.load(ip));
+        op += len;
+        ip += len;
+        continue;
+      }
       if (len > 60) {
         const extra = len - 60;
         if (iend - ip < extra) {
@@ -305,6 +317,11 @@ function decodeElements(src: usize, ip: usize, iend: usize, low: usize, op: usiz
     if (len > oend - op) {
       errorAt = ip - src;
       return SNAPPY_ERR_LENGTH_MISMATCH;
+    }
+    if (len <= 16 && offset >= 16 && oend - op >= 16) {
+      v128.store(op, v128.load(op - offset));
+      op += len;
+      continue;
     }
     matchCopy(op, offset, len);
     op += len;
