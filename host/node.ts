@@ -18,14 +18,24 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** The configuration sections and their embedded defaults (the schema of the config file). */
+/** Drops keys that are not the user's to set in that section (derived from elsewhere). */
+function omit(section: object, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(section).filter(([k]) => !keys.includes(k)));
+}
+
+/**
+ * The configuration sections and their embedded defaults (the schema of the config file).
+ * Derived keys are left out: every listener binds the top-level `host`; data lives in the
+ * top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's.
+ * `injectedFlushDelayMs` is a bench-only knob, never a user setting.
+ */
 export function configSections() {
   return {
-    broker: { ...defaultBrokerOptions } as unknown as Record<string, unknown>,
-    groups: { ...defaultGroupOptions } as unknown as Record<string, unknown>,
-    kafka: { ...defaultKafkaServerOptions } as unknown as Record<string, unknown>,
-    mqtt: { ...defaultMqttGatewayOptions } as unknown as Record<string, unknown>,
-    http: { ...defaultWsGatewayOptions } as unknown as Record<string, unknown>,
+    broker: omit(defaultBrokerOptions, ['dataDir', 'injectedFlushDelayMs']),
+    groups: omit(defaultGroupOptions, []),
+    kafka: omit(defaultKafkaServerOptions, ['host', 'dataDir', 'defaultPartitions']),
+    mqtt: omit(defaultMqttGatewayOptions, ['host']),
+    http: omit(defaultWsGatewayOptions, ['host']),
   };
 }
 
@@ -41,11 +51,6 @@ export interface RunningNode {
   groups: GroupCoordinator;
   logger: Logger;
   stop(): Promise<void>;
-}
-
-/** Applies the top-level `host` to every listener section that binds one. */
-function withHost<T extends Record<string, unknown>>(section: T, host: string): T {
-  return 'host' in section ? { ...section, host } : section;
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
@@ -64,16 +69,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const host = config.top.host;
   try {
     listeners.push(
-      await startKafkaServer({ broker, groups, logger, metrics }, withHost(config.sections.kafka, host) as unknown as KafkaServerOptions),
+      await startKafkaServer({ broker, groups, logger, metrics }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
     );
     listeners.push(
-      ...(await startMqttGateway({ broker, logger, metrics }, withHost(config.sections.mqtt, host) as unknown as MqttGatewayOptions)),
+      ...(await startMqttGateway({ broker, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),
     );
     try {
       listeners.push(
         await startWsGateway(
           { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
-          withHost(config.sections.http, host) as unknown as WsGatewayOptions,
+          { ...config.sections.http, host } as unknown as WsGatewayOptions,
         ),
       );
     } catch (err) {

@@ -77,7 +77,7 @@ class Http {
   }
 }
 
-const out = (s: string) => process.stdout.write(s + '\n');
+const out = (s: string): void => void process.stdout.write(s + "\n");
 
 async function topics(http: Http, args: Args): Promise<void> {
   const [sub, name] = args.positional;
