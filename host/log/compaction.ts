@@ -2,9 +2,11 @@
 // segments, as Kafka's log cleaner does.
 //
 // Which segments: closed ones, oldest first, up to the first whose largest timestamp is newer
-// than now − min.compaction.lag.ms (the active segment is never cleaned). Memory is bounded:
-// the key map holds at most `compactionMapBytes`; when it would pass that, the segments not
-// yet mapped wait for the next run.
+// than now − min.compaction.lag.ms (the active segment is never cleaned). Each run maps the keys
+// of the "dirty" segments (not mapped by an earlier run in this process, Kafka's first dirty
+// offset) and rewrites every cleanable segment up to the last one mapped. Memory is bounded:
+// the key map holds about `compactionMapBytes`; past that, the segments not yet mapped wait for
+// the next run.
 //
 // What stays, per record (offsets never change: records keep their original offsets):
 //   - a record whose key has no later record in the log (the map's offset == its offset);
@@ -41,6 +43,8 @@ export interface CompactionContext {
   dir: string;
   segments: Segment[];
   nowMs: number;
+  /** Segments from this offset on have not been mapped by an earlier run (Kafka's first dirty offset). */
+  mapFrom: number;
   options: Required<LogOptions>;
   logger: Logger;
   /** Base offset of each idempotent producer's last batch in the log. */
@@ -51,6 +55,10 @@ export interface CompactionContext {
 }
 
 export interface CompactionStats {
+  /** Offset after the last segment this run covered (the next run can skip if nothing new closed). */
+  coveredEnd: number;
+  /** Earliest time a tombstone kept by this run may be removed (Infinity when none was kept). */
+  nextTombstoneExpiryMs: number;
   segmentsCleaned: number;
   recordsRemoved: number;
   bytesBefore: number;
@@ -64,16 +72,19 @@ const WRITE_CHUNK_BYTES = 1 << 20;
 const keyOf = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 
 export async function compactSegments(ctx: CompactionContext): Promise<CompactionStats> {
-  const stats: CompactionStats = { segmentsCleaned: 0, recordsRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
+  const stats: CompactionStats = { coveredEnd: ctx.mapFrom, nextTombstoneExpiryMs: Infinity, segmentsCleaned: 0, recordsRemoved: 0, bytesBefore: 0, bytesAfter: 0 };
   const { options } = ctx;
   const decodeOptions = { maxDecompressedBytes: options.maxDecompressedBytes, verifyCrc: false };
 
-  // Pass 1: the latest offset of every key in the cleanable segments.
+  // Pass 1: the latest offset of every key in the dirty segments (those not mapped by an earlier
+  // run, from `mapFrom` on), as many as the map's bound allows (at least one).
   const latest = new Map<string, number>();
   let mapBytes = 0;
-  let mapped = 0;
-  for (const seg of ctx.segments) {
-    if (mapped > 0 && mapBytes >= options.compactionMapBytes) break;
+  let lastMapped = -1;
+  for (let i = 0; i < ctx.segments.length; i++) {
+    const seg = ctx.segments[i];
+    if (seg.baseOffset < ctx.mapFrom) continue;
+    if (lastMapped >= 0 && mapBytes >= options.compactionMapBytes) break;
     const fd = await ctx.acquire(seg);
     try {
       await scanBatches(fd, 0, seg.readableBytes, { checkCrc: true, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK }, (_h, _pos, chunk, at) => {
@@ -88,12 +99,16 @@ export async function compactSegments(ctx: CompactionContext): Promise<Compactio
     } finally {
       ctx.release(seg);
     }
-    mapped++;
+    lastMapped = i;
+    stats.coveredEnd = seg.nextOffset;
   }
 
-  // Pass 2: rewrite each mapped segment.
-  for (const seg of ctx.segments.slice(0, mapped)) {
-    const r = await cleanSegment(ctx, seg, latest);
+  // Pass 2: rewrite the segments from the log start through the last mapped one (a record is
+  // removed only when the map knows a later record of its key, or it is an expired tombstone).
+  // With nothing new to map, a run only removes tombstones that have expired since.
+  const cleanThrough = lastMapped >= 0 ? lastMapped : ctx.segments.length - 1;
+  for (const seg of ctx.segments.slice(0, cleanThrough + 1)) {
+    const r = await cleanSegment(ctx, seg, latest, stats);
     if (r) {
       stats.segmentsCleaned++;
       stats.recordsRemoved += r.recordsRemoved;
@@ -109,6 +124,7 @@ async function cleanSegment(
   ctx: CompactionContext,
   seg: Segment,
   latest: Map<string, number>,
+  stats: CompactionStats,
 ): Promise<{ recordsRemoved: number; bytesBefore: number; bytesAfter: number } | null> {
   const { options, nowMs } = ctx;
   const tombstoneHorizonMs = nowMs - options.deleteRetentionMs;
@@ -149,7 +165,10 @@ async function cleanSegment(
             if (!r.key) return true;
             const newest = latest.get(keyOf(r.key));
             if (newest !== undefined && newest > r.offset) return false;
-            return !(r.value === null && r.timestampMs < tombstoneHorizonMs);
+            if (r.value !== null) return true;
+            if (r.timestampMs < tombstoneHorizonMs) return false;
+            stats.nextTombstoneExpiryMs = Math.min(stats.nextTombstoneExpiryMs, r.timestampMs + options.deleteRetentionMs);
+            return true;
           });
           const kept = keep.filter(Boolean).length;
           recordsRemoved += keep.length - kept;

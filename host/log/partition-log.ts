@@ -69,7 +69,7 @@ import {
   unlinkIfExists,
   writeFileAtomic,
 } from './io.js';
-import { ProducerStateTable, type ProducerEntry } from './producer-state.js';
+import { ProducerStateTable, lastSeqOf, type ProducerEntry } from './producer-state.js';
 import { scanBatches } from './scan.js';
 import {
   CLEANED_SUFFIX,
@@ -218,6 +218,9 @@ export class PartitionLog implements PartitionLogApi {
   private readonly producers: ProducerStateTable;
   private readonly leaderEpochs: LeaderEpochCache;
   private snapshotOffsets: number[] = [];
+  /** Compaction's progress in this process (a restart compacts everything once). */
+  private compactedUpTo = -1;
+  private nextTombstoneExpiryMs = Infinity;
 
   private failure: BrokerError | null = null;
   private closing = false;
@@ -267,6 +270,14 @@ export class PartitionLog implements PartitionLogApi {
   get segmentBaseOffsets(): number[] {
     return this.segments.map((s) => s.baseOffset);
   }
+  /** Read descriptors of closed segments currently open (bounded by maxOpenSegmentFiles while idle). */
+  get openSegmentFiles(): number {
+    return this.fdCache.size;
+  }
+  /** Bytes of closed segments' index entries in memory (bounded by indexCacheBytes). */
+  get cachedIndexBytes(): number {
+    return this.indexBytesCached();
+  }
   get currentOptions(): Readonly<Required<LogOptions>> {
     return this.options;
   }
@@ -298,15 +309,16 @@ export class PartitionLog implements PartitionLogApi {
       strictOffsets: true,
     });
     let pending: Map<number, { epoch: number; lastSeq: number }> | null = null;
-    for (const h of headers) {
+    for (let i = 0; i < headers.length; i++) {
+      const h = headers[i];
       if (h.isTransactional || h.isControl) {
-        throw new BrokerError('INVALID_RECORD', `batch at offset delta ${h.baseOffset}: transactional and control batches are not supported`);
+        throw new BrokerError('INVALID_RECORD', `batch ${i}: transactional and control batches are not supported (no transaction coordinator)`);
       }
       if (h.recordCount === 0) throw new BrokerError('INVALID_RECORD', 'a produced batch must hold at least one record');
       const check = this.producers.check(h, pending);
       if (check.kind === 'duplicate') return this.duplicate(check.batch);
       if (h.producerId >= 0) {
-        (pending ??= new Map()).set(h.producerId, { epoch: h.producerEpoch, lastSeq: h.baseSequence + h.lastOffsetDelta });
+        (pending ??= new Map()).set(h.producerId, { epoch: h.producerEpoch, lastSeq: lastSeqOf(h) });
       }
     }
     if (this.pendingBytes + batches.byteLength > o.maxPendingAppendBytes && this.pendingBytes > 0) {
@@ -670,9 +682,9 @@ export class PartitionLog implements PartitionLogApi {
 
   private async readFromSegment(seg: Segment, offset: number, maxBytes: number, limit: number): Promise<LogReadResult | null> {
     if (limit <= 0) return null;
-    await this.ensureIndexes(seg);
-    const fd = await this.acquire(seg);
+    const fd = await this.acquire(seg); // held while the index is used: the index cache skips segments in use
     try {
+      await this.ensureIndexes(seg);
       const start = await this.locate(seg, fd, offset, limit);
       if (!start) return null;
       const want = Math.max(start.header.totalBytes, Math.min(maxBytes, limit - start.position));
@@ -817,7 +829,7 @@ export class PartitionLog implements PartitionLogApi {
     let bytes = this.indexBytesCached();
     for (const seg of this.indexCache) {
       if (bytes <= this.options.indexCacheBytes) break;
-      if (seg.active || this.indexLoading.has(seg)) continue;
+      if (seg.active || seg.users > 0 || this.indexLoading.has(seg)) continue;
       bytes -= seg.offsetIndex.bytesInMemory + seg.timeIndex.bytesInMemory;
       seg.offsetIndex.unload();
       seg.timeIndex.unload();
@@ -931,12 +943,12 @@ export class PartitionLog implements PartitionLogApi {
   }
 
   private async findTimestampIn(seg: Segment, timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
-    await this.ensureIndexes(seg);
-    const entry = seg.timeIndex.lookupBelow(timestampMs);
-    const fromOffset = Math.max(entry ? seg.baseOffset + entry.relativeOffset : seg.baseOffset, this._logStartOffset);
-    const limit = seg === this.visibleSegment ? this.visiblePosition : seg.readableBytes;
     const fd = await this.acquire(seg);
     try {
+      await this.ensureIndexes(seg);
+      const entry = seg.timeIndex.lookupBelow(timestampMs);
+      const fromOffset = Math.max(entry ? seg.baseOffset + entry.relativeOffset : seg.baseOffset, this._logStartOffset);
+      const limit = seg === this.visibleSegment ? this.visiblePosition : seg.readableBytes;
       const start = await this.locate(seg, fd, fromOffset, limit);
       if (!start) return null;
       let found: { position: number; header: BatchHeader } | null = null;
@@ -1018,9 +1030,9 @@ export class PartitionLog implements PartitionLogApi {
     for (const seg of this.segments) {
       if (seg.nextOffset <= from && seg !== this.active) continue;
       const limit = seg.readableBytes;
-      await this.ensureIndexes(seg);
       const fd = await this.acquire(seg);
       try {
+        await this.ensureIndexes(seg);
         const hint = from > seg.baseOffset ? seg.offsetIndex.lookup(Math.min(from - seg.baseOffset, MAX_RELATIVE_OFFSET)).position : 0;
         await scanBatches(fd, hint, limit, { checkCrc: false, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK }, (h) => {
           if (h.baseOffset >= from && h.lastOffset < endOffset) this.producers.apply(h, h.maxTimestamp > 0 ? h.maxTimestamp : Date.now());
@@ -1407,12 +1419,16 @@ export class PartitionLog implements PartitionLogApi {
         cleanable.push(seg);
       }
       if (cleanable.length === 0) return;
+      // Nothing closed since the last run and no kept tombstone due: the log is already clean.
+      const cleanableEnd = cleanable[cleanable.length - 1].nextOffset;
+      if (cleanableEnd <= this.compactedUpTo && nowMs < this.nextTombstoneExpiryMs) return;
       const lastBatchOfProducer = new Map<number, number>();
       for (const [id, e] of this.producers.entries()) if (e.batches.length) lastBatchOfProducer.set(id, e.batches[e.batches.length - 1].firstOffset);
-      await compactSegments({
+      const stats = await compactSegments({
         dir: this.dir,
         segments: cleanable,
         nowMs,
+        mapFrom: Math.max(0, this.compactedUpTo),
         options: this.options,
         logger: this.logger,
         lastBatchOfProducer,
@@ -1420,6 +1436,8 @@ export class PartitionLog implements PartitionLogApi {
         release: (s) => this.release(s),
         replace: (old, fresh) => this.replaceSegment(old, fresh),
       });
+      this.compactedUpTo = stats.coveredEnd;
+      this.nextTombstoneExpiryMs = stats.nextTombstoneExpiryMs;
     });
   }
 
@@ -1508,6 +1526,8 @@ export class PartitionLog implements PartitionLogApi {
   }
 
   private async afterTruncate(end: number): Promise<number> {
+    this.compactedUpTo = -1;
+    this.nextTombstoneExpiryMs = Infinity;
     this.nextOffset = this.writtenOffset = this.durableOffset = end;
     this.visibleOffset = end;
     this.visibleSegment = this.active;

@@ -56,7 +56,7 @@ export interface ProducerEntry {
 
 export type SequenceCheck = { kind: 'none' } | { kind: 'ok' } | { kind: 'duplicate'; batch: BatchMetadata };
 
-const lastSeqOf = (h: BatchHeader): number => {
+export const lastSeqOf = (h: BatchHeader): number => {
   const s = h.baseSequence + h.lastOffsetDelta;
   return s > MAX_SEQUENCE ? s - MAX_SEQUENCE - 1 : s;
 };

@@ -91,9 +91,7 @@ export class Segment {
       this.offsetOfMaxTimestamp = lastOffset;
     }
     if (this.rollBaseMs < 0) this.rollBaseMs = nowMs;
-    if (this.bytesSinceIndexEntry >= indexIntervalBytes || (position > 0 && this.offsetIndex.count === 0 && this.bytesSinceIndexEntry >= indexIntervalBytes)) {
-      this.addIndexEntries(h.baseOffset, position);
-    }
+    if (position > 0 && this.bytesSinceIndexEntry >= indexIntervalBytes) this.addIndexEntries(h.baseOffset, position);
     this.bytesSinceIndexEntry += h.totalBytes;
     this.sizeBytes = position + h.totalBytes;
     this.nextOffset = lastOffset + 1;

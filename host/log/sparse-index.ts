@@ -211,6 +211,7 @@ export class OffsetIndex extends SparseIndex {
   }
   /** Position of the last entry at or below `relativeOffset` (0 when none: the segment start). */
   lookup(relativeOffset: number): { relativeOffset: number; position: number } {
+    if (!this.buf) return { relativeOffset: 0, position: 0 }; // not loaded: walk from the segment start (correct, slower)
     const i = this.floorEntry(relativeOffset, (j) => this.relativeOffsetAt(j), false);
     return i < 0 ? { relativeOffset: 0, position: 0 } : { relativeOffset: this.relativeOffsetAt(i), position: this.positionAt(i) };
   }
@@ -256,6 +257,7 @@ export class TimeIndex extends SparseIndex {
   }
   /** The last entry with timestamp < timestampMs: every batch before its offset is older than the target. */
   lookupBelow(timestampMs: number): { timestampMs: number; relativeOffset: number } | null {
+    if (!this.buf) return null;
     const i = this.floorEntry(timestampMs, (j) => this.timestampAt(j), true);
     return i < 0 ? null : { timestampMs: this.timestampAt(i), relativeOffset: this.relativeOffsetAt(i) };
   }
