@@ -285,6 +285,23 @@ t.test('batch: limits are enforced at the boundary', async (t) => {
   t.equal(b.byteLength, readBatchHeader(b).batchLength + LOG_OVERHEAD);
 });
 
+t.test('batch: inputs larger than one wasm copy (4 MiB) verify and decode batch by batch', async (t) => {
+  const big = encodeBatch([{ key: enc('big'), value: new Uint8Array(5 << 20).fill(3), timestampMs: 1 }], { baseOffset: 0 });
+  const small = Array.from({ length: 5 }, (_, i) => encodeBatch([{ key: null, value: new Uint8Array(1 << 20).fill(i), timestampMs: 2 }], { baseOffset: 1 + i }));
+  const all = Buffer.concat([big, ...small]);
+  const limits = { ...defaultVerifyOptions, maxBatchBytes: 8 << 20 };
+  t.equal(verifyBatches(all, { ...limits, deep: false }).length, 6, 'shallow');
+  t.equal(verifyBatches(all, limits).length, 6, 'deep');
+  const ds = decodeBatches(all);
+  t.equal(ds[0].records[0].value!.byteLength, 5 << 20);
+  t.same(ds.slice(1).map((d) => d.records[0].value![100]), [0, 1, 2, 3, 4]);
+  const flipped = Buffer.from(all);
+  flipped[big.byteLength + small[0].byteLength + 500] ^= 4;
+  t.throws(() => verifyBatches(flipped, { ...limits, deep: false }), { code: 'CORRUPT_MESSAGE', message: /batch 2 at byte \d+: CRC-32C mismatch/ });
+  t.throws(() => decodeBatches(flipped), { code: 'CORRUPT_MESSAGE' });
+  t.equal(decodeBatches(flipped, { verifyCrc: false }).length, 6, 'verifyCrc: false skips the CRC');
+});
+
 t.test('batch: encoding nothing is refused', async (t) => {
   t.throws(() => encodeBatch([]), { code: 'INVALID_RECORD' });
   t.throws(() => encodeBatch([{ key: null, value: null, timestampMs: 1.5 }]), { code: 'INVALID_TIMESTAMP' }, 'fractional timestamp');
