@@ -432,3 +432,38 @@ t.test('inputs that cannot fit the core\'s scratch memory are refused with MESSA
   t.ok(err instanceof BrokerError && err.code === 'MESSAGE_TOO_LARGE', 'compress refuses');
   t.match((err as Error).message, /scratch memory/);
 });
+
+// kafkajs ships no LZ4 codec: clients plug one in with kafkajs's codec interface
+// ({ compress(encoder), decompress(buffer) } → Promise<Buffer>). The core must fit it both ways.
+interface KafkajsCodec {
+  compress(encoder: { buffer: Buffer }): Promise<Buffer>;
+  decompress(buffer: Buffer): Promise<Buffer>;
+}
+const kafkajsCompression = require('kafkajs/src/protocol/message/compression') as { Codecs: Record<number, () => KafkajsCodec>; Types: Record<string, number> };
+const kafkajsBatch = require('kafkajs/src/protocol/recordBatch/v0') as { RecordBatch(options: Record<string, unknown>): Promise<{ buffer: Buffer }> };
+const kafkajsRecord = require('kafkajs/src/protocol/recordBatch/record/v0') as (r: Record<string, unknown>) => unknown;
+const kafkajsDecodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder') as (d: unknown) => Promise<{ records: { key: Buffer; value: Buffer }[] }>;
+const KafkajsDecoder = require('kafkajs/src/protocol/decoder') as new (b: Buffer) => unknown;
+
+t.test('kafkajs: a batch compressed through the core as kafkajs\'s LZ4 codec decodes in kafkajs; lz4-napi reads its records section', async (t) => {
+  const { Codecs, Types } = kafkajsCompression;
+  const saved = Codecs[Types.LZ4];
+  Codecs[Types.LZ4] = () => ({
+    compress: async (encoder) => Buffer.from(lz4FrameCompress(encoder.buffer)),
+    decompress: async (buffer) => Buffer.from(lz4FrameDecompress(buffer, 64 << 20)),
+  });
+  t.teardown(() => {
+    Codecs[Types.LZ4] = saved;
+  });
+  const values = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ device: `sensor-${i % 17}`, seq: i, temperature: 20 + (i % 7) / 10 }));
+  const records = values.map((v, i) => kafkajsRecord({ offsetDelta: i, timestampDelta: i, key: Buffer.from(`k${i % 17}`), value: Buffer.from(v), headers: { mqtt: 'plant/line-1' } }));
+  const batch = await kafkajsBatch.RecordBatch({ compression: Types.LZ4, records, lastOffsetDelta: values.length - 1 });
+  const decoded = await kafkajsDecodeBatch(new KafkajsDecoder(batch.buffer));
+  t.equal(decoded.records.length, values.length, 'kafkajs decodes every record');
+  t.ok(decoded.records.every((r, i) => r.value.toString() === values[i]), 'values intact');
+  // Records section: after baseOffset(8) length(4) epoch(4) magic(1) crc(4) attributes(2)
+  // lastOffsetDelta(4) timestamps(16) producer(10) baseSequence(4) count(4) = 61 bytes.
+  const section = batch.buffer.subarray(61);
+  t.equal(section.readUInt32LE(0), 0x184d2204, 'records section is an LZ4 frame');
+  t.ok(same(lz4napi.decompressFrameSync(section), lz4FrameDecompress(section, 64 << 20)), 'lz4-napi reads the same records');
+});

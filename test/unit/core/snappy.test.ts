@@ -305,3 +305,36 @@ t.test('the view variant returns wasm memory holding the decoded bytes', async (
   t.equal(view.buffer, memU8.buffer);
   t.ok(same(view, data));
 });
+
+// kafkajs ships no Snappy codec: clients plug one in (kafkajs-snappy writes raw blocks and
+// reads both xerial and raw). The core must fit kafkajs's codec interface both ways.
+interface KafkajsCodec {
+  compress(encoder: { buffer: Buffer }): Promise<Buffer>;
+  decompress(buffer: Buffer): Promise<Buffer>;
+}
+const kafkajsCompression = require('kafkajs/src/protocol/message/compression') as { Codecs: Record<number, () => KafkajsCodec>; Types: Record<string, number> };
+const kafkajsBatch = require('kafkajs/src/protocol/recordBatch/v0') as { RecordBatch(options: Record<string, unknown>): Promise<{ buffer: Buffer }> };
+const kafkajsRecord = require('kafkajs/src/protocol/recordBatch/record/v0') as (r: Record<string, unknown>) => unknown;
+const kafkajsDecodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder') as (d: unknown) => Promise<{ records: { key: Buffer; value: Buffer }[] }>;
+const KafkajsDecoder = require('kafkajs/src/protocol/decoder') as new (b: Buffer) => unknown;
+
+t.test('kafkajs: batches compressed by the core (xerial) and by a raw-snappy codec both decode through the core', async (t) => {
+  const { Codecs, Types } = kafkajsCompression;
+  const saved = Codecs[Types.Snappy];
+  t.teardown(() => {
+    Codecs[Types.Snappy] = saved;
+  });
+  const decompress = async (buffer: Buffer) => Buffer.from(snappyDecompress(buffer, 64 << 20));
+  const values = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ device: `sensor-${i % 17}`, seq: i, temperature: 20 + (i % 7) / 10 }));
+  const records = values.map((v, i) => kafkajsRecord({ offsetDelta: i, timestampDelta: i, key: Buffer.from(`k${i % 17}`), value: Buffer.from(v) }));
+  for (const [writer, compress] of [
+    ['core (xerial)', async (e: { buffer: Buffer }) => Buffer.from(snappyCompress(e.buffer))],
+    ['snappy napi (raw, as kafkajs-snappy writes)', async (e: { buffer: Buffer }) => snappyNapi.compressSync(e.buffer)],
+  ] as const) {
+    Codecs[Types.Snappy] = () => ({ compress, decompress });
+    const batch = await kafkajsBatch.RecordBatch({ compression: Types.Snappy, records, lastOffsetDelta: values.length - 1 });
+    const decoded = await kafkajsDecodeBatch(new KafkajsDecoder(batch.buffer));
+    t.equal(decoded.records.length, values.length, `${writer}: every record`);
+    t.ok(decoded.records.every((r, i) => r.value.toString() === values[i]), `${writer}: values intact`);
+  }
+});
