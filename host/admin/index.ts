@@ -166,15 +166,13 @@ async function consume(http: Http, args: Args): Promise<void> {
   const limit = intFlag(args, '--limit');
   const follow = flag(args, '--follow') === 'true';
   const json = flag(args, '--json') === 'true';
+  const start = flag(args, '--offset') ?? 'earliest';
+  if (!/^(earliest|latest|\d+)$/.test(start)) throw new UsageError(`--offset must be earliest, latest or an offset, got "${start}"`);
   const t = (await http.call('GET', `/topics/${encodeURIComponent(topic)}`)) as { partitions: Array<{ partition: number; logStartOffset: number; highWatermark: number }> };
   const p = t.partitions.find((x) => x.partition === partition);
   if (!p) throw new BrokerRefused(`404 UNKNOWN_TOPIC_OR_PARTITION: topic ${topic} has no partition ${partition}`);
-  const start = flag(args, '--offset') ?? 'earliest';
-  let offset: number;
-  if (start === 'earliest') offset = p.logStartOffset;
-  else if (start === 'latest') offset = p.highWatermark;
-  else if (/^\d+$/.test(start)) offset = Number(start);
-  else throw new UsageError(`--offset must be earliest, latest or an offset, got "${start}"`);
+  const offset0 = start === 'earliest' ? p.logStartOffset : start === 'latest' ? p.highWatermark : Number(start);
+  let offset = offset0;
   let printed = 0;
   for (;;) {
     const want = Math.min(500, limit === undefined ? 500 : limit - printed);

@@ -105,3 +105,47 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
   }
   return out.join('\n') + '\n';
 }
+
+/** Where each section's defaults (and their reason comments) live. */
+export const SECTION_DOCS: Record<string, SectionDoc> = {
+  broker: {
+    title: 'topics, partitions and broker-wide limits',
+    what: 'Topic defaults (`broker.topicDefaults`, Kafka-named keys such as `retention.ms`) are described in [broker.md](broker.md).',
+    sources: ['host/broker/limits.ts'],
+    block: 'export const defaultBrokerOptions',
+  },
+  groups: {
+    title: 'consumer groups and committed offsets',
+    what: 'See [groups.md](groups.md).',
+    sources: ['host/broker/groups/options.ts'],
+    block: 'export const defaultGroupOptions',
+  },
+  kafka: {
+    title: 'the Kafka listener',
+    what: 'See [kafka.md](kafka.md).',
+    sources: ['host/kafka/server.ts'],
+    block: 'export const defaultKafkaServerOptions',
+  },
+  mqtt: {
+    title: 'the MQTT gateway (TCP and WebSocket)',
+    what: 'Routes, headers, sessions and auth are described in [mqtt.md](mqtt.md).',
+    sources: ['gateway/mqtt/options.ts'],
+    block: 'export const defaultMqttGatewayOptions',
+  },
+  http: {
+    title: 'HTTP API, WebSocket protocol and console',
+    what: 'See [websocket.md](websocket.md) and [http.md](http.md).',
+    sources: ['gateway/ws/options.ts'],
+    block: 'export const defaultWsGatewayOptions',
+  },
+};
+
+/** The doc for this build's configuration (what docs/configuration.md must say). */
+export async function currentConfigDoc(): Promise<string> {
+  const { configSections } = await import('../node.js');
+  return renderConfigDoc(configSections(), SECTION_DOCS);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  currentConfigDoc().then((doc) => process.stdout.write(doc));
+}
