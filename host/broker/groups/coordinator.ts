@@ -159,7 +159,7 @@ export class GroupCoordinator {
     deps: GroupCoordinatorDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
-    this.log = deps.logger.child({ component: 'groups' });
+    this.log = deps.logger.bindings().component ? deps.logger : deps.logger.child({ component: 'groups' });
     const maxMessageBytes = options.groupMaxSize * (options.memberMetadataMaxBytes + options.memberAssignmentMaxBytes + 2048) + 64 * 1024;
     this.store = new OffsetsStore(broker, {
       partitions: options.offsetsTopicPartitions,
@@ -794,8 +794,9 @@ export class GroupCoordinator {
   private onSessionExpired(group: Group, member: Member): void {
     member.heartbeatTimer = null;
     if (group.members.get(member.memberId) !== member || this.closed) return;
-    if (member.joinWaiter) {
-      // Awaiting the rebalance: the rebalance timeout decides, not the session.
+    if (member.joinWaiter || member.syncWaiter) {
+      // Awaiting the rebalance (join) or the leader's assignment (sync): the rebalance and sync
+      // timeouts decide, not the session.
       this.scheduleHeartbeat(group, member);
       return;
     }

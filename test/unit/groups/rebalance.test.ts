@@ -225,3 +225,16 @@ t.test('limits and bad input get specific errors at the boundary', async (t) => 
   t.equal(await codeOf(join(groups, 'g3')), 'THROTTLING_QUOTA_EXCEEDED', 'a third group beyond maxGroups');
   t.equal(await codeOf(groups.commitOffsets({ groupId: 'g4', offsets: [] })), 'THROTTLING_QUOTA_EXCEEDED', 'commits cannot create groups past the limit either');
 });
+
+t.test('a follower waiting for a slow leader is not expired by its session timeout', async (t) => {
+  const { groups, clock } = await setup(t);
+  // The first joiner leads; its session outlives the test, the follower's is short.
+  const [leader, follower] = await settle(clock, [join(groups, 'g', { sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 3000 }), join(groups, 'g', { sessionTimeoutMs: 1100, rebalanceTimeoutMs: 3000 })]);
+  t.equal(leader.leader, leader.memberId);
+  const sync = codeOf(groups.syncGroup({ groupId: 'g', generationId: 1, memberId: follower.memberId, assignments: [] }));
+  await clock.advance(1500);
+  t.ok(groups.describeGroups(['g'])[0].members.some((m) => m.memberId === follower.memberId), 'still a member past its session timeout');
+  await clock.advance(1500);
+  t.equal(await sync, 'REBALANCE_IN_PROGRESS', 'the sync timeout removes the silent leader instead');
+  t.same(groups.describeGroups(['g'])[0].members.map((m) => m.memberId), [follower.memberId]);
+});
