@@ -23,15 +23,17 @@ t.test('maintenance: the scheduler deletes segments past retention.ms on its own
 });
 
 t.test('maintenance: runMaintenance compacts compact topics and never overlaps itself', async (t) => {
-  const { broker } = await openBroker(t);
+  const { broker, metrics } = await openBroker(t);
   await broker.createTopic('kv', 1, { 'cleanup.policy': 'compact', 'segment.bytes': 1024, 'min.compaction.lag.ms': 0 });
   const tp = { topic: 'kv', partition: 0 };
   for (let round = 0; round < 10; round++) {
     await broker.produce('kv', ['a', 'b', 'c'].map((k) => ({ key: bytes(k), value: bytes(`${k}${round}${'.'.repeat(100)}`) })), { acks: 1 });
   }
+  const runsBefore = metrics.get('tributary_broker_retention_runs_total')!.value();
   const first = broker.runMaintenance();
   const second = broker.runMaintenance();
   await Promise.all([first, second]);
+  t.equal(metrics.get('tributary_broker_retention_runs_total')!.value(), runsBefore + 1, 'the second call joined the running pass');
   const records = await readAll(broker, tp);
   const latest = new Map(records.map((r) => [r.key, r.value]));
   t.same([...latest.keys()].sort(), ['a', 'b', 'c']);
