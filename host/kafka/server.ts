@@ -68,7 +68,7 @@ export const defaultKafkaServerOptions: KafkaServerOptions = {
   maxRequestBytes: 8 * 1024 * 1024, // 8 MiB: an edge box with 1 GB RAM cannot take Kafka's 100 MiB socket.request.max.bytes
   maxConnections: 1024, // a gateway serves tens of clients; 1024 bounds file descriptors and memory
   maxInFlightRequestsPerConnection: 64, // enough to pipeline (librdkafka sends many), small enough to bound memory
-  maxInFlightBytesPerConnection: 32 * 1024 * 1024, // 4 max-size requests per connection at most
+  maxInFlightBytesPerConnection: 16 * 1024 * 1024, // two max-size requests, or sixteen of librdkafka's 1 MiB batches, per connection
   idleTimeoutMs: 10 * 60_000, // Kafka's connections.max.idle.ms (10 minutes)
   maxFetchWaitMs: 30_000, // caps a client's max_wait_ms so a dead client's long poll cannot pin memory for long
   maxFetchResponseBytes: 16 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB)
@@ -414,6 +414,18 @@ function validate(o: KafkaServerOptions): void {
   }
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`kafka option port must be 0..65535, got ${o.port}`);
   if (o.maxRequestBytes > 0x7fffffff) throw new Error('kafka option maxRequestBytes must fit int32');
+  if (!Number.isInteger(o.nodeId) || o.nodeId < 0) throw new Error(`kafka option nodeId must be a non-negative integer, got ${o.nodeId}`);
+  if (typeof o.clusterId !== 'string' || o.clusterId === '') throw new Error('kafka option clusterId must be a non-empty string');
+  // Optional values (null defaults) may arrive as text from the environment: accept numeric text.
+  if (o.advertisedPort !== null) {
+    const n = Number(o.advertisedPort);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`kafka option advertisedPort must be null or a port 1..65535, got ${o.advertisedPort}`);
+    o.advertisedPort = n;
+  }
+  if (o.advertisedHost !== null && (typeof o.advertisedHost !== 'string' || o.advertisedHost.trim() === '')) {
+    throw new Error(`kafka option advertisedHost must be null or a host name/address, got ${JSON.stringify(o.advertisedHost)}`);
+  }
+  if (o.dataDir !== null && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new Error('kafka option dataDir must be null or a path');
 }
 
 /** Starts the Kafka listener; resolves once bound. */
