@@ -819,14 +819,17 @@ async function lockDataDir(dataDir: string): Promise<void> {
   if (openDataDirs.has(dataDir)) throw new Error(`data dir ${dataDir} is already open in this process`);
   const path = join(dataDir, LOCK_FILE);
   try {
-    const pid = Number((await readFile(path, 'utf8')).trim());
+    // Exclusive create: of two brokers starting together, exactly one gets the lock.
+    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
       throw new Error(`data dir ${dataDir} is in use by process ${pid} (${path}); stop it first`);
     }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // A stale lock (its process is gone): take it over.
+    await writeFile(path, `${process.pid}\n`);
   }
-  await writeFile(path, `${process.pid}\n`);
   openDataDirs.add(dataDir);
 }
 
