@@ -3,7 +3,7 @@
 // broker restarts, and a consumer of the same group resumes exactly after the committed offsets.
 import t from 'tap';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
-import { eventually, tempDir } from '../helpers/index.js';
+import { eventually, startBroker, tempDir } from '../helpers/index.js';
 import { startStack } from './kafka-groups-stack.js';
 
 const TOPIC = 'orders';
@@ -199,4 +199,41 @@ t.test('kafkajs: consumers connected through a broker restart carry on (restored
   const after = stack.groups.describeGroups(['live'])[0].generationId;
   t.comment(`generation before the restart ${generation}, after ${after}`);
   t.ok(after >= generation, `generation ${generation} kept or advanced`);
+});
+
+t.test('kafkajs against the real broker process: commits survive SIGKILL, the group resumes exactly after them', async (t) => {
+  const dataDir = await tempDir(t, 'tributary-kafka-groups-proc-');
+  const env = { TRIBUTARY_GROUPS_INITIAL_REBALANCE_DELAY_MS: '300', TRIBUTARY_GROUPS_MIN_SESSION_TIMEOUT_MS: '1000' };
+  const first = await startBroker(t, { dataDir, env });
+  const address = `127.0.0.1:${first.port('kafka')}`;
+  const admin = kafkaFor(address, 'admin').admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS }] });
+  await admin.disconnect();
+  await produce(address, 0, 60);
+  const consumers = [await startConsumer(address, 'p1', 'proc'), await startConsumer(address, 'p2', 'proc')];
+  t.teardown(async () => {
+    for (const c of consumers) await c.consumer.disconnect().catch(() => undefined);
+  });
+  await eventually(() => new Set(consumers.flatMap((c) => c.received.map((r) => r.value))).size === 60 && coversExactlyOnce(consumers), 30_000, 100);
+  const check = kafkaFor(address, 'check').admin();
+  await check.connect();
+  await eventually(async () => (await check.fetchOffsets({ groupId: 'proc', topics: [TOPIC] }))[0].partitions.every((p) => p.offset === '10'), 15_000, 200);
+  await check.disconnect();
+  for (const c of consumers) await c.consumer.disconnect();
+  consumers.length = 0;
+
+  await first.kill(); // a power cut, as far as the process is concerned
+  const second = await startBroker(t, { dataDir, env });
+  const address2 = `127.0.0.1:${second.port('kafka')}`;
+  await produce(address2, 60, 30);
+  const resumed = await startConsumer(address2, 'p3', 'proc');
+  consumers.push(resumed);
+  await eventually(() => resumed.received.length >= 30, 20_000, 100);
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(resumed.received.map((r) => r.value).sort(), Array.from({ length: 30 }, (_, i) => `m${60 + i}`).sort(), 'exactly the 30 new messages after the SIGKILL');
+  t.ok(resumed.received.every((r) => r.offset >= 10), 'every partition resumed after its committed offset');
+  await resumed.consumer.disconnect();
+  consumers.length = 0;
+  t.equal(await second.stop(), 0, 'SIGTERM: clean exit');
 });
