@@ -394,7 +394,10 @@ export class GroupCoordinator {
       accepted.push({ result, value });
       records.push({ key: encodeOffsetKey(group.id, o.topic, o.partition), value: encodeOffsetValue(value) });
     }
-    if (records.length === 0) return results;
+    if (records.length === 0) {
+      this.dropIfUnborn(group); // a refused standalone commit leaves no group behind
+      return results;
+    }
     const g = group;
     try {
       const recordOffsets = await this.write(g, records);

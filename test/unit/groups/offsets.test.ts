@@ -60,6 +60,9 @@ t.test('member commits are fenced by generation, membership and rebalance state'
   const ok = await groups.commitOffsets({ groupId: 'g', generationId: 1, memberId: m.memberId, offsets });
   t.equal(ok[0].error, null);
   t.equal(await codeOf(groups.commitOffsets({ groupId: '', offsets })), 'INVALID_GROUP_ID');
+  const refused = await groups.commitOffsets({ groupId: 'typo', offsets: [{ topic: 'no-such-topic', partition: 0, offset: 1 }] });
+  t.equal(refused[0].error?.code, 'UNKNOWN_TOPIC_OR_PARTITION');
+  t.notOk(groups.listGroups().some((x) => x.groupId === 'typo'), 'a commit refused for every partition creates no group');
 });
 
 t.test('offsets and group metadata survive a restart; members resume without a rebalance', async (t) => {
