@@ -15,7 +15,7 @@ import {
   PARTITION_LEADER_EPOCH, PRODUCER_EPOCH, PRODUCER_ID, RECORDS, RECORDS_COUNT,
   TIMESTAMP_TYPE_MASK, TRANSACTIONAL_MASK, readHeaderFrom, writeInt64, type BatchHeader,
 } from './batch-layout.js';
-import { compress, decompress } from './compression.js';
+import { compress, decompress, decompressTransient } from './compression.js';
 import { CRC_CHUNK_BYTES, crc32cInWasm, crc32cRange } from './crc32c.js';
 import { core, heapBase, memU8, memView, scratchBytes } from './wasm.js';
 
@@ -302,12 +302,15 @@ function statusError(status: number, h: BatchHeader, pos: number, index: number,
   return new BrokerError(code, `${where(index, pos)}: ${recText}${what} (recordCount ${h.recordCount})`);
 }
 
-/** Decompresses (bounded) the records section of a verified batch. */
-function recordsOf(buf: Uint8Array, h: BatchHeader, pos: number, index: number, maxDecompressedBytes: number): Uint8Array {
+/**
+ * Decompresses (bounded) the records section of a verified batch. `transient`: the result may
+ * be a view of wasm memory, valid until the next core call (verify walks it in place).
+ */
+function recordsOf(buf: Uint8Array, h: BatchHeader, pos: number, index: number, maxDecompressedBytes: number, transient = false): Uint8Array {
   const section = buf.subarray(pos + RECORDS, pos + h.totalBytes);
   if (h.compression === 0) return section;
   try {
-    return decompress(h.compression, section, maxDecompressedBytes);
+    return transient ? decompressTransient(h.compression, section, maxDecompressedBytes) : decompress(h.compression, section, maxDecompressedBytes);
   } catch (err) {
     if (err instanceof BrokerError) throw new BrokerError(err.code, `${where(index, pos)}: ${err.message}`, { cause: err });
     throw err;
@@ -377,8 +380,11 @@ export function verifyBatches(buf: Uint8Array, options: VerifyOptions = defaultV
     }
     checkCounts(h, pos, index, strict);
     if (options.deep) {
-      const records = recordsOf(buf, h, pos, index, options.maxDecompressedBytes);
-      walkInWasm(records, h, pos, index, strict, false, copied && h.compression === 0 ? heapBase + RECORDS : -1);
+      const records = recordsOf(buf, h, pos, index, options.maxDecompressedBytes, true);
+      let at = -1;
+      if (h.compression === 0) at = copied ? heapBase + RECORDS : -1;
+      else if (records.buffer === memU8.buffer) at = records.byteOffset; // decompressed in the core: walk in place
+      walkInWasm(records, h, pos, index, strict, false, at);
     }
     headers.push(h);
     pos += h.totalBytes;

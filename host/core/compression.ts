@@ -18,10 +18,12 @@ export type CodecName = (typeof CODEC_NAMES)[number];
 interface Lz4Module {
   lz4FrameCompress(src: Uint8Array): Uint8Array;
   lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array;
+  lz4FrameDecompressView?(src: Uint8Array, maxOutBytes: number): Uint8Array;
 }
 interface SnappyModule {
   snappyCompress(src: Uint8Array): Uint8Array;
   snappyDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array;
+  snappyDecompressView?(src: Uint8Array, maxOutBytes: number): Uint8Array;
 }
 interface ZstdStreamResult {
   0: number;
@@ -157,6 +159,17 @@ export function decompressZstdWith(decoder: 'zstd-napi' | 'fzstd', src: Uint8Arr
   const mod = fzstd ?? fzstdForTests;
   if (!mod) throw unsupported(4, 'decompress');
   return guarded(4, maxOutBytes, () => fzstdDecompress(mod, src, maxOutBytes));
+}
+
+/**
+ * As decompress, but the result may be a view of wasm memory (lz4 and snappy decode in the
+ * core): valid only until the next call into the core. For callers that use the bytes at once
+ * (verifying records in place) and must not pay for a copy.
+ */
+export function decompressTransient(codec: number, src: Uint8Array, maxOutBytes: number): Uint8Array {
+  if (codec === 2 && snappy?.snappyDecompressView) return guarded(codec, maxOutBytes, () => snappy.snappyDecompressView!(src, maxOutBytes));
+  if (codec === 3 && lz4?.lz4FrameDecompressView) return guarded(codec, maxOutBytes, () => lz4.lz4FrameDecompressView!(src, maxOutBytes));
+  return decompress(codec, src, maxOutBytes);
 }
 
 function guarded(codec: number, maxOutBytes: number, fn: () => Uint8Array): Uint8Array {
