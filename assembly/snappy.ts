@@ -45,6 +45,19 @@ export const SNAPPY_ERR_LENGTH_MISMATCH: i32 = -5;
 export const SNAPPY_ERR_BAD_CHUNK: i32 = -6;
 export const SNAPPY_ERR_EMPTY: i32 = -7;
 
+// Per copy tag: bits 0-7 length, bits 8-10 offset bits 10..8 (copy-1), bits 11-13 number of
+// offset bytes after the tag. Literal tags (low bits 00) are not looked up.
+const COPY_INFO: usize = memory.data(512, 64);
+const EXTRA_MASK: usize = memory.data<u32>([0, 0xff, 0xffff, 0xffffff, 0xffffffff]);
+for (let tag: u32 = 0; tag < 256; tag++) {
+  const kind = tag & 3;
+  let info: u32 = 0;
+  if (kind == 1) info = (((tag >> 2) & 7) + 4) | ((tag >> 5) << 8) | (1 << 11);
+  else if (kind == 2) info = ((tag >> 2) + 1) | (2 << 11);
+  else if (kind == 3) info = ((tag >> 2) + 1) | (4 << 11);
+  store<u16>(COPY_INFO + (<usize>tag << 1), <u16>info);
+}
+
 let errorAt: usize = 0;
 
 /** Input byte offset where the last decode error was detected. */
@@ -283,33 +296,18 @@ function decodeElements(src: usize, ip: usize, iend: usize, low: usize, op: usiz
       ip += len;
       continue;
     }
-    let len: usize;
-    let offset: usize;
-    if (kind == 1) {
-      if (ip >= iend) {
-        errorAt = ip - src;
-        return SNAPPY_ERR_TRUNCATED;
-      }
-      len = ((tag >> 2) & 7) + 4;
-      offset = ((tag >> 5) << 8) | <usize>load<u8>(ip);
-      ip += 1;
-    } else if (kind == 2) {
-      if (iend - ip < 2) {
-        errorAt = ip - src;
-        return SNAPPY_ERR_TRUNCATED;
-      }
-      len = (tag >> 2) + 1;
-      offset = <usize>load<u16>(ip);
-      ip += 2;
-    } else {
-      if (iend - ip < 4) {
-        errorAt = ip - src;
-        return SNAPPY_ERR_TRUNCATED;
-      }
-      len = (tag >> 2) + 1;
-      offset = <usize>load<u32>(ip);
-      ip += 4;
+    // Copies: one table lookup gives the length, the number of offset bytes that follow and
+    // the offset's high bits, so copy-1/2/4 share one branch-free path.
+    const info = <usize>load<u16>(COPY_INFO + (tag << 1));
+    const extra = info >> 11;
+    if (iend - ip < extra) {
+      errorAt = ip - src;
+      return SNAPPY_ERR_TRUNCATED;
     }
+    const len = info & 0xff;
+    // Reads 4 bytes and masks to `extra` of them (the input margin covers the over-read).
+    const offset = (info & 0x700) | <usize>(load<u32>(ip) & load<u32>(EXTRA_MASK + (extra << 2)));
+    ip += extra;
     if (offset == 0 || offset > op - low) {
       errorAt = ip - 1 - src;
       return SNAPPY_ERR_BAD_OFFSET;

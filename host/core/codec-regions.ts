@@ -55,6 +55,14 @@ export function tooLarge(codec: string, bytes: number): BrokerError {
   );
 }
 
+/** The output would not fit the scratch memory left after the input (only when maxOutBytes exceeds it). */
+export function outputTooLarge(codec: string, roomBytes: number): BrokerError {
+  return new BrokerError(
+    'MESSAGE_TOO_LARGE',
+    `${codec}: decompressed output exceeds the ${roomBytes} bytes of wasm core scratch memory left after the input`,
+  );
+}
+
 export function checkMaxOut(maxOutBytes: number): void {
   if (!Number.isSafeInteger(maxOutBytes) || maxOutBytes < 0) throw new RangeError(`maxOutBytes must be a non-negative integer, got ${maxOutBytes}`);
 }

@@ -10,7 +10,7 @@
 // when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
 import { core } from './wasm.js';
-import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge } from './codec-regions.js';
+import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge, outputTooLarge } from './codec-regions.js';
 
 const CODEC = 'lz4';
 
@@ -36,7 +36,7 @@ const ERR_OUTPUT_LIMIT = -13;
 function fault(status: number, maxOutBytes: number, room: number): BrokerError {
   const at = core.lz4ErrorOffset() as number;
   if (status === ERR_OUTPUT_LIMIT) {
-    if (room < maxOutBytes) return tooLarge(CODEC, room);
+    if (room < maxOutBytes) return outputTooLarge(CODEC, room);
     return new BrokerError('CORRUPT_MESSAGE', `lz4: frame decompresses to more than maxOutBytes (${maxOutBytes}) (refused at input byte ${at})`);
   }
   return new BrokerError('CORRUPT_MESSAGE', `lz4: ${LZ4_FAULTS[status] ?? `status ${status}`} (at input byte ${at})`);

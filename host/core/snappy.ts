@@ -10,7 +10,7 @@
 // BrokerError('MESSAGE_TOO_LARGE') when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
 import { core } from './wasm.js';
-import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge } from './codec-regions.js';
+import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge, outputTooLarge } from './codec-regions.js';
 
 const CODEC = 'snappy';
 
@@ -27,7 +27,7 @@ const ERR_OUTPUT_LIMIT = -3;
 function fault(status: number, maxOutBytes: number, room: number): BrokerError {
   const at = core.snappyErrorOffset() as number;
   if (status === ERR_OUTPUT_LIMIT) {
-    if (room < maxOutBytes) return tooLarge(CODEC, room);
+    if (room < maxOutBytes) return outputTooLarge(CODEC, room);
     return new BrokerError('CORRUPT_MESSAGE', `snappy: declared uncompressed length exceeds maxOutBytes (${maxOutBytes}) (at input byte ${at})`);
   }
   return new BrokerError('CORRUPT_MESSAGE', `snappy: ${SNAPPY_FAULTS[status] ?? `status ${status}`} (at input byte ${at})`);

@@ -467,3 +467,20 @@ t.test('kafkajs: a batch compressed through the core as kafkajs\'s LZ4 codec dec
   t.equal(section.readUInt32LE(0), 0x184d2204, 'records section is an LZ4 frame');
   t.ok(same(lz4napi.decompressFrameSync(section), lz4FrameDecompress(section, 64 << 20)), 'lz4-napi reads the same records');
 });
+
+t.test('output that cannot fit the core\'s scratch memory is MESSAGE_TOO_LARGE, not a crash', async (t) => {
+  // ~137 MB of zeros claimed by ~600 KB of blocks, with no maxOutBytes bound to stop it first.
+  const zeros = lz4FrameCompress(Buffer.alloc(65536));
+  const size = walkFrame(zeros).blocks[0].size;
+  const parts = [zeros.subarray(0, 7)];
+  for (let i = 0; i < Math.ceil(memU8.byteLength / 65536) + 4; i++) parts.push(zeros.subarray(7, 11 + size));
+  parts.push(new Uint8Array(4));
+  let err: unknown;
+  try {
+    lz4FrameDecompress(Buffer.concat(parts), Number.MAX_SAFE_INTEGER);
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof BrokerError && err.code === 'MESSAGE_TOO_LARGE', 'refused');
+  t.match((err as Error).message, /scratch memory left after the input/);
+});

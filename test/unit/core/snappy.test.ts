@@ -338,3 +338,14 @@ t.test('kafkajs: batches compressed by the core (xerial) and by a raw-snappy cod
     t.ok(decoded.records.every((r, i) => r.value.toString() === values[i]), `${writer}: values intact`);
   }
 });
+
+t.test('a declared length that cannot fit the core\'s scratch memory is MESSAGE_TOO_LARGE, not a crash', async (t) => {
+  let err: unknown;
+  try {
+    snappyDecompress(Uint8Array.from([...varint(0xffffffff), 0]), Number.MAX_SAFE_INTEGER);
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof BrokerError && err.code === 'MESSAGE_TOO_LARGE', 'refused');
+  t.match((err as Error).message, /scratch memory left after the input/);
+});
