@@ -225,7 +225,7 @@ async function cleanSegment(
     fresh.offsetOfMaxTimestamp = seg.offsetOfMaxTimestamp;
   }
   fresh.indexesTrusted = true;
-  fresh.verified = true;
+  fresh.uncheckedBelow = 0;
   fresh.rollBaseMs = seg.rollBaseMs;
   const bytesBefore = seg.sizeBytes;
   ctx.replace(seg, fresh);

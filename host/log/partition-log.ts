@@ -391,13 +391,33 @@ export class PartitionLog implements PartitionLogApi {
   private kickWriter(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
-    void this.withWriter(async () => {
-      try {
-        while (this.queue.length) await this.writeSome();
-      } finally {
-        this.drainScheduled = false;
+    void this.withWriter(() => this.drain()).catch((err) => this.fail(err));
+  }
+
+  /**
+   * Writes queued appends until the queue is empty. Pipelining: the appends a write acknowledges
+   * are resolved only after the next write has been handed to the kernel (or, when nothing is
+   * queued, once the writer is idle again), so their callers' next appends are verified on the
+   * main thread while the disk works, instead of the two taking turns.
+   */
+  private async drain(): Promise<void> {
+    let acked: PendingWrite[] = [];
+    try {
+      while (this.queue.length) {
+        const next = this.writeSome(); // dispatches its writev synchronously
+        for (const w of acked) w.resolve(w.info);
+        acked = await next;
       }
-    }).catch((err) => this.fail(err));
+    } finally {
+      this.drainScheduled = false;
+    }
+    if (acked.length) {
+      const last = acked;
+      // After this job's bookkeeping (writerTasks) settles, so a resumed caller finds the writer idle.
+      setImmediate(() => {
+        for (const w of last) w.resolve(w.info);
+      });
+    }
   }
 
   /** Runs `fn` with the write path to itself (queue drains, rolls, truncation, close). */
@@ -428,8 +448,11 @@ export class PartitionLog implements PartitionLogApi {
     return w.info.lastOffset - seg.baseOffset > MAX_RELATIVE_OFFSET;
   }
 
-  /** Writes the longest run of queued appends that fits the active segment, in one writev. */
-  private async writeSome(): Promise<void> {
+  /**
+   * Writes the longest run of queued appends that fits the active segment, in one writev.
+   * Returns the appends acknowledged by the write itself (the caller resolves them; see drain).
+   */
+  private async writeSome(): Promise<PendingWrite[]> {
     if (this.failure) throw this.failure;
     const seg = this.active;
     const nowMs = Date.now();
@@ -440,7 +463,7 @@ export class PartitionLog implements PartitionLogApi {
       if (this.needsRoll(seg, seg.sizeBytes + runBytes, w, nowMs)) {
         if (run.length === 0) {
           await this.roll(w.info.baseOffset);
-          return;
+          return [];
         }
         break;
       }
@@ -449,7 +472,7 @@ export class PartitionLog implements PartitionLogApi {
       runBytes += w.bytes.byteLength;
       if (runBytes >= WRITE_RUN_BYTES_MAX) break;
     }
-    if (run.length === 0) return;
+    if (run.length === 0) return [];
     if (this.leaderEpochs.isDirty) await this.leaderEpochs.persistIfDirty();
     const start = seg.sizeBytes;
     try {
@@ -477,18 +500,20 @@ export class PartitionLog implements PartitionLogApi {
       this.metrics.appendedBytes.inc(this.label, runBytes);
       this.metrics.appendedRecords.inc(this.label, records);
     }
+    const written: PendingWrite[] = [];
     if (this.options.flush === 'always') {
       for (const w of run) {
         if (w.durable) {
           const info = w.info;
           this.durableWaiters.push({ offset: info.lastOffset + 1, resolve: () => w.resolve(info), reject: w.reject });
-        } else w.resolve(w.info);
+        } else written.push(w);
       }
       this.kickFsync();
     } else {
       this.advanceVisible(seg, seg.sizeBytes, seg.nextOffset);
-      for (const w of run) w.resolve(w.info);
+      for (const w of run) written.push(w);
     }
+    return written;
   }
 
   // --- durability -------------------------------------------------------------------------------
@@ -535,7 +560,8 @@ export class PartitionLog implements PartitionLogApi {
   private advanceDurable(seg: Segment, position: number, offset: number): void {
     if (offset <= this.durableOffset) return;
     this.durableOffset = offset;
-    if (this.options.flush === 'always') this.advanceVisible(seg, position, offset);
+    // Durable is always readable (a no-op for interval/never, which are visible once written).
+    this.advanceVisible(seg, position, offset);
     this.durableWaiters = settle(this.durableWaiters, offset);
   }
 
@@ -626,7 +652,7 @@ export class PartitionLog implements PartitionLogApi {
     await seg.timeIndex.create();
     await fsyncDir(this.dir);
     seg.active = true;
-    seg.verified = true;
+    seg.uncheckedBelow = 0;
     seg.indexesTrusted = true;
     return seg;
   }
@@ -693,7 +719,7 @@ export class PartitionLog implements PartitionLogApi {
       const view = viewOf(out);
       let end = 0;
       let lastOffset = -1;
-      const checkCrc = !seg.verified && this.options.verifyOldSegmentReads;
+      const checkCrc = start.position < seg.uncheckedBelow && this.options.verifyOldSegmentReads;
       while (end + RECORDS <= got) {
         const total = view.getInt32(end + 8) + LOG_OVERHEAD;
         if (total < RECORDS || end + total > got) break;
@@ -1223,8 +1249,9 @@ export class PartitionLog implements PartitionLogApi {
       seg.offsetOfMaxTimestamp = fresh.offsetOfMaxTimestamp;
       seg.bytesSinceIndexEntry = fresh.bytesSinceIndexEntry;
       seg.rollBaseMs = fresh.sizeBytes > 0 ? Date.now() : -1;
-      // CRC-checked by this process only when walked with CRCs (unclean recovery).
-      seg.verified = !clean;
+      // CRC-checked by this process when walked with CRCs (unclean recovery); after a clean
+      // shutdown only what gets appended from now on is.
+      seg.uncheckedBelow = clean ? seg.sizeBytes : 0;
       const truncatedHere = result.validEnd < sizeOnDisk;
       if (truncatedHere && i < this.segments.length - 1) {
         // Everything after the first invalid batch is gone, including later segments.
@@ -1561,7 +1588,10 @@ export class PartitionLog implements PartitionLogApi {
   // --- options, close, destroy ------------------------------------------------------------------
 
   updateOptions(options: Partial<LogOptions>): void {
+    const before = this.options.flush;
     this.options = validateOptions({ ...this.options, ...stripUndefined(options) });
+    // Leaving flush=always: appends waiting for an fsync (and readers waiting to see them) get one now.
+    if (before === 'always' && this.options.flush !== 'always' && this.writtenOffset > this.durableOffset) this.kickFsync();
     this.producers.setMaxProducers(this.options.maxProducerIds);
     this.startFlushTimer();
   }

@@ -52,8 +52,11 @@ export class Segment {
   bytesSinceIndexEntry = 0;
   /** True once the indexes are known to agree with the log (built here or validated). */
   indexesTrusted = false;
-  /** CRCs of this segment's batches were checked in this process (recovery scan or appends). */
-  verified = false;
+  /**
+   * Batches below this file position were not CRC-checked by this process (neither appended
+   * nor walked by recovery): reads check them. Infinity for an old segment, 0 once verified.
+   */
+  uncheckedBelow = Infinity;
   /** Readable prefix when damage was found mid-segment (reads stop here); -1 = none. */
   corruptAt = -1;
   fd: number | null = null;

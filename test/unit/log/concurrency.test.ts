@@ -126,3 +126,14 @@ t.test('close waits for queued appends, and a closed log refuses new ones', asyn
   t.teardown(() => again.abandon());
   t.equal(again.logEndOffset, 10);
 });
+
+t.test('updateOptions from flush=always to never releases appends waiting for an fsync', async (t) => {
+  const o = await openLog(t, { injectedFlushDelayMs: 200 });
+  await o.log.append(makeBatch(1), durable);
+  const waiting = Promise.all(Array.from({ length: 5 }, () => o.log.append(makeBatch(1), durable)));
+  o.log.updateOptions({ flush: 'never', injectedFlushDelayMs: 0 });
+  const infos = await waiting;
+  t.same(infos.map((i) => i.baseOffset), [1, 2, 3, 4, 5]);
+  await o.log.append(makeBatch(1), durable);
+  t.equal(o.log.logEndOffset, 7, 'never: visible once written');
+});
