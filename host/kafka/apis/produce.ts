@@ -35,6 +35,8 @@ const response: Schema = [
   f('throttleTimeMs', 'int32', '1+'),
 ];
 
+const REQUEST_TIMED_OUT = 7;
+
 interface ProduceRequest {
   transactionalId: string | null;
   acks: number;
@@ -53,7 +55,9 @@ async function appendOne(ctx: RequestContext, topic: string, index: number, reco
     const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined });
     return { index, errorCode: 0, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
   } catch (err) {
-    const code = kafkaCode(err);
+    // A busy broker (LIMIT_EXCEEDED: too many bytes waiting for their flush) has no Kafka code
+    // of its own; REQUEST_TIMED_OUT (7) is retriable, so clients back off and resend.
+    const code = err instanceof BrokerError && err.code === 'LIMIT_EXCEEDED' ? REQUEST_TIMED_OUT : kafkaCode(err);
     if (code === -1) ctx.logger.error({ err, topic, partition: index }, 'produce failed');
     else ctx.logger.debug({ topic, partition: index, code, msg: kafkaMessage(err) }, 'produce refused');
     return { index, errorCode: code, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: kafkaMessage(err) };
