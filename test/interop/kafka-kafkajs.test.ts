@@ -284,3 +284,60 @@ t.test('kafkajs idempotent producer: a lost response and a retry write each reco
   await admin2.disconnect();
   t.equal(o!.high, String(values.length), 'the log holds no duplicate');
 });
+
+/** InitProducerId v1 over a raw socket: the producer id the broker hands out. */
+function initProducerId(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = Buffer.alloc(4 + 2 + 2 + 4 + 2 + 2 + 4);
+    let o = 0;
+    o = req.writeInt32BE(req.length - 4, o);
+    o = req.writeInt16BE(22, o); // InitProducerId
+    o = req.writeInt16BE(1, o);
+    o = req.writeInt32BE(1, o); // correlation id
+    o = req.writeInt16BE(-1, o); // client id null
+    o = req.writeInt16BE(-1, o); // transactional id null
+    req.writeInt32BE(60_000, o);
+    const s = net.connect(port, '127.0.0.1', () => s.write(req));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
+        s.destroy();
+        // size, correlation id, throttle_time_ms, error_code, producer_id (int64), epoch
+        if (buf.readInt16BE(12) !== 0) return reject(new Error(`InitProducerId error ${buf.readInt16BE(12)}`));
+        resolve(Number(buf.readBigInt64BE(14)));
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+t.test('kafkajs after a broker restart: records, offsets and configs intact; producer ids never reused', async (t) => {
+  let k = await startKafka(t);
+  const values = Array.from({ length: 20 }, (_, i) => randomBytes(50 + i));
+  let kafka = new Kafka({ brokers: [k.bootstrap], clientId: 'restart', logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'durable', numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '123456789' }] }] });
+  await admin.disconnect();
+  const producer = kafka.producer({ idempotent: true });
+  await producer.connect();
+  await producer.send({ topic: 'durable', acks: -1, messages: values.map((value) => ({ key: 'k', value })) });
+  await producer.disconnect();
+  const idsBefore = [await initProducerId(k.port), await initProducerId(k.port)];
+
+  k = await k.restart();
+  kafka = new Kafka({ brokers: [k.bootstrap], clientId: 'restart-2', logLevel: logLevel.NOTHING });
+  const idAfter = await initProducerId(k.port);
+  t.ok(idAfter > Math.max(...idsBefore), `producer id after restart (${idAfter}) is past every earlier one (${idsBefore})`);
+  const got = await consumeAll(kafka, 'durable', values.length);
+  t.ok(
+    got.length === values.length && got.every((g, i) => g.offset === i && g.value.equals(values[i]!)),
+    'every record, same offsets, same bytes',
+  );
+  const admin2 = kafka.admin();
+  await admin2.connect();
+  const cfg = await admin2.describeConfigs({ resources: [{ type: 2, name: 'durable', configNames: ['retention.ms'] }], includeSynonyms: false });
+  await admin2.disconnect();
+  t.equal(cfg.resources[0]!.configEntries[0]!.configValue, '123456789', 'topic config kept');
+});
