@@ -198,6 +198,22 @@ t.test('hostile: header-level lies are refused with the field named', async (t) 
   expectCode(t, () => verifyBatches(two, opts), 'CORRUPT_MESSAGE', /batch 1 at byte \d+: truncated header/, 'second batch truncated');
 });
 
+t.test('hostile: lying records inside compressed batches are INVALID_RECORD (every available codec)', async (t) => {
+  const support = codecSupport();
+  const good = rawRecord({ offsetDelta: 0, key: [1, 2], value: [3, 4, 5] });
+  const lying = rawRecord({ offsetDelta: 1, keyLen: 500, key: [1] });
+  for (const [codec, name] of [[1, 'gzip'], [2, 'snappy'], [3, 'lz4'], [4, 'zstd']] as const) {
+    if (!support[name].compress || !support[name].decompress) continue;
+    const packed = [...compress(codec, Uint8Array.from([...good, ...lying]))];
+    expectCode(t, () => verifyBatches(rawBatch(packed, 2, { attributes: codec }), opts), 'INVALID_RECORD', /record 1: key length/, `${name}: lying key length`);
+    expectCode(t, () => decodeBatch(rawBatch(packed, 2, { attributes: codec })), 'INVALID_RECORD', /record 1: key length/, `${name}: decode`);
+    const short = [...compress(codec, Uint8Array.from(good))];
+    expectCode(t, () => verifyBatches(rawBatch(short, 3, { attributes: codec }), opts), 'INVALID_RECORD', /recordCount 3/, `${name}: count larger than the records`);
+    const fine = [...compress(codec, Uint8Array.from([...good, ...rawRecord({ offsetDelta: 1, value: [9] })]))];
+    t.equal(verifyBatches(rawBatch(fine, 2, { attributes: codec }), opts).length, 1, `${name}: the same builder makes a valid compressed batch`);
+  }
+});
+
 t.test('hostile: compressed records that are garbage are CORRUPT_MESSAGE', async (t) => {
   const support = codecSupport();
   const garbage = Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff);
