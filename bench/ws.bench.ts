@@ -1,0 +1,382 @@
+// WebSocket fan-out and HTTP produce, against a real broker process (dist/host/main.js).
+//
+// Fan-out: one topic fed at TARGET_RATE records/s over HTTP POST (20 records every 10 ms),
+// read by 100 and 1,000 WebSocket subscribers (JSON and CBOR) living in LOADGEN_PROCS child
+// processes (this same file with TRIBUTARY_WS_LOADGEN set). Each subscriber counts what it
+// receives; latency is receive time − the record's timestamp (stamped by the broker when the
+// POST is appended), sampled per process into a bounded reservoir. The broker's RSS (max over
+// the window) and CPU come from its own GET /stats; the generators report their CPU so they are
+// never the hidden bottleneck. Scenarios are interleaved over REPS repetitions; the table gives
+// medians.
+//
+// HTTP produce: POST batches of 100 records (100-byte values) with 4 requests in flight, and
+// single-record POSTs with 16 in flight, for a fixed time.
+//
+// Environment: TRIBUTARY_BENCH_REPS (default 3), TRIBUTARY_BENCH_WINDOW_MS (default 6000).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Table } from './table.js';
+import { median, quantile } from './table.js';
+
+export const subject = 'ws';
+export const order = 60;
+
+const TARGET_RATE = 2_000;
+const TICK_MS = 10;
+const LOADGEN_PROCS = 4;
+const SAMPLES_PER_PROC = 40_000;
+const REPS = Number(process.env.TRIBUTARY_BENCH_REPS ?? 3);
+const WINDOW_MS = Number(process.env.TRIBUTARY_BENCH_WINDOW_MS ?? 6_000);
+const WARMUP_MS = 1_500;
+const TOPIC = 'fanout';
+/** Every SAMPLE_EVERY-th subscriber decodes its frames fully and samples latency; the others count records. */
+const SAMPLE_EVERY = 10;
+const RECORDS_MARK = Buffer.from('records');
+const SUBSCRIBED_MARK = Buffer.from('subscribed');
+const JSON_OFFSET_KEY = Buffer.from('{"offset":');
+const CBOR_OFFSET_KEY = Buffer.from([0x66, ...Buffer.from('offset')]); // text(6) "offset"
+
+
+// --- load generator (child process) -------------------------------------------------------------
+
+async function loadgen(): Promise<void> {
+  const { default: WebSocket } = await import('ws');
+  const { decode, encode } = await import('cbor-x');
+  const [url, countArg, encoding] = process.argv.slice(2);
+  const count = Number(countArg);
+  const protocol = encoding === 'cbor' ? 'tributary.cbor.v1' : 'tributary.json.v1';
+  const perSocket = new Array<number>(count).fill(0);
+  const samples: number[] = [];
+  let seen = 0;
+  let counting = false;
+  const sockets: InstanceType<typeof WebSocket>[] = [];
+  const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
+  await Promise.all(
+    [...Array(count).keys()].map(
+      (i) =>
+        new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(url, protocol, { perMessageDeflate: false });
+          sockets.push(ws);
+          ws.on('error', reject);
+          const sampled = i % SAMPLE_EVERY === 0;
+          ws.on('message', (data: Buffer, isBinary: boolean) => {
+            if (!counting || !sampled) {
+              // Most sockets only count records (one per "offset" key in a records frame), so the
+              // generator's own decoding does not cap what the broker is seen to deliver.
+              if (!data.subarray(0, 24).includes(RECORDS_MARK)) {
+                if (!counting && data.subarray(0, 32).includes(SUBSCRIBED_MARK)) resolve();
+                return;
+              }
+              if (!counting) return;
+              const mark = isBinary ? CBOR_OFFSET_KEY : JSON_OFFSET_KEY;
+              let n = 0;
+              for (let at = data.indexOf(mark); at >= 0; at = data.indexOf(mark, at + mark.length)) n++;
+              perSocket[i] += n;
+              return;
+            }
+            const frame = isBinary ? decode(data) : JSON.parse(data.toString());
+            if (frame.type !== 'records') return;
+            const now = Date.now();
+            perSocket[i] += frame.records.length;
+            for (const r of frame.records) {
+              // Reservoir sampling keeps the latency sample bounded and unbiased.
+              seen++;
+              const lat = now - r.timestamp;
+              if (samples.length < SAMPLES_PER_PROC) samples.push(lat);
+              else {
+                const j = Math.floor(Math.random() * seen);
+                if (j < SAMPLES_PER_PROC) samples[j] = lat;
+              }
+            }
+          });
+          const subscribe = { type: 'subscribe', id: i, topic: TOPIC, start: 'latest' };
+          ws.on('open', () => ws.send(encoding === 'cbor' ? encode(subscribe) : JSON.stringify(subscribe)));
+        }),
+    ),
+  );
+  out({ ready: true });
+  let cpuStart = process.cpuUsage();
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line === 'start') {
+      perSocket.fill(0);
+      samples.length = 0;
+      seen = 0;
+      counting = true;
+      cpuStart = process.cpuUsage();
+    } else if (line === 'stop') {
+      counting = false;
+      const cpu = process.cpuUsage(cpuStart);
+      out({ delivered: perSocket.reduce((a, b) => a + b, 0), minPerSocket: Math.min(...perSocket), samples, cpuMs: (cpu.user + cpu.system) / 1000 });
+      for (const ws of sockets) ws.terminate();
+      setTimeout(() => process.exit(0), 50);
+    }
+  });
+}
+
+// --- the bench (parent) ---------------------------------------------------------------------------
+
+interface BrokerProc {
+  child: ChildProcess;
+  http: string;
+  stop(): Promise<void>;
+}
+
+async function startBrokerProcess(dataDir: string): Promise<BrokerProc> {
+  const mainJs = fileURLToPath(new URL('../host/main.js', import.meta.url));
+  const child = spawn(process.execPath, [mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0'], {
+    // The broker refuses unknown TRIBUTARY_* variables: pass none of ours (bench knobs) to it.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRIBUTARY_'))), TRIBUTARY_LOG_LEVEL: 'info' }, // the ready line is an info line
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const http = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      try {
+        const e = JSON.parse(line);
+        if (typeof e.msg === 'string' && e.msg.includes('ready') && e.listeners?.http) resolve(`http://${e.listeners.http}`);
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited ${code} before ready`)));
+  });
+  return {
+    child,
+    http,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+async function brokerStats(http: string): Promise<{ rssBytes: number; cpuSeconds: number }> {
+  const s = await (await fetch(`${http}/stats`)).json();
+  return s.process;
+}
+
+interface Gen {
+  child: ChildProcess;
+  lines: AsyncIterator<string>;
+}
+
+async function startLoadgens(wsUrl: string, subscribers: number, encoding: string): Promise<Gen[]> {
+  const self = fileURLToPath(import.meta.url);
+  const gens: Gen[] = [];
+  const per = Math.ceil(subscribers / LOADGEN_PROCS);
+  for (let i = 0, left = subscribers; i < LOADGEN_PROCS && left > 0; i++, left -= per) {
+    const child = spawn(process.execPath, [self, wsUrl, String(Math.min(per, left)), encoding], { env: { ...process.env, TRIBUTARY_WS_LOADGEN: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    gens.push({ child, lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator]() });
+  }
+  for (const g of gens) {
+    const first = await g.lines.next();
+    if (!JSON.parse(first.value).ready) throw new Error('load generator failed to start');
+  }
+  return gens;
+}
+
+/** Feeds the topic at TARGET_RATE with POSTs of 20 records every 10 ms. */
+function startProducer(http: string): { acked(): number; ackLatencies: number[]; stop(): Promise<number> } {
+  const perTick = (TARGET_RATE * TICK_MS) / 1000;
+  const body = JSON.stringify([...Array(perTick)].map((_, i) => ({ key: `sensor-${i}`, value: { t: 21.5, h: 40, seq: i } })));
+  let acked = 0;
+  let inFlight = 0;
+  const ackLatencies: number[] = [];
+  const pending = new Set<Promise<void>>();
+  const started = performance.now();
+  let ticks = 0;
+  const timer = setInterval(() => {
+    // Catch up missed ticks (timers drift under load) so the offered rate stays at the target.
+    const due = Math.floor((performance.now() - started) / TICK_MS) - ticks;
+    // Up to 64 POSTs in flight: a slow fsync (shared disk) must not lower the offered rate.
+    for (let k = 0; k < due && inFlight < 64; k++) {
+      ticks++;
+      inFlight++;
+      const sent = performance.now();
+      const p = fetch(`${http}/topics/${TOPIC}/records`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+        .then(async (res) => {
+          await res.arrayBuffer();
+          if (res.status === 200) acked += perTick;
+          if (ackLatencies.length < 100_000) ackLatencies.push(performance.now() - sent);
+        })
+        .finally(() => {
+          inFlight--;
+          pending.delete(p);
+        });
+      pending.add(p);
+    }
+  }, TICK_MS / 2);
+  return {
+    acked: () => acked,
+    ackLatencies,
+    async stop() {
+      clearInterval(timer);
+      await Promise.allSettled([...pending]);
+      return acked;
+    },
+  };
+}
+
+interface FanoutResult {
+  delivered: number;
+  minPerSocket: number;
+  produced: number;
+  p50: number;
+  p99: number;
+  rssMiB: number;
+  brokerCpuPct: number;
+  genCpuPct: number;
+  ackP50: number;
+  ackP99: number;
+}
+
+async function runFanout(http: string, subscribers: number, encoding: string): Promise<FanoutResult> {
+  const wsUrl = http.replace('http:', 'ws:') + '/ws';
+  const gens = await startLoadgens(wsUrl, subscribers, encoding);
+  const producer = startProducer(http);
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  for (const g of gens) g.child.stdin!.write('start\n');
+  // The producer keeps its rate; count what it acked during the window only.
+  const before = await brokerStats(http);
+  const t0 = performance.now();
+  let rssMax = before.rssBytes;
+  const poll = setInterval(() => void brokerStats(http).then((s) => (rssMax = Math.max(rssMax, s.rssBytes)), () => undefined), 500);
+  const ackedAtStart = producer.acked();
+  producer.ackLatencies.length = 0;
+  await new Promise((r) => setTimeout(r, WINDOW_MS));
+  for (const g of gens) g.child.stdin!.write('stop\n');
+  const elapsedSec = (performance.now() - t0) / 1000;
+  const after = await brokerStats(http);
+  clearInterval(poll);
+  rssMax = Math.max(rssMax, after.rssBytes);
+  const ackedAtEnd = producer.acked();
+  const acks = [...producer.ackLatencies];
+  const reports = await Promise.all(gens.map(async (g) => JSON.parse((await g.lines.next()).value)));
+  await producer.stop();
+  await Promise.all(gens.map((g) => new Promise((r) => (g.child.exitCode !== null ? r(null) : g.child.once('exit', r)))));
+  const samples = reports.flatMap((r) => r.samples as number[]);
+  return {
+    delivered: reports.reduce((n, r) => n + r.delivered, 0) / elapsedSec,
+    minPerSocket: Math.min(...reports.map((r) => r.minPerSocket)) / elapsedSec,
+    produced: (ackedAtEnd - ackedAtStart) / elapsedSec,
+    p50: samples.length ? quantile(samples, 0.5) : NaN,
+    p99: samples.length ? quantile(samples, 0.99) : NaN,
+    rssMiB: rssMax / 1048576,
+    brokerCpuPct: ((after.cpuSeconds - before.cpuSeconds) / elapsedSec) * 100,
+    genCpuPct: reports.reduce((n, r) => n + r.cpuMs, 0) / 10 / elapsedSec,
+    ackP50: acks.length ? quantile(acks, 0.5) : NaN,
+    ackP99: acks.length ? quantile(acks, 0.99) : NaN,
+  };
+}
+
+async function runHttpProduce(http: string, recordsPerPost: number, concurrency: number, durationMs: number): Promise<{ recordsPerSec: number; postsPerSec: number; p50: number; p99: number }> {
+  const body = JSON.stringify([...Array(recordsPerPost)].map((_, i) => ({ key: `k${i % 16}`, value: 'v'.repeat(100) })));
+  const latencies: number[] = [];
+  let posts = 0;
+  const end = performance.now() + durationMs;
+  const t0 = performance.now();
+  await Promise.all(
+    [...Array(concurrency)].map(async () => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        const res = await fetch(`${http}/topics/httpbench/records`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`POST ${res.status}`);
+        latencies.push(performance.now() - s);
+        posts++;
+      }
+    }),
+  );
+  const sec = (performance.now() - t0) / 1000;
+  return { recordsPerSec: (posts * recordsPerPost) / sec, postsPerSec: posts / sec, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
+
+export async function run(): Promise<Table[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tributary-bench-ws-'));
+  const broker = await startBrokerProcess(dataDir);
+  try {
+    // Create the topic (auto-created by the first POST).
+    await fetch(`${broker.http}/topics/${TOPIC}/records`, { method: 'POST', body: '[{"value":"init"}]', headers: { 'content-type': 'application/json' } });
+    const scenarios: Array<{ subscribers: number; encoding: string }> = [
+      { subscribers: 100, encoding: 'json' },
+      { subscribers: 100, encoding: 'cbor' },
+      { subscribers: 1000, encoding: 'json' },
+      { subscribers: 1000, encoding: 'cbor' },
+    ];
+    const results = new Map<string, FanoutResult[]>();
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const s of scenarios) {
+        const key = `${s.subscribers}|${s.encoding}`;
+        const r = await runFanout(broker.http, s.subscribers, s.encoding);
+        if (!results.has(key)) results.set(key, []);
+        results.get(key)!.push(r);
+      }
+    }
+    const med = (rs: FanoutResult[], k: keyof FanoutResult) => median(rs.map((r) => r[k]));
+    const fanoutRows = scenarios.map((s) => {
+      const rs = results.get(`${s.subscribers}|${s.encoding}`)!;
+      return [
+        `${s.subscribers} × ${s.encoding}`,
+        med(rs, 'produced'),
+        med(rs, 'delivered'),
+        med(rs, 'delivered') / s.subscribers,
+        med(rs, 'minPerSocket'),
+        med(rs, 'p50'),
+        med(rs, 'p99'),
+        `${med(rs, 'ackP50').toFixed(0)} / ${med(rs, 'ackP99').toFixed(0)}`,
+        med(rs, 'rssMiB'),
+        med(rs, 'brokerCpuPct'),
+        med(rs, 'genCpuPct'),
+      ];
+    });
+
+    const batch = [];
+    const single = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      batch.push(await runHttpProduce(broker.http, 100, 4, 3_000));
+      single.push(await runHttpProduce(broker.http, 1, 16, 3_000));
+    }
+    const hrow = (name: string, rs: Array<{ recordsPerSec: number; postsPerSec: number; p50: number; p99: number }>) => [
+      name,
+      median(rs.map((r) => r.recordsPerSec)),
+      median(rs.map((r) => r.postsPerSec)),
+      median(rs.map((r) => r.p50)),
+      median(rs.map((r) => r.p99)),
+    ];
+    const final = await brokerStats(broker.http);
+    return [
+      {
+        title: `WebSocket fan-out: one topic at ${TARGET_RATE.toLocaleString('en-US')} records/s to N subscribers (median of ${REPS} interleaved runs, ${WINDOW_MS / 1000} s windows)`,
+        columns: ['subscribers × encoding', 'produced rec/s', 'delivered rec/s (all)', 'per subscriber rec/s', 'slowest subscriber rec/s', 'p50 ms', 'p99 ms', 'POST ack p50 / p99 ms', 'broker RSS MiB', 'broker CPU %', `load gen CPU % (${LOADGEN_PROCS} procs)`],
+        rows: fanoutRows,
+        notes: [
+          'Latency: append (record timestamp set by the broker on POST) → the subscriber decoded the frame, sampled on every 10th subscriber (the others count records without decoding, so the generators stay light). Records become readable after their fsync (flush=always), so this latency includes the fsync: the POST ack column shows that share.',
+          'Producer: HTTP POST of 20 records every 10 ms from the bench process (up to 64 in flight).',
+          `Target: 1,000 subscribers each receiving ${TARGET_RATE.toLocaleString('en-US')} records/s with p99 ≤ 50 ms and broker RSS ≤ 200 MB. CPU % is of one core (200 % = both cores of this machine), shared by broker, generators and the producer.`,
+        ],
+      },
+      {
+        title: `HTTP produce throughput (POST /topics/{topic}/records, acks after fsync, median of ${REPS})`,
+        columns: ['request shape', 'records/s', 'requests/s', 'p50 ms', 'p99 ms'],
+        rows: [hrow('100 records × 100 B per POST, 4 in flight', batch), hrow('1 record per POST, 16 in flight', single)],
+        notes: [`Broker RSS after the run: ${(final.rssBytes / 1048576).toFixed(0)} MiB.`],
+      },
+    ];
+  } finally {
+    await broker.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (process.env.TRIBUTARY_WS_LOADGEN) {
+  loadgen().catch((err) => {
+    process.stderr.write(`load generator: ${err.stack ?? err}\n`);
+    process.exit(1);
+  });
+}
