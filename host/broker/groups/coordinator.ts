@@ -147,6 +147,8 @@ export class GroupCoordinator {
   private loadError: BrokerError | null = null;
   private sweepTimer: TimerHandle | null = null;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Committed offsets held over all groups (bounded by maxCommittedOffsets). */
+  private committedCount = 0;
   private readonly rebalances: Counter;
   private readonly commits: Counter;
   private readonly expirations: Counter;
@@ -373,6 +375,7 @@ export class GroupCoordinator {
     const accepted: Array<{ result: PartitionResult; value: OffsetValue }> = [];
     const records: StoreRecord[] = [];
     const now = this.clock.now();
+    let newKeys = 0;
     for (const o of req.offsets) {
       const result: PartitionResult = { topic: o.topic, partition: o.partition, error: null };
       results.push(result);
@@ -389,6 +392,14 @@ export class GroupCoordinator {
       if (utf8.encode(metadata).length > this.options.offsetMetadataMaxBytes) {
         result.error = err('OFFSET_METADATA_TOO_LARGE', `metadata of ${o.topic}-${o.partition} exceeds offsetMetadataMaxBytes (${this.options.offsetMetadataMaxBytes})`);
         continue;
+      }
+      if (!group.offsets.get(o.topic)?.has(o.partition)) {
+        // Checked when the request arrives: concurrent requests may overshoot by their own size.
+        if (this.committedCount + newKeys >= this.options.maxCommittedOffsets) {
+          result.error = err('THROTTLING_QUOTA_EXCEEDED', `the coordinator holds maxCommittedOffsets (${this.options.maxCommittedOffsets}) committed offsets; cannot add ${o.topic}-${o.partition}`);
+          continue;
+        }
+        newKeys++;
       }
       const value: OffsetValue = { offset: o.offset, leaderEpoch: o.leaderEpoch ?? -1, metadata, commitTimestampMs: now };
       accepted.push({ result, value });
@@ -1024,6 +1035,7 @@ export class GroupCoordinator {
     const prev = parts?.get(partition);
     if (prev && prev.recordOffset > c.recordOffset) return;
     if (!parts) group.offsets.set(topic, (parts = new Map()));
+    if (!prev) this.committedCount++;
     parts.set(partition, c);
   }
 
@@ -1040,7 +1052,10 @@ export class GroupCoordinator {
       group.state = previous;
       throw e;
     }
-    if (this.groups.get(group.id) === group) this.groups.delete(group.id);
+    if (this.groups.get(group.id) === group) {
+      this.groups.delete(group.id);
+      this.committedCount -= group.offsetCount();
+    }
     this.log.info({ group: group.id, reason, offsets: records.length - 1 }, 'group removed');
   }
 
@@ -1100,6 +1115,9 @@ export class GroupCoordinator {
       });
       for (const [groupId, e] of replayed) this.restoreGroup(groupId, e.value, e.offsets);
       this.log.info({ groups: this.groups.size, records: count, skipped, ms: Date.now() - started }, 'consumer groups loaded');
+      if (this.committedCount > this.options.maxCommittedOffsets) {
+        this.log.warn({ offsets: this.committedCount, maxCommittedOffsets: this.options.maxCommittedOffsets }, 'more committed offsets on disk than maxCommittedOffsets; new ones are refused until some expire');
+      }
       if (this.groups.size > this.options.maxGroups) this.log.warn({ groups: this.groups.size, maxGroups: this.options.maxGroups }, 'more groups on disk than maxGroups; new groups are refused until some expire');
     } catch (e) {
       this.loadError = asBrokerError(e);
@@ -1115,6 +1133,7 @@ export class GroupCoordinator {
     if (!value && offsets.size === 0) return;
     const g = new Group(groupId, value?.stateTimestampMs ?? this.clock.now());
     for (const [topic, parts] of offsets) g.offsets.set(topic, parts);
+    this.committedCount += g.offsetCount();
     if (value) {
       g.generationId = value.generationId;
       g.protocolType = value.protocolType || null;
@@ -1198,7 +1217,10 @@ export class GroupCoordinator {
           for (const x of expired) {
             const parts = g.offsets.get(x.topic);
             // Only if no newer commit replaced it meanwhile.
-            if (parts?.get(x.partition) === x.c) parts.delete(x.partition);
+            if (parts?.get(x.partition) === x.c) {
+              parts.delete(x.partition);
+              this.committedCount--;
+            }
             if (parts && parts.size === 0) g.offsets.delete(x.topic);
           }
         }),

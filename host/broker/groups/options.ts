@@ -21,6 +21,8 @@ export interface GroupOptions {
   memberAssignmentMaxBytes: number;
   /** Protocols one member may offer in JoinGroup. */
   memberProtocolsMax: number;
+  /** Committed offsets held over all groups (one per group × partition); past it a new one is refused. */
+  maxCommittedOffsets: number;
   /** Metadata string of one committed offset (Kafka offset.metadata.max.bytes). */
   offsetMetadataMaxBytes: number;
   /** Partitions of the internal `__consumer_offsets` topic, used only when it is created. */
@@ -57,6 +59,9 @@ export const defaultGroupOptions: GroupOptions = {
   memberAssignmentMaxBytes: 16 * 1024,
   // Real clients offer 1–3 assignors.
   memberProtocolsMax: 16,
+  // Each costs ~200 bytes in memory: 100,000 is 20 MB, far past an edge node's groups × partitions
+  // (Kafka has no limit; 1,000 groups × 4,000 partitions would otherwise be unbounded on a Pi).
+  maxCommittedOffsets: 100_000,
   // Kafka's default.
   offsetMetadataMaxBytes: 4_096,
   // Kafka uses 50 for spreading coordinators over a cluster; one edge node needs few files.
@@ -82,6 +87,7 @@ const positiveIntegers: Array<keyof GroupOptions> = [
   'memberMetadataMaxBytes',
   'memberAssignmentMaxBytes',
   'memberProtocolsMax',
+  'maxCommittedOffsets',
   'offsetsTopicPartitions',
   'offsetsTopicSegmentBytes',
   'offsetsRetentionMs',

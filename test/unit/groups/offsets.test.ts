@@ -183,3 +183,20 @@ t.test('metrics: groups by state, members, lag', async (t) => {
   t.match(text, /tributary_consumer_group_lag\{group="g"\} 2/);
   t.match(text, /tributary_group_offset_commits_total 1/);
 });
+
+t.test('maxCommittedOffsets bounds offsets over all groups; updates and deletions are always possible', async (t) => {
+  const fx = await setup(t, { maxCommittedOffsets: 3 });
+  await fx.broker.createTopic('events', 4);
+  const first = await fx.groups.commitOffsets({ groupId: 'a', offsets: [0, 1].map((partition) => ({ topic: 'events', partition, offset: 1 })) });
+  t.same(first.map((r) => r.error), [null, null]);
+  const second = await fx.groups.commitOffsets({ groupId: 'b', offsets: [0, 1].map((partition) => ({ topic: 'events', partition, offset: 1 })) });
+  t.same(second.map((r) => r.error?.code ?? null), [null, 'THROTTLING_QUOTA_EXCEEDED'], 'the fourth offset is refused');
+  const update = await fx.groups.commitOffsets({ groupId: 'a', offsets: [{ topic: 'events', partition: 1, offset: 9 }] });
+  t.equal(update[0].error, null, 'updating a held offset is always allowed');
+  await fx.groups.deleteGroups(['a']);
+  const after = await fx.groups.commitOffsets({ groupId: 'b', offsets: [{ topic: 'events', partition: 1, offset: 1 }] });
+  t.equal(after[0].error, null, 'deleting a group frees its offsets');
+  await fx.reopen();
+  const reloaded = await fx.groups.commitOffsets({ groupId: 'c', offsets: [0, 1, 2].map((partition) => ({ topic: 'events', partition, offset: 1 })) });
+  t.same(reloaded.map((r) => r.error?.code ?? null), [null, 'THROTTLING_QUOTA_EXCEEDED', 'THROTTLING_QUOTA_EXCEEDED'], 'the count is restored by the replay');
+});
