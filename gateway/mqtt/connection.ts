@@ -6,8 +6,9 @@
 //   total     bytes of all connections' publishes not yet appended
 //   outgoing  bytes queued toward this client, resumed on 'drain'
 //   connack   packets after CONNECT wait until aedes has answered it
-// Holding = aedes' `_parsingBatch` carries one extra count, so aedes does not read the
-// socket; the kernel's receive buffer fills and TCP pushes back on the device.
+// Holding = the connection's `read()` answers null, so aedes takes no bytes; the stream's
+// buffer fills to its high-water mark, the socket stops reading, the kernel's receive
+// buffer fills and TCP pushes back on the device. Releasing reads again.
 //
 // Concurrency: `pump` runs synchronously; aedes handles the packets it is given inside
 // `deliver` (also synchronously up to the publish authorisation hook), so the counters read
@@ -48,11 +49,11 @@ export class ConnectionGuard {
   inflight = 0;
   /** Set once CONNECT passed the checks. */
   clientIdBytes: Buffer | undefined;
-  private buf: Buffer | null = null;
+  buf: Buffer | null = null;
   private connectSeen = false;
-  private holding: HoldReason | null = null;
-  private extraCount = false;
+  holding: HoldReason | null = null;
   private dead = false;
+  private pumping = false;
   private tokens: number;
   private refillAtMs = Date.now();
   private readonly parse: (buf: Buffer) => unknown;
@@ -67,6 +68,8 @@ export class ConnectionGuard {
     const parser = client._parser;
     this.parse = parser.parse.bind(parser);
     parser.parse = (chunk: Buffer) => this.onData(chunk);
+    const read = conn.read.bind(conn);
+    conn.read = (size?: number) => (this.holding !== null && !this.dead ? null : read(size));
   }
 
   /** aedes sent CONNACK 0: packets after CONNECT may flow. */
@@ -87,57 +90,85 @@ export class ConnectionGuard {
   private onData(chunk: Buffer): void {
     if (this.dead) return;
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.holding !== null) {
-      // aedes reads at most once more while we wait for CONNACK (it resumes itself); past
-      // one packet of backlog the client is not waiting for its CONNACK as MQTT requires
-      if (this.buf.length > this.shared.options.packetBytesMax + 65_536) {
-        this.kill({ rule: 'MQTT-3.1.4', message: `${this.buf.length} bytes sent before CONNACK` });
-      }
-      return;
-    }
     this.pump();
   }
 
+  /**
+   * Walks `this.buf` frame by frame. Not re-entrant: handing packets to aedes can make it
+   * read the socket again (when they complete synchronously), and that data is appended to
+   * `this.buf` and walked by the same loop.
+   */
   private pump(): void {
-    const buf = this.buf;
-    if (buf === null || this.dead) return;
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.buf !== null && this.holding === null && !this.dead) {
+        const buf = this.buf;
+        this.buf = null;
+        const consumed = this.pass(buf);
+        if (this.dead) return;
+        const arrived = this.buf !== null;
+        if (consumed < buf.length) {
+          const rest = buf.subarray(consumed);
+          const tail = this.buf as Buffer | null;
+          this.buf = tail === null ? (consumed === 0 ? buf : Buffer.from(rest)) : Buffer.concat([rest, tail]);
+        }
+        if (!arrived && this.holding === null) break; // an incomplete packet: wait for bytes
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** One walk over `buf`; returns how many bytes were handed over (or judged). */
+  private pass(buf: Buffer): number {
     const o = this.shared.options;
     let pos = 0;
-    let runStart = 0;
     let runBytes = 0;
     let runInflight = 0;
     for (;;) {
       const h = readFixedHeader(buf, pos, o.packetBytesMax);
       if (h === undefined) break;
-      if (!Array.isArray(h)) return this.killAfter(buf, runStart, pos, h);
+      if (!Array.isArray(h)) {
+        this.killAfter(buf, pos, h);
+        return buf.length;
+      }
       const [type, flags, len, headerBytes] = h;
       const s = pos + headerBytes;
       const e = s + len;
       if (e > buf.length) break;
       if (!this.connectSeen) {
-        if (type !== CONNECT) return this.killAfter(buf, runStart, pos, { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' });
-        if (flags !== 0) return this.killAfter(buf, runStart, pos, { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' });
-        const c = checkConnect(buf, s, e, o);
-        if ('rule' in c) return this.killAfter(buf, runStart, pos, c);
-        if ('returnCode' in c) return this.refuse(c);
+        let v: Violation | undefined;
+        if (type !== CONNECT) v = { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' };
+        else if (flags !== 0) v = { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' };
+        const c = v ?? checkConnect(buf, s, e, o);
+        if ('rule' in c) {
+          this.killAfter(buf, pos, c);
+          return buf.length;
+        }
+        if ('returnCode' in c) {
+          this.refuse(c);
+          return buf.length;
+        }
         this.connectSeen = true;
         this.clientIdBytes = Buffer.from(c.clientId);
-        pos = e;
-        this.buf = pos < buf.length ? Buffer.from(buf.subarray(pos)) : null;
-        this.deliver(buf.subarray(runStart, pos));
+        this.deliver(buf.subarray(0, e));
+        // packets after CONNECT wait for aedes' answer (it queues them otherwise, up to 42)
         if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');
-        else this.pump();
-        return;
+        return e;
       }
       const r = checkPacket(type, flags, buf, s, e);
       if (r !== undefined) {
-        if ('rule' in r) return this.killAfter(buf, runStart, pos, r);
+        if ('rule' in r) {
+          this.killAfter(buf, pos, r);
+          return buf.length;
+        }
         const wait = this.mustWait(r.qos, runBytes, runInflight);
         if (wait !== null) {
-          this.buf = Buffer.from(buf.subarray(pos));
-          if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
-          if (!this.dead) this.hold(wait[0], wait[1]);
-          return;
+          // hold first: handing over the packets before this one must not make aedes read
+          this.hold(wait[0], wait[1]);
+          if (pos > 0) this.deliver(buf.subarray(0, pos));
+          return pos;
         }
         if (o.publishRatePerSecond > 0) this.tokens -= 1;
         runBytes += len;
@@ -145,8 +176,8 @@ export class ConnectionGuard {
       }
       pos = e;
     }
-    this.buf = pos < buf.length ? (pos === 0 ? buf : Buffer.from(buf.subarray(pos))) : null;
-    if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
+    if (pos > 0) this.deliver(buf.subarray(0, pos));
+    return pos;
   }
 
   private mustWait(qos: number, runBytes: number, runInflight: number): [HoldReason, number] | null {
@@ -168,10 +199,6 @@ export class ConnectionGuard {
   private hold(reason: HoldReason, delayMs = 0): void {
     this.holding = reason;
     this.shared.holds.inc({ reason });
-    if (reason !== 'connack' && !this.extraCount) {
-      this.client._parsingBatch++;
-      this.extraCount = true;
-    }
     if (reason === 'rate') setTimeout(() => this.release(), delayMs);
     else if (reason === 'outgoing') this.conn.once('drain', () => this.release());
     else if (reason === 'total') this.shared.totalWaiters.add(this);
@@ -186,10 +213,9 @@ export class ConnectionGuard {
     if (this.holding === 'total') this.shared.totalWaiters.delete(this);
     this.holding = null;
     this.pump();
-    if (this.holding === null && this.extraCount && !this.dead) {
-      this.extraCount = false;
-      this.client._nextBatch();
-    }
+    // aedes reads again when its packets in flight complete; with none in flight, nothing
+    // would make it read, so start it
+    if (this.holding === null && !this.dead && this.client._parsingBatch <= 0) this.client._nextBatch();
   }
 
   private deliver(bytes: Buffer): void {
@@ -201,8 +227,8 @@ export class ConnectionGuard {
   }
 
   /** Delivers the valid packets before the offending one, then closes the connection. */
-  private killAfter(buf: Buffer, runStart: number, pos: number, v: Violation): void {
-    if (pos > runStart) this.deliver(buf.subarray(runStart, pos));
+  private killAfter(buf: Buffer, pos: number, v: Violation): void {
+    if (pos > 0) this.deliver(buf.subarray(0, pos));
     this.kill(v);
   }
 

@@ -48,6 +48,8 @@ export interface MqttGateway {
   persistence: LogPersistence;
   batcher: AppendBatcher;
   tails: TailManager;
+  /** The guard of a connected client (tests, diagnostics). */
+  guardOf(clientId: string): ConnectionGuard | undefined;
   /** Closes every listener, then aedes, the readers, and flushes pending appends. */
   close(): Promise<void>;
 }
@@ -153,11 +155,24 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       // a retransmitted QoS 2 publish (same packet id, before PUBREL) is already stored
       persistence.incomingGetPacket(client, packet).then(
         () => done(null),
-        () => append(client, packet, target, clientId, done),
+        () => appendAndRetain(client, packet, target, clientId, done),
       );
       return;
     }
-    append(client, packet, target, clientId, done);
+    appendAndRetain(client, packet, target, clientId, done);
+  }
+
+  /** A retained publish is also stored as retained before its acknowledgement. */
+  function appendAndRetain(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {
+    if (!packet.retain || packet.qos === 0) return append(client, packet, target, clientId, done);
+    let left = 2;
+    let failed: Error | null = null;
+    const both = (err?: Error | null) => {
+      failed ??= err ?? null;
+      if (--left === 0) done(failed);
+    };
+    persistence.storeRetainedBeforeAck(packet).then(() => both(null), both);
+    append(client, packet, target, clientId, both);
   }
 
   function append(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {
@@ -338,7 +353,11 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     return closing;
   }
 
-  return { listeners, aedes, persistence, batcher, tails, close: closeAll };
+  const guardOf = (clientId: string) => {
+    const client = (aedes as unknown as { clients: Record<string, object> }).clients[clientId];
+    return client ? guards.get(client) : undefined;
+  };
+  return { listeners, aedes, persistence, batcher, tails, guardOf, close: closeAll };
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {

@@ -275,7 +275,24 @@ export class LogPersistence {
 
   // --- retained -------------------------------------------------------------------------------
 
-  storeRetained(packet: AedesPacket): Promise<void> {
+  /** Payloads already stored by `storeRetainedBeforeAck` (aedes' own later call is skipped). */
+  private readonly storedEarly = new WeakSet<object>();
+
+  /**
+   * Stores a retained publish before its PUBACK (aedes stores retained messages only after
+   * acknowledging). aedes' own call for the same packet carries the same payload buffer and
+   * is then skipped.
+   */
+  storeRetainedBeforeAck(packet: AedesPacket): Promise<void> {
+    if (typeof packet.payload !== 'string') this.storedEarly.add(packet.payload);
+    return this.storeRetained(packet, true);
+  }
+
+  storeRetained(packet: AedesPacket, early = false): Promise<void> {
+    if (!early && typeof packet.payload !== 'string' && this.storedEarly.has(packet.payload)) {
+      this.storedEarly.delete(packet.payload);
+      return Promise.resolve();
+    }
     // serialised per topic: aedes stores a retained message after the PUBACK, so the next
     // publish to the same topic can arrive while the previous store is still being appended
     return this.serial(`r\u0000${packet.topic}`, async () => {
