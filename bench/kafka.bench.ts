@@ -115,6 +115,8 @@ interface Row {
   cpuPct: number[];
   /** MiB moved per second of broker CPU: the broker's efficiency, independent of machine load. */
   mibPerCpuS: number[];
+  /** The broker's peak RSS (VmHWM) after this row's runs: shows which phase raised it. */
+  hwmMiB: number;
 }
 
 export async function run(): Promise<Table[]> {
@@ -133,7 +135,7 @@ export async function run(): Promise<Table[]> {
     const consumeRows = new Map<string, Row>();
     const row = (m: Map<string, Row>, client: string, sizeB: number, acks: string, records: number) => {
       const k = `${client}|${sizeB}|${acks}`;
-      if (!m.has(k)) m.set(k, { client, sizeB, acks, records, recPerS: [], mbPerS: [], cpuPct: [], mibPerCpuS: [] });
+      if (!m.has(k)) m.set(k, { client, sizeB, acks, records, recPerS: [], mbPerS: [], cpuPct: [], mibPerCpuS: [], hwmMiB: 0 });
       return m.get(k)!;
     };
     const measure = async (r: Row, fn: () => Promise<number>) => {
@@ -143,6 +145,7 @@ export async function run(): Promise<Table[]> {
       r.recPerS.push(r.records / (ms / 1000));
       r.mbPerS.push((r.records * r.sizeB) / MiB / (ms / 1000));
       r.cpuPct.push(((after.cpuS - before.cpuS) / (ms / 1000)) * 100);
+      r.hwmMiB = Math.max(r.hwmMiB, after.hwmMiB);
       r.mibPerCpuS.push((r.records * r.sizeB) / MiB / Math.max(0.01, after.cpuS - before.cpuS));
     };
 
@@ -265,24 +268,24 @@ export async function run(): Promise<Table[]> {
     }
 
     const fmt = (rows: Map<string, Row>, withAcks: boolean) =>
-      [...rows.values()].map((r) => [r.client, r.sizeB, ...(withAcks ? [r.acks] : []), r.records, median(r.recPerS), median(r.mbPerS), median(r.cpuPct), median(r.mibPerCpuS)]);
+      [...rows.values()].map((r) => [r.client, r.sizeB, ...(withAcks ? [r.acks] : []), r.records, median(r.recPerS), median(r.mbPerS), median(r.cpuPct), median(r.mibPerCpuS), r.hwmMiB]);
     const kcat1k = produceRows.get('kcat -P|1024|1');
     notes.push(
-      `Broker process: RSS now ${final.rssMiB.toFixed(0)} MiB, peak (VmHWM) ${final.hwmMiB.toFixed(0)} MiB (target < 150 MB); CPU % is broker CPU time / wall time (200% = both cores).`,
-      `Target kcat acks=1 1 KiB ≥ 100 MB/s: measured ${kcat1k ? median(kcat1k.mbPerS).toFixed(1) : 'n/a'} MB/s. Median of ${REPS} interleaved repetitions; the machine is shared, so compare rows of one run.`,
+      `Broker process: RSS now ${final.rssMiB.toFixed(0)} MiB, peak (VmHWM) ${final.hwmMiB.toFixed(0)} MiB = ${((final.hwmMiB * MiB) / 1e6).toFixed(0)} MB (target < 150 MB); CPU % is broker CPU time / wall time (200% = both cores).`,
+      `Target kcat acks=1 1 KiB ≥ 100 MB/s: measured ${kcat1k ? `${median(kcat1k.mbPerS).toFixed(1)} MiB/s = ${((median(kcat1k.mbPerS) * MiB) / 1e6).toFixed(1)} MB/s` : 'n/a'}. Median of ${REPS} interleaved repetitions; the machine is shared, so compare rows of one run.`,
       `Load: 1-minute load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores during this run. When the machine is shared, wall-clock MiB/s mostly measures CPU starvation; "MiB per broker CPU-s" (bytes moved per second of broker CPU) is the broker's own cost and does not depend on load.`,
       'Durability: the default topic flush policy is fsync before acknowledging (group commit), for acks=1 and acks=-1 alike.',
     );
     return [
       {
         title: 'Kafka produce throughput (real broker process, loopback)',
-        columns: ['client', 'record B', 'acks', 'records', 'records/s', 'MiB/s', 'broker CPU %', 'MiB per broker CPU-s'],
+        columns: ['client', 'record B', 'acks', 'records', 'records/s', 'MiB/s', 'broker CPU %', 'MiB per broker CPU-s', 'broker peak RSS MiB'],
         rows: fmt(produceRows, true),
         notes,
       },
       {
         title: 'Kafka consume throughput (from the beginning)',
-        columns: ['client', 'record B', 'records', 'records/s', 'MiB/s', 'broker CPU %', 'MiB per broker CPU-s'],
+        columns: ['client', 'record B', 'records', 'records/s', 'MiB/s', 'broker CPU %', 'MiB per broker CPU-s', 'broker peak RSS MiB'],
         rows: fmt(consumeRows, false),
       },
       {

@@ -108,6 +108,7 @@ class Connection {
   private writeBlocked = false;
   private readPaused = false;
   private closed = false;
+  private unsupportedLogged = 0;
   private readonly abort = new AbortController();
   private readonly log: Logger;
   private readonly remote: string;
@@ -254,7 +255,9 @@ class Connection {
 
     if (!handler || header.apiVersion < handler.minVersion || header.apiVersion > handler.maxVersion) {
       m.unsupported.inc({ api: String(header.apiKey) });
-      this.log.info({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, handler ? `unsupported ${handler.name} version` : 'unknown API key');
+      // Logged once per connection at info (a client probing versions, or a flood), then at debug.
+      const level = this.unsupportedLogged++ === 0 ? 'info' : 'debug';
+      this.log[level]({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, handler ? `unsupported ${handler.name} version` : 'unknown API key');
       this.complete(slot, this.unsupportedResponse(header));
       return;
     }
@@ -264,10 +267,8 @@ class Connection {
       if (flexible) readHeaderTaggedFields(r);
       body = decode(handler.request, r, header.apiVersion, flexible);
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${err.message}`, { clientId: header.clientId, correlationId: header.correlationId });
-      }
-      throw err;
+      if (!(err instanceof ProtocolError)) this.log.error({ err, api: handler.name }, 'request decoding failed unexpectedly');
+      return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${(err as Error).message}`, { clientId: header.clientId, correlationId: header.correlationId });
     }
     const ctx: RequestContext = {
       apiKey: header.apiKey,
@@ -303,9 +304,17 @@ class Connection {
         if (this.closed) return;
         if (res === NO_RESPONSE) return this.complete(slot, null);
         const headerVersion = header.apiKey === API_VERSIONS_KEY || !flexible ? 0 : 1;
-        const w = startResponse(header.correlationId, headerVersion);
-        encode(handler.response, res, header.apiVersion, flexible, w);
-        this.complete(slot, finishFrame(w));
+        let chunks: Uint8Array[];
+        try {
+          const w = startResponse(header.correlationId, headerVersion);
+          encode(handler.response, res, header.apiVersion, flexible, w);
+          chunks = finishFrame(w);
+        } catch (err) {
+          // A response we cannot encode is our bug: say so, and drop only this connection.
+          this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'response encoding failed');
+          return this.fail(`${handler.name} v${header.apiVersion} response could not be encoded`);
+        }
+        this.complete(slot, chunks);
       },
       (err: unknown) => {
         this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'request handler failed');
