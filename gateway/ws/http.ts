@@ -179,6 +179,16 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     return a;
   }
 
+  /** Like access(), and the token must be an admin token (metrics, stats, groups). */
+  function adminAccess(res: Res, req: Req, reply: Reply): Access | undefined {
+    const a = access(res, req, reply);
+    if (a && !a.admin) {
+      reply.error(new BrokerError('CLUSTER_AUTHORIZATION_FAILED', 'this token is not an admin token (metrics, stats and groups need admin: true)'));
+      return undefined;
+    }
+    return a;
+  }
+
   function route(method: 'get' | 'post', pattern: string, name: string, handler: (res: Res, req: Req, reply: Reply) => void | Promise<void>): void {
     app[method](pattern, (res, req) => {
       const reply = new Reply(res);
@@ -205,12 +215,12 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   });
 
   route('get', '/metrics', 'metrics', (res, req, reply) => {
-    if (!access(res, req, reply)) return;
+    if (!adminAccess(res, req, reply)) return;
     reply.send(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
   });
 
   route('get', '/stats', 'stats', (res, req, reply) => {
-    if (!access(res, req, reply)) return;
+    if (!adminAccess(res, req, reply)) return;
     const connections: Record<string, number> = {};
     // Every door exports tributary_<door>_connections (a gauge, maybe with labels): summed per door.
     for (const line of metrics.render().split('\n')) {
@@ -393,13 +403,13 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   }
 
   route('get', '/groups', 'groups', (res, req, reply) => {
-    if (!access(res, req, reply)) return;
+    if (!adminAccess(res, req, reply)) return;
     if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
     reply.json(200, { groups: deps.groupSessions.listWithLag() });
   });
 
   route('get', '/groups/:id', 'group', (res, req, reply) => {
-    if (!access(res, req, reply)) return;
+    if (!adminAccess(res, req, reply)) return;
     const id = param(req, 0);
     if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
     reply.json(200, deps.groupSessions.describeWithLag(id));

@@ -9,7 +9,7 @@ export interface WsAccessToken {
   read: string[];
   /** Topics this token may produce to. */
   write: string[];
-  /** May see /metrics, /stats, /groups and /topics listings (default true). */
+  /** May see /metrics, /stats and /groups (default true); false = 403 CLUSTER_AUTHORIZATION_FAILED there. */
   admin?: boolean;
 }
 

@@ -166,7 +166,7 @@ t.test('http: the console is served at / with its scripts', async (t) => {
 });
 
 t.test('http auth: 401 without a token, per-topic 403, healthz stays open', async (t) => {
-  const g = await openGateway(t, { tokens: [{ token: 'device-token-1', read: ['telemetry'], write: ['telemetry'] }] });
+  const g = await openGateway(t, { tokens: [{ token: 'device-token-1', read: ['telemetry'], write: ['telemetry'], admin: false }, { token: 'admin-token-1', read: ['*'], write: [] }] });
   await g.broker.createTopic('telemetry', 1);
   await g.broker.createTopic('private', 1);
   const anon = await post(`${g.http}/topics/telemetry/records`, '[{"value":"a"}]');
@@ -182,4 +182,7 @@ t.test('http auth: 401 without a token, per-topic 403, healthz stays open', asyn
   const topics = await get(`${g.http}/topics?access_token=device-token-1`);
   t.same(topics.body.topics.map((x: { name: string }) => x.name), ['telemetry'], 'listing shows only readable topics');
   t.equal((await get(`${g.http}/healthz`)).status, 200);
+  const notAdmin = await get(`${g.http}/metrics`, auth);
+  t.same([notAdmin.status, notAdmin.body.error.code], [403, 'CLUSTER_AUTHORIZATION_FAILED'], 'a device token cannot scrape metrics');
+  t.equal((await get(`${g.http}/stats`, { authorization: 'Bearer admin-token-1' })).status, 200);
 });
