@@ -1627,6 +1627,10 @@ export class PartitionLog implements PartitionLogApi {
     this.closing = true;
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.closed = true;
+    const gone = new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} was closed without flushing`);
+    for (const w of this.queue.splice(0)) w.reject(gone);
+    for (const w of this.durableWaiters.splice(0)) w.reject(gone);
+    for (const w of this.visibleWaiters.splice(0)) w.reject(gone);
     await this.closeAllFds();
   }
 

@@ -137,3 +137,16 @@ t.test('updateOptions from flush=always to never releases appends waiting for an
   await o.log.append(makeBatch(1), durable);
   t.equal(o.log.logEndOffset, 7, 'never: visible once written');
 });
+
+t.test('a failing disk write fails the log: pending and later appends get KAFKA_STORAGE_ERROR, reads still work', async (t) => {
+  const { closeSync } = await import('node:fs');
+  const o = await openLog(t);
+  await o.log.append(makeBatch(2), durable);
+  // Pull the active segment's descriptor out from under the log (what an I/O error looks like to it).
+  const active = (o.log as unknown as { active: { fd: number } }).active;
+  closeSync(active.fd);
+  await t.rejects(o.log.append(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' });
+  await t.rejects(o.log.append(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' }, 'the log stays failed');
+  t.equal(o.log.logEndOffset, 2, 'nothing past the last good write is visible');
+  active.fd = -1; // the test closed it; keep teardown from closing a reused descriptor number
+});
