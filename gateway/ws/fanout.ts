@@ -342,7 +342,13 @@ export class Fanout {
   startCatchUp(c: PartCursor): void {
     if (c.sub.closed || !c.sub.peer.alive) return;
     c.state = 'catchup';
-    void this.catchUp(c);
+    this.catchUp(c).catch((err) => {
+      // Anything unexpected (a topic deleted between two calls, ...) ends this cursor only.
+      const e = asBrokerError(err);
+      if (e.code === 'UNKNOWN_SERVER_ERROR') this.logger.warn({ err, topic: c.sub.topic, partition: c.partition }, 'ws catch-up failed');
+      this.notify(c, e);
+      c.state = 'stopped';
+    });
   }
 
   private async catchUp(c: PartCursor): Promise<void> {

@@ -156,3 +156,17 @@ t.test('ws: heartbeat frames report position and lag', async (t) => {
   const hb = await c.waitFor((f) => f.type === 'heartbeat' && f.subscriptions[0]?.offset === 1);
   t.match(hb.subscriptions[0], { topic: 'hb', partition: 0, offset: 1, highWatermark: 1, lag: 0, state: 'live' });
 });
+
+t.test('ws: deleting a topic under a live subscription answers UNKNOWN_TOPIC_OR_PARTITION with the subscribe id; the socket keeps serving', async (t) => {
+  const g = await openGateway(t);
+  await g.broker.createTopic('gone', 1);
+  const c = await Client.open(t, g.wsUrl);
+  const sub = await c.request({ type: 'subscribe', id: 'sub-gone', topic: 'gone' });
+  t.equal(sub.type, 'subscribed');
+  await g.broker.deleteTopic('gone');
+  const err = await c.waitFor((f) => f.type === 'error' && f.id === 'sub-gone');
+  t.match(err, { code: 'UNKNOWN_TOPIC_OR_PARTITION', topic: 'gone', partition: 0 });
+  t.equal((await c.request({ type: 'ping' })).type, 'pong');
+  await g.broker.createTopic('other', 1);
+  t.equal((await c.request({ type: 'subscribe', topic: 'other' })).type, 'subscribed');
+});
