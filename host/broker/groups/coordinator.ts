@@ -162,7 +162,9 @@ export class GroupCoordinator {
   ) {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger.bindings().component ? deps.logger : deps.logger.child({ component: 'groups' });
-    const maxMessageBytes = options.groupMaxSize * (options.memberMetadataMaxBytes + options.memberAssignmentMaxBytes + 2048) + 64 * 1024;
+    // Room for the largest group record the limits allow, within the broker's default ceiling
+    // on max.message.bytes (8 MiB); past that a group record fails with MESSAGE_TOO_LARGE.
+    const maxMessageBytes = Math.min(options.groupMaxSize * (options.memberMetadataMaxBytes + options.memberAssignmentMaxBytes + 2048) + 64 * 1024, 8 * 1024 * 1024);
     this.store = new OffsetsStore(broker, {
       partitions: options.offsetsTopicPartitions,
       segmentBytes: options.offsetsTopicSegmentBytes,
@@ -204,7 +206,10 @@ export class GroupCoordinator {
     const c = new GroupCoordinator(broker, resolveGroupOptions(options), deps);
     if (!c.options.loadInBackground) {
       await c.loaded;
-      if (c.loadError) throw c.loadError;
+      if (c.loadError) {
+        await c.close();
+        throw c.loadError;
+      }
     }
     return c;
   }
