@@ -40,6 +40,7 @@ import {
   setBaseOffset,
   setPartitionLeaderEpoch,
   verifyBatches,
+  decodeBatch,
   type BatchHeader,
 } from '../core/index.js';
 import { crc32cRange } from '../core/crc32c.js';
@@ -978,15 +979,15 @@ export class PartitionLog implements PartitionLogApi {
       const start = await this.locate(seg, fd, fromOffset, limit);
       if (!start) return null;
       let found: { position: number; header: BatchHeader } | null = null;
-      const r = await scanBatches(fd, start.position, limit, { checkCrc: false, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK }, (h, position) => {
-        if (!found && h.maxTimestamp >= timestampMs) found = { position, header: h };
+      await scanBatches(fd, start.position, limit, { checkCrc: false, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK, chunkBytes: 64 * 1024 }, (h, position) => {
+        if (h.maxTimestamp < timestampMs) return false;
+        found = { position, header: h };
+        return true;
       });
-      void r;
       if (!found) return null;
       const { position, header } = found as { position: number; header: BatchHeader };
       const bytes = Buffer.allocUnsafe(header.totalBytes);
       await preadFull(fd, bytes, 0, header.totalBytes, position);
-      const { decodeBatch } = await import('../core/index.js');
       const batch = decodeBatch(bytes, 0, { maxDecompressedBytes: this.options.maxDecompressedBytes });
       for (const rec of batch.records) {
         if (rec.timestampMs >= timestampMs && rec.offset >= this._logStartOffset) return { offset: rec.offset, timestampMs: rec.timestampMs };

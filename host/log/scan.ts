@@ -34,7 +34,8 @@ const CARRY_BYTES = 1 << 20;
 
 /**
  * Calls `onBatch(header, position, buffer, offsetInBuffer)` for every valid batch in
- * [start, end) (the buffer is reused: copy what you keep). Stops at the first defect: a header
+ * [start, end) (the buffer is reused: copy what you keep); `onBatch` returning true stops the
+ * walk after that batch. Stops at the first defect: a header
  * or batch cut short by `end`, an impossible length, a wrong magic or (with checkCrc) a CRC
  * mismatch.
  */
@@ -43,7 +44,7 @@ export async function scanBatches(
   start: number,
   end: number,
   options: ScanOptions,
-  onBatch: (h: BatchHeader, position: number, chunk: Uint8Array, offsetInChunk: number) => void,
+  onBatch: (h: BatchHeader, position: number, chunk: Uint8Array, offsetInChunk: number) => void | boolean,
 ): Promise<ScanResult> {
   const chunkBytes = Math.max(Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, Math.max(end - start, 64)), 64);
   const carry = Math.min(CARRY_BYTES, chunkBytes);
@@ -81,9 +82,13 @@ export async function scanBatches(
     for (;;) {
       const probe = probeBatch(view, data, at, options.maxBatchBytes, options.checkCrc);
       if (probe.defect === undefined) {
-        onBatch(probe.header!, pos + (at - dataStart), data, at);
+        const stop = onBatch(probe.header!, pos + (at - dataStart), data, at);
         batches++;
         at += probe.header!.totalBytes;
+        if (stop === true) {
+          if (pending) await pending;
+          return finish({ validEnd: pos + (at - dataStart), batches });
+        }
         continue;
       }
       const position = pos + (at - dataStart);

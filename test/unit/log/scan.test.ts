@@ -62,6 +62,19 @@ t.test('defects are reported at their exact position for every chunk size', asyn
 t.test('a walk can start mid-file at a batch boundary', async (t) => {
   const fd = await fileOf(t, all);
   const seen: number[] = [];
-  await scanBatches(fd, positions[4], all.byteLength, { checkCrc: false, maxBatchBytes: 1 << 20, chunkBytes: 128 }, (_h, pos) => seen.push(pos));
+  await scanBatches(fd, positions[4], all.byteLength, { checkCrc: false, maxBatchBytes: 1 << 20, chunkBytes: 128 }, (_h, pos) => {
+    seen.push(pos);
+  });
   t.same(seen, positions.slice(4));
+});
+
+t.test('onBatch returning true stops the walk after that batch', async (t) => {
+  const fd = await fileOf(t, all);
+  const seen: number[] = [];
+  const r = await scanBatches(fd, 0, all.byteLength, { checkCrc: true, maxBatchBytes: 1 << 20, chunkBytes: 100 }, (_h, pos) => {
+    seen.push(pos);
+    return seen.length === 3;
+  });
+  t.same(seen, positions.slice(0, 3));
+  t.equal(r.validEnd, positions[3]);
 });
