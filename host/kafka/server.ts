@@ -68,10 +68,10 @@ export const defaultKafkaServerOptions: KafkaServerOptions = {
   maxRequestBytes: 8 * 1024 * 1024, // 8 MiB: an edge box with 1 GB RAM cannot take Kafka's 100 MiB socket.request.max.bytes
   maxConnections: 1024, // a gateway serves tens of clients; 1024 bounds file descriptors and memory
   maxInFlightRequestsPerConnection: 64, // enough to pipeline (librdkafka sends many), small enough to bound memory
-  maxInFlightBytesPerConnection: 16 * 1024 * 1024, // two max-size requests, or sixteen of librdkafka's 1 MiB batches, per connection
+  maxInFlightBytesPerConnection: 8 * 1024 * 1024, // one max-size request, or eight of librdkafka's 1 MiB batches: keeps a fast producer's memory on a Pi small
   idleTimeoutMs: 10 * 60_000, // Kafka's connections.max.idle.ms (10 minutes)
   maxFetchWaitMs: 30_000, // caps a client's max_wait_ms so a dead client's long poll cannot pin memory for long
-  maxFetchResponseBytes: 16 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB)
+  maxFetchResponseBytes: 8 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB): one response buffer ≤ 8 MiB
   autoCreateTopicsOnMetadata: true, // Kafka's behaviour when allow_auto_topic_creation is set (broker config still decides)
   defaultPartitions: 1, // CreateTopics with num_partitions -1 (KIP-464); main.ts passes the broker's defaultPartitions
   dataDir: null, // where producer ids persist; null = the broker's own data dir (Broker.options.dataDir), else ./data
