@@ -10,17 +10,17 @@
 // time index is monotonic even when producers' clocks are not; Kafka's rule).
 //
 // Crash policy: rebuilt after a crash, never checksummed. The active segment's files are
-// preallocated (sparse) to `segment.index.bytes` and written as entries are added but never
-// fsynced until the segment rolls or the log closes, when they are truncated to their used
-// size and fsynced. After an unclean shutdown the indexes of every segment recovery scans are
+// preallocated (sparse) to `segment.index.bytes`; the active segment's entries are kept in
+// memory and written when the segment rolls or the log closes, when the files are truncated to
+// their used size and fsynced. After an unclean shutdown the indexes of every segment recovery scans are
 // rebuilt from the log; an older segment's index is checked when first loaded (size a
-// multiple of the entry size, keys strictly increasing, positions inside the log) and rebuilt
-// from the log if it fails or is missing.
+// multiple of the entry size, keys strictly increasing, positions inside the log, the last
+// offset entry pointing at its batch) and rebuilt from the log if it fails or is missing.
 //
 // Memory: the active segment keeps its entries in memory (bounded by segment.index.bytes);
 // a closed segment's entries are loaded on first lookup and dropped by the log's index cache
 // (an LRU bounded in bytes), so a log with thousands of segments holds only a few indexes.
-import { closeFd, ftruncate, fsyncFd, openFd, preadFull, pwritevAll, fstatSize, unlinkIfExists } from './io.js';
+import { closeFd, ftruncate, fsyncFd, openFd, preadFull, pwritevAll, fstatSize } from './io.js';
 
 export const OFFSET_ENTRY_BYTES = 8;
 export const TIME_ENTRY_BYTES = 12;
@@ -147,18 +147,6 @@ abstract class SparseIndex {
     }
   }
 
-  /** Keeps only the first `count` entries (log truncation). */
-  async truncateEntries(count: number): Promise<void> {
-    if (count >= this.count) return;
-    this.count = count;
-    if (this.persisted > count) this.persisted = count;
-    if (this.fd !== null) {
-      // Zero the tail so a later clean open never reads stale entries past the used size.
-      await ftruncate(this.fd, count * this.entryBytes);
-      await ftruncate(this.fd, this.maxBytes);
-    }
-  }
-
   /** Closes without sealing (crash-like close or destroy). */
   async closeQuietly(): Promise<void> {
     if (this.fd !== null) {
@@ -168,10 +156,6 @@ abstract class SparseIndex {
     }
   }
 
-  async remove(): Promise<void> {
-    await this.closeQuietly();
-    await unlinkIfExists(this.path);
-  }
 
   /** Index of the last entry whose key is <= key (or < key when `strict`); -1 if none. */
   protected floorEntry(key: number, keyAt: (i: number) => number, strict: boolean): number {
@@ -215,10 +199,6 @@ export class OffsetIndex extends SparseIndex {
     const i = this.floorEntry(relativeOffset, (j) => this.relativeOffsetAt(j), false);
     return i < 0 ? { relativeOffset: 0, position: 0 } : { relativeOffset: this.relativeOffsetAt(i), position: this.positionAt(i) };
   }
-  /** First entry index whose relative offset is >= relativeOffset (truncation). */
-  countBelow(relativeOffset: number): number {
-    return this.floorEntry(relativeOffset, (j) => this.relativeOffsetAt(j), true) + 1;
-  }
   /** Validates entries against a log of `logBytes`: count of the valid prefix and whether all were valid. */
   static validate(entries: Buffer, logBytes: number): { count: number; ok: boolean } {
     const ok = entries.byteLength % OFFSET_ENTRY_BYTES === 0;
@@ -260,11 +240,6 @@ export class TimeIndex extends SparseIndex {
     if (!this.buf) return null;
     const i = this.floorEntry(timestampMs, (j) => this.timestampAt(j), true);
     return i < 0 ? null : { timestampMs: this.timestampAt(i), relativeOffset: this.relativeOffsetAt(i) };
-  }
-  countBelowOffset(relativeOffset: number): number {
-    let n = 0;
-    while (n < this.count && this.relativeOffsetAt(n) < relativeOffset) n++;
-    return n;
   }
   static validate(entries: Buffer, maxRelativeOffset: number): { count: number; ok: boolean } {
     const ok = entries.byteLength % TIME_ENTRY_BYTES === 0;
