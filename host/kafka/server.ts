@@ -97,6 +97,9 @@ interface Slot {
 
 let nextConnectionId = 1;
 
+/** Frames below this size are copied out of the socket chunk rather than viewed (see drainIncoming). */
+const SMALL_FRAME_BYTES = 16 * 1024;
+
 class Connection {
   readonly id = nextConnectionId++;
   private readonly pending: Slot[] = [];
@@ -130,6 +133,8 @@ class Connection {
       if (this.pending.length === 0) {
         this.log.info('closing idle connection');
         socket.destroy();
+      } else {
+        socket.setTimeout(server.options.idleTimeoutMs); // busy, not idle: look again later
       }
     });
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
@@ -210,8 +215,12 @@ class Connection {
       if (this.incomingBytes < 4 + size) break;
       let frame: Buffer;
       const first = this.incoming[0]!;
-      if (first.length >= 4 + size) frame = first.subarray(4, 4 + size);
-      else {
+      if (first.length >= 4 + size) {
+        // A view of the socket chunk (no copy), except for small frames: a view would keep the
+        // whole chunk (up to 64 KiB) alive while the request is in flight, past what
+        // maxInFlightBytesPerConnection accounts for.
+        frame = size >= SMALL_FRAME_BYTES ? first.subarray(4, 4 + size) : Buffer.from(first.subarray(4, 4 + size));
+      } else {
         frame = Buffer.allocUnsafe(size);
         this.copyOut(frame, 4, size);
       }
