@@ -1,9 +1,16 @@
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
 // Deterministic inputs and the timing loop shared by the codec benches (lz4, snappy, memory).
 //
 // Inputs: "sensor JSON" — newline-delimited readings as an IoT gateway batches them (device
 // ids from a small fleet, monotonically rising timestamps, slowly drifting float readings,
 // a few status strings) — and random bytes (incompressible). Both come from a seeded PRNG so
 // every run, and every codec in a run, sees the same bytes.
+
+// A handle on V8's gc() without --expose-gc on the command line (the runner is started plainly).
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as (() => void) | undefined;
 
 /** mulberry32: a tiny seeded PRNG (returns floats in [0, 1)). */
 export function prng(seed: number): () => number {
@@ -78,6 +85,9 @@ export function codecInputs(): BenchInput[] {
  * One slice is one sample; callers interleave slices of competing codecs and take medians.
  */
 export function timeSlice(fn: () => unknown, bytesPerCall: number, sliceMs: number): number {
+  // Start every slice from a collected heap, so a codec is not billed for the garbage the
+  // codec timed before it left behind (allocation-heavy peers would otherwise slow the next one).
+  collectGarbage?.();
   let calls = 0;
   const start = process.hrtime.bigint();
   const cpuStart = cpuClock ? process.cpuUsage() : null;

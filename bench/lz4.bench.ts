@@ -45,8 +45,8 @@ export async function lz4Codecs(): Promise<CodecUnderTest[]> {
 }
 
 export async function run(): Promise<Table[]> {
-  const reps = Number(process.env.BENCH_REPS ?? 7);
-  const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 40);
+  const reps = Number(process.env.BENCH_REPS ?? 15);
+  const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 20);
   const codecs = await lz4Codecs();
   for (const c of codecs) {
     // Outputs of compress must be Buffers for the peers that require them.

@@ -43,8 +43,8 @@ export async function snappyCodecs(): Promise<CodecUnderTest[]> {
 }
 
 export async function run(): Promise<Table[]> {
-  const reps = Number(process.env.BENCH_REPS ?? 7);
-  const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 40);
+  const reps = Number(process.env.BENCH_REPS ?? 15);
+  const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 20);
   const codecs = await snappyCodecs();
   for (const c of codecs) {
     const inner = c.compress;
