@@ -12,7 +12,9 @@
 // HTTP produce: POST batches of 100 records (100-byte values) with 4 requests in flight, and
 // single-record POSTs with 16 in flight, for a fixed time.
 //
-// Environment: TRIBUTARY_BENCH_REPS (default 3), TRIBUTARY_BENCH_WINDOW_MS (default 6000).
+// Environment: TRIBUTARY_BENCH_REPS (default 3), TRIBUTARY_BENCH_WINDOW_MS (default 6000),
+// TRIBUTARY_BENCH_WS_ONLY (e.g. "1000:json" to run a subset), TRIBUTARY_BENCH_WS_HTTP=0 to skip
+// the HTTP produce table.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -254,6 +256,10 @@ async function runFanout(http: string, subscribers: number, encoding: string): P
   const elapsedSec = (performance.now() - t0) / 1000;
   const after = await brokerStats(http);
   clearInterval(poll);
+  if (process.env.TRIBUTARY_BENCH_WS_DEBUG) {
+    const m = await (await fetch(`${http}/metrics`)).text();
+    process.stderr.write(m.split('\n').filter((l) => /^tributary_(log_fsync_ms|broker_append_latency_ms)_(sum|count)|eventloop/.test(l)).join('\n') + '\n');
+  }
   rssMax = Math.max(rssMax, after.rssBytes);
   const ackedAtEnd = producer.acked();
   const acks = [...producer.ackLatencies];
@@ -303,12 +309,15 @@ export async function run(): Promise<Table[]> {
   try {
     // Create the topic (auto-created by the first POST).
     await fetch(`${broker.http}/topics/${TOPIC}/records`, { method: 'POST', body: '[{"value":"init"}]', headers: { 'content-type': 'application/json' } });
-    const scenarios: Array<{ subscribers: number; encoding: string }> = [
+    const all: Array<{ subscribers: number; encoding: string }> = [
       { subscribers: 100, encoding: 'json' },
       { subscribers: 100, encoding: 'cbor' },
       { subscribers: 1000, encoding: 'json' },
       { subscribers: 1000, encoding: 'cbor' },
     ];
+    // TRIBUTARY_BENCH_WS_ONLY=1000:json,100:cbor runs a subset (development runs on a shared machine).
+    const only = process.env.TRIBUTARY_BENCH_WS_ONLY?.split(',');
+    const scenarios = only ? all.filter((s) => only.includes(`${s.subscribers}:${s.encoding}`)) : all;
     const results = new Map<string, FanoutResult[]>();
     for (let rep = 0; rep < REPS; rep++) {
       for (const s of scenarios) {
@@ -338,11 +347,11 @@ export async function run(): Promise<Table[]> {
 
     const batch = [];
     const single = [];
-    for (let rep = 0; rep < REPS; rep++) {
+    for (let rep = 0; rep < (process.env.TRIBUTARY_BENCH_WS_HTTP === '0' ? 0 : REPS); rep++) {
       batch.push(await runHttpProduce(broker.http, 100, 4, 3_000));
       single.push(await runHttpProduce(broker.http, 1, 16, 3_000));
     }
-    const hrow = (name: string, rs: Array<{ recordsPerSec: number; postsPerSec: number; p50: number; p99: number }>) => [
+    const hrow = (name: string, rs: Array<{ recordsPerSec: number; postsPerSec: number; p50: number; p99: number }>) => rs.length === 0 ? [name, NaN, NaN, NaN, NaN] : [
       name,
       median(rs.map((r) => r.recordsPerSec)),
       median(rs.map((r) => r.postsPerSec)),

@@ -13,6 +13,10 @@
 //            memory is held for it beyond uWS's buffer. The socket's drain event resumes it
 //            as a catch-up from its own cursor.
 //
+// Why not uWS publish/topics: publish silently skips a receiver past maxBackpressure, so a
+// slow subscriber would lose records without knowing which; our own loop pauses it at an exact
+// offset instead. The per-socket cost left is one native send of an already-encoded frame.
+//
 // Memory is bounded whatever the number of slow clients: a paused socket holds at most
 // sendBufferPauseBytes + one frame in uWS, catch-up reads in flight are at most
 // maxConcurrentCatchUps × readBytesMax, and a tail holds one read.
@@ -35,7 +39,7 @@ export interface Peer {
   /** False once the socket closed: nothing may be sent. */
   readonly alive: boolean;
   bufferedBytes(): number;
-  /** Sends one frame (corked); the result says whether backpressure built up. */
+  /** Sends one frame; the result says whether backpressure built up. */
   send(frame: string | Uint8Array): SendStatus;
 }
 
