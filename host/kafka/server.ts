@@ -53,7 +53,7 @@ export interface KafkaServerOptions {
   maxFetchWaitMs: number;
   maxFetchResponseBytes: number;
   autoCreateTopicsOnMetadata: boolean;
-  defaultPartitions: number;
+  defaultPartitions: number | null;
   dataDir: string | null;
   producerIdBlockSize: number;
 }
@@ -73,7 +73,7 @@ export const defaultKafkaServerOptions: KafkaServerOptions = {
   maxFetchWaitMs: 30_000, // caps a client's max_wait_ms so a dead client's long poll cannot pin memory for long
   maxFetchResponseBytes: 8 * 1024 * 1024, // caps a fetch's max_bytes (kafkajs asks 10 MiB, librdkafka 50 MiB): one response buffer ≤ 8 MiB
   autoCreateTopicsOnMetadata: true, // Kafka's behaviour when allow_auto_topic_creation is set (broker config still decides)
-  defaultPartitions: 1, // CreateTopics with num_partitions -1 (KIP-464); main.ts passes the broker's defaultPartitions
+  defaultPartitions: null, // CreateTopics with num_partitions -1 (KIP-464); null = the broker's defaultPartitions, else 1
   dataDir: null, // where producer ids persist; null = the broker's own data dir (Broker.options.dataDir), else ./data
   producerIdBlockSize: 1000, // ids reserved per durable write: one fsync per 1000 InitProducerId calls
 };
@@ -426,7 +426,7 @@ class KafkaServer {
 }
 
 function validate(o: KafkaServerOptions): void {
-  const positive = ['maxRequestBytes', 'maxConnections', 'maxInFlightRequestsPerConnection', 'maxInFlightBytesPerConnection', 'idleTimeoutMs', 'maxFetchWaitMs', 'maxFetchResponseBytes', 'producerIdBlockSize', 'defaultPartitions'] as const;
+  const positive = ['maxRequestBytes', 'maxConnections', 'maxInFlightRequestsPerConnection', 'maxInFlightBytesPerConnection', 'idleTimeoutMs', 'maxFetchWaitMs', 'maxFetchResponseBytes', 'producerIdBlockSize'] as const;
   for (const k of positive) {
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`kafka option ${k} must be a positive integer, got ${o[k]}`);
   }
@@ -444,12 +444,22 @@ function validate(o: KafkaServerOptions): void {
     throw new Error(`kafka option advertisedHost must be null or a host name/address, got ${JSON.stringify(o.advertisedHost)}`);
   }
   if (o.dataDir !== null && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new Error('kafka option dataDir must be null or a path');
+  if (o.defaultPartitions !== null) {
+    const n = Number(o.defaultPartitions);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`kafka option defaultPartitions must be null or a positive integer, got ${o.defaultPartitions}`);
+    o.defaultPartitions = n;
+  }
 }
 
 /** Starts the Kafka listener; resolves once bound. */
 export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<KafkaServerOptions> = {}): Promise<Listener> {
   const opts: KafkaServerOptions = { ...defaultKafkaServerOptions, ...options };
   validate(opts);
+  // Unset, the broker's own default partition count applies (one setting, not two).
+  if (opts.defaultPartitions === null) {
+    const fromBroker = (deps.broker as { options?: { defaultPartitions?: unknown } }).options?.defaultPartitions;
+    opts.defaultPartitions = Number.isInteger(fromBroker) && (fromBroker as number) > 0 ? (fromBroker as number) : 1;
+  }
   // Producer ids live in the broker's data dir unless told otherwise, so they share its fate.
   const dataDir = opts.dataDir ?? (deps.broker as { options?: { dataDir?: unknown } }).options?.dataDir ?? './data';
   if (typeof dataDir !== 'string') throw new Error('kafka option dataDir must be a path');

@@ -61,7 +61,7 @@ async function createOne(t: CreateTopicsRequest['topics'][number], validateOnly:
   if (t.replicationFactor !== 1 && t.replicationFactor !== -1) {
     throw new BrokerError('INVALID_REPLICATION_FACTOR', `replication factor ${t.replicationFactor} is not possible: this is a single node (use 1 or -1)`);
   }
-  let partitions = t.numPartitions === -1 ? ctx.options.defaultPartitions : t.numPartitions;
+  let partitions = t.numPartitions === -1 ? (ctx.options.defaultPartitions ?? 1) : t.numPartitions;
   if (t.assignments.length > 0) {
     if (t.numPartitions !== -1 || t.replicationFactor !== -1) throw new BrokerError('INVALID_REQUEST', 'give either assignments or num_partitions/replication_factor, not both');
     for (const a of t.assignments) {
