@@ -260,10 +260,18 @@ function decodeElements(src: usize, ip: usize, iend: usize, low: usize, op: usiz
     const kind = tag & 3;
     if (kind == 0) {
       let len = (tag >> 2) + 1;
-      // Shortcut: a short literal far from both ends is one 16-byte copy.
-      if (len <= 16 && iend - ip >= 16 && oend - op >= 16) {
-        v128.store(op, v128.load(ip));
-        op += len;
+      // Shortcut: a literal of at most 60 bytes (no length bytes) far from both ends: 16-byte
+      // copies, all inside the 64 bytes checked.
+      if (len <= 60 && iend - ip >= 64 && oend - op >= 64) {
+        let d = op;
+        let s = ip;
+        const end = op + len;
+        do {
+          v128.store(d, v128.load(s));
+          d += 16;
+          s += 16;
+        } while (d < end);
+        op = end;
         ip += len;
         continue;
       }
@@ -308,18 +316,27 @@ function decodeElements(src: usize, ip: usize, iend: usize, low: usize, op: usiz
     // Reads 4 bytes and masks to `extra` of them (the input margin covers the over-read).
     const offset = (info & 0x700) | <usize>(load<u32>(ip) & load<u32>(EXTRA_MASK + (extra << 2)));
     ip += extra;
-    if (offset == 0 || offset > op - low) {
+    // offset - 1 wraps for offset 0, so one unsigned compare refuses 0 and too-far offsets.
+    if (offset - 1 >= op - low) {
       errorAt = ip - 1 - src;
       return SNAPPY_ERR_BAD_OFFSET;
+    }
+    // Shortcut: no overlap within 16 bytes and room for the at most 64 bytes a copy makes.
+    if (offset >= 16 && oend - op >= 64) {
+      let d = op;
+      let s = op - offset;
+      const end = op + len;
+      do {
+        v128.store(d, v128.load(s));
+        d += 16;
+        s += 16;
+      } while (d < end);
+      op = end;
+      continue;
     }
     if (len > oend - op) {
       errorAt = ip - src;
       return SNAPPY_ERR_LENGTH_MISMATCH;
-    }
-    if (len <= 16 && offset >= 16 && oend - op >= 16) {
-      v128.store(op, v128.load(op - offset));
-      op += len;
-      continue;
     }
     matchCopy(op, offset, len);
     op += len;
