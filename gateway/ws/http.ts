@@ -1,6 +1,7 @@
 // The HTTP API on the same uWS app as /ws (docs/http.md).
 //
 //   POST /topics/{topic}/records   JSON array or NDJSON → offsets
+//   POST /topics, DELETE /topics/{topic}   create / delete a topic (admin tokens)
 //   GET  /topics                   topics with partition count and record totals
 //   GET  /topics/{topic}           partitions with offsets, config
 //   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding
@@ -189,7 +190,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     return a;
   }
 
-  function route(method: 'get' | 'post', pattern: string, name: string, handler: (res: Res, req: Req, reply: Reply) => void | Promise<void>): void {
+  function route(method: 'get' | 'post' | 'del', pattern: string, name: string, handler: (res: Res, req: Req, reply: Reply) => void | Promise<void>): void {
     app[method](pattern, (res, req) => {
       const reply = new Reply(res);
       let result: void | Promise<void>;
@@ -317,15 +318,19 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     const lengthHeader = req.getHeader('content-length');
     const enc = encodingQuery(req.getQuery('encoding') ?? '');
     if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
-    if (lengthHeader && Number(lengthHeader) > opts.httpBodyBytesMax) {
-      // Answer at once and close: the body is never read.
-      reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
-      return;
-    }
+    if (refuseByLength(lengthHeader, reply)) return; // answered at once; the body is never read
     const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
     if (contentType && !ndjson && !/json/i.test(contentType)) {
       throw new BrokerError('INVALID_REQUEST', `content-type: expected application/json or application/x-ndjson, got ${contentType}`);
     }
+    readBody(res, reply, (body) => produceBody(topic, body, ndjson, enc));
+  });
+
+  /**
+   * Streams a request body into memory up to httpBodyBytesMax (413 and close the moment it
+   * passes), then answers with what `use` returns (or its error). Registers onAborted first.
+   */
+  function readBody(res: Res, reply: Reply, use: (body: Buffer) => Promise<unknown>): void {
     reply.watch();
     const chunks: Buffer[] = [];
     let received = 0;
@@ -343,12 +348,47 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
       if (isLast) {
         const body = Buffer.concat(chunks);
         chunks.length = 0;
-        produceBody(topic, body, ndjson, enc).then(
+        use(body).then(
           (value) => reply.json(200, value),
           (err) => reply.error(err, logger),
         );
       }
     });
+  }
+
+  /** 413 from Content-Length alone, before reading anything; true when answered. */
+  function refuseByLength(lengthHeader: string, reply: Reply): boolean {
+    if (!lengthHeader || Number(lengthHeader) <= opts.httpBodyBytesMax) return false;
+    reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
+    return true;
+  }
+
+  route('post', '/topics', 'create-topic', (res, req, reply) => {
+    if (!adminAccess(res, req, reply)) return;
+    if (refuseByLength(req.getHeader('content-length'), reply)) return;
+    readBody(res, reply, async (body) => {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
+      }
+      const o = spec as { name?: unknown; partitions?: unknown; config?: unknown } | null;
+      if (!o || typeof o !== 'object' || typeof o.name !== 'string') throw new BrokerError('INVALID_REQUEST', 'name: required, a topic name');
+      const partitions = o.partitions === undefined || o.partitions === null ? 1 : o.partitions;
+      if (typeof partitions !== 'number' || !Number.isSafeInteger(partitions)) throw new BrokerError('INVALID_PARTITIONS', 'partitions: must be an integer');
+      if (o.config !== undefined && (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config))) throw new BrokerError('INVALID_CONFIG', 'config: must be an object of key → value');
+      const info = await broker.createTopic(o.name, partitions, o.config as Record<string, never> | undefined);
+      return { name: info.name, partitions: info.partitions, internal: info.internal, config: info.config };
+    });
+  });
+
+  route('del', '/topics/:topic', 'delete-topic', async (res, req, reply) => {
+    if (!adminAccess(res, req, reply)) return;
+    const topic = param(req, 0);
+    reply.watch();
+    await broker.deleteTopic(topic);
+    reply.json(200, { deleted: topic });
   });
 
   async function produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {

@@ -86,7 +86,7 @@ t.test('http: 4xx for every client mistake, with the error code and a message na
     ['limit too large', get(`${g.http}/topics/e/records?limit=11`), 400, 'INVALID_REQUEST', /limit: must be 1\.\.10/],
     ['groups not available', get(`${g.http}/groups`), 503, 'COORDINATOR_NOT_AVAILABLE', /groups/],
     ['no route', get(`${g.http}/nothing/here`), 404, 'NOT_FOUND', /no route/],
-    ['wrong method', post(`${g.http}/topics`, '{}'), 405, 'METHOD_NOT_ALLOWED', /POST/],
+    ['wrong method', post(`${g.http}/healthz`, '{}'), 405, 'METHOD_NOT_ALLOWED', /POST/],
   ];
   for (const [name, p, status, code, message] of cases) {
     const r = await p;
@@ -185,4 +185,28 @@ t.test('http auth: 401 without a token, per-topic 403, healthz stays open', asyn
   const notAdmin = await get(`${g.http}/metrics`, auth);
   t.same([notAdmin.status, notAdmin.body.error.code], [403, 'CLUSTER_AUTHORIZATION_FAILED'], 'a device token cannot scrape metrics');
   t.equal((await get(`${g.http}/stats`, { authorization: 'Bearer admin-token-1' })).status, 200);
+});
+
+t.test('http: POST /topics creates a topic with partitions and config; DELETE /topics/{topic} deletes it; mistakes are 4xx', async (t) => {
+  const g = await openGateway(t);
+  const created = await post(`${g.http}/topics`, JSON.stringify({ name: 'made', partitions: 3, config: { 'retention.ms': '60000', flush: 'interval' } }));
+  t.equal(created.status, 200);
+  t.match(created.body, { name: 'made', partitions: 3, internal: false, config: { 'retention.ms': 60000, flush: 'interval' } });
+  t.equal(g.broker.describeTopic('made')?.partitions, 3);
+  const again = await post(`${g.http}/topics`, JSON.stringify({ name: 'made' }));
+  t.same([again.status, again.body.error.code], [409, 'TOPIC_ALREADY_EXISTS']);
+  const badConfig = await post(`${g.http}/topics`, JSON.stringify({ name: 'x1', config: { 'retention.ms': 'soon' } }));
+  t.same([badConfig.status, badConfig.body.error.code], [400, 'INVALID_CONFIG']);
+  t.match(badConfig.body.error.message, /retention\.ms/);
+  const badParts = await post(`${g.http}/topics`, JSON.stringify({ name: 'x2', partitions: 0 }));
+  t.same([badParts.status, badParts.body.error.code], [400, 'INVALID_PARTITIONS']);
+  const noName = await post(`${g.http}/topics`, JSON.stringify({ partitions: 1 }));
+  t.same([noName.status, noName.body.error.code], [400, 'INVALID_REQUEST']);
+  const deleted = await fetch(`${g.http}/topics/made`, { method: 'DELETE' });
+  t.same([deleted.status, await deleted.json()], [200, { deleted: 'made' }]);
+  t.notOk(g.broker.describeTopic('made'));
+  const missing = await fetch(`${g.http}/topics/made`, { method: 'DELETE' });
+  t.same([missing.status, (await missing.json()).error.code], [404, 'UNKNOWN_TOPIC_OR_PARTITION']);
+  const wrong = await fetch(`${g.http}/topics/made/records`, { method: 'DELETE' });
+  t.equal(wrong.status, 405);
 });
