@@ -91,8 +91,27 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Replaces `path` atomically and durably with `data`. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+// One atomic replace at a time per path: two concurrent writers of one checkpoint would share
+// its `.tmp` file (and the later rename would fail or install the older content). Calls are
+// chained per path in call order, so the last call's content is what stays.
+const writesInFlight = new Map<string, Promise<void>>();
+
+/** Replaces `path` atomically and durably with `data` (calls for one path run in call order). */
+export function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const before = writesInFlight.get(path) ?? Promise.resolve();
+  const run = before.then(
+    () => replaceFile(path, data),
+    () => replaceFile(path, data),
+  );
+  const tail = run.catch(() => undefined);
+  writesInFlight.set(path, tail);
+  void tail.then(() => {
+    if (writesInFlight.get(path) === tail) writesInFlight.delete(path);
+  });
+  return run;
+}
+
+async function replaceFile(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp`;
   const fd = await openFd(tmp, 'w');
   try {

@@ -5,6 +5,7 @@
 //   {"b":<baseOffset>,"l":<lastOffset>,"h":"<sha1 of the stored batch bytes>"}
 // Some appenders are idempotent producers; now and then one retries an acknowledged batch and
 // checks that the log answers with the original offsets (prints {"error": ...} otherwise).
+// Size retention (2 MiB) runs every 25 ms, so kills also land in the middle of retention.
 //
 // usage: node log-writer-child.js <dir> <seed> <trial>
 import { createHash } from 'node:crypto';
@@ -26,12 +27,12 @@ const rand = (): number => {
 };
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
-const log = await PartitionLog.open(
-  dir,
-  { flush: 'always', segmentBytes: 96 * 1024, indexIntervalBytes: 1024 } as never,
-  { logger: silentLogger },
-);
+// Retention by size runs all the time too, so kills also land between its checkpoint and its unlinks.
+export const CHILD_LOG_OPTIONS = { flush: 'always', segmentBytes: 96 * 1024, indexIntervalBytes: 1024, retentionBytes: 2 * 1024 * 1024, retentionMs: -1 };
+const log = await PartitionLog.open(dir, CHILD_LOG_OPTIONS as never, { logger: silentLogger });
 out({ ready: true, end: log.logEndOffset });
+const retention = setInterval(() => void log.applyRetention(Date.now()).catch((err) => out({ error: `retention: ${err}` })), 25);
+void retention;
 
 async function appender(id: number): Promise<void> {
   const idempotent = id % 2 === 0;

@@ -75,3 +75,14 @@ t.test('producerIdExpirationMs: an idle producer is forgotten at the next snapsh
   const again = await log.append(makeBatch(1, { producerId: 5, producerEpoch: 0, baseSequence: 0 }), durable);
   t.equal(again.duplicate, false, 'its retry is no longer recognised (as in Kafka after expiry)');
 });
+
+t.test('concurrent atomic replaces of one checkpoint file never collide, and the last call wins', async (t) => {
+  const { writeFileAtomic } = await import('../../../host/log/io.js');
+  const { tempDir } = await import('../../helpers/index.js');
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const dir = await tempDir(t);
+  const path = join(dir, 'checkpoint');
+  await Promise.all(Array.from({ length: 20 }, (_, i) => writeFileAtomic(path, `value ${i}\n`)));
+  t.equal(await readFile(path, 'utf8'), 'value 19\n');
+});
