@@ -196,7 +196,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     batcher.append(target.topic, target.partition, record, bytes, durable, (err) => {
       if (guard) {
         guard.pendingBytes -= bytes;
-        if (durable) guard.inflight--;
+        if (durable) {
+          guard.inflight--;
+          guard.corkForTick();
+        }
         guard.wake();
       }
       if (durable) {
