@@ -7,7 +7,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import kafkajs from 'kafkajs';
 import { eventually } from '../helpers/index.js';
-import { startKafka, startInProcess } from '../unit/kafka/harness.js';
+import { startKafka } from '../unit/kafka/harness.js';
 import { lz4FrameCompress, lz4FrameDecompress } from '../../host/core/lz4.js';
 import { snappyCompress, snappyDecompress } from '../../host/core/snappy.js';
 
@@ -255,7 +255,7 @@ async function startLossyProxy(t: { teardown(fn: () => unknown): void }) {
 t.test('kafkajs idempotent producer: a lost response and a retry write each record once', async (t) => {
   const proxy = await startLossyProxy(t);
   // The broker advertises the proxy, so every kafkajs connection goes through it.
-  const k = await startInProcess(t, { advertisedHost: '127.0.0.1', advertisedPort: proxy.port });
+  const k = await startKafka(t, { advertisedHost: '127.0.0.1', advertisedPort: proxy.port });
   proxy.setUpstream(k.port);
   const kafka = new Kafka({ brokers: [`127.0.0.1:${proxy.port}`], clientId: 'idem', logLevel: logLevel.NOTHING, retry: { retries: 5, initialRetryTime: 50 } });
   const admin = kafka.admin();

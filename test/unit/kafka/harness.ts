@@ -84,9 +84,11 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
 
 /** A real broker process when main.ts runs the Kafka listener, else in-process. */
 export async function startKafka(t: Teardown, options: Partial<KafkaServerOptions> = {}, dataDir?: string): Promise<KafkaUnderTest> {
-  if (!mainHasKafka() || Object.keys(options).length > 0) return startInProcess(t, options, dataDir);
+  if (!mainHasKafka()) return startInProcess(t, options, dataDir);
   const dir = dataDir ?? (await tempDir(t, 'tributary-kafka-'));
-  const proc = await startBroker(t, { dataDir: dir });
+  // Listener options reach the real process as config keys (`--set kafka.<key>=<value>`).
+  const args = Object.entries(options).flatMap(([key, value]) => ['--set', `kafka.${key}=${value}`]);
+  const proc = await startBroker(t, { dataDir: dir, args });
   const port = proc.port('kafka');
   return {
     host: '127.0.0.1',
