@@ -108,7 +108,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   headers: { topic: true, qos: true, retain: true, clientId: true }, // a consumer can reconstruct the MQTT message
 
   reverse: true, // the cloud can send a command to one device
-  reverseRoutes: [],
+  reverseRoutes: [], // records keyed by an MQTT topic need none
   reverseQos: 1, // persistent sessions queue commands while a device is offline
   tailTopicsMax: 256, // a `#` subscriber tails every topic; bounded so it cannot open thousands of readers
   tailReadBytesMax: 1 << 20, // one read of 1 MiB serves thousands of small records
