@@ -12,14 +12,10 @@ import type { MetricsRegistry } from '../../metrics/registry.js';
 import { asBrokerError } from '../../errors/index.js';
 import type { Schema } from '../protocol/schema.js';
 import type { KafkaServerOptions } from '../server.js';
+import type { GroupCoordinator } from '../../broker/groups/index.js';
 
-/**
- * The consumer-group coordinator (host/broker/groups/index.ts, the groups helper's class).
- * Typed loosely here so the listener compiles independently of it; group handlers cast it to
- * their own class type.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type GroupCoordinatorRef = any;
+/** The consumer-group coordinator (host/broker/groups/); absent in listeners started without one. */
+export type GroupCoordinatorRef = GroupCoordinator | undefined;
 
 /** What the server knows about itself (from KafkaServerOptions and the bound socket). */
 export interface NodeInfo {

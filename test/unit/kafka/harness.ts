@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { mainJs, projectRoot, startBroker, tempDir, type BrokerProcess } from '../../helpers/index.js';
 import { silentLogger } from '../../../host/logging.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
+import { Broker } from '../../../host/broker/broker.js';
+import { GroupCoordinator } from '../../../host/broker/groups/index.js';
 import { startKafkaServer, type KafkaServerOptions, type Listener } from '../../../host/kafka/server.js';
 
 interface Teardown {
@@ -47,17 +49,9 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
       if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
     });
   }
-  const { Broker } = await import('../../../host/broker/broker.js');
-  let GroupCoordinator: { open(b: unknown, o: unknown, d: unknown): Promise<{ close(): Promise<void> }> } | undefined;
-  try {
-    // @ts-ignore -- the groups helper's module; absent until it lands
-    GroupCoordinator = (await import('../../../host/broker/groups/index.js')).GroupCoordinator;
-  } catch {
-    GroupCoordinator = undefined;
-  }
   const metrics = new MetricsRegistry();
   const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
-  const groups = GroupCoordinator ? await GroupCoordinator.open(broker, {}, { logger: silentLogger, metrics }).catch(() => undefined) : undefined;
+  const groups = await GroupCoordinator.open(broker, {}, { logger: silentLogger, metrics });
   const listener: Listener = await startKafkaServer({ broker, groups, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, ...options });
   const port = Number(listener.address.slice(listener.address.lastIndexOf(':') + 1));
   let stopped = false;
@@ -65,7 +59,7 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
     if (stopped) return;
     stopped = true;
     await listener.close();
-    if (groups) await groups.close().catch(() => undefined);
+    await groups.close().catch(() => undefined);
     await broker.close();
   };
   stops.push(stop);
