@@ -28,7 +28,7 @@ const rand = (): number => {
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 // Retention by size runs all the time too, so kills also land between its checkpoint and its unlinks.
-export const CHILD_LOG_OPTIONS = { flush: 'always', segmentBytes: 96 * 1024, indexIntervalBytes: 1024, retentionBytes: 2 * 1024 * 1024, retentionMs: -1 };
+const CHILD_LOG_OPTIONS = { flush: 'always', segmentBytes: 96 * 1024, indexIntervalBytes: 1024, retentionBytes: 2 * 1024 * 1024, retentionMs: -1 };
 const log = await PartitionLog.open(dir, CHILD_LOG_OPTIONS as never, { logger: silentLogger });
 out({ ready: true, end: log.logEndOffset });
 const retention = setInterval(() => void log.applyRetention(Date.now()).catch((err) => out({ error: `retention: ${err}` })), 25);
