@@ -29,12 +29,13 @@ export const order = 60;
 
 const TARGET_RATE = 2_000;
 const TICK_MS = 10;
-const LOADGEN_PROCS = 4;
+const LOADGEN_PROCS = Number(process.env.TRIBUTARY_BENCH_WS_LOADGENS ?? 4);
 const SAMPLES_PER_PROC = 40_000;
 const REPS = Number(process.env.TRIBUTARY_BENCH_REPS ?? 3);
 const WINDOW_MS = Number(process.env.TRIBUTARY_BENCH_WINDOW_MS ?? 6_000);
 const WARMUP_MS = 1_500;
-const TOPIC = 'fanout';
+const TOPIC = 'fanout'; // default topic config: flush=always (records readable after their fsync)
+const TOPIC_NO_FSYNC = 'fanout-interval'; // flush=interval: isolates the gateway's own fan-out latency
 /** Every SAMPLE_EVERY-th subscriber decodes its frames fully and samples latency; the others count records. */
 const SAMPLE_EVERY = 10;
 const RECORDS_MARK = Buffer.from('records');
@@ -48,7 +49,7 @@ const CBOR_OFFSET_KEY = Buffer.from([0x66, ...Buffer.from('offset')]); // text(6
 async function loadgen(): Promise<void> {
   const { default: WebSocket } = await import('ws');
   const { decode, encode } = await import('cbor-x');
-  const [url, countArg, encoding] = process.argv.slice(2);
+  const [url, countArg, encoding, topic] = process.argv.slice(2);
   const count = Number(countArg);
   const protocol = encoding === 'cbor' ? 'tributary.cbor.v1' : 'tributary.json.v1';
   const perSocket = new Array<number>(count).fill(0);
@@ -95,7 +96,7 @@ async function loadgen(): Promise<void> {
               }
             }
           });
-          const subscribe = { type: 'subscribe', id: i, topic: TOPIC, start: 'latest' };
+          const subscribe = { type: 'subscribe', id: i, topic, start: 'latest' };
           ws.on('open', () => ws.send(encoding === 'cbor' ? encode(subscribe) : JSON.stringify(subscribe)));
         }),
     ),
@@ -168,12 +169,12 @@ interface Gen {
   lines: AsyncIterator<string>;
 }
 
-async function startLoadgens(wsUrl: string, subscribers: number, encoding: string): Promise<Gen[]> {
+async function startLoadgens(wsUrl: string, subscribers: number, encoding: string, topic: string): Promise<Gen[]> {
   const self = fileURLToPath(import.meta.url);
   const gens: Gen[] = [];
   const per = Math.ceil(subscribers / LOADGEN_PROCS);
   for (let i = 0, left = subscribers; i < LOADGEN_PROCS && left > 0; i++, left -= per) {
-    const child = spawn(process.execPath, [self, wsUrl, String(Math.min(per, left)), encoding], { env: { ...process.env, TRIBUTARY_WS_LOADGEN: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [self, wsUrl, String(Math.min(per, left)), encoding, topic], { env: { ...process.env, TRIBUTARY_WS_LOADGEN: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
     gens.push({ child, lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator]() });
   }
   for (const g of gens) {
@@ -184,7 +185,7 @@ async function startLoadgens(wsUrl: string, subscribers: number, encoding: strin
 }
 
 /** Feeds the topic at TARGET_RATE with POSTs of 20 records every 10 ms. */
-function startProducer(http: string): { acked(): number; ackLatencies: number[]; stop(): Promise<number> } {
+function startProducer(http: string, topic: string): { acked(): number; ackLatencies: number[]; stop(): Promise<number> } {
   const perTick = (TARGET_RATE * TICK_MS) / 1000;
   const body = JSON.stringify([...Array(perTick)].map((_, i) => ({ key: `sensor-${i}`, value: { t: 21.5, h: 40, seq: i } })));
   let acked = 0;
@@ -201,7 +202,7 @@ function startProducer(http: string): { acked(): number; ackLatencies: number[];
       ticks++;
       inFlight++;
       const sent = performance.now();
-      const p = fetch(`${http}/topics/${TOPIC}/records`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+      const p = fetch(`${http}/topics/${topic}/records`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
         .then(async (res) => {
           await res.arrayBuffer();
           if (res.status === 200) acked += perTick;
@@ -238,10 +239,10 @@ interface FanoutResult {
   ackP99: number;
 }
 
-async function runFanout(http: string, subscribers: number, encoding: string): Promise<FanoutResult> {
+async function runFanout(http: string, subscribers: number, encoding: string, topic: string): Promise<FanoutResult> {
   const wsUrl = http.replace('http:', 'ws:') + '/ws';
-  const gens = await startLoadgens(wsUrl, subscribers, encoding);
-  const producer = startProducer(http);
+  const gens = await startLoadgens(wsUrl, subscribers, encoding, topic);
+  const producer = startProducer(http, topic);
   await new Promise((r) => setTimeout(r, WARMUP_MS));
   for (const g of gens) g.child.stdin!.write('start\n');
   // The producer keeps its rate; count what it acked during the window only.
@@ -308,30 +309,38 @@ export async function run(): Promise<Table[]> {
   const broker = await startBrokerProcess(dataDir);
   try {
     // Create the topic (auto-created by the first POST).
-    await fetch(`${broker.http}/topics/${TOPIC}/records`, { method: 'POST', body: '[{"value":"init"}]', headers: { 'content-type': 'application/json' } });
-    const all: Array<{ subscribers: number; encoding: string }> = [
-      { subscribers: 100, encoding: 'json' },
-      { subscribers: 100, encoding: 'cbor' },
-      { subscribers: 1000, encoding: 'json' },
-      { subscribers: 1000, encoding: 'cbor' },
+    const mk = async (body: string) => {
+      const res = await fetch(`${broker.http}/topics`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      if (res.status !== 200) throw new Error(`create topic: ${res.status} ${await res.text()}`);
+    };
+    await mk(JSON.stringify({ name: TOPIC, partitions: 1 }));
+    await mk(JSON.stringify({ name: TOPIC_NO_FSYNC, partitions: 1, config: { flush: 'interval', 'flush.interval.ms': 1000 } }));
+    const all: Array<{ subscribers: number; encoding: string; topic: string }> = [
+      { subscribers: 100, encoding: 'json', topic: TOPIC },
+      { subscribers: 100, encoding: 'cbor', topic: TOPIC },
+      { subscribers: 1000, encoding: 'json', topic: TOPIC },
+      { subscribers: 1000, encoding: 'cbor', topic: TOPIC },
+      { subscribers: 1000, encoding: 'json', topic: TOPIC_NO_FSYNC },
+      { subscribers: 1000, encoding: 'cbor', topic: TOPIC_NO_FSYNC },
     ];
-    // TRIBUTARY_BENCH_WS_ONLY=1000:json,100:cbor runs a subset (development runs on a shared machine).
+    // TRIBUTARY_BENCH_WS_ONLY=1000:json,100:cbor:interval runs a subset (development runs on a shared machine).
     const only = process.env.TRIBUTARY_BENCH_WS_ONLY?.split(',');
-    const scenarios = only ? all.filter((s) => only.includes(`${s.subscribers}:${s.encoding}`)) : all;
+    const label = (s: { subscribers: number; encoding: string; topic: string }) => `${s.subscribers}:${s.encoding}${s.topic === TOPIC_NO_FSYNC ? ':interval' : ''}`;
+    const scenarios = only ? all.filter((s) => only.includes(label(s))) : all;
     const results = new Map<string, FanoutResult[]>();
     for (let rep = 0; rep < REPS; rep++) {
       for (const s of scenarios) {
-        const key = `${s.subscribers}|${s.encoding}`;
-        const r = await runFanout(broker.http, s.subscribers, s.encoding);
+        const key = label(s);
+        const r = await runFanout(broker.http, s.subscribers, s.encoding, s.topic);
         if (!results.has(key)) results.set(key, []);
         results.get(key)!.push(r);
       }
     }
     const med = (rs: FanoutResult[], k: keyof FanoutResult) => median(rs.map((r) => r[k]));
     const fanoutRows = scenarios.map((s) => {
-      const rs = results.get(`${s.subscribers}|${s.encoding}`)!;
+      const rs = results.get(label(s))!;
       return [
-        `${s.subscribers} × ${s.encoding}`,
+        `${s.subscribers} × ${s.encoding}${s.topic === TOPIC_NO_FSYNC ? ', flush=interval' : ''}`,
         med(rs, 'produced'),
         med(rs, 'delivered'),
         med(rs, 'delivered') / s.subscribers,
@@ -366,7 +375,7 @@ export async function run(): Promise<Table[]> {
         rows: fanoutRows,
         notes: [
           'Latency: append (record timestamp set by the broker on POST) → the subscriber decoded the frame, sampled on every 10th subscriber (the others count records without decoding, so the generators stay light). Records become readable after their fsync (flush=always), so this latency includes the fsync: the POST ack column shows that share.',
-          'Producer: HTTP POST of 20 records every 10 ms from the bench process (up to 64 in flight).',
+          'Producer: HTTP POST of 20 records every 10 ms from the bench process (up to 64 in flight). Rows marked flush=interval use a topic that acks before fsync (flush.interval.ms 1000), isolating the gateway from the shared disk.',
           `Target: 1,000 subscribers each receiving ${TARGET_RATE.toLocaleString('en-US')} records/s with p99 ≤ 50 ms and broker RSS ≤ 200 MB. CPU % is of one core (200 % = both cores of this machine), shared by broker, generators and the producer.`,
         ],
       },

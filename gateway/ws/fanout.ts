@@ -49,6 +49,7 @@ export interface FanoutSettings {
   readBytesMax: number;
   maxConcurrentCatchUps: number;
   tailLingerMs: number;
+  tailLingerMaxMs: number;
   tailMaxWaitMs: number;
 }
 
@@ -181,7 +182,8 @@ class Tail {
           await broker.waitForData([{ ...this.tp, afterOffset: this.position }], settings.tailMaxWaitMs, this.abort.signal);
           if (this.members.size === 0) break;
           if (broker.offsets(this.tp).highWatermark <= this.position) continue;
-          if (settings.tailLingerMs > 0) await new Promise((r) => setTimeout(r, settings.tailLingerMs));
+          const lingerMs = Math.min(settings.tailLingerMaxMs, settings.tailLingerMs * Math.ceil(this.members.size / 100));
+          if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs));
           if (this.members.size === 0) break;
         }
         const result = await broker.read(this.tp, this.position, { maxBytes: settings.readBytesMax });

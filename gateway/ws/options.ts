@@ -42,6 +42,11 @@ export interface WsGatewayOptions {
   maxConcurrentCatchUps: number;
   /** After a tail wakes up, wait this long for more appends so one frame carries several records. */
   tailLingerMs: number;
+  /**
+   * With many sockets on one tail the linger grows (tailLingerMs per 100 sockets) up to this:
+   * fan-out cost is sockets × frames, so busier tails send fewer, fuller frames.
+   */
+  tailLingerMaxMs: number;
   /** A tail with no new data re-checks the log after this long (waitForData's maxWait). */
   tailMaxWaitMs: number;
   /** Interval of the heartbeat/lag frame sent to each socket with subscriptions (0 = off). */
@@ -78,6 +83,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   readBytesMax: 262_144, // 256 KiB per read: a few batches per syscall, bounded memory per concurrent read
   maxConcurrentCatchUps: 16, // at most 16 × readBytesMax (4 MiB) of catch-up reads in memory, whatever the number of slow clients
   tailLingerMs: 5, // 5 ms: coalesces a 2,000 records/s stream into ~200 frames/s per tail while p99 latency stays well under 50 ms
+  tailLingerMaxMs: 20, // 1,000 sockets on a tail: ≤ 50 frames/s each instead of 200, still inside a 50 ms p99 budget
   tailMaxWaitMs: 1_000, // re-check the log once a second even if no append woke us (belt and braces against a missed wakeup)
   heartbeatIntervalMs: 5_000, // dashboards show lag and liveness every 5 s; cheap (one small frame per socket)
   httpBodyBytesMax: 4_194_304, // 4 MiB: a batch of device readings; larger uploads belong on the Kafka door
@@ -113,10 +119,11 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
     const v = o[k];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`ws gateway option ${k} must be a positive integer, got ${String(v)}`);
   }
-  for (const k of ['tailLingerMs', 'heartbeatIntervalMs', 'idleTimeoutSec'] as const) {
+  for (const k of ['tailLingerMs', 'tailLingerMaxMs', 'heartbeatIntervalMs', 'idleTimeoutSec'] as const) {
     const v = o[k];
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`ws gateway option ${k} must be a non-negative integer, got ${String(v)}`);
   }
+  if (o.tailLingerMaxMs < o.tailLingerMs) throw new Error(`ws gateway option tailLingerMaxMs (${o.tailLingerMaxMs}) must be at least tailLingerMs (${o.tailLingerMs})`);
   if (o.idleTimeoutSec !== 0 && o.idleTimeoutSec < 8) throw new Error(`ws gateway option idleTimeoutSec must be 0 or at least 8 (uWS granularity is 4 s), got ${o.idleTimeoutSec}`);
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`ws gateway option port must be 0..65535, got ${o.port}`);
   if (!o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
