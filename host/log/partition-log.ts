@@ -505,8 +505,9 @@ export class PartitionLog implements PartitionLogApi {
     if (this.options.flush === 'always') {
       for (const w of run) {
         if (w.durable) {
-          const info = w.info;
-          this.durableWaiters.push({ offset: info.lastOffset + 1, resolve: () => w.resolve(info), reject: w.reject });
+          // Keep only what the acknowledgement needs (not the written bytes) while the fsync runs.
+          const { info, resolve, reject } = w;
+          this.durableWaiters.push({ offset: info.lastOffset + 1, resolve: () => resolve(info), reject });
         } else written.push(w);
       }
       this.kickFsync();
