@@ -26,6 +26,7 @@ import type { Router } from './routes.js';
 export const ORIGIN_HEADER = 'mqtt.origin';
 export const TOPIC_HEADER = 'mqtt.topic';
 const WAIT_MS = 5_000;
+const TOPIC_APPEAR_POLL_MS = 50;
 
 export interface Publisher {
   publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean }, done: (err?: Error | null) => void): void;
@@ -47,9 +48,12 @@ class TailReader {
   constructor(
     readonly topic: string,
     private readonly m: TailManager,
+    /** The topic appeared after the interest did: everything in it is new to the subscribers. */
+    fromStart = false,
   ) {
     // synchronous: positions are the log ends at the moment interest appeared
-    this.addPartitions(false);
+    this.everEmpty = fromStart;
+    this.addPartitions(fromStart);
     void this.run();
   }
 
@@ -79,7 +83,9 @@ class TailReader {
         if (this.positions.size === 0 || this.m.broker.describeTopic(this.topic)?.partitions !== this.positions.size) {
           this.addPartitions(this.everEmpty);
           if (this.positions.size === 0) {
-            await sleep(this.m.options.tailRescanMs, this.abort.signal);
+            // the topic does not exist yet: look again soon (a map lookup), so the first
+            // records of a topic created after the SUBSCRIBE arrive without delay
+            await sleep(TOPIC_APPEAR_POLL_MS, this.abort.signal);
             continue;
           }
         }
@@ -201,6 +207,7 @@ export class TailManager {
       else for (const t of topics) wanted.add(t);
     }
     this.allTopics = all;
+    if (!all) this.existingAtAll = undefined;
     if (!all && this.rescanTimer) {
       clearInterval(this.rescanTimer);
       this.rescanTimer = undefined;
@@ -215,18 +222,23 @@ export class TailManager {
     if (all) this.subscribed(['#']);
   }
 
+  /** Topics that existed when the wildcard interest began; later ones are read from their start. */
+  private existingAtAll: Set<string> | undefined;
+
   private scanAll(): void {
-    for (const t of this.broker.listTopics()) if (!t.internal) this.ensure(t.name);
+    const topics = this.broker.listTopics();
+    this.existingAtAll ??= new Set(topics.map((t) => t.name));
+    for (const t of topics) if (!t.internal) this.ensure(t.name, !this.existingAtAll.has(t.name));
   }
 
-  private ensure(topic: string): void {
+  private ensure(topic: string, fromStart = false): void {
     if (this.readers.has(topic) || topic.startsWith('__')) return;
     if (this.readers.size >= this.options.tailTopicsMax) {
       if (!this.limitLogged) this.logger.warn({ topic, tailTopicsMax: this.options.tailTopicsMax }, 'mqtt: tailTopicsMax reached; records of further topics are not delivered to MQTT subscribers');
       this.limitLogged = true;
       return;
     }
-    this.readers.set(topic, new TailReader(topic, this));
+    this.readers.set(topic, new TailReader(topic, this, fromStart));
   }
 
   tailedTopics(): string[] {

@@ -169,3 +169,16 @@ t.test('MQTT 5 CONNECT gets a v5 CONNACK with reason 0x84 and a log line; 3.1 (M
   t.equal((await readTopic(s.broker, 'legacy')).length, 1);
   await v31.endAsync(true);
 });
+
+t.test('reverse route: a # subscriber gets records of a topic created after it subscribed, from the first one', async (t) => {
+  const s = await openStack(t, { mqtt: { tailRescanMs: 200 } });
+  const c = await mqtt.connectAsync(s.url, { clientId: 'everything' });
+  t.teardown(() => c.endAsync(true));
+  await c.subscribeAsync('#', { qos: 1 });
+  const got: string[] = [];
+  c.on('message', (topic, p) => got.push(`${topic}=${p}`));
+  await s.broker.produce('brandnew', [{ key: Buffer.from('brandnew/a'), value: Buffer.from('1') }], { acks: -1 });
+  await s.broker.produce('brandnew', [{ key: Buffer.from('brandnew/a'), value: Buffer.from('2') }], { acks: -1 });
+  await eventually(() => got.length === 2);
+  t.same(got, ['brandnew/a=1', 'brandnew/a=2']);
+});
