@@ -29,7 +29,7 @@ import { decode, encode, ProtocolError, Reader } from './protocol/codec.js';
 import { finishFrame, readHeaderTaggedFields, readRequestHeader, startResponse, type RequestHeader } from './protocol/header.js';
 import { handlers as defaultHandlers } from './apis/index.js';
 import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './apis/api-versions.js';
-import { NO_RESPONSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
+import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
 import { join } from 'node:path';
 
 export interface Listener {
@@ -93,6 +93,8 @@ interface Slot {
   done: boolean;
   chunks: Uint8Array[] | null; // null = nothing to write (acks=0)
   requestBytes: number;
+  /** Close the connection once this slot's turn comes (earlier responses are written first). */
+  closeAfter?: boolean;
 }
 
 let nextConnectionId = 1;
@@ -312,6 +314,10 @@ class Connection {
         m.latency.observe(performance.now() - started, { api: handler.name });
         if (this.closed) return;
         if (res === NO_RESPONSE) return this.complete(slot, null);
+        if (res === NO_RESPONSE_CLOSE) {
+          slot.closeAfter = true;
+          return this.complete(slot, null);
+        }
         const headerVersion = header.apiKey === API_VERSIONS_KEY || !flexible ? 0 : 1;
         let chunks: Uint8Array[];
         try {
@@ -350,6 +356,15 @@ class Connection {
     while (this.pending.length > 0 && this.pending[0]!.done) {
       const s = this.pending.shift()!;
       this.inFlightBytes -= s.requestBytes;
+      if (s.closeAfter && !this.closed) {
+        if (wrote) this.socket.uncork();
+        wrote = false;
+        this.log.info('closing connection: an acks=0 produce failed (the client learns it this way, as with Kafka)');
+        this.closed = true;
+        this.socket.end(); // flushes what was written before
+        setTimeout(() => this.socket.destroy(), 1000).unref(); // a peer that never closes its side
+        return;
+      }
       if (!s.chunks || this.closed) continue;
       if (!wrote) this.socket.cork();
       wrote = true;

@@ -291,6 +291,18 @@ t.test('pipelining: responses come back in request order; acks=0 produce gets no
   c.end();
 });
 
+t.test('a failed acks=0 produce closes the connection after the earlier responses', async (t) => {
+  const k = await startInProcess(t);
+  const batch = await batchBytes(Buffer.from('broken'));
+  batch[batch.length - 2] ^= 0xff; // CRC mismatch
+  const c = await RawClient.connect(k.port);
+  c.send(Buffer.concat([apiVersionsV0(1), produceFrame(2, 'acks0-fail', batch, 0), apiVersionsV0(3)]));
+  const first = await c.next();
+  t.equal((first as Buffer).readInt32BE(0), 1, 'the request before it is answered');
+  t.equal(await c.next(), 'closed', 'then the connection closes (Kafka: an acks=0 producer learns of a failure this way)');
+  await expectWorking(t, k, 'after-acks0-failure');
+});
+
 t.test('max connections: the one past the limit is closed, a freed slot is reusable', async (t) => {
   const k = await startInProcess(t, { maxConnections: 3 });
   const clients: RawClient[] = [];

@@ -10,7 +10,7 @@
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { BrokerError } from '../../errors/index.js';
 import type { Acks } from '../../broker/api.js';
-import { kafkaCode, kafkaMessage, NO_RESPONSE, type ApiHandler, type RequestContext } from './types.js';
+import { kafkaCode, kafkaMessage, NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
   f('transactionalId', 'string', '3+', { nullable: '3+' }),
@@ -92,7 +92,11 @@ export const produce: ApiHandler = {
     );
     if (allKnown) ctx.release(); // every append above was issued synchronously, in order
     const responses = await pending;
-    if (req.acks === 0) return NO_RESPONSE;
+    if (req.acks === 0) {
+      // Kafka's rule: an acks=0 producer hears nothing, so a failure closes the connection.
+      const failed = responses.some((t) => t.partitionResponses.some((p) => p.errorCode !== 0));
+      return failed ? NO_RESPONSE_CLOSE : NO_RESPONSE;
+    }
     return { responses, throttleTimeMs: 0 };
   },
 };

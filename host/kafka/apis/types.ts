@@ -66,6 +66,13 @@ export interface ProducerIdAllocator {
 /** Returned by `handle` when the request gets no response at all (Produce with acks=0). */
 export const NO_RESPONSE: unique symbol = Symbol('no response');
 
+/**
+ * Returned by `handle` for a request that gets no response and whose failure the client must
+ * still notice: the connection is closed once every earlier response is written (Kafka's rule
+ * for a failed acks=0 produce).
+ */
+export const NO_RESPONSE_CLOSE: unique symbol = Symbol('no response, close the connection');
+
 export interface ApiHandler {
   apiKey: number;
   name: string;
@@ -76,7 +83,7 @@ export interface ApiHandler {
   request: Schema;
   response: Schema;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  handle(req: any, ctx: RequestContext): Promise<any | typeof NO_RESPONSE>;
+  handle(req: any, ctx: RequestContext): Promise<any | typeof NO_RESPONSE | typeof NO_RESPONSE_CLOSE>;
 }
 
 /** The Kafka error code for anything thrown (BrokerError's table entry, else UNKNOWN_SERVER_ERROR = -1). */
