@@ -196,7 +196,7 @@ function compressBlock(src: usize, len: usize, dst: usize): usize {
   } else {
     store<u8>(op++, <u8>(lastLen << 4));
   }
-  memory.copy(op, anchor, lastLen);
+  if (lastLen > 0) wildCopy(op, anchor, lastLen);
   op += lastLen;
   return op - dst;
 }
@@ -224,7 +224,7 @@ export function lz4FrameCompress(src: usize, len: u32, dst: usize): u32 {
       op += 4 + packed;
     } else {
       store<u32>(op, <u32>blockLen | 0x80000000);
-      memory.copy(op + 4, ip, blockLen);
+      wildCopy(op + 4, ip, blockLen);
       op += 4 + blockLen;
     }
     ip += blockLen;
