@@ -162,17 +162,25 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     appendAndRetain(client, packet, target, clientId, done);
   }
 
-  /** A retained publish is also stored as retained before its acknowledgement. */
+  /**
+   * Before a QoS 1/2 acknowledgement: the record is appended, a retained publish is stored as
+   * retained, and the publish is queued for offline persistent sessions — all durable.
+   */
   function appendAndRetain(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {
-    if (!packet.retain || packet.qos === 0) return append(client, packet, target, clientId, done);
-    let left = 2;
+    if (packet.qos === 0) return append(client, packet, target, clientId, done);
+    // the ids aedes gives the packet when it publishes it (aedes-packet keeps existing ones)
+    const counters = aedes as unknown as { id: string; counter: number };
+    packet.brokerId ??= counters.id;
+    packet.brokerCounter ??= ++counters.counter;
+    let left = packet.retain ? 3 : 2;
     let failed: Error | null = null;
-    const both = (err?: Error | null) => {
+    const all = (err?: Error | null) => {
       failed ??= err ?? null;
       if (--left === 0) done(failed);
     };
-    persistence.storeRetainedBeforeAck(packet).then(() => both(null), both);
-    append(client, packet, target, clientId, both);
+    if (packet.retain) persistence.storeRetainedBeforeAck(packet).then(() => all(null), all);
+    persistence.enqueueBeforeAck(packet).then(() => all(null), all);
+    append(client, packet, target, clientId, all);
   }
 
   function append(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {

@@ -16,7 +16,9 @@
 //
 // Crash policy: a change is acknowledged (SUBACK, CONNACK, PUBACK of the publisher) only
 // after its record is durable, so after a restart the state is at least what was
-// acknowledged. What stays in memory only: inbound QoS 2 packets awaiting PUBREL (their
+// acknowledged. aedes stores retained messages and queues offline messages after the
+// publisher's PUBACK; the gateway does both before it (storeRetainedBeforeAck,
+// enqueueBeforeAck) and aedes' later calls are skipped. What stays in memory only: inbound QoS 2 packets awaiting PUBREL (their
 // records are already in the stream topic before PUBREC; a PUBREL for an unknown id is
 // simply completed) and packet identifiers assigned to queued messages (reassigned when
 // the queue is replayed; MQTT allows the redelivery).
@@ -38,6 +40,8 @@ export const RETAINED_TOPIC = '__mqtt_retained';
 export const SESSIONS_TOPIC = '__mqtt_sessions';
 export const OUTGOING_TOPIC = '__mqtt_outgoing';
 const REPLAY_READ_BYTES = 1 << 20;
+/** Publishes queued before their PUBACK whose aedes call has not come yet (it follows within a tick or two). */
+const EARLY_MARKS_MAX = 10_000;
 
 /** A publish as aedes hands it around (aedes-packet). */
 export interface AedesPacket {
@@ -384,7 +388,26 @@ export class LogPersistence {
     await this.outgoingEnqueueCombi([sub], packet);
   }
 
-  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket): Promise<void> {
+  /** brokerId 0x00 brokerCounter of publishes queued by `enqueueBeforeAck` (aedes' own later call is skipped). */
+  private readonly enqueuedEarly = new Set<string>();
+
+  /**
+   * Queues a QoS 1/2 publish for the persistent sessions subscribed to it before its PUBACK
+   * (aedes queues only after acknowledging). The packet carries the brokerId and
+   * brokerCounter aedes will give it, so aedes' own call for it is recognised and skipped.
+   */
+  async enqueueBeforeAck(packet: AedesPacket): Promise<void> {
+    if (this.sessions.size === 0) return;
+    const subs = await this.mem.subscriptionsByTopic(packet.topic);
+    if (subs.length === 0) return;
+    const id = `${packet.brokerId}\u0000${packet.brokerCounter}`;
+    if (this.enqueuedEarly.size >= EARLY_MARKS_MAX) this.enqueuedEarly.delete(this.enqueuedEarly.values().next().value!);
+    this.enqueuedEarly.add(id);
+    await this.outgoingEnqueueCombi(subs as Array<{ clientId: string }>, packet, true);
+  }
+
+  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false): Promise<void> {
+    if (!early && this.enqueuedEarly.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) return;
     const accepted: Array<{ clientId: string }> = [];
     for (const s of subs) {
       const n = this.offlineCount.get(s.clientId) ?? 0;

@@ -37,19 +37,19 @@ t.test('a persistent session gets the messages queued while it was offline, acro
   await dev.endAsync();
 
   // while it is offline: one command over MQTT, one produced through the broker (Kafka side)
-  const pub = await mqtt.connectAsync(s1.url, { clientId: 'cloud' });
-  await pub.publishAsync('cmd/sleepy/a', 'one', { qos: 1 });
-  await pub.endAsync(true);
-  await s1.broker.produce('cmd', [{ key: Buffer.from('cmd/sleepy/b'), value: Buffer.from('two') }], { acks: -1 });
-  await eventually(async () => {
-    const n = await new Promise<number>((resolve) => {
+  const queued = () =>
+    new Promise<number>((resolve) => {
       let count = 0;
       const st = s1.gateway.persistence.outgoingStream({ id: 'sleepy' });
       st.on('data', () => count++);
       st.on('end', () => resolve(count));
     });
-    return n === 2;
-  });
+  const pub = await mqtt.connectAsync(s1.url, { clientId: 'cloud' });
+  await pub.publishAsync('cmd/sleepy/a', 'one', { qos: 1 });
+  t.equal(await queued(), 1, 'queued for the offline session before the PUBACK');
+  await pub.endAsync(true);
+  await s1.broker.produce('cmd', [{ key: Buffer.from('cmd/sleepy/b'), value: Buffer.from('two') }], { acks: -1 });
+  await eventually(async () => (await queued()) === 2);
   await s1.close();
 
   const s2 = await openStack(t, { dataDir: s1.dataDir });
