@@ -14,7 +14,7 @@ import { readTopic } from '../unit/mqtt/fixture.js';
 import { tempDir } from '../helpers/index.js';
 
 const serverJs = fileURLToPath(new URL('../unit/mqtt/crash-server.js', import.meta.url));
-const BUDGET_MS = 36_000;
+const BUDGET_MS = 30_000;
 
 function startServer(dataDir: string): Promise<{ port: number; kill: () => Promise<void> }> {
   return new Promise((resolve, reject) => {

@@ -7,10 +7,11 @@ import { MetricsRegistry } from '../../../host/metrics/registry.js';
 import { openMqttGateway } from '../../../gateway/mqtt/index.js';
 
 const dataDir = process.argv[2];
-if (!dataDir) throw new Error('usage: crash-server.js DATA_DIR');
+const port = Number(process.argv[3] ?? 0);
+if (!dataDir) throw new Error('usage: crash-server.js DATA_DIR [PORT]');
 const metrics = new MetricsRegistry();
 const broker = await Broker.open({ dataDir }, { logger: silentLogger, metrics });
-const gateway = await openMqttGateway({ broker, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, wsPort: -1 });
+const gateway = await openMqttGateway({ broker, logger: silentLogger, metrics }, { host: '127.0.0.1', port, wsPort: -1 });
 process.stdout.write(JSON.stringify({ msg: 'ready', listeners: { mqtt: gateway.listeners[0].address } }) + '\n');
 process.on('SIGTERM', () => {
   void gateway.close().then(() => broker.close()).then(() => process.exit(0));
