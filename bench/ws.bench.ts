@@ -159,7 +159,7 @@ async function startBrokerProcess(dataDir: string): Promise<BrokerProc> {
   };
 }
 
-async function brokerStats(http: string): Promise<{ rssBytes: number; cpuSeconds: number }> {
+async function brokerStats(http: string): Promise<{ rssBytes: number; cpuSeconds: number; eventLoopDelayP99Ms: number }> {
   const s = await (await fetch(`${http}/stats`)).json();
   return s.process;
 }
@@ -235,6 +235,7 @@ interface FanoutResult {
   rssMiB: number;
   brokerCpuPct: number;
   genCpuPct: number;
+  loopP99: number;
   ackP50: number;
   ackP99: number;
 }
@@ -249,7 +250,18 @@ async function runFanout(http: string, subscribers: number, encoding: string, to
   const before = await brokerStats(http);
   const t0 = performance.now();
   let rssMax = before.rssBytes;
-  const poll = setInterval(() => void brokerStats(http).then((s) => (rssMax = Math.max(rssMax, s.rssBytes)), () => undefined), 500);
+  const loopP99: number[] = [];
+  const poll = setInterval(
+    () =>
+      void brokerStats(http).then(
+        (s) => {
+          rssMax = Math.max(rssMax, s.rssBytes);
+          loopP99.push(s.eventLoopDelayP99Ms);
+        },
+        () => undefined,
+      ),
+    500,
+  );
   const ackedAtStart = producer.acked();
   producer.ackLatencies.length = 0;
   await new Promise((r) => setTimeout(r, WINDOW_MS));
@@ -277,6 +289,7 @@ async function runFanout(http: string, subscribers: number, encoding: string, to
     rssMiB: rssMax / 1048576,
     brokerCpuPct: ((after.cpuSeconds - before.cpuSeconds) / elapsedSec) * 100,
     genCpuPct: reports.reduce((n, r) => n + r.cpuMs, 0) / 10 / elapsedSec,
+    loopP99: loopP99.length ? median(loopP99) : NaN,
     ackP50: acks.length ? quantile(acks, 0.5) : NaN,
     ackP99: acks.length ? quantile(acks, 0.99) : NaN,
   };
@@ -350,6 +363,7 @@ export async function run(): Promise<Table[]> {
         `${med(rs, 'ackP50').toFixed(0)} / ${med(rs, 'ackP99').toFixed(0)}`,
         med(rs, 'rssMiB'),
         med(rs, 'brokerCpuPct'),
+        med(rs, 'loopP99'),
         med(rs, 'genCpuPct'),
       ];
     });
@@ -371,11 +385,12 @@ export async function run(): Promise<Table[]> {
     return [
       {
         title: `WebSocket fan-out: one topic at ${TARGET_RATE.toLocaleString('en-US')} records/s to N subscribers (median of ${REPS} interleaved runs, ${WINDOW_MS / 1000} s windows)`,
-        columns: ['subscribers × encoding', 'produced rec/s', 'delivered rec/s (all)', 'per subscriber rec/s', 'slowest subscriber rec/s', 'p50 ms', 'p99 ms', 'POST ack p50 / p99 ms', 'broker RSS MiB', 'broker CPU %', `load gen CPU % (${LOADGEN_PROCS} procs)`],
+        columns: ['subscribers × encoding', 'produced rec/s', 'delivered rec/s (all)', 'per subscriber rec/s', 'slowest subscriber rec/s', 'p50 ms', 'p99 ms', 'POST ack p50 / p99 ms', 'broker RSS MiB', 'broker CPU %', 'broker loop delay p99 ms', `load gen CPU % (${LOADGEN_PROCS} procs)`],
         rows: fanoutRows,
         notes: [
           'Latency: append (record timestamp set by the broker on POST) → the subscriber decoded the frame, sampled on every 10th subscriber (the others count records without decoding, so the generators stay light). Records become readable after their fsync (flush=always), so this latency includes the fsync: the POST ack column shows that share.',
           'Producer: HTTP POST of 20 records every 10 ms from the bench process (up to 64 in flight). Rows marked flush=interval use a topic that acks before fsync (flush.interval.ms 1000), isolating the gateway from the shared disk.',
+          'Broker loop delay: median over the window of the event-loop delay p99 per 500 ms (perf_hooks), high when the broker is busy or not scheduled (a loaded machine).',
           `Target: 1,000 subscribers each receiving ${TARGET_RATE.toLocaleString('en-US')} records/s with p99 ≤ 50 ms and broker RSS ≤ 200 MB. CPU % is of one core (200 % = both cores of this machine), shared by broker, generators and the producer.`,
         ],
       },

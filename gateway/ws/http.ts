@@ -154,8 +154,11 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   const httpRequests = metrics.counter('tributary_http_requests_total', 'HTTP requests, by route and status');
 
   // Process metrics, refreshed at each scrape.
+  // Two monitors: /metrics and /stats each report the delay since their own previous call.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
+  const statsLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+  statsLoopDelay.enable();
   const rss = metrics.gauge('process_resident_memory_bytes', 'Resident set size of the broker process');
   rss.collect(() => rss.set(process.memoryUsage.rss()));
   const cpu = metrics.gauge('process_cpu_seconds_total', 'User + system CPU time of the broker process, seconds');
@@ -168,6 +171,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     lag.set(loopDelay.percentile(50) / 1e9, { quantile: '0.5' });
     lag.set(loopDelay.percentile(99) / 1e9, { quantile: '0.99' });
     lag.set(loopDelay.max / 1e9, { quantile: '1' });
+    loopDelay.reset();
   });
 
   /** Reads auth from a request (synchronously); undefined = 401 already answered. */
@@ -234,11 +238,12 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     reply.json(200, {
       time: Date.now(),
       uptimeSec: Math.round(process.uptime()),
-      process: { rssBytes: process.memoryUsage.rss(), cpuSeconds: (u.user + u.system) / 1e6, eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6 },
+      process: { rssBytes: process.memoryUsage.rss(), cpuSeconds: (u.user + u.system) / 1e6, eventLoopDelayP99Ms: statsLoopDelay.percentile(99) / 1e6, eventLoopDelayMaxMs: statsLoopDelay.max / 1e6 },
       connections,
       ws: deps.stats(),
       topics: topicSummaries(),
     });
+    statsLoopDelay.reset();
   });
 
   function topicSummaries() {

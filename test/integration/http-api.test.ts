@@ -148,7 +148,7 @@ t.test('http: /healthz follows deps.health(); /metrics is Prometheus text with p
   t.match(text, /^# TYPE tributary_http_requests_total counter$/m);
   const stats = await get(`${g.http}/stats`);
   t.equal(stats.status, 200);
-  t.match(stats.body, { process: { rssBytes: Number }, connections: { ws: 0 }, ws: { sockets: 0, build: /native/ }, topics: Array });
+  t.match(stats.body, { process: { rssBytes: Number, eventLoopDelayP99Ms: Number }, connections: { ws: 0 }, ws: { sockets: 0, build: /native/ }, topics: Array });
 });
 
 t.test('http: the console is served at / with its scripts', async (t) => {
