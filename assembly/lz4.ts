@@ -100,10 +100,11 @@ export function lz4ErrorOffset(): u32 {
 }
 
 /**
- * Compresses one independent block (len <= 64 KiB) into dst; returns the compressed length.
+ * Compresses one independent block (len <= 64 KiB) into dst; returns the compressed length
+ * (with `giveUp`, returns `len` as soon as the block cannot come out smaller than its input).
  * dst needs len + len/255 + 16 bytes plus the copy margin.
  */
-function compressBlock(src: usize, len: usize, dst: usize): usize {
+function compressBlock(src: usize, len: usize, dst: usize, giveUp: bool): usize {
   const iend = src + len;
   let op = dst;
   let anchor = src;
@@ -188,8 +189,10 @@ function compressBlock(src: usize, len: usize, dst: usize): usize {
       forwardHash = hashAt(ip);
     }
   }
-  // Last literals.
+  // Last literals. If they would make the block no smaller than its input, stop here: the
+  // caller stores the block raw (saves copying incompressible input twice).
   const lastLen = iend - anchor;
+  if (giveUp && op - dst + lastLen + 1 >= len) return len;
   if (lastLen >= 15) {
     store<u8>(op++, 15 << 4);
     op = writeLength(op, lastLen - 15);
@@ -218,7 +221,7 @@ export function lz4FrameCompress(src: usize, len: u32, dst: usize): u32 {
   const iend = src + <usize>len;
   while (ip < iend) {
     const blockLen = min<usize>(iend - ip, WRITE_BLOCK_BYTES);
-    const packed = compressBlock(ip, blockLen, op + 4);
+    const packed = compressBlock(ip, blockLen, op + 4, true);
     if (packed < blockLen) {
       store<u32>(op, <u32>packed);
       op += 4 + packed;
@@ -238,7 +241,7 @@ export function lz4FrameCompress(src: usize, len: u32, dst: usize): u32 {
 export function lz4BlockCompress(src: usize, len: u32, dst: usize): u32 {
   // Blocks longer than 64 KiB would need offsets the hash-window check does not allow for.
   if (<usize>len > WRITE_BLOCK_BYTES) return 0;
-  return <u32>compressBlock(src, <usize>len, dst);
+  return <u32>compressBlock(src, <usize>len, dst, false);
 }
 
 /**
