@@ -96,7 +96,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   ready = true;
   const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
-  logger.info({ listeners: addresses, startupMs: Math.round(performance.now() - started) }, `ready: ${listeners.map((l) => `${l.name} ${l.address}`).join(', ')}`);
+  // The ready line is the user's contract (scripts wait for it), so it is written whatever
+  // the configured level.
+  const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
+  readyLogger.info({ listeners: addresses, startupMs: Math.round(performance.now() - started) }, `ready: ${listeners.map((l) => `${l.name} ${l.address}`).join(', ')}`);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

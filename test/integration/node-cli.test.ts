@@ -111,3 +111,14 @@ t.test('node: help and version', async (t) => {
   t.equal(bad.code, 2);
   t.match(bad.stderr, /unknown command "frobnicate"/);
 });
+
+t.test('node: the ready line is written even when the log level hides info lines', async (t) => {
+  const dataDir = await tempDir(t);
+  const broker = await startBroker(t, { dataDir, args: ['--log-level', 'warn'] });
+  t.ok(broker.port('kafka') > 0, 'ready line seen and parsed');
+  t.notOk(
+    broker.logs.some((l) => l.msg === 'starting tributary'),
+    'other info lines stay hidden',
+  );
+  await broker.stop();
+});
