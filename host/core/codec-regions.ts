@@ -9,40 +9,48 @@
 // Regions live only for the synchronous call that laid them out: a codec call may overwrite
 // any scratch memory above its input.
 import { BrokerError } from '../errors/index.js';
-import { core, memU8, heapBase } from './wasm.js';
+import { memU8, heapBase } from './wasm.js';
 
 /** Spare bytes after each region (must be >= COPY_MARGIN in assembly/codec-helper.ts). */
 export const REGION_MARGIN_BYTES = 64;
 const memoryEnd = memU8.byteLength;
 
-export interface CodecRegions {
-  /** Where the input sits in wasm memory. */
-  srcPtr: number;
-  /** First byte of the output region. */
-  dstPtr: number;
-  /** Bytes the output region can hold (margin excluded). */
-  dstRoom: number;
-}
-
+const memoryBuffer = memU8.buffer;
 const align64 = (n: number): number => (n + 63) & ~63;
 
 /**
- * Places `src` in wasm memory (in place when it already is a view of it, else one copy at
- * heapBase) and returns the output region that follows it.
+ * The regions of the current call, set by layoutRegions (module state rather than a returned
+ * object: this runs once per batch on the hot path, and JavaScript runs one call at a time).
  */
-export function layoutRegions(src: Uint8Array, codec: string): CodecRegions {
+export const regions = {
+  /** Where the input sits in wasm memory. */
+  srcPtr: 0,
+  /** First byte of the output region. */
+  dstPtr: 0,
+  /** Bytes the output region can hold (margin excluded). */
+  dstRoom: 0,
+};
+
+/**
+ * Places `src` in wasm memory (in place when it already is a view of it, else one copy at
+ * heapBase) and sets `regions` to it and the output region that follows it.
+ */
+export function layoutRegions(src: Uint8Array, codec: string): void {
+  const len = src.byteLength;
   let srcPtr: number;
-  if (src.buffer === core.memory.buffer && src.byteOffset >= heapBase) {
+  if (src.buffer === memoryBuffer && src.byteOffset >= heapBase) {
     srcPtr = src.byteOffset;
   } else {
     srcPtr = heapBase;
-    if (srcPtr + src.byteLength + REGION_MARGIN_BYTES > memoryEnd) throw tooLarge(codec, src.byteLength);
+    if (srcPtr + len + REGION_MARGIN_BYTES > memoryEnd) throw tooLarge(codec, len);
     memU8.set(src, srcPtr);
   }
-  const dstPtr = align64(srcPtr + src.byteLength + REGION_MARGIN_BYTES);
+  const dstPtr = align64(srcPtr + len + REGION_MARGIN_BYTES);
   const dstRoom = memoryEnd - REGION_MARGIN_BYTES - dstPtr;
-  if (dstRoom < 0) throw tooLarge(codec, src.byteLength);
-  return { srcPtr, dstPtr, dstRoom };
+  if (dstRoom < 0) throw tooLarge(codec, len);
+  regions.srcPtr = srcPtr;
+  regions.dstPtr = dstPtr;
+  regions.dstRoom = dstRoom;
 }
 
 /** Largest input + output a single codec call can hold (the wasm core's scratch memory). */

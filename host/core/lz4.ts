@@ -10,9 +10,26 @@
 // when input plus output cannot fit the core's scratch memory.
 import { BrokerError } from '../errors/index.js';
 import { core } from './wasm.js';
-import { layoutRegions, checkMaxOut, copyOut, viewOut, tooLarge, outputTooLarge } from './codec-regions.js';
+import { layoutRegions, regions, checkMaxOut, copyOut, viewOut, tooLarge, outputTooLarge } from './codec-regions.js';
 
 const CODEC = 'lz4';
+
+// The core's entry points, looked up once (this is the per-batch hot path).
+type Fn3 = (a: number, b: number, c: number) => number;
+type Fn4 = (a: number, b: number, c: number, d: number) => number;
+const frameCompress = core.lz4FrameCompress as Fn3;
+const frameDecompress = core.lz4FrameDecompress as Fn4;
+const blockCompress = core.lz4BlockCompress as Fn3;
+const blockDecompress = core.lz4BlockDecompress as Fn4;
+const errorOffset = core.lz4ErrorOffset as () => number;
+const xxh32 = core.xxhash32 as Fn3;
+
+const BLOCK_BYTES = 65536;
+
+/** Largest frame lz4FrameCompress writes for `len` bytes (same formula as the core's lz4FrameCompressBound). */
+export function lz4FrameCompressBound(len: number): number {
+  return 11 + Math.ceil(len / BLOCK_BYTES) * (4 + BLOCK_BYTES + Math.floor(BLOCK_BYTES / 255) + 16);
+}
 
 // Status codes of assembly/lz4.ts → what is wrong.
 const LZ4_FAULTS: Record<number, string> = {
@@ -34,7 +51,7 @@ const LZ4_FAULTS: Record<number, string> = {
 const ERR_OUTPUT_LIMIT = -13;
 
 function fault(status: number, maxOutBytes: number, room: number): BrokerError {
-  const at = core.lz4ErrorOffset() as number;
+  const at = errorOffset();
   if (status === ERR_OUTPUT_LIMIT) {
     if (room < maxOutBytes) return outputTooLarge(CODEC, room);
     return new BrokerError('CORRUPT_MESSAGE', `lz4: frame decompresses to more than maxOutBytes (${maxOutBytes}) (refused at input byte ${at})`);
@@ -44,26 +61,27 @@ function fault(status: number, maxOutBytes: number, room: number): BrokerError {
 
 /** Compresses `src` into one LZ4 frame (version 01, independent 64 KiB blocks, KIP-57 header checksum). */
 export function lz4FrameCompress(src: Uint8Array): Uint8Array {
-  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
-  const bound = core.lz4FrameCompressBound(src.byteLength) as number;
-  if (bound > dstRoom) throw tooLarge(CODEC, src.byteLength + bound);
-  const written = core.lz4FrameCompress(srcPtr, src.byteLength, dstPtr) as number;
-  return copyOut(dstPtr, written);
+  layoutRegions(src, CODEC);
+  const bound = lz4FrameCompressBound(src.byteLength);
+  if (bound > regions.dstRoom) throw tooLarge(CODEC, src.byteLength + bound);
+  const written = frameCompress(regions.srcPtr, src.byteLength, regions.dstPtr);
+  return copyOut(regions.dstPtr, written);
 }
 
-function frameDecompress(src: Uint8Array, maxOutBytes: number): { ptr: number; length: number } {
+/** Decodes into the output region; returns the decoded length (the bytes start at regions.dstPtr). */
+function decompressToRegion(src: Uint8Array, maxOutBytes: number): number {
   checkMaxOut(maxOutBytes);
-  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
-  const cap = Math.min(maxOutBytes, dstRoom);
-  const n = core.lz4FrameDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
-  if (n < 0) throw fault(n, maxOutBytes, dstRoom);
-  return { ptr: dstPtr, length: n };
+  layoutRegions(src, CODEC);
+  const room = regions.dstRoom;
+  const n = frameDecompress(regions.srcPtr, src.byteLength, regions.dstPtr, maxOutBytes < room ? maxOutBytes : room);
+  if (n < 0) throw fault(n, maxOutBytes, room);
+  return n;
 }
 
 /** Decodes LZ4 frame(s); throws BrokerError('CORRUPT_MESSAGE') on malformed input or output over maxOutBytes. */
 export function lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
-  const out = frameDecompress(src, maxOutBytes);
-  return copyOut(out.ptr, out.length);
+  const n = decompressToRegion(src, maxOutBytes);
+  return copyOut(regions.dstPtr, n);
 }
 
 /**
@@ -71,31 +89,31 @@ export function lz4FrameDecompress(src: Uint8Array, maxOutBytes: number): Uint8A
  * the next call into the core (use it at once, e.g. to walk the records in place).
  */
 export function lz4FrameDecompressView(src: Uint8Array, maxOutBytes: number): Uint8Array {
-  const out = frameDecompress(src, maxOutBytes);
-  return viewOut(out.ptr, out.length);
+  const n = decompressToRegion(src, maxOutBytes);
+  return viewOut(regions.dstPtr, n);
 }
 
 /** One raw LZ4 block (no frame) of at most 64 KiB input: for cross-checks with block-format peers. */
 export function lz4BlockCompress(src: Uint8Array): Uint8Array {
-  if (src.byteLength > 65536) throw new RangeError('lz4BlockCompress takes at most 64 KiB');
-  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
-  if (src.byteLength + (src.byteLength >> 8) + 32 > dstRoom) throw tooLarge(CODEC, src.byteLength);
-  const written = core.lz4BlockCompress(srcPtr, src.byteLength, dstPtr) as number;
-  return copyOut(dstPtr, written);
+  if (src.byteLength > BLOCK_BYTES) throw new RangeError('lz4BlockCompress takes at most 64 KiB');
+  layoutRegions(src, CODEC);
+  if (src.byteLength + (src.byteLength >> 8) + 32 > regions.dstRoom) throw tooLarge(CODEC, src.byteLength);
+  const written = blockCompress(regions.srcPtr, src.byteLength, regions.dstPtr);
+  return copyOut(regions.dstPtr, written);
 }
 
 /** Decodes one raw LZ4 block (no frame) into at most maxOutBytes. */
 export function lz4BlockDecompress(src: Uint8Array, maxOutBytes: number): Uint8Array {
   checkMaxOut(maxOutBytes);
-  const { srcPtr, dstPtr, dstRoom } = layoutRegions(src, CODEC);
-  const cap = Math.min(maxOutBytes, dstRoom);
-  const n = core.lz4BlockDecompress(srcPtr, src.byteLength, dstPtr, cap) as number;
-  if (n < 0) throw fault(n, maxOutBytes, dstRoom);
-  return copyOut(dstPtr, n);
+  layoutRegions(src, CODEC);
+  const room = regions.dstRoom;
+  const n = blockDecompress(regions.srcPtr, src.byteLength, regions.dstPtr, maxOutBytes < room ? maxOutBytes : room);
+  if (n < 0) throw fault(n, maxOutBytes, room);
+  return copyOut(regions.dstPtr, n);
 }
 
 /** xxHash32 of `src` with `seed` (the LZ4 frame checksum), computed in the core. */
 export function xxhash32(src: Uint8Array, seed = 0): number {
-  const { srcPtr } = layoutRegions(src, 'xxhash32');
-  return (core.xxhash32(srcPtr, src.byteLength, seed) as number) >>> 0;
+  layoutRegions(src, 'xxhash32');
+  return xxh32(regions.srcPtr, src.byteLength, seed) >>> 0;
 }

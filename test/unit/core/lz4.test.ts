@@ -7,9 +7,9 @@ import t, { type Test } from 'tap';
 import { createRequire } from 'node:module';
 import { BrokerError } from '../../../host/errors/index.js';
 import {
-  lz4FrameCompress, lz4FrameDecompress, lz4FrameDecompressView, lz4BlockCompress, lz4BlockDecompress, xxhash32,
+  lz4FrameCompress, lz4FrameDecompress, lz4FrameDecompressView, lz4BlockCompress, lz4BlockDecompress, lz4FrameCompressBound, xxhash32,
 } from '../../../host/core/lz4.js';
-import { memU8, heapBase } from '../../../host/core/wasm.js';
+import { core, memU8, heapBase } from '../../../host/core/wasm.js';
 
 const require = createRequire(import.meta.url);
 const lz4napi = require('lz4-napi') as {
@@ -483,4 +483,10 @@ t.test('output that cannot fit the core\'s scratch memory is MESSAGE_TOO_LARGE, 
   }
   t.ok(err instanceof BrokerError && err.code === 'MESSAGE_TOO_LARGE', 'refused');
   t.match((err as Error).message, /scratch memory left after the input/);
+});
+
+t.test('the host\'s frame bound equals the core\'s and holds for incompressible input', async (t) => {
+  for (const n of [0, 1, 65535, 65536, 65537, 1 << 20, 3_000_001]) t.equal(lz4FrameCompressBound(n), core.lz4FrameCompressBound(n), `bound(${n})`);
+  const worst = randomBytes(200_000, 21);
+  t.ok(lz4FrameCompress(worst).length <= lz4FrameCompressBound(worst.length), 'random input within the bound');
 });

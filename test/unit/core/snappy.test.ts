@@ -7,9 +7,9 @@ import t, { type Test } from 'tap';
 import { createRequire } from 'node:module';
 import { BrokerError } from '../../../host/errors/index.js';
 import {
-  snappyCompress, snappyDecompress, snappyDecompressView, snappyRawCompress, snappyRawDecompress,
+  snappyCompress, snappyDecompress, snappyDecompressView, snappyRawCompress, snappyRawDecompress, snappyRawCompressBound, snappyXerialCompressBound,
 } from '../../../host/core/snappy.js';
-import { memU8 } from '../../../host/core/wasm.js';
+import { core, memU8 } from '../../../host/core/wasm.js';
 
 const require = createRequire(import.meta.url);
 const snappyjs = require('snappyjs') as { compress(src: Uint8Array): Uint8Array; uncompress(src: Uint8Array, maxLength?: number): Uint8Array };
@@ -348,4 +348,14 @@ t.test('a declared length that cannot fit the core\'s scratch memory is MESSAGE_
   }
   t.ok(err instanceof BrokerError && err.code === 'MESSAGE_TOO_LARGE', 'refused');
   t.match((err as Error).message, /scratch memory left after the input/);
+});
+
+t.test('the host\'s bounds equal the core\'s and hold for incompressible input', async (t) => {
+  for (const n of [0, 1, 32767, 32768, 32769, 65536, 1 << 20, 3_000_001]) {
+    t.equal(snappyRawCompressBound(n), core.snappyRawCompressBound(n), `raw bound(${n})`);
+    t.equal(snappyXerialCompressBound(n), core.snappyXerialCompressBound(n), `xerial bound(${n})`);
+  }
+  const worst = randomBytes(200_000, 21);
+  t.ok(snappyRawCompress(worst).length <= snappyRawCompressBound(worst.length), 'raw within the bound');
+  t.ok(snappyCompress(worst).length <= snappyXerialCompressBound(worst.length), 'xerial within the bound');
 });
