@@ -102,7 +102,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   wsPort: 8083, // the de-facto MQTT-over-WebSocket port (EMQX, HiveMQ)
   wsPath: '/mqtt', // what mqtt.js and most dashboards use
 
-  routes: [], // the default route covers the common `site/device/metric` layout
+  routes: [], // the default route covers the common site/device/metric layout
   defaultRoute: true, // a new user publishes and finds the data without configuring anything
   unrouted: 'mqtt-only', // still an MQTT broker for topics not meant to be stored
   headers: { topic: true, qos: true, retain: true, clientId: true }, // a consumer can reconstruct the MQTT message
@@ -110,9 +110,9 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   reverse: true, // the cloud can send a command to one device
   reverseRoutes: [], // records keyed by an MQTT topic need none
   reverseQos: 1, // persistent sessions queue commands while a device is offline
-  tailTopicsMax: 256, // a `#` subscriber tails every topic; bounded so it cannot open thousands of readers
+  tailTopicsMax: 256, // a subscriber of # tails every topic; bounded so it cannot open thousands of readers
   tailReadBytesMax: 1 << 20, // one read of 1 MiB serves thousands of small records
-  tailRescanMs: 2_000, // new topics reach `#` subscribers within a couple of seconds
+  tailRescanMs: 2_000, // new topics reach subscribers of # within a couple of seconds
 
   lingerMs: 1, // enough for other devices' publishes of the same tick to join one append
   batchBytesMax: 512 * 1024, // half of Kafka's default max.message.bytes (1 MiB)

@@ -1,21 +1,17 @@
 // Power cut with MQTT's own retransmission: one persistent-session publisher (clean session 0)
 // keeps publishing QoS 1 while the broker is killed with SIGKILL and restarted on the same
-// port, again and again; mqtt.js reconnects and resends what was not acknowledged. At the end
+// port, again and again (the real process, dist/host/main.js); mqtt.js reconnects and resends what was not acknowledged. At the end
 // every PUBACKed message is in the log, and the only duplicates are messages the client resent
 // because the PUBACK never came (at most the publishes in flight at each kill) — counted.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { Broker } from '../../host/broker/broker.js';
 import { silentLogger } from '../../host/logging.js';
 import { MetricsRegistry } from '../../host/metrics/registry.js';
 import { readTopic } from '../unit/mqtt/fixture.js';
-import { tempDir, sleep } from '../helpers/index.js';
+import { startBroker, tempDir, sleep } from '../helpers/index.js';
 
-const serverJs = fileURLToPath(new URL('../unit/mqtt/crash-server.js', import.meta.url));
 const BUDGET_MS = 25_000;
 const LANES = 8;
 
@@ -28,31 +24,25 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startServer(dataDir: string, port: number): Promise<() => Promise<void>> {
+type Teardown = Parameters<typeof startBroker>[0];
+
+/** The real broker process on a fixed MQTT port (the killed one may hold it for a moment). */
+async function startServer(t: Teardown, dataDir: string, port: number): Promise<() => Promise<void>> {
   for (let attempt = 0; ; attempt++) {
-    const child = spawn(process.execPath, [serverJs, dataDir, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    const ready = await new Promise<boolean>((resolve) => {
-      createInterface({ input: child.stdout }).on('line', (line) => line.includes('"ready"') && resolve(true));
-      void exited.then(() => resolve(false));
-    });
-    if (ready) {
-      return async () => {
-        child.kill('SIGKILL');
-        await exited;
-      };
+    try {
+      const b = await startBroker(t, { dataDir, args: ['--mqtt-port', String(port)], env: { TRIBUTARY_LOG_LEVEL: 'warn' } });
+      return () => b.kill();
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(100);
     }
-    if (attempt >= 20) throw new Error(`crash server did not start: ${stderr}`);
-    await sleep(100); // the port may still be held by the killed process for a moment
   }
 }
 
 t.test('QoS 1 with retransmission across kill -9: nothing acknowledged is lost, duplicates only from resends', async (t) => {
   const dataDir = await tempDir(t, 'tributary-mqtt-crash-rt-');
   const port = await freePort();
-  let kill = await startServer(dataDir, port);
+  let kill = await startServer(t, dataDir, port);
   const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId: 'resender', clean: false, reconnectPeriod: 100, connectTimeout: 2_000 });
   client.on('error', () => undefined);
   t.teardown(() => client.end(true));
@@ -75,7 +65,7 @@ t.test('QoS 1 with retransmission across kill -9: nothing acknowledged is lost, 
     await sleep(300 + Math.floor(Math.random() * 1_200));
     await kill();
     kills++;
-    kill = await startServer(dataDir, port);
+    kill = await startServer(t, dataDir, port);
   }
   stop = true;
   // the client reconnects to the last server and resends what is still unacknowledged

@@ -1,47 +1,16 @@
 // Power cut after PUBACK: a publisher sends QoS 1 messages and records each one PUBACKed; the
 // broker process is killed with SIGKILL at random moments, many times; after the last kill
-// every PUBACKed message must be in the log. Duplicates can only come from MQTT's own
+// every PUBACKed message must be in the log. The broker is the real process (dist/host/main.js). Duplicates can only come from MQTT's own
 // retransmission (none here: each connection is fresh, clean session), and are counted.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { Broker } from '../../host/broker/broker.js';
 import { silentLogger } from '../../host/logging.js';
 import { MetricsRegistry } from '../../host/metrics/registry.js';
 import { readTopic } from '../unit/mqtt/fixture.js';
-import { tempDir } from '../helpers/index.js';
+import { startBroker, tempDir } from '../helpers/index.js';
 
-const serverJs = fileURLToPath(new URL('../unit/mqtt/crash-server.js', import.meta.url));
 const BUDGET_MS = 30_000;
-
-function startServer(dataDir: string): Promise<{ port: number; kill: () => Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [serverJs, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    const rl = createInterface({ input: child.stdout });
-    rl.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; listeners?: { mqtt?: string } };
-        if (entry.msg === 'ready' && entry.listeners?.mqtt) {
-          resolve({
-            port: Number(entry.listeners.mqtt.split(':').pop()),
-            kill: async () => {
-              child.kill('SIGKILL');
-              await exited;
-            },
-          });
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-    void exited.then(() => reject(new Error(`crash server exited before ready: ${stderr}`)));
-  });
-}
 
 t.test('every PUBACKed QoS 1 message survives kill -9 of the broker', async (t) => {
   const dataDir = await tempDir(t, 'tributary-mqtt-crash-');
@@ -51,8 +20,8 @@ t.test('every PUBACKed QoS 1 message survives kill -9 of the broker', async (t) 
   const started = Date.now();
   while (Date.now() - started < BUDGET_MS) {
     rounds++;
-    const server = await startServer(dataDir);
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.port}`, { clientId: `crash-pub-${rounds}`, reconnectPeriod: 0, connectTimeout: 5_000 });
+    const server = await startBroker(t, { dataDir, env: { TRIBUTARY_LOG_LEVEL: 'warn' } });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.port('mqtt')}`, { clientId: `crash-pub-${rounds}`, reconnectPeriod: 0, connectTimeout: 5_000 });
     client.on('error', () => undefined);
     let stop = false;
     // a window of 16 publishes in flight, so kills land between append, fsync and PUBACK
