@@ -7,10 +7,9 @@
 // (set them in the config file). Errors name the key; validate_only checks keys and operations.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { BrokerError } from '../../errors/index.js';
-import type { TopicConfig } from '../../broker/api.js';
-import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
+import type { ApiHandler, RequestContext } from './types.js';
 import { isTopicConfigKey } from './topic-configs.js';
-import { RESOURCE_BROKER, RESOURCE_TOPIC } from './describe-configs.js';
+import { alterTopicResources, type TopicConfigChanges } from './alter-topic-resources.js';
 
 const request: Schema = [
   arr('resources', '0+', [
@@ -49,39 +48,28 @@ export const incrementalAlterConfigs: ApiHandler = {
   request,
   response,
   async handle(req: AlterRequest, ctx: RequestContext) {
-    const responses = [];
-    for (const r of req.resources) {
-      try {
-        if (r.resourceType === RESOURCE_BROKER) throw new BrokerError('INVALID_REQUEST', 'broker settings are read-only over Kafka; change them in the config file');
-        if (r.resourceType !== RESOURCE_TOPIC) throw new BrokerError('INVALID_REQUEST', `resource type ${r.resourceType} is not supported (2 = topic)`);
-        const info = ctx.broker.describeTopic(r.resourceName);
-        if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${r.resourceName}`);
-        const changes: Partial<Record<keyof TopicConfig, string | number | null>> = {};
-        for (const c of r.configs) {
-          if (!isTopicConfigKey(c.name)) throw new BrokerError('INVALID_CONFIG', `unknown topic config "${c.name}"`);
-          switch (c.configOperation) {
-            case 0:
-              if (c.value === null) throw new BrokerError('INVALID_CONFIG', `SET of "${c.name}" needs a value`);
-              changes[c.name] = c.value;
-              break;
-            case 1:
-              changes[c.name] = null;
-              break;
-            case 2:
-            case 3:
-              if (c.name !== 'cleanup.policy') throw new BrokerError('INVALID_CONFIG', `"${c.name}" is not a list: APPEND/SUBTRACT apply to cleanup.policy only`);
-              changes[c.name] = listOp(String(info.config['cleanup.policy']), c.value ?? '', c.configOperation);
-              break;
-            default:
-              throw new BrokerError('INVALID_REQUEST', `config operation ${c.configOperation} for "${c.name}" is unknown (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)`);
-          }
+    return alterTopicResources(req.resources, req.validateOnly, ctx, (r, info) => {
+      const changes: TopicConfigChanges = {};
+      for (const c of r.configs) {
+        if (!isTopicConfigKey(c.name)) throw new BrokerError('INVALID_CONFIG', `unknown topic config "${c.name}"`);
+        switch (c.configOperation) {
+          case 0:
+            if (c.value === null) throw new BrokerError('INVALID_CONFIG', `SET of "${c.name}" needs a value`);
+            changes[c.name] = c.value;
+            break;
+          case 1:
+            changes[c.name] = null;
+            break;
+          case 2:
+          case 3:
+            if (c.name !== 'cleanup.policy') throw new BrokerError('INVALID_CONFIG', `"${c.name}" is not a list: APPEND/SUBTRACT apply to cleanup.policy only`);
+            changes[c.name] = listOp(String(info.config['cleanup.policy']), c.value ?? '', c.configOperation);
+            break;
+          default:
+            throw new BrokerError('INVALID_REQUEST', `config operation ${c.configOperation} for "${c.name}" is unknown (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)`);
         }
-        if (!req.validateOnly) await ctx.broker.alterTopicConfig(r.resourceName, changes);
-        responses.push({ errorCode: 0, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName });
-      } catch (err) {
-        responses.push({ errorCode: kafkaCode(err), errorMessage: kafkaMessage(err), resourceType: r.resourceType, resourceName: r.resourceName });
       }
-    }
-    return { throttleTimeMs: 0, responses };
+      return changes;
+    });
   },
 };
