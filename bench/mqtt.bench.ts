@@ -1,7 +1,7 @@
 // MQTT fan-in: one load generator (mqtt.js, 50 publishers, ~100-byte JSON messages) against
 // four servers, each started here as its own process on loopback:
-//   tributary  the gateway + broker (this file with TRIBUTARY_MQTT_BENCH_SERVE=tributary), durable
-//              acks: PUBACK only after the append met the flush policy (fsync per group commit)
+//   tributary  `node dist/host/main.js start` (every listener, default config), durable acks:
+//              PUBACK only after the append met the flush policy (fsync per group commit)
 //   aedes      aedes 1.2 alone, in-memory persistence (same file, SERVE=aedes)
 //   mosquitto  Debian mosquitto, persistence on (periodic autosave, no fsync per message)
 //   nats       nats-server with JetStream and its MQTT listener (file store)
@@ -39,20 +39,12 @@ const IDLE_CLIENTS = 1_000;
 const CLK_TCK = 100; // Linux USER_HZ
 
 const self = fileURLToPath(import.meta.url);
+const mainJs = fileURLToPath(new URL('../host/main.js', import.meta.url));
 
 // --- server roles (child processes) ---------------------------------------------------------
 
-async function serve(role: string, dataDir: string): Promise<void> {
-  if (role === 'tributary') {
-    const { Broker } = await import('../host/broker/broker.js');
-    const { silentLogger } = await import('../host/logging.js');
-    const { MetricsRegistry } = await import('../host/metrics/registry.js');
-    const { openMqttGateway } = await import('../gateway/mqtt/index.js');
-    const metrics = new MetricsRegistry();
-    const broker = await Broker.open({ dataDir }, { logger: silentLogger, metrics });
-    const gw = await openMqttGateway({ broker, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, wsPort: -1 });
-    process.stdout.write(`PORT ${gw.listeners[0].address.split(':').pop()}\n`);
-  } else {
+async function serve(role: string, _dataDir: string): Promise<void> {
+  if (role === 'aedes') {
     const { Aedes } = await import('aedes');
     const aedes = await Aedes.createBroker();
     const server = createServer((s) => aedes.handle(s));
@@ -134,10 +126,15 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
 
 async function startServer(name: string, dir: string): Promise<Server> {
   const dataDir = await mkdtemp(join(dir, `${name}-`));
-  if (name === 'tributary' || name === 'aedes') {
+  if (name === 'aedes') {
     return spawnAndWait(name, process.execPath, [self], 'stdout', { TRIBUTARY_MQTT_BENCH_SERVE: name, TRIBUTARY_MQTT_BENCH_DIR: dataDir });
   }
   const port = await freePort();
+  if (name === 'tributary') {
+    // the real thing: `tributary start` with every listener, default config (flush=always)
+    const args = [mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0'];
+    return spawnAndWait(name, process.execPath, args, port, { TRIBUTARY_LOG_LEVEL: 'warn' });
+  }
   if (name === 'mosquitto') {
     const conf = join(dataDir, 'mosquitto.conf');
     await writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dataDir}/`, 'max_inflight_messages 0', 'max_queued_messages 100000', 'log_dest none', ''].join('\n'));

@@ -3,7 +3,9 @@
 // fsync serve them all. At most one produce per queue is in flight; records arriving while
 // it runs form the next batch (group commit). When nothing is in flight, a queue waits
 // `lingerMs` for company before it goes. A batch never exceeds `batchBytesMax` or
-// `batchRecordsMax`.
+// `batchRecordsMax`. With `appendsInFlightMax` = 2 the next batch is written while the
+// previous one's fsync runs, so the log's group commit starts the next fsync at once. The
+// broker appends produce calls in call order, so per-key order holds.
 //
 // Memory: `pendingBytes` counts every byte accepted and not yet appended; the connection
 // guard stops reading sockets while it is above `pendingBytesTotalMax`, and `onDrain`
@@ -21,13 +23,16 @@ interface Queue {
   sizes: number[];
   bytes: number;
   durable: boolean;
-  inflight: boolean;
+  /** produce calls of this queue in flight. */
+  inflight: number;
   /** A linger timer or immediate is armed (never cancelled: a stale one finds nothing to do). */
   timer: boolean;
 }
 
 export interface BatcherOptions {
   lingerMs: number;
+  /** produce calls per queue in flight (2 writes the next batch while the previous fsync runs). */
+  appendsInFlightMax: number;
   batchBytesMax: number;
   batchRecordsMax: number;
 }
@@ -67,7 +72,7 @@ export class AppendBatcher {
     const id = partition === undefined ? topic : `${topic}\u0000${partition}`;
     let q = this.queues.get(id);
     if (!q) {
-      q = { topic, partition, records: [], callbacks: [], sizes: [], bytes: 0, durable: false, inflight: false, timer: false };
+      q = { topic, partition, records: [], callbacks: [], sizes: [], bytes: 0, durable: false, inflight: 0, timer: false };
       this.queues.set(id, q);
     }
     q.records.push(record);
@@ -76,7 +81,7 @@ export class AppendBatcher {
     q.bytes += bytes;
     q.durable ||= durable;
     this.pendingBytes += bytes;
-    if (q.inflight) return;
+    if (q.inflight >= this.inflightMax(q)) return;
     if (q.bytes >= this.options.batchBytesMax || q.records.length >= this.options.batchRecordsMax) {
       this.flush(q);
     } else if (!q.timer) {
@@ -88,9 +93,14 @@ export class AppendBatcher {
     }
   }
 
+  /** One produce at a time until the topic is known to exist (a second could overtake the first while it creates the topic). */
+  private inflightMax(q: Queue): number {
+    return this.knownTopics.has(q.topic) ? this.options.appendsInFlightMax : 1;
+  }
+
   private flush(q: Queue): void {
     q.timer = false;
-    if (q.inflight || q.records.length === 0) return;
+    if (q.inflight >= this.inflightMax(q) || q.records.length === 0) return;
     let n = 0;
     let bytes = 0;
     while (n < q.records.length && n < this.options.batchRecordsMax && (n === 0 || bytes + q.sizes[n] <= this.options.batchBytesMax)) {
@@ -103,7 +113,7 @@ export class AppendBatcher {
     q.bytes -= bytes;
     const durable = q.durable;
     q.durable = q.records.length > 0 && durable;
-    q.inflight = true;
+    q.inflight++;
     this.batches++;
     void this.produce(q.topic, q.partition, records, durable).then(
       () => this.settle(q, callbacks, bytes, null),
@@ -121,7 +131,7 @@ export class AppendBatcher {
   }
 
   private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {
-    q.inflight = false;
+    q.inflight--;
     this.pendingBytes -= bytes;
     if (err) {
       this.knownTopics.delete(q.topic);
@@ -131,7 +141,7 @@ export class AppendBatcher {
     }
     for (const cb of callbacks) cb(err);
     if (q.records.length > 0) this.flush(q);
-    else if (!q.timer) this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
+    else if (!q.timer && q.inflight === 0) this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
     for (const fn of this.drainListeners) fn();
   }
 

@@ -167,7 +167,8 @@ export class ConnectionGuard {
           return buf.length;
         }
         this.connectSeen = true;
-        this.clientIdBytes = Buffer.from(c.clientId);
+        // an empty id gets one from aedes (aedes_<uuid>); the header then takes that one
+        if (c.clientId.length > 0) this.clientIdBytes = Buffer.from(c.clientId);
         this.deliver(buf.subarray(0, e));
         // packets after CONNECT wait for aedes' answer (it queues them otherwise, up to 42)
         if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');

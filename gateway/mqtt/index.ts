@@ -85,7 +85,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     ackLatency: m.histogram('tributary_mqtt_durable_ack_ms', 'publish received → append durable (QoS 1/2)', LATENCY_BUCKETS_MS),
   };
 
-  const batcher = new AppendBatcher(broker, logger, { lingerMs: o.lingerMs, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
+  const batcher = new AppendBatcher(broker, logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
   const persistence = new LogPersistence(broker, batcher, logger, o);
   const guards = new WeakMap<object, ConnectionGuard>();
   const users = new WeakMap<object, string>();

@@ -58,6 +58,8 @@ export interface MqttGatewayOptions {
 
   /** Append batching: wait this long for more publishes when no append is in flight. */
   lingerMs: number;
+  /** Appends (produce calls) in flight per stream topic; 2 overlaps writing the next batch with the previous fsync. */
+  appendsInFlightMax: number;
   batchBytesMax: number;
   batchRecordsMax: number;
 
@@ -115,6 +117,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   tailRescanMs: 2_000, // new topics reach subscribers of # within a couple of seconds
 
   lingerMs: 1, // enough for other devices' publishes of the same tick to join one append
+  appendsInFlightMax: 1, // the log's group commit already batches fsyncs; 2 measured no faster here
   batchBytesMax: 512 * 1024, // half of Kafka's default max.message.bytes (1 MiB)
   batchRecordsMax: 4_096, // one wasm call and one fsync for thousands of small readings
 
@@ -147,6 +150,7 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('port', o.port, -1, 65535);
   int('wsPort', o.wsPort, -1, 65535);
   int('lingerMs', o.lingerMs, 0, 1000);
+  int('appendsInFlightMax', o.appendsInFlightMax, 1, 16);
   int('batchBytesMax', o.batchBytesMax, 1024);
   int('batchRecordsMax', o.batchRecordsMax, 1);
   int('connectionsMax', o.connectionsMax, 1);

@@ -182,3 +182,16 @@ t.test('reverse route: a # subscriber gets records of a topic created after it s
   await eventually(() => got.length === 2);
   t.same(got, ['brandnew/a=1', 'brandnew/a=2']);
 });
+
+t.test('appendsInFlightMax 2: two appends of one topic in flight keep each device in order', async (t) => {
+  const s = await openStack(t, { mqtt: { appendsInFlightMax: 2, lingerMs: 0 } });
+  const clients = await Promise.all(Array.from({ length: 10 }, (_, i) => mqtt.connectAsync(s.url, { clientId: `pipe-${i}` })));
+  t.teardown(() => Promise.all(clients.map((c) => c.endAsync(true))));
+  await Promise.all(clients.flatMap((c, i) => Array.from({ length: 30 }, (_, k) => c.publishAsync(`pipe/d${i}`, String(k), { qos: 1 }))));
+  const recs = await readTopic(s.broker, 'pipe');
+  t.equal(recs.length, 300);
+  for (let i = 0; i < 10; i++) {
+    const mine = recs.filter((r) => r.key === `pipe/d${i}`).sort((a, b) => a.offset - b.offset).map((r) => Number(r.value));
+    t.same(mine, [...Array(30).keys()], `device ${i} in order`);
+  }
+});

@@ -22,7 +22,7 @@ abstractPersistence({
     const dir = await mkdtemp(join(tmpdir(), 'tributary-mqtt-conformance-'));
     const metrics = new MetricsRegistry();
     const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
-    const batcher = new AppendBatcher(broker, silentLogger, { lingerMs: 0, batchBytesMax: 1 << 20, batchRecordsMax: 1000 });
+    const batcher = new AppendBatcher(broker, silentLogger, { lingerMs: 0, appendsInFlightMax: 2, batchBytesMax: 1 << 20, batchRecordsMax: 1000 });
     const limits = { retainedMessagesMax: 10_000, persistentSessionsMax: 10_000, offlineMessagesPerClientMax: 10_000 };
     return new (class extends LogPersistence {
       override async destroy(): Promise<void> {
