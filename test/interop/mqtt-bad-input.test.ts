@@ -168,3 +168,20 @@ t.test('connectionsMax: the connection past the limit gets CONNACK 3 and the oth
   });
   t.pass('a freed slot is usable again');
 });
+
+t.test('over WebSocket too: a bad packet closes only that connection', async (t) => {
+  const { default: WebSocket } = await import('ws');
+  const s = await openStack(t);
+  const ws = new WebSocket(s.wsUrl, 'mqtt');
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+  ws.send(connectPacket({ clientId: 'ws-bad' }));
+  ws.send(publishPacket('ws/+/x', 'x', 1));
+  await closed;
+  await eventually(() => s.logs.some((l) => l.rule === 'MQTT-3.3.2-2'));
+  t.equal(s.broker.describeTopic('ws'), undefined, 'nothing stored');
+  const good = await mqtt.connectAsync(s.wsUrl, { clientId: 'ws-good' });
+  await good.publishAsync('ws/ok', 'fine', { qos: 1 });
+  t.equal((await readTopic(s.broker, 'ws')).length, 1, 'another WebSocket client is served');
+  await good.endAsync(true);
+});
