@@ -11,6 +11,7 @@
 // guard stops reading sockets while it is above `pendingBytesTotalMax`, and `onDrain`
 // listeners hear each time it falls.
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
+import { isInternalTopic } from '../../host/broker/topic-name.js';
 import type { Logger } from '../../host/logging.js';
 
 export type AppendCallback = (err: Error | null) => void;
@@ -127,7 +128,9 @@ export class AppendBatcher {
       if (this.knownTopics.size >= KNOWN_TOPICS_MAX) this.knownTopics.clear();
       this.knownTopics.add(topic);
     }
-    await this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition });
+    // Routes never target internal topics (routes.ts refuses `__*`), so only this gateway's
+    // own persistence reaches here with one.
+    await this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal: isInternalTopic(topic) });
   }
 
   private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {

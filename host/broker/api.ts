@@ -64,6 +64,12 @@ export interface AppendOptions {
   acks: Acks;
   /** Only the Kafka door sets this: the request's client id, for logs and metrics. */
   clientId?: string;
+  /**
+   * Set only by the broker's own components (group coordinator, MQTT persistence): internal
+   * topics (`__*`) refuse every other writer with INVALID_TOPIC_EXCEPTION, as Kafka does, so a
+   * client cannot forge committed offsets or sessions.
+   */
+  internal?: boolean;
 }
 
 export interface AppendResult {

@@ -278,6 +278,7 @@ export class Broker implements BrokerApi {
     try {
       this.assertOpen();
       const acks = checkAcks(options?.acks);
+      checkWritable(tp.topic, options);
       const partition = this.partition(tp);
       if (!(batches instanceof Uint8Array) || batches.byteLength === 0) {
         throw new BrokerError('CORRUPT_MESSAGE', `append to ${tp.topic}-${tp.partition}: no record batch bytes`);
@@ -329,6 +330,7 @@ export class Broker implements BrokerApi {
       throw new BrokerError('RECORD_LIST_TOO_LARGE', `${records.length} records in one produce call; at most ${this.options.maxRecordsPerProduce} (maxRecordsPerProduce)`);
     }
     records.forEach(checkRecord);
+    checkWritable(topic, options);
     // An existing topic costs no await: the appends below reach the log in this same tick.
     if (!this.topics.has(topic)) await this.ensureTopic(topic);
     if (records.length === 0) return [];
@@ -767,6 +769,13 @@ function checkCompressionAvailable(config: Partial<TopicConfig>): void {
   const codec = brokerBatchCompression(type);
   if (!codecSupport()[codec].compress) {
     throw new BrokerError('INVALID_CONFIG', `invalid value "${type}" for config "compression.type": this broker cannot compress ${codec} (its codec did not load)`);
+  }
+}
+
+/** Internal topics take writes only from the broker's own components (AppendOptions.internal). */
+function checkWritable(topic: string, options: AppendOptions): void {
+  if (isInternalTopic(topic) && options?.internal !== true) {
+    throw new BrokerError('INVALID_TOPIC_EXCEPTION', `topic ${topic} is internal to the broker: clients cannot write to it`);
   }
 }
 

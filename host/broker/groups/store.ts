@@ -84,7 +84,7 @@ export class OffsetsStore {
     let chunkBytes = 0;
     const flush = async () => {
       if (chunk.length === 0) return;
-      const res = await this.broker.produce(OFFSETS_TOPIC, chunk, { acks: -1, partition, clientId: 'group-coordinator' });
+      const res = await this.broker.produce(OFFSETS_TOPIC, chunk, { acks: -1, partition, clientId: 'group-coordinator', internal: true });
       for (const r of res) offsets.push(r.offset);
       chunk = [];
       chunkBytes = 0;
