@@ -171,6 +171,8 @@ interface LogMetrics {
 
 export interface RecoveryReport {
   clean: boolean;
+  /** True when the partition had no segment yet (a new log): nothing was recovered. */
+  created?: boolean;
   durationMs: number;
   scannedBytes: number;
   truncatedBytes: number;
@@ -1130,6 +1132,10 @@ export class PartitionLog implements PartitionLogApi {
     await this.leaderEpochs.load();
 
     if (bases.length === 0) {
+      // No segment on disk: a new partition (or one whose files were all removed), nothing to
+      // recover, so no "unclean shutdown" to report.
+      report.clean = true;
+      report.created = true;
       const start = logStartCk ?? 0;
       this._logStartOffset = start;
       const seg = await this.createSegment(start);
@@ -1350,7 +1356,7 @@ export class PartitionLog implements PartitionLogApi {
         logStartOffset: this._logStartOffset,
         logEndOffset: this.nextOffset,
       },
-      r.clean ? 'log opened after a clean shutdown' : 'log recovered after an unclean shutdown',
+      r.created ? 'log created' : r.clean ? 'log opened after a clean shutdown' : 'log recovered after an unclean shutdown',
     );
   }
 
