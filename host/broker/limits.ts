@@ -90,7 +90,7 @@ export const defaultBrokerOptions: BrokerOptions = {
   maxPartitionsPerTopic: 1000,
   // Each partition holds ~3 files open; 4,000 partitions stay under a 16k descriptor limit.
   maxPartitionsTotal: 4000,
-  // 8 MiB: a batch is held whole in memory and in the wasm core's 64 MiB scratch (with its
+  // 8 MiB: a batch is held whole in memory and in the wasm core's 128 MiB scratch (with its
   // decompressed form); 8× Kafka's default max.message.bytes is room enough at the edge.
   maxMessageBytesMax: 8 * MiB,
   // 64 MiB of appends waiting for fsync (group commit) is seconds of an SD card's bandwidth;
