@@ -77,7 +77,9 @@ async function createOne(t: CreateTopicsRequest['topics'][number], validateOnly:
     config[c.name] = c.value;
   }
   if (validateOnly) {
-    if (ctx.broker.describeTopic(t.name)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${t.name} already exists`);
+    // Every check createTopic would make (name, partitions, config values, limits), nothing created.
+    if (ctx.broker.validateCreateTopic) ctx.broker.validateCreateTopic(t.name, partitions, config as unknown as Partial<TopicConfig>);
+    else if (ctx.broker.describeTopic(t.name)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${t.name} already exists`);
     return { name: t.name, numPartitions: partitions, config: null };
   }
   // The broker parses string values (Kafka clients send every value as a string).

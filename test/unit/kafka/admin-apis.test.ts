@@ -53,6 +53,16 @@ t.test('admin APIs at their newest versions', async (t) => {
     const meta = await call(k.port, 3, 12, { topics: [{ name: 'checked' }], allowAutoTopicCreation: false, includeTopicAuthorizedOperations: false });
     t.equal(meta.topics[0].errorCode, 3, 'validate_only created nothing; Metadata without auto-create says UNKNOWN_TOPIC_OR_PARTITION');
 
+    // validate_only makes every check a real create would: values and names, not just existence.
+    const invalid = await call(k.port, 19, 7, {
+      topics: [topicSpec('badvalue', { configs: [{ name: 'retention.ms', value: 'soon' }] }), topicSpec('bad name!')],
+      timeoutMs: 1000,
+      validateOnly: true,
+    });
+    t.equal(invalid.topics[0].errorCode, 40, 'validate_only: a bad config value is INVALID_CONFIG');
+    t.match(invalid.topics[0].errorMessage, /retention\.ms/);
+    t.equal(invalid.topics[1].errorCode, 17, 'validate_only: an illegal name is INVALID_TOPIC_EXCEPTION');
+
     const bad = await call(k.port, 19, 7, {
       topics: [topicSpec('rf3', { replicationFactor: 3 }), topicSpec('cfg', { configs: [{ name: 'retention.mss', value: '1' }] }), topicSpec('ok', { numPartitions: -1, replicationFactor: -1 })],
       timeoutMs: 1000,
