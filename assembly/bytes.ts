@@ -47,79 +47,67 @@ export let readFailed: bool = false;
   return <usize>((bits + 6) / 7);
 }
 
-/** Writes an unsigned varint at p; returns the position after it. */
+/** Writes an unsigned varint (T = u32 or u64) at p; returns the position after it. */
 // @ts-ignore: decorator
-@inline export function writeVaru32(p: usize, u: u32): usize {
-  while (u >= 0x80) {
-    store<u8>(p, <u8>((u & 0x7f) | 0x80));
-    u >>>= 7;
+@inline function writeVaru<T>(p: usize, u: T): usize {
+  while (u >= <T>0x80) {
+    store<u8>(p, <u8>((u & <T>0x7f) | <T>0x80));
+    u >>>= <T>7;
     p++;
   }
   store<u8>(p, <u8>u);
   return p + 1;
+}
+
+// @ts-ignore: decorator
+@inline export function writeVaru32(p: usize, u: u32): usize {
+  return writeVaru<u32>(p, u);
 }
 
 // @ts-ignore: decorator
 @inline export function writeVaru64(p: usize, u: u64): usize {
-  while (u >= 0x80) {
-    store<u8>(p, <u8>((u & 0x7f) | 0x80));
-    u >>>= 7;
-    p++;
+  return writeVaru<u64>(p, u);
+}
+
+/**
+ * Reads an unsigned varint (T = u32: at most 5 bytes; u64: at most 10) at `cursor`. Generic so
+ * both widths share one loop; AssemblyScript compiles one copy per width, no cost at run time.
+ */
+// @ts-ignore: decorator
+@inline function readVaru<T>(): T {
+  const maxBytes = sizeof<T>() == 4 ? 5 : 10;
+  let p = cursor;
+  if (p < limit) {
+    const b = <T>load<u8>(p);
+    if (b < <T>0x80) {
+      cursor = p + 1;
+      return b;
+    }
   }
-  store<u8>(p, <u8>u);
-  return p + 1;
+  let result = <T>0;
+  let shift = <T>0;
+  for (let i = 0; i < maxBytes; i++) {
+    if (p >= limit) break;
+    const b = <T>load<u8>(p++);
+    result |= (b & <T>0x7f) << shift;
+    if ((b & <T>0x80) == 0) {
+      cursor = p;
+      return result;
+    }
+    shift += <T>7;
+  }
+  readFailed = true;
+  return <T>0;
 }
 
 /** Reads an unsigned varint of at most 5 bytes at `cursor`. */
 export function readVaru32(): u32 {
-  let p = cursor;
-  if (p < limit) {
-    const b = <u32>load<u8>(p);
-    if (b < 0x80) {
-      cursor = p + 1;
-      return b;
-    }
-  }
-  let result: u32 = 0;
-  let shift: u32 = 0;
-  for (let i = 0; i < 5; i++) {
-    if (p >= limit) break;
-    const b = <u32>load<u8>(p++);
-    result |= (b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      cursor = p;
-      return result;
-    }
-    shift += 7;
-  }
-  readFailed = true;
-  return 0;
+  return readVaru<u32>();
 }
 
 /** Reads an unsigned varint of at most 10 bytes at `cursor`. */
 export function readVaru64(): u64 {
-  let p = cursor;
-  if (p < limit) {
-    const b = <u64>load<u8>(p);
-    if (b < 0x80) {
-      cursor = p + 1;
-      return b;
-    }
-  }
-  let result: u64 = 0;
-  let shift: u64 = 0;
-  for (let i = 0; i < 10; i++) {
-    if (p >= limit) break;
-    const b = <u64>load<u8>(p++);
-    result |= (b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      cursor = p;
-      return result;
-    }
-    shift += 7;
-  }
-  readFailed = true;
-  return 0;
+  return readVaru<u64>();
 }
 
 // @ts-ignore: decorator
