@@ -9,22 +9,10 @@ import mqtt from 'mqtt';
 import { openStack, readTopic } from '../unit/mqtt/fixture.js';
 import { eventually, sleep } from '../helpers/index.js';
 import { hashPasswordSync } from '../../gateway/mqtt/index.js';
+import { u16, str, packet } from '../helpers/mqtt-packets.js';
 
-const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const str = (s: string) => Buffer.concat([u16(Buffer.byteLength(s)), Buffer.from(s)]);
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let d = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) d |= 0x80;
-    out.push(d);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 type AedesView = { clients: Record<string, { conn: { writableLength: number }; subscriptions: Record<string, unknown> } | undefined> };
 const clientsOf = (s: { gateway: { aedes: unknown } }) => (s.gateway.aedes as AedesView).clients;
-const packet = (byte0: number, body: Buffer) => Buffer.concat([Buffer.from([byte0]), varint(body.length), body]);
 const connectPacket = (clientId: string, keepalive = 30, will?: { topic: string; payload: string }) =>
   packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, will ? 0x02 | 0x04 | 0x08 : 0x02]), u16(keepalive), str(clientId), ...(will ? [str(will.topic), str(will.payload)] : [])]));
 

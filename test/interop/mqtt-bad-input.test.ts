@@ -6,23 +6,8 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { openStack, readTopic, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually } from '../helpers/index.js';
+import { u16, str, varint, packet } from '../helpers/mqtt-packets.js';
 
-const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
-const str = (s: string | Buffer) => {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  return Buffer.concat([u16(b.length), b]);
-};
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let d = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) d |= 0x80;
-    out.push(d);
-  } while (n > 0);
-  return Buffer.from(out);
-}
-const packet = (byte0: number, body: Buffer) => Buffer.concat([Buffer.from([byte0]), varint(body.length), body]);
 
 interface ConnectSpec {
   name?: string;
