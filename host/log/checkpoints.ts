@@ -27,7 +27,8 @@ export async function readOffsetCheckpoint(dir: string, name: string): Promise<n
   const bytes = await readFileOrNull(join(dir, name));
   if (!bytes) return null;
   const lines = bytes.toString('utf8').split('\n');
-  if (lines[0] !== '0') return null;
+  // Digits only: Number('') is 0, and a damaged "0\n" must not read as offset 0.
+  if (lines[0] !== '0' || !/^\d+$/.test(lines[1] ?? '')) return null;
   const value = Number(lines[1]);
   return Number.isSafeInteger(value) && value >= 0 ? value : null;
 }
