@@ -142,6 +142,43 @@ function followerTests(test: TestFn, fresh: Fresh): void {
     t.same(await readValues(log, 3), [[7, 'g-v0'], [8, 'g-v1']], 'a read inside the gap starts at the next batch');
   });
 
+  test('a follower stores a compacted leader log unchanged (offset gaps, rebuilt and empty batches)', async (t) => {
+    const leader = (await fresh(t)).log;
+    const follower = (await fresh(t)).log;
+    leader.updateOptions({ cleanupPolicy: 'compact', minCompactionLagMs: 0, segmentBytes: 4096 });
+    let sequence = 0; // one idempotent producer writes every third batch: compaction keeps its last batch even when emptied
+    const keyed = (n: number, round: number, idempotent: boolean) => {
+      const records = Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`k${(round * n + i) % 11}`), value: Buffer.from(`r${round}-${i}`), timestampMs: 1_700_000_000_000 + round }));
+      const b = encodeBatch(records, idempotent ? { producerId: 7, producerEpoch: 0, baseSequence: sequence } : {});
+      if (idempotent) sequence += n;
+      return b;
+    };
+    for (let round = 0; round < 40; round++) await leader.appendAsLeader(keyed(4, round, round % 3 === 0 && round <= 30), { leaderEpoch: 1 + (round >> 4), durable: true });
+    await leader.compact(Date.now());
+    const leaderBytes: Buffer[] = [];
+    let offset = leader.logStartOffset;
+    while (offset < leader.logEndOffset) {
+      const r = await leader.read(offset, 1500, leader.logEndOffset);
+      if (r.records.byteLength === 0) break;
+      leaderBytes.push(Buffer.from(r.records));
+      await follower.appendAsFollower(Buffer.from(r.records), { durable: true });
+      offset = r.nextOffset;
+    }
+    const all = Buffer.concat(leaderBytes);
+    const headers = decodeBatches(all).map((b) => b.header);
+    t.ok(headers.some((h, i) => i > 0 && h.baseOffset > headers[i - 1].lastOffset + 1), 'compaction left gaps between batches');
+    t.ok(headers.some((h) => h.recordCount === 0), 'an emptied batch kept for its producer');
+    t.ok(headers.some((h) => h.recordCount > 0 && h.recordCount < h.lastOffsetDelta + 1), 'a rebuilt batch with gaps in its offset deltas');
+    t.equal(follower.logEndOffset, leader.logEndOffset);
+    const copy = await follower.read(0, 1 << 24, follower.logEndOffset);
+    t.equal(sha1(copy.records), sha1(all), 'the follower log is the leader log, byte for byte');
+    const epochsOfBatches: Array<{ epoch: number; startOffset: number }> = [];
+    for (const h of headers) {
+      if (!epochsOfBatches.length || h.partitionLeaderEpoch > epochsOfBatches[epochsOfBatches.length - 1].epoch) epochsOfBatches.push({ epoch: h.partitionLeaderEpoch, startOffset: h.baseOffset });
+    }
+    t.same(follower.leaderEpochEntries(), epochsOfBatches, 'the follower epochs come from the batches it holds');
+  });
+
   test('a follower can take over as leader: appendAsLeader continues at the follower log end', async (t) => {
     const { log } = await fresh(t);
     await log.appendAsFollower(batchOf(4, 'f', { baseOffset: 0, epoch: 5 }), { durable: true });
