@@ -77,7 +77,7 @@ export function logConformance(tap: Tap, impl: LogImplementation): void {
   followerTests(test, fresh);
   readTests(test, fresh);
   truncateAndEpochTests(test, fresh);
-  crashTests(test, fresh, impl);
+  crashTests(test, impl);
 }
 
 type Fresh = (t: Test) => Promise<{ dir: string; log: PartitionLogApi; reopen(clean: boolean): Promise<PartitionLogApi> }>;
@@ -308,7 +308,7 @@ function runChild(impl: LogImplementation, dir: string, mode: 'leader' | 'follow
   });
 }
 
-function crashTests(test: TestFn, fresh: Fresh, impl: LogImplementation): void {
+function crashTests(test: TestFn, impl: LogImplementation): void {
   for (const mode of ['leader', 'follower'] as const) {
     test(`reopen after kill -9 of a process appending as ${mode}: every acknowledged batch is there, byte-exact, with its epoch`, async (t) => {
       const dir = await tempDir(t, 'tributary-conformance-crash-');
