@@ -11,8 +11,8 @@
 //   onOutOfRange what a position outside the log becomes: earliest, latest, nearest (below the
 //                start → start, past the end → end) or fail (the error goes to the caller)
 //   retry        how often a transient error (the error table's `retriable`, except a partition
-//                that no longer exists) is retried, with linear backoff; every other error is
-//                the caller's
+//                that no longer exists) of a read or a wait is retried, with linear backoff;
+//                every other error is the caller's
 //   raw/decoded  `readRaw` gives the stored batches as on disk (Kafka Fetch, groups replay);
 //                `read` decodes them with the core, drops records below the position (the first
 //                batch may start earlier) and control batches
@@ -189,7 +189,8 @@ export class PartitionCursor {
       await sleep(Math.min(maxWaitMs, this.options.emptyReadBackoffMs ?? 1), this.options.signal);
       return this.visibleEnd() > this.position;
     }
-    await this.broker.waitForData([{ ...this.tp, afterOffset: this.position }], maxWaitMs, this.options.signal, this.isolation);
+    // LIMIT_EXCEEDED (too many parked readers) is transient: the same retry rule as a read.
+    await this.withRetry(() => this.broker.waitForData([{ ...this.tp, afterOffset: this.position }], maxWaitMs, this.options.signal, this.isolation));
     this.endSeen = Math.max(this.endSeen, this.visibleEnd());
     return this.visibleEnd() > this.position;
   }

@@ -219,3 +219,19 @@ t.test('cursor: waitAny wakes on any partition passing what its cursor saw', asy
   await parked;
   t.ok(woke);
 });
+
+t.test('cursor: a wait refused for too many parked readers (LIMIT_EXCEEDED) follows the same retry rule', async (t) => {
+  const { broker } = await openBroker(t, { maxWaitingReaders: 1 });
+  await withRecords(broker, 1);
+  const ac = new AbortController();
+  const other = broker.waitForData([{ ...tp, afterOffset: 1 }], 30_000, ac.signal); // takes the only slot
+  const retried: string[] = [];
+  const c = new PartitionCursor(broker, tp, 1, opts({ retry: { attemptsMax: 2, backoffMs: 1, backoffMaxMs: 1 }, onRetry: (e) => retried.push(e.code) }));
+  await t.rejects(c.wait(30_000), { code: 'LIMIT_EXCEEDED' });
+  t.same(retried, ['LIMIT_EXCEEDED', 'LIMIT_EXCEEDED'], 'retried twice, then given up');
+  const parked = c.wait(30_000);
+  ac.abort(); // the slot frees while the cursor backs off... or before it asks: either way it parks
+  await other;
+  await broker.produce(tp.topic, [{ key: null, value: bytes('x') }], { acks: 1, partition: 0 });
+  t.equal(await parked, true);
+});
