@@ -30,7 +30,7 @@ import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
 import { approxRecordBytes, encodeFrame, encodeRecords, errorFrame, type Encoding, type OutRecord, type RequestId, type TextEncodingName } from './protocol.js';
 import type { KeyMatcher } from './filter.js';
-import { decodeStored } from './records.js';
+import { PartitionCursor, type RetryPolicy } from '../../host/broker/cursor.js';
 import { SendStatus } from './uws-loader.js';
 
 /** What the fan-out needs of a socket. */
@@ -143,19 +143,44 @@ class Semaphore {
   }
 }
 
+/**
+ * The one retry rule of this gateway's readers (host/broker/cursor.ts): transient errors are
+ * retried without end, backing off to a second; a reader stops only when its members leave.
+ */
+const READ_RETRY: RetryPolicy = { attemptsMax: Number.POSITIVE_INFINITY, backoffMs: 10, backoffMaxMs: 1_000 };
+
 /** The shared live reader of one partition. */
 class Tail {
-  position: number;
   readonly members = new Set<PartCursor>();
   private abort = new AbortController();
   private running = false;
+  private readonly reader: PartitionCursor;
 
   constructor(
     readonly fanout: Fanout,
     readonly tp: TopicPartition,
     readonly key: string,
   ) {
-    this.position = fanout.broker.offsets(tp).highWatermark;
+    const { broker, settings, logger } = fanout;
+    const tail = this;
+    this.reader = new PartitionCursor(broker, tp, broker.offsets(tp).highWatermark, {
+      maxBytes: settings.readBytesMax,
+      // Retention removed what the tail was about to read: members behind it catch up on their own.
+      onOutOfRange: 'nearest',
+      retry: READ_RETRY,
+      get signal() {
+        return tail.abort.signal; // replaced when a member joins a tail that had emptied
+      },
+      onRetry: (err, attempt) => {
+        if (attempt % 100 === 1) logger.warn({ err: err.message, topic: tp.topic, partition: tp.partition }, 'ws tail read failed; retrying');
+      },
+      emptyReadBackoffMs: settings.tailLingerMs || 1,
+    });
+  }
+
+  /** Nothing below it is left to deliver to live members. */
+  get position(): number {
+    return this.reader.position;
   }
 
   add(c: PartCursor): void {
@@ -174,46 +199,29 @@ class Tail {
   }
 
   private async loop(): Promise<void> {
-    const { broker, settings, logger } = this.fanout;
-    let failures = 0;
+    const { settings } = this.fanout;
     while (this.members.size > 0) {
       try {
-        if (broker.offsets(this.tp).highWatermark <= this.position) {
-          await broker.waitForData([{ ...this.tp, afterOffset: this.position }], settings.tailMaxWaitMs, this.abort.signal);
-          if (this.members.size === 0) break;
-          if (broker.offsets(this.tp).highWatermark <= this.position) continue;
+        const parked = this.reader.caughtUp();
+        if (!(await this.reader.wait(settings.tailMaxWaitMs)) || this.members.size === 0) continue;
+        if (parked) {
+          // Woken by an append: let a few more land so one read serves them all.
           const lingerMs = Math.min(settings.tailLingerMaxMs, settings.tailLingerMs * Math.ceil(this.members.size / 100));
           if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs));
           if (this.members.size === 0) break;
         }
-        const result = await broker.read(this.tp, this.position, { maxBytes: settings.readBytesMax });
-        failures = 0;
-        if (result.records.byteLength === 0) {
-          if (result.logStartOffset > this.position) this.position = result.logStartOffset;
-          else await new Promise((r) => setTimeout(r, settings.tailLingerMs || 1)); // high watermark moved but nothing readable yet
-          continue;
-        }
-        const { records, nextOffset } = decodeStored(result.records, this.position);
-        const next = Math.max(nextOffset, this.position);
-        this.deliver(records, this.position, next);
-        this.position = next;
+        const { records, from, nextOffset } = await this.reader.read();
+        if (nextOffset > from) this.deliver(records, from, nextOffset);
       } catch (err) {
+        // Not transient (the topic was deleted, ...): every member is told, the tail ends.
         const e = asBrokerError(err);
-        if (e.code === 'OFFSET_OUT_OF_RANGE') {
-          // Retention removed what the tail was about to read: members behind it catch up on their own.
-          this.position = broker.offsets(this.tp).logStartOffset;
-          continue;
+        if (e.code !== 'UNKNOWN_TOPIC_OR_PARTITION') this.fanout.logger.warn({ err: e.message, topic: this.tp.topic, partition: this.tp.partition }, 'ws tail stopped');
+        for (const m of [...this.members]) {
+          this.fanout.notify(m, e);
+          m.state = 'stopped';
         }
-        if (e.code === 'UNKNOWN_TOPIC_OR_PARTITION') {
-          for (const m of [...this.members]) {
-            this.fanout.notify(m, e);
-            m.state = 'stopped';
-          }
-          this.members.clear();
-          break;
-        }
-        if (failures++ % 100 === 0) logger.warn({ err: e.message, topic: this.tp.topic, partition: this.tp.partition }, 'ws tail read failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(1_000, 10 * failures)));
+        this.members.clear();
+        break;
       }
     }
     this.running = false;
@@ -360,6 +368,14 @@ export class Fanout {
   private async catchUp(c: PartCursor): Promise<void> {
     const tp = { topic: c.sub.topic, partition: c.partition };
     const live = () => c.state === 'catchup' && !c.sub.closed && c.sub.peer.alive;
+    const reader = new PartitionCursor(this.broker, tp, c.cursor, {
+      maxBytes: this.settings.readBytesMax,
+      onOutOfRange: 'nearest',
+      retry: READ_RETRY,
+      onReset: (from, to, o) => {
+        if (live()) this.notify(c, new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${from} of ${tp.topic}/${tp.partition} is out of range [${o.logStartOffset}, ${o.highWatermark}]; continuing at ${to}`));
+      },
+    });
     while (live()) {
       if (c.cursor >= this.tailPosition(tp)) {
         this.tailFor(tp).add(c);
@@ -372,37 +388,25 @@ export class Fanout {
       await this.catchUps.acquire();
       try {
         if (!live()) return;
+        reader.seek(c.cursor); // a pause may have left the socket behind what was read
         let result;
         try {
-          result = await this.broker.read(tp, c.cursor, { maxBytes: this.settings.readBytesMax });
+          result = await reader.read();
         } catch (err) {
-          const e = asBrokerError(err);
           if (!live()) return;
-          if (e.code === 'OFFSET_OUT_OF_RANGE') {
-            const { logStartOffset, highWatermark } = this.broker.offsets(tp);
-            const reset = c.cursor < logStartOffset ? logStartOffset : highWatermark;
-            this.notify(c, new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${c.cursor} of ${tp.topic}/${tp.partition} is out of range [${logStartOffset}, ${highWatermark}]; continuing at ${reset}`));
-            c.cursor = reset;
-            continue;
-          }
-          this.notify(c, e);
+          this.notify(c, asBrokerError(err));
           c.state = 'stopped';
           return;
         }
         if (!live()) return;
-        if (result.records.byteLength === 0) {
-          if (c.cursor < result.logStartOffset) c.cursor = result.logStartOffset;
-          else {
-            // Nothing stored past the cursor yet: wait on the tail.
-            this.tailFor(tp).add(c);
-            return;
-          }
-          continue;
+        c.cursor = result.from; // where an out-of-range reset put it (else unchanged)
+        if (result.nextOffset === result.from) {
+          // Nothing stored past the cursor yet: wait on the tail.
+          this.tailFor(tp).add(c);
+          return;
         }
-        const from = c.cursor;
-        const { records, nextOffset } = decodeStored(result.records, from);
-        const frames = buildFrames(c.sub, tp, records, this.settings.frameBytesMax);
-        if (!this.sendFrames(c, frames, Math.max(nextOffset, from))) return;
+        const frames = buildFrames(c.sub, tp, result.records, this.settings.frameBytesMax);
+        if (!this.sendFrames(c, frames, result.nextOffset)) return;
       } finally {
         this.catchUps.release();
       }

@@ -22,6 +22,7 @@ import type { BrokerApi, TopicInfo } from '../../host/broker/api.js';
 import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
+import { resolveStart } from '../../host/broker/cursor.js';
 import { PartCursor, type Fanout, type Subscription } from './fanout.js';
 import type { SubscribeRequest } from './protocol.js';
 import { encodeFrame } from './protocol.js';
@@ -261,17 +262,9 @@ export class GroupSessions {
     const starts: number[] = [];
     for (const p of partitions) {
       const tp = { topic: sub.topic, partition: p };
-      const { logStartOffset, highWatermark } = this.broker.offsets(tp);
       const committed = fetched.find((f) => f.partition === p && f.topic === sub.topic && !f.error)?.offset ?? -1;
-      let start: number;
-      if (committed >= 0) start = Math.min(Math.max(committed, logStartOffset), highWatermark);
-      else if (m.req.start.kind === 'earliest') start = logStartOffset;
-      else if (m.req.start.kind === 'offset') start = Math.min(Math.max(m.req.start.offset, logStartOffset), highWatermark);
-      else if (m.req.start.kind === 'timestamp') {
-        const found = await this.broker.listOffset(tp, m.req.start.timestampMs);
-        start = found.offset < 0 ? highWatermark : found.offset;
-      } else start = highWatermark;
-      starts.push(start);
+      // A committed offset is clamped into [log start, high watermark] like an explicit one.
+      starts.push(await resolveStart(this.broker, tp, committed >= 0 ? { kind: 'offset', offset: committed } : m.req.start));
     }
     if (m.left) return;
     partitions.forEach((p, i) => sub.parts.set(p, new PartCursor(sub, p, starts[i])));

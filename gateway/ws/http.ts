@@ -27,7 +27,7 @@ import type { Access, Authenticator } from './auth.js';
 import type { GroupSessions } from './group-session.js';
 import type { WsGatewayOptions } from './options.js';
 import { parseRecordFields, type OutRecord, type TextEncodingName } from './protocol.js';
-import { decodeStored } from './records.js';
+import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Uws, UwsTypes } from './uws-loader.js';
 
 export interface GatewayStats {
@@ -300,12 +300,13 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     reply.watch();
     const out: OutRecord[] = [];
     let next = offset;
+    const reader = new PartitionCursor(broker, tp, offset, { maxBytes: opts.readBytesMax, onOutOfRange: 'fail' });
     // Bounded: at most `limit` records, at most ceil(limit) reads (every read returns ≥ 1 batch).
-    for (let reads = 0; out.length < limit && next < broker.offsets(tp).highWatermark && reads < limit; reads++) {
-      const result = await broker.read(tp, next, { maxBytes: opts.readBytesMax });
+    for (let reads = 0; out.length < limit && !reader.caughtUp() && reads < limit; reads++) {
+      reader.seek(next);
+      const { records, nextOffset } = await reader.read();
       if (reply.aborted) return;
-      if (result.records.byteLength === 0) break;
-      const { records, nextOffset } = decodeStored(result.records, next);
+      if (nextOffset === next) break;
       for (const r of records) {
         if (out.length >= limit) break;
         out.push(r);

@@ -14,6 +14,7 @@ import { asBrokerError, BrokerError } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { MetricsRegistry } from '../../host/metrics/registry.js';
 import { Authenticator, type Access } from './auth.js';
+import { resolveStart } from '../../host/broker/cursor.js';
 import { Fanout, PartCursor, Subscription, type Peer } from './fanout.js';
 import { compileKeyFilter } from './filter.js';
 import { GroupSessions } from './group-session.js';
@@ -322,21 +323,8 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   }
 
   /** Where a partition's delivery starts; explicit offsets are clamped into [logStart, highWatermark]. */
-  async function startOffset(info: TopicInfo, partition: number, req: SubscribeRequest): Promise<number> {
-    const tp = { topic: info.name, partition };
-    const { logStartOffset, highWatermark } = broker.offsets(tp);
-    switch (req.start.kind) {
-      case 'earliest':
-        return logStartOffset;
-      case 'latest':
-        return highWatermark;
-      case 'offset':
-        return Math.min(Math.max(req.start.offset, logStartOffset), highWatermark);
-      case 'timestamp': {
-        const found = await broker.listOffset(tp, req.start.timestampMs);
-        return found.offset < 0 ? highWatermark : found.offset;
-      }
-    }
+  function startOffset(info: TopicInfo, partition: number, req: SubscribeRequest): Promise<number> {
+    return resolveStart(broker, { topic: info.name, partition }, req.start);
   }
 
   async function produce(peer: SocketPeer, req: ProduceRequest): Promise<void> {

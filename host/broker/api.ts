@@ -1,5 +1,6 @@
 // The broker core's contract with every door (Kafka, MQTT, WebSocket/HTTP, later cluster and
-// uplink). One write path (`append`, `produce`) and one read path (`read`, `waitForData`).
+// uplink). One write path (`append`, `produce`) and one read path (`read`, `waitForData`), which every
+// door drives through one reader, PartitionCursor (host/broker/cursor.ts).
 //
 // Units: offsets, timestamps and producer ids are JS numbers (safe integers, asserted at the
 // edges); they become int64 only on the wire. Timestamps are milliseconds since the epoch.
@@ -53,6 +54,19 @@ export interface PartitionOffsets {
   logEndOffset: number;
 }
 
+/**
+ * How far a reader may see (Kafka's FetchIsolation): `committed` = below the high watermark,
+ * what every in-sync replica holds (every client, every door); `logEnd` = below the log end
+ * (followers copying the leader, only).
+ */
+export type Isolation = 'committed' | 'logEnd';
+
+/** A partition's replica state: role, leader epoch and its offsets (HW = LEO on one node). */
+export interface PartitionState extends PartitionOffsets {
+  role: 'leader' | 'follower';
+  leaderEpoch: number;
+}
+
 /** A record as the gateways hand it to the broker (the broker encodes it with the core). */
 export interface RecordInput {
   key: Uint8Array | null;
@@ -83,11 +97,15 @@ export interface AppendResult {
 export interface ReadOptions {
   /** Upper bound on bytes returned; the first batch is returned whole even if larger (KIP-74). */
   maxBytes: number;
+  /** Default `committed` (every client). `logEnd` is for followers only. */
+  isolation?: Isolation;
 }
 
 export interface ReadResult extends PartitionOffsets {
   /** Whole stored batches, bytes exactly as on disk (may be empty). */
   records: Uint8Array;
+  /** First offset after the returned batches (the next position to read; = the offset asked when empty). */
+  nextOffset: number;
 }
 
 export interface OffsetLookup {
@@ -137,16 +155,19 @@ export interface BrokerApi {
   // --- the read path ----------------------------------------------------------------------
   read(tp: TopicPartition, offset: number, options: ReadOptions): Promise<ReadResult>;
   offsets(tp: TopicPartition): PartitionOffsets;
+  /** Role, leader epoch and offsets of one partition. UNKNOWN_TOPIC_OR_PARTITION when absent. */
+  partitionState(tp: TopicPartition): PartitionState;
   /** By timestamp (first offset with timestamp >= ts) or LATEST/EARLIEST/MAX_TIMESTAMP. */
   listOffset(tp: TopicPartition, timestampMs: number): Promise<OffsetLookup>;
   /**
    * Resolves when any of the partitions gets an append past `afterOffset`, or after
    * `maxWaitMs`, or when `signal` aborts. No polling: appends wake waiters.
-   * Precisely: resolves once some partition's logEndOffset > afterOffset, so pass the next
+   * Precisely: resolves once some partition's visible end (the high watermark under
+   * `committed`, the default; the log end under `logEnd`) > afterOffset, so pass the next
    * offset the reader wants (its fetch position). Unknown partition → UNKNOWN_TOPIC_OR_PARTITION;
    * too many parked readers → LIMIT_EXCEEDED (retriable).
    */
-  waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal): Promise<void>;
+  waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal, isolation?: Isolation): Promise<void>;
 
   // --- life -------------------------------------------------------------------------------
   close(): Promise<void>;

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import { BrokerError, asBrokerError } from '../errors/index.js';
-import type { LogOptions, PartitionLogApi } from '../log/api.js';
+import type { LogOptions } from '../log/api.js';
 import { PartitionLog } from '../log/partition-log.js';
 import { encodeBatch, codecSupport, CODEC_NAMES } from '../core/index.js';
 import {
@@ -30,7 +30,9 @@ import {
   type AppendResult,
   type BrokerApi,
   type OffsetLookup,
+  type Isolation,
   type PartitionOffsets,
+  type PartitionState,
   type ReadOptions,
   type ReadResult,
   type RecordInput,
@@ -296,7 +298,7 @@ export class Broker implements BrokerApi {
       this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
       let info;
       try {
-        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: LEADER_EPOCH, durable: acks !== 0 }));
+        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: partition.leaderEpoch, durable: acks !== 0 }));
       } finally {
         this.pendingAppendBytes -= bytes;
         this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
@@ -404,19 +406,29 @@ export class Broker implements BrokerApi {
         `offset ${offset} is outside ${tp.topic}-${tp.partition}'s log [${log.logStartOffset}, ${log.logEndOffset}]`,
       );
     }
-    // Clients read up to the high watermark (equal to the log end on one node: offsetsOf).
-    const result = await partition.use((l) => l.read(offset, maxBytes, offsetsOf(l).highWatermark));
+    // Visibility in one place: clients read below the high watermark, followers to the log end.
+    const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo()));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {
       this.metrics.bytesOut.inc(labels, result.records.byteLength);
       this.metrics.recordsOut.inc(labels, countRecords(result.records));
     }
-    return { records: result.records, ...offsetsOf(log) };
+    return { records: result.records, nextOffset: result.nextOffset, ...offsetsOf(partition) };
   }
 
   offsets(tp: TopicPartition): PartitionOffsets {
-    return offsetsOf(this.partition(tp).log);
+    return offsetsOf(this.partition(tp));
+  }
+
+  partitionState(tp: TopicPartition): PartitionState {
+    return this.partition(tp).state();
+  }
+
+  /** The partition object itself (replica state and HW control), for the broker's own parts and tests. */
+  partitionObject(tp: TopicPartition): Partition {
+    return this.partition(tp);
   }
 
   async listOffset(tp: TopicPartition, timestampMs: number): Promise<OffsetLookup> {
@@ -437,14 +449,16 @@ export class Broker implements BrokerApi {
    * Resolves once some position's partition has a record at `afterOffset` or later (its log
    * end offset > afterOffset), or after maxWaitMs (clamped to maxWaitMsMax), or on abort.
    */
-  async waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+  async waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal, isolation: Isolation = 'committed'): Promise<void> {
     if (this.closing) return;
+    const logEnd = isolation === 'logEnd';
     const lists = positions.map((pos) => {
       const partition = this.partition(pos);
-      return { partition, list: partition.waiters, afterOffset: pos.afterOffset };
+      return { partition, list: logEnd ? partition.logEndWaiters : partition.waiters, afterOffset: pos.afterOffset };
     });
+    const visibleEnd = (p: Partition) => (logEnd ? p.log.logEndOffset : p.highWatermark);
     // No await between this check and parking: an append cannot slip in between.
-    if (lists.some((l) => l.partition.log.logEndOffset > l.afterOffset)) return;
+    if (lists.some((l) => visibleEnd(l.partition) > l.afterOffset)) return;
     const waitMs = Number.isFinite(maxWaitMs) ? Math.min(Math.max(0, Math.floor(maxWaitMs)), this.options.maxWaitMsMax) : 0;
     let parked;
     try {
@@ -470,7 +484,7 @@ export class Broker implements BrokerApi {
       if (this.maintenanceTimer) clearTimeout(this.maintenanceTimer);
       await this.maintenanceRun;
       await this.adminTail.catch(() => undefined);
-      for (const t of this.topics.values()) for (const p of t.partitions) p.waiters.wakeAll('shutdown');
+      for (const t of this.topics.values()) for (const p of t.partitions) p.wakeAll('shutdown');
       try {
         await this.closeLogs();
       } finally {
@@ -616,10 +630,11 @@ export class Broker implements BrokerApi {
       metrics: this.deps.metrics,
       topicPartition: partitionDirName(topic, index),
     });
-    const partition = new Partition(tp, dir, log, this.waiters.newPartitionList());
+    const partition = new Partition(tp, dir, log, this.waiters.newPartitionList(), this.waiters.newPartitionList(), LEADER_EPOCH);
     // Readers wake when the readable end moves (after the fsync under flush=always, so a
-    // reader never sees what a power cut could take back), whichever append moved it.
-    partition.unsubscribe = log.onEndOffsetAdvance((end) => partition.waiters.wake(end));
+    // reader never sees what a power cut could take back), whichever append moved it; on one
+    // node the broker is the only replica, so the same event advances the high watermark.
+    partition.unsubscribe = log.onEndOffsetAdvance((end) => partition.logEndAdvanced(end));
     return partition;
   }
 
@@ -676,7 +691,7 @@ export class Broker implements BrokerApi {
   }
 
   private async destroyPartitions(partitions: Partition[]): Promise<void> {
-    for (const p of partitions) p.waiters.wakeAll('shutdown');
+    for (const p of partitions) p.wakeAll('shutdown');
     await Promise.all(
       partitions.map(async (p) => {
         await p.drain();
@@ -811,9 +826,9 @@ function approxRecordBytes(r: RecordInput): number {
   return n;
 }
 
-function offsetsOf(log: PartitionLogApi): PartitionOffsets {
-  const logEndOffset = log.logEndOffset;
-  return { logStartOffset: log.logStartOffset, highWatermark: logEndOffset, logEndOffset };
+function offsetsOf(partition: Partition): PartitionOffsets {
+  const log = partition.log;
+  return { logStartOffset: log.logStartOffset, highWatermark: partition.highWatermark, logEndOffset: log.logEndOffset };
 }
 
 function storageError(what: string, err: unknown): BrokerError {

@@ -1,6 +1,6 @@
 // Long-poll readers parked until data arrives. No polling: each partition keeps the readers
-// waiting on it, and the append that moves its log end past a reader's offset wakes that
-// reader. A reader waiting on several partitions sits in each one's list and is removed from
+// waiting on it in two lists (host/broker/partition.ts): committed readers, woken when the high
+// watermark passes their offset, and log-end readers (followers), woken when the log end does. A reader waiting on several partitions sits in each one's list and is removed from
 // all of them when it finishes (woken, timed out, aborted or shut down), so nothing leaks.
 //
 // Bounded: at most `maxWaiting` readers at once; the next one is refused with LIMIT_EXCEEDED

@@ -8,7 +8,7 @@
 // shares their fsyncs).
 import type { BrokerApi, RecordInput, TopicInfo } from '../api.js';
 import { BrokerError } from '../../errors/index.js';
-import { forEachRecord } from './batches.js';
+import { PartitionCursor } from '../cursor.js';
 
 export const OFFSETS_TOPIC = '__consumer_offsets';
 
@@ -109,22 +109,20 @@ export class OffsetsStore {
     let count = 0;
     for (let partition = 0; partition < info.partitions; partition++) {
       const tp = { topic: OFFSETS_TOPIC, partition };
-      const { logStartOffset, highWatermark } = this.broker.offsets(tp);
-      let position = logStartOffset;
-      while (position < highWatermark) {
-        const res = await this.broker.read(tp, position, { maxBytes: this.options.readBytes });
-        if (res.records.length === 0) break;
-        let next = position;
-        forEachRecord(res.records, (offset, key, value) => {
-          if (offset >= next) next = offset + 1;
-          if (offset < position || key === null) return;
-          onRecord(key, value, offset, partition);
+      // Everything committed when the replay starts (later writes are this coordinator's own).
+      const reader = new PartitionCursor(this.broker, tp, this.broker.offsets(tp).logStartOffset, { maxBytes: this.options.readBytes, onOutOfRange: 'fail' });
+      const end = reader.visibleEnd();
+      while (reader.position < end) {
+        // Decoded by the cursor: records below `from` and control batches already dropped.
+        const { records, from, nextOffset } = await reader.read();
+        if (nextOffset === from) break;
+        for (const r of records) {
+          if (r.key === null) continue;
+          onRecord(r.key, r.value, r.offset, partition);
           count++;
-        }, (lastOffset) => {
-          if (lastOffset + 1 > next) next = lastOffset + 1; // batches emptied by compaction still advance
-        });
-        if (next <= position) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', `offsets topic partition ${partition}: no progress reading at offset ${position}`);
-        position = next;
+        }
+        // nextOffset counts batches emptied by compaction too.
+        if (nextOffset <= from) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', `offsets topic partition ${partition}: no progress reading at offset ${from}`);
       }
     }
     return count;

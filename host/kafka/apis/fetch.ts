@@ -11,11 +11,14 @@
 // to full fetches. Isolation: read_committed reads the same as read_uncommitted (no
 // transactions exist, so every record is committed and last_stable_offset = high watermark).
 //
-// Long poll: read every partition; if fewer than min_bytes came back, wait on
-// broker.waitForData (woken by appends, no polling) until data arrives or max_wait_ms passes,
-// then read again. Records are returned as the stored bytes and written as their own chunks.
+// Long poll: read every partition, each through its PartitionCursor (host/broker/cursor.ts,
+// isolation committed: below the high watermark); if fewer than min_bytes came back, wait on
+// the broker's waiters (woken by appends, no polling) until data arrives or max_wait_ms
+// passes, then read again. Records are returned as the stored bytes and written as their own chunks.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
 import { BrokerError } from '../../errors/index.js';
+import type { PartitionOffsets } from '../../broker/api.js';
+import { NO_RETRY, PartitionCursor } from '../../broker/cursor.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
@@ -92,69 +95,72 @@ interface PartitionResult {
 
 const EMPTY = new Uint8Array(0);
 
+/** One cursor per requested partition, at its fetch offset; the client resets on its own (onOutOfRange 'fail'). */
+function openCursors(req: FetchRequest, ctx: RequestContext): PartitionCursor[][] {
+  return req.topics.map((t) =>
+    t.partitions.map((p) => new PartitionCursor(ctx.broker, { topic: t.topic, partition: p.partition }, p.fetchOffset, { maxBytes: 0, onOutOfRange: 'fail', retry: NO_RETRY })),
+  );
+}
+
 /** One pass over every requested partition, within the response's byte budget. */
-async function readAll(req: FetchRequest, ctx: RequestContext, maxBytes: number) {
-  let budget = maxBytes;
-  let total = 0;
-  let errors = 0;
+async function readAll(req: FetchRequest, ctx: RequestContext, cursors: PartitionCursor[][], maxBytes: number) {
+  const pass = { budget: maxBytes, total: 0, errors: 0 };
   const responses = [];
-  for (const t of req.topics) {
+  for (const [i, t] of req.topics.entries()) {
     const partitions: PartitionResult[] = [];
-    for (const p of t.partitions) {
-      const tp = { topic: t.topic, partition: p.partition };
-      const out: PartitionResult = {
-        partitionIndex: p.partition,
-        errorCode: 0,
-        highWatermark: -1,
-        lastStableOffset: -1,
-        logStartOffset: -1,
-        abortedTransactions: null,
-        preferredReadReplica: -1,
-        records: EMPTY,
-      };
-      try {
-        const info = ctx.broker.describeTopic(t.topic);
-        if (!info || p.partition < 0 || p.partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${t.topic}-${p.partition}`);
-        if (p.partitionMaxBytes < 0) throw new BrokerError('INVALID_REQUEST', `partition_max_bytes ${p.partitionMaxBytes} is negative`);
-        if (budget > 0 && p.partitionMaxBytes > 0) {
-          const r = await ctx.broker.read(tp, p.fetchOffset, { maxBytes: Math.min(p.partitionMaxBytes, budget) });
-          out.highWatermark = r.highWatermark;
-          out.lastStableOffset = r.highWatermark;
-          out.logStartOffset = r.logStartOffset;
-          // KIP-74: the first batch of the response is whole even past the budget; later
-          // partitions whose first batch does not fit get nothing this time.
-          if (r.records.length > budget && total > 0) out.records = EMPTY;
-          else {
-            out.records = r.records;
-            total += r.records.length;
-            budget -= r.records.length;
-          }
-        } else {
-          const o = ctx.broker.offsets(tp);
-          out.highWatermark = o.highWatermark;
-          out.lastStableOffset = o.highWatermark;
-          out.logStartOffset = o.logStartOffset;
-        }
-      } catch (err) {
-        errors++;
-        out.errorCode = kafkaCode(err);
-        out.records = EMPTY;
-        if (out.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) {
-          try {
-            const o = ctx.broker.offsets(tp);
-            out.highWatermark = o.highWatermark;
-            out.lastStableOffset = o.highWatermark;
-            out.logStartOffset = o.logStartOffset;
-          } catch {
-            /* the topic went away between the read and here: the error code says enough */
-          }
-        } else if (out.errorCode === -1) ctx.logger.error({ err, topic: t.topic, partition: p.partition }, 'fetch read failed');
-      }
-      partitions.push(out);
-    }
+    for (const [j, p] of t.partitions.entries()) partitions.push(await readPartition(t.topic, p, cursors[i]![j]!, ctx, pass));
     responses.push({ topic: t.topic, partitions });
   }
-  return { responses, total, errors };
+  return { responses, total: pass.total, errors: pass.errors };
+}
+
+async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number }): Promise<PartitionResult> {
+  const out: PartitionResult = {
+    partitionIndex: p.partition,
+    errorCode: 0,
+    highWatermark: -1,
+    lastStableOffset: -1,
+    logStartOffset: -1,
+    abortedTransactions: null,
+    preferredReadReplica: -1,
+    records: EMPTY,
+  };
+  const setOffsets = (o: PartitionOffsets) => {
+    out.highWatermark = o.highWatermark;
+    out.lastStableOffset = o.highWatermark;
+    out.logStartOffset = o.logStartOffset;
+  };
+  try {
+    const info = ctx.broker.describeTopic(topic);
+    if (!info || p.partition < 0 || p.partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${topic}-${p.partition}`);
+    if (p.partitionMaxBytes < 0) throw new BrokerError('INVALID_REQUEST', `partition_max_bytes ${p.partitionMaxBytes} is negative`);
+    if (pass.budget > 0 && p.partitionMaxBytes > 0) {
+      // Every pass reads from the fetch offset: a response carries everything from it.
+      cursor.seek(p.fetchOffset);
+      const r = await cursor.readRaw(Math.min(p.partitionMaxBytes, pass.budget));
+      setOffsets(r.offsets);
+      // KIP-74: the first batch of the response is whole even past the budget; later
+      // partitions whose first batch does not fit get nothing this time.
+      if (r.records.length > pass.budget && pass.total > 0) out.records = EMPTY;
+      else {
+        out.records = r.records;
+        pass.total += r.records.length;
+        pass.budget -= r.records.length;
+      }
+    } else setOffsets(cursor.offsets());
+  } catch (err) {
+    pass.errors++;
+    out.errorCode = kafkaCode(err);
+    out.records = EMPTY;
+    if (out.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) {
+      try {
+        setOffsets(cursor.offsets());
+      } catch {
+        /* the topic went away between the read and here: the error code says enough */
+      }
+    } else if (out.errorCode === -1) ctx.logger.error({ err, topic, partition: p.partition }, 'fetch read failed');
+  }
+  return out;
 }
 
 export const fetch: ApiHandler = {
@@ -172,26 +178,22 @@ export const fetch: ApiHandler = {
     const maxBytes = Math.max(0, Math.min(req.maxBytes, limits.maxFetchResponseBytes));
     const maxWaitMs = Math.max(0, Math.min(req.maxWaitMs, limits.maxFetchWaitMs));
     const deadline = Date.now() + maxWaitMs;
-    let result = await readAll(req, ctx, maxBytes);
+    const cursors = openCursors(req, ctx);
+    let result = await readAll(req, ctx, cursors, maxBytes);
     while (req.minBytes > 0 && result.total < req.minBytes && result.errors === 0 && !ctx.signal.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) break;
-      // Wake on the next append past what this pass saw (the log end), not past the fetch
-      // offset: with data present but below min_bytes, the latter would wake at once, forever.
-      const positions: Array<{ topic: string; partition: number; afterOffset: number }> = [];
-      let i = 0;
-      for (const t of req.topics) {
-        const seen = result.responses[i++]!.partitions;
-        t.partitions.forEach((p, j) => positions.push({ topic: t.topic, partition: p.partition, afterOffset: Math.max(p.fetchOffset, seen[j]!.highWatermark) }));
-      }
+      // Wake on the next append past what this pass saw (each cursor's high watermark seen),
+      // not past the fetch offset: with data present but below min_bytes, the latter would
+      // wake at once, forever.
       try {
-        await ctx.broker.waitForData(positions, left, ctx.signal);
+        await PartitionCursor.waitAny(cursors.flat(), left, ctx.signal);
       } catch (err) {
         // Too many parked readers (LIMIT_EXCEEDED) or a partition gone: answer with what we have.
         ctx.logger.debug({ err: (err as Error).message }, 'fetch long poll cut short');
         break;
       }
-      result = await readAll(req, ctx, maxBytes);
+      result = await readAll(req, ctx, cursors, maxBytes);
     }
     return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: result.responses };
   },
