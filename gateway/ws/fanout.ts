@@ -212,7 +212,15 @@ class Tail {
           this.members.clear();
           break;
         }
-        if (failures++ % 100 === 0) logger.warn({ err: e.message, topic: this.tp.topic, partition: this.tp.partition }, 'ws tail read failed; retrying');
+        // Every other failure is retried with a growing pause: a tail serves every subscriber of
+        // the partition, so it never gives up on their behalf. The table's `retriable` says
+        // whether that is expected (a busy or briefly failing disk: warn) or a fault to look at
+        // (a non-retriable error such as UNKNOWN_SERVER_ERROR: error); one line per 100 failures.
+        if (failures++ % 100 === 0) {
+          const fields = { err: e.message, code: e.code, topic: this.tp.topic, partition: this.tp.partition };
+          if (e.spec.retriable) logger.warn(fields, 'ws tail read failed; retrying');
+          else logger.error(fields, 'ws tail read failed with a non-retriable error; retrying');
+        }
         await new Promise((r) => setTimeout(r, Math.min(1_000, 10 * failures)));
       }
     }

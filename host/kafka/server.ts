@@ -32,6 +32,7 @@ import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './a
 import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
 import { join } from 'node:path';
 import { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js';
+import { ERRORS } from '../errors/index.js';
 
 // The options live in options.ts so the API handlers can read them without importing the server.
 export { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js';
@@ -306,9 +307,9 @@ class Connection {
     const w = startResponse(header.correlationId, 0);
     if (header.apiKey === API_VERSIONS_KEY) {
       // Kafka answers an unknown ApiVersions version in v0 format with our range (KIP-511).
-      encode(apiVersionsResponseSchema, { errorCode: 35, apiKeys: apiVersionList(this.server.handlers) }, 0, false, w);
+      encode(apiVersionsResponseSchema, { errorCode: ERRORS.UNSUPPORTED_VERSION.kafka, apiKeys: apiVersionList(this.server.handlers) }, 0, false, w);
     } else {
-      w.int16(35);
+      w.int16(ERRORS.UNSUPPORTED_VERSION.kafka);
     }
     return finishFrame(w);
   }

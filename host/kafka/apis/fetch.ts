@@ -15,7 +15,7 @@
 // broker.waitForData (woken by appends, no polling) until data arrives or max_wait_ms passes,
 // then read again. Records are returned as the stored bytes and written as their own chunks.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
@@ -104,7 +104,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, maxBytes: number)
       const tp = { topic: t.topic, partition: p.partition };
       const out: PartitionResult = {
         partitionIndex: p.partition,
-        errorCode: 0,
+        errorCode: ERRORS.NONE.kafka,
         highWatermark: -1,
         lastStableOffset: -1,
         logStartOffset: -1,
@@ -139,7 +139,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, maxBytes: number)
         errors++;
         out.errorCode = kafkaCode(err);
         out.records = EMPTY;
-        if (out.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) {
+        if (out.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
           try {
             const o = ctx.broker.offsets(tp);
             out.highWatermark = o.highWatermark;
@@ -148,7 +148,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, maxBytes: number)
           } catch {
             /* the topic went away between the read and here: the error code says enough */
           }
-        } else if (out.errorCode === -1) ctx.logger.error({ err, topic: t.topic, partition: p.partition }, 'fetch read failed');
+        } else if (out.errorCode === ERRORS.UNKNOWN_SERVER_ERROR.kafka) ctx.logger.error({ err, topic: t.topic, partition: p.partition }, 'fetch read failed');
       }
       partitions.push(out);
     }
@@ -193,6 +193,6 @@ export const fetch: ApiHandler = {
       }
       result = await readAll(req, ctx, maxBytes);
     }
-    return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: result.responses };
+    return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, sessionId: 0, responses: result.responses };
   },
 };
