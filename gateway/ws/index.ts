@@ -5,12 +5,13 @@
 //   /                the web console (console/, static files)
 //
 // Connection flow: upgrade (subprotocol, token, socket limit decided here, synchronously) →
-// open (a refused socket is closed at once with its code: 4401, 4429) → messages → close.
+// open (a refused socket is closed at once with its code from the error table: NOT_AUTHORIZED
+// 4401, LIMIT_EXCEEDED 4429) → messages → close.
 // A socket's work is bounded: maxSubscriptionsPerSocket, maxInFlightProducesPerSocket,
 // maxPayloadBytes per frame, sendBufferPauseBytes of buffered output before it is paused.
 import type { BrokerApi, TopicInfo } from '../../host/broker/api.js';
 import type { GroupCoordinator } from '../../host/broker/groups/index.js';
-import { asBrokerError, BrokerError } from '../../host/errors/index.js';
+import { asBrokerError, BrokerError, ERRORS, type ErrorName } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { MetricsRegistry } from '../../host/metrics/registry.js';
 import { Authenticator, type Access } from './auth.js';
@@ -55,14 +56,13 @@ export interface WsGatewayDeps {
   health: () => boolean;
 }
 
-/** Close codes we use on our own (RFC 6455 §7.4; 4xxx mirror HTTP statuses). */
-export const WS_CLOSE = {
-  normal: 1000,
-  goingAway: 1001,
-  tooBig: 1009,
-  unauthorized: 4401,
-  tooMany: 4429,
-} as const;
+/**
+ * The close code for a connection-level fault: the `ws` column of the one error table
+ * (host/errors/codes.ts; RFC 6455 §7.4, our 4xxx mirror HTTP statuses).
+ */
+function closeCode(name: ErrorName): number {
+  return ERRORS[name].ws;
+}
 
 /**
  * Frames between maxPayloadBytes and maxPayloadBytes + this margin are closed with 1009 and a
@@ -185,8 +185,8 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       }
       const access = auth.authenticate(authorization, queryToken);
       const data: SocketData = { id: nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
-      if (!access) data.refused = { code: WS_CLOSE.unauthorized, reason: 'unauthorized: missing or unknown bearer token' };
-      else if (socketsOpenOrOpening >= opts.maxSockets) data.refused = { code: WS_CLOSE.tooMany, reason: `too many sockets (maxSockets=${opts.maxSockets})` };
+      if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
+      else if (socketsOpenOrOpening >= opts.maxSockets) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (maxSockets=${opts.maxSockets})` };
       else socketsOpenOrOpening++;
       res.upgrade(data, key, chosen?.protocol ?? '', extensions, context);
     },
@@ -208,8 +208,8 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       const peer = ws.getUserData().peer;
       if (!peer) return;
       if (message.byteLength > opts.maxPayloadBytes) {
-        wsClosed.inc({ code: String(WS_CLOSE.tooBig) });
-        ws.end(WS_CLOSE.tooBig, `frame of ${message.byteLength} bytes is larger than maxPayloadBytes=${opts.maxPayloadBytes}`);
+        wsClosed.inc({ code: String(closeCode('MESSAGE_TOO_LARGE')) });
+        ws.end(closeCode('MESSAGE_TOO_LARGE'), `frame of ${message.byteLength} bytes is larger than maxPayloadBytes=${opts.maxPayloadBytes}`);
         return;
       }
       // The ArrayBuffer is neutered when this callback returns: parse (JSON copies into a
@@ -405,7 +405,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       uws.us_listen_socket_close(listenSocket);
       for (const peer of [...sockets]) {
         try {
-          peer.ws.end(WS_CLOSE.goingAway, 'broker shutting down');
+          peer.ws.end(closeCode('BROKER_NOT_AVAILABLE'), 'broker shutting down');
         } catch {
           // already closed
         }

@@ -4,6 +4,7 @@
 //
 // Units: offsets, timestamps and producer ids are JS numbers (safe integers, asserted at the
 // edges); they become int64 only on the wire. Timestamps are milliseconds since the epoch.
+import type { RecordInput } from '../core/index.js';
 import type { BrokerError } from '../errors/index.js';
 import type { FlushPolicy, CleanupPolicy } from '../log/api.js';
 
@@ -67,13 +68,8 @@ export interface PartitionState extends PartitionOffsets {
   leaderEpoch: number;
 }
 
-/** A record as the gateways hand it to the broker (the broker encodes it with the core). */
-export interface RecordInput {
-  key: Uint8Array | null;
-  value: Uint8Array | null;
-  timestampMs?: number; // defaults to now
-  headers?: Array<{ key: string; value: Uint8Array | null }>;
-}
+// Defined by the core (encodeBatch's input); re-exported for the doors.
+export type { RecordInput } from '../core/index.js';
 
 export interface AppendOptions {
   acks: Acks;

@@ -1,6 +1,6 @@
 // Renders docs/configuration.md from the configuration schema itself: every section's defaults
 // (the values) and the reason comments written beside them in the source (`key: value, // why`).
-// `node dist/host/config/describe.js > docs/configuration.md`; a test checks the doc is current.
+// host/config-doc.ts feeds it this build's sections (`npm run docs:config`); a test checks the doc is current.
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +63,7 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
   const out: string[] = [
     '# Configuration',
     '',
-    'Generated from the code by `node dist/host/config/describe.js` (a test keeps it current).',
+    'Generated from the code by `node dist/host/config-doc.js` (a test keeps it current).',
     '',
     'Every key has an embedded default. Override it in a YAML or JSON file (`tributary start --config FILE`,',
     'or `TRIBUTARY_CONFIG=FILE`), with a `TRIBUTARY_*` environment variable, or with a command-line flag',
@@ -123,7 +123,7 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
   kafka: {
     title: 'the Kafka listener',
     what: 'See [kafka.md](kafka.md).',
-    sources: ['host/kafka/server.ts'],
+    sources: ['host/kafka/options.ts'],
     block: 'export const defaultKafkaServerOptions',
   },
   mqtt: {
@@ -139,13 +139,3 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     block: 'export const defaultWsGatewayOptions',
   },
 };
-
-/** The doc for this build's configuration (what docs/configuration.md must say). */
-export async function currentConfigDoc(): Promise<string> {
-  const { configSections } = await import('../node.js');
-  return renderConfigDoc(configSections(), SECTION_DOCS);
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  currentConfigDoc().then((doc) => process.stdout.write(doc));
-}

@@ -7,7 +7,6 @@
 //   decode: [records section][record table 32 B/record][header table 16 B/header]
 // Decoded keys, values and header values are plain Uint8Array views into the caller's buffer
 // (or into the decompressed records), not copies: don't mutate the input while you hold them.
-import type { RecordInput } from '../broker/api.js';
 import { BrokerError } from '../errors/index.js';
 import {
   ATTRIBUTES, BASE_SEQUENCE, BASE_TIMESTAMP, BATCH_LENGTH, COMPRESSION_MASK, CONTROL_MASK, CRC,
@@ -18,6 +17,14 @@ import {
 import { compress, decompress, decompressTransient } from './compression.js';
 import { CRC_CHUNK_BYTES, crc32cInWasm, crc32cRange } from './crc32c.js';
 import { core, heapBase, memU8, memView, scratchBytes } from './wasm.js';
+
+/** A record as the doors hand it to the broker, and the broker to encodeBatch. */
+export interface RecordInput {
+  key: Uint8Array | null;
+  value: Uint8Array | null;
+  timestampMs?: number; // defaults to now
+  headers?: Array<{ key: string; value: Uint8Array | null }>;
+}
 
 const walkRecords = core.walkRecords as (
   ptr: number, len: number, count: number, table: number, headerTable: number, headerCap: number, strict: number, lastOffsetDelta: number,

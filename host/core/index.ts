@@ -4,6 +4,6 @@ export { crc32c, crc32cRange, crc32cUpdateRange } from './crc32c.js';
 export * from './batch-layout.js';
 export {
   encodeBatch, decodeBatch, decodeBatches, verifyBatches, defaultVerifyOptions,
-  type EncodeOptions, type VerifyOptions, type DecodeOptions, type DecodedBatch, type DecodedRecord, type DecodedHeader,
+  type RecordInput, type EncodeOptions, type VerifyOptions, type DecodeOptions, type DecodedBatch, type DecodedRecord, type DecodedHeader,
 } from './batch.js';
 export { compress, decompress, codecSupport, CODEC_NAMES, type CodecName } from './compression.js';

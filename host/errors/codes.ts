@@ -3,6 +3,15 @@
 // close code (connection-level faults only), HTTP status. `retriable` follows Kafka's
 // classification so clients and the uplink know whether to try again.
 //
+// Who reads which column: the Kafka door `kafka` (host/kafka, through BrokerError.kafkaCode or a
+// named row such as `ERRORS.NONE.kafka`: no numeric code literals there); the WebSocket gateway
+// `ws` for every close it sends and `http` for every HTTP error status (gateway/ws); the MQTT
+// gateway `mqtt`. `retriable` is read where the broker itself decides about a retry: the Kafka
+// Produce answer for a retriable refusal with no Kafka code of its own (LIMIT_EXCEEDED →
+// REQUEST_TIMED_OUT, so clients back off and resend) and the WebSocket tail's read loop. Kafka
+// clients carry their own copy of Kafka's classification, so a Kafka code on the wire already
+// tells them; test/unit/errors/codes.test.ts checks every row against Kafka's numbers.
+//
 // Kafka codes: the protocol's error table (kafka.apache.org/protocol#protocol_error_codes).
 // MQTT reasons: MQTT 5.0 §2.4. WS close codes: RFC 6455 §7.4 (4000–4999 are ours).
 
@@ -32,10 +41,13 @@ const MQTT_UNAVAILABLE = 0x88;
 const MQTT_BUSY = 0x89;
 const MQTT_TOPIC_NAME_INVALID = 0x90;
 const MQTT_PACKET_TOO_LARGE = 0x95;
+const MQTT_SHUTTING_DOWN = 0x8b;
 const MQTT_QUOTA = 0x97;
 const MQTT_PAYLOAD_FORMAT = 0x99;
 
 // WebSocket close codes used below.
+const WS_NORMAL = 1000;
+const WS_GOING_AWAY = 1001;
 const WS_PROTOCOL = 1002;
 const WS_INVALID_DATA = 1007;
 const WS_POLICY = 1008;
@@ -49,7 +61,7 @@ const WS_NOT_FOUND = 4404;
 const WS_TOO_MANY = 4429;
 
 export const ERRORS = {
-  NONE: spec(0, 0x00, 1000, 200),
+  NONE: spec(0, 0x00, WS_NORMAL, 200),
   UNKNOWN_SERVER_ERROR: spec(-1, MQTT_UNSPECIFIED, WS_INTERNAL, 500),
   OFFSET_OUT_OF_RANGE: spec(1, MQTT_UNSPECIFIED, WS_BAD_REQUEST, 416),
   CORRUPT_MESSAGE: spec(2, MQTT_MALFORMED, WS_INVALID_DATA, 400, true),
@@ -58,6 +70,8 @@ export const ERRORS = {
   LEADER_NOT_AVAILABLE: spec(5, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
   NOT_LEADER_OR_FOLLOWER: spec(6, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
   REQUEST_TIMED_OUT: spec(7, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 504, true),
+  // Kafka's name for a broker that cannot serve; here: the broker is shutting down (WS 1001 going away).
+  BROKER_NOT_AVAILABLE: spec(8, MQTT_SHUTTING_DOWN, WS_GOING_AWAY, 503),
   MESSAGE_TOO_LARGE: spec(10, MQTT_PACKET_TOO_LARGE, WS_TOO_BIG, 413),
   OFFSET_METADATA_TOO_LARGE: spec(12, MQTT_PACKET_TOO_LARGE, WS_BAD_REQUEST, 413),
   NETWORK_EXCEPTION: spec(13, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
@@ -91,14 +105,15 @@ export const ERRORS = {
   INVALID_PRODUCER_EPOCH: spec(47, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   KAFKA_STORAGE_ERROR: spec(56, MQTT_IMPLEMENTATION, WS_INTERNAL, 500, true),
   UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   GROUP_ID_NOT_FOUND: spec(69, MQTT_PROTOCOL, WS_NOT_FOUND, 404),
   UNSUPPORTED_COMPRESSION_TYPE: spec(76, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),
   MEMBER_ID_REQUIRED: spec(79, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   GROUP_MAX_SIZE_REACHED: spec(81, MQTT_QUOTA, WS_TOO_MANY, 429),
   FENCED_INSTANCE_ID: spec(82, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
-  NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   INVALID_RECORD: spec(87, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 400),
   THROTTLING_QUOTA_EXCEEDED: spec(89, MQTT_QUOTA, WS_TOO_MANY, 429, true),
+  UNKNOWN_TOPIC_ID: spec(100, MQTT_TOPIC_NAME_INVALID, WS_NOT_FOUND, 404, true),
   // Not Kafka errors: limits and access at the gateways. Kafka code -1 where no better exists.
   LIMIT_EXCEEDED: spec(-1, MQTT_QUOTA, WS_TOO_MANY, 429, true),
   NOT_AUTHORIZED: spec(29, MQTT_NOT_AUTHORIZED, WS_UNAUTHORIZED, 401),

@@ -2,7 +2,7 @@
 // only; broker settings are read-only over Kafka), its changes built by the API's own rule,
 // applied unless validate_only, and answered with its own error code — one bad resource never
 // fails the others.
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicConfig, TopicInfo } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type RequestContext } from './types.js';
 import { RESOURCE_BROKER, RESOURCE_TOPIC } from './describe-configs.js';
@@ -24,7 +24,7 @@ export async function alterTopicResources<R extends { resourceType: number; reso
       if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${r.resourceName}`);
       const changes = changesFor(r, info);
       if (!validateOnly) await ctx.broker.alterTopicConfig(r.resourceName, changes);
-      responses.push({ errorCode: 0, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName });
+      responses.push({ errorCode: ERRORS.NONE.kafka, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName });
     } catch (err) {
       responses.push({ errorCode: kafkaCode(err), errorMessage: kafkaMessage(err), resourceType: r.resourceType, resourceName: r.resourceName });
     }

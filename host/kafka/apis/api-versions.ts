@@ -9,6 +9,7 @@
 // our list in v0 format (Kafka's rule, so a newer client can retry with a version we speak).
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
 import type { ApiHandler, RequestContext } from './types.js';
+import { ERRORS } from '../../errors/index.js';
 
 export const API_VERSIONS_KEY = 18;
 
@@ -44,7 +45,7 @@ export const apiVersions: ApiHandler = {
   request,
   response,
   async handle(_req, ctx: RequestContext) {
-    return { errorCode: 0, apiKeys: apiVersionList(ctx.handlers), throttleTimeMs: 0 };
+    return { errorCode: ERRORS.NONE.kafka, apiKeys: apiVersionList(ctx.handlers), throttleTimeMs: 0 };
   },
 };
 

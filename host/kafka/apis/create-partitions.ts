@@ -4,7 +4,7 @@
 //   v1: same   v2: flexible   v3: same
 // `count` is the new total; it must exceed the current count (INVALID_PARTITIONS otherwise).
 import { arr, f, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
@@ -42,7 +42,7 @@ export const createPartitions: ApiHandler = {
           if (a.brokerIds.length !== 1 || a.brokerIds[0] !== ctx.node.nodeId) throw new BrokerError('INVALID_REPLICATION_FACTOR', `each new partition must be assigned to [${ctx.node.nodeId}] (single node)`);
         }
         if (!req.validateOnly) await ctx.broker.createPartitions(t.name, t.count);
-        results.push({ name: t.name, errorCode: 0, errorMessage: null });
+        results.push({ name: t.name, errorCode: ERRORS.NONE.kafka, errorMessage: null });
       } catch (err) {
         results.push({ name: t.name, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) });
       }

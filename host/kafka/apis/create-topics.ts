@@ -9,7 +9,7 @@
 // config keys) and creates nothing.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicConfig } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 import { isTopicConfigKey, topicConfigEntries, topicIdBytes } from './topic-configs.js';
@@ -106,7 +106,7 @@ export const createTopics: ApiHandler = {
         topics.push({
           name: t.name,
           topicId: topicIdBytes(r.config ?? undefined),
-          errorCode: 0,
+          errorCode: ERRORS.NONE.kafka,
           errorMessage: null,
           numPartitions: r.numPartitions,
           replicationFactor: 1,

@@ -5,7 +5,7 @@
 // Deleting by topic id (v6 with a null name) is refused: topic ids are not assigned yet.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
@@ -45,7 +45,7 @@ export const deleteTopics: ApiHandler = {
         if (name === null) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', 'deleting by topic id is not supported (topic ids are not assigned yet)');
         if (!ctx.broker.describeTopic(name)) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${name}`);
         await ctx.broker.deleteTopic(name);
-        responses.push({ name, topicId: ZERO_UUID, errorCode: 0, errorMessage: null });
+        responses.push({ name, topicId: ZERO_UUID, errorCode: ERRORS.NONE.kafka, errorMessage: null });
       } catch (err) {
         responses.push({ name, topicId: ZERO_UUID, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) });
       }

@@ -4,6 +4,7 @@
 //   v1: + endpoint_type (1 = brokers, 2 = controllers: refused, no separate controllers here)
 import { arr, f, type Schema } from '../protocol/schema.js';
 import type { ApiHandler, RequestContext } from './types.js';
+import { ERRORS } from '../../errors/index.js';
 
 const request: Schema = [f('includeClusterAuthorizedOperations', 'bool', '0+'), f('endpointType', 'int8', '1+', { default: 1 })];
 
@@ -29,11 +30,11 @@ export const describeCluster: ApiHandler = {
   async handle(req: { endpointType: number }, ctx: RequestContext) {
     const { node } = ctx;
     if (req.endpointType !== 1) {
-      return { throttleTimeMs: 0, errorCode: 42, errorMessage: `endpoint type ${req.endpointType} is not supported (1 = brokers)`, endpointType: req.endpointType, clusterId: node.clusterId, controllerId: -1, brokers: [] };
+      return { throttleTimeMs: 0, errorCode: ERRORS.INVALID_REQUEST.kafka, errorMessage: `endpoint type ${req.endpointType} is not supported (1 = brokers)`, endpointType: req.endpointType, clusterId: node.clusterId, controllerId: -1, brokers: [] };
     }
     return {
       throttleTimeMs: 0,
-      errorCode: 0,
+      errorCode: ERRORS.NONE.kafka,
       errorMessage: null,
       endpointType: 1,
       clusterId: node.clusterId,

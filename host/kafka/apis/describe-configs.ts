@@ -6,7 +6,7 @@
 // Resource types: 2 = topic (every topic config, with DEFAULT_CONFIG or DYNAMIC_TOPIC_CONFIG as
 // source), 4 = broker (this listener's real settings, read-only: change them in the config file).
 import { arr, f, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 import { CONFIG_SOURCE, CONFIG_TYPE, topicConfigEntries, type ConfigEntry } from './topic-configs.js';
 
@@ -92,7 +92,7 @@ export const describeConfigs: ApiHandler = {
           if (r.resourceName !== '' && r.resourceName !== String(ctx.node.nodeId)) throw new BrokerError('INVALID_REQUEST', `unknown broker ${r.resourceName} (this node is ${ctx.node.nodeId})`);
           configs = brokerEntries(ctx, r.configurationKeys, req.includeDocumentation);
         } else throw new BrokerError('INVALID_REQUEST', `resource type ${r.resourceType} is not supported (2 = topic, 4 = broker)`);
-        results.push({ errorCode: 0, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName, configs });
+        results.push({ errorCode: ERRORS.NONE.kafka, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName, configs });
       } catch (err) {
         results.push({ errorCode: kafkaCode(err), errorMessage: kafkaMessage(err), resourceType: r.resourceType, resourceName: r.resourceName, configs: [] });
       }

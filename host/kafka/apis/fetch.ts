@@ -16,7 +16,7 @@
 // the broker's waiters (woken by appends, no polling) until data arrives or max_wait_ms
 // passes, then read again. Records are returned as the stored bytes and written as their own chunks.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
 import { NO_RETRY, PartitionCursor } from '../../broker/cursor.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
@@ -117,7 +117,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, cursors: Partitio
 async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number }): Promise<PartitionResult> {
   const out: PartitionResult = {
     partitionIndex: p.partition,
-    errorCode: 0,
+    errorCode: ERRORS.NONE.kafka,
     highWatermark: -1,
     lastStableOffset: -1,
     logStartOffset: -1,
@@ -152,13 +152,13 @@ async function readPartition(topic: string, p: FetchPartitionRequest, cursor: Pa
     pass.errors++;
     out.errorCode = kafkaCode(err);
     out.records = EMPTY;
-    if (out.errorCode === 1 /* OFFSET_OUT_OF_RANGE */) {
+    if (out.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
       try {
         setOffsets(cursor.offsets());
       } catch {
         /* the topic went away between the read and here: the error code says enough */
       }
-    } else if (out.errorCode === -1) ctx.logger.error({ err, topic, partition: p.partition }, 'fetch read failed');
+    } else if (out.errorCode === ERRORS.UNKNOWN_SERVER_ERROR.kafka) ctx.logger.error({ err, topic, partition: p.partition }, 'fetch read failed');
   }
   return out;
 }
@@ -195,6 +195,6 @@ export const fetch: ApiHandler = {
       }
       result = await readAll(req, ctx, cursors, maxBytes);
     }
-    return { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: result.responses };
+    return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, sessionId: 0, responses: result.responses };
   },
 };

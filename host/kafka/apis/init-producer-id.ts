@@ -8,6 +8,7 @@
 // implemented, and a non-retriable code makes the client fail fast instead of retrying forever.
 import { f, type Schema } from '../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
+import { ERRORS } from '../../errors/index.js';
 
 const request: Schema = [
   f('transactionalId', 'string', '0+', { nullable: '0+' }),
@@ -18,7 +19,11 @@ const request: Schema = [
 
 const response: Schema = [f('throttleTimeMs', 'int32', '0+'), f('errorCode', 'int16', '0+'), f('producerId', 'int64', '0+', { default: -1 }), f('producerEpoch', 'int16', '0+')];
 
-export const INVALID_REQUEST_CODE = 42;
+/** A failed allocation with no code of its own is a storage fault (the id block's durable write). */
+function storageFaultCode(err: unknown): number {
+  const code = kafkaCode(err);
+  return code === ERRORS.UNKNOWN_SERVER_ERROR.kafka ? ERRORS.KAFKA_STORAGE_ERROR.kafka : code;
+}
 
 export const initProducerId: ApiHandler = {
   apiKey: 22,
@@ -31,14 +36,14 @@ export const initProducerId: ApiHandler = {
   async handle(req: { transactionalId: string | null }, ctx: RequestContext) {
     if (req.transactionalId !== null) {
       ctx.logger.info({ transactionalId: req.transactionalId }, 'refusing transactional producer: transactions are not supported');
-      return { throttleTimeMs: 0, errorCode: INVALID_REQUEST_CODE, producerId: -1, producerEpoch: -1 };
+      return { throttleTimeMs: 0, errorCode: ERRORS.INVALID_REQUEST.kafka, producerId: -1, producerEpoch: -1 };
     }
     try {
       const producerId = await ctx.producerIds.allocate();
-      return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
+      return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, producerId, producerEpoch: 0 };
     } catch (err) {
       ctx.logger.error({ err }, 'producer id allocation failed');
-      return { throttleTimeMs: 0, errorCode: kafkaCode(err) === -1 ? 56 /* KAFKA_STORAGE_ERROR */ : kafkaCode(err), producerId: -1, producerEpoch: -1 };
+      return { throttleTimeMs: 0, errorCode: storageFaultCode(err), producerId: -1, producerEpoch: -1 };
     }
   },
 };

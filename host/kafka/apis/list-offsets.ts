@@ -5,7 +5,7 @@
 // Timestamps: -1 latest (log end), -2 earliest (log start), -3 the record with the largest
 // timestamp, otherwise the first offset whose timestamp is ≥ the given one (-1/-1 if none).
 import { arr, f, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import { MAX_TIMESTAMP } from '../../broker/api.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 
@@ -56,7 +56,7 @@ export const listOffsets: ApiHandler = {
           if (!info || p.partitionIndex < 0 || p.partitionIndex >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${t.name}-${p.partitionIndex}`);
           if (p.timestamp === MAX_TIMESTAMP && ctx.apiVersion < 7) throw new BrokerError('UNSUPPORTED_VERSION', 'max timestamp lookup needs ListOffsets v7');
           const r = await ctx.broker.listOffset({ topic: t.name, partition: p.partitionIndex }, p.timestamp);
-          partitions.push({ partitionIndex: p.partitionIndex, errorCode: 0, timestamp: r.timestampMs, offset: r.offset, leaderEpoch: r.offset >= 0 ? 0 : -1 });
+          partitions.push({ partitionIndex: p.partitionIndex, errorCode: ERRORS.NONE.kafka, timestamp: r.timestampMs, offset: r.offset, leaderEpoch: r.offset >= 0 ? 0 : -1 });
         } catch (err) {
           partitions.push({ partitionIndex: p.partitionIndex, errorCode: kafkaCode(err), timestamp: -1, offset: -1, leaderEpoch: -1 });
         }

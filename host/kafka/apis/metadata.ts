@@ -10,7 +10,7 @@
 // the request allows it (v4+ flag; always before v4, as Kafka) and the broker config does.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
-import { BrokerError } from '../../errors/index.js';
+import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicInfo } from '../../broker/api.js';
 import { topicIdBytes } from './topic-configs.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
@@ -54,9 +54,9 @@ interface MetadataRequest {
 export function topicMetadata(info: TopicInfo, nodeId: number) {
   const partitions = [];
   for (let p = 0; p < info.partitions; p++) {
-    partitions.push({ errorCode: 0, partitionIndex: p, leaderId: nodeId, leaderEpoch: 0, replicaNodes: [nodeId], isrNodes: [nodeId], offlineReplicas: [] });
+    partitions.push({ errorCode: ERRORS.NONE.kafka, partitionIndex: p, leaderId: nodeId, leaderEpoch: 0, replicaNodes: [nodeId], isrNodes: [nodeId], offlineReplicas: [] });
   }
-  return { errorCode: 0, name: info.name, topicId: topicIdBytes(info), isInternal: info.internal, partitions };
+  return { errorCode: ERRORS.NONE.kafka, name: info.name, topicId: topicIdBytes(info), isInternal: info.internal, partitions };
 }
 
 export const metadata: ApiHandler = {
@@ -78,7 +78,7 @@ export const metadata: ApiHandler = {
       for (const t of req.topics!) {
         if (t.name === null) {
           // Lookup by topic id (v10+): we do not assign topic ids yet.
-          topics.push({ errorCode: 100, name: null, topicId: ZERO_UUID, isInternal: false, partitions: [] });
+          topics.push({ errorCode: ERRORS.UNKNOWN_TOPIC_ID.kafka, name: null, topicId: ZERO_UUID, isInternal: false, partitions: [] });
           continue;
         }
         try {

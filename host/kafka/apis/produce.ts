@@ -8,9 +8,19 @@
 // max.message.bytes, assigns offsets, checks idempotent sequences). acks=0 is answered with
 // nothing at all (Kafka's rule); the appends still complete in order before the next response.
 import { arr, f, type Schema } from '../protocol/schema.js';
-import { BrokerError } from '../../errors/index.js';
+import { asBrokerError, BrokerError, ERRORS } from '../../errors/index.js';
 import type { Acks } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type RequestContext } from './types.js';
+
+/**
+ * The Kafka code for a failed partition append. A retriable refusal with no Kafka code of its own
+ * (LIMIT_EXCEEDED: too many bytes waiting for their flush) is answered REQUEST_TIMED_OUT, which
+ * Kafka clients retry too, so they back off and resend instead of failing the send.
+ */
+function produceErrorCode(err: unknown): number {
+  const spec = asBrokerError(err).spec;
+  return spec.retriable && spec.kafka === ERRORS.UNKNOWN_SERVER_ERROR.kafka ? ERRORS.REQUEST_TIMED_OUT.kafka : spec.kafka;
+}
 
 const request: Schema = [
   f('transactionalId', 'string', '3+', { nullable: '3+' }),
@@ -35,7 +45,6 @@ const response: Schema = [
   f('throttleTimeMs', 'int32', '1+'),
 ];
 
-const REQUEST_TIMED_OUT = 7;
 
 interface ProduceRequest {
   transactionalId: string | null;
@@ -53,12 +62,10 @@ async function appendOne(ctx: RequestContext, topic: string, index: number, reco
     const info = ctx.broker.describeTopic(topic) ?? (await ctx.broker.ensureTopic(topic));
     if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
     const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined });
-    return { index, errorCode: 0, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
+    return { index, errorCode: ERRORS.NONE.kafka, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
   } catch (err) {
-    // A busy broker (LIMIT_EXCEEDED: too many bytes waiting for their flush) has no Kafka code
-    // of its own; REQUEST_TIMED_OUT (7) is retriable, so clients back off and resend.
-    const code = err instanceof BrokerError && err.code === 'LIMIT_EXCEEDED' ? REQUEST_TIMED_OUT : kafkaCode(err);
-    if (code === -1) ctx.logger.error({ err, topic, partition: index }, 'produce failed');
+    const code = produceErrorCode(err);
+    if (code === ERRORS.UNKNOWN_SERVER_ERROR.kafka) ctx.logger.error({ err, topic, partition: index }, 'produce failed');
     else ctx.logger.debug({ topic, partition: index, code, msg: kafkaMessage(err) }, 'produce refused');
     return { index, errorCode: code, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: kafkaMessage(err) };
   }
@@ -94,7 +101,7 @@ export const produce: ApiHandler = {
     const responses = await pending;
     if (req.acks === 0) {
       // Kafka's rule: an acks=0 producer hears nothing, so a failure closes the connection.
-      const failed = responses.some((t) => t.partitionResponses.some((p) => p.errorCode !== 0));
+      const failed = responses.some((t) => t.partitionResponses.some((p) => p.errorCode !== ERRORS.NONE.kafka));
       return failed ? NO_RESPONSE_CLOSE : NO_RESPONSE;
     }
     return { responses, throttleTimeMs: 0 };

@@ -11,7 +11,7 @@ import type { Logger } from '../../logging.js';
 import type { MetricsRegistry } from '../../metrics/registry.js';
 import { asBrokerError } from '../../errors/index.js';
 import type { Schema } from '../protocol/schema.js';
-import type { KafkaServerOptions } from '../server.js';
+import type { KafkaServerOptions } from '../options.js';
 import type { GroupCoordinator } from '../../broker/groups/index.js';
 
 /** The consumer-group coordinator (host/broker/groups/); absent in listeners started without one. */

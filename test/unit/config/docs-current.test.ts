@@ -3,7 +3,7 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { currentConfigDoc } from '../../../host/config/describe.js';
+import { currentConfigDoc } from '../../../host/config-doc.js';
 import { projectRoot } from '../../helpers/index.js';
 
 t.test('config docs: docs/configuration.md matches the configuration schema', async (t) => {

@@ -5,6 +5,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [arr('groupsNames', '0+', 'string')];
 
@@ -22,7 +23,7 @@ export const deleteGroups: ApiHandler = {
     const names = req.groupsNames ?? [];
     try {
       const results = await coordinatorOf(ctx).deleteGroups(names);
-      return { throttleTimeMs: 0, results: results.map((r) => ({ groupId: r.groupId, errorCode: r.error ? kafkaCode(r.error) : 0 })) };
+      return { throttleTimeMs: 0, results: results.map((r) => ({ groupId: r.groupId, errorCode: r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka })) };
     } catch (err) {
       const code = kafkaCode(err);
       return { throttleTimeMs: 0, results: names.map((groupId) => ({ groupId, errorCode: code })) };

@@ -8,6 +8,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [arr('groups', '0+', 'string'), f('includeAuthorizedOperations', 'bool', '3+')];
 
@@ -46,7 +47,7 @@ export const describeGroups: ApiHandler = {
       return {
         throttleTimeMs: 0,
         groups: described.map((d) => ({
-          errorCode: d.error ? kafkaCode(d.error) : 0,
+          errorCode: d.error ? kafkaCode(d.error) : ERRORS.NONE.kafka,
           groupId: d.groupId,
           groupState: d.state,
           protocolType: d.protocolType,

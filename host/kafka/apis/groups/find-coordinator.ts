@@ -5,7 +5,7 @@
 // One node: this broker coordinates every group. Transactions are not supported, so key type 1
 // is refused with INVALID_REQUEST (a transactional producer fails fast instead of looping).
 import { arr, f, type Schema } from '../../protocol/schema.js';
-import { BrokerError } from '../../../errors/index.js';
+import { BrokerError, ERRORS } from '../../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 
@@ -36,7 +36,7 @@ function lookup(key: string, keyType: number, ctx: RequestContext) {
       throw new BrokerError('INVALID_REQUEST', keyType === 1 ? 'transactions are not supported: no transaction coordinator' : `unknown coordinator key type ${keyType}`);
     }
     coordinatorOf(ctx);
-    return { key, nodeId: ctx.node.nodeId, host: ctx.node.host, port: ctx.node.port, errorCode: 0, errorMessage: null };
+    return { key, nodeId: ctx.node.nodeId, host: ctx.node.host, port: ctx.node.port, errorCode: ERRORS.NONE.kafka, errorMessage: null };
   } catch (err) {
     return { key, nodeId: -1, host: '', port: -1, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) };
   }

@@ -5,6 +5,7 @@
 import { f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -26,7 +27,7 @@ export const heartbeat: ApiHandler = {
   async handle(req: { groupId: string; generationId: number; memberId: string; groupInstanceId: string | null }, ctx: RequestContext) {
     try {
       await coordinatorOf(ctx).heartbeat(req);
-      return { throttleTimeMs: 0, errorCode: 0 };
+      return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka };
     } catch (err) {
       return { throttleTimeMs: 0, errorCode: kafkaCode(err) };
     }

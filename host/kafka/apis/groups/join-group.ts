@@ -12,6 +12,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { JoinGroupError } from '../../../broker/groups/index.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { clientHostOf, coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -70,7 +71,7 @@ export const joinGroup: ApiHandler = {
         requireKnownMemberId: ctx.apiVersion >= 4,
         reason: req.reason,
       });
-      return { throttleTimeMs: 0, errorCode: 0, ...r };
+      return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, ...r };
     } catch (err) {
       return {
         throttleTimeMs: 0,

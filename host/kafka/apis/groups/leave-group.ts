@@ -7,6 +7,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -43,8 +44,8 @@ export const leaveGroup: ApiHandler = {
     const members = legacy ? [{ memberId: req.memberId, groupInstanceId: null, reason: null }] : req.members;
     try {
       const results = await coordinatorOf(ctx).leaveGroup({ groupId: req.groupId, members });
-      const out = results.map((r) => ({ memberId: r.memberId, groupInstanceId: r.groupInstanceId, errorCode: r.error ? kafkaCode(r.error) : 0 }));
-      return { throttleTimeMs: 0, errorCode: legacy ? out[0].errorCode : 0, members: out };
+      const out = results.map((r) => ({ memberId: r.memberId, groupInstanceId: r.groupInstanceId, errorCode: r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka }));
+      return { throttleTimeMs: 0, errorCode: legacy ? out[0].errorCode : ERRORS.NONE.kafka, members: out };
     } catch (err) {
       return { throttleTimeMs: 0, errorCode: kafkaCode(err), members: [] };
     }

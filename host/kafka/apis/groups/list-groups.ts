@@ -4,6 +4,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [arr('statesFilter', '4+', 'string')];
 
@@ -24,7 +25,7 @@ export const listGroups: ApiHandler = {
   async handle(req: { statesFilter: string[] }, ctx: RequestContext) {
     try {
       const groups = coordinatorOf(ctx).listGroups({ states: req.statesFilter ?? [] });
-      return { throttleTimeMs: 0, errorCode: 0, groups: groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.state })) };
+      return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, groups: groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.state })) };
     } catch (err) {
       return { throttleTimeMs: 0, errorCode: kafkaCode(err), groups: [] };
     }

@@ -9,6 +9,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -62,7 +63,7 @@ export const offsetCommit: ApiHandler = {
         groupInstanceId: req.groupInstanceId,
         offsets,
       });
-      codes = results.map((r) => (r.error ? kafkaCode(r.error) : 0));
+      codes = results.map((r) => (r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka));
     } catch (err) {
       const code = kafkaCode(err);
       codes = offsets.map(() => code);

@@ -9,6 +9,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import type { FetchedOffset } from '../../../broker/groups/index.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { byTopic, coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const topicsRequest = (v: string) => [f('name', 'string', v), arr('partitionIndexes', v, 'int32')];
 const request: Schema = [
@@ -49,7 +50,7 @@ const partitionOut = (o: FetchedOffset) => ({
   committedOffset: o.offset,
   committedLeaderEpoch: o.leaderEpoch,
   metadata: o.metadata,
-  errorCode: o.error ? kafkaCode(o.error) : 0,
+  errorCode: o.error ? kafkaCode(o.error) : ERRORS.NONE.kafka,
 });
 
 /** One group's answer: topics[] and a group-level error code. */
@@ -57,7 +58,7 @@ async function fetchOne(ctx: RequestContext, groupId: string, topics: TopicsWire
   const partitions = topics === null ? null : topics.flatMap((t) => t.partitionIndexes.map((partition) => ({ topic: t.name, partition })));
   try {
     const fetched = await coordinatorOf(ctx).fetchOffsets({ groupId, partitions });
-    return { topics: byTopic(fetched, partitionOut), errorCode: 0 };
+    return { topics: byTopic(fetched, partitionOut), errorCode: ERRORS.NONE.kafka };
   } catch (err) {
     const code = kafkaCode(err);
     // v1 has no group-level code: the error goes on every requested partition.
@@ -80,6 +81,6 @@ export const offsetFetch: ApiHandler = {
       return { throttleTimeMs: 0, groups };
     }
     const one = await fetchOne(ctx, req.groupId, ctx.apiVersion < 2 ? (req.topics ?? []) : req.topics);
-    return { throttleTimeMs: 0, topics: ctx.apiVersion >= 2 && one.errorCode !== 0 ? [] : one.topics, errorCode: one.errorCode };
+    return { throttleTimeMs: 0, topics: ctx.apiVersion >= 2 && one.errorCode !== ERRORS.NONE.kafka ? [] : one.topics, errorCode: one.errorCode };
   },
 };

@@ -6,6 +6,7 @@
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { ERRORS } from '../../../errors/index.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -46,7 +47,7 @@ export const syncGroup: ApiHandler = {
   async handle(req: SyncGroupWire, ctx: RequestContext) {
     try {
       const r = await coordinatorOf(ctx).syncGroup(req);
-      return { throttleTimeMs: 0, errorCode: 0, protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
+      return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
     } catch (err) {
       return { throttleTimeMs: 0, errorCode: kafkaCode(err), protocolType: null, protocolName: null, assignment: new Uint8Array(0) };
     }
