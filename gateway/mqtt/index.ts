@@ -266,6 +266,9 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     if (err.message !== 'connection closed') logger.debug({ clientId: client.id, err: err.message }, 'mqtt: client error');
   });
   events.on('connectionError', (_client: AedesClient, err: Error) => logger.debug({ err: err.message }, 'mqtt: connection error'));
+  // aedes 2 reports persistence failures of its background work (a will's removal, a
+  // session wipe) on 'error'; with no listener an EventEmitter throws, so log them instead
+  events.on('error', (err: Error) => logger.warn({ err: err.message }, 'mqtt: background persistence step failed'));
   events.on('keepaliveTimeout', (client: AedesClient) => logger.info({ clientId: client.id }, 'mqtt: keep-alive expired (1.5 × the client\'s interval, MQTT-3.1.2-24); connection closed'));
 
   // Wills of sessions cut by a crash or restart of this broker: publish them now rather
