@@ -1,11 +1,17 @@
 // The MQTT gateway: aedes on TCP and on WebSocket, over the broker's one append path and
 // one read path.
 //
-// A publish flows: socket → connection guard (strict MQTT 3.1.1 checks, flow control) →
+// A publish flows: socket → connection guard (strict MQTT 3.1.1 / 5 checks, flow control) →
 // aedes parser → aedes' publish handler → `authorizePublish` (ACL, route, append) → only
 // when the append has met the topic's flush policy does the callback return, and only then
 // does aedes write PUBACK (QoS 1) or store the packet and write PUBREC (QoS 2) — aedes
-// 1.2's handlers/publish.js runs `authorizePublish` before `enqueuePublish`, which acks.
+// 2's handlers/publish.js runs `authorizePublish` before `enqueuePublish`, which acks.
+// A refused publish is answered by the guard: MQTT 5 gets a PUBACK/PUBREC reason code from
+// the error table (or DISCONNECT for QoS 0), MQTT 3.1.1 a logged close.
+//
+// Deliveries flow back through `Outbound` (outbound.ts), one per client: one copy per
+// message for overlapping subscriptions, the client's Receive Maximum, Maximum Packet Size,
+// Topic Aliases and message expiry.
 // QoS 0 is handed to the batcher and the callback returns at once (unless the
 // connection's or the gateway's pending bytes are over their bound: then it waits, which
 // stops aedes reading the socket).
@@ -25,6 +31,11 @@ import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
+import { BrokerError } from '../../host/errors/index.js';
+import { isUtf8 } from 'node:buffer';
+import { propertiesToHeaders } from './headers.js';
+import { Outbound, type OutboundClient } from './outbound.js';
+import type { PublishRefusal } from './guard.js';
 
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
 export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
@@ -82,26 +93,30 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     violations: m.counter('tributary_mqtt_protocol_violations_total', 'MQTT connections closed for breaking a rule, by rule'),
     holds: m.counter('tributary_mqtt_read_holds_total', 'times an MQTT connection stopped being read, by reason'),
     refused: m.counter('tributary_mqtt_connections_refused_total', 'MQTT connections refused at connectionsMax'),
+    publishRefused: m.counter('tributary_mqtt_refused_total', 'MQTT publishes refused with an answer (MQTT 5 reason code, or a logged close in 3.1.1), by rule'),
+    deliveriesDropped: m.counter('tributary_mqtt_deliveries_dropped_total', 'MQTT deliveries not sent to a client, by reason (packet too large, expired, slow client)'),
     ackLatency: m.histogram('tributary_mqtt_durable_ack_ms', 'publish received → append durable (QoS 1/2)', LATENCY_BUCKETS_MS),
   };
 
   const batcher = new AppendBatcher(broker, logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
   const persistence = new LogPersistence(broker, batcher, logger, o);
+  persistence.gateOf = (client) => outbounds.get(client);
   const guards = new WeakMap<object, ConnectionGuard>();
   const users = new WeakMap<object, string>();
-  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, holds: metrics.holds, totalWaiters: new Set() };
-  batcher.onDrain(() => {
-    if (shared.totalWaiters.size === 0 || batcher.pendingBytes >= o.pendingBytesTotalMax) return;
-    for (const g of [...shared.totalWaiters]) g.wakeTotal();
-  });
-
   const lastLog = new Map<string, number>();
   const rareLog = (kind: string, fields: Record<string, unknown>, msg: string) => {
     const now = Date.now();
     if (now - (lastLog.get(kind) ?? 0) < LOG_INTERVAL_MS) return;
+    if (lastLog.size >= 1_000) lastLog.clear(); // kinds include rule names only; bounded anyway
     lastLog.set(kind, now);
     logger.warn(fields, msg);
   };
+  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set() };
+  const outbounds = new WeakMap<object, Outbound>();
+  batcher.onDrain(() => {
+    if (shared.totalWaiters.size === 0 || batcher.pendingBytes >= o.pendingBytesTotalMax) return;
+    for (const g of [...shared.totalWaiters]) g.wakeTotal();
+  });
 
   // --- aedes hooks ------------------------------------------------------------------------------
 
@@ -131,35 +146,73 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     done(null, sub);
   }
 
+  /**
+   * Answers a refused publish. A client's publish: the guard counts, logs and answers (MQTT 5
+   * reason code; the packet is marked so aedes neither acks nor publishes it). A will (no
+   * connection): counted and logged, not published.
+   */
+  function refuse(client: AedesClient | null, packet: AedesPacket, r: PublishRefusal, done: (err?: Error | null) => void): void {
+    const guard = client ? guards.get(client) : undefined;
+    if (!guard) {
+      metrics.publishRefused.inc({ rule: r.rule });
+      rareLog(`refused-${r.rule}`, { rule: r.rule, clientId: packet.clientId, topic: packet.topic }, `mqtt: will refused: ${r.message} (${r.rule}); not published`);
+      return done(new Error(r.message));
+    }
+    if (guard.v5) {
+      guard.refusePublish(r, packet.qos, packet.messageId ?? 0);
+      packet._notAuthorized = true;
+      return done(null);
+    }
+    // 3.1.1: aedes closes the connection on the error
+    guard.refusePublish(r, packet.qos, packet.messageId ?? 0, false);
+    done(new Error(r.message));
+  }
+
   function authorizePublish(client: AedesClient | null, packet: AedesPacket, done: (err?: Error | null) => void): void {
     const topic = packet.topic;
-    if (topic.startsWith('$')) return done(new Error(`topics starting with '$' are reserved (MQTT-4.7.2-1): ${topic}`));
     const clientId = client?.id ?? packet.clientId ?? '';
+    // $SYS/ is the server's (MQTT 4.7.2); other $-topics are ordinary topics, as in Mosquitto,
+    // which wildcards at the first level do not match (MQTT-4.7.2-1, aedes enforces it)
+    if (topic.startsWith('$SYS/') || topic === '$SYS') return refuse(client, packet, { rule: 'sys-topic-reserved', message: `topics under $SYS are the server's: ${topic}`, error: 'NOT_AUTHORIZED' }, done);
     if (authorizer && client && !authorizer.canPublish(users.get(client), clientId, topic)) {
       metrics.denied.inc({ what: 'publish' });
-      logger.warn({ clientId, topic }, 'mqtt: PUBLISH refused by ACL; connection closed (MQTT 3.1.1 has no negative PUBACK)');
-      return done(new Error(`not authorised to publish to ${topic}`));
+      return refuse(client, packet, { rule: 'acl', message: `not authorised to publish to ${topic}`, error: 'NOT_AUTHORIZED' }, done);
+    }
+    const props = packet.properties as Record<string, unknown> | undefined;
+    if (props?.payloadFormatIndicator === 1 || props?.payloadFormatIndicator === true) {
+      // MQTT 5 §3.3.2.3.2: the server may check that a payload said to be UTF-8 is; 0x99
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      if (!isUtf8(payload)) return refuse(client, packet, { rule: 'payload-format-invalid', message: 'payload format indicator says UTF-8 but the payload is not', error: 'INVALID_RECORD' }, done);
+    }
+    if (packet.retain && client && guards.get(client)?.v5 && !persistence.canRetain(topic, packet.payload)) {
+      // MQTT 5 can say why (0x97); 3.1.1 keeps the publish and logs that it was not retained
+      return refuse(client, packet, { rule: 'retained-messages-max', message: `retainedMessagesMax (${o.retainedMessagesMax}) reached`, error: 'LIMIT_EXCEEDED' }, done);
     }
     metrics.publishes.inc({ qos: String(packet.qos) });
     const target = router.forward(topic, clientId);
     if (!target) {
       metrics.unrouted.inc();
-      if (o.unrouted === 'disconnect') {
-        logger.warn({ clientId, topic }, 'mqtt: PUBLISH matches no route; connection closed (unrouted: disconnect)');
-        return done(new Error(`no route for ${topic}`));
-      }
+      if (o.unrouted === 'disconnect') return refuse(client, packet, { rule: 'unrouted', message: `no route for ${topic} (unrouted: disconnect)`, error: 'UNKNOWN_TOPIC_OR_PARTITION' }, done);
       rareLog('unrouted', { clientId, topic }, 'mqtt: PUBLISH matches no route: delivered to MQTT subscribers only, not stored (unrouted: mqtt-only)');
       return done(null);
     }
+    const stored = (err?: Error | null) => {
+      // a refusal that retrying cannot cure (an invalid or colliding stream topic) is answered,
+      // not retried forever; a transient failure closes the connection so the client retransmits
+      if (err instanceof BrokerError && !err.spec.retriable) {
+        return refuse(client, packet, { rule: 'stream-topic-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
+      }
+      done(err);
+    };
     if (packet.qos === 2 && client) {
       // a retransmitted QoS 2 publish (same packet id, before PUBREL) is already stored
       persistence.incomingGetPacket(client, packet).then(
         () => done(null),
-        () => appendAndRetain(client, packet, target, clientId, done),
+        () => appendAndRetain(client, packet, target, clientId, stored),
       );
       return;
     }
-    appendAndRetain(client, packet, target, clientId, done);
+    appendAndRetain(client, packet, target, clientId, stored);
   }
 
   /**
@@ -191,6 +244,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     if (o.headers.qos) headers.push({ key: 'mqtt.qos', value: QOS_BYTES[packet.qos] });
     if (o.headers.retain) headers.push({ key: 'mqtt.retain', value: packet.retain ? TRUE_BYTES : FALSE_BYTES });
     if (o.headers.clientId) headers.push({ key: 'mqtt.clientId', value: guard?.clientIdBytes ?? Buffer.from(clientId) });
+    if (packet.properties) propertiesToHeaders(packet.properties as Record<string, unknown>, headers);
     headers.push({ key: ORIGIN_HEADER, value: originBytes });
     const record: RecordInput = { key: Buffer.from(target.key), value: payload, headers };
     const bytes = payload.length + packet.topic.length * 2 + 96;
@@ -212,8 +266,12 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       }
       if (durable) {
         if (!err) metrics.ackLatency.observe(performance.now() - startMs);
-        else logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
-      } else if (err) rareLog('qos0-fail', { clientId, topic: packet.topic, err: err.message }, 'mqtt: QoS 0 publish not stored');
+        else if (!(err instanceof BrokerError && !err.spec.retriable)) logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
+      } else if (err) {
+        const permanent = err instanceof BrokerError && !err.spec.retriable;
+        if (permanent) metrics.publishRefused.inc({ rule: 'stream-topic-invalid' });
+        rareLog(permanent ? 'refused-stream-topic-invalid' : 'qos0-fail', { rule: permanent ? 'stream-topic-invalid' : undefined, clientId, topic: packet.topic, err: err.message }, `mqtt: QoS 0 PUBLISH ${permanent ? 'refused' : 'not stored'}: ${err.message}`);
+      }
       if (!answered) {
         answered = true;
         done(durable ? err : null);
@@ -228,16 +286,35 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     }
   }
 
+  /** GHSA-p8r9-qf8w-p73r: a clean start drops the inbound QoS 2 table before anything else. */
+  function preConnect(_client: AedesClient, packet: { clean: boolean; clientId: string }, done: (err: Error | null, ok: boolean) => void): void {
+    if (!packet.clean || packet.clientId === '') return done(null, true);
+    persistence.cleanIncoming({ id: packet.clientId }).then(
+      () => done(null, true),
+      (err: Error) => done(err, false),
+    );
+  }
+
   const aedes = await Aedes.createBroker({
     id: gatewayId,
     persistence: persistence as never,
+    preConnect: preConnect as never,
     authenticate: authenticate as never,
     authorizePublish: authorizePublish as never,
     authorizeSubscribe: authorizeSubscribe as never,
+    authorizeForward: ((client: AedesClient, packet: AedesPacket) => outbounds.get(client)?.forward(packet) ?? packet) as never,
     connectTimeout: o.connectTimeoutMs,
     drainTimeout: o.drainTimeoutMs,
-    maxInflightInbound: o.qos2InflightInboundMax,
     maxClientsIdLength: Math.min(o.clientIdBytesMax, 65535),
+    maxTopicLevels: o.topicLevelsMax,
+    keepaliveLimit: o.keepaliveMaxSeconds,
+    // MQTT 5 CONNACK: what this server accepts, so a client never has to be refused for it
+    topicAliasMaximum: o.topicAliasMax,
+    receiveMaximum: Math.min(o.inflightMax, 65535),
+    maximumPacketSize: o.packetBytesMax + 1 + varintBytes(o.packetBytesMax),
+    sessionExpiryIntervalLimit: o.sessionExpiryMaxSeconds,
+    pendingSessionsLimit: o.pendingSessionsMax,
+    responseInformation: o.responseInformation === '' ? null : (client: AedesClient) => o.responseInformation.replaceAll('{clientId}', client.id),
   } as never);
 
   const events = aedes as unknown as NodeJS.EventEmitter;
@@ -259,8 +336,22 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     tails.subscribed(persistence.persistedFilters());
   }
 
-  events.on('connackSent', (packet: { returnCode: number }, client: AedesClient) => {
-    if (packet.returnCode === 0) guards.get(client)?.connackSent();
+  events.on('connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: AedesClient) => {
+    if ((packet.returnCode ?? packet.reasonCode) === 0) guards.get(client)?.connackSent();
+  });
+  // the Receive Maximum window reopens on PUBACK / PUBCOMP
+  events.on('ack', (_packet: unknown, client: AedesClient) => outbounds.get(client)?.acked());
+  events.on('clientDisconnect', (client: AedesClient) => {
+    outbounds.get(client)?.close();
+    // a session that ends with its connection keeps no inbound QoS 2 state (bounded memory)
+    if (client.clean) void persistence.cleanIncoming(client).catch(() => undefined);
+  });
+  events.on('sessionExpired', (client: AedesClient) => {
+    logger.info({ clientId: client.id }, 'mqtt: session expired (MQTT 5 Session Expiry Interval); its subscriptions and queue are dropped');
+    void persistence.cleanIncoming(client).catch(() => undefined);
+  });
+  events.on('sessionLimitReached', (client: AedesClient, info: { reason: string; limit: number }) => {
+    rareLog('pending-sessions', { clientId: client.id, ...info }, 'mqtt: pendingSessionsMax reached: session or delayed will ended at once');
   });
   events.on('clientError', (client: AedesClient, err: Error) => {
     if (err.message !== 'connection closed') logger.debug({ clientId: client.id, err: err.message }, 'mqtt: client error');
@@ -312,7 +403,9 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       metrics.connections.set(open);
     });
     const client = aedes.handle(conn as never, req as never) as unknown as AedesClient;
-    guards.set(client, new ConnectionGuard(client, conn, shared, remote));
+    const guard = new ConnectionGuard(client, conn, shared, remote);
+    guards.set(client, guard);
+    outbounds.set(client, new Outbound(client as unknown as OutboundClient, guard, { options: o, logger, dropped: metrics.deliveriesDropped, rareLog }));
   }
 
   const listeners: Listener[] = [];
@@ -322,7 +415,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   try {
     if (o.port >= 0) {
       const server = createNetServer({ noDelay: true }, (socket: Socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`));
-      await listen(server, o.port, host);
+      await listen(server, o.port, host, 'mqtt');
       servers.push(server);
       listeners.push({ name: 'mqtt', address: addressOf(server, host), close: () => closeAll() });
     }
@@ -336,18 +429,25 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         maxPayload: o.packetBytesMax + 5,
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
+      // ws re-emits the HTTP server's errors (EADDRINUSE) on the WebSocketServer: without a
+      // listener that is an uncaught exception; `listen` below reports it instead
+      wss.on('error', () => undefined);
       wss.on('connection', (ws, req) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => undefined);
         accept(stream, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req);
       });
-      await listen(http, o.wsPort, host);
+      await listen(http, o.wsPort, host, 'mqttWs');
       servers.push(http);
       listeners.push({ name: 'mqttWs', address: addressOf(http, host), close: () => closeAll() });
     }
   } catch (err) {
     for (const s of servers) s.close();
+    tails.close();
     await new Promise<void>((r) => aedes.close(() => r()));
+    await batcher.close();
+    await persistence.destroy().catch(() => undefined);
+    logger.error({ err: (err as Error).message }, 'mqtt: gateway failed to start');
     throw err;
   }
   logger.info({ listeners: Object.fromEntries(listeners.map((l) => [l.name, l.address])), routes: o.routes.length, defaultRoute: o.defaultRoute, auth: o.auth.enabled }, 'mqtt: gateway listening');
@@ -374,9 +474,14 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   return { listeners, aedes, persistence, batcher, tails, guardOf, close: closeAll };
 }
 
-function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+/** Bytes of MQTT's Variable Byte Integer for `n` (MQTT 5 §1.5.5). */
+function varintBytes(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string, name: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: Error & { code?: string }) => reject(Object.assign(new Error(`${name} listener failed to start on ${host}:${port}: ${err.code ?? err.message}`), { code: err.code, cause: err })));
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve();

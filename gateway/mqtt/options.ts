@@ -86,6 +86,18 @@ export interface MqttGatewayOptions {
   keepaliveMaxSeconds: number;
   /** QoS 2 publishes awaiting PUBREL per connection (aedes disconnects beyond). */
   qos2InflightInboundMax: number;
+  /** Levels (`/`-separated) of a topic name or filter; a publish beyond is refused (MQTT 5: reason 0x90). At most 100, the matcher's own ceiling. */
+  topicLevelsMax: number;
+  /** MQTT 5: Topic Alias Maximum offered to clients for their publishes (0 = none). */
+  topicAliasMax: number;
+  /** MQTT 5: largest Session Expiry Interval a client may ask for, in seconds (a larger one is lowered and the CONNACK says so). */
+  sessionExpiryMaxSeconds: number;
+  /** MQTT 5: delayed wills and expiring sessions held at once (aedes `pendingSessionsLimit`); beyond, they end at once. */
+  pendingSessionsMax: number;
+  /** QoS 1/2 deliveries queued toward one client while its Receive Maximum window is full; beyond, the oldest QoS 0 is dropped first, then the client is disconnected (counted). */
+  deliveryQueueMax: number;
+  /** MQTT 5: Response Information returned to a client that asks for it (empty = none); `{clientId}` is substituted. */
+  responseInformation: string;
 
   // --- persistent state ---------------------------------------------------------------------
   retainedMessagesMax: number;
@@ -134,6 +146,12 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   connectTimeoutMs: 10_000, // a socket that never sends CONNECT is closed
   keepaliveMaxSeconds: 0, // any keep-alive; set it to force devices to be detected dead sooner
   qos2InflightInboundMax: 1_000, // aedes' own default; QoS 2 is rare at the edge
+  topicLevelsMax: 100, // aedes' matcher (qlobber) cannot go beyond 100 levels; device topics use fewer than 10
+  topicAliasMax: 64, // a device publishes to a handful of topics; each alias costs one map entry per connection
+  sessionExpiryMaxSeconds: 7 * 24 * 3600, // a week: a device offline longer resubscribes; bounds how long a session pins state
+  pendingSessionsMax: 10_000, // matches persistentSessionsMax
+  deliveryQueueMax: 1_000, // matches offlineMessagesPerClientMax: what a slow client may owe before it is dropped
+  responseInformation: '', // request/response is application-specific; off unless configured
 
   retainedMessagesMax: 100_000, // one retained status per device for a large site
   persistentSessionsMax: 10_000, // matches connectionsMax
@@ -166,6 +184,11 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('connectTimeoutMs', o.connectTimeoutMs, 100);
   int('keepaliveMaxSeconds', o.keepaliveMaxSeconds, 0, 65535);
   int('qos2InflightInboundMax', o.qos2InflightInboundMax, 1);
+  int('topicLevelsMax', o.topicLevelsMax, 1, 100);
+  int('topicAliasMax', o.topicAliasMax, 0, 65535);
+  int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
+  int('pendingSessionsMax', o.pendingSessionsMax, 1);
+  int('deliveryQueueMax', o.deliveryQueueMax, 1);
   int('retainedMessagesMax', o.retainedMessagesMax, 0);
   int('persistentSessionsMax', o.persistentSessionsMax, 0);
   int('offlineMessagesPerClientMax', o.offlineMessagesPerClientMax, 0);
