@@ -302,7 +302,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     authenticate: authenticate as never,
     authorizePublish: authorizePublish as never,
     authorizeSubscribe: authorizeSubscribe as never,
-    authorizeForward: ((client: AedesClient, packet: AedesPacket) => outbounds.get(client)?.forward(packet) ?? packet) as never,
+    authorizeForward: ((client: AedesClient, packet: AedesPacket) => {
+      const out = outbounds.get(client);
+      return out ? out.forward(packet as never) : packet;
+    }) as never,
     connectTimeout: o.connectTimeoutMs,
     drainTimeout: o.drainTimeoutMs,
     maxClientsIdLength: Math.min(o.clientIdBytesMax, 65535),
