@@ -65,7 +65,7 @@ async function runCell(root: string, path: Path, flush: FlushPolicy, callers: nu
   const started = performance.now();
   const caller = async () => {
     while (performance.now() < deadline) {
-      if (path === 'log.append') await log!.append(master.slice(), { leaderEpoch: 0, durable: true });
+      if (path === 'log.append') await log!.appendAsLeader(master.slice(), { leaderEpoch: 0, durable: true });
       else if (path === 'broker.append') await broker!.append({ topic: 'bench', partition: 0 }, master.slice(), { acks: 1 });
       else await broker!.produce('bench', input, { acks: 1, partition: 0 });
       count += RECORDS_PER_CALL;

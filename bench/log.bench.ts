@@ -66,7 +66,7 @@ async function appendCell(root: string, w: Workload, p: Policy, injectedFlushDel
     Array.from({ length: p.appenders }, async () => {
       const mine = new Uint8Array(master); // own copy, reused after each ack
       while (performance.now() < deadline) {
-        const info = await log.append(mine, { leaderEpoch: 0, durable: true });
+        const info = await log.appendAsLeader(mine, { leaderEpoch: 0, durable: true });
         bytes += mine.byteLength;
         records += info.recordCount;
       }
@@ -161,7 +161,7 @@ async function buildLog(dir: string, mb: number, options: Partial<LogOptions> = 
       const mine = new Uint8Array(master);
       while (bytes < target) {
         bytes += mine.byteLength;
-        await log.append(mine, { leaderEpoch: 0, durable: false });
+        await log.appendAsLeader(mine, { leaderEpoch: 0, durable: false });
       }
     }),
   );

@@ -17,7 +17,10 @@ export interface BenchModule {
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
+  // `--quick` (or TRIBUTARY_BENCH_QUICK=1): a short smoke run of each selected subject
+  const args = process.argv.slice(2);
+  if (args.includes('--quick')) process.env.TRIBUTARY_BENCH_QUICK = '1';
+  const wanted = args.filter((a) => !a.startsWith('--'));
   const files = (await readdir(here)).filter((f) => f.endsWith('.bench.js')).sort();
   const modules: BenchModule[] = [];
   for (const f of files) modules.push((await import(pathToFileURL(join(here, f)).href)) as BenchModule);
@@ -27,7 +30,7 @@ async function main(): Promise<void> {
     console.error(`no bench subject named ${wanted.join(', ')}; have: ${modules.map((m) => m.subject).join(', ')}`);
     process.exit(2);
   }
-  const header = `Tributary bench — ${new Date().toISOString()} — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
+  const header = `Tributary bench — ${new Date().toISOString()} — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB — load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}${process.env.TRIBUTARY_BENCH_QUICK === '1' ? ' — QUICK smoke run' : ''}`;
   console.log(header + '\n');
   const rendered: string[] = [header, ''];
   for (const m of selected) {

@@ -4,6 +4,7 @@
 // Units: offsets, timestamps and producer ids are JS numbers (safe integers, asserted at the
 // edges); they become int64 only on the wire. Timestamps are milliseconds since the epoch.
 import type { BrokerError } from '../errors/index.js';
+import type { FlushPolicy, CleanupPolicy } from '../log/api.js';
 
 export interface TopicPartition {
   topic: string;
@@ -13,8 +14,8 @@ export interface TopicPartition {
 /** Kafka's acks: 0 = fire and forget, 1 and -1 = answer once the flush policy is met. */
 export type Acks = 0 | 1 | -1;
 
-export type FlushPolicy = 'always' | 'interval' | 'never';
-export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
+// Defined by the log (host/log owns what it stores and when it syncs); re-exported for the doors.
+export type { FlushPolicy, CleanupPolicy } from '../log/api.js';
 export type CompressionType = 'producer' | 'uncompressed' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
 /** Per-topic configuration, Kafka-named keys. */

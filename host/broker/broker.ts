@@ -296,7 +296,7 @@ export class Broker implements BrokerApi {
       this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
       let info;
       try {
-        info = await partition.use((log) => log.append(batches, { leaderEpoch: LEADER_EPOCH, durable: acks !== 0 }));
+        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: LEADER_EPOCH, durable: acks !== 0 }));
       } finally {
         this.pendingAppendBytes -= bytes;
         this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
@@ -404,7 +404,8 @@ export class Broker implements BrokerApi {
         `offset ${offset} is outside ${tp.topic}-${tp.partition}'s log [${log.logStartOffset}, ${log.logEndOffset}]`,
       );
     }
-    const result = await partition.use((l) => l.read(offset, maxBytes));
+    // Clients read up to the high watermark (equal to the log end on one node: offsetsOf).
+    const result = await partition.use((l) => l.read(offset, maxBytes, offsetsOf(l).highWatermark));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {

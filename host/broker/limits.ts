@@ -3,7 +3,7 @@
 // message naming the option instead of failing later under load.
 import type { TopicConfig } from './api.js';
 import type { LogOptions } from '../log/api.js';
-import { defaultLogOptions } from '../log/partition-log.js';
+import { defaultLogOptions } from '../log/options.js';
 import { defaultTopicConfig, validateTopicConfig } from './topic-config.js';
 
 /** The partition log's own limits (not tied to a topic config key), passed to every log. */
@@ -113,7 +113,7 @@ export const defaultBrokerOptions: BrokerOptions = {
   retentionCheckIntervalMs: 60_000,
   // 2: a Pi has few cores and one SD card; more parallel recoveries only contend for the disk.
   openConcurrency: 2,
-  // Empty: the log's own defaults (host/log/partition-log.ts, each with its reason) apply.
+  // Empty: the log's own defaults (host/log/options.ts, each with its reason) apply.
   log: {},
   // 0: real disks only; benches set it to imitate an SD card's fsync.
   injectedFlushDelayMs: 0,

@@ -1,6 +1,18 @@
-// The partition log's contract with the broker core (host/broker). One PartitionLog per
-// partition directory. Offsets and timestamps are JS numbers (safe integers).
-import type { FlushPolicy, CleanupPolicy } from '../broker/api.js';
+// The partition log's contract with the broker core (host/broker) and, later, the replica
+// fetcher (host/cluster). One PartitionLog per partition directory. Offsets and timestamps are
+// JS numbers (safe integers). Every method is required: a second implementation (a replicated
+// or an in-memory log) must pass test/unit/log/conformance*.ts against this interface.
+//
+// The log's own offsets (see partition-log.ts, "offset ladder"):
+//   logStartOffset ≤ logEndOffset          what can be read (logEndOffset: acknowledged under
+//                                          the flush policy; a read never goes past it)
+// The broker adds the high watermark on top (≤ logEndOffset; equal on one node) and passes it
+// to `read` as `upTo` for every client read.
+
+/** When an append is acknowledged: after an fsync covering it, on an interval, or never forced. */
+export type FlushPolicy = 'always' | 'interval' | 'never';
+/** Kafka's cleanup.policy: delete old segments, keep the latest record per key, or both. */
+export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
 
 export interface LogOptions {
   segmentBytes: number; // roll when the active segment would pass this
@@ -18,7 +30,7 @@ export interface LogOptions {
   logAppendTime: boolean; // message.timestamp.type = LogAppendTime
   /** Bench/test only: extra delay added to every fsync to imitate an SD card. */
   injectedFlushDelayMs?: number;
-  // --- added by the log (optional: defaults in host/log/partition-log.ts defaultLogOptions) ---
+  // --- the log's own limits (optional: defaults in host/log/options.ts defaultLogOptions) ---
   /** Largest size a batch may decompress to when verified on append (zip-bomb bound). */
   maxDecompressedBytes?: number;
   /** Bytes of appends queued for the disk per partition; past it append fails with LIMIT_EXCEEDED. */
@@ -56,20 +68,46 @@ export interface LogReadResult {
   nextOffset: number;
 }
 
+/** One leader epoch: the epoch and the first offset written in it (KIP-101). */
+export interface EpochEntry {
+  epoch: number;
+  startOffset: number;
+}
+
 export interface PartitionLogApi {
   readonly logStartOffset: number;
+  /** Readable end: everything below it is acknowledged under the flush policy. */
   readonly logEndOffset: number;
   /** Bytes on disk over all segments. */
   readonly sizeBytes: number;
   /**
-   * Verifies (core), checks producer sequences, assigns offsets, writes. The returned promise
-   * resolves when the flush policy is met; `durable: false` resolves as soon as written.
+   * Leader path: verifies (core, deep), checks idempotent-producer sequences, assigns offsets
+   * from the log end and stamps `leaderEpoch` into every batch, then writes. Resolves when the
+   * flush policy is met; `durable: false` resolves as soon as written.
    */
-  append(batches: Uint8Array, options: { leaderEpoch: number; durable: boolean }): Promise<AppendInfo>;
-  read(offset: number, maxBytes: number): Promise<LogReadResult>;
+  appendAsLeader(batches: Uint8Array, options: { leaderEpoch: number; durable: boolean }): Promise<AppendInfo>;
+  /**
+   * Follower path: stores the leader's batches unchanged (offsets, leader epochs, timestamps).
+   * The first batch must start at or after the log end and each batch after the one before
+   * (gaps are legal: a compacted leader's log has them); OFFSET_OUT_OF_RANGE otherwise.
+   */
+  appendAsFollower(batches: Uint8Array, options: { durable: boolean }): Promise<AppendInfo>;
+  /**
+   * Whole batches from the one containing `offset`, at most `maxBytes` (the first batch comes
+   * whole even when larger: KIP-74), never a batch reaching `upTo` or the log end.
+   */
+  read(offset: number, maxBytes: number, upTo: number): Promise<LogReadResult>;
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null>;
   /** Largest timestamp in the log and its offset (ListOffsets MAX_TIMESTAMP). */
   maxTimestamp(): { offset: number; timestampMs: number } | null;
+  /** Calls `listener` whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
+  onEndOffsetAdvance(listener: (logEndOffset: number) => void): () => void;
+  /** Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves with the new log end. */
+  truncateTo(offset: number): Promise<number>;
+  /** OffsetsForLeaderEpoch (KIP-101/279): see LeaderEpochCache.endOffsetFor. */
+  endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
+  /** The leader-epoch cache (epoch → first offset), oldest first. */
+  leaderEpochEntries(): EpochEntry[];
   flush(): Promise<void>;
   /** Deletes segments past retention; returns bytes freed. Never blocks appends. */
   applyRetention(nowMs: number): Promise<number>;
@@ -79,13 +117,4 @@ export interface PartitionLogApi {
   close(): Promise<void>;
   /** Removes the partition's files (topic deletion). */
   destroy(): Promise<void>;
-  // --- added by the log ---------------------------------------------------------------------
-  /** Called whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
-  onEndOffsetAdvance?(listener: (logEndOffset: number) => void): () => void;
-  /** Follower path: drops every batch ending at or after `offset`; resolves with the new log end offset. */
-  truncateTo?(offset: number): Promise<number>;
-  /** Leader-epoch cache (epoch → first offset), oldest first. */
-  leaderEpochEntries?(): Array<{ epoch: number; startOffset: number }>;
-  /** OffsetsForLeaderEpoch: the end offset of `epoch` (start of the next epoch, or the log end). */
-  endOffsetForEpoch?(epoch: number): { epoch: number; endOffset: number };
 }

@@ -13,7 +13,10 @@
 // base offset; a missing recovery point means "scan everything"; a bad leader-epoch file is
 // rebuilt from the partitionLeaderEpoch fields of the batches recovery scans.
 import { join } from 'node:path';
+import type { EpochEntry } from './api.js';
 import { readFileOrNull, writeFileAtomic } from './io.js';
+
+export type { EpochEntry };
 
 export const LOG_START_FILE = 'log-start-offset';
 export const RECOVERY_POINT_FILE = 'recovery-point';
@@ -24,18 +27,14 @@ export async function readOffsetCheckpoint(dir: string, name: string): Promise<n
   const bytes = await readFileOrNull(join(dir, name));
   if (!bytes) return null;
   const lines = bytes.toString('utf8').split('\n');
-  if (lines[0] !== '0') return null;
+  // Digits only: Number('') is 0, and a damaged "0\n" must not read as offset 0.
+  if (lines[0] !== '0' || !/^\d+$/.test(lines[1] ?? '')) return null;
   const value = Number(lines[1]);
   return Number.isSafeInteger(value) && value >= 0 ? value : null;
 }
 
 export function writeOffsetCheckpoint(dir: string, name: string, offset: number): Promise<void> {
   return writeFileAtomic(join(dir, name), `0\n${offset}\n`);
-}
-
-export interface EpochEntry {
-  epoch: number;
-  startOffset: number;
 }
 
 /**
@@ -104,15 +103,31 @@ export class LeaderEpochCache {
   }
 
   /**
-   * OffsetsForLeaderEpoch (KIP-101/279): the end offset of `epoch` = the start of the next
-   * higher epoch, or the log end for the latest; with the largest epoch <= the asked one.
+   * OffsetsForLeaderEpoch (KIP-101, with KIP-279's answer for an epoch this log skipped), as
+   * Kafka's LeaderEpochFileCache.endOffsetFor:
+   *   - epoch -1 (undefined), or no entry at all            → { -1, -1 }
+   *   - the latest epoch                                      → { epoch, logEndOffset }
+   *   - newer than the latest                                 → { -1, -1 } (never valid)
+   *   - older than the first entry                            → { epoch, first entry's start }
+   *     (the data before it is gone; the follower starts from what is left)
+   *   - otherwise: the largest known epoch ≤ the asked one, and the start of the next higher
+   *     epoch as its end (so a follower that never saw epoch E learns where the last epoch it
+   *     shares with the leader ended: KIP-279)
    */
   endOffsetFor(epoch: number, logEndOffset: number): { epoch: number; endOffset: number } {
-    let found = -1;
-    for (let i = 0; i < this.entries.length; i++) if (this.entries[i].epoch <= epoch) found = i;
-    if (found < 0) return { epoch: -1, endOffset: -1 };
-    const next = this.entries[found + 1];
-    return { epoch: this.entries[found].epoch, endOffset: next ? next.startOffset : logEndOffset };
+    const undefinedAnswer = { epoch: -1, endOffset: -1 };
+    if (epoch < 0 || this.entries.length === 0) return undefinedAnswer;
+    if (epoch === this.latestEpoch) return { epoch, endOffset: logEndOffset };
+    let higher = -1;
+    for (let i = 0; i < this.entries.length; i++) {
+      if (this.entries[i].epoch > epoch) {
+        higher = i;
+        break;
+      }
+    }
+    if (higher < 0) return undefinedAnswer;
+    if (higher === 0) return { epoch, endOffset: this.entries[0].startOffset };
+    return { epoch: this.entries[higher - 1].epoch, endOffset: this.entries[higher].startOffset };
   }
 
   async persistIfDirty(): Promise<void> {

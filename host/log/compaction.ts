@@ -126,84 +126,102 @@ async function cleanSegment(
   latest: Map<string, number>,
   stats: CompactionStats,
 ): Promise<{ recordsRemoved: number; bytesBefore: number; bytesAfter: number } | null> {
-  const { options, nowMs } = ctx;
-  const tombstoneHorizonMs = nowMs - options.deleteRetentionMs;
-  const cleanedPath = seg.logPath + CLEANED_SUFFIX;
-  const swapPath = seg.logPath + SWAP_SUFFIX;
-  const fresh = new Segment(ctx.dir, seg.baseOffset, options.segmentIndexBytes);
+  const fresh = new Segment(ctx.dir, seg.baseOffset, ctx.options.segmentIndexBytes);
   fresh.offsetIndex.startInMemory();
   fresh.timeIndex.startInMemory();
+  const recordsRemoved = await writeCleaned(ctx, seg, fresh, latest, stats);
+  if (recordsRemoved === 0) return null;
+  await swapIn(ctx, seg, fresh);
+  const bytesBefore = seg.sizeBytes;
+  ctx.replace(seg, fresh);
+  return { recordsRemoved, bytesBefore, bytesAfter: fresh.sizeBytes };
+}
+
+/**
+ * Writes the kept batches of `seg` to `<base>.log.cleaned` (fsynced), tracking them in `fresh`.
+ * Returns the records removed; with none removed the cleaned file is dropped (nothing to swap).
+ */
+async function writeCleaned(ctx: CompactionContext, seg: Segment, fresh: Segment, latest: Map<string, number>, stats: CompactionStats): Promise<number> {
+  const cleanedPath = seg.logPath + CLEANED_SUFFIX;
   let recordsRemoved = 0;
   let outPos = 0;
   let pendingOut: Uint8Array[] = [];
   let pendingBytes = 0;
   const outFd = await openFd(cleanedPath, 'w');
-  let finished = false;
+  let closed = false;
+  const flushChunk = async (): Promise<void> => {
+    if (pendingBytes < WRITE_CHUNK_BYTES) return;
+    const bufs = pendingOut;
+    pendingOut = [];
+    const n = pendingBytes;
+    pendingBytes = 0;
+    await pwritevAll(outFd, bufs, outPos - n);
+  };
   try {
     const fd = await ctx.acquire(seg);
     try {
-      await scanBatches(
-        fd,
-        0,
-        seg.readableBytes,
-        {
-          checkCrc: true,
-          maxBatchBytes: MAX_BATCH_BYTES_ON_DISK,
-          onChunkEnd: async () => {
-            if (pendingBytes < WRITE_CHUNK_BYTES) return;
-            const bufs = pendingOut;
-            pendingOut = [];
-            const n = pendingBytes;
-            pendingBytes = 0;
-            await pwritevAll(outFd, bufs, outPos - n);
-          },
-        },
-        (h, _pos, chunk, at) => {
-          const src = chunk.subarray(at, at + h.totalBytes);
-          const batch = decodeBatch(src, 0, { maxDecompressedBytes: options.maxDecompressedBytes, verifyCrc: false });
-          const keep = batch.records.map((r) => {
-            if (!r.key) return true;
-            const newest = latest.get(keyOf(r.key));
-            if (newest !== undefined && newest > r.offset) return false;
-            if (r.value !== null) return true;
-            if (r.timestampMs < tombstoneHorizonMs) return false;
-            stats.nextTombstoneExpiryMs = Math.min(stats.nextTombstoneExpiryMs, r.timestampMs + options.deleteRetentionMs);
-            return true;
-          });
-          const kept = keep.filter(Boolean).length;
-          recordsRemoved += keep.length - kept;
-          let out: Uint8Array | null;
-          if (kept === keep.length) out = Buffer.from(src);
-          else if (kept > 0) out = rebuildBatch(src, h, keep, batch.records.map((r) => r.timestampMs), options.maxDecompressedBytes);
-          else if (h.producerId >= 0 && ctx.lastBatchOfProducer.get(h.producerId) === h.baseOffset) out = emptyBatch(src);
-          else out = null;
-          if (!out) return;
-          const header = { ...h, batchLength: out.byteLength - 12, totalBytes: out.byteLength, maxTimestamp: readMaxTimestamp(out) };
-          fresh.track(header, outPos, options.indexIntervalBytes, header.maxTimestamp);
-          pendingOut.push(out);
-          pendingBytes += out.byteLength;
-          outPos += out.byteLength;
-        },
-      );
+      const scan = { checkCrc: true, maxBatchBytes: MAX_BATCH_BYTES_ON_DISK, onChunkEnd: flushChunk };
+      await scanBatches(fd, 0, seg.readableBytes, scan, (h, _pos, chunk, at) => {
+        const kept = cleanBatch(ctx, chunk.subarray(at, at + h.totalBytes), h, latest, stats);
+        recordsRemoved += kept.removed;
+        if (!kept.out) return;
+        const out = kept.out;
+        const header = { ...h, batchLength: out.byteLength - 12, totalBytes: out.byteLength, maxTimestamp: readMaxTimestamp(out) };
+        fresh.track(header, outPos, ctx.options.indexIntervalBytes, header.maxTimestamp);
+        pendingOut.push(out);
+        pendingBytes += out.byteLength;
+        outPos += out.byteLength;
+      });
     } finally {
       ctx.release(seg);
     }
-    if (recordsRemoved === 0) {
-      await closeFd(outFd);
-      finished = true;
-      await unlinkIfExists(cleanedPath);
-      return null;
+    if (recordsRemoved > 0) {
+      if (pendingBytes > 0) await pwritevAll(outFd, pendingOut, outPos - pendingBytes);
+      await fdatasync(outFd);
     }
-    if (pendingBytes > 0) await pwritevAll(outFd, pendingOut, outPos - pendingBytes);
-    await fdatasync(outFd);
+    closed = true;
     await closeFd(outFd);
-    finished = true;
+    if (recordsRemoved === 0) await unlinkIfExists(cleanedPath);
+    return recordsRemoved;
   } catch (err) {
-    if (!finished) await closeFd(outFd).catch(() => undefined);
+    if (!closed) await closeFd(outFd).catch(() => undefined);
     await unlinkIfExists(cleanedPath);
     throw err;
   }
+}
 
+/** What stays of one batch: the bytes to write (null: drop it) and how many records went. */
+function cleanBatch(
+  ctx: CompactionContext,
+  src: Uint8Array,
+  h: BatchHeader,
+  latest: Map<string, number>,
+  stats: CompactionStats,
+): { out: Uint8Array | null; removed: number } {
+  const { options, nowMs } = ctx;
+  const tombstoneHorizonMs = nowMs - options.deleteRetentionMs;
+  const batch = decodeBatch(src, 0, { maxDecompressedBytes: options.maxDecompressedBytes, verifyCrc: false });
+  const keep = batch.records.map((r) => {
+    if (!r.key) return true;
+    const newest = latest.get(keyOf(r.key));
+    if (newest !== undefined && newest > r.offset) return false;
+    if (r.value !== null) return true;
+    if (r.timestampMs < tombstoneHorizonMs) return false;
+    stats.nextTombstoneExpiryMs = Math.min(stats.nextTombstoneExpiryMs, r.timestampMs + options.deleteRetentionMs);
+    return true;
+  });
+  const kept = keep.filter(Boolean).length;
+  const removed = keep.length - kept;
+  if (kept === keep.length) return { out: Buffer.from(src), removed };
+  if (kept > 0) return { out: rebuildBatch(src, h, keep, batch.records.map((r) => r.timestampMs), options.maxDecompressedBytes), removed };
+  if (h.producerId >= 0 && ctx.lastBatchOfProducer.get(h.producerId) === h.baseOffset) return { out: emptyBatch(src), removed };
+  return { out: null, removed };
+}
+
+/** Renames the cleaned file over the segment (via `.swap`, see the header) and installs its new indexes in `fresh`. */
+async function swapIn(ctx: CompactionContext, seg: Segment, fresh: Segment): Promise<void> {
+  const cleanedPath = seg.logPath + CLEANED_SUFFIX;
+  const swapPath = seg.logPath + SWAP_SUFFIX;
   await rename(cleanedPath, swapPath);
   await fsyncDir(ctx.dir);
   await unlinkIfExists(seg.offsetIndex.path);
@@ -227,9 +245,6 @@ async function cleanSegment(
   fresh.indexesTrusted = true;
   fresh.uncheckedBelow = 0;
   fresh.rollBaseMs = seg.rollBaseMs;
-  const bytesBefore = seg.sizeBytes;
-  ctx.replace(seg, fresh);
-  return { recordsRemoved, bytesBefore, bytesAfter: fresh.sizeBytes };
 }
 
 function readMaxTimestamp(batch: Uint8Array): number {

@@ -29,6 +29,9 @@ export interface ScanResult {
   batches: number;
 }
 
+/** Gets each valid batch: its header, its file position, and the buffer holding it (reused: copy what you keep). */
+export type OnBatch = (h: BatchHeader, position: number, chunk: Uint8Array, offsetInChunk: number) => void | boolean;
+
 const DEFAULT_CHUNK_BYTES = 4 << 20;
 const CARRY_BYTES = 1 << 20;
 
@@ -39,19 +42,15 @@ const CARRY_BYTES = 1 << 20;
  * or batch cut short by `end`, an impossible length, a wrong magic or (with checkCrc) a CRC
  * mismatch.
  */
-export async function scanBatches(
-  fd: number,
-  start: number,
-  end: number,
-  options: ScanOptions,
-  onBatch: (h: BatchHeader, position: number, chunk: Uint8Array, offsetInChunk: number) => void | boolean,
-): Promise<ScanResult> {
+export async function scanBatches(fd: number, start: number, end: number, options: ScanOptions, onBatch: OnBatch): Promise<ScanResult> {
   const chunkBytes = Math.max(Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, Math.max(end - start, 64)), 64);
   const carry = Math.min(CARRY_BYTES, chunkBytes);
   const bufs = [Buffer.allocUnsafe(carry + chunkBytes), Buffer.allocUnsafe(carry + chunkBytes)];
   let which = 0;
   let batches = 0;
+  // Every exit: the read in flight settles, then the caller's chunk hook runs a last time.
   const finish = async (r: ScanResult): Promise<ScanResult> => {
+    if (pending) await pending;
     if (options.onChunkEnd) await options.onChunkEnd();
     return r;
   };
@@ -85,20 +84,13 @@ export async function scanBatches(
         const stop = onBatch(probe.header!, pos + (at - dataStart), data, at);
         batches++;
         at += probe.header!.totalBytes;
-        if (stop === true) {
-          if (pending) await pending;
-          return finish({ validEnd: pos + (at - dataStart), batches });
-        }
+        if (stop === true) return finish({ validEnd: pos + (at - dataStart), batches });
         continue;
       }
       const position = pos + (at - dataStart);
       const moreComing = pending !== null;
       if ((probe.defect === 'short-header' || probe.defect === 'short-batch') && moreComing) break;
-      if (probe.defect === 'short-header' && position === end) {
-        if (pending) await pending;
-        return finish({ validEnd: position, batches });
-      }
-      if (pending) await pending;
+      if (probe.defect === 'short-header' && position === end) return finish({ validEnd: position, batches });
       return finish({ validEnd: position, defect: { kind: probe.defect, position }, batches });
     }
     // Carry the unfinished batch to the front of the other buffer.
@@ -110,11 +102,8 @@ export async function scanBatches(
       if (pending) await pending;
       pending = null;
       const len = viewOf(buf).getInt32(at + 8) + 12;
-      const big = Buffer.allocUnsafe(len);
-      const n = await preadFull(fd, big, 0, len, position);
-      const probe = probeBatch(viewOf(big), big.subarray(0, n), 0, options.maxBatchBytes, options.checkCrc);
-      if (probe.defect !== undefined) return finish({ validEnd: position, defect: { kind: probe.defect, position }, batches });
-      onBatch(probe.header!, position, big, 0);
+      const defect = await walkOneBatch(fd, position, len, options, onBatch);
+      if (defect !== undefined) return finish({ validEnd: position, defect: { kind: defect, position }, batches });
       batches++;
       pos = position + len;
       readAt = pos;
@@ -129,4 +118,14 @@ export async function scanBatches(
     dataStart = carry - leftover;
     pos = position;
   }
+}
+
+/** Reads the `len`-byte batch at `position` on its own and hands it out; returns its defect, if any. */
+async function walkOneBatch(fd: number, position: number, len: number, options: ScanOptions, onBatch: OnBatch): Promise<BatchDefect | undefined> {
+  const big = Buffer.allocUnsafe(len);
+  const n = await preadFull(fd, big, 0, len, position);
+  const probe = probeBatch(viewOf(big), big.subarray(0, n), 0, options.maxBatchBytes, options.checkCrc);
+  if (probe.defect !== undefined) return probe.defect;
+  onBatch(probe.header!, position, big, 0);
+  return undefined;
 }

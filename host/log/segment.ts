@@ -15,7 +15,10 @@
 // (POSIX semantics) and the fd is closed when the last user releases it.
 import { join } from 'node:path';
 import { OffsetIndex, TimeIndex } from './sparse-index.js';
-import type { BatchHeader } from './batch.js';
+import { RECORDS } from '../core/batch-layout.js';
+import { probeBatch, viewOf, type BatchHeader } from './batch.js';
+import { fsyncDir, openFd, preadFull, unlinkIfExists } from './io.js';
+import { MAX_BATCH_BYTES_ON_DISK } from './options.js';
 
 export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.index';
@@ -132,4 +135,49 @@ export class Segment {
     this.bytesSinceIndexEntry = 0;
     this.rollBaseMs = -1;
   }
+}
+
+/** A new, empty active segment at `baseOffset`: log file and preallocated indexes created, directory fsynced. */
+export async function createSegment(dir: string, baseOffset: number, indexBytesMax: number): Promise<Segment> {
+  const seg = new Segment(dir, baseOffset, indexBytesMax);
+  seg.fd = await openFd(seg.logPath, 'w+');
+  await seg.offsetIndex.create();
+  await seg.timeIndex.create();
+  await fsyncDir(dir);
+  seg.active = true;
+  seg.uncheckedBelow = 0;
+  seg.indexesTrusted = true;
+  return seg;
+}
+
+/** Removes a segment's three files (missing ones are fine: a deletion interrupted by a crash). */
+export async function deleteSegmentFiles(dir: string, baseOffset: number): Promise<void> {
+  for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) await unlinkIfExists(join(dir, fileNameFor(baseOffset, suffix)));
+}
+
+/** True when a batch starting with offset `offset` begins at `position` of the log file `fd` (an index entry's check). */
+export async function batchStartsAt(fd: number, position: number, offset: number): Promise<boolean> {
+  const b = Buffer.alloc(RECORDS);
+  const got = await preadFull(fd, b, 0, RECORDS, position);
+  if (got < RECORDS) return false;
+  const probe = probeBatch(viewOf(b), b, 0, MAX_BATCH_BYTES_ON_DISK, false);
+  return (probe.defect === undefined || probe.defect === 'short-batch') && probe.header!.baseOffset === offset;
+}
+
+/** Copies the derived state of `fresh` (a rebuild from the log) onto `seg`. */
+export function adoptStats(seg: Segment, fresh: Segment, nowMs: number): void {
+  seg.sizeBytes = fresh.sizeBytes;
+  seg.nextOffset = fresh.nextOffset;
+  seg.maxTimestampMs = fresh.maxTimestampMs;
+  seg.offsetOfMaxTimestamp = fresh.offsetOfMaxTimestamp;
+  seg.bytesSinceIndexEntry = fresh.bytesSinceIndexEntry;
+  seg.rollBaseMs = fresh.sizeBytes > 0 ? nowMs : -1;
+}
+
+/** An empty in-memory twin of `seg` that a walk of its batches fills (recovery, truncation, index rebuilds). */
+export function rebuildTwin(seg: Segment, indexBytesMax: number): Segment {
+  const fresh = new Segment(seg.dir, seg.baseOffset, indexBytesMax);
+  fresh.offsetIndex.startInMemory();
+  fresh.timeIndex.startInMemory();
+  return fresh;
 }

@@ -37,7 +37,7 @@ async function appender(): Promise<void> {
       value: Buffer.alloc(50 + Math.floor(rand() * 400), Math.floor(rand() * 256)),
       timestampMs: Date.now(),
     }));
-    const info = await log.append(encodeBatch(records), { leaderEpoch: 0, durable: true });
+    const info = await log.appendAsLeader(encodeBatch(records), { leaderEpoch: 0, durable: true });
     out({ r: records.map((r, i) => [info.baseOffset + i, r.key.toString(), sha1(r.value)]) });
   }
 }

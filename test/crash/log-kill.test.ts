@@ -112,7 +112,7 @@ t.test('kill -9 at random moments never loses an acknowledged append', async (t)
       if (offset !== log.logEndOffset) t.fail(`trial ${trials}: served up to ${offset}, log end ${log.logEndOffset}`);
       void batches;
       // Appends work after recovery (and are then part of the log the next child extends).
-      const probe = await log.append(
+      const probe = await log.appendAsLeader(
         (await import('../../host/core/index.js')).encodeBatch([{ key: null, value: Buffer.from('probe') }]),
         { leaderEpoch: trials, durable: true },
       );

@@ -17,7 +17,7 @@ async function writeBatches(o: Opened, n: number, count = 3): Promise<number[]> 
   for (let i = 0; i < n; i++) {
     const b = makeBatch(count, { valueBytes: 40, fill: i });
     sizes.push(b.byteLength);
-    await o.log.append(b, durable);
+    await o.log.appendAsLeader(b, durable);
   }
   return sizes;
 }
@@ -47,7 +47,7 @@ t.test('a batch cut mid-way at the tail is truncated, logged with bytes and offs
   t.ok(line, 'recovery logged the truncation');
   t.match(line, { truncatedBytes: sizes[9] - 25, defect: 'short-batch', lastValidOffset: 26, firstLostOffset: 27 });
   t.equal((await stat(path)).size, full - sizes[9], 'file cut at the last valid batch');
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, 27);
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, 27);
   t.same((await readAll(log)).map((r) => r.offset), Array.from({ length: 28 }, (_, i) => i));
 });
 
@@ -63,7 +63,7 @@ t.test('garbage appended after the last batch is cut away', async (t) => {
   t.equal(log.logEndOffset, 15);
   t.equal((await stat(path)).size, size);
   t.match(o.cap.find('truncated the log'), { truncatedBytes: garbage.byteLength });
-  t.equal((await log.append(makeBatch(2), durable)).baseOffset, 15);
+  t.equal((await log.appendAsLeader(makeBatch(2), durable)).baseOffset, 15);
 });
 
 t.test('flipped bits in the last batch fail its CRC: that batch is dropped, nothing after it is served', async (t) => {
@@ -110,7 +110,7 @@ t.test('an unclean open with damage in a segment before the last deletes the lat
   const all = await readAll(log);
   t.equal(all[all.length - 1].offset, log.logEndOffset - 1);
   t.ok(log.logEndOffset < bases[2]);
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, log.logEndOffset - 1);
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, log.logEndOffset - 1);
 });
 
 t.test('missing index files are rebuilt from the log (clean and unclean opens)', async (t) => {
@@ -164,5 +164,5 @@ t.test('damage in the middle of an old segment: reported, its readable prefix se
   t.equal(readBatchHeader(r6.records, 0).baseOffset, bases[1], 'a read at the damaged offset continues at the next segment');
   const all = await readAll(log);
   t.equal(all.length, 90 - (bases[1] - 6), 'everything but the damaged part of segment 0');
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, 90, 'appends unaffected');
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, 90, 'appends unaffected');
 });

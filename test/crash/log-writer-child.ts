@@ -47,12 +47,12 @@ async function appender(id: number): Promise<void> {
     }));
     const batch = encodeBatch(records, idempotent ? { producerId, producerEpoch: 0, baseSequence: sequence } : {});
     const pristine = Buffer.from(batch);
-    const info = await log.append(batch, { leaderEpoch: trial, durable: true });
+    const info = await log.appendAsLeader(batch, { leaderEpoch: trial, durable: true });
     out({ b: info.baseOffset, l: info.lastOffset, h: createHash('sha1').update(batch).digest('hex') });
     if (idempotent) {
       sequence += count;
       if (rand() < 0.1) {
-        const again = await log.append(pristine, { leaderEpoch: trial, durable: true });
+        const again = await log.appendAsLeader(pristine, { leaderEpoch: trial, durable: true });
         if (!again.duplicate || again.baseOffset !== info.baseOffset) out({ error: `retry answered ${JSON.stringify(again)} for ${info.baseOffset}` });
       }
     }

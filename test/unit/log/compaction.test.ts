@@ -11,10 +11,10 @@ import { durable, makeBatch, openLog, readAll } from './fixture.js';
 
 const HOUR = 3600_000;
 
-async function fill(log: { append: (b: Uint8Array, o: typeof durable) => Promise<unknown> }, ts: number) {
+async function fill(log: { appendAsLeader: (b: Uint8Array, o: typeof durable) => Promise<unknown> }, ts: number) {
   // 40 batches × 3 records over 5 keys: key k<j> for j in 0..4, value = round number
   for (let round = 0; round < 40; round++) {
-    await log.append(makeBatch(3, { keys: 5, keyPrefix: `r${round % 2}-`, fill: round, timestampMs: ts + round, valueBytes: 20 }), durable);
+    await log.appendAsLeader(makeBatch(3, { keys: 5, keyPrefix: `r${round % 2}-`, fill: round, timestampMs: ts + round, valueBytes: 20 }), durable);
   }
 }
 
@@ -37,15 +37,15 @@ t.test('keeps the latest record of each key in closed segments; offsets unchange
   await o.log.close();
   const log = await o.reopen();
   t.same((await readAll(log)).map((r) => r.offset), expected.map((r) => r.offset), 'after reopen');
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, 120);
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, 120);
 });
 
 t.test('tombstones stay until delete.retention.ms has passed, then go', async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 500, cleanupPolicy: 'compact', deleteRetentionMs: 10 * HOUR });
-  await o.log.append(makeBatch(2, { keys: 2, timestampMs: now - 20 * HOUR }), durable); // k0,k1
-  await o.log.append(makeBatch(1, { keys: 1, nullValue: true, timestampMs: now - 5 * HOUR }), durable); // tombstone k0
-  for (let i = 0; i < 8; i++) await o.log.append(makeBatch(2, { keyPrefix: 'other', keys: 2, timestampMs: now - 4 * HOUR }), durable);
+  await o.log.appendAsLeader(makeBatch(2, { keys: 2, timestampMs: now - 20 * HOUR }), durable); // k0,k1
+  await o.log.appendAsLeader(makeBatch(1, { keys: 1, nullValue: true, timestampMs: now - 5 * HOUR }), durable); // tombstone k0
+  for (let i = 0; i < 8; i++) await o.log.appendAsLeader(makeBatch(2, { keyPrefix: 'other', keys: 2, timestampMs: now - 4 * HOUR }), durable);
   await o.log.compact(now);
   let recs = await readAll(o.log);
   t.same(recs.filter((r) => r.key === 'k0').map((r) => [r.offset, r.value]), [[2, null]], 'the tombstone replaced k0 and is still there');
@@ -70,8 +70,8 @@ t.test('min.compaction.lag.ms protects recent segments', async (t) => {
 t.test("an idempotent producer's last batch stays as an empty batch when all its records are compacted away", async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 400, cleanupPolicy: 'compact' });
-  await o.log.append(makeBatch(1, { keyPrefix: 'p', keys: 1, producerId: 9, producerEpoch: 0, baseSequence: 0, timestampMs: now - HOUR }), durable);
-  for (let i = 0; i < 10; i++) await o.log.append(makeBatch(2, { keyPrefix: 'p', keys: 1, timestampMs: now - HOUR }), durable);
+  await o.log.appendAsLeader(makeBatch(1, { keyPrefix: 'p', keys: 1, producerId: 9, producerEpoch: 0, baseSequence: 0, timestampMs: now - HOUR }), durable);
+  for (let i = 0; i < 10; i++) await o.log.appendAsLeader(makeBatch(2, { keyPrefix: 'p', keys: 1, timestampMs: now - HOUR }), durable);
   await o.log.compact(now);
   const r = await o.log.read(0, 100_000);
   const batches = decodeBatches(r.records);
@@ -82,7 +82,7 @@ t.test("an idempotent producer's last batch stays as an empty batch when all its
   await o.log.abandon();
   const log = await o.reopen();
   t.match(
-    await log.append(makeBatch(1, { keyPrefix: 'p', keys: 1, producerId: 9, producerEpoch: 0, baseSequence: 0 }), durable),
+    await log.appendAsLeader(makeBatch(1, { keyPrefix: 'p', keys: 1, producerId: 9, producerEpoch: 0, baseSequence: 0 }), durable),
     { duplicate: true, baseOffset: 0 },
     'sequence state survives compaction and a crash',
   );
@@ -91,7 +91,7 @@ t.test("an idempotent producer's last batch stays as an empty batch when all its
 t.test('compressed batches are rewritten with their codec, records keep their offsets', async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 600, cleanupPolicy: 'compact' });
-  for (let i = 0; i < 12; i++) await o.log.append(makeBatch(4, { keys: 3, compression: 1, fill: i, timestampMs: now - HOUR }), durable);
+  for (let i = 0; i < 12; i++) await o.log.appendAsLeader(makeBatch(4, { keys: 3, compression: 1, fill: i, timestampMs: now - HOUR }), durable);
   await o.log.compact(now);
   const r = await o.log.read(0, 1 << 20);
   const batches = decodeBatches(r.records);

@@ -21,7 +21,7 @@ t.test('64 concurrent appenders: offsets dense, unique, and acknowledged in offs
     Array.from({ length: appenders }, async (_, a) => {
       for (let i = 0; i < perAppender; i++) {
         const count = 1 + ((a + i) % 5);
-        const info = await o.log.append(makeBatch(count, { fill: a }), durable);
+        const info = await o.log.appendAsLeader(makeBatch(count, { fill: a }), durable);
         acked.push(info);
       }
     }),
@@ -49,10 +49,10 @@ t.test('64 concurrent appenders: offsets dense, unique, and acknowledged in offs
 
 t.test('group commit: with a slow fsync, 50 concurrent appends share a handful of fsyncs', async (t) => {
   const o = await openLog(t, { injectedFlushDelayMs: 20 });
-  await o.log.append(makeBatch(1), durable);
+  await o.log.appendAsLeader(makeBatch(1), durable);
   const before = fsyncCount(o);
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: 50 }, () => o.log.append(makeBatch(1), durable)));
+  await Promise.all(Array.from({ length: 50 }, () => o.log.appendAsLeader(makeBatch(1), durable)));
   const used = fsyncCount(o) - before;
   t.ok(used >= 1 && used <= 3, `${used} fsyncs covered 50 appends`);
   t.ok(Date.now() - t0 < 50 * 20, 'far faster than one 20 ms fsync per append');
@@ -61,7 +61,7 @@ t.test('group commit: with a slow fsync, 50 concurrent appends share a handful o
 t.test('flush=always: an append resolves only after its fsync; readers do not see it before', async (t) => {
   const o = await openLog(t, { injectedFlushDelayMs: 150 });
   let resolved = false;
-  const p = o.log.append(makeBatch(1), durable).then((i) => {
+  const p = o.log.appendAsLeader(makeBatch(1), durable).then((i) => {
     resolved = true;
     return i;
   });
@@ -77,7 +77,7 @@ t.test('flush=always: an append resolves only after its fsync; readers do not se
 t.test('durable: false (acks=0) resolves once written, without waiting for the fsync', async (t) => {
   const o = await openLog(t, { injectedFlushDelayMs: 300 });
   const t0 = Date.now();
-  const info = await o.log.append(makeBatch(1), { leaderEpoch: 0, durable: false });
+  const info = await o.log.appendAsLeader(makeBatch(1), { leaderEpoch: 0, durable: false });
   t.equal(info.baseOffset, 0);
   t.ok(Date.now() - t0 < 250, 'did not wait for the 300 ms fsync');
   let seen = -1;
@@ -90,13 +90,13 @@ t.test('durable: false (acks=0) resolves once written, without waiting for the f
 t.test('flush=never and flush=interval acknowledge once written; interval fsyncs on its timer', async (t) => {
   const never = await openLog(t, { flush: 'never', injectedFlushDelayMs: 500 });
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: 20 }, () => never.log.append(makeBatch(2), durable)));
+  await Promise.all(Array.from({ length: 20 }, () => never.log.appendAsLeader(makeBatch(2), durable)));
   t.ok(Date.now() - t0 < 400, 'never: no fsync wait');
   t.equal(never.log.logEndOffset, 40, 'visible once written');
   t.equal(fsyncCount(never), 0, 'never: no fsync yet');
 
   const interval = await openLog(t, { flush: 'interval', flushIntervalMs: 30 });
-  await interval.log.append(makeBatch(1), durable);
+  await interval.log.appendAsLeader(makeBatch(1), durable);
   t.equal(interval.log.logEndOffset, 1);
   await new Promise((r) => setTimeout(r, 120));
   t.ok(fsyncCount(interval) >= 1, 'interval: the timer fsynced');
@@ -109,16 +109,16 @@ t.test('maxPendingAppendBytes: appends past the bound fail with LIMIT_EXCEEDED, 
   const o = await openLog(t, { maxPendingAppendBytes: 2000, injectedFlushDelayMs: 5 });
   const first = makeBatch(10, { valueBytes: 150 }); // ~1.7 KB
   t.ok(first.byteLength < 2000);
-  const p1 = o.log.append(first, { leaderEpoch: 0, durable: false });
-  await t.rejects(o.log.append(makeBatch(10, { valueBytes: 150 }), durable), { code: 'LIMIT_EXCEEDED' });
+  const p1 = o.log.appendAsLeader(first, { leaderEpoch: 0, durable: false });
+  await t.rejects(o.log.appendAsLeader(makeBatch(10, { valueBytes: 150 }), durable), { code: 'LIMIT_EXCEEDED' });
   await p1;
-  await t.resolves(o.log.append(makeBatch(10, { valueBytes: 150 }), durable), 'room again after the queue drained');
+  await t.resolves(o.log.appendAsLeader(makeBatch(10, { valueBytes: 150 }), durable), 'room again after the queue drained');
   t.equal(o.log.logEndOffset, 20, 'the refused append consumed no offsets');
 });
 
 t.test('close waits for queued appends, and a closed log refuses new ones', async (t) => {
   const o = await openLog(t, { injectedFlushDelayMs: 30 });
-  const ps = Array.from({ length: 10 }, () => o.log.append(makeBatch(1), durable));
+  const ps = Array.from({ length: 10 }, () => o.log.appendAsLeader(makeBatch(1), durable));
   await o.log.close();
   const infos = await Promise.all(ps);
   t.same(infos.map((i) => i.baseOffset), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -129,24 +129,24 @@ t.test('close waits for queued appends, and a closed log refuses new ones', asyn
 
 t.test('updateOptions from flush=always to never releases appends waiting for an fsync', async (t) => {
   const o = await openLog(t, { injectedFlushDelayMs: 200 });
-  await o.log.append(makeBatch(1), durable);
-  const waiting = Promise.all(Array.from({ length: 5 }, () => o.log.append(makeBatch(1), durable)));
+  await o.log.appendAsLeader(makeBatch(1), durable);
+  const waiting = Promise.all(Array.from({ length: 5 }, () => o.log.appendAsLeader(makeBatch(1), durable)));
   o.log.updateOptions({ flush: 'never', injectedFlushDelayMs: 0 });
   const infos = await waiting;
   t.same(infos.map((i) => i.baseOffset), [1, 2, 3, 4, 5]);
-  await o.log.append(makeBatch(1), durable);
+  await o.log.appendAsLeader(makeBatch(1), durable);
   t.equal(o.log.logEndOffset, 7, 'never: visible once written');
 });
 
 t.test('a failing disk write fails the log: pending and later appends get KAFKA_STORAGE_ERROR, reads still work', async (t) => {
   const { closeSync } = await import('node:fs');
   const o = await openLog(t);
-  await o.log.append(makeBatch(2), durable);
+  await o.log.appendAsLeader(makeBatch(2), durable);
   // Pull the active segment's descriptor out from under the log (what an I/O error looks like to it).
   const active = (o.log as unknown as { active: { fd: number } }).active;
   closeSync(active.fd);
-  await t.rejects(o.log.append(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' });
-  await t.rejects(o.log.append(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' }, 'the log stays failed');
+  await t.rejects(o.log.appendAsLeader(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' });
+  await t.rejects(o.log.appendAsLeader(makeBatch(1), durable), { code: 'KAFKA_STORAGE_ERROR' }, 'the log stays failed');
   t.equal(o.log.logEndOffset, 2, 'nothing past the last good write is visible');
   active.fd = -1; // the test closed it; keep teardown from closing a reused descriptor number
 });

@@ -13,7 +13,7 @@ async function openFds(): Promise<number> {
 
 t.test('maxOpenSegmentFiles bounds read descriptors, even with concurrent readers across many segments', async (t) => {
   const o = await openLog(t, { segmentBytes: 500, maxOpenSegmentFiles: 2 });
-  for (let i = 0; i < 40; i++) await o.log.append(makeBatch(2, { valueBytes: 60 }), durable);
+  for (let i = 0; i < 40; i++) await o.log.appendAsLeader(makeBatch(2, { valueBytes: 60 }), durable);
   t.ok(o.log.segmentCount >= 15, `${o.log.segmentCount} segments`);
   await o.log.close();
   const log = await o.reopen();
@@ -29,7 +29,7 @@ t.test('maxOpenSegmentFiles bounds read descriptors, even with concurrent reader
 
 t.test('indexCacheBytes bounds the closed segments\' index entries held in memory', async (t) => {
   const o = await openLog(t, { segmentBytes: 2000, indexIntervalBytes: 100, indexCacheBytes: 300 });
-  for (let i = 0; i < 60; i++) await o.log.append(makeBatch(2, { valueBytes: 60 }), durable);
+  for (let i = 0; i < 60; i++) await o.log.appendAsLeader(makeBatch(2, { valueBytes: 60 }), durable);
   await o.log.close();
   const log = await o.reopen();
   const all = await readAll(log, 0, 150);
@@ -41,16 +41,16 @@ t.test('maxDecompressedBytes: a batch that inflates past the bound is refused (z
   const o = await openLog(t, { maxDecompressedBytes: 64 * 1024 });
   const big = makeBatch(1, { valueBytes: 200 * 1024, compression: 1, fill: 0 });
   t.ok(big.byteLength < 2000, `compressed to ${big.byteLength} bytes`);
-  await t.rejects(o.log.append(big, durable), { code: 'CORRUPT_MESSAGE' });
+  await t.rejects(o.log.appendAsLeader(big, durable), { code: 'CORRUPT_MESSAGE' });
   const ok = makeBatch(1, { valueBytes: 30 * 1024, compression: 1, fill: 0 });
-  t.equal((await o.log.append(ok, durable)).baseOffset, 0);
+  t.equal((await o.log.appendAsLeader(ok, durable)).baseOffset, 0);
   void gzipSync;
 });
 
 t.test('compactionMapBytes: a small key map cleans the log over several runs, never wrongly', async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 1500, cleanupPolicy: 'compact', compactionMapBytes: 1 });
-  for (let i = 0; i < 40; i++) await o.log.append(makeBatch(3, { keys: 4, keyPrefix: `g${i % 3}-`, timestampMs: now - 1000 + i }), durable);
+  for (let i = 0; i < 40; i++) await o.log.appendAsLeader(makeBatch(3, { keys: 4, keyPrefix: `g${i % 3}-`, timestampMs: now - 1000 + i }), durable);
   const before = await readAll(o.log);
   const activeBase = o.log.segmentBaseOffsets[o.log.segmentCount - 1];
   const size0 = o.log.sizeBytes;
@@ -67,12 +67,12 @@ t.test('compactionMapBytes: a small key map cleans the log over several runs, ne
 
 t.test('producerIdExpirationMs: an idle producer is forgotten at the next snapshot', async (t) => {
   const o = await openLog(t, { producerIdExpirationMs: 1 });
-  await o.log.append(makeBatch(1, { producerId: 5, producerEpoch: 0, baseSequence: 0 }), durable);
+  await o.log.appendAsLeader(makeBatch(1, { producerId: 5, producerEpoch: 0, baseSequence: 0 }), durable);
   await new Promise((r) => setTimeout(r, 10));
   await o.log.close();
   const log = await o.reopen();
   t.equal(log.producerState(5), undefined);
-  const again = await log.append(makeBatch(1, { producerId: 5, producerEpoch: 0, baseSequence: 0 }), durable);
+  const again = await log.appendAsLeader(makeBatch(1, { producerId: 5, producerEpoch: 0, baseSequence: 0 }), durable);
   t.equal(again.duplicate, false, 'its retry is no longer recognised (as in Kafka after expiry)');
 });
 

@@ -17,8 +17,8 @@ t.test('append assigns dense offsets, rewrites baseOffset and the leader epoch, 
   const { log } = await openLog(t);
   const a = makeBatch(3);
   const b = makeBatch(5);
-  const ia = await log.append(a, { leaderEpoch: 7, durable: true });
-  const ib = await log.append(b, { leaderEpoch: 7, durable: true });
+  const ia = await log.appendAsLeader(a, { leaderEpoch: 7, durable: true });
+  const ib = await log.appendAsLeader(b, { leaderEpoch: 7, durable: true });
   t.match(ia, { baseOffset: 0, lastOffset: 2, recordCount: 3, duplicate: false, logAppendTimeMs: -1 });
   t.match(ib, { baseOffset: 3, lastOffset: 7, recordCount: 5 });
   t.equal(log.logEndOffset, 8);
@@ -37,7 +37,7 @@ t.test('read starts at the batch containing the offset and returns whole batches
   for (let i = 0; i < 10; i++) {
     const b = makeBatch(4);
     sizes.push(b.byteLength);
-    await log.append(b, durable);
+    await log.appendAsLeader(b, durable);
   }
   const mid = await log.read(13, 1 << 20); // offset 13 is inside batch 3 (offsets 12..15)
   t.equal(readBatchHeader(mid.records, 0).baseOffset, 12);
@@ -59,13 +59,13 @@ t.test('read starts at the batch containing the offset and returns whole batches
 
 t.test('a batch over max.message.bytes, a corrupt batch and an empty record set are refused with their codes', async (t) => {
   const { log } = await openLog(t, { maxMessageBytes: 1000 });
-  await t.rejects(log.append(makeBatch(20, { valueBytes: 100 }), durable), { code: 'MESSAGE_TOO_LARGE' });
+  await t.rejects(log.appendAsLeader(makeBatch(20, { valueBytes: 100 }), durable), { code: 'MESSAGE_TOO_LARGE' });
   const bad = makeBatch(2);
   bad[bad.byteLength - 1] ^= 0xff;
-  await t.rejects(log.append(bad, durable), { code: 'CORRUPT_MESSAGE' });
-  await t.rejects(log.append(new Uint8Array(0), durable), { code: 'CORRUPT_MESSAGE' });
+  await t.rejects(log.appendAsLeader(bad, durable), { code: 'CORRUPT_MESSAGE' });
+  await t.rejects(log.appendAsLeader(new Uint8Array(0), durable), { code: 'CORRUPT_MESSAGE' });
   const ok = makeBatch(2);
-  t.equal((await log.append(ok, durable)).baseOffset, 0, 'nothing was consumed by the refused appends');
+  t.equal((await log.appendAsLeader(ok, durable)).baseOffset, 0, 'nothing was consumed by the refused appends');
 });
 
 t.test('a batch encoded by kafkajs (an independent encoder) is stored and read back', async (t) => {
@@ -76,8 +76,8 @@ t.test('a batch encoded by kafkajs (an independent encoder) is stored and read b
   const records = [0, 1, 2].map((i) => Record({ offsetDelta: i, timestampDelta: i, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) }));
   const enc = await RecordBatch({ records, lastOffsetDelta: 2, firstTimestamp: now, maxTimestamp: now + 2 });
   const { log } = await openLog(t);
-  await log.append(makeBatch(1), durable);
-  const info = await log.append(new Uint8Array(enc.buffer), durable);
+  await log.appendAsLeader(makeBatch(1), durable);
+  const info = await log.appendAsLeader(new Uint8Array(enc.buffer), durable);
   t.match(info, { baseOffset: 1, lastOffset: 3, maxTimestampMs: now + 2 });
   const all = await readAll(log);
   t.same(all.slice(1).map((r) => [r.offset, r.key, r.value!.toString()]), [[1, 'k0', 'v0'], [2, 'k1', 'v1'], [3, 'k2', 'v2']]);
@@ -85,7 +85,7 @@ t.test('a batch encoded by kafkajs (an independent encoder) is stored and read b
 
 t.test('segments roll by size, are named by base offset (20 digits), and indexes get trimmed on roll', async (t) => {
   const { log, dir } = await openLog(t, { segmentBytes: 2000, indexIntervalBytes: 100, segmentIndexBytes: 4096 });
-  for (let i = 0; i < 40; i++) await log.append(makeBatch(2, { valueBytes: 60 }), durable);
+  for (let i = 0; i < 40; i++) await log.appendAsLeader(makeBatch(2, { valueBytes: 60 }), durable);
   const names = (await readdir(dir)).sort();
   const logs = names.filter((n) => n.endsWith('.log'));
   t.ok(logs.length >= 4, `rolled into ${logs.length} segments`);
@@ -111,12 +111,12 @@ t.test('segments roll by size, are named by base offset (20 digits), and indexes
 
 t.test('segments roll by age (segment.ms) and when the index is full', async (t) => {
   const { log } = await openLog(t, { segmentMs: 30 });
-  await log.append(makeBatch(1), durable);
+  await log.appendAsLeader(makeBatch(1), durable);
   await new Promise((r) => setTimeout(r, 50));
-  await log.append(makeBatch(1), durable);
+  await log.appendAsLeader(makeBatch(1), durable);
   t.same(log.segmentBaseOffsets, [0, 1], 'rolled after segment.ms');
   const small = await openLog(t, { indexIntervalBytes: 0, segmentIndexBytes: 24 });
-  for (let i = 0; i < 9; i++) await small.log.append(makeBatch(1), durable);
+  for (let i = 0; i < 9; i++) await small.log.appendAsLeader(makeBatch(1), durable);
   t.ok(small.log.segmentCount >= 3, `index of 2-3 entries fills and rolls (${small.log.segmentCount} segments)`);
   t.same((await readAll(small.log)).map((r) => r.offset), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
 });
@@ -124,7 +124,7 @@ t.test('segments roll by age (segment.ms) and when the index is full', async (t)
 t.test('offsetForTimestamp finds the first record at or after a timestamp; maxTimestamp tracks the largest', async (t) => {
   const { log } = await openLog(t, { segmentBytes: 1500, indexIntervalBytes: 200 });
   // 30 batches of 3 records, timestamps 10_000 + 10*i + j
-  for (let i = 0; i < 30; i++) await log.append(makeBatch(3, { timestampMs: 10_000 + 10 * i, valueBytes: 40 }), durable);
+  for (let i = 0; i < 30; i++) await log.appendAsLeader(makeBatch(3, { timestampMs: 10_000 + 10 * i, valueBytes: 40 }), durable);
   t.ok(log.segmentCount > 2);
   t.same(await log.offsetForTimestamp(0), { offset: 0, timestampMs: 10_000 });
   t.same(await log.offsetForTimestamp(10_001), { offset: 1, timestampMs: 10_001 });
@@ -142,7 +142,7 @@ t.test('offsetForTimestamp finds the first record at or after a timestamp; maxTi
 t.test('LogAppendTime restamps batches with the broker clock (CRC still valid)', async (t) => {
   const { log } = await openLog(t, { logAppendTime: true });
   const before = Date.now();
-  const info = await log.append(makeBatch(2, { timestampMs: 5 }), durable);
+  const info = await log.appendAsLeader(makeBatch(2, { timestampMs: 5 }), durable);
   t.ok(info.logAppendTimeMs >= before && info.logAppendTimeMs <= Date.now());
   const r = await log.read(0, 10_000);
   const [b] = decodeBatches(r.records); // verifies the CRC
@@ -152,10 +152,10 @@ t.test('LogAppendTime restamps batches with the broker clock (CRC still valid)',
 
 t.test('the leader-epoch checkpoint records epoch → first offset, survives reopen, and is cut by truncateTo', async (t) => {
   const o = await openLog(t);
-  await o.log.append(makeBatch(2), { leaderEpoch: 0, durable: true });
-  await o.log.append(makeBatch(2), { leaderEpoch: 3, durable: true });
-  await o.log.append(makeBatch(2), { leaderEpoch: 3, durable: true });
-  await o.log.append(makeBatch(2), { leaderEpoch: 5, durable: true });
+  await o.log.appendAsLeader(makeBatch(2), { leaderEpoch: 0, durable: true });
+  await o.log.appendAsLeader(makeBatch(2), { leaderEpoch: 3, durable: true });
+  await o.log.appendAsLeader(makeBatch(2), { leaderEpoch: 3, durable: true });
+  await o.log.appendAsLeader(makeBatch(2), { leaderEpoch: 5, durable: true });
   t.same(o.log.leaderEpochEntries(), [{ epoch: 0, startOffset: 0 }, { epoch: 3, startOffset: 2 }, { epoch: 5, startOffset: 6 }]);
   const text = await readFile(join(o.dir, 'leader-epoch-checkpoint'), 'utf8');
   t.equal(text, '0\n3\n0 0\n3 2\n5 6\n', "Kafka's checkpoint format");
@@ -169,14 +169,14 @@ t.test('the leader-epoch checkpoint records epoch → first offset, survives reo
   t.equal(log.logEndOffset, 4);
   t.same(log.leaderEpochEntries(), [{ epoch: 0, startOffset: 0 }, { epoch: 3, startOffset: 2 }]);
   t.equal(await readFile(join(o.dir, 'leader-epoch-checkpoint'), 'utf8'), '0\n2\n0 0\n3 2\n');
-  const info = await log.append(makeBatch(1), { leaderEpoch: 6, durable: true });
+  const info = await log.appendAsLeader(makeBatch(1), { leaderEpoch: 6, durable: true });
   t.equal(info.baseOffset, 4, 'appends continue at the truncation point');
   t.same((await readAll(log)).map((r) => r.offset), [0, 1, 2, 3, 4]);
 });
 
 t.test('truncateTo across segments deletes later segments and keeps reads consistent', async (t) => {
   const { log } = await openLog(t, { segmentBytes: 600 });
-  for (let i = 0; i < 20; i++) await log.append(makeBatch(2, { valueBytes: 40 }), durable);
+  for (let i = 0; i < 20; i++) await log.appendAsLeader(makeBatch(2, { valueBytes: 40 }), durable);
   const segs = log.segmentBaseOffsets;
   t.ok(segs.length > 3);
   const cutAt = segs[1] + 2;
@@ -184,26 +184,26 @@ t.test('truncateTo across segments deletes later segments and keeps reads consis
   t.equal(log.logEndOffset, cutAt);
   t.same(log.segmentBaseOffsets, segs.slice(0, 2));
   t.same((await readAll(log)).map((r) => r.offset), Array.from({ length: cutAt }, (_, i) => i));
-  await log.append(makeBatch(2), durable);
+  await log.appendAsLeader(makeBatch(2), durable);
   t.equal(log.logEndOffset, cutAt + 2);
   await log.truncateTo(0);
   t.equal(log.logEndOffset, 0);
   t.equal(log.logStartOffset, 0);
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, 0);
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, 0);
 });
 
 t.test('close writes the clean-shutdown marker; reopen skips the scan and keeps offsets; the marker is removed on open', async (t) => {
   const o = await openLog(t, { segmentBytes: 1000 });
-  for (let i = 0; i < 15; i++) await o.log.append(makeBatch(2), durable);
+  for (let i = 0; i < 15; i++) await o.log.appendAsLeader(makeBatch(2), durable);
   await o.log.close();
   t.ok((await readdir(o.dir)).includes('clean-shutdown'));
-  await t.rejects(o.log.append(makeBatch(1), durable), { code: 'NOT_LEADER_OR_FOLLOWER' });
+  await t.rejects(o.log.appendAsLeader(makeBatch(1), durable), { code: 'NOT_LEADER_OR_FOLLOWER' });
   const log = await o.reopen({ segmentBytes: 1000 });
   t.equal(log.recovery.clean, true);
   t.ok(o.cap.find('clean shutdown'));
   t.notOk((await readdir(o.dir)).includes('clean-shutdown'), 'marker removed before appends');
   t.equal(log.logEndOffset, 30);
-  t.equal((await log.append(makeBatch(1), durable)).baseOffset, 30);
+  t.equal((await log.appendAsLeader(makeBatch(1), durable)).baseOffset, 30);
   t.same((await readAll(log)).map((r) => r.offset), Array.from({ length: 31 }, (_, i) => i));
 });
 
@@ -229,7 +229,7 @@ t.test('options are validated with INVALID_CONFIG naming the option', async (t) 
 
 t.test('metrics: bytes and records appended, fsyncs, segments, recovery time', async (t) => {
   const o = await openLog(t, { segmentBytes: 1000 });
-  for (let i = 0; i < 10; i++) await o.log.append(makeBatch(3), durable);
+  for (let i = 0; i < 10; i++) await o.log.appendAsLeader(makeBatch(3), durable);
   const text = o.metrics.render();
   t.match(text, /tributary_log_appended_records_total\{partition="t-0"\} 30/);
   t.match(text, /tributary_log_appended_bytes_total\{partition="t-0"\} \d+/);
@@ -241,7 +241,7 @@ t.test('metrics: bytes and records appended, fsyncs, segments, recovery time', a
 
 t.test('destroy removes the partition directory', async (t) => {
   const o = await openLog(t);
-  await o.log.append(makeBatch(1), durable);
+  await o.log.appendAsLeader(makeBatch(1), durable);
   await o.log.destroy();
   await t.rejects(stat(o.dir), { code: 'ENOENT' });
 });

@@ -14,8 +14,8 @@ t.test('retention.ms deletes segments whose largest timestamp is older, advances
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 700, retentionMs: 10 * HOUR });
   // old records (20 h ago), then new ones
-  for (let i = 0; i < 8; i++) await o.log.append(makeBatch(2, { timestampMs: now - 20 * HOUR }), durable);
-  for (let i = 0; i < 8; i++) await o.log.append(makeBatch(2, { timestampMs: now - HOUR }), durable);
+  for (let i = 0; i < 8; i++) await o.log.appendAsLeader(makeBatch(2, { timestampMs: now - 20 * HOUR }), durable);
+  for (let i = 0; i < 8; i++) await o.log.appendAsLeader(makeBatch(2, { timestampMs: now - HOUR }), durable);
   const before = o.log.segmentBaseOffsets;
   const sizeBefore = o.log.sizeBytes;
   const freed = await o.log.applyRetention(now);
@@ -42,12 +42,12 @@ t.test('retention.ms deletes segments whose largest timestamp is older, advances
 
 t.test('retention.bytes deletes the oldest segments until the partition fits, never the active one', async (t) => {
   const o = await openLog(t, { segmentBytes: 1000, retentionBytes: 2500, retentionMs: -1 });
-  for (let i = 0; i < 30; i++) await o.log.append(makeBatch(2, { valueBytes: 60 }), durable);
+  for (let i = 0; i < 30; i++) await o.log.appendAsLeader(makeBatch(2, { valueBytes: 60 }), durable);
   await o.log.applyRetention(Date.now());
   t.ok(o.log.sizeBytes <= 2500 + 1000, `size ${o.log.sizeBytes} within retention.bytes plus one segment`);
   t.ok(o.log.sizeBytes > 2500 - 1000);
   const o2 = await openLog(t, { segmentBytes: 1000, retentionBytes: 0, retentionMs: -1 });
-  for (let i = 0; i < 10; i++) await o2.log.append(makeBatch(2, { valueBytes: 60 }), durable);
+  for (let i = 0; i < 10; i++) await o2.log.appendAsLeader(makeBatch(2, { valueBytes: 60 }), durable);
   await o2.log.applyRetention(Date.now());
   t.equal(o2.log.segmentCount, 1, 'only the active segment is left');
   t.equal(o2.log.logStartOffset, o2.log.segmentBaseOffsets[0]);
@@ -56,18 +56,18 @@ t.test('retention.bytes deletes the oldest segments until the partition fits, ne
 t.test('when every segment has expired the active one is rolled and deleted too (Kafka); appends continue at the end', async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 700, retentionMs: HOUR });
-  for (let i = 0; i < 6; i++) await o.log.append(makeBatch(2, { timestampMs: now - 2 * HOUR }), durable);
+  for (let i = 0; i < 6; i++) await o.log.appendAsLeader(makeBatch(2, { timestampMs: now - 2 * HOUR }), durable);
   await o.log.applyRetention(now);
   t.equal(o.log.logStartOffset, 12);
   t.equal(o.log.logEndOffset, 12);
   t.equal(o.log.sizeBytes, 0);
-  t.equal((await o.log.append(makeBatch(1), durable)).baseOffset, 12);
+  t.equal((await o.log.appendAsLeader(makeBatch(1), durable)).baseOffset, 12);
 });
 
 t.test('cleanup.policy=compact alone never deletes by retention', async (t) => {
   const now = 1_800_000_000_000;
   const o = await openLog(t, { segmentBytes: 700, retentionMs: HOUR, cleanupPolicy: 'compact' });
-  for (let i = 0; i < 6; i++) await o.log.append(makeBatch(2, { timestampMs: now - 2 * HOUR }), durable);
+  for (let i = 0; i < 6; i++) await o.log.appendAsLeader(makeBatch(2, { timestampMs: now - 2 * HOUR }), durable);
   t.equal(await o.log.applyRetention(now), 0);
   t.equal(o.log.logStartOffset, 0);
 });
@@ -75,10 +75,10 @@ t.test('cleanup.policy=compact alone never deletes by retention', async (t) => {
 t.test('retention beside appends and a reader holding a deleted segment: no crash, no lost append', async (t) => {
   const now = Date.now();
   const o = await openLog(t, { segmentBytes: 2000, retentionMs: HOUR, maxOpenSegmentFiles: 2 });
-  for (let i = 0; i < 30; i++) await o.log.append(makeBatch(3, { timestampMs: now - 3 * HOUR }), durable);
+  for (let i = 0; i < 30; i++) await o.log.appendAsLeader(makeBatch(3, { timestampMs: now - 3 * HOUR }), durable);
   // Start a big read of the oldest segment, then delete it while the read is in flight.
   const reading = o.log.read(0, 1 << 20);
-  const appends = Array.from({ length: 50 }, () => o.log.append(makeBatch(1, { timestampMs: now }), durable));
+  const appends = Array.from({ length: 50 }, () => o.log.appendAsLeader(makeBatch(1, { timestampMs: now }), durable));
   const retention = o.log.applyRetention(now);
   const r = await reading;
   t.ok(r.records.byteLength > 0, 'the in-flight read completed');
