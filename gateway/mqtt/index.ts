@@ -25,6 +25,7 @@ import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
+import { isSharedFilter, parseSharedFilter, SharedSubscriptions, type SharedGroupApi, type SharedMember } from './shared-subscriptions.js';
 
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
 export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
@@ -39,6 +40,8 @@ export interface MqttGatewayDeps {
   broker: BrokerApi;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** The group coordinator: `$share/{group}/{filter}` subscriptions join its groups (none → refused). */
+  groups?: SharedGroupApi;
 }
 
 /** What tests and the bench need beyond the listeners. */
@@ -48,6 +51,8 @@ export interface MqttGateway {
   persistence: LogPersistence;
   batcher: AppendBatcher;
   tails: TailManager;
+  /** Shared subscriptions (undefined without a coordinator or with sharedSubscriptions false). */
+  shared: SharedSubscriptions | undefined;
   /** The guard of a connected client (tests, diagnostics). */
   guardOf(clientId: string): ConnectionGuard | undefined;
   /** Closes every listener, then aedes, the readers, and flushes pending appends. */
@@ -55,6 +60,15 @@ export interface MqttGateway {
 }
 
 type AedesClient = AedesClientInternals & { id: string; clean: boolean; conn: Duplex; subscriptions: Record<string, unknown> };
+/** aedes 1.2 client internals the shared-subscription wiring uses (lib/client.js, lib/qos-packet.js). */
+interface SharedClientInternals {
+  version?: number;
+  closed: boolean;
+  _nextId: number;
+  _parser: NodeJS.EventEmitter;
+  deliver0(packet: object, cb: () => void): void;
+  deliverQoS(packet: object, cb: () => void): void;
+}
 
 const QOS_BYTES = [Buffer.from('0'), Buffer.from('1'), Buffer.from('2')];
 const TRUE_BYTES = Buffer.from('true');
@@ -73,6 +87,30 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   const originBytes = Buffer.from(gatewayId);
   const router = new Router(o.routes, o.defaultRoute, o.reverseRoutes);
   const authorizer = o.auth.enabled ? new Authorizer(o.auth.users) : undefined;
+  // --- shared subscriptions (gateway/mqtt/shared-subscriptions.ts): wiring begins -------------
+  const sharedSubs =
+    deps.groups && o.sharedSubscriptions
+      ? new SharedSubscriptions(
+          { broker, groups: deps.groups, router, logger, metrics: deps.metrics },
+          {
+            membersMax: o.sharedMembersMax,
+            inflightMax: o.sharedInflightMax,
+            commitIntervalMs: o.sharedCommitIntervalMs,
+            sessionTimeoutMs: o.sharedSessionTimeoutMs,
+            ackWaitMs: o.sharedAckWaitMs,
+            readBytesMax: o.sharedReadBytesMax,
+            topicsMax: o.tailTopicsMax,
+            rescanMs: o.tailRescanMs,
+            reverseQos: o.reverseQos,
+          },
+        )
+      : undefined;
+  /** Each connection as a shared-subscription member (built in accept). */
+  const sharedMembers = new WeakMap<object, SharedMember>();
+  /** SUBSCRIBE entries whose `$share/...` filter is malformed, renamed so aedes' own check passes them to authorizeSubscribe. */
+  const badShares = new WeakMap<object, string>();
+  const notShared = (f: string) => !isSharedFilter(f);
+  // --- shared subscriptions: wiring ends --------------------------------------------------------
   const m = deps.metrics;
   const metrics = {
     connections: m.gauge('tributary_mqtt_connections', 'MQTT connections open'),
@@ -123,10 +161,25 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   }
 
   function authorizeSubscribe(client: AedesClient, sub: Sub, done: (err: Error | null, sub?: Sub | null) => void): void {
-    if (authorizer && !authorizer.canSubscribe(users.get(client), client.id, sub.topic)) {
+    // shared subscriptions: the ACL applies to the filter the member reads ($share/{group}/{filter})
+    const bad = badShares.get(sub);
+    if (bad !== undefined) return done(null, sharedSubs ? (sharedSubs.subscribeTopic(sharedMembers.get(client)!, bad, sub.qos as 0 | 1 | 2), null) : null);
+    const share = isSharedFilter(sub.topic) ? parseSharedFilter(sub.topic) : undefined;
+    const aclFilter = share && 'filter' in share ? share.filter : sub.topic;
+    if (authorizer && !authorizer.canSubscribe(users.get(client), client.id, aclFilter)) {
       metrics.denied.inc({ what: 'subscribe' });
       rareLog('deny-sub', { clientId: client.id, filter: sub.topic }, 'mqtt: SUBSCRIBE refused by ACL (SUBACK 0x80)');
       return done(null, null);
+    }
+    if (share) {
+      if (!sharedSubs) {
+        rareLog('share-off', { clientId: client.id, filter: sub.topic }, 'mqtt: shared SUBSCRIBE refused: shared subscriptions are off (SUBACK 0x80)');
+        return done(null, null);
+      }
+      const code = sharedSubs.subscribeTopic(sharedMembers.get(client)!, sub.topic, sub.qos as 0 | 1 | 2);
+      // aedes keeps an inert `$share/...` entry (nothing is published to '$' topics), so the
+      // SUBACK carries the granted QoS and a persistent session restores the membership
+      return done(null, code < 0x80 ? sub : null);
     }
     done(null, sub);
   }
@@ -247,16 +300,25 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   const liveFilters = (): string[] => {
     const out: string[] = [];
     const clients = (aedes as unknown as { clients: Record<string, AedesClient> }).clients;
-    for (const id in clients) out.push(...Object.keys(clients[id].subscriptions));
+    for (const id in clients) out.push(...Object.keys(clients[id].subscriptions).filter(notShared));
     return out;
   };
-  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters()]);
+  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)]);
   if (o.reverse) {
-    events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic)));
+    events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic).filter(notShared)));
     events.on('unsubscribe', () => tails.changed());
     events.on('clientDisconnect', () => tails.changed());
     persistence.onSessionsChanged = () => tails.changed();
-    tails.subscribed(persistence.persistedFilters());
+    tails.subscribed(persistence.persistedFilters().filter(notShared));
+  }
+  if (sharedSubs) {
+    events.on('unsubscribe', (topics: string[], client: AedesClient) => {
+      if (client.closed) return; // the connection's close ends every membership
+      for (const t of topics) {
+        const p = isSharedFilter(t) ? parseSharedFilter(t) : undefined;
+        if (p && 'group' in p) void sharedSubs.unsubscribe(sharedMembers.get(client)!, p.group, p.filter);
+      }
+    });
   }
 
   events.on('connackSent', (packet: { returnCode: number }, client: AedesClient) => {
@@ -310,6 +372,65 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     });
     const client = aedes.handle(conn as never, req as never) as unknown as AedesClient;
     guards.set(client, new ConnectionGuard(client, conn, shared, remote));
+    if (sharedSubs) wireSharedMember(client, conn, remote);
+  }
+
+  /** Shared subscriptions: this connection as a member; PUBACK/PUBCOMP settle its deliveries. */
+  function wireSharedMember(client: AedesClient, conn: Duplex, remote: string): void {
+    const c = client as AedesClient & SharedClientInternals;
+    const acks = new Map<number, (err?: Error | null) => void>();
+    const member: SharedMember = {
+      get clientId() {
+        return c.id;
+      },
+      get protocolVersion() {
+        return c.version ?? 4;
+      },
+      clientHost: remote,
+      deliver(p, acked) {
+        const packet: AedesPacket & { messageId?: number } = { cmd: 'publish', topic: p.topic, payload: p.payload, qos: p.qos, retain: false, dup: false };
+        // aedes lowers the QoS to a plain subscription of the same topic name: follow it, or the ack never comes
+        const own = c.subscriptions[p.topic] as { qos?: number } | undefined;
+        const qos = (own && (own.qos ?? 0) < p.qos ? (own.qos ?? 0) : p.qos) as 0 | 1 | 2;
+        if (qos === 0 || c.closed) {
+          packet.qos = 0;
+          return c.deliver0(packet, () => acked(c.closed ? new Error('connection closed') : null));
+        }
+        packet.qos = qos;
+        // the packet id comes from aedes' own counter for this client, as its QoSPacket does
+        const id = c._nextId;
+        c._nextId = id >= 65535 ? 1 : id + 1;
+        packet.messageId = id;
+        acks.get(id)?.(new Error('packet id reused'));
+        acks.set(id, acked);
+        c.deliverQoS(packet, () => undefined);
+      },
+    };
+    sharedMembers.set(client, member);
+    c._parser.on('packet', (p: { cmd: string; messageId?: number; subscriptions?: Array<{ topic: string }> }) => {
+      if (p.cmd === 'puback' || p.cmd === 'pubcomp') {
+        const cb = p.messageId === undefined ? undefined : acks.get(p.messageId);
+        if (cb) {
+          acks.delete(p.messageId!);
+          cb(null);
+        }
+      }
+    });
+    // before aedes' own listener: a malformed `$share/...` (wildcard in the share name) would
+    // fail aedes' topic check and close the connection; it must get a SUBACK failure instead
+    c._parser.prependListener('packet', (p: { cmd: string; subscriptions?: Array<{ topic: string }> }) => {
+      if (p.cmd !== 'subscribe' || !p.subscriptions) return;
+      p.subscriptions.forEach((s, i) => {
+        if (!isSharedFilter(s.topic) || !('problem' in parseSharedFilter(s.topic))) return;
+        badShares.set(s, s.topic);
+        s.topic = `$share/\u0000invalid/${i}`;
+      });
+    });
+    conn.once('close', () => {
+      for (const cb of acks.values()) cb(new Error('connection closed'));
+      acks.clear();
+      void sharedSubs!.disconnected(member);
+    });
   }
 
   const listeners: Listener[] = [];
@@ -355,6 +476,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       for (const s of servers) s.close();
       wss?.close();
       tails.close();
+      await sharedSubs?.close(); // commits and leaves while the coordinator still serves
       await new Promise<void>((r) => aedes.close(() => r()));
       for (const c of conns) c.destroy();
       await batcher.close();
@@ -368,7 +490,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const client = (aedes as unknown as { clients: Record<string, object> }).clients[clientId];
     return client ? guards.get(client) : undefined;
   };
-  return { listeners, aedes, persistence, batcher, tails, guardOf, close: closeAll };
+  return { listeners, aedes, persistence, batcher, tails, shared: sharedSubs, guardOf, close: closeAll };
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
