@@ -27,7 +27,7 @@
 // partition, so a member may own a partition holding nothing for its filter; order is kept per
 // partition only; one share name carries one filter at a time in this gateway (a different
 // filter would silently lose the records of partitions owned by the other filter's members —
-// refused, reason 0x83); retained messages are never sent to shared subscriptions (MQTT-4.8.2).
+// refused, reason 0x83); retained messages are never sent to shared subscriptions (MQTT 5).
 //
 // Reason codes: a refused SUBSCRIBE gets the MQTT 5 reason for v5 clients (0x8F topic filter
 // invalid, 0x97 quota exceeded, 0x83 implementation specific) and 0x80 for 3.1/3.1.1 clients.
