@@ -110,6 +110,8 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   /** SUBSCRIBE entries whose `$share/...` filter is malformed, renamed so aedes' own check passes them to authorizeSubscribe. */
   const badShares = new WeakMap<object, string>();
   const notShared = (f: string) => !isSharedFilter(f);
+  const sharedBrokerId = `${gatewayId}/shared`;
+  let sharedCounter = 0;
   // --- shared subscriptions: wiring ends --------------------------------------------------------
   const m = deps.metrics;
   const metrics = {
@@ -378,7 +380,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   /** Shared subscriptions: this connection as a member; PUBACK/PUBCOMP settle its deliveries. */
   function wireSharedMember(client: AedesClient, conn: Duplex, remote: string): void {
     const c = client as AedesClient & SharedClientInternals;
-    const acks = new Map<number, (err?: Error | null) => void>();
+    const acks = new Map<number, { acked: (err?: Error | null) => void; packet: AedesPacket }>();
     const member: SharedMember = {
       get clientId() {
         return c.id;
@@ -401,18 +403,28 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         const id = c._nextId;
         c._nextId = id >= 65535 ? 1 : id + 1;
         packet.messageId = id;
-        acks.get(id)?.(new Error('packet id reused'));
-        acks.set(id, acked);
-        c.deliverQoS(packet, () => undefined);
+        acks.get(id)?.acked(new Error('packet id reused'));
+        acks.set(id, { acked, packet });
+        if (c.clean) return c.deliverQoS(packet, () => undefined);
+        // a persistent session: aedes looks the delivery up in the session on PUBACK/PUBREC,
+        // so it is put there, in memory only (the group redelivers it, not the session)
+        // a broker id of their own: aedes' per-broker-id duplicate check then sees these in
+        // the order they are sent, whatever plain deliveries do meanwhile
+        packet.brokerId = sharedBrokerId;
+        packet.brokerCounter = ++sharedCounter;
+        persistence.trackSharedDelivery(c.id, packet).then(
+          () => c.deliverQoS(packet, () => undefined),
+          () => c.deliverQoS(packet, () => undefined),
+        );
       },
     };
     sharedMembers.set(client, member);
     c._parser.on('packet', (p: { cmd: string; messageId?: number; subscriptions?: Array<{ topic: string }> }) => {
       if (p.cmd === 'puback' || p.cmd === 'pubcomp') {
-        const cb = p.messageId === undefined ? undefined : acks.get(p.messageId);
-        if (cb) {
+        const entry = p.messageId === undefined ? undefined : acks.get(p.messageId);
+        if (entry) {
           acks.delete(p.messageId!);
-          cb(null);
+          entry.acked(null);
         }
       }
     });
@@ -427,8 +439,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       });
     });
     conn.once('close', () => {
-      for (const cb of acks.values()) cb(new Error('connection closed'));
+      const unacked = [...acks.values()];
       acks.clear();
+      for (const e of unacked) e.acked(new Error('connection closed'));
+      if (!c.clean) void persistence.dropSharedDeliveries(c.id, unacked.map((e) => e.packet)).catch(() => undefined);
       void sharedSubs!.disconnected(member);
     });
   }

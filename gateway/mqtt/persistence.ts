@@ -444,6 +444,11 @@ export class LogPersistence {
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
     const removed = await this.mem.outgoingClearMessageId(client, packet);
     const idKey = `${client.id}\u0000${packet.messageId}`;
+    // shared subscriptions: an in-memory entry only, never counted nor stored
+    if (removed && this.sharedDeliveries.delete(this.outgoingKey(client.id, removed))) {
+      this.inflightKeys.delete(idKey);
+      return removed;
+    }
     const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
     this.inflightKeys.delete(idKey);
     if (removed) {
@@ -455,6 +460,30 @@ export class LogPersistence {
     // means one redelivery after a crash, which QoS 1 allows
     if (key !== undefined && removed) await this.write(OUTGOING_TOPIC, [{ key: enc(key), value: null }]);
     return removed;
+  }
+
+  // --- shared subscriptions (gateway/mqtt/shared-subscriptions.ts) ---------------------------
+
+  /** `outgoingKey`s of shared-subscription deliveries in flight to persistent sessions (in memory only). */
+  private readonly sharedDeliveries = new Set<string>();
+
+  /**
+   * A shared-subscription delivery to a persistent session: aedes must find it on PUBACK,
+   * PUBREC and PUBCOMP, but it is neither stored nor counted against the offline queue — the
+   * consumer group, not the session, delivers it again when it is never acknowledged.
+   */
+  async trackSharedDelivery(clientId: string, packet: AedesPacket): Promise<void> {
+    this.sharedDeliveries.add(this.outgoingKey(clientId, packet));
+    await this.mem.outgoingEnqueue({ clientId }, packet);
+  }
+
+  /** The connection closed: its unacknowledged shared deliveries leave the session (bounded by what was in flight). */
+  async dropSharedDeliveries(clientId: string, packets: AedesPacket[]): Promise<void> {
+    for (const p of packets) {
+      if (!this.sharedDeliveries.delete(this.outgoingKey(clientId, p))) continue;
+      this.inflightKeys.delete(`${clientId}\u0000${p.messageId}`);
+      await this.mem.outgoingClearMessageId({ id: clientId }, p).catch(() => undefined);
+    }
   }
 
   outgoingStream(client: ClientLike): Readable {

@@ -685,6 +685,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const t = setTimeout(resolve, Math.max(0, ms));
+    t.unref(); // a retry back-off never holds the process open
     signal?.addEventListener('abort', () => {
       clearTimeout(t);
       resolve();

@@ -4,10 +4,12 @@
 // offsets survive a restart, an unacknowledged QoS 1 delivery is delivered again to another
 // member when its device drops, malformed share names get a SUBACK failure, and the limits
 // (memberships, in-flight window) hold at their boundary.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import t from 'tap';
 import mqtt from 'mqtt';
 import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
-import { eventually, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { eventually, haveCommand, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { RawMqttClient } from '../helpers/mqtt-raw.js';
 
 const FAST_GROUPS = {
@@ -72,7 +74,7 @@ async function device(t: Tap, proc: BrokerProcess, clientId: string, clean = tru
   return { client, got };
 }
 
-async function publishAll(proc: BrokerProcess, topics: string[], tag: string, qos: 0 | 1 = 1): Promise<string[]> {
+async function publishAll(proc: BrokerProcess, topics: string[], tag: string, qos: 0 | 1 | 2 = 1): Promise<string[]> {
   const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${proc.port('mqtt')}`, { clientId: `pub-${tag}`, reconnectPeriod: 0 });
   const payloads: string[] = [];
   for (let i = 0; i < topics.length; i++) {
@@ -263,4 +265,49 @@ t.test('sharedInflightMax: at most that many deliveries await their PUBACK; each
   }
   await eventually(() => raw.publishes.length >= 7, 5_000);
   t.same(raw.publishes.map((p) => p.payload.toString()), sent, 'in order within the partition');
+});
+
+t.test('a persistent session keeps its shared subscription: the device rejoins the group when it reconnects, QoS 2 settles', async (t) => {
+  const proc = await start(t, await tempDir(t, 'tributary-share-session-'));
+  await createTopic(proc, 'sensors', 2);
+  const first = await device(t, proc, 'sticky', false);
+  await first.client.subscribeAsync('$share/p/sensors/#', { qos: 2 });
+  await stableAssignment(proc, 'p', 'sensors', 1);
+  await first.client.endAsync();
+  const again = await device(t, proc, 'sticky', false); // no SUBSCRIBE this time
+  const assigned = await stableAssignment(proc, 'p', 'sensors', 1);
+  t.same(assigned.get('sticky'), [0, 1], 'the restored subscription joined the group again');
+  const sent = await publishAll(proc, deviceTopics(6), 'sticky', 2);
+  await eventually(() => again.got.length >= 6, 10_000);
+  t.same(again.got.map((m) => m.payload).sort(), [...sent].sort());
+  t.ok(again.got.every((m) => m.qos === 2), 'QoS 2 deliveries (PUBREC, PUBREL, PUBCOMP through the session)');
+  // every PUBCOMP came back: the group's commits reach the log end
+  const admin = kafkaOf(proc).admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  await eventually(async () => {
+    const [fetched] = await admin.fetchOffsets({ groupId: 'p', topics: ['sensors'] });
+    const ends = await admin.fetchTopicOffsets('sensors');
+    return fetched.partitions.every((p) => p.offset === ends.find((e) => e.partition === p.partition)?.high);
+  }, 10_000, 100);
+  t.pass('committed up to the log end');
+});
+
+t.test('mosquitto_sub members share a group', { skip: haveCommand('mosquitto_sub') ? false : 'mosquitto_sub is not installed' }, async (t) => {
+  const proc = await start(t, await tempDir(t, 'tributary-share-mosquitto-'));
+  await createTopic(proc, 'sensors', 4);
+  const outputs = ['mosq-1', 'mosq-2'].map((id) => {
+    const child = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(proc.port('mqtt')), '-i', id, '-q', '1', '-t', '$share/mosq/sensors/#', '-F', '%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => child.kill());
+    const lines: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+    return lines;
+  });
+  const assigned = await stableAssignment(proc, 'mosq', 'sensors', 2);
+  t.same([...assigned.values()].map((p) => p.length), [2, 2], 'two partitions each');
+  const sent = await publishAll(proc, deviceTopics(24), 'mosq');
+  await eventually(() => outputs[0].length + outputs[1].length >= 24, 15_000);
+  await sleep(300);
+  t.equal(outputs[0].length + outputs[1].length, 24, 'each record once');
+  t.same([...outputs[0], ...outputs[1]].sort(), [...sent].sort(), 'together: every record');
 });
