@@ -50,6 +50,7 @@ const QOS_HEADER = 'mqtt.qos';
 const ASSIGNORS = ['range', 'roundrobin', 'RoundRobinAssigner'];
 const JOIN_RETRY_MS_MAX = 5_000;
 const WAIT_MS = 5_000;
+const LOG_INTERVAL_MS = 5_000;
 
 /** MQTT 5 reason codes a SUBACK may carry (MQTT 5 §3.9.3). */
 export const SUBACK = {
@@ -235,6 +236,7 @@ export class SharedSubscriptions {
   private readonly gone = new WeakSet<SharedMember>();
   private count = 0;
   private closed = false;
+  private readonly lastLogMs = new Map<string, number>();
   private readonly rescanTimer: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly metrics: {
@@ -344,7 +346,12 @@ export class SharedSubscriptions {
 
   private refuse(member: SharedMember, v5Code: number, rule: string, message: string): number {
     this.metrics.refused?.inc({ rule });
-    this.log.warn({ clientId: member.clientId, rule, reason: v5Code }, `mqtt: shared SUBSCRIBE refused: ${message}`);
+    // one line per rule per LOG_INTERVAL_MS: a client repeating a bad SUBSCRIBE cannot flood the log
+    const now = Date.now();
+    if (now - (this.lastLogMs.get(rule) ?? 0) >= LOG_INTERVAL_MS) {
+      this.lastLogMs.set(rule, now);
+      this.log.warn({ clientId: member.clientId, rule, reason: v5Code }, `mqtt: shared SUBSCRIBE refused: ${message}`);
+    }
     return member.protocolVersion >= 5 ? v5Code : SUBACK.UNSPECIFIED;
   }
 
