@@ -88,8 +88,13 @@ async function publishAll(proc: BrokerProcess, topics: string[], tag: string, qo
 
 const deviceTopics = (n: number, prefix = 'sensors') => Array.from({ length: n }, (_, i) => `${prefix}/dev${i}/temp`);
 
+// One broker process for the tests without options of their own (each uses its own stream
+// topic and group); restarts, crashes and limits get theirs.
+let common: Promise<BrokerProcess> | undefined;
+const commonBroker = async () => (common ??= tempDir(t, 'tributary-share-common-').then((dir) => start(t, dir)));
+
 t.test('two members of $share/g/sensors/# split the records: disjoint, and together every record', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-split-'));
+  const proc = await commonBroker();
   await createTopic(proc, 'sensors', 4);
   const a = await device(t, proc, 'member-a');
   const b = await device(t, proc, 'member-b');
@@ -124,17 +129,17 @@ t.test('two members of $share/g/sensors/# split the records: disjoint, and toget
 });
 
 t.test('records of an assigned partition that do not match the filter are passed over', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-filter-'));
-  await createTopic(proc, 'sensors', 2);
+  const proc = await commonBroker();
+  await createTopic(proc, 'rooms', 2);
   const k = await device(t, proc, 'kitchen-reader');
-  await k.client.subscribeAsync('$share/k/sensors/kitchen/#', { qos: 0 });
-  await stableAssignment(proc, 'k', 'sensors', 1);
-  const topics = [...Array.from({ length: 5 }, (_, i) => `sensors/kitchen/t${i}`), ...Array.from({ length: 5 }, (_, i) => `sensors/garage/t${i}`)];
+  await k.client.subscribeAsync('$share/k/rooms/kitchen/#', { qos: 0 });
+  await stableAssignment(proc, 'k', 'rooms', 1);
+  const topics = [...Array.from({ length: 5 }, (_, i) => `rooms/kitchen/t${i}`), ...Array.from({ length: 5 }, (_, i) => `rooms/garage/t${i}`)];
   await publishAll(proc, topics, 'filter');
   await eventually(() => k.got.length >= 5, 10_000);
   await sleep(500);
   t.equal(k.got.length, 5);
-  t.ok(k.got.every((m) => m.topic.startsWith('sensors/kitchen/') && m.qos === 0), 'only the kitchen records, at the subscription QoS 0');
+  t.ok(k.got.every((m) => m.topic.startsWith('rooms/kitchen/') && m.qos === 0), 'only the kitchen records, at the subscription QoS 0');
 });
 
 t.test('a restart resumes from the committed offsets: nothing lost, nothing acknowledged delivered again', async (t) => {
@@ -185,26 +190,26 @@ t.test('a crash loses nothing: acknowledged progress was committed within shared
 });
 
 t.test('a QoS 1 delivery never acknowledged is delivered to another member when its device drops', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-redeliver-'));
-  await createTopic(proc, 'sensors', 2);
+  const proc = await commonBroker();
+  await createTopic(proc, 'unacked', 2);
   const raw = await RawMqttClient.connect(proc.port('mqtt'), 'never-acks');
   t.teardown(() => raw.destroy());
-  t.same(await raw.subscribe([['$share/q/sensors/#', 1]]), [1]);
-  await stableAssignment(proc, 'q', 'sensors', 1);
-  const sent = await publishAll(proc, deviceTopics(5), 'unacked');
+  t.same(await raw.subscribe([['$share/q/unacked/#', 1]]), [1]);
+  await stableAssignment(proc, 'q', 'unacked', 1);
+  const sent = await publishAll(proc, deviceTopics(5, 'unacked'), 'unacked');
   await eventually(() => raw.publishes.length >= 5, 10_000);
   t.ok(raw.publishes.every((p) => p.qos === 1 && p.messageId !== undefined), 'QoS 1 deliveries with packet ids');
 
   const other = await device(t, proc, 'taker');
-  await other.client.subscribeAsync('$share/q/sensors/#', { qos: 1 });
-  await stableAssignment(proc, 'q', 'sensors', 2);
+  await other.client.subscribeAsync('$share/q/unacked/#', { qos: 1 });
+  await stableAssignment(proc, 'q', 'unacked', 2);
   raw.destroy(); // power cut: no PUBACK ever came
   await eventually(() => new Set(other.got.map((m) => m.payload)).size >= 5, 15_000);
   t.same([...new Set(other.got.map((m) => m.payload))].sort(), [...sent].sort(), 'every unacknowledged record reached the other member');
 });
 
 t.test('malformed share names get a SUBACK failure (0x80 in 3.1.1) and the connection stays', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-bad-'));
+  const proc = await commonBroker();
   const raw = await RawMqttClient.connect(proc.port('mqtt'), 'bad-names');
   t.teardown(() => raw.destroy());
   const codes = await raw.subscribe([
@@ -222,13 +227,13 @@ t.test('malformed share names get a SUBACK failure (0x80 in 3.1.1) and the conne
 });
 
 t.test('one share name carries one filter: a second filter in the same group is refused', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-mixed-'));
+  const proc = await commonBroker();
   const a = await RawMqttClient.connect(proc.port('mqtt'), 'filter-a');
   const b = await RawMqttClient.connect(proc.port('mqtt'), 'filter-b');
   t.teardown(() => (a.destroy(), b.destroy()));
-  t.same(await a.subscribe([['$share/m/sensors/#', 1]]), [1]);
+  t.same(await a.subscribe([['$share/m/doors/#', 1]]), [1]);
   t.same(await b.subscribe([['$share/m/alarms/#', 1]]), [0x80], 'a different filter under the same share name');
-  t.same(await b.subscribe([['$share/m/sensors/#', 0]]), [0], 'the same filter joins');
+  t.same(await b.subscribe([['$share/m/doors/#', 0]]), [0], 'the same filter joins');
   t.ok(proc.logs.some((l) => String(l.msg).includes('one share name carries one filter')), 'the refusal is logged with its rule');
 });
 
@@ -268,16 +273,16 @@ t.test('sharedInflightMax: at most that many deliveries await their PUBACK; each
 });
 
 t.test('a persistent session keeps its shared subscription: the device rejoins the group when it reconnects, QoS 2 settles', async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-session-'));
-  await createTopic(proc, 'sensors', 2);
+  const proc = await commonBroker();
+  await createTopic(proc, 'sticky', 2);
   const first = await device(t, proc, 'sticky', false);
-  await first.client.subscribeAsync('$share/p/sensors/#', { qos: 2 });
-  await stableAssignment(proc, 'p', 'sensors', 1);
+  await first.client.subscribeAsync('$share/p/sticky/#', { qos: 2 });
+  await stableAssignment(proc, 'p', 'sticky', 1);
   await first.client.endAsync();
   const again = await device(t, proc, 'sticky', false); // no SUBSCRIBE this time
-  const assigned = await stableAssignment(proc, 'p', 'sensors', 1);
+  const assigned = await stableAssignment(proc, 'p', 'sticky', 1);
   t.same(assigned.get('sticky'), [0, 1], 'the restored subscription joined the group again');
-  const sent = await publishAll(proc, deviceTopics(6), 'sticky', 2);
+  const sent = await publishAll(proc, deviceTopics(6, 'sticky'), 'sticky', 2);
   await eventually(() => again.got.length >= 6, 10_000);
   t.same(again.got.map((m) => m.payload).sort(), [...sent].sort());
   t.ok(again.got.every((m) => m.qos === 2), 'QoS 2 deliveries (PUBREC, PUBREL, PUBCOMP through the session)');
@@ -286,26 +291,26 @@ t.test('a persistent session keeps its shared subscription: the device rejoins t
   await admin.connect();
   t.teardown(() => admin.disconnect());
   await eventually(async () => {
-    const [fetched] = await admin.fetchOffsets({ groupId: 'p', topics: ['sensors'] });
-    const ends = await admin.fetchTopicOffsets('sensors');
+    const [fetched] = await admin.fetchOffsets({ groupId: 'p', topics: ['sticky'] });
+    const ends = await admin.fetchTopicOffsets('sticky');
     return fetched.partitions.every((p) => p.offset === ends.find((e) => e.partition === p.partition)?.high);
   }, 10_000, 100);
   t.pass('committed up to the log end');
 });
 
 t.test('mosquitto_sub members share a group', { skip: haveCommand('mosquitto_sub') ? false : 'mosquitto_sub is not installed' }, async (t) => {
-  const proc = await start(t, await tempDir(t, 'tributary-share-mosquitto-'));
-  await createTopic(proc, 'sensors', 4);
+  const proc = await commonBroker();
+  await createTopic(proc, 'mosq', 4);
   const outputs = ['mosq-1', 'mosq-2'].map((id) => {
-    const child = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(proc.port('mqtt')), '-i', id, '-q', '1', '-t', '$share/mosq/sensors/#', '-F', '%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(proc.port('mqtt')), '-i', id, '-q', '1', '-t', '$share/mosq/mosq/#', '-F', '%p'], { stdio: ['ignore', 'pipe', 'pipe'] });
     t.teardown(() => child.kill());
     const lines: string[] = [];
     createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
     return lines;
   });
-  const assigned = await stableAssignment(proc, 'mosq', 'sensors', 2);
+  const assigned = await stableAssignment(proc, 'mosq', 'mosq', 2);
   t.same([...assigned.values()].map((p) => p.length), [2, 2], 'two partitions each');
-  const sent = await publishAll(proc, deviceTopics(24), 'mosq');
+  const sent = await publishAll(proc, deviceTopics(24, 'mosq'), 'mosq');
   await eventually(() => outputs[0].length + outputs[1].length >= 24, 15_000);
   await sleep(300);
   t.equal(outputs[0].length + outputs[1].length, 24, 'each record once');
