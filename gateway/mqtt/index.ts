@@ -407,9 +407,9 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         acks.set(id, { acked, packet });
         if (c.clean) return c.deliverQoS(packet, () => undefined);
         // a persistent session: aedes looks the delivery up in the session on PUBACK/PUBREC,
-        // so it is put there, in memory only (the group redelivers it, not the session)
-        // a broker id of their own: aedes' per-broker-id duplicate check then sees these in
-        // the order they are sent, whatever plain deliveries do meanwhile
+        // so it is put there, in memory only (the group redelivers it, not the session). A
+        // broker id of their own: aedes' per-broker-id duplicate check sees these in the order
+        // they are sent, whatever plain deliveries do meanwhile.
         packet.brokerId = sharedBrokerId;
         packet.brokerCounter = ++sharedCounter;
         persistence.trackSharedDelivery(c.id, packet).then(

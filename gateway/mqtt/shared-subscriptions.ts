@@ -69,6 +69,8 @@ export interface SharedMember {
   readonly protocolVersion: number;
   /** For describeGroups (Kafka's client host). */
   readonly clientHost: string;
+  /** MQTT 5 Receive Maximum of the client: caps the in-flight window below `inflightMax`. */
+  readonly receiveMaximum?: number;
   /**
    * Sends one PUBLISH. `acked` is called exactly once: for QoS 0 when written, for QoS 1 on
    * PUBACK, for QoS 2 on PUBCOMP — with an error instead when it will never be acknowledged
@@ -591,8 +593,9 @@ export class SharedSubscriptions {
             if (!batch.header.isControl) for (const r of batch.records) if (r.offset >= part.position) records.push(r);
             end = Math.max(end, batch.header.lastOffset + 1);
           }
+          const window = Math.max(1, Math.min(this.o.inflightMax, ms.member.receiveMaximum ?? Infinity));
           for (const r of records) {
-            while (ms.inflight >= this.o.inflightMax && !signal.aborted) await ms.waitForSlot(signal);
+            while (ms.inflight >= window && !signal.aborted) await ms.waitForSlot(signal);
             if (signal.aborted) return;
             this.handle(ms, epoch, part, r);
           }
