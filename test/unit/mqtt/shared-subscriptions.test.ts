@@ -140,3 +140,35 @@ t.test('QoS 0: committed once written; the record QoS caps the delivery', async 
   await eventually(async () => (await committed(groups, 'z', 'sensors', 0)) === 1, 5_000);
   t.pass('the QoS 0 record is committed without any acknowledgement; the QoS 2 one is not');
 });
+
+t.test('sharedSessionTimeoutMs outside the coordinator range is refused at start, naming the option', async (t) => {
+  const dir = await tempDir(t, 'tributary-shared-unit-');
+  const metrics = new MetricsRegistry();
+  const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
+  const groups = await GroupCoordinator.open(broker, { minSessionTimeoutMs: 1000, maxSessionTimeoutMs: 5000 }, { logger: silentLogger, metrics });
+  t.teardown(async () => {
+    await groups.close();
+    await broker.close();
+  });
+  const make = (sessionTimeoutMs: number) => new SharedSubscriptions({ broker, groups, router: new Router([], true), logger: silentLogger }, { ...OPTIONS, sessionTimeoutMs });
+  t.throws(() => make(999), /mqtt\.sharedSessionTimeoutMs 999 is outside/);
+  t.throws(() => make(5001), /mqtt\.sharedSessionTimeoutMs 5001 is outside/);
+  for (const ok of [1000, 5000]) {
+    const s = make(ok);
+    await s.close();
+    t.pass(`${ok} ms (a bound) is accepted`);
+  }
+});
+
+t.test('sharedReadBytesMax: a record larger than one read is still delivered whole (the first batch of a read is whole)', async (t) => {
+  const { broker, groups, shared } = await open(t, { readBytesMax: 1024 });
+  await broker.createTopic('big', 1);
+  const m = new TestMember('dev', 4, true);
+  shared.subscribeTopic(m, '$share/b/big/#', 1);
+  await eventually(async () => (await groups.describeGroups(['b']))[0].state === 'Stable', 5_000);
+  const value = Buffer.alloc(4096, 7);
+  await broker.produce('big', [{ key: Buffer.from('big/a'), value }, { key: Buffer.from('big/b'), value: Buffer.from('small') }], { acks: -1, partition: 0 });
+  await broker.produce('big', [{ key: Buffer.from('big/c'), value }], { acks: -1, partition: 0 });
+  await eventually(() => m.got.length === 3, 5_000);
+  t.same(m.got.map((g) => [g.d.topic, g.d.payload.length]), [['big/a', 4096], ['big/b', 5], ['big/c', 4096]], 'every record, in order, whole');
+});
