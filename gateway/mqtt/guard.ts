@@ -99,7 +99,11 @@ function filterProblem(buf: Buffer, s: number, e: number, what: string): Violati
   const u = utf8Problem(buf, s, e);
   if (u) return { rule: u.includes('U+0000') ? 'MQTT-1.5.3-2' : 'MQTT-1.5.3-1', message: `${what} topic filter ${u}` };
   const f = buf.toString('utf8', s, e).split('/');
+  // shared subscriptions: a wildcard in the share name of `$share/{name}/...` is answered with a
+  // SUBACK failure by gateway/mqtt/shared-subscriptions.ts, not a disconnect (MQTT-4.8.2-2)
+  const shareName = f[0] === '$share' ? 1 : -1;
   for (let i = 0; i < f.length; i++) {
+    if (i === shareName) continue;
     if (f[i].includes('#') && (f[i] !== '#' || i !== f.length - 1)) return { rule: 'MQTT-4.7.1-2', message: `${what} filter: '#' must be alone in the last level` };
     if (f[i].includes('+') && f[i] !== '+') return { rule: 'MQTT-4.7.1-3', message: `${what} filter: '+' must occupy a whole level` };
   }

@@ -33,9 +33,11 @@ import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
 import { BrokerError } from '../../host/errors/index.js';
 import { isUtf8 } from 'node:buffer';
-import { propertiesToHeaders } from './headers.js';
+import { headersToProperties, propertiesToHeaders } from './headers.js';
 import { Outbound, type OutboundClient } from './outbound.js';
 import type { PublishRefusal } from './guard.js';
+import { isSharedFilter, parseSharedFilter, SharedSubscriptions, SUBACK, type SharedGroupApi, type SharedMember } from './shared-subscriptions.js';
+import { hideShare, isHiddenShare, onPacketWrite, revealShare, type WrittenPacket } from './share-adapter.js';
 
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
 export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
@@ -50,6 +52,8 @@ export interface MqttGatewayDeps {
   broker: BrokerApi;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** The group coordinator: `$share/{group}/{filter}` subscriptions join its groups (none → refused). */
+  groups?: SharedGroupApi;
 }
 
 /** What tests and the bench need beyond the listeners. */
@@ -59,6 +63,8 @@ export interface MqttGateway {
   persistence: LogPersistence;
   batcher: AppendBatcher;
   tails: TailManager;
+  /** Shared subscriptions (undefined without a coordinator or with sharedSubscriptions false). */
+  shared: SharedSubscriptions | undefined;
   /** The guard of a connected client (tests, diagnostics). */
   guardOf(clientId: string): ConnectionGuard | undefined;
   /** Closes every listener, then aedes, the readers, and flushes pending appends. */
@@ -66,6 +72,21 @@ export interface MqttGateway {
 }
 
 type AedesClient = AedesClientInternals & { id: string; clean: boolean; conn: Duplex; subscriptions: Record<string, unknown> };
+/** aedes 2 client internals the shared-subscription wiring uses (lib/client.js, lib/qos-packet.js). */
+interface SharedClientInternals {
+  version: number | null;
+  closed: boolean;
+  _nextId: number;
+  _parser: NodeJS.EventEmitter;
+  deliver0(packet: object, cb: () => void): void;
+  deliverQoS(packet: object, cb: () => void): void;
+}
+/** A SUBSCRIBE as aedes' parser hands it over (aedes dedupes `subscriptions` in place, same order as the SUBACK). */
+interface SubscribePacket {
+  cmd: string;
+  messageId?: number;
+  subscriptions?: Array<{ topic: string; qos: number }>;
+}
 
 const QOS_BYTES = [Buffer.from('0'), Buffer.from('1'), Buffer.from('2')];
 const TRUE_BYTES = Buffer.from('true');
@@ -84,6 +105,35 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   const originBytes = Buffer.from(gatewayId);
   const router = new Router(o.routes, o.defaultRoute, o.reverseRoutes);
   const authorizer = o.auth.enabled ? new Authorizer(o.auth.users) : undefined;
+  // --- shared subscriptions (gateway/mqtt/shared-subscriptions.ts): wiring begins -------------
+  const sharedSubs =
+    deps.groups && o.sharedSubscriptions
+      ? new SharedSubscriptions(
+          { broker, groups: deps.groups, router, logger, metrics: deps.metrics },
+          {
+            membersMax: o.sharedMembersMax,
+            inflightMax: o.sharedInflightMax,
+            commitIntervalMs: o.sharedCommitIntervalMs,
+            sessionTimeoutMs: o.sharedSessionTimeoutMs,
+            ackWaitMs: o.sharedAckWaitMs,
+            readBytesMax: o.sharedReadBytesMax,
+            topicsMax: o.tailTopicsMax,
+            rescanMs: o.tailRescanMs,
+            reverseQos: o.reverseQos,
+          },
+        )
+      : undefined;
+  /** Each connection as a shared-subscription member (built in accept). */
+  const sharedMembers = new WeakMap<object, SharedMember>();
+  /** SUBACK reason code of each refused shared subscription object (aedes itself would say 0x87 / 0x80). */
+  const shareCodes = new WeakMap<object, number>();
+  /** Pending deliveries to shared members, for the ones `authorizeForward` drops (expired, too large): done, not redelivered. */
+  const sharedDropped = new WeakMap<object, () => void>();
+  // `$share/` entries and placeholders (share-adapter.ts) are no filters for the tail readers
+  const notShared = (f: string) => !isSharedFilter(f) && !isHiddenShare(f);
+  const sharedBrokerId = `${gatewayId}/shared`;
+  let sharedCounter = 0;
+  // --- shared subscriptions: wiring ends --------------------------------------------------------
   const m = deps.metrics;
   const metrics = {
     connections: m.gauge('tributary_mqtt_connections', 'MQTT connections open'),
@@ -138,11 +188,44 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   }
 
   function authorizeSubscribe(client: AedesClient, sub: Sub, done: (err: Error | null, sub?: Sub | null) => void): void {
+    const shareTopic = revealShare(sub);
+    if (shareTopic !== undefined) return authorizeShared(client, sub, shareTopic, done);
     if (authorizer && !authorizer.canSubscribe(users.get(client), client.id, sub.topic)) {
       metrics.denied.inc({ what: 'subscribe' });
       rareLog('deny-sub', { clientId: client.id, filter: sub.topic }, 'mqtt: SUBSCRIBE refused by ACL (SUBACK 0x80)');
       return done(null, null);
     }
+    done(null, sub);
+  }
+
+  /**
+   * A `$share/{group}/{filter}` subscription (renamed to a placeholder, share-adapter.ts): the
+   * ACL applies to the filter the member reads; the shared-subscription module grants it or
+   * names the reason code, which the SUBACK rewrite puts in place of aedes' 0x87 / 0x80.
+   */
+  function authorizeShared(client: AedesClient, sub: Sub, topic: string, done: (err: Error | null, sub?: Sub | null) => void): void {
+    const v5 = (client as AedesClient & SharedClientInternals).version === 5;
+    const refuse = (code: number) => {
+      shareCodes.set(sub, code);
+      done(null, null);
+    };
+    const share = parseSharedFilter(topic);
+    if (authorizer && 'filter' in share && !authorizer.canSubscribe(users.get(client), client.id, share.filter)) {
+      metrics.denied.inc({ what: 'subscribe' });
+      rareLog('deny-sub', { clientId: client.id, filter: topic }, `mqtt: SUBSCRIBE refused by ACL (SUBACK ${v5 ? '0x87' : '0x80'})`);
+      return refuse(v5 ? 0x87 : SUBACK.UNSPECIFIED);
+    }
+    const member = sharedMembers.get(client);
+    if (!sharedSubs || !member) {
+      rareLog('share-off', { clientId: client.id, filter: topic }, `mqtt: shared SUBSCRIBE refused: shared subscriptions are off (SUBACK ${v5 ? '0x9E' : '0x80'})`);
+      return refuse(v5 ? SUBACK.SHARED_NOT_SUPPORTED : SUBACK.UNSPECIFIED);
+    }
+    const s = sub as Sub & { subscriptionIdentifier?: number };
+    const code = sharedSubs.subscribeTopic(member, topic, sub.qos as 0 | 1 | 2, s.subscriptionIdentifier);
+    if (code >= 0x80) return refuse(code);
+    // granted: aedes keeps an inert `$share/...` entry under its real name, so a persistent
+    // session stores and restores the membership
+    sub.topic = topic;
     done(null, sub);
   }
 
@@ -304,7 +387,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     authorizeSubscribe: authorizeSubscribe as never,
     authorizeForward: ((client: AedesClient, packet: AedesPacket) => {
       const out = outbounds.get(client);
-      return out ? out.forward(packet as never) : packet;
+      const forwarded = out ? out.forward(packet as never) : packet;
+      // a shared delivery dropped here (expired, too large for the client) is done: no ack will come
+      if (forwarded === null) sharedDropped.get(packet)?.();
+      return forwarded;
     }) as never,
     connectTimeout: o.connectTimeoutMs,
     drainTimeout: o.drainTimeoutMs,
@@ -327,16 +413,25 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   const liveFilters = (): string[] => {
     const out: string[] = [];
     const clients = (aedes as unknown as { clients: Record<string, AedesClient> }).clients;
-    for (const id in clients) out.push(...Object.keys(clients[id].subscriptions));
+    for (const id in clients) out.push(...Object.keys(clients[id].subscriptions).filter(notShared));
     return out;
   };
-  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters()]);
+  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)]);
   if (o.reverse) {
-    events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic)));
+    events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic).filter(notShared)));
     events.on('unsubscribe', () => tails.changed());
     events.on('clientDisconnect', () => tails.changed());
     persistence.onSessionsChanged = () => tails.changed();
-    tails.subscribed(persistence.persistedFilters());
+    tails.subscribed(persistence.persistedFilters().filter(notShared));
+  }
+  if (sharedSubs) {
+    events.on('unsubscribe', (topics: string[], client: AedesClient) => {
+      if (client.closed) return; // the connection's close ends every membership
+      for (const t of topics) {
+        const p = isSharedFilter(t) ? parseSharedFilter(t) : undefined;
+        if (p && 'group' in p) void sharedSubs.unsubscribe(sharedMembers.get(client)!, p.group, p.filter);
+      }
+    });
   }
 
   events.on('connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: AedesClient) => {
@@ -409,6 +504,113 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const guard = new ConnectionGuard(client, conn, shared, remote);
     guards.set(client, guard);
     outbounds.set(client, new Outbound(client as unknown as OutboundClient, guard, { options: o, logger, dropped: metrics.deliveriesDropped, rareLog }));
+    wireSharedMember(client, conn, remote, guard);
+  }
+
+  /**
+   * Shared subscriptions: every connection gets its `$share/...` filters past aedes (share-adapter.ts)
+   * and its CONNACK / SUBACK rewritten; with the feature on, it is also a member whose
+   * deliveries PUBACK / PUBCOMP settle.
+   */
+  function wireSharedMember(client: AedesClient, conn: Duplex, remote: string, guard: ConnectionGuard): void {
+    const c = client as AedesClient & SharedClientInternals;
+    /** SUBSCRIBEs holding a `$share/` filter, until their SUBACK is written (bounded by the 65,535 packet ids). */
+    const subscribes = new Map<number, SubscribePacket>();
+    // before aedes' own listener: see share-adapter.ts
+    c._parser.prependListener('packet', (p: SubscribePacket) => {
+      if (p.cmd !== 'subscribe' || !p.subscriptions || p.messageId === undefined) return;
+      let any = false;
+      for (const s of p.subscriptions) {
+        if (!isSharedFilter(s.topic)) continue;
+        hideShare(s);
+        any = true;
+      }
+      if (any) subscribes.set(p.messageId, p);
+    });
+    onPacketWrite(conn, (p: WrittenPacket) => {
+      if (p.cmd === 'connack') {
+        // MQTT 5 §3.2.2.3.18: aedes says 0 (not available); with the feature on it is
+        if (sharedSubs && p.properties?.sharedSubscriptionAvailable === false) p.properties.sharedSubscriptionAvailable = true;
+      } else if (p.cmd === 'suback' && p.messageId !== undefined && p.granted) {
+        const sp = subscribes.get(p.messageId);
+        if (!sp) return;
+        subscribes.delete(p.messageId);
+        sp.subscriptions!.forEach((s, i) => {
+          const code = shareCodes.get(s);
+          if (code !== undefined && i < p.granted!.length) p.granted![i] = code;
+        });
+      }
+    });
+    if (!sharedSubs) return;
+    const acks = new Map<number, { acked: (err?: Error | null) => void; packet: AedesPacket }>();
+    const member: SharedMember = {
+      get clientId() {
+        return c.id;
+      },
+      get protocolVersion() {
+        return c.version ?? 4;
+      },
+      clientHost: remote,
+      get receiveMaximum() {
+        return guard.v5 ? guard.receiveMaximum : undefined;
+      },
+      deliver(p, acked) {
+        const v5 = guard.v5;
+        // the record's MQTT 5 properties (headers.ts) and the subscription's identifier
+        const { properties, messageExpiry } = headersToProperties(p.headers);
+        const props = v5 ? (p.subscriptionId !== undefined ? { ...properties, subscriptionIdentifier: p.subscriptionId } : properties) : undefined;
+        const packet: AedesPacket & { messageId?: number; sharedDelivery: true } = { cmd: 'publish', topic: p.topic, payload: p.payload, qos: p.qos, retain: false, dup: false, sharedDelivery: true };
+        if (props) packet.properties = props;
+        if (messageExpiry !== undefined) packet.messageExpiry = messageExpiry;
+        // aedes lowers the QoS to a plain subscription of the same topic name: follow it, or the ack never comes
+        const own = c.subscriptions[p.topic] as { qos?: number } | undefined;
+        const qos = (own && (own.qos ?? 0) < p.qos ? (own.qos ?? 0) : p.qos) as 0 | 1 | 2;
+        if (qos === 0 || c.closed) {
+          packet.qos = 0;
+          return c.deliver0(packet, () => acked(c.closed ? new Error('connection closed') : null));
+        }
+        packet.qos = qos;
+        // the packet id comes from aedes' own counter for this client, as its QoSPacket does
+        const id = c._nextId;
+        c._nextId = id >= 65535 ? 1 : id + 1;
+        packet.messageId = id;
+        acks.get(id)?.acked(new Error('packet id reused'));
+        acks.set(id, { acked, packet });
+        sharedDropped.set(packet, () => {
+          if (acks.get(id)?.packet !== packet) return;
+          acks.delete(id);
+          acked(null);
+        });
+        // through the client's Outbound (outbound.ts): its Receive Maximum window counts
+        // shared and plain deliveries together
+        if (c.clean) return c.deliverQoS(packet, () => undefined);
+        // a persistent session: aedes looks the delivery up in the session on PUBACK/PUBREC,
+        // so it is put there, in memory only (the group redelivers it, not the session)
+        packet.brokerId = sharedBrokerId;
+        packet.brokerCounter = ++sharedCounter;
+        persistence.trackSharedDelivery(c.id, packet).then(
+          () => c.deliverQoS(packet, () => undefined),
+          () => c.deliverQoS(packet, () => undefined),
+        );
+      },
+    };
+    sharedMembers.set(client, member);
+    c._parser.on('packet', (p: { cmd: string; messageId?: number }) => {
+      if (p.cmd === 'puback' || p.cmd === 'pubcomp') {
+        const entry = p.messageId === undefined ? undefined : acks.get(p.messageId);
+        if (entry) {
+          acks.delete(p.messageId!);
+          entry.acked(null);
+        }
+      }
+    });
+    conn.once('close', () => {
+      const unacked = [...acks.values()];
+      acks.clear();
+      for (const e of unacked) e.acked(new Error('connection closed'));
+      if (!c.clean) void persistence.dropSharedDeliveries(c.id, unacked.map((e) => e.packet)).catch(() => undefined);
+      void sharedSubs.disconnected(member);
+    });
   }
 
   const listeners: Listener[] = [];
@@ -461,6 +663,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       for (const s of servers) s.close();
       wss?.close();
       tails.close();
+      await sharedSubs?.close(); // commits and leaves while the coordinator still serves
       await new Promise<void>((r) => aedes.close(() => r()));
       for (const c of conns) c.destroy();
       await batcher.close();
@@ -474,7 +677,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const client = (aedes as unknown as { clients: Record<string, object> }).clients[clientId];
     return client ? guards.get(client) : undefined;
   };
-  return { listeners, aedes, persistence, batcher, tails, guardOf, close: closeAll };
+  return { listeners, aedes, persistence, batcher, tails, shared: sharedSubs, guardOf, close: closeAll };
 }
 
 /** Bytes of MQTT's Variable Byte Integer for `n` (MQTT 5 §1.5.5). */

@@ -108,6 +108,22 @@ export interface MqttGatewayOptions {
     enabled: boolean;
     users: MqttUser[];
   };
+
+  // --- shared subscriptions: $share/{group}/{filter} as consumer group {group} (shared-subscriptions.ts) ---
+  /** `$share/{group}/{filter}` members join consumer group `{group}`; false = such SUBSCRIBEs are refused (0x9E in MQTT 5, 0x80 before). */
+  sharedSubscriptions: boolean;
+  /** Shared memberships (client × share name) this gateway holds; past it the SUBSCRIBE is refused (0x97 / 0x80). */
+  sharedMembersMax: number;
+  /** Deliveries awaiting PUBACK/PUBCOMP per shared membership; at the limit its reader waits. */
+  sharedInflightMax: number;
+  /** How often a shared membership commits the group offsets it has finished. */
+  sharedCommitIntervalMs: number;
+  /** Group session timeout of a shared membership (must lie within the coordinator's min/max). */
+  sharedSessionTimeoutMs: number;
+  /** On a rebalance or an UNSUBSCRIBE, how long in-flight deliveries may still be acknowledged before the commit. */
+  sharedAckWaitMs: number;
+  /** Bytes per read of a shared membership (one read is held decoded per membership). */
+  sharedReadBytesMax: number;
 }
 
 export const defaultMqttGatewayOptions: MqttGatewayOptions = {
@@ -158,6 +174,14 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   offlineMessagesPerClientMax: 1_000, // commands for an offline device; older devices catch up from the log
 
   auth: { enabled: false, users: [] }, // loopback and lab setups need nothing; documented for production
+
+  sharedSubscriptions: true, // MQTT 5's way to share a stream among devices, and the door to Kafka consumer groups
+  sharedMembersMax: 1_000, // a large site's devices; each holds a group member and one decoded read
+  sharedInflightMax: 32, // keeps a device busy over a slow link; a device that stops acknowledging holds at most 32 records
+  sharedCommitIntervalMs: 1_000, // one fsynced commit per second per member; a crash redelivers at most a second of acknowledged records
+  sharedSessionTimeoutMs: 10_000, // members of a crashed gateway expire within 10 s; above the coordinator's 6 s minimum
+  sharedAckWaitMs: 1_000, // most acknowledgements arrive within a round trip; a rebalance is not held up longer
+  sharedReadBytesMax: 64 * 1024, // hundreds of readings per read; 1,000 members hold at most 64 MiB decoded
 };
 
 /** Throws a message naming the key when an option is out of range. */
@@ -195,6 +219,13 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('tailTopicsMax', o.tailTopicsMax, 0);
   int('tailReadBytesMax', o.tailReadBytesMax, 1024);
   int('tailRescanMs', o.tailRescanMs, 10);
+  int('sharedMembersMax', o.sharedMembersMax, 0);
+  int('sharedInflightMax', o.sharedInflightMax, 1, 65535);
+  int('sharedCommitIntervalMs', o.sharedCommitIntervalMs, 10);
+  int('sharedSessionTimeoutMs', o.sharedSessionTimeoutMs, 1);
+  int('sharedAckWaitMs', o.sharedAckWaitMs, 0);
+  int('sharedReadBytesMax', o.sharedReadBytesMax, 1024);
+  if (typeof o.sharedSubscriptions !== 'boolean') throw new Error(`mqtt.sharedSubscriptions must be true or false, got ${o.sharedSubscriptions}`);
   if (o.reverseQos !== 0 && o.reverseQos !== 1) throw new Error(`mqtt.reverseQos must be 0 or 1, got ${o.reverseQos}`);
   if (o.unrouted !== 'mqtt-only' && o.unrouted !== 'disconnect') throw new Error(`mqtt.unrouted must be "mqtt-only" or "disconnect", got ${o.unrouted}`);
   if (o.batchBytesMax < o.packetBytesMax) throw new Error(`mqtt.batchBytesMax (${o.batchBytesMax}) must be at least mqtt.packetBytesMax (${o.packetBytesMax})`);

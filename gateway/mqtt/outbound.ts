@@ -122,7 +122,8 @@ export class Outbound {
   }
 
   private deliver(packet: Packet, cb: () => void, qosPath: boolean): void {
-    const live = typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number';
+    // a shared-subscription delivery (index.ts) is its own message: its QoS and identifier are its subscription's
+    const live = typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number' && packet.sharedDelivery !== true;
     if (live) {
       const key = `${packet.brokerId}\u0000${packet.brokerCounter}`;
       if (this.recentSet.has(key)) {

@@ -42,6 +42,7 @@ import { BrokerError } from '../../host/errors/index.js';
 import { decodeBatches } from '../../host/core/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { AppendBatcher } from './append.js';
+import { hideShare, isHiddenShare } from './share-adapter.js';
 
 const require = createRequire(import.meta.url);
 
@@ -402,7 +403,9 @@ export class LogPersistence {
       if (!this.sessions.has(client.id) && this.sessions.size >= this.limits.persistentSessionsMax) {
         throw new BrokerError('LIMIT_EXCEEDED', `persistentSessionsMax (${this.limits.persistentSessionsMax}) reached: session of ${client.id} not stored`);
       }
-      await this.mem.addSubscriptions(client, subs);
+      // placeholders of shared subscriptions (share-adapter.ts): a granted one is stored under its real name
+      const real = subs.filter((s) => !isHiddenShare(s.topic));
+      if (real.length > 0) await this.mem.addSubscriptions(client, real);
       await this.saveSubscriptions(client);
     });
   }
@@ -432,8 +435,14 @@ export class LogPersistence {
     this.onSessionsChanged();
   }
 
-  subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
-    return this.mem.subscriptionsByClient(client);
+  /** A session's `$share/...` subscriptions come back as placeholders: past aedes' own MQTT 5 refusal to the shared-subscription module (share-adapter.ts). */
+  async subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
+    return (await this.mem.subscriptionsByClient(client)).map((s) => {
+      if (!s.topic.startsWith('$share/')) return s;
+      const copy = { ...s };
+      hideShare(copy);
+      return copy;
+    });
   }
 
   countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
@@ -522,6 +531,11 @@ export class LogPersistence {
     this.gateOf(client)?.unreserve(packet);
     const removed = await this.mem.outgoingClearMessageId(client, packet);
     const idKey = `${client.id}\u0000${packet.messageId}`;
+    // shared subscriptions: an in-memory entry only, never counted nor stored
+    if (removed && this.sharedDeliveries.delete(this.outgoingKey(client.id, removed))) {
+      this.inflightKeys.delete(idKey);
+      return removed;
+    }
     const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
     this.inflightKeys.delete(idKey);
     if (removed) {
@@ -533,6 +547,30 @@ export class LogPersistence {
     // means one redelivery after a crash, which QoS 1 allows
     if (key !== undefined && removed) await this.write(OUTGOING_TOPIC, [{ key: enc(key), value: null }]);
     return removed;
+  }
+
+  // --- shared subscriptions (gateway/mqtt/shared-subscriptions.ts) ---------------------------
+
+  /** `outgoingKey`s of shared-subscription deliveries in flight to persistent sessions (in memory only). */
+  private readonly sharedDeliveries = new Set<string>();
+
+  /**
+   * A shared-subscription delivery to a persistent session: aedes must find it on PUBACK,
+   * PUBREC and PUBCOMP, but it is neither stored nor counted against the offline queue — the
+   * consumer group, not the session, delivers it again when it is never acknowledged.
+   */
+  async trackSharedDelivery(clientId: string, packet: AedesPacket): Promise<void> {
+    this.sharedDeliveries.add(this.outgoingKey(clientId, packet));
+    await this.mem.outgoingEnqueue({ clientId }, packet);
+  }
+
+  /** The connection closed: its unacknowledged shared deliveries leave the session (bounded by what was in flight). */
+  async dropSharedDeliveries(clientId: string, packets: AedesPacket[]): Promise<void> {
+    for (const p of packets) {
+      if (!this.sharedDeliveries.delete(this.outgoingKey(clientId, p))) continue;
+      this.inflightKeys.delete(`${clientId}\u0000${p.messageId}`);
+      await this.mem.outgoingClearMessageId({ id: clientId }, p).catch(() => undefined);
+    }
   }
 
   outgoingStream(client: ClientLike): Readable {
