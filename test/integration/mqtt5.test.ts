@@ -346,3 +346,24 @@ t.test('a single-valued property given twice is a Protocol Error: DISCONNECT 0x8
   t.equal(disc?.[1][0], 0x82, 'reason Protocol Error');
   t.ok(logs.some((l) => l.rule === 'MQTT-2.2.2-2'), 'log line names the rule');
 });
+
+t.test('deliveryQueueMax: a client that lets its Receive Maximum queue fill is disconnected (0x97) and counted (boundary)', async (t) => {
+  const s = await openStack(t, { mqtt: { deliveryQueueMax: 2 } });
+  const sock = await rawConnect(s.port);
+  t.teardown(() => sock.destroy());
+  sock.on('error', () => undefined);
+  sock.write(connect5('stuck', Buffer.from([0x03, 0x21, 0x00, 0x01])));
+  sock.write(packet(0x82, Buffer.concat([u16(1), Buffer.from([0]), str('dq/#'), Buffer.from([1])])));
+  await eventually(() => packets(sock.bytes()).some(([b]) => b === 0x90));
+  const pub = await mqtt.connectAsync(s.url, v5('dq-pub'));
+  t.teardown(() => pub.endAsync(true));
+  // one in flight + deliveryQueueMax queued: still connected
+  for (let i = 0; i < 3; i++) await pub.publishAsync('dq/x', String(i), { qos: 1 });
+  await sleep(300);
+  t.ok(s.gateway.guardOf('stuck'), 'at the bound: connected');
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  await pub.publishAsync('dq/x', '3', { qos: 1 });
+  await closed;
+  t.equal(packets(sock.bytes()).find(([b]) => b === 0xe0)?.[1][0], 0x97, 'one above: DISCONNECT quota exceeded');
+  t.ok((s.metrics.get('tributary_mqtt_deliveries_dropped_total')?.value({ reason: 'slow-client' }) ?? 0) >= 1, 'counted');
+});
