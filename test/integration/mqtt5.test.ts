@@ -367,3 +367,29 @@ t.test('deliveryQueueMax: a client that lets its Receive Maximum queue fill is d
   t.equal(packets(sock.bytes()).find(([b]) => b === 0xe0)?.[1][0], 0x97, 'one above: DISCONNECT quota exceeded');
   t.ok((s.metrics.get('tributary_mqtt_deliveries_dropped_total')?.value({ reason: 'slow-client' }) ?? 0) >= 1, 'counted');
 });
+
+t.test('session expiry survives a restart: kept before its deadline, dropped after it', async (t) => {
+  const s1 = await openStack(t);
+  const opts = v5('restart-exp', { clean: false, properties: { sessionExpiryInterval: 2 } });
+  const a = await mqtt.connectAsync(s1.url, opts);
+  await a.subscribeAsync('rx/#', { qos: 1 });
+  a.stream.destroy();
+  await eventually(() => s1.gateway.guardOf('restart-exp') === undefined);
+  await s1.close();
+  // restarted within the interval: the session is there
+  const s2 = await openStack(t, { dataDir: s1.dataDir });
+  const b = mqtt.connect(s2.url, opts);
+  const ack1 = await new Promise<mqtt.IConnackPacket>((r) => b.once('connect', r));
+  t.equal(ack1.sessionPresent, true, 'before the deadline: present after a restart');
+  b.stream.destroy();
+  await eventually(() => s2.gateway.guardOf('restart-exp') === undefined);
+  await sleep(100);
+  await s2.close();
+  // down past the deadline: the restarted broker drops it
+  await sleep(2_300);
+  const s3 = await openStack(t, { dataDir: s1.dataDir });
+  const c = mqtt.connect(s3.url, opts);
+  t.teardown(() => c.endAsync(true));
+  const ack2 = await new Promise<mqtt.IConnackPacket>((r) => c.once('connect', r));
+  t.equal(ack2.sessionPresent, false, 'after the deadline: dropped');
+});
