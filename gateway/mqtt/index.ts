@@ -163,6 +163,8 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   };
   const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set() };
   const outbounds = new WeakMap<object, Outbound>();
+  /** Set when the gateway closes: disconnects from then on are ours, not the clients'. */
+  let closingGateway = false;
   batcher.onDrain(() => {
     if (shared.totalWaiters.size === 0 || batcher.pendingBytes >= o.pendingBytesTotalMax) return;
     for (const g of [...shared.totalWaiters]) g.wakeTotal();
@@ -439,7 +441,33 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   });
   // the Receive Maximum window reopens on PUBACK / PUBCOMP
   events.on('ack', (_packet: unknown, client: AedesClient) => outbounds.get(client)?.acked());
-  events.on('clientDisconnect', (client: AedesClient) => {
+  // MQTT 5 session expiry survives a restart: the deadline of a disconnected session is
+  // recorded, and sessions whose deadline passes while the broker is down (or after a restart,
+  // when aedes' own timer is gone) are wiped here
+  const expiryTimers = new Map<string, NodeJS.Timeout>();
+  const armExpiry = (clientId: string, atMs: number) => {
+    clearTimeout(expiryTimers.get(clientId));
+    const t = setTimeout(() => {
+      expiryTimers.delete(clientId);
+      if ((aedes as unknown as { clients: Record<string, unknown> }).clients[clientId]) return;
+      void persistence.wipeSession(clientId).then(
+        () => logger.info({ clientId }, 'mqtt: session expired (recorded before a restart); its state is dropped'),
+        (err: Error) => logger.warn({ clientId, err: err.message }, 'mqtt: expired session not wiped'),
+      );
+    }, Math.min(Math.max(0, atMs - Date.now()), 2_147_483_647));
+    t.unref();
+    expiryTimers.set(clientId, t);
+  };
+  events.on('client', (client: AedesClient & { version?: number }) => {
+    clearTimeout(expiryTimers.get(client.id));
+    expiryTimers.delete(client.id);
+    if (persistence.expiries.has(client.id)) void persistence.setSessionExpiry(client.id, null).catch(() => undefined);
+  });
+  events.on('clientDisconnect', (client: AedesClient & { version?: number; sessionExpiryInterval?: number }) => {
+    const interval = client.sessionExpiryInterval ?? 0;
+    if (client.version === 5 && !client.clean && interval > 0 && interval < 0xffffffff) {
+      void persistence.setSessionExpiry(client.id, Date.now() + interval * 1000).catch(() => undefined);
+    }
     outbounds.get(client)?.close();
     // a session that ends with its connection keeps no inbound QoS 2 state (bounded memory)
     if (client.clean) void persistence.cleanIncoming(client).catch(() => undefined);
@@ -447,7 +475,12 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   events.on('sessionExpired', (client: AedesClient) => {
     logger.info({ clientId: client.id }, 'mqtt: session expired (MQTT 5 Session Expiry Interval); its subscriptions and queue are dropped');
     void persistence.cleanIncoming(client).catch(() => undefined);
+    void persistence.setSessionExpiry(client.id, null).catch(() => undefined);
   });
+  for (const [clientId, atMs] of persistence.expiries) {
+    if (atMs <= Date.now()) await persistence.wipeSession(clientId).catch((err: Error) => logger.warn({ clientId, err: err.message }, 'mqtt: expired session not wiped'));
+    else armExpiry(clientId, atMs);
+  }
   events.on('sessionLimitReached', (client: AedesClient, info: { reason: string; limit: number }) => {
     rareLog('pending-sessions', { clientId: client.id, ...info }, 'mqtt: pendingSessionsMax reached: session or delayed will ended at once');
   });
@@ -660,6 +693,8 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   let closing: Promise<void> | undefined;
   function closeAll(): Promise<void> {
     closing ??= (async () => {
+      closingGateway = true;
+      for (const t of expiryTimers.values()) clearTimeout(t);
       for (const s of servers) s.close();
       wss?.close();
       tails.close();

@@ -12,6 +12,8 @@
 //                                                 header `props` = JSON of the publish properties, `expiresAtMs`
 //   __mqtt_sessions   key = "s" 0x00 clientId     value = JSON [{topic, qos, rh, rap, nl, subscriptionIdentifier}]
 //                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId, properties}
+//                     key = "e" 0x00 clientId     value = decimal ms since the epoch when the (MQTT 5) session expires
+//                                                 while disconnected; tombstoned when it reconnects or is wiped
 //   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
 //                     value = payload; header `msg` = JSON {topic, qos, retain, properties, messageExpiry}
 // Properties in JSON: Buffers (Correlation Data) as {"$b64": "..."}; User Properties as the
@@ -162,6 +164,8 @@ export class LogPersistence {
   onSessionsChanged: () => void = () => undefined;
   /** The Receive Maximum gate of a connected client, for offline replays. */
   gateOf: (client: object) => ReplayGate | undefined = () => undefined;
+  /** clientId → when its disconnected MQTT 5 session expires (ms since the epoch), survives restarts. */
+  readonly expiries = new Map<string, number>();
   /** clientId → packet id → inbound QoS 2 publish awaiting PUBREL. */
   private readonly incoming = new Map<string, Map<number, AedesPacket>>();
   readonly dropped = { retained: 0, offline: 0 };
@@ -227,6 +231,9 @@ export class LogPersistence {
       if (k.startsWith('s\u0000')) {
         if (value === null) subs.delete(clientId);
         else subs.set(clientId, JSON.parse(text(value)) as Sub[]);
+      } else if (k.startsWith('e\u0000')) {
+        if (value === null) this.expiries.delete(clientId);
+        else this.expiries.set(clientId, Number(text(value)));
       } else if (k.startsWith('w\u0000')) {
         if (value === null) wills.delete(clientId);
         else {
@@ -619,6 +626,40 @@ export class LogPersistence {
   /** Inbound QoS 2 publishes awaiting PUBREL (tests, diagnostics). */
   incomingCount(clientId: string): number {
     return this.incoming.get(clientId)?.size ?? 0;
+  }
+
+  // --- session expiry (MQTT 5) ------------------------------------------------------------------
+
+  /** Records (or, with null, clears) when a disconnected session expires, durably. */
+  setSessionExpiry(clientId: string, expiresAtMs: number | null): Promise<void> {
+    return this.serial(clientId, async () => {
+      if (expiresAtMs === null && !this.expiries.has(clientId)) return;
+      await this.write(SESSIONS_TOPIC, [{ key: enc(`e\u0000${clientId}`), value: expiresAtMs === null ? null : enc(String(expiresAtMs)) }]);
+      if (expiresAtMs === null) this.expiries.delete(clientId);
+      else this.expiries.set(clientId, expiresAtMs);
+    });
+  }
+
+  /**
+   * Drops an expired session of a client that is not connected: subscriptions, queued messages
+   * (their records tombstoned), will, inbound QoS 2 table and the expiry record.
+   */
+  async wipeSession(clientId: string): Promise<void> {
+    const client = { id: clientId };
+    await this.cleanSubscriptions(client);
+    const queued: AedesPacket[] = [];
+    for await (const p of this.mem.outgoingStream(client)) queued.push(p as AedesPacket);
+    let id = 0;
+    for (const p of queued) {
+      // aedes-persistence removes a queued message by packet id; give unsent ones a unique one
+      if (p.messageId === undefined) p.messageId = 70_000 + ++id;
+      await this.outgoingClearMessageId(client, p);
+      if (p.brokerId !== undefined) await this.write(OUTGOING_TOPIC, [{ key: enc(this.outgoingKey(clientId, p)), value: null }]);
+    }
+    this.offlineCount.delete(clientId);
+    await this.delWill(client);
+    this.incoming.delete(clientId);
+    await this.setSessionExpiry(clientId, null);
   }
 
   // --- wills ----------------------------------------------------------------------------------

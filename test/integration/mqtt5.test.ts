@@ -346,3 +346,50 @@ t.test('a single-valued property given twice is a Protocol Error: DISCONNECT 0x8
   t.equal(disc?.[1][0], 0x82, 'reason Protocol Error');
   t.ok(logs.some((l) => l.rule === 'MQTT-2.2.2-2'), 'log line names the rule');
 });
+
+t.test('deliveryQueueMax: a client that lets its Receive Maximum queue fill is disconnected (0x97) and counted (boundary)', async (t) => {
+  const s = await openStack(t, { mqtt: { deliveryQueueMax: 2 } });
+  const sock = await rawConnect(s.port);
+  t.teardown(() => sock.destroy());
+  sock.on('error', () => undefined);
+  sock.write(connect5('stuck', Buffer.from([0x03, 0x21, 0x00, 0x01])));
+  sock.write(packet(0x82, Buffer.concat([u16(1), Buffer.from([0]), str('dq/#'), Buffer.from([1])])));
+  await eventually(() => packets(sock.bytes()).some(([b]) => b === 0x90));
+  const pub = await mqtt.connectAsync(s.url, v5('dq-pub'));
+  t.teardown(() => pub.endAsync(true));
+  // one in flight + deliveryQueueMax queued: still connected
+  for (let i = 0; i < 3; i++) await pub.publishAsync('dq/x', String(i), { qos: 1 });
+  await sleep(300);
+  t.ok(s.gateway.guardOf('stuck'), 'at the bound: connected');
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  await pub.publishAsync('dq/x', '3', { qos: 1 });
+  await closed;
+  t.equal(packets(sock.bytes()).find(([b]) => b === 0xe0)?.[1][0], 0x97, 'one above: DISCONNECT quota exceeded');
+  t.ok((s.metrics.get('tributary_mqtt_deliveries_dropped_total')?.value({ reason: 'slow-client' }) ?? 0) >= 1, 'counted');
+});
+
+t.test('session expiry survives a restart: kept before its deadline, dropped after it', async (t) => {
+  const s1 = await openStack(t);
+  const opts = v5('restart-exp', { clean: false, properties: { sessionExpiryInterval: 2 } });
+  const a = await mqtt.connectAsync(s1.url, opts);
+  await a.subscribeAsync('rx/#', { qos: 1 });
+  a.stream.destroy();
+  await eventually(() => s1.gateway.guardOf('restart-exp') === undefined);
+  await s1.close();
+  // restarted within the interval: the session is there
+  const s2 = await openStack(t, { dataDir: s1.dataDir });
+  const b = mqtt.connect(s2.url, opts);
+  const ack1 = await new Promise<mqtt.IConnackPacket>((r) => b.once('connect', r));
+  t.equal(ack1.sessionPresent, true, 'before the deadline: present after a restart');
+  b.stream.destroy();
+  await eventually(() => s2.gateway.guardOf('restart-exp') === undefined);
+  await sleep(100);
+  await s2.close();
+  // down past the deadline: the restarted broker drops it
+  await sleep(2_300);
+  const s3 = await openStack(t, { dataDir: s1.dataDir });
+  const c = mqtt.connect(s3.url, opts);
+  t.teardown(() => c.endAsync(true));
+  const ack2 = await new Promise<mqtt.IConnackPacket>((r) => c.once('connect', r));
+  t.equal(ack2.sessionPresent, false, 'after the deadline: dropped');
+});
