@@ -12,6 +12,9 @@
 // Deliveries flow back through `Outbound` (outbound.ts), one per client: one copy per
 // message for overlapping subscriptions, the client's Receive Maximum, Maximum Packet Size,
 // Topic Aliases and message expiry.
+// Shared subscriptions (`$share/{group}/{filter}`) are consumer-group members
+// (shared-subscriptions.ts), wired per connection in `wireSharedMember`; share-adapter.ts gets
+// their filters past aedes' own refusal and rewrites the CONNACK and SUBACK for them.
 // QoS 0 is handed to the batcher and the callback returns at once (unless the
 // connection's or the gateway's pending bytes are over their bound: then it waits, which
 // stops aedes reading the socket).
