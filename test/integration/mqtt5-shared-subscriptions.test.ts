@@ -241,3 +241,22 @@ t.test('a member\'s Receive Maximum bounds its shared deliveries in flight; each
   await eventually(() => raw.publishes().length >= 5, 5_000);
   t.same(raw.publishes().map(([, p]) => p), sent, 'every record, in partition order');
 });
+
+t.test('a v5 persistent session keeps its shared subscription: restored past aedes\' own refusal, the device rejoins the group', async (t) => {
+  const proc = await commonBroker();
+  await createTopic(proc, 'keep', 1);
+  const opts = { clean: false, properties: { sessionExpiryInterval: 300 } };
+  const first = await connect5(t, proc, 'keep-member', opts);
+  await first.client.subscribeAsync('$share/k/keep/#', { qos: 1, properties: { subscriptionIdentifier: 7 } });
+  await stable(proc, 'k', 1);
+  await first.client.endAsync();
+  const again = await connect5(t, proc, 'keep-member', opts); // no SUBSCRIBE this time
+  t.equal(again.connack.sessionPresent, true, 'session present');
+  await stable(proc, 'k', 1);
+  const got: Array<{ payload: string; properties?: mqtt.IPublishPacket['properties'] }> = [];
+  again.client.on('message', (_topic, payload, p) => got.push({ payload: payload.toString(), properties: p.properties }));
+  const sent = await publishAll(proc, (i) => `keep/d${i}`, 3, 'keep');
+  await eventually(() => got.length >= 3, 10_000);
+  t.same(got.map((g) => g.payload).sort(), [...sent].sort(), 'the restored membership receives');
+  t.same([got[0].properties?.subscriptionIdentifier].flat(), [7], 'with the identifier given at the first SUBSCRIBE');
+});
