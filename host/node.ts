@@ -72,7 +72,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await startKafkaServer({ broker, groups, logger, metrics }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
     );
     listeners.push(
-      ...(await startMqttGateway({ broker, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),
+      ...(await startMqttGateway({ broker, groups, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),
     );
     try {
       listeners.push(

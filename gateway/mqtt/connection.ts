@@ -18,14 +18,17 @@ import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
 import type { AppendBatcher } from './append.js';
 import type { MqttGatewayOptions } from './options.js';
-import { CONNECT, checkConnect, checkPacket, readFixedHeader, type Refusal, type Violation } from './guard.js';
+import { ERRORS } from '../../host/errors/codes.js';
+import { CONNECT, RECEIVE_MAXIMUM_DEFAULT, checkConnect, checkPacket, readFixedHeader, type PublishRefusal, type Refusal, type Violation } from './guard.js';
 
 /** The parts of an aedes Client the guard touches (aedes 1.2 lib/client.js). */
 export interface AedesClientInternals {
   id: string | null;
   closed: boolean;
   connackSent: boolean;
-  _parser: { parse(buf: Buffer): unknown };
+  _parser: { parse(buf: Buffer): unknown; prependListener(event: 'packet', fn: (packet: { cmd: string; properties?: Record<string, unknown> }) => void): unknown };
+  /** MQTT 5: sends DISCONNECT with a reason code, then closes (aedes 2 lib/client.js). */
+  disconnect(opts: { reasonCode: number }, done?: () => void): void;
   _parsingBatch: number;
   _nextBatch(err?: Error): void;
 }
@@ -35,7 +38,11 @@ export interface GuardShared {
   logger: Logger;
   batcher: AppendBatcher;
   violations: Counter;
+  /** Publishes refused with an answer (a v5 reason code, or a logged close in 3.1.1), by rule. */
+  refused: Counter;
   holds: Counter;
+  /** Logs at most one line per key per few seconds (refusals can come once per message). */
+  rareLog(key: string, fields: Record<string, unknown>, msg: string): void;
   /** Guards waiting for the total of pending bytes to fall. */
   totalWaiters: Set<ConnectionGuard>;
 }
@@ -49,6 +56,19 @@ export class ConnectionGuard {
   inflight = 0;
   /** Set once CONNECT passed the checks. */
   clientIdBytes: Buffer | undefined;
+  /** The connection speaks MQTT 5 (set at CONNECT). */
+  v5 = false;
+  /** MQTT 5 limits the client set at CONNECT for what the server sends it. */
+  topicAliasMaximum = 0;
+  receiveMaximum = RECEIVE_MAXIMUM_DEFAULT;
+  maximumPacketSize = 0;
+  /**
+   * User Properties of the PUBLISH packets handed to aedes, in wire order, oldest first:
+   * the parser's 'packet' listener (installed before aedes' own) takes one per PUBLISH and
+   * puts it on the packet, because mqtt-packet loses their order (MQTT-3.3.2-18). Bounded by
+   * the packets of one chunk.
+   */
+  private readonly userProps: Array<Array<[string, string]> | undefined> = [];
   buf: Buffer | null = null;
   private connectSeen = false;
   holding: HoldReason | null = null;
@@ -68,6 +88,11 @@ export class ConnectionGuard {
     const parser = client._parser;
     this.parse = parser.parse.bind(parser);
     parser.parse = (chunk: Buffer) => this.onData(chunk);
+    parser.prependListener('packet', (packet: { cmd: string; properties?: Record<string, unknown> }) => {
+      if (packet.cmd !== 'publish' || !this.v5) return;
+      const user = this.userProps.shift();
+      if (user && packet.properties) packet.properties.userProperties = user.map(([k, v]) => ({ [k]: v }));
+    });
     const read = conn.read.bind(conn);
     conn.read = (size?: number) => (this.holding !== null && !this.dead ? null : read(size));
   }
@@ -140,13 +165,22 @@ export class ConnectionGuard {
   private pass(buf: Buffer): number {
     const o = this.shared.options;
     let pos = 0;
+    /** Start of the bytes not yet handed to aedes (a refused publish is skipped). */
+    let from = 0;
     let runBytes = 0;
     let runInflight = 0;
+    if (!this.connectSeen && buf.length > 0 && buf[0] !== 0x10) {
+      // MQTT-3.1.0-1: judged on the first byte, so an HTTP request (whose bytes read as a
+      // long remaining length) is not left waiting for bytes that never come
+      const v: Violation = buf[0] >> 4 === CONNECT ? { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' } : { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' };
+      this.kill(v);
+      return buf.length;
+    }
     for (;;) {
       const h = readFixedHeader(buf, pos, o.packetBytesMax);
       if (h === undefined) break;
       if (!Array.isArray(h)) {
-        this.killAfter(buf, pos, h);
+        this.killAfter(buf, from, pos, h);
         return buf.length;
       }
       const [type, flags, len, headerBytes] = h;
@@ -154,12 +188,9 @@ export class ConnectionGuard {
       const e = s + len;
       if (e > buf.length) break;
       if (!this.connectSeen) {
-        let v: Violation | undefined;
-        if (type !== CONNECT) v = { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' };
-        else if (flags !== 0) v = { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' };
-        const c = v ?? checkConnect(buf, s, e, o);
-        if ('rule' in c) {
-          this.killAfter(buf, pos, c);
+        const c = checkConnect(buf, s, e, o);
+        if ('rule' in c && !('returnCode' in c)) {
+          this.killAfter(buf, from, pos, c);
           return buf.length;
         }
         if ('returnCode' in c) {
@@ -167,6 +198,10 @@ export class ConnectionGuard {
           return buf.length;
         }
         this.connectSeen = true;
+        this.v5 = c.protocolLevel === 5;
+        this.topicAliasMaximum = c.topicAliasMaximum;
+        this.receiveMaximum = c.receiveMaximum;
+        this.maximumPacketSize = c.maximumPacketSize;
         // an empty id gets one from aedes (aedes_<uuid>); the header then takes that one
         if (c.clientId.length > 0) this.clientIdBytes = Buffer.from(c.clientId);
         this.deliver(buf.subarray(0, e));
@@ -174,27 +209,71 @@ export class ConnectionGuard {
         if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');
         return e;
       }
-      const r = checkPacket(type, flags, buf, s, e);
+      const r = checkPacket(type, flags, buf, s, e, { v5: this.v5, topicLevelsMax: o.topicLevelsMax });
       if (r !== undefined) {
         if ('rule' in r) {
-          this.killAfter(buf, pos, r);
+          this.killAfter(buf, from, pos, r);
           return buf.length;
         }
         const wait = this.mustWait(r.qos, runBytes, runInflight);
         if (wait !== null) {
           // hold first: handing over the packets before this one must not make aedes read
           this.hold(wait[0], wait[1]);
-          if (pos > 0) this.deliver(buf.subarray(0, pos));
+          if (pos > from) this.deliver(buf.subarray(from, pos));
           return pos;
         }
         if (o.publishRatePerSecond > 0) this.tokens -= 1;
+        if (r.refusal) {
+          // answered here; aedes never sees this publish
+          if (pos > from) this.deliver(buf.subarray(from, pos));
+          from = e;
+          pos = e;
+          if (!this.refusePublish(r.refusal, r.qos, r.packetId) || this.dead) return buf.length;
+          continue;
+        }
         runBytes += len;
         if (r.qos > 0) runInflight++;
+        if (this.v5) this.userProps.push(r.user);
       }
       pos = e;
     }
-    if (pos > 0) this.deliver(buf.subarray(0, pos));
+    if (pos > from) this.deliver(buf.subarray(from, pos));
     return pos;
+  }
+
+  /**
+   * Answers a refused publish: counted by rule and logged; MQTT 5 gets PUBACK / PUBREC with
+   * the error table's reason code (QoS 1/2) or a DISCONNECT with it (QoS 0 has no ack);
+   * MQTT 3.1.1 has no negative acknowledgement, so the connection is closed. Returns true
+   * while the connection stays open.
+   */
+  refusePublish(r: PublishRefusal, qos: number, packetId: number, closeV3 = true): boolean {
+    const reason = ERRORS[r.error].mqtt;
+    this.shared.refused.inc({ rule: r.rule });
+    const answer = !this.v5 ? 'connection closed (MQTT 3.1.1 has no negative acknowledgement)' : qos > 0 ? `${qos === 1 ? 'PUBACK' : 'PUBREC'} reason 0x${reason.toString(16)}` : `DISCONNECT reason 0x${reason.toString(16)}`;
+    this.shared.rareLog(`refused-${r.rule}`, { rule: r.rule, clientId: this.client.id ?? undefined, remote: this.remote, reason: this.v5 ? reason : undefined }, `mqtt: PUBLISH refused: ${r.message} (${r.rule}); ${answer}`);
+    if (!this.v5) {
+      if (closeV3) {
+        this.dead = true;
+        this.buf = null;
+        this.conn.destroy();
+      }
+      return false;
+    }
+    if (qos > 0) {
+      // MQTT 5 §3.4.2 / §3.5.2: type, remaining length 3, packet id, reason code
+      this.conn.write(Buffer.from([qos === 1 ? 0x40 : 0x50, 0x03, packetId >> 8, packetId & 0xff, reason]));
+      return true;
+    }
+    this.dead = true;
+    this.buf = null;
+    this.sendDisconnect(reason);
+    return false;
+  }
+
+  /** MQTT 5 §3.14: DISCONNECT with a reason code, then the connection is closed once it is flushed. */
+  private sendDisconnect(reason: number): void {
+    refuseConnection(this.conn, Buffer.from([0xe0, 0x01, reason]));
   }
 
   private mustWait(qos: number, runBytes: number, runInflight: number): [HoldReason, number] | null {
@@ -244,8 +323,8 @@ export class ConnectionGuard {
   }
 
   /** Delivers the valid packets before the offending one, then closes the connection. */
-  private killAfter(buf: Buffer, pos: number, v: Violation): void {
-    if (pos > 0) this.deliver(buf.subarray(0, pos));
+  private killAfter(buf: Buffer, from: number, pos: number, v: Violation): void {
+    if (pos > from) this.deliver(buf.subarray(from, pos));
     this.kill(v);
   }
 
@@ -255,15 +334,18 @@ export class ConnectionGuard {
     this.buf = null;
     this.shared.totalWaiters.delete(this);
     this.shared.violations.inc({ rule: v.rule });
-    this.shared.logger.warn({ rule: v.rule, clientId: this.client.id ?? undefined, remote: this.remote }, `mqtt: ${v.message} (${v.rule}); connection closed`);
-    this.conn.destroy();
+    // MQTT 5 after CONNACK: say why before closing (MQTT-4.13.1-1), 0x81 Malformed Packet unless the rule names another
+    const reason = this.v5 && this.client.connackSent ? (v.reason ?? 0x81) : undefined;
+    this.shared.logger.warn({ rule: v.rule, clientId: this.client.id ?? undefined, remote: this.remote, reason }, `mqtt: ${v.message} (${v.rule}); ${reason !== undefined ? `DISCONNECT reason 0x${reason.toString(16)} sent, ` : ''}connection closed`);
+    if (reason !== undefined) this.sendDisconnect(reason);
+    else this.conn.destroy();
   }
 
   private refuse(r: Refusal): void {
     this.dead = true;
     this.buf = null;
-    this.shared.violations.inc({ rule: r.v5 ? 'mqtt5' : `connack-${r.returnCode}` });
-    this.shared.logger.warn({ returnCode: r.returnCode, remote: this.remote }, `mqtt: ${r.message}; CONNACK sent, connection closed`);
+    this.shared.violations.inc({ rule: r.rule ?? `connack-${r.returnCode}` });
+    this.shared.logger.warn({ rule: r.rule, returnCode: r.returnCode, remote: this.remote }, `mqtt: ${r.message}; CONNACK sent, connection closed`);
     // MQTT 5 §3.2: CONNACK = 0x20, remaining length 3, flags 0, reason, properties length 0.
     // MQTT 3.1.1 §3.2: CONNACK = 0x20, remaining length 2, flags 0, return code.
     const connack = r.v5 ? Buffer.from([0x20, 0x03, 0x00, r.returnCode, 0x00]) : Buffer.from([0x20, 0x02, 0x00, r.returnCode]);

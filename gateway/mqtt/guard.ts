@@ -1,6 +1,7 @@
 // The connection guard: sits between a connection and aedes' packet parser. It frames the
-// byte stream itself, checks every packet against the MQTT 3.1.1 rules aedes 1.2 does not
-// enforce, and only then hands the bytes to aedes. It is also where a connection stops being
+// byte stream itself, checks every packet against the MQTT 3.1.1 and MQTT 5 rules aedes does
+// not enforce (MQTT 5: which property each packet may carry, a single-valued property given
+// twice, value ranges — properties.ts), and only then hands the bytes to aedes. It is also where a connection stops being
 // read (flow control): publish rate, unacknowledged publishes, bytes not yet appended, and
 // bytes queued toward the client are all bounded here.
 //
@@ -14,6 +15,8 @@
 // 7 bits each, little-endian groups, high bit = "more" (MQTT-2.2.3). The remaining length is
 // checked against `packetBytesMax` before the packet is buffered.
 import { isUtf8 } from 'node:buffer';
+import type { ErrorName } from '../../host/errors/codes.js';
+import { isPropProblem, parseProperties } from './properties.js';
 
 export const CONNECT = 1;
 export const PUBLISH = 3;
@@ -22,14 +25,17 @@ export const PUBLISH = 3;
 export interface Violation {
   rule: string;
   message: string;
+  /** MQTT 5: the reason code of the DISCONNECT sent before closing (default 0x81 Malformed Packet). */
+  reason?: number;
 }
 
 /** A CONNECT refused with a CONNACK (return code), then the connection is closed. */
 export interface Refusal {
   returnCode: number;
   message: string;
-  /** MQTT 5 CONNECTs get a v5 CONNACK with reason 0x84 (Unsupported Protocol Version). */
+  /** An MQTT 5 CONNECT gets a v5 CONNACK carrying `returnCode` as its reason code. */
   v5?: boolean;
+  rule?: string;
 }
 
 export interface ConnectInfo {
@@ -37,6 +43,12 @@ export interface ConnectInfo {
   clientId: string;
   keepaliveSeconds: number;
   clean: boolean;
+  /** MQTT 5: the largest Topic Alias the client accepts from the server (0 = none, §3.1.2.11.5). */
+  topicAliasMaximum: number;
+  /** MQTT 5: unacknowledged QoS 1/2 deliveries the client accepts at once (§3.1.2.11.3). */
+  receiveMaximum: number;
+  /** MQTT 5: the largest packet the client accepts (0 = no limit, §3.1.2.11.4). */
+  maximumPacketSize: number;
 }
 
 export interface CheckLimits {
@@ -44,6 +56,9 @@ export interface CheckLimits {
   clientIdBytesMax: number;
   keepaliveMaxSeconds: number;
 }
+
+/** MQTT 5 §3.1.2.11.3: Receive Maximum absent = 65,535. */
+export const RECEIVE_MAXIMUM_DEFAULT = 65_535;
 
 /** Valid UTF-8 (no surrogates, no overlongs) without U+0000 — MQTT-1.5.3-1/2. */
 function utf8Problem(buf: Buffer, start: number, end: number): string | undefined {
@@ -84,7 +99,11 @@ function filterProblem(buf: Buffer, s: number, e: number, what: string): Violati
   const u = utf8Problem(buf, s, e);
   if (u) return { rule: u.includes('U+0000') ? 'MQTT-1.5.3-2' : 'MQTT-1.5.3-1', message: `${what} topic filter ${u}` };
   const f = buf.toString('utf8', s, e).split('/');
+  // shared subscriptions: a wildcard in the share name of `$share/{name}/...` is answered with a
+  // SUBACK failure by gateway/mqtt/shared-subscriptions.ts, not a disconnect (MQTT-4.8.2-2)
+  const shareName = f[0] === '$share' ? 1 : -1;
   for (let i = 0; i < f.length; i++) {
+    if (i === shareName) continue;
     if (f[i].includes('#') && (f[i] !== '#' || i !== f.length - 1)) return { rule: 'MQTT-4.7.1-2', message: `${what} filter: '#' must be alone in the last level` };
     if (f[i].includes('+') && f[i] !== '+') return { rule: 'MQTT-4.7.1-3', message: `${what} filter: '+' must occupy a whole level` };
   }
@@ -103,8 +122,8 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
   const keepaliveSeconds = buf.readUInt16BE(pos + 2);
   pos += 4;
   if (protocol !== 'MQTT' && protocol !== 'MQIsdp') return { rule: 'MQTT-3.1.2-1', message: `CONNECT protocol name ${JSON.stringify(protocol)} is neither "MQTT" nor "MQIsdp"` };
-  if (protocol === 'MQTT' && level === 5) return { returnCode: 0x84, v5: true, message: 'MQTT 5 is not spoken yet: CONNECT refused with reason 0x84 (Unsupported Protocol Version)' };
-  if ((protocol === 'MQTT' && level !== 4) || (protocol === 'MQIsdp' && level !== 3)) {
+  const v5 = protocol === 'MQTT' && level === 5;
+  if ((protocol === 'MQTT' && level !== 4 && level !== 5) || (protocol === 'MQIsdp' && level !== 3)) {
     return { returnCode: 1, message: `CONNECT protocol level ${level} for ${protocol} is not supported (MQTT-3.1.2-2)` };
   }
   if (flags & 0x01) return { rule: 'MQTT-3.1.2-3', message: 'CONNECT reserved flag is set' };
@@ -117,7 +136,20 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
   if (willQos === 3) return { rule: 'MQTT-3.1.2-14', message: 'CONNECT will QoS is 3' };
   if (!will && willQos !== 0) return { rule: 'MQTT-3.1.2-13', message: 'CONNECT will QoS set without the will flag' };
   if (!will && willRetain) return { rule: 'MQTT-3.1.2-15', message: 'CONNECT will retain set without the will flag' };
-  if (hasPassword && !hasUsername) return { rule: 'MQTT-3.1.2-22', message: 'CONNECT has a password but no user name' };
+  // MQTT 5 allows a password without a user name (§3.1.2.9)
+  if (!v5 && hasPassword && !hasUsername) return { rule: 'MQTT-3.1.2-22', message: 'CONNECT has a password but no user name' };
+  let topicAliasMaximum = 0;
+  let receiveMaximum = RECEIVE_MAXIMUM_DEFAULT;
+  let maximumPacketSize = 0;
+  if (v5) {
+    const props = parseProperties(buf, pos, e, 'connect');
+    // a malformed or protocol-breaking CONNECT is answered with a CONNACK carrying the reason (§4.13.1)
+    if (isPropProblem(props)) return { returnCode: props.reason, v5: true, rule: props.rule, message: `${props.message} (${props.rule})` };
+    topicAliasMaximum = (props.values.topicAliasMaximum as number | undefined) ?? 0;
+    receiveMaximum = (props.values.receiveMaximum as number | undefined) ?? RECEIVE_MAXIMUM_DEFAULT;
+    maximumPacketSize = (props.values.maximumPacketSize as number | undefined) ?? 0;
+    pos += props.bytes;
+  }
 
   const id = field(buf, pos, e, 'CONNECT client id');
   if (isViolation(id)) return id;
@@ -125,6 +157,11 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
   if (idProblem) return { rule: 'MQTT-3.1.3-4', message: `CONNECT client id ${idProblem}` };
   pos = id[1];
   if (will) {
+    if (v5) {
+      const wp = parseProperties(buf, pos, e, 'will');
+      if (isPropProblem(wp)) return { returnCode: wp.reason, v5: true, rule: wp.rule, message: `will ${wp.message} (${wp.rule})` };
+      pos += wp.bytes;
+    }
     const wt = field(buf, pos, e, 'CONNECT will topic');
     if (isViolation(wt)) return wt;
     const p = topicNameProblem(buf, wt[0], wt[1]);
@@ -147,22 +184,50 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
   }
   if (pos !== e) return { rule: 'MQTT-3.1.3', message: `CONNECT has ${e - pos} bytes after its last field` };
   const idBytes = id[1] - id[0];
-  if (idBytes === 0 && !clean) return { returnCode: 2, message: 'CONNECT with an empty client id must ask for a clean session (MQTT-3.1.3-8)' };
-  if (idBytes > limits.clientIdBytesMax) return { returnCode: 2, message: `CONNECT client id is ${idBytes} bytes, above clientIdBytesMax ${limits.clientIdBytesMax}` };
-  if (limits.keepaliveMaxSeconds > 0 && (keepaliveSeconds === 0 || keepaliveSeconds > limits.keepaliveMaxSeconds)) {
+  // MQTT 5 assigns an id to an empty one whatever Clean Start says (§3.1.3.1)
+  if (!v5 && idBytes === 0 && !clean) return { returnCode: 2, message: 'CONNECT with an empty client id must ask for a clean session (MQTT-3.1.3-8)' };
+  if (idBytes > limits.clientIdBytesMax) return { returnCode: v5 ? 0x85 : 2, v5, message: `CONNECT client id is ${idBytes} bytes, above clientIdBytesMax ${limits.clientIdBytesMax}` };
+  // MQTT 5 is not refused: aedes answers with a Server Keep Alive instead (§3.2.2.3.14)
+  if (!v5 && limits.keepaliveMaxSeconds > 0 && (keepaliveSeconds === 0 || keepaliveSeconds > limits.keepaliveMaxSeconds)) {
     return { returnCode: 2, message: `CONNECT keep-alive ${keepaliveSeconds} s outside 1..${limits.keepaliveMaxSeconds} (keepaliveMaxSeconds)` };
   }
-  return { protocolLevel: level, clientId: buf.toString('utf8', id[0], id[1]), keepaliveSeconds, clean };
+  return { protocolLevel: level, clientId: buf.toString('utf8', id[0], id[1]), keepaliveSeconds, clean, topicAliasMaximum, receiveMaximum, maximumPacketSize };
+}
+
+/** A publish the gateway answers with a refusal instead of handing it to aedes. */
+export interface PublishRefusal {
+  rule: string;
+  message: string;
+  /** Row of the error table (host/errors/codes.ts) whose `mqtt` column is the reason code. */
+  error: ErrorName;
 }
 
 export interface PublishInfo {
   qos: number;
   bytes: number;
+  /** 0 for QoS 0. */
+  packetId: number;
+  /** MQTT 5 User Properties in wire order (MQTT-3.3.2-18); undefined when none. */
+  user?: Array<[string, string]>;
+  refusal?: PublishRefusal;
 }
 
-/** Checks one non-CONNECT packet from a client. Returns a violation, or the publish's QoS for PUBLISH. */
-export function checkPacket(type: number, flags: number, buf: Buffer, s: number, e: number): Violation | PublishInfo | undefined {
+export interface PacketContext {
+  /** The connection speaks MQTT 5. */
+  v5: boolean;
+  topicLevelsMax: number;
+}
+
+const ACK_NAMES = ['', '', '', '', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP'];
+
+function propsViolation(r: { rule: string; message: string; reason: number }): Violation {
+  return { rule: r.rule, message: r.message, reason: r.reason };
+}
+
+/** Checks one non-CONNECT packet from a client. Returns a violation, or what the connection needs of a PUBLISH. */
+export function checkPacket(type: number, flags: number, buf: Buffer, s: number, e: number, ctx: PacketContext = { v5: false, topicLevelsMax: 100 }): Violation | PublishInfo | undefined {
   const len = e - s;
+  const v5 = ctx.v5;
   switch (type) {
     case PUBLISH: {
       const qos = (flags >> 1) & 0x03;
@@ -170,13 +235,38 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       if (qos === 0 && flags & 0x08) return { rule: 'MQTT-3.3.1-2', message: 'PUBLISH QoS 0 with DUP set' };
       const t = field(buf, s, e, 'PUBLISH topic');
       if (isViolation(t)) return t;
-      const p = topicNameProblem(buf, t[0], t[1]);
-      if (p) return p;
+      let pos = t[1];
+      let packetId = 0;
       if (qos > 0) {
-        if (t[1] + 2 > e) return { rule: 'MQTT-2.3.1', message: 'PUBLISH packet identifier missing' };
-        if (buf.readUInt16BE(t[1]) === 0) return { rule: 'MQTT-2.3.1-1', message: `PUBLISH QoS ${qos} with packet identifier 0` };
+        if (pos + 2 > e) return { rule: 'MQTT-2.3.1', message: 'PUBLISH packet identifier missing' };
+        packetId = buf.readUInt16BE(pos);
+        if (packetId === 0) return { rule: 'MQTT-2.3.1-1', message: `PUBLISH QoS ${qos} with packet identifier 0` };
+        pos += 2;
       }
-      return { qos, bytes: len };
+      let user: Array<[string, string]> | undefined;
+      let aliased = false;
+      if (v5) {
+        const props = parseProperties(buf, pos, e, 'publish');
+        if (isPropProblem(props)) return propsViolation(props);
+        if (props.user.length > 0) user = props.user;
+        aliased = props.values.topicAlias !== undefined;
+        const rt = props.values.responseTopic as string | undefined;
+        if (rt !== undefined && (rt.length === 0 || rt.includes('#') || rt.includes('+'))) {
+          return { rule: 'MQTT-3.3.2-14', message: 'PUBLISH Response Topic is empty or has a wildcard', reason: 0x82 };
+        }
+      }
+      // MQTT 5: an empty topic with a Topic Alias names the aliased topic (§3.3.2.3.4)
+      if (!(aliased && t[1] === t[0])) {
+        const p = topicNameProblem(buf, t[0], t[1]);
+        if (p) return v5 ? { ...p, reason: 0x82 } : p;
+      }
+      let levels = 1;
+      for (let i = t[0]; i < t[1]; i++) if (buf[i] === 0x2f) levels++;
+      const info: PublishInfo = { qos, bytes: len, packetId, user };
+      if (levels > ctx.topicLevelsMax) {
+        info.refusal = { rule: 'topic-levels-max', message: `PUBLISH topic has ${levels} levels, above topicLevelsMax ${ctx.topicLevelsMax}`, error: 'INVALID_TOPIC_EXCEPTION' };
+      }
+      return info;
     }
     case 4: // PUBACK
     case 5: // PUBREC
@@ -184,9 +274,18 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
     case 6: {
       // PUBREL
       const want = type === 6 ? 2 : 0;
-      const names = ['', '', '', '', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP'];
-      if (flags !== want) return { rule: type === 6 ? 'MQTT-3.6.1-1' : 'MQTT-2.2.2-2', message: `${names[type]} fixed header flags are ${flags}, must be ${want}` };
-      if (len !== 2) return { rule: 'MQTT-2.2.3', message: `${names[type]} remaining length is ${len}, must be 2` };
+      if (flags !== want) return { rule: type === 6 ? 'MQTT-3.6.1-1' : 'MQTT-2.2.2-2', message: `${ACK_NAMES[type]} fixed header flags are ${flags}, must be ${want}` };
+      if (!v5) {
+        if (len !== 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, must be 2` };
+        return undefined;
+      }
+      // MQTT 5 §3.4.2: packet id, then an optional reason code, then optional properties
+      if (len < 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, below 2` };
+      if (len > 3) {
+        const props = parseProperties(buf, s + 3, e, 'ack');
+        if (isPropProblem(props)) return propsViolation(props);
+        if (s + 3 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} has bytes after its properties`, reason: 0x81 };
+      }
       return undefined;
     }
     case 8: {
@@ -194,6 +293,11 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       if (flags !== 2) return { rule: 'MQTT-3.8.1-1', message: `SUBSCRIBE fixed header flags are ${flags}, must be 2` };
       if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'SUBSCRIBE packet identifier is 0 or missing' };
       let pos = s + 2;
+      if (v5) {
+        const props = parseProperties(buf, pos, e, 'subscribe');
+        if (isPropProblem(props)) return propsViolation(props);
+        pos += props.bytes;
+      }
       if (pos === e) return { rule: 'MQTT-3.8.3-3', message: 'SUBSCRIBE has no topic filter' };
       while (pos < e) {
         const f = field(buf, pos, e, 'SUBSCRIBE topic filter');
@@ -202,7 +306,17 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
         if (p) return p;
         if (f[1] >= e) return { rule: 'MQTT-3.8.3', message: 'SUBSCRIBE topic filter without its QoS byte' };
         const o = buf[f[1]];
-        if (o > 2) return { rule: 'MQTT-3.8.3-4', message: `SUBSCRIBE requested QoS byte is ${o}` };
+        if (!v5) {
+          if (o > 2) return { rule: 'MQTT-3.8.3-4', message: `SUBSCRIBE requested QoS byte is ${o}` };
+        } else {
+          // MQTT 5 §3.8.3.1: bits 0-1 QoS, 2 No Local, 3 Retain As Published, 4-5 Retain Handling, 6-7 reserved
+          if ((o & 0x03) === 3) return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE maximum QoS is 3', reason: 0x81 };
+          if (o & 0xc0) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE options reserved bits are set', reason: 0x81 };
+          if (((o >> 4) & 0x03) === 3) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE Retain Handling is 3', reason: 0x82 };
+          if (o & 0x04 && buf.toString('utf8', f[0], Math.min(f[1], f[0] + 7)) === '$share/') {
+            return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE No Local on a shared subscription', reason: 0x82 };
+          }
+        }
         pos = f[1] + 1;
       }
       return undefined;
@@ -212,6 +326,11 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       if (flags !== 2) return { rule: 'MQTT-3.10.1-1', message: `UNSUBSCRIBE fixed header flags are ${flags}, must be 2` };
       if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'UNSUBSCRIBE packet identifier is 0 or missing' };
       let pos = s + 2;
+      if (v5) {
+        const props = parseProperties(buf, pos, e, 'unsubscribe');
+        if (isPropProblem(props)) return propsViolation(props);
+        pos += props.bytes;
+      }
       if (pos === e) return { rule: 'MQTT-3.10.3-2', message: 'UNSUBSCRIBE has no topic filter' };
       while (pos < e) {
         const f = field(buf, pos, e, 'UNSUBSCRIBE topic filter');
@@ -223,13 +342,30 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       return undefined;
     }
     case 12: // PINGREQ
-    case 14: // DISCONNECT
-      if (flags !== 0 || len !== 0) return { rule: 'MQTT-2.2.2-2', message: `${type === 12 ? 'PINGREQ' : 'DISCONNECT'} must have flags 0 and no body` };
+      if (flags !== 0 || len !== 0) return { rule: 'MQTT-2.2.2-2', message: 'PINGREQ must have flags 0 and no body' };
       return undefined;
+    case 14: // DISCONNECT
+      if (flags !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have flags 0' };
+      if (!v5) {
+        if (len !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have no body' };
+        return undefined;
+      }
+      // MQTT 5 §3.14.2: optional reason code, then optional properties
+      if (len > 1) {
+        const props = parseProperties(buf, s + 1, e, 'disconnect');
+        if (isPropProblem(props)) return propsViolation(props);
+        if (s + 1 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: 'DISCONNECT has bytes after its properties', reason: 0x81 };
+      }
+      return undefined;
+    case 15: // AUTH (MQTT 5 only)
+      if (!v5) return { rule: 'MQTT-2.2.1', message: 'packet type 15 is not sent by clients' };
+      // enhanced authentication is not offered: a CONNECT naming a method is refused with
+      // 0x8C, so any AUTH is outside an exchange the server started (MQTT-4.12.0-6)
+      return { rule: 'MQTT-4.12.0-6', message: 'AUTH without an authentication exchange', reason: 0x82 };
     case CONNECT:
-      return { rule: 'MQTT-3.1.0-2', message: 'a second CONNECT on one connection' };
+      return { rule: 'MQTT-3.1.0-2', message: 'a second CONNECT on one connection', reason: 0x82 };
     default:
-      return { rule: 'MQTT-2.2.1', message: `packet type ${type} is not sent by clients` };
+      return { rule: 'MQTT-2.2.1', message: `packet type ${type} is not sent by clients`, reason: 0x81 };
   }
 }
 

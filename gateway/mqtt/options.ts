@@ -86,6 +86,18 @@ export interface MqttGatewayOptions {
   keepaliveMaxSeconds: number;
   /** QoS 2 publishes awaiting PUBREL per connection (aedes disconnects beyond). */
   qos2InflightInboundMax: number;
+  /** Levels (`/`-separated) of a topic name or filter; a publish beyond is refused (MQTT 5: reason 0x90). At most 100, the matcher's own ceiling. */
+  topicLevelsMax: number;
+  /** MQTT 5: Topic Alias Maximum offered to clients for their publishes (0 = none). */
+  topicAliasMax: number;
+  /** MQTT 5: largest Session Expiry Interval a client may ask for, in seconds (a larger one is lowered and the CONNACK says so). */
+  sessionExpiryMaxSeconds: number;
+  /** MQTT 5: delayed wills and expiring sessions held at once (aedes `pendingSessionsLimit`); beyond, they end at once. */
+  pendingSessionsMax: number;
+  /** QoS 1/2 deliveries queued toward one client while its Receive Maximum window is full; beyond, the oldest QoS 0 is dropped first, then the client is disconnected (counted). */
+  deliveryQueueMax: number;
+  /** MQTT 5: Response Information returned to a client that asks for it (empty = none); `{clientId}` is substituted. */
+  responseInformation: string;
 
   // --- persistent state ---------------------------------------------------------------------
   retainedMessagesMax: number;
@@ -96,6 +108,22 @@ export interface MqttGatewayOptions {
     enabled: boolean;
     users: MqttUser[];
   };
+
+  // --- shared subscriptions: $share/{group}/{filter} as consumer group {group} (shared-subscriptions.ts) ---
+  /** `$share/{group}/{filter}` members join consumer group `{group}`; false = such SUBSCRIBEs are refused (0x9E in MQTT 5, 0x80 before). */
+  sharedSubscriptions: boolean;
+  /** Shared memberships (client × share name) this gateway holds; past it the SUBSCRIBE is refused (0x97 / 0x80). */
+  sharedMembersMax: number;
+  /** Deliveries awaiting PUBACK/PUBCOMP per shared membership; at the limit its reader waits. */
+  sharedInflightMax: number;
+  /** How often a shared membership commits the group offsets it has finished. */
+  sharedCommitIntervalMs: number;
+  /** Group session timeout of a shared membership (must lie within the coordinator's min/max). */
+  sharedSessionTimeoutMs: number;
+  /** On a rebalance or an UNSUBSCRIBE, how long in-flight deliveries may still be acknowledged before the commit. */
+  sharedAckWaitMs: number;
+  /** Bytes per read of a shared membership (one read is held decoded per membership). */
+  sharedReadBytesMax: number;
 }
 
 export const defaultMqttGatewayOptions: MqttGatewayOptions = {
@@ -134,12 +162,26 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   connectTimeoutMs: 10_000, // a socket that never sends CONNECT is closed
   keepaliveMaxSeconds: 0, // any keep-alive; set it to force devices to be detected dead sooner
   qos2InflightInboundMax: 1_000, // aedes' own default; QoS 2 is rare at the edge
+  topicLevelsMax: 100, // aedes' matcher (qlobber) cannot go beyond 100 levels; device topics use fewer than 10
+  topicAliasMax: 64, // a device publishes to a handful of topics; each alias costs one map entry per connection
+  sessionExpiryMaxSeconds: 7 * 24 * 3600, // a week: a device offline longer resubscribes; bounds how long a session pins state
+  pendingSessionsMax: 10_000, // matches persistentSessionsMax
+  deliveryQueueMax: 1_000, // matches offlineMessagesPerClientMax: what a slow client may owe before it is dropped
+  responseInformation: '', // request/response is application-specific; off unless configured
 
   retainedMessagesMax: 100_000, // one retained status per device for a large site
   persistentSessionsMax: 10_000, // matches connectionsMax
   offlineMessagesPerClientMax: 1_000, // commands for an offline device; older devices catch up from the log
 
   auth: { enabled: false, users: [] }, // loopback and lab setups need nothing; documented for production
+
+  sharedSubscriptions: true, // MQTT 5's way to share a stream among devices, and the door to Kafka consumer groups
+  sharedMembersMax: 1_000, // a large site's devices; each holds a group member and one decoded read
+  sharedInflightMax: 32, // keeps a device busy over a slow link; a device that stops acknowledging holds at most 32 records
+  sharedCommitIntervalMs: 1_000, // one fsynced commit per second per member; a crash redelivers at most a second of acknowledged records
+  sharedSessionTimeoutMs: 10_000, // members of a crashed gateway expire within 10 s; above the coordinator's 6 s minimum
+  sharedAckWaitMs: 1_000, // most acknowledgements arrive within a round trip; a rebalance is not held up longer
+  sharedReadBytesMax: 64 * 1024, // hundreds of readings per read; 1,000 members hold at most 64 MiB decoded
 };
 
 /** Throws a message naming the key when an option is out of range. */
@@ -166,12 +208,24 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('connectTimeoutMs', o.connectTimeoutMs, 100);
   int('keepaliveMaxSeconds', o.keepaliveMaxSeconds, 0, 65535);
   int('qos2InflightInboundMax', o.qos2InflightInboundMax, 1);
+  int('topicLevelsMax', o.topicLevelsMax, 1, 100);
+  int('topicAliasMax', o.topicAliasMax, 0, 65535);
+  int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
+  int('pendingSessionsMax', o.pendingSessionsMax, 1);
+  int('deliveryQueueMax', o.deliveryQueueMax, 1);
   int('retainedMessagesMax', o.retainedMessagesMax, 0);
   int('persistentSessionsMax', o.persistentSessionsMax, 0);
   int('offlineMessagesPerClientMax', o.offlineMessagesPerClientMax, 0);
   int('tailTopicsMax', o.tailTopicsMax, 0);
   int('tailReadBytesMax', o.tailReadBytesMax, 1024);
   int('tailRescanMs', o.tailRescanMs, 10);
+  int('sharedMembersMax', o.sharedMembersMax, 0);
+  int('sharedInflightMax', o.sharedInflightMax, 1, 65535);
+  int('sharedCommitIntervalMs', o.sharedCommitIntervalMs, 10);
+  int('sharedSessionTimeoutMs', o.sharedSessionTimeoutMs, 1);
+  int('sharedAckWaitMs', o.sharedAckWaitMs, 0);
+  int('sharedReadBytesMax', o.sharedReadBytesMax, 1024);
+  if (typeof o.sharedSubscriptions !== 'boolean') throw new Error(`mqtt.sharedSubscriptions must be true or false, got ${o.sharedSubscriptions}`);
   if (o.reverseQos !== 0 && o.reverseQos !== 1) throw new Error(`mqtt.reverseQos must be 0 or 1, got ${o.reverseQos}`);
   if (o.unrouted !== 'mqtt-only' && o.unrouted !== 'disconnect') throw new Error(`mqtt.unrouted must be "mqtt-only" or "disconnect", got ${o.unrouted}`);
   if (o.batchBytesMax < o.packetBytesMax) throw new Error(`mqtt.batchBytesMax (${o.batchBytesMax}) must be at least mqtt.packetBytesMax (${o.packetBytesMax})`);

@@ -8,11 +8,16 @@
 //
 // Internal topics (1 partition each, cleanup.policy=compact, so the latest value per key
 // is what remains; a null value is a tombstone):
-//   __mqtt_retained   key = MQTT topic            value = payload; header `qos`
-//   __mqtt_sessions   key = "s" 0x00 clientId     value = JSON [{topic, qos, rh, rap, nl}]
-//                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId}
+//   __mqtt_retained   key = MQTT topic            value = payload; header `qos`; MQTT 5 only:
+//                                                 header `props` = JSON of the publish properties, `expiresAtMs`
+//   __mqtt_sessions   key = "s" 0x00 clientId     value = JSON [{topic, qos, rh, rap, nl, subscriptionIdentifier}]
+//                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId, properties}
+//                     key = "e" 0x00 clientId     value = decimal ms since the epoch when the (MQTT 5) session expires
+//                                                 while disconnected; tombstoned when it reconnects or is wiped
 //   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
-//                     value = payload; header `msg` = JSON {topic, qos, retain}
+//                     value = payload; header `msg` = JSON {topic, qos, retain, properties, messageExpiry}
+// Properties in JSON: Buffers (Correlation Data) as {"$b64": "..."}; User Properties as the
+// ordered list of single-pair objects (MQTT-3.3.2-18).
 //
 // Crash policy: a change is acknowledged (SUBACK, CONNACK, PUBACK of the publisher) only
 // after its record is durable, so after a restart the state is at least what was
@@ -23,16 +28,23 @@
 // simply completed) and packet identifiers assigned to queued messages (reassigned when
 // the queue is replayed; MQTT allows the redelivery).
 //
+// Inbound QoS 2 table: kept here (not in aedes-persistence 10.3, which has no `cleanIncoming`),
+// at most `qos2InflightInboundMax` per client. A clean start, a session that ends with its
+// connection and an expired session drop it (`cleanIncoming`, the fix for advisory
+// GHSA-p8r9-qf8w-p73r: otherwise a reused packet id after a clean reconnect is taken for a
+// retransmission, acknowledged and silently dropped).
+//
 // Bounds: retainedMessagesMax (new topics beyond are not retained, logged), persistent
 // sessions (a new one beyond is refused: the CONNECT fails), offline messages per client
 // (newer ones beyond are not queued, logged — the records stay in the stream topic).
 import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { BrokerError } from '../../host/errors/index.js';
 import { decodeBatches } from '../../host/core/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { AppendBatcher } from './append.js';
+import { hideShare, isHiddenShare } from './share-adapter.js';
 
 const require = createRequire(import.meta.url);
 
@@ -106,6 +118,29 @@ export interface PersistenceLimits {
   retainedMessagesMax: number;
   persistentSessionsMax: number;
   offlineMessagesPerClientMax: number;
+  qos2InflightInboundMax: number;
+}
+
+/** Holds an offline replay to the client's Receive Maximum (outbound.ts). */
+export interface ReplayGate {
+  reserve(packet: AedesPacket): Promise<void>;
+  unreserve(packet: AedesPacket): void;
+}
+
+/** Publish properties as JSON (Buffers as {"$b64": ...}). */
+export function propsToJson(props: unknown): unknown {
+  if (props === undefined || props === null) return undefined;
+  return JSON.parse(JSON.stringify(props, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+      return { $b64: Buffer.from((v as { data: number[] }).data).toString('base64') };
+    }
+    return v;
+  }));
+}
+
+export function propsFromJson(json: unknown): Record<string, unknown> | undefined {
+  if (json === undefined || json === null) return undefined;
+  return JSON.parse(JSON.stringify(json), (_k, v: unknown) => (v && typeof v === 'object' && typeof (v as { $b64?: unknown }).$b64 === 'string' ? Buffer.from((v as { $b64: string }).$b64, 'base64') : v)) as Record<string, unknown>;
 }
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
@@ -127,6 +162,12 @@ export class LogPersistence {
   private lastLimitLogMs = 0;
   /** Called when persisted subscriptions change (the tail readers follow them). */
   onSessionsChanged: () => void = () => undefined;
+  /** The Receive Maximum gate of a connected client, for offline replays. */
+  gateOf: (client: object) => ReplayGate | undefined = () => undefined;
+  /** clientId → when its disconnected MQTT 5 session expires (ms since the epoch), survives restarts. */
+  readonly expiries = new Map<string, number>();
+  /** clientId → packet id → inbound QoS 2 publish awaiting PUBREL. */
+  private readonly incoming = new Map<string, Map<number, AedesPacket>>();
   readonly dropped = { retained: 0, offline: 0 };
 
   constructor(
@@ -166,14 +207,23 @@ export class LogPersistence {
   }
 
   private async replay(): Promise<void> {
-    const retained = new Map<string, { payload: Buffer; qos: number }>();
+    const retained = new Map<string, { payload: Buffer; qos: number; properties?: Record<string, unknown>; messageExpiry?: number }>();
     const subs = new Map<string, Sub[]>();
     const wills = new Map<string, AedesPacket>();
     const outgoing = new Map<string, AedesPacket>();
     await this.scan(RETAINED_TOPIC, (key, value, headers) => {
       const topic = text(key);
       if (value === null || value.length === 0) retained.delete(topic);
-      else retained.set(topic, { payload: copy(value), qos: Number(text(headers.get('qos') ?? null)) || 0 });
+      else {
+        const props = headers.get('props');
+        const expires = headers.get('expiresAtMs');
+        retained.set(topic, {
+          payload: copy(value),
+          qos: Number(text(headers.get('qos') ?? null)) || 0,
+          properties: props ? propsFromJson(JSON.parse(text(props))) : undefined,
+          messageExpiry: expires ? Number(text(expires)) : undefined,
+        });
+      }
     });
     await this.scan(SESSIONS_TOPIC, (key, value, headers) => {
       const k = text(key);
@@ -181,11 +231,16 @@ export class LogPersistence {
       if (k.startsWith('s\u0000')) {
         if (value === null) subs.delete(clientId);
         else subs.set(clientId, JSON.parse(text(value)) as Sub[]);
+      } else if (k.startsWith('e\u0000')) {
+        if (value === null) this.expiries.delete(clientId);
+        else this.expiries.set(clientId, Number(text(value)));
       } else if (k.startsWith('w\u0000')) {
         if (value === null) wills.delete(clientId);
         else {
-          const meta = JSON.parse(text(headers.get('will') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; brokerId: string };
-          wills.set(clientId, { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId: meta.brokerId, clientId });
+          const meta = JSON.parse(text(headers.get('will') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; brokerId: string; properties?: unknown };
+          const w: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId: meta.brokerId, clientId };
+          if (meta.properties) w.properties = propsFromJson(meta.properties);
+          wills.set(clientId, w);
         }
       }
     });
@@ -193,13 +248,20 @@ export class LogPersistence {
       const k = text(key);
       if (value === null) outgoing.delete(k);
       else {
-        const meta = JSON.parse(text(headers.get('msg') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean };
+        const meta = JSON.parse(text(headers.get('msg') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; properties?: unknown; messageExpiry?: number };
         const [, brokerId, counter] = k.split('\u0000');
-        outgoing.set(k, { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId, brokerCounter: Number(counter), dup: false });
+        const p: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId, brokerCounter: Number(counter), dup: false };
+        if (meta.properties) p.properties = propsFromJson(meta.properties);
+        if (meta.messageExpiry !== undefined) p.messageExpiry = meta.messageExpiry;
+        outgoing.set(k, p);
       }
     });
     for (const [topic, r] of retained) {
-      await this.mem.storeRetained({ cmd: 'publish', topic, payload: r.payload, qos: r.qos as 0 | 1 | 2, retain: true });
+      if (r.messageExpiry !== undefined && r.messageExpiry <= Date.now()) continue; // expired while the broker was down
+      const p: AedesPacket = { cmd: 'publish', topic, payload: r.payload, qos: r.qos as 0 | 1 | 2, retain: true };
+      if (r.properties) p.properties = r.properties;
+      if (r.messageExpiry !== undefined) p.messageExpiry = r.messageExpiry;
+      await this.mem.storeRetained(p);
       this.retainedTopics.add(topic);
     }
     for (const [clientId, s] of subs) {
@@ -308,13 +370,29 @@ export class LogPersistence {
         return;
       }
       if (remove && !this.retainedTopics.has(packet.topic)) return;
-      await this.write(RETAINED_TOPIC, [
-        { key: enc(packet.topic), value: remove ? null : payload, headers: [{ key: 'qos', value: enc(String(packet.qos)) }] },
-      ]);
-      await this.mem.storeRetained({ ...packet, payload });
+      const headers = [{ key: 'qos', value: enc(String(packet.qos)) }];
+      const stored: AedesPacket = { ...packet, payload };
+      const props = packet.properties as Record<string, unknown> | undefined;
+      if (props && !remove) {
+        const { topicAlias: _alias, subscriptionIdentifier: _sid, ...kept } = props;
+        stored.properties = kept;
+        headers.push({ key: 'props', value: enc(JSON.stringify(propsToJson(kept))) });
+        // MQTT 5 §3.3.2.3.3: a retained message expires too; aedes' own call has the absolute time
+        const interval = kept.messageExpiryInterval;
+        stored.messageExpiry ??= typeof interval === 'number' && interval > 0 ? Date.now() + interval * 1000 : undefined;
+        if (stored.messageExpiry === undefined) delete stored.messageExpiry;
+        else headers.push({ key: 'expiresAtMs', value: enc(String(stored.messageExpiry)) });
+      }
+      await this.write(RETAINED_TOPIC, [{ key: enc(packet.topic), value: remove ? null : payload, headers }]);
+      await this.mem.storeRetained(stored);
       if (remove) this.retainedTopics.delete(packet.topic);
       else this.retainedTopics.add(packet.topic);
     });
+  }
+
+  /** False when a retained publish to `topic` would be dropped at retainedMessagesMax. */
+  canRetain(topic: string, payload: Buffer | string): boolean {
+    return payload.length === 0 || this.retainedTopics.has(topic) || this.retainedTopics.size < this.limits.retainedMessagesMax;
   }
 
   createRetainedStream(pattern: string): Readable {
@@ -332,7 +410,9 @@ export class LogPersistence {
       if (!this.sessions.has(client.id) && this.sessions.size >= this.limits.persistentSessionsMax) {
         throw new BrokerError('LIMIT_EXCEEDED', `persistentSessionsMax (${this.limits.persistentSessionsMax}) reached: session of ${client.id} not stored`);
       }
-      await this.mem.addSubscriptions(client, subs);
+      // placeholders of shared subscriptions (share-adapter.ts): a granted one is stored under its real name
+      const real = subs.filter((s) => !isHiddenShare(s.topic));
+      if (real.length > 0) await this.mem.addSubscriptions(client, real);
       await this.saveSubscriptions(client);
     });
   }
@@ -362,8 +442,14 @@ export class LogPersistence {
     this.onSessionsChanged();
   }
 
-  subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
-    return this.mem.subscriptionsByClient(client);
+  /** A session's `$share/...` subscriptions come back as placeholders: past aedes' own MQTT 5 refusal to the shared-subscription module (share-adapter.ts). */
+  async subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
+    return (await this.mem.subscriptionsByClient(client)).map((s) => {
+      if (!s.topic.startsWith('$share/')) return s;
+      const copy = { ...s };
+      hideShare(copy);
+      return copy;
+    });
   }
 
   countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
@@ -421,7 +507,14 @@ export class LogPersistence {
     }
     if (accepted.length === 0) return;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    const meta = enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain }));
+    const props = packet.properties as Record<string, unknown> | undefined;
+    let messageExpiry = packet.messageExpiry as number | undefined;
+    if (messageExpiry === undefined && typeof props?.messageExpiryInterval === 'number' && props.messageExpiryInterval > 0) {
+      // queued before aedes stamped the absolute expiry (enqueueBeforeAck): the clock started at receipt
+      messageExpiry = Date.now() + props.messageExpiryInterval * 1000;
+      packet.messageExpiry = messageExpiry;
+    }
+    const meta = enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, properties: propsToJson(props), messageExpiry }));
     try {
       await this.write(
         OUTGOING_TOPIC,
@@ -442,8 +535,14 @@ export class LogPersistence {
   }
 
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
+    this.gateOf(client)?.unreserve(packet);
     const removed = await this.mem.outgoingClearMessageId(client, packet);
     const idKey = `${client.id}\u0000${packet.messageId}`;
+    // shared subscriptions: an in-memory entry only, never counted nor stored
+    if (removed && this.sharedDeliveries.delete(this.outgoingKey(client.id, removed))) {
+      this.inflightKeys.delete(idKey);
+      return removed;
+    }
     const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
     this.inflightKeys.delete(idKey);
     if (removed) {
@@ -457,26 +556,110 @@ export class LogPersistence {
     return removed;
   }
 
+  // --- shared subscriptions (gateway/mqtt/shared-subscriptions.ts) ---------------------------
+
+  /** `outgoingKey`s of shared-subscription deliveries in flight to persistent sessions (in memory only). */
+  private readonly sharedDeliveries = new Set<string>();
+
+  /**
+   * A shared-subscription delivery to a persistent session: aedes must find it on PUBACK,
+   * PUBREC and PUBCOMP, but it is neither stored nor counted against the offline queue — the
+   * consumer group, not the session, delivers it again when it is never acknowledged.
+   */
+  async trackSharedDelivery(clientId: string, packet: AedesPacket): Promise<void> {
+    this.sharedDeliveries.add(this.outgoingKey(clientId, packet));
+    await this.mem.outgoingEnqueue({ clientId }, packet);
+  }
+
+  /** The connection closed: its unacknowledged shared deliveries leave the session (bounded by what was in flight). */
+  async dropSharedDeliveries(clientId: string, packets: AedesPacket[]): Promise<void> {
+    for (const p of packets) {
+      if (!this.sharedDeliveries.delete(this.outgoingKey(clientId, p))) continue;
+      this.inflightKeys.delete(`${clientId}\u0000${p.messageId}`);
+      await this.mem.outgoingClearMessageId({ id: clientId }, p).catch(() => undefined);
+    }
+  }
+
   outgoingStream(client: ClientLike): Readable {
-    return this.mem.outgoingStream(client);
+    const src = this.mem.outgoingStream(client);
+    const gate = this.gateOf(client);
+    if (!gate) return src;
+    // the replay waits for room in the client's Receive Maximum window before each message
+    return Readable.from(
+      (async function* () {
+        for await (const p of src) {
+          await gate.reserve(p as AedesPacket);
+          yield p;
+        }
+      })(),
+    );
   }
 
   // --- inbound QoS 2 (memory only, see the crash policy above) --------------------------------
 
-  incomingStorePacket(client: ClientLike, packet: AedesPacket): Promise<void> {
-    return this.mem.incomingStorePacket(client, packet);
+  async incomingStorePacket(client: ClientLike, packet: AedesPacket): Promise<void> {
+    let table = this.incoming.get(client.id);
+    if (!table) this.incoming.set(client.id, (table = new Map()));
+    if (!table.has(packet.messageId!) && table.size >= this.limits.qos2InflightInboundMax) {
+      throw new BrokerError('LIMIT_EXCEEDED', `qos2InflightInboundMax (${this.limits.qos2InflightInboundMax}) QoS 2 publishes of ${client.id} await PUBREL`);
+    }
+    table.set(packet.messageId!, { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, dup: packet.dup ?? false, retain: packet.retain, messageId: packet.messageId });
   }
 
-  incomingGetPacket(client: ClientLike, packet: AedesPacket): Promise<AedesPacket> {
-    return this.mem.incomingGetPacket(client, packet);
+  async incomingGetPacket(client: ClientLike, packet: AedesPacket): Promise<AedesPacket> {
+    const p = this.incoming.get(client.id)?.get(packet.messageId!);
+    if (!p) throw new Error('no such packet');
+    return p;
   }
 
-  incomingDelPacket(client: ClientLike, packet: AedesPacket): Promise<void> {
-    return this.mem.incomingDelPacket(client, packet);
+  async incomingDelPacket(client: ClientLike, packet: AedesPacket): Promise<void> {
+    const table = this.incoming.get(client.id);
+    if (!table?.delete(packet.messageId!)) throw new Error('no such packet');
+    if (table.size === 0) this.incoming.delete(client.id);
   }
 
-  cleanIncoming(client: ClientLike): Promise<void> {
-    return this.mem.cleanIncoming(client);
+  /** Drops the client's inbound QoS 2 table (GHSA-p8r9-qf8w-p73r). */
+  async cleanIncoming(client: ClientLike): Promise<void> {
+    this.incoming.delete(client.id);
+  }
+
+  /** Inbound QoS 2 publishes awaiting PUBREL (tests, diagnostics). */
+  incomingCount(clientId: string): number {
+    return this.incoming.get(clientId)?.size ?? 0;
+  }
+
+  // --- session expiry (MQTT 5) ------------------------------------------------------------------
+
+  /** Records (or, with null, clears) when a disconnected session expires, durably. */
+  setSessionExpiry(clientId: string, expiresAtMs: number | null): Promise<void> {
+    return this.serial(clientId, async () => {
+      if (expiresAtMs === null && !this.expiries.has(clientId)) return;
+      await this.write(SESSIONS_TOPIC, [{ key: enc(`e\u0000${clientId}`), value: expiresAtMs === null ? null : enc(String(expiresAtMs)) }]);
+      if (expiresAtMs === null) this.expiries.delete(clientId);
+      else this.expiries.set(clientId, expiresAtMs);
+    });
+  }
+
+  /**
+   * Drops an expired session of a client that is not connected: subscriptions, queued messages
+   * (their records tombstoned), will, inbound QoS 2 table and the expiry record.
+   */
+  async wipeSession(clientId: string): Promise<void> {
+    const client = { id: clientId };
+    await this.cleanSubscriptions(client);
+    const queued: AedesPacket[] = [];
+    for await (const p of this.mem.outgoingStream(client)) queued.push(p as AedesPacket);
+    let id = 0;
+    for (const p of queued) {
+      // aedes-persistence removes a queued message by packet id; give unsent ones a unique one
+      if (p.messageId === undefined) p.messageId = 70_000 + ++id;
+      await this.outgoingClearMessageId(client, p);
+      if (p.brokerId !== undefined) await this.write(OUTGOING_TOPIC, [{ key: enc(this.outgoingKey(clientId, p)), value: null }]);
+    }
+    this.offlineCount.delete(clientId);
+    await this.delWill(client);
+    this.incoming.delete(clientId);
+    await this.setSessionExpiry(clientId, null);
   }
 
   // --- wills ----------------------------------------------------------------------------------
@@ -487,7 +670,7 @@ export class LogPersistence {
       {
         key: enc(`w\u0000${client.id}`),
         value: payload,
-        headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id })) }],
+        headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id, properties: propsToJson(packet.properties) })) }],
       },
     ]);
     await this.mem.putWill(client, packet);

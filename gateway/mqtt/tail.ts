@@ -22,6 +22,7 @@ import type { BrokerApi, TopicPartition } from '../../host/broker/api.js';
 import { decodeBatches } from '../../host/core/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Router } from './routes.js';
+import { headersToProperties } from './headers.js';
 
 export const ORIGIN_HEADER = 'mqtt.origin';
 export const TOPIC_HEADER = 'mqtt.topic';
@@ -29,7 +30,7 @@ const WAIT_MS = 5_000;
 const TOPIC_APPEAR_POLL_MS = 50;
 
 export interface Publisher {
-  publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean }, done: (err?: Error | null) => void): void;
+  publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean; properties?: Record<string, unknown>; messageExpiry?: number }, done: (err?: Error | null) => void): void;
 }
 
 export interface TailOptions {
@@ -139,10 +140,13 @@ class TailReader {
     }
     const mqttTopic = this.m.router.reverse(this.topic, partition, key, headerTopic);
     if (mqttTopic === undefined) return;
+    // MQTT 5 properties travel as headers (headers.ts); an expired message is not delivered
+    const { properties, messageExpiry } = headersToProperties(headers);
+    if (messageExpiry !== undefined && messageExpiry <= Date.now()) return;
     this.delivered++;
     return new Promise<void>((resolve) => {
       this.m.aedes.publish(
-        { cmd: 'publish', topic: mqttTopic, payload: value === null ? Buffer.alloc(0) : Buffer.from(value), qos: this.m.options.reverseQos, retain: false, dup: false },
+        { cmd: 'publish', topic: mqttTopic, payload: value === null ? Buffer.alloc(0) : Buffer.from(value), qos: this.m.options.reverseQos, retain: false, dup: false, ...(properties ? { properties } : {}), ...(messageExpiry !== undefined ? { messageExpiry } : {}) },
         (err) => {
           if (err) this.m.logger.warn({ topic: mqttTopic, err: err.message }, 'mqtt: reverse delivery failed');
           resolve();

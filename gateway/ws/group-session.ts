@@ -40,7 +40,8 @@ const ASSIGNORS = ['range', 'roundrobin', 'RoundRobinAssigner'];
 
 // --- consumer protocol codecs -----------------------------------------------------------------
 
-export function encodeSubscription(topics: string[]): Uint8Array {
+/** `userData` is opaque to every assignor offered here (the MQTT gateway's shared subscriptions carry their topology in it). */
+export function encodeSubscription(topics: string[], userData: Uint8Array | null = null): Uint8Array {
   const parts: Buffer[] = [];
   const head = Buffer.alloc(6);
   head.writeInt16BE(0, 0);
@@ -52,9 +53,10 @@ export function encodeSubscription(topics: string[]): Uint8Array {
     len.writeInt16BE(b.length, 0);
     parts.push(len, b);
   }
-  const userData = Buffer.alloc(4);
-  userData.writeInt32BE(-1, 0);
-  parts.push(userData);
+  const userDataLen = Buffer.alloc(4);
+  userDataLen.writeInt32BE(userData === null ? -1 : userData.byteLength, 0);
+  parts.push(userDataLen);
+  if (userData !== null) parts.push(Buffer.from(userData.buffer, userData.byteOffset, userData.byteLength));
   return Buffer.concat(parts);
 }
 

@@ -23,7 +23,7 @@ abstractPersistence({
     const metrics = new MetricsRegistry();
     const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
     const batcher = new AppendBatcher(broker, silentLogger, { lingerMs: 0, appendsInFlightMax: 2, batchBytesMax: 1 << 20, batchRecordsMax: 1000 });
-    const limits = { retainedMessagesMax: 10_000, persistentSessionsMax: 10_000, offlineMessagesPerClientMax: 10_000 };
+    const limits = { retainedMessagesMax: 10_000, persistentSessionsMax: 10_000, offlineMessagesPerClientMax: 10_000, qos2InflightInboundMax: 1_000 };
     return new (class extends LogPersistence {
       override async destroy(): Promise<void> {
         await super.destroy();

@@ -1,0 +1,235 @@
+// Regression tests for the MQTT defects of issue 9, each over a real socket against the real
+// gateway: mixed-QoS deliveries lost to aedes' per-client dedupe, overlapping unsubscribes,
+// redelivery of every unacknowledged message, `$`-topics answered, a non-CONNECT first
+// packet closed at once, refusals logged and counted, and the inbound QoS 2 table dropped by
+// a clean-session reconnect (GHSA-p8r9-qf8w-p73r).
+import t from 'tap';
+import mqtt from 'mqtt';
+import { connect as netConnect, type Socket } from 'node:net';
+import { openStack } from '../unit/mqtt/fixture.js';
+import { eventually, sleep } from '../helpers/index.js';
+import { packet, str, u16 } from '../helpers/mqtt-packets.js';
+
+interface Got {
+  topic: string;
+  payload: string;
+  qos: number;
+  retain: boolean;
+}
+
+function collect(c: mqtt.MqttClient): Got[] {
+  const got: Got[] = [];
+  c.on('message', (topic, payload, p) => got.push({ topic, payload: payload.toString(), qos: p.qos, retain: p.retain }));
+  return got;
+}
+
+
+t.test('defect 1: pipelined publishes of mixed QoS all reach a QoS 2 subscriber', async (t) => {
+  const s = await openStack(t);
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'd1-sub' });
+  t.teardown(() => sub.endAsync(true));
+  const got = collect(sub);
+  await sub.subscribeAsync('T/#', { qos: 2 });
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'd1-pub' });
+  t.teardown(() => pub.endAsync(true));
+  const pairs: Array<[0 | 1 | 2, 0 | 1 | 2]> = [
+    [1, 0],
+    [2, 1],
+    [1, 2],
+  ];
+  let n = 0;
+  for (const [a, b] of pairs) {
+    // back to back, without waiting for the first acknowledgement
+    const p1 = pub.publishAsync(`T/${n}`, `m${n}-q${a}`, { qos: a });
+    const p2 = pub.publishAsync(`T/${n}`, `m${n}-q${b}`, { qos: b });
+    await Promise.all([p1, p2]);
+    n++;
+  }
+  await eventually(() => got.length >= 6, 5_000).catch(() => undefined);
+  await sleep(200);
+  t.same(got.map((g) => g.payload).sort(), ['m0-q0', 'm0-q1', 'm1-q1', 'm1-q2', 'm2-q1', 'm2-q2'], 'every publish delivered once');
+});
+
+t.test('defect 1: one client subscribed at QoS 2 to its own topic gets its QoS 0, 1 and 2 publishes', async (t) => {
+  const s = await openStack(t);
+  const c = await mqtt.connectAsync(s.url, { clientId: 'd1-self' });
+  t.teardown(() => c.endAsync(true));
+  const got = collect(c);
+  await c.subscribeAsync('TopicA', { qos: 2 });
+  await Promise.all([c.publishAsync('TopicA', 'q0', { qos: 0 }), c.publishAsync('TopicA', 'q1', { qos: 1 }), c.publishAsync('TopicA', 'q2', { qos: 2 })]);
+  await eventually(() => got.length >= 3, 5_000).catch(() => undefined);
+  await sleep(200);
+  t.same(got.map((g) => `${g.payload}@${g.qos}`).sort(), ['q0@0', 'q1@1', 'q2@2']);
+});
+
+t.test('defect 2: after unsubscribing one of three overlapping-prefix filters, the other two still deliver', async (t) => {
+  const s = await openStack(t);
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'd2-pub' });
+  t.teardown(() => pub.endAsync(true));
+  // several rounds (paho's interop `test_unsubscribe`): the appends of the two stream topics
+  // complete in any order, which is what exposed the loss (a later counter delivered first)
+  for (let round = 0; round < 8; round++) {
+    const sub = await mqtt.connectAsync(s.url, { clientId: `d2-sub-${round}` });
+    const got = collect(sub);
+    const [a, ab, c] = ['TopicA', 'TopicA/B', 'Topic/C'];
+    await s.broker.createTopic('Topic', 1).catch(() => undefined);
+    await s.broker.createTopic('TopicA', 1).catch(() => undefined);
+    await sub.subscribeAsync([a, ab, c], { qos: 2 });
+    await sub.unsubscribeAsync(a);
+    await Promise.all([a, ab, c].map((topic) => pub.publishAsync(topic, topic, { qos: 1 })));
+    await eventually(() => got.length >= 2, 5_000).catch(() => undefined);
+    await sleep(100);
+    t.same(got.map((g) => g.topic).sort(), [c, ab].sort(), `round ${round}`);
+    await sub.endAsync(true);
+  }
+});
+
+t.test('defect 3: a persistent session gets every unacknowledged delivery again on reconnect (MQTT-4.4.0-1)', async (t) => {
+  const s = await openStack(t);
+  // first session over a raw socket, so nothing acknowledges the deliveries
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  const seen: Buffer[] = [];
+  raw.on('data', (d) => seen.push(d));
+  const has = (text: string) => Buffer.concat(seen).includes(Buffer.from(text));
+  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x00]), u16(30), str('d3')])));
+  raw.write(packet(0x82, Buffer.concat([u16(1), str('+/+'), Buffer.from([2])])));
+  await eventually(() => Buffer.concat(seen).includes(Buffer.from([0x90, 0x03, 0x00, 0x01, 0x02])), 5_000);
+  // QoS 1 then QoS 2, back to back
+  raw.write(Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from('two')]))]));
+  await eventually(() => has('one') && has('two'), 5_000).catch(() => undefined);
+  raw.destroy();
+  await eventually(() => s.gateway.guardOf('d3') === undefined);
+  // handlers are in place before the CONNACK (the redeliveries follow it at once)
+  const again = mqtt.connect(s.url, { clientId: 'd3', clean: false, reconnectPeriod: 0 });
+  const got = collect(again);
+  t.teardown(() => again.endAsync(true));
+  await eventually(() => got.length >= 2, 5_000).catch(() => undefined);
+  await sleep(200);
+  t.same(got.map((g) => g.payload).sort(), ['one', 'two'], 'both redelivered');
+});
+
+t.test('defect 3, MQTT 5: unacknowledged deliveries of a session with an expiry interval come again', async (t) => {
+  const s = await openStack(t);
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  const seen: Buffer[] = [];
+  raw.on('data', (d) => seen.push(d));
+  const has = (text: string) => Buffer.concat(seen).includes(Buffer.from(text));
+  // CONNECT v5, Clean Start 0, properties: Session Expiry Interval (0x11) = 300 s
+  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0x00]), u16(30), Buffer.from([0x05, 0x11, 0, 0, 0x01, 0x2c]), str('d3v5')])));
+  raw.write(packet(0x82, Buffer.concat([u16(1), Buffer.from([0x00]), str('+/+'), Buffer.from([2])])));
+  await eventually(() => Buffer.concat(seen).includes(Buffer.from([0x90, 0x04, 0x00, 0x01, 0x00, 0x02])), 5_000);
+  raw.write(Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from([0x00]), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from([0x00]), Buffer.from('two')]))]));
+  await eventually(() => has('one') && has('two'), 5_000).catch(() => undefined);
+  raw.destroy();
+  await eventually(() => s.gateway.guardOf('d3v5') === undefined);
+  const again = mqtt.connect(s.url, { clientId: 'd3v5', clean: false, reconnectPeriod: 0, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+  const got = collect(again);
+  t.teardown(() => again.endAsync(true));
+  await eventually(() => got.length >= 2, 5_000).catch(() => undefined);
+  await sleep(200);
+  t.same(got.map((g) => g.payload).sort(), ['one', 'two'], 'both redelivered');
+});
+
+t.test('defect 4: a QoS 1 publish to a $-topic is answered and not delivered to # (MQTT-4.7.2-1)', async (t) => {
+  const s = await openStack(t);
+  const all = await mqtt.connectAsync(s.url, { clientId: 'd4-all' });
+  t.teardown(() => all.endAsync(true));
+  const gotAll = collect(all);
+  await all.subscribeAsync('#', { qos: 1 });
+  const exact = await mqtt.connectAsync(s.url, { clientId: 'd4-exact' });
+  t.teardown(() => exact.endAsync(true));
+  const gotExact = collect(exact);
+  await exact.subscribeAsync('$TopicA/B', { qos: 1 });
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'd4-pub', reconnectPeriod: 0 });
+  t.teardown(() => pub.endAsync(true));
+  const answer = await Promise.race([pub.publishAsync('$TopicA/B', 'dollar', { qos: 1 }).then(() => 'puback'), sleep(3_000).then(() => 'nothing')]);
+  t.equal(answer, 'puback', 'PUBACK, as Mosquitto answers');
+  await pub.publishAsync('plain/x', 'marker', { qos: 1 });
+  await eventually(() => gotAll.length >= 1 && gotExact.length >= 1, 5_000);
+  t.same(gotAll.map((g) => g.topic), ['plain/x'], '# does not match $TopicA/B');
+  t.same(gotExact.map((g) => g.topic), ['$TopicA/B'], 'an explicit subscription does');
+});
+
+function rawConnect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect(port, '127.0.0.1', () => resolve(sock));
+    sock.on('error', reject);
+  });
+}
+
+function closedWithin(sock: Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    sock.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+t.test('defect 5: an HTTP request on the MQTT port is closed at once (MQTT-3.1.0-1)', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const s = await openStack(t, { logs, mqtt: { connectTimeoutMs: 30_000 } });
+  const sock = await rawConnect(s.port);
+  t.teardown(() => sock.destroy());
+  sock.on('error', () => undefined);
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.ok(await closedWithin(sock, 2_000), 'closed well before the connect timeout');
+  t.ok(logs.some((l) => l.rule === 'MQTT-3.1.0-1'), 'log line names the rule');
+});
+
+t.test('defect 7: refusals are logged with their rule and counted; the device keeps its session', async (t) => {
+  const logs: Array<Record<string, unknown>> = [];
+  const s = await openStack(t, { logs });
+  // a stream topic whose name collides with another once '.' and '_' are treated alike
+  await s.broker.createTopic('a_b_c', 1);
+  const levels = 'x/'.repeat(100) + 'x'; // 101 levels, one above the default topicLevelsMax
+  const cases: Array<{ topic: string; rule: string }> = [
+    { topic: '$SYS/x', rule: 'sys-topic-reserved' },
+    { topic: 'a.b.c/x', rule: 'stream-topic-invalid' },
+    { topic: levels, rule: 'topic-levels-max' },
+  ];
+  for (const c of cases) {
+    const refused = () => s.metrics.get('tributary_mqtt_refused_total')?.value({ rule: c.rule }) ?? 0;
+    const before = refused();
+    const dev = await mqtt.connectAsync(s.url, { clientId: `d7-${c.rule}`, reconnectPeriod: 0 });
+    const closed = new Promise<void>((r) => dev.once('close', () => r()));
+    dev.publish(c.topic, 'x', { qos: 1 });
+    await Promise.race([closed, sleep(3_000)]);
+    dev.end(true);
+    t.ok(logs.some((l) => l.rule === c.rule && String(l.msg).includes('refused')), `${c.rule}: log line`);
+    t.equal(refused(), before + 1, `${c.rule}: counted`);
+  }
+});
+
+t.test('defect 8: a clean-session reconnect drops the inbound QoS 2 table, so a reused packet id is stored (GHSA-p8r9-qf8w-p73r)', async (t) => {
+  const s = await openStack(t);
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'd8-sub' });
+  t.teardown(() => sub.endAsync(true));
+  const got = collect(sub);
+  await sub.subscribeAsync('ghsa/#', { qos: 2 });
+  const connect = packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x02]), u16(30), str('d8-dev')]));
+  const publish2 = (payload: string) => packet(0x34, Buffer.concat([str('ghsa/x'), u16(7), Buffer.from(payload)]));
+  // first connection: QoS 2 publish id 7, PUBREC received, then the socket drops before PUBREL
+  const a = await rawConnect(s.port);
+  a.on('error', () => undefined);
+  const aData: Buffer[] = [];
+  a.on('data', (d) => aData.push(d));
+  a.write(Buffer.concat([connect, publish2('first')]));
+  await eventually(() => Buffer.concat(aData).includes(Buffer.from([0x50, 0x02, 0x00, 0x07])), 5_000);
+  a.destroy();
+  await eventually(() => s.gateway.guardOf('d8-dev') === undefined);
+  // clean reconnect: the same packet id is a new message
+  const b = await rawConnect(s.port);
+  t.teardown(() => b.destroy());
+  b.on('error', () => undefined);
+  const bData: Buffer[] = [];
+  b.on('data', (d) => bData.push(d));
+  b.write(Buffer.concat([connect, publish2('second')]));
+  await eventually(() => Buffer.concat(bData).includes(Buffer.from([0x50, 0x02, 0x00, 0x07])), 5_000);
+  b.write(packet(0x62, u16(7)));
+  await eventually(() => got.some((g) => g.payload === 'second'), 5_000);
+  t.same(got.map((g) => g.payload), ['first', 'second']);
+});
