@@ -19,6 +19,7 @@ import type { Counter } from '../../host/metrics/registry.js';
 import type { AppendBatcher } from './append.js';
 import type { MqttGatewayOptions } from './options.js';
 import { ERRORS } from '../../host/errors/codes.js';
+import { MALFORMED } from './properties.js';
 import { CONNECT, RECEIVE_MAXIMUM_DEFAULT, checkConnect, checkPacket, readFixedHeader, type PublishRefusal, type Refusal, type Violation } from './guard.js';
 
 /** The parts of an aedes Client the guard touches (aedes 1.2 lib/client.js). */
@@ -335,7 +336,7 @@ export class ConnectionGuard {
     this.shared.totalWaiters.delete(this);
     this.shared.violations.inc({ rule: v.rule });
     // MQTT 5 after CONNACK: say why before closing (MQTT-4.13.1-1), 0x81 Malformed Packet unless the rule names another
-    const reason = this.v5 && this.client.connackSent ? (v.reason ?? 0x81) : undefined;
+    const reason = this.v5 && this.client.connackSent ? (v.reason ?? MALFORMED) : undefined;
     this.shared.logger.warn({ rule: v.rule, clientId: this.client.id ?? undefined, remote: this.remote, reason }, `mqtt: ${v.message} (${v.rule}); ${reason !== undefined ? `DISCONNECT reason 0x${reason.toString(16)} sent, ` : ''}connection closed`);
     if (reason !== undefined) this.sendDisconnect(reason);
     else this.conn.destroy();

@@ -15,8 +15,8 @@
 // 7 bits each, little-endian groups, high bit = "more" (MQTT-2.2.3). The remaining length is
 // checked against `packetBytesMax` before the packet is buffered.
 import { isUtf8 } from 'node:buffer';
-import type { ErrorName } from '../../host/errors/codes.js';
-import { isPropProblem, parseProperties } from './properties.js';
+import { ERRORS, type ErrorName } from '../../host/errors/codes.js';
+import { MALFORMED, PROTOCOL_ERROR, isPropProblem, parseProperties } from './properties.js';
 
 export const CONNECT = 1;
 export const PUBLISH = 3;
@@ -252,13 +252,13 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
         aliased = props.values.topicAlias !== undefined;
         const rt = props.values.responseTopic as string | undefined;
         if (rt !== undefined && (rt.length === 0 || rt.includes('#') || rt.includes('+'))) {
-          return { rule: 'MQTT-3.3.2-14', message: 'PUBLISH Response Topic is empty or has a wildcard', reason: 0x82 };
+          return { rule: 'MQTT-3.3.2-14', message: 'PUBLISH Response Topic is empty or has a wildcard', reason: PROTOCOL_ERROR };
         }
       }
       // MQTT 5: an empty topic with a Topic Alias names the aliased topic (§3.3.2.3.4)
       if (!(aliased && t[1] === t[0])) {
         const p = topicNameProblem(buf, t[0], t[1]);
-        if (p) return v5 ? { ...p, reason: 0x82 } : p;
+        if (p) return v5 ? { ...p, reason: PROTOCOL_ERROR } : p;
       }
       let levels = 1;
       for (let i = t[0]; i < t[1]; i++) if (buf[i] === 0x2f) levels++;
@@ -284,7 +284,7 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       if (len > 3) {
         const props = parseProperties(buf, s + 3, e, 'ack');
         if (isPropProblem(props)) return propsViolation(props);
-        if (s + 3 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} has bytes after its properties`, reason: 0x81 };
+        if (s + 3 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} has bytes after its properties`, reason: MALFORMED };
       }
       return undefined;
     }
@@ -310,11 +310,11 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
           if (o > 2) return { rule: 'MQTT-3.8.3-4', message: `SUBSCRIBE requested QoS byte is ${o}` };
         } else {
           // MQTT 5 §3.8.3.1: bits 0-1 QoS, 2 No Local, 3 Retain As Published, 4-5 Retain Handling, 6-7 reserved
-          if ((o & 0x03) === 3) return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE maximum QoS is 3', reason: 0x81 };
-          if (o & 0xc0) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE options reserved bits are set', reason: 0x81 };
-          if (((o >> 4) & 0x03) === 3) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE Retain Handling is 3', reason: 0x82 };
+          if ((o & 0x03) === 3) return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE maximum QoS is 3', reason: MALFORMED };
+          if (o & 0xc0) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE options reserved bits are set', reason: MALFORMED };
+          if (((o >> 4) & 0x03) === 3) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE Retain Handling is 3', reason: PROTOCOL_ERROR };
           if (o & 0x04 && buf.toString('utf8', f[0], Math.min(f[1], f[0] + 7)) === '$share/') {
-            return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE No Local on a shared subscription', reason: 0x82 };
+            return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE No Local on a shared subscription', reason: PROTOCOL_ERROR };
           }
         }
         pos = f[1] + 1;
@@ -354,18 +354,18 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
       if (len > 1) {
         const props = parseProperties(buf, s + 1, e, 'disconnect');
         if (isPropProblem(props)) return propsViolation(props);
-        if (s + 1 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: 'DISCONNECT has bytes after its properties', reason: 0x81 };
+        if (s + 1 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: 'DISCONNECT has bytes after its properties', reason: MALFORMED };
       }
       return undefined;
     case 15: // AUTH (MQTT 5 only)
       if (!v5) return { rule: 'MQTT-2.2.1', message: 'packet type 15 is not sent by clients' };
       // enhanced authentication is not offered: a CONNECT naming a method is refused with
       // 0x8C, so any AUTH is outside an exchange the server started (MQTT-4.12.0-6)
-      return { rule: 'MQTT-4.12.0-6', message: 'AUTH without an authentication exchange', reason: 0x82 };
+      return { rule: 'MQTT-4.12.0-6', message: 'AUTH without an authentication exchange', reason: PROTOCOL_ERROR };
     case CONNECT:
-      return { rule: 'MQTT-3.1.0-2', message: 'a second CONNECT on one connection', reason: 0x82 };
+      return { rule: 'MQTT-3.1.0-2', message: 'a second CONNECT on one connection', reason: PROTOCOL_ERROR };
     default:
-      return { rule: 'MQTT-2.2.1', message: `packet type ${type} is not sent by clients`, reason: 0x81 };
+      return { rule: 'MQTT-2.2.1', message: `packet type ${type} is not sent by clients`, reason: MALFORMED };
   }
 }
 
@@ -380,7 +380,7 @@ export function readFixedHeader(buf: Buffer, pos: number, packetBytesMax: number
     const d = buf[pos + i];
     len += (d & 0x7f) * mul;
     if ((d & 0x80) === 0) {
-      if (len > packetBytesMax) return { rule: 'packetBytesMax', message: `packet of ${len} bytes announced, above packetBytesMax ${packetBytesMax}` };
+      if (len > packetBytesMax) return { rule: 'packetBytesMax', message: `packet of ${len} bytes announced, above packetBytesMax ${packetBytesMax}`, reason: ERRORS.MESSAGE_TOO_LARGE.mqtt };
       return [b >> 4, b & 0x0f, len, i + 1];
     }
     mul *= 128;

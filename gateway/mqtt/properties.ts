@@ -11,6 +11,11 @@
 // Integer, UTF-8 string (2-byte length + bytes), Binary Data (2-byte length + bytes), or a
 // UTF-8 String Pair (two strings).
 import { isUtf8 } from 'node:buffer';
+import { ERRORS } from '../../host/errors/codes.js';
+
+/** Reason codes from the error table's `mqtt` column (MQTT 5 §2.4). */
+export const MALFORMED = ERRORS.CORRUPT_MESSAGE.mqtt; // 0x81 Malformed Packet
+export const PROTOCOL_ERROR = ERRORS.INVALID_REQUEST.mqtt; // 0x82 Protocol Error
 
 type PropType = 'byte' | 'u16' | 'u32' | 'varint' | 'string' | 'binary' | 'pair';
 
@@ -53,7 +58,7 @@ export const PROPERTIES: Record<number, PropSpec> = {
 export interface PropProblem {
   rule: string;
   message: string;
-  /** 0x81 Malformed Packet or 0x82 Protocol Error. */
+  /** MALFORMED (0x81) or PROTOCOL_ERROR (0x82). */
   reason: number;
 }
 
@@ -81,7 +86,7 @@ export function readVarint(buf: Buffer, pos: number, end: number): [number, numb
 }
 
 function malformed(message: string): PropProblem {
-  return { rule: 'MQTT-2.2.2', message, reason: 0x81 };
+  return { rule: 'MQTT-2.2.2', message, reason: MALFORMED };
 }
 
 /** Reads a 2-byte-length-prefixed field; [start, end] or undefined when it runs past `end`. */
@@ -117,9 +122,9 @@ export function parseProperties(buf: Buffer, pos: number, end: number, kind: Pro
     if (!spec) return malformed(`${kind} has unknown property identifier 0x${id.toString(16)}`);
     if (!spec.in.includes(kind)) {
       const rule = kind === 'publish' && id === 0x0b ? 'MQTT-3.3.4-6' : 'MQTT-2.2.2-2';
-      return { rule, message: `${kind} may not carry property ${spec.name}`, reason: 0x82 };
+      return { rule, message: `${kind} may not carry property ${spec.name}`, reason: PROTOCOL_ERROR };
     }
-    if (!spec.multi && spec.name in values) return { rule: 'MQTT-2.2.2-2', message: `${kind} carries ${spec.name} twice`, reason: 0x82 };
+    if (!spec.multi && spec.name in values) return { rule: 'MQTT-2.2.2-2', message: `${kind} carries ${spec.name} twice`, reason: PROTOCOL_ERROR };
     let v: number | string | Buffer;
     switch (spec.type) {
       case 'byte':
@@ -166,7 +171,7 @@ export function parseProperties(buf: Buffer, pos: number, end: number, kind: Pro
       }
     }
     const bad = rangeProblem(spec.name, v as number);
-    if (bad) return { rule: bad[0], message: `${kind} ${spec.name} ${bad[1]}`, reason: 0x82 };
+    if (bad) return { rule: bad[0], message: `${kind} ${spec.name} ${bad[1]}`, reason: PROTOCOL_ERROR };
     values[spec.name] = v;
   }
   return { bytes: stop - pos, values, user };
