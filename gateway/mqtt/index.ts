@@ -26,7 +26,7 @@ import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
 import { AppendBatcher } from './append.js';
 import { Authorizer } from './auth.js';
-import { ConnectionGuard, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
+import { ConnectionGuard, DeliveryGate, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
@@ -111,7 +111,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     lastLog.set(kind, now);
     logger.warn(fields, msg);
   };
-  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set() };
+  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };
   const outbounds = new WeakMap<object, Outbound>();
   batcher.onDrain(() => {
     if (shared.totalWaiters.size === 0 || batcher.pendingBytes >= o.pendingBytesTotalMax) return;
@@ -321,6 +321,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   } as never);
 
   const events = aedes as unknown as NodeJS.EventEmitter;
+  shared.deliveries.source = (aedes as unknown as { mq: { length: number } }).mq;
 
   // --- reverse delivery -------------------------------------------------------------------------
 
