@@ -151,23 +151,26 @@ export class ConnectionGuard {
     });
     const read = conn.read.bind(conn);
     conn.read = (size?: number) => (this.holding !== null && !this.dead ? null : read(size));
+    // One writev per event-loop turn: mqtt-packet corks and uncorks around every packet (one
+    // syscall each); the first write of a turn corks once more and the next turn's check phase
+    // uncorks, so the PUBACKs of a group commit and the deliveries of a burst leave together.
+    // end() uncorks fully, so a closing connection still flushes.
+    const write = conn.write.bind(conn) as (...args: unknown[]) => boolean;
+    conn.write = ((...args: unknown[]) => {
+      if (!this.corked && !conn.writableEnded && !conn.destroyed) {
+        this.corked = true;
+        conn.cork();
+        setImmediate(this.uncork);
+      }
+      return write(...args);
+    }) as typeof conn.write;
   }
 
   private corked = false;
-
-  /**
-   * Holds this connection's writes until the current tick ends, so the PUBACKs of one group
-   * commit leave in one write instead of one syscall each.
-   */
-  corkForTick(): void {
-    if (this.corked || this.dead) return;
-    this.corked = true;
-    this.conn.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.conn.uncork();
-    });
-  }
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (this.conn.writableCorked > 0) this.conn.uncork();
+  };
 
   /** aedes sent CONNACK 0: packets after CONNECT may flow. */
   connackSent(): void {

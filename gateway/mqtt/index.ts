@@ -260,7 +260,6 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         guard.pendingBytes -= bytes;
         if (durable) {
           guard.inflight--;
-          guard.corkForTick();
         }
         guard.wake();
       }
