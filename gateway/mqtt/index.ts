@@ -240,13 +240,15 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const guard = client ? guards.get(client) : undefined;
     const headers: RecordInput['headers'] = [];
-    if (o.headers.topic) headers.push({ key: TOPIC_HEADER, value: Buffer.from(packet.topic) });
+    // the key is most often the MQTT topic itself: encoded once, shared (records are not mutated)
+    const topicBytes = Buffer.from(packet.topic);
+    if (o.headers.topic) headers.push({ key: TOPIC_HEADER, value: topicBytes });
     if (o.headers.qos) headers.push({ key: 'mqtt.qos', value: QOS_BYTES[packet.qos] });
     if (o.headers.retain) headers.push({ key: 'mqtt.retain', value: packet.retain ? TRUE_BYTES : FALSE_BYTES });
     if (o.headers.clientId) headers.push({ key: 'mqtt.clientId', value: guard?.clientIdBytes ?? Buffer.from(clientId) });
     if (packet.properties) propertiesToHeaders(packet.properties as Record<string, unknown>, headers);
     headers.push({ key: ORIGIN_HEADER, value: originBytes });
-    const record: RecordInput = { key: Buffer.from(target.key), value: payload, headers };
+    const record: RecordInput = { key: target.key === packet.topic ? topicBytes : Buffer.from(target.key), value: payload, headers };
     const bytes = payload.length + packet.topic.length * 2 + 96;
     const durable = packet.qos > 0;
     const startMs = durable ? performance.now() : 0;
