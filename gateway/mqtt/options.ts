@@ -96,6 +96,8 @@ export interface MqttGatewayOptions {
   sessionExpiryMaxSeconds: number;
   /** MQTT 5: delayed wills and expiring sessions held at once (aedes `pendingSessionsLimit`); beyond, they end at once. */
   pendingSessionsMax: number;
+  /** Bytes waiting in the socket toward one client beyond which QoS 0 deliveries to it are dropped (counted) and QoS 1/2 ones wait in its queue. */
+  deliveryBytesQueuedMax: number;
   /** QoS 1/2 deliveries queued toward one client while its Receive Maximum window is full; beyond, the oldest QoS 0 is dropped first, then the client is disconnected (counted). */
   deliveryQueueMax: number;
   /** MQTT 5: Response Information returned to a client that asks for it (empty = none); `{clientId}` is substituted. */
@@ -153,6 +155,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   topicAliasMax: 64, // a device publishes to a handful of topics; each alias costs one map entry per connection
   sessionExpiryMaxSeconds: 7 * 24 * 3600, // a week: a device offline longer resubscribes; bounds how long a session pins state
   pendingSessionsMax: 10_000, // matches persistentSessionsMax
+  deliveryBytesQueuedMax: 512 * 1024, // a subscriber that stops reading costs at most half a MiB beyond the kernel buffers, then misses QoS 0 messages
   deliveryQueueMax: 1_000, // matches offlineMessagesPerClientMax: what a slow client may owe before it is dropped
   responseInformation: '', // request/response is application-specific; off unless configured
 
@@ -192,6 +195,7 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('topicAliasMax', o.topicAliasMax, 0, 65535);
   int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
   int('pendingSessionsMax', o.pendingSessionsMax, 1);
+  int('deliveryBytesQueuedMax', o.deliveryBytesQueuedMax, 1024);
   int('deliveryQueueMax', o.deliveryQueueMax, 1);
   int('retainedMessagesMax', o.retainedMessagesMax, 0);
   int('persistentSessionsMax', o.persistentSessionsMax, 0);

@@ -156,6 +156,38 @@ t.test('deliveriesQueuedMax: publishes wait at the socket while aedes\' delivery
   t.ok(s.metrics.get('tributary_mqtt_read_holds_total')!.value({ reason: 'deliveries' }) > 0, 'connections were held for it, counted');
 });
 
+t.test('deliveryBytesQueuedMax: QoS 0 to a subscriber that stopped reading is dropped past the bound and counted; publishers are not stalled', async (t) => {
+  const bound = 16 * 1024;
+  const s = await openStack(t, { mqtt: { deliveryBytesQueuedMax: bound, drainTimeoutMs: 60_000 } });
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'sq-sub', keepalive: 0 });
+  t.teardown(() => sub.endAsync(true));
+  let got = 0;
+  sub.on('message', () => got++);
+  await sub.subscribeAsync('sq/#', { qos: 0 });
+  const stream = (sub as unknown as { stream: { pause(): void; resume(): void } }).stream;
+  stream.pause(); // reads nothing until resumed
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'sq-pub' });
+  t.teardown(() => pub.endAsync(true));
+  const big = Buffer.alloc(4 * 1024, 0x63);
+  const sent = 1_000; // 4 MiB: more than the kernel's loopback buffers hold
+  let maxQueued = 0;
+  for (let i = 0; i < sent; i++) {
+    await pub.publishAsync('sq/x', big, { qos: 0 });
+    maxQueued = Math.max(maxQueued, clientsOf(s)['sq-sub']?.conn.writableLength ?? 0);
+  }
+  const start = Date.now();
+  await pub.publishAsync('other/x', 'fast', { qos: 1 });
+  t.ok(Date.now() - start < 5_000, `a QoS 1 publish elsewhere is acknowledged in ${Date.now() - start} ms`);
+  const dropped = s.metrics.get('tributary_mqtt_deliveries_dropped_total')!.value({ reason: 'slow-client-qos0' });
+  t.ok(dropped > 0, `${dropped} QoS 0 deliveries dropped, counted`);
+  // the check runs before aedes' write of the same turn: the bound plus one turn's deliveries
+  t.ok(maxQueued <= bound + 64 * big.length, `at most ${maxQueued} bytes waited toward the subscriber (bound ${bound})`);
+  stream.resume();
+  await eventually(() => got + dropped >= sent, 15_000).catch(() => undefined);
+  t.equal(got + dropped, sent, `received ${got} + dropped ${dropped} = sent ${sent}: nothing lost uncounted`);
+  t.ok(clientsOf(s)['sq-sub'], 'the subscriber stays connected (paused, not dropped, within drainTimeoutMs)');
+});
+
 t.test('a subscriber that never reads: bounded buffer toward it, dropped after drainTimeoutMs; publishers go on', async (t) => {
   const s = await openStack(t, { mqtt: { drainTimeoutMs: 500 } });
   const slow = tcpConnect(s.port, '127.0.0.1');
