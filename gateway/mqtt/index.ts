@@ -332,7 +332,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     for (const id in clients) out.push(...Object.keys(clients[id].subscriptions));
     return out;
   };
-  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters()]);
+  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters()], batcher.own);
   if (o.reverse) {
     events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic)));
     events.on('unsubscribe', () => tails.changed());
