@@ -39,6 +39,83 @@ export interface BatcherOptions {
 }
 
 const KNOWN_TOPICS_MAX = 10_000; // topics known to exist; past it, ensureTopic is asked again
+const OWN_RANGES_PER_PARTITION_MAX = 64; // the tail reader passes them within a read or two
+const OWN_PARTITIONS_MAX = 4_096; // past it, every range is forgotten (the tail falls back to the origin header)
+
+/**
+ * Offset ranges this gateway appended, per partition, so the reverse-delivery tail reader can
+ * jump past them instead of reading back, decoding and dropping every MQTT publish (they were
+ * delivered by aedes at publish time). Records others appended between two of our ranges lie
+ * outside every range and are read as before. Bounded: a forgotten range only costs a read,
+ * since the tail still drops records carrying this gateway's origin header.
+ */
+export class OwnAppends {
+  private readonly ranges = new Map<string, Array<[number, number]>>();
+  private readonly inflight = new Map<string, Set<Promise<unknown>>>();
+  /** Records the tail reader jumped over without reading (tests, diagnostics). */
+  skippedRecords = 0;
+
+  /** A produce of ours to `topic` is running: its offsets are not known yet. */
+  track(topic: string, p: Promise<unknown>): void {
+    let set = this.inflight.get(topic);
+    if (!set) this.inflight.set(topic, (set = new Set()));
+    set.add(p);
+    const done = () => {
+      set.delete(p);
+      if (set.size === 0 && this.inflight.get(topic) === set) this.inflight.delete(topic);
+    };
+    p.then(done, done);
+  }
+
+  /** Resolves when the produces of ours to `topic` running now have settled (their ranges recorded); undefined when none runs. */
+  settled(topic: string): Promise<void> | undefined {
+    const set = this.inflight.get(topic);
+    if (!set || set.size === 0) return undefined;
+    return Promise.allSettled([...set]).then(() => undefined);
+  }
+
+  /** Records the offsets one produce returned (contiguous per partition: one batch each). */
+  record(topic: string, written: ReadonlyArray<{ partition: number; offset: number }>): void {
+    const bounds = new Map<number, [number, number]>();
+    for (const w of written) {
+      const b = bounds.get(w.partition);
+      if (!b) bounds.set(w.partition, [w.offset, w.offset + 1]);
+      else {
+        if (w.offset < b[0]) b[0] = w.offset;
+        if (w.offset + 1 > b[1]) b[1] = w.offset + 1;
+      }
+    }
+    for (const [partition, range] of bounds) {
+      const key = `${topic}\u0000${partition}`;
+      let list = this.ranges.get(key);
+      if (!list) {
+        if (this.ranges.size >= OWN_PARTITIONS_MAX) this.ranges.clear();
+        this.ranges.set(key, (list = []));
+      }
+      // kept in offset order (two produces in flight may settle out of order); adjacent ones merge
+      let i = list.length;
+      while (i > 0 && list[i - 1][0] > range[0]) i--;
+      if (i > 0 && list[i - 1][1] === range[0]) list[i - 1][1] = range[1];
+      else list.splice(i, 0, range);
+      if (i < list.length - 1 && list[i][1] === list[i + 1][0]) {
+        list[i][1] = list[i + 1][1];
+        list.splice(i + 1, 1);
+      }
+      if (list.length > OWN_RANGES_PER_PARTITION_MAX) list.shift();
+    }
+  }
+
+  /** Where a reader at `offset` continues: past any of our ranges starting at or before it. Ranges behind it are forgotten. */
+  skip(topic: string, partition: number, offset: number): number {
+    const list = this.ranges.get(`${topic}\u0000${partition}`);
+    if (!list) return offset;
+    while (list.length > 0 && list[0][1] <= offset) list.shift();
+    const from = offset;
+    while (list.length > 0 && list[0][0] <= offset) offset = list.shift()![1];
+    this.skippedRecords += offset - from;
+    return offset;
+  }
+}
 
 export class AppendBatcher {
   pendingBytes = 0;
@@ -46,6 +123,8 @@ export class AppendBatcher {
   private readonly knownTopics = new Set<string>();
   private readonly drainListeners = new Set<() => void>();
   private closed = false;
+  /** What this gateway appended, for the tail reader to skip. */
+  readonly own = new OwnAppends();
   /** Appends completed, batches sent: for metrics and the bench. */
   appendedRecords = 0;
   batches = 0;
@@ -130,7 +209,14 @@ export class AppendBatcher {
     }
     // Routes never target internal topics (routes.ts refuses `__*`), so only this gateway's
     // own persistence reaches here with one.
-    await this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal: isInternalTopic(topic) });
+    const internal = isInternalTopic(topic);
+    const produced = this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal });
+    if (internal) {
+      await produced; // never tailed
+      return;
+    }
+    this.own.track(topic, produced);
+    this.own.record(topic, await produced);
   }
 
   private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {

@@ -6,6 +6,10 @@
 //   total     bytes of all connections' publishes not yet appended
 //   outgoing  bytes queued toward this client, resumed on 'drain'
 //   connack   packets after CONNECT wait until aedes has answered it
+//   deliveries  aedes' delivery queue (mqemitter parks publishes past its concurrency in an
+//              array) holds `deliveriesQueuedMax` messages: every connection stops handing
+//              publishes over until it is below half (DeliveryGate), so a socket read of
+//              hundreds of publishes per connection cannot pile up thousands of messages there
 // Holding = the connection's `read()` answers null, so aedes takes no bytes; the stream's
 // buffer fills to its high-water mark, the socket stops reading, the kernel's receive
 // buffer fills and TCP pushes back on the device. Releasing reads again.
@@ -46,9 +50,61 @@ export interface GuardShared {
   rareLog(key: string, fields: Record<string, unknown>, msg: string): void;
   /** Guards waiting for the total of pending bytes to fall. */
   totalWaiters: Set<ConnectionGuard>;
+  /** aedes' queue of messages waiting to be delivered, and the guards waiting for it to shrink. */
+  deliveries: DeliveryGate;
 }
 
-type HoldReason = 'rate' | 'inflight' | 'pending' | 'total' | 'outgoing' | 'connack';
+/** Publishes handed to aedes at once before the flow-control checks look again. */
+const DELIVER_SLICE_PUBLISHES = 64;
+
+type HoldReason = 'rate' | 'inflight' | 'pending' | 'total' | 'outgoing' | 'connack' | 'deliveries';
+
+/**
+ * Watches aedes' delivery queue (`aedes.mq.length`: messages mqemitter has parked because its
+ * `concurrency` deliveries are running). Guards hold while it is at `max`; once any guard
+ * waits, the gate looks again every event-loop turn and releases them all below `max / 2`
+ * (hysteresis, so they do not flap at the bound). Nothing runs while nobody waits.
+ */
+export class DeliveryGate {
+  /** Set once aedes exists (the guard's shared state is built before it). */
+  source: { length: number } | undefined;
+  private readonly waiters = new Set<ConnectionGuard>();
+  private armed = false;
+
+  constructor(readonly max: number) {}
+
+  get queued(): number {
+    return this.source?.length ?? 0;
+  }
+
+  full(): boolean {
+    return this.queued >= this.max;
+  }
+
+  wait(g: ConnectionGuard): void {
+    this.waiters.add(g);
+    this.arm();
+  }
+
+  forget(g: ConnectionGuard): void {
+    this.waiters.delete(g);
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    setImmediate(() => this.check());
+  }
+
+  private check(): void {
+    this.armed = false;
+    if (this.waiters.size === 0) return;
+    if (this.queued * 2 >= this.max) return this.arm();
+    const ready = [...this.waiters];
+    this.waiters.clear();
+    for (const g of ready) g.wakeDeliveries();
+  }
+}
 
 export class ConnectionGuard {
   /** Bytes of this connection's publishes accepted and not yet appended. */
@@ -96,23 +152,26 @@ export class ConnectionGuard {
     });
     const read = conn.read.bind(conn);
     conn.read = (size?: number) => (this.holding !== null && !this.dead ? null : read(size));
+    // One writev per event-loop turn: mqtt-packet corks and uncorks around every packet (one
+    // syscall each); the first write of a turn corks once more and the next turn's check phase
+    // uncorks, so the PUBACKs of a group commit and the deliveries of a burst leave together.
+    // end() uncorks fully, so a closing connection still flushes.
+    const write = conn.write.bind(conn) as (...args: unknown[]) => boolean;
+    conn.write = ((...args: unknown[]) => {
+      if (!this.corked && !conn.writableEnded && !conn.destroyed) {
+        this.corked = true;
+        conn.cork();
+        setImmediate(this.uncork);
+      }
+      return write(...args);
+    }) as typeof conn.write;
   }
 
   private corked = false;
-
-  /**
-   * Holds this connection's writes until the current tick ends, so the PUBACKs of one group
-   * commit leave in one write instead of one syscall each.
-   */
-  corkForTick(): void {
-    if (this.corked || this.dead) return;
-    this.corked = true;
-    this.conn.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.conn.uncork();
-    });
-  }
+  private readonly uncork = (): void => {
+    this.corked = false;
+    if (this.conn.writableCorked > 0) this.conn.uncork();
+  };
 
   /** aedes sent CONNACK 0: packets after CONNECT may flow. */
   connackSent(): void {
@@ -127,6 +186,11 @@ export class ConnectionGuard {
   /** The total of pending bytes fell. */
   wakeTotal(): void {
     if (this.holding === 'total') this.release();
+  }
+
+  /** aedes' delivery queue fell below half its bound. */
+  wakeDeliveries(): void {
+    if (this.holding === 'deliveries') this.release();
   }
 
   private onData(chunk: Buffer): void {
@@ -170,6 +234,7 @@ export class ConnectionGuard {
     let from = 0;
     let runBytes = 0;
     let runInflight = 0;
+    let runPublishes = 0;
     if (!this.connectSeen && buf.length > 0 && buf[0] !== 0x10) {
       // MQTT-3.1.0-1: judged on the first byte, so an HTTP request (whose bytes read as a
       // long remaining length) is not left waiting for bytes that never come
@@ -235,6 +300,16 @@ export class ConnectionGuard {
         runBytes += len;
         if (r.qos > 0) runInflight++;
         if (this.v5) this.userProps.push(r.user);
+        if (++runPublishes >= DELIVER_SLICE_PUBLISHES) {
+          // hand over a slice, so the next publish's checks see what these did (aedes' delivery
+          // queue, the counters); a socket read can hold thousands of small publishes
+          this.deliver(buf.subarray(from, e));
+          if (this.dead) return buf.length;
+          from = e;
+          runBytes = 0;
+          runInflight = 0;
+          runPublishes = 0;
+        }
       }
       pos = e;
     }
@@ -290,6 +365,7 @@ export class ConnectionGuard {
     if (mine > 0 && mine >= o.pendingBytesPerConnectionMax) return ['pending', 0];
     if (this.shared.batcher.pendingBytes >= o.pendingBytesTotalMax) return ['total', 0];
     if (this.conn.writableLength >= o.outgoingBytesMax) return ['outgoing', 0];
+    if (this.shared.deliveries.full()) return ['deliveries', 0];
     return null;
   }
 
@@ -299,6 +375,7 @@ export class ConnectionGuard {
     if (reason === 'rate') setTimeout(() => this.release(), delayMs);
     else if (reason === 'outgoing') this.conn.once('drain', () => this.release());
     else if (reason === 'total') this.shared.totalWaiters.add(this);
+    else if (reason === 'deliveries') this.shared.deliveries.wait(this);
     else if (reason === 'inflight' || reason === 'pending') {
       // the counters may already have fallen while the packets were being handed over
       if (this.mustWait(1, 0, 0)?.[0] !== reason) setImmediate(() => this.release());
@@ -308,6 +385,7 @@ export class ConnectionGuard {
   private release(): void {
     if (this.holding === null || this.dead) return;
     if (this.holding === 'total') this.shared.totalWaiters.delete(this);
+    if (this.holding === 'deliveries') this.shared.deliveries.forget(this);
     this.holding = null;
     this.pump();
     // aedes reads again when its packets in flight complete; with none in flight, nothing
@@ -334,6 +412,7 @@ export class ConnectionGuard {
     this.dead = true;
     this.buf = null;
     this.shared.totalWaiters.delete(this);
+    this.shared.deliveries.forget(this);
     this.shared.violations.inc({ rule: v.rule });
     // MQTT 5 after CONNACK: say why before closing (MQTT-4.13.1-1), 0x81 Malformed Packet unless the rule names another
     const reason = this.v5 && this.client.connackSent ? (v.reason ?? MALFORMED) : undefined;

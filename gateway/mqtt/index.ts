@@ -29,7 +29,7 @@ import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
 import { AppendBatcher } from './append.js';
 import { Authorizer } from './auth.js';
-import { ConnectionGuard, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
+import { ConnectionGuard, DeliveryGate, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
@@ -164,7 +164,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     lastLog.set(kind, now);
     logger.warn(fields, msg);
   };
-  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set() };
+  const shared: GuardShared = { options: o, logger, batcher, violations: metrics.violations, refused: metrics.publishRefused, holds: metrics.holds, rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };
   const outbounds = new WeakMap<object, Outbound>();
   /** Set when the gateway closes: disconnects from then on are ours, not the clients'. */
   let closingGateway = false;
@@ -328,13 +328,15 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const guard = client ? guards.get(client) : undefined;
     const headers: RecordInput['headers'] = [];
-    if (o.headers.topic) headers.push({ key: TOPIC_HEADER, value: Buffer.from(packet.topic) });
+    // the key is most often the MQTT topic itself: encoded once, shared (records are not mutated)
+    const topicBytes = Buffer.from(packet.topic);
+    if (o.headers.topic) headers.push({ key: TOPIC_HEADER, value: topicBytes });
     if (o.headers.qos) headers.push({ key: 'mqtt.qos', value: QOS_BYTES[packet.qos] });
     if (o.headers.retain) headers.push({ key: 'mqtt.retain', value: packet.retain ? TRUE_BYTES : FALSE_BYTES });
     if (o.headers.clientId) headers.push({ key: 'mqtt.clientId', value: guard?.clientIdBytes ?? Buffer.from(clientId) });
     if (packet.properties) propertiesToHeaders(packet.properties as Record<string, unknown>, headers);
     headers.push({ key: ORIGIN_HEADER, value: originBytes });
-    const record: RecordInput = { key: Buffer.from(target.key), value: payload, headers };
+    const record: RecordInput = { key: target.key === packet.topic ? topicBytes : Buffer.from(target.key), value: payload, headers };
     const bytes = payload.length + packet.topic.length * 2 + 96;
     const durable = packet.qos > 0;
     const startMs = durable ? performance.now() : 0;
@@ -348,7 +350,6 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         guard.pendingBytes -= bytes;
         if (durable) {
           guard.inflight--;
-          guard.corkForTick();
         }
         guard.wake();
       }
@@ -412,6 +413,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   } as never);
 
   const events = aedes as unknown as NodeJS.EventEmitter;
+  shared.deliveries.source = (aedes as unknown as { mq: { length: number } }).mq;
 
   // --- reverse delivery -------------------------------------------------------------------------
 
@@ -421,7 +423,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     for (const id in clients) out.push(...Object.keys(clients[id].subscriptions).filter(notShared));
     return out;
   };
-  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)]);
+  const tails = new TailManager(broker, aedes as never, router, o, logger, gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)], batcher.own);
   if (o.reverse) {
     events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic).filter(notShared)));
     events.on('unsubscribe', () => tails.changed());

@@ -78,6 +78,8 @@ export interface MqttGatewayOptions {
   outgoingBytesMax: number;
   /** A client whose outgoing buffer does not drain within this time is disconnected. */
   drainTimeoutMs: number;
+  /** Messages waiting in aedes' delivery queue before every connection stops handing it publishes (resumed below half). */
+  deliveriesQueuedMax: number;
   /** Publishes per second per connection (token bucket); 0 = no limit. Excess is delayed, not dropped. */
   publishRatePerSecond: number;
   publishBurst: number;
@@ -94,6 +96,8 @@ export interface MqttGatewayOptions {
   sessionExpiryMaxSeconds: number;
   /** MQTT 5: delayed wills and expiring sessions held at once (aedes `pendingSessionsLimit`); beyond, they end at once. */
   pendingSessionsMax: number;
+  /** Bytes waiting in the socket toward one client beyond which QoS 0 deliveries to it are dropped (counted) and QoS 1/2 ones wait in its queue. */
+  deliveryBytesQueuedMax: number;
   /** QoS 1/2 deliveries queued toward one client while its Receive Maximum window is full; beyond, the oldest QoS 0 is dropped first, then the client is disconnected (counted). */
   deliveryQueueMax: number;
   /** MQTT 5: Response Information returned to a client that asks for it (empty = none); `{clientId}` is substituted. */
@@ -157,6 +161,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   pendingBytesTotalMax: 32 << 20, // all devices together: 32 MiB, small next to a 1 GB Pi
   outgoingBytesMax: 1 << 20, // a subscriber that reads slowly stops its own publishes, not the broker
   drainTimeoutMs: 30_000, // a frozen client is dropped rather than buffered forever
+  deliveriesQueuedMax: 1_000, // ~1 MiB of small readings; measured: 25,800 queued (200+ MiB heap) without it, half the CPU per message with it
   publishRatePerSecond: 0, // off by default: devices differ too much for one number
   publishBurst: 100, // with a rate: short bursts (a reconnect flushing its queue) pass untouched
   connectTimeoutMs: 10_000, // a socket that never sends CONNECT is closed
@@ -166,6 +171,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   topicAliasMax: 64, // a device publishes to a handful of topics; each alias costs one map entry per connection
   sessionExpiryMaxSeconds: 7 * 24 * 3600, // a week: a device offline longer resubscribes; bounds how long a session pins state
   pendingSessionsMax: 10_000, // matches persistentSessionsMax
+  deliveryBytesQueuedMax: 512 * 1024, // a subscriber that stops reading costs at most half a MiB beyond the kernel buffers, then misses QoS 0 messages
   deliveryQueueMax: 1_000, // matches offlineMessagesPerClientMax: what a slow client may owe before it is dropped
   responseInformation: '', // request/response is application-specific; off unless configured
 
@@ -203,6 +209,7 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('pendingBytesTotalMax', o.pendingBytesTotalMax, 1024);
   int('outgoingBytesMax', o.outgoingBytesMax, 1024);
   int('drainTimeoutMs', o.drainTimeoutMs, 0);
+  int('deliveriesQueuedMax', o.deliveriesQueuedMax, 1);
   int('publishRatePerSecond', o.publishRatePerSecond, 0);
   int('publishBurst', o.publishBurst, 1);
   int('connectTimeoutMs', o.connectTimeoutMs, 100);
@@ -212,6 +219,7 @@ export function validateMqttOptions(o: MqttGatewayOptions): void {
   int('topicAliasMax', o.topicAliasMax, 0, 65535);
   int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
   int('pendingSessionsMax', o.pendingSessionsMax, 1);
+  int('deliveryBytesQueuedMax', o.deliveryBytesQueuedMax, 1024);
   int('deliveryQueueMax', o.deliveryQueueMax, 1);
   int('retainedMessagesMax', o.retainedMessagesMax, 0);
   int('persistentSessionsMax', o.persistentSessionsMax, 0);

@@ -18,6 +18,13 @@
 //                          (MQTT-3.3.4-9); more wait in a queue bounded by `deliveryQueueMax`.
 //                          A client that lets it fill is disconnected and counted: a slow
 //                          subscriber is never buffered without limit.
+//   slow client            while more than `deliveryBytesQueuedMax` bytes wait in the socket
+//                          toward the client, a QoS 0 delivery is dropped and counted
+//                          (reason slow-client-qos0, as Mosquitto's max_queued_messages) and a
+//                          QoS 1/2 one waits in the queue above (bounded, its session keeps the
+//                          stored copy) until 'drain'. Either way aedes' delivery slot is given
+//                          back at once, so one slow reader does not stall every publisher; a
+//                          client that drains nothing for `drainTimeoutMs` is disconnected.
 //   Maximum Packet Size    a delivery larger than the client accepts is dropped for that client
 //                          (MQTT-3.1.2-25) and counted.
 //   message expiry         an expired message is dropped; others carry the remaining seconds.
@@ -63,7 +70,7 @@ export interface OutboundClient {
   deliverQoS: Deliver;
   deliver0: Deliver;
   disconnect(opts: { reasonCode: number }, done?: () => void): void;
-  conn: { destroy(): void };
+  conn: { destroy(): void; readonly writableLength: number; on(event: 'drain', fn: () => void): unknown };
 }
 
 /** What the connection guard learnt from CONNECT. */
@@ -115,6 +122,29 @@ export class Outbound {
     client.duplicates = NO_MARKS;
     client.deliverQoS = (p, cb) => this.deliver(p, cb, true);
     client.deliver0 = (p, cb) => this.deliver(p, cb, false);
+    client.conn.on('drain', () => {
+      if (this.stallTimer) clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+      this.pump();
+    });
+  }
+
+  private stallTimer: NodeJS.Timeout | undefined;
+
+  /** More than `deliveryBytesQueuedMax` bytes wait toward the client; arms the drain timeout. */
+  private stalled(): boolean {
+    if (this.client.conn.writableLength < this.shared.options.deliveryBytesQueuedMax) return false;
+    if (!this.stallTimer && !this.closed && this.shared.options.drainTimeoutMs > 0) {
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = undefined;
+        if (this.closed || this.client.conn.writableLength < this.shared.options.deliveryBytesQueuedMax) return;
+        this.shared.logger.warn({ clientId: this.client.id, drainTimeoutMs: this.shared.options.drainTimeoutMs }, 'mqtt: client read nothing for drainTimeoutMs with deliveries waiting; disconnected');
+        this.close();
+        this.client.conn.destroy();
+      }, this.shared.options.drainTimeoutMs);
+      this.stallTimer.unref();
+    }
+    return true;
   }
 
   private get windowMax(): number {
@@ -137,9 +167,17 @@ export class Outbound {
     }
     if (!qosPath || packet.qos === 0) {
       packet.qos = 0;
-      return this.orig0(packet, cb);
+      if (this.stalled()) {
+        this.shared.dropped.inc({ reason: 'slow-client-qos0' });
+        setImmediate(cb);
+        return;
+      }
+      // the bytes are bounded above: aedes' slot need not wait for the socket to drain
+      this.orig0(packet, noop);
+      setImmediate(cb);
+      return;
     }
-    if (this.queue.length > 0 || this.inflight >= this.windowMax) {
+    if (this.queue.length > 0 || this.inflight >= this.windowMax || this.stalled()) {
       if (this.queue.length >= this.shared.options.deliveryQueueMax) {
         this.overflow();
         setImmediate(cb);
@@ -219,6 +257,7 @@ export class Outbound {
 
   private pump(): void {
     while (!this.closed && this.inflight < this.windowMax) {
+      if (this.queue.length > 0 && this.windowWaiters.length === 0 && this.stalled()) return; // resumed on 'drain'
       const w = this.windowWaiters.shift();
       if (w) {
         w();
@@ -262,6 +301,8 @@ export class Outbound {
 
   close(): void {
     this.closed = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     this.queue.length = 0;
     for (const w of this.windowWaiters) w();
     this.windowWaiters = [];

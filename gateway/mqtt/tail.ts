@@ -9,7 +9,9 @@
 //
 // No double delivery: publishes that came in over MQTT were already delivered by aedes at
 // publish time, and their records carry the header `mqtt.origin` = this gateway's id; the
-// tail skips those. (Routing MQTT→MQTT delivery through the log instead would add an fsync
+// tail skips those: it jumps past the offset ranges the gateway's own appends returned
+// (append.ts OwnAppends) without reading them, and drops any it still reads by that header.
+// (Routing MQTT→MQTT delivery through the log instead would add an fsync
 // to every delivery; aedes' direct path keeps MQTT latency what devices expect.)
 //
 // Interest: a subscription's filter names stream topics through the routes
@@ -23,6 +25,7 @@ import { decodeBatches } from '../../host/core/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Router } from './routes.js';
 import { headersToProperties } from './headers.js';
+import type { OwnAppends } from './append.js';
 
 export const ORIGIN_HEADER = 'mqtt.origin';
 export const TOPIC_HEADER = 'mqtt.topic';
@@ -91,8 +94,17 @@ class TailReader {
           }
         }
         let progressed = false;
-        for (const [partition, offset] of this.positions) {
+        // our own appends of this topic running now: wait for their offsets so they are skipped, not read back
+        const own = this.m.own;
+        const running = own?.settled(this.topic);
+        if (running) await running;
+        for (const [partition, at] of this.positions) {
           if (this.stopped) return;
+          const offset = own ? own.skip(this.topic, partition, at) : at;
+          if (offset !== at) {
+            this.positions.set(partition, offset);
+            progressed = true;
+          }
           const tp: TopicPartition = { topic: this.topic, partition };
           const res = await this.m.broker.read(tp, offset, { maxBytes: this.m.options.tailReadBytesMax });
           if (res.records.byteLength === 0) continue;
@@ -173,6 +185,8 @@ export class TailManager {
     originId: string,
     /** Every filter with interest right now (live subscriptions and persisted sessions). */
     private readonly currentFilters: () => string[],
+    /** This gateway's own appends, skipped instead of read back (the origin header stays the fallback). */
+    readonly own?: OwnAppends,
   ) {
     this.originBytes = Buffer.from(originId);
   }

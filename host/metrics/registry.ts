@@ -8,10 +8,25 @@ export type Labels = Record<string, string>;
 
 const MAX_SERIES_PER_METRIC = 2_000;
 
+/** Characters a label value must escape in the exposition format. */
+const NEEDS_ESCAPE = /[\\"\n]/;
+
+/**
+ * The series key of a label set. Called on every increment, so the common cases are cheap: one
+ * label needs no sort, and a value without a backslash, a quote or a newline needs no escaping.
+ */
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let out = '';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    let v = String(labels[k]);
+    if (NEEDS_ESCAPE.test(v)) v = v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+    out += i === 0 ? `${k}="${v}"` : `,${k}="${v}"`;
+  }
+  return out;
 }
 
 abstract class Metric {

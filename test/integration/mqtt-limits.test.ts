@@ -120,6 +120,74 @@ t.test('a QoS 0 flood is held at the socket: pending bytes stay bounded and memo
   t.ok(holds.value({ reason: 'pending' }) + holds.value({ reason: 'total' }) > 0, 'sockets were held');
 });
 
+t.test('deliveriesQueuedMax: publishes wait at the socket while aedes\' delivery queue is full, none lost', async (t) => {
+  const max = 50;
+  const s = await openStack(t, { mqtt: { deliveriesQueuedMax: max } });
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'dq-sub' });
+  t.teardown(() => sub.endAsync(true));
+  let got = 0;
+  sub.on('message', () => got++);
+  await sub.subscribeAsync('dq/#', { qos: 0 });
+  // every emit of aedes' mqemitter: how many messages were parked in its queue
+  const mq = (s.gateway.aedes as unknown as { mq: { length: number; emit: (...a: unknown[]) => unknown } }).mq;
+  const emit = mq.emit.bind(mq);
+  let maxQueued = 0;
+  mq.emit = (...a: unknown[]) => {
+    const r = emit(...a);
+    maxQueued = Math.max(maxQueued, mq.length);
+    return r;
+  };
+  const one = packet(0x30, Buffer.concat([str('dq/x'), Buffer.alloc(20, 0x61)]));
+  const perChunk = 300;
+  const chunk = Buffer.concat(Array.from({ length: perChunk }, () => one));
+  [0, 1, 2, 3].forEach((i) => {
+    const sock = tcpConnect(s.port, '127.0.0.1', () => {
+      sock.write(connectPacket(`dq-${i}`));
+      // three socket reads' worth each, written at once: 3,600 publishes in all
+      for (let k = 0; k < 3; k++) sock.write(chunk);
+    });
+    sock.on('error', () => undefined);
+    t.teardown(() => sock.destroy());
+  });
+  await eventually(() => got === 4 * 3 * perChunk, 20_000);
+  t.equal(got, 4 * 3 * perChunk, 'every publish delivered');
+  // the guard looks again every 64 publishes it hands over: the bound plus one slice per connection
+  t.ok(maxQueued <= max + 4 * 64, `aedes' delivery queue peaked at ${maxQueued} (bound ${max} + one slice of 64 per connection; ${4 * 3 * perChunk} publishes sent)`);
+  t.ok(s.metrics.get('tributary_mqtt_read_holds_total')!.value({ reason: 'deliveries' }) > 0, 'connections were held for it, counted');
+});
+
+t.test('deliveryBytesQueuedMax: QoS 0 to a subscriber that stopped reading is dropped past the bound and counted; publishers are not stalled', async (t) => {
+  const bound = 16 * 1024;
+  const s = await openStack(t, { mqtt: { deliveryBytesQueuedMax: bound, drainTimeoutMs: 60_000 } });
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'sq-sub', keepalive: 0 });
+  t.teardown(() => sub.endAsync(true));
+  let got = 0;
+  sub.on('message', () => got++);
+  await sub.subscribeAsync('sq/#', { qos: 0 });
+  const stream = (sub as unknown as { stream: { pause(): void; resume(): void } }).stream;
+  stream.pause(); // reads nothing until resumed
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'sq-pub' });
+  t.teardown(() => pub.endAsync(true));
+  const big = Buffer.alloc(4 * 1024, 0x63);
+  const sent = 1_000; // 4 MiB: more than the kernel's loopback buffers hold
+  let maxQueued = 0;
+  for (let i = 0; i < sent; i++) {
+    await pub.publishAsync('sq/x', big, { qos: 0 });
+    maxQueued = Math.max(maxQueued, clientsOf(s)['sq-sub']?.conn.writableLength ?? 0);
+  }
+  const start = Date.now();
+  await pub.publishAsync('other/x', 'fast', { qos: 1 });
+  t.ok(Date.now() - start < 5_000, `a QoS 1 publish elsewhere is acknowledged in ${Date.now() - start} ms`);
+  const dropped = s.metrics.get('tributary_mqtt_deliveries_dropped_total')!.value({ reason: 'slow-client-qos0' });
+  t.ok(dropped > 0, `${dropped} QoS 0 deliveries dropped, counted`);
+  // the check runs before aedes' write of the same turn: the bound plus one turn's deliveries
+  t.ok(maxQueued <= bound + 64 * big.length, `at most ${maxQueued} bytes waited toward the subscriber (bound ${bound})`);
+  stream.resume();
+  await eventually(() => got + dropped >= sent, 15_000).catch(() => undefined);
+  t.equal(got + dropped, sent, `received ${got} + dropped ${dropped} = sent ${sent}: nothing lost uncounted`);
+  t.ok(clientsOf(s)['sq-sub'], 'the subscriber stays connected (paused, not dropped, within drainTimeoutMs)');
+});
+
 t.test('a subscriber that never reads: bounded buffer toward it, dropped after drainTimeoutMs; publishers go on', async (t) => {
   const s = await openStack(t, { mqtt: { drainTimeoutMs: 500 } });
   const slow = tcpConnect(s.port, '127.0.0.1');

@@ -133,6 +133,39 @@ t.test('reverse route: MQTT-origin records are not delivered twice', async (t) =
   t.same(seen.sort(), ['from-kafka', 'from-mqtt']);
 });
 
+t.test('reverse route: records of others between MQTT publishes reach a # subscriber once each, in order, while our own appends are skipped unread', async (t) => {
+  const s = await openStack(t);
+  const sub = await mqtt.connectAsync(s.url, { clientId: 'sub-mix' });
+  t.teardown(() => sub.endAsync(true));
+  await sub.subscribeAsync('#', { qos: 1 });
+  const seen: string[] = [];
+  sub.on('message', (_t, p) => seen.push(p.toString()));
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'pub-mix' });
+  t.teardown(() => pub.endAsync(true));
+  // one at a time: each Kafka record lies between two MQTT appends of the same partition
+  const expected: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    await pub.publishAsync('mix/a', `mqtt-${i}`, { qos: 1 });
+    await s.broker.produce('mix', [{ key: Buffer.from('mix/a'), value: Buffer.from(`kafka-${i}`) }], { acks: -1 });
+    expected.push(`mqtt-${i}`, `kafka-${i}`);
+    await eventually(() => seen.includes(`kafka-${i}`));
+  }
+  t.same(seen, expected, 'each once, in log order');
+  // then mixed without waiting: QoS 0 and 1 publishes, Kafka records in between
+  const burst: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 50; i++) {
+    burst.push(pub.publishAsync('mix/a', `burst-mqtt-${i}`, { qos: (i % 2) as 0 | 1 }));
+    if (i % 5 === 0) burst.push(s.broker.produce('mix', [{ key: Buffer.from('mix/a'), value: Buffer.from(`burst-kafka-${i}`) }], { acks: -1 }));
+  }
+  await Promise.all(burst);
+  const kafka = Array.from({ length: 10 }, (_, k) => `burst-kafka-${k * 5}`);
+  await eventually(() => kafka.every((v) => seen.includes(v)) && seen.filter((v) => v.startsWith('burst-mqtt-')).length === 50);
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(seen.filter((v) => v.startsWith('burst-kafka-')), kafka, 'every record of others delivered once, in order');
+  t.equal(new Set(seen).size, seen.length, 'no MQTT publish delivered twice');
+  t.ok(s.gateway.batcher.own.skippedRecords > 0, `the tail jumped over ${s.gateway.batcher.own.skippedRecords} records of this gateway's own without reading them`);
+});
+
 t.test('reverse routes from config: template maps the record key into an MQTT topic', async (t) => {
   const s = await openStack(t, { mqtt: { reverseRoutes: [{ topic: 'cmds', mqttTopic: 'dev/{key}/cmd' }] } });
   const dev = await mqtt.connectAsync(s.url, { clientId: 'd1' });
