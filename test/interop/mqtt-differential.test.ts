@@ -3,15 +3,18 @@
 // messages, DISCONNECT, abrupt closes, wills) run against a real Mosquitto 2.0 and the real
 // Tributary process; what every client received must be the same, except for the differences
 // named in INTENDED_DIFFERENCES (test/helpers/mqtt-script-compare.ts). A difference fails with
-// the seed and a shrunk script.
+// the seed and a shrunk script. First the harness checks itself: the same scripts against two
+// Mosquittos must show no difference (the settling makes scripts deterministic), and a delivery
+// removed from one observation must be reported.
 //
 //   MQTT_DIFF_SCRIPTS=N   scripts per protocol version (default 200, for CI)
 //   MQTT_DIFF_SEED=S      run only the script of seed S (replay), with its observations printed
 //   MQTT_DIFF_V5=1        also run MQTT 5 scripts
 import t from 'tap';
-import { haveCommand } from '../helpers/index.js';
-import { formatScript, generate, shrink, type Script } from '../helpers/mqtt-script.js';
-import { formatDifferences, formatIntendedDifferences, type Difference } from '../helpers/mqtt-script-compare.js';
+import { haveCommand, tempDir } from '../helpers/index.js';
+import { clientName, formatScript, generate, shrink, TOPICS, type Script } from '../helpers/mqtt-script.js';
+import { compare, formatDifferences, formatIntendedDifferences, type Difference } from '../helpers/mqtt-script-compare.js';
+import { resetServer, runScript, startMosquitto, type Observation } from '../helpers/mqtt-script-runner.js';
 import { ServerPair } from '../helpers/mqtt-script-pair.js';
 
 const SCRIPTS = Number(process.env.MQTT_DIFF_SCRIPTS ?? 200);
@@ -21,8 +24,10 @@ const VERSIONS: Array<4 | 5> = process.env.MQTT_DIFF_V5 === '1' ? [4, 5] : [4];
 const LANES = 3;
 const soak = process.env.MQTT_DIFF_SCRIPTS !== undefined;
 /** Wall-clock bounds for CI (a loaded 2-core machine): the scripts, then shrinking. A soak has none. */
-const RUN_BUDGET_MS = soak ? Infinity : 45_000;
+const RUN_BUDGET_MS = soak ? Infinity : 40_000;
 const SHRINK_BUDGET_MS = soak ? 120_000 : 15_000;
+/** Scripts run against two Mosquittos to check the harness itself. */
+const SELF_CHECK_SCRIPTS = 12;
 /** Base of the seeds of a run; fixed so CI runs the same scripts every time. */
 const SEED_BASE = 9_000;
 
@@ -35,6 +40,35 @@ if (!haveCommand('mosquitto')) {
   if (process.env.CI) t.fail('mosquitto is not installed: .ci/run installs the Debian package mosquitto');
   else t.test('mosquitto not installed (Debian package mosquitto): differential test against Mosquitto skipped', { skip: true }, () => undefined);
 } else {
+  t.test('the harness is deterministic: Mosquitto against Mosquitto shows no difference, and a lost delivery is caught', async (t) => {
+    // Two Mosquittos run the same scripts: any difference would be the harness's own timing, not a
+    // server's behaviour. Then one observation loses a delivery, and the comparison must say so.
+    const dir = await tempDir(t, 'tributary-mqtt-diff-self-');
+    const [a, b] = await Promise.all([startMosquitto(dir), startMosquitto(dir)]);
+    t.teardown(() => Promise.all([a.stop(), b.stop()]));
+    let delivered = 0;
+    let lastScript: Script | undefined;
+    let lastObservation: Observation | undefined;
+    for (let i = 0; i < SELF_CHECK_SCRIPTS; i++) {
+      const script = generate(SEED_BASE + 1_000_000 + i, { protocolVersion: 4 });
+      const prefix = `self${i}-`;
+      const [x, y] = await Promise.all([runScript(script, { port: a.port, clientIdPrefix: prefix }), runScript(script, { port: b.port, clientIdPrefix: prefix })]);
+      const ids = Array.from({ length: script.clients }, (_, c) => prefix + clientName(c));
+      await Promise.all([resetServer(a.port, 4, ids, TOPICS), resetServer(b.port, 4, ids, TOPICS)]);
+      const diffs = compare(script, x, y);
+      t.same(diffs, [], `seed ${script.seed}: Mosquitto twice\n${formatScript(script)}\n${formatDifferences(diffs)}`);
+      const n = x.connections.reduce((sum, c) => sum + c.received.length, 0);
+      delivered += n;
+      if (n > 0) [lastScript, lastObservation] = [script, x];
+    }
+    t.ok(delivered > SELF_CHECK_SCRIPTS, `the scripts deliver messages (${delivered})`);
+    const lossy = structuredClone(lastObservation!);
+    const victim = lossy.connections.find((c) => c.received.some((r) => !r.retain))!;
+    victim.received.splice(victim.received.findIndex((r) => !r.retain), 1);
+    const caught = compare(lastScript!, lastObservation!, lossy);
+    t.ok(caught.some((d) => d.kind.startsWith('live delivery') && d.connection === victim.key), `a dropped delivery is reported: ${caught.map((d) => d.kind).join(', ')}`);
+  });
+
   for (const protocolVersion of VERSIONS) {
     const label = protocolVersion === 5 ? 'MQTT 5' : 'MQTT 3.1.1';
     if (REPLAY_SEED !== undefined) {
