@@ -48,7 +48,7 @@ export interface Observation {
 }
 
 /** How the runner makes one step on one side, after the intended-differences table had its say. */
-export type StepAction = 'run' | 'skip' | 'refuse-close' | 'refuse-ack';
+export type StepAction = 'run' | 'refuse-close' | 'refuse-ack';
 
 export interface RunOptions {
   port: number;
@@ -340,11 +340,9 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
       const racesRetained = step.retain && burst.some((b) => b.retain && b.topic === step.topic && (b.client !== step.client || b.qos !== step.qos));
       if ((refusable || racesRetained) && burst.length > 0) await settle();
       burst.push(step);
-      if (action === 'skip') {
-        // refused on the other side without an answer: nothing to send
-      } else if (action === 'refuse-close') {
-        client.log.publishAcks[step.id] = step.qos > 0 ? 'no ack' : client.log.publishAcks[step.id];
-        if (step.qos === 0) delete client.log.publishAcks[step.id];
+      if (action === 'refuse-close') {
+        // what the server does when it refuses a publish in MQTT 3.1.1: the connection ends, unanswered
+        if (step.qos > 0) client.log.publishAcks[step.id] = 'no ack';
         client.destroy(false);
         client.log.end = 'server closed';
         live.delete(step.client);

@@ -212,3 +212,29 @@ export async function shrink(script: Script, stillFails: (s: Script) => Promise<
   }
   return { script: best, attempts, complete: chunk < 1 };
 }
+
+/**
+ * Hand-written scripts that always run besides the seeded ones: the sessions of issue 9's defect
+ * reports, and each difference the seeded scripts first found, reduced to a few steps.
+ */
+export function namedScripts(protocolVersion: 4 | 5): Array<{ name: string; script: Script }> {
+  let id = 0;
+  const connect = (client: number, clean = true, ack = true): Step => ({ id: id++, op: 'connect', client, clean, ack });
+  const subscribe = (client: number, ...subs: Array<[string, QoS]>): Step => ({ id: id++, op: 'subscribe', client, subs: subs.map(([filter, qos]) => ({ filter, qos })) });
+  const unsubscribe = (client: number, ...filters: string[]): Step => ({ id: id++, op: 'unsubscribe', client, filters });
+  const publish = (client: number, topic: string, qos: QoS, retain = false): Step => ({ id: id++, op: 'publish', client, topic, qos, retain, empty: false });
+  const disconnect = (client: number): Step => ({ id: id++, op: 'disconnect', client });
+  const named: Array<[string, Step[]]> = [
+    ['issue 9 defect 1: QoS 1 then QoS 0 to a subscriber of a/# at QoS 2', [connect(0), connect(1), subscribe(0, ['a/#', 2]), publish(1, 'a/x', 1), publish(1, 'a/x', 0)]],
+    ['issue 9 defect 1: QoS 2 then QoS 1', [connect(0), connect(1), subscribe(0, ['a/#', 2]), publish(1, 'a/x', 2), publish(1, 'a/x', 1)]],
+    ['issue 9 defect 1: QoS 1 then QoS 2', [connect(0), connect(1), subscribe(0, ['a/#', 2]), publish(1, 'a/x', 1), publish(1, 'a/x', 2)]],
+    ['issue 9 defect 1: one client subscribed to a at QoS 2 publishes QoS 0, 1, 2 to it', [connect(0), subscribe(0, ['a', 2]), publish(0, 'a', 0), publish(0, 'a', 1), publish(0, 'a', 2)]],
+    ['issue 9 defect 2: unsubscribing a keeps a/x and b/x', [connect(0), connect(1), subscribe(0, ['a', 1]), subscribe(0, ['a/x', 1]), subscribe(0, ['b/x', 1]), unsubscribe(0, 'a'), publish(1, 'a', 1), publish(1, 'a/x', 1), publish(1, 'b/x', 1)]],
+    ['issue 9 defect 3: a persistent session resends both unacknowledged deliveries on reconnect (MQTT-4.4.0-1)', [connect(0, false, false), subscribe(0, ['+/+', 2]), publish(0, 'a/x', 1), publish(0, 'b/x', 2), disconnect(0), connect(0, false, true)]],
+    ['issue 9 defect 4: a QoS 1 publish to a $ topic is answered (refused: connection closed)', [connect(0), connect(1), subscribe(1, ['$q/#', 1]), publish(0, '$q/x', 1)]],
+    ['overlapping # at QoS 0 and +/+ at QoS 1: delivered at QoS 1 (MQTT-3.3.5-1)', [connect(0), connect(1), subscribe(0, ['#', 0], ['+/+', 1]), publish(1, 'a/x', 1)]],
+    ['one SUBSCRIBE naming a filter twice gets a return code per filter (MQTT-3.8.4-5, MQTT-3.9.3-1)', [connect(0), subscribe(0, ['a', 0], ['a', 2])]],
+    ['a retained message is sent again at the QoS of a new overlapping subscription (MQTT-3.8.4-3)', [connect(1), publish(1, 'a/x', 2, true), connect(0), subscribe(0, ['a/x', 0]), subscribe(0, ['+/+', 1])]],
+  ];
+  return named.map(([name, steps]) => ({ name, script: { seed: 1, protocolVersion, clients: 2, steps } }));
+}
