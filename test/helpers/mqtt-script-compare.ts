@@ -1,0 +1,181 @@
+// Compares what the clients of one script received from Mosquitto and from Tributary.
+//
+// Compared per connection: CONNACK (return/reason code, session present), SUBACK codes,
+// UNSUBACK, whether each own QoS 1/2 publish was acknowledged, how the connection ended, and the
+// deliveries: topic, payload, QoS and retain flag, and their order per (publisher, topic, QoS,
+// retain) — MQTT orders messages only per topic and QoS (MQTT 3.1.1 §4.6), and Mosquitto itself
+// may deliver a QoS 1 message before an earlier QoS 2 one.
+//
+// Every way Tributary is meant to differ is one row of INTENDED_DIFFERENCES, with the spec rule
+// or document behind it. Nothing else is tolerated: a difference not named there fails the test.
+import type { Script, Step } from './mqtt-script.js';
+import { clientName } from './mqtt-script.js';
+import type { ConnectionLog, Observation, StepAction } from './mqtt-script-runner.js';
+
+export interface IntendedDifference {
+  id: string;
+  /** The MQTT spec rule or document that makes this difference intended. */
+  rule: string;
+  what: string;
+  /** How Mosquitto's run is made to follow Tributary's intended behaviour for one step (undefined: not this rule's step). */
+  onMosquitto?: (step: Step, script: Script) => StepAction | undefined;
+}
+
+export const INTENDED_DIFFERENCES: IntendedDifference[] = [
+  {
+    id: 'dollar-topic-publish-refused',
+    rule: 'MQTT-4.7.2-1 (topics starting with $ are for server use; 3.1.1 §4.7.2, 5.0 §4.7.2); docs/mqtt.md "Topics starting with $ are reserved"',
+    what:
+      'Tributary refuses a client PUBLISH to a topic starting with "$": never stored nor delivered. MQTT 3.1.1 has no negative PUBACK, so the connection is closed (any QoS; the will is published); MQTT 5 answers QoS 1/2 with a PUBACK/PUBREC reason code >= 0x80 and QoS 0 with a DISCONNECT. Mosquitto accepts it and delivers to "$q/..." subscribers; on its side the runner does what Tributary does instead of sending.',
+    onMosquitto: (step, script) => {
+      if (step.op !== 'publish' || !step.topic.startsWith('$')) return undefined;
+      return script.protocolVersion === 5 && step.qos > 0 ? 'refuse-ack' : 'refuse-close';
+    },
+  },
+  {
+    id: 'overlapping-subscriptions-one-copy',
+    rule: 'MQTT-3.3.5-1 (3.1.1 §3.3.5; 5.0 §3.3.4: deliver respecting the maximum QoS of all matching subscriptions, MAY send further copies)',
+    what:
+      'With overlapping subscriptions Mosquitto 2.0 sends one copy per matching subscription; aedes one copy at the maximum QoS. Compared: the copies of one message on one connection count once, at their maximum QoS.',
+  },
+  {
+    id: 'puback-no-matching-subscribers',
+    rule: 'MQTT 5.0 §3.4.2.1 (reason 0x10 "No matching subscribers": the server MAY use it instead of 0x00)',
+    what: 'Mosquitto answers a QoS 1/2 publish nobody subscribes to with 0x10, Tributary with 0x00 (the message is stored). Compared: any reason code below 0x80 is "acked".',
+  },
+  {
+    id: 'no-sys-hierarchy',
+    rule: 'MQTT-4.7.2-1 ($SYS is server-specific, not part of the spec); mosquitto.conf(5) sys_interval',
+    what: 'Mosquitto publishes broker statistics under $SYS/; Tributary publishes none (its metrics are on /metrics). The harness starts Mosquitto with sys_interval 0.',
+  },
+];
+
+/** Step actions for Mosquitto's side, from the table. */
+export function mosquittoActions(step: Step, script: Script): StepAction {
+  for (const d of INTENDED_DIFFERENCES) {
+    const a = d.onMosquitto?.(step, script);
+    if (a) return a;
+  }
+  return 'run';
+}
+
+/** Who sent a payload: the publish step's client, a will, or an empty (retained-clear) publish. */
+function publisherOf(script: Script, payload: string): string {
+  const m = /^(\d+)\.([pw])(\d+)$/.exec(payload);
+  if (!m) return payload === '' ? 'empty payload' : `foreign payload ${JSON.stringify(payload)}`;
+  if (Number(m[1]) !== script.seed) return `payload of another script ${payload}`;
+  const step = script.steps.find((s) => s.id === Number(m[3]));
+  const who = step ? clientName(step.client) : '?';
+  return m[2] === 'w' ? `will of ${who}` : who;
+}
+
+interface Delivered {
+  topic: string;
+  payload: string;
+  qos: number;
+  retain: boolean;
+}
+
+/** overlapping-subscriptions-one-copy: the copies of a message on one connection collapse to the first, at the maximum QoS. */
+function deliveries(log: ConnectionLog): Map<string, Delivered> {
+  const out = new Map<string, Delivered>();
+  for (const r of log.received) {
+    const k = `${r.topic}\0${r.payload}\0${r.retain}`;
+    const seen = out.get(k);
+    if (!seen) out.set(k, { topic: r.topic, payload: r.payload, qos: r.qos, retain: r.retain });
+    else seen.qos = Math.max(seen.qos, r.qos);
+  }
+  return out;
+}
+
+/** The comparable fields of one connection other than deliveries. */
+function fields(log: ConnectionLog): Map<string, string> {
+  const out = new Map<string, string>();
+  out.set('CONNACK', log.connack);
+  for (const [id, v] of Object.entries(log.subacks)) out.set(`SUBACK of #${id}`, v);
+  for (const [id, v] of Object.entries(log.unsubacks)) out.set(`UNSUBACK of #${id}`, v);
+  // puback-no-matching-subscribers: every reason code below 0x80 is a success
+  for (const [id, v] of Object.entries(log.publishAcks)) out.set(`acknowledgement of publish #${id}`, v.startsWith('refused') ? 'refused' : v);
+  out.set('connection end', log.end);
+  return out;
+}
+
+export interface Difference {
+  /** What kind of difference, for grouping and for the shrinker: it keeps a script only while this kind persists. */
+  kind: string;
+  connection: string;
+  what: string;
+  mosquitto: string;
+  tributary: string;
+}
+
+const describe = (script: Script, d: Delivered | undefined) =>
+  d ? `${d.topic} q${d.qos}${d.retain ? ' retained' : ''} from ${publisherOf(script, d.payload)} (${d.payload === '' ? 'empty' : d.payload.slice(d.payload.indexOf('.') + 1)})` : 'not delivered';
+
+/** Every difference between the two observations of one script. */
+export function compare(script: Script, mosquitto: Observation, tributary: Observation): Difference[] {
+  const diffs: Difference[] = [];
+  const byKey = (o: Observation) => new Map(o.connections.map((c) => [c.key, c]));
+  const m = byKey(mosquitto);
+  const t = byKey(tributary);
+  for (const key of [...new Set([...m.keys(), ...t.keys()])]) {
+    const mc = m.get(key);
+    const tc = t.get(key);
+    if (!mc || !tc) {
+      diffs.push({ kind: 'connection made on one side only', connection: key, what: 'connection', mosquitto: mc ? 'made' : 'not made', tributary: tc ? 'made' : 'not made' });
+      continue;
+    }
+    const a = fields(mc);
+    const b = fields(tc);
+    for (const what of [...new Set([...a.keys(), ...b.keys()])]) {
+      const x = a.get(what) ?? '(none)';
+      const y = b.get(what) ?? '(none)';
+      if (x !== y) diffs.push({ kind: what.replace(/ of (publish )?#\d+$/, ''), connection: key, what, mosquitto: x, tributary: y });
+    }
+    const resumed = / sessionPresent 1$/.test(mc.connack) ? ' to a resumed session' : '';
+    const dm = deliveries(mc);
+    const dt = deliveries(tc);
+    for (const k of new Set([...dm.keys(), ...dt.keys()])) {
+      const x = dm.get(k);
+      const y = dt.get(k);
+      const live = (x ?? y)!.retain ? 'retained' : 'live';
+      let kind: string | undefined;
+      if (x && !y) kind = `${live} delivery${resumed} missing`;
+      else if (!x && y) kind = `${live} delivery${resumed} extra`;
+      else if (x!.qos !== y!.qos) kind = `${live} delivery${resumed} at another QoS`;
+      if (kind) diffs.push({ kind, connection: key, what: 'delivery', mosquitto: describe(script, x), tributary: describe(script, y) });
+    }
+    // order per (publisher, topic, QoS, retain) among the messages both delivered at the same QoS
+    const order = (d: Map<string, Delivered>, other: Map<string, Delivered>) => {
+      const groups = new Map<string, string[]>();
+      for (const [k, v] of d) {
+        if (other.get(k)?.qos !== v.qos) continue;
+        const g = `${v.topic} q${v.qos}${v.retain ? ' retained' : ''} from ${publisherOf(script, v.payload)}`;
+        groups.set(g, [...(groups.get(g) ?? []), v.payload === '' ? '(empty)' : v.payload.slice(v.payload.indexOf('.') + 1)]);
+      }
+      return groups;
+    };
+    const om = order(dm, dt);
+    const ot = order(dt, dm);
+    for (const [g, seq] of om) {
+      const other = ot.get(g) ?? [];
+      if (seq.join(' ') !== other.join(' ')) diffs.push({ kind: 'order', connection: key, what: `order of ${g}`, mosquitto: seq.join(' '), tributary: other.join(' ') });
+    }
+  }
+  return diffs;
+}
+
+/** The kinds of a difference list, so the shrinker keeps the same failure rather than any failure. */
+export function signature(diffs: Difference[]): string {
+  return [...new Set(diffs.map((d) => d.kind))].sort()[0] ?? '';
+}
+
+export function formatDifferences(diffs: Difference[], max = 20): string {
+  const lines = diffs.slice(0, max).map((d) => `  ${d.connection} ${d.what} [${d.kind}]:\n      mosquitto: ${d.mosquitto}\n      tributary: ${d.tributary}`);
+  if (diffs.length > max) lines.push(`  … and ${diffs.length - max} more`);
+  return lines.join('\n');
+}
+
+export function formatIntendedDifferences(): string {
+  return INTENDED_DIFFERENCES.map((d) => `- ${d.id} (${d.rule}): ${d.what}`).join('\n');
+}
