@@ -23,16 +23,6 @@ export interface IntendedDifference {
 
 export const INTENDED_DIFFERENCES: IntendedDifference[] = [
   {
-    id: 'dollar-topic-publish-refused',
-    rule: 'MQTT-4.7.2-1 (topics starting with $ are for server use; 3.1.1 §4.7.2, 5.0 §4.7.2); docs/mqtt.md "Topics starting with $ are reserved"',
-    what:
-      'Tributary refuses a client PUBLISH to a topic starting with "$": never stored nor delivered. MQTT 3.1.1 has no negative PUBACK, so the connection is closed (any QoS; the will is published); MQTT 5 answers QoS 1/2 with a PUBACK/PUBREC reason code >= 0x80 and QoS 0 with a DISCONNECT. Mosquitto accepts it and delivers to "$q/..." subscribers; on its side the runner does what Tributary does instead of sending.',
-    onMosquitto: (step, script) => {
-      if (step.op !== 'publish' || !step.topic.startsWith('$')) return undefined;
-      return script.protocolVersion === 5 && step.qos > 0 ? 'refuse-ack' : 'refuse-close';
-    },
-  },
-  {
     id: 'overlapping-subscriptions-one-copy',
     rule: 'MQTT-3.3.5-1 (3.1.1 §3.3.5; 5.0 §3.3.4: deliver respecting the maximum QoS of all matching subscriptions, MAY send further copies)',
     what:

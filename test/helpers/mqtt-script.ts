@@ -231,7 +231,7 @@ export function namedScripts(protocolVersion: 4 | 5): Array<{ name: string; scri
     ['issue 9 defect 1: one client subscribed to a at QoS 2 publishes QoS 0, 1, 2 to it', [connect(0), subscribe(0, ['a', 2]), publish(0, 'a', 0), publish(0, 'a', 1), publish(0, 'a', 2)]],
     ['issue 9 defect 2: unsubscribing a keeps a/x and b/x', [connect(0), connect(1), subscribe(0, ['a', 1]), subscribe(0, ['a/x', 1]), subscribe(0, ['b/x', 1]), unsubscribe(0, 'a'), publish(1, 'a', 1), publish(1, 'a/x', 1), publish(1, 'b/x', 1)]],
     ['issue 9 defect 3: a persistent session resends both unacknowledged deliveries on reconnect (MQTT-4.4.0-1)', [connect(0, false, false), subscribe(0, ['+/+', 2]), publish(0, 'a/x', 1), publish(0, 'b/x', 2), disconnect(0), connect(0, false, true)]],
-    ['issue 9 defect 4: a QoS 1 publish to a $ topic is answered (refused: connection closed)', [connect(0), connect(1), subscribe(1, ['$q/#', 1]), publish(0, '$q/x', 1)]],
+    ['issue 9 defect 4: a QoS 1 publish to a $ topic is acknowledged, delivered to $q/# and not to # (MQTT-4.7.2-1)', [connect(0), connect(1), subscribe(0, ['#', 1]), subscribe(1, ['$q/#', 1]), publish(0, '$q/x', 1)]],
     ['a persistent session subscribed to # and +/+ at QoS 2 gets two QoS 1 messages and stays connected', [connect(0, false), connect(1, false), subscribe(1, ['#', 2], ['+/+', 2]), publish(0, 'a/x', 1), publish(0, 'b/x', 1)]],
     ['overlapping # at QoS 0 and +/+ at QoS 1: delivered at QoS 1 (MQTT-3.3.5-1)', [connect(0), connect(1), subscribe(0, ['#', 0], ['+/+', 1]), publish(1, 'a/x', 1)]],
     ['one SUBSCRIBE naming a filter twice gets a return code per filter (MQTT-3.8.4-5, MQTT-3.9.3-1)', [connect(0), subscribe(0, ['a', 0], ['a', 2])]],
