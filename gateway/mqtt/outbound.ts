@@ -12,8 +12,11 @@
 //                          defects 1 and 3). aedes' mark is disabled for the client and copies
 //                          are recognised by message identity (brokerId, brokerCounter) instead.
 //   QoS and identifiers    the copy sent carries the highest QoS among the client's matching
-//                          subscriptions (capped by the publish's, MQTT-3.3.4-2/-8) and, in
-//                          MQTT 5, every matching Subscription Identifier (MQTT-3.3.4-4).
+//                          subscriptions (capped by the publish's, MQTT-3.3.4-2/-8, MQTT-3.3.5-1)
+//                          whichever subscription's function aedes called first, and, in MQTT 5,
+//                          every matching Subscription Identifier (MQTT-3.3.4-4). aedes' own
+//                          writer would then lower it to the QoS of a subscription naming the
+//                          exact topic; when that differs, the copy is written here instead.
 //   Receive Maximum        never more unacknowledged QoS 1/2 deliveries than the client allowed
 //                          (MQTT-3.3.4-9); more wait in a queue bounded by `deliveryQueueMax`.
 //                          A client that lets it fill is disconnected and counted: a slow
@@ -63,7 +66,19 @@ export interface OutboundClient {
   deliverQoS: Deliver;
   deliver0: Deliver;
   disconnect(opts: { reasonCode: number }, done?: () => void): void;
-  conn: { destroy(): void };
+  conn: NodeJS.WritableStream & { destroy(): void };
+  // aedes 2 lib/client.js internals its deliverQoS uses; `writeQoS` below does the same
+  connecting: boolean;
+  connected: boolean;
+  errored?: boolean;
+  _nextId: number;
+  _wireVersion: number | null;
+  waitForDrain(cb: () => void): void;
+  emit(event: 'error', err: Error): boolean;
+  broker: {
+    authorizeForward(client: OutboundClient, packet: Packet): Packet | null | undefined;
+    persistence: { outgoingUpdate(c: OutboundClient, p: Packet): Promise<void>; outgoingClearMessageId(c: OutboundClient, p: Packet): Promise<unknown> };
+  };
 }
 
 /** What the connection guard learnt from CONNECT. */
@@ -104,6 +119,8 @@ export class Outbound {
   private readonly orig0: Deliver;
   private closed = false;
   private windowWaiters: Array<() => void> = [];
+  /** The packet `writeQoS` is forwarding: `forward` counts it at its own QoS, not aedes' lowered one. */
+  private unlowered: Packet | undefined;
 
   constructor(
     private readonly client: OutboundClient,
@@ -134,7 +151,8 @@ export class Outbound {
       if (this.recent.length > RECENT_MAX) this.recentSet.delete(this.recent.shift()!);
       this.merge(packet);
     }
-    if (!qosPath || packet.qos === 0) {
+    // a live message takes the path of its merged QoS, not of the subscription aedes called first
+    if ((!live && !qosPath) || packet.qos === 0) {
       packet.qos = 0;
       return this.orig0(packet, cb);
     }
@@ -144,12 +162,67 @@ export class Outbound {
         setImmediate(cb);
         return;
       }
-      this.queue.push([packet, this.origQoS]);
+      this.queue.push([packet, this.sendQoS]);
       // the message is ours now (bounded queue); mqemitter must not wait on one slow client
       setImmediate(cb);
       return;
     }
-    this.origQoS(packet, cb);
+    this.sendQoS(packet, cb);
+  }
+
+  private readonly sendQoS: Deliver = (packet, cb) => {
+    const exact = this.client.subscriptions[packet.topic];
+    if (!exact || exact.qos >= packet.qos) return this.origQoS(packet, cb);
+    this.writeQoS(packet, cb);
+  };
+
+  /**
+   * aedes' deliverQoS (lib/client.js) without its last step, which lowers the QoS to that of a
+   * subscription naming the exact topic: here the QoS already is the maximum over the matching
+   * subscriptions (MQTT-3.3.5-1), or for a retained message the QoS of the new subscription
+   * that matched it (MQTT-3.8.4-6). Same order of work: no-local, the forward hook, a packet id,
+   * the session's store for a persistent client, then the write.
+   */
+  private writeQoS(packet: Packet, cb: () => void): void {
+    const c = this.client;
+    if (packet.clientId === c.id && packet.nl) return void setImmediate(cb);
+    this.unlowered = packet;
+    let out: Packet | null | undefined;
+    try {
+      out = c.broker.authorizeForward(c, packet);
+    } finally {
+      this.unlowered = undefined;
+    }
+    if (!out) {
+      if (!c.clean) c.broker.persistence.outgoingClearMessageId(c, packet).then(noop, noop);
+      return void setImmediate(cb);
+    }
+    const fwd = out;
+    setImmediate(() => {
+      let messageId = fwd.messageId;
+      if (!messageId) {
+        messageId = c._nextId;
+        c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1;
+      }
+      const p: Packet = { ...fwd, cmd: 'publish', payload: fwd.payload ?? Buffer.alloc(0), retain: fwd.retain ?? false, dup: false, messageId };
+      const write = () => {
+        if (!(c.connecting || c.connected)) return void setImmediate(cb);
+        let ok = true;
+        try {
+          ok = mqttPacket.writeToStream(p as never, c.conn as never, { protocolVersion: c._wireVersion ?? 4 } as never);
+        } catch (err) {
+          c.emit('error', err as Error);
+        }
+        if (!ok && !c.errored) c.waitForDrain(cb);
+        else setImmediate(cb);
+      };
+      if (c.clean || p.retain) write();
+      else
+        c.broker.persistence.outgoingUpdate(c, p).then(write, (err: Error) => {
+          c.emit('error', err);
+          cb();
+        });
+    });
   }
 
   /** Highest QoS among the client's matching subscriptions and (MQTT 5) all their identifiers. */
@@ -183,9 +256,9 @@ export class Outbound {
       if (wasReserved) this.release();
       return this.drop('packet-too-large', packet);
     }
-    // aedes then lowers the QoS to that of a subscription naming this exact topic
+    // aedes then lowers the QoS to that of a subscription naming this exact topic (not when `writeQoS` writes it)
     const exact = this.client.subscriptions[packet.topic];
-    const qos = exact && exact.qos < packet.qos ? exact.qos : packet.qos;
+    const qos = exact && exact.qos < packet.qos && packet !== this.unlowered ? exact.qos : packet.qos;
     if (qos > 0 && !wasReserved) this.inflight++;
     if (this.limits.v5 && this.limits.topicAliasMaximum > 0 && (qos === 0 || this.client.clean)) packet = this.alias(packet);
     return packet;
