@@ -34,7 +34,7 @@ import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
 import { BrokerError } from '../../host/errors/index.js';
 import { isUtf8 } from 'node:buffer';
 import { propertiesToHeaders } from './headers.js';
-import { Outbound, type OutboundClient } from './outbound.js';
+import { Outbound, retainedAtGrantedQoS, type OutboundClient } from './outbound.js';
 import type { PublishRefusal } from './guard.js';
 
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
@@ -342,6 +342,8 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   events.on('connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: AedesClient) => {
     if ((packet.returnCode ?? packet.reasonCode) === 0) guards.get(client)?.connackSent();
   });
+  // retained messages sent on SUBSCRIBE at the granted QoS (outbound.ts)
+  retainedAtGrantedQoS(events, persistence as never);
   // the Receive Maximum window reopens on PUBACK / PUBCOMP
   events.on('ack', (_packet: unknown, client: AedesClient) => outbounds.get(client)?.acked());
   events.on('clientDisconnect', (client: AedesClient) => {

@@ -17,6 +17,8 @@
 //                          every matching Subscription Identifier (MQTT-3.3.4-4). aedes' own
 //                          writer would then lower it to the QoS of a subscription naming the
 //                          exact topic; when that differs, the copy is written here instead.
+//   retained on SUBSCRIBE  at min(message QoS, the QoS granted to the new subscriptions that match
+//                          it) (MQTT-3.8.4-6): aedes sends it at the message's QoS.
 //   Receive Maximum        never more unacknowledged QoS 1/2 deliveries than the client allowed
 //                          (MQTT-3.3.4-9); more wait in a queue bounded by `deliveryQueueMax`.
 //                          A client that lets it fill is disconnected and counted: a slow
@@ -32,6 +34,7 @@
 // Concurrency: aedes calls the subscription functions of one message synchronously, one after
 // the other, and `forward` synchronously just before scheduling the write, so the identity set
 // only needs the last few messages and alias numbers are handed out in write order.
+import { Transform, type Readable } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
@@ -341,6 +344,41 @@ export class Outbound {
 }
 
 function noop(): void {}
+
+type Granted = Array<{ topic: string; qos: number }>;
+
+/**
+ * Makes retained messages sent on SUBSCRIBE arrive at min(message QoS, QoS granted) (MQTT-3.8.4-6):
+ * aedes reads them with `persistence.createRetainedStreamCombi(filters)` and sends each at the
+ * QoS it was published with. aedes emits 'subscribe' with the granted QoS of the packet's
+ * subscriptions just before that call, in the same tick, so the stream is paired with them
+ * here; each message gets the highest QoS granted to a new subscription matching it (one copy
+ * at the maximum, as for live messages).
+ */
+export function retainedAtGrantedQoS(broker: NodeJS.EventEmitter, persistence: { createRetainedStreamCombi(patterns: string[]): Readable }): void {
+  let granted: Granted | undefined;
+  broker.on('subscribe', (subs: Granted) => {
+    granted = subs;
+    process.nextTick(() => (granted = undefined));
+  });
+  const open = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns: string[]) => {
+    const stream = open(patterns);
+    const subs = granted?.filter((s) => s.qos < 0x80 && patterns.includes(s.topic));
+    granted = undefined;
+    if (!subs || subs.length === 0) return stream;
+    const lower = new Transform({
+      objectMode: true,
+      transform(packet: Packet, _enc, cb) {
+        let qos = -1;
+        for (const s of subs) if (s.qos > qos && filterMatches(s.topic, packet.topic)) qos = s.qos;
+        cb(null, qos >= 0 && qos < packet.qos ? { ...packet, qos } : packet);
+      },
+    });
+    stream.on('error', (err) => lower.destroy(err));
+    return stream.pipe(lower);
+  };
+}
 
 /** Size of the PUBLISH on the wire in MQTT 5 (only computed for clients that set a maximum). */
 function wireBytes(packet: Packet): number {
