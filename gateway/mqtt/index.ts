@@ -342,7 +342,9 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   events.on('connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: AedesClient) => {
     if ((packet.returnCode ?? packet.reasonCode) === 0) guards.get(client)?.connackSent();
   });
-  // retained messages sent on SUBSCRIBE at the granted QoS (outbound.ts)
+  // a SUBSCRIBE naming a filter twice is answered by its Outbound; retained messages sent on
+  // SUBSCRIBE at the granted QoS (outbound.ts)
+  events.on('subscribe', (subs: Array<{ topic: string; qos: number }>, client: AedesClient) => outbounds.get(client)?.subscribed(subs));
   retainedAtGrantedQoS(events, persistence as never);
   // the Receive Maximum window reopens on PUBACK / PUBCOMP
   events.on('ack', (_packet: unknown, client: AedesClient) => outbounds.get(client)?.acked());

@@ -19,6 +19,9 @@
 //                          exact topic; when that differs, the copy is written here instead.
 //   retained on SUBSCRIBE  at min(message QoS, the QoS granted to the new subscriptions that match
 //                          it) (MQTT-3.8.4-6): aedes sends it at the message's QoS.
+//   one filter twice       in one SUBSCRIBE gets one return code per filter (MQTT-3.8.4-5,
+//                          MQTT-3.9.3-1): aedes keeps the last and answers once, so for such a
+//                          packet its SUBACK is suppressed and written here.
 //   Receive Maximum        never more unacknowledged QoS 1/2 deliveries than the client allowed
 //                          (MQTT-3.3.4-9); more wait in a queue bounded by `deliveryQueueMax`.
 //                          A client that lets it fill is disconnected and counted: a slow
@@ -76,6 +79,7 @@ export interface OutboundClient {
   errored?: boolean;
   _nextId: number;
   _wireVersion: number | null;
+  _parser: { prependListener(event: 'packet', fn: (packet: SubscribePacket) => void): unknown };
   waitForDrain(cb: () => void): void;
   emit(event: 'error', err: Error): boolean;
   broker: {
@@ -83,6 +87,22 @@ export interface OutboundClient {
     persistence: { outgoingUpdate(c: OutboundClient, p: Packet): Promise<void>; outgoingClearMessageId(c: OutboundClient, p: Packet): Promise<unknown> };
   };
 }
+
+interface SubscribePacket {
+  cmd: string;
+  messageId?: number;
+  subscriptions?: Array<{ topic: string; qos: number }>;
+}
+
+/** A SUBSCRIBE naming a filter more than once: its filters in packet order, and its packet id for the SUBACK written here. */
+interface RepeatedSubscribe {
+  packet: SubscribePacket;
+  messageId: number;
+  requested: Array<{ topic: string; qos: number }>;
+}
+
+/** SUBSCRIBEs with a repeated filter awaiting their SUBACK; more pending at once than this is a client gone wrong, the oldest is forgotten. */
+const REPEATED_SUBSCRIBES_MAX = 16;
 
 /** What the connection guard learnt from CONNECT. */
 export interface ClientLimits {
@@ -122,6 +142,7 @@ export class Outbound {
   private readonly orig0: Deliver;
   private closed = false;
   private windowWaiters: Array<() => void> = [];
+  private readonly repeated: RepeatedSubscribe[] = [];
   /** The packet `writeQoS` is forwarding: `forward` counts it at its own QoS, not aedes' lowered one. */
   private unlowered: Packet | undefined;
 
@@ -135,6 +156,47 @@ export class Outbound {
     client.duplicates = NO_MARKS;
     client.deliverQoS = (p, cb) => this.deliver(p, cb, true);
     client.deliver0 = (p, cb) => this.deliver(p, cb, false);
+    // before aedes' own listener dedupes the filters (lib/handlers/subscribe.js `_dedupe`)
+    client._parser.prependListener('packet', (p) => this.onSubscribe(p));
+  }
+
+  private onSubscribe(p: SubscribePacket): void {
+    if (p.cmd !== 'subscribe' || !p.subscriptions || p.subscriptions.length < 2 || p.messageId === undefined) return;
+    const topics = new Set(p.subscriptions.map((s) => s.topic));
+    if (topics.size === p.subscriptions.length) return;
+    if (this.repeated.length >= REPEATED_SUBSCRIBES_MAX) this.repeated.shift();
+    this.repeated.push({ packet: p, messageId: p.messageId, requested: p.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })) });
+    // aedes writes a SUBACK only for a packet with an id: this one's is written by `subscribed`
+    delete p.messageId;
+  }
+
+  /**
+   * aedes' 'subscribe' event, emitted where it writes the SUBACK: `subs` are the packet's
+   * deduplicated subscriptions with the granted QoS (or failure code) in `qos`. A SUBSCRIBE
+   * that named a filter twice gets its SUBACK here, one code per filter in packet order: each
+   * occurrence replaces the previous (MQTT-3.8.4-3), so each is granted its own QoS as capped
+   * for the last, and a refusal refuses all.
+   */
+  subscribed(subs: Array<{ topic: string; qos: number }>): void {
+    const i = this.repeated.findIndex((r) => r.packet.subscriptions === subs);
+    if (i < 0) return;
+    const [r] = this.repeated.splice(i, 1);
+    const final = new Map(subs.map((s) => [s.topic, s.qos]));
+    const lastRequested = new Map(r.requested.map((s) => [s.topic, s.qos]));
+    const granted = r.requested.map(({ topic, qos }) => {
+      const g = final.get(topic) ?? 0x80;
+      if (g >= 0x80) return g;
+      // the server's cap, as seen on the last occurrence
+      const cap = g < lastRequested.get(topic)! ? g : 2;
+      return Math.min(qos, cap);
+    });
+    const c = this.client;
+    if (c.closed || !(c.connecting || c.connected)) return;
+    try {
+      mqttPacket.writeToStream({ cmd: 'suback', messageId: r.messageId, granted } as never, c.conn as never, { protocolVersion: c._wireVersion ?? 4 } as never);
+    } catch (err) {
+      c.emit('error', err as Error);
+    }
   }
 
   private get windowMax(): number {
