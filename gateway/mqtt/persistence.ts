@@ -515,7 +515,11 @@ export class LogPersistence {
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
       this.inflightKeys.set(`${client.id}\u0000${packet.messageId}`, this.outgoingKey(client.id, packet));
     }
-    await this.mem.outgoingUpdate(client, packet);
+    if (packet.cmd !== 'pubrel') return this.mem.outgoingUpdate(client, packet);
+    // PUBREC of a QoS 2 delivery aedes never stored: a retained message sent on SUBSCRIBE (its
+    // deliverQoS keeps no copy of those). Nothing to update; the flow goes on with PUBREL
+    // rather than the connection being closed on 'no such packet'.
+    await this.mem.outgoingUpdate(client, packet).catch(() => undefined);
   }
 
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
