@@ -317,6 +317,10 @@ export class Outbound {
       }
       if (this.limits.v5) packet = { ...packet, properties: { ...packet.properties, messageExpiryInterval: Math.ceil(leftMs / 1000) } };
     }
+    if (wasReserved && !this.replayAsSubscribed(packet)) {
+      this.release();
+      return null;
+    }
     if (this.limits.v5 && this.limits.maximumPacketSize > 0 && wireBytes(packet) > this.limits.maximumPacketSize) {
       if (wasReserved) this.release();
       return this.drop('packet-too-large', packet);
@@ -327,6 +331,30 @@ export class Outbound {
     if (qos > 0 && !wasReserved) this.inflight++;
     if (this.limits.v5 && this.limits.topicAliasMaximum > 0 && (qos === 0 || this.client.clean)) packet = this.alias(packet);
     return packet;
+  }
+
+  /**
+   * A message replayed from the session (queued while offline, or unacknowledged): stored as
+   * published, it goes out at min(its QoS, the highest QoS of the matching subscriptions)
+   * (MQTT-3.8.4-6) and, being sent for an established subscription, with RETAIN 0 (MQTT-3.3.1-9)
+   * unless a matching MQTT 5 subscription asked for Retain As Published. aedes writes this very
+   * packet object, so it is changed in place. False: a matching subscription at QoS 0 — such a
+   * message is not kept for a session (MQTT-3.1.2-5 keeps QoS 1/2 ones); it is dropped.
+   */
+  private replayAsSubscribed(packet: Packet): boolean {
+    let qos = -1;
+    let rap = false;
+    const subs = this.client.subscriptions as Record<string, { qos: number; rap?: boolean }>;
+    for (const filter in subs) {
+      if (!filterMatches(filter, packet.topic)) continue;
+      if (subs[filter].qos > qos) qos = subs[filter].qos;
+      if (subs[filter].rap) rap = true;
+    }
+    if (qos < 0) return true; // unsubscribed since: delivered as stored
+    if (qos === 0) return false;
+    if (packet.qos > qos) packet.qos = qos;
+    if (!rap) packet.retain = false;
+    return true;
   }
 
   private alias(packet: Packet): Packet {
@@ -426,15 +454,17 @@ export function retainedAtGrantedQoS(broker: NodeJS.EventEmitter, persistence: {
   const open = persistence.createRetainedStreamCombi.bind(persistence);
   persistence.createRetainedStreamCombi = (patterns: string[]) => {
     const stream = open(patterns);
-    const subs = granted?.filter((s) => s.qos < 0x80 && patterns.includes(s.topic));
+    const subs = granted?.filter((s) => s.qos < 0x80 && patterns.includes(s.topic)) ?? patterns.map((topic) => ({ topic, qos: 2 }));
     granted = undefined;
-    if (!subs || subs.length === 0) return stream;
     const lower = new Transform({
       objectMode: true,
       transform(packet: Packet, _enc, cb) {
         let qos = -1;
         for (const s of subs) if (s.qos > qos && filterMatches(s.topic, packet.topic)) qos = s.qos;
-        cb(null, qos >= 0 && qos < packet.qos ? { ...packet, qos } : packet);
+        // none matches: a "$…" topic under a filter starting with a wildcard, which aedes' retained
+        // store matches but must not (MQTT-4.7.2-1)
+        if (qos < 0) return cb();
+        cb(null, qos < packet.qos ? { ...packet, qos } : packet);
       },
     });
     stream.on('error', (err) => lower.destroy(err));
