@@ -2,8 +2,8 @@
 //
 // Compared per connection: CONNACK (return/reason code, session present), SUBACK codes,
 // UNSUBACK, whether each own QoS 1/2 publish was acknowledged, how the connection ended, and the
-// deliveries: topic, payload, QoS and retain flag, and their order per (publisher, topic, QoS,
-// retain) — MQTT orders messages only per topic and QoS (MQTT 3.1.1 §4.6), and Mosquitto itself
+// deliveries: topic, payload, QoS and retain flag, and their order per (publisher, topic, published
+// QoS, retain) — MQTT orders messages only per topic and QoS (MQTT 3.1.1 §4.6), and Mosquitto itself
 // may deliver a QoS 1 message before an earlier QoS 2 one.
 //
 // Every way Tributary is meant to differ is one row of INTENDED_DIFFERENCES, with the spec rule
@@ -63,6 +63,16 @@ function publisherOf(script: Script, payload: string): string {
   const step = script.steps.find((s) => s.id === Number(m[3]));
   const who = step ? clientName(step.client) : '?';
   return m[2] === 'w' ? `will of ${who}` : who;
+}
+
+/** The QoS a payload was published with: its publish step's, or its will's. */
+function publishedQoS(script: Script, payload: string): number | undefined {
+  const m = /^(\d+)\.([pw])(\d+)$/.exec(payload);
+  if (!m || Number(m[1]) !== script.seed) return undefined;
+  const step = script.steps.find((s) => s.id === Number(m[3]));
+  if (step?.op === 'publish') return step.qos;
+  if (step?.op === 'connect') return step.will?.qos;
+  return undefined;
 }
 
 interface Delivered {
@@ -192,12 +202,14 @@ export function compare(script: Script, mosquitto: Observation, tributary: Obser
       else if (x!.qos !== y!.qos && !(x!.qos < y!.qos && y!.qos === maximumQoS(script, key, y!))) kind = `${live} delivery${resumed} at another QoS`;
       if (kind) diffs.push({ kind, connection: key, what: 'delivery', mosquitto: describe(script, x), tributary: describe(script, y) });
     }
-    // order per (publisher, topic, QoS, retain) among the messages both delivered at the same QoS
+    // order per (publisher, topic, published QoS, retain) among the messages both delivered at the
+    // same QoS: MQTT orders the messages of one publisher per topic and QoS as published (3.1.1
+    // §4.6) — a QoS 2 one downgraded to 0 for a subscriber may follow later QoS 0 ones
     const order = (d: Map<string, Delivered>, other: Map<string, Delivered>) => {
       const groups = new Map<string, string[]>();
       for (const [k, v] of d) {
         if (other.get(k)?.qos !== v.qos) continue;
-        const g = `${v.topic} q${v.qos}${v.retain ? ' retained' : ''} from ${publisherOf(script, v.payload)}`;
+        const g = `${v.topic} published q${publishedQoS(script, v.payload) ?? '?'}${v.retain ? ' retained' : ''} from ${publisherOf(script, v.payload)}`;
         groups.set(g, [...(groups.get(g) ?? []), v.payload === '' ? '(empty)' : v.payload.slice(v.payload.indexOf('.') + 1)]);
       }
       return groups;

@@ -417,8 +417,9 @@ export async function resetServer(port: number, protocolVersion: 4 | 5, clientId
     await c.waitFor((p) => p.cmd === 'connack', 2000);
     if (clientId === 'zz-reset') {
       let messageId = 1;
+      // `$q/x` too: both servers accept and retain publishes to `$` topics (MQTT-4.7.2-1 only keeps
+      // them from wildcard subscribers), and one left behind would show in the next script
       for (const topic of retainedTopics) {
-        if (topic.startsWith('$')) continue;
         c.ownInflight.set(messageId, -1);
         c.send({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 1, retain: true, dup: false, messageId: messageId++ });
       }
