@@ -480,6 +480,9 @@ export class LogPersistence {
     if (!early && this.enqueuedEarly.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) return;
     const accepted: Array<{ clientId: string }> = [];
     for (const s of subs) {
+      // the memory store's matcher lets "#" and "+/…" match "$…" topics; MQTT-4.7.2-1 does not
+      const filter = (s as { topic?: string }).topic;
+      if (packet.topic.startsWith('$') && filter !== undefined && (filter.startsWith('#') || filter.startsWith('+'))) continue;
       const n = this.offlineCount.get(s.clientId) ?? 0;
       if (n >= this.limits.offlineMessagesPerClientMax) {
         this.dropped.offline++;
