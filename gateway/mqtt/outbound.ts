@@ -84,7 +84,11 @@ export interface OutboundClient {
   emit(event: 'error', err: Error): boolean;
   broker: {
     authorizeForward(client: OutboundClient, packet: Packet): Packet | null | undefined;
-    persistence: { outgoingUpdate(c: OutboundClient, p: Packet): Promise<void>; outgoingClearMessageId(c: OutboundClient, p: Packet): Promise<unknown> };
+    persistence: {
+      outgoingUpdate(c: OutboundClient, p: Packet): Promise<void>;
+      outgoingClearMessageId(c: OutboundClient, p: Packet): Promise<unknown>;
+      outgoingEnqueue(sub: { clientId: string }, p: Packet): Promise<void>;
+    };
   };
 }
 
@@ -118,6 +122,14 @@ export interface OutboundShared {
   dropped: Counter;
   rareLog(key: string, fields: Record<string, unknown>, msg: string): void;
 }
+
+/**
+ * brokerId of a retained message sent on SUBSCRIBE to a persistent session and kept in its
+ * store until acknowledged (aedes keeps no copy of those); brokerCounter numbers them from the
+ * start time, so identities stay unique across restarts.
+ */
+export const RETAINED_ON_SUBSCRIBE = 'retained-on-subscribe';
+let retainedCounter = Date.now();
 
 /** Recent message identities kept per client: the copies of one message arrive back to back. */
 const RECENT_MAX = 64;
@@ -221,19 +233,33 @@ export class Outbound {
       packet.qos = 0;
       return this.orig0(packet, cb);
     }
+    // a retained message sent on SUBSCRIBE at QoS 1/2 to a persistent session is resent on
+    // reconnect until acknowledged, like any other delivery (MQTT-4.4.0-1)
+    const send = !live && packet.retain && !this.client.clean && this.client.id ? this.sendKept : this.sendQoS;
     if (this.queue.length > 0 || this.inflight >= this.windowMax) {
       if (this.queue.length >= this.shared.options.deliveryQueueMax) {
         this.overflow();
         setImmediate(cb);
         return;
       }
-      this.queue.push([packet, this.sendQoS]);
+      this.queue.push([packet, send]);
       // the message is ours now (bounded queue); mqemitter must not wait on one slow client
       setImmediate(cb);
       return;
     }
-    this.sendQoS(packet, cb);
+    send(packet, cb);
   }
+
+  /** Stores a retained message sent on SUBSCRIBE in the session, then writes it (see `deliver`). */
+  private readonly sendKept: Deliver = (packet, cb) => {
+    const c = this.client;
+    packet.brokerId = RETAINED_ON_SUBSCRIBE;
+    packet.brokerCounter = ++retainedCounter;
+    c.broker.persistence.outgoingEnqueue({ clientId: c.id! }, packet).then(
+      () => this.writeQoS(packet, cb, true),
+      () => this.writeQoS(packet, cb, false),
+    );
+  };
 
   private readonly sendQoS: Deliver = (packet, cb) => {
     const exact = this.client.subscriptions[packet.topic];
@@ -248,7 +274,7 @@ export class Outbound {
    * that matched it (MQTT-3.8.4-6). Same order of work: no-local, the forward hook, a packet id,
    * the session's store for a persistent client, then the write.
    */
-  private writeQoS(packet: Packet, cb: () => void): void {
+  private writeQoS(packet: Packet, cb: () => void, kept = false): void {
     const c = this.client;
     if (packet.clientId === c.id && packet.nl) return void setImmediate(cb);
     this.unlowered = packet;
@@ -281,7 +307,9 @@ export class Outbound {
         if (!ok && !c.errored) c.waitForDrain(cb);
         else setImmediate(cb);
       };
-      if (c.clean || p.retain) write();
+      // a kept retained message: its packet id is recorded, or (store full) it is sent anyway
+      if (kept) c.broker.persistence.outgoingUpdate(c, p).then(write, write);
+      else if (c.clean || p.retain) write();
       else
         c.broker.persistence.outgoingUpdate(c, p).then(write, (err: Error) => {
           c.emit('error', err);
@@ -350,7 +378,8 @@ export class Outbound {
       if (subs[filter].qos > qos) qos = subs[filter].qos;
       if (subs[filter].rap) rap = true;
     }
-    if (qos < 0) return true; // unsubscribed since: delivered as stored
+    // a retained message sent on SUBSCRIBE is resent as first sent
+    if (qos < 0 || packet.brokerId === RETAINED_ON_SUBSCRIBE) return true; // (or unsubscribed since: delivered as stored)
     if (qos === 0) return false;
     if (packet.qos > qos) packet.qos = qos;
     if (!rap) packet.retain = false;
