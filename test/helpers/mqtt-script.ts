@@ -237,6 +237,8 @@ export function namedScripts(protocolVersion: 4 | 5): Array<{ name: string; scri
     ['one SUBSCRIBE naming a filter twice gets a return code per filter (MQTT-3.8.4-5, MQTT-3.9.3-1)', [connect(0), subscribe(0, ['a', 0], ['a', 2])]],
     ['a retained QoS 1 message reaches a subscriber of a/# at QoS 0 at QoS 0 (MQTT-3.8.4-6)', [connect(1), publish(1, 'a', 1, true), connect(0), subscribe(0, ['a/#', 0], ['a/x', 0])]],
     ['a new overlapping subscription gets the retained message at its own QoS (MQTT-3.3.1-6, MQTT-3.8.4-6)', [connect(1), publish(1, 'a/x', 2, true), connect(0), subscribe(0, ['a/x', 0]), subscribe(0, ['+/+', 1])]],
+    ['a persistent session that does not acknowledge a retained QoS 1 message sent on SUBSCRIBE gets it again on reconnect (MQTT-4.4.0-1)', [connect(1), publish(1, 'a', 1, true), connect(0, false, false), subscribe(0, ['a', 1]), disconnect(0), connect(0, false, true)]],
+    ['a $ topic message is not queued for an offline session subscribed to # (MQTT-4.7.2-1)', [connect(0, false), subscribe(0, ['#', 1]), disconnect(0), connect(1), publish(1, '$q/x', 1), publish(1, 'a', 1), connect(0, false)]],
   ];
   return named.map(([name, steps]) => ({ name, script: { seed: 1, protocolVersion, clients: 2, steps } }));
 }
