@@ -149,7 +149,8 @@ export class Outbound {
   private readonly recentSet = new Set<string>();
   private readonly aliases = new Map<string, number>();
   /** Queued messages (offline replay) counted in `inflight` before aedes forwards them. */
-  private readonly reserved = new Set<string>();
+  /** by identity, with how many copies: a session subscribed twice to a topic has a copy per subscription queued */
+  private readonly reserved = new Map<string, number>();
   private readonly origQoS: Deliver;
   private readonly orig0: Deliver;
   private closed = false;
@@ -202,6 +203,12 @@ export class Outbound {
       const cap = g < lastRequested.get(topic)! ? g : 2;
       return Math.min(qos, cap);
     });
+    // each occurrence re-sends the retained messages at its own QoS (MQTT-3.8.4-3): one copy at their maximum
+    const retained = new Map<string, number>();
+    r.requested.forEach(({ topic }, k) => {
+      if (granted[k] < 0x80) retained.set(topic, Math.max(retained.get(topic) ?? 0, granted[k]));
+    });
+    Object.defineProperty(subs, RETAINED_QOS, { value: retained });
     const c = this.client;
     if (c.closed || !(c.connecting || c.connected)) return;
     try {
@@ -336,7 +343,7 @@ export class Outbound {
   /** aedes' authorizeForward: the packet to write to this client, or null to drop it. */
   forward(packet: Packet): Packet | null {
     const key = typeof packet.brokerId === 'string' ? `${packet.brokerId}\u0000${packet.brokerCounter}` : undefined;
-    const wasReserved = key !== undefined && this.reserved.delete(key);
+    const wasReserved = key !== undefined && this.unmark(key);
     if (packet.messageExpiry !== undefined) {
       const leftMs = packet.messageExpiry - Date.now();
       if (leftMs <= 0) {
@@ -434,14 +441,24 @@ export class Outbound {
     if (this.closed) return;
     while (this.inflight >= this.windowMax && !this.closed) await new Promise<void>((r) => this.windowWaiters.push(r));
     if (packet.brokerId && packet.brokerCounter !== undefined) {
-      this.reserved.add(`${packet.brokerId}\u0000${packet.brokerCounter}`);
+      const key = `${packet.brokerId}\u0000${packet.brokerCounter}`;
+      this.reserved.set(key, (this.reserved.get(key) ?? 0) + 1);
       this.inflight++;
     }
   }
 
   /** The replayed message was dropped before being forwarded (expired, session cleaned). */
   unreserve(packet: { brokerId?: string | null; brokerCounter?: number }): void {
-    if (packet.brokerId && this.reserved.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) this.release();
+    if (packet.brokerId && this.unmark(`${packet.brokerId}\u0000${packet.brokerCounter}`)) this.release();
+  }
+
+  /** Takes one reserved copy of a message: false when none was reserved. */
+  private unmark(key: string): boolean {
+    const n = this.reserved.get(key);
+    if (n === undefined) return false;
+    if (n <= 1) this.reserved.delete(key);
+    else this.reserved.set(key, n - 1);
+    return true;
   }
 
   private overflow(): void {
@@ -464,7 +481,10 @@ export class Outbound {
 
 function noop(): void {}
 
-type Granted = Array<{ topic: string; qos: number }>;
+type Granted = Array<{ topic: string; qos: number }> & { [RETAINED_QOS]?: Map<string, number> };
+
+/** On the subscriptions of aedes' 'subscribe' event, by `Outbound.subscribed`: the QoS retained messages go out at per filter named twice. */
+const RETAINED_QOS = Symbol('retainedQoS');
 
 /**
  * Makes retained messages sent on SUBSCRIBE arrive at min(message QoS, QoS granted) (MQTT-3.8.4-6):
@@ -483,7 +503,8 @@ export function retainedAtGrantedQoS(broker: NodeJS.EventEmitter, persistence: {
   const open = persistence.createRetainedStreamCombi.bind(persistence);
   persistence.createRetainedStreamCombi = (patterns: string[]) => {
     const stream = open(patterns);
-    const subs = granted?.filter((s) => s.qos < 0x80 && patterns.includes(s.topic)) ?? patterns.map((topic) => ({ topic, qos: 2 }));
+    const repeated = granted?.[RETAINED_QOS];
+    const subs = granted?.filter((s) => s.qos < 0x80 && patterns.includes(s.topic)).map((s) => ({ topic: s.topic, qos: repeated?.get(s.topic) ?? s.qos })) ?? patterns.map((topic) => ({ topic, qos: 2 }));
     granted = undefined;
     const lower = new Transform({
       objectMode: true,
