@@ -479,10 +479,15 @@ export class LogPersistence {
   async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false): Promise<void> {
     if (!early && this.enqueuedEarly.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) return;
     const accepted: Array<{ clientId: string }> = [];
+    const sessions = new Set<string>();
     for (const s of subs) {
       // the memory store's matcher lets "#" and "+/…" match "$…" topics; MQTT-4.7.2-1 does not
       const filter = (s as { topic?: string }).topic;
       if (packet.topic.startsWith('$') && filter !== undefined && (filter.startsWith('#') || filter.startsWith('+'))) continue;
+      // one copy per session, however many of its subscriptions match: the delivery is one copy
+      // (outbound.ts), and a second stored copy would be resent after the first was acknowledged
+      if (sessions.has(s.clientId)) continue;
+      sessions.add(s.clientId);
       const n = this.offlineCount.get(s.clientId) ?? 0;
       if (n >= this.limits.offlineMessagesPerClientMax) {
         this.dropped.offline++;
