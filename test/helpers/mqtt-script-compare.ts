@@ -125,6 +125,12 @@ function matches(filter: string, topic: string): boolean {
  * subscriptions replayed from the script's steps (a clean session starts empty and ends with its
  * connection). Undefined when the message is not the script's.
  */
+function maximumQoSes(script: Script, key: string, d: Delivered): number[] {
+  // an empty payload (a retained message cleared) does not name its step: any empty publish to the topic may be it
+  const origins = d.payload === '' ? script.steps.flatMap((s) => (s.op === 'publish' && s.empty && s.topic === d.topic ? [`${script.seed}.p${s.id}`] : [])) : [d.payload];
+  return origins.flatMap((payload) => maximumQoS(script, key, { ...d, payload }) ?? []);
+}
+
 function maximumQoS(script: Script, key: string, d: Delivered): number | undefined {
   const m = /^(\d+)\.([pw])(\d+)$/.exec(d.payload);
   const client = Number(/^c(\d+)@/.exec(key)?.[1]) - 1;
@@ -199,7 +205,7 @@ export function compare(script: Script, mosquitto: Observation, tributary: Obser
       let kind: string | undefined;
       if (x && !y) kind = `${live} delivery${resumed} missing`;
       else if (!x && y) kind = `${live} delivery${resumed} extra`;
-      else if (x!.qos !== y!.qos && !(x!.qos < y!.qos && y!.qos === maximumQoS(script, key, y!))) kind = `${live} delivery${resumed} at another QoS`;
+      else if (x!.qos !== y!.qos && !(x!.qos < y!.qos && maximumQoSes(script, key, y!).includes(y!.qos))) kind = `${live} delivery${resumed} at another QoS`;
       if (kind) diffs.push({ kind, connection: key, what: 'delivery', mosquitto: describe(script, x), tributary: describe(script, y) });
     }
     // order per (publisher, topic, published QoS, retain) among the messages both delivered at the
