@@ -37,7 +37,7 @@ import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
 import { BrokerError } from '../../host/errors/index.js';
 import { isUtf8 } from 'node:buffer';
 import { headersToProperties, propertiesToHeaders } from './headers.js';
-import { Outbound, type OutboundClient } from './outbound.js';
+import { Outbound, retainedAtGrantedQoS, type OutboundClient } from './outbound.js';
 import type { PublishRefusal } from './guard.js';
 import { isSharedFilter, parseSharedFilter, SharedSubscriptions, SUBACK, type SharedGroupApi, type SharedMember } from './shared-subscriptions.js';
 import { hideShare, isHiddenShare, onPacketWrite, revealShare, type WrittenPacket } from './share-adapter.js';
@@ -304,6 +304,29 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   }
 
   /**
+   * A client's QoS 1/2 publishes complete in the order they came (MQTT 3.1.1 §4.6, MQTT-4.6.0-2/-3:
+   * acknowledged, and passed on to subscribers, in order): a retained one also waits for the
+   * retained store, so a later one could otherwise overtake it. Bounded by the client's QoS 1/2
+   * publishes in flight (inflightMax).
+   */
+  const completions = new WeakMap<object, Array<{ settled: boolean; err: Error | null; done: (err: Error | null) => void }>>();
+  function inOrder(client: object, done: (err?: Error | null) => void): (err: Error | null) => void {
+    let queue = completions.get(client);
+    if (!queue) completions.set(client, (queue = []));
+    const entry = { settled: false, err: null as Error | null, done };
+    queue.push(entry);
+    return (err) => {
+      entry.settled = true;
+      entry.err = err;
+      const q = queue!;
+      while (q.length > 0 && q[0].settled) {
+        const e = q.shift()!;
+        e.done(e.err);
+      }
+    };
+  }
+
+  /**
    * Before a QoS 1/2 acknowledgement: the record is appended, a retained publish is stored as
    * retained, and the publish is queued for offline persistent sessions — all durable.
    */
@@ -315,9 +338,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     packet.brokerCounter ??= ++counters.counter;
     let left = packet.retain ? 3 : 2;
     let failed: Error | null = null;
+    const finish = client ? inOrder(client, done) : done;
     const all = (err?: Error | null) => {
       failed ??= err ?? null;
-      if (--left === 0) done(failed);
+      if (--left === 0) finish(failed);
     };
     if (packet.retain) persistence.storeRetainedBeforeAck(packet).then(() => all(null), all);
     persistence.enqueueBeforeAck(packet).then(() => all(null), all);
@@ -444,6 +468,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
   events.on('connackSent', (packet: { returnCode?: number; reasonCode?: number }, client: AedesClient) => {
     if ((packet.returnCode ?? packet.reasonCode) === 0) guards.get(client)?.connackSent();
   });
+  // a SUBSCRIBE naming a filter twice is answered by its Outbound; retained messages sent on
+  // SUBSCRIBE at the granted QoS (outbound.ts)
+  events.on('subscribe', (subs: Array<{ topic: string; qos: number }>, client: AedesClient) => outbounds.get(client)?.subscribed(subs));
+  retainedAtGrantedQoS(events, persistence as never);
   // the Receive Maximum window reopens on PUBACK / PUBCOMP
   events.on('ack', (_packet: unknown, client: AedesClient) => outbounds.get(client)?.acked());
   // MQTT 5 session expiry survives a restart: the deadline of a disconnected session is

@@ -157,6 +157,12 @@ export class LogPersistence {
   private readonly offlineCount = new Map<string, number>();
   /** clientId 0x00 messageId → outgoing record key, to tombstone the right record on PUBACK/PUBCOMP. */
   private readonly inflightKeys = new Map<string, string>();
+  /**
+   * outgoing key → the QoS a delivery was written at (lower than the stored publish's when the
+   * subscription's was): a resend repeats that QoS (MQTT-4.4.0-1), even if a subscription made
+   * since would allow more. Same entries and lifetime as `inflightKeys`.
+   */
+  private readonly sentQoS = new Map<string, number>();
   /** Per-client chain so a client's session records are written in the order they happen. */
   private readonly chains = new Map<string, Promise<void>>();
   private lastLimitLogMs = 0;
@@ -495,7 +501,15 @@ export class LogPersistence {
   async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false): Promise<void> {
     if (!early && this.enqueuedEarly.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) return;
     const accepted: Array<{ clientId: string }> = [];
+    const sessions = new Set<string>();
     for (const s of subs) {
+      // the memory store's matcher lets "#" and "+/…" match "$…" topics; MQTT-4.7.2-1 does not
+      const filter = (s as { topic?: string }).topic;
+      if (packet.topic.startsWith('$') && filter !== undefined && (filter.startsWith('#') || filter.startsWith('+'))) continue;
+      // one copy per session, however many of its subscriptions match: the delivery is one copy
+      // (outbound.ts), and a second stored copy would be resent after the first was acknowledged
+      if (sessions.has(s.clientId)) continue;
+      sessions.add(s.clientId);
       const n = this.offlineCount.get(s.clientId) ?? 0;
       if (n >= this.limits.offlineMessagesPerClientMax) {
         this.dropped.offline++;
@@ -529,9 +543,15 @@ export class LogPersistence {
 
   async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
-      this.inflightKeys.set(`${client.id}\u0000${packet.messageId}`, this.outgoingKey(client.id, packet));
+      const key = this.outgoingKey(client.id, packet);
+      this.inflightKeys.set(`${client.id}\u0000${packet.messageId}`, key);
+      if (packet.qos > 0) this.sentQoS.set(key, packet.qos);
     }
-    await this.mem.outgoingUpdate(client, packet);
+    if (packet.cmd !== 'pubrel') return this.mem.outgoingUpdate(client, packet);
+    // PUBREC of a QoS 2 delivery aedes never stored: a retained message sent on SUBSCRIBE (its
+    // deliverQoS keeps no copy of those). Nothing to update; the flow goes on with PUBREL
+    // rather than the connection being closed on 'no such packet'.
+    await this.mem.outgoingUpdate(client, packet).catch(() => undefined);
   }
 
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
@@ -545,6 +565,7 @@ export class LogPersistence {
     }
     const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
     this.inflightKeys.delete(idKey);
+    if (key !== undefined) this.sentQoS.delete(key);
     if (removed) {
       const n = (this.offlineCount.get(client.id) ?? 1) - 1;
       if (n <= 0) this.offlineCount.delete(client.id);
@@ -584,10 +605,13 @@ export class LogPersistence {
     const src = this.mem.outgoingStream(client);
     const gate = this.gateOf(client);
     if (!gate) return src;
+    const sentQoS = (p: AedesPacket) => this.sentQoS.get(this.outgoingKey(client.id, p));
     // the replay waits for room in the client's Receive Maximum window before each message
     return Readable.from(
       (async function* () {
         for await (const p of src) {
+          const sent = sentQoS(p as AedesPacket);
+          if (sent !== undefined && sent < (p as AedesPacket).qos) (p as AedesPacket).qos = sent as 0 | 1 | 2;
           await gate.reserve(p as AedesPacket);
           yield p;
         }
