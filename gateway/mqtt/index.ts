@@ -331,7 +331,13 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
    * retained, and the publish is queued for offline persistent sessions — all durable.
    */
   function appendAndRetain(client: AedesClient | null, packet: AedesPacket, target: { topic: string; key: string; partition?: number }, clientId: string, done: (err?: Error | null) => void): void {
-    if (packet.qos === 0) return append(client, packet, target, clientId, done);
+    if (packet.qos === 0) {
+      // Started now, not awaited (QoS 0 promises no durability); aedes' own store call then
+      // finds it started and emits at once, so the publisher's next message cannot overtake
+      // this one while the retained append runs (MQTT-4.6.0-5). Stores stay in order per topic.
+      if (packet.retain) persistence.storeRetainedBeforeAck(packet).catch((err: Error) => rareLog('qos0-retain-fail', { clientId, topic: packet.topic, err: err.message }, 'mqtt: QoS 0 retained message not stored'));
+      return append(client, packet, target, clientId, done);
+    }
     // the ids aedes gives the packet when it publishes it (aedes-packet keeps existing ones)
     const counters = aedes as unknown as { id: string; counter: number };
     packet.brokerId ??= counters.id;
