@@ -2,7 +2,7 @@
 // loopback, side by side in one table per scenario:
 //   tributary  `node dist/host/main.js start` (every listener, default config), durable acks:
 //              PUBACK only after the append met the flush policy (fsync per group commit)
-//   aedes      aedes 1.2 alone, in-memory persistence (same file, TRIBUTARY_MQTT_BENCH_SERVE=aedes)
+//   aedes      aedes (the pinned version the gateway runs) alone, in-memory persistence (same file, TRIBUTARY_MQTT_BENCH_SERVE=aedes)
 //   mosquitto  Debian mosquitto, persistence on (periodic autosave, no fsync per message)
 //   nats       nats-server with JetStream and its MQTT listener (file store)
 // A peer whose binary is missing is skipped with a note.
