@@ -4,6 +4,10 @@
 // The same seed always gives the same script; the shrinker drops steps while a difference
 // persists. Payloads name the step that produced them, so a delivery says who published it.
 
+import { prng } from './codec-inputs.js'; // mulberry32, as the codec tests use it
+
+export { prng };
+
 /** The few topic names every script draws from, so that filters overlap. */
 export const TOPICS = ['a', 'a/x', 'b/x', 'a/b/c', '$q/x'] as const;
 /** Filters overlapping those topics: multi-level, single-level, exact, and a `$` hierarchy. */
@@ -36,17 +40,6 @@ export interface Script {
   steps: Step[];
 }
 
-/** mulberry32: a small seeded PRNG, good enough to pick steps. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface GenerateOptions {
   protocolVersion: 4 | 5;
