@@ -3,10 +3,10 @@
 // redelivery of every unacknowledged message, `$`-topics answered, a non-CONNECT first
 // packet closed at once, refusals logged and counted, and the inbound QoS 2 table dropped by
 // a clean-session reconnect (GHSA-p8r9-qf8w-p73r).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import mqtt from 'mqtt';
 import { connect as netConnect, type Socket } from 'node:net';
-import { openStack } from '../unit/mqtt/fixture.js';
+import { openStack, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually, sleep } from '../helpers/index.js';
 import { packet, str, u16 } from '../helpers/mqtt-packets.js';
 
@@ -84,52 +84,52 @@ t.test('defect 2: after unsubscribing one of three overlapping-prefix filters, t
   }
 });
 
-t.test('defect 3: a persistent session gets every unacknowledged delivery again on reconnect (MQTT-4.4.0-1)', async (t) => {
-  const s = await openStack(t);
-  // first session over a raw socket, so nothing acknowledges the deliveries
+/**
+ * Defect 3's session: `first` goes over a raw socket that never acknowledges the two deliveries
+ * it causes; once that socket is gone, a client reconnecting with `again` gets both again.
+ */
+async function expectBothRedelivered(t: Test, s: Stack, clientId: string, first: { connect: Buffer; subscribe: Buffer; suback: Buffer; publishes: Buffer }, again: mqtt.IClientOptions) {
   const raw = await rawConnect(s.port);
   raw.on('error', () => undefined);
   const seen: Buffer[] = [];
   raw.on('data', (d) => seen.push(d));
   const has = (text: string) => Buffer.concat(seen).includes(Buffer.from(text));
-  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x00]), u16(30), str('d3')])));
-  raw.write(packet(0x82, Buffer.concat([u16(1), str('+/+'), Buffer.from([2])])));
-  await eventually(() => Buffer.concat(seen).includes(Buffer.from([0x90, 0x03, 0x00, 0x01, 0x02])), 5_000);
-  // QoS 1 then QoS 2, back to back
-  raw.write(Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from('two')]))]));
+  raw.write(first.connect);
+  raw.write(first.subscribe);
+  await eventually(() => Buffer.concat(seen).includes(first.suback), 5_000);
+  raw.write(first.publishes);
   await eventually(() => has('one') && has('two'), 5_000).catch(() => undefined);
   raw.destroy();
-  await eventually(() => s.gateway.guardOf('d3') === undefined);
+  await eventually(() => s.gateway.guardOf(clientId) === undefined);
   // handlers are in place before the CONNACK (the redeliveries follow it at once)
-  const again = mqtt.connect(s.url, { clientId: 'd3', clean: false, reconnectPeriod: 0 });
-  const got = collect(again);
-  t.teardown(() => again.endAsync(true));
+  const client = mqtt.connect(s.url, { clientId, clean: false, reconnectPeriod: 0, ...again });
+  const got = collect(client);
+  t.teardown(() => client.endAsync(true));
   await eventually(() => got.length >= 2, 5_000).catch(() => undefined);
   await sleep(200);
   t.same(got.map((g) => g.payload).sort(), ['one', 'two'], 'both redelivered');
+}
+
+t.test('defect 3: a persistent session gets every unacknowledged delivery again on reconnect (MQTT-4.4.0-1)', async (t) => {
+  const s = await openStack(t);
+  await expectBothRedelivered(t, s, 'd3', {
+    connect: packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x00]), u16(30), str('d3')])),
+    subscribe: packet(0x82, Buffer.concat([u16(1), str('+/+'), Buffer.from([2])])),
+    suback: Buffer.from([0x90, 0x03, 0x00, 0x01, 0x02]),
+    // QoS 1 then QoS 2, back to back
+    publishes: Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from('two')]))]),
+  }, {});
 });
 
 t.test('defect 3, MQTT 5: unacknowledged deliveries of a session with an expiry interval come again', async (t) => {
   const s = await openStack(t);
-  const raw = await rawConnect(s.port);
-  raw.on('error', () => undefined);
-  const seen: Buffer[] = [];
-  raw.on('data', (d) => seen.push(d));
-  const has = (text: string) => Buffer.concat(seen).includes(Buffer.from(text));
-  // CONNECT v5, Clean Start 0, properties: Session Expiry Interval (0x11) = 300 s
-  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0x00]), u16(30), Buffer.from([0x05, 0x11, 0, 0, 0x01, 0x2c]), str('d3v5')])));
-  raw.write(packet(0x82, Buffer.concat([u16(1), Buffer.from([0x00]), str('+/+'), Buffer.from([2])])));
-  await eventually(() => Buffer.concat(seen).includes(Buffer.from([0x90, 0x04, 0x00, 0x01, 0x00, 0x02])), 5_000);
-  raw.write(Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from([0x00]), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from([0x00]), Buffer.from('two')]))]));
-  await eventually(() => has('one') && has('two'), 5_000).catch(() => undefined);
-  raw.destroy();
-  await eventually(() => s.gateway.guardOf('d3v5') === undefined);
-  const again = mqtt.connect(s.url, { clientId: 'd3v5', clean: false, reconnectPeriod: 0, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
-  const got = collect(again);
-  t.teardown(() => again.endAsync(true));
-  await eventually(() => got.length >= 2, 5_000).catch(() => undefined);
-  await sleep(200);
-  t.same(got.map((g) => g.payload).sort(), ['one', 'two'], 'both redelivered');
+  await expectBothRedelivered(t, s, 'd3v5', {
+    // CONNECT v5, Clean Start 0, properties: Session Expiry Interval (0x11) = 300 s
+    connect: packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0x00]), u16(30), Buffer.from([0x05, 0x11, 0, 0, 0x01, 0x2c]), str('d3v5')])),
+    subscribe: packet(0x82, Buffer.concat([u16(1), Buffer.from([0x00]), str('+/+'), Buffer.from([2])])),
+    suback: Buffer.from([0x90, 0x04, 0x00, 0x01, 0x00, 0x02]),
+    publishes: Buffer.concat([packet(0x32, Buffer.concat([str('a/1'), u16(2), Buffer.from([0x00]), Buffer.from('one')])), packet(0x34, Buffer.concat([str('a/2'), u16(3), Buffer.from([0x00]), Buffer.from('two')]))]),
+  }, { protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
 });
 
 t.test('defect 4: a QoS 1 publish to a $-topic is answered and not delivered to # (MQTT-4.7.2-1)', async (t) => {
