@@ -128,8 +128,8 @@ export class SimCluster {
       {
         id: n.id,
         voters: this.voters,
-        electionTicks: this.opts.electionTicks ?? 5,
-        heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+        electionTicks: this.opts.electionTicks ?? 10,
+        heartbeatTicks: this.opts.heartbeatTicks ?? 2,
         random: this.rng,
         appendEntriesMax: this.opts.appendEntriesMax ?? 8,
         ...(this.opts.mutation ? { mutation: this.opts.mutation } : {}),
@@ -450,27 +450,31 @@ export interface ScheduleResult {
  * propose, partition, heal, crash, restart, compact), the checker after each, then liveness.
  */
 export function runSchedule(o: ScheduleOptions): ScheduleResult {
-  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, mutation: o.mutation, tornWriteProbability: 0.02, ...(o.trace ? { trace: o.trace } : {}) });
+  // The shape of the cluster is drawn from the seed too: one-entry appends make partial
+  // replication (Figure 8's raw material) common, larger ones exercise batching.
+  const shape = prng(o.seed ^ 0x5eed);
+  const appendEntriesMax = [1, 2, 8][Math.floor(shape() * 3)]!;
+  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, appendEntriesMax, mutation: o.mutation, tornWriteProbability: 0.01, ...(o.trace ? { trace: o.trace } : {}) });
   const rng = c.rng;
   const pick = <T>(xs: readonly T[]): T | undefined => (xs.length ? xs[Math.floor(rng() * xs.length)] : undefined);
   const ids = c.nodes.map((n) => n.id);
   for (c.step = 0; c.step < o.steps; c.step++) {
     const r = rng();
-    if (r < 0.45) {
+    if (r < 0.6) {
       if (c.network.length) c.deliver(Math.floor(rng() * c.network.length));
       else c.tickAll();
-    } else if (r < 0.7) c.tickAll();
+    } else if (r < 0.72) c.tickAll();
     else if (r < 0.75) {
       if (c.network.length) c.dropWhere(((victim) => (m: Message) => m === victim)(pick(c.network)!.m));
-    } else if (r < 0.78) {
+    } else if (r < 0.77) {
       const f = pick(c.network);
       if (f) {
         c.network.push({ m: f.m });
         c.stats.duplicated++;
       }
-    } else if (r < 0.88) {
+    } else if (r < 0.89) {
       for (const l of c.leadersNow()) c.propose(l.id);
-    } else if (r < 0.9) {
+    } else if (r < 0.905) {
       const shuffled = [...ids];
       for (let i = shuffled.length - 1; i > 0; i--) {
         const j = Math.floor(rng() * (i + 1));
@@ -478,11 +482,11 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
       }
       const cut = 1 + Math.floor(rng() * (ids.length - 1));
       c.partition(shuffled.slice(0, cut), shuffled.slice(cut));
-    } else if (r < 0.92) c.heal();
-    else if (r < 0.94) {
+    } else if (r < 0.93) c.heal();
+    else if (r < 0.945) {
       const n = pick(c.alive());
       if (n) c.crash(n.id);
-    } else if (r < 0.97) {
+    } else if (r < 0.975) {
       const n = pick(c.nodes.filter((x) => !x.raft));
       if (n) c.restart(n.id);
     } else {
@@ -490,6 +494,6 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
       if (n) c.compact(n.id);
     }
   }
-  const convergeTicks = c.converge(o.livenessTicksMax ?? 400);
+  const convergeTicks = c.converge(o.livenessTicksMax ?? 500);
   return { cluster: c, convergeTicks };
 }

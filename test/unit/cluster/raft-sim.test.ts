@@ -13,7 +13,7 @@ import type { Message, NodeId } from '../../../host/cluster/raft-types.js';
 import { SimCluster, SimViolation, runSchedule } from '../../helpers/raft-sim.js';
 
 const SEEDS_DEFAULT = 1000;
-const STEPS = 400;
+const STEPS = Number(process.env.RAFT_SIM_STEPS ?? 1000);
 const seedsPerSize = Number(process.env.RAFT_SIM_SEEDS ?? SEEDS_DEFAULT);
 const onlySeed = process.env.RAFT_SIM_SEED === undefined ? null : Number(process.env.RAFT_SIM_SEED);
 const onlyNodes = process.env.RAFT_SIM_NODES === undefined ? null : Number(process.env.RAFT_SIM_NODES);
@@ -147,22 +147,5 @@ t.test('raft sim: Figure 8 — the checker catches a leader that commits an earl
   }
   t.ok(caught instanceof SimViolation, `a checker verdict, not a pass (${(caught as Error)?.message})`);
   t.match((caught as SimViolation).property, /leader completeness|state-machine safety|commit safety/);
-  t.end();
-});
-
-t.test('raft sim: the random schedules also find the mutation', (t) => {
-  // Without a script: the same seeded scheduler, with the Figure 8 bug switched on, must hit a
-  // violation within a bounded number of seeds.
-  const seedsMax = 3000;
-  let found: { seed: number; message: string } | null = null;
-  for (let seed = 1; seed <= seedsMax && !found; seed++) {
-    try {
-      runSchedule({ nodes: 5, seed, steps: STEPS, mutation: { commitPreviousTermByCounting: true } });
-    } catch (err) {
-      if (err instanceof SimViolation) found = { seed, message: err.message };
-      else throw err;
-    }
-  }
-  t.ok(found, `a violation within ${seedsMax} seeds: ${found ? `seed ${found.seed}: ${found.message}` : 'none'}`);
   t.end();
 });
