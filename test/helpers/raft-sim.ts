@@ -43,6 +43,8 @@ export interface SimOptions {
   readonly trace?: (line: string) => void;
   /** Send every message through the binary codec (encode, then decode at the receiver). */
   readonly wireCodec?: boolean;
+  /** A deliberately wrong driver for the checker's self-test: sends a Ready's messages before persisting it. */
+  readonly sendBeforePersist?: boolean;
 }
 
 const FRAME_BYTES_MAX = 1 << 24;
@@ -268,9 +270,10 @@ export class SimCluster {
         this.crash(id);
         return;
       }
+      if (this.opts.sendBeforePersist) for (const m of r.advance(rd)) this.send(n, m);
       for (const rec of records) n.disk.apply(rec);
       this.applyReady(n, rd);
-      for (const m of r.advance(rd)) this.send(n, m);
+      if (!this.opts.sendBeforePersist) for (const m of r.advance(rd)) this.send(n, m);
     }
   }
 
@@ -443,6 +446,7 @@ export interface ScheduleOptions {
   readonly mutation?: RaftMutation;
   readonly trace?: (line: string) => void;
   readonly livenessTicksMax?: number;
+  readonly sendBeforePersist?: boolean;
 }
 
 export interface ScheduleResult {
@@ -461,7 +465,7 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
   const appendEntriesMax = [1, 2, 8][Math.floor(shape() * 3)]!;
   // One schedule in ten sends every message through the wire codec, so the frames meet real traffic.
   const wireCodec = o.seed % 10 === 0;
-  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, appendEntriesMax, mutation: o.mutation, tornWriteProbability: 0.01, wireCodec, ...(o.trace ? { trace: o.trace } : {}) });
+  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, appendEntriesMax, mutation: o.mutation, tornWriteProbability: 0.01, wireCodec, sendBeforePersist: o.sendBeforePersist, ...(o.trace ? { trace: o.trace } : {}) });
   const rng = c.rng;
   const pick = <T>(xs: readonly T[]): T | undefined => (xs.length ? xs[Math.floor(rng() * xs.length)] : undefined);
   const ids = c.nodes.map((n) => n.id);

@@ -149,3 +149,14 @@ t.test('raft sim: Figure 8 — the checker catches a leader that commits an earl
   t.match((caught as SimViolation).property, /leader completeness|state-machine safety|commit safety/);
   t.end();
 });
+
+t.test('raft sim: the checker catches a driver that sends before it persists', (t) => {
+  let caught: unknown;
+  try {
+    runSchedule({ nodes: 3, seed: 1, steps: STEPS, sendBeforePersist: true });
+  } catch (err) {
+    caught = err;
+  }
+  t.ok(caught instanceof SimViolation && caught.property === 'persist-before-send', `caught: ${(caught as Error)?.message}`);
+  t.end();
+});
