@@ -9,7 +9,9 @@
 //   log matching         two logs with an entry of the same index and term agree on it and on
 //                        everything before it (checked through a registry of (index, term) →
 //                        data and previous term, which by induction pins the whole prefix)
-//   leader completeness  an entry committed in term t is in the log of every leader of a later term
+//   leader completeness  an entry committed in term t is in the log (or snapshot) of every
+//                        leader of a later term
+//   leader append-only   a leader never shortens its log within its term
 //   state-machine safety no two nodes apply different entries at one index
 //   persist-before-send  a message never leaves before the term, vote or entries it vouches for
 //                        are on the sender's disk
@@ -84,6 +86,7 @@ export class SimCluster {
 
   // checker state
   private readonly leaders = new Map<number, NodeId>();
+  private readonly leaderLast = new Map<NodeId, { term: number; lastIndex: number }>();
   private readonly logRegistry = new Map<string, { key: string; prevTerm: number }>();
   private readonly committed = new Map<number, { key: string; commitTerm: number }>();
   private readonly appliedAt = new Map<number, string>();
@@ -338,16 +341,32 @@ export class SimCluster {
       this.stats.elections++;
       this.trace(`leader ${n.id} in term ${r.term}`);
       // Leader completeness, at the start of the term: every entry committed in an earlier term is here.
+      const snapshotState = JSON.parse(decoder.decode(r.log.snapshot.data.length ? r.log.snapshot.data : encoder.encode('[]'))) as string[];
       for (const [index, c] of this.committed) {
-        if (c.commitTerm < r.term) this.checkHas(n, r, index, c.key);
+        if (c.commitTerm < r.term) this.checkHas(n, r, index, c.key, snapshotState);
       }
+      this.leaderLast.set(n.id, { term: r.term, lastIndex: r.log.lastIndex() });
     } else if (known !== n.id) {
       throw new SimViolation('election safety', `nodes ${known} and ${n.id} both lead term ${r.term}`);
+    } else {
+      // Leader append-only (§5.3): in its term a leader never shortens its log.
+      const seen = this.leaderLast.get(n.id);
+      if (seen && seen.term === r.term && r.log.lastIndex() < seen.lastIndex) {
+        throw new SimViolation('leader append-only', `leader ${n.id} of term ${r.term} shrank its log from ${seen.lastIndex} to ${r.log.lastIndex()}`);
+      }
+      this.leaderLast.set(n.id, { term: r.term, lastIndex: r.log.lastIndex() });
     }
   }
 
-  private checkHas(n: SimNode, r: RaftNode, index: number, key: string): void {
-    if (index <= r.log.snapshotIndex) return; // inside its snapshot, which state-machine safety checked when applied
+  private checkHas(n: SimNode, r: RaftNode, index: number, key: string, snapshotState?: string[]): void {
+    if (index <= r.log.snapshotIndex) {
+      // Inside its snapshot: the snapshot's state must hold the entry.
+      const inSnapshot = snapshotState ?? (JSON.parse(decoder.decode(r.log.snapshot.data)) as string[]);
+      if (inSnapshot[index - 1] !== key) {
+        throw new SimViolation('leader completeness', `leader ${n.id} of term ${r.term} has ${inSnapshot[index - 1]} in its snapshot at committed index ${index} (${key})`);
+      }
+      return;
+    }
     const e = r.log.entry(index);
     if (!e || entryKey(e) !== key) {
       throw new SimViolation('leader completeness', `leader ${n.id} of term ${r.term} has ${e ? entryKey(e) : 'nothing'} at committed index ${index} (${key})`);
