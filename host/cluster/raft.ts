@@ -176,7 +176,7 @@ export class RaftNode {
 
   step(m: Message): void {
     if (m.to !== this.id) throw new Error(`raft: node ${this.id} got a message for ${m.to}`);
-    if (!this.voters.includes(m.from)) return; // static voter set: strangers are ignored
+    if (m.from === this.id || !this.voters.includes(m.from)) return; // static voter set: strangers (and echoes of ourselves) are ignored
     if (m.term > this.term) {
       if (!this.stepHigherTerm(m)) return;
     } else if (m.term < this.term) {

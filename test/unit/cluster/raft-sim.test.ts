@@ -6,8 +6,8 @@
 // checkers bite: Raft's Figure 8 with a mutation that commits an earlier term's entry by counting
 // must be caught.
 //
-//   RAFT_SIM_SEEDS=N   schedules per cluster size (default below; for a soak run the file with
-//                      node directly, tap stops a file after 300 s)
+//   RAFT_SIM_SEEDS=N   schedules per cluster size (default below); for a soak run the file with
+//                      TAP_TIMEOUT=0 node dist/test/unit/cluster/raft-sim.test.js
 //   RAFT_SIM_STEPS=N   steps per schedule
 //   RAFT_SIM_SEED=S    replay one seed (with RAFT_SIM_NODES=3|5 and RAFT_SIM_TRACE=1 to see it)
 import t from 'tap';
