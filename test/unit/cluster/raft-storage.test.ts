@@ -275,3 +275,16 @@ t.test('raft storage: three Raft nodes on real files elect, commit, restart one 
     await n.storage.close();
   }
 });
+
+t.test('raft storage: recordBytesMax at its boundary', (t) => {
+  const rec: StorageRecord = { kind: 'entries', entries: [entry(1, 1, 'x'.repeat(100))] };
+  const body = encodeRecord(rec).length - 8; // type + body, what the length field counts
+  const image = new Uint8Array(STORAGE_HEADER_BYTES + body + 8);
+  image.set([0x52, 0x41, 0x46, 0x54, 1], 0);
+  image.set(encodeRecord(rec), STORAGE_HEADER_BYTES);
+  t.equal(replayImage(image, body).state.entries.length, 1, `a record of exactly recordBytesMax (${body}) loads`);
+  const cut = replayImage(image, body - 1);
+  t.equal(cut.state.entries.length, 0, 'one byte over reads as a torn tail');
+  t.equal(cut.validBytes, STORAGE_HEADER_BYTES);
+  t.end();
+});

@@ -202,3 +202,52 @@ t.test('raft: limits at their boundaries', (t) => {
   t.throws(() => node(1, { heartbeatTicks: 10 }), /heartbeatTicks/);
   t.end();
 });
+
+t.test('raft: appendBytesMax at its boundary', (t) => {
+  const nodes = new Map([1, 2, 3].map((id) => [id, node(id, { appendBytesMax: 250 })]));
+  electOne(nodes, 1);
+  const l = nodes.get(1)!;
+  // Entries of 100 bytes: two fit in 250 bytes, a third would not.
+  for (let i = 0; i < 5; i++) l.propose(new Uint8Array(100).fill(65 + i));
+  const appends = drain(l).msgs.filter((m): m is Extract<Message, { type: 'Append' }> => m.type === 'Append');
+  t.ok(appends.every((m) => m.entries.reduce((n, e) => n + e.data.length, 0) <= 250), 'no Append over appendBytesMax');
+  t.ok(appends.some((m) => m.entries.length === 2), 'a full Append carries exactly the two entries that fit');
+  pump(nodes, appends);
+  l.tick();
+  pump(nodes, drain(l).msgs);
+  t.equal(nodes.get(3)!.log.commit, 6, 'all five and the no-op committed on a follower');
+  const lone = new Map([1, 2, 3].map((id) => [id, node(id, { appendBytesMax: 10 })]));
+  electOne(lone, 1);
+  lone.get(1)!.propose(new Uint8Array(50));
+  const one = drain(lone.get(1)!).msgs.filter((m): m is Extract<Message, { type: 'Append' }> => m.type === 'Append' && m.entries.length > 0);
+  t.ok(one.length > 0 && one.every((m) => m.entries.length === 1), 'an entry over appendBytesMax is sent alone');
+  t.end();
+});
+
+t.test('raft: committed entries come out at most applyEntriesMax per Ready', (t) => {
+  const nodes = new Map([1, 2, 3].map((id) => [id, node(id, { applyEntriesMax: 2 })]));
+  electOne(nodes, 1);
+  const l = nodes.get(1)!;
+  const not2 = (m: Message) => m.to !== 2 && m.from !== 2;
+  for (let i = 0; i < 5; i++) {
+    l.propose(enc.encode(`p${i}`));
+    pump(nodes, drain(l).msgs, not2);
+  }
+  t.equal(l.log.commit, 6, 'committed with node 3');
+  // Node 2 now gets all six entries and the commit index in one Append.
+  l.tick();
+  const toTwo = drain(l).msgs.filter((m) => m.to === 2);
+  const n2 = nodes.get(2)!;
+  const sizes: number[] = [];
+  for (const m of toTwo) {
+    n2.step(m);
+    while (n2.hasReady()) {
+      const rd = n2.ready();
+      if (rd.committedEntries.length) sizes.push(rd.committedEntries.length);
+      n2.advance(rd);
+    }
+  }
+  t.same(sizes, [2, 2, 1], 'five entries after the no-op (applied earlier) come out two by two');
+  t.equal(n2.log.applied, 6);
+  t.end();
+});
