@@ -39,6 +39,8 @@ export interface SimOptions {
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
   readonly appendEntriesMax?: number;
+  readonly preVote?: boolean;
+  readonly checkQuorum?: boolean;
   readonly mutation?: RaftMutation;
   /** Probability that a crash happens while a Ready is being persisted (a prefix of its records survives). */
   readonly tornWriteProbability?: number;
@@ -141,6 +143,8 @@ export class SimCluster {
         heartbeatTicks: this.opts.heartbeatTicks ?? 2,
         random: this.rng,
         appendEntriesMax: this.opts.appendEntriesMax ?? 8,
+        preVote: this.opts.preVote ?? true,
+        checkQuorum: this.opts.checkQuorum ?? true,
         ...(this.opts.mutation ? { mutation: this.opts.mutation } : {}),
       },
       initial,
@@ -482,9 +486,13 @@ export function runSchedule(o: ScheduleOptions): ScheduleResult {
   // replication (Figure 8's raw material) common, larger ones exercise batching.
   const shape = prng(o.seed ^ 0x5eed);
   const appendEntriesMax = [1, 2, 8][Math.floor(shape() * 3)]!;
+  // Pre-vote and check-quorum are on in production; one schedule in five runs without each,
+  // so safety is shown not to lean on them.
+  const preVote = shape() >= 0.2;
+  const checkQuorum = shape() >= 0.2;
   // One schedule in ten sends every message through the wire codec, so the frames meet real traffic.
   const wireCodec = o.seed % 10 === 0;
-  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, appendEntriesMax, mutation: o.mutation, tornWriteProbability: 0.01, wireCodec, sendBeforePersist: o.sendBeforePersist, ...(o.trace ? { trace: o.trace } : {}) });
+  const c = new SimCluster({ nodes: o.nodes, seed: o.seed, appendEntriesMax, preVote, checkQuorum, mutation: o.mutation, tornWriteProbability: 0.01, wireCodec, sendBeforePersist: o.sendBeforePersist, ...(o.trace ? { trace: o.trace } : {}) });
   const rng = c.rng;
   const pick = <T>(xs: readonly T[]): T | undefined => (xs.length ? xs[Math.floor(rng() * xs.length)] : undefined);
   const ids = c.nodes.map((n) => n.id);
