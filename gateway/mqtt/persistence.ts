@@ -549,6 +549,9 @@ export class LogPersistence {
     await this.mem.outgoingEnqueueCombi(accepted, packet);
   }
 
+  /** Numbers the stored PUBRELs (see outgoingUpdate); negative, so never a message's brokerCounter. */
+  private pubrelCounter = 0;
+
   async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
       const key = this.outgoingKey(client.id, packet);
@@ -556,6 +559,14 @@ export class LogPersistence {
       if (packet.qos > 0) this.sentQoS.set(key, packet.qos);
     }
     if (packet.cmd !== 'pubrel') return this.mem.outgoingUpdate(client, packet);
+    // aedes-persistence's memory store looks for the entry to update by brokerId first and by
+    // packet id only for entries of another brokerId. A PUBREL carries no brokerId, so the
+    // PUBREL stored for an earlier PUBREC (no brokerId, no brokerCounter either) "matched" the
+    // next one: it was renamed to the new packet id, and the PUBLISH it should have replaced
+    // stayed in the session — acknowledged with PUBCOMP yet sent again on every reconnect, an
+    // exactly-once message delivered twice (MQTT-4.3.3, MQTT-4.4.0-1; differential seed 409514).
+    // A counter of its own (negative: never a message's) keeps each stored PUBREL apart.
+    packet.brokerCounter = --this.pubrelCounter;
     // PUBREC of a QoS 2 delivery aedes never stored: a retained message sent on SUBSCRIBE (its
     // deliverQoS keeps no copy of those). Nothing to update; the flow goes on with PUBREL
     // rather than the connection being closed on 'no such packet'.

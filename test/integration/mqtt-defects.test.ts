@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { openStack, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually, sleep } from '../helpers/index.js';
 import { packet, str, u16 } from '../helpers/mqtt-packets.js';
+import * as mqttPacket from 'mqtt-packet';
 
 interface Got {
   topic: string;
@@ -232,4 +233,47 @@ t.test('defect 8: a clean-session reconnect drops the inbound QoS 2 table, so a 
   b.write(packet(0x62, u16(7)));
   await eventually(() => got.some((g) => g.payload === 'second'), 5_000);
   t.same(got.map((g) => g.payload), ['first', 'second']);
+});
+
+t.test('QoS 2 deliveries acknowledged together leave the session: no PUBLISH comes again on reconnect (MQTT-4.3.3, MQTT-4.4.0-1)', async (t) => {
+  // Found by the differential test (seed 409514): with two QoS 2 deliveries at the PUBREL stage at
+  // once, the second PUBREC renamed the first's stored PUBREL instead of replacing its own
+  // PUBLISH, which stayed in the session after PUBCOMP and came back on every reconnect.
+  const s = await openStack(t);
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const received: mqttPacket.Packet[] = [];
+  parser.on('packet', (p: mqttPacket.Packet) => received.push(p));
+  raw.on('data', (d) => parser.parse(d));
+  const count = (cmd: string) => received.filter((p) => p.cmd === cmd).length;
+  const gen = (p: mqttPacket.Packet) => mqttPacket.generate(p, { protocolVersion: 4 });
+  raw.write(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'pubrel-dev', clean: false, keepalive: 30 }));
+  raw.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'pr/#', qos: 2 }] }));
+  await eventually(() => count('suback') === 1, 5_000);
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'pubrel-pub' });
+  t.teardown(() => pub.endAsync(true));
+  for (const [topic, payload] of [['pr/1', 'one'], ['pr/2', 'two'], ['pr/3', 'three']]) await pub.publishAsync(topic, payload, { qos: 2 });
+  await eventually(() => count('publish') === 3, 5_000);
+  const ids = received.filter((p) => p.cmd === 'publish').map((p) => p.messageId!);
+  // the three PUBRECs in one write: every PUBREL is stored before any PUBCOMP arrives
+  raw.write(Buffer.concat(ids.map((messageId) => gen({ cmd: 'pubrec', messageId }))));
+  await eventually(() => count('pubrel') === 3, 5_000);
+  // PINGRESP comes after the PUBCOMPs were handled (packets of one connection are handled in order)
+  raw.write(Buffer.concat([...ids.map((messageId) => gen({ cmd: 'pubcomp', messageId })), gen({ cmd: 'pingreq' })]));
+  await eventually(() => count('pingresp') === 1, 5_000);
+  raw.write(gen({ cmd: 'disconnect' }));
+  await closedWithin(raw, 2_000);
+  await eventually(() => s.gateway.guardOf('pubrel-dev') === undefined);
+  t.same(ids.length, 3, 'all three delivered and acknowledged before the reconnect');
+
+  const again = mqtt.connect(s.url, { clientId: 'pubrel-dev', clean: false, reconnectPeriod: 0 });
+  const got = collect(again);
+  t.teardown(() => again.endAsync(true));
+  await new Promise<void>((resolve) => again.once('connect', () => resolve()));
+  // a message published now proves the session delivers; nothing acknowledged may precede it
+  await pub.publishAsync('pr/4', 'four', { qos: 2 });
+  await eventually(() => got.length >= 1, 5_000);
+  await sleep(200);
+  t.same(got.map((g) => g.payload), ['four'], 'no acknowledged message is delivered again');
 });
