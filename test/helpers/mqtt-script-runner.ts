@@ -239,8 +239,11 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
     const scope = () => (only ? connected().filter((c) => c === only) : connected());
     if (!only) burst.length = 0;
     // 0. wills of connections that died are published (or the server never publishes them)
+    // A connection this runner destroyed (`dead`) counts as gone at once: its socket's 'close'
+    // event may not have fired yet, and a will that Tributary publishes after an fsync would
+    // otherwise race the script's next step (seed 509094: the client's own reconnect got it).
     for (const c of [...live.values(), ...dead]) {
-      if (!c.closed || !c.willPending) continue;
+      if (!c.willPending || (!c.closed && !dead.includes(c))) continue;
       const will = c.willPending;
       c.willPending = undefined;
       const until = Date.now() + answerMs;
