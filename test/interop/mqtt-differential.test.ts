@@ -124,7 +124,11 @@ if (!haveCommand('mosquitto')) {
       };
       // every lane ends before the test does, even when one could not start its servers
       const lanes = await Promise.allSettled(Array.from({ length: LANES }, lane));
-      for (const l of lanes) if (l.status === 'rejected') t.fail(`a lane of servers failed: ${(l.reason as Error).message.split('\n')[0]}`);
+      for (const l of lanes) {
+        if (l.status === 'fulfilled') continue;
+        t.comment(`a lane of servers failed: ${(l.reason as Error).message}`);
+        t.fail(`a lane of servers failed: ${(l.reason as Error).message.split('\n')[0]}`);
+      }
       t.comment(`${ran} scripts in ${Date.now() - started} ms, ${failures.length} with differences`);
       if (ran < seeds.length) t.comment(`time budget reached: ${seeds.length - ran} scripts not run (MQTT_DIFF_SCRIPTS=N runs all N)`);
       t.ok(ran >= Math.min(seeds.length, 20), `at least 20 scripts ran (${ran})`);
