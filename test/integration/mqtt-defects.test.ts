@@ -277,3 +277,45 @@ t.test('QoS 2 deliveries acknowledged together leave the session: no PUBLISH com
   await sleep(200);
   t.same(got.map((g) => g.payload), ['four'], 'no acknowledged message is delivered again');
 });
+
+t.test('a persistent session that closes while retained messages sent on SUBSCRIBE wait for the socket to drain does not bring the broker down', async (t) => {
+  // Found by the differential test (seed 409103, servers "dying mid-run"): the delivery of a
+  // retained QoS 1/2 message sent on SUBSCRIBE to a persistent session (kept in the session,
+  // outbound.ts sendKept → writeQoS) waited for 'drain' with aedes' stream callback; when the
+  // connection closed, aedes failed that wait with "connection closed", the callback passed the
+  // error to aedes' retained stream, and nothing listened: an unhandled 'error', process exit 1.
+  // deliveryBytesQueuedMax above what is sent: every delivery is written (none waits in the
+  // gateway's own queue), so the write that fills the socket is the one left waiting for 'drain'
+  const s = await openStack(t, { mqtt: { deliveryBytesQueuedMax: 64 * 1024 * 1024 } });
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'drain-pub' });
+  t.teardown(() => pub.endAsync(true));
+  const big = Buffer.alloc(200 * 1024, 0x61);
+  const topics = Array.from({ length: 60 }, (_, i) => `drain/${i}`);
+  for (const topic of topics) await pub.publishAsync(topic, big, { qos: 1, retain: true });
+  // a persistent session that subscribes and then reads nothing: 12 MB of retained messages
+  // fill the socket toward it, so the gateway's write of one of them waits for 'drain'
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  let bytes = 0;
+  raw.on('data', (d) => {
+    bytes += d.length;
+    if (bytes > 64 * 1024) raw.pause();
+  });
+  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x00]), u16(30), str('drain-dev')])));
+  raw.write(packet(0x82, Buffer.concat([u16(1), str('drain/#'), Buffer.from([1])])));
+  await eventually(() => bytes > 64 * 1024, 5_000);
+  await sleep(300);
+  t.ok(s.gateway.guardOf('drain-dev') !== undefined, 'the session is connected and its socket is full');
+  raw.destroy();
+  await eventually(() => s.gateway.guardOf('drain-dev') === undefined, 5_000);
+  await sleep(200);
+  // the broker still serves (an unhandled 'error' would have ended this process): the resumed
+  // session gets the retained messages kept for it again, and a live message after them
+  const again = mqtt.connect(s.url, { clientId: 'drain-dev', clean: false, reconnectPeriod: 0 });
+  t.teardown(() => again.endAsync(true));
+  const got = collect(again);
+  await new Promise<void>((resolve) => again.once('connect', () => resolve()));
+  await pub.publishAsync('drain/live', 'after', { qos: 1 });
+  await eventually(() => got.some((g) => g.topic === 'drain/live'), 10_000);
+  t.ok(got.filter((g) => g.topic !== 'drain/live').length > 0, `the messages sent before the close were kept and come again (${got.length - 1})`);
+});
