@@ -41,7 +41,7 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { BrokerError } from '../../host/errors/index.js';
-import { decodeBatches } from '../../host/core/index.js';
+import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Logger } from '../../host/logging.js';
 import type { AppendBatcher } from './append.js';
 import { hideShare, isHiddenShare } from './share-adapter.js';
@@ -296,23 +296,20 @@ export class LogPersistence {
     this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size }, 'mqtt: state restored from the log');
   }
 
-  /** Reads a whole internal topic in order. */
+  /**
+   * Reads a whole internal topic in order, through the one partition reader: a position that
+   * leaves the log (retention racing the restore) is an error, not a silent skip.
+   */
   private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<void> {
-    const tp = { topic, partition: 0 };
-    let offset = this.store.offsets(tp).logStartOffset;
-    for (;;) {
-      const end = this.store.offsets(tp).logEndOffset;
-      if (offset >= end) return;
-      const res = await this.store.read(tp, offset, { maxBytes: REPLAY_READ_BYTES });
-      if (res.records.byteLength === 0) return;
-      for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
-        for (const r of batch.records) {
-          if (r.offset < offset) continue;
-          const headers = new Map<string, Uint8Array | null>();
-          for (const h of r.headers) headers.set(h.key, h.value);
-          apply(r.key, r.value, headers);
-        }
-        offset = Math.max(offset, batch.header.lastOffset + 1);
+    const cursor = await PartitionCursor.open(this.store, { topic, partition: 0 }, { kind: 'earliest' }, { maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'fail' });
+    while (!cursor.caughtUp()) {
+      // decoded by the cursor: records below the position and control batches already dropped
+      const { records, from, nextOffset } = await cursor.read();
+      if (nextOffset === from) return; // nothing readable below the visible end
+      for (const r of records) {
+        const headers = new Map<string, Uint8Array | null>();
+        for (const h of r.headers) headers.set(h.key, h.value);
+        apply(r.key, r.value, headers);
       }
     }
   }
