@@ -143,6 +143,9 @@ export function propsFromJson(json: unknown): Record<string, unknown> | undefine
   return JSON.parse(JSON.stringify(json), (_k, v: unknown) => (v && typeof v === 'object' && typeof (v as { $b64?: unknown }).$b64 === 'string' ? Buffer.from((v as { $b64: string }).$b64, 'base64') : v)) as Record<string, unknown>;
 }
 
+/** Prefix of the per-topic chains of retained stores (`serial`), told apart from the per-client ones. */
+const RETAINED_CHAIN = 'r\u0000';
+
 const enc = (s: string) => Buffer.from(s, 'utf8');
 const text = (b: Uint8Array | null) => (b === null ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
 const copy = (b: Uint8Array | null) => (b === null ? Buffer.alloc(0) : Buffer.from(b));
@@ -372,7 +375,7 @@ export class LogPersistence {
     }
     // serialised per topic: aedes stores a retained message after the PUBACK, so the next
     // publish to the same topic can arrive while the previous store is still being appended
-    return this.serial(`r\u0000${packet.topic}`, async () => {
+    return this.serial(RETAINED_CHAIN + packet.topic, async () => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       const remove = payload.length === 0;
       if (!remove && !this.retainedTopics.has(packet.topic) && this.retainedTopics.size >= this.limits.retainedMessagesMax) {
@@ -406,12 +409,31 @@ export class LogPersistence {
     return payload.length === 0 || this.retainedTopics.has(topic) || this.retainedTopics.size < this.limits.retainedMessagesMax;
   }
 
+  /**
+   * The retained messages matching `patterns`, once every retained store already started has
+   * finished. A store becomes visible when durable, and a QoS 0 one is started but not awaited:
+   * a SUBSCRIBE handled meanwhile (even the publisher's own next packet) would miss it, where
+   * MQTT-3.3.1-5 stores it "so that it can be delivered to future subscribers" (differential
+   * seed 409245). Waits only for stores in flight (one chain per topic, bounded by the topics).
+   */
+  private retainedAfterStores(read: () => Readable): Readable {
+    const pending: Promise<void>[] = [];
+    for (const [key, chain] of this.chains) if (key.startsWith(RETAINED_CHAIN)) pending.push(chain);
+    if (pending.length === 0) return read();
+    return Readable.from(
+      (async function* () {
+        await Promise.all(pending);
+        yield* read();
+      })(),
+    );
+  }
+
   createRetainedStream(pattern: string): Readable {
-    return this.mem.createRetainedStream(pattern);
+    return this.retainedAfterStores(() => this.mem.createRetainedStream(pattern));
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    return this.mem.createRetainedStreamCombi(patterns);
+    return this.retainedAfterStores(() => this.mem.createRetainedStreamCombi(patterns));
   }
 
   // --- subscriptions --------------------------------------------------------------------------

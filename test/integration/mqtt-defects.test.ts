@@ -319,3 +319,31 @@ t.test('a persistent session that closes while retained messages sent on SUBSCRI
   await eventually(() => got.some((g) => g.topic === 'drain/live'), 10_000);
   t.ok(got.filter((g) => g.topic !== 'drain/live').length > 0, `the messages sent before the close were kept and come again (${got.length - 1})`);
 });
+
+t.test('a QoS 0 retained publish is delivered to a SUBSCRIBE that follows it on the same connection (MQTT-3.3.1-5)', async (t) => {
+  // Found by the differential test (seed 409245): the store of a QoS 0 retained message is
+  // started, not awaited, and becomes visible once durable; a SUBSCRIBE handled meanwhile read
+  // the retained messages without it. Mosquitto delivers it, and MQTT-3.3.1-5 asks for it: the
+  // message is stored "so that it can be delivered to future subscribers".
+  const s = await openStack(t);
+  const raw = await rawConnect(s.port);
+  t.teardown(() => raw.destroy());
+  raw.on('error', () => undefined);
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const received: mqttPacket.Packet[] = [];
+  parser.on('packet', (p: mqttPacket.Packet) => received.push(p));
+  raw.on('data', (d) => parser.parse(d));
+  const gen = (p: mqttPacket.Packet) => mqttPacket.generate(p, { protocolVersion: 4 });
+  // PUBLISH and SUBSCRIBE in one write: the SUBSCRIBE is handled while the store is in flight
+  raw.write(
+    Buffer.concat([
+      gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ret0-dev', clean: true, keepalive: 30 }),
+      gen({ cmd: 'publish', topic: 'ret0/x', payload: Buffer.from('kept'), qos: 0, retain: true, dup: false }),
+      gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ret0/#', qos: 0 }] }),
+    ]),
+  );
+  await eventually(() => received.some((p) => p.cmd === 'suback'), 5_000);
+  await eventually(() => received.some((p) => p.cmd === 'publish'), 2_000).catch(() => undefined);
+  const publishes = received.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish');
+  t.same(publishes.map((p) => [p.topic, String(p.payload), p.retain]), [['ret0/x', 'kept', true]], 'the retained message comes with the SUBSCRIBE');
+});
