@@ -350,7 +350,11 @@ export class Outbound {
         } catch (err) {
           c.emit('error', err as Error);
         }
-        if (!ok && !c.errored) c.waitForDrain(cb);
+        // aedes fails a drain wait with "connection closed" when the connection ends first; the
+        // error is not the caller's to handle (it is aedes' retained stream or mqemitter, which
+        // would throw it: an unhandled 'error', the process gone — differential seed 409103), so
+        // it is dropped here as aedes' own deliverQoS drops it
+        if (!ok && !c.errored) c.waitForDrain(() => cb());
         else setImmediate(cb);
       };
       // a kept retained message: its packet id is recorded, or (store full) it is sent anyway

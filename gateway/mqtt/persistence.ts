@@ -41,7 +41,7 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { BrokerError } from '../../host/errors/index.js';
-import { decodeBatches } from '../../host/core/index.js';
+import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Logger } from '../../host/logging.js';
 import type { AppendBatcher } from './append.js';
 import { hideShare, isHiddenShare } from './share-adapter.js';
@@ -142,6 +142,9 @@ export function propsFromJson(json: unknown): Record<string, unknown> | undefine
   if (json === undefined || json === null) return undefined;
   return JSON.parse(JSON.stringify(json), (_k, v: unknown) => (v && typeof v === 'object' && typeof (v as { $b64?: unknown }).$b64 === 'string' ? Buffer.from((v as { $b64: string }).$b64, 'base64') : v)) as Record<string, unknown>;
 }
+
+/** Prefix of the per-topic chains of retained stores (`serial`), told apart from the per-client ones. */
+const RETAINED_CHAIN = 'r\u0000';
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
 const text = (b: Uint8Array | null) => (b === null ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
@@ -296,23 +299,20 @@ export class LogPersistence {
     this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size }, 'mqtt: state restored from the log');
   }
 
-  /** Reads a whole internal topic in order. */
+  /**
+   * Reads a whole internal topic in order, through the one partition reader: a position that
+   * leaves the log (retention racing the restore) is an error, not a silent skip.
+   */
   private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<void> {
-    const tp = { topic, partition: 0 };
-    let offset = this.store.offsets(tp).logStartOffset;
-    for (;;) {
-      const end = this.store.offsets(tp).logEndOffset;
-      if (offset >= end) return;
-      const res = await this.store.read(tp, offset, { maxBytes: REPLAY_READ_BYTES });
-      if (res.records.byteLength === 0) return;
-      for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
-        for (const r of batch.records) {
-          if (r.offset < offset) continue;
-          const headers = new Map<string, Uint8Array | null>();
-          for (const h of r.headers) headers.set(h.key, h.value);
-          apply(r.key, r.value, headers);
-        }
-        offset = Math.max(offset, batch.header.lastOffset + 1);
+    const cursor = await PartitionCursor.open(this.store, { topic, partition: 0 }, { kind: 'earliest' }, { maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'fail' });
+    while (!cursor.caughtUp()) {
+      // decoded by the cursor: records below the position and control batches already dropped
+      const { records, from, nextOffset } = await cursor.read();
+      if (nextOffset === from) return; // nothing readable below the visible end
+      for (const r of records) {
+        const headers = new Map<string, Uint8Array | null>();
+        for (const h of r.headers) headers.set(h.key, h.value);
+        apply(r.key, r.value, headers);
       }
     }
   }
@@ -375,7 +375,7 @@ export class LogPersistence {
     }
     // serialised per topic: aedes stores a retained message after the PUBACK, so the next
     // publish to the same topic can arrive while the previous store is still being appended
-    return this.serial(`r\u0000${packet.topic}`, async () => {
+    return this.serial(RETAINED_CHAIN + packet.topic, async () => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       const remove = payload.length === 0;
       if (!remove && !this.retainedTopics.has(packet.topic) && this.retainedTopics.size >= this.limits.retainedMessagesMax) {
@@ -409,12 +409,31 @@ export class LogPersistence {
     return payload.length === 0 || this.retainedTopics.has(topic) || this.retainedTopics.size < this.limits.retainedMessagesMax;
   }
 
+  /**
+   * The retained messages matching `patterns`, once every retained store already started has
+   * finished. A store becomes visible when durable, and a QoS 0 one is started but not awaited:
+   * a SUBSCRIBE handled meanwhile (even the publisher's own next packet) would miss it, where
+   * MQTT-3.3.1-5 stores it "so that it can be delivered to future subscribers" (differential
+   * seed 409245). Waits only for stores in flight (one chain per topic, bounded by the topics).
+   */
+  private retainedAfterStores(read: () => Readable): Readable {
+    const pending: Promise<void>[] = [];
+    for (const [key, chain] of this.chains) if (key.startsWith(RETAINED_CHAIN)) pending.push(chain);
+    if (pending.length === 0) return read();
+    return Readable.from(
+      (async function* () {
+        await Promise.all(pending);
+        yield* read();
+      })(),
+    );
+  }
+
   createRetainedStream(pattern: string): Readable {
-    return this.mem.createRetainedStream(pattern);
+    return this.retainedAfterStores(() => this.mem.createRetainedStream(pattern));
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    return this.mem.createRetainedStreamCombi(patterns);
+    return this.retainedAfterStores(() => this.mem.createRetainedStreamCombi(patterns));
   }
 
   // --- subscriptions --------------------------------------------------------------------------
@@ -549,6 +568,9 @@ export class LogPersistence {
     await this.mem.outgoingEnqueueCombi(accepted, packet);
   }
 
+  /** Numbers the stored PUBRELs (see outgoingUpdate); negative, so never a message's brokerCounter. */
+  private pubrelCounter = 0;
+
   async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
       const key = this.outgoingKey(client.id, packet);
@@ -556,6 +578,14 @@ export class LogPersistence {
       if (packet.qos > 0) this.sentQoS.set(key, packet.qos);
     }
     if (packet.cmd !== 'pubrel') return this.mem.outgoingUpdate(client, packet);
+    // aedes-persistence's memory store looks for the entry to update by brokerId first and by
+    // packet id only for entries of another brokerId. A PUBREL carries no brokerId, so the
+    // PUBREL stored for an earlier PUBREC (no brokerId, no brokerCounter either) "matched" the
+    // next one: it was renamed to the new packet id, and the PUBLISH it should have replaced
+    // stayed in the session — acknowledged with PUBCOMP yet sent again on every reconnect, an
+    // exactly-once message delivered twice (MQTT-4.3.3, MQTT-4.4.0-1; differential seed 409514).
+    // A counter of its own (negative: never a message's) keeps each stored PUBREL apart.
+    packet.brokerCounter = --this.pubrelCounter;
     // PUBREC of a QoS 2 delivery aedes never stored: a retained message sent on SUBSCRIBE (its
     // deliverQoS keeps no copy of those). Nothing to update; the flow goes on with PUBREL
     // rather than the connection being closed on 'no such packet'.

@@ -10,9 +10,10 @@
 //   non-internal topic, at most `topicsMax`). Offered assignors: "range", "roundrobin" (Java)
 //   and "RoundRobinAssigner" (kafkajs); when an MQTT member leads it assigns round-robin over
 //   sorted (topic, partition), as the WebSocket gateway does (gateway/ws/group-session.ts);
-// - it reads its assigned partitions through the broker's one read path (`read`,
-//   `waitForData`), and delivers only records whose MQTT topic (reverse route, `mqtt.topic`
-//   header, else the key) matches its filter; the others are passed over and committed;
+// - it reads its assigned partitions through the one partition reader (host/broker/cursor.ts,
+//   over the broker's `read` and `waitForData`), and delivers only records whose MQTT topic
+//   (reverse route, `mqtt.topic` header, else the key) matches its filter; the others are
+//   passed over and committed;
 // - delivery QoS = min(subscription QoS, the record's `mqtt.qos` header, else `reverseQos`);
 // - it commits, every `commitIntervalMs` and when it leaves or rebalances, the lowest offset not
 //   yet done per partition: a QoS 0 record is done once written to the socket, a QoS 1/2 record
@@ -36,7 +37,7 @@
 // `epoch` (an object replaced on every (re)assignment) tells late callbacks of a previous
 // assignment apart, so an acknowledgement arriving after a rebalance only frees its window slot.
 import type { BrokerApi, TopicPartition } from '../../host/broker/api.js';
-import { decodeBatches } from '../../host/core/index.js';
+import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
@@ -572,55 +573,54 @@ export class SharedSubscriptions {
 
   // --- reading and delivering -------------------------------------------------------------------
 
-  /** One reader per epoch: partitions in turn, one decoded read at a time, window-bounded. */
+  /**
+   * One reader per epoch: partitions in turn, one decoded read at a time, window-bounded. Each
+   * partition is read by a cursor (host/broker/cursor.ts, committed isolation); `part.position`
+   * follows the records handled, the cursor the records read.
+   */
   private async read(ms: Membership, epoch: Epoch): Promise<void> {
     const { broker } = this.deps;
     const signal = epoch.abort.signal;
     const parts = [...epoch.parts.values()];
     if (parts.length === 0) return;
+    const cursors = parts.map(
+      (part) =>
+        new PartitionCursor(broker, part.tp, part.position, {
+          maxBytes: this.o.readBytesMax,
+          // retention moved the log start past us (or the log was cut below us): go on from the nearest end
+          onOutOfRange: 'nearest',
+          signal,
+          onReset: (_from, to) => {
+            part.position = to;
+          },
+        }),
+    );
     let turn = 0;
     while (!signal.aborted && !ms.left) {
       try {
         let progressed = false;
         for (let i = 0; i < parts.length && !signal.aborted; i++) {
-          const part = parts[(turn + i) % parts.length];
-          const res = await broker.read(part.tp, part.position, { maxBytes: this.o.readBytesMax });
+          const k = (turn + i) % parts.length;
+          const part = parts[k];
+          // decoded by the cursor: records below the position and control batches dropped
+          const { records, from, nextOffset } = await cursors[k].read();
           if (signal.aborted) return;
-          if (res.records.byteLength === 0) continue;
-          const records: Buffered[] = [];
-          let end = part.position;
-          for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
-            if (!batch.header.isControl) for (const r of batch.records) if (r.offset >= part.position) records.push(r);
-            end = Math.max(end, batch.header.lastOffset + 1);
-          }
+          if (nextOffset === from) continue;
           const window = Math.max(1, Math.min(this.o.inflightMax, ms.member.receiveMaximum ?? Infinity));
           for (const r of records) {
             while (ms.inflight >= window && !signal.aborted) await ms.waitForSlot(signal);
             if (signal.aborted) return;
             this.handle(ms, epoch, part, r);
           }
-          if (end > part.position) {
-            part.position = end;
-            progressed = true;
-          }
+          if (nextOffset > part.position) part.position = nextOffset;
+          progressed = true;
           turn = (turn + i + 1) % parts.length;
           break; // one read per turn, then the next partition (fairness)
         }
-        if (!progressed && !signal.aborted) {
-          await broker.waitForData(parts.map((p) => ({ ...p.tp, afterOffset: p.position })), WAIT_MS, signal);
-        }
+        if (!progressed && !signal.aborted) await PartitionCursor.waitAny(cursors, WAIT_MS, signal);
       } catch (err) {
         if (signal.aborted) return;
         const e = asBrokerError(err);
-        if (e.code === 'OFFSET_OUT_OF_RANGE') {
-          // retention moved the log start past us: continue from the new start
-          for (const p of parts) {
-            const o = broker.offsets(p.tp);
-            if (p.position < o.logStartOffset) p.position = o.logStartOffset;
-            else if (p.position > o.logEndOffset) p.position = o.logEndOffset;
-          }
-          continue;
-        }
         this.log.warn({ group: ms.group, err: e.message }, 'mqtt: shared subscription read failed; retrying');
         await sleep(1_000, signal);
       }

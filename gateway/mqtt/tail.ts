@@ -1,11 +1,12 @@
 // Reverse delivery: records appended to a stream topic by anyone but this gateway (Kafka
 // clients, the WebSocket gateway, the uplink) reach MQTT subscribers.
 //
-// One tail reader per stream topic that has MQTT interest, reading through the broker's one
-// read path from the log end at the moment interest appeared (`broker.read`, then
-// `waitForData` when caught up). Each record's MQTT topic comes from the router; the record
-// is handed to aedes with `aedes.publish`, which delivers to live subscribers and queues it
-// for offline persistent sessions.
+// One tail reader per stream topic that has MQTT interest, reading through the one partition
+// reader (host/broker/cursor.ts: a cursor per partition, committed isolation, out-of-range →
+// nearest end, transient errors retried) from the visible end at the moment interest
+// appeared, waiting on all its partitions at once when caught up. Each record's MQTT topic
+// comes from the router; the record is handed to aedes with `aedes.publish`, which delivers
+// to live subscribers and queues it for offline persistent sessions.
 //
 // No double delivery: publishes that came in over MQTT were already delivered by aedes at
 // publish time, and their records carry the header `mqtt.origin` = this gateway's id; the
@@ -21,7 +22,7 @@
 // `subscribe` event, handled synchronously so a record produced after the SUBACK is seen)
 // and persisted sessions; readers whose interest is gone stop at the next recount.
 import type { BrokerApi, TopicPartition } from '../../host/broker/api.js';
-import { decodeBatches } from '../../host/core/index.js';
+import { PartitionCursor, type RetryPolicy } from '../../host/broker/cursor.js';
 import type { Logger } from '../../host/logging.js';
 import type { Router } from './routes.js';
 import { headersToProperties } from './headers.js';
@@ -43,8 +44,16 @@ export interface TailOptions {
   reverseQos: 0 | 1;
 }
 
+/**
+ * How a tail reader's cursor retries a transient read error (the error table's `retriable`):
+ * for as long as it takes, once a second, each retry logged — a reverse route has no caller to
+ * hand the error to, and subscribers get the records once the partition reads again.
+ */
+const TAIL_RETRY: RetryPolicy = { attemptsMax: Number.POSITIVE_INFINITY, backoffMs: 1_000, backoffMaxMs: 1_000 };
+
 class TailReader {
-  private readonly positions = new Map<number, number>();
+  /** One cursor per partition (host/broker/cursor.ts), committed isolation: what every client may see. */
+  private readonly cursors = new Map<number, PartitionCursor>();
   private readonly abort = new AbortController();
   private stopped = false;
   delivered = 0;
@@ -61,14 +70,23 @@ class TailReader {
     void this.run();
   }
 
-  /** Partitions seen for the first time start at the log end, or at the log start when the topic appeared after the interest. */
+  /** Partitions seen for the first time start at the visible end, or at the log start when the topic appeared after the interest. */
   private addPartitions(fromStart: boolean): void {
     const info = this.m.broker.describeTopic(this.topic);
     if (!info) return;
     for (let p = 0; p < info.partitions; p++) {
-      if (this.positions.has(p)) continue;
-      const o = this.m.broker.offsets({ topic: this.topic, partition: p });
-      this.positions.set(p, fromStart || this.everEmpty ? o.logStartOffset : o.logEndOffset);
+      if (this.cursors.has(p)) continue;
+      const tp: TopicPartition = { topic: this.topic, partition: p };
+      const o = this.m.broker.offsets(tp);
+      const cursor = new PartitionCursor(this.m.broker, tp, fromStart || this.everEmpty ? o.logStartOffset : o.highWatermark, {
+        maxBytes: this.m.options.tailReadBytesMax,
+        // retention moved the log start past us (or the log was cut below us): go on from the nearest end
+        onOutOfRange: 'nearest',
+        retry: TAIL_RETRY,
+        signal: this.abort.signal,
+        onRetry: (err) => this.m.logger.warn({ topic: this.topic, partition: p, err: err.message }, 'mqtt: reverse delivery read failed; retrying'),
+      });
+      this.cursors.set(p, cursor);
     }
   }
 
@@ -81,12 +99,12 @@ class TailReader {
   }
 
   private async run(): Promise<void> {
-    if (this.positions.size === 0) this.everEmpty = true;
+    if (this.cursors.size === 0) this.everEmpty = true;
     while (!this.stopped) {
       try {
-        if (this.positions.size === 0 || this.m.broker.describeTopic(this.topic)?.partitions !== this.positions.size) {
+        if (this.cursors.size === 0 || this.m.broker.describeTopic(this.topic)?.partitions !== this.cursors.size) {
           this.addPartitions(this.everEmpty);
-          if (this.positions.size === 0) {
+          if (this.cursors.size === 0) {
             // the topic does not exist yet: look again soon (a map lookup), so the first
             // records of a topic created after the SUBSCRIBE arrive without delay
             await sleep(TOPIC_APPEAR_POLL_MS, this.abort.signal);
@@ -98,48 +116,26 @@ class TailReader {
         const own = this.m.own;
         const running = own?.settled(this.topic);
         if (running) await running;
-        for (const [partition, at] of this.positions) {
+        for (const [partition, cursor] of this.cursors) {
           if (this.stopped) return;
+          const at = cursor.position;
           const offset = own ? own.skip(this.topic, partition, at) : at;
           if (offset !== at) {
-            this.positions.set(partition, offset);
+            cursor.seek(offset);
             progressed = true;
           }
-          const tp: TopicPartition = { topic: this.topic, partition };
-          const res = await this.m.broker.read(tp, offset, { maxBytes: this.m.options.tailReadBytesMax });
-          if (res.records.byteLength === 0) continue;
-          let next = offset;
-          for (const batch of decodeBatches(res.records, { partialTail: 'ignore' })) {
-            if (!batch.header.isControl) {
-              for (const r of batch.records) {
-                if (r.offset < offset) continue;
-                await this.deliver(partition, r.key, r.value, r.headers);
-              }
-            }
-            next = Math.max(next, batch.header.lastOffset + 1);
-          }
-          if (next > offset) progressed = true;
-          this.positions.set(partition, next);
+          // decoded by the cursor: records below the position and control batches dropped
+          const { records, from, nextOffset } = await cursor.read();
+          for (const r of records) await this.deliver(partition, r.key, r.value, r.headers);
+          if (nextOffset > from) progressed = true;
         }
-        if (!progressed && !this.stopped) {
-          const positions = [...this.positions].map(([partition, afterOffset]) => ({ topic: this.topic, partition, afterOffset }));
-          await this.m.broker.waitForData(positions, WAIT_MS, this.abort.signal);
-        }
+        if (!progressed && !this.stopped) await PartitionCursor.waitAny([...this.cursors.values()], WAIT_MS, this.abort.signal);
       } catch (err) {
         if (this.stopped) return;
-        const e = err as { code?: string; message?: string };
-        if (e.code === 'OFFSET_OUT_OF_RANGE') {
-          // retention moved the log start past us: continue from the new start
-          for (const [p] of this.positions) {
-            const o = this.m.broker.offsets({ topic: this.topic, partition: p });
-            const cur = this.positions.get(p)!;
-            if (cur < o.logStartOffset || cur > o.logEndOffset) this.positions.set(p, cur < o.logStartOffset ? o.logStartOffset : o.logEndOffset);
-          }
-          continue;
-        }
-        this.m.logger.warn({ topic: this.topic, err: e.message }, 'mqtt: reverse delivery read failed; retrying');
+        // not worth the same read again (the topic was deleted, a wait refused): look again in a second
+        this.m.logger.warn({ topic: this.topic, err: (err as Error).message }, 'mqtt: reverse delivery read failed; retrying');
         await sleep(1_000, this.abort.signal);
-        if (!this.m.broker.describeTopic(this.topic)) this.positions.clear();
+        if (!this.m.broker.describeTopic(this.topic)) this.cursors.clear();
       }
     }
   }

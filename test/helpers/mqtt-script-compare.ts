@@ -32,7 +32,7 @@ export const INTENDED_DIFFERENCES: IntendedDifference[] = [
     id: 'overlapping-subscriptions-maximum-qos',
     rule: 'MQTT-3.3.5-1 (3.1.1 §3.3.5: "the Server MUST deliver the message to the Client respecting the maximum QoS of all the matching subscriptions"; 5.0 §3.3.4)',
     what:
-      'Mosquitto 2.0.11 sends a live or queued message once to a client with overlapping subscriptions, at the QoS of the most specific one (a/x before +/x before +/+ before #: "a/x" q0 with "+/+" q1 gives q0). Tributary sends it at min(published QoS, maximum granted QoS of the matching subscriptions). Compared: a delivery at another QoS is this row when Tributary\'s QoS is exactly that maximum (the client\'s subscriptions replayed from the script) and Mosquitto\'s is lower.',
+      'Mosquitto 2.0.11 sends a live or queued message once to a client with overlapping subscriptions, at the QoS of the most specific one (a/x before +/x before +/+ before #: "a/x" q0 with "+/+" q1 gives q0). Tributary sends it at min(published QoS, maximum granted QoS of the matching subscriptions). Compared: a delivery at another QoS is this row when Tributary\'s QoS is exactly that maximum (the client\'s subscriptions replayed from the script) and Mosquitto\'s is lower. A consequence compared too: a QoS 1/2 copy the client did not acknowledge is sent again to its resumed session (MQTT-4.4.0-1), where Mosquitto\'s QoS 0 copy is not — an extra delivery to a resumed session is this row when an earlier connection of the same client got that message from Tributary at a QoS of this row and from Mosquitto at QoS 0 (seed 409404).',
   },
   {
     id: 'puback-no-matching-subscribers',
@@ -163,6 +163,28 @@ function maximumQoS(script: Script, key: string, d: Delivered): number | undefin
   return max < 0 ? undefined : Math.min(published, max);
 }
 
+/**
+ * overlapping-subscriptions-maximum-qos, its consequence on a resumed session: `d`, delivered by
+ * Tributary only, was delivered to an earlier connection of the same client by Tributary at QoS 1/2
+ * (the maximum of the matching subscriptions, so the session keeps it until acknowledged and sends
+ * it again, MQTT-4.4.0-1) and by Mosquitto at QoS 0 (nothing to send again).
+ */
+function resentAfterMaximumQoS(script: Script, key: string, d: Delivered, m: Map<string, ConnectionLog>, t: Map<string, ConnectionLog>): boolean {
+  const [client, at] = key.split('@#');
+  for (const [earlier, tc] of t) {
+    const [c, id] = earlier.split('@#');
+    if (c !== client || Number(id) >= Number(at)) continue;
+    const mc = m.get(earlier);
+    if (!mc) continue;
+    const tq = tc.received.filter((r) => r.topic === d.topic && r.payload === d.payload).map((r) => r.qos);
+    const mq = mc.received.filter((r) => r.topic === d.topic && r.payload === d.payload).map((r) => r.qos);
+    if (tq.length === 0 || mq.length === 0 || Math.max(...mq) !== 0) continue;
+    const q = Math.max(...tq);
+    if (q > 0 && maximumQoSes(script, earlier, { ...d, qos: q }).includes(q)) return true;
+  }
+  return false;
+}
+
 export interface Difference {
   /** What kind of difference, for grouping and for the shrinker: it keeps a script only while this kind persists. */
   kind: string;
@@ -204,7 +226,7 @@ export function compare(script: Script, mosquitto: Observation, tributary: Obser
       const live = (x ?? y)!.retain ? 'retained' : 'live';
       let kind: string | undefined;
       if (x && !y) kind = `${live} delivery${resumed} missing`;
-      else if (!x && y) kind = `${live} delivery${resumed} extra`;
+      else if (!x && y) kind = resumed && resentAfterMaximumQoS(script, key, y, m, t) ? undefined : `${live} delivery${resumed} extra`;
       else if (x!.qos !== y!.qos && !(x!.qos < y!.qos && maximumQoSes(script, key, y!).includes(y!.qos))) kind = `${live} delivery${resumed} at another QoS`;
       if (kind) diffs.push({ kind, connection: key, what: 'delivery', mosquitto: describe(script, x), tributary: describe(script, y) });
     }

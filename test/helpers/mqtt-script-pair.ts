@@ -38,16 +38,26 @@ export class ServerPair {
   /** Runs `script` on both servers concurrently and compares what the clients received. */
   async run(script: Script): Promise<PairResult> {
     const prefix = `r${this.runs++}-`;
-    const [mosquitto, tributary] = await Promise.all([
-      runScript(script, { port: this.mosquitto.port, clientIdPrefix: prefix, actionFor: mosquittoActions }),
-      runScript(script, { port: this.tributary.port('mqtt'), clientIdPrefix: prefix }),
-    ]);
-    const ids = Array.from({ length: script.clients }, (_, c) => prefix + clientName(c));
-    await Promise.all([
-      resetServer(this.mosquitto.port, script.protocolVersion, ids, TOPICS),
-      resetServer(this.tributary.port('mqtt'), script.protocolVersion, ids, TOPICS),
-    ]);
-    return { diffs: compare(script, mosquitto, tributary), mosquitto, tributary };
+    try {
+      const [mosquitto, tributary] = await Promise.all([
+        runScript(script, { port: this.mosquitto.port, clientIdPrefix: prefix, actionFor: mosquittoActions }),
+        runScript(script, { port: this.tributary.port('mqtt'), clientIdPrefix: prefix }),
+      ]);
+      const ids = Array.from({ length: script.clients }, (_, c) => prefix + clientName(c));
+      await Promise.all([
+        resetServer(this.mosquitto.port, script.protocolVersion, ids, TOPICS),
+        resetServer(this.tributary.port('mqtt'), script.protocolVersion, ids, TOPICS),
+      ]);
+      return { diffs: compare(script, mosquitto, tributary), mosquitto, tributary };
+    } catch (err) {
+      // a server that cannot be reached: say which one, and whether its process is still running
+      const state = (name: string, port: number, child: { exitCode: number | null; signalCode: NodeJS.Signals | null }) =>
+        `${name} on port ${port}: ${child.exitCode === null && child.signalCode === null ? 'running' : `exited (${child.exitCode ?? child.signalCode})`}`;
+      const tail = this.tributary.logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
+      throw new Error(
+        `seed ${script.seed}: ${(err as Error).message}; ${state('mosquitto', this.mosquitto.port, this.mosquitto.child)}, ${state('tributary', this.tributary.port('mqtt'), this.tributary.child)}${tail ? `; tributary's last log lines:\n${tail}` : ''}${this.mosquitto.stderr() ? `\nmosquitto's stderr: ${this.mosquitto.stderr()}` : ''}`,
+      );
+    }
   }
 
   async stop(): Promise<void> {

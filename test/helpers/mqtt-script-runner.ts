@@ -239,8 +239,11 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
     const scope = () => (only ? connected().filter((c) => c === only) : connected());
     if (!only) burst.length = 0;
     // 0. wills of connections that died are published (or the server never publishes them)
+    // A connection this runner destroyed (`dead`) counts as gone at once: its socket's 'close'
+    // event may not have fired yet, and a will that Tributary publishes after an fsync would
+    // otherwise race the script's next step (seed 509094: the client's own reconnect got it).
     for (const c of [...live.values(), ...dead]) {
-      if (!c.closed || !c.willPending) continue;
+      if (!c.willPending || (!c.closed && !dead.includes(c))) continue;
       const will = c.willPending;
       c.willPending = undefined;
       const until = Date.now() + answerMs;
@@ -445,9 +448,14 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** How long Mosquitto must stay up after its port first answers (see startMosquitto). */
+const MOSQUITTO_BIND_GRACE_MS = 100;
+
 export interface MosquittoProcess {
   port: number;
   child: ChildProcess;
+  /** The last few kB Mosquitto wrote to stderr (errors and warnings). */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
@@ -481,10 +489,18 @@ export async function startMosquitto(dir: string): Promise<MosquittoProcess> {
       });
       if (!up) await pause(10);
     }
-    if (up) {
+    // The probe may have reached another process's listener: the port was free when freePort
+    // closed it, and a server starting beside this one (another lane's Tributary binds port 0)
+    // can take it before Mosquitto binds; Mosquitto then exits at once ("Address already in
+    // use") and every later connection of the lane would go to the squatter, and be refused when
+    // it stops. So the port counts as Mosquitto's only while Mosquitto is still running a moment
+    // after the probe (a failed bind ends it within milliseconds of its start).
+    if (up) await pause(MOSQUITTO_BIND_GRACE_MS);
+    if (up && child.exitCode === null && !/address already in use/i.test(stderr)) {
       return {
         port,
         child,
+        stderr: () => stderr,
         async stop() {
           if (child.exitCode === null) child.kill('SIGKILL');
           await exited;

@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { openStack, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually, sleep } from '../helpers/index.js';
 import { packet, str, u16 } from '../helpers/mqtt-packets.js';
+import * as mqttPacket from 'mqtt-packet';
 
 interface Got {
   topic: string;
@@ -232,4 +233,117 @@ t.test('defect 8: a clean-session reconnect drops the inbound QoS 2 table, so a 
   b.write(packet(0x62, u16(7)));
   await eventually(() => got.some((g) => g.payload === 'second'), 5_000);
   t.same(got.map((g) => g.payload), ['first', 'second']);
+});
+
+t.test('QoS 2 deliveries acknowledged together leave the session: no PUBLISH comes again on reconnect (MQTT-4.3.3, MQTT-4.4.0-1)', async (t) => {
+  // Found by the differential test (seed 409514): with two QoS 2 deliveries at the PUBREL stage at
+  // once, the second PUBREC renamed the first's stored PUBREL instead of replacing its own
+  // PUBLISH, which stayed in the session after PUBCOMP and came back on every reconnect.
+  const s = await openStack(t);
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const received: mqttPacket.Packet[] = [];
+  parser.on('packet', (p: mqttPacket.Packet) => received.push(p));
+  raw.on('data', (d) => parser.parse(d));
+  const count = (cmd: string) => received.filter((p) => p.cmd === cmd).length;
+  const gen = (p: mqttPacket.Packet) => mqttPacket.generate(p, { protocolVersion: 4 });
+  raw.write(gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'pubrel-dev', clean: false, keepalive: 30 }));
+  raw.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'pr/#', qos: 2 }] }));
+  await eventually(() => count('suback') === 1, 5_000);
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'pubrel-pub' });
+  t.teardown(() => pub.endAsync(true));
+  for (const [topic, payload] of [['pr/1', 'one'], ['pr/2', 'two'], ['pr/3', 'three']]) await pub.publishAsync(topic, payload, { qos: 2 });
+  await eventually(() => count('publish') === 3, 5_000);
+  const ids = received.filter((p) => p.cmd === 'publish').map((p) => p.messageId!);
+  // the three PUBRECs in one write: every PUBREL is stored before any PUBCOMP arrives
+  raw.write(Buffer.concat(ids.map((messageId) => gen({ cmd: 'pubrec', messageId }))));
+  await eventually(() => count('pubrel') === 3, 5_000);
+  // PINGRESP comes after the PUBCOMPs were handled (packets of one connection are handled in order)
+  raw.write(Buffer.concat([...ids.map((messageId) => gen({ cmd: 'pubcomp', messageId })), gen({ cmd: 'pingreq' })]));
+  await eventually(() => count('pingresp') === 1, 5_000);
+  raw.write(gen({ cmd: 'disconnect' }));
+  await closedWithin(raw, 2_000);
+  await eventually(() => s.gateway.guardOf('pubrel-dev') === undefined);
+  t.same(ids.length, 3, 'all three delivered and acknowledged before the reconnect');
+
+  const again = mqtt.connect(s.url, { clientId: 'pubrel-dev', clean: false, reconnectPeriod: 0 });
+  const got = collect(again);
+  t.teardown(() => again.endAsync(true));
+  await new Promise<void>((resolve) => again.once('connect', () => resolve()));
+  // a message published now proves the session delivers; nothing acknowledged may precede it
+  await pub.publishAsync('pr/4', 'four', { qos: 2 });
+  await eventually(() => got.length >= 1, 5_000);
+  await sleep(200);
+  t.same(got.map((g) => g.payload), ['four'], 'no acknowledged message is delivered again');
+});
+
+t.test('a persistent session that closes while retained messages sent on SUBSCRIBE wait for the socket to drain does not bring the broker down', async (t) => {
+  // Found by the differential test (seed 409103, servers "dying mid-run"): the delivery of a
+  // retained QoS 1/2 message sent on SUBSCRIBE to a persistent session (kept in the session,
+  // outbound.ts sendKept → writeQoS) waited for 'drain' with aedes' stream callback; when the
+  // connection closed, aedes failed that wait with "connection closed", the callback passed the
+  // error to aedes' retained stream, and nothing listened: an unhandled 'error', process exit 1.
+  // deliveryBytesQueuedMax above what is sent: every delivery is written (none waits in the
+  // gateway's own queue), so the write that fills the socket is the one left waiting for 'drain'
+  const s = await openStack(t, { mqtt: { deliveryBytesQueuedMax: 64 * 1024 * 1024 } });
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'drain-pub' });
+  t.teardown(() => pub.endAsync(true));
+  const big = Buffer.alloc(200 * 1024, 0x61);
+  const topics = Array.from({ length: 60 }, (_, i) => `drain/${i}`);
+  for (const topic of topics) await pub.publishAsync(topic, big, { qos: 1, retain: true });
+  // a persistent session that subscribes and then reads nothing: 12 MB of retained messages
+  // fill the socket toward it, so the gateway's write of one of them waits for 'drain'
+  const raw = await rawConnect(s.port);
+  raw.on('error', () => undefined);
+  let bytes = 0;
+  raw.on('data', (d) => {
+    bytes += d.length;
+    if (bytes > 64 * 1024) raw.pause();
+  });
+  raw.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([4, 0x00]), u16(30), str('drain-dev')])));
+  raw.write(packet(0x82, Buffer.concat([u16(1), str('drain/#'), Buffer.from([1])])));
+  await eventually(() => bytes > 64 * 1024, 5_000);
+  await sleep(300);
+  t.ok(s.gateway.guardOf('drain-dev') !== undefined, 'the session is connected and its socket is full');
+  raw.destroy();
+  await eventually(() => s.gateway.guardOf('drain-dev') === undefined, 5_000);
+  await sleep(200);
+  // the broker still serves (an unhandled 'error' would have ended this process): the resumed
+  // session gets the retained messages kept for it again, and a live message after them
+  const again = mqtt.connect(s.url, { clientId: 'drain-dev', clean: false, reconnectPeriod: 0 });
+  t.teardown(() => again.endAsync(true));
+  const got = collect(again);
+  await new Promise<void>((resolve) => again.once('connect', () => resolve()));
+  await pub.publishAsync('drain/live', 'after', { qos: 1 });
+  await eventually(() => got.some((g) => g.topic === 'drain/live'), 10_000);
+  t.ok(got.filter((g) => g.topic !== 'drain/live').length > 0, `the messages sent before the close were kept and come again (${got.length - 1})`);
+});
+
+t.test('a QoS 0 retained publish is delivered to a SUBSCRIBE that follows it on the same connection (MQTT-3.3.1-5)', async (t) => {
+  // Found by the differential test (seed 409245): the store of a QoS 0 retained message is
+  // started, not awaited, and becomes visible once durable; a SUBSCRIBE handled meanwhile read
+  // the retained messages without it. Mosquitto delivers it, and MQTT-3.3.1-5 asks for it: the
+  // message is stored "so that it can be delivered to future subscribers".
+  const s = await openStack(t);
+  const raw = await rawConnect(s.port);
+  t.teardown(() => raw.destroy());
+  raw.on('error', () => undefined);
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const received: mqttPacket.Packet[] = [];
+  parser.on('packet', (p: mqttPacket.Packet) => received.push(p));
+  raw.on('data', (d) => parser.parse(d));
+  const gen = (p: mqttPacket.Packet) => mqttPacket.generate(p, { protocolVersion: 4 });
+  // PUBLISH and SUBSCRIBE in one write: the SUBSCRIBE is handled while the store is in flight
+  raw.write(
+    Buffer.concat([
+      gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ret0-dev', clean: true, keepalive: 30 }),
+      gen({ cmd: 'publish', topic: 'ret0/x', payload: Buffer.from('kept'), qos: 0, retain: true, dup: false }),
+      gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ret0/#', qos: 0 }] }),
+    ]),
+  );
+  await eventually(() => received.some((p) => p.cmd === 'suback'), 5_000);
+  await eventually(() => received.some((p) => p.cmd === 'publish'), 2_000).catch(() => undefined);
+  const publishes = received.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish');
+  t.same(publishes.map((p) => [p.topic, String(p.payload), p.retain]), [['ret0/x', 'kept', true]], 'the retained message comes with the SUBSCRIBE');
 });

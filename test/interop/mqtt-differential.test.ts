@@ -7,10 +7,10 @@
 // Mosquittos must show no difference (the settling makes scripts deterministic), and a delivery
 // removed from one observation must be reported.
 //
-//   MQTT_DIFF_SCRIPTS=N   seeded scripts per protocol version (default 0: off in CI until two
-//                         timing-dependent faults are found — see docs/mqtt.md; 200 is the CI size)
+//   MQTT_DIFF_SCRIPTS=N   seeded scripts per protocol version, all of them, no time budget (a
+//                         soak); without it, the CI size: 200 per version within RUN_BUDGET_MS
 //   MQTT_DIFF_SEED=S      run only the script of seed S (replay), with its observations printed
-//   MQTT_DIFF_V5=1        also run MQTT 5 scripts
+//   MQTT_DIFF_V5=0        MQTT 3.1.1 scripts only (by default MQTT 5 scripts run too)
 import t from 'tap';
 import { haveCommand, tempDir } from '../helpers/index.js';
 import { clientName, formatScript, generate, namedScripts, shrink, TOPICS, type Script } from '../helpers/mqtt-script.js';
@@ -18,13 +18,15 @@ import { compare, formatDifferences, formatIntendedDifferences, type Difference 
 import { resetServer, runScript, startMosquitto, type Observation } from '../helpers/mqtt-script-runner.js';
 import { ServerPair } from '../helpers/mqtt-script-pair.js';
 
-const SCRIPTS = Number(process.env.MQTT_DIFF_SCRIPTS ?? 0);
+/** Seeded scripts per protocol version in CI. */
+const CI_SCRIPTS = 200;
+const SCRIPTS = Number(process.env.MQTT_DIFF_SCRIPTS ?? CI_SCRIPTS);
 const REPLAY_SEED = process.env.MQTT_DIFF_SEED !== undefined ? Number(process.env.MQTT_DIFF_SEED) : undefined;
-const VERSIONS: Array<4 | 5> = process.env.MQTT_DIFF_V5 === '1' ? [4, 5] : [4];
+const VERSIONS: Array<4 | 5> = process.env.MQTT_DIFF_V5 === '0' ? [4] : [4, 5];
 /** Servers run side by side; each pair runs its share of the scripts one after another. */
 const LANES = 3;
 const soak = process.env.MQTT_DIFF_SCRIPTS !== undefined;
-/** Wall-clock bounds for CI (a loaded 2-core machine): the scripts, then shrinking. A soak has none. */
+/** Wall-clock bounds for CI (a loaded 2-core machine), per protocol version: the scripts, then shrinking. A soak has none. */
 const RUN_BUDGET_MS = soak ? Infinity : 35_000;
 const SHRINK_BUDGET_MS = soak ? 120_000 : 12_000;
 /** Scripts run against two Mosquittos to check the harness itself. */
@@ -99,8 +101,7 @@ if (!haveCommand('mosquitto')) {
       }
     });
 
-    const off = SCRIPTS === 0 && 'seeded scripts are off by default (MQTT_DIFF_SCRIPTS=200 runs the CI size): a lane of servers dying mid-run and a retained delivery that does not reproduce are not yet explained';
-    t.test(`${label}: ${SCRIPTS} seeded session scripts deliver what Mosquitto delivers`, { skip: off }, async (t) => {
+    t.test(`${label}: ${SCRIPTS} seeded session scripts deliver what Mosquitto delivers`, async (t) => {
       const started = Date.now();
       const failures: Failure[] = [];
       let ran = 0;
@@ -124,7 +125,11 @@ if (!haveCommand('mosquitto')) {
       };
       // every lane ends before the test does, even when one could not start its servers
       const lanes = await Promise.allSettled(Array.from({ length: LANES }, lane));
-      for (const l of lanes) if (l.status === 'rejected') t.fail(`a lane of servers failed: ${(l.reason as Error).message.split('\n')[0]}`);
+      for (const l of lanes) {
+        if (l.status === 'fulfilled') continue;
+        t.comment(`a lane of servers failed: ${(l.reason as Error).message}`);
+        t.fail(`a lane of servers failed: ${(l.reason as Error).message.split('\n')[0]}`);
+      }
       t.comment(`${ran} scripts in ${Date.now() - started} ms, ${failures.length} with differences`);
       if (ran < seeds.length) t.comment(`time budget reached: ${seeds.length - ran} scripts not run (MQTT_DIFF_SCRIPTS=N runs all N)`);
       t.ok(ran >= Math.min(seeds.length, 20), `at least 20 scripts ran (${ran})`);
