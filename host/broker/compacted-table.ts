@@ -33,13 +33,21 @@ import type { MetricsRegistry, Counter } from '../metrics/registry.js';
 import { BrokerError } from '../errors/index.js';
 import { PartitionCursor } from './cursor.js';
 
+/** A record header as tables write and read them. */
+export interface TableHeader {
+  key: string;
+  value: Uint8Array | null;
+}
+
 export interface TableCodec<K, V> {
   encodeKey(key: K): Uint8Array;
   /** Throws on bytes that are not a key of this table (the record is skipped). */
   decodeKey(bytes: Uint8Array): K;
   encodeValue(value: V, key: K): Uint8Array;
-  /** Throws on bytes that are not a value for `key` (the record is skipped). */
-  decodeValue(bytes: Uint8Array, key: K): V;
+  /** Throws on bytes (and headers) that are not a value for `key` (the record is skipped). */
+  decodeValue(bytes: Uint8Array, key: K, headers: readonly TableHeader[]): V;
+  /** Headers written with a value (tables whose layout keeps part of a value in headers, e.g. MQTT's qos). */
+  encodeHeaders?(value: V, key: K): TableHeader[];
 }
 
 export interface CompactedTableOptions {
@@ -147,7 +155,7 @@ export class CompactedTable<K, V> {
         if (nextOffset <= from) break;
         for (const r of batch) {
           records++;
-          if (!this.replayOne(r.key, r.value, partition, r.offset)) skipped++;
+          if (!this.replayOne(r.key, r.value, r.headers, partition, r.offset)) skipped++;
         }
       }
     }
@@ -167,7 +175,10 @@ export class CompactedTable<K, V> {
     if (!Number.isInteger(partition) || partition < 0) throw new BrokerError('INVALID_REQUEST', `table ${this.options.topic}: no partition ${partition}`);
     const encoded = changes.map((c) => {
       const key = this.codec.encodeKey(c.key);
-      return { ...c, id: idOf(key), bytes: { key, value: c.value === null ? null : this.codec.encodeValue(c.value, c.key) } as RecordInput };
+      const bytes: RecordInput = { key, value: c.value === null ? null : this.codec.encodeValue(c.value, c.key) };
+      const headers = c.value === null ? undefined : this.codec.encodeHeaders?.(c.value, c.key);
+      if (headers && headers.length > 0) bytes.headers = headers;
+      return { ...c, id: idOf(key), bytes };
     });
     const adding = new Set(encoded.filter((e) => e.value !== null && !this.entries.has(e.id)).map((e) => e.id)).size;
     // No await between this check and the reservation: concurrent writes cannot overshoot.
@@ -205,11 +216,11 @@ export class CompactedTable<K, V> {
     }
   }
 
-  private replayOne(keyBytes: Uint8Array | null, valueBytes: Uint8Array | null, partition: number, offset: number): boolean {
+  private replayOne(keyBytes: Uint8Array | null, valueBytes: Uint8Array | null, headers: readonly TableHeader[], partition: number, offset: number): boolean {
     try {
       if (keyBytes === null) throw new Error('the record has no key');
       const key = this.codec.decodeKey(keyBytes);
-      const value = valueBytes === null ? null : this.codec.decodeValue(valueBytes, key);
+      const value = valueBytes === null ? null : this.codec.decodeValue(valueBytes, key, headers);
       this.apply(idOf(keyBytes), key, value, partition, offset);
       return true;
     } catch (err) {

@@ -144,3 +144,26 @@ t.test('compacted table: records that do not decode are skipped, logged and coun
   t.equal(warnings.filter((w) => w.offset !== undefined).length, 3, 'each skipped record is logged with its offset');
   t.match(metrics.render(), /tributary_table_skipped_records_total\{topic="__test_table"\} 3/, 'and counted');
 });
+
+t.test('compacted table: a codec may keep part of a value in record headers (as MQTT retained messages do)', async (t) => {
+  const { broker } = await openBroker(t);
+  const withUnit: TableCodec<string, { n: number; unit: string }> = {
+    encodeKey: (k) => bytes(k),
+    decodeKey: (b) => text(b)!,
+    encodeValue: (v) => bytes(String(v.n)),
+    encodeHeaders: (v) => [{ key: 'unit', value: bytes(v.unit) }],
+    decodeValue: (b, _k, headers) => {
+      const unit = headers.find((h) => h.key === 'unit');
+      if (!unit?.value) throw new Error('no unit header');
+      return { n: Number(text(b)), unit: text(unit.value)! };
+    },
+  };
+  const opts = { ...options(), topic: '__test_headers', partitions: 1 };
+  const table = await CompactedTable.open(broker, withUnit, opts, { logger: silentLogger });
+  await table.write(0, [{ key: 't1', value: { n: 21, unit: 'C' } }]);
+  await broker.produce('__test_headers', [{ key: bytes('t2'), value: bytes('5') }], { acks: -1, partition: 0, internal: true });
+  const replayed = await CompactedTable.open(broker, withUnit, opts, { logger: silentLogger });
+  t.same(replayed.get('t1')?.value, { n: 21, unit: 'C' }, 'the header came back with the value');
+  t.equal(replayed.get('t2'), undefined, 'a record missing its header does not decode: skipped');
+  t.equal(replayed.skipped, 1);
+});
