@@ -4,6 +4,7 @@
 // the clean-shutdown markers and exits 0.
 import { resolve } from 'node:path';
 import { Broker, defaultBrokerOptions, type BrokerOptions } from './broker/broker.js';
+import { ProducerIds } from './broker/producer-ids.js';
 import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './broker/groups/index.js';
 import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
 import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
@@ -61,7 +62,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   logger.info({ dataDir, configFile: config.configFile ?? null }, 'starting tributary');
 
   // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
-  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger, metrics });
+  // Node identity and producer-id blocks are metadata records (host/broker/metadata/).
+  const kafka = config.sections.kafka as unknown as KafkaServerOptions;
+  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger, metrics, identity: { nodeId: kafka.nodeId, clusterId: kafka.clusterId } });
   const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger, metrics });
 
   const listeners: Listener[] = [];
@@ -69,7 +72,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const host = config.top.host;
   try {
     listeners.push(
-      await startKafkaServer({ broker, groups, logger, metrics }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
+      await startKafkaServer({ broker, groups, logger, metrics, producerIds: await ProducerIds.open(broker.metadata, { blockSize: kafka.producerIdBlockSize }) }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
     );
     listeners.push(
       ...(await startMqttGateway({ broker, groups, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),

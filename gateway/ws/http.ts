@@ -379,12 +379,23 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
       } catch (err) {
         throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
       }
-      const o = spec as { name?: unknown; partitions?: unknown; config?: unknown } | null;
+      const o = spec as { name?: unknown; partitions?: unknown; replicationFactor?: unknown; assignment?: unknown; config?: unknown } | null;
       if (!o || typeof o !== 'object' || typeof o.name !== 'string') throw new BrokerError('INVALID_REQUEST', 'name: required, a topic name');
-      const partitions = o.partitions === undefined || o.partitions === null ? 1 : o.partitions;
+      const partitions = o.partitions ?? 1;
       if (typeof partitions !== 'number' || !Number.isSafeInteger(partitions)) throw new BrokerError('INVALID_PARTITIONS', 'partitions: must be an integer');
+      const replicationFactor = o.replicationFactor ?? undefined;
+      if (replicationFactor !== undefined && (typeof replicationFactor !== 'number' || !Number.isSafeInteger(replicationFactor))) throw new BrokerError('INVALID_REPLICATION_FACTOR', 'replicationFactor: must be an integer');
+      const assignment = o.assignment ?? undefined;
+      if (assignment !== undefined && (!Array.isArray(assignment) || !assignment.every((r) => Array.isArray(r) && r.every((n) => Number.isSafeInteger(n))))) throw new BrokerError('INVALID_REQUEST', 'assignment: must be an array of node-id arrays, one per partition');
       if (o.config !== undefined && (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config))) throw new BrokerError('INVALID_CONFIG', 'config: must be an object of key → value');
-      const info = await broker.createTopic(o.name, partitions, o.config as Record<string, never> | undefined);
+      // The broker's one creation call (shared with Kafka CreateTopics) makes every other check.
+      const info = await broker.createTopicFrom({
+        name: o.name,
+        partitions: o.partitions === undefined || o.partitions === null ? (assignment === undefined ? 1 : undefined) : partitions,
+        replicationFactor: replicationFactor as number | undefined,
+        assignment: assignment as number[][] | undefined,
+        config: o.config as Record<string, unknown> | undefined,
+      });
       return { name: info.name, partitions: info.partitions, internal: info.internal, config: info.config };
     });
   });

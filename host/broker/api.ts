@@ -49,6 +49,34 @@ export interface TopicInfo {
   overrides?: Partial<TopicConfig>;
 }
 
+/** A topic to create, as every door describes it (host/broker/topic-admin.ts checks it). */
+export interface TopicSpec {
+  name: string;
+  /** Partition count; undefined or -1 = the broker's defaultPartitions (KIP-464). */
+  partitions?: number;
+  /** Replicas per partition; undefined or -1 = the default (1). More than the live nodes: INVALID_REPLICATION_FACTOR. */
+  replicationFactor?: number;
+  /** Replica node ids per partition (a manual assignment); its length is the partition count. Empty = none. */
+  assignment?: number[][];
+  /** Config overrides, typed or as strings (Kafka clients send strings); a null value = the default. */
+  config?: Record<string, unknown>;
+}
+
+/** Kafka's validate_only: make every check, change nothing. */
+export interface AdminOptions {
+  validateOnly?: boolean;
+}
+
+/** Config changes for alterTopicConfig: a value sets the key, null puts it back to the default. */
+export type TopicConfigChanges = Partial<Record<keyof TopicConfig, string | number | null>>;
+
+/** What createTopicFrom made (or, with validateOnly, would make; then without a topicId). */
+export interface CreatedTopic extends TopicInfo {
+  replicationFactor: number;
+  /** assignment[p] = the node ids holding partition p. */
+  assignment: number[][];
+}
+
 export interface PartitionOffsets {
   logStartOffset: number;
   highWatermark: number; // == logEndOffset on a single node
@@ -118,16 +146,24 @@ export interface BrokerApi {
   // --- topics -----------------------------------------------------------------------------
   listTopics(): TopicInfo[];
   describeTopic(topic: string): TopicInfo | undefined;
-  /** Creates a topic; BrokerError TOPIC_ALREADY_EXISTS / INVALID_TOPIC_EXCEPTION / INVALID_PARTITIONS / INVALID_CONFIG. */
+  /** Creates a topic (shorthand for createTopicFrom({ name, partitions, config })). */
   createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo>;
   /**
-   * Checks everything createTopic checks (name, collision, count, limits, config values)
-   * without creating anything; throws the same BrokerErrors (Kafka's validate_only).
+   * The one topic-creation call of every door (HTTP POST /topics, Kafka CreateTopics, the
+   * CLI): checks name, partition count, replication factor and assignment against the live
+   * nodes, config keys and values and the limits (host/broker/topic-admin.ts), then records the
+   * topic in the metadata store and opens its partitions. With `validateOnly` (Kafka's
+   * validate_only) it makes every check and creates nothing. BrokerErrors:
+   * INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_CONFIG,
+   * INVALID_REQUEST, TOPIC_ALREADY_EXISTS, POLICY_VIOLATION (limits).
    */
-  validateCreateTopic?(topic: string, partitions: number, config?: Partial<TopicConfig>): void;
-  deleteTopic(topic: string): Promise<void>;
-  createPartitions(topic: string, totalCount: number): Promise<void>;
-  alterTopicConfig(topic: string, changes: Partial<Record<keyof TopicConfig, string | number | null>>): Promise<TopicInfo>;
+  createTopicFrom(spec: TopicSpec, options?: AdminOptions): Promise<CreatedTopic>;
+  /** Deletes a topic; UNKNOWN_TOPIC_OR_PARTITION, POLICY_VIOLATION for an internal topic. */
+  deleteTopic(topic: string, options?: AdminOptions): Promise<void>;
+  /** Grows a topic to `totalCount` partitions (`assignment`: the new partitions' replicas, optional). */
+  createPartitions(topic: string, totalCount: number, options?: AdminOptions & { assignment?: number[][] }): Promise<void>;
+  /** Sets (value) or removes (null) config overrides, all or none; INVALID_CONFIG names the key. */
+  alterTopicConfig(topic: string, changes: TopicConfigChanges, options?: AdminOptions): Promise<TopicInfo>;
   /** The topic if it exists, else auto-creates it when allowed, else UNKNOWN_TOPIC_OR_PARTITION. */
   ensureTopic(topic: string): Promise<TopicInfo>;
 

@@ -4,9 +4,15 @@
 // calls this through BrokerApi; it knows nothing of wire formats.
 //
 // Data dir layout (Kafka style):
-//   <dataDir>/topics.json            topics, partition counts, config overrides (topic-registry.ts)
+//   <dataDir>/topics.json            topics, partition counts, config overrides (topic-registry.ts),
+//                                    written by the metadata file store (metadata/file-store.ts)
+//   <dataDir>/producer-ids           producer-id reservation mark (metadata/producer-ids-file.ts)
 //   <dataDir>/broker.lock            pid of the process using the dir (refuses a second broker)
 //   <dataDir>/<topic>-<partition>/   one partition log (host/log)
+//
+// Topic changes are decide → propose → apply: topic-admin.ts checks the request against the
+// metadata image and turns it into records (or a BrokerError), the metadata store makes them
+// durable and applies them to its image, and the broker then opens or closes partitions.
 //
 // Concurrency: topic changes (create, delete, grow, alter) run one at a time through
 // `admin()`; appends and reads run freely and each holds its partition (`Partition.use`) so a
@@ -14,13 +20,14 @@
 // guards must not be split, the comment says "no await between".
 import { rm, readFile, writeFile, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import { BrokerError, asBrokerError } from '../errors/index.js';
 import type { LogOptions } from '../log/api.js';
 import { PartitionLog } from '../log/partition-log.js';
-import { encodeBatch, codecSupport, CODEC_NAMES } from '../core/index.js';
+import { encodeBatch, CODEC_NAMES } from '../core/index.js';
 import {
   EARLIEST_TIMESTAMP,
   LATEST_TIMESTAMP,
@@ -28,7 +35,11 @@ import {
   type Acks,
   type AppendOptions,
   type AppendResult,
+  type AdminOptions,
   type BrokerApi,
+  type CreatedTopic,
+  type TopicConfigChanges,
+  type TopicSpec,
   type OffsetLookup,
   type Isolation,
   type PartitionOffsets,
@@ -41,18 +52,12 @@ import {
   type TopicPartition,
 } from './api.js';
 import { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './limits.js';
-import { TopicRegistry, type TopicRecord } from './topic-registry.js';
 import { assertTopicName, isInternalTopic } from './topic-name.js';
-import {
-  brokerBatchCompression,
-  defaultTopicConfig,
-  effectiveTopicConfig,
-  isTopicConfigKey,
-  logOptionsFor,
-  parseTopicConfigValue,
-  topicConfigKeys,
-  validateTopicConfig,
-} from './topic-config.js';
+import { brokerBatchCompression, defaultTopicConfig, effectiveTopicConfig, logOptionsFor } from './topic-config.js';
+import { FileMetadataStore } from './metadata/file-store.js';
+import type { MetadataStore } from './metadata/store.js';
+import type { TopicImage } from './metadata/records.js';
+import { decideAlterConfig, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, type AdminContext } from './topic-admin.js';
 import { StickyPartitioner, partitionForKeyBytes } from './partitioner.js';
 import { Partition, partitionDirName } from './partition.js';
 import { WaiterRegistry } from './waiters.js';
@@ -66,8 +71,15 @@ const EARLIEST_LOCAL_TIMESTAMP = -4;
 const LEADER_EPOCH = 0;
 const LOCK_FILE = 'broker.lock';
 
+/** Who this node is (configuration); the metadata image carries it. */
+export interface NodeIdentityOptions {
+  nodeId: number;
+  clusterId: string;
+}
+
 interface TopicState {
-  record: TopicRecord;
+  /** The topic as the metadata image has it (replaced, never mutated, on each change). */
+  record: TopicImage;
   config: TopicConfig;
   partitions: Partition[];
   sticky: StickyPartitioner;
@@ -93,7 +105,8 @@ export class Broker implements BrokerApi {
   private constructor(
     readonly options: BrokerOptions,
     private readonly dataDir: string,
-    private readonly registry: TopicRegistry,
+    /** Topics, configs and producer-id blocks as records applied to a store (host/broker/metadata/). */
+    readonly metadata: MetadataStore,
     private readonly deps: { logger: Logger; metrics: MetricsRegistry },
   ) {
     // The caller's logger as given (host/node.ts already tags it component=broker).
@@ -108,14 +121,14 @@ export class Broker implements BrokerApi {
    * a crash interrupted, opens (and so recovers) every partition, and starts the retention
    * scheduler.
    */
-  static async open(options: Partial<BrokerOptions>, deps: { logger: Logger; metrics: MetricsRegistry }): Promise<Broker> {
+  static async open(options: Partial<BrokerOptions>, deps: { logger: Logger; metrics: MetricsRegistry; identity?: NodeIdentityOptions }): Promise<Broker> {
     const valid = validateBrokerOptions(options);
     const dataDir = resolve(valid.dataDir);
-    const registry = await TopicRegistry.load(dataDir);
+    const metadata = await FileMetadataStore.open(dataDir, { identity: deps.identity });
     await lockDataDir(dataDir);
     let broker: Broker | undefined;
     try {
-      broker = new Broker(valid, dataDir, registry, deps);
+      broker = new Broker(valid, dataDir, metadata, deps);
       await broker.finishPendingDeletes();
       await broker.openAll();
       broker.scheduleMaintenance();
@@ -138,88 +151,84 @@ export class Broker implements BrokerApi {
     return t ? this.info(t) : undefined;
   }
 
+  /** Everything a create checks (name, shape, counts, replication, configs, limits), nothing created. */
   validateCreateTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): void {
     this.assertOpen();
-    this.checkCreate(topic, partitions, config, false);
+    decideCreateTopic({ name: topic, partitions, config }, this.adminContext(false));
   }
 
   async createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+    // TopicInfo only: replication and assignment are createTopicFrom's extra answer.
+    const { replicationFactor: _factor, assignment: _assignment, ...info } = await this.createTopicFrom({ name: topic, partitions, config: config as Record<string, unknown> | undefined });
+    return info;
+  }
+
+  async createTopicFrom(spec: TopicSpec, options: AdminOptions = {}): Promise<CreatedTopic> {
     this.assertOpen();
-    assertTopicName(topic);
-    this.checkPartitionCount(topic, partitions);
-    const overrides = validateTopicConfig(config as Record<string, unknown> | undefined, this.options.maxMessageBytesMax);
-    checkCompressionAvailable(overrides);
     return this.admin(async () => {
-      // Checked again inside the admin queue: an earlier create may have taken the name or the room.
-      this.checkCreate(topic, partitions, overrides, true);
-      await this.removeLeftoverDirs(topic, 0, partitions);
-      const record: TopicRecord = { name: topic, topicId: TopicRegistry.newTopicId(), partitions, createdMs: Date.now(), overrides };
+      const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
+      const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
+      if (options.validateOnly) {
+        const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
+        return created({ name: spec.name, partitions: decision.partitions, config, internal: isInternalTopic(spec.name), overrides: { ...decision.overrides } });
+      }
+      const topic = spec.name;
+      await this.removeLeftoverDirs(topic, 0, decision.partitions);
       // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
-      await this.registry.update((d) => {
-        d.topics.set(topic, record);
-      });
-      const state = this.newTopicState(record);
+      const image = await this.metadata.propose(decision.records);
+      const state = this.newTopicState(image.topics.get(topic)!);
       try {
-        state.partitions = await this.openPartitions(topic, state.config, 0, partitions);
+        state.partitions = await this.openPartitions(topic, state.config, 0, decision.partitions);
       } catch (err) {
-        await this.registry.update((d) => void d.topics.delete(topic)).catch(() => undefined);
+        await this.undoCreate(state.record).catch(() => undefined);
         throw storageError(`cannot create the partitions of ${topic}`, err);
       }
       this.topics.set(topic, state);
-      this.partitionCount += partitions;
+      this.partitionCount += decision.partitions;
       this.updateTopicGauges();
-      this.log.info({ topic, partitions, overrides }, 'topic created');
-      return this.info(state);
+      this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
+      return created(this.info(state));
     });
   }
 
-  async deleteTopic(topic: string): Promise<void> {
+  async deleteTopic(topic: string, options: AdminOptions = {}): Promise<void> {
     this.assertOpen();
     await this.admin(async () => {
-      const state = this.topics.get(topic);
-      if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} does not exist`);
-      if (state.internal) throw new BrokerError('POLICY_VIOLATION', `topic ${topic} is internal to the broker and cannot be deleted`);
-      const { topicId, partitions } = state.record;
-      // Recorded as pending first: a crash from here on finishes the deletion at next start.
-      await this.registry.update((d) => {
-        d.topics.delete(topic);
-        d.pendingDeletes.push({ name: topic, topicId, partitions });
-      });
-      // No await between the registry change above taking effect and this removal that
-      // matters: new calls already see the topic as gone once the map entry goes.
+      const remove = decideDeleteTopic(topic, this.adminContext(!options.validateOnly));
+      if (options.validateOnly) return;
+      const state = this.topics.get(topic)!;
+      // Recorded (and pending in this node's bookkeeping) first: a crash from here on finishes
+      // the deletion at next start.
+      await this.metadata.propose([remove]);
+      // No await between the record taking effect above and this removal that matters: new
+      // calls already see the topic as gone once the map entry goes.
       this.topics.delete(topic);
       this.partitionCount -= state.partitions.length;
       this.updateTopicGauges();
       await this.destroyPartitions(state.partitions);
-      await this.registry.update((d) => {
-        d.pendingDeletes = d.pendingDeletes.filter((p) => !(p.name === topic && p.topicId === topicId));
-      });
-      this.log.info({ topic, partitions }, 'topic deleted');
+      await this.metadata.deletionDone(topic, remove.topicId);
+      this.log.info({ topic, partitions: state.partitions.length }, 'topic deleted');
     });
   }
 
-  async createPartitions(topic: string, totalCount: number): Promise<void> {
+  async createPartitions(topic: string, totalCount: number, options: AdminOptions & { assignment?: number[][] } = {}): Promise<void> {
     this.assertOpen();
     await this.admin(async () => {
-      const state = this.topics.get(topic);
-      if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} does not exist`);
+      const change = decideCreatePartitions(topic, totalCount, options.assignment, this.adminContext(!options.validateOnly));
+      if (options.validateOnly) return;
+      const state = this.topics.get(topic)!;
       const current = state.partitions.length;
-      if (!Number.isSafeInteger(totalCount) || totalCount <= current) {
-        throw new BrokerError('INVALID_PARTITIONS', `topic ${topic} has ${current} partitions; the new count must be larger (got ${totalCount}): partitions can only be added`);
-      }
-      this.checkPartitionCount(topic, totalCount);
-      this.checkTotalPartitions(topic, totalCount - current);
       await this.removeLeftoverDirs(topic, current, totalCount);
-      await this.registry.update((d) => {
-        d.topics.get(topic)!.partitions = totalCount;
-      });
-      state.record = this.registry.get(topic)!;
+      state.record = (await this.metadata.propose([change])).topics.get(topic)!;
       let added: Partition[];
       try {
         added = await this.openPartitions(topic, state.config, current, totalCount);
       } catch (err) {
-        await this.registry.update((d) => void (d.topics.get(topic)!.partitions = current)).catch(() => undefined);
-        state.record = this.registry.get(topic)!;
+        // Back to the old count (the broker's own rollback; requests can only grow a topic).
+        await this.metadata
+          .propose([{ type: 'partitionCount', topic, partitions: current, assignment: [] }])
+          .then((image) => void (state.record = image.topics.get(topic)!))
+          .catch(() => undefined);
         throw storageError(`cannot add partitions to ${topic}`, err);
       }
       state.partitions.push(...added);
@@ -229,25 +238,15 @@ export class Broker implements BrokerApi {
     });
   }
 
-  async alterTopicConfig(topic: string, changes: Partial<Record<keyof TopicConfig, string | number | null>>): Promise<TopicInfo> {
+  async alterTopicConfig(topic: string, changes: TopicConfigChanges, options: AdminOptions = {}): Promise<TopicInfo> {
     this.assertOpen();
-    if (typeof changes !== 'object' || changes === null) throw new BrokerError('INVALID_CONFIG', 'config changes must be an object of key → value');
     return this.admin(async () => {
-      const state = this.topics.get(topic);
-      if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} does not exist`);
-      const overrides: Partial<Record<keyof TopicConfig, unknown>> = { ...state.record.overrides };
-      for (const [key, value] of Object.entries(changes)) {
-        if (!isTopicConfigKey(key)) throw new BrokerError('INVALID_CONFIG', `unknown config "${key}"; known keys: ${topicConfigKeys.join(', ')}`);
-        if (value === null) delete overrides[key];
-        else if (value !== undefined) overrides[key] = parseTopicConfigValue(key, value, this.options.maxMessageBytesMax);
-      }
-      const typed = overrides as Partial<TopicConfig>;
-      checkCompressionAvailable(typed);
-      await this.registry.update((d) => {
-        d.topics.get(topic)!.overrides = typed;
-      });
-      state.record = this.registry.get(topic)!;
-      state.config = effectiveTopicConfig(this.topicDefaults, typed);
+      const records = decideAlterConfig(topic, changes, this.adminContext(!options.validateOnly));
+      const state = this.topics.get(topic)!;
+      if (options.validateOnly) return this.info(state);
+      const image = await this.metadata.propose(records);
+      state.record = image.topics.get(topic)!;
+      state.config = effectiveTopicConfig(this.topicDefaults, state.record.overrides);
       const logOptions = this.logOptions(state.config);
       for (const p of state.partitions) p.log.updateOptions(logOptions);
       this.log.info({ topic, changes }, 'topic config altered');
@@ -556,57 +555,30 @@ export class Broker implements BrokerApi {
     return run;
   }
 
-  /** Everything a create checks, in Kafka's order; returns the validated overrides. */
-  private checkCreate(topic: string, partitions: number, config: Partial<TopicConfig> | undefined, count: boolean): Partial<TopicConfig> {
-    assertTopicName(topic);
-    this.checkPartitionCount(topic, partitions);
-    const overrides = validateTopicConfig(config as Record<string, unknown> | undefined, this.options.maxMessageBytesMax);
-    checkCompressionAvailable(overrides);
-    if (this.topics.has(topic)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${topic} already exists`);
-    this.checkCollision(topic);
-    if (this.topics.size >= this.options.maxTopics) {
-      if (count) this.refusedBy('maxTopics');
-      throw new BrokerError('POLICY_VIOLATION', `cannot create topic ${topic}: the broker already has ${this.topics.size} topics (maxTopics=${this.options.maxTopics})`);
-    }
-    this.checkTotalPartitions(topic, partitions);
-    return overrides;
-  }
-
   private refusedBy(limit: string): void {
     this.metrics.limitRefusals.inc({ limit });
   }
 
-  private checkPartitionCount(topic: string, partitions: number): void {
-    if (!Number.isSafeInteger(partitions) || partitions < 1) {
-      throw new BrokerError('INVALID_PARTITIONS', `topic ${topic}: partition count must be a positive integer, got ${partitions}`);
-    }
-    if (partitions > this.options.maxPartitionsPerTopic) {
-      this.refusedBy('maxPartitionsPerTopic');
-      throw new BrokerError('INVALID_PARTITIONS', `topic ${topic}: ${partitions} partitions is more than maxPartitionsPerTopic=${this.options.maxPartitionsPerTopic}`);
-    }
+  /** What the deciding half (topic-admin.ts) checks against: the image now and the limits. */
+  private adminContext(counting: boolean): AdminContext {
+    const o = this.options;
+    return {
+      image: this.metadata.image(),
+      limits: { defaultPartitions: o.defaultPartitions, maxPartitionsPerTopic: o.maxPartitionsPerTopic, maxPartitionsTotal: o.maxPartitionsTotal, maxTopics: o.maxTopics, maxMessageBytesMax: o.maxMessageBytesMax },
+      refused: (limit) => (counting ? this.refusedBy(limit) : undefined),
+      newTopicId: () => randomUUID(),
+      nowMs: () => Date.now(),
+    };
   }
 
-  private checkTotalPartitions(topic: string, adding: number): void {
-    if (this.partitionCount + adding > this.options.maxPartitionsTotal) {
-      this.refusedBy('maxPartitionsTotal');
-      throw new BrokerError(
-        'POLICY_VIOLATION',
-        `topic ${topic}: ${adding} more partitions would make ${this.partitionCount + adding}, more than maxPartitionsTotal=${this.options.maxPartitionsTotal}`,
-      );
-    }
+  /** A create whose partitions could not be opened: the topic goes again, with its directories. */
+  private async undoCreate(record: TopicImage): Promise<void> {
+    await this.metadata.propose([{ type: 'removeTopic', name: record.name, topicId: record.topicId }]);
+    for (let i = 0; i < record.partitions; i++) await rm(join(this.dataDir, partitionDirName(record.name, i)), { recursive: true, force: true });
+    await this.metadata.deletionDone(record.name, record.topicId);
   }
 
-  /** Kafka refuses names that differ only by '.' vs '_' (they collide in metric names). */
-  private checkCollision(topic: string): void {
-    const folded = topic.replace(/\./g, '_');
-    for (const name of this.topics.keys()) {
-      if (name !== topic && name.replace(/\./g, '_') === folded) {
-        throw new BrokerError('INVALID_TOPIC_EXCEPTION', `topic ${topic} collides with existing topic ${name} ('.' and '_' are treated alike)`);
-      }
-    }
-  }
-
-  private newTopicState(record: TopicRecord): TopicState {
+  private newTopicState(record: TopicImage): TopicState {
     return {
       record,
       config: effectiveTopicConfig(this.topicDefaults, record.overrides),
@@ -663,7 +635,7 @@ export class Broker implements BrokerApi {
 
   private async openAll(): Promise<void> {
     const started = performance.now();
-    for (const record of this.registry.topics()) {
+    for (const record of this.metadata.image().topics.values()) {
       const state = this.newTopicState(record);
       state.partitions = await this.openPartitions(record.name, state.config, 0, record.partitions);
       this.topics.set(record.name, state);
@@ -703,17 +675,16 @@ export class Broker implements BrokerApi {
 
   /** A topic deletion a crash interrupted: its directories go now. */
   private async finishPendingDeletes(): Promise<void> {
-    const pending = this.registry.pendingDeletes();
+    const pending = this.metadata.pendingDeletions();
     if (pending.length === 0) return;
     for (const p of pending) {
       // A topic re-created under the same name owns its directories now.
-      if (this.registry.get(p.name)) continue;
-      for (let i = 0; i < p.partitions; i++) await rm(join(this.dataDir, partitionDirName(p.name, i)), { recursive: true, force: true });
-      this.log.warn({ topic: p.name, partitions: p.partitions }, 'finished a topic deletion interrupted by a crash');
+      if (!this.metadata.image().topics.has(p.name)) {
+        for (let i = 0; i < p.partitions; i++) await rm(join(this.dataDir, partitionDirName(p.name, i)), { recursive: true, force: true });
+        this.log.warn({ topic: p.name, partitions: p.partitions }, 'finished a topic deletion interrupted by a crash');
+      }
+      await this.metadata.deletionDone(p.name, p.topicId);
     }
-    await this.registry.update((d) => {
-      d.pendingDeletes = [];
-    });
   }
 
   /**
@@ -721,11 +692,7 @@ export class Broker implements BrokerApi {
    * unfinished deletion are removed, never adopted.
    */
   private async removeLeftoverDirs(topic: string, from: number, to: number): Promise<void> {
-    if (this.registry.pendingDeletes().some((p) => p.name === topic)) {
-      await this.registry.update((d) => {
-        d.pendingDeletes = d.pendingDeletes.filter((p) => p.name !== topic);
-      });
-    }
+    await this.metadata.deletionDone(topic);
     for (let i = from; i < to; i++) {
       const dir = join(this.dataDir, partitionDirName(topic, i));
       try {
@@ -775,16 +742,6 @@ export class Broker implements BrokerApi {
         }
       }
     }
-  }
-}
-
-/** A topic may only ask the broker to build batches with a codec this process can compress. */
-function checkCompressionAvailable(config: Partial<TopicConfig>): void {
-  const type = config['compression.type'];
-  if (type === undefined) return;
-  const codec = brokerBatchCompression(type);
-  if (!codecSupport()[codec].compress) {
-    throw new BrokerError('INVALID_CONFIG', `invalid value "${type}" for config "compression.type": this broker cannot compress ${codec} (its codec did not load)`);
   }
 }
 

@@ -1,4 +1,5 @@
-// The durable list of topics: name, partition count, id and config overrides.
+// The durable list of topics: name, partition count, id and config overrides. The metadata
+// file store (host/broker/metadata/file-store.ts) writes it when topic records are applied.
 //
 // On disk: `<dataDir>/topics.json`, one JSON document:
 //   { "format": "tributary-topics", "version": 1,
@@ -25,7 +26,8 @@ export const TOPICS_FILE = 'topics.json';
 const FORMAT = 'tributary-topics';
 const VERSION = 1;
 
-export interface TopicRecord {
+/** One topic as topics.json stores it. */
+export interface RegistryTopic {
   name: string;
   topicId: string;
   partitions: number;
@@ -40,7 +42,7 @@ export interface PendingDelete {
 }
 
 interface RegistryState {
-  topics: Map<string, TopicRecord>;
+  topics: Map<string, RegistryTopic>;
   pendingDeletes: PendingDelete[];
 }
 
@@ -72,11 +74,11 @@ export class TopicRegistry {
     return randomUUID();
   }
 
-  get(name: string): TopicRecord | undefined {
+  get(name: string): RegistryTopic | undefined {
     return this.state.topics.get(name);
   }
 
-  topics(): TopicRecord[] {
+  topics(): RegistryTopic[] {
     return [...this.state.topics.values()];
   }
 
@@ -92,7 +94,7 @@ export class TopicRegistry {
    * Applies `change` to a copy of the state and makes it durable; the in-memory state moves
    * only once the write succeeded, so a failed write leaves both the file and memory as they were.
    */
-  async update(change: (draft: { topics: Map<string, TopicRecord>; pendingDeletes: PendingDelete[] }) => void): Promise<void> {
+  async update(change: (draft: { topics: Map<string, RegistryTopic>; pendingDeletes: PendingDelete[] }) => void): Promise<void> {
     const draft: RegistryState = {
       topics: new Map([...this.state.topics].map(([k, v]) => [k, { ...v, overrides: { ...v.overrides } }])),
       pendingDeletes: this.state.pendingDeletes.map((d) => ({ ...d })),
@@ -128,7 +130,7 @@ function parseRegistry(text: string, path: string): RegistryState {
   if (d.format !== FORMAT) return bad(`format is ${JSON.stringify(d.format)}`);
   if (d.version !== VERSION) return bad(`version ${JSON.stringify(d.version)} is not ${VERSION}`);
   if (!Array.isArray(d.topics)) return bad('no topics array');
-  const topics = new Map<string, TopicRecord>();
+  const topics = new Map<string, RegistryTopic>();
   for (const raw of d.topics as unknown[]) {
     const t = raw as Record<string, unknown>;
     const problem = topicNameProblem(t?.name);

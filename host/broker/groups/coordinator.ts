@@ -24,19 +24,8 @@ import type { Logger } from '../../logging.js';
 import type { MetricsRegistry, Counter } from '../../metrics/registry.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { resolveGroupOptions, type GroupOptions } from './options.js';
-import {
-  decodeGroupValue,
-  decodeKey,
-  decodeOffsetValue,
-  encodeGroupKey,
-  encodeGroupValue,
-  encodeOffsetKey,
-  encodeOffsetValue,
-  partitionForGroup,
-  type GroupValue,
-  type OffsetValue,
-} from './records.js';
-import { OffsetsStore, OFFSETS_TOPIC, type StoreRecord } from './store.js';
+import { partitionForGroup, type GroupValue, type OffsetValue } from './records.js';
+import { offsetsTable, OFFSETS_TOPIC, type OffsetsChange, type OffsetsTable } from './store.js';
 import type {
   CommitOffsetsRequest,
   DescribedMember,
@@ -139,7 +128,7 @@ export interface GroupCoordinatorDeps {
 
 export class GroupCoordinator {
   private readonly groups = new Map<string, Group>();
-  private readonly store: OffsetsStore;
+  private readonly table: OffsetsTable;
   private readonly clock: Clock;
   private readonly log: Logger;
   private loading = true;
@@ -165,12 +154,19 @@ export class GroupCoordinator {
     // Room for the largest group record the limits allow, within the broker's default ceiling
     // on max.message.bytes (8 MiB); past that a group record fails with MESSAGE_TOO_LARGE.
     const maxMessageBytes = Math.min(options.groupMaxSize * (options.memberMetadataMaxBytes + options.memberAssignmentMaxBytes + 2048) + 64 * 1024, 8 * 1024 * 1024);
-    this.store = new OffsetsStore(broker, {
-      partitions: options.offsetsTopicPartitions,
-      segmentBytes: options.offsetsTopicSegmentBytes,
-      maxMessageBytes,
-      readBytes: options.loadReadBytes,
-    });
+    this.table = offsetsTable(
+      broker,
+      {
+        partitions: options.offsetsTopicPartitions,
+        segmentBytes: options.offsetsTopicSegmentBytes,
+        maxMessageBytes,
+        readBytes: options.loadReadBytes,
+        // One key per committed partition and one per group: the coordinator's own limits
+        // refuse first (with Kafka's codes); this bounds the table itself.
+        maxEntries: options.maxCommittedOffsets + options.maxGroups,
+      },
+      { logger: this.log, metrics: deps.metrics },
+    );
     const m = deps.metrics;
     this.rebalances = m.counter('tributary_group_rebalances_total', 'Rebalances started by the group coordinator');
     this.commits = m.counter('tributary_group_offset_commits_total', 'Partition offsets committed to __consumer_offsets');
@@ -221,7 +217,7 @@ export class GroupCoordinator {
 
   /** Partition of `__consumer_offsets` holding a group (for FindCoordinator and tools). */
   partitionFor(groupId: string): number {
-    return partitionForGroup(groupId, this.store.partitions);
+    return partitionForGroup(groupId, this.table.partitions);
   }
 
   // --- membership --------------------------------------------------------------------------
@@ -378,7 +374,7 @@ export class GroupCoordinator {
     }
     const results: PartitionResult[] = [];
     const accepted: Array<{ result: PartitionResult; value: OffsetValue }> = [];
-    const records: StoreRecord[] = [];
+    const records: OffsetsChange[] = [];
     const now = this.clock.now();
     let newKeys = 0;
     for (const o of req.offsets) {
@@ -408,7 +404,7 @@ export class GroupCoordinator {
       }
       const value: OffsetValue = { offset: o.offset, leaderEpoch: o.leaderEpoch ?? -1, metadata, commitTimestampMs: now };
       accepted.push({ result, value });
-      records.push({ key: encodeOffsetKey(group.id, o.topic, o.partition), value: encodeOffsetValue(value) });
+      records.push({ key: { kind: 'offset', group: group.id, topic: o.topic, partition: o.partition }, value });
     }
     if (records.length === 0) {
       this.dropIfUnborn(group); // a refused standalone commit leaves no group behind
@@ -995,7 +991,7 @@ export class GroupCoordinator {
     }
   }
 
-  private groupRecord(group: Group, assignments?: Map<string, Uint8Array>): StoreRecord {
+  private groupRecord(group: Group, assignments?: Map<string, Uint8Array>): OffsetsChange {
     const value: GroupValue = {
       protocolType: group.protocolType ?? '',
       generationId: group.generationId,
@@ -1013,7 +1009,7 @@ export class GroupCoordinator {
         assignment: assignments ? (assignments.get(m.memberId) ?? EMPTY) : m.assignment,
       })),
     };
-    return { key: encodeGroupKey(group.id), value: encodeGroupValue(value) };
+    return { key: { kind: 'group', group: group.id }, value };
   }
 
   private persistInBackground(group: Group): void {
@@ -1021,10 +1017,10 @@ export class GroupCoordinator {
   }
 
   /** Appends a group's records after its earlier writes; resolves with their offsets. */
-  private write(group: Group, records: StoreRecord[]): Promise<number[]> {
+  private write(group: Group, records: OffsetsChange[]): Promise<number[]> {
     group.writes++;
     const partition = this.partitionFor(group.id);
-    const p = group.chain.then(() => this.store.append(partition, records));
+    const p = group.chain.then(() => this.table.write(partition, records));
     group.chain = p.catch(() => undefined);
     const tracked = p.finally(() => {
       group.writes--;
@@ -1048,9 +1044,9 @@ export class GroupCoordinator {
   private async removeGroup(group: Group, reason: string): Promise<void> {
     const previous = group.state;
     this.setState(group, 'Dead');
-    const records: StoreRecord[] = [];
-    for (const [topic, parts] of group.offsets) for (const partition of parts.keys()) records.push({ key: encodeOffsetKey(group.id, topic, partition), value: null });
-    records.push({ key: encodeGroupKey(group.id), value: null });
+    const records: OffsetsChange[] = [];
+    for (const [topic, parts] of group.offsets) for (const partition of parts.keys()) records.push({ key: { kind: 'offset', group: group.id, topic, partition }, value: null });
+    records.push({ key: { kind: 'group', group: group.id }, value: null });
     try {
       await this.write(group, records);
     } catch (e) {
@@ -1091,35 +1087,25 @@ export class GroupCoordinator {
 
   private async load(): Promise<void> {
     const started = Date.now();
-    const replayed = new Map<string, { value: GroupValue | null; offsets: Map<string, Map<number, Committed>> }>();
-    const entry = (group: string) => {
-      let e = replayed.get(group);
-      if (!e) replayed.set(group, (e = { value: null, offsets: new Map() }));
-      return e;
-    };
-    let skipped = 0;
     try {
-      const count = await this.store.replay((keyBytes, valueBytes, offset) => {
-        try {
-          const key = decodeKey(keyBytes);
-          const e = entry(key.group);
-          if (key.kind === 'offset') {
-            if (valueBytes === null) e.offsets.get(key.topic)?.delete(key.partition);
-            else {
-              let parts = e.offsets.get(key.topic);
-              if (!parts) e.offsets.set(key.topic, (parts = new Map()));
-              parts.set(key.partition, { ...decodeOffsetValue(valueBytes), recordOffset: offset });
-            }
-          } else {
-            e.value = valueBytes === null ? null : decodeGroupValue(valueBytes);
-          }
-        } catch (e) {
-          skipped++;
-          this.log.warn({ offset, err: (e as Error).message }, 'skipping an unreadable __consumer_offsets record');
+      // The table replays __consumer_offsets (last value per key, tombstones applied, records
+      // that do not decode skipped and counted); the groups are rebuilt from what it holds.
+      const { records, skipped } = await this.table.load();
+      const replayed = new Map<string, { value: GroupValue | null; offsets: Map<string, Map<number, Committed>> }>();
+      for (const entry of this.table.values()) {
+        const key = entry.key;
+        let e = replayed.get(key.group);
+        if (!e) replayed.set(key.group, (e = { value: null, offsets: new Map() }));
+        if (key.kind === 'group') {
+          e.value = entry.value as GroupValue;
+          continue;
         }
-      });
+        let parts = e.offsets.get(key.topic);
+        if (!parts) e.offsets.set(key.topic, (parts = new Map()));
+        parts.set(key.partition, { ...(entry.value as OffsetValue), recordOffset: entry.offset });
+      }
       for (const [groupId, e] of replayed) this.restoreGroup(groupId, e.value, e.offsets);
-      this.log.info({ groups: this.groups.size, records: count, skipped, ms: Date.now() - started }, 'consumer groups loaded');
+      this.log.info({ groups: this.groups.size, records, skipped, ms: Date.now() - started }, 'consumer groups loaded');
       if (this.committedCount > this.options.maxCommittedOffsets) {
         this.log.warn({ offsets: this.committedCount, maxCommittedOffsets: this.options.maxCommittedOffsets }, 'more committed offsets on disk than maxCommittedOffsets; new ones are refused until some expire');
       }
@@ -1216,7 +1202,7 @@ export class GroupCoordinator {
       }
       if (expired.length === 0) continue;
       expiredOffsets += expired.length;
-      const records = expired.map((x) => ({ key: encodeOffsetKey(g.id, x.topic, x.partition), value: null }));
+      const records: OffsetsChange[] = expired.map((x) => ({ key: { kind: 'offset', group: g.id, topic: x.topic, partition: x.partition }, value: null }));
       work.push(
         this.write(g, records).then(() => {
           for (const x of expired) {

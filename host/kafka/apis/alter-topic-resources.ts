@@ -3,11 +3,11 @@
 // applied unless validate_only, and answered with its own error code — one bad resource never
 // fails the others.
 import { BrokerError, ERRORS } from '../../errors/index.js';
-import type { TopicConfig, TopicInfo } from '../../broker/api.js';
+import type { TopicConfigChanges, TopicInfo } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type RequestContext } from './types.js';
 import { RESOURCE_BROKER, RESOURCE_TOPIC } from './describe-configs.js';
 
-export type TopicConfigChanges = Partial<Record<keyof TopicConfig, string | number | null>>;
+export type { TopicConfigChanges };
 
 export async function alterTopicResources<R extends { resourceType: number; resourceName: string }>(
   resources: R[],
@@ -23,7 +23,8 @@ export async function alterTopicResources<R extends { resourceType: number; reso
       const info = ctx.broker.describeTopic(r.resourceName);
       if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${r.resourceName}`);
       const changes = changesFor(r, info);
-      if (!validateOnly) await ctx.broker.alterTopicConfig(r.resourceName, changes);
+      // Key and value checks (and validate_only) are the broker's, shared with every other door.
+      await ctx.broker.alterTopicConfig(r.resourceName, changes, { validateOnly });
       responses.push({ errorCode: ERRORS.NONE.kafka, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName });
     } catch (err) {
       responses.push({ errorCode: kafkaCode(err), errorMessage: kafkaMessage(err), resourceType: r.resourceType, resourceName: r.resourceName });

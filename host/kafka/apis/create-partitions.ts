@@ -3,8 +3,9 @@
 //       response: throttle_time_ms, results[name, error_code, error_message]
 //   v1: same   v2: flexible   v3: same
 // `count` is the new total; it must exceed the current count (INVALID_PARTITIONS otherwise).
+// The checks are the broker's (BrokerApi.createPartitions, host/broker/topic-admin.ts).
 import { arr, f, type Schema } from '../protocol/schema.js';
-import { BrokerError, ERRORS } from '../../errors/index.js';
+import { ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 
 const request: Schema = [
@@ -35,13 +36,8 @@ export const createPartitions: ApiHandler = {
     const results = [];
     for (const t of req.topics) {
       try {
-        const info = ctx.broker.describeTopic(t.name);
-        if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${t.name}`);
-        if (t.count <= info.partitions) throw new BrokerError('INVALID_PARTITIONS', `topic ${t.name} has ${info.partitions} partitions; the new count must be larger, got ${t.count}`);
-        for (const a of t.assignments ?? []) {
-          if (a.brokerIds.length !== 1 || a.brokerIds[0] !== ctx.node.nodeId) throw new BrokerError('INVALID_REPLICATION_FACTOR', `each new partition must be assigned to [${ctx.node.nodeId}] (single node)`);
-        }
-        if (!req.validateOnly) await ctx.broker.createPartitions(t.name, t.count);
+        // Every check (exists, grows, limits, assignment on live nodes) and validate_only are the broker's.
+        await ctx.broker.createPartitions(t.name, t.count, { validateOnly: req.validateOnly, assignment: t.assignments?.map((a) => a.brokerIds) });
         results.push({ name: t.name, errorCode: ERRORS.NONE.kafka, errorMessage: null });
       } catch (err) {
         results.push({ name: t.name, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) });

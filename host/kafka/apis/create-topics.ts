@@ -3,16 +3,16 @@
 //       response: throttle_time_ms, topics[name, error_code, error_message]
 //   v3, v4: same   v5: flexible; response + num_partitions, replication_factor, configs (and a tagged config error code)
 //   v6: same       v7: response + topic_id
-// Replication factor must be 1 or -1 (broker default) until the cluster issue; num_partitions
-// -1 means the broker default (as KIP-464). A manual assignment must name only this node; its
-// length is the partition count. validate_only checks the request (name free, factor, counts,
-// config keys) and creates nothing.
+// Every check is the broker's one creation call (BrokerApi.createTopicFrom, shared with HTTP
+// POST /topics): replication factor at most the live nodes (1 on one node) or -1 (default);
+// num_partitions -1 = the default (KIP-464); a manual assignment names live nodes only and its
+// length is the partition count. validate_only runs the same checks and creates nothing.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
-import type { TopicConfig } from '../../broker/api.js';
+import type { TopicSpec } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
-import { isTopicConfigKey, topicConfigEntries, topicIdBytes } from './topic-configs.js';
+import { topicConfigEntries, topicIdBytes } from './topic-configs.js';
 
 const request: Schema = [
   arr('topics', '0+', [
@@ -56,35 +56,18 @@ interface CreateTopicsRequest {
   validateOnly: boolean;
 }
 
-async function createOne(t: CreateTopicsRequest['topics'][number], validateOnly: boolean, ctx: RequestContext) {
-  const nodeId = ctx.node.nodeId;
-  if (t.replicationFactor !== 1 && t.replicationFactor !== -1) {
-    throw new BrokerError('INVALID_REPLICATION_FACTOR', `replication factor ${t.replicationFactor} is not possible: this is a single node (use 1 or -1)`);
-  }
-  let partitions = t.numPartitions === -1 ? (ctx.options.defaultPartitions ?? 1) : t.numPartitions;
-  if (t.assignments.length > 0) {
-    if (t.numPartitions !== -1 || t.replicationFactor !== -1) throw new BrokerError('INVALID_REQUEST', 'give either assignments or num_partitions/replication_factor, not both');
-    for (const a of t.assignments) {
-      if (a.brokerIds.length !== 1 || a.brokerIds[0] !== nodeId) throw new BrokerError('INVALID_REPLICATION_FACTOR', `assignment for partition ${a.partitionIndex} must be [${nodeId}] (single node)`);
-    }
-    partitions = t.assignments.length;
-  }
-  if (partitions <= 0) throw new BrokerError('INVALID_PARTITIONS', `num_partitions must be positive or -1, got ${t.numPartitions}`);
-  const config: Record<string, string> = {};
-  for (const c of t.configs) {
-    if (!isTopicConfigKey(c.name)) throw new BrokerError('INVALID_CONFIG', `unknown topic config "${c.name}"`);
-    if (c.value === null) continue; // null = the default
-    config[c.name] = c.value;
-  }
-  if (validateOnly) {
-    // Every check createTopic would make (name, partitions, config values, limits), nothing created.
-    if (ctx.broker.validateCreateTopic) ctx.broker.validateCreateTopic(t.name, partitions, config as unknown as Partial<TopicConfig>);
-    else if (ctx.broker.describeTopic(t.name)) throw new BrokerError('TOPIC_ALREADY_EXISTS', `topic ${t.name} already exists`);
-    return { name: t.name, numPartitions: partitions, config: null };
-  }
-  // The broker parses string values (Kafka clients send every value as a string).
-  const info = await ctx.broker.createTopic(t.name, partitions, config as unknown as Partial<TopicConfig>);
-  return { name: t.name, numPartitions: info.partitions, config: info };
+/**
+ * The wire request as the broker's one creation call takes it: every check (name, counts,
+ * replication factor and assignment against the live nodes, configs, limits) and validate_only
+ * are the broker's (host/broker/topic-admin.ts), so HTTP POST /topics refuses alike.
+ */
+function specOf(t: CreateTopicsRequest['topics'][number]): TopicSpec {
+  // Assignments arrive with their partition index; a gap or a repeat leaves a hole the broker names.
+  const assignment: number[][] = new Array(t.assignments.length);
+  for (const a of t.assignments) if (Number.isInteger(a.partitionIndex) && a.partitionIndex >= 0 && a.partitionIndex < assignment.length && !assignment[a.partitionIndex]) assignment[a.partitionIndex] = a.brokerIds;
+  const config: Record<string, string | null> = {};
+  for (const c of t.configs) config[c.name] = c.value; // null = the default
+  return { name: t.name, partitions: t.numPartitions, replicationFactor: t.replicationFactor, assignment: Array.from(assignment), config };
 }
 
 export const createTopics: ApiHandler = {
@@ -102,15 +85,18 @@ export const createTopics: ApiHandler = {
       try {
         if (seen.has(t.name)) throw new BrokerError('INVALID_REQUEST', `topic ${t.name} appears twice in the request`);
         seen.add(t.name);
-        const r = await createOne(t, req.validateOnly, ctx);
+        const spec = specOf(t);
+        // -1 partitions: the listener's default when it has one, else the broker's.
+        if (spec.partitions === -1 && ctx.options.defaultPartitions !== null && ctx.options.defaultPartitions !== undefined && t.assignments.length === 0) spec.partitions = ctx.options.defaultPartitions;
+        const created = await ctx.broker.createTopicFrom(spec, { validateOnly: req.validateOnly });
         topics.push({
           name: t.name,
-          topicId: topicIdBytes(r.config ?? undefined),
+          topicId: topicIdBytes(req.validateOnly ? undefined : created),
           errorCode: ERRORS.NONE.kafka,
           errorMessage: null,
-          numPartitions: r.numPartitions,
-          replicationFactor: 1,
-          configs: r.config ? topicConfigEntries(r.config, null, false) : null,
+          numPartitions: created.partitions,
+          replicationFactor: created.replicationFactor,
+          configs: req.validateOnly ? null : topicConfigEntries(created, null, false),
         });
       } catch (err) {
         topics.push({ name: t.name, topicId: ZERO_UUID, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err), numPartitions: -1, replicationFactor: -1, configs: null });
