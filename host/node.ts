@@ -1,48 +1,190 @@
-// `tributary start`: one broker node. Loads the configuration, opens the broker (which
-// recovers every partition log), the group coordinator, then every listener; logs one `ready`
-// line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs, writes
-// the clean-shutdown markers and exits 0.
-import { resolve } from 'node:path';
-import { Broker, defaultBrokerOptions, type BrokerOptions } from './broker/broker.js';
-import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './broker/groups/index.js';
+// `tributary start`: one broker node. Loads the configuration and checks all of it — every key
+// against its section's schema, the data dir, the bind addresses, the MQTT routes, the limits
+// across sections and the memory budget — before anything opens or binds; then opens the broker
+// (which recovers every partition log), the group coordinator, then every listener; logs one
+// `ready` line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs,
+// writes the clean-shutdown markers and exits 0.
+import { Broker, defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './broker/broker.js';
+import { defaultTopicConfig } from './broker/topic-config.js';
+import { defaultLogOptions } from './log/options.js';
+import { GroupCoordinator, defaultGroupOptions, resolveGroupOptions, type GroupOptions } from './broker/groups/index.js';
 import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
-import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
+import { kafkaSchema, validateKafkaOptions } from './kafka/options.js';
+import { startMqttGateway, defaultMqttGatewayOptions, resolveMqttOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
+import { mqttSchema } from '../gateway/mqtt/options.js';
+import { Router } from '../gateway/mqtt/routes.js';
 import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
-import { loadConfig, type LoadedConfig } from './config/loader.js';
+import { validateWsGatewayOptions, wsSchema } from '../gateway/ws/options.js';
+import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
+import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
+import { integer, section } from './config/schema.js';
+import { brokerSchema, groupsSchema } from './config/core-schemas.js';
+import { checkBindHost, checkDataDir } from './config/startup.js';
+import { checkCrossSection } from './config/cross-checks.js';
+import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
 import { MetricsRegistry } from './metrics/registry.js';
 
-export interface Listener {
-  name: string;
-  address: string;
-  close(): Promise<void>;
+export type { Listener } from './config/listener.js';
+
+const MiB = 1024 * 1024;
+
+/** Node-wide settings (the `node` section). */
+export interface NodeOptions {
+  memoryBudgetBytes: number;
 }
 
+export const defaultNodeOptions: NodeOptions = {
+  // 768 MiB: a 1 GB Pi keeps the rest for the kernel, Node's own heap and the page cache; the
+  // default limits come to ~700 MiB (the start-up log line lists them), so a raised limit needs
+  // a raised budget, on a device that has the memory.
+  memoryBudgetBytes: 768 * MiB,
+};
+
 /** Drops keys that are not the user's to set in that section (derived from elsewhere). */
-function omit(section: object, keys: string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(section).filter(([k]) => !keys.includes(k)));
+function omit<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Omit<T, K> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k as K))) as Omit<T, K>;
 }
 
 /**
- * The configuration sections and their embedded defaults (the schema of the config file).
- * Derived keys are left out: every listener binds the top-level `host`; data lives in the
- * top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's.
- * `injectedFlushDelayMs` is a bench-only knob, never a user setting.
+ * The configuration sections and their embedded defaults. Derived keys are left out: data lives
+ * in the top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's;
+ * `injectedFlushDelayMs` is a bench-only knob. Each listener's `host` is null here: null = the
+ * top-level `host`.
  */
 export function configSections() {
   return {
     broker: omit(defaultBrokerOptions, ['dataDir', 'injectedFlushDelayMs']),
     groups: omit(defaultGroupOptions, []),
-    kafka: omit(defaultKafkaServerOptions, ['host', 'dataDir', 'defaultPartitions']),
-    mqtt: omit(defaultMqttGatewayOptions, ['host']),
-    http: omit(defaultWsGatewayOptions, ['host']),
+    kafka: { ...omit(defaultKafkaServerOptions, ['dataDir', 'defaultPartitions']), host: listenerConfigDefaults.host },
+    mqtt: { ...defaultMqttGatewayOptions, host: listenerConfigDefaults.host },
+    http: { ...defaultWsGatewayOptions, host: listenerConfigDefaults.host },
+    node: { ...defaultNodeOptions },
+  };
+}
+
+/** What each section's keys allow (host/config/schema.ts). */
+export function configSchemas(): Schemas {
+  return {
+    broker: brokerSchema,
+    groups: groupsSchema,
+    kafka: kafkaSchema,
+    mqtt: mqttSchema,
+    http: wsSchema,
+    node: section({ memoryBudgetBytes: integer(16 * MiB) }),
   };
 }
 
 export type NodeConfig = LoadedConfig<ReturnType<typeof configSections>>;
 
 export function loadNodeConfig(argv: string[], env: NodeJS.ProcessEnv): NodeConfig {
-  return loadConfig({ argv, env, sections: configSections() });
+  return loadConfig({ argv, env, sections: configSections(), schemas: configSchemas() });
+}
+
+/** Every door's options, resolved and checked; null = that listener is off (port -1). */
+export interface PreparedNode {
+  dataDir: string;
+  broker: BrokerOptions;
+  groups: GroupOptions;
+  kafka: KafkaServerOptions | null;
+  mqtt: MqttGatewayOptions;
+  http: WsGatewayOptions | null;
+  budget: Budget;
+}
+
+/** Runs a module's own validator; its message (which names the option) becomes a config error. */
+function owned<T>(section: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(section, undefined, 'checked by its module', (err as Error).message);
+  }
+}
+
+function sourceOf(config: NodeConfig, key: string): string {
+  return config.sources[key] ?? 'default';
+}
+
+/** The MQTT routes compile (topic filters, templates, placeholders), or a ConfigError names the route. */
+function checkRoutes(config: NodeConfig, o: MqttGatewayOptions): void {
+  try {
+    new Router(o.routes, o.defaultRoute, o.reverseRoutes);
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = /^mqtt\.(routes|reverseRoutes)\[(\d+)\]/.exec(message);
+    const list = at?.[1] === 'reverseRoutes' ? o.reverseRoutes : o.routes;
+    const key = at ? `mqtt.${at[1]}` : 'mqtt.routes';
+    throw new ConfigError(at ? at[0] : key, at ? list[Number(at[2])] : list, sourceOf(config, key), message.slice(at?.[0].length ?? 0).replace(/^[.:\s]+/, '') || message);
+  }
+}
+
+/** Refuses a `tls` block (declared for the security issue, not implemented yet). */
+function checkTls(config: NodeConfig): void {
+  for (const name of ['kafka', 'mqtt', 'http'] as const) {
+    const tls = config.sections[name].tls;
+    const why = tlsRefusal(tls);
+    if (why) throw new ConfigError(`${name}.tls`, tls, sourceOf(config, `${name}.tls`), why);
+  }
+}
+
+/** Each enabled listener's bind address must be this machine's (probed on an ephemeral port). */
+async function checkHosts(config: NodeConfig): Promise<void> {
+  const probes = new Map<string, [string, string]>(); // host → [key, source]
+  const s = config.sections;
+  const doors: Array<[string, string | null, boolean]> = [
+    ['kafka', s.kafka.host, s.kafka.port >= 0],
+    ['mqtt', s.mqtt.host, s.mqtt.port >= 0 || s.mqtt.wsPort >= 0],
+    ['http', s.http.host, s.http.port >= 0],
+  ];
+  for (const [name, host, on] of doors) {
+    if (!on) continue;
+    const key = host === null ? 'host' : `${name}.host`;
+    const h = host ?? config.top.host;
+    if (!probes.has(h)) probes.set(h, [key, sourceOf(config, key)]);
+  }
+  for (const [h, [key, source]] of probes) await checkBindHost(key, h, source);
+}
+
+/** The values the cross-section rules and the memory budget read, by dotted key. */
+function limitValues(p: Omit<PreparedNode, 'budget'>, config: NodeConfig): Record<string, number> {
+  const s = config.sections;
+  const values: Record<string, number> = {
+    'broker.topicDefaults.max.message.bytes': p.broker.topicDefaults['max.message.bytes'] ?? defaultTopicConfig['max.message.bytes'],
+    'broker.log.compactionMapBytes': p.broker.log.compactionMapBytes ?? defaultLogOptions.compactionMapBytes,
+    'broker.log.indexCacheBytes': p.broker.log.indexCacheBytes ?? defaultLogOptions.indexCacheBytes,
+    '(http.sendBufferPauseBytes + http.frameBytesMax)': s.http.sendBufferPauseBytes + s.http.frameBytesMax,
+  };
+  for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http'] as const) {
+    for (const [k, v] of Object.entries(s[name])) if (typeof v === 'number') values[`${name}.${k}`] = v;
+  }
+  return values;
+}
+
+/**
+ * Resolves and checks the whole configuration before anything opens or binds, so a mistake is
+ * one line naming the key, never a half-started node. Order: what needs no machine first.
+ */
+export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
+  const s = config.sections;
+  checkTls(config);
+  const dataDir = checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
+  const broker = owned('broker', () => validateBrokerOptions({ ...s.broker, dataDir }));
+  const groups = owned('groups', () => resolveGroupOptions(s.groups));
+  const hostOf = (h: string | null) => h ?? config.top.host;
+  const kafka = s.kafka.port < 0 ? null : { ...s.kafka, host: hostOf(s.kafka.host), dataDir, defaultPartitions: broker.defaultPartitions };
+  if (kafka) owned('kafka', () => validateKafkaOptions(kafka));
+  const mqtt = owned('mqtt', () => resolveMqttOptions({ ...s.mqtt, host: hostOf(s.mqtt.host) }));
+  checkRoutes(config, mqtt);
+  const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
+  if (http) owned('http', () => validateWsGatewayOptions(http));
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http }, config);
+  const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
+  checkCrossSection(values, sources);
+  const budget = memoryBudget(values);
+  checkBudget(budget, s.node.memoryBudgetBytes, sourceOf(config, 'node.memoryBudgetBytes'));
+  await checkHosts(config);
+  return { dataDir, broker, groups, kafka, mqtt, http, budget };
 }
 
 export interface RunningNode {
@@ -53,42 +195,62 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const logger = createLogger(config.top.logLevel);
-  const metrics = new MetricsRegistry();
-  const dataDir = resolve(config.top.dataDir);
-  const started = performance.now();
-  logger.info({ dataDir, configFile: config.configFile ?? null }, 'starting tributary');
+function logBudget(logger: Logger, budget: Budget, limitBytes: number): void {
+  const byItem = (items: Budget['items']) => Object.fromEntries(items.map((i) => [i.key, i.bytes]));
+  logger.info(
+    { memoryBudget: { totalBytes: budget.totalBytes, limitBytes, items: byItem(budget.items), perConnection: byItem(budget.perConnection), perPartition: byItem(budget.perPartition) } },
+    `memory budget: ${mib(budget.totalBytes)} of ${mib(limitBytes)} (${budget.items.map((i) => `${i.key} ${mib(i.bytes)}`).join(', ')})`,
+  );
+}
 
-  // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
-  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger, metrics });
-  const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger, metrics });
-
+/** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket). */
+async function openListeners(p: PreparedNode, deps: { broker: Broker; groups: GroupCoordinator; logger: Logger; metrics: MetricsRegistry }, health: () => boolean): Promise<Listener[]> {
+  const { broker, groups, logger, metrics } = deps;
   const listeners: Listener[] = [];
-  let ready = false;
-  const host = config.top.host;
   try {
-    listeners.push(
-      await startKafkaServer({ broker, groups, logger, metrics }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
-    );
-    listeners.push(
-      ...(await startMqttGateway({ broker, groups, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),
-    );
-    try {
-      listeners.push(
-        await startWsGateway(
-          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
-          { ...config.sections.http, host } as unknown as WsGatewayOptions,
-        ),
-      );
-    } catch (err) {
-      // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
-      // doors still serve. The gateway's error says which Node/glibc/arch combination works.
-      if ((err as Error).name !== 'UwsUnavailableError') throw err;
-      logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
+    if (p.kafka) listeners.push(await startKafkaServer({ broker, groups, logger, metrics }, p.kafka));
+    listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
+    if (p.http) {
+      try {
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health }, p.http));
+      } catch (err) {
+        // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
+        // doors still serve. The gateway's error says which Node/glibc/arch combination works.
+        if ((err as Error).name !== 'UwsUnavailableError') throw err;
+        logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
+      }
     }
   } catch (err) {
     await Promise.allSettled(listeners.map((l) => l.close()));
+    throw err;
+  }
+  return listeners;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const prepared = await prepareNode(config);
+  const logger = createLogger(config.top.logLevel);
+  const metrics = new MetricsRegistry();
+  const started = performance.now();
+  logger.info({ dataDir: prepared.dataDir, configFile: config.configFile ?? null }, 'starting tributary');
+  for (const w of config.warnings) logger.warn(w);
+  logBudget(logger, prepared.budget, config.sections.node.memoryBudgetBytes);
+
+  // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
+  const broker = await Broker.open(prepared.broker, { logger, metrics });
+  let groups: GroupCoordinator;
+  try {
+    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics });
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+
+  let ready = false;
+  let listeners: Listener[];
+  try {
+    listeners = await openListeners(prepared, { broker, groups, logger, metrics }, () => ready);
+  } catch (err) {
     await groups.close();
     await broker.close();
     throw err;
@@ -114,21 +276,32 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   return { listeners, broker, groups, logger, stop };
 }
 
-/** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop. */
+/**
+ * One line on stderr for a start-up failure: the message (which names the key, the value and
+ * what is allowed for a config error). The stack only at log level debug or trace.
+ */
+function startupFailure(err: unknown, logLevel: string): string {
+  const e = err as Error;
+  const line = e instanceof ConfigError ? e.message : `failed to start: ${(e?.message ?? String(err)).replace(/\s*\n\s*/g, ' ')}`;
+  const stack = (logLevel === 'debug' || logLevel === 'trace') && e?.stack ? `\n${e.stack}` : '';
+  return `tributary: ${line}${stack}\n`;
+}
+
+/** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop, 2 for a config error, 1 for another start-up failure. */
 export async function runNode(argv: string[]): Promise<void> {
   let config: NodeConfig;
   try {
     config = loadNodeConfig(argv, process.env);
   } catch (err) {
-    process.stderr.write(`tributary: ${(err as Error).message}\n`);
+    process.stderr.write(startupFailure(err, 'info'));
     process.exit(2);
   }
   let node: RunningNode;
   try {
     node = await startNode(config);
   } catch (err) {
-    process.stderr.write(`tributary: failed to start: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
+    process.stderr.write(startupFailure(err, config.top.logLevel));
+    process.exit(err instanceof ConfigError ? 2 : 1);
   }
   let signalled = 0;
   const onSignal = (signal: NodeJS.Signals) => {
