@@ -4,6 +4,7 @@
 // (which recovers every partition log), the group coordinator, then every listener; logs one
 // `ready` line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs,
 // writes the clean-shutdown markers and exits 0.
+import { resolve } from 'node:path';
 import { Broker, defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './broker/broker.js';
 import { defaultTopicConfig } from './broker/topic-config.js';
 import { defaultLogOptions } from './log/options.js';
@@ -92,13 +93,19 @@ export interface PreparedNode {
   budget: Budget;
 }
 
-/** Runs a module's own validator; its message (which names the option) becomes a config error. */
-function owned<T>(section: string, fn: () => T): T {
+/**
+ * Runs a module's own validator (the rules that tie keys of one section together); its message
+ * names the option and the value, and gains where the keys it names were set.
+ */
+function owned<T>(config: NodeConfig, section: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(section, undefined, 'checked by its module', (err as Error).message);
+    const message = (err as Error).message;
+    const named = Object.entries(config.sources).filter(([k]) => k.startsWith(`${section}.`) && message.includes(k.slice(section.length + 1)));
+    const where = named.length > 0 ? named.map(([k, src]) => `${k} from ${src}`).join(', ') : `section ${section}: defaults`;
+    throw new ConfigError(section, undefined, where, message, `config: ${message} (${where})`);
   }
 }
 
@@ -168,21 +175,23 @@ function limitValues(p: Omit<PreparedNode, 'budget'>, config: NodeConfig): Recor
 export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   const s = config.sections;
   checkTls(config);
-  const dataDir = checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
-  const broker = owned('broker', () => validateBrokerOptions({ ...s.broker, dataDir }));
-  const groups = owned('groups', () => resolveGroupOptions(s.groups));
+  const dataDir = resolve(config.top.dataDir); // non-empty: the schema says so
+  const broker = owned(config, 'broker', () => validateBrokerOptions({ ...s.broker, dataDir }));
+  const groups = owned(config, 'groups', () => resolveGroupOptions(s.groups));
   const hostOf = (h: string | null) => h ?? config.top.host;
   const kafka = s.kafka.port < 0 ? null : { ...s.kafka, host: hostOf(s.kafka.host), dataDir, defaultPartitions: broker.defaultPartitions };
-  if (kafka) owned('kafka', () => validateKafkaOptions(kafka));
-  const mqtt = owned('mqtt', () => resolveMqttOptions({ ...s.mqtt, host: hostOf(s.mqtt.host) }));
+  if (kafka) owned(config, 'kafka', () => validateKafkaOptions(kafka));
+  const mqtt = owned(config, 'mqtt', () => resolveMqttOptions({ ...s.mqtt, host: hostOf(s.mqtt.host) }));
   checkRoutes(config, mqtt);
   const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
-  if (http) owned('http', () => validateWsGatewayOptions(http));
+  if (http) owned(config, 'http', () => validateWsGatewayOptions(http));
   const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
   const budget = memoryBudget(values);
   checkBudget(budget, s.node.memoryBudgetBytes, sourceOf(config, 'node.memoryBudgetBytes'));
+  // Then what needs the machine: the data dir is created if missing, each bind address probed.
+  checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkHosts(config);
   return { dataDir, broker, groups, kafka, mqtt, http, budget };
 }

@@ -21,8 +21,10 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly source: string,
     readonly allowed: string,
+    /** A whole message, for errors a module's own validator worded (it names the key and value itself). */
+    message?: string,
   ) {
-    super(`config: ${key} = ${JSON.stringify(value)} (${source}): ${allowed}`);
+    super(message ?? `config: ${key} = ${JSON.stringify(value)} (${source}): ${allowed}`);
     this.name = 'ConfigError';
   }
 }

@@ -15,7 +15,7 @@ export function checkDataDir(dataDir: string, source: string): string {
   try {
     isDir = statSync(dir).isDirectory();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError('dataDir', dataDir, source, `cannot be read (${(err as NodeJS.ErrnoException).code}): must be a writable directory`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError('dataDir', dataDir, source, `${dir} cannot be used (${(err as NodeJS.ErrnoException).code}): must be a writable directory`);
   }
   if (isDir === false) throw new ConfigError('dataDir', dataDir, source, `${dir} is a file: must be a writable directory`);
   if (isDir === undefined) {
