@@ -2,7 +2,7 @@
 // schema of the `mqtt` config section. `validateMqttOptions` runs at start and names the key and
 // the value it refuses.
 import { listenerSchemas, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
-import { boolean, int32, integer, list, object, oneOf, port, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
+import { boolean, checkOptions, int32, integer, list, object, oneOf, port, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 export interface MqttRoute {
   /** MQTT topic filter (`+`, `#` allowed) this route applies to. */
@@ -252,54 +252,10 @@ export const mqttSchema: SectionSchema = section({
   sharedReadBytesMax: int32(1024),
 });
 
-/** Throws a message naming the key when an option is out of range. */
+/** Throws a message naming the key when an option is out of range (ranges and types: `mqttSchema`). */
 export function validateMqttOptions(o: MqttGatewayOptions): void {
-  const int = (name: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`mqtt.${name} must be an integer in [${min}, ${max}], got ${v}`);
-  };
-  int('port', o.port, -1, 65535);
-  int('wsPort', o.wsPort, -1, 65535);
-  int('lingerMs', o.lingerMs, 0, 1000);
-  int('appendsInFlightMax', o.appendsInFlightMax, 1, 16);
-  int('batchBytesMax', o.batchBytesMax, 1024);
-  int('batchRecordsMax', o.batchRecordsMax, 1);
-  int('connectionsMax', o.connectionsMax, 1);
-  int('packetBytesMax', o.packetBytesMax, 64, 268_435_455);
-  int('clientIdBytesMax', o.clientIdBytesMax, 23, 65535);
-  int('inflightMax', o.inflightMax, 1, 65535);
-  int('pendingBytesPerConnectionMax', o.pendingBytesPerConnectionMax, 1024);
-  int('pendingBytesTotalMax', o.pendingBytesTotalMax, 1024);
-  int('outgoingBytesMax', o.outgoingBytesMax, 1024);
-  int('drainTimeoutMs', o.drainTimeoutMs, 0);
-  int('deliveriesQueuedMax', o.deliveriesQueuedMax, 1);
-  int('publishRatePerSecond', o.publishRatePerSecond, 0);
-  int('publishBurst', o.publishBurst, 1);
-  int('connectTimeoutMs', o.connectTimeoutMs, 100);
-  int('keepaliveMaxSeconds', o.keepaliveMaxSeconds, 0, 65535);
-  int('qos2InflightInboundMax', o.qos2InflightInboundMax, 1);
-  int('topicLevelsMax', o.topicLevelsMax, 1, 100);
-  int('topicAliasMax', o.topicAliasMax, 0, 65535);
-  int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
-  int('pendingSessionsMax', o.pendingSessionsMax, 1);
-  int('deliveryBytesQueuedMax', o.deliveryBytesQueuedMax, 1024);
-  int('deliveryQueueMax', o.deliveryQueueMax, 1);
-  int('retainedMessagesMax', o.retainedMessagesMax, 0);
-  int('persistentSessionsMax', o.persistentSessionsMax, 0);
-  int('offlineMessagesPerClientMax', o.offlineMessagesPerClientMax, 0);
-  int('tailTopicsMax', o.tailTopicsMax, 0);
-  int('tailReadBytesMax', o.tailReadBytesMax, 1024);
-  int('tailRescanMs', o.tailRescanMs, 10);
-  int('sharedMembersMax', o.sharedMembersMax, 0);
-  int('sharedInflightMax', o.sharedInflightMax, 1, 65535);
-  int('sharedCommitIntervalMs', o.sharedCommitIntervalMs, 10);
-  int('sharedSessionTimeoutMs', o.sharedSessionTimeoutMs, 1);
-  int('sharedAckWaitMs', o.sharedAckWaitMs, 0);
-  int('sharedReadBytesMax', o.sharedReadBytesMax, 1024);
-  if (typeof o.sharedSubscriptions !== 'boolean') throw new Error(`mqtt.sharedSubscriptions must be true or false, got ${o.sharedSubscriptions}`);
-  if (o.reverseQos !== 0 && o.reverseQos !== 1) throw new Error(`mqtt.reverseQos must be 0 or 1, got ${o.reverseQos}`);
-  if (o.unrouted !== 'mqtt-only' && o.unrouted !== 'disconnect') throw new Error(`mqtt.unrouted must be "mqtt-only" or "disconnect", got ${o.unrouted}`);
+  checkOptions(mqttSchema, o as unknown as Record<string, unknown>, 'mqtt.');
   if (o.batchBytesMax < o.packetBytesMax) throw new Error(`mqtt.batchBytesMax (${o.batchBytesMax}) must be at least mqtt.packetBytesMax (${o.packetBytesMax})`);
-  if (!o.wsPath.startsWith('/')) throw new Error(`mqtt.wsPath must start with "/", got ${o.wsPath}`);
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`mqtt.tls: ${tls}`);
 }

@@ -2,7 +2,7 @@
 // Validated once at start (`validateWsGatewayOptions`): a bad value stops the gateway with a
 // message naming the option, never a surprise later. `wsSchema` is the `http` config section's schema.
 import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
-import { boolean, int32, list, object, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
+import { boolean, checkOptions, int32, list, object, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 /** One bearer token and what it may do. Topic patterns: exact names, `*` for all, or a `prefix*`. */
 export interface WsAccessToken {
@@ -172,6 +172,8 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
     if (typeof t.token !== 'string' || t.token.length < 8) throw new Error('ws gateway option tokens[].token must be a string of at least 8 characters');
     if (!Array.isArray(t.read) || !Array.isArray(t.write)) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
   }
+  // The checks above keep their long-standing wording; the schema covers every other key.
+  checkOptions(wsSchema, o as unknown as Record<string, unknown>, 'ws gateway option ');
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`ws gateway option tls: ${tls}`);
 }

@@ -161,3 +161,15 @@ export function check(s: KeySchema, value: unknown): string | null {
   const extra = err!.keyword === 'additionalProperties' ? ` "${(err!.params as { additionalProperty: string }).additionalProperty}"` : '';
   return `at ${where}: ${err!.message}${extra} (allowed: ${allowed(s)})`;
 }
+
+/**
+ * Checks an options object passed in code against its section's schema (the config loader has
+ * already checked a node's own); throws an Error naming `<prefix><key>`, what is allowed and the value.
+ */
+export function checkOptions(schema: SectionSchema, options: Record<string, unknown>, prefix: string): void {
+  for (const [key, s] of Object.entries(schema.properties)) {
+    if (!(key in options)) continue;
+    const why = check(s, options[key]);
+    if (why) throw new Error(`${prefix}${key} ${why}, got ${JSON.stringify(options[key]) ?? String(options[key])}`);
+  }
+}

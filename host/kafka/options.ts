@@ -2,7 +2,7 @@
 // config section. Kept apart from server.ts so the API handlers (host/kafka/apis/) read them
 // without importing the server that imports them.
 import { renameDeprecated, tlsRefusal, listenerSchemas, type ListenerOptions } from '../config/listener.js';
-import { boolean, int32, integer, orNull, section, string, type SectionSchema } from '../config/schema.js';
+import { boolean, checkOptions, int32, integer, orNull, section, string, type SectionSchema } from '../config/schema.js';
 
 export interface KafkaServerOptions extends ListenerOptions {
   /** @deprecated the old name of `connectionsMax` (still accepted; validateKafkaOptions moves it). */
@@ -91,6 +91,8 @@ export function validateKafkaOptions(o: KafkaServerOptions): void {
     if (!Number.isInteger(n) || n <= 0) throw new Error(`kafka option defaultPartitions must be null or a positive integer, got ${o.defaultPartitions}`);
     o.defaultPartitions = n;
   }
+  // The checks above keep their long-standing wording; the schema covers every other key.
+  checkOptions(kafkaSchema, o as unknown as Record<string, unknown>, 'kafka option ');
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`kafka option tls: ${tls}`);
 }
