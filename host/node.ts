@@ -20,7 +20,7 @@ import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './conf
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
 import { integer, section } from './config/schema.js';
 import { brokerSchema, groupsSchema } from './config/core-schemas.js';
-import { checkBindHost, checkDataDir } from './config/startup.js';
+import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js';
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
@@ -135,22 +135,27 @@ function checkTls(config: NodeConfig): void {
   }
 }
 
-/** Each enabled listener's bind address must be this machine's (probed on an ephemeral port). */
-async function checkHosts(config: NodeConfig): Promise<void> {
-  const probes = new Map<string, [string, string]>(); // host → [key, source]
+/**
+ * Each enabled listener's bind address must be this machine's, and each fixed port free: probed
+ * on an ephemeral port, then on the port itself, and released.
+ */
+async function checkBinds(config: NodeConfig): Promise<void> {
   const s = config.sections;
-  const doors: Array<[string, string | null, boolean]> = [
-    ['kafka', s.kafka.host, s.kafka.port >= 0],
-    ['mqtt', s.mqtt.host, s.mqtt.port >= 0 || s.mqtt.wsPort >= 0],
-    ['http', s.http.host, s.http.port >= 0],
+  const ports: Array<[string, string | null, number]> = [
+    ['kafka.port', s.kafka.host, s.kafka.port],
+    ['mqtt.port', s.mqtt.host, s.mqtt.port],
+    ['mqtt.wsPort', s.mqtt.host, s.mqtt.wsPort],
+    ['http.port', s.http.host, s.http.port],
   ];
-  for (const [name, host, on] of doors) {
-    if (!on) continue;
-    const key = host === null ? 'host' : `${name}.host`;
+  const hostsSeen = new Set<string>();
+  for (const [portKey, host, port] of ports) {
+    if (port < 0) continue;
+    const hostKey = host === null ? 'host' : `${portKey.split('.')[0]}.host`;
     const h = host ?? config.top.host;
-    if (!probes.has(h)) probes.set(h, [key, sourceOf(config, key)]);
+    if (!hostsSeen.has(h)) await checkBindHost(hostKey, h, sourceOf(config, hostKey));
+    hostsSeen.add(h);
+    if (port > 0) await checkBindPort(portKey, h, port, sourceOf(config, portKey));
   }
-  for (const [h, [key, source]] of probes) await checkBindHost(key, h, source);
 }
 
 /** The values the cross-section rules and the memory budget read, by dotted key. */
@@ -192,7 +197,7 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   checkBudget(budget, s.node.memoryBudgetBytes, sourceOf(config, 'node.memoryBudgetBytes'));
   // Then what needs the machine: the data dir is created if missing, each bind address probed.
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
-  await checkHosts(config);
+  await checkBinds(config);
   return { dataDir, broker, groups, kafka, mqtt, http, budget };
 }
 

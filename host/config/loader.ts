@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import YAML from 'yaml';
-import { check, coerceText, integer, oneOf, port, type KeySchema, type SectionSchema } from './schema.js';
+import { check, coerceText, oneOf, port, type KeySchema, type SectionSchema } from './schema.js';
 import { DEPRECATED_KEYS } from './listener.js';
 
 export type Source = 'file' | 'env' | 'flag';
@@ -100,7 +100,7 @@ export function envName(path: string): string {
 export function inferSchema(key: string, def: unknown): KeySchema {
   if (typeof def === 'number') {
     if (/(^|\.)(port|[a-zA-Z]*Port)$/.test(key)) return port();
-    return Number.isInteger(def) ? integer(Number.MIN_SAFE_INTEGER) : { type: 'number' };
+    return Number.isInteger(def) ? { type: 'integer' } : { type: 'number' };
   }
   if (typeof def === 'boolean') return { type: 'boolean' };
   if (typeof def === 'string') return { type: 'string' };

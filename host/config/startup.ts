@@ -47,3 +47,19 @@ export function checkBindHost(key: string, host: string, source: string): Promis
     probe.listen(0, host, () => probe.close(() => done()));
   });
 }
+
+/**
+ * Binds and releases `host:port` (port > 0): a port another process holds (EADDRINUSE) or one
+ * this user may not bind (EACCES, below 1024) is refused before the first listener binds, so a
+ * node never starts half its doors. (Another process may still take the port in between; the
+ * listener's own error then names it.)
+ */
+export function checkBindPort(key: string, host: string, port: number, source: string): Promise<void> {
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      fail(new ConfigError(key, port, source, `cannot bind ${host}:${port} (${err.code ?? err.message}): must be a free port this user may bind, 0 (any free port) or -1 (listener off)`)),
+    );
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => done()));
+  });
+}

@@ -89,6 +89,14 @@ t.test('start-up errors: a bind address that is not this machine\'s', async (t) 
   await refused(t, ['--set', 'mqtt.host=192.0.2.8'], /mqtt\.host = "192\.0\.2\.8" \(flag\): cannot bind it/);
 });
 
+t.test('start-up errors: a port another process holds is named before any listener binds', async (t) => {
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  const held = (holder.address() as AddressInfo).port;
+  await refused(t, ['--mqtt-port', String(held)], new RegExp(`mqtt\\.port = ${held} \\(flag\\): cannot bind 127\\.0\\.0\\.1:${held} \\(EADDRINUSE\\): must be a free port`));
+});
+
 t.test('start-up errors: MQTT routes that do not compile', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'routes.yaml');
