@@ -110,7 +110,7 @@ export const wsSchema: SectionSchema = section({
   maxPayloadBytes: int32(1),
   maxSubscriptionsPerSocket: int32(1),
   maxInFlightProducesPerSocket: int32(1),
-  idleTimeoutSec: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 8, maximum: 2_147_483 }], 'x-allowed': '0 (never) or an integer from 8 to 2147483 (uWS granularity is 4 s)' },
+  idleTimeoutSec: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 8, maximum: 2_147_483 }], 'x-allowed': '0 or at least 8 (0 = never; at most 2147483; uWS granularity is 4 s)' },
   sendBufferPauseBytes: int32(1),
   maxBackpressureBytes: int32(1),
   frameBytesMax: int32(1),
@@ -135,45 +135,19 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   if (old && !(Number.isSafeInteger(o.connectionsMax) && o.connectionsMax > 0)) {
     throw new Error(`ws gateway option connectionsMax (formerly ${old}) must be a positive integer, got ${String(o.connectionsMax)}`);
   }
-  const positiveInts: Array<keyof WsGatewayOptions> = [
-    'maxPayloadBytes',
-    'connectionsMax',
-    'maxSubscriptionsPerSocket',
-    'maxInFlightProducesPerSocket',
-    'sendBufferPauseBytes',
-    'maxBackpressureBytes',
-    'frameBytesMax',
-    'readBytesMax',
-    'maxConcurrentCatchUps',
-    'tailMaxWaitMs',
-    'httpBodyBytesMax',
-    'httpRecordsMax',
-    'httpReadLimitMax',
-    'groupSessionTimeoutMs',
-    'groupRebalanceTimeoutMs',
-    'groupAutoCommitIntervalMs',
-  ];
-  for (const k of positiveInts) {
-    const v = o[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`ws gateway option ${k} must be a positive integer, got ${String(v)}`);
-  }
-  for (const k of ['tailLingerMs', 'tailLingerMaxMs', 'heartbeatIntervalMs', 'idleTimeoutSec'] as const) {
-    const v = o[k];
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`ws gateway option ${k} must be a non-negative integer, got ${String(v)}`);
-  }
-  if (o.tailLingerMaxMs < o.tailLingerMs) throw new Error(`ws gateway option tailLingerMaxMs (${o.tailLingerMaxMs}) must be at least tailLingerMs (${o.tailLingerMs})`);
-  if (o.idleTimeoutSec !== 0 && o.idleTimeoutSec < 8) throw new Error(`ws gateway option idleTimeoutSec must be 0 or at least 8 (uWS granularity is 4 s), got ${o.idleTimeoutSec}`);
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`ws gateway option port must be 0..65535, got ${o.port}`);
-  if (!o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
-  if (o.maxBackpressureBytes < o.sendBufferPauseBytes + o.frameBytesMax) {
-    throw new Error(`ws gateway option maxBackpressureBytes (${o.maxBackpressureBytes}) must be at least sendBufferPauseBytes + frameBytesMax (${o.sendBufferPauseBytes + o.frameBytesMax})`);
-  }
-  for (const t of o.tokens) {
+  if (typeof o.path !== 'string' || !o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
+  for (const t of o.tokens ?? []) {
     if (typeof t.token !== 'string' || t.token.length < 8) throw new Error('ws gateway option tokens[].token must be a string of at least 8 characters');
     if (!Array.isArray(t.read) || !Array.isArray(t.write)) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
   }
-  // The checks above keep their long-standing wording; the schema covers every other key.
+  // Ranges and types of every key: the `http` section's schema (the config loader has checked a node's own).
   checkOptions(wsSchema, o as unknown as Record<string, unknown>, 'ws gateway option ');
+  // -1 (off) is a node's choice: the node does not start this gateway at all.
+  if (o.port < 0) throw new Error(`ws gateway option port must be 0..65535 here (-1 turns the listener off in a node's config), got ${o.port}`);
+  if (o.tailLingerMaxMs < o.tailLingerMs) throw new Error(`ws gateway option tailLingerMaxMs (${o.tailLingerMaxMs}) must be at least tailLingerMs (${o.tailLingerMs})`);
+  if (o.maxBackpressureBytes < o.sendBufferPauseBytes + o.frameBytesMax) {
+    throw new Error(`ws gateway option maxBackpressureBytes (${o.maxBackpressureBytes}) must be at least sendBufferPauseBytes + frameBytesMax (${o.sendBufferPauseBytes + o.frameBytesMax})`);
+  }
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`ws gateway option tls: ${tls}`);
 }

@@ -170,6 +170,7 @@ export function checkOptions(schema: SectionSchema, options: Record<string, unkn
   for (const [key, s] of Object.entries(schema.properties)) {
     if (!(key in options)) continue;
     const why = check(s, options[key]);
-    if (why) throw new Error(`${prefix}${key} ${why}, got ${JSON.stringify(options[key]) ?? String(options[key])}`);
+    const v = options[key];
+    if (why) throw new Error(`${prefix}${key} ${why}, got ${typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v)}`);
   }
 }
