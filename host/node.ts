@@ -37,7 +37,7 @@ export interface NodeOptions {
 
 export const defaultNodeOptions: NodeOptions = {
   // 768 MiB: a 1 GB Pi keeps the rest for the kernel, Node's own heap and the page cache; the
-  // default limits come to ~700 MiB (the start-up log line lists them), so a raised limit needs
+  // default limits come to ~762 MiB (the start-up log line lists them), so a raised limit needs
   // a raised budget, on a device that has the memory.
   memoryBudgetBytes: 768 * MiB,
 };
