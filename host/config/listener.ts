@@ -38,17 +38,18 @@ export const listenerConfigDefaults = {
   tls: null as TlsOptions | null, // TLS arrives with the security issue; until then only null is accepted
 };
 
-export const tlsSchema: KeySchema = orNull(
-  object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean() }, ['keyFile', 'certFile'], 'null (TLS is not supported yet)'),
-);
-tlsSchema['x-allowed'] = 'null (TLS is not supported yet; keyFile, certFile, caFile, requestCert are reserved for it)';
+export const tlsSchema: KeySchema = {
+  anyOf: [{ type: 'null' }, object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean() }, ['keyFile', 'certFile'])],
+  'x-allowed': 'null (TLS is not supported yet; keyFile, certFile, caFile, requestCert are reserved for it)',
+};
 
 /** Schemas of the listener keys (host may be null in a config section). */
-export function listenerSchemas(connectionsMaxCeiling = 1_000_000): Record<string, KeySchema> {
+export function listenerSchemas(): Record<string, KeySchema> {
   return {
     host: orNull(string(1)),
     port: port(),
-    connectionsMax: integer(1, connectionsMaxCeiling),
+    // A million sockets is beyond any edge box's descriptors; the ceiling only catches typos.
+    connectionsMax: integer(1, 1_000_000),
     tls: tlsSchema,
   };
 }

@@ -134,8 +134,8 @@ export function coerceText(s: KeySchema, raw: string): Coerced {
       return { ok: false, why: `must be JSON (${allowed(s)})` };
     }
   }
-  if (kinds.has('string') || kinds.size === 0) return { ok: true, value: raw };
-  return { ok: true, value: raw }; // the schema check below says what was expected
+  // Anything else stays text: a string key takes it as is, any other key's check says what was expected.
+  return { ok: true, value: raw };
 }
 
 function typeOf(v: unknown): string {
