@@ -72,26 +72,17 @@ export function validateKafkaOptions(o: KafkaServerOptions): void {
     const name = k === 'connectionsMax' && old ? `connectionsMax (formerly ${old})` : k;
     if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`kafka option ${name} must be a positive integer, got ${o[k]}`);
   }
+  // -1 (off) is a node's choice: the node does not start this listener at all.
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`kafka option port must be 0..65535, got ${o.port}`);
-  if (o.maxRequestBytes > 0x7fffffff) throw new Error('kafka option maxRequestBytes must fit int32');
-  if (!Number.isInteger(o.nodeId) || o.nodeId < 0) throw new Error(`kafka option nodeId must be a non-negative integer, got ${o.nodeId}`);
-  if (typeof o.clusterId !== 'string' || o.clusterId === '') throw new Error('kafka option clusterId must be a non-empty string');
   // Optional values (null defaults) may arrive as text from code: accept numeric text.
   if (o.advertisedPort !== null) {
     const n = Number(o.advertisedPort);
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`kafka option advertisedPort must be null or a port 1..65535, got ${o.advertisedPort}`);
     o.advertisedPort = n;
   }
-  if (o.advertisedHost !== null && (typeof o.advertisedHost !== 'string' || o.advertisedHost.trim() === '')) {
-    throw new Error(`kafka option advertisedHost must be null or a host name/address, got ${JSON.stringify(o.advertisedHost)}`);
-  }
-  if (o.dataDir !== null && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new Error('kafka option dataDir must be null or a path');
-  if (o.defaultPartitions !== null) {
-    const n = Number(o.defaultPartitions);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`kafka option defaultPartitions must be null or a positive integer, got ${o.defaultPartitions}`);
-    o.defaultPartitions = n;
-  }
-  // The checks above keep their long-standing wording; the schema covers every other key.
+  if (o.defaultPartitions !== null && typeof o.defaultPartitions === 'string') o.defaultPartitions = Number(o.defaultPartitions);
+  // The checks above keep their long-standing wording; the schema covers every key (nodeId,
+  // clusterId, advertisedHost, dataDir, ...).
   checkOptions(kafkaSchema, o as unknown as Record<string, unknown>, 'kafka option ');
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`kafka option tls: ${tls}`);
