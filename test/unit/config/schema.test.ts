@@ -11,6 +11,9 @@ import { tlsRefusal } from '../../../host/config/listener.js';
 import { configSchemas, configSections, defaultNodeOptions, loadNodeConfig, prepareNode } from '../../../host/node.js';
 import { tempDir } from '../../helpers/index.js';
 
+// Port 0 everywhere: prepareNode probes fixed ports, and a shared machine may hold the defaults.
+const anyPorts = ['--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0'];
+
 t.test('config schema: every key of every section has a schema, and every default passes it', async (t) => {
   const sections = configSections() as unknown as Record<string, Record<string, unknown>>;
   const schemas = configSchemas();
@@ -77,7 +80,7 @@ t.test('config: TLS keys are declared, their shape checked, and any value refuse
 
 t.test('config: cross-section rules pass at the defaults and name both keys when broken', async (t) => {
   const dataDir = await tempDir(t);
-  t.resolves(prepareNode(loadNodeConfig(['--data-dir', dataDir, '--host', '127.0.0.1'], {})), 'the defaults agree');
+  await t.resolves(prepareNode(loadNodeConfig(['--data-dir', dataDir, ...anyPorts], {})), 'the defaults agree');
   for (const r of CROSS_SECTION_RULES) t.ok(r.why.length > 20, `${r.smaller} ≤ ${r.larger} has a reason`);
   const values = { 'mqtt.packetBytesMax': 100, 'broker.topicDefaults.max.message.bytes': 100 };
   const rules = [{ smaller: 'mqtt.packetBytesMax', larger: 'broker.topicDefaults.max.message.bytes', why: 'a publish must fit a batch' }];
@@ -101,7 +104,7 @@ t.test('memory budget: node-wide items are added, per-connection ones listed apa
 
 t.test('memory budget: the defaults fit the default budget (sized for a 1 GB Pi)', async (t) => {
   const dataDir = await tempDir(t);
-  const p = await prepareNode(loadNodeConfig(['--data-dir', dataDir, '--host', '127.0.0.1'], {}));
+  const p = await prepareNode(loadNodeConfig(['--data-dir', dataDir, ...anyPorts], {}));
   t.ok(p.budget.totalBytes <= defaultNodeOptions.memoryBudgetBytes, `${p.budget.totalBytes} ≤ ${defaultNodeOptions.memoryBudgetBytes}`);
   t.ok(defaultNodeOptions.memoryBudgetBytes < 1024 ** 3, 'leaves part of 1 GB to the system');
   t.ok(p.budget.items.length >= 8, 'every node-wide bound is an item');
