@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { envName, FLAG_KEYS, keySchema, topLevelDefaults, topLevelSchema, type Schemas, type Sections } from './loader.js';
 import { DEPRECATED_KEYS } from './listener.js';
 import { allowed } from './schema.js';
+import { CROSS_SECTION_RULES } from './cross-checks.js';
+import { BUDGET_TERMS } from './budget.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -115,6 +117,18 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     'partition without a node-wide total (Kafka in-flight bytes, MQTT outgoing bytes, index caches) are',
     'listed in the same line (`perConnection`, `perPartition`) but not added. Not counted either: Node\'s own',
     'heap and code (~60 MiB idle) and the wasm core\'s fixed 128 MiB memory, whose untouched pages cost no RAM.',
+    '',
+    '| item | counted |',
+    '|---|---|',
+    ...BUDGET_TERMS.map((b) => `| ${b.of.map((f) => (typeof f === 'number' ? `${f} bytes` : `\`${f}\``)).join(' × ')} | ${b.apart ? `listed apart (${b.apart})` : 'added'} |`),
+    '',
+    '## Limits that must agree across sections',
+    '',
+    'Checked at start, after each key on its own; a broken rule names both keys, both values and where each came from.',
+    '',
+    '| this | at most | why |',
+    '|---|---|---|',
+    ...CROSS_SECTION_RULES.map((r) => `| \`${r.smaller}\` | \`${r.larger}\` | ${r.why} |`),
     '',
     '## Top level',
     '',
