@@ -7,8 +7,8 @@ import { renderConfigDoc, SECTION_DOCS } from './config/describe.js';
 /** The doc for this build's configuration (what docs/configuration.md must say). */
 export async function currentConfigDoc(): Promise<string> {
   // Loaded on demand: importing this module alone stays cheap (no gateways, no wasm).
-  const { configSections } = await import('./node.js');
-  return renderConfigDoc(configSections(), SECTION_DOCS);
+  const { configSections, configSchemas } = await import('./node.js');
+  return renderConfigDoc(configSections(), SECTION_DOCS, configSchemas());
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,49 +1,205 @@
-// `tributary start`: one broker node. Loads the configuration, opens the broker (which
-// recovers every partition log), the group coordinator, then every listener; logs one `ready`
-// line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs, writes
-// the clean-shutdown markers and exits 0.
+// `tributary start`: one broker node. Loads the configuration and checks all of it — every key
+// against its section's schema, the data dir, the bind addresses, the MQTT routes, the limits
+// across sections and the memory budget — before anything opens or binds; then opens the broker
+// (which recovers every partition log), the group coordinator, then every listener; logs one
+// `ready` line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs,
+// writes the clean-shutdown markers and exits 0.
 import { resolve } from 'node:path';
-import { Broker, defaultBrokerOptions, type BrokerOptions } from './broker/broker.js';
+import { Broker, defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './broker/broker.js';
 import { ProducerIds } from './broker/producer-ids.js';
-import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './broker/groups/index.js';
+import { defaultTopicConfig } from './broker/topic-config.js';
+import { defaultLogOptions } from './log/options.js';
+import { GroupCoordinator, defaultGroupOptions, resolveGroupOptions, type GroupOptions } from './broker/groups/index.js';
 import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
-import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
+import { kafkaSchema, validateKafkaOptions } from './kafka/options.js';
+import { startMqttGateway, defaultMqttGatewayOptions, resolveMqttOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
+import { mqttSchema } from '../gateway/mqtt/options.js';
+import { Router } from '../gateway/mqtt/routes.js';
 import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
-import { loadConfig, type LoadedConfig } from './config/loader.js';
+import { validateWsGatewayOptions, wsSchema } from '../gateway/ws/options.js';
+import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
+import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
+import { integer, section } from './config/schema.js';
+import { brokerSchema, groupsSchema } from './config/core-schemas.js';
+import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js';
+import { checkCrossSection } from './config/cross-checks.js';
+import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
 import { MetricsRegistry } from './metrics/registry.js';
 
-export interface Listener {
-  name: string;
-  address: string;
-  close(): Promise<void>;
+export type { Listener } from './config/listener.js';
+
+const MiB = 1024 * 1024;
+
+/** Node-wide settings (the `node` section). */
+export interface NodeOptions {
+  memoryBudgetBytes: number;
 }
 
+export const defaultNodeOptions: NodeOptions = {
+  // 768 MiB: a 1 GB Pi keeps the rest for the kernel, Node's own heap and the page cache; the
+  // default limits come to ~762 MiB (the start-up log line lists them), so a raised limit needs
+  // a raised budget, on a device that has the memory.
+  memoryBudgetBytes: 768 * MiB,
+};
+
 /** Drops keys that are not the user's to set in that section (derived from elsewhere). */
-function omit(section: object, keys: string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(section).filter(([k]) => !keys.includes(k)));
+function omit<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Omit<T, K> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k as K))) as Omit<T, K>;
 }
 
 /**
- * The configuration sections and their embedded defaults (the schema of the config file).
- * Derived keys are left out: every listener binds the top-level `host`; data lives in the
- * top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's.
- * `injectedFlushDelayMs` is a bench-only knob, never a user setting.
+ * The configuration sections and their embedded defaults. Derived keys are left out: data lives
+ * in the top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's;
+ * `injectedFlushDelayMs` is a bench-only knob. Each listener's `host` is null here: null = the
+ * top-level `host`.
  */
 export function configSections() {
   return {
     broker: omit(defaultBrokerOptions, ['dataDir', 'injectedFlushDelayMs']),
     groups: omit(defaultGroupOptions, []),
-    kafka: omit(defaultKafkaServerOptions, ['host', 'dataDir', 'defaultPartitions']),
-    mqtt: omit(defaultMqttGatewayOptions, ['host']),
-    http: omit(defaultWsGatewayOptions, ['host']),
+    kafka: { ...omit(defaultKafkaServerOptions, ['dataDir', 'defaultPartitions']), host: listenerConfigDefaults.host },
+    mqtt: { ...defaultMqttGatewayOptions, host: listenerConfigDefaults.host },
+    http: { ...defaultWsGatewayOptions, host: listenerConfigDefaults.host },
+    node: { ...defaultNodeOptions },
+  };
+}
+
+/** What each section's keys allow (host/config/schema.ts). */
+export function configSchemas(): Schemas {
+  return {
+    broker: brokerSchema,
+    groups: groupsSchema,
+    kafka: kafkaSchema,
+    mqtt: mqttSchema,
+    http: wsSchema,
+    node: section({ memoryBudgetBytes: integer(16 * MiB) }),
   };
 }
 
 export type NodeConfig = LoadedConfig<ReturnType<typeof configSections>>;
 
 export function loadNodeConfig(argv: string[], env: NodeJS.ProcessEnv): NodeConfig {
-  return loadConfig({ argv, env, sections: configSections() });
+  return loadConfig({ argv, env, sections: configSections(), schemas: configSchemas() });
+}
+
+/** Every door's options, resolved and checked; null = that listener is off (port -1). */
+export interface PreparedNode {
+  dataDir: string;
+  broker: BrokerOptions;
+  groups: GroupOptions;
+  kafka: KafkaServerOptions | null;
+  mqtt: MqttGatewayOptions;
+  http: WsGatewayOptions | null;
+  budget: Budget;
+}
+
+/**
+ * Runs a module's own validator (the rules that tie keys of one section together); its message
+ * names the option and the value, and gains where the keys it names were set.
+ */
+function owned<T>(config: NodeConfig, section: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const message = (err as Error).message;
+    const named = Object.entries(config.sources).filter(([k]) => k.startsWith(`${section}.`) && message.includes(k.slice(section.length + 1)));
+    const where = named.length > 0 ? named.map(([k, src]) => `${k} from ${src}`).join(', ') : `section ${section}: defaults`;
+    throw new ConfigError(section, undefined, where, message, `config: ${message} (${where})`);
+  }
+}
+
+function sourceOf(config: NodeConfig, key: string): string {
+  return config.sources[key] ?? 'default';
+}
+
+/** The MQTT routes compile (topic filters, templates, placeholders), or a ConfigError names the route. */
+function checkRoutes(config: NodeConfig, o: MqttGatewayOptions): void {
+  try {
+    new Router(o.routes, o.defaultRoute, o.reverseRoutes);
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = /^mqtt\.(routes|reverseRoutes)\[(\d+)\]/.exec(message);
+    const list = at?.[1] === 'reverseRoutes' ? o.reverseRoutes : o.routes;
+    const key = at ? `mqtt.${at[1]}` : 'mqtt.routes';
+    throw new ConfigError(at ? at[0] : key, at ? list[Number(at[2])] : list, sourceOf(config, key), message.slice(at?.[0].length ?? 0).replace(/^[.:\s]+/, '') || message);
+  }
+}
+
+/** Refuses a `tls` block (declared for the security issue, not implemented yet). */
+function checkTls(config: NodeConfig): void {
+  for (const name of ['kafka', 'mqtt', 'http'] as const) {
+    const tls = config.sections[name].tls;
+    const why = tlsRefusal(tls);
+    if (why) throw new ConfigError(`${name}.tls`, tls, sourceOf(config, `${name}.tls`), why);
+  }
+}
+
+/**
+ * Each enabled listener's bind address must be this machine's, and each fixed port free: probed
+ * on an ephemeral port, then on the port itself, and released.
+ */
+async function checkBinds(config: NodeConfig): Promise<void> {
+  const s = config.sections;
+  const ports: Array<[string, string | null, number]> = [
+    ['kafka.port', s.kafka.host, s.kafka.port],
+    ['mqtt.port', s.mqtt.host, s.mqtt.port],
+    ['mqtt.wsPort', s.mqtt.host, s.mqtt.wsPort],
+    ['http.port', s.http.host, s.http.port],
+  ];
+  const hostsSeen = new Set<string>();
+  for (const [portKey, host, port] of ports) {
+    if (port < 0) continue;
+    const hostKey = host === null ? 'host' : `${portKey.split('.')[0]}.host`;
+    const h = host ?? config.top.host;
+    if (!hostsSeen.has(h)) await checkBindHost(hostKey, h, sourceOf(config, hostKey));
+    hostsSeen.add(h);
+    if (port > 0) await checkBindPort(portKey, h, port, sourceOf(config, portKey));
+  }
+}
+
+/** The values the cross-section rules and the memory budget read, by dotted key. */
+function limitValues(p: Omit<PreparedNode, 'budget'>, config: NodeConfig): Record<string, number> {
+  const s = config.sections;
+  const values: Record<string, number> = {
+    'broker.topicDefaults.max.message.bytes': p.broker.topicDefaults['max.message.bytes'] ?? defaultTopicConfig['max.message.bytes'],
+    'broker.log.compactionMapBytes': p.broker.log.compactionMapBytes ?? defaultLogOptions.compactionMapBytes,
+    'broker.log.indexCacheBytes': p.broker.log.indexCacheBytes ?? defaultLogOptions.indexCacheBytes,
+    '(http.sendBufferPauseBytes + http.frameBytesMax)': s.http.sendBufferPauseBytes + s.http.frameBytesMax,
+  };
+  for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http'] as const) {
+    for (const [k, v] of Object.entries(s[name])) if (typeof v === 'number') values[`${name}.${k}`] = v;
+  }
+  return values;
+}
+
+/**
+ * Resolves and checks the whole configuration before anything opens or binds, so a mistake is
+ * one line naming the key, never a half-started node. Order: what needs no machine first.
+ */
+export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
+  const s = config.sections;
+  checkTls(config);
+  const dataDir = resolve(config.top.dataDir); // non-empty: the schema says so
+  const broker = owned(config, 'broker', () => validateBrokerOptions({ ...s.broker, dataDir }));
+  const groups = owned(config, 'groups', () => resolveGroupOptions(s.groups));
+  const hostOf = (h: string | null) => h ?? config.top.host;
+  const kafka = s.kafka.port < 0 ? null : { ...s.kafka, host: hostOf(s.kafka.host), dataDir, defaultPartitions: broker.defaultPartitions };
+  if (kafka) owned(config, 'kafka', () => validateKafkaOptions(kafka));
+  const mqtt = owned(config, 'mqtt', () => resolveMqttOptions({ ...s.mqtt, host: hostOf(s.mqtt.host) }));
+  checkRoutes(config, mqtt);
+  const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
+  if (http) owned(config, 'http', () => validateWsGatewayOptions(http));
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http }, config);
+  const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
+  checkCrossSection(values, sources);
+  const budget = memoryBudget(values);
+  checkBudget(budget, s.node.memoryBudgetBytes, sourceOf(config, 'node.memoryBudgetBytes'));
+  // Then what needs the machine: the data dir is created if missing, each bind address probed.
+  checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
+  await checkBinds(config);
+  return { dataDir, broker, groups, kafka, mqtt, http, budget };
 }
 
 export interface RunningNode {
@@ -54,44 +210,68 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig): Promise<RunningNode> {
-  const logger = createLogger(config.top.logLevel);
-  const metrics = new MetricsRegistry();
-  const dataDir = resolve(config.top.dataDir);
-  const started = performance.now();
-  logger.info({ dataDir, configFile: config.configFile ?? null }, 'starting tributary');
+function logBudget(logger: Logger, budget: Budget, limitBytes: number): void {
+  const byItem = (items: Budget['items']) => Object.fromEntries(items.map((i) => [i.key, i.bytes]));
+  logger.info(
+    { memoryBudget: { totalBytes: budget.totalBytes, limitBytes, items: byItem(budget.items), perConnection: byItem(budget.perConnection), perPartition: byItem(budget.perPartition) } },
+    `memory budget: ${mib(budget.totalBytes)} of ${mib(limitBytes)} (${budget.items.map((i) => `${i.key} ${mib(i.bytes)}`).join(', ')})`,
+  );
+}
 
-  // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
-  // Node identity and producer-id blocks are metadata records (host/broker/metadata/).
-  const kafka = config.sections.kafka as unknown as KafkaServerOptions;
-  const broker = await Broker.open({ ...(config.sections.broker as unknown as BrokerOptions), dataDir }, { logger, metrics, identity: { nodeId: kafka.nodeId, clusterId: kafka.clusterId } });
-  const groups = await GroupCoordinator.open(broker, config.sections.groups as unknown as GroupOptions, { logger, metrics });
-
+/** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket). */
+async function openListeners(p: PreparedNode, deps: { broker: Broker; groups: GroupCoordinator; logger: Logger; metrics: MetricsRegistry }, health: () => boolean): Promise<Listener[]> {
+  const { broker, groups, logger, metrics } = deps;
   const listeners: Listener[] = [];
-  let ready = false;
-  const host = config.top.host;
   try {
-    listeners.push(
-      await startKafkaServer({ broker, groups, logger, metrics, producerIds: await ProducerIds.open(broker.metadata, { blockSize: kafka.producerIdBlockSize }) }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
-    );
-    listeners.push(
-      ...(await startMqttGateway({ broker, groups, logger, metrics }, { ...config.sections.mqtt, host } as unknown as MqttGatewayOptions)),
-    );
-    try {
-      listeners.push(
-        await startWsGateway(
-          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
-          { ...config.sections.http, host } as unknown as WsGatewayOptions,
-        ),
-      );
-    } catch (err) {
-      // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
-      // doors still serve. The gateway's error says which Node/glibc/arch combination works.
-      if ((err as Error).name !== 'UwsUnavailableError') throw err;
-      logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
+    if (p.kafka) {
+      const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
+      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds }, p.kafka));
+    }
+    listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
+    if (p.http) {
+      try {
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health }, p.http));
+      } catch (err) {
+        // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
+        // doors still serve. The gateway's error says which Node/glibc/arch combination works.
+        if ((err as Error).name !== 'UwsUnavailableError') throw err;
+        logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
+      }
     }
   } catch (err) {
     await Promise.allSettled(listeners.map((l) => l.close()));
+    throw err;
+  }
+  return listeners;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const prepared = await prepareNode(config);
+  const logger = createLogger(config.top.logLevel);
+  const metrics = new MetricsRegistry();
+  const started = performance.now();
+  logger.info({ dataDir: prepared.dataDir, configFile: config.configFile ?? null }, 'starting tributary');
+  for (const w of config.warnings) logger.warn(w);
+  logBudget(logger, prepared.budget, config.sections.node.memoryBudgetBytes);
+
+  // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
+  // Node identity and producer-id blocks are metadata records (host/broker/metadata/); the
+  // identity comes from the kafka section even when the Kafka listener is disabled.
+  const kafka = config.sections.kafka as unknown as KafkaServerOptions;
+  const broker = await Broker.open(prepared.broker, { logger, metrics, identity: { nodeId: kafka.nodeId, clusterId: kafka.clusterId } });
+  let groups: GroupCoordinator;
+  try {
+    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics });
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+
+  let ready = false;
+  let listeners: Listener[];
+  try {
+    listeners = await openListeners(prepared, { broker, groups, logger, metrics }, () => ready);
+  } catch (err) {
     await groups.close();
     await broker.close();
     throw err;
@@ -117,21 +297,32 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   return { listeners, broker, groups, logger, stop };
 }
 
-/** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop. */
+/**
+ * One line on stderr for a start-up failure: the message (which names the key, the value and
+ * what is allowed for a config error). The stack only at log level debug or trace.
+ */
+function startupFailure(err: unknown, logLevel: string): string {
+  const e = err as Error;
+  const line = e instanceof ConfigError ? e.message : `failed to start: ${(e?.message ?? String(err)).replace(/\s*\n\s*/g, ' ')}`;
+  const stack = (logLevel === 'debug' || logLevel === 'trace') && e?.stack ? `\n${e.stack}` : '';
+  return `tributary: ${line}${stack}\n`;
+}
+
+/** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop, 2 for a config error, 1 for another start-up failure. */
 export async function runNode(argv: string[]): Promise<void> {
   let config: NodeConfig;
   try {
     config = loadNodeConfig(argv, process.env);
   } catch (err) {
-    process.stderr.write(`tributary: ${(err as Error).message}\n`);
+    process.stderr.write(startupFailure(err, 'info'));
     process.exit(2);
   }
   let node: RunningNode;
   try {
     node = await startNode(config);
   } catch (err) {
-    process.stderr.write(`tributary: failed to start: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
+    process.stderr.write(startupFailure(err, config.top.logLevel));
+    process.exit(err instanceof ConfigError ? 2 : 1);
   }
   let signalled = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -31,6 +31,7 @@ import { AppendBatcher } from './append.js';
 import { Authorizer } from './auth.js';
 import { ConnectionGuard, DeliveryGate, refuseConnection, type AedesClientInternals, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
+import type { Listener } from '../../host/config/listener.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
@@ -45,11 +46,7 @@ import { hideShare, isHiddenShare, onPacketWrite, revealShare, type WrittenPacke
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
 export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
 
-export interface Listener {
-  name: string;
-  address: string;
-  close(): Promise<void>;
-}
+export type { Listener } from '../../host/config/listener.js';
 
 export interface MqttGatewayDeps {
   broker: BrokerApi;

@@ -1,5 +1,8 @@
-// Options of the MQTT gateway: every limit in one place, each default with its reason.
-// `validateMqttOptions` runs at start and names the key and the value it refuses.
+// Options of the MQTT gateway: every limit in one place, each default with its reason, and the
+// schema of the `mqtt` config section. `validateMqttOptions` runs at start and names the key and
+// the value it refuses.
+import { listenerSchemas, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
+import { boolean, checkOptions, int32, integer, list, object, oneOf, port, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 export interface MqttRoute {
   /** MQTT topic filter (`+`, `#` allowed) this route applies to. */
@@ -29,10 +32,8 @@ export interface MqttUser {
   subscribe: string[];
 }
 
-export interface MqttGatewayOptions {
-  host: string;
-  /** MQTT over TCP; 0 = any free port; -1 = off. */
-  port: number;
+/** Host, port (MQTT over TCP), connectionsMax (TCP and WebSocket together) and tls are the listener's. */
+export interface MqttGatewayOptions extends ListenerOptions {
   /** MQTT over WebSocket; 0 = any free port; -1 = off. */
   wsPort: number;
   wsPath: string;
@@ -64,7 +65,6 @@ export interface MqttGatewayOptions {
   batchRecordsMax: number;
 
   // --- limits ------------------------------------------------------------------------------
-  connectionsMax: number;
   /** Largest MQTT packet accepted (fixed header excluded), checked before it is buffered. */
   packetBytesMax: number;
   clientIdBytesMax: number;
@@ -145,7 +145,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   reverseRoutes: [], // records keyed by an MQTT topic need none
   reverseQos: 1, // persistent sessions queue commands while a device is offline
   tailTopicsMax: 256, // a subscriber of # tails every topic; bounded so it cannot open thousands of readers
-  tailReadBytesMax: 1 << 20, // one read of 1 MiB serves thousands of small records
+  tailReadBytesMax: 256 * 1024, // one read of 256 KiB serves thousands of small records; 256 tails × 256 KiB = 64 MiB of the memory budget
   tailRescanMs: 2_000, // new topics reach subscribers of # within a couple of seconds
 
   lingerMs: 1, // enough for other devices' publishes of the same tick to join one append
@@ -188,56 +188,76 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   sharedSessionTimeoutMs: 10_000, // members of a crashed gateway expire within 10 s; above the coordinator's 6 s minimum
   sharedAckWaitMs: 1_000, // most acknowledgements arrive within a round trip; a rebalance is not held up longer
   sharedReadBytesMax: 64 * 1024, // hundreds of readings per read; 1,000 members hold at most 64 MiB decoded
+
+  tls: null, // plain TCP; TLS arrives with the security issue
 };
 
-/** Throws a message naming the key when an option is out of range. */
+const topicFilter = string(1);
+const routeSchema: KeySchema = object({ match: topicFilter, topic: string(1), key: string(1), partition: integer(0, 999_999) }, ['match', 'topic']);
+const reverseRouteSchema: KeySchema = object({ topic: string(1), mqttTopic: string(1) }, ['topic', 'mqttTopic']);
+const userSchema: KeySchema = object(
+  { username: string(1), passwordHash: string(1), publish: list(topicFilter), subscribe: list(topicFilter) },
+  ['username', 'passwordHash', 'publish', 'subscribe'],
+);
+
+/** What each key of the `mqtt` config section allows (host/config/schema.ts); cross-key rules stay in validateMqttOptions. */
+export const mqttSchema: SectionSchema = section({
+  ...listenerSchemas(),
+  wsPort: port(),
+  wsPath: { type: 'string', pattern: '^/', 'x-allowed': 'a path starting with "/"' },
+  routes: list(routeSchema, 'a list of { match, topic, key?, partition? } (docs/mqtt.md)'),
+  defaultRoute: boolean(),
+  unrouted: oneOf('mqtt-only', 'disconnect'),
+  headers: object({ topic: boolean(), qos: boolean(), retain: boolean(), clientId: boolean() }, [], 'a mapping of topic, qos, retain, clientId to true or false'),
+  reverse: boolean(),
+  reverseRoutes: list(reverseRouteSchema, 'a list of { topic, mqttTopic }'),
+  reverseQos: oneOf(0, 1),
+  tailTopicsMax: int32(0),
+  tailReadBytesMax: int32(1024),
+  tailRescanMs: int32(10),
+  lingerMs: integer(0, 1000),
+  appendsInFlightMax: integer(1, 16),
+  batchBytesMax: int32(1024),
+  batchRecordsMax: int32(1),
+  packetBytesMax: integer(64, 268_435_455),
+  clientIdBytesMax: integer(23, 65535),
+  inflightMax: integer(1, 65535),
+  pendingBytesPerConnectionMax: int32(1024),
+  pendingBytesTotalMax: integer(1024),
+  outgoingBytesMax: int32(1024),
+  drainTimeoutMs: int32(0),
+  deliveriesQueuedMax: int32(1),
+  publishRatePerSecond: int32(0),
+  publishBurst: int32(1),
+  connectTimeoutMs: int32(100),
+  keepaliveMaxSeconds: integer(0, 65535),
+  qos2InflightInboundMax: int32(1),
+  topicLevelsMax: integer(1, 100),
+  topicAliasMax: integer(0, 65535),
+  sessionExpiryMaxSeconds: integer(0, 0xffffffff),
+  pendingSessionsMax: int32(1),
+  deliveryBytesQueuedMax: int32(1024),
+  deliveryQueueMax: int32(1),
+  responseInformation: string(),
+  retainedMessagesMax: int32(0),
+  persistentSessionsMax: int32(0),
+  offlineMessagesPerClientMax: int32(0),
+  auth: object({ enabled: boolean(), users: list(userSchema) }, [], 'a mapping { enabled, users: [{ username, passwordHash, publish, subscribe }] }'),
+  sharedSubscriptions: boolean(),
+  sharedMembersMax: int32(0),
+  sharedInflightMax: integer(1, 65535),
+  sharedCommitIntervalMs: int32(10),
+  sharedSessionTimeoutMs: int32(1),
+  sharedAckWaitMs: int32(0),
+  sharedReadBytesMax: int32(1024),
+});
+
+/** Throws a message naming the key when an option is out of range (ranges and types: `mqttSchema`). */
 export function validateMqttOptions(o: MqttGatewayOptions): void {
-  const int = (name: string, v: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`mqtt.${name} must be an integer in [${min}, ${max}], got ${v}`);
-  };
-  int('port', o.port, -1, 65535);
-  int('wsPort', o.wsPort, -1, 65535);
-  int('lingerMs', o.lingerMs, 0, 1000);
-  int('appendsInFlightMax', o.appendsInFlightMax, 1, 16);
-  int('batchBytesMax', o.batchBytesMax, 1024);
-  int('batchRecordsMax', o.batchRecordsMax, 1);
-  int('connectionsMax', o.connectionsMax, 1);
-  int('packetBytesMax', o.packetBytesMax, 64, 268_435_455);
-  int('clientIdBytesMax', o.clientIdBytesMax, 23, 65535);
-  int('inflightMax', o.inflightMax, 1, 65535);
-  int('pendingBytesPerConnectionMax', o.pendingBytesPerConnectionMax, 1024);
-  int('pendingBytesTotalMax', o.pendingBytesTotalMax, 1024);
-  int('outgoingBytesMax', o.outgoingBytesMax, 1024);
-  int('drainTimeoutMs', o.drainTimeoutMs, 0);
-  int('deliveriesQueuedMax', o.deliveriesQueuedMax, 1);
-  int('publishRatePerSecond', o.publishRatePerSecond, 0);
-  int('publishBurst', o.publishBurst, 1);
-  int('connectTimeoutMs', o.connectTimeoutMs, 100);
-  int('keepaliveMaxSeconds', o.keepaliveMaxSeconds, 0, 65535);
-  int('qos2InflightInboundMax', o.qos2InflightInboundMax, 1);
-  int('topicLevelsMax', o.topicLevelsMax, 1, 100);
-  int('topicAliasMax', o.topicAliasMax, 0, 65535);
-  int('sessionExpiryMaxSeconds', o.sessionExpiryMaxSeconds, 0, 0xffffffff);
-  int('pendingSessionsMax', o.pendingSessionsMax, 1);
-  int('deliveryBytesQueuedMax', o.deliveryBytesQueuedMax, 1024);
-  int('deliveryQueueMax', o.deliveryQueueMax, 1);
-  int('retainedMessagesMax', o.retainedMessagesMax, 0);
-  int('persistentSessionsMax', o.persistentSessionsMax, 0);
-  int('offlineMessagesPerClientMax', o.offlineMessagesPerClientMax, 0);
-  int('tailTopicsMax', o.tailTopicsMax, 0);
-  int('tailReadBytesMax', o.tailReadBytesMax, 1024);
-  int('tailRescanMs', o.tailRescanMs, 10);
-  int('sharedMembersMax', o.sharedMembersMax, 0);
-  int('sharedInflightMax', o.sharedInflightMax, 1, 65535);
-  int('sharedCommitIntervalMs', o.sharedCommitIntervalMs, 10);
-  int('sharedSessionTimeoutMs', o.sharedSessionTimeoutMs, 1);
-  int('sharedAckWaitMs', o.sharedAckWaitMs, 0);
-  int('sharedReadBytesMax', o.sharedReadBytesMax, 1024);
-  if (typeof o.sharedSubscriptions !== 'boolean') throw new Error(`mqtt.sharedSubscriptions must be true or false, got ${o.sharedSubscriptions}`);
-  if (o.reverseQos !== 0 && o.reverseQos !== 1) throw new Error(`mqtt.reverseQos must be 0 or 1, got ${o.reverseQos}`);
-  if (o.unrouted !== 'mqtt-only' && o.unrouted !== 'disconnect') throw new Error(`mqtt.unrouted must be "mqtt-only" or "disconnect", got ${o.unrouted}`);
+  checkOptions(mqttSchema, o as unknown as Record<string, unknown>, 'mqtt.');
   if (o.batchBytesMax < o.packetBytesMax) throw new Error(`mqtt.batchBytesMax (${o.batchBytesMax}) must be at least mqtt.packetBytesMax (${o.packetBytesMax})`);
-  if (!o.wsPath.startsWith('/')) throw new Error(`mqtt.wsPath must start with "/", got ${o.wsPath}`);
+  const tls = tlsRefusal(o.tls);
+  if (tls) throw new Error(`mqtt.tls: ${tls}`);
 }
 
 /** Defaults overlaid with the given options (nested `headers` and `auth` merged too). */

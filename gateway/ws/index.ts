@@ -21,6 +21,7 @@ import { compileKeyFilter } from './filter.js';
 import { GroupSessions } from './group-session.js';
 import { registerHttpRoutes, type GatewayStats } from './http.js';
 import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
+import type { Listener } from '../../host/config/listener.js';
 import {
   CBOR_PROTOCOL,
   decodeFrame,
@@ -41,11 +42,7 @@ export { defaultWsGatewayOptions, type WsGatewayOptions } from './options.js';
 export { UwsUnavailableError, loadUws } from './uws-loader.js';
 export { JSON_PROTOCOL, CBOR_PROTOCOL } from './protocol.js';
 
-export interface Listener {
-  name: string;
-  address: string;
-  close(): Promise<void>;
-}
+export type { Listener } from '../../host/config/listener.js';
 
 export interface WsGatewayDeps {
   broker: BrokerApi;
@@ -186,7 +183,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       const access = auth.authenticate(authorization, queryToken);
       const data: SocketData = { id: nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
       if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
-      else if (socketsOpenOrOpening >= opts.maxSockets) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (maxSockets=${opts.maxSockets})` };
+      else if (socketsOpenOrOpening >= opts.connectionsMax) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (connectionsMax=${opts.connectionsMax})` };
       else socketsOpenOrOpening++;
       res.upgrade(data, key, chosen?.protocol ?? '', extensions, context);
     },

@@ -1,6 +1,8 @@
 // Every limit and setting of the HTTP/WebSocket gateway, with the reason for each default.
 // Validated once at start (`validateWsGatewayOptions`): a bad value stops the gateway with a
-// message naming the option, never a surprise later.
+// message naming the option, never a surprise later. `wsSchema` is the `http` config section's schema.
+import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
+import { boolean, checkOptions, int32, list, object, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 /** One bearer token and what it may do. Topic patterns: exact names, `*` for all, or a `prefix*`. */
 export interface WsAccessToken {
@@ -13,17 +15,16 @@ export interface WsAccessToken {
   admin?: boolean;
 }
 
-export interface WsGatewayOptions {
-  host: string;
-  port: number;
+/** Host, port, connectionsMax (simultaneous WebSocket connections; the next one is closed with 4429) and tls are the listener's. */
+export interface WsGatewayOptions extends ListenerOptions {
+  /** @deprecated the old name of `connectionsMax` (still accepted; validateWsGatewayOptions moves it). */
+  maxSockets?: number;
   /** WebSocket endpoint path. */
   path: string;
   /** Bearer tokens; empty = no authentication (everyone may read and write every topic). */
   tokens: WsAccessToken[];
   /** Largest WebSocket message a client may send, bytes (uWS maxPayloadLength; past it: close 1009). */
   maxPayloadBytes: number;
-  /** Simultaneous WebSocket connections; the next one is closed with 4429. */
-  maxSockets: number;
   /** Subscriptions one socket may hold; the next subscribe is answered LIMIT_EXCEEDED. */
   maxSubscriptionsPerSocket: number;
   /** Produce requests one socket may have waiting for their ack; past it: LIMIT_EXCEEDED. */
@@ -73,7 +74,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   path: '/ws', // one endpoint; everything else under / is HTTP
   tokens: [], // an edge box on a private network starts open; add tokens before exposing it
   maxPayloadBytes: 1_048_576, // 1 MiB: the topic default max.message.bytes, so any acceptable record fits in one produce frame
-  maxSockets: 2_000, // 2× the benchmark target of 1,000 dashboards; bounds memory at ≈ maxSockets × (pause + frame) bytes
+  connectionsMax: 2_000, // 2× the benchmark target of 1,000 dashboards; bounds memory at ≈ connectionsMax × (pause + frame) bytes
   maxSubscriptionsPerSocket: 64, // a dashboard watches a handful of topics; 64 leaves room without letting one socket fan out the broker
   maxInFlightProducesPerSocket: 256, // enough to keep group commit busy from one device, small enough to bound pending promises
   idleTimeoutSec: 120, // uWS default; a dashboard with nothing to receive still gets heartbeats, a dead peer is dropped in 2 minutes
@@ -93,45 +94,60 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   groupRebalanceTimeoutMs: 30_000, // as long as the session: a member busy in a long frame still rejoins in time
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
   console: true, // the web console is the point of an edge dashboard; disable on headless deployments
+  tls: null, // plain TCP; TLS arrives with the security issue
 };
+
+const tokenSchema: KeySchema = object(
+  { token: string(8), read: list(string(1)), write: list(string(1)), admin: boolean() },
+  ['token', 'read', 'write'],
+);
+
+/** What each key of the `http` config section allows (host/config/schema.ts); cross-key rules stay in validateWsGatewayOptions. */
+export const wsSchema: SectionSchema = section({
+  ...listenerSchemas(),
+  path: { type: 'string', pattern: '^/', 'x-allowed': 'a path starting with "/"' },
+  tokens: list(tokenSchema, 'a list of { token (8+ characters), read: [topic patterns], write: [topic patterns], admin? }'),
+  maxPayloadBytes: int32(1),
+  maxSubscriptionsPerSocket: int32(1),
+  maxInFlightProducesPerSocket: int32(1),
+  idleTimeoutSec: { anyOf: [{ const: 0 }, { type: 'integer', minimum: 8, maximum: 2_147_483 }], 'x-allowed': '0 or at least 8 (0 = never; at most 2147483; uWS granularity is 4 s)' },
+  sendBufferPauseBytes: int32(1),
+  maxBackpressureBytes: int32(1),
+  frameBytesMax: int32(1),
+  readBytesMax: int32(1),
+  maxConcurrentCatchUps: int32(1),
+  tailLingerMs: int32(0),
+  tailLingerMaxMs: int32(0),
+  tailMaxWaitMs: int32(1),
+  heartbeatIntervalMs: int32(0),
+  httpBodyBytesMax: int32(1),
+  httpRecordsMax: int32(1),
+  httpReadLimitMax: int32(1),
+  groupSessionTimeoutMs: int32(1),
+  groupRebalanceTimeoutMs: int32(1),
+  groupAutoCommitIntervalMs: int32(1),
+  console: boolean(),
+});
 
 /** Throws an Error naming the first bad option. */
 export function validateWsGatewayOptions(o: WsGatewayOptions): void {
-  const positiveInts: Array<keyof WsGatewayOptions> = [
-    'maxPayloadBytes',
-    'maxSockets',
-    'maxSubscriptionsPerSocket',
-    'maxInFlightProducesPerSocket',
-    'sendBufferPauseBytes',
-    'maxBackpressureBytes',
-    'frameBytesMax',
-    'readBytesMax',
-    'maxConcurrentCatchUps',
-    'tailMaxWaitMs',
-    'httpBodyBytesMax',
-    'httpRecordsMax',
-    'httpReadLimitMax',
-    'groupSessionTimeoutMs',
-    'groupRebalanceTimeoutMs',
-    'groupAutoCommitIntervalMs',
-  ];
-  for (const k of positiveInts) {
-    const v = o[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new Error(`ws gateway option ${k} must be a positive integer, got ${String(v)}`);
+  const old = renameDeprecated('http', o as unknown as Record<string, unknown>);
+  if (old && !(Number.isSafeInteger(o.connectionsMax) && o.connectionsMax > 0)) {
+    throw new Error(`ws gateway option connectionsMax (formerly ${old}) must be a positive integer, got ${String(o.connectionsMax)}`);
   }
-  for (const k of ['tailLingerMs', 'tailLingerMaxMs', 'heartbeatIntervalMs', 'idleTimeoutSec'] as const) {
-    const v = o[k];
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`ws gateway option ${k} must be a non-negative integer, got ${String(v)}`);
-  }
-  if (o.tailLingerMaxMs < o.tailLingerMs) throw new Error(`ws gateway option tailLingerMaxMs (${o.tailLingerMaxMs}) must be at least tailLingerMs (${o.tailLingerMs})`);
-  if (o.idleTimeoutSec !== 0 && o.idleTimeoutSec < 8) throw new Error(`ws gateway option idleTimeoutSec must be 0 or at least 8 (uWS granularity is 4 s), got ${o.idleTimeoutSec}`);
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`ws gateway option port must be 0..65535, got ${o.port}`);
-  if (!o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
-  if (o.maxBackpressureBytes < o.sendBufferPauseBytes + o.frameBytesMax) {
-    throw new Error(`ws gateway option maxBackpressureBytes (${o.maxBackpressureBytes}) must be at least sendBufferPauseBytes + frameBytesMax (${o.sendBufferPauseBytes + o.frameBytesMax})`);
-  }
-  for (const t of o.tokens) {
+  if (typeof o.path !== 'string' || !o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
+  for (const t of o.tokens ?? []) {
     if (typeof t.token !== 'string' || t.token.length < 8) throw new Error('ws gateway option tokens[].token must be a string of at least 8 characters');
     if (!Array.isArray(t.read) || !Array.isArray(t.write)) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
   }
+  // Ranges and types of every key: the `http` section's schema (the config loader has checked a node's own).
+  checkOptions(wsSchema, o as unknown as Record<string, unknown>, 'ws gateway option ');
+  // -1 (off) is a node's choice: the node does not start this gateway at all.
+  if (o.port < 0) throw new Error(`ws gateway option port must be 0..65535 here (-1 turns the listener off in a node's config), got ${o.port}`);
+  if (o.tailLingerMaxMs < o.tailLingerMs) throw new Error(`ws gateway option tailLingerMaxMs (${o.tailLingerMaxMs}) must be at least tailLingerMs (${o.tailLingerMs})`);
+  if (o.maxBackpressureBytes < o.sendBufferPauseBytes + o.frameBytesMax) {
+    throw new Error(`ws gateway option maxBackpressureBytes (${o.maxBackpressureBytes}) must be at least sendBufferPauseBytes + frameBytesMax (${o.sendBufferPauseBytes + o.frameBytesMax})`);
+  }
+  const tls = tlsRefusal(o.tls);
+  if (tls) throw new Error(`ws gateway option tls: ${tls}`);
 }

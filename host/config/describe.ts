@@ -1,21 +1,28 @@
-// Renders docs/configuration.md from the configuration schema itself: every section's defaults
-// (the values) and the reason comments written beside them in the source (`key: value, // why`).
+// Renders docs/configuration.md from the configuration schema: every section's defaults (the
+// values), what each key allows (its JSON Schema, host/config/schema.ts) and the reason comments
+// written beside the defaults in the source (`key: value, // why`).
 // host/config-doc.ts feeds it this build's sections (`npm run docs:config`); a test checks the doc is current.
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envName, FLAG_KEYS, topLevelDefaults, type Sections } from './loader.js';
+import { envName, FLAG_KEYS, keySchema, topLevelDefaults, topLevelSchema, type Schemas, type Sections } from './loader.js';
+import { DEPRECATED_KEYS } from './listener.js';
+import { allowed } from './schema.js';
+import { CROSS_SECTION_RULES } from './cross-checks.js';
+import { BUDGET_TERMS } from './budget.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Reason comments for `key:` lines in a source file (the first `defaultXxx = {` block wins). */
 function reasons(sourceFiles: string[], block: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const rel of sourceFiles) {
+  for (const source of sourceFiles) {
+    // `file#block` reads its own block (e.g. the listener keys' shared defaults); `file` reads `block`.
+    const [rel, ownBlock] = source.split('#');
     const file = join(root, rel);
     if (!existsSync(file)) continue;
     const text = readFileSync(file, 'utf8');
-    const start = text.indexOf(block);
+    const start = text.indexOf(ownBlock ?? block);
     if (start < 0) continue;
     const lines = text.slice(start).split('\n');
     let depth = 0;
@@ -28,13 +35,13 @@ function reasons(sourceFiles: string[], block: string): Map<string, string> {
       } else {
         const m = /^['"]?([\w.]+)['"]?\??\s*:/.exec(trimmed);
         if (m && depth === 1) {
-          const trailing = /\/\/\s?(.*)$/.exec(trimmed.replace(/'[^']*'|"[^"]*"|`[^`]*`/g, "''"));
+          const trailing = /\/\/\s?(.*)$/.exec(trimmed.replace(/(?<![A-Za-z])'[^']*'|"[^"]*"|`[^`]*`/g, "''"));
           const why = [...pending, trailing?.[1] ?? ''].filter(Boolean).join(' ');
           if (why && !out.has(m[1])) out.set(m[1], why);
         }
         if (trimmed) pending = [];
       }
-      for (const ch of trimmed.replace(/\/\/.*$/, '').replace(/'[^']*'|"[^"]*"|`[^`]*`/g, '')) {
+      for (const ch of trimmed.replace(/\/\/.*$/, '').replace(/(?<![A-Za-z])'[^']*'|"[^"]*"|`[^`]*`/g, '')) {
         if (ch === '{' || ch === '[') depth++;
         else if (ch === '}' || ch === ']') depth--;
       }
@@ -58,7 +65,11 @@ export interface SectionDoc {
   block: string;
 }
 
-export function renderConfigDoc(sections: Sections, docs: Record<string, SectionDoc>): string {
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+export function renderConfigDoc(sections: Sections, docs: Record<string, SectionDoc>, schemas: Schemas = {}): string {
   const flagFor = new Map(Object.entries(FLAG_KEYS).map(([f, k]) => [k, f]));
   const out: string[] = [
     '# Configuration',
@@ -68,9 +79,12 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     'Every key has an embedded default. Override it in a YAML or JSON file (`tributary start --config FILE`,',
     'or `TRIBUTARY_CONFIG=FILE`), with a `TRIBUTARY_*` environment variable, or with a command-line flag',
     '(a named flag, or `--set section.key=value` for any key) — later wins: defaults < file < environment < flags.',
-    'Lists and mappings in the environment or `--set` are JSON. Unknown keys, unknown `TRIBUTARY_*`',
-    'variables and values of the wrong type stop the broker with a message naming the key, the value,',
-    'where it came from and what is allowed.',
+    'Lists and mappings in the environment or `--set` are JSON. Each section has a JSON Schema (checked with',
+    'ajv) that the *allowed* column prints. Unknown keys, unknown `TRIBUTARY_*` variables, values the schema',
+    'refuses, limits that disagree across sections, a data directory that cannot be written, a bind address',
+    'that is not this machine\'s, a listener port another process holds and MQTT routes that do not compile',
+    'all stop the broker before anything binds, with one line naming the key, the value, where it came from',
+    'and what is allowed (exit code 2).',
     '',
     '```yaml',
     '# tributary.yaml',
@@ -81,26 +95,63 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     '  port: 1883',
     '```',
     '',
+    '## Listeners',
+    '',
+    'Every door has the same listener keys: `host` (null = the top-level `host`), `port` (`0` picks a free',
+    'port and the ready line names it, `-1` turns the listener off), `connectionsMax` (connections open at',
+    'once; the next is refused in the door\'s own way, logged and counted) and `tls` (reserved: TLS arrives',
+    'with the security issue; until then any value other than null stops the broker with "TLS is not',
+    'supported yet"). MQTT has a second port, `mqtt.wsPort` (MQTT over WebSocket), sharing the others.',
+    '',
+    'Renamed keys: the old names are still accepted and log a warning naming the new key at start.',
+    '',
+    '| old key | new key |',
+    '|---|---|',
+    ...Object.entries(DEPRECATED_KEYS).flatMap(([name, m]) => Object.entries(m).map(([old, now]) => `| \`${name}.${old}\` (\`${envName(`${name}.${old}`)}\`) | \`${name}.${now}\` |`)),
+    '',
+    '## Memory budget',
+    '',
+    'At start the broker logs one line with the most memory its bounded queues, buffers and caches may hold',
+    '(`memory budget: … MiB of … MiB (…)`, item by item, from the limits below) and refuses to start when',
+    'the total passes `node.memoryBudgetBytes`, naming the biggest items. Bounds per connection or per',
+    'partition without a node-wide total (Kafka in-flight bytes, MQTT outgoing bytes, index caches) are',
+    'listed in the same line (`perConnection`, `perPartition`) but not added. Not counted either: Node\'s own',
+    'heap and code (~60 MiB idle) and the wasm core\'s fixed 128 MiB memory, whose untouched pages cost no RAM.',
+    '',
+    '| item | counted |',
+    '|---|---|',
+    ...BUDGET_TERMS.map((b) => `| ${b.of.map((f) => (typeof f === 'number' ? `${f} bytes` : `\`${f}\``)).join(' × ')} | ${b.apart ? `listed apart (${b.apart})` : 'added'} |`),
+    '',
+    '## Limits that must agree across sections',
+    '',
+    'Checked at start, after each key on its own; a broken rule names both keys, both values and where each came from.',
+    '',
+    '| this | at most | why |',
+    '|---|---|---|',
+    ...CROSS_SECTION_RULES.map((r) => `| \`${r.smaller}\` | \`${r.larger}\` | ${r.why} |`),
+    '',
     '## Top level',
     '',
-    '| key | default | environment | flag | meaning |',
-    '|---|---|---|---|---|',
+    '| key | default | allowed | environment | flag | meaning |',
+    '|---|---|---|---|---|---|',
   ];
   const topWhy: Record<string, string> = {
-    dataDir: 'where partition logs, topic metadata and checkpoints live',
-    host: 'address every listener binds (a gateway serves its LAN; use 127.0.0.1 to stay local)',
-    logLevel: 'fatal, error, warn, info, debug, trace or silent; one JSON line per event on stdout',
+    dataDir: 'where partition logs, topic metadata and checkpoints live; created if missing',
+    host: 'address every listener binds unless its section sets `host` (a gateway serves its LAN; use 127.0.0.1 to stay local)',
+    logLevel: 'one JSON line per event on stdout',
   };
   for (const [k, v] of Object.entries(topLevelDefaults)) {
-    out.push(`| \`${k}\` | ${show(v)} | \`${envName(k)}\` | ${flagFor.has(k) ? '`' + flagFor.get(k) + '`' : ''} | ${topWhy[k] ?? ''} |`);
+    const allowedText = allowed(topLevelSchema[k as keyof typeof topLevelSchema]);
+    out.push(`| \`${k}\` | ${show(v)} | ${cell(allowedText)} | \`${envName(k)}\` | ${flagFor.has(k) ? '`' + flagFor.get(k) + '`' : ''} | ${topWhy[k] ?? ''} |`);
   }
   for (const [name, section] of Object.entries(sections)) {
     const d = docs[name];
     const why = d ? reasons(d.sources, d.block) : new Map<string, string>();
-    out.push('', `## \`${name}\` — ${d?.title ?? name}`, '', d?.what ?? '', '', '| key | default | environment | meaning |', '|---|---|---|---|');
+    out.push('', `## \`${name}\` — ${d?.title ?? name}`, '', d?.what ?? '', '', '| key | default | allowed | environment | meaning |', '|---|---|---|---|---|');
     for (const [k, v] of Object.entries(section)) {
       const flag = flagFor.get(`${name}.${k}`);
-      out.push(`| \`${name}.${k}\` | ${show(v)} | \`${envName(`${name}.${k}`)}\`${flag ? ` (flag \`${flag}\`)` : ''} | ${(why.get(k) ?? '').replace(/\|/g, '\\|')} |`);
+      const allowedText = allowed(keySchema(schemas, name, k, v));
+      out.push(`| \`${name}.${k}\` | ${show(v)} | ${cell(allowedText)} | \`${envName(`${name}.${k}`)}\`${flag ? ` (flag \`${flag}\`)` : ''} | ${cell(why.get(k) ?? '')} |`);
     }
   }
   return out.join('\n') + '\n';
@@ -123,19 +174,25 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
   kafka: {
     title: 'the Kafka listener',
     what: 'See [kafka.md](kafka.md).',
-    sources: ['host/kafka/options.ts'],
+    sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'host/kafka/options.ts'],
     block: 'export const defaultKafkaServerOptions',
   },
   mqtt: {
     title: 'the MQTT gateway (TCP and WebSocket)',
     what: 'Routes, headers, sessions and auth are described in [mqtt.md](mqtt.md).',
-    sources: ['gateway/mqtt/options.ts'],
+    sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'gateway/mqtt/options.ts'],
     block: 'export const defaultMqttGatewayOptions',
   },
   http: {
     title: 'HTTP API, WebSocket protocol and console',
     what: 'See [websocket.md](websocket.md) and [http.md](http.md).',
-    sources: ['gateway/ws/options.ts'],
+    sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'gateway/ws/options.ts'],
     block: 'export const defaultWsGatewayOptions',
+  },
+  node: {
+    title: 'node-wide settings',
+    what: 'See *Memory budget* above.',
+    sources: ['host/node.ts'],
+    block: 'export const defaultNodeOptions',
   },
 };

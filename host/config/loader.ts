@@ -1,13 +1,17 @@
 // One typed loader for the broker's configuration: embedded defaults < config file (YAML or
 // JSON) < TRIBUTARY_* environment variables < command-line flags.
 //
-// The schema is the defaults themselves: every section (kafka, mqtt, http, broker, ...) is a
-// plain object of defaults owned by the module it configures. A key that is not in the
-// defaults is an error; a value whose type differs from the default's is an error; both name
-// the key, the value, where it came from and what is allowed. Nothing unknown slips through.
+// Each section (kafka, mqtt, http, broker, ...) is a plain object of defaults owned by the module
+// it configures, plus a declarative JSON Schema (host/config/schema.ts) saying what each key
+// allows. A key that is not in the defaults is an error; a value the schema refuses is an error;
+// both name the key, the value, where it came from and what is allowed. A section without a
+// schema falls back to the type of each default. Deprecated key names (host/config/listener.ts)
+// are accepted under their new name, with a warning the node logs at start.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import YAML from 'yaml';
+import { check, coerceText, oneOf, port, type KeySchema, type SectionSchema } from './schema.js';
+import { DEPRECATED_KEYS } from './listener.js';
 
 export type Source = 'file' | 'env' | 'flag';
 
@@ -17,14 +21,17 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly source: string,
     readonly allowed: string,
+    /** A whole message, for errors a module's own validator worded (it names the key and value itself). */
+    message?: string,
   ) {
-    super(`config: ${key} = ${JSON.stringify(value)} (${source}): ${allowed}`);
+    super(message ?? `config: ${key} = ${JSON.stringify(value)} (${source}): ${allowed}`);
     this.name = 'ConfigError';
   }
 }
 
 export type Section = Record<string, unknown>;
 export type Sections = Record<string, Section>;
+export type Schemas = Record<string, SectionSchema>;
 
 /** Top-level keys that are not in a section. */
 export interface TopLevel {
@@ -41,6 +48,13 @@ export const topLevelDefaults: TopLevel = {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+export const topLevelSchema: Record<keyof TopLevel, KeySchema> = {
+  // An empty path would resolve to the working directory and scatter topic folders there.
+  dataDir: { type: 'string', minLength: 1, 'x-allowed': 'a non-empty directory path' },
+  host: { type: 'string', minLength: 1, 'x-allowed': 'a non-empty address or host name of this machine (0.0.0.0 = every interface)' },
+  logLevel: oneOf(...LOG_LEVELS),
+};
+
 /** Command-line flags of `tributary start` and the key each sets. */
 export const FLAG_KEYS: Record<string, string> = {
   '--data-dir': 'dataDir',
@@ -56,6 +70,8 @@ export interface LoadInput {
   argv: string[]; // flags after `start`
   env: NodeJS.ProcessEnv;
   sections: Sections; // defaults per section
+  /** What each section's keys allow; a section without one is checked against its defaults' types. */
+  schemas?: Schemas;
 }
 
 export interface LoadedConfig<S extends Sections = Sections> {
@@ -63,6 +79,10 @@ export interface LoadedConfig<S extends Sections = Sections> {
   sections: S;
   /** Where the file came from, if any. */
   configFile?: string;
+  /** Where each key that is not a default came from (`kafka.port` → `flag`), for later checks' messages. */
+  sources: Record<string, string>;
+  /** Deprecated names used, one sentence each (the node logs them once it has a logger). */
+  warnings: string[];
 }
 
 /** `maxInFlightBytes` → `MAX_IN_FLIGHT_BYTES`. */
@@ -76,72 +96,66 @@ export function envName(path: string): string {
   );
 }
 
-function describeType(def: unknown): string {
-  if (Array.isArray(def)) return 'a list';
-  if (def === null) return 'a value';
-  if (typeof def === 'number') return Number.isInteger(def) ? 'an integer' : 'a number';
-  if (typeof def === 'object') return 'a mapping';
-  return `a ${typeof def}`;
-}
-
-/** Coerces a raw value (string from env/flags, anything from a file) to the default's type. */
-function coerce(key: string, def: unknown, raw: unknown, source: string): unknown {
-  const fromText = typeof raw === 'string' && source !== 'file';
+/** The schema of a key with none declared: the type of its default. */
+export function inferSchema(key: string, def: unknown): KeySchema {
   if (typeof def === 'number') {
-    let n: number;
-    if (typeof raw === 'number') n = raw;
-    else if (fromText && /^-?\d+(\.\d+)?$/.test((raw as string).trim())) n = Number(raw);
-    else throw new ConfigError(key, raw, source, `must be ${describeType(def)}`);
-    if (!Number.isFinite(n) || (Number.isInteger(def) && !Number.isInteger(n))) {
-      throw new ConfigError(key, raw, source, `must be ${describeType(def)}`);
-    }
-    if (/(^|\.)(port|[a-zA-Z]*Port)$/.test(key) && (n < 0 || n > 65535)) {
-      throw new ConfigError(key, raw, source, 'must be a port number from 0 to 65535 (0 picks a free port)');
-    }
-    return n;
+    if (/(^|\.)(port|[a-zA-Z]*Port)$/.test(key)) return port();
+    return Number.isInteger(def) ? { type: 'integer' } : { type: 'number' };
   }
-  if (typeof def === 'boolean') {
-    if (typeof raw === 'boolean') return raw;
-    if (fromText && /^(true|false|1|0|yes|no)$/i.test(raw as string)) return /^(true|1|yes)$/i.test(raw as string);
-    throw new ConfigError(key, raw, source, 'must be true or false');
-  }
-  if (typeof def === 'string') {
-    if (typeof raw === 'string') return raw;
-    throw new ConfigError(key, raw, source, 'must be a string');
-  }
-  if (Array.isArray(def) || (def !== null && typeof def === 'object')) {
-    let v = raw;
-    if (fromText) {
-      try {
-        v = JSON.parse(raw as string);
-      } catch {
-        throw new ConfigError(key, raw, source, `must be JSON (${describeType(def)})`);
-      }
-    }
-    if (Array.isArray(def) !== Array.isArray(v) || v === null || typeof v !== 'object') {
-      throw new ConfigError(key, raw, source, `must be ${describeType(def)}`);
-    }
-    return v; // structure inside is validated by the module that owns it
-  }
-  // default null or undefined: optional value of the module's own choosing (validated there)
-  return raw;
+  if (typeof def === 'boolean') return { type: 'boolean' };
+  if (typeof def === 'string') return { type: 'string' };
+  if (Array.isArray(def)) return { type: 'array' };
+  if (def !== null && typeof def === 'object') return { type: 'object' };
+  return {}; // default null or undefined: any value, checked by the module that owns it
 }
 
-function setKey(top: TopLevel, sections: Sections, path: string, raw: unknown, source: string): void {
+export function keySchema(schemas: Schemas | undefined, name: string, key: string, def: unknown): KeySchema {
+  return schemas?.[name]?.properties[key] ?? inferSchema(`${name}.${key}`, def);
+}
+
+/** Coerces text from env/flags to the schema's type and checks the value; throws a ConfigError naming all four. */
+function accept(path: string, schema: KeySchema, raw: unknown, source: string): unknown {
+  let value = raw;
+  if (typeof raw === 'string' && source !== 'file') {
+    const c = coerceText(schema, raw);
+    if (!c.ok) throw new ConfigError(path, raw, source, c.why);
+    value = c.value;
+  }
+  const why = check(schema, value);
+  if (why) throw new ConfigError(path, raw, source, why);
+  return value;
+}
+
+interface LoadState {
+  top: TopLevel;
+  sections: Sections;
+  schemas?: Schemas;
+  sources: Record<string, string>;
+  warnings: string[];
+}
+
+function setKey(st: LoadState, path: string, raw: unknown, source: string): void {
+  const { top, sections } = st;
   const dot = path.indexOf('.');
   if (dot < 0) {
     if (!(path in topLevelDefaults)) throw new ConfigError(path, raw, source, `unknown key; top-level keys are ${Object.keys(topLevelDefaults).join(', ')} and the sections ${Object.keys(sections).join(', ')}`);
-    const v = coerce(path, topLevelDefaults[path as keyof TopLevel], raw, source);
-    if (path === 'logLevel' && !LOG_LEVELS.includes(v as string)) throw new ConfigError(path, raw, source, `must be one of ${LOG_LEVELS.join(', ')}`);
-    (top as unknown as Record<string, unknown>)[path] = v;
+    (top as unknown as Record<string, unknown>)[path] = accept(path, topLevelSchema[path as keyof TopLevel], raw, source);
+    st.sources[path] = source;
     return;
   }
   const name = path.slice(0, dot);
-  const key = path.slice(dot + 1);
+  let key = path.slice(dot + 1);
   const section = sections[name];
   if (!section) throw new ConfigError(path, raw, source, `unknown section "${name}"; sections are ${Object.keys(sections).join(', ')}`);
+  const renamed = DEPRECATED_KEYS[name]?.[key];
+  if (renamed && !(key in section) && renamed in section) {
+    st.warnings.push(`${name}.${key} (${source}) is deprecated: use ${name}.${renamed}`);
+    key = renamed;
+  }
   if (!(key in section)) throw new ConfigError(path, raw, source, `unknown key in "${name}"; keys are ${Object.keys(section).join(', ')}`);
-  section[key] = coerce(path, section[key], raw, source);
+  // The message names the key as written (an old name stays recognisable to its author).
+  section[key] = accept(path, keySchema(st.schemas, name, key, section[key]), raw, source);
+  st.sources[`${name}.${key}`] = source;
 }
 
 function cloneSections(sections: Sections): Sections {
@@ -194,8 +208,8 @@ export function parseFlags(argv: string[]): { configFile?: string; assignments: 
 }
 
 export function loadConfig<S extends Sections>(input: LoadInput & { sections: S }): LoadedConfig<S> {
-  const top: TopLevel = { ...topLevelDefaults };
-  const sections = cloneSections(input.sections);
+  const st: LoadState = { top: { ...topLevelDefaults }, sections: cloneSections(input.sections), schemas: input.schemas, sources: {}, warnings: [] };
+  const { sections } = st;
   const { configFile: fileFlag, assignments } = parseFlags(input.argv);
   const configFile = fileFlag ?? input.env.TRIBUTARY_CONFIG;
 
@@ -203,11 +217,11 @@ export function loadConfig<S extends Sections>(input: LoadInput & { sections: S 
     const file = readConfigFile(configFile);
     for (const [k, v] of Object.entries(file)) {
       if (k in sections && v !== null && typeof v === 'object' && !Array.isArray(v)) {
-        for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) setKey(top, sections, `${k}.${sk}`, sv, `file ${configFile}`);
+        for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) setKey(st, `${k}.${sk}`, sv, `file ${configFile}`);
       } else if (k in sections) {
         throw new ConfigError(k, v, `file ${configFile}`, 'must be a mapping of keys');
       } else {
-        setKey(top, sections, k, v, `file ${configFile}`);
+        setKey(st, k, v, `file ${configFile}`);
       }
     }
   }
@@ -216,15 +230,18 @@ export function loadConfig<S extends Sections>(input: LoadInput & { sections: S 
   // too, so a typo does not silently fall back to a default.
   const known = new Map<string, string>();
   for (const k of Object.keys(topLevelDefaults)) known.set(envName(k), k);
-  for (const [name, section] of Object.entries(sections)) for (const k of Object.keys(section)) known.set(envName(`${name}.${k}`), `${name}.${k}`);
+  for (const [name, section] of Object.entries(sections)) {
+    for (const k of Object.keys(section)) known.set(envName(`${name}.${k}`), `${name}.${k}`);
+    for (const old of Object.keys(DEPRECATED_KEYS[name] ?? {})) if (!(old in section)) known.set(envName(`${name}.${old}`), `${name}.${old}`);
+  }
   known.set('TRIBUTARY_CONFIG', '');
   for (const [envKey, value] of Object.entries(input.env)) {
     if (!envKey.startsWith('TRIBUTARY_') || value === undefined) continue;
     const path = known.get(envKey);
     if (path === undefined) throw new ConfigError(envKey, value, 'env', 'unknown TRIBUTARY_* variable; see docs/configuration.md');
-    if (path) setKey(top, sections, path, value, `env ${envKey}`);
+    if (path) setKey(st, path, value, `env ${envKey}`);
   }
 
-  for (const [path, value] of assignments) setKey(top, sections, path, value, 'flag');
-  return { top, sections: sections as S, configFile };
+  for (const [path, value] of assignments) setKey(st, path, value, 'flag');
+  return { top: st.top, sections: sections as S, configFile, sources: st.sources, warnings: st.warnings };
 }

@@ -13,7 +13,7 @@
 // maxInFlightBytesPerConnection request bytes, between arrival and response write; past either,
 // the socket is paused (TCP backpressure reaches the client) and resumed as responses drain.
 // The same pause happens while the socket's write buffer is full ('drain' resumes). Beyond
-// maxConnections a new connection is closed at once with a log line.
+// connectionsMax a new connection is closed at once with a log line.
 //
 // Malformed input: an unparseable header or body closes the connection with a warn log (Kafka
 // does the same); an unknown API key or unsupported version whose header parsed gets an
@@ -31,17 +31,14 @@ import { handlers as defaultHandlers } from './apis/index.js';
 import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './apis/api-versions.js';
 import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
 import { join } from 'node:path';
-import { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js';
+import { defaultKafkaServerOptions, validateKafkaOptions, type KafkaServerOptions } from './options.js';
+import type { Listener } from '../config/listener.js';
 import { ERRORS } from '../errors/index.js';
 
 // The options live in options.ts so the API handlers can read them without importing the server.
 export { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js';
 
-export interface Listener {
-  name: string;
-  address: string;
-  close(): Promise<void>;
-}
+export type { Listener } from '../config/listener.js';
 
 export interface KafkaServerDeps {
   broker: BrokerApi;
@@ -368,16 +365,16 @@ class KafkaServer {
       requests: metrics.counter('tributary_kafka_requests_total', 'Kafka requests answered, by API'),
       unsupported: metrics.counter('tributary_kafka_unsupported_requests_total', 'Kafka requests with an unknown API key or unsupported version'),
       protocolErrors: metrics.counter('tributary_kafka_protocol_errors_total', 'Kafka connections closed for malformed input'),
-      refused: metrics.counter('tributary_kafka_refused_connections_total', 'Kafka connections refused at maxConnections'),
+      refused: metrics.counter('tributary_kafka_refused_connections_total', 'Kafka connections refused at connectionsMax'),
       latency: metrics.histogram('tributary_kafka_request_latency_ms', 'Kafka request handling time in milliseconds, by API', LATENCY_BUCKETS_MS),
       connections: metrics.gauge('tributary_kafka_connections', 'Open Kafka connections'),
     };
   }
 
   accept(socket: net.Socket): void {
-    if (this.connections.size >= this.options.maxConnections) {
+    if (this.connections.size >= this.options.connectionsMax) {
       this.metrics_.refused.inc();
-      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, maxConnections: this.options.maxConnections }, 'refusing connection: maxConnections reached');
+      this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, connectionsMax: this.options.connectionsMax }, 'refusing connection: connectionsMax reached');
       socket.on('error', () => {});
       socket.destroy();
       return;
@@ -405,36 +402,10 @@ class KafkaServer {
   }
 }
 
-function validate(o: KafkaServerOptions): void {
-  const positive = ['maxRequestBytes', 'maxConnections', 'maxInFlightRequestsPerConnection', 'maxInFlightBytesPerConnection', 'idleTimeoutMs', 'maxFetchWaitMs', 'maxFetchResponseBytes', 'producerIdBlockSize'] as const;
-  for (const k of positive) {
-    if (!Number.isInteger(o[k]) || o[k] <= 0) throw new Error(`kafka option ${k} must be a positive integer, got ${o[k]}`);
-  }
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new Error(`kafka option port must be 0..65535, got ${o.port}`);
-  if (o.maxRequestBytes > 0x7fffffff) throw new Error('kafka option maxRequestBytes must fit int32');
-  if (!Number.isInteger(o.nodeId) || o.nodeId < 0) throw new Error(`kafka option nodeId must be a non-negative integer, got ${o.nodeId}`);
-  if (typeof o.clusterId !== 'string' || o.clusterId === '') throw new Error('kafka option clusterId must be a non-empty string');
-  // Optional values (null defaults) may arrive as text from the environment: accept numeric text.
-  if (o.advertisedPort !== null) {
-    const n = Number(o.advertisedPort);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`kafka option advertisedPort must be null or a port 1..65535, got ${o.advertisedPort}`);
-    o.advertisedPort = n;
-  }
-  if (o.advertisedHost !== null && (typeof o.advertisedHost !== 'string' || o.advertisedHost.trim() === '')) {
-    throw new Error(`kafka option advertisedHost must be null or a host name/address, got ${JSON.stringify(o.advertisedHost)}`);
-  }
-  if (o.dataDir !== null && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw new Error('kafka option dataDir must be null or a path');
-  if (o.defaultPartitions !== null) {
-    const n = Number(o.defaultPartitions);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`kafka option defaultPartitions must be null or a positive integer, got ${o.defaultPartitions}`);
-    o.defaultPartitions = n;
-  }
-}
-
 /** Starts the Kafka listener; resolves once bound. */
 export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<KafkaServerOptions> = {}): Promise<Listener> {
   const opts: KafkaServerOptions = { ...defaultKafkaServerOptions, ...options };
-  validate(opts);
+  validateKafkaOptions(opts);
   // Unset, the broker's own default partition count applies (one setting, not two).
   if (opts.defaultPartitions === null) {
     const fromBroker = (deps.broker as { options?: { defaultPartitions?: unknown } }).options?.defaultPartitions;
@@ -456,7 +427,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   tcp.on('error', (err) => server.log.error({ err }, 'kafka listener error'));
   const addr = tcp.address() as net.AddressInfo;
   const address = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  server.log.info({ address, maxRequestBytes: opts.maxRequestBytes, maxConnections: opts.maxConnections }, 'kafka listener bound');
+  server.log.info({ address, maxRequestBytes: opts.maxRequestBytes, connectionsMax: opts.connectionsMax }, 'kafka listener bound');
   let closing: Promise<void> | null = null;
   return {
     name: 'kafka',

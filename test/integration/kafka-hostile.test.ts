@@ -304,7 +304,7 @@ t.test('a failed acks=0 produce closes the connection after the earlier response
 });
 
 t.test('max connections: the one past the limit is closed, a freed slot is reusable', async (t) => {
-  const k = await startInProcess(t, { maxConnections: 3 });
+  const k = await startInProcess(t, { connectionsMax: 3 });
   const clients: RawClient[] = [];
   for (let i = 0; i < 3; i++) {
     const c = await RawClient.connect(k.port);

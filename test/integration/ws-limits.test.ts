@@ -38,12 +38,12 @@ t.test('ws auth: per-topic read and write permissions', async (t) => {
   t.notOk(g.broker.describeTopic('metrics.b'), 'a refused produce does not auto-create the topic');
 });
 
-t.test('ws limits: maxSockets sockets open, the next is closed with 4429, and a freed slot is reusable', async (t) => {
-  const g = await openGateway(t, { maxSockets: 3 });
+t.test('ws limits: connectionsMax sockets open, the next is closed with 4429, and a freed slot is reusable', async (t) => {
+  const g = await openGateway(t, { connectionsMax: 3 });
   const open = await Promise.all([1, 2, 3].map(() => Client.open(t, g.wsUrl)));
   const fourth = new Client(g.wsUrl);
   t.teardown(() => fourth.ws.terminate());
-  t.match(await fourth.closed, { code: 4429, reason: /maxSockets=3/ });
+  t.match(await fourth.closed, { code: 4429, reason: /connectionsMax=3/ });
   open[0].ws.close();
   await open[0].closed;
   await eventually(async () => {

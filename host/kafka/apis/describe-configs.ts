@@ -50,7 +50,7 @@ function brokerEntries(ctx: RequestContext, keys: string[] | null, withDocs: boo
   const settings: Array<[string, string, number, string]> = [
     ['broker.id', String(o.nodeId), CONFIG_TYPE.INT, 'this node id (kafka nodeId option)'],
     ['socket.request.max.bytes', String(o.maxRequestBytes), CONFIG_TYPE.INT, 'largest request accepted (maxRequestBytes)'],
-    ['max.connections', String(o.maxConnections), CONFIG_TYPE.INT, 'connections accepted at once (maxConnections)'],
+    ['max.connections', String(o.connectionsMax), CONFIG_TYPE.INT, 'connections accepted at once (connectionsMax)'],
     ['connections.max.idle.ms', String(o.idleTimeoutMs), CONFIG_TYPE.LONG, 'idle connections are closed after this (idleTimeoutMs)'],
     ['fetch.max.bytes', String(o.maxFetchResponseBytes), CONFIG_TYPE.INT, 'cap on one fetch response (maxFetchResponseBytes)'],
     ['auto.create.topics.enable', String(o.autoCreateTopicsOnMetadata), CONFIG_TYPE.BOOLEAN, 'Metadata may auto-create topics (autoCreateTopicsOnMetadata)'],
