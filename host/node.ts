@@ -15,6 +15,8 @@ import { MetricsRegistry } from './metrics/registry.js';
 export interface Listener {
   name: string;
   address: string;
+  /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
+  listening?: () => boolean;
   close(): Promise<void>;
 }
 
@@ -77,7 +79,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     try {
       listeners.push(
         await startWsGateway(
-          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
+          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) },
           { ...config.sections.http, host } as unknown as WsGatewayOptions,
         ),
       );

@@ -44,6 +44,8 @@ export { JSON_PROTOCOL, CBOR_PROTOCOL } from './protocol.js';
 export interface Listener {
   name: string;
   address: string;
+  /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
+  listening?: () => boolean;
   close(): Promise<void>;
 }
 
@@ -52,8 +54,10 @@ export interface WsGatewayDeps {
   groups?: GroupCoordinator;
   logger: Logger;
   metrics: MetricsRegistry;
-  /** True once every listener is up and every log recovered (GET /healthz). */
+  /** True once every listener is up and every log recovered, false again while stopping (GET /readyz). */
   health: () => boolean;
+  /** The node's listeners and whether each still listens (GET /healthz); absent: not checked. */
+  listeners?: () => Array<{ name: string; up: boolean }>;
 }
 
 /**
@@ -398,6 +402,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   return {
     name: 'http',
     address,
+    listening: () => !closed,
     async close() {
       if (closed) return;
       closed = true;

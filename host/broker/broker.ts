@@ -5,14 +5,14 @@
 //
 // Data dir layout (Kafka style):
 //   <dataDir>/topics.json            topics, partition counts, config overrides (topic-registry.ts)
-//   <dataDir>/broker.lock            pid of the process using the dir (refuses a second broker)
+//   <dataDir>/broker.lock            kernel lock (flock) held by the broker using the dir, its pid inside (lock.ts)
 //   <dataDir>/<topic>-<partition>/   one partition log (host/log)
 //
 // Concurrency: topic changes (create, delete, grow, alter) run one at a time through
 // `admin()`; appends and reads run freely and each holds its partition (`Partition.use`) so a
 // deletion or shutdown waits for them before closing files. Where a check and the action it
 // guards must not be split, the comment says "no await between".
-import { rm, readFile, writeFile, unlink } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
@@ -29,6 +29,7 @@ import {
   type AppendOptions,
   type AppendResult,
   type BrokerApi,
+  type BrokerHealth,
   type OffsetLookup,
   type Isolation,
   type PartitionOffsets,
@@ -57,6 +58,9 @@ import { StickyPartitioner, partitionForKeyBytes } from './partitioner.js';
 import { Partition, partitionDirName } from './partition.js';
 import { WaiterRegistry } from './waiters.js';
 import { BrokerMetrics, countRecords } from './broker-metrics.js';
+import { DiskGuard } from './disk.js';
+import { lockDataDir, unlockDataDir } from './lock.js';
+import { isNoSpace } from '../log/appender.js';
 
 export { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions };
 
@@ -64,7 +68,6 @@ export { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions };
 const EARLIEST_LOCAL_TIMESTAMP = -4;
 /** Single node: every batch is stamped with leader epoch 0 (replication will raise it). */
 const LEADER_EPOCH = 0;
-const LOCK_FILE = 'broker.lock';
 
 interface TopicState {
   record: TopicRecord;
@@ -73,9 +76,6 @@ interface TopicState {
   sticky: StickyPartitioner;
   internal: boolean;
 }
-
-/** Data dirs opened by a Broker in this process (the lock file guards other processes). */
-const openDataDirs = new Set<string>();
 
 export class Broker implements BrokerApi {
   private readonly topics = new Map<string, TopicState>();
@@ -89,6 +89,10 @@ export class Broker implements BrokerApi {
   private closing: Promise<void> | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRun: Promise<void> | undefined;
+  /** The data dir's free-space floor (disk.ts). */
+  private readonly disk: DiskGuard;
+  /** Set once every partition at start is open: a partition opened after that is a new one. */
+  private opened = false;
 
   private constructor(
     readonly options: BrokerOptions,
@@ -101,6 +105,7 @@ export class Broker implements BrokerApi {
     this.metrics = new BrokerMetrics(deps.metrics);
     this.waiters = new WaiterRegistry(options.maxWaitingReaders);
     this.topicDefaults = effectiveTopicConfig(defaultTopicConfig, options.topicDefaults);
+    this.disk = new DiskGuard(dataDir, options, deps.logger.child({ component: 'disk' }), deps.metrics);
   }
 
   /**
@@ -112,15 +117,19 @@ export class Broker implements BrokerApi {
     const valid = validateBrokerOptions(options);
     const dataDir = resolve(valid.dataDir);
     const registry = await TopicRegistry.load(dataDir);
-    await lockDataDir(dataDir);
+    await lockDataDir(dataDir, (msg) => deps.logger.warn(msg));
     let broker: Broker | undefined;
     try {
       broker = new Broker(valid, dataDir, registry, deps);
+      // Measured first: on a full disk the broker still starts (read-only) and says which path is full.
+      await broker.disk.start();
       await broker.finishPendingDeletes();
       await broker.openAll();
+      broker.opened = true;
       broker.scheduleMaintenance();
       return broker;
     } catch (err) {
+      broker?.disk.stop();
       if (broker) await broker.closeLogs().catch(() => undefined);
       await unlockDataDir(dataDir);
       throw err;
@@ -181,10 +190,20 @@ export class Broker implements BrokerApi {
       if (state.internal) throw new BrokerError('POLICY_VIOLATION', `topic ${topic} is internal to the broker and cannot be deleted`);
       const { topicId, partitions } = state.record;
       // Recorded as pending first: a crash from here on finishes the deletion at next start.
-      await this.registry.update((d) => {
-        d.topics.delete(topic);
-        d.pendingDeletes.push({ name: topic, topicId, partitions });
-      });
+      // On a disk too full for even that write, the files go first and the record after (the
+      // deletion is how an operator frees space): a crash in between brings the topic back
+      // empty, which is what the deletion asked for apart from the name.
+      let recordedFirst = true;
+      try {
+        await this.registry.update((d) => {
+          d.topics.delete(topic);
+          d.pendingDeletes.push({ name: topic, topicId, partitions });
+        });
+      } catch (err) {
+        if (!isNoSpace(err)) throw err;
+        recordedFirst = false;
+        this.log.warn({ topic, err: (err as Error).message }, 'disk full: deleting the topic\'s files before recording the deletion');
+      }
       // No await between the registry change above taking effect and this removal that
       // matters: new calls already see the topic as gone once the map entry goes.
       this.topics.delete(topic);
@@ -192,8 +211,10 @@ export class Broker implements BrokerApi {
       this.updateTopicGauges();
       await this.destroyPartitions(state.partitions);
       await this.registry.update((d) => {
+        d.topics.delete(topic);
         d.pendingDeletes = d.pendingDeletes.filter((p) => !(p.name === topic && p.topicId === topicId));
       });
+      if (!recordedFirst) void this.disk.check();
       this.log.info({ topic, partitions }, 'topic deleted');
     });
   }
@@ -281,6 +302,8 @@ export class Broker implements BrokerApi {
       this.assertOpen();
       const acks = checkAcks(options?.acks);
       checkWritable(tp.topic, options);
+      // The broker's own compacted topics keep working below the floor (disk.ts says why).
+      if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const partition = this.partition(tp);
       if (!(batches instanceof Uint8Array) || batches.byteLength === 0) {
         throw new BrokerError('CORRUPT_MESSAGE', `append to ${tp.topic}-${tp.partition}: no record batch bytes`);
@@ -319,6 +342,7 @@ export class Broker implements BrokerApi {
     } catch (err) {
       const e = asBrokerError(err);
       this.metrics.appendErrors.inc({ code: e.code });
+      if (e.code === 'STORAGE_FULL') this.disk.noteNoSpace();
       throw e;
     }
   }
@@ -479,8 +503,17 @@ export class Broker implements BrokerApi {
   // --- life ---------------------------------------------------------------------------------
 
   /** Stops the scheduler, wakes every waiting reader, lets in-flight calls finish, closes every log. */
+  health(): BrokerHealth {
+    const failedPartitions: string[] = [];
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) if (p.log.failed) failedPartitions.push(`${p.tp.topic}-${p.tp.partition}: ${p.log.failed.message}`);
+    }
+    return { failedPartitions, disk: { ...this.disk.current } };
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.disk.stop();
       if (this.maintenanceTimer) clearTimeout(this.maintenanceTimer);
       await this.maintenanceRun;
       await this.adminTail.catch(() => undefined);
@@ -551,6 +584,13 @@ export class Broker implements BrokerApi {
     const run = this.adminTail.then(() => {
       this.assertOpen();
       return fn();
+    }).catch((err: unknown) => {
+      // A metadata write (topics.json, a new partition's files) that met a full disk.
+      if (isNoSpace(err) && !(err instanceof BrokerError)) {
+        this.disk.noteNoSpace();
+        throw new BrokerError('STORAGE_FULL', `the data dir ${this.dataDir} is full (${(err as NodeJS.ErrnoException).code}): ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
     });
     this.adminTail = run.catch(() => undefined);
     return run;
@@ -624,6 +664,9 @@ export class Broker implements BrokerApi {
 
   private async openPartition(topic: string, config: TopicConfig, index: number): Promise<Partition> {
     const tp = { topic, partition: index };
+    // After start every open creates a partition (a new topic or added partitions): not below
+    // the floor. At start, existing partitions open whatever the free space (read-only start).
+    if (this.opened) this.disk.assertWritable(`cannot create partition ${topic}-${index}`);
     const dir = join(this.dataDir, partitionDirName(topic, index));
     const log = await PartitionLog.open(dir, this.logOptions(config), {
       logger: this.deps.logger,
@@ -833,41 +876,6 @@ function offsetsOf(partition: Partition): PartitionOffsets {
 
 function storageError(what: string, err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
+  if (isNoSpace(err)) return new BrokerError('STORAGE_FULL', `${what}: the disk is full (${(err as NodeJS.ErrnoException).code})`, { cause: err });
   return new BrokerError('KAFKA_STORAGE_ERROR', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-}
-
-/**
- * One broker per data dir: `broker.lock` holds the owner's pid. A lock whose pid is not
- * running (a crash, a kill -9) is taken over; a live one stops this broker with its pid.
- */
-async function lockDataDir(dataDir: string): Promise<void> {
-  if (openDataDirs.has(dataDir)) throw new Error(`data dir ${dataDir} is already open in this process`);
-  const path = join(dataDir, LOCK_FILE);
-  try {
-    // Exclusive create: of two brokers starting together, exactly one gets the lock.
-    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      throw new Error(`data dir ${dataDir} is in use by process ${pid} (${path}); stop it first`);
-    }
-    // A stale lock (its process is gone): take it over.
-    await writeFile(path, `${process.pid}\n`);
-  }
-  openDataDirs.add(dataDir);
-}
-
-async function unlockDataDir(dataDir: string): Promise<void> {
-  if (!openDataDirs.delete(dataDir)) return;
-  await unlink(join(dataDir, LOCK_FILE)).catch(() => undefined);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

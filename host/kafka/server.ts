@@ -40,6 +40,8 @@ export { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js
 export interface Listener {
   name: string;
   address: string;
+  /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
+  listening?: () => boolean;
   close(): Promise<void>;
 }
 
@@ -461,6 +463,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   return {
     name: 'kafka',
     address,
+    listening: () => tcp.listening,
     close() {
       closing ??= new Promise<void>((resolve) => {
         tcp.close(() => resolve());

@@ -9,6 +9,8 @@
 // The broker adds the high watermark on top (≤ logEndOffset; equal on one node) and passes it
 // to `read` as `upTo` for every client read.
 
+import type { BrokerError } from '../errors/index.js';
+
 /** When an append is acknowledged: after an fsync covering it, on an interval, or never forced. */
 export type FlushPolicy = 'always' | 'interval' | 'never';
 /** Kafka's cleanup.policy: delete old segments, keep the latest record per key, or both. */
@@ -80,6 +82,8 @@ export interface PartitionLogApi {
   readonly logEndOffset: number;
   /** Bytes on disk over all segments. */
   readonly sizeBytes: number;
+  /** The error that stopped appends for good (until the partition is reopened), or null (health checks). */
+  readonly failed: BrokerError | null;
   /**
    * Leader path: verifies (core, deep), checks idempotent-producer sequences, assigns offsets
    * from the log end and stamps `leaderEpoch` into every batch, then writes. Resolves when the

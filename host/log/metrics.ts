@@ -10,6 +10,8 @@ export interface LogMetrics {
   recoverySeconds: Gauge;
   truncatedBytes: Counter;
   corruptions: Counter;
+  diskFullRewinds: Counter;
+  segmentsDeleted: Counter;
 }
 
 // A type alias (not an interface) so it fits the registry's label record.
@@ -27,5 +29,7 @@ export function createMetrics(r: MetricsRegistry): LogMetrics {
     recoverySeconds: r.gauge('tributary_log_recovery_seconds', 'Time the last open of a partition log took (recovery included)'),
     truncatedBytes: r.counter('tributary_log_recovery_truncated_bytes_total', 'Bytes cut from partition logs by recovery'),
     corruptions: r.counter('tributary_log_corrupt_batches_total', 'Damaged batches found in old segments while reading'),
+    diskFullRewinds: r.counter('tributary_log_disk_full_rewinds_total', 'Writes that met a full disk (ENOSPC/EDQUOT): queued appends refused, log cut back, appends resumed'),
+    segmentsDeleted: r.counter('tributary_log_retention_segments_deleted_total', 'Segments deleted by retention (time, size, budget or share)'),
   };
 }

@@ -80,6 +80,8 @@ export class PartitionLog implements PartitionLogApi {
   private readonly visibleWaiters = new OffsetWaiters();
   private readonly endListeners = new Set<(logEndOffset: number) => void>();
   private failure: BrokerError | null = null;
+  /** Set while the appender rewinds after a full disk (appender.ts): appends are refused with it. */
+  private suspended: BrokerError | null = null;
   private closing = false;
   private closed = false;
 
@@ -278,6 +280,7 @@ export class PartitionLog implements PartitionLogApi {
 
   private assertWritable(): void {
     if (this.failure) throw this.failure;
+    if (this.suspended) throw this.suspended;
     if (this.closing || this.closed) throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closing`);
   }
 
@@ -301,7 +304,37 @@ export class PartitionLog implements PartitionLogApi {
       },
       beforeWrite: () => (this.leaderEpochs.isDirty ? this.leaderEpochs.persistIfDirty() : null),
       fail: (err) => this.fail(err),
+      suspend: (err) => {
+        this.suspended = err;
+      },
+      rewound: (idempotentLost) => this.rewound(idempotentLost),
     };
+  }
+
+  /**
+   * After a full disk (writer held, queue empty): offsets assigned to the refused appends are
+   * given back, so the next append continues at the written end; producer sequences and
+   * leader epochs the refused appends registered are taken back too.
+   */
+  private async rewound(idempotentLost: boolean): Promise<void> {
+    try {
+      const end = this.writtenOffset;
+      this.nextOffset = end;
+      this.assertLadder();
+      this.leaderEpochs.truncateFromEnd(end);
+      if (idempotentLost) await this.producers.rebuild(end, this.segments);
+      // The checkpoint may not fit now; it stays dirty and goes before the next write.
+      await this.leaderEpochs.persistIfDirty().catch(() => this.leaderEpochs.markDirty());
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.suspended = null;
+    }
+  }
+
+  /** The error that stopped this log for good (a failed fsync, a broken file), or null. */
+  get failed(): BrokerError | null {
+    return this.failure;
   }
 
   private fail(err: unknown): void {

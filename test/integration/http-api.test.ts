@@ -129,14 +129,18 @@ t.test('http: a body over httpBodyBytesMax is refused with 413, by content-lengt
   t.equal((await get(`${g.http}/healthz`)).status, 200, 'the gateway keeps serving');
 });
 
-t.test('http: /healthz follows deps.health(); /metrics is Prometheus text with process metrics; /stats is JSON', async (t) => {
+t.test('http: /healthz and /readyz follow deps.health(); /metrics is Prometheus text with process metrics; /stats is JSON', async (t) => {
   const g = await openGateway(t);
   g.setHealthy(false);
   const starting = await get(`${g.http}/healthz`);
-  t.same([starting.status, starting.body], [503, { status: 'starting' }]);
+  t.equal(starting.status, 503, 'not ready: unhealthy');
+  t.match(starting.body, { status: 'unhealthy', problems: ['not ready: starting or stopping'], failedPartitions: [], disk: { belowFloor: false } });
+  t.same([(await get(`${g.http}/readyz`)).status, (await get(`${g.http}/readyz`)).body], [503, { status: 'not ready' }]);
   g.setHealthy(true);
   const ready = await get(`${g.http}/healthz`);
-  t.same([ready.status, ready.body], [200, { status: 'ready' }]);
+  t.equal(ready.status, 200);
+  t.match(ready.body, { status: 'ok', problems: [], failedPartitions: [] });
+  t.same([(await get(`${g.http}/readyz`)).status, (await get(`${g.http}/readyz`)).body], [200, { status: 'ready' }]);
   const metrics = await get(`${g.http}/metrics`);
   t.equal(metrics.status, 200);
   t.match(metrics.type, /text\/plain; version=0\.0\.4/);
