@@ -99,7 +99,8 @@ class Reply {
   error(err: unknown, logger?: Logger): void {
     const e = asBrokerError(err);
     const status = ERRORS[e.code].http;
-    if (status >= 500) logger?.warn({ err }, 'http request failed');
+    // A full disk is an expected state, logged once by the broker (disk.ts), not per request.
+    if (status >= 500 && e.code !== 'STORAGE_FULL') logger?.warn({ err }, 'http request failed');
     this.json(status, { error: { code: e.code, kafkaCode: ERRORS[e.code].kafka, message: e.message } });
   }
 }

@@ -666,7 +666,8 @@ export class Broker implements BrokerApi {
     const tp = { topic, partition: index };
     // After start every open creates a partition (a new topic or added partitions): not below
     // the floor. At start, existing partitions open whatever the free space (read-only start).
-    if (this.opened) this.disk.assertWritable(`cannot create partition ${topic}-${index}`);
+    // The broker's own internal topics are created below the floor too (the floor is their room).
+    if (this.opened && !isInternalTopic(topic)) this.disk.assertWritable(`cannot create partition ${topic}-${index}`);
     const dir = join(this.dataDir, partitionDirName(topic, index));
     const log = await PartitionLog.open(dir, this.logOptions(config), {
       logger: this.deps.logger,

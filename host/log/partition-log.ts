@@ -31,7 +31,7 @@ import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { AppendInfo, EpochEntry, LogOptions, LogReadResult, PartitionLogApi } from './api.js';
 import { prepareFollowerAppend, prepareLeaderAppend, type AppendContext, type PreparedAppend } from './append-batches.js';
-import { Appender, storageError, type AppenderHost } from './appender.js';
+import { Appender, isNoSpace, storageError, type AppenderHost } from './appender.js';
 import { CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, LeaderEpochCache, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoints.js';
 import { writeFileAtomic } from './io.js';
 import { loadLog, type LoadedLog, type RecoveryReport } from './loader.js';
@@ -465,13 +465,20 @@ export class PartitionLog implements PartitionLogApi {
     await this.appender.withWriter(async () => {
       if (this.failure) return;
       await this.appender.syncWritten();
-      await this.appender.sealActive();
-      const end = this.nextOffset;
-      await this.producers.writeSnapshot(end);
-      await this.leaderEpochs.persistIfDirty();
-      await writeOffsetCheckpoint(this.dir, LOG_START_FILE, this._logStartOffset);
-      await writeOffsetCheckpoint(this.dir, RECOVERY_POINT_FILE, end);
-      await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+      try {
+        await this.appender.sealActive();
+        const end = this.nextOffset;
+        await this.producers.writeSnapshot(end);
+        await this.leaderEpochs.persistIfDirty();
+        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, this._logStartOffset);
+        await writeOffsetCheckpoint(this.dir, RECOVERY_POINT_FILE, end);
+        await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+      } catch (err) {
+        // Everything appended is fsynced above; without the marker (always last) the next open
+        // walks the tail with CRCs, which is all these files would have saved it.
+        if (!isNoSpace(err)) throw err;
+        this.logger.warn({ err: (err as Error).message }, 'disk full at close: no clean-shutdown marker written; the next start recovers this log by its CRCs');
+      }
     });
     this.closed = true;
     await this.segments.closeAll();
