@@ -432,7 +432,9 @@ export class Broker implements BrokerApi {
     }
     // Visibility in one place: clients read below the high watermark, followers to the log end.
     const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
-    const result = await partition.use((l) => l.read(offset, maxBytes, upTo()));
+    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14).
+    const skipDamaged = isInternalTopic(tp.topic);
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), { skipDamaged }));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {

@@ -100,7 +100,7 @@ export interface PartitionLogApi {
    * Whole batches from the one containing `offset`, at most `maxBytes` (the first batch comes
    * whole even when larger: KIP-74), never a batch reaching `upTo` or the log end.
    */
-  read(offset: number, maxBytes: number, upTo: number): Promise<LogReadResult>;
+  read(offset: number, maxBytes: number, upTo: number, options?: { skipDamaged?: boolean }): Promise<LogReadResult>;
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null>;
   /** Largest timestamp in the log and its offset (ListOffsets MAX_TIMESTAMP). */
   maxTimestamp(): { offset: number; timestampMs: number } | null;

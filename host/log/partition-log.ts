@@ -353,11 +353,11 @@ export class PartitionLog implements PartitionLogApi {
   // --- read -------------------------------------------------------------------------------------
 
   /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
-  private boundAt(upTo: number): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition };
+  private boundAt(upTo: number, skipDamaged = false): ReadBound {
+    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged };
   }
 
-  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset): Promise<LogReadResult> {
+  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: { skipDamaged?: boolean }): Promise<LogReadResult> {
     if (this.closed) return Promise.reject(new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closed`));
     if (!Number.isSafeInteger(offset)) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not an integer`));
     if (!(maxBytes >= 0)) return Promise.reject(new BrokerError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is negative`));
@@ -365,7 +365,7 @@ export class PartitionLog implements PartitionLogApi {
     if (offset < this._logStartOffset) {
       return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset ${this._logStartOffset}`));
     }
-    return this.segments.read(offset, maxBytes, this.boundAt(upTo));
+    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options?.skipDamaged === true));
   }
 
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
