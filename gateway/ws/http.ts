@@ -425,7 +425,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   async function produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {
     const items = parseBody(body, ndjson);
     if (items.length > opts.httpRecordsMax) throw new BrokerError('RECORD_LIST_TOO_LARGE', `${items.length} records in one request; httpRecordsMax=${opts.httpRecordsMax}`);
-    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true));
+    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true, opts.valueDepthMax));
     const info = await broker.ensureTopic(topic);
     // Group by requested partition (undefined = the broker's partitioner), keeping order.
     const groups = new Map<number | undefined, Array<{ index: number; record: RecordInput }>>();

@@ -223,7 +223,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       try {
         const bytes = peer.encoding === 'cbor' ? new Uint8Array(message.slice(0)) : new Uint8Array(message);
         frame = decodeFrame(peer.encoding, bytes, isBinary);
-        req = parseRequest(frame);
+        req = parseRequest(frame, opts.valueDepthMax);
       } catch (err) {
         sendError(peer, idOf(frame), err);
         return;

@@ -57,6 +57,8 @@ export interface WsGatewayOptions {
   httpRecordsMax: number;
   /** Largest `limit` for GET /topics/{topic}/records. */
   httpReadLimitMax: number;
+  /** Deepest nesting of a structured key/value stored as JSON text (HTTP produce, WebSocket produce); deeper → 400 / INVALID_REQUEST naming the field. */
+  valueDepthMax: number;
   /** Session timeout of a WebSocket consumer-group member (heartbeats every third of it). */
   groupSessionTimeoutMs: number;
   /** How long a rebalance waits for members to rejoin. */
@@ -89,6 +91,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   httpBodyBytesMax: 4_194_304, // 4 MiB: a batch of device readings; larger uploads belong on the Kafka door
   httpRecordsMax: 10_000, // records per POST: bounds one request's work and its response size
   httpReadLimitMax: 1_000, // records per snapshot read: a page for a dashboard, not an export tool
+  valueDepthMax: 64, // levels of arrays/maps in a structured (JSON/CBOR) key or value stored as JSON text: sensor documents are shallow; bounds the walk and the stack
   groupSessionTimeoutMs: 30_000, // a browser tab that vanished without closing its socket frees its partitions in 30 s
   groupRebalanceTimeoutMs: 30_000, // as long as the session: a member busy in a long frame still rejoins in time
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
@@ -111,6 +114,7 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
     'httpBodyBytesMax',
     'httpRecordsMax',
     'httpReadLimitMax',
+    'valueDepthMax',
     'groupSessionTimeoutMs',
     'groupRebalanceTimeoutMs',
     'groupAutoCommitIntervalMs',
