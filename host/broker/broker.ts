@@ -796,8 +796,72 @@ export class Broker implements BrokerApi {
     this.maintenanceTimer.unref();
   }
 
+  /**
+   * The retention budget in force (docs/broker.md, "Disk contract"): retentionBudgetBytes, or,
+   * with -1, retentionBudgetPercent of what the logs may use before the free-space floor
+   * (bytes they hold + bytes free − the floor), never below 0. -1: not known yet (no statfs).
+   */
+  retentionBudget(): number {
+    if (this.options.retentionBudgetBytes >= 0) return this.options.retentionBudgetBytes;
+    const d = this.disk.current;
+    if (d.freeBytes < 0) return -1;
+    const held = [...this.topics.values()].reduce((n, t) => n + t.partitions.reduce((m, p) => m + p.log.sizeBytes, 0), 0);
+    return Math.max(0, Math.floor(((held + d.freeBytes - d.floorBytes) * this.options.retentionBudgetPercent) / 100));
+  }
+
+  /**
+   * Deletes oldest segments until every topic is within its share and all topics together
+   * within the budget: the topic furthest over its share gives up its oldest closed segment
+   * first (the partition whose oldest segment is oldest), so one chatty topic cannot push out
+   * every other topic's history. Only delete-policy, non-internal topics give up segments;
+   * every topic's bytes count. Every deletion is counted (topic, reason).
+   */
+  private async enforceBudget(): Promise<void> {
+    await this.disk.check();
+    const budget = this.retentionBudget();
+    this.metrics.budgetBytes.set(budget);
+    if (budget < 0) return;
+    const sizeOf = (t: TopicState) => t.partitions.reduce((n, p) => n + p.log.sizeBytes, 0);
+    let candidates = [...this.topics.values()].filter((t) => !t.internal && t.config['cleanup.policy'].includes('delete'));
+    const sharePct = this.options.retentionTopicSharePercent;
+    // Bounded: each round deletes a segment or drops a candidate.
+    for (let round = 0; round < 100_000 && candidates.length > 0 && !this.closing; round++) {
+      const total = [...this.topics.values()].reduce((n, t) => n + sizeOf(t), 0);
+      const share = sharePct > 0 ? (budget * sharePct) / 100 : budget / candidates.length;
+      const ranked = candidates.map((t) => ({ t, over: sizeOf(t) - share })).sort((a, b) => b.over - a.over);
+      let victim: TopicState;
+      let reason: 'share' | 'budget';
+      if (sharePct > 0 && ranked[0].over > 0) [victim, reason] = [ranked[0].t, 'share'];
+      else if (total > budget) [victim, reason] = [ranked[0].t, 'budget'];
+      else return;
+      const oldest = victim.partitions
+        .filter((p) => !p.retired && p.log.oldestClosedSegment())
+        .sort((a, b) => a.log.oldestClosedSegment()!.maxTimestampMs - b.log.oldestClosedSegment()!.maxTimestampMs)[0];
+      const freed = oldest ? await oldest.use((log) => log.deleteOldestSegment()).catch(() => 0) : 0;
+      if (freed <= 0) {
+        candidates = candidates.filter((t) => t !== victim);
+        continue;
+      }
+      const topic = victim.record.name;
+      this.metrics.budgetDeletions.inc({ topic, reason });
+      this.metrics.retentionBytesFreed.inc({ topic }, freed);
+      this.log.info({ topic, partition: oldest!.tp.partition, freedBytes: freed, reason, budgetBytes: budget, totalBytes: total - freed }, 'retention budget deleted the oldest segment');
+    }
+  }
+
   /** One pass: retention for delete-policy topics, compaction for compact ones, one log at a time. */
   private async maintain(nowMs: number): Promise<void> {
+    await this.maintainEach(nowMs);
+    if (!this.closing) {
+      try {
+        await this.enforceBudget();
+      } catch (err) {
+        this.log.warn({ err }, 'retention budget pass failed; will retry next pass');
+      }
+    }
+  }
+
+  private async maintainEach(nowMs: number): Promise<void> {
     this.metrics.retentionRuns.inc();
     for (const state of [...this.topics.values()]) {
       const policy = state.config['cleanup.policy'];

@@ -116,6 +116,10 @@ export interface PartitionLogApi {
   /** Deletes segments past retention; returns bytes freed. Never blocks appends. */
   applyRetention(nowMs: number): Promise<number>;
   compact(nowMs: number): Promise<void>;
+  /** The oldest closed segment (newest timestamp in it, -1 if unknown; bytes), or null when only the active one is left. */
+  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number } | null;
+  /** Deletes the oldest closed segment whatever its age (the broker's retention budget); returns bytes freed (0: none closed). */
+  deleteOldestSegment(): Promise<number>;
   updateOptions(options: Partial<LogOptions>): void;
   /** Clean shutdown: flush, fsync, write the clean-shutdown marker. */
   close(): Promise<void>;

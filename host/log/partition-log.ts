@@ -386,6 +386,14 @@ export class PartitionLog implements PartitionLogApi {
     return this.retention.compact(nowMs);
   }
 
+  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number } | null {
+    return this.retention.oldestClosed();
+  }
+
+  deleteOldestSegment(): Promise<number> {
+    return this.retention.dropOldest();
+  }
+
   private retentionHost(): RetentionHost {
     const log = this;
     return {
