@@ -30,6 +30,8 @@ import type { LogLabel, LogMetrics } from './metrics.js';
 import { MAX_RELATIVE_OFFSET } from './options.js';
 import { createSegment, type Segment } from './segment.js';
 import type { SegmentSet } from './segment-set.js';
+import type { LeaderEpochCache } from './checkpoints.js';
+import type { ProducerStore } from './producer-store.js';
 import { OffsetWaiters } from './waiters.js';
 
 /** At most this many bytes go to the file in one writev. */
@@ -376,6 +378,18 @@ export class Appender {
       this.segments.release(seg);
     }
   }
+}
+
+/**
+ * After a full disk: what the refused appends registered beside their offsets is taken back
+ * (leader epochs starting at or past `end`; producer sequences, rebuilt when an idempotent
+ * batch was refused). The epoch checkpoint may not fit now: it stays dirty and is written
+ * before the next write (beforeWrite).
+ */
+export async function takeBackRefused(end: number, idempotentLost: boolean, parts: { leaderEpochs: LeaderEpochCache; producers: ProducerStore; segments: SegmentSet }): Promise<void> {
+  parts.leaderEpochs.truncateFromEnd(end);
+  if (idempotentLost) await parts.producers.rebuild(end, parts.segments);
+  await parts.leaderEpochs.persistIfDirty().catch(() => parts.leaderEpochs.markDirty());
 }
 
 /** ENOSPC (no space) or EDQUOT (quota): the disk is full, not broken. */

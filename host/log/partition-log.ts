@@ -31,7 +31,7 @@ import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { AppendInfo, EpochEntry, LogOptions, LogReadResult, PartitionLogApi } from './api.js';
 import { prepareFollowerAppend, prepareLeaderAppend, type AppendContext, type PreparedAppend } from './append-batches.js';
-import { Appender, isNoSpace, storageError, type AppenderHost } from './appender.js';
+import { Appender, isNoSpace, storageError, takeBackRefused, type AppenderHost } from './appender.js';
 import { CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, LeaderEpochCache, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoints.js';
 import { writeFileAtomic } from './io.js';
 import { loadLog, type LoadedLog, type RecoveryReport } from './loader.js';
@@ -80,8 +80,7 @@ export class PartitionLog implements PartitionLogApi {
   private readonly visibleWaiters = new OffsetWaiters();
   private readonly endListeners = new Set<(logEndOffset: number) => void>();
   private failure: BrokerError | null = null;
-  /** Set while the appender rewinds after a full disk (appender.ts): appends are refused with it. */
-  private suspended: BrokerError | null = null;
+  private suspended: BrokerError | null = null; // while the appender rewinds after a full disk (appender.ts)
   private closing = false;
   private closed = false;
 
@@ -304,38 +303,20 @@ export class PartitionLog implements PartitionLogApi {
       },
       beforeWrite: () => (this.leaderEpochs.isDirty ? this.leaderEpochs.persistIfDirty() : null),
       fail: (err) => this.fail(err),
-      suspend: (err) => {
-        this.suspended = err;
-      },
+      suspend: (err) => void (this.suspended = err),
       rewound: (idempotentLost) => this.rewound(idempotentLost),
     };
   }
 
-  /**
-   * After a full disk (writer held, queue empty): offsets assigned to the refused appends are
-   * given back, so the next append continues at the written end; producer sequences and
-   * leader epochs the refused appends registered are taken back too.
-   */
-  private async rewound(idempotentLost: boolean): Promise<void> {
-    try {
-      const end = this.writtenOffset;
-      this.nextOffset = end;
-      this.assertLadder();
-      this.leaderEpochs.truncateFromEnd(end);
-      if (idempotentLost) await this.producers.rebuild(end, this.segments);
-      // The checkpoint may not fit now; it stays dirty and goes before the next write.
-      await this.leaderEpochs.persistIfDirty().catch(() => this.leaderEpochs.markDirty());
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      this.suspended = null;
-    }
+  /** After a full disk (writer held, queue empty): the refused appends' offsets are given back (appender.ts). */
+  private rewound(idempotentLost: boolean): Promise<void> {
+    this.nextOffset = this.writtenOffset;
+    this.assertLadder();
+    const parts = { leaderEpochs: this.leaderEpochs, producers: this.producers, segments: this.segments };
+    return takeBackRefused(this.writtenOffset, idempotentLost, parts).catch((err) => this.fail(err)).finally(() => void (this.suspended = null));
   }
 
-  /** The error that stopped this log for good (a failed fsync, a broken file), or null. */
-  get failed(): BrokerError | null {
-    return this.failure;
-  }
+  get failed(): BrokerError | null { return this.failure; } // prettier-ignore: the error that stopped this log for good, or null
 
   private fail(err: unknown): void {
     if (this.failure) return;
@@ -386,13 +367,7 @@ export class PartitionLog implements PartitionLogApi {
     return this.retention.compact(nowMs);
   }
 
-  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number } | null {
-    return this.retention.oldestClosed();
-  }
-
-  deleteOldestSegment(): Promise<number> {
-    return this.retention.dropOldest();
-  }
+  oldestClosedSegment = () => this.retention.oldestClosed(); deleteOldestSegment = () => this.retention.dropOldest(); // prettier-ignore
 
   private retentionHost(): RetentionHost {
     const log = this;
@@ -473,24 +448,23 @@ export class PartitionLog implements PartitionLogApi {
     await this.appender.withWriter(async () => {
       if (this.failure) return;
       await this.appender.syncWritten();
-      try {
-        await this.appender.sealActive();
-        const end = this.nextOffset;
-        await this.producers.writeSnapshot(end);
-        await this.leaderEpochs.persistIfDirty();
-        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, this._logStartOffset);
-        await writeOffsetCheckpoint(this.dir, RECOVERY_POINT_FILE, end);
-        await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
-      } catch (err) {
-        // Everything appended is fsynced above; without the marker (always last) the next open
-        // walks the tail with CRCs, which is all these files would have saved it.
+      // Full disk: no marker (always last), so the next open walks the tail with CRCs (all it loses).
+      await this.writeCloseState().catch((err) => {
         if (!isNoSpace(err)) throw err;
         this.logger.warn({ err: (err as Error).message }, 'disk full at close: no clean-shutdown marker written; the next start recovers this log by its CRCs');
-      }
+      });
     });
     this.closed = true;
     await this.segments.closeAll();
     this.logger.info({ logEndOffset: this.nextOffset }, 'log closed');
+  }
+
+  private async writeCloseState(): Promise<void> {
+    await this.appender.sealActive();
+    await this.producers.writeSnapshot(this.nextOffset);
+    await this.leaderEpochs.persistIfDirty();
+    for (const [file, offset] of [[LOG_START_FILE, this._logStartOffset], [RECOVERY_POINT_FILE, this.nextOffset]] as const) await writeOffsetCheckpoint(this.dir, file, offset);
+    await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
   }
 
   /** Closes every fd without any of close()'s writes (tests simulating a crash, destroy). */
