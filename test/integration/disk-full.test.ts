@@ -19,6 +19,26 @@ import { eventually, haveCommand, startBroker, tempDir, type BrokerProcess } fro
 const require = createRequire(import.meta.url);
 const mqtt = require('mqtt') as typeof import('mqtt');
 const { Kafka, logLevel } = require('kafkajs') as typeof import('kafkajs');
+const WebSocket = require('ws') as typeof import('ws').WebSocket;
+
+/** One WebSocket produce (JSON protocol) through the `ws` client; resolves with the answer frame. */
+async function wsProduce(url: string, value: string): Promise<Record<string, unknown>> {
+  const ws = new WebSocket(url, ['tributary.json.v1']);
+  try {
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const answer = new Promise<Record<string, unknown>>((resolve) => ws.on('message', (d: Buffer) => {
+      const f = JSON.parse(d.toString());
+      if (f.id === 'p1') resolve(f);
+    }));
+    ws.send(JSON.stringify({ type: 'produce', id: 'p1', topic: 'sensors', partition: 0, value }));
+    return await answer;
+  } finally {
+    ws.close();
+  }
+}
 
 const MiB = 1024 * 1024;
 const FS_BYTES = 16 * MiB;
@@ -178,6 +198,8 @@ t.test('disk full on a real 16 MiB tmpfs: refused on every door, reads/deletes w
   t.not(refusedKcat.status, 0, 'kcat produce fails');
   t.match(refusedKcat.stderr, /KAFKA_STORAGE_ERROR|Disk error|storage/i, `kcat names the storage error: ${refusedKcat.stderr.trim().split('\n').pop()}`);
   t.equal(await mqttPublish(mqttUrl(), 'sensors/dev1', 'refused'), 0x97, 'MQTT 5 QoS 1 publish: PUBACK 0x97 Quota exceeded');
+  const wsRefused = await wsProduce(`ws://127.0.0.1:${b.port('http')}/ws`, 'refused');
+  t.match(wsRefused, { type: 'error', code: 'STORAGE_FULL' }, 'WebSocket produce: an error frame STORAGE_FULL (the socket stays open)');
 
   const kjs = new Kafka({ clientId: 'disk-test', brokers: [kafka()], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
   const producer = kjs.producer({ retry: { retries: 0 } });
