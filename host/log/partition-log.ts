@@ -316,7 +316,7 @@ export class PartitionLog implements PartitionLogApi {
     return takeBackRefused(this.writtenOffset, idempotentLost, parts).catch((err) => this.fail(err)).finally(() => void (this.suspended = null));
   }
 
-  get failed(): BrokerError | null { return this.failure; } // prettier-ignore: the error that stopped this log for good, or null
+  get failed(): BrokerError | null { return this.failure; } // the error that stopped this log for good, or null
 
   private fail(err: unknown): void {
     if (this.failure) return;
@@ -367,7 +367,7 @@ export class PartitionLog implements PartitionLogApi {
     return this.retention.compact(nowMs);
   }
 
-  oldestClosedSegment = () => this.retention.oldestClosed(); deleteOldestSegment = () => this.retention.dropOldest(); // prettier-ignore
+  oldestClosedSegment = () => this.retention.oldestClosed(); deleteOldestSegment = () => this.retention.dropOldest(); // for the broker's retention budget
 
   private retentionHost(): RetentionHost {
     const log = this;
