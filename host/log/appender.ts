@@ -337,18 +337,20 @@ export class Appender {
     this.host.suspend(err);
     const refused = this.queue.splice(0);
     this.queuedBytes = 0;
-    let idempotentLost = false;
-    for (const w of refused) {
-      if (w.headers.some((h) => h.producerId >= 0)) idempotentLost = true;
-      w.reject(err);
-    }
+    const idempotentLost = refused.some((w) => w.headers.some((h) => h.producerId >= 0));
     const seg = this.segments.active;
-    // Cutting a file never needs free space. A partial batch past sizeBytes would otherwise be
-    // overwritten by the next write anyway, but a crash before that would leave it for recovery.
-    await ftruncate(seg.fd!, seg.sizeBytes);
+    try {
+      // Cutting a file never needs free space. A partial batch past sizeBytes would otherwise be
+      // overwritten by the next write anyway, but a crash before that would leave it for recovery.
+      await ftruncate(seg.fd!, seg.sizeBytes);
+      await this.host.rewound(idempotentLost);
+    } finally {
+      // Refused only once the log is consistent again: a client retrying at once is accepted
+      // when space has returned (and meets the same refusal, not a sequence error, when not).
+      for (const w of refused) w.reject(err);
+    }
     this.deps.metrics?.diskFullRewinds.inc(this.deps.label);
     this.deps.logger.warn({ err: err.message, refusedAppends: refused.length, logEndBytes: seg.sizeBytes }, 'disk full: queued appends refused, log cut back to its last complete write; appends resume when space returns');
-    await this.host.rewound(idempotentLost);
   }
 
   // --- roll -------------------------------------------------------------------------------------
