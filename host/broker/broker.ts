@@ -342,7 +342,8 @@ export class Broker implements BrokerApi {
     } catch (err) {
       const e = asBrokerError(err);
       this.metrics.appendErrors.inc({ code: e.code });
-      if (e.code === 'STORAGE_FULL') this.disk.noteNoSpace();
+      // A write that met ENOSPC while the floor had not yet been crossed (a floor refusal needs no new statfs).
+      if (e.code === 'STORAGE_FULL' && !this.disk.current.belowFloor) this.disk.noteNoSpace();
       throw e;
     }
   }
