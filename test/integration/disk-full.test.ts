@@ -249,6 +249,8 @@ t.test('disk full on a real 16 MiB tmpfs: refused on every door, reads/deletes w
   });
   t.ok(del.status === 200 || del.status === 204, `DELETE topic on a full disk: ${del.status} ${JSON.stringify(del.body)}`);
   t.ok(freeBytes(mnt) > 2 * MiB, `the deletion freed space (${freeBytes(mnt)} bytes free)`);
+  t.ok(b.logs.some((l) => String(l.msg).includes("deleting the topic's files before recording the deletion")), 'topics.json could not be rewritten first: the files went first');
+  t.notOk((await http('GET', `${web()}/topics`)).body.topics.some((x: { name: string }) => x.name === 'scratch'), 'the topic is gone from the list');
   const resumed = await eventually(async () => {
     const r = await http('POST', `${web()}/topics/sensors/records`, [{ value: 'after-delete', partition: 0 }]);
     if (r.status !== 200) throw new Error(`still ${r.status}`);
@@ -263,6 +265,7 @@ t.test('disk full on a real 16 MiB tmpfs: refused on every door, reads/deletes w
   b = await startBroker(t, { dataDir, args: args(FLOOR_BYTES) });
   t.ok(b.logs.some((l) => String(l.msg).includes(`data dir ${dataDir} is full`)), 'started on a full disk and said which path is full');
   t.same(kcatRead(kafka(), 'sensors'), acked, 'after a kill -9 and a start on a full disk: every acknowledged record');
+  t.notOk((await http('GET', `${web()}/topics`)).body.topics.some((x: { name: string }) => x.name === 'scratch'), 'the topic deleted on the full disk stays deleted after the restart');
   t.equal((await http('POST', `${web()}/topics/sensors/records`, [{ value: 'refused', partition: 0 }])).status, 507, 'read-only while full');
   t.equal(await mqttPublish(mqttUrl(), 'sensors/dev1', 'refused'), 0x97, 'MQTT 5: 0x97 while full');
 
