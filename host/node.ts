@@ -230,7 +230,7 @@ async function openListeners(p: PreparedNode, deps: { broker: Broker; groups: Gr
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
     if (p.http) {
       try {
-        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health }, p.http));
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.

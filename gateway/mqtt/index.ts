@@ -283,9 +283,12 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     }
     const stored = (err?: Error | null) => {
       // a refusal that retrying cannot cure (an invalid or colliding stream topic) is answered,
-      // not retried forever; a transient failure closes the connection so the client retransmits
-      if (err instanceof BrokerError && !err.spec.retriable) {
-        return refuse(client, packet, { rule: 'stream-topic-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
+      // not retried forever; a transient failure closes the connection so the client retransmits.
+      // A full disk is answered too (MQTT 5: PUBACK/PUBREC 0x97 Quota exceeded): closing would
+      // only make every device reconnect and resend in a loop until space returns.
+      if (err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL')) {
+        const rule = err.code === 'STORAGE_FULL' ? 'disk-full' : 'stream-topic-invalid';
+        return refuse(client, packet, { rule, message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
       }
       done(err);
     };
@@ -382,7 +385,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       }
       if (durable) {
         if (!err) metrics.ackLatency.observe(performance.now() - startMs);
-        else if (!(err instanceof BrokerError && !err.spec.retriable)) logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
+        else if (!(err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL'))) logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
       } else if (err) {
         const permanent = err instanceof BrokerError && !err.spec.retriable;
         if (permanent) metrics.publishRefused.inc({ rule: 'stream-topic-invalid' });
@@ -691,7 +694,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       const server = createNetServer({ noDelay: true }, (socket: Socket) => accept(socket, `${socket.remoteAddress}:${socket.remotePort}`));
       await listen(server, o.port, host, 'mqtt');
       servers.push(server);
-      listeners.push({ name: 'mqtt', address: addressOf(server, host), close: () => closeAll() });
+      listeners.push({ name: 'mqtt', address: addressOf(server, host), listening: () => server.listening, close: () => closeAll() });
     }
     if (o.wsPort >= 0) {
       const http = createHttpServer((_req, res) => {
@@ -713,7 +716,7 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       });
       await listen(http, o.wsPort, host, 'mqttWs');
       servers.push(http);
-      listeners.push({ name: 'mqttWs', address: addressOf(http, host), close: () => closeAll() });
+      listeners.push({ name: 'mqttWs', address: addressOf(http, host), listening: () => http.listening, close: () => closeAll() });
     }
   } catch (err) {
     for (const s of servers) s.close();

@@ -6,7 +6,8 @@
 //   GET  /topics/{topic}           partitions with offsets, config
 //   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding
 //   GET  /groups, /groups/{id}     consumer groups and their lag (when groups are available)
-//   GET  /healthz                  200 once the broker is ready, else 503
+//   GET  /healthz                  200 healthy; 503 naming what is not (failed partition, disk below its floor, listener down)
+//   GET  /readyz                   200 once every listener is up and every log recovered, else 503 (starting, stopping)
 //   GET  /metrics                  Prometheus text: the broker's registry + process metrics
 //   GET  /stats                    JSON for the console: connections per door, process, ws fan-out
 //   GET  /, /console/*             the web console (static files, read once at start)
@@ -45,6 +46,7 @@ export interface HttpDeps {
   logger: Logger;
   metrics: MetricsRegistry;
   health: () => boolean;
+  listeners?: () => Array<{ name: string; up: boolean }>;
   auth: Authenticator;
   stats: () => GatewayStats;
 }
@@ -97,7 +99,8 @@ class Reply {
   error(err: unknown, logger?: Logger): void {
     const e = asBrokerError(err);
     const status = ERRORS[e.code].http;
-    if (status >= 500) logger?.warn({ err }, 'http request failed');
+    // A full disk is an expected state, logged once by the broker (disk.ts), not per request.
+    if (status >= 500 && e.code !== 'STORAGE_FULL') logger?.warn({ err }, 'http request failed');
     this.json(status, { error: { code: e.code, kafkaCode: ERRORS[e.code].kafka, message: e.message } });
   }
 }
@@ -214,9 +217,31 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   }
 
   // Handlers: anything asynchronous calls reply.watch() before its first await.
+  // /healthz: should a supervisor restart this broker? 503 lists each reason, so systemd (or
+  // an operator) sees which partition failed, which path is full or which door went away.
+  // /readyz: may traffic be sent here? Only between the ready line and the start of a stop.
   route('get', '/healthz', 'healthz', (_res, _req, reply) => {
     const ready = deps.health();
-    reply.json(ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
+    const { failedPartitions, disk } = broker.health();
+    const listeners = deps.listeners?.() ?? [];
+    const problems: string[] = [];
+    if (!ready) problems.push('not ready: starting or stopping');
+    for (const p of failedPartitions) problems.push(`partition ${p}`);
+    if (disk.belowFloor) problems.push(`disk: data dir ${disk.path} is below its free-space floor (${disk.freeBytes} bytes free, floor ${disk.floorBytes}); client writes are refused`);
+    for (const l of listeners) if (!l.up) problems.push(`listener ${l.name} is down`);
+    const body = {
+      status: problems.length ? 'unhealthy' : 'ok',
+      problems,
+      failedPartitions,
+      disk,
+      listeners: Object.fromEntries(listeners.map((l) => [l.name, l.up ? 'up' : 'down'])),
+    };
+    reply.json(problems.length ? ERRORS.LEADER_NOT_AVAILABLE.http : ERRORS.NONE.http, body);
+  });
+
+  route('get', '/readyz', 'readyz', (_res, _req, reply) => {
+    const ready = deps.health();
+    reply.json(ready ? ERRORS.NONE.http : ERRORS.LEADER_NOT_AVAILABLE.http, { status: ready ? 'ready' : 'not ready' });
   });
 
   route('get', '/metrics', 'metrics', (res, req, reply) => {
@@ -411,7 +436,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
   async function produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {
     const items = parseBody(body, ndjson);
     if (items.length > opts.httpRecordsMax) throw new BrokerError('RECORD_LIST_TOO_LARGE', `${items.length} records in one request; httpRecordsMax=${opts.httpRecordsMax}`);
-    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true));
+    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true, opts.valueDepthMax));
     const info = await broker.ensureTopic(topic);
     // Group by requested partition (undefined = the broker's partitioner), keeping order.
     const groups = new Map<number | undefined, Array<{ index: number; record: RecordInput }>>();
@@ -487,7 +512,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     const reply = new Reply(res);
     const url = req.getUrl();
     const method = req.getMethod().toUpperCase();
-    const known = /^\/(topics(\/[^/]+(\/records)?)?|groups(\/[^/]+)?|healthz|metrics|stats)$/.test(url);
+    const known = /^\/(topics(\/[^/]+(\/records)?)?|groups(\/[^/]+)?|healthz|readyz|metrics|stats)$/.test(url);
     if (known) reply.json(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url}` } });
     else reply.json(404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${url}` } });
   });

@@ -49,8 +49,10 @@ export interface WsGatewayDeps {
   groups?: GroupCoordinator;
   logger: Logger;
   metrics: MetricsRegistry;
-  /** True once every listener is up and every log recovered (GET /healthz). */
+  /** True once every listener is up and every log recovered, false again while stopping (GET /readyz). */
   health: () => boolean;
+  /** The node's listeners and whether each still listens (GET /healthz); absent: not checked. */
+  listeners?: () => Array<{ name: string; up: boolean }>;
 }
 
 /**
@@ -216,7 +218,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
       try {
         const bytes = peer.encoding === 'cbor' ? new Uint8Array(message.slice(0)) : new Uint8Array(message);
         frame = decodeFrame(peer.encoding, bytes, isBinary);
-        req = parseRequest(frame);
+        req = parseRequest(frame, opts.valueDepthMax);
       } catch (err) {
         sendError(peer, idOf(frame), err);
         return;
@@ -395,6 +397,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   return {
     name: 'http',
     address,
+    listening: () => !closed,
     async close() {
       if (closed) return;
       closed = true;

@@ -58,6 +58,8 @@ export interface WsGatewayOptions extends ListenerOptions {
   httpRecordsMax: number;
   /** Largest `limit` for GET /topics/{topic}/records. */
   httpReadLimitMax: number;
+  /** Deepest nesting of a structured key/value stored as JSON text (HTTP produce, WebSocket produce); deeper → 400 / INVALID_REQUEST naming the field. */
+  valueDepthMax: number;
   /** Session timeout of a WebSocket consumer-group member (heartbeats every third of it). */
   groupSessionTimeoutMs: number;
   /** How long a rebalance waits for members to rejoin. */
@@ -90,6 +92,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   httpBodyBytesMax: 4_194_304, // 4 MiB: a batch of device readings; larger uploads belong on the Kafka door
   httpRecordsMax: 10_000, // records per POST: bounds one request's work and its response size
   httpReadLimitMax: 1_000, // records per snapshot read: a page for a dashboard, not an export tool
+  valueDepthMax: 64, // levels of arrays/maps in a structured (JSON/CBOR) key or value stored as JSON text: sensor documents are shallow; bounds the walk and the stack
   groupSessionTimeoutMs: 30_000, // a browser tab that vanished without closing its socket frees its partitions in 30 s
   groupRebalanceTimeoutMs: 30_000, // as long as the session: a member busy in a long frame still rejoins in time
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
@@ -123,6 +126,7 @@ export const wsSchema: SectionSchema = section({
   httpBodyBytesMax: int32(1),
   httpRecordsMax: int32(1),
   httpReadLimitMax: int32(1),
+  valueDepthMax: int32(1),
   groupSessionTimeoutMs: int32(1),
   groupRebalanceTimeoutMs: int32(1),
   groupAutoCommitIntervalMs: int32(1),

@@ -82,6 +82,17 @@ const TOPIC_CHARS_MAX = 249; // Kafka's limit on topic names
 const HEADERS_MAX = 64;
 
 export const cbor = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
+/**
+ * Client frames are decoded with every map as a Map (cbor-x's mapsAsObjects would throw on a
+ * byte-string key, or turn an integer key into text), then maps with text keys become plain
+ * objects: a map with other keys stays a Map and is refused naming its field, never stored as
+ * `{}` or dropped (issue 14, finding 5).
+ */
+const cborIn = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: false });
+/** Deepest nesting of a decoded CBOR frame (its own envelope plus a valueDepthMax value); the walk below is recursive. */
+const FRAME_DEPTH_MAX = 256;
+/** The default of the http section's valueDepthMax (gateway/ws/options.ts). */
+export const VALUE_DEPTH_MAX_DEFAULT = 64;
 
 const textDecoder = new TextDecoder('utf-8');
 
@@ -98,10 +109,72 @@ export function decodeFrame(encoding: Encoding, data: Uint8Array, isBinary: bool
     }
   }
   if (!isBinary) throw bad(`text frame on ${CBOR_PROTOCOL}: send CBOR as binary frames`);
+  let decoded: unknown;
   try {
-    return cbor.decode(data);
+    decoded = cborIn.decode(data);
   } catch (err) {
-    throw bad(`frame is not valid CBOR: ${(err as Error).message}`);
+    const why = err instanceof RangeError ? `nested too deeply (${err.message})` : (err as Error).message;
+    throw bad(`frame is not valid CBOR: ${why}`);
+  }
+  return objectsFromMaps(decoded, 0);
+}
+
+/** Maps whose keys are all text → plain objects (recursively); other maps stay Maps. */
+function objectsFromMaps(v: unknown, depth: number): unknown {
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v;
+  if (depth > FRAME_DEPTH_MAX) throw bad(`frame: nested deeper than ${FRAME_DEPTH_MAX} levels`);
+  if (Array.isArray(v)) return v.map((x) => objectsFromMaps(x, depth + 1));
+  if (v instanceof Map) {
+    const textKeys = [...v.keys()].every((k) => typeof k === 'string' && k !== '__proto__');
+    if (!textKeys) return new Map([...v].map(([k, x]) => [k, objectsFromMaps(x, depth + 1)]));
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of v) o[k as string] = objectsFromMaps(x, depth + 1);
+    return o;
+  }
+  return v;
+}
+
+/** A short description of a key or value's CBOR/JSON type, for messages. */
+function kindOf(v: unknown): string {
+  if (v instanceof Uint8Array) return 'byte string';
+  if (v instanceof Map) return 'map';
+  if (Array.isArray(v)) return 'array';
+  if (v === null) return 'null';
+  return typeof v;
+}
+
+/**
+ * Checks that a structured key/value (JSON or CBOR) can be stored as JSON text without any
+ * change: plain objects with text keys, arrays, text, finite numbers, booleans, null; nesting
+ * at most `depthMax`. Walks with an explicit stack (a deeply nested value must answer 400,
+ * never overflow the call stack); a mistake names its path.
+ */
+function assertJsonValue(root: unknown, field: string, depthMax: number): void {
+  const stack: Array<[unknown, string, number]> = [[root, field, 0]];
+  while (stack.length) {
+    const [v, path, depth] = stack.pop()!;
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw bad(`${path}: ${v} has no JSON form`);
+      if (Number.isInteger(v) && !Number.isSafeInteger(v)) throw bad(`${path}: integer ${v} is beyond 2^53 − 1 and would not be stored exactly; send it as text`);
+      continue;
+    }
+    if (typeof v === 'bigint') throw bad(`${path}: integer ${v} is beyond 2^53 − 1 and would not be stored exactly; send it as text`);
+    if (depth >= depthMax) throw bad(`${path}: nested deeper than ${depthMax} levels (valueDepthMax)`);
+    if (v instanceof Map) {
+      const k = [...v.keys()].find((x) => typeof x !== 'string');
+      throw bad(`${path}: a map with a ${kindOf(k)} key cannot be stored as JSON text; use text keys, or send the value as bytes`);
+    }
+    if (v instanceof Uint8Array) throw bad(`${path}: a byte string inside a structured value cannot be stored as JSON text; send the whole value as bytes`);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], `${path}[${i}]`, depth + 1]);
+      continue;
+    }
+    if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const [k, x] of Object.entries(v)) stack.push([x, `${path}.${k}`, depth + 1]);
+      continue;
+    }
+    throw bad(`${path}: a ${kindOf(v)} value cannot be stored as JSON text`);
   }
 }
 
@@ -125,6 +198,9 @@ function topicField(o: Record<string, unknown>): string {
 }
 
 function nonNegativeInt(v: unknown, field: string): number {
+  if ((typeof v === 'bigint' && v > 0n) || (typeof v === 'number' && Number.isInteger(v) && v > Number.MAX_SAFE_INTEGER)) {
+    throw bad(`${field}: ${v} is above 2^53 − 1 (${Number.MAX_SAFE_INTEGER}), the largest integer kept exactly${field.endsWith('timestamp') ? '; a timestamp is milliseconds since the epoch' : ''}`);
+  }
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(`${field}: must be a non-negative integer`);
   return v;
 }
@@ -154,12 +230,22 @@ function bytesField(v: unknown, field: string, enc: TextEncodingName): Uint8Arra
  * With the utf8 text encoding a value that is a JSON number, boolean, object or array is
  * stored as its JSON text, so a device can post `{"value": {"t": 21.5}}` as is.
  */
-export function parseRecordFields(r: unknown, at: string, enc: TextEncodingName, allowPartition: boolean): { record: RecordInput; partition?: number } {
-  if (!isObject(r)) throw bad(`${at || 'record'}: must be a map/object`.replace(/\.:/, ':'));
+export function parseRecordFields(
+  r: unknown,
+  at: string,
+  enc: TextEncodingName,
+  allowPartition: boolean,
+  valueDepthMax = VALUE_DEPTH_MAX_DEFAULT,
+): { record: RecordInput; partition?: number } {
+  if (!isObject(r) || r instanceof Map) throw bad(`${at || 'record'}: must be a map/object${r instanceof Map ? ' with text keys' : ''}`.replace(/\.:/, ':'));
   const structured = (v: unknown) => enc === 'utf8' && v !== null && v !== undefined && typeof v !== 'string' && !(v instanceof Uint8Array);
+  const asJson = (v: unknown, field: string) => {
+    assertJsonValue(v, field, valueDepthMax);
+    return Buffer.from(JSON.stringify(v));
+  };
   const record: RecordInput = {
-    key: structured(r.key) ? Buffer.from(JSON.stringify(r.key)) : bytesField(r.key, `${at}key`, enc),
-    value: structured(r.value) ? Buffer.from(JSON.stringify(r.value)) : bytesField(r.value, `${at}value`, enc),
+    key: structured(r.key) ? asJson(r.key, `${at}key`) : bytesField(r.key, `${at}key`, enc),
+    value: structured(r.value) ? asJson(r.value, `${at}value`) : bytesField(r.value, `${at}value`, enc),
     headers: headersField(r.headers, `${at}headers`, enc),
   };
   if (r.timestamp !== undefined) record.timestampMs = nonNegativeInt(r.timestamp, `${at}timestamp`);
@@ -174,6 +260,11 @@ export function parseRecordFields(r: unknown, at: string, enc: TextEncodingName,
 function headersField(v: unknown, field: string, enc: TextEncodingName): Array<{ key: string; value: Uint8Array | null }> {
   if (v === undefined || v === null) return [];
   let pairs: Array<[unknown, unknown]>;
+  if (v instanceof Map) {
+    // A CBOR map with a key that is not text (objectsFromMaps keeps those as Maps): never dropped.
+    const k = [...v.keys()].find((x) => typeof x !== 'string');
+    throw bad(`${field}: header keys must be text strings; found a ${kindOf(k)} key`);
+  }
   if (Array.isArray(v)) pairs = v.map((p, i) => (Array.isArray(p) && p.length === 2 ? (p as [unknown, unknown]) : ((): never => { throw bad(`${field}[${i}]: must be a [key, value] pair`); })()));
   else if (isObject(v)) pairs = Object.entries(v);
   else throw bad(`${field}: must be an object or an array of [key, value] pairs`);
@@ -200,8 +291,8 @@ function startField(o: Record<string, unknown>): StartAt {
   }
 }
 
-export function parseRequest(frame: unknown): ClientRequest {
-  if (!isObject(frame)) throw bad('frame must be a map/object');
+export function parseRequest(frame: unknown, valueDepthMax = VALUE_DEPTH_MAX_DEFAULT): ClientRequest {
+  if (!isObject(frame) || frame instanceof Map) throw bad('frame must be a map/object with text keys');
   const id = idOf(frame);
   if (id === null) throw bad(`id: required, a string (≤ ${REQUEST_ID_CHARS_MAX} characters) or a number`);
   switch (frame.type) {
@@ -232,7 +323,7 @@ export function parseRequest(frame: unknown): ClientRequest {
         if (!('value' in frame) && !('key' in frame)) throw bad('value: required (or records: [...])');
         raw = [frame];
       }
-      const records = raw.map((r, i) => parseRecordFields(r, frame.records !== undefined ? `records[${i}].` : '', enc, frame.records === undefined).record);
+      const records = raw.map((r, i) => parseRecordFields(r, frame.records !== undefined ? `records[${i}].` : '', enc, frame.records === undefined, valueDepthMax).record);
       return { type: 'produce', id, topic, partition, records };
     }
     case 'commit': {

@@ -202,7 +202,15 @@ export interface BrokerApi {
   waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal, isolation?: Isolation): Promise<void>;
 
   // --- life -------------------------------------------------------------------------------
+  /** What a health check reports: partitions whose log failed, and the data dir's free space. */
+  health(): BrokerHealth;
   close(): Promise<void>;
+}
+
+export interface BrokerHealth {
+  /** `<topic>-<partition>: <error>` for each partition whose log stopped taking appends for good. */
+  failedPartitions: string[];
+  disk: { path: string; freeBytes: number; totalBytes: number; floorBytes: number; belowFloor: boolean };
 }
 
 export type { BrokerError };

@@ -22,6 +22,8 @@ export class BrokerMetrics {
   readonly retentionRuns: Counter;
   readonly retentionBytesFreed: Counter;
   readonly maintenanceErrors: Counter;
+  readonly budgetDeletions: Counter;
+  readonly budgetBytes: Gauge;
 
   constructor(registry: MetricsRegistry) {
     this.bytesIn = registry.counter('tributary_broker_bytes_in_total', 'Record batch bytes appended, per topic');
@@ -40,6 +42,8 @@ export class BrokerMetrics {
     this.openMs = registry.gauge('tributary_broker_open_ms', 'Time the last start took to open (and recover) every partition, ms');
     this.retentionRuns = registry.counter('tributary_broker_retention_runs_total', 'Passes of the retention/compaction scheduler');
     this.retentionBytesFreed = registry.counter('tributary_broker_retention_bytes_freed_total', 'Bytes deleted by retention, per topic');
+    this.budgetDeletions = registry.counter('tributary_broker_retention_budget_segments_deleted_total', 'Segments deleted by the retention budget, per topic and reason (share: the topic held more than its share; budget: all topics together held more than the budget)');
+    this.budgetBytes = registry.gauge('tributary_broker_retention_budget_bytes', 'Bytes all topic logs together may hold (retentionBudgetBytes, or sized from the disk)');
     this.maintenanceErrors = registry.counter('tributary_broker_maintenance_errors_total', 'Retention or compaction failures, per topic');
   }
 }

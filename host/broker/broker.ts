@@ -7,7 +7,7 @@
 //   <dataDir>/topics.json            topics, partition counts, config overrides (topic-registry.ts),
 //                                    written by the metadata file store (metadata/file-store.ts)
 //   <dataDir>/producer-ids           producer-id reservation mark (metadata/producer-ids-file.ts)
-//   <dataDir>/broker.lock            pid of the process using the dir (refuses a second broker)
+//   <dataDir>/broker.lock            kernel lock (flock) held by the broker using the dir, its pid inside (lock.ts)
 //   <dataDir>/<topic>-<partition>/   one partition log (host/log)
 //
 // Topic changes are decide → propose → apply: topic-admin.ts checks the request against the
@@ -18,7 +18,7 @@
 // `admin()`; appends and reads run freely and each holds its partition (`Partition.use`) so a
 // deletion or shutdown waits for them before closing files. Where a check and the action it
 // guards must not be split, the comment says "no await between".
-import { rm, readFile, writeFile, unlink } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +40,7 @@ import {
   type CreatedTopic,
   type TopicConfigChanges,
   type TopicSpec,
+  type BrokerHealth,
   type OffsetLookup,
   type Isolation,
   type PartitionOffsets,
@@ -62,6 +63,9 @@ import { StickyPartitioner, partitionForKeyBytes } from './partitioner.js';
 import { Partition, partitionDirName } from './partition.js';
 import { WaiterRegistry } from './waiters.js';
 import { BrokerMetrics, countRecords } from './broker-metrics.js';
+import { DiskGuard } from './disk.js';
+import { lockDataDir, unlockDataDir } from './lock.js';
+import { isNoSpace } from '../log/appender.js';
 
 export { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions };
 
@@ -69,7 +73,6 @@ export { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions };
 const EARLIEST_LOCAL_TIMESTAMP = -4;
 /** Single node: every batch is stamped with leader epoch 0 (replication will raise it). */
 const LEADER_EPOCH = 0;
-const LOCK_FILE = 'broker.lock';
 
 /** Who this node is (configuration); the metadata image carries it. */
 export interface NodeIdentityOptions {
@@ -86,9 +89,6 @@ interface TopicState {
   internal: boolean;
 }
 
-/** Data dirs opened by a Broker in this process (the lock file guards other processes). */
-const openDataDirs = new Set<string>();
-
 export class Broker implements BrokerApi {
   private readonly topics = new Map<string, TopicState>();
   private readonly waiters: WaiterRegistry;
@@ -101,6 +101,10 @@ export class Broker implements BrokerApi {
   private closing: Promise<void> | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRun: Promise<void> | undefined;
+  /** The data dir's free-space floor (disk.ts). */
+  private readonly disk: DiskGuard;
+  /** Set once every partition at start is open: a partition opened after that is a new one. */
+  private opened = false;
 
   private constructor(
     readonly options: BrokerOptions,
@@ -114,6 +118,7 @@ export class Broker implements BrokerApi {
     this.metrics = new BrokerMetrics(deps.metrics);
     this.waiters = new WaiterRegistry(options.maxWaitingReaders);
     this.topicDefaults = effectiveTopicConfig(defaultTopicConfig, options.topicDefaults);
+    this.disk = new DiskGuard(dataDir, options, deps.logger.child({ component: 'disk' }), deps.metrics);
   }
 
   /**
@@ -125,15 +130,19 @@ export class Broker implements BrokerApi {
     const valid = validateBrokerOptions(options);
     const dataDir = resolve(valid.dataDir);
     const metadata = await FileMetadataStore.open(dataDir, { identity: deps.identity });
-    await lockDataDir(dataDir);
+    await lockDataDir(dataDir, (msg) => deps.logger.warn(msg));
     let broker: Broker | undefined;
     try {
       broker = new Broker(valid, dataDir, metadata, deps);
+      // Measured first: on a full disk the broker still starts (read-only) and says which path is full.
+      await broker.disk.start();
       await broker.finishPendingDeletes();
       await broker.openAll();
+      broker.opened = true;
       broker.scheduleMaintenance();
       return broker;
     } catch (err) {
+      broker?.disk.stop();
       if (broker) await broker.closeLogs().catch(() => undefined);
       await unlockDataDir(dataDir);
       throw err;
@@ -198,15 +207,26 @@ export class Broker implements BrokerApi {
       if (options.validateOnly) return;
       const state = this.topics.get(topic)!;
       // Recorded (and pending in this node's bookkeeping) first: a crash from here on finishes
-      // the deletion at next start.
-      await this.metadata.propose([remove]);
+      // the deletion at next start. On a disk too full for even that write, the files go first
+      // and the record after (the deletion is how an operator frees space): a crash in between
+      // brings the topic back empty, which is what the deletion asked for apart from the name.
+      let recordedFirst = true;
+      try {
+        await this.metadata.propose([remove]);
+      } catch (err) {
+        if (!isNoSpace(err)) throw err;
+        recordedFirst = false;
+        this.log.warn({ topic, err: (err as Error).message }, "disk full: deleting the topic's files before recording the deletion");
+      }
       // No await between the record taking effect above and this removal that matters: new
       // calls already see the topic as gone once the map entry goes.
       this.topics.delete(topic);
       this.partitionCount -= state.partitions.length;
       this.updateTopicGauges();
       await this.destroyPartitions(state.partitions);
+      if (!recordedFirst) await this.metadata.propose([remove]);
       await this.metadata.deletionDone(topic, remove.topicId);
+      if (!recordedFirst) void this.disk.check();
       this.log.info({ topic, partitions: state.partitions.length }, 'topic deleted');
     });
   }
@@ -280,6 +300,8 @@ export class Broker implements BrokerApi {
       this.assertOpen();
       const acks = checkAcks(options?.acks);
       checkWritable(tp.topic, options);
+      // The broker's own compacted topics keep working below the floor (disk.ts says why).
+      if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const partition = this.partition(tp);
       if (!(batches instanceof Uint8Array) || batches.byteLength === 0) {
         throw new BrokerError('CORRUPT_MESSAGE', `append to ${tp.topic}-${tp.partition}: no record batch bytes`);
@@ -318,6 +340,8 @@ export class Broker implements BrokerApi {
     } catch (err) {
       const e = asBrokerError(err);
       this.metrics.appendErrors.inc({ code: e.code });
+      // A write that met ENOSPC while the floor had not yet been crossed (a floor refusal needs no new statfs).
+      if (e.code === 'STORAGE_FULL' && !this.disk.current.belowFloor) this.disk.noteNoSpace();
       throw e;
     }
   }
@@ -407,7 +431,9 @@ export class Broker implements BrokerApi {
     }
     // Visibility in one place: clients read below the high watermark, followers to the log end.
     const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
-    const result = await partition.use((l) => l.read(offset, maxBytes, upTo()));
+    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14).
+    const skipDamaged = isInternalTopic(tp.topic);
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), { skipDamaged }));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {
@@ -478,8 +504,17 @@ export class Broker implements BrokerApi {
   // --- life ---------------------------------------------------------------------------------
 
   /** Stops the scheduler, wakes every waiting reader, lets in-flight calls finish, closes every log. */
+  health(): BrokerHealth {
+    const failedPartitions: string[] = [];
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) if (p.log.failed) failedPartitions.push(`${p.tp.topic}-${p.tp.partition}: ${p.log.failed.message}`);
+    }
+    return { failedPartitions, disk: { ...this.disk.current } };
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.disk.stop();
       if (this.maintenanceTimer) clearTimeout(this.maintenanceTimer);
       await this.maintenanceRun;
       await this.adminTail.catch(() => undefined);
@@ -550,6 +585,13 @@ export class Broker implements BrokerApi {
     const run = this.adminTail.then(() => {
       this.assertOpen();
       return fn();
+    }).catch((err: unknown) => {
+      // A metadata write (topics.json, a new partition's files) that met a full disk.
+      if (isNoSpace(err) && !(err instanceof BrokerError)) {
+        this.disk.noteNoSpace();
+        throw new BrokerError('STORAGE_FULL', `the data dir ${this.dataDir} is full (${(err as NodeJS.ErrnoException).code}): ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
     });
     this.adminTail = run.catch(() => undefined);
     return run;
@@ -596,6 +638,10 @@ export class Broker implements BrokerApi {
 
   private async openPartition(topic: string, config: TopicConfig, index: number): Promise<Partition> {
     const tp = { topic, partition: index };
+    // After start every open creates a partition (a new topic or added partitions): not below
+    // the floor. At start, existing partitions open whatever the free space (read-only start).
+    // The broker's own internal topics are created below the floor too (the floor is their room).
+    if (this.opened && !isInternalTopic(topic)) this.disk.assertWritable(`cannot create partition ${topic}-${index}`);
     const dir = join(this.dataDir, partitionDirName(topic, index));
     const log = await PartitionLog.open(dir, this.logOptions(config), {
       logger: this.deps.logger,
@@ -717,8 +763,72 @@ export class Broker implements BrokerApi {
     this.maintenanceTimer.unref();
   }
 
+  /**
+   * The retention budget in force (docs/broker.md, "Disk contract"): retentionBudgetBytes, or,
+   * with -1, retentionBudgetPercent of what the logs may use before the free-space floor
+   * (bytes they hold + bytes free − the floor), never below 0. -1: not known yet (no statfs).
+   */
+  retentionBudget(): number {
+    if (this.options.retentionBudgetBytes >= 0) return this.options.retentionBudgetBytes;
+    const d = this.disk.current;
+    if (d.freeBytes < 0) return -1;
+    const held = [...this.topics.values()].reduce((n, t) => n + t.partitions.reduce((m, p) => m + p.log.sizeBytes, 0), 0);
+    return Math.max(0, Math.floor(((held + d.freeBytes - d.floorBytes) * this.options.retentionBudgetPercent) / 100));
+  }
+
+  /**
+   * Deletes oldest segments until every topic is within its share and all topics together
+   * within the budget: the topic furthest over its share gives up its oldest closed segment
+   * first (the partition whose oldest segment is oldest), so one chatty topic cannot push out
+   * every other topic's history. Only delete-policy, non-internal topics give up segments;
+   * every topic's bytes count. Every deletion is counted (topic, reason).
+   */
+  private async enforceBudget(): Promise<void> {
+    await this.disk.check();
+    const budget = this.retentionBudget();
+    this.metrics.budgetBytes.set(budget);
+    if (budget < 0) return;
+    const sizeOf = (t: TopicState) => t.partitions.reduce((n, p) => n + p.log.sizeBytes, 0);
+    let candidates = [...this.topics.values()].filter((t) => !t.internal && t.config['cleanup.policy'].includes('delete'));
+    const sharePct = this.options.retentionTopicSharePercent;
+    // Bounded: each round deletes a segment or drops a candidate.
+    for (let round = 0; round < 100_000 && candidates.length > 0 && !this.closing; round++) {
+      const total = [...this.topics.values()].reduce((n, t) => n + sizeOf(t), 0);
+      const share = sharePct > 0 ? (budget * sharePct) / 100 : budget / candidates.length;
+      const ranked = candidates.map((t) => ({ t, over: sizeOf(t) - share })).sort((a, b) => b.over - a.over);
+      let victim: TopicState;
+      let reason: 'share' | 'budget';
+      if (sharePct > 0 && ranked[0].over > 0) [victim, reason] = [ranked[0].t, 'share'];
+      else if (total > budget) [victim, reason] = [ranked[0].t, 'budget'];
+      else return;
+      const oldest = victim.partitions
+        .filter((p) => !p.retired && p.log.oldestClosedSegment())
+        .sort((a, b) => a.log.oldestClosedSegment()!.maxTimestampMs - b.log.oldestClosedSegment()!.maxTimestampMs)[0];
+      const freed = oldest ? await oldest.use((log) => log.deleteOldestSegment()).catch(() => 0) : 0;
+      if (freed <= 0) {
+        candidates = candidates.filter((t) => t !== victim);
+        continue;
+      }
+      const topic = victim.record.name;
+      this.metrics.budgetDeletions.inc({ topic, reason });
+      this.metrics.retentionBytesFreed.inc({ topic }, freed);
+      this.log.info({ topic, partition: oldest!.tp.partition, freedBytes: freed, reason, budgetBytes: budget, totalBytes: total - freed }, 'retention budget deleted the oldest segment');
+    }
+  }
+
   /** One pass: retention for delete-policy topics, compaction for compact ones, one log at a time. */
   private async maintain(nowMs: number): Promise<void> {
+    await this.maintainEach(nowMs);
+    if (!this.closing) {
+      try {
+        await this.enforceBudget();
+      } catch (err) {
+        this.log.warn({ err }, 'retention budget pass failed; will retry next pass');
+      }
+    }
+  }
+
+  private async maintainEach(nowMs: number): Promise<void> {
     this.metrics.retentionRuns.inc();
     for (const state of [...this.topics.values()]) {
       const policy = state.config['cleanup.policy'];
@@ -790,41 +900,6 @@ function offsetsOf(partition: Partition): PartitionOffsets {
 
 function storageError(what: string, err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
+  if (isNoSpace(err)) return new BrokerError('STORAGE_FULL', `${what}: the disk is full (${(err as NodeJS.ErrnoException).code})`, { cause: err });
   return new BrokerError('KAFKA_STORAGE_ERROR', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-}
-
-/**
- * One broker per data dir: `broker.lock` holds the owner's pid. A lock whose pid is not
- * running (a crash, a kill -9) is taken over; a live one stops this broker with its pid.
- */
-async function lockDataDir(dataDir: string): Promise<void> {
-  if (openDataDirs.has(dataDir)) throw new Error(`data dir ${dataDir} is already open in this process`);
-  const path = join(dataDir, LOCK_FILE);
-  try {
-    // Exclusive create: of two brokers starting together, exactly one gets the lock.
-    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      throw new Error(`data dir ${dataDir} is in use by process ${pid} (${path}); stop it first`);
-    }
-    // A stale lock (its process is gone): take it over.
-    await writeFile(path, `${process.pid}\n`);
-  }
-  openDataDirs.add(dataDir);
-}
-
-async function unlockDataDir(dataDir: string): Promise<void> {
-  if (!openDataDirs.delete(dataDir)) return;
-  await unlink(join(dataDir, LOCK_FILE)).catch(() => undefined);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

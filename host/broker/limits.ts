@@ -66,6 +66,18 @@ export interface BrokerOptions {
   retentionCheckIntervalMs: number;
   /** Partition logs opened (and recovered) in parallel at start. */
   openConcurrency: number;
+  /** Keep at least this many bytes free on the data dir's filesystem; below the floor client writes get STORAGE_FULL (docs/broker.md). */
+  diskFreeFloorBytes: number;
+  /** ... or this percentage of the filesystem, whichever is larger (the floor is capped at half the filesystem). */
+  diskFreeFloorPercent: number;
+  /** How often the data dir's free space is measured (statfs); also measured at once when a write meets ENOSPC. */
+  diskCheckIntervalMs: number;
+  /** Bytes all topic logs together may hold; past it retention deletes the oldest segments. -1: sized from the disk (see docs/broker.md). */
+  retentionBudgetBytes: number;
+  /** With retentionBudgetBytes -1: the budget is this percentage of (bytes the logs hold + bytes free − the floor). */
+  retentionBudgetPercent: number;
+  /** Most of the budget one topic may hold, in percent; 0: a topic gives up its oldest segments first when it holds more than an equal share and the budget is exceeded. */
+  retentionTopicSharePercent: number;
   /** Per-partition log limits (host/log defaults apply to keys not set). */
   log: LogLimits;
   /** Bench/test only: extra delay on every fsync, to imitate an SD card. */
@@ -113,6 +125,22 @@ export const defaultBrokerOptions: BrokerOptions = {
   retentionCheckIntervalMs: 60_000,
   // 2: a Pi has few cores and one SD card; more parallel recoveries only contend for the disk.
   openConcurrency: 2,
+  // 256 MiB or 5 %: on an SD card the OS, journald and apt need room to keep working (and so
+  // do our own topics.json, checkpoints and a topic deletion); 5 % scales it to a larger SSD,
+  // the same share ext4 reserves for root, which a broker running as its own user cannot use.
+  diskFreeFloorBytes: 256 * MiB,
+  // 5 % of the filesystem when that is more than diskFreeFloorBytes: the floor scales to an SSD.
+  diskFreeFloorPercent: 5,
+  // 2 s: one statfs is a few microseconds; writes resume within 2 s of space being freed.
+  diskCheckIntervalMs: 2_000,
+  // -1: sized from the device, so an unattended gateway's own data never reaches the floor.
+  retentionBudgetBytes: -1,
+  // 90 %: retention starts deleting while a tenth of the usable space is still free, so a
+  // burst between two retention passes (retentionCheckIntervalMs) does not reach the floor.
+  retentionBudgetPercent: 90,
+  // 0 (equal shares): one chatty topic cannot push out every other topic's history, and a
+  // gateway with one topic may still use the whole budget.
+  retentionTopicSharePercent: 0,
   // Empty: the log's own defaults (host/log/options.ts, each with its reason) apply.
   log: {},
   // 0: real disks only; benches set it to imitate an SD card's fsync.
@@ -146,6 +174,12 @@ export function validateBrokerOptions(partial: Partial<BrokerOptions>): BrokerOp
   int(options, 'stickyBatchBytes', 1);
   int(options, 'retentionCheckIntervalMs', 1, 2_147_483_647);
   int(options, 'openConcurrency', 1, 256);
+  int(options, 'diskFreeFloorBytes', 0);
+  int(options, 'diskFreeFloorPercent', 0, 50);
+  int(options, 'diskCheckIntervalMs', 10, 2_147_483_647);
+  int(options, 'retentionBudgetBytes', -1);
+  int(options, 'retentionBudgetPercent', 1, 100);
+  int(options, 'retentionTopicSharePercent', 0, 100);
   if (options.injectedFlushDelayMs !== undefined) int(options, 'injectedFlushDelayMs', 0, 10_000);
   options.log = validateLogLimits(options.log, options.maxMessageBytesMax);
   try {

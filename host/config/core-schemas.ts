@@ -25,6 +25,13 @@ export const brokerSchema: SectionSchema = section({
   stickyBatchBytes: int32(1),
   retentionCheckIntervalMs: int32(1),
   openConcurrency: integer(1, 256),
+  // The disk contract (docs/broker.md): free-space floor and retention budget.
+  diskFreeFloorBytes: integer(0),
+  diskFreeFloorPercent: integer(0, 50),
+  diskCheckIntervalMs: integer(10, 2_147_483_647),
+  retentionBudgetBytes: integer(-1),
+  retentionBudgetPercent: integer(1, 100),
+  retentionTopicSharePercent: integer(0, 100),
   log: object(
     {
       maxDecompressedBytes: integer(1),

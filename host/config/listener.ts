@@ -8,6 +8,8 @@ import { boolean, object, orNull, port, integer, string, type KeySchema } from '
 export interface Listener {
   name: string;
   address: string;
+  /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
+  listening?: () => boolean;
   close(): Promise<void>;
 }
 

@@ -104,6 +104,14 @@ export const ERRORS = {
   DUPLICATE_SEQUENCE_NUMBER: spec(46, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   INVALID_PRODUCER_EPOCH: spec(47, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   KAFKA_STORAGE_ERROR: spec(56, MQTT_IMPLEMENTATION, WS_INTERNAL, 500, true),
+  // The data dir is below its free-space floor, or a write met ENOSPC/EDQUOT (docs/broker.md,
+  // "Disk contract"). Kafka has no code of its own for a full disk: its brokers answer
+  // KAFKA_STORAGE_ERROR (retriable), so do we. MQTT 5 §3.4.2.1 has no "disk full" reason; 0x97
+  // "Quota exceeded" ("an implementation or administrative imposed limit has been exceeded")
+  // is the nearest and tells a device to back off rather than that its packet was wrong.
+  // HTTP 507 Insufficient Storage (RFC 4918 §11.5). WebSocket: a produce error frame, never a
+  // close (1013 try again later is what a close would carry).
+  STORAGE_FULL: spec(56, MQTT_QUOTA, WS_TRY_AGAIN, 507, true),
   UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   GROUP_ID_NOT_FOUND: spec(69, MQTT_PROTOCOL, WS_NOT_FOUND, 404),

@@ -432,6 +432,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   return {
     name: 'kafka',
     address,
+    listening: () => tcp.listening,
     close() {
       closing ??= new Promise<void>((resolve) => {
         tcp.close(() => resolve());

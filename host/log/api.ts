@@ -9,6 +9,8 @@
 // The broker adds the high watermark on top (≤ logEndOffset; equal on one node) and passes it
 // to `read` as `upTo` for every client read.
 
+import type { BrokerError } from '../errors/index.js';
+
 /** When an append is acknowledged: after an fsync covering it, on an interval, or never forced. */
 export type FlushPolicy = 'always' | 'interval' | 'never';
 /** Kafka's cleanup.policy: delete old segments, keep the latest record per key, or both. */
@@ -80,6 +82,8 @@ export interface PartitionLogApi {
   readonly logEndOffset: number;
   /** Bytes on disk over all segments. */
   readonly sizeBytes: number;
+  /** The error that stopped appends for good (until the partition is reopened), or null (health checks). */
+  readonly failed: BrokerError | null;
   /**
    * Leader path: verifies (core, deep), checks idempotent-producer sequences, assigns offsets
    * from the log end and stamps `leaderEpoch` into every batch, then writes. Resolves when the
@@ -96,7 +100,7 @@ export interface PartitionLogApi {
    * Whole batches from the one containing `offset`, at most `maxBytes` (the first batch comes
    * whole even when larger: KIP-74), never a batch reaching `upTo` or the log end.
    */
-  read(offset: number, maxBytes: number, upTo: number): Promise<LogReadResult>;
+  read(offset: number, maxBytes: number, upTo: number, options?: { skipDamaged?: boolean }): Promise<LogReadResult>;
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null>;
   /** Largest timestamp in the log and its offset (ListOffsets MAX_TIMESTAMP). */
   maxTimestamp(): { offset: number; timestampMs: number } | null;
@@ -112,6 +116,10 @@ export interface PartitionLogApi {
   /** Deletes segments past retention; returns bytes freed. Never blocks appends. */
   applyRetention(nowMs: number): Promise<number>;
   compact(nowMs: number): Promise<void>;
+  /** The oldest closed segment (newest timestamp in it, -1 if unknown; bytes), or null when only the active one is left. */
+  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number } | null;
+  /** Deletes the oldest closed segment whatever its age (the broker's retention budget); returns bytes freed (0: none closed). */
+  deleteOldestSegment(): Promise<number>;
   updateOptions(options: Partial<LogOptions>): void;
   /** Clean shutdown: flush, fsync, write the clean-shutdown marker. */
   close(): Promise<void>;

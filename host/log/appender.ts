@@ -11,16 +11,27 @@
 //
 // The appender owns no offset: it tells its host (the log, which keeps the offset ladder) what
 // was written and what was synced, and reads the host's written/durable offsets back.
+//
+// A full disk (ENOSPC, EDQUOT) while writing or rolling is not a failure of the log: the writer
+// cuts the active segment back to the end of the last complete write (a short write may have
+// left part of a batch), refuses every queued append with STORAGE_FULL (their offsets were
+// assigned after the failed ones, so none may be written past the gap), and asks the host to
+// take its next offset back to the written one. The log then takes appends again: the next one
+// that fits is written. A failed fsync stays fatal (the kernel may have dropped the dirty pages
+// it could not write: after "fsyncgate" nothing written before can be trusted to be on disk
+// until recovery has read it back), and the health check reports the failed partition.
 import { performance } from 'node:perf_hooks';
 import type { BatchHeader } from '../core/index.js';
 import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../logging.js';
 import type { AppendInfo, LogOptions } from './api.js';
-import { fdatasync, pwritevAll, sleepMs } from './io.js';
+import { fdatasync, ftruncate, pwritevAll, sleepMs } from './io.js';
 import type { LogLabel, LogMetrics } from './metrics.js';
 import { MAX_RELATIVE_OFFSET } from './options.js';
 import { createSegment, type Segment } from './segment.js';
 import type { SegmentSet } from './segment-set.js';
+import type { LeaderEpochCache } from './checkpoints.js';
+import type { ProducerStore } from './producer-store.js';
 import { OffsetWaiters } from './waiters.js';
 
 /** At most this many bytes go to the file in one writev. */
@@ -52,6 +63,13 @@ export interface AppenderHost {
    */
   beforeWrite(): Promise<void> | null;
   fail(err: unknown): void;
+  /**
+   * The disk was full: from now until `rewound` resolves, appends are refused with `err`
+   * (called synchronously where the write failed, before anything else can queue).
+   */
+  suspend(err: BrokerError): void;
+  /** Queue emptied and file cut back: next offset back to the written one; appends resume. */
+  rewound(idempotentLost: boolean): Promise<void>;
 }
 
 export interface AppenderDeps {
@@ -120,8 +138,12 @@ export class Appender {
       while (this.queue.length) {
         const next = this.writeSome(); // dispatches its writev synchronously
         for (const w of acked) w.resolve(w.info);
+        acked = [];
         acked = await next;
       }
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      await this.rewind(storageError(err));
     } finally {
       this.drainScheduled = false;
     }
@@ -178,7 +200,8 @@ export class Appender {
     try {
       await pwritevAll(seg.fd!, run.map((w) => w.bytes), start);
     } catch (err) {
-      for (const w of run) w.reject(storageError(err));
+      // Back at the head of the queue: whoever handles the error (rewind or fail) refuses them.
+      this.queue.unshift(...run);
       throw err;
     }
     const runBytes = this.track(seg, run, start, nowMs);
@@ -305,6 +328,31 @@ export class Appender {
     this.durableWaiters.rejectAll(err);
   }
 
+  /**
+   * The disk was full (writer only): refuse every queued append, cut the active segment back to
+   * its last complete write, and let the host take the next offset back. Writes already made
+   * and waiting for their fsync stay where they are and are acknowledged by it.
+   */
+  private async rewind(err: BrokerError): Promise<void> {
+    this.host.suspend(err);
+    const refused = this.queue.splice(0);
+    this.queuedBytes = 0;
+    const idempotentLost = refused.some((w) => w.headers.some((h) => h.producerId >= 0));
+    const seg = this.segments.active;
+    try {
+      // Cutting a file never needs free space. A partial batch past sizeBytes would otherwise be
+      // overwritten by the next write anyway, but a crash before that would leave it for recovery.
+      await ftruncate(seg.fd!, seg.sizeBytes);
+      await this.host.rewound(idempotentLost);
+    } finally {
+      // Refused only once the log is consistent again: a client retrying at once is accepted
+      // when space has returned (and meets the same refusal, not a sequence error, when not).
+      for (const w of refused) w.reject(err);
+    }
+    this.deps.metrics?.diskFullRewinds.inc(this.deps.label);
+    this.deps.logger.warn({ err: err.message, refusedAppends: refused.length, logEndBytes: seg.sizeBytes }, 'disk full: queued appends refused, log cut back to its last complete write; appends resume when space returns');
+  }
+
   // --- roll -------------------------------------------------------------------------------------
 
   /** Closes the active segment (durably) and starts a new one at `baseOffset`. Writer only. */
@@ -334,9 +382,29 @@ export class Appender {
   }
 }
 
+/**
+ * After a full disk: what the refused appends registered beside their offsets is taken back
+ * (leader epochs starting at or past `end`; producer sequences, rebuilt when an idempotent
+ * batch was refused). The epoch checkpoint may not fit now: it stays dirty and is written
+ * before the next write (beforeWrite).
+ */
+export async function takeBackRefused(end: number, idempotentLost: boolean, parts: { leaderEpochs: LeaderEpochCache; producers: ProducerStore; segments: SegmentSet }): Promise<void> {
+  parts.leaderEpochs.truncateFromEnd(end);
+  if (idempotentLost) await parts.producers.rebuild(end, parts.segments);
+  await parts.leaderEpochs.persistIfDirty().catch(() => parts.leaderEpochs.markDirty());
+}
+
+/** ENOSPC (no space) or EDQUOT (quota): the disk is full, not broken. */
+export function isNoSpace(err: unknown): boolean {
+  if (err instanceof BrokerError) return err.code === 'STORAGE_FULL';
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /** An I/O failure as the error every append sees from then on. */
 export function storageError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   const e = err as NodeJS.ErrnoException;
+  if (isNoSpace(e)) return new BrokerError('STORAGE_FULL', `the disk holding the log is full (${e.code}): appends resume when space is freed`, { cause: err });
   return new BrokerError('KAFKA_STORAGE_ERROR', `log storage failed: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), { cause: err });
 }

@@ -15,7 +15,14 @@
 //     offsets); indexes of walked segments are rebuilt; producer state = newest snapshot +
 //     replay; the leader-epoch cache is cut to the log end;
 //  5. the marker is removed (durably) before the log takes its first append.
+//
+// On a full disk (ENOSPC/EDQUOT) the log still opens, so the broker can start read-only: the
+// checkpoints written here (log start, leader epochs) only restate what the segments already
+// say and are skipped with a warning (the old files stay valid: the next open computes the same
+// values), and rebuilt indexes of closed segments are kept in memory while their stale files are
+// removed (unlinking needs no space), so no later open trusts them; they are rebuilt on next use.
 import { mkdir, readdir, rename } from 'node:fs/promises';
+import type { Logger } from '../logging.js';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -237,7 +244,7 @@ class LogLoader {
       return true;
     }
     await closeFd(fd);
-    await installRebuiltIndexes(seg, fresh);
+    await installRebuiltIndexes(seg, fresh, this.deps.logger);
     this.indexed.push(seg);
     return false;
   }
@@ -328,23 +335,44 @@ class LogLoader {
   private async settleState(clean: boolean, logStart: number, end: number, producers: ProducerStore): Promise<void> {
     if (!clean || this.report.created) this.leaderEpochs.truncateFromEnd(end);
     if (!this.report.created) this.leaderEpochs.truncateFromStart(logStart);
-    await this.leaderEpochs.persistIfDirty();
+    await unlessDiskFull(this.deps.logger, 'leader-epoch checkpoint', () => this.leaderEpochs.persistIfDirty(), () => this.leaderEpochs.markDirty());
     if (!(clean && (await producers.loadExact(end)))) await producers.rebuild(end, this.segmentSet);
-    await writeOffsetCheckpoint(this.dir, LOG_START_FILE, logStart);
+    await unlessDiskFull(this.deps.logger, 'log-start checkpoint', () => writeOffsetCheckpoint(this.dir, LOG_START_FILE, logStart));
     if (await unlinkIfExists(join(this.dir, CLEAN_SHUTDOWN_FILE))) await fsyncDir(this.dir);
   }
 }
 
 /** Writes and installs the indexes a walk rebuilt for a closed segment. */
-async function installRebuiltIndexes(seg: Segment, fresh: Segment): Promise<void> {
+async function installRebuiltIndexes(seg: Segment, fresh: Segment, logger: Logger): Promise<void> {
   fresh.finalTimeIndexEntry();
   seg.maxTimestampMs = fresh.maxTimestampMs;
   seg.offsetOfMaxTimestamp = fresh.offsetOfMaxTimestamp;
-  await writeFileAtomic(seg.offsetIndex.path, fresh.offsetIndex.entries());
-  await writeFileAtomic(seg.timeIndex.path, fresh.timeIndex.entries());
+  const written = await unlessDiskFull(logger, `rebuilt indexes of segment ${seg.baseOffset}`, async () => {
+    await writeFileAtomic(seg.offsetIndex.path, fresh.offsetIndex.entries());
+    await writeFileAtomic(seg.timeIndex.path, fresh.timeIndex.entries());
+  });
+  if (!written) {
+    // Stale files must not be trusted after a later clean shutdown: gone, rebuilt on next use.
+    await unlinkIfExists(seg.offsetIndex.path);
+    await unlinkIfExists(seg.timeIndex.path);
+  }
   seg.offsetIndex.install(fresh.offsetIndex.entries(), fresh.offsetIndex.count);
   seg.timeIndex.install(fresh.timeIndex.entries(), fresh.timeIndex.count);
   seg.indexesTrusted = true;
+}
+
+/** Runs a write that may be skipped on a full disk; false when it was (logged), other errors thrown. */
+async function unlessDiskFull(logger: Logger, what: string, write: () => Promise<void>, skipped?: () => void): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+    skipped?.();
+    logger.warn({ code }, `disk full: ${what} not written at open (derived state; the log opens read-only until space returns)`);
+    return false;
+  }
 }
 
 /** A closed segment's max timestamp from the last entry of its time index (12 bytes read). */

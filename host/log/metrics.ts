@@ -10,6 +10,9 @@ export interface LogMetrics {
   recoverySeconds: Gauge;
   truncatedBytes: Counter;
   corruptions: Counter;
+  diskFullRewinds: Counter;
+  segmentsDeleted: Counter;
+  damagedSkipped: Counter;
 }
 
 // A type alias (not an interface) so it fits the registry's label record.
@@ -27,5 +30,8 @@ export function createMetrics(r: MetricsRegistry): LogMetrics {
     recoverySeconds: r.gauge('tributary_log_recovery_seconds', 'Time the last open of a partition log took (recovery included)'),
     truncatedBytes: r.counter('tributary_log_recovery_truncated_bytes_total', 'Bytes cut from partition logs by recovery'),
     corruptions: r.counter('tributary_log_corrupt_batches_total', 'Damaged batches found in old segments while reading'),
+    diskFullRewinds: r.counter('tributary_log_disk_full_rewinds_total', 'Writes that met a full disk (ENOSPC/EDQUOT): queued appends refused, log cut back, appends resumed'),
+    damagedSkipped: r.counter('tributary_log_damaged_batches_skipped_total', 'Damaged batches (CRC mismatch) of internal topics skipped by reads, so a damaged commit or session never keeps the node down'),
+    segmentsDeleted: r.counter('tributary_log_retention_segments_deleted_total', 'Segments deleted by retention (time, size, budget or share)'),
   };
 }

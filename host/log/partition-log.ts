@@ -31,7 +31,7 @@ import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { AppendInfo, EpochEntry, LogOptions, LogReadResult, PartitionLogApi } from './api.js';
 import { prepareFollowerAppend, prepareLeaderAppend, type AppendContext, type PreparedAppend } from './append-batches.js';
-import { Appender, storageError, type AppenderHost } from './appender.js';
+import { Appender, isNoSpace, storageError, takeBackRefused, type AppenderHost } from './appender.js';
 import { CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, LeaderEpochCache, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoints.js';
 import { writeFileAtomic } from './io.js';
 import { loadLog, type LoadedLog, type RecoveryReport } from './loader.js';
@@ -80,6 +80,7 @@ export class PartitionLog implements PartitionLogApi {
   private readonly visibleWaiters = new OffsetWaiters();
   private readonly endListeners = new Set<(logEndOffset: number) => void>();
   private failure: BrokerError | null = null;
+  private suspended: BrokerError | null = null; // while the appender rewinds after a full disk (appender.ts)
   private closing = false;
   private closed = false;
 
@@ -278,6 +279,7 @@ export class PartitionLog implements PartitionLogApi {
 
   private assertWritable(): void {
     if (this.failure) throw this.failure;
+    if (this.suspended) throw this.suspended;
     if (this.closing || this.closed) throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closing`);
   }
 
@@ -301,8 +303,20 @@ export class PartitionLog implements PartitionLogApi {
       },
       beforeWrite: () => (this.leaderEpochs.isDirty ? this.leaderEpochs.persistIfDirty() : null),
       fail: (err) => this.fail(err),
+      suspend: (err) => void (this.suspended = err),
+      rewound: (idempotentLost) => this.rewound(idempotentLost),
     };
   }
+
+  /** After a full disk (writer held, queue empty): the refused appends' offsets are given back (appender.ts). */
+  private rewound(idempotentLost: boolean): Promise<void> {
+    this.nextOffset = this.writtenOffset;
+    this.assertLadder();
+    const parts = { leaderEpochs: this.leaderEpochs, producers: this.producers, segments: this.segments };
+    return takeBackRefused(this.writtenOffset, idempotentLost, parts).catch((err) => this.fail(err)).finally(() => void (this.suspended = null));
+  }
+
+  get failed(): BrokerError | null { return this.failure; } // the error that stopped this log for good, or null
 
   private fail(err: unknown): void {
     if (this.failure) return;
@@ -320,11 +334,11 @@ export class PartitionLog implements PartitionLogApi {
   // --- read -------------------------------------------------------------------------------------
 
   /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
-  private boundAt(upTo: number): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition };
+  private boundAt(upTo: number, skipDamaged = false): ReadBound {
+    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged };
   }
 
-  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset): Promise<LogReadResult> {
+  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: { skipDamaged?: boolean }): Promise<LogReadResult> {
     if (this.closed) return Promise.reject(new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closed`));
     if (!Number.isSafeInteger(offset)) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not an integer`));
     if (!(maxBytes >= 0)) return Promise.reject(new BrokerError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is negative`));
@@ -332,7 +346,7 @@ export class PartitionLog implements PartitionLogApi {
     if (offset < this._logStartOffset) {
       return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset ${this._logStartOffset}`));
     }
-    return this.segments.read(offset, maxBytes, this.boundAt(upTo));
+    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options?.skipDamaged === true));
   }
 
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
@@ -352,6 +366,8 @@ export class PartitionLog implements PartitionLogApi {
   compact(nowMs: number): Promise<void> {
     return this.retention.compact(nowMs);
   }
+
+  oldestClosedSegment = () => this.retention.oldestClosed(); deleteOldestSegment = () => this.retention.dropOldest(); // for the broker's retention budget
 
   private retentionHost(): RetentionHost {
     const log = this;
@@ -432,17 +448,23 @@ export class PartitionLog implements PartitionLogApi {
     await this.appender.withWriter(async () => {
       if (this.failure) return;
       await this.appender.syncWritten();
-      await this.appender.sealActive();
-      const end = this.nextOffset;
-      await this.producers.writeSnapshot(end);
-      await this.leaderEpochs.persistIfDirty();
-      await writeOffsetCheckpoint(this.dir, LOG_START_FILE, this._logStartOffset);
-      await writeOffsetCheckpoint(this.dir, RECOVERY_POINT_FILE, end);
-      await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
+      // Full disk: no marker (always last), so the next open walks the tail with CRCs (all it loses).
+      await this.writeCloseState().catch((err) => {
+        if (!isNoSpace(err)) throw err;
+        this.logger.warn({ err: (err as Error).message }, 'disk full at close: no clean-shutdown marker written; the next start recovers this log by its CRCs');
+      });
     });
     this.closed = true;
     await this.segments.closeAll();
     this.logger.info({ logEndOffset: this.nextOffset }, 'log closed');
+  }
+
+  private async writeCloseState(): Promise<void> {
+    await this.appender.sealActive();
+    await this.producers.writeSnapshot(this.nextOffset);
+    await this.leaderEpochs.persistIfDirty();
+    for (const [file, offset] of [[LOG_START_FILE, this._logStartOffset], [RECOVERY_POINT_FILE, this.nextOffset]] as const) await writeOffsetCheckpoint(this.dir, file, offset);
+    await writeFileAtomic(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
   }
 
   /** Closes every fd without any of close()'s writes (tests simulating a crash, destroy). */

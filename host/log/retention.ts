@@ -5,6 +5,7 @@
 // The log start moves through the host (the log), persisted before any file goes.
 import type { Logger } from '../logging.js';
 import type { LogOptions } from './api.js';
+import type { LogLabel, LogMetrics } from './metrics.js';
 import { compactSegments } from './compaction.js';
 import type { Segment } from './segment.js';
 import type { SegmentSet } from './segment-set.js';
@@ -25,6 +26,8 @@ export interface RetentionDeps {
   dir: string;
   options: () => Required<LogOptions>;
   logger: Logger;
+  metrics?: LogMetrics | null;
+  label?: LogLabel;
 }
 
 export class Retention {
@@ -82,8 +85,33 @@ export class Retention {
     await this.host.advanceLogStart(newStart);
     let freed = 0;
     for (const seg of victims) freed += await this.segments.remove(seg);
+    if (this.deps.label) this.deps.metrics?.segmentsDeleted.inc(this.deps.label, victims.length);
     this.deps.logger.info({ segments: victims.map((s) => s.baseOffset), freedBytes: freed, logStartOffset: newStart }, 'retention deleted segments');
     return freed;
+  }
+
+  /** The oldest closed segment's newest timestamp and size, or null (only the active segment is left). */
+  oldestClosed(): { maxTimestampMs: number; sizeBytes: number } | null {
+    const first = this.segments.segments[0];
+    if (!first || first.active) return null;
+    return { maxTimestampMs: first.maxTimestampMs, sizeBytes: first.sizeBytes };
+  }
+
+  /**
+   * Deletes the oldest closed segment whatever its age (the broker's retention budget, which
+   * weighs segments across partitions); returns the bytes freed, 0 when none is closed.
+   */
+  dropOldest(): Promise<number> {
+    return this.exclusive(async () => {
+      if (this.host.stopped) return 0;
+      const [first, next] = this.segments.segments;
+      if (!first || first.active || !next) return 0;
+      await this.host.advanceLogStart(Math.max(this.host.logStartOffset, next.baseOffset));
+      const freed = await this.segments.remove(first);
+      if (this.deps.label) this.deps.metrics?.segmentsDeleted.inc(this.deps.label);
+      this.deps.logger.info({ segment: first.baseOffset, freedBytes: freed, logStartOffset: next.baseOffset }, 'retention budget deleted the oldest segment');
+      return freed;
+    });
   }
 
   /** The closed segments to delete, oldest first: expired ones, then enough to get under retention.bytes. */

@@ -32,6 +32,13 @@ export interface ReadBound {
   offset: number;
   segment: Segment;
   position: number;
+  /**
+   * A batch failing its CRC is skipped (an empty read whose nextOffset is past it) instead of
+   * ending the segment's readable prefix, when its length still leads to a sound batch or the
+   * segment's end. The broker asks it for its internal topics only (a damaged commit or session
+   * must never keep a node down); a client reading its own data sees the prefix policy.
+   */
+  skipDamaged?: boolean;
 }
 
 export interface SegmentSetDeps {
@@ -275,7 +282,7 @@ export class SegmentSet {
     let seg: Segment | undefined = this.list[this.indexFor(offset)];
     while (seg) {
       const limit = seg === bound.segment ? bound.position : seg.readableBytes;
-      const found = await this.readFromSegment(seg, offset, maxBytes, limit, bound.offset);
+      const found = await this.readFromSegment(seg, offset, maxBytes, limit, bound.offset, bound.skipDamaged === true);
       if (found) return found;
       if (seg === bound.segment || seg.baseOffset >= bound.offset) break;
       // Nothing readable at or after `offset` in this segment (damage, or emptied by compaction): go on to the next.
@@ -286,7 +293,7 @@ export class SegmentSet {
   }
 
   /** null: nothing readable at or after `offset` in this segment (the caller tries the next one). */
-  private async readFromSegment(seg: Segment, offset: number, maxBytes: number, limit: number, endOffset: number): Promise<LogReadResult | null> {
+  private async readFromSegment(seg: Segment, offset: number, maxBytes: number, limit: number, endOffset: number, skipDamaged: boolean): Promise<LogReadResult | null> {
     if (limit <= 0) return null;
     const fd = await this.acquire(seg); // held while the index is used: the index cache skips segments in use
     try {
@@ -298,8 +305,17 @@ export class SegmentSet {
       const out = Buffer.allocUnsafe(want);
       const got = await preadFull(fd, out, 0, want, start.position);
       const checkCrc = start.position < seg.uncheckedBelow && this.deps.options().verifyOldSegmentReads;
-      const { end, lastOffset } = this.wholeBatches(seg, out, got, start.position, endOffset, checkCrc);
+      const { end, lastOffset, damagedAt } = this.wholeBatches(seg, out, got, start.position, endOffset, checkCrc || skipDamaged, skipDamaged);
       if (end === 0) {
+        if (damagedAt) {
+          const skipTo = await this.soundAfter(seg, fd, start.position + start.header.totalBytes, limit, start.header.lastOffset);
+          if (skipTo === null) this.markCorrupt(seg, start.position, 'crc-mismatch');
+          else {
+            this.deps.metrics?.damagedSkipped.inc(this.deps.label);
+            this.deps.logger.error({ segment: seg.baseOffset, position: start.position, offsets: [start.header.baseOffset, start.header.lastOffset] }, 'skipped a damaged batch (CRC mismatch) of an internal topic; reading on after it');
+            return { records: EMPTY, nextOffset: skipTo };
+          }
+        }
         if (got < want) this.markCorrupt(seg, start.position, 'short-batch');
         return null;
       }
@@ -310,23 +326,45 @@ export class SegmentSet {
   }
 
   /** The prefix of `out` (read from `position`) made of whole batches below `endOffset` (CRC-checked if asked). */
-  private wholeBatches(seg: Segment, out: Buffer, got: number, position: number, endOffset: number, checkCrc: boolean) {
+  private wholeBatches(seg: Segment, out: Buffer, got: number, position: number, endOffset: number, checkCrc: boolean, skipDamaged = false) {
     const view = viewOf(out);
     let end = 0;
     let lastOffset = -1;
+    let damagedAt = false;
     while (end + RECORDS <= got) {
       const total = view.getInt32(end + 8) + LOG_OVERHEAD;
       if (total < RECORDS || end + total > got) break;
       const batchLastOffset = readInt64(view, end) + view.getInt32(end + 23);
       if (batchLastOffset >= endOffset) break;
       if (checkCrc && crc32cRange(out, end + 21, end + total) !== view.getUint32(end + 17)) {
-        this.markCorrupt(seg, position + end, 'crc-mismatch');
+        // A first batch to skip is the caller's to judge (soundAfter); otherwise the prefix ends here.
+        damagedAt = end === 0 && skipDamaged;
+        if (!damagedAt) this.markCorrupt(seg, position + end, 'crc-mismatch');
         break;
       }
       lastOffset = batchLastOffset;
       end += total;
     }
-    return { end, lastOffset };
+    return { end, lastOffset, damagedAt };
+  }
+
+  /**
+   * Where reading may go on after a damaged batch ending at `position` whose header claims
+   * `lastOffset`: the next batch's base offset when a plausible batch header (magic, length within
+   * the segment, offsets going up) starts exactly there, `lastOffset + 1` at the segment's end,
+   * else null (the damaged length cannot be trusted). The next batch's own CRC is checked when
+   * it is read (and it is skipped in turn if damaged too).
+   */
+  private async soundAfter(seg: Segment, fd: number, position: number, limit: number, lastOffset: number): Promise<number | null> {
+    if (position === limit) return lastOffset + 1;
+    if (position > limit) return null;
+    const head = Buffer.allocUnsafe(RECORDS);
+    if ((await preadFull(fd, head, 0, RECORDS, position)) < RECORDS) return null;
+    const probe = probeBatch(viewOf(head), head, 0, MAX_BATCH_BYTES_ON_DISK, false);
+    if (probe.defect && probe.defect !== 'short-batch') return null;
+    const h = probe.header!;
+    if (position + h.totalBytes > limit || h.baseOffset <= lastOffset) return null;
+    return h.baseOffset;
   }
 
   /**

@@ -1,6 +1,7 @@
 // Purpose: every HTTP route answers correctly over a real socket to a real broker, and every client mistake gets its own 4xx (never a 500): bad JSON, unknown topic, oversize body (refused while streaming), bad query, auth.
 import t from 'tap';
 import { request as httpRequest } from 'node:http';
+import { closeSync } from 'node:fs';
 import { openGateway } from '../unit/ws/harness.js';
 
 async function post(url: string, body: string, contentType = 'application/json', headers: Record<string, string> = {}) {
@@ -129,14 +130,18 @@ t.test('http: a body over httpBodyBytesMax is refused with 413, by content-lengt
   t.equal((await get(`${g.http}/healthz`)).status, 200, 'the gateway keeps serving');
 });
 
-t.test('http: /healthz follows deps.health(); /metrics is Prometheus text with process metrics; /stats is JSON', async (t) => {
+t.test('http: /healthz and /readyz follow deps.health(); /metrics is Prometheus text with process metrics; /stats is JSON', async (t) => {
   const g = await openGateway(t);
   g.setHealthy(false);
   const starting = await get(`${g.http}/healthz`);
-  t.same([starting.status, starting.body], [503, { status: 'starting' }]);
+  t.equal(starting.status, 503, 'not ready: unhealthy');
+  t.match(starting.body, { status: 'unhealthy', problems: ['not ready: starting or stopping'], failedPartitions: [], disk: { belowFloor: false } });
+  t.same([(await get(`${g.http}/readyz`)).status, (await get(`${g.http}/readyz`)).body], [503, { status: 'not ready' }]);
   g.setHealthy(true);
   const ready = await get(`${g.http}/healthz`);
-  t.same([ready.status, ready.body], [200, { status: 'ready' }]);
+  t.equal(ready.status, 200);
+  t.match(ready.body, { status: 'ok', problems: [], failedPartitions: [] });
+  t.same([(await get(`${g.http}/readyz`)).status, (await get(`${g.http}/readyz`)).body], [200, { status: 'ready' }]);
   const metrics = await get(`${g.http}/metrics`);
   t.equal(metrics.status, 200);
   t.match(metrics.type, /text\/plain; version=0\.0\.4/);
@@ -163,6 +168,28 @@ t.test('http: the console is served at / with its scripts', async (t) => {
   t.equal((await get(`${g.http}/console/missing.js`)).status, 404);
   const off = await openGateway(t, { console: false });
   t.equal((await get(`${off.http}/`)).status, 404);
+});
+
+t.test('http: /healthz is 503 naming a failed partition and a listener that went down; /readyz stays 200', async (t) => {
+  const g = await openGateway(t);
+  await g.broker.createTopic('fails', 1);
+  g.setListener('kafka', true);
+  t.equal((await get(`${g.http}/healthz`)).status, 200, 'healthy with its listener up');
+  g.setListener('kafka', false);
+  const down = await get(`${g.http}/healthz`);
+  t.equal(down.status, 503);
+  t.match(down.body, { status: 'unhealthy', problems: ['listener kafka is down'], listeners: { kafka: 'down' } });
+  g.setListener('kafka', true);
+  // Break the partition's active segment descriptor (not a full disk): its log fails for good.
+  const log = g.broker.partitionObject({ topic: 'fails', partition: 0 }).log as unknown as { active: { fd: number } };
+  closeSync(log.active.fd);
+  await t.rejects(g.broker.produce('fails', [{ key: null, value: Buffer.from('x') }], { acks: -1 }), { code: 'KAFKA_STORAGE_ERROR' });
+  log.active.fd = -1; // closed here; keep teardown from closing a reused descriptor number
+  const failed = await get(`${g.http}/healthz`);
+  t.equal(failed.status, 503, 'a failed partition: 503');
+  t.match(failed.body.problems[0], /^partition fails-0: log storage failed: EBADF/);
+  t.same(failed.body.failedPartitions.length, 1);
+  t.equal((await get(`${g.http}/readyz`)).status, 200, '/readyz: still serving');
 });
 
 t.test('http auth: 401 without a token, per-topic 403, healthz stays open', async (t) => {

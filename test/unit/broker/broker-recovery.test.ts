@@ -3,7 +3,8 @@
 import t from 'tap';
 import { readFile, writeFile, readdir, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { eventually } from '../../helpers/index.js';
 import { Broker } from '../../../host/broker/broker.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
 import { silentLogger } from '../../../host/logging.js';
@@ -62,20 +63,26 @@ t.test('recovery: a new topic never adopts a leftover directory of the same name
   t.same(broker.offsets({ topic: 'reuse', partition: 0 }).logEndOffset, 0, 'starts empty');
 });
 
-t.test('lock: a live process holding the data dir stops a second broker; a dead one is taken over', async (t) => {
+t.test('lock: a kernel lock, not a pid: a pid in the file never blocks; a held lock does; close releases it', async (t) => {
   const { broker, dataDir } = await openBroker(t);
   await broker.close();
   await mkdir(dataDir, { recursive: true });
-  // A live pid that is not ours: our parent.
+  // A live pid that is not ours (our parent) left in the file: not a holder (the old pid-file bug).
   await writeFile(join(dataDir, 'broker.lock'), `${process.ppid}\n`);
-  await t.rejects(Broker.open({ dataDir }, deps()), new RegExp(`in use by process ${process.ppid}`));
-  // A pid that has exited.
-  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-  await writeFile(join(dataDir, 'broker.lock'), `${child.stdout.toString()}\n`);
   const { broker: again } = await openBroker(t, { dataDir });
-  t.equal((await readFile(join(dataDir, 'broker.lock'), 'utf8')).trim(), String(process.pid));
+  t.equal((await readFile(join(dataDir, 'broker.lock'), 'utf8')).trim(), String(process.pid), 'the holder writes its pid');
+  // Another process holding the flock (util-linux `flock` on the same file) is a holder.
   await again.close();
-  t.notOk((await readdir(dataDir)).includes('broker.lock'), 'released on close');
+  const holder = spawn('flock', ['-o', '-x', join(dataDir, 'broker.lock'), 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => void holder.kill('SIGKILL'));
+  await eventually(() => spawnSync('flock', ['-xn', join(dataDir, 'broker.lock'), 'true']).status !== 0);
+  await t.rejects(Broker.open({ dataDir }, deps()), /is in use by another broker/);
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  const { broker: third } = await openBroker(t, { dataDir });
+  await third.close();
+  t.equal(spawnSync('flock', ['-xn', join(dataDir, 'broker.lock'), 'true']).status, 0, 'released on close');
+  t.ok((await readdir(dataDir)).includes('broker.lock'), 'the file stays (unlinking a locked file would race)');
 });
 
 t.test('defaults: broker-wide topicDefaults reach topics that did not override the key', async (t) => {

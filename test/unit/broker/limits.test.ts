@@ -32,3 +32,23 @@ t.test('broker options: log limits pass through, checked by key and type', async
   t.throws(() => validateBrokerOptions({ log: { maxDecompressedBytes: 1024 } }), /log\.maxDecompressedBytes.*at least maxMessageBytesMax/);
   t.throws(() => validateBrokerOptions({ log: [] as never }), /invalid broker option log=/);
 });
+
+t.test('options: the disk contract keys are validated at their boundaries', async (t) => {
+  const ok = (o: Record<string, number>) => validateBrokerOptions({ dataDir: '/x', ...o });
+  t.equal(ok({ diskFreeFloorBytes: 0 }).diskFreeFloorBytes, 0, 'a floor of 0 bytes (off) is allowed');
+  t.throws(() => ok({ diskFreeFloorBytes: -1 }), /diskFreeFloorBytes=-1/);
+  t.equal(ok({ diskFreeFloorPercent: 50 }).diskFreeFloorPercent, 50);
+  t.throws(() => ok({ diskFreeFloorPercent: 51 }), /diskFreeFloorPercent=51: an integer from 0 to 50/);
+  t.equal(ok({ diskCheckIntervalMs: 10 }).diskCheckIntervalMs, 10);
+  t.throws(() => ok({ diskCheckIntervalMs: 9 }), /diskCheckIntervalMs=9/);
+  t.equal(ok({ retentionBudgetBytes: -1 }).retentionBudgetBytes, -1, '-1: sized from the disk');
+  t.throws(() => ok({ retentionBudgetBytes: -2 }), /retentionBudgetBytes=-2/);
+  t.throws(() => ok({ retentionBudgetPercent: 0 }), /retentionBudgetPercent=0: an integer from 1 to 100/);
+  t.equal(ok({ retentionBudgetPercent: 100 }).retentionBudgetPercent, 100);
+  t.throws(() => ok({ retentionTopicSharePercent: 101 }), /retentionTopicSharePercent=101/);
+  t.same(
+    [defaultBrokerOptions.diskFreeFloorBytes, defaultBrokerOptions.diskFreeFloorPercent, defaultBrokerOptions.retentionBudgetBytes],
+    [256 * 1024 * 1024, 5, -1],
+    'defaults: keep max(5 %, 256 MiB) free; budget sized from the disk',
+  );
+});

@@ -23,6 +23,8 @@ export interface Gateway {
   wsUrl: string;
   setHealthy(v: boolean): void;
   close(): Promise<void>;
+  /** What the node would report for a listener in /healthz (a listener that stopped listening: up false). */
+  setListener: (name: string, up: boolean) => void;
 }
 
 export async function openGateway(t: Teardown, options: Partial<WsGatewayOptions> = {}, { groups = false, dataDir }: { groups?: boolean; dataDir?: string } = {}): Promise<Gateway> {
@@ -31,8 +33,9 @@ export async function openGateway(t: Teardown, options: Partial<WsGatewayOptions
   const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
   const coordinator = groups ? await GroupCoordinator.open(broker, { initialRebalanceDelayMs: 0 }, { logger: silentLogger, metrics }) : undefined;
   let healthy = true;
+  const doors = new Map<string, boolean>();
   const listener = await startWsGateway(
-    { broker, groups: coordinator, logger: silentLogger, metrics, health: () => healthy },
+    { broker, groups: coordinator, logger: silentLogger, metrics, health: () => healthy, listeners: () => [...doors].map(([name, up]) => ({ name, up })) },
     { ...defaultWsGatewayOptions, host: '127.0.0.1', port: 0, ...options },
   );
   let closed = false;
@@ -52,6 +55,7 @@ export async function openGateway(t: Teardown, options: Partial<WsGatewayOptions
     http: `http://${listener.address}`,
     wsUrl: `ws://${listener.address}/ws`,
     setHealthy: (v) => (healthy = v),
+    setListener: (name, up) => void doors.set(name, up),
     close,
   };
 }
