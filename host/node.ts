@@ -8,6 +8,7 @@ import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './brok
 import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
 import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
 import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
+import { startSchemas, defaultSchemaRegistryOptions, type RunningSchemas, type SchemaRegistryOptions } from './schemas/index.js';
 import { loadConfig, type LoadedConfig } from './config/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { MetricsRegistry } from './metrics/registry.js';
@@ -36,6 +37,7 @@ export function configSections() {
     kafka: omit(defaultKafkaServerOptions, ['host', 'dataDir', 'defaultPartitions']),
     mqtt: omit(defaultMqttGatewayOptions, ['host']),
     http: omit(defaultWsGatewayOptions, ['host']),
+    schemas: omit(defaultSchemaRegistryOptions, ['host']),
   };
 }
 
@@ -49,6 +51,7 @@ export interface RunningNode {
   listeners: Listener[];
   broker: Broker;
   groups: GroupCoordinator;
+  schemas: RunningSchemas;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -67,7 +70,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const listeners: Listener[] = [];
   let ready = false;
   const host = config.top.host;
+  let schemas: RunningSchemas | undefined;
   try {
+    schemas = await startSchemas(broker, { ...config.sections.schemas, host } as unknown as SchemaRegistryOptions, { logger, metrics });
+    if (schemas.listener) listeners.push(schemas.listener);
     listeners.push(
       await startKafkaServer({ broker, groups, logger, metrics }, { ...config.sections.kafka, host, dataDir, defaultPartitions: broker.options.defaultPartitions } as unknown as KafkaServerOptions),
     );
@@ -89,6 +95,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     }
   } catch (err) {
     await Promise.allSettled(listeners.map((l) => l.close()));
+    await schemas?.close();
     await groups.close();
     await broker.close();
     throw err;
@@ -107,11 +114,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ready = false;
       logger.info('stopping: closing listeners');
       await Promise.allSettled(listeners.map((l) => l.close()));
+      await schemas!.close();
       await groups.close();
       await broker.close(); // flush, fsync, clean-shutdown markers
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, logger, stop };
+  return { listeners, broker, groups, schemas: schemas!, logger, stop };
 }
 
 /** Runs a node until SIGTERM/SIGINT; exit code 0 after a clean stop. */

@@ -28,6 +28,7 @@ import {
   type Acks,
   type AppendOptions,
   type AppendResult,
+  type AppendValidator,
   type BrokerApi,
   type OffsetLookup,
   type Isolation,
@@ -89,6 +90,8 @@ export class Broker implements BrokerApi {
   private closing: Promise<void> | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private maintenanceRun: Promise<void> | undefined;
+  /** Ingest validation (host/schemas installs it); consulted only for topics that ask for it. */
+  private validator: AppendValidator | undefined;
 
   private constructor(
     readonly options: BrokerOptions,
@@ -275,7 +278,34 @@ export class Broker implements BrokerApi {
 
   // --- the write path -----------------------------------------------------------------------
 
+  /** Installs the ingest validation hook (one per broker; the schema registry's). */
+  setAppendValidator(validator: AppendValidator | undefined): void {
+    this.validator = validator;
+  }
+
+  /** The topic's config when a client write to it must be validated first, else undefined. */
+  private validationConfig(topic: string, options: AppendOptions): TopicConfig | undefined {
+    if (!this.validator || options?.internal === true) return undefined;
+    const config = this.topics.get(topic)?.config;
+    return config && config['schema.validation'] !== 'off' ? config : undefined;
+  }
+
   async append(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult> {
+    const config = this.validationConfig(tp.topic, options);
+    if (config && batches instanceof Uint8Array) {
+      try {
+        await this.validator!.checkBatches(tp, batches, config);
+      } catch (err) {
+        const e = asBrokerError(err);
+        this.metrics.appendErrors.inc({ code: e.code });
+        throw e;
+      }
+    }
+    return this.appendValidated(tp, batches, options);
+  }
+
+  /** The write path after validation: `append` for clients' batches, `produce` for the broker's own encodes. */
+  private async appendValidated(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult> {
     const started = performance.now();
     try {
       this.assertOpen();
@@ -336,6 +366,8 @@ export class Broker implements BrokerApi {
     // An existing topic costs no await: the appends below reach the log in this same tick.
     if (!this.topics.has(topic)) await this.ensureTopic(topic);
     if (records.length === 0) return [];
+    const validation = this.validationConfig(topic, options);
+    if (validation) await this.validator!.checkRecords(topic, records, validation);
     const state = this.topics.get(topic);
     if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} was deleted`);
     const count = state.partitions.length;
@@ -365,7 +397,7 @@ export class Broker implements BrokerApi {
           indices.map((i) => records[i]),
           { compression: codec },
         );
-        const result = await this.append({ topic, partition: p }, batch, options);
+        const result = await this.appendValidated({ topic, partition: p }, batch, options);
         baseOffsets.set(p, result.baseOffset);
       }),
     );
