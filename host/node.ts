@@ -8,7 +8,7 @@ import { GroupCoordinator, defaultGroupOptions, type GroupOptions } from './brok
 import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
 import { startMqttGateway, defaultMqttGatewayOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
 import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
-import { startSchemas, defaultSchemaRegistryOptions, type RunningSchemas, type SchemaRegistryOptions } from './schemas/index.js';
+import { startSchemas, decodeWireValue, defaultSchemaRegistryOptions, type RunningSchemas, type SchemaRegistryOptions } from './schemas/index.js';
 import { loadConfig, type LoadedConfig } from './config/loader.js';
 import { createLogger, type Logger } from './logging.js';
 import { MetricsRegistry } from './metrics/registry.js';
@@ -56,6 +56,14 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** Dashboards' `decode: confluent`: the wire format's value through the registry. */
+function decoderOf(schemas: RunningSchemas) {
+  return (value: Uint8Array) => {
+    const d = decodeWireValue(schemas.registry, value);
+    return d ? { schemaId: d.id, value: d.value } : undefined;
+  };
+}
+
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const logger = createLogger(config.top.logLevel);
   const metrics = new MetricsRegistry();
@@ -83,7 +91,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     try {
       listeners.push(
         await startWsGateway(
-          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready },
+          { broker, groups, logger: logger.child({ component: 'http' }), metrics, health: () => ready, decodeValue: decoderOf(schemas) },
           { ...config.sections.http, host } as unknown as WsGatewayOptions,
         ),
       );

@@ -287,6 +287,16 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
     const stored = (err?: Error | null) => {
       // a refusal that retrying cannot cure (an invalid or colliding stream topic) is answered,
       // not retried forever; a transient failure closes the connection so the client retransmits
+      if (err instanceof BrokerError && err.code === 'INVALID_RECORD' && err.recordErrors) {
+        // schema validation (host/schemas): MQTT 5 hears 0x99; 3.1.1 has no negative ack, so a
+        // publish that was dead-lettered is acknowledged (and counted), else the connection closes
+        if (err.deadLettered && client && !guards.get(client)?.v5) {
+          metrics.publishRefused.inc({ rule: 'schema-invalid' });
+          rareLog('refused-schema-invalid', { rule: 'schema-invalid', clientId, topic }, `mqtt: PUBLISH refused by schema validation and dead-lettered: ${err.message}`);
+          return done(null);
+        }
+        return refuse(client, packet, { rule: 'schema-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
+      }
       if (err instanceof BrokerError && !err.spec.retriable) {
         return refuse(client, packet, { rule: 'stream-topic-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
       }

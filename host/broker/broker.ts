@@ -294,7 +294,10 @@ export class Broker implements BrokerApi {
     const config = this.validationConfig(tp.topic, options);
     if (config && batches instanceof Uint8Array) {
       try {
-        await this.validator!.checkBatches(tp, batches, config);
+        // Awaited only when the validator needs to (a refusal being dead-lettered): an accepted
+        // batch reaches the log in the same tick, so appends keep their call order.
+        const pending = this.validator!.checkBatches(tp, batches, config);
+        if (pending) await pending;
       } catch (err) {
         const e = asBrokerError(err);
         this.metrics.appendErrors.inc({ code: e.code });
@@ -367,7 +370,10 @@ export class Broker implements BrokerApi {
     if (!this.topics.has(topic)) await this.ensureTopic(topic);
     if (records.length === 0) return [];
     const validation = this.validationConfig(topic, options);
-    if (validation) await this.validator!.checkRecords(topic, records, validation);
+    if (validation) {
+      const pending = this.validator!.checkRecords(topic, records, validation);
+      if (pending) await pending;
+    }
     const state = this.topics.get(topic);
     if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} was deleted`);
     const count = state.partitions.length;
