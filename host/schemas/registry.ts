@@ -267,19 +267,24 @@ export class SchemaRegistry {
 
   /** The request's schema as stored (compact text) and parsed; INVALID_SCHEMA / LIMIT_EXCEEDED. */
   private definition(req: SchemaRequest): { def: SchemaDef; parsed: ParsedSchema } {
+    const def = this.definitionText(req);
+    return { def, parsed: parseSchema(def, this.lookupRef, this.limits()) };
+  }
+
+  /** The request's schema as stored, without compiling it (a lookup compares stored texts only). */
+  private definitionText(req: SchemaRequest): SchemaDef {
     if (req === null || typeof req !== 'object') throw new RegistryError('UNPROCESSABLE', 'the body must be a JSON object with a "schema" string');
     if (req.schema === undefined) throw new RegistryError('UNPROCESSABLE', 'the body has no "schema" field');
     const schemaType = schemaTypeOf(req.schemaType);
     const references = referencesOf(req.references, this.limits());
     const doc = parseDocument(req.schema, this.limits());
-    const def: SchemaDef = { schemaType, schema: canonicalText(doc), references };
-    return { def, parsed: parseSchema(def, this.lookupRef, this.limits()) };
+    return { schemaType, schema: canonicalText(doc), references };
   }
 
   /** Finds a subject's version holding this schema (POST /subjects/{s}). */
   lookup(subject: string, req: SchemaRequest, deleted = false): VersionAnswer {
     const versions = this.versionsOf(subject, deleted);
-    const { def } = this.definition(req);
+    const def = this.definitionText(req);
     if (!versions) throw new RegistryError('SUBJECT_NOT_FOUND', `Subject '${subject}' not found.`);
     const id = this.byIdentity.get(identityOf(def));
     const hit = id === undefined ? undefined : [...versions.values()].filter((v) => v.id === id).sort((a, b) => b.version - a.version)[0];
