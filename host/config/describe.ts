@@ -138,4 +138,10 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     sources: ['gateway/ws/options.ts'],
     block: 'export const defaultWsGatewayOptions',
   },
+  schemas: {
+    title: 'the schema registry and ingest validation',
+    what: 'A Confluent-compatible registry on its own listener (`port: -1` turns the listener off; validation still runs). Per-topic validation is the topic config `schema.validation` / `schema.subject`. See [schemas.md](schemas.md).',
+    sources: ['host/schemas/options.ts'],
+    block: 'export const defaultSchemaRegistryOptions',
+  },
 };

@@ -41,12 +41,12 @@ export const defaultSchemaRegistryOptions: SchemaRegistryOptions = {
   versionsPerSubjectMax: 1_000, // firmware updates are rare; 1000 versions × 10k subjects still bounds what replays at start
   referenceDepthMax: 16, // real reference chains are two or three deep; 16 stops a cycle long before the stack
   referencesMax: 256, // a schema composed of many small ones; bounds resolution work per registration
-  schemaNestingMax: 64, // JSON.parse recursion and avsc's/ajv's recursive walks stay far from the stack limit
+  schemaNestingMax: 64, // JSON.parse recursion and the avsc and ajv recursive walks stay far from the stack limit
   requestBytesMax: 1024 * 1024, // schemaBytesMax escaped inside a JSON envelope, with room for references
-  requestsInFlightMax: 64, // a registry serves producers' cached lookups; 64 concurrent bodies ≤ 64 MiB
+  requestsInFlightMax: 64, // a registry serves the cached lookups of producers; 64 concurrent bodies ≤ 64 MiB
   deadLetterTopic: '{topic}.dlq', // next to its topic in listings; the suffix is legal in Kafka topic names
   recordErrorsMax: 16, // enough to see a pattern; a 10k-record batch does not produce a 10k-line answer
-  replayReadBytes: 1024 * 1024, // one read at start holds at most 1 MiB of `_schemas`
+  replayReadBytes: 1024 * 1024, // one read at start holds at most 1 MiB of the schemas topic
   parsedSchemasCachedMax: 1_000, // a compiled validator costs tens of KiB; a gateway validates a few dozen schemas
 };
 
