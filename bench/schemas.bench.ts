@@ -99,7 +99,7 @@ function nsPer(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / n;
 }
 
-async function perRecordTable(): Promise<Table> {
+export async function perRecordTable(): Promise<Table> {
   const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-schemas-'));
   const deps = { logger: silentLogger, metrics: new MetricsRegistry() };
   const broker = await Broker.open({ dataDir: dir }, deps);
