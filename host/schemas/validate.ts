@@ -196,7 +196,7 @@ export class IngestValidator implements AppendValidator {
     if (mode === 'warn') return;
     const deadLettered = await this.deadLetter(topic, bad);
     const err = new BrokerError('INVALID_RECORD', `record ${bad[0].index} of the batch does not match its schema (${first.rule}): ${first.message}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}`);
-    err.recordErrors = bad.slice(0, reportMax).map((b) => ({ batchIndex: b.index, message: `${b.refusal.rule} at ${b.refusal.path}: ${b.refusal.message}` }));
+    err.recordErrors = bad.slice(0, reportMax).map((b) => ({ batchIndex: b.index, message: `${b.refusal.rule}: ${b.refusal.message}` }));
     err.deadLettered = deadLettered;
     throw err;
   }
