@@ -206,7 +206,7 @@ export class AppendBatcher {
     void this.produce(q.topic, q.partition, records, durable).then(
       () => this.settle(q, callbacks, bytes, null),
       (err: Error) => {
-        if (!this.requeueValid(q, records, callbacks, err)) this.settle(q, callbacks, bytes, err);
+        if (!this.requeueValid(q, records, callbacks, durable, err)) this.settle(q, callbacks, bytes, err);
         else this.settle(q, [], bytes, null);
       },
     );
@@ -217,7 +217,7 @@ export class AppendBatcher {
    * the others were refused with them although they are valid. Those go back to the front of
    * the queue (their bytes stay counted) and only the invalid ones hear the error.
    */
-  private requeueValid(q: Queue, records: RecordInput[], callbacks: AppendCallback[], err: Error): boolean {
+  private requeueValid(q: Queue, records: RecordInput[], callbacks: AppendCallback[], durable: boolean, err: Error): boolean {
     if (!(err instanceof BrokerError) || err.code !== 'INVALID_RECORD' || !err.recordErrors || records.length < 2) return false;
     const bad = new Map(err.recordErrors.map((e) => [e.batchIndex, e.message]));
     if (bad.size === 0 || bad.size === records.length) return false;
@@ -229,6 +229,7 @@ export class AppendBatcher {
     q.sizes.unshift(...sizes);
     const kept = sizes.reduce((a, b) => a + b, 0);
     q.bytes += kept;
+    q.durable ||= durable; // a QoS 1/2 publish among them still waits for its fsync
     this.pendingBytes += kept;
     for (const [i, message] of bad) {
       const e = new BrokerError('INVALID_RECORD', message);
