@@ -398,8 +398,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         else if (!(err instanceof BrokerError && !err.spec.retriable)) logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
       } else if (err) {
         const permanent = err instanceof BrokerError && !err.spec.retriable;
-        if (permanent) metrics.publishRefused.inc({ rule: 'stream-topic-invalid' });
-        rareLog(permanent ? 'refused-stream-topic-invalid' : 'qos0-fail', { rule: permanent ? 'stream-topic-invalid' : undefined, clientId, topic: packet.topic, err: err.message }, `mqtt: QoS 0 PUBLISH ${permanent ? 'refused' : 'not stored'}: ${err.message}`);
+        // schema validation's refusal (dead-lettered) or an invalid stream topic
+        const rule = permanent && err.code === 'INVALID_RECORD' && err.recordErrors ? 'schema-invalid' : 'stream-topic-invalid';
+        if (permanent) metrics.publishRefused.inc({ rule });
+        rareLog(permanent ? `refused-${rule}` : 'qos0-fail', { rule: permanent ? rule : undefined, clientId, topic: packet.topic, err: err.message }, `mqtt: QoS 0 PUBLISH ${permanent ? 'refused' : 'not stored'}: ${err.message}`);
       }
       if (!answered) {
         answered = true;
