@@ -4,6 +4,7 @@
 // hostile schemas answered with errors while the broker stays up, and kill -9 after
 // registrations: every acknowledged id is there, unchanged, after the restart.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 
 type Answer = { status: number; body: any };
@@ -205,6 +206,19 @@ t.test('limits at their boundary, hostile schemas refused, the broker stays up',
   t.equal(selfRef.body.error_code, 42201, 'a reference to itself (not yet registered): 42201');
   const notArray = await sr('POST', '/subjects/d/versions', { schema: named('Q'), references: { name: 'x' } });
   t.equal(notArray.body.error_code, 42201, 'references not an array: 42201');
+  // bounded in memory: a stream of hostile requests (oversized bodies cut off while streaming,
+  // nesting bombs refused before parsing, invalid schemas) leaves the broker's RSS where it was
+  const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))![1]);
+  const before = rssKiB();
+  for (let round = 0; round < 10; round++) {
+    await Promise.all([
+      ...Array.from({ length: 10 }, () => sr('POST', '/subjects/d/versions', { schema: 'y'.repeat(1_000_000) })),
+      ...Array.from({ length: 10 }, () => sr('POST', '/subjects/d/versions', { schema: nest(5_000) })),
+      ...Array.from({ length: 10 }, () => sr('POST', '/subjects/d/versions', { schema: bomb })),
+    ]);
+  }
+  const grownMiB = (rssKiB() - before) / 1024;
+  t.ok(grownMiB < 48, `RSS grew ${grownMiB.toFixed(1)} MiB over 300 hostile requests (bound 48 MiB)`);
   t.equal((await sr('GET', '/subjects')).status, 200, 'the registry still answers');
   t.equal(p.child.exitCode, null, 'the broker is still running');
   await p.stop();
