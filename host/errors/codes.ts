@@ -172,6 +172,8 @@ export const REGISTRY_ERRORS = {
   LIMIT_EXCEEDED: reg(42299, 422),
   /** Request body larger than the registry accepts. */
   BODY_TOO_LARGE: reg(413, 413),
+  /** Ours: requestsInFlightMax reached; retry (sent with Retry-After). */
+  OVERLOADED: reg(503, 503),
   STORE_ERROR: reg(50001, 500),
   OPERATION_TIMEOUT: reg(50002, 500),
 } as const satisfies Record<string, RegistryErrorSpec>;

@@ -8,7 +8,7 @@
 // buffering the rest; at most requestsInFlightMax requests are served at once (503 beyond).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { REGISTRY_ERRORS } from '../errors/index.js';
+import { ERRORS, REGISTRY_ERRORS } from '../errors/index.js';
 import type { Logger } from '../logging.js';
 import type { SchemaRegistry, SchemaRequest } from './registry.js';
 import { RegistryError, SCHEMA_TYPES } from './schema-types.js';
@@ -167,7 +167,7 @@ async function serve(registry: SchemaRegistry, req: IncomingMessage, res: Server
     if (body === undefined) return;
   } else req.resume();
   try {
-    send(res, 200, await route.handler(registry, { method, parts, query: url.searchParams, body }));
+    send(res, ERRORS.NONE.http, await route.handler(registry, { method, parts, query: url.searchParams, body }));
   } catch (err) {
     if (err instanceof RegistryError) return sendError(res, err.code, err.message);
     log.error({ err: (err as Error).message, path: url.pathname }, 'schemas: request failed');
@@ -188,8 +188,8 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger)
   const server: Server = createServer((req, res) => {
     if (inflight >= o.requestsInFlightMax) {
       req.resume();
-      res.writeHead(503, { 'content-type': CONTENT_TYPE, 'retry-after': '1' });
-      res.end(JSON.stringify({ error_code: REGISTRY_ERRORS.OPERATION_TIMEOUT.code, message: `requestsInFlightMax ${o.requestsInFlightMax} reached; retry` }));
+      res.setHeader('retry-after', '1');
+      sendError(res, 'OVERLOADED', `requestsInFlightMax ${o.requestsInFlightMax} reached; retry`);
       return;
     }
     inflight++;

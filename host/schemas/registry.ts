@@ -169,6 +169,11 @@ export class SchemaRegistry {
     return this.options;
   }
 
+  /** Parsed schemas held now (at most parsedSchemasCachedMax). */
+  get parsedCached(): number {
+    return this.parsedCache.size;
+  }
+
   /** A schema's parsed form (cached, bounded). */
   parsed(id: number): ParsedSchema | undefined {
     const hit = this.parsedCache.get(id);
