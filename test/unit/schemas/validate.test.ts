@@ -106,6 +106,22 @@ t.test('a dead-letter topic that cannot be written: refused, not dead-lettered',
   t.equal((await readAll(broker, 'j')).length, 0);
 });
 
+t.test('JSON Schema drafts: draft-07 by default, 2020-12 and 2019-09 by $schema, others refused', async (t) => {
+  const { registry, validator: v } = await setup(t);
+  const tuple = { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'array', prefixItems: [{ type: 'number' }, { type: 'string' }], items: false };
+  await registry.register('tuple-value', { schemaType: 'JSON', schema: JSON.stringify(tuple) });
+  t.equal(v.check('tuple-value', bytes('[1,"a"]')), undefined, '2020-12 prefixItems: a matching tuple passes');
+  t.match(v.check('tuple-value', bytes('["a",1]')), { rule: 'json-schema', path: '/0' }, '2020-12 prefixItems: checked');
+  t.match(v.check('tuple-value', bytes('[1,"a",3]')), { rule: 'json-schema' }, '2020-12 items:false after the prefix');
+  const d7 = { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', dependencies: { a: ['b'] } };
+  await registry.register('d7-value', { schemaType: 'JSON', schema: JSON.stringify(d7) });
+  t.match(v.check('d7-value', bytes('{"a":1}')), { rule: 'json-schema' }, 'draft-07 dependencies: checked');
+  const d19 = { $schema: 'https://json-schema.org/draft/2019-09/schema', type: 'object', dependentRequired: { a: ['b'] } };
+  await registry.register('d19-value', { schemaType: 'JSON', schema: JSON.stringify(d19) });
+  t.match(v.check('d19-value', bytes('{"a":1}')), { rule: 'json-schema' }, '2019-09 dependentRequired: checked');
+  await t.rejects(registry.register('d3-value', { schemaType: 'JSON', schema: JSON.stringify({ $schema: 'http://json-schema.org/draft-03/schema#' }) }), { code: 'INVALID_SCHEMA', message: /unsupported \$schema/ });
+});
+
 t.test('decodeWireValue: Avro and JSON to JSON-ready values', async (t) => {
   const { registry, j, a } = await setup(t);
   t.same(decodeWireValue(registry, wire(a, avro.Type.forSchema(AVRO_SCHEMA as avro.Schema).toBuffer({ n: -3 }))), { id: a, value: { n: -3 } });
