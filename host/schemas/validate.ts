@@ -78,6 +78,9 @@ interface SubjectView {
   generation: number;
   latestId: number | undefined;
   ids: Set<number>;
+  /** The schema this subject's records used last (a device sends one schema): skips the LRU touch per record. */
+  memoId: number;
+  memoParsed: ParsedSchema | undefined;
 }
 
 const SUBJECT_VIEWS_MAX = 4_096; // one per validated subject; past it the map starts over (a view is cheap to rebuild)
@@ -107,7 +110,7 @@ export class IngestValidator implements AppendValidator {
     const latest = this.registry.latest(subject);
     const ids = new Set<number>();
     if (latest) for (const n of this.registry.listVersions(subject)) ids.add(this.registry.getVersion(subject, n).id);
-    v = { generation: g, latestId: latest?.id, ids };
+    v = { generation: g, latestId: latest?.id, ids, memoId: -1, memoParsed: undefined };
     if (this.views.size >= SUBJECT_VIEWS_MAX) this.views.clear();
     this.views.set(subject, v);
     return v;
@@ -129,14 +132,19 @@ export class IngestValidator implements AppendValidator {
     const view = this.view(subject);
     if (view.latestId === undefined) return { rule: 'no-schema', path: '/', message: `no schema registered under subject ${subject}` };
     const id = wireSchemaId(value);
-    let parsed: ParsedSchema | Refusal;
     let body: Uint8Array = value;
     if (id !== undefined) {
       if (!view.ids.has(id)) return { rule: 'schema-id-unknown', path: '/', message: `schema id ${id} is not a version of subject ${subject}` };
-      parsed = this.parsedOrRefusal(id);
       body = value.subarray(WIRE_HEADER_BYTES);
-    } else parsed = this.parsedOrRefusal(view.latestId);
-    if ('rule' in parsed) return parsed;
+    }
+    const want = id ?? view.latestId;
+    let parsed: ParsedSchema | Refusal | undefined = view.memoId === want ? view.memoParsed : undefined;
+    if (!parsed) {
+      parsed = this.parsedOrRefusal(want);
+      if ('rule' in parsed) return parsed;
+      view.memoId = want;
+      view.memoParsed = parsed;
+    }
     if (parsed.schemaType === 'AVRO') {
       if (id === undefined) return { rule: 'wire-format-missing', path: '/', message: `subject ${subject} is Avro: records must carry the Confluent wire format (byte 0, then the 4-byte schema id)` };
       return avroRefusal(parsed.type, body);
