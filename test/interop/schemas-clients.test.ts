@@ -71,6 +71,14 @@ t.test('@kafkajs/confluent-schema-registry and kafkajs through the registry, rea
   t.same(got.map((r) => r.schemaId), [1, 1], 'with their schema id');
   const http = await (await fetch(`http://127.0.0.1:${proc.port('http')}/topics/readings/records?decode=confluent`)).json();
   t.same(http.records.map((r: { value: unknown }) => r.value), sent, 'the HTTP read decodes too');
+  const badDecode = await fetch(`http://127.0.0.1:${proc.port('http')}/topics/readings/records?decode=avro`);
+  t.equal(badDecode.status, 400, 'HTTP decode=avro: 400');
+  t.match((await badDecode.json()).error.message, /decode: must be "confluent" or "none"/);
+  const badSub = await dash.request({ type: 'subscribe', topic: 'levels', decode: 'avro' });
+  t.equal(badSub.type, 'error', 'WebSocket decode: "avro" refused');
+  t.match(badSub.message, /decode: must be "confluent"/);
+  const raw = await (await fetch(`http://127.0.0.1:${proc.port('http')}/topics/readings/records`)).json();
+  t.equal(Buffer.from(raw.records[0].value, 'utf8')[0], 0, 'without decode the stored bytes come as they are');
 
   // a record carrying an id that is not the subject's: INVALID_RECORD, dead-lettered
   const wrongId = await registry.encode(j.id, { level: 1 });
