@@ -34,7 +34,7 @@ export interface SchemaRegistryOptions {
 }
 
 export const defaultSchemaRegistryOptions: SchemaRegistryOptions = {
-  host: '127.0.0.1', // loopback until security lands: the registry has no authentication yet
+  host: '127.0.0.1', // used when run alone (tests, bench); a node binds its top-level host, like every listener
   port: 8081, // Confluent Schema Registry's well-known port, so clients work unconfigured
   schemaBytesMax: 256 * 1024, // a 10-field sensor schema is ~1 KiB; 256 KiB holds large enterprise Avro schemas and bounds parse memory
   subjectsMax: 10_000, // two subjects per topic (key, value) for thousands of topics, and a bound on memory
