@@ -202,7 +202,7 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
       if (PROFILE === 'cpu') nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${file}.cpuprofile`);
       else nodeArgs.push('--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`, `--heap-prof-name=${file}.heapprofile`);
     }
-    const args = [...nodeArgs, mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0'];
+    const args = [...nodeArgs, mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0'];
     const extra = process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV ? (Object.fromEntries(process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV.split(',').map((kv) => kv.split('='))) as Record<string, string>) : {};
     return spawnAndWait(name, process.execPath, args, port, { TRIBUTARY_LOG_LEVEL: 'warn', ...extra }, nodeArgs.length > 0);
   }

@@ -130,7 +130,7 @@ interface BrokerProc {
 
 async function startBrokerProcess(dataDir: string): Promise<BrokerProc> {
   const mainJs = fileURLToPath(new URL('../host/main.js', import.meta.url));
-  const child = spawn(process.execPath, [mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0'], {
+  const child = spawn(process.execPath, [mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0'], {
     // The broker refuses unknown TRIBUTARY_* variables: pass none of ours (bench knobs) to it.
     env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRIBUTARY_'))), TRIBUTARY_LOG_LEVEL: 'info' }, // the ready line is an info line
     stdio: ['ignore', 'pipe', 'inherit'],

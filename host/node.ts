@@ -17,6 +17,7 @@ import { mqttSchema } from '../gateway/mqtt/options.js';
 import { Router } from '../gateway/mqtt/routes.js';
 import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
 import { validateWsGatewayOptions, wsSchema } from '../gateway/ws/options.js';
+import { startSchemas, decodeWireValue, defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOptions, type RunningSchemas, type SchemaRegistryOptions } from './schemas/index.js';
 import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
 import { integer, section } from './config/schema.js';
@@ -61,6 +62,7 @@ export function configSections() {
     kafka: { ...omit(defaultKafkaServerOptions, ['dataDir', 'defaultPartitions']), host: listenerConfigDefaults.host },
     mqtt: { ...defaultMqttGatewayOptions, host: listenerConfigDefaults.host },
     http: { ...defaultWsGatewayOptions, host: listenerConfigDefaults.host },
+    schemas: { ...defaultSchemaRegistryOptions, host: listenerConfigDefaults.host },
     node: { ...defaultNodeOptions },
   };
 }
@@ -73,6 +75,7 @@ export function configSchemas(): Schemas {
     kafka: kafkaSchema,
     mqtt: mqttSchema,
     http: wsSchema,
+    schemas: schemasSchema,
     node: section({ memoryBudgetBytes: integer(16 * MiB) }),
   };
 }
@@ -91,6 +94,8 @@ export interface PreparedNode {
   kafka: KafkaServerOptions | null;
   mqtt: MqttGatewayOptions;
   http: WsGatewayOptions | null;
+  /** The registry's listener may be off (port -1): ingest validation runs either way. */
+  schemas: SchemaRegistryOptions;
   budget: Budget;
 }
 
@@ -129,7 +134,7 @@ function checkRoutes(config: NodeConfig, o: MqttGatewayOptions): void {
 
 /** Refuses a `tls` block (declared for the security issue, not implemented yet). */
 function checkTls(config: NodeConfig): void {
-  for (const name of ['kafka', 'mqtt', 'http'] as const) {
+  for (const name of ['kafka', 'mqtt', 'http', 'schemas'] as const) {
     const tls = config.sections[name].tls;
     const why = tlsRefusal(tls);
     if (why) throw new ConfigError(`${name}.tls`, tls, sourceOf(config, `${name}.tls`), why);
@@ -147,6 +152,7 @@ async function checkBinds(config: NodeConfig): Promise<void> {
     ['mqtt.port', s.mqtt.host, s.mqtt.port],
     ['mqtt.wsPort', s.mqtt.host, s.mqtt.wsPort],
     ['http.port', s.http.host, s.http.port],
+    ['schemas.port', s.schemas.host, s.schemas.port],
   ];
   const hostsSeen = new Set<string>();
   for (const [portKey, host, port] of ports) {
@@ -168,7 +174,7 @@ function limitValues(p: Omit<PreparedNode, 'budget'>, config: NodeConfig): Recor
     'broker.log.indexCacheBytes': p.broker.log.indexCacheBytes ?? defaultLogOptions.indexCacheBytes,
     '(http.sendBufferPauseBytes + http.frameBytesMax)': s.http.sendBufferPauseBytes + s.http.frameBytesMax,
   };
-  for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http'] as const) {
+  for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http', 'schemas'] as const) {
     for (const [k, v] of Object.entries(s[name])) if (typeof v === 'number') values[`${name}.${k}`] = v;
   }
   return values;
@@ -191,7 +197,8 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   checkRoutes(config, mqtt);
   const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
   if (http) owned(config, 'http', () => validateWsGatewayOptions(http));
-  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http }, config);
+  const schemas = owned(config, 'schemas', () => validateSchemaRegistryOptions({ ...s.schemas, host: hostOf(s.schemas.host) }));
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
   const budget = memoryBudget(values);
@@ -199,13 +206,14 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   // Then what needs the machine: the data dir is created if missing, each bind address probed.
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkBinds(config);
-  return { dataDir, broker, groups, kafka, mqtt, http, budget };
+  return { dataDir, broker, groups, kafka, mqtt, http, schemas, budget };
 }
 
 export interface RunningNode {
   listeners: Listener[];
   broker: Broker;
   groups: GroupCoordinator;
+  schemas: RunningSchemas;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -218,10 +226,22 @@ function logBudget(logger: Logger, budget: Budget, limitBytes: number): void {
   );
 }
 
-/** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket). */
-async function openListeners(p: PreparedNode, deps: { broker: Broker; groups: GroupCoordinator; logger: Logger; metrics: MetricsRegistry }, health: () => boolean): Promise<Listener[]> {
-  const { broker, groups, logger, metrics } = deps;
-  const listeners: Listener[] = [];
+/** Dashboards' `decode: confluent`: the wire format's value through the registry. */
+function decoderOf(schemas: RunningSchemas) {
+  return (value: Uint8Array) => {
+    const d = decodeWireValue(schemas.registry, value);
+    return d ? { schemaId: d.id, value: d.value } : undefined;
+  };
+}
+
+/** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
+async function openListeners(
+  p: PreparedNode,
+  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry },
+  health: () => boolean,
+): Promise<Listener[]> {
+  const { broker, groups, schemas, logger, metrics } = deps;
+  const listeners: Listener[] = schemas.listener ? [schemas.listener] : [];
   try {
     if (p.kafka) {
       const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
@@ -230,7 +250,7 @@ async function openListeners(p: PreparedNode, deps: { broker: Broker; groups: Gr
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
     if (p.http) {
       try {
-        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -269,9 +289,13 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   let ready = false;
   let listeners: Listener[];
+  let schemas: RunningSchemas | undefined;
   try {
-    listeners = await openListeners(prepared, { broker, groups, logger, metrics }, () => ready);
+    // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
+    schemas = await startSchemas(broker, prepared.schemas, { logger, metrics });
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready);
   } catch (err) {
+    await schemas?.close();
     await groups.close();
     await broker.close();
     throw err;
@@ -290,11 +314,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ready = false;
       logger.info('stopping: closing listeners');
       await Promise.allSettled(listeners.map((l) => l.close()));
+      await schemas.close();
       await groups.close();
       await broker.close(); // flush, fsync, clean-shutdown markers
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, logger, stop };
+  return { listeners, broker, groups, schemas, logger, stop };
 }
 
 /**

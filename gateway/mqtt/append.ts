@@ -13,6 +13,14 @@
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { isInternalTopic } from '../../host/broker/topic-name.js';
 import type { Logger } from '../../host/logging.js';
+import { BrokerError } from '../../host/errors/index.js';
+
+/** What a resubmitted record is counted as (payload, key and headers). */
+function approxBytes(r: RecordInput): number {
+  let n = (r.value?.length ?? 0) + (r.key?.length ?? 0) + 64;
+  for (const h of r.headers ?? []) n += h.key.length + (h.value?.length ?? 0);
+  return n;
+}
 
 export type AppendCallback = (err: Error | null) => void;
 
@@ -197,8 +205,39 @@ export class AppendBatcher {
     this.batches++;
     void this.produce(q.topic, q.partition, records, durable).then(
       () => this.settle(q, callbacks, bytes, null),
-      (err: Error) => this.settle(q, callbacks, bytes, err),
+      (err: Error) => {
+        if (!this.requeueValid(q, records, callbacks, durable, err)) this.settle(q, callbacks, bytes, err);
+        else this.settle(q, [], bytes, null);
+      },
     );
+  }
+
+  /**
+   * Schema validation refused some records of a batch (host/schemas): a batch is atomic, so
+   * the others were refused with them although they are valid. Those go back to the front of
+   * the queue (their bytes stay counted) and only the invalid ones hear the error.
+   */
+  private requeueValid(q: Queue, records: RecordInput[], callbacks: AppendCallback[], durable: boolean, err: Error): boolean {
+    if (!(err instanceof BrokerError) || err.code !== 'INVALID_RECORD' || !err.recordErrors || records.length < 2) return false;
+    const bad = new Map(err.recordErrors.map((e) => [e.batchIndex, e.message]));
+    if (bad.size === 0 || bad.size === records.length) return false;
+    const keep: number[] = [];
+    for (let i = 0; i < records.length; i++) if (!bad.has(i)) keep.push(i);
+    const sizes = keep.map((i) => approxBytes(records[i]));
+    q.records.unshift(...keep.map((i) => records[i]));
+    q.callbacks.unshift(...keep.map((i) => callbacks[i]));
+    q.sizes.unshift(...sizes);
+    const kept = sizes.reduce((a, b) => a + b, 0);
+    q.bytes += kept;
+    q.durable ||= durable; // a QoS 1/2 publish among them still waits for its fsync
+    this.pendingBytes += kept;
+    for (const [i, message] of bad) {
+      const e = new BrokerError('INVALID_RECORD', message);
+      e.recordErrors = [{ batchIndex: 0, message }];
+      e.deadLettered = err.deadLettered;
+      callbacks[i](e);
+    }
+    return true;
   }
 
   private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<void> {
@@ -209,7 +248,8 @@ export class AppendBatcher {
     }
     // Routes never target internal topics (routes.ts refuses `__*`), so only this gateway's
     // own persistence reaches here with one.
-    const internal = isInternalTopic(topic);
+    // `__*` only: `_schemas` is the registry's, never a gateway's (the broker refuses a route to it)
+    const internal = isInternalTopic(topic) && topic.startsWith('__');
     const produced = this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal });
     if (internal) {
       await produced; // never tailed

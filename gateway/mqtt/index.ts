@@ -286,6 +286,16 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
       // not retried forever; a transient failure closes the connection so the client retransmits.
       // A full disk is answered too (MQTT 5: PUBACK/PUBREC 0x97 Quota exceeded): closing would
       // only make every device reconnect and resend in a loop until space returns.
+      if (err instanceof BrokerError && err.code === 'INVALID_RECORD' && err.recordErrors) {
+        // schema validation (host/schemas): MQTT 5 hears 0x99; 3.1.1 has no negative ack, so a
+        // publish that was dead-lettered is acknowledged (and counted), else the connection closes
+        if (err.deadLettered && client && !guards.get(client)?.v5) {
+          metrics.publishRefused.inc({ rule: 'schema-invalid' });
+          rareLog('refused-schema-invalid', { rule: 'schema-invalid', clientId, topic }, `mqtt: PUBLISH refused by schema validation and dead-lettered: ${err.message}`);
+          return done(null);
+        }
+        return refuse(client, packet, { rule: 'schema-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
+      }
       if (err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL')) {
         const rule = err.code === 'STORAGE_FULL' ? 'disk-full' : 'stream-topic-invalid';
         return refuse(client, packet, { rule, message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
@@ -388,8 +398,10 @@ export async function openMqttGateway(deps: MqttGatewayDeps, options: Partial<Mq
         else if (!(err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL'))) logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
       } else if (err) {
         const permanent = err instanceof BrokerError && !err.spec.retriable;
-        if (permanent) metrics.publishRefused.inc({ rule: 'stream-topic-invalid' });
-        rareLog(permanent ? 'refused-stream-topic-invalid' : 'qos0-fail', { rule: permanent ? 'stream-topic-invalid' : undefined, clientId, topic: packet.topic, err: err.message }, `mqtt: QoS 0 PUBLISH ${permanent ? 'refused' : 'not stored'}: ${err.message}`);
+        // schema validation's refusal (dead-lettered) or an invalid stream topic
+        const rule = permanent && err.code === 'INVALID_RECORD' && err.recordErrors ? 'schema-invalid' : 'stream-topic-invalid';
+        if (permanent) metrics.publishRefused.inc({ rule });
+        rareLog(permanent ? `refused-${rule}` : 'qos0-fail', { rule: permanent ? rule : undefined, clientId, topic: packet.topic, err: err.message }, `mqtt: QoS 0 PUBLISH ${permanent ? 'refused' : 'not stored'}: ${err.message}`);
       }
       if (!answered) {
         answered = true;

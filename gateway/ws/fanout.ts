@@ -28,7 +28,7 @@ import type { BrokerApi, TopicPartition } from '../../host/broker/api.js';
 import { asBrokerError, BrokerError } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
-import { approxRecordBytes, encodeFrame, encodeRecords, errorFrame, type Encoding, type OutRecord, type RequestId, type TextEncodingName } from './protocol.js';
+import { approxRecordBytes, encodeFrame, encodeRecords, errorFrame, type Encoding, type OutRecord, type RequestId, type TextEncodingName, type ValueDecoder } from './protocol.js';
 import type { KeyMatcher } from './filter.js';
 import { PartitionCursor, type RetryPolicy } from '../../host/broker/cursor.js';
 import { SendStatus } from './uws-loader.js';
@@ -79,7 +79,9 @@ export class Subscription {
   readonly parts = new Map<number, PartCursor>();
   closed = false;
   /** Frames are shared among cursors with the same key. */
-  readonly shareKey: string;
+  shareKey: string;
+  /** Set for `decode: confluent` subscriptions (values decoded through the schema registry). */
+  decode: ValueDecoder | undefined;
   constructor(
     readonly peer: Peer,
     readonly requestId: RequestId,
@@ -118,7 +120,7 @@ function buildFrames(sub: Subscription, tp: TopicPartition, records: OutRecord[]
 function encodeSlice(sub: Subscription, tp: TopicPartition, recs: OutRecord[], from: number, to: number) {
   const slice = recs.slice(from, to);
   return {
-    frame: encodeRecords(sub.peer.encoding, sub.textEncoding, tp.topic, tp.partition, slice),
+    frame: encodeRecords(sub.peer.encoding, sub.textEncoding, tp.topic, tp.partition, slice, sub.decode),
     firstOffset: slice[0].offset,
     nextOffset: slice[slice.length - 1].offset + 1,
     count: slice.length,

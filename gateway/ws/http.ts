@@ -4,7 +4,7 @@
 //   POST /topics, DELETE /topics/{topic}   create / delete a topic (admin tokens)
 //   GET  /topics                   topics with partition count and record totals
 //   GET  /topics/{topic}           partitions with offsets, config
-//   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding
+//   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding&decode=confluent
 //   GET  /groups, /groups/{id}     consumer groups and their lag (when groups are available)
 //   GET  /healthz                  200 healthy; 503 naming what is not (failed partition, disk below its floor, listener down)
 //   GET  /readyz                   200 once every listener is up and every log recovered, else 503 (starting, stopping)
@@ -27,7 +27,7 @@ import type { MetricsRegistry } from '../../host/metrics/registry.js';
 import type { Access, Authenticator } from './auth.js';
 import type { GroupSessions } from './group-session.js';
 import type { WsGatewayOptions } from './options.js';
-import { parseRecordFields, type OutRecord, type TextEncodingName } from './protocol.js';
+import { decodeField, decodedRecordJson, parseRecordFields, type OutRecord, type TextEncodingName, type ValueDecoder } from './protocol.js';
 import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Uws, UwsTypes } from './uws-loader.js';
 
@@ -49,6 +49,7 @@ export interface HttpDeps {
   listeners?: () => Array<{ name: string; up: boolean }>;
   auth: Authenticator;
   stats: () => GatewayStats;
+  decodeValue?: ValueDecoder;
 }
 
 type Res = UwsTypes.HttpResponse;
@@ -140,6 +141,18 @@ function encodingQuery(raw: string): TextEncodingName {
   if (raw === '' || raw === 'utf8') return 'utf8';
   if (raw === 'base64') return 'base64';
   throw new BrokerError('INVALID_REQUEST', `encoding: must be "utf8" or "base64", got "${raw}"`);
+}
+
+/** `?decode=confluent`: values decoded through the schema registry (docs/schemas.md). */
+function decodeQuery(raw: string, decoder: ValueDecoder | undefined): ValueDecoder | undefined {
+  let asked;
+  try {
+    asked = decodeField(raw === '' ? undefined : raw, 'decode');
+  } catch (err) {
+    throw new BrokerError('INVALID_REQUEST', (err as Error).message);
+  }
+  if (asked && !decoder) throw new BrokerError('INVALID_REQUEST', 'decode: no schema registry on this broker');
+  return asked ? decoder : undefined;
 }
 
 function text(bytes: Uint8Array | null, enc: TextEncodingName): string | null {
@@ -309,6 +322,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     const offsetQ = req.getQuery('offset') ?? '';
     const limitQ = req.getQuery('limit') ?? '';
     const enc = encodingQuery(req.getQuery('encoding') ?? '');
+    const decode = decodeQuery(req.getQuery('decode') ?? '', deps.decodeValue);
     if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
     const info = broker.describeTopic(topic);
     if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
@@ -338,7 +352,7 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
       }
       next = out.length >= limit ? out[out.length - 1].offset + 1 : Math.max(nextOffset, next + 1);
     }
-    reply.json(200, { topic, partition, records: out.map((r) => recordJson(r, enc)), nextOffset: next, highWatermark: broker.offsets(tp).highWatermark });
+    reply.json(200, { topic, partition, records: out.map((r) => (decode ? decodedRecordJson(r, enc, decode) : recordJson(r, enc))), nextOffset: next, highWatermark: broker.offsets(tp).highWatermark });
   });
 
   route('post', '/topics/:topic/records', 'produce', (res, req, reply) => {

@@ -35,6 +35,7 @@ import {
   type Encoding,
   type ProduceRequest,
   type SubscribeRequest,
+  type ValueDecoder,
 } from './protocol.js';
 import { loadUws, sendStatus, SendStatus, type UwsTypes } from './uws-loader.js';
 
@@ -53,6 +54,8 @@ export interface WsGatewayDeps {
   health: () => boolean;
   /** The node's listeners and whether each still listens (GET /healthz); absent: not checked. */
   listeners?: () => Array<{ name: string; up: boolean }>;
+  /** The schema registry's decoder for `decode: confluent` readers (absent: such a request is refused). */
+  decodeValue?: ValueDecoder;
 }
 
 /**
@@ -296,7 +299,12 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
     if (req.group !== undefined && !groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'group: consumer groups are not available on this broker');
 
     // Reserve the slot before any await so two concurrent subscribes cannot both pass the checks.
+    if (req.decode && !deps.decodeValue) throw new BrokerError('INVALID_REQUEST', 'decode: no schema registry on this broker');
     const sub = new Subscription(peer, req.id, req.topic, req.encoding, req.filter, matcher, req.group);
+    if (req.decode) {
+      sub.decode = deps.decodeValue;
+      sub.shareKey += '|confluent';
+    }
     peer.subs.set(req.topic, sub);
     try {
       if (req.group !== undefined) {

@@ -37,6 +37,30 @@ export interface SubscribeRequest {
   group?: string;
   filter?: string;
   encoding: TextEncodingName;
+  /** `confluent`: values in Confluent's wire format (byte 0 + schema id) are sent decoded, as JSON (docs/schemas.md). */
+  decode?: 'confluent';
+}
+
+/** Turns a stored value into JSON through the schema registry; undefined when it is not in the wire format or its id is unknown. */
+export type ValueDecoder = (value: Uint8Array) => { schemaId: number; value: unknown } | undefined;
+
+export function decodeField(v: unknown, field: string): 'confluent' | undefined {
+  if (v === undefined || v === null || v === 'none') return undefined;
+  if (v === 'confluent') return 'confluent';
+  throw bad(`${field}: must be "confluent" or "none"`);
+}
+
+/** A record for a `decode: confluent` reader: the value decoded (and its schema id), else as text with the reason. */
+export function decodedRecordJson(r: OutRecord, enc: TextEncodingName, decode: ValueDecoder): Record<string, unknown> {
+  const base = { offset: r.offset, timestamp: r.timestampMs, key: text(r.key, enc), headers: r.headers.map((h) => [h.key, text(h.value, enc)]) };
+  if (r.value === null) return { ...base, value: null };
+  try {
+    const d = decode(r.value);
+    if (d) return { ...base, value: d.value, schemaId: d.schemaId };
+    return { ...base, value: text(r.value, enc), decodeError: 'not in the Confluent wire format, or its schema id is unknown' };
+  } catch (err) {
+    return { ...base, value: text(r.value, enc), decodeError: (err as Error).message };
+  }
 }
 
 export interface UnsubscribeRequest {
@@ -307,7 +331,7 @@ export function parseRequest(frame: unknown, valueDepthMax = VALUE_DEPTH_MAX_DEF
       const filter = frame.filter;
       if (filter !== undefined && typeof filter !== 'string') throw bad('filter: must be a string');
       if (group !== undefined && partitions !== 'all') throw bad('partitions: a group subscription is assigned its partitions by the group; omit partitions');
-      return { type: 'subscribe', id, topic: topicField(frame), partitions, start: startField(frame), group: group as string | undefined, filter: filter as string | undefined, encoding: textEncodingField(frame.encoding, 'encoding') };
+      return { type: 'subscribe', id, topic: topicField(frame), partitions, start: startField(frame), group: group as string | undefined, filter: filter as string | undefined, encoding: textEncodingField(frame.encoding, 'encoding'), decode: decodeField(frame.decode, 'decode') };
     }
     case 'unsubscribe':
       return { type: 'unsubscribe', id, topic: topicField(frame) };
@@ -359,7 +383,11 @@ export function encodeFrame(encoding: Encoding, frame: Record<string, unknown>):
 }
 
 /** The shared `records` frame: encoded once per (encoding, text encoding) and sent to every socket at that position. */
-export function encodeRecords(encoding: Encoding, enc: TextEncodingName, topic: string, partition: number, records: OutRecord[]): string | Uint8Array {
+export function encodeRecords(encoding: Encoding, enc: TextEncodingName, topic: string, partition: number, records: OutRecord[], decode?: ValueDecoder): string | Uint8Array {
+  if (decode) {
+    const frame = { type: 'records', topic, partition, records: records.map((r) => decodedRecordJson(r, enc, decode)) };
+    return encoding === 'json' ? JSON.stringify(frame) : cbor.encode(frame);
+  }
   if (encoding === 'json') {
     return JSON.stringify({
       type: 'records',

@@ -36,6 +36,8 @@ export interface TopicConfig {
   'message.timestamp.type': 'CreateTime' | 'LogAppendTime';
   flush: FlushPolicy;
   'flush.interval.ms': number; // with flush=interval
+  'schema.validation': 'off' | 'warn' | 'reject'; // ingest validation against the schema registry
+  'schema.subject': string; // '' = TopicNameStrategy: `<topic>-value`
 }
 
 export interface TopicInfo {
@@ -109,6 +111,18 @@ export interface AppendOptions {
    * client cannot forge committed offsets or sessions.
    */
   internal?: boolean;
+}
+
+/**
+ * The hook ingest validation installs (host/schemas): called once per client write, at the
+ * broker's one write path, for topics whose `schema.validation` is not `off`. It throws
+ * BrokerError INVALID_RECORD (with `recordErrors`) to refuse; it returns to accept.
+ */
+export interface AppendValidator {
+  /** Client-encoded batches (the Kafka door). */
+  checkBatches(tp: TopicPartition, batches: Uint8Array, config: TopicConfig): void | Promise<void>;
+  /** Records the broker is about to encode (MQTT, WebSocket, HTTP through `produce`); indices are the call's. */
+  checkRecords(topic: string, records: RecordInput[], config: TopicConfig): void | Promise<void>;
 }
 
 export interface AppendResult {

@@ -36,6 +36,7 @@ import {
   type AppendOptions,
   type AppendResult,
   type AdminOptions,
+  type AppendValidator,
   type BrokerApi,
   type CreatedTopic,
   type TopicConfigChanges,
@@ -105,6 +106,8 @@ export class Broker implements BrokerApi {
   private readonly disk: DiskGuard;
   /** Set once every partition at start is open: a partition opened after that is a new one. */
   private opened = false;
+  /** Ingest validation (host/schemas installs it); consulted only for topics that ask for it. */
+  private validator: AppendValidator | undefined;
 
   private constructor(
     readonly options: BrokerOptions,
@@ -294,7 +297,37 @@ export class Broker implements BrokerApi {
 
   // --- the write path -----------------------------------------------------------------------
 
+  /** Installs the ingest validation hook (one per broker; the schema registry's). */
+  setAppendValidator(validator: AppendValidator | undefined): void {
+    this.validator = validator;
+  }
+
+  /** The topic's config when a client write to it must be validated first, else undefined. */
+  private validationConfig(topic: string, options: AppendOptions): TopicConfig | undefined {
+    if (!this.validator || options?.internal === true) return undefined;
+    const config = this.topics.get(topic)?.config;
+    return config && config['schema.validation'] !== 'off' ? config : undefined;
+  }
+
   async append(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult> {
+    const config = this.validationConfig(tp.topic, options);
+    if (config && batches instanceof Uint8Array) {
+      try {
+        // Awaited only when the validator needs to (a refusal being dead-lettered): an accepted
+        // batch reaches the log in the same tick, so appends keep their call order.
+        const pending = this.validator!.checkBatches(tp, batches, config);
+        if (pending) await pending;
+      } catch (err) {
+        const e = asBrokerError(err);
+        this.metrics.appendErrors.inc({ code: e.code });
+        throw e;
+      }
+    }
+    return this.appendValidated(tp, batches, options);
+  }
+
+  /** The write path after validation: `append` for clients' batches, `produce` for the broker's own encodes. */
+  private async appendValidated(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult> {
     const started = performance.now();
     try {
       this.assertOpen();
@@ -359,6 +392,11 @@ export class Broker implements BrokerApi {
     // An existing topic costs no await: the appends below reach the log in this same tick.
     if (!this.topics.has(topic)) await this.ensureTopic(topic);
     if (records.length === 0) return [];
+    const validation = this.validationConfig(topic, options);
+    if (validation) {
+      const pending = this.validator!.checkRecords(topic, records, validation);
+      if (pending) await pending;
+    }
     const state = this.topics.get(topic);
     if (!state) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} was deleted`);
     const count = state.partitions.length;
@@ -388,7 +426,7 @@ export class Broker implements BrokerApi {
           indices.map((i) => records[i]),
           { compression: codec },
         );
-        const result = await this.append({ topic, partition: p }, batch, options);
+        const result = await this.appendValidated({ topic, partition: p }, batch, options);
         baseOffsets.set(p, result.baseOffset);
       }),
     );

@@ -46,6 +46,10 @@ export const defaultTopicConfig: TopicConfig = {
   flush: 'always',
   // With flush=interval: at most one second of acknowledged records at risk.
   'flush.interval.ms': 1000,
+  // Off: validation costs CPU per record; a topic opts in once its schema is registered.
+  'schema.validation': 'off',
+  // Empty = Confluent's TopicNameStrategy (`<topic>-value`), what serializers register under.
+  'schema.subject': '',
 };
 
 interface IntSpec {
@@ -55,12 +59,17 @@ interface IntSpec {
   /** One line for docs and error messages. */
   doc: string;
 }
+interface StringSpec {
+  kind: 'string';
+  lengthMax: number;
+  doc: string;
+}
 interface EnumSpec {
   kind: 'enum';
   values: readonly string[];
   doc: string;
 }
-export type ConfigKeySpec = IntSpec | EnumSpec;
+export type ConfigKeySpec = IntSpec | EnumSpec | StringSpec;
 
 const SAFE_MAX = Number.MAX_SAFE_INTEGER;
 
@@ -87,6 +96,8 @@ export const topicConfigSpecs: Record<keyof TopicConfig, ConfigKeySpec> = {
   'message.timestamp.type': { kind: 'enum', values: ['CreateTime', 'LogAppendTime'], doc: "the producer's timestamp or the broker's append time" },
   flush: { kind: 'enum', values: ['always', 'interval', 'never'], doc: 'when an acknowledged append is fsynced: before the ack, every flush.interval.ms, or never' },
   'flush.interval.ms': { kind: 'int', min: 1, max: INT32_MAX, doc: 'with flush=interval: the longest time between fsyncs' },
+  'schema.validation': { kind: 'enum', values: ['off', 'warn', 'reject'], doc: 'check record values against the registry: no, count and log, or refuse and dead-letter' },
+  'schema.subject': { kind: 'string', lengthMax: 1024, doc: "the registry subject records are checked against; '' = <topic>-value" },
 };
 
 export const topicConfigKeys = Object.keys(topicConfigSpecs) as Array<keyof TopicConfig>;
@@ -131,6 +142,11 @@ export function parseTopicConfigValue<K extends keyof TopicConfig>(key: K, value
     else throw invalid(key, value, allowed);
     if (!Number.isSafeInteger(n) || n < spec.min || n > max) throw invalid(key, value, allowed);
     return n as TopicConfig[K];
+  }
+  if (spec.kind === 'string') {
+    const allowed = `a string of at most ${spec.lengthMax} characters without control characters (${spec.doc})`;
+    if (typeof value !== 'string' || value.length > spec.lengthMax || /[\u0000-\u001f]/.test(value)) throw invalid(key, value, allowed);
+    return value as TopicConfig[K];
   }
   const allowed = `one of ${spec.values.map((v) => `"${v}"`).join(', ')} (${spec.doc})`;
   if (typeof value !== 'string') throw invalid(key, value, allowed);

@@ -8,9 +8,12 @@ export const TOPIC_NAME_LENGTH_MAX = 249;
 
 const LEGAL = /^[a-zA-Z0-9._-]+$/;
 
-/** Topics whose names start with "__" belong to the broker (consumer offsets, transactions). */
+/** The schema registry's store: Confluent's name (one underscore), the broker's like the `__` topics. */
+const SCHEMAS_TOPIC = '_schemas';
+
+/** Topics whose names start with "__" belong to the broker (consumer offsets, transactions), and `_schemas` (the registry). */
 export function isInternalTopic(name: string): boolean {
-  return name.startsWith('__');
+  return name.startsWith('__') || name === SCHEMAS_TOPIC;
 }
 
 /** Why `name` is not a legal topic name, or undefined when it is. */

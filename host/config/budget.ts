@@ -25,6 +25,8 @@ export interface BudgetTerm {
 
 /** Bytes a committed offset costs in memory (groups/options.ts: "~200 bytes"). */
 const COMMITTED_OFFSET_BYTES = 200;
+/** Bytes one parsed schema (compiled ajv validator or avsc type) may cost: ~15 KiB measured for 10 fields, doubled. */
+const PARSED_SCHEMA_BYTES = 32 * 1024;
 
 export const BUDGET_TERMS: readonly BudgetTerm[] = [
   { of: ['broker.maxPendingAppendBytes'] },
@@ -36,6 +38,8 @@ export const BUDGET_TERMS: readonly BudgetTerm[] = [
   { of: ['mqtt.sharedMembersMax', 'mqtt.sharedReadBytesMax'] },
   { of: ['http.maxConcurrentCatchUps', 'http.readBytesMax'] },
   { of: ['http.connectionsMax', '(http.sendBufferPauseBytes + http.frameBytesMax)'] },
+  { of: ['schemas.requestsInFlightMax', 'schemas.requestBytesMax'] },
+  { of: ['schemas.parsedSchemasCachedMax', PARSED_SCHEMA_BYTES] },
   { of: ['kafka.connectionsMax', 'kafka.maxInFlightBytesPerConnection'], apart: 'perConnection' },
   { of: ['mqtt.connectionsMax', 'mqtt.outgoingBytesMax'], apart: 'perConnection' },
   { of: ['broker.maxPartitionsTotal', 'broker.log.indexCacheBytes'], apart: 'perPartition' },

@@ -189,6 +189,12 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'gateway/ws/options.ts'],
     block: 'export const defaultWsGatewayOptions',
   },
+  schemas: {
+    title: 'the schema registry and ingest validation',
+    what: 'A Confluent-compatible registry on its own listener (`port: -1` turns the listener off; validation still runs). Per-topic validation is the topic config `schema.validation` / `schema.subject`. See [schemas.md](schemas.md).',
+    sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'host/schemas/options.ts'],
+    block: 'export const defaultSchemaRegistryOptions',
+  },
   node: {
     title: 'node-wide settings',
     what: 'See *Memory budget* above.',

@@ -6,6 +6,13 @@ import { ERRORS, type ErrorName, type ErrorSpec } from './codes.js';
  */
 export class BrokerError extends Error {
   readonly code: ErrorName;
+  /**
+   * INVALID_RECORD from ingest validation: which records failed (index in the batch or the
+   * produce call) and why; Kafka answers them as Produce v8+ record_errors.
+   */
+  recordErrors?: Array<{ batchIndex: number; message: string }>;
+  /** The refused records were stored in a dead-letter topic before the refusal (MQTT 3.1.1 then acknowledges). */
+  deadLettered?: boolean;
 
   constructor(code: ErrorName, message: string, options?: { cause?: unknown }) {
     super(message, options);

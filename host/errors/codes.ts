@@ -138,3 +138,52 @@ for (const [name, s] of Object.entries(ERRORS) as [ErrorName, ErrorSpec][]) {
 export function errorNameForKafkaCode(code: number): ErrorName {
   return byKafkaCode.get(code) ?? 'UNKNOWN_SERVER_ERROR';
 }
+
+// --- the schema registry's REST errors ------------------------------------------------------
+// Confluent Schema Registry answers `{error_code, message}` where error_code is the HTTP status
+// followed by two digits of its own (io.confluent.kafka.schemaregistry.rest.exceptions.Errors);
+// clients (@kafkajs/confluent-schema-registry, confluent_kafka) read these numbers, so they are
+// Confluent's, not ours. host/schemas reads every answer from a named row here.
+
+export interface RegistryErrorSpec {
+  /** Confluent's error_code in the JSON body. */
+  code: number;
+  /** The HTTP status it travels with. */
+  http: number;
+}
+
+const reg = (code: number, http: number): RegistryErrorSpec => ({ code, http });
+
+export const REGISTRY_ERRORS = {
+  SUBJECT_NOT_FOUND: reg(40401, 404),
+  VERSION_NOT_FOUND: reg(40402, 404),
+  SCHEMA_NOT_FOUND: reg(40403, 404),
+  SUBJECT_SOFT_DELETED: reg(40404, 404),
+  SUBJECT_NOT_SOFT_DELETED: reg(40405, 404),
+  SCHEMA_VERSION_SOFT_DELETED: reg(40406, 404),
+  SCHEMA_VERSION_NOT_SOFT_DELETED: reg(40407, 404),
+  SUBJECT_COMPATIBILITY_NOT_CONFIGURED: reg(40408, 404),
+  SUBJECT_MODE_NOT_CONFIGURED: reg(40409, 404),
+  /** Not Confluent's: an unknown path or method (Confluent answers a bare 404/405 here). */
+  NOT_FOUND: reg(404, 404),
+  METHOD_NOT_ALLOWED: reg(405, 405),
+  INCOMPATIBLE_SCHEMA: reg(409, 409),
+  /** The body is not JSON or misses a field (Confluent: 422 with the parse message). */
+  UNPROCESSABLE: reg(422, 422),
+  INVALID_SCHEMA: reg(42201, 422),
+  INVALID_VERSION: reg(42202, 422),
+  INVALID_COMPATIBILITY_LEVEL: reg(42203, 422),
+  INVALID_MODE: reg(42204, 422),
+  OPERATION_NOT_PERMITTED: reg(42205, 422),
+  REFERENCE_EXISTS: reg(42206, 422),
+  /** A registry limit (subjects, versions, schema bytes, reference depth). Ours: 422 with a 5th digit pair Confluent leaves unused. */
+  LIMIT_EXCEEDED: reg(42299, 422),
+  /** Request body larger than the registry accepts. */
+  BODY_TOO_LARGE: reg(413, 413),
+  /** Ours: requestsInFlightMax reached; retry (sent with Retry-After). */
+  OVERLOADED: reg(503, 503),
+  STORE_ERROR: reg(50001, 500),
+  OPERATION_TIMEOUT: reg(50002, 500),
+} as const satisfies Record<string, RegistryErrorSpec>;
+
+export type RegistryErrorName = keyof typeof REGISTRY_ERRORS;

@@ -50,6 +50,7 @@ export function haveCommand(cmd: string): boolean {
 }
 
 export interface Listeners {
+  schemas?: string;
   kafka?: string;
   mqtt?: string;
   mqttWs?: string;
@@ -98,6 +99,9 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     '0',
     '--http-port',
     '0',
+    // the schema registry too: tests run in parallel, its default 8081 would collide
+    '--set',
+    'schemas.port=0',
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, {

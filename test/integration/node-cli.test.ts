@@ -26,7 +26,7 @@ function run(script: string, args: string[], input?: string, env: Record<string,
 t.test('node: ready line names every listener with its real port; SIGTERM exits 0', async (t) => {
   const dataDir = await tempDir(t);
   const broker = await startBroker(t, { dataDir });
-  for (const name of ['kafka', 'mqtt', 'mqttWs', 'http'] as const) {
+  for (const name of ['kafka', 'mqtt', 'mqttWs', 'http', 'schemas'] as const) {
     t.match(broker.listeners[name], /^127\.0\.0\.1:\d+$/, `${name} listener bound`);
     t.not(broker.port(name), 0, `${name} got a real port`);
   }

@@ -19,7 +19,7 @@ const LAYERS: ReadonlyArray<{ layer: string; paths: readonly string[] }> = [
   { layer: 'core', paths: ['host/core/'] },
   { layer: 'log', paths: ['host/log/'] },
   { layer: 'broker', paths: ['host/broker/'] },
-  { layer: 'protocols', paths: ['host/kafka/', 'host/cluster/', 'host/sync/'] },
+  { layer: 'protocols', paths: ['host/kafka/', 'host/cluster/', 'host/sync/', 'host/schemas/'] },
   { layer: 'gateways', paths: ['gateway/'] },
   { layer: 'node', paths: ['host/node.ts', 'host/config-doc.ts', 'host/main.ts', 'host/cli.ts', 'host/admin/'] },
 ];

@@ -67,7 +67,9 @@ async function appendOne(ctx: RequestContext, topic: string, index: number, reco
     const code = produceErrorCode(err);
     if (code === ERRORS.UNKNOWN_SERVER_ERROR.kafka) ctx.logger.error({ err, topic, partition: index }, 'produce failed');
     else ctx.logger.debug({ topic, partition: index, code, msg: kafkaMessage(err) }, 'produce refused');
-    return { index, errorCode: code, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: kafkaMessage(err) };
+    // Ingest validation names the refused records (Produce v8+ record_errors, KIP-467).
+    const recordErrors = err instanceof BrokerError && err.recordErrors ? err.recordErrors.map((e) => ({ batchIndex: e.batchIndex, batchIndexErrorMessage: e.message })) : [];
+    return { index, errorCode: code, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors, errorMessage: kafkaMessage(err) };
   }
 }
 

@@ -1,0 +1,233 @@
+// The registry's REST listener (node:http; the API is small and off the data path): the subset
+// of Confluent Schema Registry's API that clients use (docs/schemas.md lists it). Bodies are
+// JSON, sent and answered as application/vnd.schemaregistry.v1+json (application/json and
+// application/vnd.schemaregistry+json are accepted too). Every error answers
+// `{error_code, message}` with Confluent's numbers from REGISTRY_ERRORS.
+//
+// Bounds: a body larger than requestBytesMax is refused (413) while it streams, without
+// buffering the rest; at most requestsInFlightMax requests are served at once (503 beyond).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ERRORS, REGISTRY_ERRORS } from '../errors/index.js';
+import type { Logger } from '../logging.js';
+import type { MetricsRegistry } from '../metrics/registry.js';
+import type { SchemaRegistry, SchemaRequest } from './registry.js';
+import { RegistryError, SCHEMA_TYPES } from './schema-types.js';
+
+const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+const ACCEPTED_BODY_TYPES = ['application/vnd.schemaregistry.v1+json', 'application/vnd.schemaregistry+json', 'application/json', 'application/octet-stream'];
+
+interface Ctx {
+  method: string;
+  parts: string[];
+  query: URLSearchParams;
+  body: unknown;
+}
+
+type Handler = (r: SchemaRegistry, c: Ctx) => unknown;
+interface Route {
+  method: string;
+  pattern: string[];
+  handler: Handler;
+}
+
+const flag = (c: Ctx, name: string) => c.query.get(name) === 'true';
+const body = (c: Ctx) => c.body as SchemaRequest;
+const subjectOf = (c: Ctx, i: number) => c.parts[i];
+
+/** Routes as data: `:x` matches one path segment. */
+const ROUTES: Route[] = [
+  { method: 'GET', pattern: [], handler: () => ({}) },
+  { method: 'GET', pattern: ['schemas', 'types'], handler: () => SCHEMA_TYPES },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id'], handler: (r, c) => schemaAnswer(r, c.parts[2]) },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'schema'], handler: (r, c) => JSON.parse(r.schemaById(idOf(c.parts[2])).schema) },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'subjects'], handler: (r, c) => [...new Set(r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')).map((u) => u.subject))] },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'versions'], handler: (r, c) => r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')) },
+  { method: 'GET', pattern: ['subjects'], handler: (r, c) => r.listSubjects(flag(c, 'deleted')) },
+  { method: 'POST', pattern: ['subjects', ':s'], handler: (r, c) => r.lookup(subjectOf(c, 1), body(c), flag(c, 'deleted')) },
+  { method: 'DELETE', pattern: ['subjects', ':s'], handler: (r, c) => r.deleteSubject(subjectOf(c, 1), flag(c, 'permanent')) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions'], handler: (r, c) => r.listVersions(subjectOf(c, 1), flag(c, 'deleted')) },
+  { method: 'POST', pattern: ['subjects', ':s', 'versions'], handler: (r, c) => r.register(subjectOf(c, 1), body(c)) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v'], handler: (r, c) => r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v', 'schema'], handler: (r, c) => JSON.parse(r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')).schema) },
+  { method: 'DELETE', pattern: ['subjects', ':s', 'versions', ':v'], handler: (r, c) => r.deleteVersion(subjectOf(c, 1), c.parts[3], flag(c, 'permanent')) },
+  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions', ':v'], handler: (r, c) => compatAnswer(r, c, c.parts[4]) },
+  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions'], handler: (r, c) => compatAnswer(r, c, 'latest') },
+  { method: 'GET', pattern: ['config'], handler: (r) => ({ compatibilityLevel: r.getConfig(null, true) }) },
+  { method: 'PUT', pattern: ['config'], handler: async (r, c) => ({ compatibility: await r.setConfig(null, levelIn(c)) }) },
+  { method: 'DELETE', pattern: ['config'], handler: async (r) => ({ compatibilityLevel: await r.deleteConfig(null) }) },
+  { method: 'GET', pattern: ['config', ':s'], handler: (r, c) => ({ compatibilityLevel: r.getConfig(subjectOf(c, 1), flag(c, 'defaultToGlobal')) }) },
+  { method: 'PUT', pattern: ['config', ':s'], handler: async (r, c) => ({ compatibility: await r.setConfig(subjectOf(c, 1), levelIn(c)) }) },
+  { method: 'DELETE', pattern: ['config', ':s'], handler: async (r, c) => ({ compatibilityLevel: await r.deleteConfig(subjectOf(c, 1)) }) },
+  { method: 'GET', pattern: ['mode'], handler: (r) => ({ mode: r.getMode() }) },
+  { method: 'PUT', pattern: ['mode'], handler: async (r, c) => ({ mode: await r.setMode((c.body as { mode?: unknown } | null)?.mode, flag(c, 'force')) }) },
+];
+
+function levelIn(c: Ctx): unknown {
+  const b = c.body as { compatibility?: unknown } | null;
+  return typeof b?.compatibility === 'string' ? b.compatibility.toUpperCase() : b?.compatibility;
+}
+
+function idOf(raw: string): number {
+  const n = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n)) throw new RegistryError('SCHEMA_NOT_FOUND', `Schema ${raw} not found`);
+  return n;
+}
+
+function schemaAnswer(r: SchemaRegistry, raw: string): Record<string, unknown> {
+  const s = r.schemaById(idOf(raw));
+  const a: Record<string, unknown> = { schema: s.schema };
+  if (s.schemaType !== 'AVRO') a.schemaType = s.schemaType;
+  if (s.references.length > 0) a.references = s.references;
+  return a;
+}
+
+function compatAnswer(r: SchemaRegistry, c: Ctx, version: string): Record<string, unknown> {
+  const { is_compatible, messages } = r.testCompatibility(subjectOf(c, 2), version, body(c));
+  return flag(c, 'verbose') ? { is_compatible, messages } : { is_compatible };
+}
+
+function match(method: string, parts: string[]): { route?: Route; pathKnown: boolean } {
+  let pathKnown = false;
+  for (const route of ROUTES) {
+    if (route.pattern.length !== parts.length) continue;
+    if (!route.pattern.every((p, i) => p.startsWith(':') || p === parts[i])) continue;
+    pathKnown = true;
+    if (route.method === method) return { route, pathKnown };
+  }
+  return { pathKnown };
+}
+
+function send(res: ServerResponse, status: number, payload: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(payload);
+  res.writeHead(status, { 'content-type': CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, code: keyof typeof REGISTRY_ERRORS, message: string): void {
+  const spec = REGISTRY_ERRORS[code];
+  send(res, spec.http, { error_code: spec.code, message });
+}
+
+/** Reads a bounded body; undefined when it was refused (answered already). */
+function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): Promise<unknown | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      bytes += chunk.length;
+      if (bytes > bytesMax) {
+        refused = true;
+        chunks.length = 0;
+        sendError(res, 'BODY_TOO_LARGE', `request body above requestBytesMax ${bytesMax}`);
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (refused) return;
+      if (bytes === 0) return resolve(null);
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        sendError(res, 'UNPROCESSABLE', `the body is not JSON: ${(err as Error).message}`);
+        resolve(undefined);
+      }
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+async function serve(registry: SchemaRegistry, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://registry');
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  } catch {
+    return sendError(res, 'NOT_FOUND', 'malformed path');
+  }
+  const method = req.method ?? 'GET';
+  const { route, pathKnown } = match(method, parts);
+  if (!route) {
+    req.resume();
+    return pathKnown ? sendError(res, 'METHOD_NOT_ALLOWED', `${method} not allowed on ${url.pathname}`) : sendError(res, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+  }
+  let body: unknown = null;
+  if (method === 'POST' || method === 'PUT') {
+    const type = (req.headers['content-type'] ?? 'application/json').split(';')[0].trim().toLowerCase();
+    if (!ACCEPTED_BODY_TYPES.includes(type)) {
+      req.resume();
+      return sendError(res, 'UNPROCESSABLE', `content type ${type} not accepted (send ${ACCEPTED_BODY_TYPES.slice(0, 3).join(', ')})`);
+    }
+    body = await readBody(req, res, registry.options.requestBytesMax);
+    if (body === undefined) return;
+  } else req.resume();
+  try {
+    send(res, ERRORS.NONE.http, await route.handler(registry, { method, parts, query: url.searchParams, body }));
+  } catch (err) {
+    if (err instanceof RegistryError) return sendError(res, err.code, err.message);
+    log.error({ err: (err as Error).message, path: url.pathname }, 'schemas: request failed');
+    sendError(res, 'STORE_ERROR', (err as Error).message);
+  }
+}
+
+export interface RegistryListener {
+  name: string;
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startRegistryServer(registry: SchemaRegistry, log: Logger, metrics: MetricsRegistry): Promise<RegistryListener> {
+  const o = registry.options;
+  const refused = metrics.counter('tributary_schemas_refused_connections_total', 'schema registry connections refused at connectionsMax');
+  let inflight = 0;
+  const server: Server = createServer((req, res) => {
+    if (inflight >= o.requestsInFlightMax) {
+      req.resume();
+      res.setHeader('retry-after', '1');
+      sendError(res, 'OVERLOADED', `requestsInFlightMax ${o.requestsInFlightMax} reached; retry`);
+      return;
+    }
+    inflight++;
+    res.on('close', () => inflight--);
+    serve(registry, req, res, log).catch((err) => {
+      log.error({ err: (err as Error).message }, 'schemas: request crashed');
+      sendError(res, 'STORE_ERROR', 'internal error');
+    });
+  });
+  // connectionsMax: Node closes a connection past it; each refusal is logged (rarely) and counted.
+  server.maxConnections = o.connectionsMax;
+  let lastDropLog = 0;
+  server.on('drop', (d?: { remoteAddress?: string }) => {
+    refused.inc();
+    const now = Date.now();
+    if (now - lastDropLog < 10_000) return;
+    lastDropLog = now;
+    log.warn({ remote: d?.remoteAddress, connectionsMax: o.connectionsMax }, 'schemas: refusing connection: connectionsMax reached');
+  });
+  server.maxHeadersCount = 64;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    name: 'schemas',
+    address: `${host}:${addr.port}`,
+    port: addr.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
