@@ -5,7 +5,11 @@
 // `{error_code, message}` with Confluent's numbers from REGISTRY_ERRORS.
 //
 // Bounds: a body larger than requestBytesMax is refused (413) while it streams, without
-// buffering the rest; at most requestsInFlightMax requests are served at once (503 beyond).
+// buffering the rest; at most requestsInFlightMax requests are served at once, so at most
+// requestsInFlightMax × requestBytesMax of bodies are in memory. A request beyond that waits its
+// turn with its body unread (past one stream buffer the socket stops being read: the kernel's buffers hold it, not ours); the
+// waiting line is at most one request per connection, so connectionsMax bounds it. A burst of
+// registrations (a fleet rolling out a firmware) is served in turn, never refused.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ERRORS, REGISTRY_ERRORS } from '../errors/index.js';
@@ -187,18 +191,36 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
   const o = registry.options;
   const refused = metrics.counter('tributary_schemas_refused_connections_total', 'schema registry connections refused at connectionsMax');
   let inflight = 0;
-  const server: Server = createServer((req, res) => {
-    if (inflight >= o.requestsInFlightMax) {
-      req.resume();
-      res.setHeader('retry-after', '1');
-      sendError(res, 'OVERLOADED', `requestsInFlightMax ${o.requestsInFlightMax} reached; retry`);
-      return;
-    }
+  const waiting: Array<() => void> = [];
+  const start = (req: IncomingMessage, res: ServerResponse) => {
     inflight++;
-    res.on('close', () => inflight--);
+    res.on('close', () => {
+      inflight--;
+      // the next waiting requests whose clients are still there (one that left starts nothing)
+      while (inflight < o.requestsInFlightMax && waiting.length > 0) waiting.shift()!();
+    });
     serve(registry, req, res, log).catch((err) => {
       log.error({ err: (err as Error).message }, 'schemas: request crashed');
       sendError(res, 'STORE_ERROR', 'internal error');
+    });
+  };
+  const server: Server = createServer((req, res) => {
+    if (inflight < o.requestsInFlightMax) return start(req, res);
+    // Pipelined requests on one connection are answered in order by Node, so this line holds at
+    // most one per connection; past connectionsMax (never reached) the answer is a 503.
+    if (waiting.length >= o.connectionsMax) {
+      req.resume();
+      res.setHeader('retry-after', '1');
+      sendError(res, 'OVERLOADED', `requestsInFlightMax ${o.requestsInFlightMax} in flight and ${waiting.length} waiting; retry`);
+      return;
+    }
+    // Not read until its turn: an unread request stream buffers one highWaterMark and then
+    // stops reading the socket. (No explicit pause(): a paused stream would not start flowing
+    // when serve() attaches its 'data' listener.)
+    let gone = false;
+    res.once('close', () => (gone = true));
+    waiting.push(() => {
+      if (!gone) start(req, res);
     });
   });
   // connectionsMax: Node closes a connection past it; each refusal is logged (rarely) and counted.

@@ -157,10 +157,10 @@ t.test('start: old key names still work and log a warning naming the new key', a
 
 t.test('start: port -1 turns each listener off', async (t) => {
   const dataDir = await tempDir(t);
-  const r = await startBroker(t, { dataDir, args: ['--kafka-port', '-1', '--http-port', '-1', '--mqtt-ws-port', '-1'] });
+  const r = await startBroker(t, { dataDir, args: ['--kafka-port', '-1', '--http-port', '-1', '--mqtt-ws-port', '-1', '--set', 'schemas.port=-1'] });
   t.same(Object.keys(r.listeners).sort(), ['mqtt'], 'only MQTT over TCP is bound');
   t.equal(await r.stop(), 0);
-  const s = await startBroker(t, { dataDir, args: ['--mqtt-port', '-1', '--mqtt-ws-port', '-1'] });
+  const s = await startBroker(t, { dataDir, args: ['--mqtt-port', '-1', '--mqtt-ws-port', '-1', '--set', 'schemas.port=-1'] });
   t.same(Object.keys(s.listeners).sort(), ['http', 'kafka'], 'MQTT off entirely, the others on');
   t.equal(await s.stop(), 0);
 });
