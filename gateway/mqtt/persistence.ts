@@ -419,12 +419,19 @@ export class LogPersistence {
   private retainedAfterStores(read: () => Readable): Readable {
     const pending: Promise<void>[] = [];
     for (const [key, chain] of this.chains) if (key.startsWith(RETAINED_CHAIN)) pending.push(chain);
-    if (pending.length === 0) return read();
     return Readable.from(
       (async function* () {
-        await Promise.all(pending);
-        yield* read();
+        if (pending.length > 0) await Promise.all(pending);
+        // The set is taken whole, now: the memory store's stream walks the live map lazily, one
+        // message per write callback, so a retained message stored or cleared while a slow
+        // subscriber drains would change what this SUBSCRIBE gets (MQTT-3.3.1-6 sends what is
+        // retained when the subscription is made). An array of references to the stored
+        // packets, bounded by retainedMessagesMax.
+        const matched: unknown[] = [];
+        for await (const p of read()) matched.push(p);
+        yield* matched;
       })(),
+      { objectMode: true },
     );
   }
 

@@ -62,6 +62,9 @@ export interface RunOptions {
 
 type Packet = mqttPacket.Packet;
 
+/** Quiet window before a connection ends: retained-on-SUBSCRIBE deliveries still on the way (see settle). */
+const ENDING_QUIET_MS = 60;
+
 /** One MQTT connection driven packet by packet. */
 class PacketClient {
   readonly log: ConnectionLog;
@@ -91,7 +94,11 @@ class PacketClient {
   ) {
     this.log = { key, connack: 'none', subacks: {}, unsubacks: {}, publishAcks: {}, received: [], end: 'open at end' };
     this.parser = mqttPacket.parser({ protocolVersion });
-    this.parser.on('packet', (p: Packet) => this.onPacket(p));
+    this.parser.on('packet', (p: Packet) => {
+      // MQTT_DIFF_TRACE=1: every packet each connection receives, on stderr (chasing a seed)
+      if (process.env.MQTT_DIFF_TRACE) process.stderr.write(`trace ${this.socket?.remotePort} ${key} ${clientId} <- ${JSON.stringify({ ...p, payload: (p as { payload?: Buffer }).payload?.toString() })}\n`);
+      this.onPacket(p);
+    });
     this.parser.on('error', () => this.destroy(false));
   }
 
@@ -117,6 +124,7 @@ class PacketClient {
 
   send(packet: Packet): void {
     if (this.closed) return;
+    if (process.env.MQTT_DIFF_TRACE) process.stderr.write(`trace ${this.socket?.remotePort} ${this.log.key} ${this.clientId} -> ${JSON.stringify({ ...packet, payload: (packet as { payload?: Buffer }).payload?.toString() })}\n`);
     this.socket.write(mqttPacket.generate(packet, { protocolVersion: this.protocolVersion }));
   }
 
@@ -235,7 +243,7 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
   const burst: Array<Extract<Step, { op: 'publish' }>> = [];
 
   /** Settles every connection, or only `only` after a step that concerns no other client (connect, subscribe, unsubscribe). */
-  async function settle(only?: PacketClient): Promise<void> {
+  async function settle(only?: PacketClient, ending = false): Promise<void> {
     const scope = () => (only ? connected().filter((c) => c === only) : connected());
     if (!only) burst.length = 0;
     // 0. wills of connections that died are published (or the server never publishes them)
@@ -266,13 +274,18 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
         while (!c.closed && c.sentinelSeen === seen && Date.now() < until) await pause(2);
       }),
     );
-    // 3. quiet: nothing arrived on any connection for quietMs (asynchronous delivery paths catch up)
+    // 3. quiet: nothing arrived on any connection for quietMs (asynchronous delivery paths catch up).
+    //    Before a connection ends (and at the end of the script) the window is longer: retained
+    //    messages sent on SUBSCRIBE follow the SUBACK one write at a time and may still be on the
+    //    way after the sentinel (a loaded machine, seed 509078: the last one arrived after it);
+    //    once the connection is gone they can no longer be compared.
+    const quiet = ending ? Math.max(quietMs, ENDING_QUIET_MS) : quietMs;
     const quietDeadline = Date.now() + answerMs;
     for (;;) {
       const last = Math.max(0, ...[...live.values()].map((c) => c.lastPacketAt));
       const idle = Date.now() - last;
-      if (idle >= quietMs || Date.now() > quietDeadline) break;
-      await pause(quietMs - idle + 1);
+      if (idle >= quiet || Date.now() > quietDeadline) break;
+      await pause(quiet - idle + 1);
     }
   }
 
@@ -388,10 +401,13 @@ export async function runScript(script: Script, options: RunOptions): Promise<Ob
     }
     // a burst of publishes and a will's deliveries (close) concern everyone; a connect, subscribe or
     // unsubscribe only that client; after a DISCONNECT the server already closed the connection
-    if (step.op === 'close' || step.op === 'publish') await settle();
-    else if (step.op !== 'disconnect') await settle(live.get(step.client));
+    // The settle before a step that ends a connection waits longer for quiet (see settle).
+    const next = steps[i + 1];
+    const ending = next !== undefined && (next.op === 'disconnect' || next.op === 'close');
+    if (step.op === 'close' || step.op === 'publish') await settle(undefined, ending);
+    else if (step.op !== 'disconnect') await settle(ending ? undefined : live.get(step.client), ending);
   }
-  await settle();
+  await settle(undefined, true);
   // DISCONNECT, not a close: a will published now would outlive the script (a retained one into the next)
   for (const c of [...live.values(), observer]) {
     if (!c.closed) {
