@@ -649,15 +649,20 @@ export class LogPersistence {
   outgoingStream(client: ClientLike): Readable {
     const src = this.mem.outgoingStream(client);
     const gate = this.gateOf(client);
-    if (!gate) return src;
     const sentQoS = (p: AedesPacket) => this.sentQoS.get(this.outgoingKey(client.id, p));
-    // the replay waits for room in the client's Receive Maximum window before each message
     return Readable.from(
       (async function* () {
-        for await (const p of src) {
-          const sent = sentQoS(p as AedesPacket);
-          if (sent !== undefined && sent < (p as AedesPacket).qos) (p as AedesPacket).qos = sent as 0 | 1 | 2;
-          await gate.reserve(p as AedesPacket);
+        for await (const item of src) {
+          const p = item as AedesPacket;
+          const sent = p.cmd === 'publish' ? sentQoS(p) : undefined;
+          if (sent !== undefined && sent < p.qos) p.qos = sent as 0 | 1 | 2;
+          // A PUBLISH this session was already sent (it has a packet id, or this process sent it)
+          // goes again with DUP set (MQTT-3.3.1-1); one queued while the client was away is a
+          // first delivery (DUP 0). After a broker restart the stored copy carries no packet id,
+          // so a resend then goes with DUP 0: the flag is advisory to the receiver (MQTT-3.3.1-3).
+          if (p.cmd === 'publish' && (sent !== undefined || p.messageId !== undefined)) p.dup = true;
+          // the replay waits for room in the client's Receive Maximum window before each message
+          if (gate) await gate.reserve(p);
           yield p;
         }
       })(),

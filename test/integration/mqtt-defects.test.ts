@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { openStack, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually, sleep } from '../helpers/index.js';
 import { packet, str, u16 } from '../helpers/mqtt-packets.js';
+import { RawMqttClient } from '../helpers/mqtt-raw.js';
 import * as mqttPacket from 'mqtt-packet';
 
 interface Got {
@@ -346,4 +347,26 @@ t.test('a QoS 0 retained publish is delivered to a SUBSCRIBE that follows it on 
   await eventually(() => received.some((p) => p.cmd === 'publish'), 2_000).catch(() => undefined);
   const publishes = received.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish');
   t.same(publishes.map((p) => [p.topic, String(p.payload), p.retain]), [['ret0/x', 'kept', true]], 'the retained message comes with the SUBSCRIBE');
+});
+
+t.test('a PUBLISH sent again to a resumed session has DUP set; one queued while the client was away does not (MQTT-3.3.1-1)', async (t) => {
+  const s = await openStack(t);
+  const first = await RawMqttClient.connect(s.port, 'dup-dev', { clean: false });
+  t.same(await first.subscribe([['dup/#', 1]]), [1]);
+  const pub = await mqtt.connectAsync(s.url, { clientId: 'dup-pub' });
+  t.teardown(() => pub.endAsync(true));
+  await pub.publishAsync('dup/1', 'sent-once', { qos: 1 });
+  await eventually(() => first.publishes.length === 1, 5_000);
+  t.equal(first.publishes[0].dup, false, 'the first delivery has DUP 0');
+  // not acknowledged; the device loses power
+  first.destroy();
+  await eventually(() => s.gateway.guardOf('dup-dev') === undefined);
+  await pub.publishAsync('dup/2', 'queued', { qos: 1 });
+  const again = await RawMqttClient.connect(s.port, 'dup-dev', { clean: false });
+  t.teardown(() => again.destroy());
+  await eventually(() => again.publishes.length >= 2, 5_000);
+  const byPayload = new Map(again.publishes.map((p) => [p.payload.toString(), p]));
+  t.equal(byPayload.get('sent-once')?.dup, true, 'the unacknowledged delivery comes again with DUP 1');
+  t.equal(byPayload.get('sent-once')?.messageId, first.publishes[0].messageId, 'with the packet id it was first sent with (MQTT-4.4.0-1)');
+  t.equal(byPayload.get('queued')?.dup, false, 'the message queued while away is a first delivery: DUP 0');
 });
