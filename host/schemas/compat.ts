@@ -101,14 +101,86 @@ function objectProblems(r: Doc, w: Doc, path: string, depth: number): string[] {
 
 const NESTING_MAX = 64; // the registry's nesting limit already holds documents shallower than this
 
+/**
+ * Keywords whose change is not reasoned about: a reader that has one with a value other than the
+ * writer's is reported (a change the registry cannot prove safe is refused, never let through
+ * silently; NONE registers it anyway). A reader that drops one only loosens.
+ */
+const UNCOMPARED = [
+  'pattern', 'format', 'multipleOf', 'patternProperties', 'propertyNames', 'dependencies', 'dependentRequired', 'dependentSchemas',
+  'not', 'if', 'then', 'else', '$ref', 'contains', 'prefixItems', 'additionalItems', 'unevaluatedProperties', 'unevaluatedItems', 'uniqueItems',
+];
+
+function uncomparedProblems(r: Doc, w: Doc, path: string): string[] {
+  const out: string[] = [];
+  for (const k of UNCOMPARED) {
+    if (k in r && JSON.stringify(r[k]) !== JSON.stringify(w[k])) out.push(`${path}/${k}: changed (${k} is not compared; treated as incompatible)`);
+  }
+  // additionalProperties as a schema (false is compared in objectProblems)
+  if (isObj(r.additionalProperties) && JSON.stringify(r.additionalProperties) !== JSON.stringify(w.additionalProperties)) {
+    out.push(`${path}/additionalProperties: schema changed (not compared; treated as incompatible)`);
+  }
+  return out;
+}
+
+/** Writer data satisfies every allOf branch: one shape with their constraints merged (properties joined, required united). */
+function mergeShapes(a: Doc, b: Doc): Doc {
+  const out: Doc = { ...a, ...b };
+  if (isObj(a.properties) || isObj(b.properties)) out.properties = { ...(isObj(a.properties) ? a.properties : {}), ...(isObj(b.properties) ? b.properties : {}) };
+  const req = [...(Array.isArray(a.required) ? a.required : []), ...(Array.isArray(b.required) ? b.required : [])];
+  if (req.length > 0) out.required = [...new Set(req)];
+  if (a.type !== undefined && b.type === undefined) out.type = a.type;
+  return out;
+}
+
+function withoutKeys(d: Doc, keys: string[]): Doc {
+  return Object.fromEntries(Object.entries(d).filter(([k]) => !keys.includes(k)));
+}
+
+/**
+ * The shapes writer data may take: with `anyOf`/`oneOf`, one per branch (each with the
+ * writer's own keywords merged in); `allOf` merged into one. (`oneOf`'s exclusivity is not
+ * used: treating it as `anyOf` only ever reports more, never less.)
+ */
+function writerShapes(w: Doc): Doc[] {
+  let base = withoutKeys(w, ['allOf', 'anyOf', 'oneOf']);
+  for (const b of Array.isArray(w.allOf) ? w.allOf : []) if (isObj(b)) base = mergeShapes(base, b);
+  const alternatives = [...(Array.isArray(w.anyOf) ? w.anyOf : []), ...(Array.isArray(w.oneOf) ? w.oneOf : [])];
+  if (alternatives.length === 0) return [base];
+  return alternatives.map((b) => (isObj(b) ? mergeShapes(base, b) : b === false ? { not: {} } : base));
+}
+
+/** The reader's combinators against one writer shape: every allOf branch reads it, some anyOf/oneOf branch does. */
+function readerCombinatorProblems(r: Doc, w: Doc, path: string, depth: number): string[] {
+  const out: string[] = [];
+  (Array.isArray(r.allOf) ? r.allOf : []).forEach((b, i) => out.push(...jsonReadProblemsAt(b, w, `${path}/allOf/${i}`, depth + 1)));
+  for (const k of ['anyOf', 'oneOf'] as const) {
+    const branches = Array.isArray(r[k]) ? (r[k] as unknown[]) : undefined;
+    if (!branches) continue;
+    const reasons = branches.map((b, i) => jsonReadProblemsAt(b, w, `${path}/${k}/${i}`, depth + 1));
+    if (!reasons.some((p) => p.length === 0)) out.push(`${path}/${k}: no branch reads the writer's data (${reasons.map((p) => p[0]).join('; ')})`);
+  }
+  return out;
+}
+
 function jsonReadProblemsAt(r: unknown, w: unknown, path: string, depth: number): string[] {
   if (depth > NESTING_MAX) return [`${path}: nested too deep to compare`];
   if (r === true || (isObj(r) && Object.keys(r).length === 0)) return [];
   if (w === false) return [];
   if (r === false) return [`${path}: the reader accepts nothing`];
   if (!isObj(r)) return [];
-  const ws: Doc = isObj(w) ? w : {};
+  if (isObj(w) && ('anyOf' in w || 'oneOf' in w || 'allOf' in w)) {
+    const shapes = writerShapes(w);
+    if (shapes.length === 1) return shapeProblems(r, shapes[0], path, depth);
+    return shapes.flatMap((shape, i) => shapeProblems(r, shape, `${path}(writer branch ${i})`, depth));
+  }
+  return shapeProblems(r, isObj(w) ? w : {}, path, depth);
+}
+
+/** The reader against one writer shape (no combinators left on the writer's side). */
+function shapeProblems(r: Doc, ws: Doc, path: string, depth: number): string[] {
   const out: string[] = [];
+  out.push(...readerCombinatorProblems(r, ws, path, depth), ...uncomparedProblems(r, ws, path));
   const narrowed = narrowedTypes(r, ws);
   if (narrowed.length > 0) out.push(`${path}: type narrowed (${narrowed.join(', ')} no longer accepted)`);
   out.push(...enumProblems(r, ws, path), ...boundProblems(r, ws, path));

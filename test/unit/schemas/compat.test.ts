@@ -13,6 +13,7 @@ const avro = (doc: unknown): ParsedSchema => parseSchema({ schemaType: 'AVRO', s
 const json = (doc: unknown): ParsedSchema => parseSchema({ schemaType: 'JSON', schema: JSON.stringify(doc), references: [] } as SchemaDef, noRefs, defaultSchemaRegistryOptions);
 const rec = (fields: unknown[], extra: Record<string, unknown> = {}) => ({ type: 'record', name: 'Reading', fields, ...extra });
 const f = (name: string, type: unknown, def?: unknown) => (def === undefined ? { name, type } : { name, type, default: def });
+const closed = (name: string) => ({ required: [name], additionalProperties: false });
 const obj = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ type: 'object', properties, ...extra });
 
 interface Row {
@@ -62,6 +63,18 @@ const JSON_ROWS: Row[] = [
   { name: 'maxLength added', old: json(obj({ s: { type: 'string' } })), next: json(obj({ s: { type: 'string', maxLength: 8 } })), backward: false, forward: true },
   { name: 'nested property type narrowed', old: json(obj({ g: obj({ lat: { type: 'number' } }) })), next: json(obj({ g: obj({ lat: { type: 'integer' } }) })), backward: false, forward: true },
   { name: 'array items narrowed', old: json({ type: 'array', items: { type: 'number' } }), next: json({ type: 'array', items: { type: 'integer' } }), backward: false, forward: true },
+  // combinators: every shape the writer's data may take must be read by the reader
+  { name: 'anyOf branch added', old: json(obj({ v: { anyOf: [{ type: 'string' }] } })), next: json(obj({ v: { anyOf: [{ type: 'string' }, { type: 'number' }] } })), backward: true, forward: false },
+  { name: 'oneOf branch removed', old: json(obj({ v: { oneOf: [{ type: 'string' }, { type: 'number' }] } })), next: json(obj({ v: { oneOf: [{ type: 'string' }] } })), backward: false, forward: true },
+  { name: 'plain type widened into anyOf', old: json(obj({ v: { type: 'string' } })), next: json(obj({ v: { anyOf: [{ type: 'string' }, { type: 'null' }] } })), backward: true, forward: false },
+  // closed, required branches: with open ones the other branch would read any object (JSON Schema's rule, not a gap)
+  { name: 'oneOf branch narrowed inside', old: json({ oneOf: [obj({ t: { type: 'number' } }, closed('t')), obj({ s: { type: 'string' } }, closed('s'))] }), next: json({ oneOf: [obj({ t: { type: 'integer' } }, closed('t')), obj({ s: { type: 'string' } }, closed('s'))] }), backward: false, forward: true },
+  { name: 'allOf branch requires a property', old: json(obj({ t: { type: 'number' } })), next: json({ allOf: [obj({ t: { type: 'number' } }), { required: ['t'] }] }), backward: false, forward: true },
+  { name: 'allOf split into the same constraints', old: json(obj({ t: { type: 'number' } }, { required: ['t'] })), next: json({ allOf: [obj({ t: { type: 'number' } }), { required: ['t'] }] }), backward: true, forward: true },
+  // keywords not reasoned about: a change is refused, never let through; dropping one only loosens
+  { name: 'pattern changed', old: json(obj({ id: { type: 'string', pattern: '^[a-z]+$' } })), next: json(obj({ id: { type: 'string', pattern: '^[a-z]{4}$' } })), backward: false, forward: false },
+  { name: 'pattern dropped', old: json(obj({ id: { type: 'string', pattern: '^[a-z]+$' } })), next: json(obj({ id: { type: 'string' } })), backward: true, forward: false },
+  { name: 'patternProperties added', old: json(obj({})), next: json(obj({}, { patternProperties: { '^x-': { type: 'string' } } })), backward: false, forward: true },
 ];
 
 const ok = (problems: string[]) => problems.length === 0;
