@@ -166,8 +166,74 @@ function draftOf(doc: unknown): string {
   throw new RegistryError('INVALID_SCHEMA', `unsupported $schema ${JSON.stringify(s)} (supported: draft-07, 2019-09, 2020-12)`);
 }
 
+/**
+ * Why a regular expression could make validation backtrack for exponential time on one record
+ * (a stalled event loop stops every door), or null. JavaScript's engine backtracks; a quantified
+ * group that itself holds an unbounded quantifier or an alternation (`(a+)+`, `(\w*)*`,
+ * `(a|ab)*`) is the classic catastrophic shape, and a back-reference is outside regular
+ * languages. Refused at registration — a conservative check, not a proof: a safe pattern of
+ * that shape must be rewritten (atomic forms do not exist in JavaScript).
+ */
+export function regexRisk(source: string): string | null {
+  const groups: Array<{ inner: boolean }> = [];
+  let lastGroupInner = false;
+  let afterGroup = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      const n = source[i + 1];
+      if (n !== undefined && /[1-9k]/.test(n)) return 'a back-reference';
+      i++;
+      afterGroup = false;
+      continue;
+    }
+    if (c === '[') {
+      // a character class: skip to its end (escapes inside skipped)
+      for (i++; i < source.length && source[i] !== ']'; i++) if (source[i] === '\\') i++;
+      afterGroup = false;
+      continue;
+    }
+    const unbounded = c === '*' || c === '+' || (c === '{' && /^\{\d+,\d*\}/.test(source.slice(i)) && !/^\{\d+,\d+\}/.test(source.slice(i))) || (c === '{' && /^\{\d+,(\d+)\}/.test(source.slice(i)) && Number(/^\{\d+,(\d+)\}/.exec(source.slice(i))![1]) > 1);
+    if (c === '(') {
+      groups.push({ inner: false });
+      afterGroup = false;
+    } else if (c === ')') {
+      lastGroupInner = groups.pop()?.inner ?? false;
+      if (groups.length > 0 && lastGroupInner) groups[groups.length - 1].inner = true;
+      afterGroup = true;
+      continue;
+    } else if (unbounded) {
+      if (afterGroup && lastGroupInner) return 'a repeated group that itself repeats or alternates (nested quantifier)';
+      if (groups.length > 0) groups[groups.length - 1].inner = true;
+    } else if (c === '|') {
+      if (groups.length > 0) groups[groups.length - 1].inner = true;
+    }
+    afterGroup = false;
+  }
+  return null;
+}
+
+/** Every regular expression a JSON Schema document holds (`pattern` values, `patternProperties` keys), checked by regexRisk. */
+function checkPatterns(doc: unknown, where: string, depth = 0): void {
+  if (depth > 10_000 || doc === null || typeof doc !== 'object') return;
+  if (Array.isArray(doc)) {
+    for (const v of doc) checkPatterns(v, where, depth + 1);
+    return;
+  }
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const sources = k === 'pattern' && typeof v === 'string' ? [v] : k === 'patternProperties' && v && typeof v === 'object' && !Array.isArray(v) ? Object.keys(v) : [];
+    for (const src of sources) {
+      const why = regexRisk(src);
+      if (why) throw new RegistryError('INVALID_SCHEMA', `${where}: ${k} ${JSON.stringify(src)} is refused: ${why} can take exponential time to match`);
+    }
+    checkPatterns(v, where, depth + 1);
+  }
+}
+
 function jsonValidator(doc: unknown, order: Resolved['order']): ValidateFunction {
   if (typeof doc !== 'object' && typeof doc !== 'boolean') throw new RegistryError('INVALID_SCHEMA', 'a JSON Schema must be an object or a boolean');
+  checkPatterns(doc, 'schema');
+  for (const r of order) checkPatterns(r.doc, `reference ${r.name}`);
   const Ctor = AJV_BY_DRAFT[draftOf(doc)]();
   // strict off: Confluent accepts unknown keywords (titles, vendor extensions); allErrors off:
   // the first failing path is what a refusal names, and stopping there is cheaper.
