@@ -578,9 +578,25 @@ export class LogPersistence {
   /** Numbers the stored PUBRELs (see outgoingUpdate); negative, so never a message's brokerCounter. */
   private pubrelCounter = 0;
 
+  /**
+   * `outgoingKey`s of replayed PUBLISHes the session was already sent (they had a packet id, or
+   * this process sent them): aedes hands each to outgoingUpdate as a fresh packet right before
+   * writing it, and that copy gets DUP 1 (MQTT-3.3.1-1). A message queued while the client was
+   * away is a first delivery (DUP 0). After a broker restart the stored copy has no packet id,
+   * so a resend then goes with DUP 0 (the flag is advisory, MQTT-3.3.1-3). The stored packet is
+   * never changed (aedes-persistence's contract). Bounded by the sessions' queues.
+   */
+  private readonly resends = new Set<string>();
+
+  /** Sets DUP on a PUBLISH sent again to its session (MQTT-3.3.1-1); see `resends`. */
+  protected markResend(packet: AedesPacket): void {
+    packet.dup = true;
+  }
+
   async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
       const key = this.outgoingKey(client.id, packet);
+      if (this.resends.delete(key)) this.markResend(packet);
       this.inflightKeys.set(`${client.id}\u0000${packet.messageId}`, key);
       if (packet.qos > 0) this.sentQoS.set(key, packet.qos);
     }
@@ -610,7 +626,10 @@ export class LogPersistence {
     }
     const key = this.inflightKeys.get(idKey) ?? (removed?.brokerId !== undefined ? this.outgoingKey(client.id, removed) : undefined);
     this.inflightKeys.delete(idKey);
-    if (key !== undefined) this.sentQoS.delete(key);
+    if (key !== undefined) {
+      this.sentQoS.delete(key);
+      this.resends.delete(key);
+    }
     if (removed) {
       const n = (this.offlineCount.get(client.id) ?? 1) - 1;
       if (n <= 0) this.offlineCount.delete(client.id);
@@ -650,17 +669,15 @@ export class LogPersistence {
     const src = this.mem.outgoingStream(client);
     const gate = this.gateOf(client);
     const sentQoS = (p: AedesPacket) => this.sentQoS.get(this.outgoingKey(client.id, p));
+    const keyOf = (p: AedesPacket) => this.outgoingKey(client.id, p);
+    const resends = this.resends;
     return Readable.from(
       (async function* () {
         for await (const item of src) {
           const p = item as AedesPacket;
           const sent = p.cmd === 'publish' ? sentQoS(p) : undefined;
           if (sent !== undefined && sent < p.qos) p.qos = sent as 0 | 1 | 2;
-          // A PUBLISH this session was already sent (it has a packet id, or this process sent it)
-          // goes again with DUP set (MQTT-3.3.1-1); one queued while the client was away is a
-          // first delivery (DUP 0). After a broker restart the stored copy carries no packet id,
-          // so a resend then goes with DUP 0: the flag is advisory to the receiver (MQTT-3.3.1-3).
-          if (p.cmd === 'publish' && (sent !== undefined || p.messageId !== undefined)) p.dup = true;
+          if (p.cmd === 'publish' && p.brokerId !== undefined && (sent !== undefined || p.messageId !== undefined)) resends.add(keyOf(p));
           // the replay waits for room in the client's Receive Maximum window before each message
           if (gate) await gate.reserve(p);
           yield p;

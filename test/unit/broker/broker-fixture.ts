@@ -2,9 +2,8 @@
 // and helpers to build batches of an exact size and decode what a read returns.
 import { Broker, type BrokerOptions } from '../../../host/broker/broker.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { silentLogger } from '../../../host/logging.js';
 import { encodeBatch, decodeBatches } from '../../../host/core/index.js';
-import { tempDir } from '../../helpers/index.js';
+import { openTestStack } from '../../helpers/stack.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -18,10 +17,7 @@ export interface Opened {
 
 /** Opens a broker (in a fresh temp dir unless one is given); closes it when the test ends. */
 export async function openBroker(t: Teardown, options: Partial<BrokerOptions> = {}): Promise<Opened> {
-  const dataDir = options.dataDir ?? (await tempDir(t, 'tributary-broker-'));
-  const metrics = new MetricsRegistry();
-  const broker = await Broker.open({ retentionCheckIntervalMs: 3_600_000, ...options, dataDir }, { logger: silentLogger, metrics });
-  t.teardown(() => broker.close());
+  const { broker, metrics, dataDir } = await openTestStack(t, { dataDir: options.dataDir, dirPrefix: 'tributary-broker-', broker: { retentionCheckIntervalMs: 3_600_000, ...options } });
   return { broker, metrics, dataDir };
 }
 

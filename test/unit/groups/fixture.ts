@@ -2,9 +2,9 @@
 // with a manual clock, and small helpers to drive members through the JS API.
 import { Broker } from '../../../host/broker/broker.js';
 import { GroupCoordinator, type GroupOptions, type JoinGroupResult, JoinGroupError } from '../../../host/broker/groups/index.js';
-import { silentLogger } from '../../../host/logging.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
 import { tempDir } from '../../helpers/index.js';
+import { openTestStack, type TestStack } from '../../helpers/stack.js';
 import { ManualClock } from './manual-clock.js';
 
 interface Tap {
@@ -31,25 +31,25 @@ export async function setup(t: Tap, options: Partial<GroupOptions> = {}, dir?: s
   const dataDir = dir ?? (await tempDir(t, 'tributary-groups-'));
   const clock = new ManualClock();
   const metrics = new MetricsRegistry();
-  const fx = {
+  // Each (re)open is one stack over the same dir; the last one open is closed at teardown.
+  let current: TestStack | undefined;
+  const open = async (groups: Partial<GroupOptions>) => {
+    current = await openTestStack(t, { dataDir, metrics, clock, groups });
+    fx.broker = current.broker;
+    fx.groups = current.groups!;
+  };
+  const fx: Fixture = {
     dir: dataDir,
     clock,
     metrics,
     broker: undefined as unknown as Broker,
     groups: undefined as unknown as GroupCoordinator,
     async reopen(next?: Partial<GroupOptions>) {
-      await fx.groups.close();
-      await fx.broker.close();
-      fx.broker = await Broker.open({ dataDir }, { logger: silentLogger, metrics });
-      fx.groups = await GroupCoordinator.open(fx.broker, { ...testGroupOptions, ...options, ...next }, { logger: silentLogger, metrics, clock });
+      await current?.close();
+      await open({ ...testGroupOptions, ...options, ...next });
     },
   };
-  fx.broker = await Broker.open({ dataDir }, { logger: silentLogger, metrics });
-  fx.groups = await GroupCoordinator.open(fx.broker, { ...testGroupOptions, ...options }, { logger: silentLogger, metrics, clock });
-  t.teardown(async () => {
-    await fx.groups.close();
-    await fx.broker.close();
-  });
+  await open({ ...testGroupOptions, ...options });
   return fx;
 }
 

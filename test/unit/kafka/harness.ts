@@ -6,11 +6,8 @@ import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { mainJs, projectRoot, startBroker, tempDir, type BrokerProcess } from '../../helpers/index.js';
-import { silentLogger } from '../../../host/logging.js';
-import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { Broker } from '../../../host/broker/broker.js';
-import { GroupCoordinator } from '../../../host/broker/groups/index.js';
-import { startKafkaServer, type KafkaServerOptions, type Listener } from '../../../host/kafka/server.js';
+import type { KafkaServerOptions } from '../../../host/kafka/server.js';
+import { openTestStack } from '../../helpers/stack.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -49,19 +46,10 @@ export async function startInProcess(t: Teardown, options: Partial<KafkaServerOp
       if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
     });
   }
-  const metrics = new MetricsRegistry();
-  const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
-  const groups = await GroupCoordinator.open(broker, {}, { logger: silentLogger, metrics });
-  const listener: Listener = await startKafkaServer({ broker, groups, logger: silentLogger, metrics }, { host: '127.0.0.1', port: 0, ...options });
-  const port = Number(listener.address.slice(listener.address.lastIndexOf(':') + 1));
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await listener.close();
-    await groups.close().catch(() => undefined);
-    await broker.close();
-  };
+  // Closed by `stop` (restarts reuse the dir), not at teardown: the teardown above runs every stop first.
+  const stack = await openTestStack({ teardown: () => undefined }, { dataDir: dir, groups: {}, kafka: options });
+  const port = stack.portOf('kafka');
+  const stop = stack.close;
   stops.push(stop);
   return {
     host: '127.0.0.1',

@@ -4,10 +4,10 @@ import { Broker } from '../../../host/broker/broker.js';
 import type { BrokerOptions } from '../../../host/broker/limits.js';
 import { decodeBatches } from '../../../host/core/index.js';
 import { pino } from 'pino';
-import { silentLogger, type Logger } from '../../../host/logging.js';
+import type { Logger } from '../../../host/logging.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { openMqttGateway, type MqttGateway, type MqttGatewayOptions } from '../../../gateway/mqtt/index.js';
-import { tempDir } from '../../helpers/index.js';
+import type { MqttGateway, MqttGatewayOptions } from '../../../gateway/mqtt/index.js';
+import { openTestStack } from '../../helpers/stack.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -44,39 +44,21 @@ export async function openStack(
   t: Teardown,
   opts: { dataDir?: string; mqtt?: Partial<MqttGatewayOptions>; broker?: Partial<BrokerOptions>; logs?: Array<Record<string, unknown>> } = {},
 ): Promise<Stack> {
-  const dataDir = opts.dataDir ?? (await tempDir(t, 'tributary-mqtt-'));
   const logs = opts.logs ?? [];
-  const logger = capturingLogger(logs);
-  const metrics = new MetricsRegistry();
-  const broker = await Broker.open({ dataDir, ...opts.broker }, { logger: silentLogger, metrics });
-  let gateway: MqttGateway;
-  try {
-    gateway = await openMqttGateway({ broker, logger, metrics }, { host: '127.0.0.1', port: 0, wsPort: 0, ...opts.mqtt });
-  } catch (err) {
-    await broker.close();
-    throw err;
-  }
-  const portOf = (name: string) => Number(gateway.listeners.find((l) => l.name === name)?.address.split(':').pop() ?? -1);
-  let closed = false;
-  const stack: Stack = {
-    broker,
+  const s = await openTestStack(t, { dataDir: opts.dataDir, dirPrefix: 'tributary-mqtt-', broker: opts.broker, mqtt: opts.mqtt ?? {}, mqttLogger: capturingLogger(logs) });
+  const gateway = s.mqtt!;
+  return {
+    broker: s.broker,
     gateway,
-    dataDir,
-    metrics,
+    dataDir: s.dataDir,
+    metrics: s.metrics,
     logs,
-    port: portOf('mqtt'),
-    wsPort: portOf('mqttWs'),
-    url: `mqtt://127.0.0.1:${portOf('mqtt')}`,
-    wsUrl: `ws://127.0.0.1:${portOf('mqttWs')}/mqtt`,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await gateway.close();
-      await broker.close();
-    },
+    port: s.portOf('mqtt'),
+    wsPort: s.portOf('mqttWs'),
+    url: `mqtt://127.0.0.1:${s.portOf('mqtt')}`,
+    wsUrl: `ws://127.0.0.1:${s.portOf('mqttWs')}/mqtt`,
+    close: s.close,
   };
-  t.teardown(() => stack.close());
-  return stack;
 }
 
 export interface StoredRecord {

@@ -4,11 +4,11 @@
 import WebSocket from 'ws';
 import { Broker } from '../../../host/broker/broker.js';
 import { GroupCoordinator } from '../../../host/broker/groups/index.js';
-import { silentLogger } from '../../../host/logging.js';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { defaultWsGatewayOptions, startWsGateway, type WsGatewayOptions } from '../../../gateway/ws/index.js';
+import type { WsGatewayOptions } from '../../../gateway/ws/index.js';
 import { cbor } from '../../../gateway/ws/protocol.js';
-import { eventually, tempDir } from '../../helpers/index.js';
+import { eventually } from '../../helpers/index.js';
+import { openTestStack } from '../../helpers/stack.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -28,35 +28,26 @@ export interface Gateway {
 }
 
 export async function openGateway(t: Teardown, options: Partial<WsGatewayOptions> = {}, { groups = false, dataDir }: { groups?: boolean; dataDir?: string } = {}): Promise<Gateway> {
-  const dir = dataDir ?? (await tempDir(t, 'tributary-ws-'));
-  const metrics = new MetricsRegistry();
-  const broker = await Broker.open({ dataDir: dir }, { logger: silentLogger, metrics });
-  const coordinator = groups ? await GroupCoordinator.open(broker, { initialRebalanceDelayMs: 0 }, { logger: silentLogger, metrics }) : undefined;
   let healthy = true;
   const doors = new Map<string, boolean>();
-  const listener = await startWsGateway(
-    { broker, groups: coordinator, logger: silentLogger, metrics, health: () => healthy, listeners: () => [...doors].map(([name, up]) => ({ name, up })) },
-    { ...defaultWsGatewayOptions, host: '127.0.0.1', port: 0, ...options },
-  );
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await listener.close();
-    await coordinator?.close();
-    await broker.close();
-  };
-  t.teardown(close);
+  const s = await openTestStack(t, {
+    dataDir,
+    dirPrefix: 'tributary-ws-',
+    groups: groups ? { initialRebalanceDelayMs: 0 } : undefined,
+    ws: options,
+    wsDeps: { health: () => healthy, listeners: () => [...doors].map(([name, up]) => ({ name, up })) },
+  });
+  const address = s.ws!.address;
   return {
-    broker,
-    groups: coordinator,
-    metrics,
-    address: listener.address,
-    http: `http://${listener.address}`,
-    wsUrl: `ws://${listener.address}/ws`,
+    broker: s.broker,
+    groups: s.groups,
+    metrics: s.metrics,
+    address,
+    http: `http://${address}`,
+    wsUrl: `ws://${address}/ws`,
     setHealthy: (v) => (healthy = v),
     setListener: (name, up) => void doors.set(name, up),
-    close,
+    close: s.close,
   };
 }
 
