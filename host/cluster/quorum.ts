@@ -294,6 +294,9 @@ export class Quorum {
 
   private finish(index: number, p: Pending, error: Error | undefined): void {
     this.pending.delete(index);
+    // An entry that committed but did not apply: a forwarding follower waits until it has applied
+    // this index too, so its caller sees the state that made the proposal fail.
+    if (error && p.term === this.node.log.term(index)) Object.assign(error, { committedIndex: index });
     this.settle(p.timer, () => (error ? p.reject(error) : p.resolve(index)));
   }
 
@@ -360,7 +363,7 @@ export class Quorum {
     if (this.pending.size >= this.opts.proposalsPendingMax) return answer(0, new BrokerError('LIMIT_EXCEEDED', `${this.opts.proposalsPendingMax} metadata proposals are waiting on the controller (cluster.proposalsPendingMax)`));
     this.proposeHere(data.slice()).then(
       (index) => answer(index),
-      (err: Error) => answer(0, err),
+      (err: Error) => answer((err as { committedIndex?: number }).committedIndex ?? 0, err),
     );
   }
 
@@ -376,7 +379,10 @@ export class Quorum {
     this.forwarded.delete(requestId);
     if (!name) return this.settle(f.timer, () => f.resolve(index));
     const code = (name in ERRORS ? name : 'UNKNOWN_SERVER_ERROR') as ErrorName;
-    this.settle(f.timer, () => f.reject(new BrokerError(code, leader && code === 'NOT_CONTROLLER' ? `${message} (controller: node ${leader})` : message)));
+    const error = new BrokerError(code, leader && code === 'NOT_CONTROLLER' ? `${message} (controller: node ${leader})` : message);
+    clearTimeout(f.timer);
+    if (index === 0) return f.reject(error);
+    this.waitApplied(index).then(() => f.reject(error), () => f.reject(error));
   }
 
   private waitApplied(index: number): Promise<number> {

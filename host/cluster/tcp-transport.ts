@@ -54,6 +54,8 @@ export interface TcpTransportOptions {
   frameBytesMax: number;
   /** Frames waiting per peer; past it the oldest is dropped. */
   sendQueueMax: number;
+  /** Bytes waiting per peer; past it the oldest frames are dropped. */
+  sendQueueBytesMax: number;
   reconnectBackoffMsMin: number;
   reconnectBackoffMsMax: number;
   logger: Logger;
@@ -141,6 +143,7 @@ export class FrameReader {
 
 class Peer {
   readonly queue: Uint8Array[] = [];
+  queueBytes = 0;
   socket: Socket | null = null;
   ready = false;
   backoffMs: number;
@@ -204,11 +207,12 @@ export class TcpTransport implements Transport<Uint8Array> {
       this.stats.refused++;
       return false;
     }
-    if (peer.queue.length >= this.opts.sendQueueMax) {
-      peer.queue.shift();
+    while (peer.queue.length && (peer.queue.length >= this.opts.sendQueueMax || peer.queueBytes + message.length > this.opts.sendQueueBytesMax)) {
+      peer.queueBytes -= peer.queue.shift()!.length;
       this.stats.queueDrops++;
     }
     peer.queue.push(message);
+    peer.queueBytes += message.length;
     this.flush(peer);
     return true;
   }
@@ -234,6 +238,7 @@ export class TcpTransport implements Transport<Uint8Array> {
       if (p.timer) clearTimeout(p.timer);
       p.socket?.destroy();
       p.queue.length = 0;
+      p.queueBytes = 0;
     }
     for (const s of this.inbound) s.destroy();
   }
@@ -296,6 +301,7 @@ export class TcpTransport implements Transport<Uint8Array> {
     if (!s || !peer.ready) return;
     while (peer.queue.length) {
       const frame = peer.queue.shift()!;
+      peer.queueBytes -= frame.length;
       this.stats.framesSent++;
       if (!s.write(frame)) return; // resumes on 'drain'
     }
