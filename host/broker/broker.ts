@@ -208,30 +208,28 @@ export class Broker implements BrokerApi {
   }
 
   private async createTopicNow(spec: TopicSpec, options: AdminOptions): Promise<CreatedTopic> {
-    {
-      const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
-      const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
-      if (options.validateOnly) {
-        const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
-        return created({ name: spec.name, partitions: decision.partitions, config, internal: isInternalTopic(spec.name), overrides: { ...decision.overrides } });
-      }
-      const topic = spec.name;
-      await this.removeLeftoverDirs(topic, 0, decision.partitions);
-      // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
-      const image = await this.metadata.propose(decision.records);
-      const state = this.newTopicState(image.topics.get(topic)!);
-      try {
-        state.partitions = await this.openPartitions(topic, state.config, 0, decision.partitions);
-      } catch (err) {
-        await this.undoCreate(state.record).catch(() => undefined);
-        throw storageError(`cannot create the partitions of ${topic}`, err);
-      }
-      this.topics.set(topic, state);
-      this.partitionCount += decision.partitions;
-      this.updateTopicGauges();
-      this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
-      return created(this.info(state));
+    const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
+    const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
+    if (options.validateOnly) {
+      const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
+      return created({ name: spec.name, partitions: decision.partitions, config, internal: isInternalTopic(spec.name), overrides: { ...decision.overrides } });
     }
+    const topic = spec.name;
+    await this.removeLeftoverDirs(topic, 0, decision.partitions);
+    // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
+    const image = await this.metadata.propose(decision.records);
+    const state = this.newTopicState(image.topics.get(topic)!);
+    try {
+      state.partitions = await this.openPartitions(topic, state.config, 0, decision.partitions);
+    } catch (err) {
+      await this.undoCreate(state.record).catch(() => undefined);
+      throw storageError(`cannot create the partitions of ${topic}`, err);
+    }
+    this.topics.set(topic, state);
+    this.partitionCount += decision.partitions;
+    this.updateTopicGauges();
+    this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
+    return created(this.info(state));
   }
 
   async deleteTopic(topic: string, options: AdminOptions = {}): Promise<void> {

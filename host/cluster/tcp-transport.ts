@@ -20,8 +20,8 @@
 // voter is refused: the listener logs why, answers accepted=0 with the reason (the dialer logs it
 // too) and closes. The dialer sends no frame before an accepting answer.
 //
-// Bounds: per peer at most sendQueueMax frames wait for the socket; at the bound the OLDEST is
-// dropped and counted — Raft tolerates loss (a lost Append is resent after the next heartbeat)
+// Bounds: per peer at most sendQueueMax frames and sendQueueBytesMax bytes wait for the socket;
+// at either bound the OLDEST are dropped and counted — Raft tolerates loss (a lost Append is resent after the next heartbeat)
 // and the newest messages carry the newest term and commit index. The socket's own buffer is
 // bounded by writing only while socket.write() says it has room ('drain' resumes). A connection
 // that fails is redialled after a backoff doubling from reconnectBackoffMsMin to
