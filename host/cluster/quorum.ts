@@ -27,6 +27,7 @@
 // Compaction: once snapshotEntries entries are applied past the last snapshot, the state
 // machine's snapshot at the applied index goes to the storage (a Compact record) and the log
 // before it is dropped; a follower that needs dropped entries gets the snapshot (InstallSnapshot).
+import { mkdir } from 'node:fs/promises';
 import { BrokerError } from '../errors/broker-error.js';
 import { ERRORS, type ErrorName } from '../errors/codes.js';
 import type { Logger } from '../logging.js';
@@ -121,6 +122,7 @@ export class Quorum {
    * re-applies the committed entries after it, and starts ticking and listening.
    */
   static async open(dir: string, opts: QuorumOptions, sm: StateMachine, transport: Transport<Uint8Array>): Promise<Quorum> {
+    await mkdir(dir, { recursive: true });
     const { storage, initial, truncatedBytes } = await FileRaftStorage.open(dir, { recordBytesMax: opts.recordBytesMax, rewriteBytes: opts.storageRewriteBytes });
     if (truncatedBytes > 0) opts.logger.warn({ truncatedBytes }, 'raft log: cut a torn tail left by a crash');
     if (initial.snapshot) await sm.restore(initial.snapshot.data, initial.snapshot.index);
@@ -252,7 +254,12 @@ export class Quorum {
     if (this.draining || this.failed) return;
     this.draining = true;
     this.drained = this.drain().then(
-      () => void (this.draining = false),
+      () => {
+        this.draining = false;
+        // A step or proposal between the loop's last check and here found `draining` set and
+        // left its work to this drain: pick it up now, not at the next tick.
+        if (this.node.hasReady() && !this.closed) this.kick();
+      },
       (err: Error) => {
         this.draining = false;
         this.failed = err;
