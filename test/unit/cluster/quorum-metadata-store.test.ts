@@ -107,3 +107,20 @@ t.test('quorum store: an entry of another format is refused', async (t) => {
   t.same(decodeEntry(encodeEntry([topic('a')])), [topic('a')]);
   t.throws(() => decodeEntry(new TextEncoder().encode('{"v":2,"records":[]}')), /format 2/);
 });
+
+t.test('quorum store: a proposal on a controller cut off from the others is rejected NOT_CONTROLLER when its entry is replaced, and never applied', async (t) => {
+  const { hub, stores, leader, followers } = await cluster(t);
+  const oldId = leader.quorum.status().nodeId;
+  hub.isolate(String(oldId));
+  const lost = leader.propose([topic('lost')]).then(
+    () => 'resolved',
+    (err: BrokerError) => err.code,
+  );
+  const next = await eventually(() => followers.find((s) => s.quorum.isLeader && followers.every((o) => o.quorum.leader === s.quorum.status().nodeId)), 10_000);
+  await next!.propose([topic('won')]);
+  hub.heal();
+  t.equal(await lost, 'NOT_CONTROLLER', 'the cut-off controller answers NOT_CONTROLLER once its entry is replaced');
+  await eventually(() => stores.every((s) => s.image().topics.has('won')), 10_000);
+  t.ok(stores.every((s) => !s.image().topics.has('lost')), 'the lost proposal is applied nowhere');
+  t.ok(leader.quorum.status().term > 1 && !leader.quorum.isLeader, 'the old controller follows the new term');
+});
