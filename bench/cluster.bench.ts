@@ -44,7 +44,7 @@ export async function run(): Promise<Table[]> {
   const quorums: Quorum[] = [];
   try {
     for (const id of [1, 2, 3]) {
-      const transport = await TcpTransport.start({ clusterId: 'bench', nodeId: id, listen: peers.get(id)!, peers, frameBytesMax: 1 << 20, sendQueueMax: 1024, sendQueueBytesMax: 8 << 20, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 500, logger: silentLogger });
+      const transport = await TcpTransport.start({ clusterId: 'bench', nodeId: id, listen: peers.get(id)!, peers, frameBytesMax: 1 << 20, sendQueueMax: 1024, sendQueueBytesMax: 8 << 20, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 500, connectionsMax: 16, handshakeTimeoutMs: 5000, logger: silentLogger });
       const opts = { nodeId: id, voters: [1, 2, 3], electionTicks: 10, heartbeatTicks: 1, tickMs: 50, proposalsPendingMax: 256, proposalTimeoutMs: 10_000, snapshotEntries: 1000, frameBytesMax: 1 << 20, recordBytesMax: 1 << 20, storageRewriteBytes: 16 << 20, logger: silentLogger };
       quorums.push(await Quorum.open(join(root, String(id)), opts, counting(), transport));
     }

@@ -20,6 +20,8 @@ export interface ClusterOptions {
   sendQueueBytesMax: number;
   reconnectBackoffMsMin: number;
   reconnectBackoffMsMax: number;
+  connectionsMax: number;
+  handshakeTimeoutMs: number;
   joinTimeoutMs: number;
   raftLogRewriteBytes: number;
 }
@@ -41,6 +43,8 @@ export const defaultClusterOptions: ClusterOptions = {
   sendQueueBytesMax: 8 * MiB, // bytes waiting per peer, the same rule: two full-size snapshots
   reconnectBackoffMsMin: 50, // first redial after a lost connection: a restarted peer is back within one election timeout
   reconnectBackoffMsMax: 2000, // redials of a long-dead peer settle at one every 2 s
+  connectionsMax: 32, // inbound connections held at once: one per peer (two while a peer reconnects) for up to 5 voters, plus status readers
+  handshakeTimeoutMs: 5000, // an inbound connection must say who it is by then: a peer sends its hello at once, a stranger is not kept
   joinTimeoutMs: 60_000, // at start, how long to wait for a controller and to catch up before giving up (the other voters may start later)
   raftLogRewriteBytes: 16 * MiB, // the raft log file is rewritten (compacted on disk) after a snapshot once it is larger than this
 };
@@ -60,6 +64,8 @@ export const clusterSchema: SectionSchema = section({
   sendQueueBytesMax: integer(1024),
   reconnectBackoffMsMin: int32(1),
   reconnectBackoffMsMax: int32(1),
+  connectionsMax: integer(2, 10_000),
+  handshakeTimeoutMs: int32(1),
   joinTimeoutMs: int32(1),
   raftLogRewriteBytes: integer(1024),
 });

@@ -30,6 +30,8 @@ export async function openClusterMetadata(
     sendQueueBytesMax: o.sendQueueBytesMax,
     reconnectBackoffMsMin: o.reconnectBackoffMsMin,
     reconnectBackoffMsMax: o.reconnectBackoffMsMax,
+    connectionsMax: o.connectionsMax,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
     logger,
     status: (): ClusterStatus => ({
       clusterId: deps.clusterId,

@@ -16,6 +16,8 @@
 //   then, kind 2:       answer is followed by one frame: length:uint32 JSON status (UTF-8), and
 //                       the listener closes (`tributary cluster status` reads it)
 //
+// At most connectionsMax inbound connections are held; one that sends no hello within
+// handshakeTimeoutMs is closed (a stranger cannot pin memory by connecting and waiting).
 // A hello naming another cluster id, a node id that is not this node, or a sender that is not a
 // voter is refused: the listener logs why, answers accepted=0 with the reason (the dialer logs it
 // too) and closes. The dialer sends no frame before an accepting answer.
@@ -58,6 +60,10 @@ export interface TcpTransportOptions {
   sendQueueBytesMax: number;
   reconnectBackoffMsMin: number;
   reconnectBackoffMsMax: number;
+  /** Inbound connections held at once (peers, their reconnects, status readers); past it a new one is closed. */
+  connectionsMax: number;
+  /** An inbound connection that has not sent its hello by then is closed. */
+  handshakeTimeoutMs: number;
   logger: Logger;
   /** Answers a status connection (kind 2); absent = status connections are refused. */
   status?: () => unknown;
@@ -71,6 +77,8 @@ export interface TcpTransportStats {
   /** Frames refused by send() (unknown peer, closed, larger than frameBytesMax). */
   refused: number;
   handshakesRefused: number;
+  /** Inbound connections closed at once because connectionsMax were open, or for a late hello. */
+  connectionsRefused: number;
   oversizedFrames: number;
   reconnects: number;
 }
@@ -162,7 +170,7 @@ class Peer {
 
 export class TcpTransport implements Transport<Uint8Array> {
   readonly name: NodeName;
-  readonly stats: TcpTransportStats = { framesSent: 0, framesReceived: 0, queueDrops: 0, refused: 0, handshakesRefused: 0, oversizedFrames: 0, reconnects: 0 };
+  readonly stats: TcpTransportStats = { framesSent: 0, framesReceived: 0, queueDrops: 0, refused: 0, handshakesRefused: 0, connectionsRefused: 0, oversizedFrames: 0, reconnects: 0 };
   private handler: ((from: NodeName, message: Uint8Array) => void) | null = null;
   private readonly peers = new Map<number, Peer>();
   private readonly inbound = new Set<Socket>();
@@ -311,10 +319,20 @@ export class TcpTransport implements Transport<Uint8Array> {
 
   private accept(socket: Socket): void {
     if (this.closed) return void socket.destroy();
+    if (this.inbound.size >= this.opts.connectionsMax) {
+      this.stats.connectionsRefused++;
+      this.opts.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, connectionsMax: this.opts.connectionsMax }, 'cluster connection refused: cluster.connectionsMax open');
+      return void socket.destroy();
+    }
     this.inbound.add(socket);
     socket.setNoDelay(true);
     const reader = new FrameReader(HANDSHAKE_BYTES_MAX);
     let from: NodeName | null = null;
+    const helloTimer = setTimeout(() => {
+      this.stats.connectionsRefused++;
+      this.opts.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'cluster connection closed: no hello within cluster.handshakeTimeoutMs');
+      socket.destroy();
+    }, this.opts.handshakeTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -327,6 +345,7 @@ export class TcpTransport implements Transport<Uint8Array> {
       }
       for (const f of frames) {
         if (from === null) {
+          clearTimeout(helloTimer);
           from = this.handshake(socket, f);
           if (from === null) return;
           reader.setLimit(this.opts.frameBytesMax);
@@ -338,7 +357,10 @@ export class TcpTransport implements Transport<Uint8Array> {
       }
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('close', () => {
+      clearTimeout(helloTimer);
+      this.inbound.delete(socket);
+    });
   }
 
   /** Checks a hello; returns the peer's name, or null after refusing (or answering a status read). */

@@ -26,7 +26,7 @@ async function pair(t: Test, over: Partial<TcpTransportOptions> = {}, overB: Par
     [1, { host: '127.0.0.1', port: pa }],
     [2, { host: '127.0.0.1', port: pb }],
   ]);
-  const base = { clusterId: 'c1', frameBytesMax: 1024, sendQueueMax: 16, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, logger: silentLogger, peers };
+  const base = { clusterId: 'c1', frameBytesMax: 1024, sendQueueMax: 16, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, connectionsMax: 8, handshakeTimeoutMs: 5000, logger: silentLogger, peers };
   const a = await TcpTransport.start({ ...base, nodeId: 1, listen: peers.get(1)!, ...over });
   const b = await TcpTransport.start({ ...base, nodeId: 2, listen: peers.get(2)!, ...over, ...overB });
   t.teardown(() => {
@@ -67,7 +67,7 @@ t.test('tcp transport: a hello of another cluster id or from a stranger is refus
   const logC = capture();
   // A stranger (node 7) dialling node 1 with the right cluster id.
   const [port] = [await freePort()];
-  const lonely = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port }, peers: new Map(), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, logger: logC.logger });
+  const lonely = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port }, peers: new Map(), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, connectionsMax: 8, handshakeTimeoutMs: 5000, logger: logC.logger });
   t.teardown(() => lonely.close());
   const answer = await new Promise<Buffer>((resolve) => {
     const s = createConnection({ host: '127.0.0.1', port }, () => s.write(encodeHello(HELLO_PEER, 7, 1, 'c1')));
@@ -136,8 +136,28 @@ t.test('tcp transport: sendQueueBytesMax bounds the queued bytes the same way', 
 
 t.test('tcp transport: a status connection gets the status document', async (t) => {
   const port = await freePort();
-  const tr = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port }, peers: new Map(), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, logger: silentLogger, status: () => ({ hello: 'world' }) });
+  const tr = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port }, peers: new Map(), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, connectionsMax: 8, handshakeTimeoutMs: 5000, logger: silentLogger, status: () => ({ hello: 'world' }) });
   t.teardown(() => tr.close());
   t.same(await readStatus({ host: '127.0.0.1', port }, 2000), { hello: 'world' });
   await t.rejects(readStatus({ host: '127.0.0.1', port: await freePort() }, 2000), { code: 'NETWORK_EXCEPTION' });
+});
+
+t.test('tcp transport: connectionsMax inbound connections are held, the next is closed; a silent connection is closed after handshakeTimeoutMs', async (t) => {
+  const port = await freePort();
+  const tr = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port }, peers: new Map(), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, connectionsMax: 2, handshakeTimeoutMs: 300, logger: silentLogger });
+  t.teardown(() => tr.close());
+  const open = () =>
+    new Promise<{ closedAt: Promise<number> }>((resolve) => {
+      const s = createConnection({ host: '127.0.0.1', port }, () => resolve({ closedAt: new Promise((r) => s.on('close', () => r(Date.now()))) }));
+      s.on('error', () => undefined);
+    });
+  const started = Date.now();
+  const first = await open();
+  const second = await open();
+  const third = await open();
+  const thirdClosed = await third.closedAt;
+  t.ok(thirdClosed - started < 250, 'the third (past connectionsMax 2) is closed at once');
+  const [c1, c2] = await Promise.all([first.closedAt, second.closedAt]);
+  t.ok(c1 - started >= 250 && c2 - started >= 250, `the two silent ones are closed after the hello timeout (${c1 - started} ms, ${c2 - started} ms)`);
+  t.equal(tr.stats.connectionsRefused, 3);
 });
