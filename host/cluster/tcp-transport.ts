@@ -272,7 +272,13 @@ export class TcpTransport implements Transport<Uint8Array> {
         return;
       }
       if (!frames.length) return;
-      const answer = decodeAnswer(frames[0]!);
+      let answer: { accepted: boolean; reason: string };
+      try {
+        answer = decodeAnswer(frames[0]!);
+      } catch (err) {
+        // Something else listens at the peer's address (or a node of another version).
+        answer = { accepted: false, reason: `unreadable handshake answer: ${(err as Error).message}` };
+      }
       if (!answer.accepted) {
         this.stats.handshakesRefused++;
         if (answer.reason !== peer.lastRefusal) this.opts.logger.error({ peer: peer.id, address: `${peer.address.host}:${peer.address.port}`, reason: answer.reason }, 'cluster peer refused our handshake');
@@ -421,17 +427,21 @@ export function readStatus(address: HostPort, timeoutMs: number, frameBytesMax =
       } catch (err) {
         return fail(err as Error);
       }
-      for (const f of frames) {
-        if (!answered) {
-          const a = decodeAnswer(f);
-          if (!a.accepted) return fail(new BrokerError('INVALID_REQUEST', `status refused: ${a.reason}`));
-          answered = true;
-          reader.setLimit(frameBytesMax);
-          continue;
+      try {
+        for (const f of frames) {
+          if (!answered) {
+            const a = decodeAnswer(f);
+            if (!a.accepted) return fail(new BrokerError('INVALID_REQUEST', `status refused: ${a.reason}`));
+            answered = true;
+            reader.setLimit(frameBytesMax);
+            continue;
+          }
+          clearTimeout(timer);
+          socket.destroy();
+          return resolve(JSON.parse(f.toString('utf8', 4)));
         }
-        clearTimeout(timer);
-        socket.destroy();
-        return resolve(JSON.parse(f.toString('utf8', 4)));
+      } catch (err) {
+        fail(new BrokerError('CORRUPT_MESSAGE', `${address.host}:${address.port} is not a cluster listener: ${(err as Error).message}`));
       }
     });
   });

@@ -161,3 +161,21 @@ t.test('tcp transport: connectionsMax inbound connections are held, the next is 
   t.ok(c1 - started >= 250 && c2 - started >= 250, `the two silent ones are closed after the hello timeout (${c1 - started} ms, ${c2 - started} ms)`);
   t.equal(tr.stats.connectionsRefused, 3);
 });
+
+t.test('tcp transport: something else at a peer\'s address (an HTTP server) is a refused handshake and a failed status read, never a crash', async (t) => {
+  const { createServer } = await import('node:net');
+  const port = await freePort();
+  const other = createServer((s) => {
+    s.on('data', () => s.write('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n'));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => other.listen(port, '127.0.0.1', r));
+  t.teardown(() => other.close());
+  await t.rejects(readStatus({ host: '127.0.0.1', port }, 2000), { code: /CORRUPT_MESSAGE|MESSAGE_TOO_LARGE/ });
+  const log = capture();
+  const mine = await freePort();
+  const tr = await TcpTransport.start({ clusterId: 'c1', nodeId: 1, listen: { host: '127.0.0.1', port: mine }, peers: new Map([[2, { host: '127.0.0.1', port }]]), frameBytesMax: 1024, sendQueueMax: 4, sendQueueBytesMax: 4096, reconnectBackoffMsMin: 20, reconnectBackoffMsMax: 100, connectionsMax: 8, handshakeTimeoutMs: 5000, logger: log.logger });
+  t.teardown(() => tr.close());
+  await eventually(() => tr.stats.reconnects >= 2, 5000);
+  t.notOk(tr.connected(2), 'never connected');
+});
