@@ -157,12 +157,20 @@ t.test('cluster: three nodes, one controller, metadata on every node, failover w
     t.ok(next.term > term, `a new controller ${next.leader} in term ${next.term} > ${term}`);
     const stream = creationStream(c, () => others[0]!, 'frozen');
     await eventually(() => stream.latenciesMs.length >= 5, 10_000);
+    // A request sent to the frozen controller waits in its socket; after resume it must not be
+    // acknowledged by the stale leader alone: acknowledged ⇒ on every node; else a retriable refusal.
+    const toStale = createTopic(c, leader, 'sent-to-stale').catch(() => 0);
+    await sleep(200);
     c.resume(leader);
     const after = await c.waitForLeader([1, 2, 3], 15_000);
     const resumed = await c.status(leader);
     t.ok(resumed.term >= next.term, `the resumed node moved to term ${resumed.term}`);
     t.ok(after.leader === next.leader || after.term > next.term, 'the resumed node did not keep leading its old term');
     const acked = await stream.stop();
+    const staleStatus = await toStale;
+    t.comment(`the request sent to the frozen controller answered ${staleStatus}`);
+    if (staleStatus === 200) acked.push('sent-to-stale');
+    else t.ok([0, 503, 504].includes(staleStatus), `not acknowledged: ${staleStatus} (retriable)`);
     for (const id of [1, 2, 3]) await eventually(async () => missing(acked, await c.topics(id)).length === 0, 10_000);
     t.pass(`all ${acked.length} creations acknowledged around the freeze are on all three nodes`);
   });
