@@ -18,6 +18,9 @@ commands:
   consume TOPIC [--partition N] [--offset N|earliest|latest] [--limit N] [--follow]
   groups list                 list consumer groups
   groups describe GROUP       members, committed offsets and lag
+  cluster status [--node HOST:PORT] [--json]
+                              the metadata quorum: voters, controller, term, commit index,
+                              each voter's match index and lag (read from a node's cluster.listen)
 
 admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
                               or TRIBUTARY_BROKER)
@@ -43,6 +46,11 @@ export async function runCli(args: string[]): Promise<void> {
       const { runAdmin } = await import('./admin/index.js');
       const code = await runAdmin(command, rest, process.env);
       process.exitCode = code;
+      return;
+    }
+    case 'cluster': {
+      const { runClusterCommand } = await import('./admin/cluster-status.js');
+      process.exitCode = await runClusterCommand(rest, process.env);
       return;
     }
     case 'version':

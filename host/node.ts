@@ -27,6 +27,9 @@ import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
 import { MetricsRegistry } from './metrics/registry.js';
+import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
+import { openClusterMetadata } from './cluster/start.js';
+import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 
 export type { Listener } from './config/listener.js';
 
@@ -64,6 +67,7 @@ export function configSections() {
     http: { ...defaultWsGatewayOptions, host: listenerConfigDefaults.host },
     schemas: { ...defaultSchemaRegistryOptions, host: listenerConfigDefaults.host },
     node: { ...defaultNodeOptions },
+    cluster: { ...defaultClusterOptions },
   };
 }
 
@@ -77,6 +81,7 @@ export function configSchemas(): Schemas {
     http: wsSchema,
     schemas: schemasSchema,
     node: section({ memoryBudgetBytes: integer(16 * MiB) }),
+    cluster: clusterSchema,
   };
 }
 
@@ -96,6 +101,8 @@ export interface PreparedNode {
   http: WsGatewayOptions | null;
   /** The registry's listener may be off (port -1): ingest validation runs either way. */
   schemas: SchemaRegistryOptions;
+  /** The metadata quorum this node votes in; null = a single node (no `cluster.*`). */
+  cluster: ResolvedCluster | null;
   budget: Budget;
 }
 
@@ -145,7 +152,7 @@ function checkTls(config: NodeConfig): void {
  * Each enabled listener's bind address must be this machine's, and each fixed port free: probed
  * on an ephemeral port, then on the port itself, and released.
  */
-async function checkBinds(config: NodeConfig): Promise<void> {
+async function checkBinds(config: NodeConfig, cluster: ResolvedCluster | null): Promise<void> {
   const s = config.sections;
   const ports: Array<[string, string | null, number]> = [
     ['kafka.port', s.kafka.host, s.kafka.port],
@@ -163,6 +170,7 @@ async function checkBinds(config: NodeConfig): Promise<void> {
     hostsSeen.add(h);
     if (port > 0) await checkBindPort(portKey, h, port, sourceOf(config, portKey));
   }
+  if (cluster) await checkBindPort('cluster.listen', cluster.listen.host, cluster.listen.port, sourceOf(config, 'cluster.listen'));
 }
 
 /** The values the cross-section rules and the memory budget read, by dotted key. */
@@ -198,15 +206,18 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
   if (http) owned(config, 'http', () => validateWsGatewayOptions(http));
   const schemas = owned(config, 'schemas', () => validateSchemaRegistryOptions({ ...s.schemas, host: hostOf(s.schemas.host) }));
-  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas }, config);
+  const cluster = owned(config, 'cluster', () => resolveClusterOptions(s.cluster));
+  // In a cluster each node is a distinct Kafka broker: its id is its voter id.
+  if (cluster && kafka) kafka.nodeId = cluster.nodeId;
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas, cluster }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
   const budget = memoryBudget(values);
   checkBudget(budget, s.node.memoryBudgetBytes, sourceOf(config, 'node.memoryBudgetBytes'));
   // Then what needs the machine: the data dir is created if missing, each bind address probed.
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
-  await checkBinds(config);
-  return { dataDir, broker, groups, kafka, mqtt, http, schemas, budget };
+  await checkBinds(config, cluster);
+  return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, budget };
 }
 
 export interface RunningNode {
@@ -278,12 +289,25 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // Node identity and producer-id blocks are metadata records (host/broker/metadata/); the
   // identity comes from the kafka section even when the Kafka listener is disabled.
   const kafka = config.sections.kafka as unknown as KafkaServerOptions;
-  const broker = await Broker.open(prepared.broker, { logger, metrics, identity: { nodeId: kafka.nodeId, clusterId: kafka.clusterId } });
+  // With `cluster.*` the metadata store is the quorum's (host/cluster/); its cluster id is kafka.clusterId.
+  const cluster = prepared.cluster;
+  let quorumStore: QuorumMetadataStore | undefined;
+  const openMetadata = cluster
+    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger }))
+    : undefined;
+  let broker: Broker;
+  try {
+    broker = await Broker.open(prepared.broker, { logger, metrics, identity: { nodeId: cluster?.nodeId ?? kafka.nodeId, clusterId: kafka.clusterId }, openMetadata });
+  } catch (err) {
+    await quorumStore?.close();
+    throw err;
+  }
   let groups: GroupCoordinator;
   try {
     groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics });
   } catch (err) {
     await broker.close();
+    await quorumStore?.close();
     throw err;
   }
 
@@ -298,6 +322,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     await schemas?.close();
     await groups.close();
     await broker.close();
+    await quorumStore?.close();
     throw err;
   }
 
@@ -317,6 +342,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await schemas.close();
       await groups.close();
       await broker.close(); // flush, fsync, clean-shutdown markers
+      await quorumStore?.close();
       logger.info('stopped cleanly');
     })());
   return { listeners, broker, groups, schemas, logger, stop };

@@ -75,6 +75,18 @@ const EARLIEST_LOCAL_TIMESTAMP = -4;
 /** Single node: every batch is stamped with leader epoch 0 (replication will raise it). */
 const LEADER_EPOCH = 0;
 
+/** What Broker.open needs besides its options. */
+export interface BrokerOpenDeps {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  identity?: NodeIdentityOptions;
+  /**
+   * Opens another metadata store than the one-node file store (a cluster's, host/cluster/), under
+   * the data dir lock; the broker then also applies changes it did not propose (reconcile).
+   */
+  openMetadata?: (dataDir: string) => Promise<MetadataStore>;
+}
+
 /** Who this node is (configuration); the metadata image carries it. */
 export interface NodeIdentityOptions {
   nodeId: number;
@@ -106,6 +118,8 @@ export class Broker implements BrokerApi {
   private readonly disk: DiskGuard;
   /** Set once every partition at start is open: a partition opened after that is a new one. */
   private opened = false;
+  /** The metadata store's image also moves by other nodes' proposals (a cluster): reconcile follows it. */
+  private followsMetadata = false;
   /** Ingest validation (host/schemas installs it); consulted only for topics that ask for it. */
   private validator: AppendValidator | undefined;
 
@@ -129,19 +143,23 @@ export class Broker implements BrokerApi {
    * a crash interrupted, opens (and so recovers) every partition, and starts the retention
    * scheduler.
    */
-  static async open(options: Partial<BrokerOptions>, deps: { logger: Logger; metrics: MetricsRegistry; identity?: NodeIdentityOptions }): Promise<Broker> {
+  static async open(options: Partial<BrokerOptions>, deps: BrokerOpenDeps): Promise<Broker> {
     const valid = validateBrokerOptions(options);
     const dataDir = resolve(valid.dataDir);
-    const metadata = await FileMetadataStore.open(dataDir, { identity: deps.identity });
+    const fileStore = deps.openMetadata ? undefined : await FileMetadataStore.open(dataDir, { identity: deps.identity });
     await lockDataDir(dataDir, (msg) => deps.logger.warn(msg));
     let broker: Broker | undefined;
     try {
+      // A replicated store opens under the lock: it writes files in the data dir at once.
+      const metadata = fileStore ?? (await deps.openMetadata!(dataDir));
       broker = new Broker(valid, dataDir, metadata, deps);
       // Measured first: on a full disk the broker still starts (read-only) and says which path is full.
       await broker.disk.start();
       await broker.finishPendingDeletes();
       await broker.openAll();
       broker.opened = true;
+      // A replicated store's image also moves by other nodes' proposals: follow it.
+      if (deps.openMetadata) broker.followMetadata();
       broker.scheduleMaintenance();
       return broker;
     } catch (err) {
@@ -178,29 +196,40 @@ export class Broker implements BrokerApi {
   async createTopicFrom(spec: TopicSpec, options: AdminOptions = {}): Promise<CreatedTopic> {
     this.assertOpen();
     return this.admin(async () => {
-      const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
-      const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
-      if (options.validateOnly) {
-        const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
-        return created({ name: spec.name, partitions: decision.partitions, config, internal: isInternalTopic(spec.name), overrides: { ...decision.overrides } });
-      }
-      const topic = spec.name;
-      await this.removeLeftoverDirs(topic, 0, decision.partitions);
-      // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
-      const image = await this.metadata.propose(decision.records);
-      const state = this.newTopicState(image.topics.get(topic)!);
       try {
-        state.partitions = await this.openPartitions(topic, state.config, 0, decision.partitions);
+        return await this.createTopicNow(spec, options);
       } catch (err) {
-        await this.undoCreate(state.record).catch(() => undefined);
-        throw storageError(`cannot create the partitions of ${topic}`, err);
+        // In a cluster another node's create may be applied here but not opened yet: a caller
+        // told "exists" may use the topic at once, so open it before answering.
+        if (err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS' && this.followsMetadata && !this.topics.has(spec.name)) await this.reconcile();
+        throw err;
       }
-      this.topics.set(topic, state);
-      this.partitionCount += decision.partitions;
-      this.updateTopicGauges();
-      this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
-      return created(this.info(state));
     });
+  }
+
+  private async createTopicNow(spec: TopicSpec, options: AdminOptions): Promise<CreatedTopic> {
+    const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
+    const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
+    if (options.validateOnly) {
+      const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
+      return created({ name: spec.name, partitions: decision.partitions, config, internal: isInternalTopic(spec.name), overrides: { ...decision.overrides } });
+    }
+    const topic = spec.name;
+    await this.removeLeftoverDirs(topic, 0, decision.partitions);
+    // Recorded first: a crash from here on leaves a topic whose empty partitions open at start.
+    const image = await this.metadata.propose(decision.records);
+    const state = this.newTopicState(image.topics.get(topic)!);
+    try {
+      state.partitions = await this.openPartitions(topic, state.config, 0, decision.partitions);
+    } catch (err) {
+      await this.undoCreate(state.record).catch(() => undefined);
+      throw storageError(`cannot create the partitions of ${topic}`, err);
+    }
+    this.topics.set(topic, state);
+    this.partitionCount += decision.partitions;
+    this.updateTopicGauges();
+    this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
+    return created(this.info(state));
   }
 
   async deleteTopic(topic: string, options: AdminOptions = {}): Promise<void> {
@@ -649,6 +678,57 @@ export class Broker implements BrokerApi {
       newTopicId: () => randomUUID(),
       nowMs: () => Date.now(),
     };
+  }
+
+  /** Applies, after the admin work queued before it, every metadata change another node made. */
+  private followMetadata(): void {
+    this.followsMetadata = true;
+    this.metadata.onChange(() => {
+      if (this.closing) return;
+      this.admin(() => this.reconcile()).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not apply a metadata change from the cluster'));
+    });
+  }
+
+  /**
+   * Makes the open partitions match the metadata image: topics created, grown, reconfigured or
+   * removed by any node. Idempotent (a change this node made itself is already done); runs
+   * inside admin(), so it never interleaves with a local topic change.
+   */
+  private async reconcile(): Promise<void> {
+    const image = this.metadata.image();
+    for (const [name, state] of [...this.topics]) {
+      if (image.topics.get(name)?.topicId === state.record.topicId) continue;
+      this.topics.delete(name);
+      this.partitionCount -= state.partitions.length;
+      await this.destroyPartitions(state.partitions);
+      await this.metadata.deletionDone(name, state.record.topicId);
+      this.log.info({ topic: name }, 'topic deleted (cluster metadata)');
+    }
+    for (const record of image.topics.values()) {
+      const state = this.topics.get(record.name);
+      if (!state) {
+        await this.removeLeftoverDirs(record.name, 0, record.partitions);
+        const created = this.newTopicState(record);
+        created.partitions = await this.openPartitions(record.name, created.config, 0, record.partitions);
+        this.topics.set(record.name, created);
+        this.partitionCount += record.partitions;
+        this.log.info({ topic: record.name, partitions: record.partitions }, 'topic created (cluster metadata)');
+        continue;
+      }
+      if (record.partitions > state.partitions.length) {
+        const from = state.partitions.length;
+        await this.removeLeftoverDirs(record.name, from, record.partitions);
+        state.partitions.push(...(await this.openPartitions(record.name, state.config, from, record.partitions)));
+        this.partitionCount += record.partitions - from;
+      }
+      if (record !== state.record) {
+        state.record = record;
+        state.config = effectiveTopicConfig(this.topicDefaults, record.overrides);
+        const logOptions = this.logOptions(state.config);
+        for (const p of state.partitions) p.log.updateOptions(logOptions);
+      }
+    }
+    this.updateTopicGauges();
   }
 
   /** A create whose partitions could not be opened: the topic goes again, with its directories. */

@@ -251,6 +251,12 @@ export class RaftNode {
     return { term: this.term, vote: this.vote, commit: this.log.commit };
   }
 
+  /** The leader's view of each voter's log (match: highest index known replicated); empty off the leader. For status, never for decisions. */
+  voterProgress(): Array<{ id: NodeId; match: number; next: number }> {
+    if (this.role !== 'leader') return [];
+    return [...this.progress].map(([id, pr]) => ({ id, match: pr.match, next: pr.next }));
+  }
+
   // ---- elections ----
 
   private tickLeader(): void {

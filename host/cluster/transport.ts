@@ -1,8 +1,8 @@
 // How nodes of a cluster reach each other, as one narrow interface (NATS's habit: the Raft code
 // and the tests meet at a transport, not at sockets), and the in-memory hub behind it that tests
 // use to build `cluster(n)` (issue 10): named nodes, per-link loss, delay and duplication,
-// partitions between sets of nodes, and heal. A TCP transport implements the same interface
-// later, with raft-codec.ts frames.
+// partitions between sets of nodes, and heal. TcpTransport (tcp-transport.ts) implements the
+// same interface between processes, with raft-codec.ts frames.
 //
 // The hub is deterministic given its RNG and its timer: tests inject a seeded RNG and, for a
 // simulation, a manual timer (ManualTimers below), so a schedule of losses replays exactly.

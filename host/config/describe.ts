@@ -195,6 +195,12 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'host/schemas/options.ts'],
     block: 'export const defaultSchemaRegistryOptions',
   },
+  cluster: {
+    title: 'cluster (metadata quorum)',
+    what: 'Unset (`nodeId: null`, no voters) = a single node, as before. Set on every voter: its own `nodeId` and `listen`, and the same `voters` list; the handshake checks `kafka.clusterId`. Topic metadata is replicated by Raft; partition data is not yet. See [cluster.md](cluster.md).',
+    sources: ['host/cluster/options.ts'],
+    block: 'export const defaultClusterOptions',
+  },
   node: {
     title: 'node-wide settings',
     what: 'See *Memory budget* above.',

@@ -58,6 +58,11 @@ export function list(items: KeySchema, allowedText?: string): KeySchema {
   return { type: 'array', items, ...(allowedText ? { 'x-allowed': allowedText } : {}) };
 }
 
+/** Any one of `schemas`, described by `allowedText` (e.g. a list, or the same list as one comma-separated string). */
+export function anyOfText(schemas: KeySchema[], allowedText: string): KeySchema {
+  return { anyOf: schemas, 'x-allowed': allowedText };
+}
+
 export function section(properties: Record<string, KeySchema>): SectionSchema {
   return { type: 'object', additionalProperties: false, properties };
 }
@@ -131,6 +136,8 @@ export function coerceText(s: KeySchema, raw: string): Coerced {
     try {
       return { ok: true, value: JSON.parse(raw) };
     } catch {
+      // A key that also takes text (a list or one comma-separated string) keeps the text.
+      if (kinds.has('string')) return { ok: true, value: raw };
       return { ok: false, why: `must be JSON (${allowed(s)})` };
     }
   }

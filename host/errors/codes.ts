@@ -98,6 +98,9 @@ export const ERRORS = {
   INVALID_PARTITIONS: spec(37, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
   INVALID_REPLICATION_FACTOR: spec(38, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
   INVALID_CONFIG: spec(40, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
+  // The metadata quorum's leader (the controller) is elsewhere or unknown: a follower cannot
+  // decide a metadata change itself; the message names the controller when it is known.
+  NOT_CONTROLLER: spec(41, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
   INVALID_REQUEST: spec(42, MQTT_PROTOCOL, WS_PROTOCOL, 400),
   POLICY_VIOLATION: spec(44, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
   OUT_OF_ORDER_SEQUENCE_NUMBER: spec(45, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),

@@ -1,0 +1,65 @@
+// `tributary cluster status [--node HOST:PORT] [--json]`: the metadata quorum as one node sees
+// it, read over that node's inter-node listener (a status handshake, host/cluster/tcp-transport.ts):
+// the voters and whether this node is connected to each, the controller, the term, the commit
+// and applied indexes, and — asked of the controller — each voter's match index and lag.
+// Exit codes: 0 ok, 2 bad usage, 3 the node could not be reached.
+import { readStatus } from '../cluster/tcp-transport.js';
+import { parseHostPort } from '../cluster/options.js';
+import type { QuorumStatus } from '../cluster/quorum.js';
+import type { ClusterStatus } from '../cluster/start.js';
+
+const USAGE = 'usage: tributary cluster status [--node HOST:PORT] [--json] [--timeout-ms N]\n  --node  a node\'s cluster.listen address (default 127.0.0.1:9093, or TRIBUTARY_CLUSTER_NODE)';
+const STATUS_TIMEOUT_MS = 5000;
+
+function render(s: ClusterStatus & Partial<QuorumStatus>): string {
+  const lines = [
+    `cluster ${s.clusterId}: asked node ${s.nodeId} (${s.role ?? 'starting'}), controller ${s.leader ?? 'none'}, term ${s.term ?? '-'}`,
+    `commit index ${s.commitIndex ?? '-'}, applied ${s.appliedIndex ?? '-'}, last ${s.lastIndex ?? '-'}, snapshot ${s.snapshotIndex ?? '-'}`,
+    'node  address                 connected  match    lag',
+  ];
+  const progress = new Map((s.voters ?? []).map((v) => [v.id, v]));
+  for (const n of s.nodes) {
+    const p = progress.get(n.id);
+    const connected = n.connected === null ? 'self' : n.connected ? 'yes' : 'no';
+    lines.push(`${String(n.id).padEnd(6)}${n.address.padEnd(24)}${connected.padEnd(11)}${String(p?.matchIndex ?? '-').padEnd(9)}${p?.lag ?? '-'}${n.id === s.leader ? '  (controller)' : ''}`);
+  }
+  if (s.role !== 'leader') lines.push('(match and lag are known to the controller: ask it for them)');
+  return lines.join('\n');
+}
+
+export async function runClusterCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'status') {
+    process.stderr.write(`tributary cluster: unknown subcommand "${sub ?? ''}"\n${USAGE}\n`);
+    return 2;
+  }
+  let node = env.TRIBUTARY_CLUSTER_NODE ?? '127.0.0.1:9093';
+  let json = false;
+  let timeoutMs = STATUS_TIMEOUT_MS;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--node' && i + 1 < rest.length) node = rest[++i]!;
+    else if (a === '--timeout-ms' && /^\d+$/.test(rest[i + 1] ?? '')) timeoutMs = Number(rest[++i]);
+    else {
+      process.stderr.write(`tributary cluster status: unknown or incomplete option ${a}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  let address;
+  try {
+    address = parseHostPort('listen', node);
+  } catch (err) {
+    process.stderr.write(`tributary cluster status: --node ${(err as Error).message.replace(/^cluster\.listen /, '')}\n`);
+    return 2;
+  }
+  let status: ClusterStatus & Partial<QuorumStatus>;
+  try {
+    status = (await readStatus(address, timeoutMs)) as ClusterStatus & Partial<QuorumStatus>;
+  } catch (err) {
+    process.stderr.write(`tributary cluster status: ${(err as Error).message}\n`);
+    return 3;
+  }
+  process.stdout.write((json ? JSON.stringify(status, null, 2) : render(status)) + '\n');
+  return 0;
+}
