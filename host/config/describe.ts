@@ -137,7 +137,7 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
   ];
   const topWhy: Record<string, string> = {
     dataDir: 'where partition logs, topic metadata and checkpoints live; created if missing',
-    host: 'address every listener binds unless its section sets `host` (a gateway serves its LAN; use 127.0.0.1 to stay local)',
+    host: 'address every listener binds unless its section sets `host` (127.0.0.1 by default: this machine only; 0.0.0.0 serves the LAN and needs authentication or `security.allowAnonymous: true`, see [security.md](security.md))',
     logLevel: 'one JSON line per event on stdout',
   };
   for (const [k, v] of Object.entries(topLevelDefaults)) {
@@ -194,6 +194,12 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     what: 'A Confluent-compatible registry on its own listener (`port: -1` turns the listener off; validation still runs). Per-topic validation is the topic config `schema.validation` / `schema.subject`. See [schemas.md](schemas.md).',
     sources: ['host/config/listener.ts#export const listenerConfigDefaults', 'host/schemas/options.ts'],
     block: 'export const defaultSchemaRegistryOptions',
+  },
+  security: {
+    title: 'authentication, authorization and who may connect',
+    what: 'Kafka SASL (PLAIN, SCRAM-SHA-256/512), ACLs, super-users and the loopback rule. See [security.md](security.md).',
+    sources: ['host/security/options.ts'],
+    block: 'export const defaultSecurityOptions',
   },
   node: {
     title: 'node-wide settings',

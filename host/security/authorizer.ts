@@ -5,10 +5,11 @@
 //
 // Rules, in order:
 //   1. A super-user (security.superUsers) may do everything.
-//   2. Internal topics (`__*`, `_schemas`): writing, creating, deleting and altering them is
-//      never a client's (the broker refuses those itself, host/broker/topic-admin.ts); reading or
-//      describing one needs an ACL that names it (a literal ACL on the name, or a prefixed one
-//      starting with `_`): a `*` or `User:*`-wide grant given for user topics does not open them.
+//   2. Internal topics (`__*`, `_schemas`): reading one needs an ACL that names it (a literal ACL
+//      on the name, or a prefixed one starting with `_`): a `*`-wide grant given for user topics
+//      does not open them, and authorization off does not either. (Writing, creating, deleting,
+//      growing and reconfiguring them is never a client's: the broker refuses those itself, for
+//      every door and every principal, in host/broker/topic-admin.ts and its write path.)
 //   3. Authorization off (security.authorization: false): everything else is allowed, the
 //      behaviour of a broker without an authorizer.
 //   4. Authorization on: a matching DENY refuses (deny wins); else a matching ALLOW grants; else
@@ -50,8 +51,7 @@ export class Authorizer {
   /** May `principal`, connected from `host`, perform `operation` on `resource`? */
   authorize(principal: Principal, operation: number, resource: Resource, host = '*'): boolean {
     if (this.isSuperUser(principal)) return true;
-    const internal = resource.type === ResourceType.TOPIC && isInternalTopicName(resource.name);
-    if (internal && operation !== Operation.READ && operation !== Operation.DESCRIBE && operation !== Operation.DESCRIBE_CONFIGS) return false;
+    const internal = operation === Operation.READ && resource.type === ResourceType.TOPIC && isInternalTopicName(resource.name);
     if (!internal && !this.options.authorization) return true;
     const who = principalText(principal);
     const granting = grantingOperations(operation);

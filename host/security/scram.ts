@@ -170,3 +170,52 @@ export class ScramServer {
     return `v=${hmac(this.hash, c.serverKey, authMessage).toString('base64')}`;
   }
 }
+
+/**
+ * The client side of one SCRAM exchange, for the CLI and the tests and bench: `first()` →
+ * client-first, `final(serverFirst)` → client-final, `verify(serverFinal)` checks the server's
+ * signature (a server without the user's keys cannot produce it).
+ */
+export class ScramClient {
+  private readonly clientNonce: string;
+  private bare = '';
+  private authMessage = '';
+  private salted: Buffer = Buffer.alloc(0);
+  private readonly hash: ScramHash;
+
+  constructor(
+    private readonly user: string,
+    private readonly password: string,
+    mechanism: ScramMechanism,
+    nonce?: string,
+    hash?: ScramHash,
+  ) {
+    this.hash = hash ?? hashOf(mechanism);
+    this.clientNonce = nonce ?? randomBytes(18).toString('base64');
+  }
+
+  first(): string {
+    this.bare = `n=${this.user.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${this.clientNonce}`;
+    return `n,,${this.bare}`;
+  }
+
+  final(serverFirst: string): string {
+    const a = attributes(serverFirst);
+    const nonce = a.get('r') ?? '';
+    if (!nonce.startsWith(this.clientNonce)) throw new ScramError('server nonce does not extend ours');
+    const iterations = Number(a.get('i'));
+    if (!Number.isInteger(iterations) || iterations < 1) throw new ScramError('bad iteration count');
+    this.salted = saltedPassword(this.hash, this.password, Buffer.from(a.get('s') ?? '', 'base64'), iterations);
+    const withoutProof = `c=biws,r=${nonce}`;
+    this.authMessage = `${this.bare},${serverFirst},${withoutProof}`;
+    const clientKey = hmac(this.hash, this.salted, 'Client Key');
+    const signature = hmac(this.hash, digest(this.hash, clientKey), this.authMessage);
+    for (let i = 0; i < clientKey.length; i++) clientKey[i] ^= signature[i];
+    return `${withoutProof},p=${clientKey.toString('base64')}`;
+  }
+
+  verify(serverFinal: string): boolean {
+    const expected = hmac(this.hash, hmac(this.hash, this.salted, 'Server Key'), this.authMessage).toString('base64');
+    return serverFinal === `v=${expected}`;
+  }
+}
