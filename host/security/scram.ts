@@ -157,7 +157,11 @@ export class ScramServer {
     const withoutProof = message.slice(0, proofAt);
     const attrs = attributes(withoutProof);
     if (attrs.get('c') !== Buffer.from(this.gs2).toString('base64')) throw new ScramError('channel binding data does not match the client-first message');
-    if (attrs.get('r') !== this.nonce) throw new ScramError('nonce does not match');
+    // Ends with, not equals: librdkafka (2.x) sends its own nonce again in front of the combined
+    // one, and Kafka's server accepts that (endsWith in ScramSaslServer), so we must too. The
+    // proof covers the message as sent, so nothing is weakened: the server's part must be there.
+    const nonce = attrs.get('r');
+    if (nonce === undefined || !nonce.endsWith(this.nonce)) throw new ScramError('nonce does not match');
     const proof = Buffer.from(message.slice(proofAt + 3), 'base64');
     const c = this.credential;
     const authMessage = `${this.bareClientFirst},${this.serverFirst},${withoutProof}`;

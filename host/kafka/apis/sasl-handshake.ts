@@ -1,7 +1,9 @@
-// SaslHandshake (key 17), version 1 only; not flexible.
+// SaslHandshake (key 17), versions 0–1; not flexible.
 //   v0: mechanism; response error_code, mechanisms[] — after v0 the SASL tokens travel as raw
-//       frames outside Kafka's request format (pre-KIP-152). Not offered: every client we know
-//       (librdkafka, kafkajs, the Java client) uses v1 once ApiVersions lists it.
+//       frames outside Kafka's request format (pre-KIP-152). Listed in ApiVersions because
+//       librdkafka's feature detection requires version 0 in the range before it uses v1, but
+//       answered UNSUPPORTED_VERSION and the connection closed: every client we know
+//       (librdkafka, kafkajs, the Java client) sends v1 once ApiVersions lists it.
 //   v1: same fields; the tokens then travel in SaslAuthenticate requests.
 // Starts (or, once authenticated, restarts for KIP-368 re-authentication) a SASL exchange with
 // one of security.saslMechanisms; anything else is UNSUPPORTED_SASL_MECHANISM with the list, a
@@ -16,7 +18,7 @@ const response: Schema = [f('errorCode', 'int16', '0+'), arr('mechanisms', '0+',
 export const saslHandshake: ApiHandler = {
   apiKey: 17,
   name: 'SaslHandshake',
-  minVersion: 1,
+  minVersion: 0,
   maxVersion: 1,
   flexibleFrom: 99,
   request,
@@ -24,6 +26,11 @@ export const saslHandshake: ApiHandler = {
   async handle(req: { mechanism: string }, ctx: RequestContext) {
     const mechanisms = [...ctx.security.options.saslMechanisms];
     const s = ctx.session;
+    if (ctx.apiVersion === 0) {
+      ctx.logger.info({ mechanism: req.mechanism }, 'SaslHandshake v0 (raw SASL frames) is not supported: closing');
+      ctx.closeAfterResponse();
+      return { errorCode: ERRORS.UNSUPPORTED_VERSION.kafka, mechanisms };
+    }
     if (s.state === 'handshaken' || s.state === 'scram') {
       ctx.logger.info({ mechanism: req.mechanism }, 'SaslHandshake during a SASL exchange: closing');
       ctx.closeAfterResponse();
