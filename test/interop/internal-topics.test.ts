@@ -44,7 +44,7 @@ t.test('internal topics: no client creates, reconfigures, grows, deletes or (ano
 
   // Finding 2: creation through every door.
   t.equal(await codeOf(admin.createTopics({ topics: [{ topic: '__evil', numPartitions: 1 }] })), 'POLICY_VIOLATION', 'Kafka CreateTopics __evil');
-  t.equal(await codeOf(admin.createTopics({ topics: [{ topic: '_schemas', numPartitions: 1 }] })), 'POLICY_VIOLATION', 'Kafka CreateTopics _schemas (the registry'"'"'s)');
+  t.equal(await codeOf(admin.createTopics({ topics: [{ topic: '_schemas', numPartitions: 1 }] })), 'POLICY_VIOLATION', 'Kafka CreateTopics _schemas (the registry owns it)');
   t.equal(await codeOf(producer.send({ topic: '__auto', messages: [{ value: 'x' }] })), 'POLICY_VIOLATION', 'Kafka Metadata auto-creation of __auto');
   const post = await fetch(`${http}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: '__web', partitions: 1 }) });
   t.equal(post.status, ERRORS.POLICY_VIOLATION.http, 'HTTP POST /topics __web');
