@@ -38,7 +38,7 @@ export const defaultSecurityOptions: SecurityOptions = {
   loginFailuresMax: 10,
   loginFailureWindowMs: 60_000, // one minute: an operator who mistyped waits a minute, a guesser gets 10 tries a minute
   loginFailureAddressesMax: 10_000, // addresses tracked at once (oldest forgotten first): bounds the table under a spray of sources
-  scramIterations: 8192, // PBKDF2 rounds for credentials the CLI creates: ~10 ms per login on a Pi 4, within Kafka's 4096..16384
+  scramIterations: 8192, // PBKDF2 rounds for credentials the CLI creates: twice Kafka's minimum 4096 (about 10 ms of a client's CPU with SHA-512 on the bench machine, docs/security.md); the server never pays it for SCRAM
 };
 
 export const securitySchema: SectionSchema = section({
