@@ -18,7 +18,8 @@ commands:
   consume TOPIC [--partition N] [--offset N|earliest|latest] [--limit N] [--follow]
   groups list                 list consumer groups
   groups describe GROUP       members, committed offsets and lag
-  users add NAME --password P [--mechanism SCRAM-SHA-256|SCRAM-SHA-512|both] [--iterations N]
+  users add NAME --password P|- [--mechanism SCRAM-SHA-256|SCRAM-SHA-512|both] [--iterations N]
+                              (- reads the password from standard input)
   users list                  users and their SCRAM mechanisms
   users remove NAME [--mechanism M]
   acls add --principal User:NAME --operation OP (--topic T|--group G|--transactional-id X|--cluster)

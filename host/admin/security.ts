@@ -85,8 +85,10 @@ async function users(conn: KafkaAdminConnection, sub: string | undefined, name: 
   let results: Array<{ user: string; errorCode: number; errorMessage: string | null }>;
   if (sub === 'add') {
     only(flags, ['--password', '--mechanism', '--iterations']);
-    const password = str(flags, '--password');
-    if (!password) throw new UsageError('users add needs --password');
+    // `--password -` reads it from standard input, so it stays out of the process list and shell history.
+    let password = str(flags, '--password');
+    if (password === '-') password = (await readStdin()).replace(/\r?\n$/, '');
+    if (!password) throw new UsageError('users add needs --password P (or --password - to read it from standard input)');
     const mechanisms = mechanismsOf(str(flags, '--mechanism'));
     const iterations = str(flags, '--iterations') !== undefined ? Number(str(flags, '--iterations')) : defaultIterations;
     if (!Number.isInteger(iterations) || iterations < SCRAM_ITERATIONS_MIN || iterations > SCRAM_ITERATIONS_MAX) throw new UsageError(`--iterations must be ${SCRAM_ITERATIONS_MIN}..${SCRAM_ITERATIONS_MAX}`);
@@ -108,6 +110,12 @@ async function users(conn: KafkaAdminConnection, sub: string | undefined, name: 
   } else throw new UsageError(`unknown users command "${sub}" (add, list, remove)`);
   for (const r of results) if (r.errorCode !== 0) throw new Refused(`${codeName(r.errorCode)}: ${r.errorMessage ?? ''}`);
   out(sub === 'add' ? `user ${name} set` : `user ${name} removed`);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function mechanismsOf(v: string | undefined): ScramMechanism[] {

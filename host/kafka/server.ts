@@ -255,28 +255,9 @@ class Connection {
       if (!(err instanceof ProtocolError)) this.log.error({ err, api: handler.name }, 'request decoding failed unexpectedly');
       return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${(err as Error).message}`, { clientId: header.clientId, correlationId: header.correlationId });
     }
-    if (!ALWAYS_ALLOWED.has(header.apiKey)) {
-      const refusal = this.session.refusal(Date.now());
-      if (refusal) {
-        this.pending.pop();
-        this.inFlightBytes -= frame.length;
-        // Kafka closes such a connection without an answer; the log says why.
-        this.log.info({ api: handler.name, principal: principalText(this.session.principal) }, `closing connection: ${refusal}`);
-        this.closed = true;
-        this.socket.destroy();
-        return;
-      }
-    }
-    const session = this.session;
-    const security = this.server.security;
-    const host = this.remote.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').replace(/^::ffff:/, '');
+    if (this.refusedBySession(header.apiKey, handler.name, frame.length)) return;
     const ctx: RequestContext = {
-      principal: session.principal,
-      principalText: principalText(session.principal),
-      authorize: (operation, resourceType, name) => security.authorizer.authorize(session.principal, operation, { type: resourceType, name }, host),
-      session,
-      security,
-      closeAfterResponse: () => void (slot.closeAfter = true),
+      ...this.securityContext(slot),
       apiKey: header.apiKey,
       apiVersion: header.apiVersion,
       correlationId: header.correlationId,
@@ -331,6 +312,38 @@ class Connection {
         this.fail(`${handler.name} handler failed: ${(err as Error)?.message ?? err}`);
       },
     );
+  }
+
+  /**
+   * Before authentication (when anonymous clients are not allowed), during a SASL exchange or
+   * after the session expired, only ApiVersions/SaslHandshake/SaslAuthenticate may run: anything
+   * else closes the connection without an answer, as Kafka does (the log says why).
+   */
+  private refusedBySession(apiKey: number, api: string, frameBytes: number): boolean {
+    if (ALWAYS_ALLOWED.has(apiKey)) return false;
+    const refusal = this.session.refusal(Date.now());
+    if (!refusal) return false;
+    this.pending.pop(); // this request's slot, pushed last
+    this.inFlightBytes -= frameBytes;
+    this.log.info({ api, principal: principalText(this.session.principal) }, `closing connection: ${refusal}`);
+    this.closed = true;
+    this.socket.destroy();
+    return true;
+  }
+
+  /** The request's principal and the one authorize() seam, bound to this connection's session and address. */
+  private securityContext(slot: Slot): Pick<RequestContext, 'principal' | 'principalText' | 'authorize' | 'session' | 'security' | 'closeAfterResponse'> {
+    const session = this.session;
+    const security = this.server.security;
+    const host = this.remote.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').replace(/^::ffff:/, '');
+    return {
+      principal: session.principal,
+      principalText: principalText(session.principal),
+      authorize: (operation, resourceType, name) => security.authorizer.authorize(session.principal, operation, { type: resourceType, name }, host),
+      session,
+      security,
+      closeAfterResponse: () => void (slot.closeAfter = true),
+    };
   }
 
   private unsupportedResponse(header: RequestHeader): Uint8Array[] {
