@@ -58,7 +58,7 @@ if (process.env.CI) {
 }
 
 /** A fresh node with the defaults (anonymous on loopback): users and ACLs made through the CLI, then stopped. */
-async function bootstrap(tt: { equal: typeof t.equal; match: typeof t.match; teardown: typeof t.teardown }, dataDir: string): Promise<void> {
+async function bootstrap(tt: { equal: typeof t.equal; match: typeof t.match; notMatch: typeof t.notMatch; teardown: typeof t.teardown }, dataDir: string): Promise<void> {
   const b = await startBroker(tt, { dataDir });
   const k = b.listeners.kafka!;
   for (const [user, pw] of [['admin', 'admin-secret'], ['alice', 'alice-secret'], ['bob', 'bob-secret']]) {
@@ -80,6 +80,21 @@ async function bootstrap(tt: { equal: typeof t.equal; match: typeof t.match; tea
   await admin.disconnect();
   const listed = await cli(k, 'acls', 'list');
   tt.match(listed.stdout, /DENY User:alice READ topic:secret from \*/);
+  // The rest of the CLI: a password from standard input, users list/remove, acls remove.
+  const dave = await run(process.execPath, [cliJs, 'users', 'add', 'dave', '--password', '-', '--mechanism', 'SCRAM-SHA-256', '--kafka', k], 'dave-secret\n');
+  tt.equal(dave.code, 0, dave.stderr);
+  tt.match((await cli(k, 'users', 'list')).stdout, /^alice\tSCRAM-SHA-256\(8192\) SCRAM-SHA-512\(8192\)$/m);
+  tt.match((await cli(k, 'users', 'list')).stdout, /^dave\tSCRAM-SHA-256\(8192\)$/m);
+  tt.equal((await cli(k, 'users', 'remove', 'dave')).code, 0);
+  tt.notMatch((await cli(k, 'users', 'list')).stdout, /dave/);
+  tt.equal((await cli(k, 'acls', 'add', '--principal', 'User:x', '--operation', 'read', '--topic', 'tmp')).code, 0);
+  tt.equal((await cli(k, 'acls', 'remove', '--principal', 'User:x', '--operation', 'read', '--topic', 'tmp')).code, 0);
+  const gone = await cli(k, 'acls', 'remove', '--principal', 'User:x', '--operation', 'read', '--topic', 'tmp');
+  tt.equal(gone.code, 1, 'removing it again: the broker had nothing to remove');
+  tt.match(gone.stderr, /RESOURCE_NOT_FOUND/);
+  const badOp = await cli(k, 'acls', 'add', '--principal', 'User:x', '--operation', 'fly', '--topic', 'tmp');
+  tt.equal(badOp.code, 2);
+  tt.match(badOp.stderr, /--operation "fly" is not one of/);
   tt.equal(await b.stop(), 0);
 }
 
