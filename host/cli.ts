@@ -21,9 +21,20 @@ commands:
   cluster status [--node HOST:PORT] [--json]
                               the metadata quorum: voters, controller, term, commit index,
                               each voter's match index and lag (read from a node's cluster.listen)
+  users add NAME --password P|- [--mechanism SCRAM-SHA-256|SCRAM-SHA-512|both] [--iterations N]
+                              (- reads the password from standard input)
+  users list                  users and their SCRAM mechanisms
+  users remove NAME [--mechanism M]
+  acls add --principal User:NAME --operation OP (--topic T|--group G|--transactional-id X|--cluster)
+           [--prefixed] [--deny] [--host H]
+  acls list [same filters]    ACLs matching the filters (all without any)
+  acls remove (same as add)   remove exactly that ACL
 
 admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
                               or TRIBUTARY_BROKER)
+  --token T                   bearer token for the HTTP API (or TRIBUTARY_TOKEN)
+users/acls options: --kafka HOST:PORT   the Kafka listener (default 127.0.0.1:9092, or TRIBUTARY_KAFKA)
+  --sasl-user U --sasl-password P       log in with SCRAM-SHA-512 (or TRIBUTARY_SASL_USER/_PASSWORD)
   help, --help                this text
   version, --version          the version`;
 
@@ -51,6 +62,12 @@ export async function runCli(args: string[]): Promise<void> {
     case 'cluster': {
       const { runClusterCommand } = await import('./admin/cluster-status.js');
       process.exitCode = await runClusterCommand(rest, process.env);
+      return;
+    }
+    case 'users':
+    case 'acls': {
+      const { runSecurityAdmin } = await import('./admin/security.js');
+      process.exitCode = await runSecurityAdmin(command, rest, process.env);
       return;
     }
     case 'version':

@@ -30,6 +30,8 @@ import { MetricsRegistry } from './metrics/registry.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import { openClusterMetadata } from './cluster/start.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
+import { checkExposure, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
+import { kafkaSecurity } from './kafka/security.js';
 
 export type { Listener } from './config/listener.js';
 
@@ -68,6 +70,7 @@ export function configSections() {
     schemas: { ...defaultSchemaRegistryOptions, host: listenerConfigDefaults.host },
     node: { ...defaultNodeOptions },
     cluster: { ...defaultClusterOptions },
+    security: { ...defaultSecurityOptions },
   };
 }
 
@@ -82,6 +85,7 @@ export function configSchemas(): Schemas {
     schemas: schemasSchema,
     node: section({ memoryBudgetBytes: integer(16 * MiB) }),
     cluster: clusterSchema,
+    security: securitySchema,
   };
 }
 
@@ -103,6 +107,9 @@ export interface PreparedNode {
   schemas: SchemaRegistryOptions;
   /** The metadata quorum this node votes in; null = a single node (no `cluster.*`). */
   cluster: ResolvedCluster | null;
+  security: SecurityOptions;
+  /** Listeners open to anonymous clients beyond loopback, by choice (logged at start). */
+  exposureWarnings: string[];
   budget: Budget;
 }
 
@@ -174,7 +181,7 @@ async function checkBinds(config: NodeConfig, cluster: ResolvedCluster | null): 
 }
 
 /** The values the cross-section rules and the memory budget read, by dotted key. */
-function limitValues(p: Omit<PreparedNode, 'budget'>, config: NodeConfig): Record<string, number> {
+function limitValues(p: Omit<PreparedNode, 'budget' | 'security' | 'exposureWarnings'>, config: NodeConfig): Record<string, number> {
   const s = config.sections;
   const values: Record<string, number> = {
     'broker.topicDefaults.max.message.bytes': p.broker.topicDefaults['max.message.bytes'] ?? defaultTopicConfig['max.message.bytes'],
@@ -217,7 +224,21 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   // Then what needs the machine: the data dir is created if missing, each bind address probed.
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkBinds(config, cluster);
-  return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, budget };
+  const security = owned(config, 'security', () => validateSecurityOptions({ ...(s.security as SecurityOptions) }));
+  const exposure = checkExposure(exposedListeners({ kafka, mqtt, http, schemas }, security, config), security.allowAnonymous);
+  if (exposure.problems.length > 0) throw new ConfigError('security.allowAnonymous', security.allowAnonymous, sourceOf(config, 'security.allowAnonymous'), exposure.problems.join('; '));
+  return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, security, exposureWarnings: exposure.warnings, budget };
+}
+
+/** Each enabled listener's address and whether its door checks credentials (the loopback rule, host/security/exposure.ts). */
+function exposedListeners(p: Pick<PreparedNode, 'kafka' | 'mqtt' | 'http' | 'schemas'>, security: SecurityOptions, config: NodeConfig): ExposedListener[] {
+  const hostKey = (name: string) => (config.sections[name as 'kafka'].host === null ? 'host' : `${name}.host`);
+  const out: ExposedListener[] = [];
+  if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false });
+  if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled });
+  if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 });
+  if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: false });
+  return out;
 }
 
 export interface RunningNode {
@@ -256,7 +277,7 @@ async function openListeners(
   try {
     if (p.kafka) {
       const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
-      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds }, p.kafka));
+      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata) }, p.kafka));
     }
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
     if (p.http) {
@@ -284,6 +305,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   logger.info({ dataDir: prepared.dataDir, configFile: config.configFile ?? null }, 'starting tributary');
   for (const w of config.warnings) logger.warn(w);
   logBudget(logger, prepared.budget, config.sections.node.memoryBudgetBytes);
+  for (const w of prepared.exposureWarnings) logger.warn({ setting: 'security.allowAnonymous' }, w);
+  if (config.top.host === '127.0.0.1' && prepared.exposureWarnings.length === 0) {
+    logger.info({ host: config.top.host }, 'listeners on loopback only (host: 127.0.0.1); to serve the network set host: 0.0.0.0 with security.allowAnonymous: false (Kafka SASL users) or true (anyone), see docs/security.md');
+  }
 
   // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
   // Node identity and producer-id blocks are metadata records (host/broker/metadata/); the

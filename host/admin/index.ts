@@ -46,19 +46,25 @@ function intFlag(args: Args, name: string): number | undefined {
 
 function checkFlags(args: Args, allowed: string[]): void {
   for (const name of args.flags.keys()) {
-    if (name !== '--broker' && !allowed.includes(name)) throw new UsageError(`unknown option ${name}${allowed.length ? `; options here are ${allowed.join(', ')}` : ''}`);
+    if (name !== '--broker' && name !== '--token' && !allowed.includes(name)) throw new UsageError(`unknown option ${name}${allowed.length ? `; options here are ${allowed.join(', ')}` : ''}`);
   }
 }
 
 class BrokerRefused extends Error {}
 
 class Http {
-  constructor(private readonly base: string) {}
+  /** `token`: sent as `Authorization: Bearer` (the HTTP API's tokens, docs/http.md); never printed. */
+  constructor(
+    private readonly base: string,
+    private readonly token?: string,
+  ) {}
 
   async call(method: string, path: string, body?: string, contentType = 'application/json'): Promise<unknown> {
     let res: Response;
     try {
-      res = await fetch(this.base + path, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+      const headers: Record<string, string> = body === undefined ? {} : { 'content-type': contentType };
+      if (this.token) headers.authorization = `Bearer ${this.token}`;
+      res = await fetch(this.base + path, { method, body, headers });
     } catch (err) {
       throw Object.assign(new Error(`cannot reach the broker at ${this.base}: ${((err as Error).cause as Error)?.message ?? (err as Error).message}`), { unreachable: true });
     }
@@ -217,7 +223,10 @@ export async function runAdmin(command: string, argv: string[], env: NodeJS.Proc
     const args = parseArgs(argv);
     const base = (flag(args, '--broker') ?? env.TRIBUTARY_BROKER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
     if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// URL, got "${base}"`);
-    const http = new Http(base);
+    // --token, else TRIBUTARY_TOKEN (issue 13, finding 8): the CLI works once tokens are on.
+    const token = flag(args, '--token') ?? env.TRIBUTARY_TOKEN;
+    if (token !== undefined && token.length < 8) throw new UsageError('--token (or TRIBUTARY_TOKEN) must be a token of at least 8 characters');
+    const http = new Http(base, token);
     if (command === 'topics') await topics(http, args);
     else if (command === 'produce') await produce(http, args);
     else if (command === 'consume') await consume(http, args);

@@ -67,6 +67,12 @@ export interface TopicSpec {
 /** Kafka's validate_only: make every check, change nothing. */
 export interface AdminOptions {
   validateOnly?: boolean;
+  /**
+   * Set only by the broker's own components: they alone may create internal topics (`__*`,
+   * `_schemas`). Every door leaves it unset, so a client's create, alter, grow or delete of an
+   * internal topic is POLICY_VIOLATION (host/broker/topic-admin.ts).
+   */
+  internal?: boolean;
 }
 
 /** Config changes for alterTopicConfig: a value sets the key, null puts it back to the default. */
@@ -160,8 +166,11 @@ export interface BrokerApi {
   // --- topics -----------------------------------------------------------------------------
   listTopics(): TopicInfo[];
   describeTopic(topic: string): TopicInfo | undefined;
-  /** Creates a topic (shorthand for createTopicFrom({ name, partitions, config })). */
-  createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  /**
+   * The broker's own components' shorthand for createTopicFrom({ name, partitions, config }), with
+   * `internal: true` (internal topics allowed) unless told otherwise. Doors use createTopicFrom.
+   */
+  createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>, options?: { internal?: boolean }): Promise<TopicInfo>;
   /**
    * The one topic-creation call of every door (HTTP POST /topics, Kafka CreateTopics, the
    * CLI): checks name, partition count, replication factor and assignment against the live

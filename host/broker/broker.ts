@@ -59,7 +59,7 @@ import { brokerBatchCompression, defaultTopicConfig, effectiveTopicConfig, logOp
 import { FileMetadataStore } from './metadata/file-store.js';
 import type { MetadataStore } from './metadata/store.js';
 import type { TopicImage } from './metadata/records.js';
-import { decideAlterConfig, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, type AdminContext } from './topic-admin.js';
+import { decideAlterConfig, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, refuseInternal, type AdminContext } from './topic-admin.js';
 import { StickyPartitioner, partitionForKeyBytes } from './partitioner.js';
 import { Partition, partitionDirName } from './partition.js';
 import { WaiterRegistry } from './waiters.js';
@@ -187,9 +187,9 @@ export class Broker implements BrokerApi {
     decideCreateTopic({ name: topic, partitions, config }, this.adminContext(false));
   }
 
-  async createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+  async createTopic(topic: string, partitions: number, config?: Partial<TopicConfig>, options: { internal?: boolean } = {}): Promise<TopicInfo> {
     // TopicInfo only: replication and assignment are createTopicFrom's extra answer.
-    const { replicationFactor: _factor, assignment: _assignment, ...info } = await this.createTopicFrom({ name: topic, partitions, config: config as Record<string, unknown> | undefined });
+    const { replicationFactor: _factor, assignment: _assignment, ...info } = await this.createTopicFrom({ name: topic, partitions, config: config as Record<string, unknown> | undefined }, { internal: options.internal ?? true });
     return info;
   }
 
@@ -208,7 +208,7 @@ export class Broker implements BrokerApi {
   }
 
   private async createTopicNow(spec: TopicSpec, options: AdminOptions): Promise<CreatedTopic> {
-    const decision = decideCreateTopic(spec, this.adminContext(!options.validateOnly));
+    const decision = decideCreateTopic(spec, { ...this.adminContext(!options.validateOnly), internal: options.internal === true });
     const created = (info: TopicInfo): CreatedTopic => ({ ...info, replicationFactor: decision.replicationFactor, assignment: decision.assignment });
     if (options.validateOnly) {
       const config = effectiveTopicConfig(this.topicDefaults, decision.overrides);
@@ -307,6 +307,11 @@ export class Broker implements BrokerApi {
   }
 
   async ensureTopic(topic: string): Promise<TopicInfo> {
+    return this.ensure(topic, false);
+  }
+
+  /** ensureTopic; `internal`: the caller is the broker's own component (may auto-create an internal topic). */
+  private async ensure(topic: string, internal: boolean): Promise<TopicInfo> {
     const existing = this.topics.get(topic);
     if (existing) return this.info(existing);
     this.assertOpen();
@@ -314,8 +319,10 @@ export class Broker implements BrokerApi {
       throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} does not exist (auto-creation is off)`);
     }
     assertTopicName(topic);
+    // Auto-creation is a client's doing (a produce, a Metadata request): never an internal topic.
+    refuseInternal(topic, 'created', { internal });
     try {
-      return await this.createTopic(topic, this.options.defaultPartitions);
+      return await this.createTopic(topic, this.options.defaultPartitions, undefined, { internal });
     } catch (err) {
       // Another caller created it between our look and our create: theirs is ours.
       const now = this.topics.get(topic);
@@ -419,7 +426,7 @@ export class Broker implements BrokerApi {
     records.forEach(checkRecord);
     checkWritable(topic, options);
     // An existing topic costs no await: the appends below reach the log in this same tick.
-    if (!this.topics.has(topic)) await this.ensureTopic(topic);
+    if (!this.topics.has(topic)) await this.ensure(topic, options?.internal === true);
     if (records.length === 0) return [];
     const validation = this.validationConfig(topic, options);
     if (validation) {

@@ -6,6 +6,12 @@
 // the same check without the proposal. Nothing here writes or waits: persisting is the metadata
 // store's (host/broker/metadata/), applying to partitions the broker's.
 //
+// Internal topics (`__*`, `_schemas`) belong to the broker (issue 13, findings 1 and 2): no
+// client creates one, alters its configs, grows it or deletes it — whatever the door, whatever the
+// principal. Only the broker's own components (the group coordinator, MQTT persistence, the
+// schema registry, compacted tables) create them, through BrokerApi.createTopic with
+// `internal: true` in the context. Refused with POLICY_VIOLATION naming the topic.
+//
 // Checks run in Kafka's order: name, shape of the request, partition count, replication factor
 // and assignment against the live nodes, config keys and values, then what depends on the
 // current state (exists, collides, topic and partition limits).
@@ -33,6 +39,8 @@ export interface AdminContext {
   refused(limit: string): void;
   newTopicId(): string;
   nowMs(): number;
+  /** The request comes from the broker's own components, which alone may create internal topics. */
+  internal?: boolean;
 }
 
 /** What a create decided: the records to propose and the overrides they set. */
@@ -50,6 +58,7 @@ export function decideCreateTopic(spec: TopicSpec, ctx: AdminContext): CreateDec
   if (typeof spec !== 'object' || spec === null) throw new BrokerError('INVALID_REQUEST', 'a topic to create needs at least a name');
   const name = spec.name;
   assertTopicName(name);
+  refuseInternal(name, 'created', ctx);
   const manual = spec.assignment !== undefined && spec.assignment !== null && spec.assignment.length > 0;
   const asked = (v: number | undefined) => v !== undefined && v !== null && v !== -1;
   if (manual && (asked(spec.partitions) || asked(spec.replicationFactor))) {
@@ -75,13 +84,15 @@ export function decideCreateTopic(spec: TopicSpec, ctx: AdminContext): CreateDec
 
 export function decideDeleteTopic(name: string, ctx: AdminContext): RemoveTopicRecord {
   const t = existing(name, ctx.image);
-  if (isInternalTopic(name)) throw new BrokerError('POLICY_VIOLATION', `topic ${name} is internal to the broker and cannot be deleted`);
+  // Never, not even by the broker's own components through this call.
+  refuseInternal(name, 'deleted', { ...ctx, internal: false });
   return { type: 'removeTopic', name, topicId: t.topicId };
 }
 
 /** Grows a topic to `totalCount` partitions; `assignment` (optional) lists the new partitions' replicas. */
 export function decideCreatePartitions(name: string, totalCount: number, assignment: number[][] | undefined, ctx: AdminContext): PartitionCountChange {
   const t = existing(name, ctx.image);
+  refuseInternal(name, 'given more partitions', ctx);
   if (!Number.isSafeInteger(totalCount) || totalCount <= t.partitions) {
     throw new BrokerError('INVALID_PARTITIONS', `topic ${name} has ${t.partitions} partitions; the new count must be larger (got ${totalCount}): partitions can only be added`);
   }
@@ -105,6 +116,7 @@ export function decideCreatePartitions(name: string, totalCount: number, assignm
 export function decideAlterConfig(name: string, changes: TopicConfigChanges, ctx: AdminContext): ConfigRecord[] {
   if (typeof changes !== 'object' || changes === null) throw new BrokerError('INVALID_CONFIG', 'config changes must be an object of key → value');
   const t = existing(name, ctx.image);
+  refuseInternal(name, 'reconfigured', ctx);
   const records: ConfigRecord[] = [];
   const after: Partial<Record<keyof TopicConfig, unknown>> = { ...t.overrides };
   for (const [key, value] of Object.entries(changes)) {
@@ -117,6 +129,13 @@ export function decideAlterConfig(name: string, changes: TopicConfigChanges, ctx
   }
   checkCompressionAvailable(after as Partial<TopicConfig>);
   return records;
+}
+
+/** Internal topics are the broker's: a client request to change one is a policy violation. */
+export function refuseInternal(name: string, what: string, ctx: Pick<AdminContext, 'internal'>): void {
+  if (isInternalTopic(name) && ctx.internal !== true) {
+    throw new BrokerError('POLICY_VIOLATION', `topic ${name} is internal to the broker and cannot be ${what} by a client (names starting with "__" and _schemas are reserved)`);
+  }
 }
 
 function existing(name: string, image: MetadataImage): TopicImage {

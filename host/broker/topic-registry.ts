@@ -163,10 +163,10 @@ function parseRegistry(text: string, path: string): RegistryState {
 }
 
 /** Temp file, fsync, rename over, fsync the directory (so the rename itself is durable). */
-export async function writeDurably(dir: string, text: string, fileName = TOPICS_FILE): Promise<void> {
+export async function writeDurably(dir: string, text: string, fileName = TOPICS_FILE, mode = 0o644): Promise<void> {
   const path = join(dir, fileName);
   const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
+  const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(text, 'utf8');
     await fh.sync();

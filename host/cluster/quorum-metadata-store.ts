@@ -6,7 +6,8 @@
 //
 // Entry format (raft entry data), versioned JSON so a record type added elsewhere needs no
 // codec change here:   {"v":1,"records":[MetadataRecord, ...]}
-// Snapshot format (raft snapshot data):  {"v":1,"topics":[TopicImage, ...],"producerIdsReservedUpTo":N}
+// Snapshot format (raft snapshot data):  {"v":1,"topics":[TopicImage, ...],"producerIdsReservedUpTo":N,
+//                                          "security":[acl and scramCredential records]}
 // An entry or snapshot of another version stops this node (it cannot apply what a newer node
 // wrote; applying it wrongly would make its image differ from the others'). A record that does
 // not fit the image (a topic created twice by two nodes at once) changes nothing on every node,
@@ -52,15 +53,26 @@ export function decodeEntry(data: Uint8Array): MetadataRecord[] {
   return parsed.records as MetadataRecord[];
 }
 
+/** The security part of an image as the records that rebuild it (SCRAM keys base64, as in their records). */
+function securityRecords(image: MetadataImage): MetadataRecord[] {
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+  const out: MetadataRecord[] = image.acls.map((binding) => ({ type: 'acl', binding }));
+  for (const [user, creds] of image.scram) {
+    for (const c of creds.values()) out.push({ type: 'scramCredential', user, mechanism: c.mechanism, iterations: c.iterations, salt: b64(c.salt), storedKey: b64(c.storedKey), serverKey: b64(c.serverKey) });
+  }
+  return out;
+}
+
 export function encodeImage(image: MetadataImage): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ v: ENTRY_FORMAT, topics: [...image.topics.values()], producerIdsReservedUpTo: image.producerIdsReservedUpTo }));
+  return new TextEncoder().encode(JSON.stringify({ v: ENTRY_FORMAT, topics: [...image.topics.values()], producerIdsReservedUpTo: image.producerIdsReservedUpTo, security: securityRecords(image) }));
 }
 
 export function decodeImage(data: Uint8Array, node: MetadataImage['node']): MetadataImage {
   if (data.length === 0) return { ...EMPTY_IMAGE, node };
-  const parsed = JSON.parse(new TextDecoder().decode(data)) as { v?: unknown; topics?: TopicImage[]; producerIdsReservedUpTo?: number };
+  const parsed = JSON.parse(new TextDecoder().decode(data)) as { v?: unknown; topics?: TopicImage[]; producerIdsReservedUpTo?: number; security?: MetadataRecord[] };
   if (parsed.v !== ENTRY_FORMAT || !Array.isArray(parsed.topics)) throw new Error(`metadata snapshot of format ${String(parsed.v)}; this node reads format ${ENTRY_FORMAT}`);
-  return { node, topics: new Map(parsed.topics.map((t) => [t.name, t])), producerIdsReservedUpTo: parsed.producerIdsReservedUpTo ?? 0 };
+  const base: MetadataImage = { ...EMPTY_IMAGE, node, topics: new Map(parsed.topics.map((t) => [t.name, t])), producerIdsReservedUpTo: parsed.producerIdsReservedUpTo ?? 0 };
+  return applyRecords(base, parsed.security ?? []);
 }
 
 /** The table's name for an apply failure, so a door answers it like the one-node check would. */

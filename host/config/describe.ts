@@ -137,7 +137,7 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
   ];
   const topWhy: Record<string, string> = {
     dataDir: 'where partition logs, topic metadata and checkpoints live; created if missing',
-    host: 'address every listener binds unless its section sets `host` (a gateway serves its LAN; use 127.0.0.1 to stay local)',
+    host: 'address every listener binds unless its section sets `host` (127.0.0.1 by default: this machine only; 0.0.0.0 serves the LAN and needs authentication or `security.allowAnonymous: true`, see [security.md](security.md))',
     logLevel: 'one JSON line per event on stdout',
   };
   for (const [k, v] of Object.entries(topLevelDefaults)) {
@@ -200,6 +200,12 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     what: 'Unset (`nodeId: null`, no voters) = a single node, as before. Set on every voter: its own `nodeId` and `listen`, and the same `voters` list; the handshake checks `kafka.clusterId`. Topic metadata is replicated by Raft; partition data is not yet. See [cluster.md](cluster.md).',
     sources: ['host/cluster/options.ts'],
     block: 'export const defaultClusterOptions',
+  },
+  security: {
+    title: 'authentication, authorization and who may connect',
+    what: 'Kafka SASL (PLAIN, SCRAM-SHA-256/512), ACLs, super-users and the loopback rule. See [security.md](security.md).',
+    sources: ['host/security/options.ts'],
+    block: 'export const defaultSecurityOptions',
   },
   node: {
     title: 'node-wide settings',

@@ -42,7 +42,9 @@ export interface TopLevel {
 
 export const topLevelDefaults: TopLevel = {
   dataDir: './data', // the README's promise: `npm start` keeps data in ./data
-  host: '0.0.0.0', // a gateway serves its LAN; bind to 127.0.0.1 to keep it local
+  // loopback only until the operator opens it (Mosquitto 2.0's rule): 0.0.0.0 serves the LAN, and
+  // then needs authentication or security.allowAnonymous: true (docs/security.md)
+  host: '127.0.0.1',
   logLevel: 'info',
 };
 

@@ -34,6 +34,14 @@ import { join } from 'node:path';
 import { defaultKafkaServerOptions, validateKafkaOptions, type KafkaServerOptions } from './options.js';
 import type { Listener } from '../config/listener.js';
 import { ERRORS } from '../errors/index.js';
+import { principalText } from '../security/index.js';
+import { anonymousAllowed, kafkaSecurity, SaslSession, type KafkaSecurity } from './security.js';
+import type { MetadataStore } from '../broker/metadata/store.js';
+
+/** Requests a client may send before (or between) SASL sessions. */
+const SASL_HANDSHAKE_KEY = 17;
+const SASL_AUTHENTICATE_KEY = 36;
+const ALWAYS_ALLOWED = new Set([API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY]);
 
 // The options live in options.ts so the API handlers can read them without importing the server.
 export { defaultKafkaServerOptions, type KafkaServerOptions } from './options.js';
@@ -49,6 +57,8 @@ export interface KafkaServerDeps {
   producerIds?: ProducerIds;
   /** Handler table (tests may pass a subset); the registered table when absent. */
   handlers?: ReadonlyMap<number, ApiHandler>;
+  /** SASL, ACLs and the login limiter; built from the defaults and the broker's metadata store when absent. */
+  security?: KafkaSecurity;
 }
 
 interface Slot {
@@ -79,6 +89,7 @@ class Connection {
   private readonly abort = new AbortController();
   private readonly log: Logger;
   private readonly remote: string;
+  readonly session: SaslSession;
 
   constructor(
     private readonly socket: net.Socket,
@@ -86,6 +97,7 @@ class Connection {
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.log = server.log.child({ conn: this.id, remote: this.remote });
+    this.session = new SaslSession(anonymousAllowed(server.security.options, server.options.host));
     socket.setNoDelay(true);
     socket.setTimeout(server.options.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -243,7 +255,9 @@ class Connection {
       if (!(err instanceof ProtocolError)) this.log.error({ err, api: handler.name }, 'request decoding failed unexpectedly');
       return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${(err as Error).message}`, { clientId: header.clientId, correlationId: header.correlationId });
     }
+    if (this.refusedBySession(header.apiKey, handler.name, frame.length)) return;
     const ctx: RequestContext = {
+      ...this.securityContext(slot),
       apiKey: header.apiKey,
       apiVersion: header.apiVersion,
       correlationId: header.correlationId,
@@ -300,6 +314,38 @@ class Connection {
     );
   }
 
+  /**
+   * Before authentication (when anonymous clients are not allowed), during a SASL exchange or
+   * after the session expired, only ApiVersions/SaslHandshake/SaslAuthenticate may run: anything
+   * else closes the connection without an answer, as Kafka does (the log says why).
+   */
+  private refusedBySession(apiKey: number, api: string, frameBytes: number): boolean {
+    if (ALWAYS_ALLOWED.has(apiKey)) return false;
+    const refusal = this.session.refusal(Date.now());
+    if (!refusal) return false;
+    this.pending.pop(); // this request's slot, pushed last
+    this.inFlightBytes -= frameBytes;
+    this.log.info({ api, principal: principalText(this.session.principal) }, `closing connection: ${refusal}`);
+    this.closed = true;
+    this.socket.destroy();
+    return true;
+  }
+
+  /** The request's principal and the one authorize() seam, bound to this connection's session and address. */
+  private securityContext(slot: Slot): Pick<RequestContext, 'principal' | 'principalText' | 'authorize' | 'session' | 'security' | 'closeAfterResponse'> {
+    const session = this.session;
+    const security = this.server.security;
+    const host = this.remote.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').replace(/^::ffff:/, '');
+    return {
+      principal: session.principal,
+      principalText: principalText(session.principal),
+      authorize: (operation, resourceType, name) => security.authorizer.authorize(session.principal, operation, { type: resourceType, name }, host),
+      session,
+      security,
+      closeAfterResponse: () => void (slot.closeAfter = true),
+    };
+  }
+
   private unsupportedResponse(header: RequestHeader): Uint8Array[] {
     const w = startResponse(header.correlationId, 0);
     if (header.apiKey === API_VERSIONS_KEY) {
@@ -319,9 +365,15 @@ class Connection {
       const s = this.pending.shift()!;
       this.inFlightBytes -= s.requestBytes;
       if (s.closeAfter && !this.closed) {
+        if (s.chunks) {
+          // A response that ends the connection (a failed SASL exchange): written, then closed.
+          if (!wrote) this.socket.cork();
+          for (const c of s.chunks) this.socket.write(c);
+          wrote = true;
+        }
         if (wrote) this.socket.uncork();
         wrote = false;
-        this.log.info('closing connection: an acks=0 produce failed (the client learns it this way, as with Kafka)');
+        this.log.info(s.chunks ? 'closing connection after its last response' : 'closing connection: an acks=0 produce failed (the client learns it this way, as with Kafka)');
         this.closed = true;
         this.socket.end(); // flushes what was written before
         setTimeout(() => this.socket.destroy(), 1000).unref(); // a peer that never closes its side
@@ -359,6 +411,7 @@ class KafkaServer {
     readonly options: KafkaServerOptions,
     readonly handlers: ReadonlyMap<number, ApiHandler>,
     readonly producerIds: ProducerIds,
+    readonly security: KafkaSecurity,
   ) {
     this.log = logger.child({ component: 'kafka' });
     this.metrics_ = {
@@ -415,7 +468,9 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   const dataDir = opts.dataDir ?? (deps.broker as { options?: { dataDir?: unknown } }).options?.dataDir ?? './data';
   if (typeof dataDir !== 'string') throw new Error('kafka option dataDir must be a path');
   const producerIds = deps.producerIds ?? (await ProducerIds.open(join(dataDir, 'producer-ids'), { blockSize: opts.producerIdBlockSize }));
-  const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds);
+  // In code without a `security` dep (tests, embedding): the defaults over the broker's own store.
+  const security = deps.security ?? kafkaSecurity(undefined, (deps.broker as { metadata?: MetadataStore }).metadata);
+  const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds, security);
   const tcp = net.createServer({ noDelay: true }, (socket) => server.accept(socket));
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);

@@ -16,6 +16,7 @@ import { projectRoot } from '../helpers/index.js';
  */
 const LAYERS: ReadonlyArray<{ layer: string; paths: readonly string[] }> = [
   { layer: 'base', paths: ['host/errors/', 'host/logging.ts', 'host/metrics/', 'host/config/'] },
+  { layer: 'security', paths: ['host/security/'] },
   { layer: 'core', paths: ['host/core/'] },
   { layer: 'log', paths: ['host/log/'] },
   { layer: 'broker', paths: ['host/broker/'] },

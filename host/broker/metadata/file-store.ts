@@ -5,6 +5,7 @@
 //   <dataDir>/topics.json    topics, partition counts, ids, config overrides, pending deletions
 //                            (host/broker/topic-registry.ts: tmp + fsync + rename + dir fsync)
 //   <dataDir>/producer-ids   the producer-id reservation mark (producer-ids-file.ts, same policy)
+//   <dataDir>/security.json  ACL bindings and SCRAM credentials (security-file.ts, same policy)
 //
 // What is not written, and why: replication factor and assignment are always 1 and [this node]
 // on one node (topic-admin.ts refuses anything else), so they are rebuilt at open instead of
@@ -12,12 +13,14 @@
 // NodeIdentity record), which is its durable source on one node.
 //
 // A proposal becomes durable in one file write (topics.json for topic and config records,
-// producer-ids for a ProducerIdsBlock), so it is all or none after a power cut; the image moves
-// only after the write returned. A proposal mixing the two files is refused (nothing proposes
+// producer-ids for a ProducerIdsBlock, security.json for ACL and SCRAM records), so it is all or
+// none after a power cut; the image moves
+// only after the write returned. A proposal mixing files is refused (nothing proposes
 // one). Proposals run one at a time in call order.
 import { join } from 'node:path';
 import { TopicRegistry, type RegistryTopic } from '../topic-registry.js';
-import { applyRecords, EMPTY_IMAGE, type MetadataImage, type MetadataRecord, type TopicImage } from './records.js';
+import { applyRecords, EMPTY_IMAGE, isSecurityRecord, type MetadataImage, type MetadataRecord, type TopicImage } from './records.js';
+import { readSecurityFile, writeSecurityFile } from './security-file.js';
 import type { MetadataListener, MetadataStore, PendingDeletion } from './store.js';
 import { ProducerIdsFile, PRODUCER_IDS_FILE } from './producer-ids-file.js';
 
@@ -35,6 +38,7 @@ export class FileMetadataStore implements MetadataStore {
     private readonly registry: TopicRegistry,
     private readonly producerIds: ProducerIdsFile,
     image: MetadataImage,
+    private readonly dataDir: string,
   ) {
     this.current = image;
   }
@@ -52,7 +56,8 @@ export class FileMetadataStore implements MetadataStore {
       for (const [key, value] of Object.entries(t.overrides)) records.push({ type: 'config', topic: t.name, key: key as keyof typeof t.overrides, value: value as never });
     }
     records.push({ type: 'producerIds', reservedUpTo: producerIds.reservedUpTo });
-    return new FileMetadataStore(registry, producerIds, applyRecords(EMPTY_IMAGE, records));
+    records.push(...(await readSecurityFile(dataDir)));
+    return new FileMetadataStore(registry, producerIds, applyRecords(EMPTY_IMAGE, records), dataDir);
   }
 
   image(): MetadataImage {
@@ -88,8 +93,11 @@ export class FileMetadataStore implements MetadataStore {
     const ids = records.some((r) => r.type === 'producerIds');
     const topics = records.some((r) => r.type === 'topic' || r.type === 'config' || r.type === 'removeTopic' || r.type === 'partitionCount');
     if (records.some((r) => r.type === 'nodeIdentity')) throw new Error('metadata: the file store takes node identity from the configuration at open');
-    if (ids && topics) throw new Error('metadata: one proposal cannot change both topics.json and producer-ids');
+    const security = records.some(isSecurityRecord);
+    const files = [topics && 'topics.json', ids && 'producer-ids', security && 'security.json'].filter(Boolean);
+    if (files.length > 1) throw new Error(`metadata: one proposal cannot change both ${files.join(' and ')}`);
     if (ids) await this.producerIds.write(next.producerIdsReservedUpTo);
+    if (security) await writeSecurityFile(this.dataDir, next);
     if (topics) {
       await this.registry.update((d) => {
         for (const r of records) {

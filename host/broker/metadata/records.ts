@@ -18,11 +18,17 @@
 //                    which only the broker's own rollback of a failed grow proposes)
 //   producerIds      producer ids below `reservedUpTo` may have been handed out (a block reserved)
 //   nodeIdentity     this node's id and its cluster's id
+//   acl              one ACL binding added (host/security/acl.ts; adding one that exists is a no-op)
+//   removeAcl        one ACL binding removed (every field must match; absent = a no-op)
+//   scramCredential  a user's SCRAM credential for one mechanism set or replaced: salt,
+//                    iterations, StoredKey, ServerKey as base64 (never a password)
+//   removeScramCredential  a user's credential for one mechanism gone
 //
 // A record that does not fit the image (a topic that exists twice, a config for a missing
 // topic, a producer-id block that goes backwards) is a programmer error: applying it throws,
 // and the proposal changes nothing.
 import type { TopicConfig } from '../api.js';
+import { sameBinding, type AclBinding, type ScramCredential, type ScramMechanism } from '../../security/index.js';
 
 export interface TopicRecord {
   type: 'topic';
@@ -69,7 +75,40 @@ export interface NodeIdentity {
   clusterId: string;
 }
 
-export type MetadataRecord = TopicRecord | ConfigRecord | RemoveTopicRecord | PartitionCountChange | ProducerIdsBlock | NodeIdentity;
+export interface AclRecord {
+  type: 'acl';
+  binding: AclBinding;
+}
+
+export interface RemoveAclRecord {
+  type: 'removeAcl';
+  binding: AclBinding;
+}
+
+export interface ScramCredentialRecord {
+  type: 'scramCredential';
+  user: string;
+  mechanism: ScramMechanism;
+  iterations: number;
+  /** base64, like the three keys below: records stay plain JSON for every store. */
+  salt: string;
+  storedKey: string;
+  serverKey: string;
+}
+
+export interface RemoveScramCredentialRecord {
+  type: 'removeScramCredential';
+  user: string;
+  mechanism: ScramMechanism;
+}
+
+export type SecurityRecord = AclRecord | RemoveAclRecord | ScramCredentialRecord | RemoveScramCredentialRecord;
+
+export type MetadataRecord = TopicRecord | ConfigRecord | RemoveTopicRecord | PartitionCountChange | ProducerIdsBlock | NodeIdentity | SecurityRecord;
+
+export function isSecurityRecord(r: MetadataRecord): r is SecurityRecord {
+  return r.type === 'acl' || r.type === 'removeAcl' || r.type === 'scramCredential' || r.type === 'removeScramCredential';
+}
 
 /** One topic as the image holds it. */
 export interface TopicImage {
@@ -87,9 +126,13 @@ export interface MetadataImage {
   readonly node: { readonly nodeId: number; readonly clusterId: string };
   readonly topics: ReadonlyMap<string, TopicImage>;
   readonly producerIdsReservedUpTo: number;
+  /** ACL bindings, in the order they were added. */
+  readonly acls: readonly AclBinding[];
+  /** SCRAM credentials by user, then mechanism. */
+  readonly scram: ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>>;
 }
 
-export const EMPTY_IMAGE: MetadataImage = { node: { nodeId: 0, clusterId: 'tributary' }, topics: new Map(), producerIdsReservedUpTo: 0 };
+export const EMPTY_IMAGE: MetadataImage = { node: { nodeId: 0, clusterId: 'tributary' }, topics: new Map(), producerIdsReservedUpTo: 0, acls: [], scram: new Map() };
 
 /** The nodes that can hold replicas now. One node: this one. (The cluster adds its live brokers.) */
 export function liveNodes(image: MetadataImage): number[] {
@@ -101,8 +144,20 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
   const topics = new Map(image.topics);
   let node = image.node;
   let reservedUpTo = image.producerIdsReservedUpTo;
+  let acls = image.acls;
+  let scram = image.scram;
   for (const r of records) {
     switch (r.type) {
+      case 'acl':
+        if (!acls.some((b) => sameBinding(b, r.binding))) acls = [...acls, { ...r.binding }];
+        break;
+      case 'removeAcl':
+        acls = acls.filter((b) => !sameBinding(b, r.binding));
+        break;
+      case 'scramCredential':
+      case 'removeScramCredential':
+        scram = applyScram(scram, r);
+        break;
       case 'topic':
         if (topics.has(r.name)) throw new Error(`metadata: topic ${r.name} exists already`);
         if (r.assignment.length !== r.partitions) throw new Error(`metadata: topic ${r.name} has ${r.partitions} partitions but ${r.assignment.length} assignments`);
@@ -151,7 +206,24 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         throw new Error(`metadata: unknown record ${JSON.stringify(r)}`);
     }
   }
-  return { node, topics, producerIdsReservedUpTo: reservedUpTo };
+  return { node, topics, producerIdsReservedUpTo: reservedUpTo, acls, scram };
+}
+
+function applyScram(
+  scram: ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>>,
+  r: ScramCredentialRecord | RemoveScramCredentialRecord,
+): ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>> {
+  const next = new Map(scram);
+  const mine = new Map(scram.get(r.user) ?? []);
+  if (r.type === 'removeScramCredential') mine.delete(r.mechanism);
+  else {
+    if (!Number.isSafeInteger(r.iterations) || r.iterations < 1) throw new Error(`metadata: SCRAM iterations must be positive, got ${r.iterations}`);
+    const bytes = (b64: string) => new Uint8Array(Buffer.from(b64, 'base64'));
+    mine.set(r.mechanism, { mechanism: r.mechanism, iterations: r.iterations, salt: bytes(r.salt), storedKey: bytes(r.storedKey), serverKey: bytes(r.serverKey) });
+  }
+  if (mine.size === 0) next.delete(r.user);
+  else next.set(r.user, mine);
+  return next;
 }
 
 function topicOf(topics: Map<string, TopicImage>, name: string): TopicImage {

@@ -6,6 +6,7 @@ import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicConfigChanges, TopicInfo } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type RequestContext } from './types.js';
 import { RESOURCE_BROKER, RESOURCE_TOPIC } from './describe-configs.js';
+import { Operation, requireCluster, requireTopic } from './authz.js';
 
 export type { TopicConfigChanges };
 
@@ -18,6 +19,8 @@ export async function alterTopicResources<R extends { resourceType: number; reso
   const responses = [];
   for (const r of resources) {
     try {
+      if (r.resourceType === RESOURCE_BROKER) requireCluster(ctx, Operation.ALTER_CONFIGS);
+      if (r.resourceType === RESOURCE_TOPIC) requireTopic(ctx, Operation.ALTER_CONFIGS, r.resourceName);
       if (r.resourceType === RESOURCE_BROKER) throw new BrokerError('INVALID_REQUEST', 'broker settings are read-only over Kafka; change them in the config file');
       if (r.resourceType !== RESOURCE_TOPIC) throw new BrokerError('INVALID_REQUEST', `resource type ${r.resourceType} is not supported (2 = topic)`);
       const info = ctx.broker.describeTopic(r.resourceName);

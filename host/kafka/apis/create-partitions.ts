@@ -7,6 +7,7 @@
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
+import { Operation, requireTopic } from './authz.js';
 
 const request: Schema = [
   arr('topics', '0+', [f('name', 'string', '0+'), f('count', 'int32', '0+'), arr('assignments', '0+', [arr('brokerIds', '0+', 'int32')], { nullable: '0+' })]),
@@ -36,6 +37,7 @@ export const createPartitions: ApiHandler = {
     const results = [];
     for (const t of req.topics) {
       try {
+        requireTopic(ctx, Operation.ALTER, t.name);
         // Every check (exists, grows, limits, assignment on live nodes) and validate_only are the broker's.
         await ctx.broker.createPartitions(t.name, t.count, { validateOnly: req.validateOnly, assignment: t.assignments?.map((a) => a.brokerIds) });
         results.push({ name: t.name, errorCode: ERRORS.NONE.kafka, errorMessage: null });

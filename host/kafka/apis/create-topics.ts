@@ -13,6 +13,7 @@ import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicSpec } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 import { topicConfigEntries, topicIdBytes } from './topic-configs.js';
+import { mayCreateTopic, Operation, topicDenied } from './authz.js';
 
 const request: Schema = [
   arr('topics', '0+', [
@@ -85,6 +86,7 @@ export const createTopics: ApiHandler = {
       try {
         if (seen.has(t.name)) throw new BrokerError('INVALID_REQUEST', `topic ${t.name} appears twice in the request`);
         seen.add(t.name);
+        if (!mayCreateTopic(ctx, t.name)) throw topicDenied(ctx, Operation.CREATE, t.name);
         const spec = specOf(t);
         // -1 partitions: the listener's default when it has one, else the broker's.
         if (spec.partitions === -1 && ctx.options.defaultPartitions !== null && ctx.options.defaultPartitions !== undefined && t.assignments.length === 0) spec.partitions = ctx.options.defaultPartitions;

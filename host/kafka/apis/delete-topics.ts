@@ -7,6 +7,7 @@ import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
+import { Operation, requireTopic } from './authz.js';
 
 const request: Schema = [
   arr('topics', '6+', [f('name', 'string', '6+', { nullable: '6+', default: null }), f('topicId', 'uuid', '6+')]),
@@ -43,6 +44,7 @@ export const deleteTopics: ApiHandler = {
     for (const name of names) {
       try {
         if (name === null) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', 'deleting by topic id is not supported (topic ids are not assigned yet)');
+        requireTopic(ctx, Operation.DELETE, name);
         // Existence and the internal-topic rule are the broker's (host/broker/topic-admin.ts).
         await ctx.broker.deleteTopic(name);
         responses.push({ name, topicId: ZERO_UUID, errorCode: ERRORS.NONE.kafka, errorMessage: null });

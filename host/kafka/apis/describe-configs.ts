@@ -9,6 +9,7 @@ import { arr, f, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from './types.js';
 import { CONFIG_SOURCE, CONFIG_TYPE, topicConfigEntries, type ConfigEntry } from './topic-configs.js';
+import { Operation, requireCluster, requireTopic } from './authz.js';
 
 export const RESOURCE_TOPIC = 2;
 export const RESOURCE_BROKER = 4;
@@ -85,10 +86,12 @@ export const describeConfigs: ApiHandler = {
       try {
         let configs: ConfigEntry[];
         if (r.resourceType === RESOURCE_TOPIC) {
+          requireTopic(ctx, Operation.DESCRIBE_CONFIGS, r.resourceName);
           const info = ctx.broker.describeTopic(r.resourceName);
           if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${r.resourceName}`);
           configs = topicConfigEntries(info, r.configurationKeys, req.includeDocumentation);
         } else if (r.resourceType === RESOURCE_BROKER) {
+          requireCluster(ctx, Operation.DESCRIBE_CONFIGS);
           if (r.resourceName !== '' && r.resourceName !== String(ctx.node.nodeId)) throw new BrokerError('INVALID_REQUEST', `unknown broker ${r.resourceName} (this node is ${ctx.node.nodeId})`);
           configs = brokerEntries(ctx, r.configurationKeys, req.includeDocumentation);
         } else throw new BrokerError('INVALID_REQUEST', `resource type ${r.resourceType} is not supported (2 = topic, 4 = broker)`);

@@ -20,6 +20,7 @@ import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
 import { NO_RETRY, PartitionCursor } from '../../broker/cursor.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
+import { Operation, requireTopic } from './authz.js';
 
 const request: Schema = [
   f('clusterId', 'string', '12+', { nullable: '12+', default: null, tagged: '12+', tag: 0 }),
@@ -131,6 +132,7 @@ async function readPartition(topic: string, p: FetchPartitionRequest, cursor: Pa
     out.logStartOffset = o.logStartOffset;
   };
   try {
+    requireTopic(ctx, Operation.READ, topic);
     const info = ctx.broker.describeTopic(topic);
     if (!info || p.partition < 0 || p.partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${topic}-${p.partition}`);
     if (p.partitionMaxBytes < 0) throw new BrokerError('INVALID_REQUEST', `partition_max_bytes ${p.partitionMaxBytes} is negative`);

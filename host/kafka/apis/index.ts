@@ -18,6 +18,10 @@ import { alterConfigs } from './alter-configs.js';
 import { initProducerId } from './init-producer-id.js';
 import { describeCluster } from './describe-cluster.js';
 import { groupApis } from './groups/index.js';
+import { saslHandshake } from './sasl-handshake.js';
+import { saslAuthenticate } from './sasl-authenticate.js';
+import { createAcls, deleteAcls, describeAcls } from './acls.js';
+import { alterUserScramCredentials, describeUserScramCredentials } from './scram-credentials.js';
 
 const ownApis: ApiHandler[] = [
   produce,
@@ -33,6 +37,13 @@ const ownApis: ApiHandler[] = [
   alterConfigs,
   incrementalAlterConfigs,
   describeCluster,
+  saslHandshake,
+  saslAuthenticate,
+  describeAcls,
+  createAcls,
+  deleteAcls,
+  describeUserScramCredentials,
+  alterUserScramCredentials,
 ];
 
 function buildTable(list: ApiHandler[]): Map<number, ApiHandler> {

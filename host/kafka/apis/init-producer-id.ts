@@ -9,6 +9,7 @@
 import { f, type Schema } from '../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 import { ERRORS } from '../../errors/index.js';
+import { clusterAllowed, clusterDenied, Operation, ResourceType } from './authz.js';
 
 const request: Schema = [
   f('transactionalId', 'string', '0+', { nullable: '0+' }),
@@ -37,6 +38,10 @@ export const initProducerId: ApiHandler = {
     if (req.transactionalId !== null) {
       ctx.logger.info({ transactionalId: req.transactionalId }, 'refusing transactional producer: transactions are not supported');
       return { throttleTimeMs: 0, errorCode: ERRORS.INVALID_REQUEST.kafka, producerId: -1, producerEpoch: -1 };
+    }
+    // Kafka's rule: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    if (!clusterAllowed(ctx, Operation.IDEMPOTENT_WRITE) && !ctx.security.authorizer.authorizeAny(ctx.principal, Operation.WRITE, ResourceType.TOPIC)) {
+      return { throttleTimeMs: 0, errorCode: clusterDenied(ctx, Operation.IDEMPOTENT_WRITE).kafkaCode, producerId: -1, producerEpoch: -1 };
     }
     try {
       const producerId = await ctx.producerIds.allocate();

@@ -8,6 +8,7 @@ import { arr, f, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import { MAX_TIMESTAMP } from '../../broker/api.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
+import { Operation, requireTopic } from './authz.js';
 
 const request: Schema = [
   f('replicaId', 'int32', '0+'),
@@ -52,6 +53,7 @@ export const listOffsets: ApiHandler = {
       const partitions = [];
       for (const p of t.partitions) {
         try {
+          requireTopic(ctx, Operation.DESCRIBE, t.name);
           const info = ctx.broker.describeTopic(t.name);
           if (!info || p.partitionIndex < 0 || p.partitionIndex >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${t.name}-${p.partitionIndex}`);
           if (p.timestamp === MAX_TIMESTAMP && ctx.apiVersion < 7) throw new BrokerError('UNSUPPORTED_VERSION', 'max timestamp lookup needs ListOffsets v7');

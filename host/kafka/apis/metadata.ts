@@ -14,6 +14,7 @@ import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { TopicInfo } from '../../broker/api.js';
 import { topicIdBytes } from './topic-configs.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
+import { mayCreateTopic, Operation, requireTopic, topicAllowed } from './authz.js';
 
 const request: Schema = [
   arr('topics', '0+', [f('topicId', 'uuid', '10+'), f('name', 'string', '0+', { nullable: '10+' })], { nullable: '1+' }),
@@ -73,7 +74,8 @@ export const metadata: ApiHandler = {
     const autoCreate = node.autoCreateTopics && (ctx.apiVersion < 4 || req.allowAutoTopicCreation);
     const topics = [];
     if (all) {
-      for (const info of broker.listTopics()) topics.push(topicMetadata(info, node.nodeId));
+      // Kafka's rule: a full listing shows only the topics the principal may describe.
+      for (const info of broker.listTopics()) if (topicAllowed(ctx, Operation.DESCRIBE, info.name)) topics.push(topicMetadata(info, node.nodeId));
     } else {
       for (const t of req.topics!) {
         if (t.name === null) {
@@ -82,9 +84,11 @@ export const metadata: ApiHandler = {
           continue;
         }
         try {
+          requireTopic(ctx, Operation.DESCRIBE, t.name);
           let info = broker.describeTopic(t.name);
           if (!info) {
-            if (!autoCreate) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${t.name}`);
+            // Auto-creation needs CREATE on the cluster or the topic; without it the topic stays unknown.
+            if (!autoCreate || !mayCreateTopic(ctx, t.name)) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${t.name}`);
             info = await broker.ensureTopic(t.name);
           }
           topics.push(topicMetadata(info, node.nodeId));

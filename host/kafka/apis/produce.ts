@@ -11,6 +11,7 @@ import { arr, f, type Schema } from '../protocol/schema.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../errors/index.js';
 import type { Acks } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type RequestContext } from './types.js';
+import { mayCreateTopic, Operation, requireTopic, topicAllowed } from './authz.js';
 
 /**
  * The Kafka code for a failed partition append. A retriable refusal with no Kafka code of its own
@@ -56,6 +57,8 @@ interface ProduceRequest {
 async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks) {
   try {
     if (records === null || records.length === 0) throw new BrokerError('CORRUPT_MESSAGE', 'produce request without records');
+    // Authorized before anything else: a refused write never auto-creates its topic.
+    requireTopic(ctx, Operation.WRITE, topic);
     // Known topic: append is called synchronously here (no await before it), so appends are
     // issued in request order. Unknown topic: auto-create first (the caller then holds the
     // connection's order until done).
@@ -86,13 +89,20 @@ export const produce: ApiHandler = {
     if (req.acks !== 0 && req.acks !== 1 && req.acks !== -1) refusal = new BrokerError('INVALID_REQUIRED_ACKS', `acks must be 0, 1 or -1, got ${req.acks}`);
     else if (req.transactionalId !== null) refusal = new BrokerError('INVALID_REQUEST', 'transactional produce is not supported (no transactions yet)');
     const acks = req.acks as Acks;
+    const unknownNoCreate = new Set<string>();
     const allKnown = req.topicData.every((t) => ctx.broker.describeTopic(t.name) !== undefined);
+    // Auto-creation needs CREATE too (Kafka's rule): without it, an unknown topic stays unknown.
+    for (const t of req.topicData) {
+      if (!refusal && !allKnown && !ctx.broker.describeTopic(t.name) && topicAllowed(ctx, Operation.WRITE, t.name) && !mayCreateTopic(ctx, t.name)) unknownNoCreate.add(t.name);
+    }
     const pending = Promise.all(
       req.topicData.map(async (t) => ({
         name: t.name,
         partitionResponses: await Promise.all(
           t.partitionData.map((p) =>
-            refusal
+            unknownNoCreate.has(t.name)
+              ? { index: p.index, errorCode: ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `topic ${t.name} does not exist and ${ctx.principalText} may not create it` }
+              : refusal
               ? { index: p.index, errorCode: refusal.kafkaCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: refusal.message }
               : appendOne(ctx, t.name, p.index, p.records, acks),
           ),

@@ -13,6 +13,8 @@ import { asBrokerError } from '../../errors/index.js';
 import type { Schema } from '../protocol/schema.js';
 import type { KafkaServerOptions } from '../options.js';
 import type { GroupCoordinator } from '../../broker/groups/index.js';
+import type { Principal } from '../../security/index.js';
+import type { KafkaSecurity, SaslSession } from '../security.js';
 
 /** The consumer-group coordinator (host/broker/groups/); absent in listeners started without one. */
 export type GroupCoordinatorRef = GroupCoordinator | undefined;
@@ -56,6 +58,17 @@ export interface RequestContext {
   release(): void;
   /** The listener's options (limits a handler applies, broker settings DescribeConfigs shows). */
   options: Readonly<KafkaServerOptions>;
+  /** Who is asking: the SASL principal, else User:ANONYMOUS. */
+  principal: Principal;
+  /** `User:name`, for messages and logs. */
+  principalText: string;
+  /** The one seam: may this connection's principal perform `operation` on (resourceType, name)? */
+  authorize(operation: number, resourceType: number, name: string): boolean;
+  /** This connection's SASL session (SaslHandshake/SaslAuthenticate move it). */
+  session: SaslSession;
+  security: KafkaSecurity;
+  /** Close the connection once this request's response is written (a failed SASL exchange). */
+  closeAfterResponse(): void;
 }
 
 export interface ProducerIdAllocator {

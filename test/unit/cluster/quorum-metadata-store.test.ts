@@ -11,8 +11,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '../../../host/logging.js';
 import { MemoryHub } from '../../../host/cluster/transport.js';
-import { decodeEntry, encodeEntry, QuorumMetadataStore } from '../../../host/cluster/quorum-metadata-store.js';
-import type { MetadataRecord } from '../../../host/broker/metadata/records.js';
+import { decodeEntry, decodeImage, encodeEntry, encodeImage, QuorumMetadataStore } from '../../../host/cluster/quorum-metadata-store.js';
+import { applyRecords, EMPTY_IMAGE, type MetadataRecord } from '../../../host/broker/metadata/records.js';
 import { BrokerError } from '../../../host/errors/broker-error.js';
 import { prng } from '../../helpers/codec-inputs.js';
 import { eventually, tempDir } from '../../helpers/index.js';
@@ -123,4 +123,20 @@ t.test('quorum store: a proposal on a controller cut off from the others is reje
   await eventually(() => stores.every((s) => s.image().topics.has('won')), 10_000);
   t.ok(stores.every((s) => !s.image().topics.has('lost')), 'the lost proposal is applied nowhere');
   t.ok(leader.quorum.status().term > 1 && !leader.quorum.isLeader, 'the old controller follows the new term');
+});
+
+t.test('a snapshot keeps topics, producer ids, ACLs and SCRAM credentials', async (t) => {
+  const records: MetadataRecord[] = [
+    { type: 'topic', name: 'a', topicId: 'id-a', partitions: 2, replicationFactor: 1, assignment: [[1], [1]], createdMs: 1 },
+    { type: 'producerIds', reservedUpTo: 5000 },
+    { type: 'acl', binding: { resourceType: 2, resourceName: 'a', patternType: 3, principal: 'User:alice', host: '*', operation: 3, permission: 3 } },
+    { type: 'scramCredential', user: 'alice', mechanism: 'SCRAM-SHA-256', iterations: 4096, salt: Buffer.from('salt').toString('base64'), storedKey: Buffer.from('stored').toString('base64'), serverKey: Buffer.from('server').toString('base64') },
+  ];
+  const node = { nodeId: 1, clusterId: 'c' };
+  const image = applyRecords({ ...EMPTY_IMAGE, node }, records);
+  const back = decodeImage(encodeImage(image), node);
+  t.same([...back.topics.keys()], ['a']);
+  t.equal(back.producerIdsReservedUpTo, 5000);
+  t.same(back.acls, image.acls, 'ACLs survive the snapshot');
+  t.same(Buffer.from(back.scram.get('alice')!.get('SCRAM-SHA-256')!.storedKey).toString(), 'stored', 'SCRAM credentials survive the snapshot');
 });

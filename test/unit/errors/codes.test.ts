@@ -38,6 +38,9 @@ const RENAMED: Record<string, string> = {
 const NEWER_THAN_KAFKAJS: Record<string, { code: number; retriable: boolean }> = {
   THROTTLING_QUOTA_EXCEEDED: { code: 89, retriable: true },
   UNKNOWN_TOPIC_ID: { code: 100, retriable: true },
+  RESOURCE_NOT_FOUND: { code: 91, retriable: false },
+  DUPLICATE_RESOURCE: { code: 92, retriable: false },
+  UNACCEPTABLE_CREDENTIAL: { code: 93, retriable: false },
 };
 const SUCCESS: ErrorName = 'NONE';
 

@@ -6,6 +6,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { groupAllowed, groupDenied, Operation } from '../authz.js';
 
 const request: Schema = [arr('groupsNames', '0+', 'string')];
 
@@ -22,8 +23,10 @@ export const deleteGroups: ApiHandler = {
   async handle(req: { groupsNames: string[] }, ctx: RequestContext) {
     const names = req.groupsNames ?? [];
     try {
-      const results = await coordinatorOf(ctx).deleteGroups(names);
-      return { throttleTimeMs: 0, results: results.map((r) => ({ groupId: r.groupId, errorCode: r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka })) };
+      const allowed = names.filter((n) => groupAllowed(ctx, Operation.DELETE, n));
+      const results = await coordinatorOf(ctx).deleteGroups(allowed);
+      const byGroup = new Map(results.map((r) => [r.groupId, r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka]));
+      return { throttleTimeMs: 0, results: names.map((groupId) => ({ groupId, errorCode: byGroup.get(groupId) ?? groupDenied(ctx, Operation.DELETE, groupId).kafkaCode })) };
     } catch (err) {
       const code = kafkaCode(err);
       return { throttleTimeMs: 0, results: names.map((groupId) => ({ groupId, errorCode: code })) };

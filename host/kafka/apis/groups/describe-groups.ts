@@ -9,6 +9,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { groupAllowed, groupDenied, Operation } from '../authz.js';
 
 const request: Schema = [arr('groups', '0+', 'string'), f('includeAuthorizedOperations', 'bool', '3+')];
 
@@ -43,7 +44,7 @@ export const describeGroups: ApiHandler = {
   async handle(req: { groups: string[] }, ctx: RequestContext) {
     const ids = req.groups ?? [];
     try {
-      const described = coordinatorOf(ctx).describeGroups(ids);
+      const described = coordinatorOf(ctx).describeGroups(ids).map((d) => (groupAllowed(ctx, Operation.DESCRIBE, d.groupId) ? d : { ...d, error: groupDenied(ctx, Operation.DESCRIBE, d.groupId), state: '', protocolType: '', protocolName: '', members: [] }));
       return {
         throttleTimeMs: 0,
         groups: described.map((d) => ({

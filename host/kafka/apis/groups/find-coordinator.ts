@@ -8,6 +8,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../../errors/index.js';
 import { kafkaCode, kafkaMessage, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
+import { Operation, requireGroup } from '../authz.js';
 
 const request: Schema = [f('key', 'string', '0-3'), f('keyType', 'int8', '1+', { default: 0 }), arr('coordinatorKeys', '4+', 'string')];
 
@@ -35,6 +36,7 @@ function lookup(key: string, keyType: number, ctx: RequestContext) {
     if (keyType !== GROUP_KEY_TYPE) {
       throw new BrokerError('INVALID_REQUEST', keyType === 1 ? 'transactions are not supported: no transaction coordinator' : `unknown coordinator key type ${keyType}`);
     }
+    requireGroup(ctx, Operation.DESCRIBE, key);
     coordinatorOf(ctx);
     return { key, nodeId: ctx.node.nodeId, host: ctx.node.host, port: ctx.node.port, errorCode: ERRORS.NONE.kafka, errorMessage: null };
   } catch (err) {

@@ -6,6 +6,7 @@ import { f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup } from '../authz.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -26,6 +27,7 @@ export const heartbeat: ApiHandler = {
   response,
   async handle(req: { groupId: string; generationId: number; memberId: string; groupInstanceId: string | null }, ctx: RequestContext) {
     try {
+      requireGroup(ctx, Operation.READ, req.groupId);
       await coordinatorOf(ctx).heartbeat(req);
       return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka };
     } catch (err) {

@@ -13,6 +13,7 @@ import { JoinGroupError } from '../../../broker/groups/index.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { clientHostOf, coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup } from '../authz.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -58,6 +59,7 @@ export const joinGroup: ApiHandler = {
   response,
   async handle(req: JoinGroupWire, ctx: RequestContext) {
     try {
+      requireGroup(ctx, Operation.READ, req.groupId);
       const r = await coordinatorOf(ctx).joinGroup({
         groupId: req.groupId,
         memberId: req.memberId,

@@ -8,6 +8,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup } from '../authz.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -43,6 +44,7 @@ export const leaveGroup: ApiHandler = {
     const legacy = ctx.apiVersion < 3;
     const members = legacy ? [{ memberId: req.memberId, groupInstanceId: null, reason: null }] : req.members;
     try {
+      requireGroup(ctx, Operation.READ, req.groupId);
       const results = await coordinatorOf(ctx).leaveGroup({ groupId: req.groupId, members });
       const out = results.map((r) => ({ memberId: r.memberId, groupInstanceId: r.groupInstanceId, errorCode: r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka }));
       return { throttleTimeMs: 0, errorCode: legacy ? out[0].errorCode : ERRORS.NONE.kafka, members: out };

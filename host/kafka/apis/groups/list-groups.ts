@@ -5,6 +5,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { clusterAllowed, groupAllowed, Operation } from '../authz.js';
 
 const request: Schema = [arr('statesFilter', '4+', 'string')];
 
@@ -24,7 +25,9 @@ export const listGroups: ApiHandler = {
   response,
   async handle(req: { statesFilter: string[] }, ctx: RequestContext) {
     try {
-      const groups = coordinatorOf(ctx).listGroups({ states: req.statesFilter ?? [] });
+      // DESCRIBE on the cluster lists every group; without it, the groups the principal may describe.
+      const all = clusterAllowed(ctx, Operation.DESCRIBE);
+      const groups = coordinatorOf(ctx).listGroups({ states: req.statesFilter ?? [] }).filter((g) => all || groupAllowed(ctx, Operation.DESCRIBE, g.groupId));
       return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, groups: groups.map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.state })) };
     } catch (err) {
       return { throttleTimeMs: 0, errorCode: kafkaCode(err), groups: [] };

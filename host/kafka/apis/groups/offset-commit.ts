@@ -10,6 +10,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup, topicAllowed, topicDenied } from '../authz.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -56,14 +57,22 @@ export const offsetCommit: ApiHandler = {
     );
     let codes: number[];
     try {
+      // Kafka's order: READ on the group (all partitions refused), then READ on each topic.
+      requireGroup(ctx, Operation.READ, req.groupId);
+      const allowed = offsets.map((o) => topicAllowed(ctx, Operation.READ, o.topic));
       const results = await coordinatorOf(ctx).commitOffsets({
         groupId: req.groupId,
         generationId: req.generationIdOrMemberEpoch,
         memberId: req.memberId,
         groupInstanceId: req.groupInstanceId,
-        offsets,
+        offsets: offsets.filter((_, i) => allowed[i]),
       });
-      codes = results.map((r) => (r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka));
+      let next = 0;
+      codes = offsets.map((o, i) => {
+        if (!allowed[i]) return topicDenied(ctx, Operation.READ, o.topic).kafkaCode;
+        const r = results[next++]!;
+        return r.error ? kafkaCode(r.error) : ERRORS.NONE.kafka;
+      });
     } catch (err) {
       const code = kafkaCode(err);
       codes = offsets.map(() => code);

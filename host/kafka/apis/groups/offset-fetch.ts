@@ -10,6 +10,7 @@ import type { FetchedOffset } from '../../../broker/groups/index.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { byTopic, coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup, topicAllowed, topicDenied } from '../authz.js';
 
 const topicsRequest = (v: string) => [f('name', 'string', v), arr('partitionIndexes', v, 'int32')];
 const request: Schema = [
@@ -57,8 +58,11 @@ const partitionOut = (o: FetchedOffset) => ({
 async function fetchOne(ctx: RequestContext, groupId: string, topics: TopicsWire) {
   const partitions = topics === null ? null : topics.flatMap((t) => t.partitionIndexes.map((partition) => ({ topic: t.name, partition })));
   try {
+    requireGroup(ctx, Operation.DESCRIBE, groupId);
     const fetched = await coordinatorOf(ctx).fetchOffsets({ groupId, partitions });
-    return { topics: byTopic(fetched, partitionOut), errorCode: ERRORS.NONE.kafka };
+    // Topics the principal may not describe: named ones answer TOPIC_AUTHORIZATION_FAILED, a fetch of all leaves them out (Kafka's rule).
+    const shown = fetched.filter((o) => partitions !== null || topicAllowed(ctx, Operation.DESCRIBE, o.topic));
+    return { topics: byTopic(shown, (o) => (topicAllowed(ctx, Operation.DESCRIBE, o.topic) ? partitionOut(o) : { ...partitionOut(o), committedOffset: -1, errorCode: topicDenied(ctx, Operation.DESCRIBE, o.topic).kafkaCode })), errorCode: ERRORS.NONE.kafka };
   } catch (err) {
     const code = kafkaCode(err);
     // v1 has no group-level code: the error goes on every requested partition.

@@ -7,6 +7,7 @@ import { arr, f, type Schema } from '../../protocol/schema.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from '../types.js';
 import { coordinatorOf } from './common.js';
 import { ERRORS } from '../../../errors/index.js';
+import { Operation, requireGroup } from '../authz.js';
 
 const request: Schema = [
   f('groupId', 'string', '0+'),
@@ -46,6 +47,7 @@ export const syncGroup: ApiHandler = {
   response,
   async handle(req: SyncGroupWire, ctx: RequestContext) {
     try {
+      requireGroup(ctx, Operation.READ, req.groupId);
       const r = await coordinatorOf(ctx).syncGroup(req);
       return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, protocolType: r.protocolType, protocolName: r.protocolName, assignment: r.assignment };
     } catch (err) {
