@@ -15,7 +15,7 @@ import { mkdir, readFile, symlink, writeFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { tempDir, projectRoot } from '../helpers/index.js';
+import { tempDir, projectRoot, haveCommand } from '../helpers/index.js';
 
 const CI = process.env.CI === 'true';
 const STEP_TIMEOUT_MS = Number(process.env.RELEASE_INSTALL_TIMEOUT_MS ?? 300_000);
@@ -61,6 +61,15 @@ t.test('release: the npm tarball holds the runtime and nothing test-only or fetc
   }
   const unwanted = files.filter((f) => /^(dist\/(test|bench)\/|test\/|bench\/|assembly\/|host\/|node_modules\/|data\/|\.tap\/|coverage\/)|\.(map|ts|tsbuildinfo|wat)$/.test(f));
   t.same(unwanted, [], 'no tests, benches, sources, source maps, data or fetched modules');
+});
+
+t.test('release: the systemd unit passes systemd-analyze verify', { skip: haveCommand('systemd-analyze') || CI ? false : 'systemd-analyze not installed' }, async (t) => {
+  const r = run('systemd-analyze', ['verify', join(projectRoot, 'packaging', 'tributary.service')], projectRoot);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr.trim(), '', 'no warnings');
+  const unit = await readFile(join(projectRoot, 'packaging', 'tributary.service'), 'utf8');
+  for (const line of ['Restart=on-failure', 'User=tributary', 'StateDirectory=tributary', 'LimitNOFILE=', 'MemoryMax=']) t.match(unit, line);
+  t.notMatch(unit, /^WatchdogSec=/m, 'no watchdog: the broker does not feed one');
 });
 
 t.test('release: installed from the tarball, `npx tributary start` serves a produce and a consume', async (t) => {
