@@ -15,7 +15,9 @@ commands:
   topics delete TOPIC
   produce TOPIC [--key K] [--partition N] [--value V]
                               produce one record, or one per line of standard input
-  consume TOPIC [--partition N] [--offset N|earliest|latest] [--limit N] [--follow]
+  consume TOPIC [--partition N] [--offset earliest|latest|N] [--limit N] [--follow] [--json]
+                              print records as PARTITION@OFFSET<tab>KEY<tab>VALUE, from every
+                              partition unless --partition is given (a numeric --offset needs it)
   groups list                 list consumer groups
   groups describe GROUP       members, committed offsets and lag
   cluster status [--node HOST:PORT] [--json]

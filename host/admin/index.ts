@@ -164,36 +164,54 @@ interface RecordOut {
   value: string | null;
 }
 
+interface TopicOffsets {
+  partitions: Array<{ partition: number; logStartOffset: number; highWatermark: number }>;
+}
+
+/** Where each partition's reading starts: one partition when --partition is given, else all. */
+function consumeStarts(topic: string, t: TopicOffsets, partition: number | undefined, start: string): Array<{ partition: number; offset: number }> {
+  // An offset is a position in one partition's log; applied to every partition it would name
+  // unrelated records, so a numeric --offset needs --partition.
+  if (partition === undefined && /^\d+$/.test(start)) throw new UsageError(`--offset ${start} needs --partition (offsets are per partition; without --partition use earliest or latest)`);
+  const chosen = partition === undefined ? t.partitions : t.partitions.filter((x) => x.partition === partition);
+  if (chosen.length === 0) throw new BrokerRefused(`404 UNKNOWN_TOPIC_OR_PARTITION: topic ${topic} has no partition ${partition}`);
+  return chosen.map((p) => ({
+    partition: p.partition,
+    offset: start === 'earliest' ? p.logStartOffset : start === 'latest' ? p.highWatermark : Number(start),
+  }));
+}
+
+// Reads every partition of the topic by default (a keyed record lands wherever the partitioner
+// puts it), or one with --partition. Partitions are read in turn, one page each per round, so
+// --follow keeps up with all of them; without --follow it stops once a round finds nothing new.
 async function consume(http: Http, args: Args): Promise<void> {
   checkFlags(args, ['--partition', '--offset', '--limit', '--follow', '--json']);
   const [topic] = args.positional;
   if (!topic) throw new UsageError('consume needs a TOPIC');
-  const partition = intFlag(args, '--partition') ?? 0;
+  const partition = intFlag(args, '--partition');
   const limit = intFlag(args, '--limit');
   const follow = flag(args, '--follow') === 'true';
   const json = flag(args, '--json') === 'true';
   const start = flag(args, '--offset') ?? 'earliest';
   if (!/^(earliest|latest|\d+)$/.test(start)) throw new UsageError(`--offset must be earliest, latest or an offset, got "${start}"`);
-  const t = (await http.call('GET', `/topics/${encodeURIComponent(topic)}`)) as { partitions: Array<{ partition: number; logStartOffset: number; highWatermark: number }> };
-  const p = t.partitions.find((x) => x.partition === partition);
-  if (!p) throw new BrokerRefused(`404 UNKNOWN_TOPIC_OR_PARTITION: topic ${topic} has no partition ${partition}`);
-  const offset0 = start === 'earliest' ? p.logStartOffset : start === 'latest' ? p.highWatermark : Number(start);
-  let offset = offset0;
+  const t = (await http.call('GET', `/topics/${encodeURIComponent(topic)}`)) as TopicOffsets;
+  const cursors = consumeStarts(topic, t, partition, start);
   let printed = 0;
   for (;;) {
-    const want = Math.min(500, limit === undefined ? 500 : limit - printed);
-    if (want <= 0) return;
-    const r = (await http.call('GET', `/topics/${encodeURIComponent(topic)}/records?partition=${partition}&offset=${offset}&limit=${want}`)) as {
-      records: RecordOut[];
-      nextOffset: number;
-      highWatermark: number;
-    };
-    for (const rec of r.records) {
-      out(json ? JSON.stringify({ partition, ...rec }) : `${partition}@${rec.offset}\t${rec.key ?? ''}\t${rec.value ?? ''}`);
-      printed++;
+    let found = 0;
+    for (const c of cursors) {
+      const want = Math.min(500, limit === undefined ? 500 : limit - printed);
+      if (want <= 0) return;
+      const r = (await http.call('GET', `/topics/${encodeURIComponent(topic)}/records?partition=${c.partition}&offset=${c.offset}&limit=${want}`)) as {
+        records: RecordOut[];
+        nextOffset: number;
+      };
+      for (const rec of r.records) out(json ? JSON.stringify({ partition: c.partition, ...rec }) : `${c.partition}@${rec.offset}\t${rec.key ?? ''}\t${rec.value ?? ''}`);
+      printed += r.records.length;
+      found += r.records.length;
+      c.offset = r.nextOffset;
     }
-    offset = r.nextOffset;
-    if (r.records.length === 0) {
+    if (found === 0) {
       if (!follow) return;
       await new Promise((res) => setTimeout(res, 500)); // HTTP has no long poll; the WebSocket API does
     }

@@ -2,7 +2,22 @@
 // stored; "out" is what read() returned. The log reports its own (fsyncs, segments,
 // recovery) under tributary_log_* through the same registry.
 import { BATCH_LENGTH, LOG_OVERHEAD, MIN_BATCH_LENGTH, RECORDS, RECORDS_COUNT } from '../core/batch-layout.js';
+import { readFileSync } from 'node:fs';
 import { LATENCY_BUCKETS_MS, type Counter, type Gauge, type Histogram, type MetricsRegistry } from '../metrics/registry.js';
+
+/**
+ * Bytes this process has caused to be written to storage (`write_bytes` of /proc/self/io: counted
+ * when a page is dirtied, so a page rewritten after each fsync counts again — what flash pays),
+ * or undefined where the kernel does not account it (no procfs, no task I/O accounting).
+ */
+export function processDiskWriteBytes(ioFile = '/proc/self/io'): number | undefined {
+  try {
+    const m = /^write_bytes:\s*(\d+)$/m.exec(readFileSync(ioFile, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class BrokerMetrics {
   readonly bytesIn: Counter;
@@ -24,8 +39,13 @@ export class BrokerMetrics {
   readonly maintenanceErrors: Counter;
   readonly budgetDeletions: Counter;
   readonly budgetBytes: Gauge;
+  readonly diskWriteBytes: Gauge;
+  readonly writeAmplification: Gauge;
+  /** Record batch bytes appended since this broker opened, every topic (internal ones too). */
+  private appendedBytes = 0;
+  private readonly writeBytesAtOpen: number | undefined;
 
-  constructor(registry: MetricsRegistry) {
+  constructor(registry: MetricsRegistry, ioFile = '/proc/self/io') {
     this.bytesIn = registry.counter('tributary_broker_bytes_in_total', 'Record batch bytes appended, per topic');
     this.recordsIn = registry.counter('tributary_broker_records_in_total', 'Records appended, per topic');
     this.bytesOut = registry.counter('tributary_broker_bytes_out_total', 'Record batch bytes returned by reads, per topic');
@@ -45,6 +65,25 @@ export class BrokerMetrics {
     this.budgetDeletions = registry.counter('tributary_broker_retention_budget_segments_deleted_total', 'Segments deleted by the retention budget, per topic and reason (share: the topic held more than its share; budget: all topics together held more than the budget)');
     this.budgetBytes = registry.gauge('tributary_broker_retention_budget_bytes', 'Bytes all topic logs together may hold (retentionBudgetBytes, or sized from the disk)');
     this.maintenanceErrors = registry.counter('tributary_broker_maintenance_errors_total', 'Retention or compaction failures, per topic');
+    // Write amplification, node-wide: the page-granular, fsync-sensitive bytes the kernel
+    // accounts to this process over the batch bytes appended. Small fsynced appends on flash
+    // show here (each rewrites a whole page); large batches approach 1 plus the indexes.
+    this.writeBytesAtOpen = processDiskWriteBytes(ioFile);
+    this.diskWriteBytes = registry.gauge('tributary_process_disk_write_bytes', 'Bytes this process caused to be written to storage since it started (write_bytes of /proc/self/io; monotonic); absent where the kernel does not account it');
+    this.writeAmplification = registry.gauge('tributary_broker_write_amplification', 'Bytes written to storage per record batch byte appended since the broker opened, every topic (disk write bytes / tributary_broker_bytes_in_total); absent until something was appended or where /proc/self/io is missing');
+    this.diskWriteBytes.collect(() => {
+      const now = processDiskWriteBytes(ioFile);
+      if (now === undefined) return;
+      this.diskWriteBytes.set(now);
+      if (this.writeBytesAtOpen !== undefined && this.appendedBytes > 0) {
+        this.writeAmplification.set((now - this.writeBytesAtOpen) / this.appendedBytes);
+      }
+    });
+  }
+
+  /** Counts an append's batch bytes for the write amplification (bytesIn keeps them per topic). */
+  noteAppended(bytes: number): void {
+    this.appendedBytes += bytes;
   }
 }
 

@@ -396,6 +396,7 @@ export class Broker implements BrokerApi {
       const labels = { topic: tp.topic };
       if (!info.duplicate) {
         this.metrics.bytesIn.inc(labels, bytes);
+        this.metrics.noteAppended(bytes);
         this.metrics.recordsIn.inc(labels, info.recordCount);
       }
       this.metrics.appends.inc(labels);

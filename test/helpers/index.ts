@@ -135,7 +135,8 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     });
     void exited.then((code) => reject(new Error(`broker exited (${code}) before ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
   });
-  const timeoutMs = options.readyTimeoutMs ?? 20_000;
+  // Slow hardware (a Pi, qemu-user) raises the bound from the environment: TEST_READY_TIMEOUT_MS.
+  const timeoutMs = options.readyTimeoutMs ?? Number(process.env.TEST_READY_TIMEOUT_MS ?? 20_000);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   let listeners: Listeners;
   try {

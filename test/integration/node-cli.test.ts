@@ -79,6 +79,38 @@ t.test('node: admin commands work against a running broker', async (t) => {
   await broker.stop();
 });
 
+t.test('node: consume reads every partition by default; --partition narrows it; a numeric --offset needs --partition', async (t) => {
+  const dataDir = await tempDir(t);
+  const broker = await startBroker(t, { dataDir });
+  const url = `http://127.0.0.1:${broker.port('http')}`;
+  t.equal((await run(cliJs, ['topics', 'create', 'spread', '--partitions', '3', '--broker', url])).code, 0);
+  // one record per partition, each placed explicitly, so all three partitions hold data
+  for (const p of [0, 1, 2]) {
+    const r = await run(cliJs, ['produce', 'spread', '--partition', String(p), '--key', `k${p}`, '--value', `v${p}`, '--broker', url]);
+    t.equal(r.stdout.trim(), `spread/${p}@0`, r.stderr);
+  }
+  const all = await run(cliJs, ['consume', 'spread', '--broker', url]);
+  t.equal(all.code, 0, all.stderr);
+  t.same(all.stdout.trim().split('\n').sort(), ['0@0\tk0\tv0', '1@0\tk1\tv1', '2@0\tk2\tv2'], 'records of every partition');
+
+  const limited = await run(cliJs, ['consume', 'spread', '--limit', '2', '--broker', url]);
+  t.equal(limited.stdout.trim().split('\n').length, 2, '--limit counts records over all partitions');
+
+  const one = await run(cliJs, ['consume', 'spread', '--partition', '2', '--broker', url]);
+  t.same(one.stdout.trim().split('\n'), ['2@0\tk2\tv2'], 'only the partition asked for');
+
+  const json = await run(cliJs, ['consume', 'spread', '--partition', '1', '--json', '--broker', url]);
+  t.match(JSON.parse(json.stdout), { partition: 1, offset: 0, key: 'k1', value: 'v1' });
+
+  const numeric = await run(cliJs, ['consume', 'spread', '--offset', '0', '--broker', url]);
+  t.equal(numeric.code, 2);
+  t.match(numeric.stderr, /--offset 0 needs --partition/);
+  const missing = await run(cliJs, ['consume', 'spread', '--partition', '3', '--broker', url]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /404 UNKNOWN_TOPIC_OR_PARTITION: topic spread has no partition 3/);
+  await broker.stop();
+});
+
 t.test('node: admin commands say when the broker cannot be reached', async (t) => {
   const r = await run(cliJs, ['topics', 'list', '--broker', 'http://127.0.0.1:1']);
   t.equal(r.code, 3);
