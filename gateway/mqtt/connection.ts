@@ -247,13 +247,7 @@ export class ConnectionGuard {
     let runBytes = 0;
     let runInflight = 0;
     let runPublishes = 0;
-    if (!this.connectSeen && buf.length > 0 && buf[0] !== 0x10) {
-      // MQTT-3.1.0-1: judged on the first byte, so an HTTP request (whose bytes read as a
-      // long remaining length) is not left waiting for bytes that never come
-      const v: Violation = buf[0] >> 4 === CONNECT ? { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' } : { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' };
-      this.kill(v);
-      return buf.length;
-    }
+    if (this.refuseFirstByte(buf)) return buf.length;
     for (;;) {
       const h = readFixedHeader(buf, pos, o.packetBytesMax);
       if (h === undefined) break;
@@ -265,28 +259,7 @@ export class ConnectionGuard {
       const s = pos + headerBytes;
       const e = s + len;
       if (e > buf.length) break;
-      if (!this.connectSeen) {
-        const c = checkConnect(buf, s, e, o);
-        if ('rule' in c && !('returnCode' in c)) {
-          this.killAfter(buf, from, pos, c);
-          return buf.length;
-        }
-        if ('returnCode' in c) {
-          this.refuse(c);
-          return buf.length;
-        }
-        this.connectSeen = true;
-        this.v5 = c.protocolLevel === 5;
-        this.topicAliasMaximum = c.topicAliasMaximum;
-        this.receiveMaximum = c.receiveMaximum;
-        this.maximumPacketSize = c.maximumPacketSize;
-        // an empty id gets one from aedes (aedes_<uuid>); the header then takes that one
-        if (c.clientId.length > 0) this.clientIdBytes = Buffer.from(c.clientId);
-        this.deliver(buf.subarray(0, e));
-        // packets after CONNECT wait for aedes' answer (it queues them otherwise, up to 42)
-        if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');
-        return e;
-      }
+      if (!this.connectSeen) return this.passConnect(buf, from, pos, s, e);
       const r = checkPacket(type, flags, buf, s, e, { v5: this.v5, topicLevelsMax: o.topicLevelsMax });
       if (r !== undefined) {
         if ('rule' in r) {
@@ -327,6 +300,43 @@ export class ConnectionGuard {
     }
     if (pos > from) this.deliver(buf.subarray(from, pos));
     return pos;
+  }
+
+  /**
+   * MQTT-3.1.0-1: the first packet is judged on its first byte, so an HTTP request (whose bytes
+   * read as a long remaining length) is not left waiting for bytes that never come. Returns true
+   * when the connection was killed.
+   */
+  private refuseFirstByte(buf: Buffer): boolean {
+    if (this.connectSeen || buf.length === 0 || buf[0] === 0x10) return false;
+    const v: Violation = buf[0] >> 4 === CONNECT ? { rule: 'MQTT-2.2.2-2', message: 'CONNECT fixed header flags are not 0' } : { rule: 'MQTT-3.1.0-1', message: 'first packet is not CONNECT' };
+    this.kill(v);
+    return true;
+  }
+
+  /** The CONNECT at [s, e): checked, its limits kept, handed to aedes; returns the bytes consumed. */
+  private passConnect(buf: Buffer, from: number, pos: number, s: number, e: number): number {
+    const o = this.shared.options;
+    const c = checkConnect(buf, s, e, o);
+    if ('rule' in c && !('returnCode' in c)) {
+      this.killAfter(buf, from, pos, c);
+      return buf.length;
+    }
+    if ('returnCode' in c) {
+      this.refuse(c);
+      return buf.length;
+    }
+    this.connectSeen = true;
+    this.v5 = c.protocolLevel === 5;
+    this.topicAliasMaximum = c.topicAliasMaximum;
+    this.receiveMaximum = c.receiveMaximum;
+    this.maximumPacketSize = c.maximumPacketSize;
+    // an empty id gets one from aedes (aedes_<uuid>); the header then takes that one
+    if (c.clientId.length > 0) this.clientIdBytes = Buffer.from(c.clientId);
+    this.deliver(buf.subarray(0, e));
+    // packets after CONNECT wait for aedes' answer (it queues them otherwise, up to 42)
+    if (!this.client.connackSent && !this.dead && !this.client.closed) this.hold('connack');
+    return e;
   }
 
   /**

@@ -112,6 +112,40 @@ function filterProblem(buf: Buffer, s: number, e: number, what: string): Violati
 
 /** Checks a CONNECT body (bytes [s, e) after the fixed header). */
 export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLimits): Violation | Refusal | ConnectInfo {
+  const h = readConnectHeader(buf, s, e);
+  if ('message' in h) return h;
+  const id = readConnectPayload(buf, h, e);
+  if (!Array.isArray(id)) return id;
+  const { v5, clean, keepaliveSeconds } = h;
+  const idBytes = id[1] - id[0];
+  // MQTT 5 assigns an id to an empty one whatever Clean Start says (§3.1.3.1)
+  if (!v5 && idBytes === 0 && !clean) return { returnCode: 2, message: 'CONNECT with an empty client id must ask for a clean session (MQTT-3.1.3-8)' };
+  if (idBytes > limits.clientIdBytesMax) return { returnCode: v5 ? 0x85 : 2, v5, message: `CONNECT client id is ${idBytes} bytes, above clientIdBytesMax ${limits.clientIdBytesMax}` };
+  // MQTT 5 is not refused: aedes answers with a Server Keep Alive instead (§3.2.2.3.14)
+  if (!v5 && limits.keepaliveMaxSeconds > 0 && (keepaliveSeconds === 0 || keepaliveSeconds > limits.keepaliveMaxSeconds)) {
+    return { returnCode: 2, message: `CONNECT keep-alive ${keepaliveSeconds} s outside 1..${limits.keepaliveMaxSeconds} (keepaliveMaxSeconds)` };
+  }
+  const { level, topicAliasMaximum, receiveMaximum, maximumPacketSize } = h;
+  return { protocolLevel: level, clientId: buf.toString('utf8', id[0], id[1]), keepaliveSeconds, clean, topicAliasMaximum, receiveMaximum, maximumPacketSize };
+}
+
+/** What a CONNECT's variable header says, and where its payload starts (`pos`). */
+interface ConnectHeader {
+  level: number;
+  v5: boolean;
+  keepaliveSeconds: number;
+  clean: boolean;
+  will: boolean;
+  hasUsername: boolean;
+  hasPassword: boolean;
+  topicAliasMaximum: number;
+  receiveMaximum: number;
+  maximumPacketSize: number;
+  pos: number;
+}
+
+/** The CONNECT variable header: protocol name and level, flags, keep-alive, MQTT 5 properties. */
+function readConnectHeader(buf: Buffer, s: number, e: number): Violation | Refusal | ConnectHeader {
   const name = field(buf, s, e, 'CONNECT protocol name');
   if (isViolation(name)) return name;
   const protocol = buf.toString('latin1', name[0], name[1]);
@@ -150,7 +184,13 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
     maximumPacketSize = (props.values.maximumPacketSize as number | undefined) ?? 0;
     pos += props.bytes;
   }
+  return { level, v5, keepaliveSeconds, clean, will, hasUsername, hasPassword, topicAliasMaximum, receiveMaximum, maximumPacketSize, pos };
+}
 
+/** The CONNECT payload: client id, will properties, topic and message, user name, password; returns the client id's byte range. */
+function readConnectPayload(buf: Buffer, h: ConnectHeader, e: number): Violation | Refusal | [number, number] {
+  const { v5, will, hasUsername, hasPassword } = h;
+  let pos = h.pos;
   const id = field(buf, pos, e, 'CONNECT client id');
   if (isViolation(id)) return id;
   const idProblem = utf8Problem(buf, id[0], id[1]);
@@ -183,15 +223,7 @@ export function checkConnect(buf: Buffer, s: number, e: number, limits: CheckLim
     pos = pw[1];
   }
   if (pos !== e) return { rule: 'MQTT-3.1.3', message: `CONNECT has ${e - pos} bytes after its last field` };
-  const idBytes = id[1] - id[0];
-  // MQTT 5 assigns an id to an empty one whatever Clean Start says (§3.1.3.1)
-  if (!v5 && idBytes === 0 && !clean) return { returnCode: 2, message: 'CONNECT with an empty client id must ask for a clean session (MQTT-3.1.3-8)' };
-  if (idBytes > limits.clientIdBytesMax) return { returnCode: v5 ? 0x85 : 2, v5, message: `CONNECT client id is ${idBytes} bytes, above clientIdBytesMax ${limits.clientIdBytesMax}` };
-  // MQTT 5 is not refused: aedes answers with a Server Keep Alive instead (§3.2.2.3.14)
-  if (!v5 && limits.keepaliveMaxSeconds > 0 && (keepaliveSeconds === 0 || keepaliveSeconds > limits.keepaliveMaxSeconds)) {
-    return { returnCode: 2, message: `CONNECT keep-alive ${keepaliveSeconds} s outside 1..${limits.keepaliveMaxSeconds} (keepaliveMaxSeconds)` };
-  }
-  return { protocolLevel: level, clientId: buf.toString('utf8', id[0], id[1]), keepaliveSeconds, clean, topicAliasMaximum, receiveMaximum, maximumPacketSize };
+  return id;
 }
 
 /** A publish the gateway answers with a refusal instead of handing it to aedes. */
@@ -229,134 +261,22 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
   const len = e - s;
   const v5 = ctx.v5;
   switch (type) {
-    case PUBLISH: {
-      const qos = (flags >> 1) & 0x03;
-      if (qos === 3) return { rule: 'MQTT-3.3.1-4', message: 'PUBLISH QoS is 3' };
-      if (qos === 0 && flags & 0x08) return { rule: 'MQTT-3.3.1-2', message: 'PUBLISH QoS 0 with DUP set' };
-      const t = field(buf, s, e, 'PUBLISH topic');
-      if (isViolation(t)) return t;
-      let pos = t[1];
-      let packetId = 0;
-      if (qos > 0) {
-        if (pos + 2 > e) return { rule: 'MQTT-2.3.1', message: 'PUBLISH packet identifier missing' };
-        packetId = buf.readUInt16BE(pos);
-        if (packetId === 0) return { rule: 'MQTT-2.3.1-1', message: `PUBLISH QoS ${qos} with packet identifier 0` };
-        pos += 2;
-      }
-      let user: Array<[string, string]> | undefined;
-      let aliased = false;
-      if (v5) {
-        const props = parseProperties(buf, pos, e, 'publish');
-        if (isPropProblem(props)) return propsViolation(props);
-        if (props.user.length > 0) user = props.user;
-        aliased = props.values.topicAlias !== undefined;
-        const rt = props.values.responseTopic as string | undefined;
-        if (rt !== undefined && (rt.length === 0 || rt.includes('#') || rt.includes('+'))) {
-          return { rule: 'MQTT-3.3.2-14', message: 'PUBLISH Response Topic is empty or has a wildcard', reason: PROTOCOL_ERROR };
-        }
-      }
-      // MQTT 5: an empty topic with a Topic Alias names the aliased topic (§3.3.2.3.4)
-      if (!(aliased && t[1] === t[0])) {
-        const p = topicNameProblem(buf, t[0], t[1]);
-        if (p) return v5 ? { ...p, reason: PROTOCOL_ERROR } : p;
-      }
-      let levels = 1;
-      for (let i = t[0]; i < t[1]; i++) if (buf[i] === 0x2f) levels++;
-      const info: PublishInfo = { qos, bytes: len, packetId, user };
-      if (levels > ctx.topicLevelsMax) {
-        info.refusal = { rule: 'topic-levels-max', message: `PUBLISH topic has ${levels} levels, above topicLevelsMax ${ctx.topicLevelsMax}`, error: 'INVALID_TOPIC_EXCEPTION' };
-      }
-      return info;
-    }
+    case PUBLISH:
+      return checkPublish(flags, buf, s, e, ctx);
     case 4: // PUBACK
     case 5: // PUBREC
     case 7: // PUBCOMP
-    case 6: {
-      // PUBREL
-      const want = type === 6 ? 2 : 0;
-      if (flags !== want) return { rule: type === 6 ? 'MQTT-3.6.1-1' : 'MQTT-2.2.2-2', message: `${ACK_NAMES[type]} fixed header flags are ${flags}, must be ${want}` };
-      if (!v5) {
-        if (len !== 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, must be 2` };
-        return undefined;
-      }
-      // MQTT 5 §3.4.2: packet id, then an optional reason code, then optional properties
-      if (len < 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, below 2` };
-      if (len > 3) {
-        const props = parseProperties(buf, s + 3, e, 'ack');
-        if (isPropProblem(props)) return propsViolation(props);
-        if (s + 3 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} has bytes after its properties`, reason: MALFORMED };
-      }
-      return undefined;
-    }
-    case 8: {
-      // SUBSCRIBE
-      if (flags !== 2) return { rule: 'MQTT-3.8.1-1', message: `SUBSCRIBE fixed header flags are ${flags}, must be 2` };
-      if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'SUBSCRIBE packet identifier is 0 or missing' };
-      let pos = s + 2;
-      if (v5) {
-        const props = parseProperties(buf, pos, e, 'subscribe');
-        if (isPropProblem(props)) return propsViolation(props);
-        pos += props.bytes;
-      }
-      if (pos === e) return { rule: 'MQTT-3.8.3-3', message: 'SUBSCRIBE has no topic filter' };
-      while (pos < e) {
-        const f = field(buf, pos, e, 'SUBSCRIBE topic filter');
-        if (isViolation(f)) return f;
-        const p = filterProblem(buf, f[0], f[1], 'SUBSCRIBE');
-        if (p) return p;
-        if (f[1] >= e) return { rule: 'MQTT-3.8.3', message: 'SUBSCRIBE topic filter without its QoS byte' };
-        const o = buf[f[1]];
-        if (!v5) {
-          if (o > 2) return { rule: 'MQTT-3.8.3-4', message: `SUBSCRIBE requested QoS byte is ${o}` };
-        } else {
-          // MQTT 5 §3.8.3.1: bits 0-1 QoS, 2 No Local, 3 Retain As Published, 4-5 Retain Handling, 6-7 reserved
-          if ((o & 0x03) === 3) return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE maximum QoS is 3', reason: MALFORMED };
-          if (o & 0xc0) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE options reserved bits are set', reason: MALFORMED };
-          if (((o >> 4) & 0x03) === 3) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE Retain Handling is 3', reason: PROTOCOL_ERROR };
-          if (o & 0x04 && buf.toString('utf8', f[0], Math.min(f[1], f[0] + 7)) === '$share/') {
-            return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE No Local on a shared subscription', reason: PROTOCOL_ERROR };
-          }
-        }
-        pos = f[1] + 1;
-      }
-      return undefined;
-    }
-    case 10: {
-      // UNSUBSCRIBE
-      if (flags !== 2) return { rule: 'MQTT-3.10.1-1', message: `UNSUBSCRIBE fixed header flags are ${flags}, must be 2` };
-      if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'UNSUBSCRIBE packet identifier is 0 or missing' };
-      let pos = s + 2;
-      if (v5) {
-        const props = parseProperties(buf, pos, e, 'unsubscribe');
-        if (isPropProblem(props)) return propsViolation(props);
-        pos += props.bytes;
-      }
-      if (pos === e) return { rule: 'MQTT-3.10.3-2', message: 'UNSUBSCRIBE has no topic filter' };
-      while (pos < e) {
-        const f = field(buf, pos, e, 'UNSUBSCRIBE topic filter');
-        if (isViolation(f)) return f;
-        const p = filterProblem(buf, f[0], f[1], 'UNSUBSCRIBE');
-        if (p) return p;
-        pos = f[1];
-      }
-      return undefined;
-    }
+    case 6: // PUBREL
+      return checkAck(type, flags, buf, s, e, v5);
+    case 8: // SUBSCRIBE
+      return checkSubscribe(flags, buf, s, e, v5);
+    case 10: // UNSUBSCRIBE
+      return checkUnsubscribe(flags, buf, s, e, v5);
     case 12: // PINGREQ
       if (flags !== 0 || len !== 0) return { rule: 'MQTT-2.2.2-2', message: 'PINGREQ must have flags 0 and no body' };
       return undefined;
     case 14: // DISCONNECT
-      if (flags !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have flags 0' };
-      if (!v5) {
-        if (len !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have no body' };
-        return undefined;
-      }
-      // MQTT 5 §3.14.2: optional reason code, then optional properties
-      if (len > 1) {
-        const props = parseProperties(buf, s + 1, e, 'disconnect');
-        if (isPropProblem(props)) return propsViolation(props);
-        if (s + 1 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: 'DISCONNECT has bytes after its properties', reason: MALFORMED };
-      }
-      return undefined;
+      return checkDisconnect(flags, buf, s, e, v5);
     case 15: // AUTH (MQTT 5 only)
       if (!v5) return { rule: 'MQTT-2.2.1', message: 'packet type 15 is not sent by clients' };
       // enhanced authentication is not offered: a CONNECT naming a method is refused with
@@ -367,6 +287,142 @@ export function checkPacket(type: number, flags: number, buf: Buffer, s: number,
     default:
       return { rule: 'MQTT-2.2.1', message: `packet type ${type} is not sent by clients`, reason: MALFORMED };
   }
+}
+
+/** PUBLISH: QoS and DUP, topic name, packet id, MQTT 5 properties, topic levels against the limit. */
+function checkPublish(flags: number, buf: Buffer, s: number, e: number, ctx: PacketContext): Violation | PublishInfo {
+  const len = e - s;
+  const v5 = ctx.v5;
+  const qos = (flags >> 1) & 0x03;
+  if (qos === 3) return { rule: 'MQTT-3.3.1-4', message: 'PUBLISH QoS is 3' };
+  if (qos === 0 && flags & 0x08) return { rule: 'MQTT-3.3.1-2', message: 'PUBLISH QoS 0 with DUP set' };
+  const t = field(buf, s, e, 'PUBLISH topic');
+  if (isViolation(t)) return t;
+  let pos = t[1];
+  let packetId = 0;
+  if (qos > 0) {
+    if (pos + 2 > e) return { rule: 'MQTT-2.3.1', message: 'PUBLISH packet identifier missing' };
+    packetId = buf.readUInt16BE(pos);
+    if (packetId === 0) return { rule: 'MQTT-2.3.1-1', message: `PUBLISH QoS ${qos} with packet identifier 0` };
+    pos += 2;
+  }
+  let user: Array<[string, string]> | undefined;
+  let aliased = false;
+  if (v5) {
+    const props = parseProperties(buf, pos, e, 'publish');
+    if (isPropProblem(props)) return propsViolation(props);
+    if (props.user.length > 0) user = props.user;
+    aliased = props.values.topicAlias !== undefined;
+    const rt = props.values.responseTopic as string | undefined;
+    if (rt !== undefined && (rt.length === 0 || rt.includes('#') || rt.includes('+'))) {
+      return { rule: 'MQTT-3.3.2-14', message: 'PUBLISH Response Topic is empty or has a wildcard', reason: PROTOCOL_ERROR };
+    }
+  }
+  // MQTT 5: an empty topic with a Topic Alias names the aliased topic (§3.3.2.3.4)
+  if (!(aliased && t[1] === t[0])) {
+    const p = topicNameProblem(buf, t[0], t[1]);
+    if (p) return v5 ? { ...p, reason: PROTOCOL_ERROR } : p;
+  }
+  let levels = 1;
+  for (let i = t[0]; i < t[1]; i++) if (buf[i] === 0x2f) levels++;
+  const info: PublishInfo = { qos, bytes: len, packetId, user };
+  if (levels > ctx.topicLevelsMax) {
+    info.refusal = { rule: 'topic-levels-max', message: `PUBLISH topic has ${levels} levels, above topicLevelsMax ${ctx.topicLevelsMax}`, error: 'INVALID_TOPIC_EXCEPTION' };
+  }
+  return info;
+}
+
+/** PUBACK, PUBREC, PUBREL and PUBCOMP: fixed header flags and the body's shape. */
+function checkAck(type: number, flags: number, buf: Buffer, s: number, e: number, v5: boolean): Violation | undefined {
+  const len = e - s;
+  const want = type === 6 ? 2 : 0;
+  if (flags !== want) return { rule: type === 6 ? 'MQTT-3.6.1-1' : 'MQTT-2.2.2-2', message: `${ACK_NAMES[type]} fixed header flags are ${flags}, must be ${want}` };
+  if (!v5) {
+    if (len !== 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, must be 2` };
+    return undefined;
+  }
+  // MQTT 5 §3.4.2: packet id, then an optional reason code, then optional properties
+  if (len < 2) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} remaining length is ${len}, below 2` };
+  if (len > 3) {
+    const props = parseProperties(buf, s + 3, e, 'ack');
+    if (isPropProblem(props)) return propsViolation(props);
+    if (s + 3 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: `${ACK_NAMES[type]} has bytes after its properties`, reason: MALFORMED };
+  }
+  return undefined;
+}
+
+/** SUBSCRIBE: flags, packet id, properties, then each topic filter with its options byte. */
+function checkSubscribe(flags: number, buf: Buffer, s: number, e: number, v5: boolean): Violation | undefined {
+  const len = e - s;
+  if (flags !== 2) return { rule: 'MQTT-3.8.1-1', message: `SUBSCRIBE fixed header flags are ${flags}, must be 2` };
+  if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'SUBSCRIBE packet identifier is 0 or missing' };
+  let pos = s + 2;
+  if (v5) {
+    const props = parseProperties(buf, pos, e, 'subscribe');
+    if (isPropProblem(props)) return propsViolation(props);
+    pos += props.bytes;
+  }
+  if (pos === e) return { rule: 'MQTT-3.8.3-3', message: 'SUBSCRIBE has no topic filter' };
+  while (pos < e) {
+    const f = field(buf, pos, e, 'SUBSCRIBE topic filter');
+    if (isViolation(f)) return f;
+    const p = filterProblem(buf, f[0], f[1], 'SUBSCRIBE');
+    if (p) return p;
+    if (f[1] >= e) return { rule: 'MQTT-3.8.3', message: 'SUBSCRIBE topic filter without its QoS byte' };
+    const o = buf[f[1]];
+    if (!v5) {
+      if (o > 2) return { rule: 'MQTT-3.8.3-4', message: `SUBSCRIBE requested QoS byte is ${o}` };
+    } else {
+      // MQTT 5 §3.8.3.1: bits 0-1 QoS, 2 No Local, 3 Retain As Published, 4-5 Retain Handling, 6-7 reserved
+      if ((o & 0x03) === 3) return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE maximum QoS is 3', reason: MALFORMED };
+      if (o & 0xc0) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE options reserved bits are set', reason: MALFORMED };
+      if (((o >> 4) & 0x03) === 3) return { rule: 'MQTT-3.8.3-5', message: 'SUBSCRIBE Retain Handling is 3', reason: PROTOCOL_ERROR };
+      if (o & 0x04 && buf.toString('utf8', f[0], Math.min(f[1], f[0] + 7)) === '$share/') {
+        return { rule: 'MQTT-3.8.3-4', message: 'SUBSCRIBE No Local on a shared subscription', reason: PROTOCOL_ERROR };
+      }
+    }
+    pos = f[1] + 1;
+  }
+  return undefined;
+}
+
+/** UNSUBSCRIBE: flags, packet id, properties, then each topic filter. */
+function checkUnsubscribe(flags: number, buf: Buffer, s: number, e: number, v5: boolean): Violation | undefined {
+  const len = e - s;
+  if (flags !== 2) return { rule: 'MQTT-3.10.1-1', message: `UNSUBSCRIBE fixed header flags are ${flags}, must be 2` };
+  if (len < 2 || buf.readUInt16BE(s) === 0) return { rule: 'MQTT-2.3.1-1', message: 'UNSUBSCRIBE packet identifier is 0 or missing' };
+  let pos = s + 2;
+  if (v5) {
+    const props = parseProperties(buf, pos, e, 'unsubscribe');
+    if (isPropProblem(props)) return propsViolation(props);
+    pos += props.bytes;
+  }
+  if (pos === e) return { rule: 'MQTT-3.10.3-2', message: 'UNSUBSCRIBE has no topic filter' };
+  while (pos < e) {
+    const f = field(buf, pos, e, 'UNSUBSCRIBE topic filter');
+    if (isViolation(f)) return f;
+    const p = filterProblem(buf, f[0], f[1], 'UNSUBSCRIBE');
+    if (p) return p;
+    pos = f[1];
+  }
+  return undefined;
+}
+
+/** DISCONNECT: flags 0; MQTT 3 has no body, MQTT 5 an optional reason code and properties. */
+function checkDisconnect(flags: number, buf: Buffer, s: number, e: number, v5: boolean): Violation | undefined {
+  const len = e - s;
+  if (flags !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have flags 0' };
+  if (!v5) {
+    if (len !== 0) return { rule: 'MQTT-2.2.2-2', message: 'DISCONNECT must have no body' };
+    return undefined;
+  }
+  // MQTT 5 §3.14.2: optional reason code, then optional properties
+  if (len > 1) {
+    const props = parseProperties(buf, s + 1, e, 'disconnect');
+    if (isPropProblem(props)) return propsViolation(props);
+    if (s + 1 + props.bytes !== e) return { rule: 'MQTT-2.2.3', message: 'DISCONNECT has bytes after its properties', reason: MALFORMED };
+  }
+  return undefined;
 }
 
 /** Parses a fixed header at `pos`: [type, flags, remaining length, header bytes], undefined if incomplete, or a violation. */

@@ -18,12 +18,12 @@
 // refused with 413 the moment they pass httpBodyBytesMax — never buffered whole first.
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
-import type { MetricsRegistry } from '../../host/metrics/registry.js';
+import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
 import type { Access, Authenticator } from './auth.js';
 import type { GroupSessions } from './group-session.js';
 import type { WsGatewayOptions } from './options.js';
@@ -165,12 +165,395 @@ function recordJson(r: OutRecord, enc: TextEncodingName) {
 }
 
 export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: HttpDeps, opts: WsGatewayOptions): void {
-  const { broker, logger, metrics, auth } = deps;
-  const consoleFiles = opts.console ? loadConsole(logger) : new Map<string, { body: Buffer; type: string }>();
-  const httpRequests = metrics.counter('tributary_http_requests_total', 'HTTP requests, by route and status');
+  const routes = new HttpRoutes(deps, opts);
+  for (const [method, pattern, name, handler] of routes.table()) routes.route(app, method, pattern, name, handler);
+  routes.registerConsole(app);
+  routes.registerFallback(app);
+}
 
-  // Process metrics, refreshed at each scrape.
-  // Two monitors: /metrics and /stats each report the delay since their own previous call.
+type Method = 'get' | 'post' | 'del';
+type Handler = (res: Res, req: Req, reply: Reply) => void | Promise<void>;
+
+/** The HTTP API's state (deps, options, the console files, the request counter, the loop-delay monitors) and one method per route. */
+class HttpRoutes {
+  private readonly broker: BrokerApi;
+  private readonly logger: Logger;
+  private readonly metrics: MetricsRegistry;
+  private readonly auth: Authenticator;
+  private readonly consoleFiles: Map<string, { body: Buffer; type: string }>;
+  private readonly httpRequests: Counter;
+  private readonly statsLoopDelay: IntervalHistogram;
+
+  constructor(
+    private readonly deps: HttpDeps,
+    private readonly opts: WsGatewayOptions,
+  ) {
+    const { broker, logger, metrics, auth } = deps;
+    this.broker = broker;
+    this.logger = logger;
+    this.metrics = metrics;
+    this.auth = auth;
+    this.consoleFiles = opts.console ? loadConsole(logger) : new Map<string, { body: Buffer; type: string }>();
+    this.httpRequests = metrics.counter('tributary_http_requests_total', 'HTTP requests, by route and status');
+    this.statsLoopDelay = registerProcessMetrics(metrics);
+  }
+
+  /** Every API route: method, uWS pattern, the name counted in tributary_http_requests_total, handler. */
+  table(): Array<[Method, string, string, Handler]> {
+    // Handlers: anything asynchronous calls reply.watch() before its first await.
+    return [
+      ['get', '/healthz', 'healthz', (res, req, reply) => this.healthz(res, req, reply)],
+      ['get', '/readyz', 'readyz', (res, req, reply) => this.readyz(res, req, reply)],
+      ['get', '/metrics', 'metrics', (res, req, reply) => this.metricsText(res, req, reply)],
+      ['get', '/stats', 'stats', (res, req, reply) => this.stats(res, req, reply)],
+      ['get', '/topics', 'topics', (res, req, reply) => this.listTopics(res, req, reply)],
+      ['get', '/topics/:topic', 'topic', (res, req, reply) => this.describeTopic(res, req, reply)],
+      ['get', '/topics/:topic/records', 'read', (res, req, reply) => this.readRecords(res, req, reply)],
+      ['post', '/topics/:topic/records', 'produce', (res, req, reply) => this.produce(res, req, reply)],
+      ['post', '/topics', 'create-topic', (res, req, reply) => this.createTopic(res, req, reply)],
+      ['del', '/topics/:topic', 'delete-topic', (res, req, reply) => this.deleteTopic(res, req, reply)],
+      ['get', '/groups', 'groups', (res, req, reply) => this.listGroups(res, req, reply)],
+      ['get', '/groups/:id', 'group', (res, req, reply) => this.describeGroup(res, req, reply)],
+    ];
+  }
+
+  /** Registers one route: a Reply per request, errors answered from the error table, the request counted. */
+  route(app: UwsTypes.TemplatedApp, method: Method, pattern: string, name: string, handler: Handler): void {
+    app[method](pattern, (res, req) => {
+      const reply = new Reply(res);
+      let result: void | Promise<void>;
+      try {
+        result = handler(res, req, reply);
+      } catch (err) {
+        reply.error(err, this.logger);
+        this.httpRequests.inc({ route: name });
+        return;
+      }
+      if (result instanceof Promise) {
+        if (!reply.done && !reply.aborted) reply.watch();
+        result.catch((err) => reply.error(err, this.logger));
+      }
+      this.httpRequests.inc({ route: name });
+    });
+  }
+
+  /** Reads auth from a request (synchronously); undefined = 401 already answered. */
+  private access(res: Res, req: Req, reply: Reply): Access | undefined {
+    const a = this.auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
+    if (!a) {
+      reply.extraHeaders.push(['www-authenticate', 'Bearer']);
+      reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));
+    }
+    return a;
+  }
+
+  /** Like access(), and the token must be an admin token (metrics, stats, groups). */
+  private adminAccess(res: Res, req: Req, reply: Reply): Access | undefined {
+    const a = this.access(res, req, reply);
+    if (a && !a.admin) {
+      reply.error(new BrokerError('CLUSTER_AUTHORIZATION_FAILED', 'this token is not an admin token (metrics, stats and groups need admin: true)'));
+      return undefined;
+    }
+    return a;
+  }
+
+  /**
+   * /healthz: should a supervisor restart this broker? 503 lists each reason, so systemd (or
+   * an operator) sees which partition failed, which path is full or which door went away.
+   */
+  private healthz(_res: Res, _req: Req, reply: Reply): void {
+    const ready = this.deps.health();
+    const { failedPartitions, disk } = this.broker.health();
+    const listeners = this.deps.listeners?.() ?? [];
+    const problems: string[] = [];
+    if (!ready) problems.push('not ready: starting or stopping');
+    for (const p of failedPartitions) problems.push(`partition ${p}`);
+    if (disk.belowFloor) problems.push(`disk: data dir ${disk.path} is below its free-space floor (${disk.freeBytes} bytes free, floor ${disk.floorBytes}); client writes are refused`);
+    for (const l of listeners) if (!l.up) problems.push(`listener ${l.name} is down`);
+    const body = {
+      status: problems.length ? 'unhealthy' : 'ok',
+      problems,
+      failedPartitions,
+      disk,
+      listeners: Object.fromEntries(listeners.map((l) => [l.name, l.up ? 'up' : 'down'])),
+    };
+    reply.json(problems.length ? ERRORS.LEADER_NOT_AVAILABLE.http : ERRORS.NONE.http, body);
+  }
+
+  /** /readyz: may traffic be sent here? Only between the ready line and the start of a stop. */
+  private readyz(_res: Res, _req: Req, reply: Reply): void {
+    const ready = this.deps.health();
+    reply.json(ready ? ERRORS.NONE.http : ERRORS.LEADER_NOT_AVAILABLE.http, { status: ready ? 'ready' : 'not ready' });
+  }
+
+  /** GET /metrics: the registry as Prometheus text (admin). */
+  private metricsText(res: Res, req: Req, reply: Reply): void {
+    if (!this.adminAccess(res, req, reply)) return;
+    reply.send(200, this.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
+
+  /** GET /stats: JSON for the console — connections per door, process, WS fan-out, topics (admin). */
+  private stats(res: Res, req: Req, reply: Reply): void {
+    if (!this.adminAccess(res, req, reply)) return;
+    const connections: Record<string, number> = {};
+    // Every door exports tributary_<door>_connections (a gauge, maybe with labels): summed per door.
+    for (const line of this.metrics.render().split('\n')) {
+      const declared = /^# TYPE tributary_([a-z0-9]+)_connections gauge$/.exec(line);
+      if (declared) connections[declared[1]] ??= 0; // a door with no connection yet shows 0
+      const m = /^tributary_([a-z0-9]+)_connections(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/.exec(line);
+      if (m) connections[m[1]] = (connections[m[1]] ?? 0) + Number(m[2]);
+    }
+    const u = process.cpuUsage();
+    reply.json(200, {
+      time: Date.now(),
+      uptimeSec: Math.round(process.uptime()),
+      process: { rssBytes: process.memoryUsage.rss(), cpuSeconds: (u.user + u.system) / 1e6, eventLoopDelayP99Ms: this.statsLoopDelay.percentile(99) / 1e6, eventLoopDelayMaxMs: this.statsLoopDelay.max / 1e6 },
+      connections,
+      ws: this.deps.stats(),
+      topics: this.topicSummaries(),
+    });
+    this.statsLoopDelay.reset();
+  }
+
+  /** GET /topics: the topics this token may read, with partition count and record totals. */
+  private listTopics(res: Res, req: Req, reply: Reply): void {
+    const a = this.access(res, req, reply);
+    if (!a) return;
+    reply.json(200, { topics: this.topicSummaries().filter((t) => a.canRead(t.name)) });
+  }
+
+  /** GET /topics/{topic}: partitions with offsets, and the config. */
+  private describeTopic(res: Res, req: Req, reply: Reply): void {
+    const a = this.access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    const info = this.broker.describeTopic(topic);
+    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
+    const partitions = [...Array(info.partitions).keys()].map((p) => ({ partition: p, ...this.broker.offsets({ topic, partition: p }) }));
+    reply.json(200, { name: info.name, internal: info.internal, partitions, config: info.config });
+  }
+
+  /** GET /topics/{topic}/records: a snapshot read of one partition, bounded by `limit`. */
+  private async readRecords(res: Res, req: Req, reply: Reply): Promise<void> {
+    const a = this.access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    const partitionQ = req.getQuery('partition') ?? '';
+    const offsetQ = req.getQuery('offset') ?? '';
+    const limitQ = req.getQuery('limit') ?? '';
+    const enc = encodingQuery(req.getQuery('encoding') ?? '');
+    const decode = decodeQuery(req.getQuery('decode') ?? '', this.deps.decodeValue);
+    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    const info = this.broker.describeTopic(topic);
+    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
+    const partition = intQuery(partitionQ, 'partition', 0)!;
+    if (partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${partition}`);
+    const tp = { topic, partition };
+    const offsets = this.broker.offsets(tp);
+    const offset = intQuery(offsetQ, 'offset', offsets.logStartOffset)!;
+    const limit = intQuery(limitQ, 'limit', Math.min(100, this.opts.httpReadLimitMax))!;
+    if (limit < 1 || limit > this.opts.httpReadLimitMax) throw new BrokerError('INVALID_REQUEST', `limit: must be 1..${this.opts.httpReadLimitMax}, got ${limit}`);
+    if (offset < offsets.logStartOffset || offset > offsets.highWatermark) {
+      throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset: ${offset} is outside [${offsets.logStartOffset}, ${offsets.highWatermark}] of ${topic}/${partition}`);
+    }
+    reply.watch();
+    const out: OutRecord[] = [];
+    let next = offset;
+    const reader = new PartitionCursor(this.broker, tp, offset, { maxBytes: this.opts.readBytesMax, onOutOfRange: 'fail' });
+    // Bounded: at most `limit` records, at most ceil(limit) reads (every read returns ≥ 1 batch).
+    for (let reads = 0; out.length < limit && !reader.caughtUp() && reads < limit; reads++) {
+      reader.seek(next);
+      const { records, nextOffset } = await reader.read();
+      if (reply.aborted) return;
+      if (nextOffset === next) break;
+      for (const r of records) {
+        if (out.length >= limit) break;
+        out.push(r);
+      }
+      next = out.length >= limit ? out[out.length - 1].offset + 1 : Math.max(nextOffset, next + 1);
+    }
+    reply.json(200, { topic, partition, records: out.map((r) => (decode ? decodedRecordJson(r, enc, decode) : recordJson(r, enc))), nextOffset: next, highWatermark: this.broker.offsets(tp).highWatermark });
+  }
+
+  /** POST /topics/{topic}/records: a JSON array or NDJSON body, appended with acks=all. */
+  private produce(res: Res, req: Req, reply: Reply): void {
+    const a = this.access(res, req, reply);
+    if (!a) return;
+    const topic = param(req, 0);
+    const contentType = req.getHeader('content-type');
+    const lengthHeader = req.getHeader('content-length');
+    const enc = encodingQuery(req.getQuery('encoding') ?? '');
+    if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
+    if (this.refuseByLength(lengthHeader, reply)) return; // answered at once; the body is never read
+    const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
+    if (contentType && !ndjson && !/json/i.test(contentType)) {
+      throw new BrokerError('INVALID_REQUEST', `content-type: expected application/json or application/x-ndjson, got ${contentType}`);
+    }
+    this.readBody(res, reply, (body) => this.produceBody(topic, body, ndjson, enc));
+  }
+
+  /** POST /topics: create a topic (admin) through the broker's one creation call. */
+  private createTopic(res: Res, req: Req, reply: Reply): void {
+    if (!this.adminAccess(res, req, reply)) return;
+    if (this.refuseByLength(req.getHeader('content-length'), reply)) return;
+    this.readBody(res, reply, async (body) => {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
+      }
+      const o = spec as { name?: unknown; partitions?: unknown; replicationFactor?: unknown; assignment?: unknown; config?: unknown } | null;
+      if (!o || typeof o !== 'object' || typeof o.name !== 'string') throw new BrokerError('INVALID_REQUEST', 'name: required, a topic name');
+      const partitions = o.partitions ?? 1;
+      if (typeof partitions !== 'number' || !Number.isSafeInteger(partitions)) throw new BrokerError('INVALID_PARTITIONS', 'partitions: must be an integer');
+      const replicationFactor = o.replicationFactor ?? undefined;
+      if (replicationFactor !== undefined && (typeof replicationFactor !== 'number' || !Number.isSafeInteger(replicationFactor))) throw new BrokerError('INVALID_REPLICATION_FACTOR', 'replicationFactor: must be an integer');
+      const assignment = o.assignment ?? undefined;
+      if (assignment !== undefined && (!Array.isArray(assignment) || !assignment.every((r) => Array.isArray(r) && r.every((n) => Number.isSafeInteger(n))))) throw new BrokerError('INVALID_REQUEST', 'assignment: must be an array of node-id arrays, one per partition');
+      if (o.config !== undefined && (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config))) throw new BrokerError('INVALID_CONFIG', 'config: must be an object of key → value');
+      // The broker's one creation call (shared with Kafka CreateTopics) makes every other check.
+      const info = await this.broker.createTopicFrom({
+        name: o.name,
+        partitions: o.partitions === undefined || o.partitions === null ? (assignment === undefined ? 1 : undefined) : partitions,
+        replicationFactor: replicationFactor as number | undefined,
+        assignment: assignment as number[][] | undefined,
+        config: o.config as Record<string, unknown> | undefined,
+      });
+      return { name: info.name, partitions: info.partitions, internal: info.internal, config: info.config };
+    });
+  }
+
+  /** DELETE /topics/{topic} (admin). */
+  private async deleteTopic(res: Res, req: Req, reply: Reply): Promise<void> {
+    if (!this.adminAccess(res, req, reply)) return;
+    const topic = param(req, 0);
+    reply.watch();
+    await this.broker.deleteTopic(topic);
+    reply.json(200, { deleted: topic });
+  }
+
+  /** GET /groups: consumer groups with their lag (admin). */
+  private listGroups(res: Res, req: Req, reply: Reply): void {
+    if (!this.adminAccess(res, req, reply)) return;
+    if (!this.deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
+    reply.json(200, { groups: this.deps.groupSessions.listWithLag() });
+  }
+
+  /** GET /groups/{id}: one group with its members and lag (admin). */
+  private describeGroup(res: Res, req: Req, reply: Reply): void {
+    if (!this.adminAccess(res, req, reply)) return;
+    const id = param(req, 0);
+    if (!this.deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
+    reply.json(200, this.deps.groupSessions.describeWithLag(id));
+  }
+
+  private topicSummaries() {
+    return this.broker.listTopics().map((t) => {
+      let records = 0;
+      let endOffsets = 0;
+      for (let p = 0; p < t.partitions; p++) {
+        const o = this.broker.offsets({ topic: t.name, partition: p });
+        records += o.highWatermark - o.logStartOffset;
+        endOffsets += o.highWatermark;
+      }
+      return { name: t.name, partitions: t.partitions, internal: t.internal, records, endOffsets };
+    });
+  }
+
+  /**
+   * Streams a request body into memory up to httpBodyBytesMax (413 and close the moment it
+   * passes), then answers with what `use` returns (or its error). Registers onAborted first.
+   */
+  private readBody(res: Res, reply: Reply, use: (body: Buffer) => Promise<unknown>): void {
+    reply.watch();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let refused = false;
+    res.onData((chunk, isLast) => {
+      if (refused || reply.aborted) return;
+      received += chunk.byteLength;
+      if (received > this.opts.httpBodyBytesMax) {
+        refused = true;
+        chunks.length = 0;
+        reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body larger than httpBodyBytesMax=${this.opts.httpBodyBytesMax}` } }), 'application/json', true);
+        return;
+      }
+      chunks.push(Buffer.from(new Uint8Array(chunk))); // copy: the chunk is neutered after this callback
+      if (isLast) {
+        const body = Buffer.concat(chunks);
+        chunks.length = 0;
+        use(body).then(
+          (value) => reply.json(200, value),
+          (err) => reply.error(err, this.logger),
+        );
+      }
+    });
+  }
+
+  /** 413 from Content-Length alone, before reading anything; true when answered. */
+  private refuseByLength(lengthHeader: string, reply: Reply): boolean {
+    if (!lengthHeader || Number(lengthHeader) <= this.opts.httpBodyBytesMax) return false;
+    reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${this.opts.httpBodyBytesMax}` } }), 'application/json', true);
+    return true;
+  }
+
+  private async produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {
+    const items = parseBody(body, ndjson);
+    if (items.length > this.opts.httpRecordsMax) throw new BrokerError('RECORD_LIST_TOO_LARGE', `${items.length} records in one request; httpRecordsMax=${this.opts.httpRecordsMax}`);
+    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true, this.opts.valueDepthMax));
+    const info = await this.broker.ensureTopic(topic);
+    // Group by requested partition (undefined = the broker's partitioner), keeping order.
+    const groups = new Map<number | undefined, Array<{ index: number; record: RecordInput }>>();
+    parsed.forEach((p, index) => {
+      if (p.partition !== undefined && p.partition >= info.partitions) {
+        throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `records[${index}].partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${p.partition}`);
+      }
+      let g = groups.get(p.partition);
+      if (!g) groups.set(p.partition, (g = []));
+      g.push({ index, record: p.record });
+    });
+    const offsets: Array<{ partition: number; offset: number }> = new Array(parsed.length);
+    await Promise.all(
+      [...groups].map(async ([partition, list]) => {
+        const results = await this.broker.produce(topic, list.map((l) => l.record), { acks: -1, partition });
+        list.forEach((l, i) => (offsets[l.index] = { partition: results[i].partition, offset: results[i].offset })); // one result per record, input order
+      }),
+    );
+    return { topic, offsets };
+  }
+
+  /** The console: static files, no auth (the page asks for a token when the API answers 401). */
+  registerConsole(app: UwsTypes.TemplatedApp): void {
+    const serveFile = (name: string) => (res: Res) => {
+      const f = this.consoleFiles.get(name);
+      const reply = new Reply(res);
+      if (!f) reply.json(404, { error: { code: 'NOT_FOUND', message: this.opts.console ? `no console file ${name}` : 'the web console is disabled (console: false)' } });
+      else reply.send(200, f.body, f.type);
+    };
+    app.get('/', serveFile('index.html'));
+    app.get('/console/:file', (res, req) => serveFile(param(req, 0))(res));
+  }
+
+  /** Everything else: a clear 404 or 405, never a hang. */
+  registerFallback(app: UwsTypes.TemplatedApp): void {
+    app.any('/*', (res, req) => {
+      const reply = new Reply(res);
+      const url = req.getUrl();
+      const method = req.getMethod().toUpperCase();
+      const known = /^\/(topics(\/[^/]+(\/records)?)?|groups(\/[^/]+)?|healthz|readyz|metrics|stats)$/.test(url);
+      if (known) reply.json(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url}` } });
+      else reply.json(404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${url}` } });
+    });
+  }
+}
+
+/**
+ * Process metrics, refreshed at each scrape. Two monitors: /metrics and /stats each report the
+ * delay since their own previous call; returns the one /stats reads.
+ */
+function registerProcessMetrics(metrics: MetricsRegistry): IntervalHistogram {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const statsLoopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -189,345 +572,31 @@ export function registerHttpRoutes(app: UwsTypes.TemplatedApp, _uws: Uws, deps: 
     lag.set(loopDelay.max / 1e9, { quantile: '1' });
     loopDelay.reset();
   });
+  return statsLoopDelay;
+}
 
-  /** Reads auth from a request (synchronously); undefined = 401 already answered. */
-  function access(res: Res, req: Req, reply: Reply): Access | undefined {
-    const a = auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
-    if (!a) {
-      reply.extraHeaders.push(['www-authenticate', 'Bearer']);
-      reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));
-    }
-    return a;
-  }
-
-  /** Like access(), and the token must be an admin token (metrics, stats, groups). */
-  function adminAccess(res: Res, req: Req, reply: Reply): Access | undefined {
-    const a = access(res, req, reply);
-    if (a && !a.admin) {
-      reply.error(new BrokerError('CLUSTER_AUTHORIZATION_FAILED', 'this token is not an admin token (metrics, stats and groups need admin: true)'));
-      return undefined;
-    }
-    return a;
-  }
-
-  function route(method: 'get' | 'post' | 'del', pattern: string, name: string, handler: (res: Res, req: Req, reply: Reply) => void | Promise<void>): void {
-    app[method](pattern, (res, req) => {
-      const reply = new Reply(res);
-      let result: void | Promise<void>;
+function parseBody(body: Buffer, ndjson: boolean): unknown[] {
+  const textBody = body.toString('utf8');
+  if (ndjson) {
+    const out: unknown[] = [];
+    textBody.split('\n').forEach((line, i) => {
+      if (!line.trim()) return;
       try {
-        result = handler(res, req, reply);
+        out.push(JSON.parse(line));
       } catch (err) {
-        reply.error(err, logger);
-        httpRequests.inc({ route: name });
-        return;
-      }
-      if (result instanceof Promise) {
-        if (!reply.done && !reply.aborted) reply.watch();
-        result.catch((err) => reply.error(err, logger));
-      }
-      httpRequests.inc({ route: name });
-    });
-  }
-
-  // Handlers: anything asynchronous calls reply.watch() before its first await.
-  // /healthz: should a supervisor restart this broker? 503 lists each reason, so systemd (or
-  // an operator) sees which partition failed, which path is full or which door went away.
-  // /readyz: may traffic be sent here? Only between the ready line and the start of a stop.
-  route('get', '/healthz', 'healthz', (_res, _req, reply) => {
-    const ready = deps.health();
-    const { failedPartitions, disk } = broker.health();
-    const listeners = deps.listeners?.() ?? [];
-    const problems: string[] = [];
-    if (!ready) problems.push('not ready: starting or stopping');
-    for (const p of failedPartitions) problems.push(`partition ${p}`);
-    if (disk.belowFloor) problems.push(`disk: data dir ${disk.path} is below its free-space floor (${disk.freeBytes} bytes free, floor ${disk.floorBytes}); client writes are refused`);
-    for (const l of listeners) if (!l.up) problems.push(`listener ${l.name} is down`);
-    const body = {
-      status: problems.length ? 'unhealthy' : 'ok',
-      problems,
-      failedPartitions,
-      disk,
-      listeners: Object.fromEntries(listeners.map((l) => [l.name, l.up ? 'up' : 'down'])),
-    };
-    reply.json(problems.length ? ERRORS.LEADER_NOT_AVAILABLE.http : ERRORS.NONE.http, body);
-  });
-
-  route('get', '/readyz', 'readyz', (_res, _req, reply) => {
-    const ready = deps.health();
-    reply.json(ready ? ERRORS.NONE.http : ERRORS.LEADER_NOT_AVAILABLE.http, { status: ready ? 'ready' : 'not ready' });
-  });
-
-  route('get', '/metrics', 'metrics', (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    reply.send(200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
-  });
-
-  route('get', '/stats', 'stats', (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    const connections: Record<string, number> = {};
-    // Every door exports tributary_<door>_connections (a gauge, maybe with labels): summed per door.
-    for (const line of metrics.render().split('\n')) {
-      const declared = /^# TYPE tributary_([a-z0-9]+)_connections gauge$/.exec(line);
-      if (declared) connections[declared[1]] ??= 0; // a door with no connection yet shows 0
-      const m = /^tributary_([a-z0-9]+)_connections(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/.exec(line);
-      if (m) connections[m[1]] = (connections[m[1]] ?? 0) + Number(m[2]);
-    }
-    const u = process.cpuUsage();
-    reply.json(200, {
-      time: Date.now(),
-      uptimeSec: Math.round(process.uptime()),
-      process: { rssBytes: process.memoryUsage.rss(), cpuSeconds: (u.user + u.system) / 1e6, eventLoopDelayP99Ms: statsLoopDelay.percentile(99) / 1e6, eventLoopDelayMaxMs: statsLoopDelay.max / 1e6 },
-      connections,
-      ws: deps.stats(),
-      topics: topicSummaries(),
-    });
-    statsLoopDelay.reset();
-  });
-
-  function topicSummaries() {
-    return broker.listTopics().map((t) => {
-      let records = 0;
-      let endOffsets = 0;
-      for (let p = 0; p < t.partitions; p++) {
-        const o = broker.offsets({ topic: t.name, partition: p });
-        records += o.highWatermark - o.logStartOffset;
-        endOffsets += o.highWatermark;
-      }
-      return { name: t.name, partitions: t.partitions, internal: t.internal, records, endOffsets };
-    });
-  }
-
-  route('get', '/topics', 'topics', (res, req, reply) => {
-    const a = access(res, req, reply);
-    if (!a) return;
-    reply.json(200, { topics: topicSummaries().filter((t) => a.canRead(t.name)) });
-  });
-
-  route('get', '/topics/:topic', 'topic', (res, req, reply) => {
-    const a = access(res, req, reply);
-    if (!a) return;
-    const topic = param(req, 0);
-    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
-    const info = broker.describeTopic(topic);
-    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
-    const partitions = [...Array(info.partitions).keys()].map((p) => ({ partition: p, ...broker.offsets({ topic, partition: p }) }));
-    reply.json(200, { name: info.name, internal: info.internal, partitions, config: info.config });
-  });
-
-  route('get', '/topics/:topic/records', 'read', async (res, req, reply) => {
-    const a = access(res, req, reply);
-    if (!a) return;
-    const topic = param(req, 0);
-    const partitionQ = req.getQuery('partition') ?? '';
-    const offsetQ = req.getQuery('offset') ?? '';
-    const limitQ = req.getQuery('limit') ?? '';
-    const enc = encodingQuery(req.getQuery('encoding') ?? '');
-    const decode = decodeQuery(req.getQuery('decode') ?? '', deps.decodeValue);
-    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
-    const info = broker.describeTopic(topic);
-    if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
-    const partition = intQuery(partitionQ, 'partition', 0)!;
-    if (partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${partition}`);
-    const tp = { topic, partition };
-    const offsets = broker.offsets(tp);
-    const offset = intQuery(offsetQ, 'offset', offsets.logStartOffset)!;
-    const limit = intQuery(limitQ, 'limit', Math.min(100, opts.httpReadLimitMax))!;
-    if (limit < 1 || limit > opts.httpReadLimitMax) throw new BrokerError('INVALID_REQUEST', `limit: must be 1..${opts.httpReadLimitMax}, got ${limit}`);
-    if (offset < offsets.logStartOffset || offset > offsets.highWatermark) {
-      throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset: ${offset} is outside [${offsets.logStartOffset}, ${offsets.highWatermark}] of ${topic}/${partition}`);
-    }
-    reply.watch();
-    const out: OutRecord[] = [];
-    let next = offset;
-    const reader = new PartitionCursor(broker, tp, offset, { maxBytes: opts.readBytesMax, onOutOfRange: 'fail' });
-    // Bounded: at most `limit` records, at most ceil(limit) reads (every read returns ≥ 1 batch).
-    for (let reads = 0; out.length < limit && !reader.caughtUp() && reads < limit; reads++) {
-      reader.seek(next);
-      const { records, nextOffset } = await reader.read();
-      if (reply.aborted) return;
-      if (nextOffset === next) break;
-      for (const r of records) {
-        if (out.length >= limit) break;
-        out.push(r);
-      }
-      next = out.length >= limit ? out[out.length - 1].offset + 1 : Math.max(nextOffset, next + 1);
-    }
-    reply.json(200, { topic, partition, records: out.map((r) => (decode ? decodedRecordJson(r, enc, decode) : recordJson(r, enc))), nextOffset: next, highWatermark: broker.offsets(tp).highWatermark });
-  });
-
-  route('post', '/topics/:topic/records', 'produce', (res, req, reply) => {
-    const a = access(res, req, reply);
-    if (!a) return;
-    const topic = param(req, 0);
-    const contentType = req.getHeader('content-type');
-    const lengthHeader = req.getHeader('content-length');
-    const enc = encodingQuery(req.getQuery('encoding') ?? '');
-    if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
-    if (refuseByLength(lengthHeader, reply)) return; // answered at once; the body is never read
-    const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
-    if (contentType && !ndjson && !/json/i.test(contentType)) {
-      throw new BrokerError('INVALID_REQUEST', `content-type: expected application/json or application/x-ndjson, got ${contentType}`);
-    }
-    readBody(res, reply, (body) => produceBody(topic, body, ndjson, enc));
-  });
-
-  /**
-   * Streams a request body into memory up to httpBodyBytesMax (413 and close the moment it
-   * passes), then answers with what `use` returns (or its error). Registers onAborted first.
-   */
-  function readBody(res: Res, reply: Reply, use: (body: Buffer) => Promise<unknown>): void {
-    reply.watch();
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let refused = false;
-    res.onData((chunk, isLast) => {
-      if (refused || reply.aborted) return;
-      received += chunk.byteLength;
-      if (received > opts.httpBodyBytesMax) {
-        refused = true;
-        chunks.length = 0;
-        reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
-        return;
-      }
-      chunks.push(Buffer.from(new Uint8Array(chunk))); // copy: the chunk is neutered after this callback
-      if (isLast) {
-        const body = Buffer.concat(chunks);
-        chunks.length = 0;
-        use(body).then(
-          (value) => reply.json(200, value),
-          (err) => reply.error(err, logger),
-        );
+        throw new BrokerError('INVALID_REQUEST', `line ${i + 1}: not valid JSON: ${(err as Error).message}`);
       }
     });
+    if (out.length === 0) throw new BrokerError('INVALID_REQUEST', 'body: no records');
+    return out;
   }
-
-  /** 413 from Content-Length alone, before reading anything; true when answered. */
-  function refuseByLength(lengthHeader: string, reply: Reply): boolean {
-    if (!lengthHeader || Number(lengthHeader) <= opts.httpBodyBytesMax) return false;
-    reply.send(413, JSON.stringify({ error: { code: 'MESSAGE_TOO_LARGE', kafkaCode: ERRORS.MESSAGE_TOO_LARGE.kafka, message: `body of ${lengthHeader} bytes is larger than httpBodyBytesMax=${opts.httpBodyBytesMax}` } }), 'application/json', true);
-    return true;
+  let value: unknown;
+  try {
+    value = JSON.parse(textBody);
+  } catch (err) {
+    throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
   }
-
-  route('post', '/topics', 'create-topic', (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    if (refuseByLength(req.getHeader('content-length'), reply)) return;
-    readBody(res, reply, async (body) => {
-      let spec: unknown;
-      try {
-        spec = JSON.parse(body.toString('utf8'));
-      } catch (err) {
-        throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
-      }
-      const o = spec as { name?: unknown; partitions?: unknown; replicationFactor?: unknown; assignment?: unknown; config?: unknown } | null;
-      if (!o || typeof o !== 'object' || typeof o.name !== 'string') throw new BrokerError('INVALID_REQUEST', 'name: required, a topic name');
-      const partitions = o.partitions ?? 1;
-      if (typeof partitions !== 'number' || !Number.isSafeInteger(partitions)) throw new BrokerError('INVALID_PARTITIONS', 'partitions: must be an integer');
-      const replicationFactor = o.replicationFactor ?? undefined;
-      if (replicationFactor !== undefined && (typeof replicationFactor !== 'number' || !Number.isSafeInteger(replicationFactor))) throw new BrokerError('INVALID_REPLICATION_FACTOR', 'replicationFactor: must be an integer');
-      const assignment = o.assignment ?? undefined;
-      if (assignment !== undefined && (!Array.isArray(assignment) || !assignment.every((r) => Array.isArray(r) && r.every((n) => Number.isSafeInteger(n))))) throw new BrokerError('INVALID_REQUEST', 'assignment: must be an array of node-id arrays, one per partition');
-      if (o.config !== undefined && (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config))) throw new BrokerError('INVALID_CONFIG', 'config: must be an object of key → value');
-      // The broker's one creation call (shared with Kafka CreateTopics) makes every other check.
-      const info = await broker.createTopicFrom({
-        name: o.name,
-        partitions: o.partitions === undefined || o.partitions === null ? (assignment === undefined ? 1 : undefined) : partitions,
-        replicationFactor: replicationFactor as number | undefined,
-        assignment: assignment as number[][] | undefined,
-        config: o.config as Record<string, unknown> | undefined,
-      });
-      return { name: info.name, partitions: info.partitions, internal: info.internal, config: info.config };
-    });
-  });
-
-  route('del', '/topics/:topic', 'delete-topic', async (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    const topic = param(req, 0);
-    reply.watch();
-    await broker.deleteTopic(topic);
-    reply.json(200, { deleted: topic });
-  });
-
-  async function produceBody(topic: string, body: Buffer, ndjson: boolean, enc: TextEncodingName) {
-    const items = parseBody(body, ndjson);
-    if (items.length > opts.httpRecordsMax) throw new BrokerError('RECORD_LIST_TOO_LARGE', `${items.length} records in one request; httpRecordsMax=${opts.httpRecordsMax}`);
-    const parsed = items.map((item, i) => parseRecordFields(item, `records[${i}].`, enc, true, opts.valueDepthMax));
-    const info = await broker.ensureTopic(topic);
-    // Group by requested partition (undefined = the broker's partitioner), keeping order.
-    const groups = new Map<number | undefined, Array<{ index: number; record: RecordInput }>>();
-    parsed.forEach((p, index) => {
-      if (p.partition !== undefined && p.partition >= info.partitions) {
-        throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `records[${index}].partition: topic ${topic} has partitions 0..${info.partitions - 1}, not ${p.partition}`);
-      }
-      let g = groups.get(p.partition);
-      if (!g) groups.set(p.partition, (g = []));
-      g.push({ index, record: p.record });
-    });
-    const offsets: Array<{ partition: number; offset: number }> = new Array(parsed.length);
-    await Promise.all(
-      [...groups].map(async ([partition, list]) => {
-        const results = await broker.produce(topic, list.map((l) => l.record), { acks: -1, partition });
-        list.forEach((l, i) => (offsets[l.index] = { partition: results[i].partition, offset: results[i].offset })); // one result per record, input order
-      }),
-    );
-    return { topic, offsets };
-  }
-
-  function parseBody(body: Buffer, ndjson: boolean): unknown[] {
-    const textBody = body.toString('utf8');
-    if (ndjson) {
-      const out: unknown[] = [];
-      textBody.split('\n').forEach((line, i) => {
-        if (!line.trim()) return;
-        try {
-          out.push(JSON.parse(line));
-        } catch (err) {
-          throw new BrokerError('INVALID_REQUEST', `line ${i + 1}: not valid JSON: ${(err as Error).message}`);
-        }
-      });
-      if (out.length === 0) throw new BrokerError('INVALID_REQUEST', 'body: no records');
-      return out;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(textBody);
-    } catch (err) {
-      throw new BrokerError('INVALID_REQUEST', `body: not valid JSON: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(value)) value = [value];
-    if ((value as unknown[]).length === 0) throw new BrokerError('INVALID_REQUEST', 'body: empty array, no records');
-    return value as unknown[];
-  }
-
-  route('get', '/groups', 'groups', (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
-    reply.json(200, { groups: deps.groupSessions.listWithLag() });
-  });
-
-  route('get', '/groups/:id', 'group', (res, req, reply) => {
-    if (!adminAccess(res, req, reply)) return;
-    const id = param(req, 0);
-    if (!deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
-    reply.json(200, deps.groupSessions.describeWithLag(id));
-  });
-
-  // The console: static files, no auth (the page asks for a token when the API answers 401).
-  const serveFile = (name: string) => (res: Res) => {
-    const f = consoleFiles.get(name);
-    const reply = new Reply(res);
-    if (!f) reply.json(404, { error: { code: 'NOT_FOUND', message: opts.console ? `no console file ${name}` : 'the web console is disabled (console: false)' } });
-    else reply.send(200, f.body, f.type);
-  };
-  app.get('/', serveFile('index.html'));
-  app.get('/console/:file', (res, req) => serveFile(param(req, 0))(res));
-
-  // Everything else: a clear 404 or 405, never a hang.
-  app.any('/*', (res, req) => {
-    const reply = new Reply(res);
-    const url = req.getUrl();
-    const method = req.getMethod().toUpperCase();
-    const known = /^\/(topics(\/[^/]+(\/records)?)?|groups(\/[^/]+)?|healthz|readyz|metrics|stats)$/.test(url);
-    if (known) reply.json(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on ${url}` } });
-    else reply.json(404, { error: { code: 'NOT_FOUND', message: `no route ${method} ${url}` } });
-  });
+  if (!Array.isArray(value)) value = [value];
+  if ((value as unknown[]).length === 0) throw new BrokerError('INVALID_REQUEST', 'body: empty array, no records');
+  return value as unknown[];
 }

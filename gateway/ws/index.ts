@@ -37,7 +37,7 @@ import {
   type SubscribeRequest,
   type ValueDecoder,
 } from './protocol.js';
-import { loadUws, sendStatus, SendStatus, type UwsTypes } from './uws-loader.js';
+import { loadUws, sendStatus, SendStatus, type Uws, type UwsTypes } from './uws-loader.js';
 
 export { defaultWsGatewayOptions, type WsGatewayOptions } from './options.js';
 export { UwsUnavailableError, loadUws } from './uws-loader.js';
@@ -127,166 +127,211 @@ function chooseProtocol(header: string): { protocol: string; encoding: Encoding 
   return undefined;
 }
 
+/**
+ * Starts the door in named steps: options checked, uWS loaded, the socket route, the heartbeat,
+ * the HTTP routes on the same app, then the listen.
+ */
 export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOptions): Promise<Listener> {
   const opts: WsGatewayOptions = { ...defaultWsGatewayOptions, ...options };
   validateWsGatewayOptions(opts);
   const { uws, build } = loadUws(); // throws UwsUnavailableError: the caller continues without this door
-  const { broker, logger, metrics } = deps;
-  const auth = new Authenticator(opts.tokens);
+  const gateway = new WsGateway(deps, opts, uws, build);
+  gateway.registerSocketRoute();
+  gateway.startHeartbeat();
+  registerHttpRoutes(gateway.app, uws, { ...deps, auth: gateway.auth, stats: () => gateway.stats(), groupSessions: gateway.groupSessions }, opts);
+  return gateway.listen();
+}
 
-  const connections = metrics.gauge('tributary_ws_connections', 'Open WebSocket connections (HTTP/WebSocket gateway)');
-  const wsFramesIn = metrics.counter('tributary_ws_frames_received_total', 'WebSocket frames received, by type');
-  const wsErrors = metrics.counter('tributary_ws_errors_total', 'Error answers sent on WebSocket, by code');
-  const wsClosed = metrics.counter('tributary_ws_refused_total', 'WebSocket connections refused or closed by a limit, by close code');
-  const fanout = new Fanout(broker, opts, logger, {
-    recordsSent: metrics.counter('tributary_ws_records_sent_total', 'Records sent to WebSocket subscribers, by topic'),
-    framesSent: metrics.counter('tributary_ws_frames_sent_total', 'records frames sent to WebSocket subscribers, by topic'),
-    pauses: metrics.counter('tributary_ws_subscriber_pauses_total', 'Times a WebSocket subscriber was paused for backpressure, by topic'),
-  });
-  const groupSessions = deps.groups
-    ? new GroupSessions(
-        deps.groups,
-        broker,
-        fanout,
-        logger,
-        { sessionTimeoutMs: opts.groupSessionTimeoutMs, rebalanceTimeoutMs: opts.groupRebalanceTimeoutMs, autoCommitIntervalMs: opts.groupAutoCommitIntervalMs },
-        (sub) => (sub.peer as SocketPeer).remote,
-      )
-    : undefined;
+type WsMetrics = ReturnType<typeof wsMetrics>;
 
-  const sockets = new Set<SocketPeer>();
-  let socketsOpenOrOpening = 0;
-  let nextSocketId = 1;
-  connections.set(0);
+function wsMetrics(metrics: MetricsRegistry) {
+  return {
+    connections: metrics.gauge('tributary_ws_connections', 'Open WebSocket connections (HTTP/WebSocket gateway)'),
+    wsFramesIn: metrics.counter('tributary_ws_frames_received_total', 'WebSocket frames received, by type'),
+    wsErrors: metrics.counter('tributary_ws_errors_total', 'Error answers sent on WebSocket, by code'),
+    wsClosed: metrics.counter('tributary_ws_refused_total', 'WebSocket connections refused or closed by a limit, by close code'),
+  };
+}
 
-  const app = uws.App();
+/** The door's state (sockets, fan-out, group sessions, the uWS app) with one method per socket event and request type. */
+class WsGateway {
+  readonly auth: Authenticator;
+  readonly app: UwsTypes.TemplatedApp;
+  readonly groupSessions: GroupSessions | undefined;
+  private readonly broker: BrokerApi;
+  private readonly logger: Logger;
+  private readonly metrics: WsMetrics;
+  private readonly fanout: Fanout;
+  private readonly sockets = new Set<SocketPeer>();
+  private socketsOpenOrOpening = 0;
+  private nextSocketId = 1;
+  private heartbeat: NodeJS.Timeout | undefined;
 
-  app.ws<SocketData>(opts.path, {
-    // uWS drops a connection past maxPayloadLength without a close frame (the peer sees 1006);
-    // we let frames up to a hard ceiling through and close the ones past our limit with 1009.
-    maxPayloadLength: opts.maxPayloadBytes + PAYLOAD_HARD_MARGIN_BYTES,
-    idleTimeout: opts.idleTimeoutSec,
-    maxBackpressure: opts.maxBackpressureBytes,
-    closeOnBackpressureLimit: true as unknown as number, // typed as number in 20.30's d.ts, a boolean in the C++ API
-    sendPingsAutomatically: true,
-    compression: uws.DISABLED,
+  constructor(
+    private readonly deps: WsGatewayDeps,
+    private readonly opts: WsGatewayOptions,
+    private readonly uws: Uws,
+    private readonly build: string,
+  ) {
+    const { broker, logger, metrics } = deps;
+    this.broker = broker;
+    this.logger = logger;
+    this.auth = new Authenticator(opts.tokens);
+    this.metrics = wsMetrics(metrics);
+    this.fanout = new Fanout(broker, opts, logger, {
+      recordsSent: metrics.counter('tributary_ws_records_sent_total', 'Records sent to WebSocket subscribers, by topic'),
+      framesSent: metrics.counter('tributary_ws_frames_sent_total', 'records frames sent to WebSocket subscribers, by topic'),
+      pauses: metrics.counter('tributary_ws_subscriber_pauses_total', 'Times a WebSocket subscriber was paused for backpressure, by topic'),
+    });
+    this.groupSessions = deps.groups
+      ? new GroupSessions(
+          deps.groups,
+          broker,
+          this.fanout,
+          logger,
+          { sessionTimeoutMs: opts.groupSessionTimeoutMs, rebalanceTimeoutMs: opts.groupRebalanceTimeoutMs, autoCommitIntervalMs: opts.groupAutoCommitIntervalMs },
+          (sub) => (sub.peer as SocketPeer).remote,
+        )
+      : undefined;
+    this.metrics.connections.set(0);
+    this.app = uws.App();
+  }
 
-    upgrade(res, req, context) {
-      // Everything is read synchronously: req is valid only inside this callback.
-      const key = req.getHeader('sec-websocket-key');
-      const offered = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const authorization = req.getHeader('authorization');
-      const queryToken = req.getQuery('access_token') ?? '';
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const chosen = chooseProtocol(offered);
-      if (chosen === undefined) {
-        wsClosed.inc({ code: '400' });
-        res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`unsupported WebSocket subprotocol "${offered}": use ${JSON_PROTOCOL} or ${CBOR_PROTOCOL}\n`);
-        return;
-      }
-      const access = auth.authenticate(authorization, queryToken);
-      const data: SocketData = { id: nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
-      if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
-      else if (socketsOpenOrOpening >= opts.connectionsMax) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (connectionsMax=${opts.connectionsMax})` };
-      else socketsOpenOrOpening++;
-      res.upgrade(data, key, chosen?.protocol ?? '', extensions, context);
-    },
+  /** The dashboard protocol's route (`opts.path`). */
+  registerSocketRoute(): void {
+    const opts = this.opts;
+    this.app.ws<SocketData>(opts.path, {
+      // uWS drops a connection past maxPayloadLength without a close frame (the peer sees 1006);
+      // we let frames up to a hard ceiling through and close the ones past our limit with 1009.
+      maxPayloadLength: opts.maxPayloadBytes + PAYLOAD_HARD_MARGIN_BYTES,
+      idleTimeout: opts.idleTimeoutSec,
+      maxBackpressure: opts.maxBackpressureBytes,
+      closeOnBackpressureLimit: true as unknown as number, // typed as number in 20.30's d.ts, a boolean in the C++ API
+      sendPingsAutomatically: true,
+      compression: this.uws.DISABLED,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      drain: (ws) => {
+        const peer = ws.getUserData().peer;
+        if (peer) this.fanout.drained(peer);
+      },
+      close: (ws, code) => this.close(ws, code),
+    });
+  }
 
-    open(ws) {
-      const data = ws.getUserData();
-      if (data.refused) {
-        wsClosed.inc({ code: String(data.refused.code) });
-        ws.end(data.refused.code, data.refused.reason);
-        return;
-      }
-      const peer = new SocketPeer(ws, data.encoding, data.access!, data.id, data.remote);
-      data.peer = peer;
-      sockets.add(peer);
-      connections.set(sockets.size);
-    },
+  /** Subprotocol, token and socket limit, decided here, synchronously. */
+  private upgrade(res: UwsTypes.HttpResponse, req: UwsTypes.HttpRequest, context: UwsTypes.us_socket_context_t): void {
+    // Everything is read synchronously: req is valid only inside this callback.
+    const key = req.getHeader('sec-websocket-key');
+    const offered = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const authorization = req.getHeader('authorization');
+    const queryToken = req.getQuery('access_token') ?? '';
+    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const chosen = chooseProtocol(offered);
+    if (chosen === undefined) {
+      this.metrics.wsClosed.inc({ code: '400' });
+      res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`unsupported WebSocket subprotocol "${offered}": use ${JSON_PROTOCOL} or ${CBOR_PROTOCOL}\n`);
+      return;
+    }
+    const access = this.auth.authenticate(authorization, queryToken);
+    const data: SocketData = { id: this.nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
+    if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
+    else if (this.socketsOpenOrOpening >= this.opts.connectionsMax) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (connectionsMax=${this.opts.connectionsMax})` };
+    else this.socketsOpenOrOpening++;
+    res.upgrade(data, key, chosen?.protocol ?? '', extensions, context);
+  }
 
-    message(ws, message, isBinary) {
-      const peer = ws.getUserData().peer;
-      if (!peer) return;
-      if (message.byteLength > opts.maxPayloadBytes) {
-        wsClosed.inc({ code: String(closeCode('MESSAGE_TOO_LARGE')) });
-        ws.end(closeCode('MESSAGE_TOO_LARGE'), `frame of ${message.byteLength} bytes is larger than maxPayloadBytes=${opts.maxPayloadBytes}`);
-        return;
-      }
-      // The ArrayBuffer is neutered when this callback returns: parse (JSON copies into a
-      // string) or copy (CBOR) before anything asynchronous.
-      let frame: unknown;
-      let req: ClientRequest;
-      try {
-        const bytes = peer.encoding === 'cbor' ? new Uint8Array(message.slice(0)) : new Uint8Array(message);
-        frame = decodeFrame(peer.encoding, bytes, isBinary);
-        req = parseRequest(frame, opts.valueDepthMax);
-      } catch (err) {
-        sendError(peer, idOf(frame), err);
-        return;
-      }
-      wsFramesIn.inc({ type: req.type });
-      void handle(peer, req).catch((err) => sendError(peer, req.id, err));
-    },
+  /** A refused socket is closed at once with its code; an accepted one becomes a peer. */
+  private open(ws: UwsTypes.WebSocket<SocketData>): void {
+    const data = ws.getUserData();
+    if (data.refused) {
+      this.metrics.wsClosed.inc({ code: String(data.refused.code) });
+      ws.end(data.refused.code, data.refused.reason);
+      return;
+    }
+    const peer = new SocketPeer(ws, data.encoding, data.access!, data.id, data.remote);
+    data.peer = peer;
+    this.sockets.add(peer);
+    this.metrics.connections.set(this.sockets.size);
+  }
 
-    drain(ws) {
-      const peer = ws.getUserData().peer;
-      if (peer) fanout.drained(peer);
-    },
+  private message(ws: UwsTypes.WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
+    const peer = ws.getUserData().peer;
+    if (!peer) return;
+    if (message.byteLength > this.opts.maxPayloadBytes) {
+      this.metrics.wsClosed.inc({ code: String(closeCode('MESSAGE_TOO_LARGE')) });
+      ws.end(closeCode('MESSAGE_TOO_LARGE'), `frame of ${message.byteLength} bytes is larger than maxPayloadBytes=${this.opts.maxPayloadBytes}`);
+      return;
+    }
+    // The ArrayBuffer is neutered when this callback returns: parse (JSON copies into a
+    // string) or copy (CBOR) before anything asynchronous.
+    let frame: unknown;
+    let req: ClientRequest;
+    try {
+      const bytes = peer.encoding === 'cbor' ? new Uint8Array(message.slice(0)) : new Uint8Array(message);
+      frame = decodeFrame(peer.encoding, bytes, isBinary);
+      req = parseRequest(frame, this.opts.valueDepthMax);
+    } catch (err) {
+      this.sendError(peer, idOf(frame), err);
+      return;
+    }
+    this.metrics.wsFramesIn.inc({ type: req.type });
+    void this.handle(peer, req).catch((err) => this.sendError(peer, req.id, err));
+  }
 
+  private close(ws: UwsTypes.WebSocket<SocketData>, code: number): void {
+    const data = ws.getUserData();
+    const peer = data.peer;
+    if (!peer) return;
+    peer.alive = false;
+    this.socketsOpenOrOpening--;
+    this.sockets.delete(peer);
+    this.metrics.connections.set(this.sockets.size);
+    for (const sub of peer.subs.values()) this.endSubscription(sub);
+    peer.subs.clear();
+    this.fanout.forget(peer);
+    void code;
+  }
 
-    close(ws, code) {
-      const data = ws.getUserData();
-      const peer = data.peer;
-      if (!peer) return;
-      peer.alive = false;
-      socketsOpenOrOpening--;
-      sockets.delete(peer);
-      connections.set(sockets.size);
-      for (const sub of peer.subs.values()) endSubscription(sub);
-      peer.subs.clear();
-      fanout.forget(peer);
-      void code;
-    },
-  });
-
-  function sendError(peer: SocketPeer, id: string | number | null, err: unknown): void {
+  private sendError(peer: SocketPeer, id: string | number | null, err: unknown): void {
     const e = asBrokerError(err);
-    if (e.code === 'UNKNOWN_SERVER_ERROR') logger.warn({ err }, 'ws request failed');
-    wsErrors.inc({ code: e.code });
+    if (e.code === 'UNKNOWN_SERVER_ERROR') this.logger.warn({ err }, 'ws request failed');
+    this.metrics.wsErrors.inc({ code: e.code });
     peer.answer(errorFrame(id, e));
   }
 
-  function endSubscription(sub: Subscription): void {
+  private endSubscription(sub: Subscription): void {
     sub.closed = true;
-    for (const c of sub.parts.values()) fanout.stop(c);
-    if (sub.groupId !== undefined && groupSessions) void groupSessions.leave(sub);
+    for (const c of sub.parts.values()) this.fanout.stop(c);
+    if (sub.groupId !== undefined && this.groupSessions) void this.groupSessions.leave(sub);
   }
 
-  async function handle(peer: SocketPeer, req: ClientRequest): Promise<void> {
+  private async handle(peer: SocketPeer, req: ClientRequest): Promise<void> {
     switch (req.type) {
       case 'ping':
         peer.answer({ type: 'pong', id: req.id, time: Date.now() });
         return;
       case 'subscribe':
-        return subscribe(peer, req);
+        return this.subscribe(peer, req);
       case 'unsubscribe': {
         const sub = peer.subs.get(req.topic);
         if (!sub) throw new BrokerError('INVALID_REQUEST', `topic: not subscribed to ${req.topic}`);
         peer.subs.delete(req.topic);
-        endSubscription(sub);
+        this.endSubscription(sub);
         peer.answer({ type: 'unsubscribed', id: req.id, topic: req.topic });
         return;
       }
       case 'produce':
-        return produce(peer, req);
+        return this.produce(peer, req);
       case 'commit':
-        return commit(peer, req);
+        return this.commit(peer, req);
     }
   }
 
-  async function subscribe(peer: SocketPeer, req: SubscribeRequest): Promise<void> {
+  private async subscribe(peer: SocketPeer, req: SubscribeRequest): Promise<void> {
+    const { opts, broker, groupSessions, deps } = this;
     if (!peer.access.canRead(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${req.topic}`);
     if (peer.subs.has(req.topic)) throw new BrokerError('INVALID_REQUEST', `topic: already subscribed to ${req.topic} on this socket; unsubscribe first`);
     if (peer.subs.size >= opts.maxSubscriptionsPerSocket) throw new BrokerError('LIMIT_EXCEEDED', `too many subscriptions on this socket (maxSubscriptionsPerSocket=${opts.maxSubscriptionsPerSocket})`);
@@ -312,7 +357,7 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
         return;
       }
       const partitions = req.partitions === 'all' ? [...Array(info.partitions).keys()] : req.partitions;
-      const starts = await Promise.all(partitions.map((p) => startOffset(info, p, req)));
+      const starts = await Promise.all(partitions.map((p) => this.startOffset(info, p, req)));
       if (sub.closed) return;
       partitions.forEach((p, i) => sub.parts.set(p, new PartCursor(sub, p, starts[i])));
       peer.answer({
@@ -321,20 +366,21 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
         topic: req.topic,
         partitions: partitions.map((p, i) => ({ partition: p, offset: starts[i], highWatermark: broker.offsets({ topic: req.topic, partition: p }).highWatermark })),
       });
-      for (const c of sub.parts.values()) fanout.start(c);
+      for (const c of sub.parts.values()) this.fanout.start(c);
     } catch (err) {
       if (peer.subs.get(req.topic) === sub) peer.subs.delete(req.topic);
-      endSubscription(sub);
+      this.endSubscription(sub);
       throw err;
     }
   }
 
   /** Where a partition's delivery starts; explicit offsets are clamped into [logStart, highWatermark]. */
-  function startOffset(info: TopicInfo, partition: number, req: SubscribeRequest): Promise<number> {
-    return resolveStart(broker, { topic: info.name, partition }, req.start);
+  private startOffset(info: TopicInfo, partition: number, req: SubscribeRequest): Promise<number> {
+    return resolveStart(this.broker, { topic: info.name, partition }, req.start);
   }
 
-  async function produce(peer: SocketPeer, req: ProduceRequest): Promise<void> {
+  private async produce(peer: SocketPeer, req: ProduceRequest): Promise<void> {
+    const { opts, broker } = this;
     if (!peer.access.canWrite(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${req.topic}`);
     if (peer.inFlightProduces >= opts.maxInFlightProducesPerSocket) {
       throw new BrokerError('LIMIT_EXCEEDED', `too many produce requests waiting for their ack on this socket (maxInFlightProducesPerSocket=${opts.maxInFlightProducesPerSocket})`);
@@ -352,73 +398,80 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
     }
   }
 
-  async function commit(peer: SocketPeer, req: CommitRequest): Promise<void> {
+  private async commit(peer: SocketPeer, req: CommitRequest): Promise<void> {
     const sub = peer.subs.get(req.topic);
-    if (!sub || sub.groupId === undefined || !groupSessions) throw new BrokerError('INVALID_REQUEST', `topic: commit needs a group subscription to ${req.topic} on this socket`);
-    await groupSessions.commit(sub, req.offsets);
+    if (!sub || sub.groupId === undefined || !this.groupSessions) throw new BrokerError('INVALID_REQUEST', `topic: commit needs a group subscription to ${req.topic} on this socket`);
+    await this.groupSessions.commit(sub, req.offsets);
     peer.answer({ type: 'committed', id: req.id, topic: req.topic });
   }
 
-  // Heartbeat/lag frames: one per socket with subscriptions, skipped while the socket is backed up.
-  const heartbeat =
-    opts.heartbeatIntervalMs > 0
-      ? setInterval(() => {
-          const now = Date.now();
-          for (const peer of sockets) {
-            if (peer.subs.size === 0 || peer.bufferedBytes() >= opts.sendBufferPauseBytes) continue;
-            const subscriptions: Array<Record<string, unknown>> = [];
-            for (const sub of peer.subs.values()) {
-              for (const c of sub.parts.values()) {
-                let hw = -1;
-                try {
-                  hw = broker.offsets({ topic: sub.topic, partition: c.partition }).highWatermark;
-                } catch {
-                  hw = -1; // topic deleted meanwhile
-                }
-                subscriptions.push({ topic: sub.topic, partition: c.partition, offset: c.cursor, highWatermark: hw, lag: hw < 0 ? null : Math.max(0, hw - c.cursor), state: c.state });
-              }
-            }
-            peer.answer({ type: 'heartbeat', time: now, subscriptions });
+  /** Heartbeat/lag frames: one per socket with subscriptions, skipped while the socket is backed up. */
+  startHeartbeat(): void {
+    if (this.opts.heartbeatIntervalMs <= 0) return;
+    this.heartbeat = setInterval(() => this.sendHeartbeats(), this.opts.heartbeatIntervalMs);
+    this.heartbeat.unref();
+  }
+
+  private sendHeartbeats(): void {
+    const now = Date.now();
+    for (const peer of this.sockets) {
+      if (peer.subs.size === 0 || peer.bufferedBytes() >= this.opts.sendBufferPauseBytes) continue;
+      const subscriptions: Array<Record<string, unknown>> = [];
+      for (const sub of peer.subs.values()) {
+        for (const c of sub.parts.values()) {
+          let hw = -1;
+          try {
+            hw = this.broker.offsets({ topic: sub.topic, partition: c.partition }).highWatermark;
+          } catch {
+            hw = -1; // topic deleted meanwhile
           }
-        }, opts.heartbeatIntervalMs)
-      : undefined;
-  heartbeat?.unref();
-
-  const stats = (): GatewayStats => ({
-    build,
-    sockets: sockets.size,
-    subscriptions: [...sockets].reduce((n, p) => n + p.subs.size, 0),
-    tails: fanout.tailCount,
-    peers: [...sockets].slice(0, 200).map((p) => ({ id: p.id, encoding: p.encoding, subscriptions: [...p.subs.keys()], bufferedBytes: p.bufferedBytes() })),
-  });
-
-  registerHttpRoutes(app, uws, { ...deps, auth, stats, groupSessions }, opts);
-
-  const listenSocket = await new Promise<UwsTypes.us_listen_socket>((resolve, reject) => {
-    app.listen(opts.host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`HTTP/WebSocket listener could not bind ${opts.host}:${opts.port} (address in use or not permitted)`))));
-  });
-  const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
-  const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-  logger.info({ address, build, path: opts.path }, 'HTTP and WebSocket listener up');
-
-  let closed = false;
-  return {
-    name: 'http',
-    address,
-    listening: () => !closed,
-    async close() {
-      if (closed) return;
-      closed = true;
-      if (heartbeat) clearInterval(heartbeat);
-      uws.us_listen_socket_close(listenSocket);
-      for (const peer of [...sockets]) {
-        try {
-          peer.ws.end(closeCode('BROKER_NOT_AVAILABLE'), 'broker shutting down');
-        } catch {
-          // already closed
+          subscriptions.push({ topic: sub.topic, partition: c.partition, offset: c.cursor, highWatermark: hw, lag: hw < 0 ? null : Math.max(0, hw - c.cursor), state: c.state });
         }
       }
-      await groupSessions?.closeAll();
-    },
-  };
+      peer.answer({ type: 'heartbeat', time: now, subscriptions });
+    }
+  }
+
+  stats(): GatewayStats {
+    const sockets = this.sockets;
+    return {
+      build: this.build,
+      sockets: sockets.size,
+      subscriptions: [...sockets].reduce((n, p) => n + p.subs.size, 0),
+      tails: this.fanout.tailCount,
+      peers: [...sockets].slice(0, 200).map((p) => ({ id: p.id, encoding: p.encoding, subscriptions: [...p.subs.keys()], bufferedBytes: p.bufferedBytes() })),
+    };
+  }
+
+  /** Binds the app; the listener closes every socket with BROKER_NOT_AVAILABLE and ends the group sessions. */
+  async listen(): Promise<Listener> {
+    const { opts, uws, app } = this;
+    const listenSocket = await new Promise<UwsTypes.us_listen_socket>((resolve, reject) => {
+      app.listen(opts.host, opts.port, (s) => (s ? resolve(s) : reject(new Error(`HTTP/WebSocket listener could not bind ${opts.host}:${opts.port} (address in use or not permitted)`))));
+    });
+    const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
+    const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+    this.logger.info({ address, build: this.build, path: opts.path }, 'HTTP and WebSocket listener up');
+
+    let closed = false;
+    return {
+      name: 'http',
+      address,
+      listening: () => !closed,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        if (this.heartbeat) clearInterval(this.heartbeat);
+        uws.us_listen_socket_close(listenSocket);
+        for (const peer of [...this.sockets]) {
+          try {
+            peer.ws.end(closeCode('BROKER_NOT_AVAILABLE'), 'broker shutting down');
+          } catch {
+            // already closed
+          }
+        }
+        await this.groupSessions?.closeAll();
+      },
+    };
+  }
 }

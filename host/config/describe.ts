@@ -72,6 +72,19 @@ function cell(text: string): string {
 export function renderConfigDoc(sections: Sections, docs: Record<string, SectionDoc>, schemas: Schemas = {}): string {
   const flagFor = new Map(Object.entries(FLAG_KEYS).map(([f, k]) => [k, f]));
   const out: string[] = [
+    ...introLines(),
+    ...listenerLines(),
+    ...memoryBudgetLines(),
+    ...crossSectionLines(),
+    ...topLevelLines(flagFor),
+  ];
+  for (const [name, section] of Object.entries(sections)) out.push(...sectionLines(name, section, docs[name], schemas, flagFor));
+  return out.join('\n') + '\n';
+}
+
+/** The doc's opening: where it comes from, the override order, what stops the broker, an example. */
+function introLines(): string[] {
+  return [
     '# Configuration',
     '',
     'Generated from the code by `node dist/host/config-doc.js` (a test keeps it current).',
@@ -95,6 +108,12 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     '  port: 1883',
     '```',
     '',
+  ];
+}
+
+/** The listener keys every door shares, and the renamed keys still accepted. */
+function listenerLines(): string[] {
+  return [
     '## Listeners',
     '',
     'Every door has the same listener keys: `host` (null = the top-level `host`), `port` (`0` picks a free',
@@ -109,6 +128,12 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     '|---|---|',
     ...Object.entries(DEPRECATED_KEYS).flatMap(([name, m]) => Object.entries(m).map(([old, now]) => `| \`${name}.${old}\` (\`${envName(`${name}.${old}`)}\`) | \`${name}.${now}\` |`)),
     '',
+  ];
+}
+
+/** What the start-up memory budget counts. */
+function memoryBudgetLines(): string[] {
+  return [
     '## Memory budget',
     '',
     'At start the broker logs one line with the most memory its bounded queues, buffers and caches may hold',
@@ -122,6 +147,12 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     '|---|---|',
     ...BUDGET_TERMS.map((b) => `| ${b.of.map((f) => (typeof f === 'number' ? `${f} bytes` : `\`${f}\``)).join(' × ')} | ${b.apart ? `listed apart (${b.apart})` : 'added'} |`),
     '',
+  ];
+}
+
+/** The limits checked against each other across sections. */
+function crossSectionLines(): string[] {
+  return [
     '## Limits that must agree across sections',
     '',
     'Checked at start, after each key on its own; a broken rule names both keys, both values and where each came from.',
@@ -130,6 +161,12 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     '|---|---|---|',
     ...CROSS_SECTION_RULES.map((r) => `| \`${r.smaller}\` | \`${r.larger}\` | ${r.why} |`),
     '',
+  ];
+}
+
+/** The top-level keys' table (they have flags of their own and no section). */
+function topLevelLines(flagFor: Map<string, string>): string[] {
+  const out: string[] = [
     '## Top level',
     '',
     '| key | default | allowed | environment | flag | meaning |',
@@ -144,17 +181,19 @@ export function renderConfigDoc(sections: Sections, docs: Record<string, Section
     const allowedText = allowed(topLevelSchema[k as keyof typeof topLevelSchema]);
     out.push(`| \`${k}\` | ${show(v)} | ${cell(allowedText)} | \`${envName(k)}\` | ${flagFor.has(k) ? '`' + flagFor.get(k) + '`' : ''} | ${topWhy[k] ?? ''} |`);
   }
-  for (const [name, section] of Object.entries(sections)) {
-    const d = docs[name];
-    const why = d ? reasons(d.sources, d.block) : new Map<string, string>();
-    out.push('', `## \`${name}\` — ${d?.title ?? name}`, '', d?.what ?? '', '', '| key | default | allowed | environment | meaning |', '|---|---|---|---|---|');
-    for (const [k, v] of Object.entries(section)) {
-      const flag = flagFor.get(`${name}.${k}`);
-      const allowedText = allowed(keySchema(schemas, name, k, v));
-      out.push(`| \`${name}.${k}\` | ${show(v)} | ${cell(allowedText)} | \`${envName(`${name}.${k}`)}\`${flag ? ` (flag \`${flag}\`)` : ''} | ${cell(why.get(k) ?? '')} |`);
-    }
+  return out;
+}
+
+/** One section's heading, description and key table, each key's meaning read from its reason comment. */
+function sectionLines(name: string, section: Sections[string], d: SectionDoc | undefined, schemas: Schemas, flagFor: Map<string, string>): string[] {
+  const why = d ? reasons(d.sources, d.block) : new Map<string, string>();
+  const out = ['', `## \`${name}\` — ${d?.title ?? name}`, '', d?.what ?? '', '', '| key | default | allowed | environment | meaning |', '|---|---|---|---|---|'];
+  for (const [k, v] of Object.entries(section)) {
+    const flag = flagFor.get(`${name}.${k}`);
+    const allowedText = allowed(keySchema(schemas, name, k, v));
+    out.push(`| \`${name}.${k}\` | ${show(v)} | ${cell(allowedText)} | \`${envName(`${name}.${k}`)}\`${flag ? ` (flag \`${flag}\`)` : ''} | ${cell(why.get(k) ?? '')} |`);
   }
-  return out.join('\n') + '\n';
+  return out;
 }
 
 /** Where each section's defaults (and their reason comments) live. */

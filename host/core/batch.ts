@@ -119,21 +119,45 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
+/** What pass 1 learns about a record list: the bounds pass 2 packs into and the header's timestamps. */
+interface BatchMeasure {
+  nowMs: number;
+  headerCount: number;
+  dataMax: number;
+  baseTimestamp: number;
+  maxTimestamp: number;
+}
+
 /** Encodes records into one RecordBatch v2 (offset deltas 0..n-1, base offset from options). */
 export function encodeBatch(records: RecordInput[], options: EncodeOptions = {}): Uint8Array {
   const count = records.length;
   if (count === 0) throw new BrokerError('INVALID_RECORD', 'a batch needs at least one record');
   const codec = options.compression ?? 0;
   if (codec < 0 || codec > 4) throw new BrokerError('UNSUPPORTED_COMPRESSION_TYPE', `compression codec ${codec} does not exist`);
-  // Pass 1: sizes and timestamps.
-  const now = Date.now();
+  const measure = measureRecords(records);
+  const descBytes = count * DESC_RECORD_BYTES + measure.headerCount * DESC_HEADER_BYTES;
+  const outCapMax = measure.dataMax + count * RECORD_OVERHEAD_MAX + measure.headerCount * HEADER_OVERHEAD_MAX;
+  const need = align8(descBytes) + align8(measure.dataMax) + RECORDS + outCapMax + 8;
+  if (need > scratchBytes) {
+    throw new BrokerError('RECORD_LIST_TOO_LARGE', `${count} records need up to ${need} bytes to encode; the core has ${scratchBytes}`);
+  }
+  const desc = heapBase;
+  const data = desc + align8(descBytes);
+  const dataEnd = packRecords(records, measure, desc, data);
+  return sealRecords(desc, count, data, align8(dataEnd), codec, measure, options);
+}
+
+/** Pass 1: sizes and timestamps (every timestamp checked before anything is written). */
+function measureRecords(records: RecordInput[]): BatchMeasure {
+  const count = records.length;
+  const nowMs = Date.now();
   let headerCount = 0;
   let dataMax = 0;
   let baseTimestamp = 0;
   let maxTimestamp = -Infinity;
   for (let i = 0; i < count; i++) {
     const r = records[i];
-    const ts = r.timestampMs ?? now;
+    const ts = r.timestampMs ?? nowMs;
     if (!Number.isSafeInteger(ts)) throw new BrokerError('INVALID_TIMESTAMP', `record ${i}: timestamp ${ts} is not an integer number of milliseconds`);
     if (i === 0) baseTimestamp = ts;
     if (ts > maxTimestamp) maxTimestamp = ts;
@@ -149,20 +173,20 @@ export function encodeBatch(records: RecordInput[], options: EncodeOptions = {})
       }
     }
   }
-  const descBytes = count * DESC_RECORD_BYTES + headerCount * DESC_HEADER_BYTES;
-  const outCapMax = dataMax + count * RECORD_OVERHEAD_MAX + headerCount * HEADER_OVERHEAD_MAX;
-  const need = align8(descBytes) + align8(dataMax) + RECORDS + outCapMax + 8;
-  if (need > scratchBytes) {
-    throw new BrokerError('RECORD_LIST_TOO_LARGE', `${count} records need up to ${need} bytes to encode; the core has ${scratchBytes}`);
-  }
-  // Pass 2: descriptors and data into wasm memory.
-  const desc = heapBase;
-  const data = desc + align8(descBytes);
+  return { nowMs, headerCount, dataMax, baseTimestamp, maxTimestamp };
+}
+
+/**
+ * Pass 2: descriptors at `desc` and key/value/header bytes from `data` in wasm memory; returns
+ * the end of the data written.
+ */
+function packRecords(records: RecordInput[], measure: BatchMeasure, desc: number, data: number): number {
+  const count = records.length;
   let d = desc >> 2;
   let p = data;
   for (let i = 0; i < count; i++) {
     const r = records[i];
-    const delta = (r.timestampMs ?? now) - baseTimestamp;
+    const delta = (r.timestampMs ?? measure.nowMs) - measure.baseTimestamp;
     const hi = Math.floor(delta / 4294967296);
     memI32[d] = delta - hi * 4294967296; // low word (ToInt32 wraps it)
     memI32[d + 1] = hi;
@@ -195,8 +219,14 @@ export function encodeBatch(records: RecordInput[], options: EncodeOptions = {})
       d += 2;
     }
   }
-  // Encode the records after the header space.
-  const out = align8(p);
+  return p;
+}
+
+/**
+ * Encodes the packed records after the header space at `out`, compresses them when a codec is
+ * asked, writes the header and the CRC; returns the batch as a copy out of wasm memory.
+ */
+function sealRecords(desc: number, count: number, data: number, out: number, codec: number, measure: BatchMeasure, options: EncodeOptions): Uint8Array {
   const outCap = scratchEnd - out - RECORDS;
   const recordsBytes = encodeRecords(desc, count, data, out + RECORDS, outCap);
   if (recordsBytes < 0) throw new Error(`wasm encodeRecords failed with status ${recordsBytes}`);
@@ -205,6 +235,7 @@ export function encodeBatch(records: RecordInput[], options: EncodeOptions = {})
     (options.timestampType === 1 ? TIMESTAMP_TYPE_MASK : 0) |
     (options.isTransactional ? TRANSACTIONAL_MASK : 0) |
     (options.isControl ? CONTROL_MASK : 0);
+  const { baseTimestamp, maxTimestamp } = measure;
   if (codec === 0) {
     const total = RECORDS + recordsBytes;
     writeHeader(memView, out, total, attributes, count, baseTimestamp, maxTimestamp, options);
