@@ -5,7 +5,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envName, FLAG_KEYS, keySchema, topLevelDefaults, topLevelSchema, type Schemas, type Sections } from './loader.js';
+import { envName, FLAG_KEYS, keySchema, topLevelDefaults, topLevelSchema, type Schemas, type Sections, CLI_ENV_VARIABLES } from './loader.js';
 import { DEPRECATED_KEYS } from './listener.js';
 import { allowed } from './schema.js';
 import { CROSS_SECTION_RULES } from './cross-checks.js';
@@ -97,7 +97,8 @@ function introLines(): string[] {
     'refuses, limits that disagree across sections, a data directory that cannot be written, a bind address',
     'that is not this machine\'s, a listener port another process holds and MQTT routes that do not compile',
     'all stop the broker before anything binds, with one line naming the key, the value, where it came from',
-    'and what is allowed (exit code 2).',
+    'and what is allowed (exit code 2). The admin CLI\'s own variables (' + CLI_ENV_VARIABLES.map((v) => '`' + v + '`').join(', ') + ')',
+    'are not broker configuration: a broker started from a shell that sets them ignores them.',
     '',
     '```yaml',
     '# tributary.yaml',

@@ -13,6 +13,9 @@ import YAML from 'yaml';
 import { check, coerceText, oneOf, port, type KeySchema, type SectionSchema } from './schema.js';
 import { DEPRECATED_KEYS } from './listener.js';
 
+/** Variables the admin CLI reads (docs/cli.md); never broker config, so never refused by it. */
+export const CLI_ENV_VARIABLES: readonly string[] = ['TRIBUTARY_BROKER', 'TRIBUTARY_TOKEN', 'TRIBUTARY_KAFKA', 'TRIBUTARY_SASL_USER', 'TRIBUTARY_SASL_PASSWORD', 'TRIBUTARY_SCRAM_ITERATIONS'];
+
 export type Source = 'file' | 'env' | 'flag';
 
 export class ConfigError extends Error {
@@ -237,6 +240,9 @@ export function loadConfig<S extends Sections>(input: LoadInput & { sections: S 
     for (const old of Object.keys(DEPRECATED_KEYS[name] ?? {})) if (!(old in section)) known.set(envName(`${name}.${old}`), `${name}.${old}`);
   }
   known.set('TRIBUTARY_CONFIG', '');
+  // The admin CLI's own variables are the user's shell settings, not broker config: a broker
+  // started from that shell ignores them rather than refusing to start.
+  for (const v of CLI_ENV_VARIABLES) known.set(v, '');
   for (const [envKey, value] of Object.entries(input.env)) {
     if (!envKey.startsWith('TRIBUTARY_') || value === undefined) continue;
     const path = known.get(envKey);

@@ -3,7 +3,7 @@
 // defects (issue 14, finding 7). Each example gets a fresh broker on random ports; the text is
 // rewritten only to reach it: the hosts `localhost`, `gateway.local` and `gateway` become
 // 127.0.0.1, the default ports (9092, 1883, 8083, 8080, 8081) become the bound ones, and
-// TRIBUTARY_BROKER points the admin CLI at it. Shell examples run in bash with `set -e -o
+// TRIBUTARY_BROKER and TRIBUTARY_KAFKA point the admin CLI at it. Shell examples run in bash with `set -e -o
 // pipefail` from the project root, with a `tributary` command on PATH (as after a global
 // install); JS examples run as an ES module with the project's node_modules.
 //
@@ -26,7 +26,7 @@ import { startBroker, tempDir, projectRoot, cliJs, haveCommand, type BrokerProce
 const RUN_LANGS = new Map([['sh', 'sh'], ['bash', 'sh'], ['console', 'sh'], ['js', 'js'], ['javascript', 'js']]);
 const TOOLS = ['kcat', 'mosquitto_pub', 'mosquitto_sub', 'curl'];
 // An example that exits by itself gets this long (raisable for slow hardware).
-const EXAMPLE_TIMEOUT_MS = Number(process.env.DOCS_EXAMPLE_TIMEOUT_MS ?? 60_000);
+const EXAMPLE_TIMEOUT_MS = Number(process.env.DOCS_EXAMPLE_TIMEOUT_MS ?? 180_000); // the README walk-through is 7 npx calls, ~8 s each on a loaded 2-core machine
 const OUTPUT_BYTES_MAX = 256 * 1024;
 // A fresh broker per example: the file needs more than the suite's 300 s default.
 t.setTimeout(Number(process.env.DOCS_EXAMPLES_TIMEOUT_MS ?? 900_000));
@@ -93,7 +93,9 @@ export function extractExamples(markdown: string, file: string): Example[] {
     let j = i + 1;
     for (; j < lines.length && !/^\s*```\s*$/.test(lines[j]); j++) body.push(lines[j].slice(Math.min(indent, lines[j].length - lines[j].trimStart().length)));
     const kind = RUN_LANGS.get(fence[2]);
-    if (kind) examples.push({ file, line: i + 1, kind: kind as 'sh' | 'js', code: body.join('\n') + '\n', marker: pending?.marker ?? { expect: [] } });
+    // ```console is a transcript: the commands are the lines after a `$ ` prompt, the rest is output
+    const code = fence[2] === 'console' ? body.filter((l) => l.startsWith('$ ')).map((l) => l.slice(2)) : body;
+    if (kind) examples.push({ file, line: i + 1, kind: kind as 'sh' | 'js', code: code.join('\n') + '\n', marker: pending?.marker ?? { expect: [] } });
     else if (pending) throw new Error(`${file}:${pending.line}: example marker before a \`\`\`${fence[2]} block (only sh/js examples run)`);
     pending = undefined;
     i = j;
@@ -154,7 +156,12 @@ export async function runExample(ex: Example, ctx: RunContext): Promise<Outcome>
     command = `set -e -o pipefail\n${setup}exec ${JSON.stringify(process.execPath)} ${wsFlag}${JSON.stringify(file)}\n`;
     cwd = ctx.jsDir;
   }
-  const env = { ...process.env, PATH: `${ctx.binDir}:${process.env.PATH}`, TRIBUTARY_BROKER: `http://127.0.0.1:${ctx.broker.port('http')}` };
+  const env = {
+    ...process.env,
+    PATH: `${ctx.binDir}:${process.env.PATH}`,
+    TRIBUTARY_BROKER: `http://127.0.0.1:${ctx.broker.port('http')}`,
+    TRIBUTARY_KAFKA: `127.0.0.1:${ctx.broker.port('kafka')}`,
+  };
   const child = spawn('bash', ['-c', command], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -72,6 +72,10 @@ t.test('config: unknown keys, sections, env variables and flags are refused', as
   await writeFile(file, 'kafak:\n  port: 1\n');
   t.throws(() => loadConfig({ argv: ['--config', file], env: {}, sections: sections() }), /unknown key; top-level keys are/);
   t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_KAFKA_PROT: '1' }, sections: sections() }), /TRIBUTARY_KAFKA_PROT .* unknown TRIBUTARY_\* variable/);
+  // the admin CLI's variables (a shell that sets them can still start a broker); a typo of one is still refused
+  const cliEnv = { TRIBUTARY_BROKER: 'http://127.0.0.1:8080', TRIBUTARY_TOKEN: 'abcdefgh1', TRIBUTARY_KAFKA: '127.0.0.1:9092', TRIBUTARY_SASL_USER: 'a', TRIBUTARY_SASL_PASSWORD: 'b', TRIBUTARY_SCRAM_ITERATIONS: '4096' };
+  t.equal(loadConfig({ argv: [], env: cliEnv, sections: sections() }).sections.kafka.port, 9092, "the admin CLI's variables are ignored");
+  t.throws(() => loadConfig({ argv: [], env: { TRIBUTARY_BROKR: 'x' }, sections: sections() }), /TRIBUTARY_BROKR .* unknown TRIBUTARY_\* variable/);
   t.throws(() => loadConfig({ argv: ['--kafka-prot', '1'], env: {}, sections: sections() }), /--kafka-prot .* unknown flag/);
   t.throws(() => loadConfig({ argv: ['--kafka-port'], env: {}, sections: sections() }), /--kafka-port .* needs a value/);
 });
