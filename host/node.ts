@@ -26,6 +26,7 @@ import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js'
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
+import { defaultUplinkOptions, resolveUplinkOptions, startUplink, uplinkSchema, type ResolvedUplink, type Uplink } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 
 export type { Listener } from './config/listener.js';
@@ -64,6 +65,7 @@ export function configSections() {
     http: { ...defaultWsGatewayOptions, host: listenerConfigDefaults.host },
     schemas: { ...defaultSchemaRegistryOptions, host: listenerConfigDefaults.host },
     node: { ...defaultNodeOptions },
+    uplink: { ...defaultUplinkOptions },
   };
 }
 
@@ -77,6 +79,7 @@ export function configSchemas(): Schemas {
     http: wsSchema,
     schemas: schemasSchema,
     node: section({ memoryBudgetBytes: integer(16 * MiB) }),
+    uplink: uplinkSchema,
   };
 }
 
@@ -96,6 +99,8 @@ export interface PreparedNode {
   http: WsGatewayOptions | null;
   /** The registry's listener may be off (port -1): ingest validation runs either way. */
   schemas: SchemaRegistryOptions;
+  /** null = no uplink configured. */
+  uplink: ResolvedUplink | null;
   budget: Budget;
 }
 
@@ -198,7 +203,8 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   const http = s.http.port < 0 ? null : { ...s.http, host: hostOf(s.http.host) };
   if (http) owned(config, 'http', () => validateWsGatewayOptions(http));
   const schemas = owned(config, 'schemas', () => validateSchemaRegistryOptions({ ...s.schemas, host: hostOf(s.schemas.host) }));
-  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas }, config);
+  const uplink = owned(config, 'uplink', () => resolveUplinkOptions(s.uplink));
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas, uplink }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
   const budget = memoryBudget(values);
@@ -206,7 +212,7 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   // Then what needs the machine: the data dir is created if missing, each bind address probed.
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkBinds(config);
-  return { dataDir, broker, groups, kafka, mqtt, http, schemas, budget };
+  return { dataDir, broker, groups, kafka, mqtt, http, schemas, uplink, budget };
 }
 
 export interface RunningNode {
@@ -214,6 +220,7 @@ export interface RunningNode {
   broker: Broker;
   groups: GroupCoordinator;
   schemas: RunningSchemas;
+  uplink: Uplink | null;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -290,11 +297,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let ready = false;
   let listeners: Listener[];
   let schemas: RunningSchemas | undefined;
+  let uplink: Uplink | null = null;
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics });
     listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready);
+    uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
+    await Promise.allSettled((listeners! ?? []).map((l) => l.close()));
     await schemas?.close();
     await groups.close();
     await broker.close();
@@ -314,12 +324,13 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ready = false;
       logger.info('stopping: closing listeners');
       await Promise.allSettled(listeners.map((l) => l.close()));
+      await uplink?.stop();
       await schemas.close();
       await groups.close();
       await broker.close(); // flush, fsync, clean-shutdown markers
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, schemas, logger, stop };
+  return { listeners, broker, groups, schemas, uplink, logger, stop };
 }
 
 /**

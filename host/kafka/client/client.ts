@@ -14,6 +14,7 @@
 // be resolved by the producer, not resent blindly). All calls are bounded by the connection's
 // request timeout and window.
 import { decodeBatches, type DecodedBatch } from '../../core/index.js';
+import { ERRORS } from '../../errors/index.js';
 import { KafkaConnection, type ConnectionOptions } from './connection.js';
 import { CLIENT_APIS } from './apis.js';
 import { checkCode, KafkaClientError, KafkaResponseError } from './errors.js';
@@ -154,7 +155,7 @@ export class KafkaClient {
         partitions: t.partitions.map((p) => ({ partition: p.partitionIndex, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, errorCode: p.errorCode })).sort((a, b) => a.partition - b.partition),
       };
       out.set(t.name, md);
-      if (t.errorCode === 0) this.topics.set(t.name, md);
+      if (t.errorCode === ERRORS.NONE.kafka) this.topics.set(t.name, md);
       else this.topics.delete(t.name);
     }
     return out;
@@ -164,24 +165,24 @@ export class KafkaClient {
   async leader(topic: string, partition: number): Promise<KafkaConnection> {
     let md = this.topics.get(topic);
     if (!md) md = (await this.metadata([topic])).get(topic);
-    if (!md || md.errorCode !== 0) throw new KafkaResponseError(md?.errorCode ?? 3, `metadata for ${topic}`);
+    if (!md || md.errorCode !== ERRORS.NONE.kafka) throw new KafkaResponseError(md?.errorCode ?? ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka, `metadata for ${topic}`);
     const p = md.partitions.find((x) => x.partition === partition);
-    if (!p) throw new KafkaResponseError(3, `${topic} has no partition ${partition}`);
-    if (p.leaderId < 0 || p.errorCode !== 0) {
+    if (!p) throw new KafkaResponseError(ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka, `${topic} has no partition ${partition}`);
+    if (p.leaderId < 0 || p.errorCode !== ERRORS.NONE.kafka) {
       this.topics.delete(topic);
-      throw new KafkaResponseError(p.errorCode || 5, `${topic}-${partition} has no leader`);
+      throw new KafkaResponseError(p.errorCode || ERRORS.LEADER_NOT_AVAILABLE.kafka, `${topic}-${partition} has no leader`);
     }
     const address = this.brokers.get(p.leaderId);
     if (!address) {
       this.topics.delete(topic);
-      throw new KafkaResponseError(5, `${topic}-${partition}: leader ${p.leaderId} is not among the brokers metadata named`);
+      throw new KafkaResponseError(ERRORS.LEADER_NOT_AVAILABLE.kafka, `${topic}-${partition}: leader ${p.leaderId} is not among the brokers metadata named`);
     }
     return this.connection(address);
   }
 
   /** Forgets the cached leaders of `topic` after an answer saying they moved. */
   private noteCode(topic: string, code: number): void {
-    if (code !== 0 && STALE_LEADER.has(new KafkaResponseError(code, '').code)) this.topics.delete(topic);
+    if (code !== ERRORS.NONE.kafka && STALE_LEADER.has(new KafkaResponseError(code, '').code)) this.topics.delete(topic);
   }
 
   /** Produce one partition's batches (acks -1 unless told); the partition's answer, error code included. */

@@ -26,6 +26,7 @@
 // what it found, which settles the batch that was in flight when the process stopped.
 import { encodeBatch, type RecordInput } from '../../core/index.js';
 import type { KafkaClient } from './client.js';
+import { ERRORS } from '../../errors/index.js';
 import { KafkaClientError, KafkaResponseError } from './errors.js';
 
 export interface InFlightBatch {
@@ -178,7 +179,7 @@ export class IdempotentProducer {
     }
     const batch = encodeBatch(records, { producerId: this.state.producerId, producerEpoch: this.state.producerEpoch, baseSequence: st.inFlight.baseSequence });
     const r = await this.client.produce(topic, partition, batch, { acks: -1, timeoutMs: this.options.produceTimeoutMs });
-    const code = r.errorCode === 0 ? 'NONE' : new KafkaResponseError(r.errorCode, '').code;
+    const code = r.errorCode === ERRORS.NONE.kafka ? 'NONE' : new KafkaResponseError(r.errorCode, '').code;
     if (code === 'NONE' || code === 'DUPLICATE_SEQUENCE_NUMBER') return this.settle(topic, partition, r.baseOffset, false);
     throw new KafkaResponseError(r.errorCode, `produce to ${topic}-${partition}${r.errorMessage ? ` (${r.errorMessage})` : ''}`);
   }
