@@ -140,10 +140,13 @@ export class KafkaConnection {
    */
   private async handshake(): Promise<void> {
     const api = CLIENT_APIS.apiVersions;
-    const res: { errorCode: number; apiKeys: Array<{ apiKey: number; minVersion: number; maxVersion: number }> } = await this.send(api, api.maxVersion, {
+    let res: { errorCode: number; apiKeys: Array<{ apiKey: number; minVersion: number; maxVersion: number }> } = await this.send(api, api.maxVersion, {
       clientSoftwareName: 'tributary',
       clientSoftwareVersion: '1',
     });
+    // A broker that answers UNSUPPORTED_VERSION without its list (librdkafka's mock cluster does)
+    // is asked again at v0, which every broker speaks.
+    if (res.apiKeys.length === 0 && res.errorCode !== 0) res = await this.send(api, API_VERSIONS_V0, {});
     if (res.apiKeys.length === 0) throw new KafkaClientError('protocol', `${this.address} answered ApiVersions with error ${res.errorCode} and no API list`);
     this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { minVersion: k.minVersion, maxVersion: k.maxVersion }]));
   }
