@@ -27,7 +27,7 @@ import type { Logger } from '../logging.js';
 import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
 import { ERRORS } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
-import { KafkaResponseError } from '../kafka/client/errors.js';
+import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
 import { IdempotentProducer, partitionKey, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
@@ -262,7 +262,10 @@ class PartitionLink {
     const wanted = this.up.options.rename.includes('{partition}') ? 1 : this.sourcePartitions;
     let md = (await client.metadata([this.target.topic])).get(this.target.topic);
     if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
-      const created = await client.createTopic(this.target.topic, wanted);
+      const created = await client.createTopic(this.target.topic, wanted).catch((err) => {
+        if (err instanceof KafkaClientError && err.fault === 'unsupported') throw new BlockedError(`target topic ${this.target.topic} is missing and the target cannot create topics (${err.message}): create it there with ${wanted} partitions`);
+        throw err;
+      });
       const code = created.errorCode === ERRORS.NONE.kafka ? 'NONE' : new KafkaResponseError(created.errorCode, '').code;
       if (code !== 'NONE' && code !== 'TOPIC_ALREADY_EXISTS') {
         throw new BlockedError(`target topic ${this.target.topic} is missing and creating it with ${wanted} partitions was refused: ${code}${created.errorMessage ? ` (${created.errorMessage})` : ''}`);
