@@ -18,6 +18,9 @@ commands:
   consume TOPIC [--partition N] [--offset N|earliest|latest] [--limit N] [--follow]
   groups list                 list consumer groups
   groups describe GROUP       members, committed offsets and lag
+  uplink status [--data-dir DIR]
+                              each uplink's link state, partitions, lag and bytes sent
+                              (from the node's data dir, default ./data)
 
 admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
                               or TRIBUTARY_BROKER)
@@ -43,6 +46,11 @@ export async function runCli(args: string[]): Promise<void> {
       const { runAdmin } = await import('./admin/index.js');
       const code = await runAdmin(command, rest, process.env);
       process.exitCode = code;
+      return;
+    }
+    case 'uplink': {
+      const { runUplinkCli } = await import('./admin/uplink.js');
+      process.exitCode = await runUplinkCli(rest, process.env);
       return;
     }
     case 'version':

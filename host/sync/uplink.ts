@@ -21,7 +21,9 @@
 // they were forwarded are a gap: logged with the offsets and counted, never silent.
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax) and its re-encoded batch.
+import { join } from 'node:path';
 import type { BrokerApi, RecordInput, TopicPartition } from '../broker/api.js';
+import { writeFileAtomic } from '../log/io.js';
 import { PartitionCursor } from '../broker/cursor.js';
 import type { Logger } from '../logging.js';
 import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
@@ -73,6 +75,13 @@ interface Metrics {
 }
 
 class BlockedError extends Error {}
+
+export const STATUS_FORMAT = 'tributary-uplink-status/1';
+
+/** Where a link's status view is written (read by `tributary uplink status`). */
+export function statusPath(dataDir: string, site: string): string {
+  return join(dataDir, '__uplink', `${site}.status.json`);
+}
 
 export class Uplink {
   private readonly abort = new AbortController();
@@ -150,7 +159,22 @@ export class Uplink {
         this.loops.add(loop);
       }
     }
+    void this.writeStatus();
     this.scanTimer = setTimeout(() => this.scan(), this.options.topicScanIntervalMs);
+  }
+
+  /**
+   * `<dataDir>/__uplink/<site>.status.json`: the status as JSON ({"format": "tributary-uplink-status/1",
+   * "writtenAtMs", ...UplinkStatus}), rewritten atomically every topicScanIntervalMs and at stop, for
+   * `tributary uplink status`. Crash policy: a view, not state — stale after a crash (writtenAtMs
+   * says how old), never read back by the uplink.
+   */
+  private async writeStatus(): Promise<void> {
+    try {
+      await writeFileAtomic(statusPath(this.deps.dataDir, this.options.site), JSON.stringify({ format: STATUS_FORMAT, writtenAtMs: Date.now(), ...this.status() }, null, 1));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'uplink status file not written');
+    }
   }
 
   get signal(): AbortSignal {
@@ -193,6 +217,7 @@ export class Uplink {
     await this.client.close();
     await Promise.allSettled([...this.loops]);
     await this.stateFile.save();
+    await this.writeStatus();
     this.log.info({ partitions: this.links.size }, 'uplink stopped');
   }
 }

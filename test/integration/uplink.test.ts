@@ -5,7 +5,7 @@
 // mid-transfer and restarted, when the target is restarted, and when the link is blackholed
 // (answers lost while the writes land, then nothing at all) through a TCP fault proxy.
 import t from 'tap';
-import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { cliJs, eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { kcatProduce, kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
@@ -73,6 +73,15 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     t.match(metrics, /tributary_uplink_link_up\{site="edge1"\} 1/, 'link state in /metrics');
     t.match(metrics, /tributary_uplink_lag_records\{partition="0",site="edge1",topic="sensors.a"\} 0/, 'lag in records per partition in /metrics');
     t.match(metrics, /tributary_uplink_bytes_sent\{site="edge1"\} [1-9]/, 'bytes sent in /metrics');
+
+    const status = await eventually(async () => {
+      const r = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', edge.dataDir]);
+      return /sensors\.a-2\tedge1\.sensors\.a-2\tidle\tread-back\t300\t0\t300/.test(r.stdout) ? r : Promise.reject(new Error(r.stdout + r.stderr));
+    }, 10_000, 200);
+    t.match(status.stdout, /site edge1 → .*: link up/, `tributary uplink status:\n${status.stdout}`);
+    const none = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', target.dataDir]);
+    t.equal(none.code, 1, 'no uplink on the target: exit 1');
+    t.match(none.stderr, /no uplink status/);
   });
 
   t.test('uplink: edge killed with SIGKILL mid-transfer, restarted: no duplicates, no gaps', async (t) => {
