@@ -133,12 +133,21 @@ lib.rd_kafka_conf_set(conf, b'log_level', b'0', err, 512)
 rk = lib.rd_kafka_new(1, conf, err, 512)
 mc = lib.rd_kafka_mock_cluster_new(rk, int(sys.argv[1]))
 print(lib.rd_kafka_mock_cluster_bootstraps(mc).decode(), flush=True)
-sys.stdin.read()
+# Commands, one per line: "errors <api key> <error code> <count>" makes the next <count> requests
+# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors).
+for line in sys.stdin:
+    parts = line.split()
+    if len(parts) == 4 and parts[0] == 'errors':
+        key, code, cnt = int(parts[1]), int(parts[2]), int(parts[3])
+        lib.rd_kafka_mock_push_request_errors(ctypes.c_void_p(mc), ctypes.c_int16(key), ctypes.c_size_t(cnt), *([ctypes.c_int(code)] * cnt))
+        print('ok', flush=True)
 `;
 
 export interface MockCluster {
   bootstrap: string;
   child: ChildProcess;
+  /** The next `count` requests of API `apiKey` fail with Kafka error `code`. */
+  pushErrors(apiKey: number, code: number, count: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -154,12 +163,23 @@ export async function startMockCluster(t: Teardown, dir: string, brokers = 3): P
     clearTimeout(timer);
   };
   t.teardown(stop);
-  const bootstrap = await new Promise<string>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.once('line', (line) => resolve(line.trim()));
-    const timer = setTimeout(() => reject(new Error('the mock cluster printed no bootstrap list within 10 s')), 10_000);
-    void exited.then(() => reject(new Error('the mock cluster exited before printing its bootstrap list')));
-    rl.once('line', () => clearTimeout(timer));
-  });
-  return { bootstrap, child, stop };
+  const rl = createInterface({ input: child.stdout! });
+  const lines: Array<(line: string) => void> = [];
+  rl.on('line', (line) => lines.shift()?.(line.trim()));
+  const nextLine = (what: string) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the mock cluster did not answer (${what}) within 10 s`)), 10_000);
+      lines.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+      void exited.then(() => reject(new Error(`the mock cluster exited (${what})`)));
+    });
+  const bootstrap = await nextLine('bootstrap list');
+  const pushErrors = async (apiKey: number, code: number, count: number) => {
+    const answer = nextLine('push errors');
+    child.stdin!.write(`errors ${apiKey} ${code} ${count}\n`);
+    if ((await answer) !== 'ok') throw new Error('the mock cluster refused the error injection');
+  };
+  return { bootstrap, child, stop, pushErrors };
 }

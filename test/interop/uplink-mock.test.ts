@@ -88,4 +88,24 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     const md = await sh('kcat', ['-L', '-b', mock.bootstrap, '-t', `${SITE}-plant.line1`]);
     t.match(md.stdout, /with [3-9] partitions/, 'the target topic has at least the source partition count (the mock creates topics itself on Metadata)');
   });
+
+  t.test('uplink to the mock cluster: the target forgets the producer (UNKNOWN_PRODUCER_ID, injected): read back, new producer id, exactly once', async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1'];
+    const edge = await startBroker(t, { dataDir: await tempDir(t), args });
+    const first = Array.from({ length: 300 }, (_, i) => `a-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line2', 0, first);
+    await eventually(async () => ((await forwarded(edge, 'plant.line2')) >= 300 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    // The next three Produce requests answer UNKNOWN_PRODUCER_ID, as a target whose producer state expired after days offline.
+    await mock.pushErrors(0, ERRORS.UNKNOWN_PRODUCER_ID.kafka, 3);
+    const second = Array.from({ length: 300 }, (_, i) => `b-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line2', 0, second);
+    const expected = [...first, ...second]; // acknowledged by the edge
+    await eventually(async () => ((await forwarded(edge, 'plant.line2')) >= 600 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    const all = await kcatReadAll(mock.bootstrap, `${SITE}.plant.line2`);
+    const v = verdict(all, { site: SITE, topic: 'plant.line2', partition: 0 }, expected);
+    t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: 600, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, 'all 600 once, in order');
+    const reinit = edge.logs.filter((l) => l.action === 'read back, then re-initialise the producer id');
+    t.ok(reinit.length >= 1, `the refusal was answered by read-back and a new producer id (${reinit.length} times)`);
+  });
 }
