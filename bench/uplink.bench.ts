@@ -105,6 +105,8 @@ async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: Kafka
 
 /** The mirror is measured over at most this long (it may be far slower than the uplink): its rate is what it moved in that time. */
 const MIRROR_WINDOW_MS = QUICK ? 20_000 : 120_000;
+/** Records per kafkajs send: well under 1 MiB with headers. */
+const MIRROR_SLICE = 2000;
 
 async function kafkajsMirror(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; records: number }> {
   const edge = await startBroker(t, { dataDir: edgeDir, args: edgeBase() });
@@ -124,11 +126,9 @@ async function kafkajsMirror(edgeDir: string, target: BrokerProcess, client: Kaf
   await consumer.run({
     partitionsConsumedConcurrently: PARTITIONS,
     eachBatch: async ({ batch }) => {
-      await producer.send({
-        topic: 'mirror.telemetry',
-        acks: -1,
-        messages: batch.messages.map((m) => ({ key: m.key, value: m.value, partition: batch.partition, timestamp: m.timestamp, headers: { ...m.headers, 'origin.offset': m.offset } })),
-      });
+      // In slices: one fetch (1 MiB per partition) re-sent whole with headers would pass the target's max.message.bytes.
+      const messages = batch.messages.map((m) => ({ key: m.key, value: m.value, partition: batch.partition, timestamp: m.timestamp, headers: { ...m.headers, 'origin.offset': m.offset } }));
+      for (let i = 0; i < messages.length; i += MIRROR_SLICE) await producer.send({ topic: 'mirror.telemetry', acks: -1, messages: messages.slice(i, i + MIRROR_SLICE) });
     },
   });
   const done = await waitFor(client, 'mirror.telemetry', RECORDS, MIRROR_WINDOW_MS).catch(() => performance.now());
