@@ -61,7 +61,7 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       '--set', 'uplink.rename={site}-{topic}',
       '--set', 'uplink.topicScanIntervalMs=100',
       '--set', 'uplink.pollWaitMs=200',
-      '--set', 'uplink.readBytesMax=4096',
+      '--set', 'uplink.readBytesMax=2048',
       '--set', 'broker.defaultPartitions=3',
     ];
     const edgeDir = await tempDir(t);
