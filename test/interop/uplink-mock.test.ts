@@ -65,11 +65,14 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       '--set', 'broker.defaultPartitions=3',
     ];
     const edgeDir = await tempDir(t);
-    let edge = await startBroker(t, { dataDir: edgeDir, args });
+    // The backlog is taken while no uplink is configured (a link that was down), so the kill below lands mid-transfer.
+    const loader = await startBroker(t, { dataDir: edgeDir, args: ['--set', 'broker.defaultPartitions=3'] });
     const n = 2000;
     const expected = [0, 1, 2].map((p) => Array.from({ length: n }, (_, i) => `p${p}-${i}-${'y'.repeat(300)}`));
-    for (let p = 0; p < 3; p++) await kcatProduce(edge.listeners.kafka!, 'plant.line1', p, expected[p]);
+    for (let p = 0; p < 3; p++) await kcatProduce(loader.listeners.kafka!, 'plant.line1', p, expected[p]);
     // Acknowledged by the edge: 3 × 2000 records.
+    t.equal(await loader.stop(), 0);
+    let edge = await startBroker(t, { dataDir: edgeDir, args });
     const atKill = await eventually(async () => {
       const c = await forwarded(edge, 'plant.line1');
       return c >= 300 ? c : Promise.reject(new Error(`only ${c}`));
