@@ -31,6 +31,9 @@ commands:
            [--prefixed] [--deny] [--host H]
   acls list [same filters]    ACLs matching the filters (all without any)
   acls remove (same as add)   remove exactly that ACL
+  uplink status [--data-dir DIR]
+                              each uplink's link state, partitions, lag and bytes sent
+                              (from the node's data dir, default ./data)
 
 admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
                               or TRIBUTARY_BROKER)
@@ -70,6 +73,11 @@ export async function runCli(args: string[]): Promise<void> {
     case 'acls': {
       const { runSecurityAdmin } = await import('./admin/security.js');
       process.exitCode = await runSecurityAdmin(command, rest, process.env);
+      return;
+    }
+    case 'uplink': {
+      const { runUplinkCli } = await import('./admin/uplink.js');
+      process.exitCode = await runUplinkCli(rest, process.env);
       return;
     }
     case 'version':

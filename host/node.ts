@@ -26,6 +26,7 @@ import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js'
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
+import { defaultUplinkOptions, resolveUplinkOptions, startUplink, uplinkSchema, type ResolvedUplink, type Uplink } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import { openClusterMetadata } from './cluster/start.js';
@@ -71,6 +72,7 @@ export function configSections() {
     node: { ...defaultNodeOptions },
     cluster: { ...defaultClusterOptions },
     security: { ...defaultSecurityOptions },
+    uplink: { ...defaultUplinkOptions },
   };
 }
 
@@ -86,6 +88,7 @@ export function configSchemas(): Schemas {
     node: section({ memoryBudgetBytes: integer(16 * MiB) }),
     cluster: clusterSchema,
     security: securitySchema,
+    uplink: uplinkSchema,
   };
 }
 
@@ -110,6 +113,8 @@ export interface PreparedNode {
   security: SecurityOptions;
   /** Listeners open to anonymous clients beyond loopback, by choice (logged at start). */
   exposureWarnings: string[];
+  /** null = no uplink configured. */
+  uplink: ResolvedUplink | null;
   budget: Budget;
 }
 
@@ -216,7 +221,8 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   const cluster = owned(config, 'cluster', () => resolveClusterOptions(s.cluster));
   // In a cluster each node is a distinct Kafka broker: its id is its voter id.
   if (cluster && kafka) kafka.nodeId = cluster.nodeId;
-  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas, cluster }, config);
+  const uplink = owned(config, 'uplink', () => resolveUplinkOptions(s.uplink));
+  const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, uplink }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
   const budget = memoryBudget(values);
@@ -227,7 +233,7 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   const security = owned(config, 'security', () => validateSecurityOptions({ ...(s.security as SecurityOptions) }));
   const exposure = checkExposure(exposedListeners({ kafka, mqtt, http, schemas }, security, config), security.allowAnonymous);
   if (exposure.problems.length > 0) throw new ConfigError('security.allowAnonymous', security.allowAnonymous, sourceOf(config, 'security.allowAnonymous'), exposure.problems.join('; '));
-  return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, security, exposureWarnings: exposure.warnings, budget };
+  return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, uplink, security, exposureWarnings: exposure.warnings, budget };
 }
 
 /** Each enabled listener's address and whether its door checks credentials (the loopback rule, host/security/exposure.ts). */
@@ -246,6 +252,7 @@ export interface RunningNode {
   broker: Broker;
   groups: GroupCoordinator;
   schemas: RunningSchemas;
+  uplink: Uplink | null;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -339,11 +346,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let ready = false;
   let listeners: Listener[];
   let schemas: RunningSchemas | undefined;
+  let uplink: Uplink | null = null;
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics });
     listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready);
+    uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
+    await Promise.allSettled((listeners! ?? []).map((l) => l.close()));
     await schemas?.close();
     await groups.close();
     await broker.close();
@@ -364,13 +374,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ready = false;
       logger.info('stopping: closing listeners');
       await Promise.allSettled(listeners.map((l) => l.close()));
+      await uplink?.stop();
       await schemas.close();
       await groups.close();
       await broker.close(); // flush, fsync, clean-shutdown markers
       await quorumStore?.close();
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, schemas, logger, stop };
+  return { listeners, broker, groups, schemas, uplink, logger, stop };
 }
 
 /**

@@ -247,6 +247,12 @@ export const SECTION_DOCS: Record<string, SectionDoc> = {
     sources: ['host/security/options.ts'],
     block: 'export const defaultSecurityOptions',
   },
+  uplink: {
+    title: 'store-and-forward to a central Kafka-protocol cluster',
+    what: 'Off while `uplink.site` is empty. Exactly-once by read-back of origin headers; setup, guarantees and what is not done yet are in [uplink.md](uplink.md).',
+    sources: ['host/sync/options.ts'],
+    block: 'export const defaultUplinkOptions',
+  },
   node: {
     title: 'node-wide settings',
     what: 'See *Memory budget* above.',

@@ -132,6 +132,8 @@ export function coerceText(s: KeySchema, raw: string): Coerced {
   if (kinds.has('null') && text === 'null') return { ok: true, value: null };
   if ((kinds.has('integer') || kinds.has('number')) && /^-?\d+(\.\d+)?$/.test(text)) return { ok: true, value: Number(text) };
   if (kinds.has('boolean') && /^(true|false|1|0|yes|no)$/i.test(text)) return { ok: true, value: /^(true|1|yes)$/i.test(text) };
+  // A key that takes a list or one string (e.g. a comma-separated list) keeps text that is not JSON as text.
+  if ((kinds.has('array') || kinds.has('object')) && kinds.has('string') && !/^[[{]/.test(text)) return { ok: true, value: raw };
   if (kinds.has('array') || kinds.has('object')) {
     try {
       return { ok: true, value: JSON.parse(raw) };

@@ -1,0 +1,172 @@
+// The uplink's drain rate after an outage: an edge process holding a backlog (records loaded with
+// kcat while no uplink was configured) is restarted with the uplink on, and the time until the
+// target (a second Tributary process, fsync before ack) holds every record gives records/s. In
+// the same run, the naive tool a user would write — a kafkajs consumer on the edge topic feeding a
+// kafkajs idempotent producer to the target (a consume-and-produce mirror) — drains the same
+// backlog. CPU: the edge process's (uplink) vs this process's (kafkajs mirror), per record.
+//
+// Issue 12's targets: ≥ 3× the kafkajs mirror's records/s at ≤ ½ its CPU per record; no bandwidth
+// cap exists yet, so the cap rows are absent. Env: BENCH_UPLINK_RECORDS (default 300000),
+// BENCH_UPLINK_VALUE_BYTES (default 100).
+import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import kafkajs from 'kafkajs';
+import { haveCommand, startBroker, type BrokerProcess } from '../test/helpers/index.js';
+import { KafkaClient } from '../host/kafka/client/client.js';
+import type { Table } from './table.js';
+
+export const subject = 'uplink';
+export const order = 60;
+
+const QUICK = process.env.TRIBUTARY_BENCH_QUICK === '1';
+const RECORDS = Number(process.env.BENCH_UPLINK_RECORDS ?? (QUICK ? 30_000 : 300_000));
+const VALUE_BYTES = Number(process.env.BENCH_UPLINK_VALUE_BYTES ?? 100);
+const PARTITIONS = 3;
+const { Kafka, logLevel } = kafkajs;
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+const teardowns: Array<() => unknown> = [];
+const t = { teardown: (fn: () => unknown) => teardowns.push(fn) };
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(stat[11]) + Number(stat[12])) / 100;
+}
+
+async function kcatLoad(bootstrap: string, topic: string, partition: number, file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'linger.ms=20', '-X', 'batch.num.messages=10000'], { stdio: [fh.fd, 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`kcat load failed: ${err}`))));
+    });
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Sum of the end offsets of a target topic's partitions (0 while it does not exist). */
+async function targetTotal(client: KafkaClient, topic: string): Promise<number> {
+  let total = 0;
+  for (let p = 0; p < PARTITIONS; p++) total += await client.listOffset(topic, p, -1).catch(() => 0);
+  return total;
+}
+
+async function waitFor(client: KafkaClient, topic: string, n: number, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    if ((await targetTotal(client, topic)) >= n) return performance.now();
+    if (performance.now() - started > timeoutMs) throw new Error(`${topic}: ${await targetTotal(client, topic)} of ${n} records after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function edgeBase(): string[] {
+  return ['--set', `broker.defaultPartitions=${PARTITIONS}`];
+}
+
+async function loadBacklog(dir: string): Promise<{ edgeDir: string; bytes: number }> {
+  const edgeDir = join(dir, 'edge');
+  const edge = await startBroker(t, { dataDir: edgeDir, args: edgeBase() });
+  const per = Math.ceil(RECORDS / PARTITIONS);
+  let bytes = 0;
+  for (let p = 0; p < PARTITIONS; p++) {
+    const lines: string[] = [];
+    for (let i = 0; i < per; i++) lines.push(`${p}-${i}-`.padEnd(VALUE_BYTES, 'x'));
+    const file = join(dir, `load-${p}.txt`);
+    await writeFile(file, lines.join('\n') + '\n');
+    bytes += per * VALUE_BYTES;
+    await kcatLoad(edge.listeners.kafka!, 'telemetry', p, file);
+  }
+  await edge.stop();
+  return { edgeDir, bytes };
+}
+
+async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; wireBytes: number }> {
+  const started = performance.now();
+  const edge = await startBroker(t, {
+    dataDir: edgeDir,
+    args: [...edgeBase(), '--set', 'uplink.site=bench', '--set', `uplink.bootstrap=${target.listeners.kafka}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.topicScanIntervalMs=50'],
+  });
+  const cpu0 = await cpuSeconds(edge.child.pid!);
+  const done = await waitFor(client, 'bench.telemetry', RECORDS, 600_000);
+  const cpuS = (await cpuSeconds(edge.child.pid!)) - cpu0;
+  const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
+  const wireBytes = Number(/tributary_uplink_bytes_sent\{site="bench"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  await edge.stop();
+  return { ms: done - started, cpuS, wireBytes };
+}
+
+/** The mirror is measured over at most this long (it may be far slower than the uplink): its rate is what it moved in that time. */
+const MIRROR_WINDOW_MS = QUICK ? 20_000 : 120_000;
+/** Records per kafkajs send: well under 1 MiB with headers. */
+const MIRROR_SLICE = 2000;
+
+async function kafkajsMirror(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; records: number }> {
+  const edge = await startBroker(t, { dataDir: edgeDir, args: edgeBase() });
+  const source = new Kafka({ clientId: 'mirror-src', brokers: [edge.listeners.kafka!], logLevel: logLevel.NOTHING });
+  const sink = new Kafka({ clientId: 'mirror-dst', brokers: [target.listeners.kafka!], logLevel: logLevel.NOTHING });
+  const producer = sink.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const consumer = source.consumer({ groupId: `mirror-${Date.now()}`, maxBytesPerPartition: 1 << 20, maxWaitTimeInMs: 100 });
+  const admin = sink.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'mirror.telemetry', numPartitions: PARTITIONS }] });
+  await admin.disconnect();
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'telemetry', fromBeginning: true });
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  await consumer.run({
+    partitionsConsumedConcurrently: PARTITIONS,
+    eachBatch: async ({ batch }) => {
+      // In slices: one fetch (1 MiB per partition) re-sent whole with headers would pass the target's max.message.bytes.
+      const messages = batch.messages.map((m) => ({ key: m.key, value: m.value, partition: batch.partition, timestamp: m.timestamp, headers: { ...m.headers, 'origin.offset': m.offset } }));
+      for (let i = 0; i < messages.length; i += MIRROR_SLICE) await producer.send({ topic: 'mirror.telemetry', acks: -1, messages: messages.slice(i, i + MIRROR_SLICE) });
+    },
+  });
+  const done = await waitFor(client, 'mirror.telemetry', RECORDS, MIRROR_WINDOW_MS).catch(() => performance.now());
+  const c = process.cpuUsage(cpu0);
+  const records = await targetTotal(client, 'mirror.telemetry');
+  await consumer.disconnect();
+  await producer.disconnect();
+  await edge.stop();
+  return { ms: done - started, cpuS: (c.user + c.system) / 1e6, records };
+}
+
+export async function run(): Promise<Table[]> {
+  if (!haveCommand('kcat')) return [{ title: 'uplink drain (skipped: kcat not installed)', columns: ['-'], rows: [] }];
+  // The broker refuses unknown TRIBUTARY_* variables; QUICK was read at load.
+  delete process.env.TRIBUTARY_BENCH_QUICK;
+  const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-uplink-'));
+  try {
+    const { edgeDir, bytes } = await loadBacklog(dir);
+    const target = await startBroker(t, { dataDir: join(dir, 'target') });
+    const client = new KafkaClient({ bootstrap: [target.listeners.kafka!], clientId: 'bench', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 1 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
+    const up = await uplinkDrain(edgeDir, target, client);
+    const mirror = await kafkajsMirror(edgeDir, target, client);
+    await client.close();
+    await target.stop();
+    const row = (name: string, records: number, ms: number, cpuS: number, wire: string) => [name, records, Math.round(records / (ms / 1000)), ((records * VALUE_BYTES) / (ms / 1000)) / 2 ** 20, wire, (cpuS / records) * 1e6];
+    void bytes;
+    return [
+      {
+        title: `uplink drain: ${RECORDS.toLocaleString('en-US')} records of ${VALUE_BYTES} B in ${PARTITIONS} partitions, edge → Tributary target (loopback, fsync before ack)`,
+        columns: ['mirror', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'CPU µs/record'],
+        rows: [row('tributary uplink (read-back mode)', RECORDS, up.ms, up.cpuS, ((up.wireBytes / (up.ms / 1000)) / 2 ** 20).toFixed(1)), row('kafkajs consume → idempotent produce', mirror.records, mirror.ms, mirror.cpuS, '-')],
+        notes: [
+          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
+        ],
+      },
+    ];
+  } finally {
+    for (const fn of teardowns.reverse()) await fn();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,52 @@
+// `tributary uplink status`: what each configured uplink of a node is doing, read from the status
+// view the uplink rewrites in its data dir (host/sync/uplink.ts, `__uplink/<site>.status.json`):
+// link state, per partition its state, position, lag in records and the reason when blocked.
+// Reading the data dir (not a listener) keeps it working while every listener is off or the
+// link is down; `writtenAtMs` shows how fresh the view is.
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { STATUS_FORMAT, type UplinkStatus } from '../sync/uplink.js';
+
+const USAGE = 'usage: tributary uplink status [--data-dir DIR] [--json]';
+
+export async function runUplinkCli(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'status') {
+    process.stderr.write(`tributary uplink: unknown subcommand ${sub === undefined ? '(none)' : `"${sub}"`}\n${USAGE}\n`);
+    return 2;
+  }
+  let dataDir = env.TRIBUTARY_DATA_DIR ?? './data';
+  let json = false;
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--data-dir' && rest[i + 1]) dataDir = rest[++i];
+    else if (rest[i] === '--json') json = true;
+    else {
+      process.stderr.write(`tributary uplink status: unknown option "${rest[i]}"\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  const dir = join(resolve(dataDir), '__uplink');
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.status.json')).sort();
+  if (names.length === 0) {
+    process.stderr.write(`tributary uplink status: no uplink status in ${dir} (is uplink.site set, and has the node started?)\n`);
+    return 1;
+  }
+  for (const name of names) {
+    const s = JSON.parse(await readFile(join(dir, name), 'utf8')) as UplinkStatus & { format: string; writtenAtMs: number };
+    if (s.format !== STATUS_FORMAT) {
+      process.stderr.write(`tributary uplink status: ${name} is ${s.format}, this build reads ${STATUS_FORMAT}\n`);
+      return 1;
+    }
+    if (json) {
+      process.stdout.write(JSON.stringify(s) + '\n');
+      continue;
+    }
+    const ageS = Math.round((Date.now() - s.writtenAtMs) / 1000);
+    process.stdout.write(`site ${s.site} → ${s.bootstrap.join(',')}: link ${s.link}, ${s.bytesSent} bytes sent (as of ${ageS} s ago)\n`);
+    process.stdout.write('  source\ttarget\tstate\tmode\tposition\tlag\tsent\treason\n');
+    for (const p of s.partitions) {
+      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.reason ?? ''}\n`);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,279 @@
+// One client connection to a Kafka-protocol broker: framing, correlation ids, a timeout per
+// request, a bounded in-flight window, and clean errors when the socket goes.
+//
+// Frame (both ways): int32 size of what follows. Request = header v1 (api_key int16,
+// api_version int16, correlation_id int32, client_id nullable string) + tagged fields (header v2)
+// in flexible versions + body. Response = correlation_id int32 + tagged fields in flexible
+// versions (except ApiVersions, whose response header is always v0: KIP-511) + body.
+//
+// Correlation: each request gets the next id; the broker answers a connection's requests in
+// order, so an answer whose id is not the oldest pending request's is a protocol fault and
+// closes the connection (the stream cannot be trusted after it).
+//
+// Bounds: at most `inFlightMax` requests written and unanswered; up to `queuedMax` more wait
+// their turn in order; past that a request is refused at once (fault `limit`). An answer larger
+// than `responseBytesMax` closes the connection before its bytes are gathered.
+//
+// Failure: a request unanswered after `requestTimeoutMs` fails with fault `timeout` and closes
+// the connection (like Kafka's clients: a late answer on that socket could no longer be matched
+// safely). When the socket closes, every written request fails `disconnected` and every queued
+// one `closed`. Written-and-unanswered failures are `indefinite`: the broker may have applied
+// them. The connection is never reopened here; the cluster client opens a new one.
+import net from 'node:net';
+import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec.js';
+import { readHeaderTaggedFields } from '../protocol/header.js';
+import { CLIENT_APIS, negotiate, type ClientApi, type PeerVersions } from './apis.js';
+import { KafkaClientError } from './errors.js';
+
+export interface ConnectionOptions {
+  host: string;
+  port: number;
+  clientId: string;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  inFlightMax: number;
+  queuedMax: number;
+  responseBytesMax: number;
+  /** Told of the bytes of each request written (the link's bytes-sent counter). */
+  onBytesSent?: (bytes: number) => void;
+}
+
+interface Pending {
+  correlationId: number;
+  api: ClientApi;
+  version: number;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout | null;
+}
+
+interface Queued {
+  start(): void;
+  fail(err: Error): void;
+}
+
+const API_VERSIONS_V0 = 0;
+
+/**
+ * A broker that does not speak our ApiVersions version answers UNSUPPORTED_VERSION with its list
+ * in v0 format (Kafka's rule, KIP-511), so an answer that does not parse at our version is read
+ * again as v0.
+ */
+function decodeApiVersions(r: Reader, version: number, flexible: boolean): unknown {
+  const at = r.pos;
+  try {
+    return decode(CLIENT_APIS.apiVersions.response, r, version, flexible);
+  } catch (err) {
+    if (version === API_VERSIONS_V0) throw err;
+    r.pos = at;
+    return decode(CLIENT_APIS.apiVersions.response, r, API_VERSIONS_V0, false);
+  }
+}
+
+export class KafkaConnection {
+  private readonly socket: net.Socket;
+  private nextCorrelationId = 1;
+  private readonly inFlight: Pending[] = [];
+  private readonly queue: Queued[] = [];
+  private incoming: Buffer[] = [];
+  private incomingBytes = 0;
+  private failure: Error | null = null;
+  /** The peer's API versions (set by `handshake`). */
+  versions: PeerVersions = new Map();
+  /** Bytes written to this socket (requests), for the link's counters. */
+  bytesSent = 0;
+  readonly closedPromise: Promise<void>;
+
+  private constructor(
+    socket: net.Socket,
+    readonly options: ConnectionOptions,
+  ) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(new KafkaClientError('disconnected', `connection to ${this.address} failed: ${err.message}`, false, { cause: err })));
+    this.closedPromise = new Promise((resolve) => socket.once('close', () => {
+      this.fail(new KafkaClientError('disconnected', `connection to ${this.address} closed`));
+      resolve();
+    }));
+  }
+
+  get address(): string {
+    return `${this.options.host}:${this.options.port}`;
+  }
+
+  get closed(): boolean {
+    return this.failure !== null;
+  }
+
+  /** Opens a TCP connection and learns the peer's API versions (ApiVersions). */
+  static async connect(options: ConnectionOptions): Promise<KafkaConnection> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: options.host, port: options.port });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new KafkaClientError('connect', `connect to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`));
+      }, options.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new KafkaClientError('connect', `connect to ${options.host}:${options.port} failed: ${err.message}`, false, { cause: err }));
+      });
+    });
+    const conn = new KafkaConnection(socket, options);
+    try {
+      await conn.handshake();
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    return conn;
+  }
+
+  /**
+   * ApiVersions at our highest version; a broker that does not speak it answers
+   * UNSUPPORTED_VERSION with its list in v0 format (Kafka's rule), which is all we need.
+   */
+  private async handshake(): Promise<void> {
+    const api = CLIENT_APIS.apiVersions;
+    let res: { errorCode: number; apiKeys: Array<{ apiKey: number; minVersion: number; maxVersion: number }> } = await this.send(api, api.maxVersion, {
+      clientSoftwareName: 'tributary',
+      clientSoftwareVersion: '1',
+    });
+    // A broker that answers UNSUPPORTED_VERSION without its list (librdkafka's mock cluster does)
+    // is asked again at v0, which every broker speaks.
+    if (res.apiKeys.length === 0 && res.errorCode !== 0) res = await this.send(api, API_VERSIONS_V0, {});
+    if (res.apiKeys.length === 0) throw new KafkaClientError('protocol', `${this.address} answered ApiVersions with error ${res.errorCode} and no API list`);
+    this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { minVersion: k.minVersion, maxVersion: k.maxVersion }]));
+  }
+
+  /** The version this connection uses for `api` (the highest both speak); throws `unsupported` when none. */
+  versionFor(api: ClientApi): number {
+    const v = negotiate(api, this.versions);
+    if (v < 0) {
+      const theirs = this.versions.get(api.key);
+      throw new KafkaClientError('unsupported', `${this.address} does not speak ${api.name} ${api.minVersion}-${api.maxVersion} (it offers ${theirs ? `${theirs.minVersion}-${theirs.maxVersion}` : 'none'})`);
+    }
+    return v;
+  }
+
+  /** Sends `body` as `api` at the negotiated version and resolves with the decoded answer. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  request<T = any>(api: ClientApi, body: object): Promise<T> {
+    return this.send(api, this.versionFor(api), body) as Promise<T>;
+  }
+
+  /** Sends at an explicit version (tests, the handshake). Waits for a window slot when the window is full. */
+  send(api: ClientApi, version: number, body: object): Promise<any> {
+    if (this.failure) return Promise.reject(new KafkaClientError('closed', `connection to ${this.address} is closed`, false, { cause: this.failure }));
+    return new Promise((resolve, reject) => {
+      const start = () => this.write(api, version, body, resolve, reject);
+      if (this.inFlight.length < this.options.inFlightMax) return start();
+      if (this.queue.length >= this.options.queuedMax) {
+        return reject(new KafkaClientError('limit', `${this.address}: ${this.inFlight.length} requests in flight and ${this.queue.length} queued (queuedMax ${this.options.queuedMax})`));
+      }
+      this.queue.push({ start, fail: reject });
+    });
+  }
+
+  private write(api: ClientApi, version: number, body: object, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
+    if (this.failure) return reject(new KafkaClientError('closed', `connection to ${this.address} is closed`));
+    const flexible = version >= api.flexibleFrom;
+    const correlationId = this.nextCorrelationId;
+    this.nextCorrelationId = (this.nextCorrelationId + 1) | 0 || 1;
+    const w = new Writer();
+    w.int32(0); // size, patched below
+    w.int16(api.key);
+    w.int16(version);
+    w.int32(correlationId);
+    w.string(this.options.clientId, false); // client_id keeps its int16 length in header v2
+    if (flexible) w.uvarint(0);
+    try {
+      encode(api.request, body, version, flexible, w);
+    } catch (err) {
+      return reject(err as Error);
+    }
+    const size = w.length - 4;
+    const chunks = w.finish();
+    w.head.writeInt32BE(size, 0);
+    const p: Pending = { correlationId, api, version, resolve, reject, timer: null };
+    p.timer = setTimeout(() => this.onTimeout(p), this.options.requestTimeoutMs);
+    this.inFlight.push(p);
+    this.socket.cork();
+    for (const c of chunks) this.socket.write(c);
+    this.socket.uncork();
+    this.bytesSent += size + 4;
+    this.options.onBytesSent?.(size + 4);
+  }
+
+  private onTimeout(p: Pending): void {
+    p.timer = null;
+    this.fail(new KafkaClientError('timeout', `${p.api.name} to ${this.address} got no answer within ${this.options.requestTimeoutMs} ms`, true));
+  }
+
+  private onData(chunk: Buffer): void {
+    this.incoming.push(chunk);
+    this.incomingBytes += chunk.length;
+    while (this.incomingBytes >= 4 && !this.failure) {
+      const head = this.incoming[0].length >= 4 ? this.incoming[0] : (this.incoming = [Buffer.concat(this.incoming)])[0];
+      const size = head.readInt32BE(0);
+      if (size < 4 || size > this.options.responseBytesMax) {
+        return this.fail(new KafkaClientError('protocol', `${this.address} sent a frame of ${size} bytes (responseBytesMax ${this.options.responseBytesMax})`, true));
+      }
+      if (this.incomingBytes < size + 4) return;
+      const all = this.incoming.length === 1 ? this.incoming[0] : Buffer.concat(this.incoming);
+      const frame = all.subarray(4, size + 4);
+      const rest = all.subarray(size + 4);
+      this.incoming = rest.length > 0 ? [rest] : [];
+      this.incomingBytes = rest.length;
+      this.onFrame(frame);
+    }
+  }
+
+  private onFrame(frame: Buffer): void {
+    const p = this.inFlight.shift();
+    const r = new Reader(frame);
+    try {
+      const correlationId = r.int32('response.correlationId');
+      if (!p || correlationId !== p.correlationId) {
+        throw new ProtocolError(`answer with correlation id ${correlationId}, expected ${p ? p.correlationId : 'none'}`);
+      }
+      const flexible = p.version >= p.api.flexibleFrom;
+      if (flexible && p.api.key !== CLIENT_APIS.apiVersions.key) readHeaderTaggedFields(r);
+      const value = p.api.key === CLIENT_APIS.apiVersions.key ? decodeApiVersions(r, p.version, flexible) : decode(p.api.response, r, p.version, flexible);
+      if (p.timer) clearTimeout(p.timer);
+      p.resolve(value);
+    } catch (err) {
+      if (p) this.inFlight.unshift(p);
+      const fault = new KafkaClientError('protocol', `${this.address}: bad answer: ${(err as Error).message}`, true, { cause: err });
+      return this.fail(fault);
+    }
+    this.startQueued();
+  }
+
+  private startQueued(): void {
+    while (this.queue.length > 0 && this.inFlight.length < this.options.inFlightMax && !this.failure) this.queue.shift()!.start();
+  }
+
+  /** Fails every request (written ones indefinite, queued ones not) and closes the socket. Idempotent. */
+  private fail(err: KafkaClientError): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const p of this.inFlight.splice(0)) {
+      if (p.timer) clearTimeout(p.timer);
+      // Every request written and unanswered may have been applied: indefinite, whatever the cause.
+      p.reject(new KafkaClientError(err.fault === 'protocol' || err.fault === 'timeout' ? err.fault : 'disconnected', err.message, true, { cause: err }));
+    }
+    for (const q of this.queue.splice(0)) q.fail(new KafkaClientError('closed', `connection to ${this.address} closed before the request was sent: ${err.message}`));
+    this.socket.destroy();
+  }
+
+  /** Closes the connection; pending requests fail (indefinite when written). */
+  close(): void {
+    this.fail(new KafkaClientError('closed', `connection to ${this.address} closed by the client`));
+  }
+}

@@ -1,0 +1,11 @@
+// The sync layer's entry for the node: the uplink (host/sync/uplink.ts) from its config section.
+// Downlink, budgets and transactions mode come later (docs/uplink.md, "Not done yet").
+export { Uplink, type UplinkStatus, type PartitionStatus, type UplinkDeps } from './uplink.js';
+export { defaultUplinkOptions, uplinkSchema, resolveUplinkOptions, type UplinkOptions, type ResolvedUplink } from './options.js';
+import { Uplink, type UplinkDeps } from './uplink.js';
+import type { ResolvedUplink } from './options.js';
+
+/** Starts the uplink when one is configured (null = none: the node is unchanged). */
+export async function startUplink(deps: UplinkDeps, options: ResolvedUplink | null): Promise<Uplink | null> {
+  return options ? Uplink.start(deps, options) : null;
+}

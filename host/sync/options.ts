@@ -1,0 +1,146 @@
+// The `uplink` config section: where this site's data goes (docs/uplink.md). No `site` (or no
+// bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
+// and wait below is bounded; each default says why.
+import { int32, integer, list, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+
+export interface UplinkOptions {
+  site: string;
+  bootstrap: string[] | string;
+  topics: string[] | string;
+  rename: string;
+  clientId: string;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  produceTimeoutMs: number;
+  inFlightMax: number;
+  queuedMax: number;
+  responseBytesMax: number;
+  reconnectBackoffMs: number;
+  reconnectBackoffMaxMs: number;
+  readBytesMax: number;
+  batchRecordsMax: number;
+  batchBytesMax: number;
+  readBackBytes: number;
+  readBackRecordsMax: number;
+  topicScanIntervalMs: number;
+  pollWaitMs: number;
+}
+
+export const defaultUplinkOptions: UplinkOptions = {
+  // This site's name: the `{site}` of renamed topics and the origin header of every forwarded record. '' = no uplink.
+  site: '',
+  // The central cluster's brokers (host:port, a list or one comma-separated string), tried in order.
+  bootstrap: [],
+  // Source topics: names, or prefixes ending in `*` (`sensors.*`); a list or one comma-separated string.
+  topics: [],
+  // Target topic per source topic; `{site}`, `{topic}` and `{partition}` are replaced (with `{partition}` each source partition gets a one-partition topic).
+  rename: '{site}.{topic}',
+  // Client id on every request to the target (its logs and quotas name us by it).
+  clientId: 'tributary-uplink',
+  // A cellular link takes seconds to set up a TCP connection; past this the next broker is tried.
+  connectTimeoutMs: 10_000,
+  // A request unanswered this long is indefinite: the connection is dropped and the outcome read back from the target.
+  requestTimeoutMs: 30_000,
+  // The target's wait for its replicas (Produce timeout_ms); below requestTimeoutMs so the target answers first.
+  produceTimeoutMs: 20_000,
+  // Requests written and unanswered per connection: one batch per partition is in flight, so this bounds the partitions sending at once to one broker.
+  inFlightMax: 5,
+  // Requests waiting for a window slot per connection; past it a request is refused (and retried later).
+  queuedMax: 1024,
+  // Largest answer accepted (a fetch during read-back is at most readBackBytes, plus headers).
+  responseBytesMax: 64 * 1024 * 1024,
+  // First reconnect waits this long; doubled per failure.
+  reconnectBackoffMs: 200,
+  // A link down for days is retried at least this often, so it is found again soon after it heals.
+  reconnectBackoffMaxMs: 15_000,
+  // Bytes read from a source partition at once: what one partition's forwarding holds in memory, and one produce request at most (well under the 1 MiB message.max.bytes of a default Kafka).
+  readBytesMax: 512 * 1024,
+  // Records per forwarded batch at most (a read with more is sent as several batches).
+  batchRecordsMax: 10_000,
+  // Bytes of records (keys, values, headers with the origin ones, framing estimated) per forwarded batch at most: under the 1 MiB max.message.bytes of a default Kafka, since origin headers make a batch larger than the read it came from.
+  batchBytesMax: 768 * 1024,
+  // Bytes per fetch while reading a target partition back.
+  readBackBytes: 1024 * 1024,
+  // Records of a target partition scanned backwards at most while looking for this site's last origin; past it the local checkpoint decides (and the log says so).
+  readBackRecordsMax: 1_000_000,
+  // How often new source topics and partitions are looked for, and a blocked target topic re-checked.
+  topicScanIntervalMs: 5_000,
+  // A caught-up partition waits this long for new records before looking again (appends wake it sooner).
+  pollWaitMs: 1_000,
+};
+
+/** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
+function listOrString(what: string): KeySchema {
+  return { anyOf: [list(string(1)), { type: 'string' }], 'x-allowed': `a list of ${what}, or one comma-separated string` };
+}
+
+export const uplinkSchema: SectionSchema = section({
+  site: { type: 'string', pattern: '^[A-Za-z0-9._-]{0,100}$', 'x-allowed': "'' (no uplink) or a name of letters, digits, '.', '_' and '-' (at most 100)" },
+  bootstrap: listOrString('host:port'),
+  topics: listOrString('topic names or prefixes ending in *'),
+  rename: string(1),
+  clientId: string(1),
+  connectTimeoutMs: int32(1),
+  requestTimeoutMs: int32(1),
+  produceTimeoutMs: int32(1),
+  inFlightMax: integer(1, 1000),
+  queuedMax: integer(0, 1_000_000),
+  responseBytesMax: integer(1024, 2_147_483_647),
+  reconnectBackoffMs: int32(1),
+  reconnectBackoffMaxMs: int32(1),
+  readBytesMax: integer(1024, 2_147_483_647),
+  batchRecordsMax: integer(1, 1_000_000),
+  batchBytesMax: integer(1024, 2_147_483_647),
+  readBackBytes: integer(1024, 2_147_483_647),
+  readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
+  topicScanIntervalMs: int32(10),
+  pollWaitMs: int32(1),
+});
+
+/** The section with lists resolved: null when no uplink is configured. */
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics'> {
+  bootstrap: string[];
+  topics: string[];
+}
+
+function items(v: string[] | string): string[] {
+  return (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const TOPIC_ITEM = /^[A-Za-z0-9._-]+\*?$/;
+
+/**
+ * Checks the rules between keys (the schema checked each key alone). Throws an Error naming
+ * `uplink.<key>` and the value. Null = no uplink (site empty).
+ */
+export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
+  if (o.site === '') return null;
+  const bootstrap = items(o.bootstrap);
+  const topics = items(o.topics);
+  if (bootstrap.length === 0) throw new Error(`uplink.bootstrap is empty but uplink.site is "${o.site}": name the central brokers (host:port)`);
+  for (const a of bootstrap) {
+    const m = ADDRESS.exec(a);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error(`uplink.bootstrap entry "${a}" is not host:port (port 1-65535)`);
+  }
+  if (topics.length === 0) throw new Error(`uplink.topics is empty but uplink.site is "${o.site}": name the topics to forward (names or prefixes like sensors.*)`);
+  for (const t of topics) if (!TOPIC_ITEM.test(t) || t.startsWith('__')) throw new Error(`uplink.topics entry "${t}" is not a topic name or a prefix ending in * (internal __ topics are never forwarded)`);
+  if (!o.rename.includes('{topic}')) throw new Error(`uplink.rename "${o.rename}" has no {topic}: every source topic would map to one target topic`);
+  const unknown = o.rename.match(/\{[^}]*\}/g)?.find((p) => !['{site}', '{topic}', '{partition}'].includes(p));
+  if (unknown) throw new Error(`uplink.rename "${o.rename}" has an unknown placeholder ${unknown} (allowed: {site}, {topic}, {partition})`);
+  if (o.produceTimeoutMs >= o.requestTimeoutMs) throw new Error(`uplink.produceTimeoutMs (${o.produceTimeoutMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs}): the target should answer before we give up`);
+  if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
+  if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
+  return { ...o, bootstrap, topics };
+}
+
+/** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */
+export function topicMatches(patterns: readonly string[], topic: string): boolean {
+  if (topic.startsWith('__')) return false;
+  return patterns.some((p) => (p.endsWith('*') ? topic.startsWith(p.slice(0, -1)) : topic === p));
+}
+
+/** The target topic for a source partition. */
+export function targetTopicOf(template: string, site: string, topic: string, partition: number): string {
+  return template.replaceAll('{site}', site).replaceAll('{topic}', topic).replaceAll('{partition}', String(partition));
+}

@@ -1,0 +1,421 @@
+// The uplink: this site's topics forwarded to a central Kafka-protocol cluster, exactly once and
+// in order per partition (docs/uplink.md).
+//
+// Per source partition one loop, in named steps:
+//   target     the target topic (uplink.rename) exists with at least the source's partition
+//              count, else it is created with that count (CreateTopics), else the partition is
+//              `blocked` with the reason (too few partitions, creation refused) and re-checked
+//              every topicScanIntervalMs
+//   resume     read-back mode: the target partition's tail is read (host/sync/origin.ts) for the
+//              last record this site forwarded from this source partition; the source resumes
+//              right after it. A batch the previous run left in flight is settled by the same
+//              answer. The mode is logged per target partition. When the scan finds nothing
+//              (an empty or new target, or readBackRecordsMax reached) the local checkpoint decides.
+//   forward    the source is read through the broker's one partition cursor (isolation
+//              committed: only what every replica holds), records carrying this site's origin
+//              are skipped (loop prevention), the rest get origin headers and go out through the
+//              idempotent producer, one batch in flight per partition; the checkpoint (next
+//              source offset) moves after each acknowledged batch
+// Any failure sends the loop back to `target` after a backoff (the producer has already
+// resolved any batch whose outcome was indefinite). Source records removed by retention before
+// they were forwarded are a gap: logged with the offsets and counted, never silent.
+//
+// Memory: each partition holds at most one read (uplink.readBytesMax) and its re-encoded batch.
+import { join } from 'node:path';
+import type { BrokerApi, RecordInput, TopicPartition } from '../broker/api.js';
+import { writeFileAtomic } from '../log/io.js';
+import { PartitionCursor } from '../broker/cursor.js';
+import type { Logger } from '../logging.js';
+import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
+import { ERRORS } from '../errors/index.js';
+import { KafkaClient } from '../kafka/client/client.js';
+import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
+import { IdempotentProducer, partitionKey, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
+import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
+import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
+import { LinkStateFile } from './state-file.js';
+
+export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
+
+export interface PartitionStatus {
+  source: TopicPartition;
+  target: TopicPartition;
+  state: PartitionLinkState;
+  mode: 'read-back';
+  /** Next source offset to forward. */
+  position: number;
+  /** Records in the source not yet forwarded (high watermark − position). */
+  lagRecords: number;
+  recordsSent: number;
+  /** Why the partition is blocked or retrying. */
+  reason: string | null;
+}
+
+export interface UplinkStatus {
+  site: string;
+  bootstrap: string[];
+  link: 'up' | 'down' | 'stopped';
+  bytesSent: number;
+  partitions: PartitionStatus[];
+}
+
+export interface UplinkDeps {
+  broker: BrokerApi;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  dataDir: string;
+}
+
+interface Metrics {
+  lag: Gauge;
+  link: Gauge;
+  bytes: Gauge;
+  records: Counter;
+  gaps: Counter;
+}
+
+class BlockedError extends Error {}
+
+export const STATUS_FORMAT = 'tributary-uplink-status/1';
+
+/** Where a link's status view is written (read by `tributary uplink status`). */
+export function statusPath(dataDir: string, site: string): string {
+  return join(dataDir, '__uplink', `${site}.status.json`);
+}
+
+export class Uplink {
+  private readonly abort = new AbortController();
+  private readonly links = new Map<string, PartitionLink>();
+  private scanTimer: NodeJS.Timeout | null = null;
+  private readonly loops = new Set<Promise<void>>();
+  private linkUp = false;
+  readonly metrics: Metrics;
+
+  private constructor(
+    readonly deps: UplinkDeps,
+    readonly options: ResolvedUplink,
+    readonly client: KafkaClient,
+    readonly stateFile: LinkStateFile,
+    readonly producer: IdempotentProducer,
+    readonly log: Logger,
+  ) {
+    const r = deps.metrics;
+    this.metrics = {
+      lag: r.gauge('tributary_uplink_lag_records', 'Records in a source partition not yet forwarded by the uplink'),
+      link: r.gauge('tributary_uplink_link_up', '1 while the uplink reaches its target, else 0'),
+      bytes: r.gauge('tributary_uplink_bytes_sent', 'Request bytes the uplink wrote to its target since start'),
+      records: r.counter('tributary_uplink_records_sent_total', 'Records the uplink forwarded (acknowledged or found by read-back)'),
+      gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
+    };
+    this.metrics.lag.collect(() => {
+      for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
+    });
+    this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
+    this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
+  }
+
+  static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
+    const log = deps.logger.child({ component: 'uplink', site: options.site });
+    const stateFile = await LinkStateFile.open(deps.dataDir, options.site, (why) => log.warn({ why }, 'uplink state not trusted: starting without producer id or checkpoints; the read-back decides where each partition resumes'));
+    const client = new KafkaClient({
+      bootstrap: options.bootstrap,
+      clientId: options.clientId,
+      connectTimeoutMs: options.connectTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs,
+      inFlightMax: options.inFlightMax,
+      queuedMax: options.queuedMax,
+      responseBytesMax: options.responseBytesMax,
+      reconnectBackoffMs: options.reconnectBackoffMs,
+      reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+    });
+    let uplink: Uplink | undefined;
+    const resolver = (topic: string, partition: number, batch: InFlightBatch) => uplink!.resolveInFlight(topic, partition, batch);
+    const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, resolver, {
+      produceTimeoutMs: options.produceTimeoutMs,
+      retryBackoffMs: options.reconnectBackoffMs,
+      retryBackoffMaxMs: options.reconnectBackoffMaxMs,
+      onRetry: (topic, partition, err, action) => {
+        uplink!.noteFailure(err);
+        log.warn({ target: `${topic}-${partition}`, err: err.message, action }, 'uplink produce failed');
+      },
+    });
+    uplink = new Uplink(deps, options, client, stateFile, producer, log);
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename }, 'uplink starting');
+    uplink.scan();
+    return uplink;
+  }
+
+  /** Starts a loop for every source partition that matches and has none yet; re-run every topicScanIntervalMs. */
+  private scan(): void {
+    if (this.abort.signal.aborted) return;
+    for (const t of this.deps.broker.listTopics()) {
+      if (t.internal || !topicMatches(this.options.topics, t.name)) continue;
+      for (let p = 0; p < t.partitions; p++) {
+        const key = partitionKey(t.name, p);
+        if (this.links.has(key)) continue;
+        const link = new PartitionLink(this, { topic: t.name, partition: p }, t.partitions);
+        this.links.set(key, link);
+        const loop = link.run().finally(() => this.loops.delete(loop));
+        this.loops.add(loop);
+      }
+    }
+    void this.writeStatus();
+    this.scanTimer = setTimeout(() => this.scan(), this.options.topicScanIntervalMs);
+  }
+
+  /**
+   * `<dataDir>/__uplink/<site>.status.json`: the status as JSON ({"format": "tributary-uplink-status/1",
+   * "writtenAtMs", ...UplinkStatus}), rewritten atomically every topicScanIntervalMs and at stop, for
+   * `tributary uplink status`. Crash policy: a view, not state — stale after a crash (writtenAtMs
+   * says how old), never read back by the uplink.
+   */
+  private async writeStatus(): Promise<void> {
+    try {
+      await writeFileAtomic(statusPath(this.deps.dataDir, this.options.site), JSON.stringify({ format: STATUS_FORMAT, writtenAtMs: Date.now(), ...this.status() }, null, 1));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'uplink status file not written');
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  noteSuccess(): void {
+    if (!this.linkUp) this.log.info('uplink: target reachable');
+    this.linkUp = true;
+  }
+
+  noteFailure(err: Error): void {
+    if (this.linkUp) this.log.warn({ err: err.message }, 'uplink: target unreachable or refusing');
+    this.linkUp = false;
+  }
+
+  /** The producer's resolver: is the batch in the target? (read back from the target partition) */
+  async resolveInFlight(topic: string, partition: number, batch: InFlightBatch): Promise<Outcome> {
+    const link = [...this.links.values()].find((l) => l.target.topic === topic && l.target.partition === partition);
+    if (!link) throw new Error(`no uplink partition forwards to ${topic}-${partition}`);
+    const r = await readBack(this.client, topic, partition, link.origin, { maxBytes: this.options.readBackBytes, recordsMax: this.options.readBackRecordsMax });
+    const outcome: Outcome = r.lastOriginOffset >= batch.firstSourceOffset ? 'landed' : 'absent';
+    this.log.info({ target: `${topic}-${partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of an indefinite produce resolved by read-back');
+    return outcome;
+  }
+
+  status(): UplinkStatus {
+    return {
+      site: this.options.site,
+      bootstrap: this.options.bootstrap,
+      link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
+      bytesSent: this.client.bytesSent,
+      partitions: [...this.links.values()].map((l) => l.status()),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.scanTimer) clearTimeout(this.scanTimer);
+    await this.client.close();
+    await Promise.allSettled([...this.loops]);
+    await this.stateFile.save();
+    await this.writeStatus();
+    this.log.info({ partitions: this.links.size }, 'uplink stopped');
+  }
+}
+
+class PartitionLink {
+  readonly target: TopicPartition;
+  readonly origin: Origin;
+  state: PartitionLinkState = 'starting';
+  reason: string | null = null;
+  position = -1;
+  recordsSent = 0;
+  private cursor: PartitionCursor | null = null;
+
+  constructor(
+    private readonly up: Uplink,
+    readonly source: TopicPartition,
+    private readonly sourcePartitions: number,
+  ) {
+    const perPartition = up.options.rename.includes('{partition}');
+    this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
+    this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
+  }
+
+  private get checkpointKey(): string {
+    return partitionKey(this.source.topic, this.source.partition);
+  }
+
+  lag(): number {
+    if (this.position < 0) return 0;
+    try {
+      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.position);
+    } catch {
+      return 0;
+    }
+  }
+
+  status(): PartitionStatus {
+    return { source: this.source, target: this.target, state: this.state, mode: 'read-back', position: this.position, lagRecords: this.lag(), recordsSent: this.recordsSent, reason: this.reason };
+  }
+
+  async run(): Promise<void> {
+    const signal = this.up.signal;
+    for (let failures = 0; !signal.aborted; ) {
+      try {
+        await this.ensureTarget();
+        await this.resume();
+        failures = 0;
+        await this.forward();
+      } catch (err) {
+        if (signal.aborted) break;
+        failures++;
+        const blocked = err instanceof BlockedError;
+        this.state = blocked ? 'blocked' : 'retrying';
+        this.reason = (err as Error).message;
+        if (!blocked) this.up.noteFailure(err as Error);
+        this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, err: this.reason, state: this.state }, blocked ? 'uplink partition blocked' : 'uplink partition retrying');
+        const o = this.up.options;
+        await sleep(blocked ? o.topicScanIntervalMs : Math.min(o.reconnectBackoffMaxMs, o.reconnectBackoffMs * 2 ** Math.min(failures, 20)), signal);
+      }
+    }
+    this.state = 'stopped';
+  }
+
+  /** The target topic exists with enough partitions (created with the source's count when missing). */
+  private async ensureTarget(): Promise<void> {
+    const client = this.up.client;
+    const wanted = this.up.options.rename.includes('{partition}') ? 1 : this.sourcePartitions;
+    let md = (await client.metadata([this.target.topic])).get(this.target.topic);
+    if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
+      const created = await client.createTopic(this.target.topic, wanted).catch((err) => {
+        if (err instanceof KafkaClientError && err.fault === 'unsupported') throw new BlockedError(`target topic ${this.target.topic} is missing and the target cannot create topics (${err.message}): create it there with ${wanted} partitions`);
+        throw err;
+      });
+      const code = created.errorCode === ERRORS.NONE.kafka ? 'NONE' : new KafkaResponseError(created.errorCode, '').code;
+      if (code !== 'NONE' && code !== 'TOPIC_ALREADY_EXISTS') {
+        throw new BlockedError(`target topic ${this.target.topic} is missing and creating it with ${wanted} partitions was refused: ${code}${created.errorMessage ? ` (${created.errorMessage})` : ''}`);
+      }
+      if (code === 'NONE') this.up.log.info({ target: this.target.topic, partitions: wanted }, 'uplink created the target topic');
+      md = (await client.metadata([this.target.topic])).get(this.target.topic);
+    }
+    if (!md || md.errorCode !== ERRORS.NONE.kafka) throw new KafkaResponseError(md?.errorCode ?? ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka, `metadata for target topic ${this.target.topic}`);
+    if (md.partitions.length <= this.target.partition) {
+      throw new BlockedError(`target topic ${this.target.topic} has ${md.partitions.length} partitions but source partition ${this.source.partition} maps to partition ${this.target.partition} (kept 1:1): add partitions on the target`);
+    }
+  }
+
+  /** Read-back: where the source resumes, and the previous run's batch in flight settled. */
+  private async resume(): Promise<void> {
+    this.state = 'resolving';
+    const up = this.up;
+    const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
+    up.noteSuccess();
+    const inFlight = up.producer.inFlight(this.target.topic, this.target.partition);
+    if (inFlight) await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset >= inFlight.firstSourceOffset ? 'landed' : 'absent');
+    const checkpoint = up.stateFile.state.checkpoints[this.checkpointKey];
+    let from: number;
+    let why: string;
+    if (r.lastOriginOffset >= 0) {
+      from = r.lastOriginOffset + 1;
+      why = 'after the last origin offset found in the target';
+    } else if (checkpoint !== undefined) {
+      from = checkpoint;
+      why = r.complete ? 'no origin of this partition in the target: the local checkpoint' : `no origin within ${r.scanned} target records (readBackRecordsMax): the local checkpoint`;
+    } else {
+      from = 0;
+      why = 'nothing forwarded before: from the start of the source';
+    }
+    const signal = up.signal;
+    this.cursor = await PartitionCursor.open(up.deps.broker, this.source, { kind: 'offset', offset: from }, {
+      isolation: 'committed',
+      maxBytes: up.options.readBytesMax,
+      onOutOfRange: 'earliest',
+      retry: { attemptsMax: 5, backoffMs: 100, backoffMaxMs: 1000 },
+      signal,
+      onReset: (gapFrom, to) => this.noteGap(gapFrom, to),
+    });
+    if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
+    this.position = this.cursor.position;
+    up.log.info(
+      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
+      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; transactions mode not implemented), resuming at ${this.position}`,
+    );
+  }
+
+  private noteGap(from: number, to: number): void {
+    this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
+    this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from }, 'uplink gap: source records removed by retention before they were forwarded');
+  }
+
+  /** Reads, filters, stamps and sends until stopped or a failure. */
+  private async forward(): Promise<void> {
+    const up = this.up;
+    const cursor = this.cursor!;
+    const signal = up.signal;
+    while (!signal.aborted) {
+      if (cursor.caughtUp()) {
+        this.state = 'idle';
+        await cursor.wait(up.options.pollWaitMs);
+        continue;
+      }
+      this.state = 'forwarding';
+      const read = await cursor.read();
+      const batch = read.records.filter((rec) => !carriesOrigin(rec, up.options.site));
+      for (const part of splitBatches(batch.map((rec) => withOrigin(rec, this.origin)), up.options.batchRecordsMax, up.options.batchBytesMax)) {
+        if (signal.aborted) break;
+        const first = batch[part.from].offset;
+        const last = batch[part.from + part.records.length - 1].offset;
+        await up.producer.send(this.target.topic, this.target.partition, part.records, { firstSourceOffset: first, lastSourceOffset: last }, signal);
+        up.noteSuccess();
+        this.recordsSent += part.records.length;
+        up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, part.records.length);
+        this.position = last + 1;
+        up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+      }
+      if (signal.aborted) break;
+      this.position = read.nextOffset;
+      up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+      if (batch.length === 0) await up.stateFile.save();
+    }
+  }
+}
+
+/** Per-record framing and header overhead assumed when sizing a batch (varints, lengths, attributes). */
+const RECORD_OVERHEAD_BYTES = 40;
+
+function recordBytes(r: RecordInput): number {
+  let n = RECORD_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  for (const h of r.headers ?? []) n += h.key.length + (h.value?.length ?? 0) + 10;
+  return n;
+}
+
+/** Consecutive slices of `records`, each at most `recordsMax` records and `bytesMax` estimated bytes (one record alone may pass it). */
+export function splitBatches(records: RecordInput[], recordsMax: number, bytesMax: number): Array<{ from: number; records: RecordInput[] }> {
+  const out: Array<{ from: number; records: RecordInput[] }> = [];
+  let from = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    const b = recordBytes(records[i]);
+    if (i > from && (i - from >= recordsMax || bytes + b > bytesMax)) {
+      out.push({ from, records: records.slice(from, i) });
+      from = i;
+      bytes = 0;
+    }
+    bytes += b;
+  }
+  if (from < records.length) out.push({ from, records: records.slice(from) });
+  return out;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

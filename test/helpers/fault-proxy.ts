@@ -1,0 +1,75 @@
+// A TCP fault proxy for link tests: listens on a random port and forwards each connection to
+// `upstream`, in one of these modes (switchable at any time, applied to open connections too):
+//   pass            bytes flow both ways
+//   blackhole       bytes in either direction are dropped, nothing is closed (a dead cellular
+//                   link: no RST, no FIN; new connections are accepted and then hear nothing)
+//   blackhole-down  requests reach the upstream, its answers are dropped (the worst case for a
+//                   producer: the write landed and the acknowledgement is lost)
+//   reset           every open connection is reset (RST) and new ones are reset on arrival
+// Counts what it dropped, so a test can prove the fault really hit traffic.
+import net from 'node:net';
+
+export type ProxyMode = 'pass' | 'blackhole' | 'blackhole-down' | 'reset';
+
+export interface FaultProxy {
+  /** Where new connections go (settable: start the proxy first, then the broker that advertises it). */
+  upstream: { host: string; port: number };
+  port: number;
+  address: string;
+  mode: ProxyMode;
+  setMode(mode: ProxyMode): void;
+  /** Bytes dropped client→upstream and upstream→client since start. */
+  dropped: { up: number; down: number };
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(upstream: { host: string; port: number } = { host: '127.0.0.1', port: 1 }): Promise<FaultProxy> {
+  const pairs = new Set<{ client: net.Socket; server: net.Socket }>();
+  const proxy: FaultProxy = {
+    upstream,
+    port: 0,
+    address: '',
+    mode: 'pass',
+    dropped: { up: 0, down: 0 },
+    setMode(mode) {
+      proxy.mode = mode;
+      if (mode === 'reset') for (const p of pairs) reset(p);
+    },
+    close: async () => {
+      for (const p of pairs) reset(p);
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  const reset = (p: { client: net.Socket; server: net.Socket }) => {
+    p.client.resetAndDestroy();
+    p.server.destroy();
+    pairs.delete(p);
+  };
+  const server = net.createServer((client) => {
+    const upstreamSocket = net.connect(proxy.upstream.port, proxy.upstream.host);
+    const pair = { client, server: upstreamSocket };
+    pairs.add(pair);
+    if (proxy.mode === 'reset') return reset(pair);
+    client.on('data', (d) => {
+      if (proxy.mode === 'pass' || proxy.mode === 'blackhole-down') upstreamSocket.write(d);
+      else proxy.dropped.up += d.length;
+    });
+    upstreamSocket.on('data', (d) => {
+      if (proxy.mode === 'pass') client.write(d);
+      else proxy.dropped.down += d.length;
+    });
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstreamSocket.destroy();
+    };
+    client.on('close', end);
+    upstreamSocket.on('close', end);
+    client.on('error', () => {});
+    upstreamSocket.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  proxy.port = (server.address() as net.AddressInfo).port;
+  proxy.address = `127.0.0.1:${proxy.port}`;
+  return proxy;
+}

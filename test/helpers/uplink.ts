@@ -1,0 +1,185 @@
+// Shared by the uplink tests: produce at the edge and read the target back with kcat (librdkafka,
+// a client nobody here wrote), librdkafka's mock cluster as a second target, and a checker that
+// classifies what the target holds per source partition (lost, duplicated, reordered, missing
+// origin headers) instead of one boolean.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { haveCommand } from './index.js';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command without blocking the event loop. */
+export function sh(cmd: string, args: string[], input = '', timeoutMs = 60_000): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: out, stderr: err });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/** Produces one line per value to a partition with kcat (acks all); throws when kcat fails. */
+export async function kcatProduce(bootstrap: string, topic: string, partition: number, values: string[]): Promise<void> {
+  const r = await sh('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'acks=all', '-X', 'topic.request.required.acks=-1'], values.join('\n') + '\n');
+  if (r.code !== 0) throw new Error(`kcat produce to ${topic}-${partition} failed (${r.code}): ${r.stderr}`);
+}
+
+export interface TargetRecord {
+  partition: number;
+  offset: number;
+  value: string;
+  headers: Record<string, string>;
+}
+
+/** Every record of a target topic, read with kcat from the beginning to the end. */
+export async function kcatReadAll(bootstrap: string, topic: string): Promise<TargetRecord[]> {
+  const r = await sh('kcat', ['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\t%o\t%s\t%h\n']);
+  if (r.code !== 0) throw new Error(`kcat consume ${topic} failed (${r.code}): ${r.stderr}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const [p, o, value, h] = l.split('\t');
+      const headers: Record<string, string> = {};
+      for (const kv of (h ?? '').split(',')) {
+        const i = kv.indexOf('=');
+        if (i > 0) headers[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      return { partition: Number(p), offset: Number(o), value, headers };
+    });
+}
+
+export interface Verdict {
+  /** Records per source partition found in the target. */
+  found: number;
+  lost: number[];
+  duplicated: number[];
+  reordered: number;
+  withoutOrigin: number;
+  wrongValue: number;
+}
+
+/**
+ * Classifies the target's records of one source partition against what the edge acknowledged:
+ * `expected[i]` is the value the edge stored at source offset i.
+ */
+export function verdict(records: TargetRecord[], origin: { site: string; topic: string; partition: number }, expected: string[]): Verdict {
+  const mine = records.filter((r) => r.headers['tributary.origin.site'] === origin.site && r.headers['tributary.origin.topic'] === origin.topic && r.headers['tributary.origin.partition'] === String(origin.partition));
+  const seen = new Map<number, number>();
+  let reordered = 0;
+  let wrongValue = 0;
+  let last = -1;
+  for (const r of mine) {
+    const o = Number(r.headers['tributary.origin.offset']);
+    seen.set(o, (seen.get(o) ?? 0) + 1);
+    if (o <= last) reordered++;
+    last = Math.max(last, o);
+    if (expected[o] !== r.value) wrongValue++;
+  }
+  const lost: number[] = [];
+  for (let i = 0; i < expected.length; i++) if (!seen.has(i)) lost.push(i);
+  const duplicated = [...seen].filter(([, n]) => n > 1).map(([o]) => o);
+  return { found: mine.length, lost, duplicated, reordered, withoutOrigin: records.filter((r) => !r.headers['tributary.origin.site']).length, wrongValue };
+}
+
+/** True when kcat and /usr/bin/python3 with librdkafka are present (CI=true makes a missing one fatal). */
+export function uplinkToolsPresent(t: { comment(s: string): void; pass(s: string): void; fail(s: string): void }, needs: Array<'kcat' | 'mock'>): boolean {
+  const missing: string[] = [];
+  if (needs.includes('kcat') && !haveCommand('kcat')) missing.push('kcat (Debian package kcat)');
+  if (needs.includes('mock') && !haveCommand('/usr/bin/python3')) missing.push('/usr/bin/python3 (with librdkafka1)');
+  if (missing.length === 0) return true;
+  if (process.env.CI === 'true') t.fail(`missing in CI: ${missing.join(', ')}`);
+  else {
+    t.comment(`skipping: ${missing.join(', ')} not installed`);
+    t.pass('skipped: tools missing');
+  }
+  return false;
+}
+
+// librdkafka's mock cluster, created through its C API with ctypes (no confluent_kafka needed):
+// rd_kafka_mock_cluster_new(rk, brokers) then rd_kafka_mock_cluster_bootstraps(). The process
+// prints the bootstrap list and lives until its stdin closes.
+const MOCK_SCRIPT = `
+import ctypes, sys
+lib = ctypes.CDLL('librdkafka.so.1')
+lib.rd_kafka_conf_new.restype = ctypes.c_void_p
+lib.rd_kafka_conf_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+lib.rd_kafka_new.restype = ctypes.c_void_p
+lib.rd_kafka_new.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+lib.rd_kafka_mock_cluster_new.restype = ctypes.c_void_p
+lib.rd_kafka_mock_cluster_new.argtypes = [ctypes.c_void_p, ctypes.c_int]
+lib.rd_kafka_mock_cluster_bootstraps.restype = ctypes.c_char_p
+lib.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
+err = ctypes.create_string_buffer(512)
+conf = lib.rd_kafka_conf_new()
+lib.rd_kafka_conf_set(conf, b'log_level', b'0', err, 512)
+rk = lib.rd_kafka_new(1, conf, err, 512)
+mc = lib.rd_kafka_mock_cluster_new(rk, int(sys.argv[1]))
+print(lib.rd_kafka_mock_cluster_bootstraps(mc).decode(), flush=True)
+# Commands, one per line: "errors <api key> <error code> <count>" makes the next <count> requests
+# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors).
+for line in sys.stdin:
+    parts = line.split()
+    if len(parts) == 4 and parts[0] == 'errors':
+        key, code, cnt = int(parts[1]), int(parts[2]), int(parts[3])
+        lib.rd_kafka_mock_push_request_errors(ctypes.c_void_p(mc), ctypes.c_int16(key), ctypes.c_size_t(cnt), *([ctypes.c_int(code)] * cnt))
+        print('ok', flush=True)
+`;
+
+export interface MockCluster {
+  bootstrap: string;
+  child: ChildProcess;
+  /** The next `count` requests of API `apiKey` fail with Kafka error `code`. */
+  pushErrors(apiKey: number, code: number, count: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMockCluster(t: Teardown, dir: string, brokers = 3): Promise<MockCluster> {
+  const script = join(dir, 'mock-cluster.py');
+  await writeFile(script, MOCK_SCRIPT);
+  const child = spawn('/usr/bin/python3', [script, String(brokers)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    child.stdin!.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  t.teardown(stop);
+  const rl = createInterface({ input: child.stdout! });
+  const lines: Array<(line: string) => void> = [];
+  rl.on('line', (line) => lines.shift()?.(line.trim()));
+  const nextLine = (what: string) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the mock cluster did not answer (${what}) within 10 s`)), 10_000);
+      lines.push((line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+      void exited.then(() => reject(new Error(`the mock cluster exited (${what})`)));
+    });
+  const bootstrap = await nextLine('bootstrap list');
+  const pushErrors = async (apiKey: number, code: number, count: number) => {
+    const answer = nextLine('push errors');
+    child.stdin!.write(`errors ${apiKey} ${code} ${count}\n`);
+    if ((await answer) !== 'ok') throw new Error('the mock cluster refused the error injection');
+  };
+  return { bootstrap, child, stop, pushErrors };
+}

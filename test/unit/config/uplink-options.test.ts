@@ -1,0 +1,93 @@
+// Purpose: the `uplink` config contract — off by default (the node is unchanged), lists given as
+// a list or one comma-separated string (environment, --set), and every bad value refused with a
+// message naming the key: bootstrap entries, topic patterns, rename placeholders, timeouts that
+// disagree, and the bounds of each limit (boundary values on both sides). Also the state file's
+// header and CRC, and the batch splitter's bounds.
+import t from 'tap';
+import { loadNodeConfig, prepareNode } from '../../../host/node.js';
+import { ConfigError } from '../../../host/config/loader.js';
+import { defaultUplinkOptions, resolveUplinkOptions, targetTopicOf, topicMatches } from '../../../host/sync/options.js';
+import { decodeLinkState, encodeLinkState } from '../../../host/sync/state-file.js';
+import { splitBatches } from '../../../host/sync/uplink.js';
+import { tempDir } from '../../helpers/index.js';
+
+const base = ['--kafka-port', '0', '--mqtt-port', '-1', '--mqtt-ws-port', '-1', '--http-port', '-1', '--set', 'schemas.port=-1'];
+
+t.test('uplink config: no site = no uplink', async (t) => {
+  const dir = await tempDir(t);
+  const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir], {}));
+  t.equal(p.uplink, null);
+});
+
+t.test('uplink config: lists as comma-separated strings from --set and the environment', async (t) => {
+  const dir = await tempDir(t);
+  const c = loadNodeConfig([...base, '--data-dir', dir, '--set', 'uplink.site=plant-7', '--set', 'uplink.bootstrap=a.example:9092, b.example:9093'], { TRIBUTARY_UPLINK_TOPICS: 'sensors.*,alarms' });
+  const p = await prepareNode(c);
+  t.same(p.uplink?.bootstrap, ['a.example:9092', 'b.example:9093']);
+  t.same(p.uplink?.topics, ['sensors.*', 'alarms']);
+  const json = loadNodeConfig([...base, '--data-dir', dir, '--set', 'uplink.site=x', '--set', 'uplink.bootstrap=["h:1"]', '--set', 'uplink.topics=["t"]'], {});
+  t.same((await prepareNode(json)).uplink?.bootstrap, ['h:1'], 'JSON lists still work');
+});
+
+t.test('uplink config: each mistake names its key', async (t) => {
+  const dir = await tempDir(t);
+  const cases: Array<[string[], RegExp]> = [
+    [['uplink.site=x'], /uplink\.bootstrap is empty/],
+    [['uplink.site=x', 'uplink.bootstrap=nohost'], /uplink\.bootstrap entry "nohost" is not host:port/],
+    [['uplink.site=x', 'uplink.bootstrap=h:70000', 'uplink.topics=t'], /uplink\.bootstrap entry "h:70000"/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1'], /uplink\.topics is empty/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=__consumer_offsets'], /uplink\.topics entry "__consumer_offsets"/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=a*b'], /uplink\.topics entry "a\*b"/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.rename={site}'], /uplink\.rename "\{site\}" has no \{topic\}/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.rename={topic}.{zone}'], /unknown placeholder \{zone\}/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.produceTimeoutMs=30000'], /uplink\.produceTimeoutMs \(30000\) must be below uplink\.requestTimeoutMs/],
+    [['uplink.site=bad site'], /uplink\.site/],
+    [['uplink.inFlightMax=0'], /uplink\.inFlightMax/],
+    [['uplink.readBytesMax=1023'], /uplink\.readBytesMax/],
+    [['uplink.batchBytesMax=1023'], /uplink\.batchBytesMax/],
+  ];
+  for (const [sets, pattern] of cases) {
+    const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
+    const err = await (async () => prepareNode(loadNodeConfig(argv, {})))().catch((e) => e);
+    t.ok(err instanceof ConfigError, `${sets.join(' ')}: a ConfigError`);
+    t.match(String(err?.message), pattern, `${sets.join(' ')}: ${err?.message}`);
+  }
+});
+
+t.test('uplink config: limits at their boundary are accepted', async (t) => {
+  const dir = await tempDir(t);
+  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0'];
+  const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...ok.flatMap((s) => ['--set', s])], {}));
+  t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax], [1, 1024, 1024, 0]);
+});
+
+t.test('uplink: topic patterns and rename templates', async (t) => {
+  t.ok(topicMatches(['sensors.*'], 'sensors.temp'));
+  t.notOk(topicMatches(['sensors.*'], 'sensorsX'));
+  t.ok(topicMatches(['alarms'], 'alarms'));
+  t.notOk(topicMatches(['alarms'], 'alarms2'));
+  t.notOk(topicMatches(['*'], '__consumer_offsets'), 'internal topics never match');
+  t.equal(targetTopicOf(defaultUplinkOptions.rename, 'p7', 'sensors.temp', 2), 'p7.sensors.temp');
+  t.equal(targetTopicOf('{site}-{topic}-{partition}', 'p7', 't', 2), 'p7-t-2');
+  t.equal(resolveUplinkOptions({ ...defaultUplinkOptions }), null);
+});
+
+t.test('uplink state file: header, length and CRC are checked', async (t) => {
+  const state = { producer: { producerId: 7, producerEpoch: 0, partitions: { 'x.t/0': { nextSequence: 12, inFlight: { baseSequence: 12, recordCount: 3, firstSourceOffset: 40, lastSourceOffset: 42 } } } }, checkpoints: { 't/0': 40 } };
+  const bytes = encodeLinkState(state);
+  t.match(bytes.toString('utf8', 0, 40), /^TRIBUTARY-UPLINK-STATE 1 [0-9a-f]{8} \d+\n/);
+  t.same(decodeLinkState(bytes), state, 'round trip');
+  const flipped = Buffer.from(bytes);
+  flipped[flipped.length - 3] ^= 1;
+  t.equal(decodeLinkState(flipped), 'CRC mismatch');
+  t.match(decodeLinkState(bytes.subarray(0, bytes.length - 1)) as string, /body is \d+ bytes, the header says/);
+  t.equal(decodeLinkState(Buffer.from('garbage')), 'no header line');
+});
+
+t.test('uplink: batches are split by records and by estimated bytes', async (t) => {
+  const recs = Array.from({ length: 10 }, () => ({ key: null, value: Buffer.alloc(100) }));
+  t.same(splitBatches(recs, 4, 1 << 20).map((b) => [b.from, b.records.length]), [[0, 4], [4, 4], [8, 2]], 'by record count');
+  t.same(splitBatches(recs, 100, 300).map((b) => b.records.length), [2, 2, 2, 2, 2], 'by bytes (140 each, 300 max)');
+  t.same(splitBatches([{ key: null, value: Buffer.alloc(5000) }], 100, 300).map((b) => b.records.length), [1], 'one record larger than the bound still goes alone');
+  t.same(splitBatches([], 10, 10), []);
+});
