@@ -30,7 +30,7 @@ import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
 import { ERRORS } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
-import { IdempotentProducer, partitionKey, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
+import { IdempotentProducer, partitionKey, sleep, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
 import { LinkStateFile } from './state-file.js';
@@ -407,15 +407,3 @@ export function splitBatches(records: RecordInput[], recordsMax: number, bytesMa
   return out;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -24,6 +24,7 @@ import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec
 import { readHeaderTaggedFields } from '../protocol/header.js';
 import { CLIENT_APIS, negotiate, type ClientApi, type PeerVersions } from './apis.js';
 import { KafkaClientError } from './errors.js';
+import { ERRORS } from '../../errors/index.js';
 
 export interface ConnectionOptions {
   host: string;
@@ -146,7 +147,7 @@ export class KafkaConnection {
     });
     // A broker that answers UNSUPPORTED_VERSION without its list (librdkafka's mock cluster does)
     // is asked again at v0, which every broker speaks.
-    if (res.apiKeys.length === 0 && res.errorCode !== 0) res = await this.send(api, API_VERSIONS_V0, {});
+    if (res.apiKeys.length === 0 && res.errorCode !== ERRORS.NONE.kafka) res = await this.send(api, API_VERSIONS_V0, {});
     if (res.apiKeys.length === 0) throw new KafkaClientError('protocol', `${this.address} answered ApiVersions with error ${res.errorCode} and no API list`);
     this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { minVersion: k.minVersion, maxVersion: k.maxVersion }]));
   }

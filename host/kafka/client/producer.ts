@@ -219,7 +219,8 @@ export function advance(sequence: number, count: number): number {
   return next > SEQUENCE_MAX ? next - SEQUENCE_MAX - 1 : next;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or less when `signal` aborts (resolves either way: a stop is not an error). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (ms <= 0 || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
