@@ -224,6 +224,7 @@ class Connection {
     }
   }
 
+  /** Header → version check → body → session check → the handler, in arrival order → the response. */
   private dispatch(frame: Buffer): void {
     const r = new Reader(frame);
     let header: RequestHeader;
@@ -236,16 +237,7 @@ class Connection {
     const slot: Slot = { done: false, chunks: null, requestBytes: frame.length };
     this.pending.push(slot);
     this.inFlightBytes += frame.length;
-    const m = this.server.metrics_;
-
-    if (!handler || header.apiVersion < handler.minVersion || header.apiVersion > handler.maxVersion) {
-      m.unsupported.inc({ api: String(header.apiKey) });
-      // Logged once per connection at info (a client probing versions, or a flood), then at debug.
-      const level = this.unsupportedLogged++ === 0 ? 'info' : 'debug';
-      this.log[level]({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, handler ? `unsupported ${handler.name} version` : 'unknown API key');
-      this.complete(slot, this.unsupportedResponse(header));
-      return;
-    }
+    if (!handler || header.apiVersion < handler.minVersion || header.apiVersion > handler.maxVersion) return this.answerUnsupported(slot, header, handler);
     const flexible = header.apiVersion >= handler.flexibleFrom;
     let body: unknown;
     try {
@@ -256,7 +248,21 @@ class Connection {
       return this.fail(`malformed ${handler.name} v${header.apiVersion} request: ${(err as Error).message}`, { clientId: header.clientId, correlationId: header.correlationId });
     }
     if (this.refusedBySession(header.apiKey, handler.name, frame.length)) return;
-    const ctx: RequestContext = {
+    this.run(slot, header, handler, body, flexible);
+  }
+
+  /** An unknown API key or a version outside the handler's range: Kafka's UNSUPPORTED_VERSION answer. */
+  private answerUnsupported(slot: Slot, header: RequestHeader, handler: ApiHandler | undefined): void {
+    this.server.metrics_.unsupported.inc({ api: String(header.apiKey) });
+    // Logged once per connection at info (a client probing versions, or a flood), then at debug.
+    const level = this.unsupportedLogged++ === 0 ? 'info' : 'debug';
+    this.log[level]({ apiKey: header.apiKey, apiVersion: header.apiVersion, clientId: header.clientId }, handler ? `unsupported ${handler.name} version` : 'unknown API key');
+    this.complete(slot, this.unsupportedResponse(header));
+  }
+
+  /** What a handler sees of this request and this connection. */
+  private requestContext(slot: Slot, header: RequestHeader): RequestContext {
+    return {
       ...this.securityContext(slot),
       apiKey: header.apiKey,
       apiVersion: header.apiVersion,
@@ -275,43 +281,54 @@ class Connection {
       options: this.server.options,
       release: () => {},
     };
+  }
+
+  /** Runs the handler once the previous request let go (RequestContext.release), then answers. */
+  private run(slot: Slot, header: RequestHeader, handler: ApiHandler, body: unknown, flexible: boolean): void {
+    const ctx = this.requestContext(slot, header);
     // One request at a time takes effect, in arrival order (see RequestContext.release).
     const previous = this.gate;
     let release!: () => void;
     this.gate = new Promise<void>((r) => (release = r));
     ctx.release = release;
     const started = performance.now();
+    const m = this.server.metrics_;
     previous
       .then(() => handler.handle(body, ctx))
       .finally(release)
       .then(
-      (res) => {
-        m.requests.inc({ api: handler.name });
-        m.latency.observe(performance.now() - started, { api: handler.name });
-        if (this.closed) return;
-        if (res === NO_RESPONSE) return this.complete(slot, null);
-        if (res === NO_RESPONSE_CLOSE) {
-          slot.closeAfter = true;
-          return this.complete(slot, null);
-        }
-        const headerVersion = header.apiKey === API_VERSIONS_KEY || !flexible ? 0 : 1;
-        let chunks: Uint8Array[];
-        try {
-          const w = startResponse(header.correlationId, headerVersion);
-          encode(handler.response, res, header.apiVersion, flexible, w);
-          chunks = finishFrame(w);
-        } catch (err) {
-          // A response we cannot encode is our bug: say so, and drop only this connection.
-          this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'response encoding failed');
-          return this.fail(`${handler.name} v${header.apiVersion} response could not be encoded`);
-        }
-        this.complete(slot, chunks);
-      },
-      (err: unknown) => {
-        this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'request handler failed');
-        this.fail(`${handler.name} handler failed: ${(err as Error)?.message ?? err}`);
-      },
-    );
+        (res) => {
+          m.requests.inc({ api: handler.name });
+          m.latency.observe(performance.now() - started, { api: handler.name });
+          this.answer(slot, header, handler, res, flexible);
+        },
+        (err: unknown) => {
+          this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'request handler failed');
+          this.fail(`${handler.name} handler failed: ${(err as Error)?.message ?? err}`);
+        },
+      );
+  }
+
+  /** Encodes a handler's response into its slot (or none: NO_RESPONSE / NO_RESPONSE_CLOSE). */
+  private answer(slot: Slot, header: RequestHeader, handler: ApiHandler, res: unknown, flexible: boolean): void {
+    if (this.closed) return;
+    if (res === NO_RESPONSE) return this.complete(slot, null);
+    if (res === NO_RESPONSE_CLOSE) {
+      slot.closeAfter = true;
+      return this.complete(slot, null);
+    }
+    const headerVersion = header.apiKey === API_VERSIONS_KEY || !flexible ? 0 : 1;
+    let chunks: Uint8Array[];
+    try {
+      const w = startResponse(header.correlationId, headerVersion);
+      encode(handler.response, res as object, header.apiVersion, flexible, w);
+      chunks = finishFrame(w);
+    } catch (err) {
+      // A response we cannot encode is our bug: say so, and drop only this connection.
+      this.log.error({ err, api: handler.name, apiVersion: header.apiVersion }, 'response encoding failed');
+      return this.fail(`${handler.name} v${header.apiVersion} response could not be encoded`);
+    }
+    this.complete(slot, chunks);
   }
 
   /**
