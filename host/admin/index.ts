@@ -2,36 +2,13 @@
 // `tributary topics|produce|consume|groups ...`. Exit codes: 0 ok, 1 the broker refused,
 // 2 bad usage, 3 the broker could not be reached.
 import { createInterface } from 'node:readline';
+import { parseArgs as parseArgv, type ParsedArgs } from './args.js';
 
-interface Args {
-  positional: string[];
-  flags: Map<string, string[]>;
-}
+type Args = ParsedArgs;
 
 class UsageError extends Error {}
 
 const BOOLEAN_FLAGS = new Set(['--follow', '--json']);
-
-function parseArgs(argv: string[]): Args {
-  const positional: string[] = [];
-  const flags = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    let value: string;
-    if (BOOLEAN_FLAGS.has(name)) value = 'true';
-    else if (eq > 0) value = a.slice(eq + 1);
-    else if (i + 1 < argv.length) value = argv[++i];
-    else throw new UsageError(`${name} needs a value`);
-    flags.set(name, [...(flags.get(name) ?? []), value]);
-  }
-  return { positional, flags };
-}
 
 function flag(args: Args, name: string): string | undefined {
   return args.flags.get(name)?.at(-1);
@@ -238,7 +215,7 @@ async function groups(http: Http, args: Args): Promise<void> {
 
 export async function runAdmin(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   try {
-    const args = parseArgs(argv);
+    const args = parseArgv(argv, BOOLEAN_FLAGS, (m) => new UsageError(m));
     const base = (flag(args, '--broker') ?? env.TRIBUTARY_BROKER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
     if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// URL, got "${base}"`);
     // --token, else TRIBUTARY_TOKEN (issue 13, finding 8): the CLI works once tokens are on.

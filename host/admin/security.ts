@@ -32,6 +32,7 @@ import {
   type AclBinding,
   type ScramMechanism,
 } from '../security/index.js';
+import { parseArgs } from './args.js';
 
 class UsageError extends Error {}
 class Refused extends Error {}
@@ -40,22 +41,8 @@ type Flags = Map<string, string | true>;
 const BOOLEAN = new Set(['--prefixed', '--deny', '--cluster', '--json']);
 
 function parse(argv: string[]): { positional: string[]; flags: Flags } {
-  const positional: string[] = [];
-  const flags: Flags = new Map();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    if (BOOLEAN.has(name)) flags.set(name, true);
-    else if (eq > 0) flags.set(name, a.slice(eq + 1));
-    else if (i + 1 < argv.length) flags.set(name, argv[++i]);
-    else throw new UsageError(`${name} needs a value`);
-  }
-  return { positional, flags };
+  const { positional, flags } = parseArgs(argv, BOOLEAN, (m) => new UsageError(m));
+  return { positional, flags: new Map([...flags].map(([name, values]) => [name, BOOLEAN.has(name) ? true : values.at(-1)!])) };
 }
 
 const CONNECTION_FLAGS = ['--kafka', '--sasl-user', '--sasl-password'];
