@@ -28,6 +28,7 @@ import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js'
 import { createLogger, type Logger } from './logging.js';
 import { defaultUplinkOptions, resolveUplinkOptions, startUplink, uplinkSchema, type ResolvedUplink, type Uplink } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
+import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import { openClusterMetadata } from './cluster/start.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
@@ -308,6 +309,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const prepared = await prepareNode(config);
   const logger = createLogger(config.top.logLevel);
   const metrics = new MetricsRegistry();
+  registerProcessMetrics(metrics);
   const started = performance.now();
   logger.info({ dataDir: prepared.dataDir, configFile: config.configFile ?? null }, 'starting tributary');
   for (const w of config.warnings) logger.warn(w);

@@ -195,7 +195,7 @@ class HttpRoutes {
     this.auth = auth;
     this.consoleFiles = opts.console ? loadConsole(logger) : new Map<string, { body: Buffer; type: string }>();
     this.httpRequests = metrics.counter('tributary_http_requests_total', 'HTTP requests, by route and status');
-    this.statsLoopDelay = registerProcessMetrics(metrics);
+    this.statsLoopDelay = registerLoopMetrics(metrics);
   }
 
   /** Every API route: method, uWS pattern, the name counted in tributary_http_requests_total, handler. */
@@ -550,21 +550,15 @@ class HttpRoutes {
 }
 
 /**
- * Process metrics, refreshed at each scrape. Two monitors: /metrics and /stats each report the
- * delay since their own previous call; returns the one /stats reads.
+ * Event-loop metrics, refreshed at each scrape (RSS, CPU, heap and descriptors are the host's:
+ * host/metrics/process.ts). Two monitors: /metrics and /stats each report the delay since their
+ * own previous call; returns the one /stats reads.
  */
-function registerProcessMetrics(metrics: MetricsRegistry): IntervalHistogram {
+function registerLoopMetrics(metrics: MetricsRegistry): IntervalHistogram {
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
   const statsLoopDelay = monitorEventLoopDelay({ resolution: 10 });
   statsLoopDelay.enable();
-  const rss = metrics.gauge('process_resident_memory_bytes', 'Resident set size of the broker process');
-  rss.collect(() => rss.set(process.memoryUsage.rss()));
-  const cpu = metrics.gauge('process_cpu_seconds_total', 'User + system CPU time of the broker process, seconds');
-  cpu.collect(() => {
-    const u = process.cpuUsage();
-    cpu.set((u.user + u.system) / 1e6);
-  });
   const lag = metrics.gauge('nodejs_eventloop_lag_seconds', 'Event-loop delay since the previous scrape, by quantile');
   lag.collect(() => {
     lag.set(loopDelay.percentile(50) / 1e9, { quantile: '0.5' });

@@ -31,6 +31,7 @@ function labelKey(labels: Labels | undefined): string {
 
 abstract class Metric {
   protected readonly series = new Map<string, number>();
+  private readonly collectors: Array<() => void> = [];
   dropped = 0;
   constructor(
     readonly name: string,
@@ -48,6 +49,13 @@ abstract class Metric {
     return key;
   }
   abstract render(): string;
+  /** Called before each render to refresh the value from its source (e.g. RSS, lag, CPU time). */
+  collect(fn: () => void): void {
+    this.collectors.push(fn);
+  }
+  protected runCollectors(): void {
+    for (const c of this.collectors) c();
+  }
   value(labels?: Labels): number {
     return this.series.get(labelKey(labels)) ?? 0;
   }
@@ -63,13 +71,18 @@ export class Counter extends Metric {
     const k = this.slot(labels);
     if (k !== undefined) this.series.set(k, this.series.get(k)! + by);
   }
+  /** For a total kept elsewhere and read by a collector (CPU time from the OS): it only grows. */
+  setTotal(value: number, labels?: Labels): void {
+    const k = this.slot(labels);
+    if (k !== undefined && value >= this.series.get(k)!) this.series.set(k, value);
+  }
   render(): string {
+    this.runCollectors();
     return this.renderSimple('counter');
   }
 }
 
 export class Gauge extends Metric {
-  private readonly collectors: Array<() => void> = [];
   set(value: number, labels?: Labels): void {
     const k = this.slot(labels);
     if (k !== undefined) this.series.set(k, value);
@@ -78,12 +91,8 @@ export class Gauge extends Metric {
     const k = this.slot(labels);
     if (k !== undefined) this.series.set(k, this.series.get(k)! + delta);
   }
-  /** Called before each render to refresh the value (e.g. RSS, lag). */
-  collect(fn: () => void): void {
-    this.collectors.push(fn);
-  }
   render(): string {
-    for (const c of this.collectors) c();
+    this.runCollectors();
     return this.renderSimple('gauge');
   }
 }

@@ -16,6 +16,7 @@ import { openMqttGateway, type MqttGateway, type MqttGatewayOptions } from '../.
 import { defaultWsGatewayOptions, startWsGateway, type WsGatewayDeps, type WsGatewayOptions } from '../../gateway/ws/index.js';
 import { silentLogger, type Logger } from '../../host/logging.js';
 import { MetricsRegistry } from '../../host/metrics/registry.js';
+import { registerProcessMetrics } from '../../host/metrics/process.js';
 import { tempDir } from './index.js';
 
 interface Teardown {
@@ -66,6 +67,7 @@ const portOfAddress = (address: string | undefined) => (address === undefined ? 
 export async function openTestStack(t: Teardown, o: StackOptions = {}): Promise<TestStack> {
   const dataDir = o.dataDir ?? (await tempDir(t, o.dirPrefix ?? 'tributary-stack-'));
   const metrics = o.metrics ?? new MetricsRegistry();
+  if (!o.metrics) registerProcessMetrics(metrics); // as startNode does
   const logger = o.logger ?? silentLogger;
   const closers: Array<() => Promise<unknown>> = [];
   let closing: Promise<void> | undefined;
