@@ -152,7 +152,7 @@ class AedesGateway {
     this.sharedSubs = deps.groups && o.sharedSubscriptions ? openSharedSubscriptions(deps, deps.groups, this.router, this.logger, o) : undefined;
     this.metrics = gatewayMetrics(deps.metrics);
     this.batcher = new AppendBatcher(this.broker, this.logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
-    this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o);
+    this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o, deps.metrics);
     this.persistence.gateOf = (client) => this.outbounds.get(client);
     this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, authorizer: this.authorizer, users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
     this.guardShared = { options: o, logger: this.logger, batcher: this.batcher, violations: this.metrics.violations, refused: this.metrics.publishRefused, holds: this.metrics.holds, rareLog: this.rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };

@@ -43,6 +43,7 @@ import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { BrokerError } from '../../host/errors/index.js';
 import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Logger } from '../../host/logging.js';
+import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
 import type { AppendBatcher } from './append.js';
 import { hideShare, isHiddenShare } from './share-adapter.js';
 
@@ -52,6 +53,8 @@ export const RETAINED_TOPIC = '__mqtt_retained';
 export const SESSIONS_TOPIC = '__mqtt_sessions';
 export const OUTGOING_TOPIC = '__mqtt_outgoing';
 const REPLAY_READ_BYTES = 1 << 20;
+/** Skipped state records logged one by one per topic and replay; the rest are counted in one line. */
+const SKIP_WARNINGS_MAX = 10;
 /** Publishes queued before their PUBACK whose aedes call has not come yet (it follows within a tick or two). */
 const EARLY_MARKS_MAX = 10_000;
 
@@ -187,12 +190,17 @@ export class LogPersistence {
   private readonly incoming = new Map<string, Map<number, AedesPacket>>();
   readonly dropped = { retained: 0, offline: 0 };
 
+  private readonly skippedCounter: Counter | undefined;
+
   constructor(
     private readonly store: BrokerApi,
     private readonly batcher: AppendBatcher,
     private readonly logger: Logger,
     private readonly limits: PersistenceLimits,
-  ) {}
+    metrics?: MetricsRegistry,
+  ) {
+    this.skippedCounter = metrics?.counter('tributary_table_skipped_records_total', 'Records of internal tables skipped on replay because they did not decode');
+  }
 
   // --- life -----------------------------------------------------------------------------------
 
@@ -224,58 +232,14 @@ export class LogPersistence {
   }
 
   private async replay(): Promise<void> {
-    const retained = new Map<string, { payload: Buffer; qos: number; properties?: Record<string, unknown>; messageExpiry?: number }>();
-    const subs = new Map<string, Sub[]>();
-    const wills = new Map<string, AedesPacket>();
-    const outgoing = new Map<string, AedesPacket>();
-    await this.scan(RETAINED_TOPIC, (key, value, headers) => {
-      const topic = text(key);
-      if (value === null || value.length === 0) retained.delete(topic);
-      else {
-        const props = headers.get('props');
-        const expires = headers.get('expiresAtMs');
-        retained.set(topic, {
-          payload: copy(value),
-          qos: Number(text(headers.get('qos') ?? null)) || 0,
-          properties: props ? propsFromJson(JSON.parse(text(props))) : undefined,
-          messageExpiry: expires ? Number(text(expires)) : undefined,
-        });
-      }
-    });
-    await this.scan(SESSIONS_TOPIC, (key, value, headers) => {
-      const k = text(key);
-      const clientId = k.slice(2);
-      if (k.startsWith('s\u0000')) {
-        if (value === null) subs.delete(clientId);
-        else subs.set(clientId, JSON.parse(text(value)) as Sub[]);
-      } else if (k.startsWith('e\u0000')) {
-        if (value === null) this.expiries.delete(clientId);
-        else this.expiries.set(clientId, Number(text(value)));
-      } else if (k.startsWith('w\u0000')) {
-        if (value === null) wills.delete(clientId);
-        else {
-          const meta = JSON.parse(text(headers.get('will') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; brokerId: string; properties?: unknown };
-          const w: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId: meta.brokerId, clientId };
-          if (meta.properties) w.properties = propsFromJson(meta.properties);
-          wills.set(clientId, w);
-        }
-      }
-    });
-    await this.scan(OUTGOING_TOPIC, (key, value, headers) => {
-      const k = text(key);
-      if (value === null) outgoing.delete(k);
-      else {
-        const meta = JSON.parse(text(headers.get('msg') ?? null)) as { topic: string; qos: 0 | 1 | 2; retain: boolean; properties?: unknown; messageExpiry?: number };
-        const [, brokerId, counter] = k.split('\u0000');
-        const p: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: meta.qos, retain: meta.retain, brokerId, brokerCounter: Number(counter), dup: false };
-        if (meta.properties) p.properties = propsFromJson(meta.properties);
-        if (meta.messageExpiry !== undefined) p.messageExpiry = meta.messageExpiry;
-        outgoing.set(k, p);
-      }
-    });
+    const state: ReplayState = { retained: new Map(), subs: new Map(), wills: new Map(), outgoing: new Map(), expiries: this.expiries };
+    await this.scan(RETAINED_TOPIC, (key, value, headers) => applyRetained(state, key, value, headers));
+    await this.scan(SESSIONS_TOPIC, (key, value, headers) => applySession(state, key, value, headers));
+    await this.scan(OUTGOING_TOPIC, (key, value, headers) => applyOutgoing(state, key, value, headers));
+    const { retained, subs, wills, outgoing } = state;
     for (const [topic, r] of retained) {
       if (r.messageExpiry !== undefined && r.messageExpiry <= Date.now()) continue; // expired while the broker was down
-      const p: AedesPacket = { cmd: 'publish', topic, payload: r.payload, qos: r.qos as 0 | 1 | 2, retain: true };
+      const p: AedesPacket = { cmd: 'publish', topic, payload: r.payload, qos: r.qos, retain: true };
       if (r.properties) p.properties = r.properties;
       if (r.messageExpiry !== undefined) p.messageExpiry = r.messageExpiry;
       await this.mem.storeRetained(p);
@@ -296,25 +260,39 @@ export class LogPersistence {
       await this.mem.outgoingEnqueue({ clientId }, p);
       this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
     }
-    this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size }, 'mqtt: state restored from the log');
+    this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size, skipped: this.skippedOnReplay }, 'mqtt: state restored from the log');
   }
+
+  /** Records of the state topics skipped on replay because they did not decode. */
+  skippedOnReplay = 0;
 
   /**
    * Reads a whole internal topic in order, through the one partition reader: a position that
-   * leaves the log (retention racing the restore) is an error, not a silent skip.
+   * leaves the log (retention racing the restore) is an error, not a silent skip. A record that
+   * does not decode is skipped, logged (the first few) and counted, never a reason to stay down
+   * (the same rule as CompactedTable's; damaged batches are skipped by the broker's read).
    */
   private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<void> {
     const cursor = await PartitionCursor.open(this.store, { topic, partition: 0 }, { kind: 'earliest' }, { maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'fail' });
+    let skipped = 0;
     while (!cursor.caughtUp()) {
       // decoded by the cursor: records below the position and control batches already dropped
       const { records, from, nextOffset } = await cursor.read();
-      if (nextOffset === from) return; // nothing readable below the visible end
+      if (nextOffset === from) break; // nothing readable below the visible end
       for (const r of records) {
         const headers = new Map<string, Uint8Array | null>();
         for (const h of r.headers) headers.set(h.key, h.value);
-        apply(r.key, r.value, headers);
+        try {
+          apply(r.key, r.value, headers);
+        } catch (err) {
+          skipped++;
+          this.skippedOnReplay++;
+          this.skippedCounter?.inc({ topic });
+          if (skipped <= SKIP_WARNINGS_MAX) this.logger.warn({ topic, partition: 0, offset: r.offset, err: (err as Error).message }, 'mqtt: skipping a state record that does not decode');
+        }
       }
     }
+    if (skipped > SKIP_WARNINGS_MAX) this.logger.warn({ topic, skipped }, 'mqtt: skipped state records that did not decode');
   }
 
   private write(topic: string, records: RecordInput[]): Promise<void> {
@@ -780,4 +758,117 @@ export class LogPersistence {
   streamWill(brokers?: Record<string, number>): Readable {
     return this.mem.streamWill(brokers);
   }
+}
+
+// --- replay decoders: each throws on a record that is not what its topic's layout (above) says,
+// and the replay skips that record (scan) -----------------------------------------------------
+
+interface ReplayState {
+  retained: Map<string, { payload: Buffer; qos: 0 | 1 | 2; properties?: Record<string, unknown>; messageExpiry?: number }>;
+  subs: Map<string, Sub[]>;
+  wills: Map<string, AedesPacket>;
+  outgoing: Map<string, AedesPacket>;
+  expiries: Map<string, number>;
+}
+
+function qosOf(v: unknown, what: string): 0 | 1 | 2 {
+  if (v === 0 || v === 1 || v === 2) return v;
+  throw new Error(`${what}: QoS ${JSON.stringify(v)} is not 0, 1 or 2`);
+}
+
+function jsonOf(bytes: Uint8Array | null | undefined, what: string): unknown {
+  if (bytes === null || bytes === undefined) throw new Error(`${what} is missing`);
+  try {
+    return JSON.parse(text(bytes));
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`);
+  }
+}
+
+function objectOf(v: unknown, what: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function timeOf(bytes: Uint8Array | null | undefined, what: string): number | undefined {
+  if (bytes === null || bytes === undefined) return undefined;
+  const n = Number(text(bytes));
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${what}: ${JSON.stringify(text(bytes))} is not a time in ms`);
+  return n;
+}
+
+function propsOf(bytes: Uint8Array | null | undefined, what: string): Record<string, unknown> | undefined {
+  if (bytes === null || bytes === undefined) return undefined;
+  return propsFromJson(objectOf(jsonOf(bytes, what), what));
+}
+
+function applyRetained(state: ReplayState, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>): void {
+  if (key === null) throw new Error('the record has no key');
+  const topic = text(key);
+  if (value === null || value.length === 0) {
+    state.retained.delete(topic);
+    return;
+  }
+  const qosHeader = headers.get('qos');
+  state.retained.set(topic, {
+    payload: copy(value),
+    qos: qosHeader === undefined || qosHeader === null ? 0 : qosOf(Number(text(qosHeader)), 'header qos'),
+    properties: propsOf(headers.get('props'), 'header props'),
+    messageExpiry: timeOf(headers.get('expiresAtMs'), 'header expiresAtMs'),
+  });
+}
+
+function subscriptionsOf(value: Uint8Array): Sub[] {
+  const subs = jsonOf(value, 'subscriptions');
+  if (!Array.isArray(subs)) throw new Error('subscriptions: not a JSON array');
+  for (const s of subs) {
+    const o = objectOf(s, 'a subscription');
+    if (typeof o.topic !== 'string' || o.topic.length === 0) throw new Error('a subscription has no topic filter');
+    qosOf(o.qos, `subscription ${o.topic}`);
+  }
+  return subs as Sub[];
+}
+
+function willOf(clientId: string, value: Uint8Array, headers: Map<string, Uint8Array | null>): AedesPacket {
+  const meta = objectOf(jsonOf(headers.get('will'), 'header will'), 'header will');
+  if (typeof meta.topic !== 'string' || meta.topic.length === 0) throw new Error('header will: no topic');
+  const w: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: qosOf(meta.qos, 'header will'), retain: meta.retain === true, brokerId: typeof meta.brokerId === 'string' ? meta.brokerId : undefined, clientId };
+  if (meta.properties) w.properties = propsFromJson(objectOf(meta.properties, 'header will: properties'));
+  return w;
+}
+
+function applySession(state: ReplayState, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>): void {
+  if (key === null) throw new Error('the record has no key');
+  const k = text(key);
+  const clientId = k.slice(2);
+  const kind = k.slice(0, 2);
+  if (kind !== 's\u0000' && kind !== 'e\u0000' && kind !== 'w\u0000') throw new Error(`key ${JSON.stringify(k.slice(0, 16))} is not s/e/w 0x00 clientId`);
+  if (kind === 's\u0000') {
+    if (value === null) state.subs.delete(clientId);
+    else state.subs.set(clientId, subscriptionsOf(value));
+  } else if (kind === 'e\u0000') {
+    if (value === null) state.expiries.delete(clientId);
+    else state.expiries.set(clientId, timeOf(value, 'session expiry')!);
+  } else if (value === null) state.wills.delete(clientId);
+  else state.wills.set(clientId, willOf(clientId, value, headers));
+}
+
+function applyOutgoing(state: ReplayState, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>): void {
+  if (key === null) throw new Error('the record has no key');
+  const k = text(key);
+  const parts = k.split('\u0000');
+  if (parts.length !== 3 || parts[0].length === 0 || !/^-?\d+$/.test(parts[2])) throw new Error(`key ${JSON.stringify(k.slice(0, 32))} is not clientId 0x00 brokerId 0x00 counter`);
+  if (value === null) {
+    state.outgoing.delete(k);
+    return;
+  }
+  const meta = objectOf(jsonOf(headers.get('msg'), 'header msg'), 'header msg');
+  if (typeof meta.topic !== 'string' || meta.topic.length === 0) throw new Error('header msg: no topic');
+  const p: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: qosOf(meta.qos, 'header msg'), retain: meta.retain === true, brokerId: parts[1], brokerCounter: Number(parts[2]), dup: false };
+  if (meta.properties) p.properties = propsFromJson(objectOf(meta.properties, 'header msg: properties'));
+  if (meta.messageExpiry !== undefined) {
+    if (typeof meta.messageExpiry !== 'number' || !Number.isFinite(meta.messageExpiry)) throw new Error('header msg: messageExpiry is not a number');
+    p.messageExpiry = meta.messageExpiry;
+  }
+  state.outgoing.set(k, p);
 }
