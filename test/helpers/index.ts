@@ -104,8 +104,11 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     'schemas.port=0',
     ...(options.args ?? []),
   ];
+  // The broker refuses unknown TRIBUTARY_* variables, and the runner's own (a bench's
+  // TRIBUTARY_BENCH_QUICK, say) are not its: only the log level and what the caller names pass.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRIBUTARY_')));
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...options.env },
+    env: { ...inherited, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
