@@ -7,6 +7,7 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import { startRegistryServer, type RegistryListener } from './http.js';
 import { validateSchemaRegistryOptions, type SchemaRegistryOptions } from './options.js';
 import { SchemaRegistry } from './registry.js';
+import type { DoorSecurity } from '../security/index.js';
 import { IngestValidator } from './validate.js';
 
 export { defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOptions, type SchemaRegistryOptions } from './options.js';
@@ -23,7 +24,7 @@ export interface RunningSchemas {
 }
 
 /** Replays `_schemas`, installs the validation hook, starts the listener (unless port -1). */
-export async function startSchemas(broker: Broker, options: Partial<SchemaRegistryOptions>, deps: { logger: Logger; metrics: MetricsRegistry }): Promise<RunningSchemas> {
+export async function startSchemas(broker: Broker, options: Partial<SchemaRegistryOptions>, deps: { logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity }): Promise<RunningSchemas> {
   const o = validateSchemaRegistryOptions(options);
   const log = deps.logger.child({ component: 'schemas' });
   const registry = await SchemaRegistry.open(broker, o, log);
