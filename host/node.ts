@@ -243,7 +243,7 @@ function exposedListeners(p: Pick<PreparedNode, 'kafka' | 'mqtt' | 'http' | 'sch
   if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false });
   if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled });
   if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 });
-  if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: false });
+  if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: security.allowAnonymous === false });
   return out;
 }
 
@@ -352,7 +352,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     const security = doorSecurity(prepared.security, () => broker.metadata.image());
-    schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security });
+    schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security }, () => ready);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {

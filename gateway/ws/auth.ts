@@ -2,18 +2,13 @@
 // of the one security model (host/security), every decision made by the node's one authorizer.
 //
 // A token (`http.tokens[]`) names its principal (`User:<name>`; `User:ANONYMOUS` when omitted)
-// and may declare a scope that narrows what the principal's ACLs give it (finding 5: a token is
-// least-privilege by default):
-//   read   topic patterns (exact, `*`, `prefix*`) this token may read and describe; omitted = any
-//   write  topic patterns it may produce to; omitted = any
-//   admin  true = it may also create/delete/alter topics, list and describe groups, read
-//          /metrics and /stats (cluster and admin operations); default false
-// A request is allowed when the scope allows it AND authorize(principal, operation, resource)
-// does. With `security.authorization` off the authorizer allows everything but reading internal
-// topics, so the scope alone limits the token, as before — except that `admin` is now off unless
-// given. With no tokens configured every request is `User:ANONYMOUS` with an unlimited scope:
-// exactly what the ACLs (or, with authorization off, the broker's defaults) give it.
-import { ANONYMOUS, Operation, originAllowed, parsePrincipal, principalText, ResourceType, type DoorSecurity, type Principal } from '../../host/security/index.js';
+// and may declare a scope (read/write topic patterns, admin: default false) that narrows what the
+// principal's ACLs give it (host/security/tokens.ts, shared with the schema registry). With
+// `security.authorization` off the authorizer allows everything but reading internal topics, so
+// the scope alone limits a token, as before — except that `admin` is now off unless given. With
+// no tokens configured every request is `User:ANONYMOUS` with an unlimited scope: exactly what
+// the ACLs (or, with authorization off, the broker's defaults) give it.
+import { ANONYMOUS, Operation, originAllowed, principalText, ResourceType, scopeAllows, TokenTable, UNLIMITED_SCOPE, type DoorSecurity, type Principal, type TokenScope } from '../../host/security/index.js';
 import { BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
@@ -33,35 +28,10 @@ export interface Access {
   check(operation: number, resourceType: number, name: string): void;
 }
 
-interface Scope {
-  read: ((topic: string) => boolean) | undefined;
-  write: ((topic: string) => boolean) | undefined;
-  admin: boolean;
-}
-
-const UNLIMITED: Scope = { read: undefined, write: undefined, admin: true };
-
-function matcher(patterns: string[] | undefined): ((topic: string) => boolean) | undefined {
-  if (patterns === undefined) return undefined;
-  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
-  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (topic) => exact.has(topic) || prefixes.some((p) => topic.startsWith(p));
-}
-
-/** The token's declared scope allows the operation (see the header). */
-function scopeAllows(s: Scope, operation: number, type: number, name: string): boolean {
-  if (type === ResourceType.TOPIC && (operation === Operation.READ || operation === Operation.DESCRIBE)) return s.read?.(name) ?? true;
-  if (type === ResourceType.TOPIC && operation === Operation.WRITE) return s.write?.(name) ?? true;
-  // a topic a token may write to it may also auto-create (the principal still needs CREATE)
-  if (type === ResourceType.TOPIC && operation === Operation.CREATE) return s.admin || (s.write?.(name) ?? true);
-  if (type === ResourceType.GROUP && operation === Operation.READ) return true; // consuming in a group: the topic's READ decides
-  return s.admin;
-}
-
 const REFUSAL = { [ResourceType.TOPIC]: 'TOPIC_AUTHORIZATION_FAILED', [ResourceType.GROUP]: 'GROUP_AUTHORIZATION_FAILED' } as const;
 const OPERATION_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Operation).map(([k, v]) => [v, k.toLowerCase()]));
 
-function accessOf(security: DoorSecurity, principal: Principal, scope: Scope, host: string): Access {
+function accessOf(security: DoorSecurity, principal: Principal, scope: TokenScope, host: string): Access {
   const can = (operation: number, type: number, name: string) => scopeAllows(scope, operation, type, name) && security.authorizer.authorize(principal, operation, { type, name }, host);
   const who = principalText(principal);
   return {
@@ -79,21 +49,17 @@ function accessOf(security: DoorSecurity, principal: Principal, scope: Scope, ho
 }
 
 export class Authenticator {
-  private readonly byToken = new Map<string, { principal: Principal; scope: Scope }>();
+  private readonly tokens: TokenTable;
 
   constructor(
     tokens: WsAccessToken[],
     private readonly security: DoorSecurity,
   ) {
-    tokens.forEach((t, i) => {
-      const principal = t.principal === undefined ? ANONYMOUS : parsePrincipal(t.principal);
-      if (!principal) throw new Error(`http.tokens[${i}].principal: "${t.principal}" is not User:<name>`);
-      this.byToken.set(t.token, { principal, scope: { read: matcher(t.read), write: matcher(t.write), admin: t.admin ?? false } });
-    });
+    this.tokens = new TokenTable(tokens);
   }
 
   get enabled(): boolean {
-    return this.byToken.size > 0;
+    return this.tokens.size > 0;
   }
 
   /**
@@ -102,12 +68,12 @@ export class Authenticator {
    * rejected (401 / close): tokens are configured and none or an unknown one came.
    */
   authenticate(authorizationHeader: string, queryToken: string, host = '*'): Access | undefined {
-    if (!this.enabled) return accessOf(this.security, ANONYMOUS, UNLIMITED, host);
+    if (!this.enabled) return accessOf(this.security, ANONYMOUS, UNLIMITED_SCOPE, host);
     let token = queryToken;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader);
     if (m) token = m[1];
     if (!token) return undefined;
-    const t = this.byToken.get(token);
+    const t = this.tokens.get(token);
     return t ? accessOf(this.security, t.principal, t.scope, host) : undefined;
   }
 }

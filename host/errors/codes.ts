@@ -175,6 +175,10 @@ export interface RegistryErrorSpec {
 const reg = (code: number, http: number): RegistryErrorSpec => ({ code, http });
 
 export const REGISTRY_ERRORS = {
+  /** No, bad or rate-limited credentials (Confluent's security plugin: 40101). */
+  UNAUTHORIZED: reg(40101, 401),
+  /** The ACLs refuse the operation (Confluent's security plugin: 40301). */
+  FORBIDDEN: reg(40301, 403),
   SUBJECT_NOT_FOUND: reg(40401, 404),
   VERSION_NOT_FOUND: reg(40402, 404),
   SCHEMA_NOT_FOUND: reg(40403, 404),

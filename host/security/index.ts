@@ -12,3 +12,4 @@ export * from './options.js';
 export * from './exposure.js';
 export * from './doors.js';
 export * from './origin.js';
+export * from './tokens.js';

@@ -14,6 +14,9 @@ import mqtt from 'mqtt';
 import { Client } from '../unit/ws/harness.js';
 import { cliJs, startBroker, tempDir } from '../helpers/index.js';
 import { spawnSync } from 'node:child_process';
+import confluent from '@kafkajs/confluent-schema-registry';
+
+const { SchemaRegistry, SchemaType } = confluent;
 
 const TOKENS = [
   // the docs' read-only dashboard token: reads everything its ACLs give it, nothing else
@@ -67,7 +70,12 @@ t.test('http and websocket on the one authorizer: tokens are principals, least p
     ['--principal', 'User:dash', '--operation', 'read', '--topic', '*'],
     ['--principal', 'User:alice', '--operation', 'write', '--topic', 'telemetry'],
     ['--principal', 'User:alice', '--operation', 'read', '--topic', 'telemetry'],
+    // the registry: subjects are checked as topics of the same name; a prefixed grant covers telemetry-value
+    ['--principal', 'User:alice', '--operation', 'write', '--topic', 'telemetry-', '--prefixed'],
+    // @kafkajs/confluent-schema-registry sets the subject's compatibility after its first registration
+    ['--principal', 'User:alice', '--operation', 'alter_configs', '--topic', 'telemetry-', '--prefixed'],
   ];
+  t.equal(spawnSync(process.execPath, [cliJs, 'users', 'add', 'alice', '--password', 'alice-secret', '--kafka', k0]).status, 0, 'users add alice');
   for (const a of acls) t.equal(spawnSync(process.execPath, [cliJs, 'acls', 'add', ...a, '--kafka', k0]).status, 0, `acls add ${a.join(' ')}`);
   t.equal(await first.stop(), 0);
   const config = join(dir, 'tributary.json');
@@ -146,6 +154,36 @@ t.test('http and websocket on the one authorizer: tokens are principals, least p
     const c = await mqtt.connectAsync(mq, { reconnectPeriod: 0, clientId: 'ws-node' });
     t.ok(c.connected, 'mqtt.js over WebSocket (no Origin) connects');
     await c.endAsync(true);
+  });
+
+  await t.test('schema registry: Basic (the SCRAM users) and bearer tokens, subjects checked as topics, 401 40101 / 403 40301', async (t) => {
+    const reg = `http://${b.listeners.schemas}`;
+    const schema = JSON.stringify({ type: 'record', name: 'Reading', fields: [{ name: 'c', type: 'double' }] });
+    const asAlice = new SchemaRegistry({ host: reg, auth: { username: 'alice', password: 'alice-secret' } });
+    const { id } = await asAlice.register({ type: SchemaType.AVRO, schema }, { subject: 'telemetry-value' });
+    t.ok(id > 0, 'alice registers telemetry-value through @kafkajs/confluent-schema-registry with Basic auth (WRITE via the prefixed ACL)');
+    const wrong = new SchemaRegistry({ host: reg, auth: { username: 'alice', password: 'nope' } });
+    const failed = await wrong.getLatestSchemaId('telemetry-value').then(
+      () => undefined,
+      (e: { status?: number; message?: string }) => e,
+    );
+    t.equal(failed?.status, 401, `wrong password: 401 (${failed?.message})`);
+    const raw = async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
+      const res = await fetch(`${reg}${path}`, { method, headers: { 'content-type': 'application/vnd.schemaregistry.v1+json', ...headers }, body });
+      return { status: res.status, body: (await res.json()) as { error_code?: number } & Record<string, unknown> };
+    };
+    const dash = { authorization: 'Bearer dash-token-1' };
+    t.equal((await raw('GET', '/subjects/telemetry-value/versions/latest', dash)).status, 200, 'the dashboard token reads the subject (READ on *)');
+    const denied = await raw('POST', '/subjects/telemetry-value/versions', dash, JSON.stringify({ schema }));
+    t.same([denied.status, denied.body.error_code], [403, 40301], 'the dashboard token may not register');
+    const anon = await raw('POST', '/subjects/cmd-value/versions', {}, JSON.stringify({ schema }));
+    t.same([anon.status, anon.body.error_code], [403, 40301], 'anonymous (on loopback) gets what its ACLs give: nothing');
+    t.same((await raw('GET', '/subjects')).body, [], 'the anonymous subject list shows only what it may describe');
+    const cfg = await raw('PUT', '/config', dash, JSON.stringify({ compatibility: 'NONE' }));
+    t.same([cfg.status, cfg.body.error_code], [403, 40301], 'global config needs ALTER_CONFIGS on the cluster');
+    t.equal((await raw('PUT', '/config', { authorization: 'Bearer ops-token-1' }, JSON.stringify({ compatibility: 'FULL' }))).status, 200, 'the admin token may');
+    const bad = await raw('GET', '/subjects', { authorization: 'Bearer not-a-token-x' });
+    t.same([bad.status, bad.body.error_code], [401, 40101]);
   });
 
   t.equal(await b.stop(), 0);
