@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
+import kafkajs from 'kafkajs';
 import { cliJs, eventually, haveCommand, sleep, startBroker, tempDir } from '../helpers/index.js';
 
 function run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -63,6 +64,7 @@ t.test('mqtt on the one authorizer: SCRAM users, Kafka ACLs, refusals with their
     ['--principal', 'User:alice', '--operation', 'write', '--topic', 'telemetry'],
     ['--principal', 'User:eve', '--operation', 'write', '--topic', 'telemetry'],
     ['--principal', 'User:eve', '--operation', 'read', '--topic', 'telemetry'],
+    ['--principal', 'User:eve', '--operation', 'read', '--topic', 'offsets'],
   ]) {
     const r = await run(process.execPath, [cliJs, 'acls', 'add', ...a, '--kafka', k0]);
     t.equal(r.code, 0, `acls add ${a.join(' ')}: ${r.stderr}`);
@@ -71,7 +73,7 @@ t.test('mqtt on the one authorizer: SCRAM users, Kafka ACLs, refusals with their
 
   // 2. restart with MQTT authentication and authorization on
   const config = join(dir, 'tributary.json');
-  await writeFile(config, JSON.stringify({ security: { authorization: true, superUsers: ['User:admin'], loginFailuresMax: 3, loginFailureWindowMs: 3000 }, mqtt: { auth: { enabled: true } } }));
+  await writeFile(config, JSON.stringify({ security: { authorization: true, superUsers: ['User:admin'], loginFailuresMax: 3, loginFailureWindowMs: 3000 }, mqtt: { auth: { enabled: true }, reverseRoutes: [{ topic: '__consumer_offsets', mqttTopic: 'offsets/{partition}' }] } }));
   const b = await startBroker(t, { dataDir, args: ['--config', config] });
   const url = `mqtt://${b.listeners.mqtt}`;
   const port = String(b.port('mqtt'));
@@ -159,6 +161,29 @@ t.test('mqtt on the one authorizer: SCRAM users, Kafka ACLs, refusals with their
     await eventually(() => got.includes('telemetry/dev9'));
     await sleep(200);
     t.same(got, ['telemetry/dev9'], 'the cmd message was withheld from eve, telemetry delivered');
+  });
+
+  await t.test('finding 7: an internal topic reverse-routed onto MQTT reaches no subscriber', async (t) => {
+    // a reverse route maps __consumer_offsets onto MQTT; eve may read `offsets`, so offsets/# is granted
+    const eve = await mqtt.connectAsync(url, { clientId: 'eve-offsets', username: 'eve', password: 'eve-secret', reconnectPeriod: 0 });
+    t.teardown(() => eve.end(true));
+    const got: string[] = [];
+    eve.on('message', (topic) => got.push(topic));
+    t.equal((await eve.subscribeAsync('offsets/#', { qos: 0 }))[0].qos, 0);
+    const kafka = new kafkajs.Kafka({ brokers: [b.listeners.kafka!], clientId: 'offsets', logLevel: kafkajs.logLevel.NOTHING, sasl: { mechanism: 'scram-sha-512', username: 'admin', password: 'admin-secret' } });
+    const admin = kafka.admin();
+    await admin.connect();
+    t.teardown(() => admin.disconnect());
+    const commit = (offset: string) => admin.setOffsets({ groupId: 'fleet', topic: 'telemetry', partitions: [{ partition: 0, offset }] });
+    await commit('0');
+    await sleep(1500); // the tail reads __consumer_offsets (interest came from the subscription); nothing may come
+    t.same(got, [], 'a committed offset (a record of __consumer_offsets) is withheld: READ on `offsets` does not open the internal topic');
+    // (the reverse path never tails `__*` topics at all, tail.ts; the per-delivery READ check
+    // withholds them too, so both would have to break for this to leak)
+    await commit('1');
+    await eve.publishAsync('telemetry/eve', 'still-served', { qos: 1 });
+    await sleep(500);
+    t.same(got, [], 'still nothing from the internal topic; eve is still served');
   });
 
   t.equal(await b.stop(), 0, 'the broker stops cleanly after serving every refusal');
