@@ -190,6 +190,12 @@ class AedesGateway {
     const v5 = (client as AedesClient & { version?: number }).version === 5;
     this.access.login(username, password, address, v5).then(
       (r) => {
+        // a will is a publish made later, maybe after a restart that forgot who made it:
+        // checked now, as Mosquitto does (WRITE on its stream topic; refused CONNACK 5 / 0x87)
+        const will = (client as AedesClient & { _will?: { topic: string } })._will;
+        if (r.ok && will && !this.access.canPublish(r.username, client.id, will.topic, this.router.forward(will.topic, client.id)?.topic, address)) {
+          r = { ok: false, returnCode: 5, reason: `not authorised to publish the will to ${will.topic}`, counted: false, rateLimited: false };
+        }
         if (r.ok) {
           if (r.username !== undefined) this.users.set(client, r.username);
           if (r.username !== undefined && this.o.auth.enabled) this.metrics.logins.inc();

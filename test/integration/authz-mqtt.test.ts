@@ -129,6 +129,9 @@ t.test('mqtt on the one authorizer: SCRAM users, Kafka ACLs, refusals with their
       const anon = await run('kcat', ['-P', '-b', b.listeners.kafka!, '-t', 'cmd', '-k', 'cmd/dev1/reboot', '-X', 'message.send.max.retries=0'], 'from-anonymous-kafka\n');
       t.match(anon.stderr, /[Tt]opic authorization failed/, 'anonymous Kafka producer: TOPIC_AUTHORIZATION_FAILED');
     }
+    // a will is a deferred publish: checked at CONNECT (it may outlive the broker's memory of who set it)
+    t.equal(await connackOf(url, { clientId: 'eve-will', username: 'eve', password: 'eve-secret', protocolVersion: 5, will: { topic: 'cmd/dev1/reboot', payload: Buffer.from('from-eve-will'), qos: 1, retain: false } }), 0x87, 'a will on cmd without WRITE: CONNACK 0x87');
+    t.equal(await connackOf(url, { clientId: 'eve-will2', username: 'eve', password: 'eve-secret', will: { topic: 'telemetry/eve/status', payload: Buffer.from('gone'), qos: 1, retain: false } }), 0, 'a will she may write: accepted');
     const http = await fetch(`http://${b.listeners.http}/topics/cmd/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ key: 'cmd/dev1/reboot', value: 'from-http' }]) });
     t.equal(http.status, 403, 'anonymous HTTP produce to cmd: 403');
 
