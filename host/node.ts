@@ -32,7 +32,7 @@ import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import { openClusterMetadata } from './cluster/start.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
-import { checkExposure, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
+import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
 
 export type { Listener } from './config/listener.js';
@@ -244,7 +244,7 @@ function exposedListeners(p: Pick<PreparedNode, 'kafka' | 'mqtt' | 'http' | 'sch
   if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false });
   if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled });
   if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 });
-  if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: false });
+  if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: security.allowAnonymous === false });
   return out;
 }
 
@@ -277,20 +277,22 @@ function decoderOf(schemas: RunningSchemas) {
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
 async function openListeners(
   p: PreparedNode,
-  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry },
+  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity },
   health: () => boolean,
 ): Promise<Listener[]> {
   const { broker, groups, schemas, logger, metrics } = deps;
   const listeners: Listener[] = schemas.listener ? [schemas.listener] : [];
+  // one authorizer, login limiter and user store for every door (host/security/doors.ts)
+  const security = deps.security ?? doorSecurity(p.security, () => broker.metadata.image());
   try {
     if (p.kafka) {
       const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
-      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata) }, p.kafka));
+      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata, security) }, p.kafka));
     }
-    listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
+    listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
     if (p.http) {
       try {
-        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -351,8 +353,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let uplink: Uplink | null = null;
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
-    schemas = await startSchemas(broker, prepared.schemas, { logger, metrics });
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready);
+    const security = doorSecurity(prepared.security, () => broker.metadata.image());
+    schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security }, () => ready);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
     await Promise.allSettled((listeners! ?? []).map((l) => l.close()));

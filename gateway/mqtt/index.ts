@@ -28,7 +28,8 @@ import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
 import { AppendBatcher } from './append.js';
-import { Authorizer } from './auth.js';
+import { Authorizer, MqttAccess } from './auth.js';
+import { addressOf as hostOfRemote, doorSecurity, type DoorSecurity } from '../../host/security/index.js';
 import { ConnectionGuard, DeliveryGate, refuseConnection, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import type { Listener } from '../../host/config/listener.js';
@@ -55,6 +56,8 @@ export interface MqttGatewayDeps {
   metrics: MetricsRegistry;
   /** The group coordinator: `$share/{group}/{filter}` subscriptions join its groups (none → refused). */
   groups?: SharedGroupApi;
+  /** The node's one authorizer, login limiter and user store (host/security/doors.ts); default: authorization off, no users. */
+  security?: DoorSecurity;
 }
 
 /** What tests and the bench need beyond the listeners. */
@@ -108,7 +111,9 @@ class AedesGateway {
   private readonly gatewayId = randomUUID();
   private readonly originBytes: Buffer;
   private readonly router: Router;
-  private readonly authorizer: Authorizer | undefined;
+  private readonly access: MqttAccess;
+  /** The stream topic each message in flight was stored in (or read from), keyed by its payload, which aedes' packet copies keep. */
+  private readonly streamTopicOf = new WeakMap<object, string>();
   private readonly sharedSubs: SharedSubscriptions | undefined;
   private readonly sharing: SharedWiring;
   private readonly metrics: ReturnType<typeof gatewayMetrics>;
@@ -148,13 +153,14 @@ class AedesGateway {
     this.broker = deps.broker;
     this.originBytes = Buffer.from(this.gatewayId);
     this.router = new Router(o.routes, o.defaultRoute, o.reverseRoutes);
-    this.authorizer = o.auth.enabled ? new Authorizer(o.auth.users) : undefined;
+    const security = deps.security ?? doorSecurity(undefined, () => undefined);
+    this.access = new MqttAccess({ security, legacy: o.auth.enabled ? new Authorizer(o.auth.users) : undefined, required: o.auth.enabled, router: this.router });
     this.sharedSubs = deps.groups && o.sharedSubscriptions ? openSharedSubscriptions(deps, deps.groups, this.router, this.logger, o) : undefined;
     this.metrics = gatewayMetrics(deps.metrics);
     this.batcher = new AppendBatcher(this.broker, this.logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
     this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o, deps.metrics);
     this.persistence.gateOf = (client) => this.outbounds.get(client);
-    this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, authorizer: this.authorizer, users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
+    this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, access: this.access, hostOf: (client) => this.hostOf(client), users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
     this.guardShared = { options: o, logger: this.logger, batcher: this.batcher, violations: this.metrics.violations, refused: this.metrics.publishRefused, holds: this.metrics.holds, rareLog: this.rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };
     this.batcher.onDrain(() => {
       if (this.guardShared.totalWaiters.size === 0 || this.batcher.pendingBytes >= o.pendingBytesTotalMax) return;
@@ -173,19 +179,32 @@ class AedesGateway {
 
   // --- aedes hooks ------------------------------------------------------------------------------
 
+  /** The source address of a client (ACL host, login limiter). */
+  private hostOf(client: object): string {
+    const remote = this.guards.get(client)?.remote;
+    return remote === undefined ? '*' : hostOfRemote(remote);
+  }
+
   private authenticate(client: AedesClient, username: string | undefined, password: Buffer | undefined, done: (err: (Error & { returnCode?: number }) | null, ok: boolean | null) => void): void {
-    const authorizer = this.authorizer;
-    if (!authorizer) return done(null, true);
-    authorizer.authenticate(username, password).then(
-      (ok) => {
-        if (ok) {
-          this.users.set(client, username!);
+    const address = this.hostOf(client);
+    const v5 = (client as AedesClient & { version?: number }).version === 5;
+    this.access.login(username, password, address, v5).then(
+      (r) => {
+        // a will is a publish made later, maybe after a restart that forgot who made it:
+        // checked now, as Mosquitto does (WRITE on its stream topic; refused CONNACK 5 / 0x87)
+        const will = (client as AedesClient & { _will?: { topic: string } })._will;
+        if (r.ok && will && !this.access.canPublish(r.username, client.id, will.topic, this.router.forward(will.topic, client.id)?.topic, address)) {
+          r = { ok: false, returnCode: 5, reason: `not authorised to publish the will to ${will.topic}`, counted: false, rateLimited: false };
+        }
+        if (r.ok) {
+          if (r.username !== undefined) this.users.set(client, r.username);
+          if (r.username !== undefined && this.o.auth.enabled) this.metrics.logins.inc();
           return done(null, true);
         }
-        this.metrics.denied.inc({ what: 'connect' });
-        this.logger.warn({ clientId: client.id, username }, 'mqtt: CONNECT refused: bad user name or password (return code 4)');
-        const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 });
-        done(err, false);
+        this.metrics.denied.inc({ what: r.rateLimited ? 'connect-rate-limited' : 'connect' });
+        if (r.counted) this.metrics.loginFailures.inc();
+        this.rareLog(`deny-connect-${r.rateLimited}`, { clientId: client.id, username, remote: address }, `mqtt: CONNECT refused: ${r.reason} (CONNACK ${v5 ? `0x${(r.returnCode === 4 ? 0x86 : 0x87).toString(16)}` : r.returnCode})`);
+        done(Object.assign(new Error(r.reason), { returnCode: r.returnCode }), false);
       },
       (err: Error) => done(Object.assign(err, { returnCode: 3 }), false),
     );
@@ -194,7 +213,7 @@ class AedesGateway {
   private authorizeSubscribe(client: AedesClient, sub: Sub, done: (err: Error | null, sub?: Sub | null) => void): void {
     const shareTopic = revealShare(sub);
     if (shareTopic !== undefined) return this.sharing.authorize(client, sub, shareTopic, done);
-    if (this.authorizer && !this.authorizer.canSubscribe(this.users.get(client), client.id, sub.topic)) {
+    if (!this.access.canSubscribe(this.users.get(client), client.id, sub.topic, this.hostOf(client))) {
       this.metrics.denied.inc({ what: 'subscribe' });
       this.rareLog('deny-sub', { clientId: client.id, filter: sub.topic }, 'mqtt: SUBSCRIBE refused by ACL (SUBACK 0x80)');
       return done(null, null);
@@ -230,7 +249,7 @@ class AedesGateway {
     // $SYS/ is the server's (MQTT 4.7.2); other $-topics are ordinary topics, as in Mosquitto,
     // which wildcards at the first level do not match (MQTT-4.7.2-1, aedes enforces it)
     if (topic.startsWith('$SYS/') || topic === '$SYS') return { rule: 'sys-topic-reserved', message: `topics under $SYS are the server's: ${topic}`, error: 'NOT_AUTHORIZED' };
-    if (this.authorizer && client && !this.authorizer.canPublish(this.users.get(client), clientId, topic)) {
+    if (client && !this.access.canPublish(this.users.get(client), clientId, topic, this.router.forward(topic, clientId)?.topic, this.hostOf(client))) {
       this.metrics.denied.inc({ what: 'publish' });
       return { rule: 'acl', message: `not authorised to publish to ${topic}`, error: 'NOT_AUTHORIZED' };
     }
@@ -254,6 +273,7 @@ class AedesGateway {
     if (refusal) return this.refuse(client, packet, refusal, done);
     this.metrics.publishes.inc({ qos: String(packet.qos) });
     const target = this.router.forward(topic, clientId);
+    this.streamTopicOf.set(packet.payload as object, target?.topic ?? topic);
     if (!target) {
       this.metrics.unrouted.inc();
       if (this.o.unrouted === 'disconnect') return this.refuse(client, packet, { rule: 'unrouted', message: `no route for ${topic} (unrouted: disconnect)`, error: 'UNKNOWN_TOPIC_OR_PARTITION' }, done);
@@ -416,6 +436,16 @@ class AedesGateway {
   }
 
   private authorizeForward(client: AedesClient, packet: AedesPacket): unknown {
+    // Every delivery, whatever filter let it here: READ on the stream topic it came from. A
+    // packet restored from a session or the retained store has lost that: its MQTT topic's
+    // forward route stands in (the stream topic a publish on it is stored in).
+    const streamTopic = this.streamTopicOf.get(packet.payload as object) ?? this.router.forward(packet.topic, packet.clientId ?? '')?.topic ?? packet.topic;
+    if (!this.access.canReceive(this.users.get(client), streamTopic, this.hostOf(client))) {
+      this.metrics.denied.inc({ what: 'deliver' });
+      this.rareLog('deny-deliver', { clientId: client.id, topic: packet.topic, streamTopic }, 'mqtt: delivery withheld: the subscriber may not read the stream topic');
+      this.sharing.dropped(packet);
+      return null;
+    }
     const out = this.outbounds.get(client);
     const forwarded = out ? out.forward(packet as never) : packet;
     // a shared delivery dropped here (expired, too large for the client) is done: no ack will come
@@ -461,7 +491,7 @@ class AedesGateway {
       for (const id in clients) out.push(...Object.keys(clients[id].subscriptions).filter(notShared));
       return out;
     };
-    const tails = new TailManager(this.broker, this.aedes as never, this.router, this.o, this.logger, this.gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)], this.batcher.own);
+    const tails = new TailManager(this.broker, this.aedes as never, this.router, this.o, this.logger, this.gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)], this.batcher.own, (payload, streamTopic) => this.streamTopicOf.set(payload, streamTopic));
     this.tails = tails;
     if (this.o.reverse) {
       events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic).filter(notShared)));
@@ -637,6 +667,7 @@ class AedesGateway {
       path: o.wsPath,
       maxPayload: o.packetBytesMax + 5,
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+      verifyClient: (info: { req: IncomingMessage }, answer: (ok: boolean, status?: number, message?: string) => void) => this.access.verifyOrigin(info.req, answer, this.rareLog, this.metrics.denied),
     });
     this.wss = wss;
     // ws re-emits the HTTP server's errors (EADDRINUSE) on the WebSocketServer: without a
@@ -688,6 +719,8 @@ function gatewayMetrics(m: MetricsRegistry) {
     publishes: m.counter('tributary_mqtt_publishes_total', 'MQTT publishes received, by QoS'),
     unrouted: m.counter('tributary_mqtt_unrouted_total', 'MQTT publishes matching no route (not stored)'),
     denied: m.counter('tributary_mqtt_denied_total', 'MQTT operations refused by an ACL or authentication'),
+    loginFailures: m.counter('tributary_mqtt_login_failures_total', 'MQTT CONNECTs with a wrong password or unknown user (counted against the source address, security.loginFailuresMax)'),
+    logins: m.counter('tributary_mqtt_logins_total', 'MQTT CONNECTs authenticated as a user'),
     violations: m.counter('tributary_mqtt_protocol_violations_total', 'MQTT connections closed for breaking a rule, by rule'),
     holds: m.counter('tributary_mqtt_read_holds_total', 'times an MQTT connection stopped being read, by reason'),
     refused: m.counter('tributary_mqtt_connections_refused_total', 'MQTT connections refused at connectionsMax'),

@@ -8,7 +8,7 @@
 // of each pending delivery, and the ids given to deliveries a persistent session tracks.
 import type { Duplex } from 'node:stream';
 import type { Counter } from '../../host/metrics/registry.js';
-import type { Authorizer } from './auth.js';
+import type { MqttAccess } from './auth.js';
 import type { AedesClientInternals, ConnectionGuard } from './connection.js';
 import { headersToProperties } from './headers.js';
 import type { AedesPacket, LogPersistence, Sub } from './persistence.js';
@@ -38,7 +38,8 @@ type PendingAcks = Map<number, { acked: (err?: Error | null) => void; packet: Ae
 export interface SharedWiringDeps {
   subs: SharedSubscriptions | undefined;
   persistence: LogPersistence;
-  authorizer: Authorizer | undefined;
+  access: MqttAccess;
+  hostOf: (client: object) => string;
   /** The user name each authenticated client connected with. */
   users: WeakMap<object, string>;
   denied: Counter;
@@ -69,14 +70,14 @@ export class SharedWiring {
    * names the reason code, which the SUBACK rewrite puts in place of aedes' 0x87 / 0x80.
    */
   authorize(client: AedesClient, sub: Sub, topic: string, done: (err: Error | null, sub?: Sub | null) => void): void {
-    const { authorizer, users, subs, rareLog } = this.deps;
+    const { access, users, subs, rareLog } = this.deps;
     const v5 = (client as AedesClient & SharedClientInternals).version === 5;
     const refuse = (code: number) => {
       this.shareCodes.set(sub, code);
       done(null, null);
     };
     const share = parseSharedFilter(topic);
-    if (authorizer && 'filter' in share && !authorizer.canSubscribe(users.get(client), client.id, share.filter)) {
+    if ('filter' in share && !access.canSubscribe(users.get(client), client.id, share.filter, this.deps.hostOf(client), share.group)) {
       this.deps.denied.inc({ what: 'subscribe' });
       rareLog('deny-sub', { clientId: client.id, filter: topic }, `mqtt: SUBSCRIBE refused by ACL (SUBACK ${v5 ? '0x87' : '0x80'})`);
       return refuse(v5 ? 0x87 : SUBACK.UNSPECIFIED);

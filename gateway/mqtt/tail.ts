@@ -37,6 +37,9 @@ export interface Publisher {
   publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean; properties?: Record<string, unknown>; messageExpiry?: number }, done: (err?: Error | null) => void): void;
 }
 
+/** Told, before each delivery is published, which stream topic it was read from (the gateway checks READ on it per subscriber). */
+export type ReadFrom = (payload: Buffer, streamTopic: string) => void;
+
 export interface TailOptions {
   tailTopicsMax: number;
   tailReadBytesMax: number;
@@ -152,9 +155,11 @@ class TailReader {
     const { properties, messageExpiry } = headersToProperties(headers);
     if (messageExpiry !== undefined && messageExpiry <= Date.now()) return;
     this.delivered++;
+    const payload = value === null ? Buffer.alloc(0) : Buffer.from(value);
+    this.m.readFrom?.(payload, this.topic);
     return new Promise<void>((resolve) => {
       this.m.aedes.publish(
-        { cmd: 'publish', topic: mqttTopic, payload: value === null ? Buffer.alloc(0) : Buffer.from(value), qos: this.m.options.reverseQos, retain: false, dup: false, ...(properties ? { properties } : {}), ...(messageExpiry !== undefined ? { messageExpiry } : {}) },
+        { cmd: 'publish', topic: mqttTopic, payload, qos: this.m.options.reverseQos, retain: false, dup: false, ...(properties ? { properties } : {}), ...(messageExpiry !== undefined ? { messageExpiry } : {}) },
         (err) => {
           if (err) this.m.logger.warn({ topic: mqttTopic, err: err.message }, 'mqtt: reverse delivery failed');
           resolve();
@@ -183,6 +188,7 @@ export class TailManager {
     private readonly currentFilters: () => string[],
     /** This gateway's own appends, skipped instead of read back (the origin header stays the fallback). */
     readonly own?: OwnAppends,
+    readonly readFrom?: ReadFrom,
   ) {
     this.originBytes = Buffer.from(originId);
   }

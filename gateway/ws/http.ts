@@ -1,7 +1,7 @@
 // The HTTP API on the same uWS app as /ws (docs/http.md).
 //
 //   POST /topics/{topic}/records   JSON array or NDJSON → offsets
-//   POST /topics, DELETE /topics/{topic}   create / delete a topic (admin tokens)
+//   POST /topics, DELETE /topics/{topic}   create / delete a topic (CREATE / DELETE; tokens need admin: true)
 //   GET  /topics                   topics with partition count and record totals
 //   GET  /topics/{topic}           partitions with offsets, config
 //   GET  /topics/{topic}/records   snapshot read: ?partition&offset&limit&encoding&decode=confluent
@@ -25,6 +25,7 @@ import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
 import type { Access, Authenticator } from './auth.js';
+import { CLUSTER_NAME, Operation, ResourceType } from '../../host/security/index.js';
 import type { GroupSessions } from './group-session.js';
 import type { WsGatewayOptions } from './options.js';
 import { decodeField, decodedRecordJson, parseRecordFields, type OutRecord, type TextEncodingName, type ValueDecoder } from './protocol.js';
@@ -120,6 +121,14 @@ function loadConsole(logger: Logger): Map<string, { body: Buffer; type: string }
     logger.warn({ err: (err as Error).message, consoleDir }, 'web console files not found; / will answer 404');
   }
   return files;
+}
+
+/** `application/json`, `application/x-ndjson`, `application/vnd.x+json`: types a browser will not send cross-site without a CORS preflight. */
+const JSON_CONTENT_TYPE = /^application\/[\w.+-]*json[\w.+-]*\s*(;.*)?$/i;
+
+/** The peer's address (ACL host), as the Kafka door computes it. */
+function remoteHost(res: Res): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString().replace(/^::ffff:/, '');
 }
 
 function param(req: Req, i: number): string {
@@ -222,6 +231,10 @@ class HttpRoutes {
     app[method](pattern, (res, req) => {
       const reply = new Reply(res);
       let result: void | Promise<void>;
+      if (method !== 'get' && this.refuseNonJsonBody(req, reply)) {
+        this.httpRequests.inc({ route: name });
+        return;
+      }
       try {
         result = handler(res, req, reply);
       } catch (err) {
@@ -239,7 +252,7 @@ class HttpRoutes {
 
   /** Reads auth from a request (synchronously); undefined = 401 already answered. */
   private access(res: Res, req: Req, reply: Reply): Access | undefined {
-    const a = this.auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '');
+    const a = this.auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '', remoteHost(res));
     if (!a) {
       reply.extraHeaders.push(['www-authenticate', 'Bearer']);
       reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));
@@ -247,14 +260,29 @@ class HttpRoutes {
     return a;
   }
 
-  /** Like access(), and the token must be an admin token (metrics, stats, groups). */
-  private adminAccess(res: Res, req: Req, reply: Reply): Access | undefined {
+  /**
+   * Like access(), and the route's (operation, resource) must be authorized (the one authorizer
+   * and the token's scope, gateway/ws/auth.ts); a refusal throws the table's 403 row.
+   */
+  private accessFor(res: Res, req: Req, reply: Reply, operation: number, type: number, name: string): Access | undefined {
     const a = this.access(res, req, reply);
-    if (a && !a.admin) {
-      reply.error(new BrokerError('CLUSTER_AUTHORIZATION_FAILED', 'this token is not an admin token (metrics, stats and groups need admin: true)'));
-      return undefined;
-    }
+    a?.check(operation, type, name);
     return a;
+  }
+
+  /**
+   * CSRF (finding 4): a state-changing request with a body must say it is JSON. A browser sends
+   * `text/plain`, form and multipart bodies cross-site without asking (no CORS preflight);
+   * `application/json` (and NDJSON) it does not, so refusing the others (415) keeps another
+   * site's page from producing or creating topics through a visitor's browser.
+   */
+  private refuseNonJsonBody(req: Req, reply: Reply): boolean {
+    const length = req.getHeader('content-length');
+    const hasBody = (length !== '' && length !== '0') || req.getHeader('transfer-encoding') !== '';
+    const type = req.getHeader('content-type');
+    if (!hasBody || JSON_CONTENT_TYPE.test(type)) return false;
+    reply.error(new BrokerError('UNSUPPORTED_MEDIA_TYPE', `content-type: a request body must be application/json (or application/x-ndjson), got ${type === '' ? 'none' : `"${type}"`}`));
+    return true;
   }
 
   /**
@@ -288,13 +316,13 @@ class HttpRoutes {
 
   /** GET /metrics: the registry as Prometheus text (admin). */
   private metricsText(res: Res, req: Req, reply: Reply): void {
-    if (!this.adminAccess(res, req, reply)) return;
+    if (!this.accessFor(res, req, reply, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)) return;
     reply.send(200, this.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
   }
 
   /** GET /stats: JSON for the console — connections per door, process, WS fan-out, topics (admin). */
   private stats(res: Res, req: Req, reply: Reply): void {
-    if (!this.adminAccess(res, req, reply)) return;
+    if (!this.accessFor(res, req, reply, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)) return;
     const connections: Record<string, number> = {};
     // Every door exports tributary_<door>_connections (a gauge, maybe with labels): summed per door.
     for (const line of this.metrics.render().split('\n')) {
@@ -319,7 +347,7 @@ class HttpRoutes {
   private listTopics(res: Res, req: Req, reply: Reply): void {
     const a = this.access(res, req, reply);
     if (!a) return;
-    reply.json(200, { topics: this.topicSummaries().filter((t) => a.canRead(t.name)) });
+    reply.json(200, { topics: this.topicSummaries().filter((t) => a.can(Operation.DESCRIBE, ResourceType.TOPIC, t.name)) });
   }
 
   /** GET /topics/{topic}: partitions with offsets, and the config. */
@@ -327,7 +355,7 @@ class HttpRoutes {
     const a = this.access(res, req, reply);
     if (!a) return;
     const topic = param(req, 0);
-    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    a.check(Operation.DESCRIBE, ResourceType.TOPIC, topic);
     const info = this.broker.describeTopic(topic);
     if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
     const partitions = [...Array(info.partitions).keys()].map((p) => ({ partition: p, ...this.broker.offsets({ topic, partition: p }) }));
@@ -344,7 +372,7 @@ class HttpRoutes {
     const limitQ = req.getQuery('limit') ?? '';
     const enc = encodingQuery(req.getQuery('encoding') ?? '');
     const decode = decodeQuery(req.getQuery('decode') ?? '', this.deps.decodeValue);
-    if (!a.canRead(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${topic}`);
+    a.check(Operation.READ, ResourceType.TOPIC, topic);
     const info = this.broker.describeTopic(topic);
     if (!info) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${topic}`);
     const partition = intQuery(partitionQ, 'partition', 0)!;
@@ -384,18 +412,18 @@ class HttpRoutes {
     const contentType = req.getHeader('content-type');
     const lengthHeader = req.getHeader('content-length');
     const enc = encodingQuery(req.getQuery('encoding') ?? '');
-    if (!a.canWrite(topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${topic}`);
+    a.check(Operation.WRITE, ResourceType.TOPIC, topic);
+    // auto-creation (Kafka's rule): CREATE on the cluster or on the topic, checked before anything is written
+    if (!this.broker.describeTopic(topic) && !a.can(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)) a.check(Operation.CREATE, ResourceType.TOPIC, topic);
     if (this.refuseByLength(lengthHeader, reply)) return; // answered at once; the body is never read
-    const ndjson = /ndjson|jsonl|json-seq/i.test(contentType);
-    if (contentType && !ndjson && !/json/i.test(contentType)) {
-      throw new BrokerError('INVALID_REQUEST', `content-type: expected application/json or application/x-ndjson, got ${contentType}`);
-    }
+    const ndjson = /ndjson|jsonl|json-seq/i.test(contentType); // anything else without JSON in it was refused 415 by the route
     this.readBody(res, reply, (body) => this.produceBody(topic, body, ndjson, enc));
   }
 
   /** POST /topics: create a topic (admin) through the broker's one creation call. */
   private createTopic(res: Res, req: Req, reply: Reply): void {
-    if (!this.adminAccess(res, req, reply)) return;
+    const a = this.access(res, req, reply);
+    if (!a) return;
     if (this.refuseByLength(req.getHeader('content-length'), reply)) return;
     this.readBody(res, reply, async (body) => {
       let spec: unknown;
@@ -406,6 +434,7 @@ class HttpRoutes {
       }
       const o = spec as { name?: unknown; partitions?: unknown; replicationFactor?: unknown; assignment?: unknown; config?: unknown } | null;
       if (!o || typeof o !== 'object' || typeof o.name !== 'string') throw new BrokerError('INVALID_REQUEST', 'name: required, a topic name');
+      if (!a.can(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)) a.check(Operation.CREATE, ResourceType.TOPIC, o.name);
       const partitions = o.partitions ?? 1;
       if (typeof partitions !== 'number' || !Number.isSafeInteger(partitions)) throw new BrokerError('INVALID_PARTITIONS', 'partitions: must be an integer');
       const replicationFactor = o.replicationFactor ?? undefined;
@@ -427,8 +456,8 @@ class HttpRoutes {
 
   /** DELETE /topics/{topic} (admin). */
   private async deleteTopic(res: Res, req: Req, reply: Reply): Promise<void> {
-    if (!this.adminAccess(res, req, reply)) return;
     const topic = param(req, 0);
+    if (!this.accessFor(res, req, reply, Operation.DELETE, ResourceType.TOPIC, topic)) return;
     reply.watch();
     await this.broker.deleteTopic(topic);
     reply.json(200, { deleted: topic });
@@ -436,15 +465,15 @@ class HttpRoutes {
 
   /** GET /groups: consumer groups with their lag (admin). */
   private listGroups(res: Res, req: Req, reply: Reply): void {
-    if (!this.adminAccess(res, req, reply)) return;
+    if (!this.accessFor(res, req, reply, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)) return;
     if (!this.deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
     reply.json(200, { groups: this.deps.groupSessions.listWithLag() });
   }
 
   /** GET /groups/{id}: one group with its members and lag (admin). */
   private describeGroup(res: Res, req: Req, reply: Reply): void {
-    if (!this.adminAccess(res, req, reply)) return;
     const id = param(req, 0);
+    if (!this.accessFor(res, req, reply, Operation.DESCRIBE, ResourceType.GROUP, id)) return;
     if (!this.deps.groupSessions) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', 'consumer groups are not available on this broker');
     reply.json(200, this.deps.groupSessions.describeWithLag(id));
   }

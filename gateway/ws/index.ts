@@ -14,7 +14,8 @@ import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError, ERRORS, type ErrorName } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { MetricsRegistry } from '../../host/metrics/registry.js';
-import { Authenticator, type Access } from './auth.js';
+import { Authenticator, refuseCrossOrigin, type Access } from './auth.js';
+import { CLUSTER_NAME, doorSecurity, Operation, ResourceType, type DoorSecurity } from '../../host/security/index.js';
 import { resolveStart } from '../../host/broker/cursor.js';
 import { Fanout, PartCursor, Subscription, type Peer } from './fanout.js';
 import { compileKeyFilter } from './filter.js';
@@ -56,6 +57,8 @@ export interface WsGatewayDeps {
   listeners?: () => Array<{ name: string; up: boolean }>;
   /** The schema registry's decoder for `decode: confluent` readers (absent: such a request is refused). */
   decodeValue?: ValueDecoder;
+  /** The node's one authorizer, login limiter and user store (host/security/doors.ts); default: authorization off, no users. */
+  security?: DoorSecurity;
 }
 
 /**
@@ -156,6 +159,7 @@ function wsMetrics(metrics: MetricsRegistry) {
 /** The door's state (sockets, fan-out, group sessions, the uWS app) with one method per socket event and request type. */
 class WsGateway {
   readonly auth: Authenticator;
+  private readonly security: DoorSecurity;
   readonly app: UwsTypes.TemplatedApp;
   readonly groupSessions: GroupSessions | undefined;
   private readonly broker: BrokerApi;
@@ -176,7 +180,8 @@ class WsGateway {
     const { broker, logger, metrics } = deps;
     this.broker = broker;
     this.logger = logger;
-    this.auth = new Authenticator(opts.tokens);
+    this.security = deps.security ?? doorSecurity(undefined, () => undefined);
+    this.auth = new Authenticator(opts.tokens, this.security);
     this.metrics = wsMetrics(metrics);
     this.fanout = new Fanout(broker, opts, logger, {
       recordsSent: metrics.counter('tributary_ws_records_sent_total', 'Records sent to WebSocket subscribers, by topic'),
@@ -223,6 +228,7 @@ class WsGateway {
   /** Subprotocol, token and socket limit, decided here, synchronously. */
   private upgrade(res: UwsTypes.HttpResponse, req: UwsTypes.HttpRequest, context: UwsTypes.us_socket_context_t): void {
     // Everything is read synchronously: req is valid only inside this callback.
+    if (refuseCrossOrigin(res, req, this.security.options.allowedOrigins, this.logger, this.metrics.wsClosed)) return;
     const key = req.getHeader('sec-websocket-key');
     const offered = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
@@ -235,7 +241,7 @@ class WsGateway {
       res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`unsupported WebSocket subprotocol "${offered}": use ${JSON_PROTOCOL} or ${CBOR_PROTOCOL}\n`);
       return;
     }
-    const access = this.auth.authenticate(authorization, queryToken);
+    const access = this.auth.authenticate(authorization, queryToken, remote.replace(/^::ffff:/, ''));
     const data: SocketData = { id: this.nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
     if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
     else if (this.socketsOpenOrOpening >= this.opts.connectionsMax) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (connectionsMax=${this.opts.connectionsMax})` };
@@ -332,7 +338,8 @@ class WsGateway {
 
   private async subscribe(peer: SocketPeer, req: SubscribeRequest): Promise<void> {
     const { opts, broker, groupSessions, deps } = this;
-    if (!peer.access.canRead(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to read topic ${req.topic}`);
+    peer.access.check(Operation.READ, ResourceType.TOPIC, req.topic);
+    if (req.group !== undefined) peer.access.check(Operation.READ, ResourceType.GROUP, req.group);
     if (peer.subs.has(req.topic)) throw new BrokerError('INVALID_REQUEST', `topic: already subscribed to ${req.topic} on this socket; unsubscribe first`);
     if (peer.subs.size >= opts.maxSubscriptionsPerSocket) throw new BrokerError('LIMIT_EXCEEDED', `too many subscriptions on this socket (maxSubscriptionsPerSocket=${opts.maxSubscriptionsPerSocket})`);
     const info = broker.describeTopic(req.topic);
@@ -381,7 +388,8 @@ class WsGateway {
 
   private async produce(peer: SocketPeer, req: ProduceRequest): Promise<void> {
     const { opts, broker } = this;
-    if (!peer.access.canWrite(req.topic)) throw new BrokerError('TOPIC_AUTHORIZATION_FAILED', `not allowed to write topic ${req.topic}`);
+    peer.access.check(Operation.WRITE, ResourceType.TOPIC, req.topic);
+    if (!broker.describeTopic(req.topic) && !peer.access.can(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)) peer.access.check(Operation.CREATE, ResourceType.TOPIC, req.topic);
     if (peer.inFlightProduces >= opts.maxInFlightProducesPerSocket) {
       throw new BrokerError('LIMIT_EXCEEDED', `too many produce requests waiting for their ack on this socket (maxInFlightProducesPerSocket=${opts.maxInFlightProducesPerSocket})`);
     }

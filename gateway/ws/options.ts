@@ -4,14 +4,19 @@
 import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
 import { boolean, checkOptions, int32, list, object, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
-/** One bearer token and what it may do. Topic patterns: exact names, `*` for all, or a `prefix*`. */
+/**
+ * One bearer token: its principal (whose ACLs decide, host/security) and the scope it narrows
+ * them to (gateway/ws/auth.ts). Topic patterns: exact names, `*` for all, or a `prefix*`.
+ */
 export interface WsAccessToken {
   token: string;
-  /** Topics this token may subscribe to and read over HTTP. */
-  read: string[];
-  /** Topics this token may produce to. */
-  write: string[];
-  /** May see /metrics, /stats and /groups (default true); false = 403 CLUSTER_AUTHORIZATION_FAILED there. */
+  /** `User:<name>` whose ACLs apply; default `User:ANONYMOUS`. */
+  principal?: string;
+  /** Topics this token may subscribe to and read over HTTP; omitted = any its principal may read. */
+  read?: string[];
+  /** Topics this token may produce to; omitted = any its principal may write. */
+  write?: string[];
+  /** May create/delete topics and see /metrics, /stats and /groups (default false: tokens are least-privilege; 403 there). */
   admin?: boolean;
 }
 
@@ -21,7 +26,7 @@ export interface WsGatewayOptions extends ListenerOptions {
   maxSockets?: number;
   /** WebSocket endpoint path. */
   path: string;
-  /** Bearer tokens; empty = no authentication (everyone may read and write every topic). */
+  /** Bearer tokens; empty = no authentication (every request is User:ANONYMOUS: the ACLs, or with authorization off the defaults, decide). */
   tokens: WsAccessToken[];
   /** Largest WebSocket message a client may send, bytes (uWS maxPayloadLength; past it: close 1009). */
   maxPayloadBytes: number;
@@ -101,15 +106,15 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
 };
 
 const tokenSchema: KeySchema = object(
-  { token: string(8), read: list(string(1)), write: list(string(1)), admin: boolean() },
-  ['token', 'read', 'write'],
+  { token: string(8), principal: string(6), read: list(string(1)), write: list(string(1)), admin: boolean() },
+  ['token'],
 );
 
 /** What each key of the `http` config section allows (host/config/schema.ts); cross-key rules stay in validateWsGatewayOptions. */
 export const wsSchema: SectionSchema = section({
   ...listenerSchemas(),
   path: { type: 'string', pattern: '^/', 'x-allowed': 'a path starting with "/"' },
-  tokens: list(tokenSchema, 'a list of { token (8+ characters), read: [topic patterns], write: [topic patterns], admin? }'),
+  tokens: list(tokenSchema, 'a list of { token (8+ characters), principal?: User:<name>, read?: [topic patterns], write?: [topic patterns], admin?: false }'),
   maxPayloadBytes: int32(1),
   maxSubscriptionsPerSocket: int32(1),
   maxInFlightProducesPerSocket: int32(1),
@@ -142,7 +147,7 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   if (typeof o.path !== 'string' || !o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
   for (const t of o.tokens ?? []) {
     if (typeof t.token !== 'string' || t.token.length < 8) throw new Error('ws gateway option tokens[].token must be a string of at least 8 characters');
-    if (!Array.isArray(t.read) || !Array.isArray(t.write)) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
+    if ((t.read !== undefined && !Array.isArray(t.read)) || (t.write !== undefined && !Array.isArray(t.write))) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
   }
   // Ranges and types of every key: the `http` section's schema (the config loader has checked a node's own).
   checkOptions(wsSchema, o as unknown as Record<string, unknown>, 'ws gateway option ');

@@ -139,6 +139,12 @@ export const ERRORS = {
   // Not Kafka errors: limits and access at the gateways. Kafka code -1 where no better exists.
   LIMIT_EXCEEDED: spec(-1, MQTT_QUOTA, WS_TOO_MANY, 429, true),
   NOT_AUTHORIZED: spec(29, MQTT_NOT_AUTHORIZED, WS_UNAUTHORIZED, 401),
+  // A state-changing HTTP request whose body is not JSON (CSRF: browsers send text/plain and
+  // form bodies cross-site without a preflight); never a WebSocket close or an MQTT answer.
+  UNSUPPORTED_MEDIA_TYPE: spec(-1, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),
+  // A WebSocket upgrade from a browser page on an origin not allowed (security.allowedOrigins):
+  // HTTP 403 before the upgrade; 1008 is the policy close a socket would carry.
+  ORIGIN_NOT_ALLOWED: spec(-1, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof ERRORS;
@@ -169,6 +175,10 @@ export interface RegistryErrorSpec {
 const reg = (code: number, http: number): RegistryErrorSpec => ({ code, http });
 
 export const REGISTRY_ERRORS = {
+  /** No, bad or rate-limited credentials (Confluent's security plugin: 40101). */
+  UNAUTHORIZED: reg(40101, 401),
+  /** The ACLs refuse the operation (Confluent's security plugin: 40301). */
+  FORBIDDEN: reg(40301, 403),
   SUBJECT_NOT_FOUND: reg(40401, 404),
   VERSION_NOT_FOUND: reg(40402, 404),
   SCHEMA_NOT_FOUND: reg(40403, 404),

@@ -14,7 +14,7 @@
 // only when anonymous clients are allowed (security.allowAnonymous, or null on a loopback listener).
 import { randomBytes } from 'node:crypto';
 import type { MetadataStore } from '../broker/metadata/store.js';
-import { ANONYMOUS, Authorizer, isLoopback, LoginLimiter, type Principal, type ScramServer, type SecurityOptions, defaultSecurityOptions, validateSecurityOptions } from '../security/index.js';
+import { ANONYMOUS, Authorizer, doorSecurity, isLoopback, LoginLimiter, type DoorSecurity, type Principal, type ScramServer, type SecurityOptions } from '../security/index.js';
 
 export interface KafkaSecurity {
   options: SecurityOptions;
@@ -26,13 +26,16 @@ export interface KafkaSecurity {
   fakeSecret: Uint8Array;
 }
 
-/** The listener's security from the `security` options and the broker's metadata store. */
-export function kafkaSecurity(options: Partial<SecurityOptions> | undefined, store: MetadataStore | undefined): KafkaSecurity {
-  const o = validateSecurityOptions({ ...defaultSecurityOptions, ...options });
+/**
+ * The listener's security from the `security` options and the broker's metadata store. A node
+ * passes the DoorSecurity every door shares (one authorizer, one failed-login limiter).
+ */
+export function kafkaSecurity(options: Partial<SecurityOptions> | undefined, store: MetadataStore | undefined, shared?: DoorSecurity): KafkaSecurity {
+  const doors = shared ?? doorSecurity(options, () => store?.image());
   return {
-    options: o,
-    authorizer: new Authorizer({ authorization: o.authorization, superUsers: o.superUsers }, () => store?.image().acls ?? []),
-    limiter: new LoginLimiter({ failuresMax: o.loginFailuresMax, windowMs: o.loginFailureWindowMs, addressesMax: o.loginFailureAddressesMax }),
+    options: doors.options,
+    authorizer: doors.authorizer,
+    limiter: doors.limiter,
     store,
     fakeSecret: randomBytes(32),
   };

@@ -17,6 +17,8 @@ import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { SchemaRegistry, SchemaRequest } from './registry.js';
 import { RegistryError, SCHEMA_TYPES } from './schema-types.js';
+import type { RegistryAuth } from './auth.js';
+import { CLUSTER_NAME, Operation, principalText, ResourceType } from '../security/index.js';
 
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 const ACCEPTED_BODY_TYPES = ['application/vnd.schemaregistry.v1+json', 'application/vnd.schemaregistry+json', 'application/json', 'application/octet-stream'];
@@ -26,14 +28,34 @@ interface Ctx {
   parts: string[];
   query: URLSearchParams;
   body: unknown;
+  /** May the caller do `operation` on the resource? (host/schemas/auth.ts; always true without auth.) */
+  can(operation: number, type: number, name: string): boolean;
 }
 
 type Handler = (r: SchemaRegistry, c: Ctx) => unknown;
 interface Route {
   method: string;
   pattern: string[];
+  /** What the caller must be allowed before the handler runs (auth.ts maps Confluent's model onto the ACLs). */
+  needs: (r: SchemaRegistry, c: Ctx) => boolean;
   handler: Handler;
 }
+
+const open = () => true;
+/** An operation on the subject at path segment `i` (checked as the topic resource of that name). */
+const onSubject = (operation: number, i: number) => (_r: SchemaRegistry, c: Ctx) => c.can(operation, ResourceType.TOPIC, c.parts[i]);
+const onCluster = (operation: number) => (_r: SchemaRegistry, c: Ctx) => c.can(operation, ResourceType.CLUSTER, CLUSTER_NAME);
+/** A schema by id: READ on some subject that uses it (an id nobody uses answers its 404). */
+const onSchemaId = (r: SchemaRegistry, c: Ctx) => {
+  const id = /^\d{1,10}$/.test(c.parts[2]) ? Number(c.parts[2]) : NaN;
+  let uses: Array<{ subject: string }> = [];
+  try {
+    uses = Number.isSafeInteger(id) ? r.usesOf(id, true) : [];
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err; // an unknown id: the handler answers its 404
+  }
+  return uses.length === 0 || uses.some((u) => c.can(Operation.READ, ResourceType.TOPIC, u.subject));
+};
 
 const flag = (c: Ctx, name: string) => c.query.get(name) === 'true';
 const body = (c: Ctx) => c.body as SchemaRequest;
@@ -41,30 +63,30 @@ const subjectOf = (c: Ctx, i: number) => c.parts[i];
 
 /** Routes as data: `:x` matches one path segment. */
 const ROUTES: Route[] = [
-  { method: 'GET', pattern: [], handler: () => ({}) },
-  { method: 'GET', pattern: ['schemas', 'types'], handler: () => SCHEMA_TYPES },
-  { method: 'GET', pattern: ['schemas', 'ids', ':id'], handler: (r, c) => schemaAnswer(r, c.parts[2]) },
-  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'schema'], handler: (r, c) => JSON.parse(r.schemaById(idOf(c.parts[2])).schema) },
-  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'subjects'], handler: (r, c) => [...new Set(r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')).map((u) => u.subject))] },
-  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'versions'], handler: (r, c) => r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')) },
-  { method: 'GET', pattern: ['subjects'], handler: (r, c) => r.listSubjects(flag(c, 'deleted')) },
-  { method: 'POST', pattern: ['subjects', ':s'], handler: (r, c) => r.lookup(subjectOf(c, 1), body(c), flag(c, 'deleted')) },
-  { method: 'DELETE', pattern: ['subjects', ':s'], handler: (r, c) => r.deleteSubject(subjectOf(c, 1), flag(c, 'permanent')) },
-  { method: 'GET', pattern: ['subjects', ':s', 'versions'], handler: (r, c) => r.listVersions(subjectOf(c, 1), flag(c, 'deleted')) },
-  { method: 'POST', pattern: ['subjects', ':s', 'versions'], handler: (r, c) => r.register(subjectOf(c, 1), body(c)) },
-  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v'], handler: (r, c) => r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')) },
-  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v', 'schema'], handler: (r, c) => JSON.parse(r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')).schema) },
-  { method: 'DELETE', pattern: ['subjects', ':s', 'versions', ':v'], handler: (r, c) => r.deleteVersion(subjectOf(c, 1), c.parts[3], flag(c, 'permanent')) },
-  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions', ':v'], handler: (r, c) => compatAnswer(r, c, c.parts[4]) },
-  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions'], handler: (r, c) => compatAnswer(r, c, 'latest') },
-  { method: 'GET', pattern: ['config'], handler: (r) => ({ compatibilityLevel: r.getConfig(null, true) }) },
-  { method: 'PUT', pattern: ['config'], handler: async (r, c) => ({ compatibility: await r.setConfig(null, levelIn(c)) }) },
-  { method: 'DELETE', pattern: ['config'], handler: async (r) => ({ compatibilityLevel: await r.deleteConfig(null) }) },
-  { method: 'GET', pattern: ['config', ':s'], handler: (r, c) => ({ compatibilityLevel: r.getConfig(subjectOf(c, 1), flag(c, 'defaultToGlobal')) }) },
-  { method: 'PUT', pattern: ['config', ':s'], handler: async (r, c) => ({ compatibility: await r.setConfig(subjectOf(c, 1), levelIn(c)) }) },
-  { method: 'DELETE', pattern: ['config', ':s'], handler: async (r, c) => ({ compatibilityLevel: await r.deleteConfig(subjectOf(c, 1)) }) },
-  { method: 'GET', pattern: ['mode'], handler: (r) => ({ mode: r.getMode() }) },
-  { method: 'PUT', pattern: ['mode'], handler: async (r, c) => ({ mode: await r.setMode((c.body as { mode?: unknown } | null)?.mode, flag(c, 'force')) }) },
+  { method: 'GET', pattern: [], needs: open, handler: () => ({}) },
+  { method: 'GET', pattern: ['schemas', 'types'], needs: open, handler: () => SCHEMA_TYPES },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id'], needs: onSchemaId, handler: (r, c) => schemaAnswer(r, c.parts[2]) },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'schema'], needs: onSchemaId, handler: (r, c) => JSON.parse(r.schemaById(idOf(c.parts[2])).schema) },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'subjects'], needs: onSchemaId, handler: (r, c) => [...new Set(r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')).map((u) => u.subject))] },
+  { method: 'GET', pattern: ['schemas', 'ids', ':id', 'versions'], needs: onSchemaId, handler: (r, c) => r.usesOf(idOf(c.parts[2]), flag(c, 'deleted')) },
+  { method: 'GET', pattern: ['subjects'], needs: open, handler: (r, c) => r.listSubjects(flag(c, 'deleted')).filter((subject) => c.can(Operation.DESCRIBE, ResourceType.TOPIC, subject)) },
+  { method: 'POST', pattern: ['subjects', ':s'], needs: onSubject(Operation.READ, 1), handler: (r, c) => r.lookup(subjectOf(c, 1), body(c), flag(c, 'deleted')) },
+  { method: 'DELETE', pattern: ['subjects', ':s'], needs: onSubject(Operation.DELETE, 1), handler: (r, c) => r.deleteSubject(subjectOf(c, 1), flag(c, 'permanent')) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions'], needs: onSubject(Operation.READ, 1), handler: (r, c) => r.listVersions(subjectOf(c, 1), flag(c, 'deleted')) },
+  { method: 'POST', pattern: ['subjects', ':s', 'versions'], needs: onSubject(Operation.WRITE, 1), handler: (r, c) => r.register(subjectOf(c, 1), body(c)) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v'], needs: onSubject(Operation.READ, 1), handler: (r, c) => r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')) },
+  { method: 'GET', pattern: ['subjects', ':s', 'versions', ':v', 'schema'], needs: onSubject(Operation.READ, 1), handler: (r, c) => JSON.parse(r.getVersion(subjectOf(c, 1), c.parts[3], flag(c, 'deleted')).schema) },
+  { method: 'DELETE', pattern: ['subjects', ':s', 'versions', ':v'], needs: onSubject(Operation.DELETE, 1), handler: (r, c) => r.deleteVersion(subjectOf(c, 1), c.parts[3], flag(c, 'permanent')) },
+  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions', ':v'], needs: onSubject(Operation.READ, 2), handler: (r, c) => compatAnswer(r, c, c.parts[4]) },
+  { method: 'POST', pattern: ['compatibility', 'subjects', ':s', 'versions'], needs: onSubject(Operation.READ, 2), handler: (r, c) => compatAnswer(r, c, 'latest') },
+  { method: 'GET', pattern: ['config'], needs: onCluster(Operation.DESCRIBE_CONFIGS), handler: (r) => ({ compatibilityLevel: r.getConfig(null, true) }) },
+  { method: 'PUT', pattern: ['config'], needs: onCluster(Operation.ALTER_CONFIGS), handler: async (r, c) => ({ compatibility: await r.setConfig(null, levelIn(c)) }) },
+  { method: 'DELETE', pattern: ['config'], needs: onCluster(Operation.ALTER_CONFIGS), handler: async (r) => ({ compatibilityLevel: await r.deleteConfig(null) }) },
+  { method: 'GET', pattern: ['config', ':s'], needs: onSubject(Operation.DESCRIBE, 1), handler: (r, c) => ({ compatibilityLevel: r.getConfig(subjectOf(c, 1), flag(c, 'defaultToGlobal')) }) },
+  { method: 'PUT', pattern: ['config', ':s'], needs: onSubject(Operation.ALTER_CONFIGS, 1), handler: async (r, c) => ({ compatibility: await r.setConfig(subjectOf(c, 1), levelIn(c)) }) },
+  { method: 'DELETE', pattern: ['config', ':s'], needs: onSubject(Operation.ALTER_CONFIGS, 1), handler: async (r, c) => ({ compatibilityLevel: await r.deleteConfig(subjectOf(c, 1)) }) },
+  { method: 'GET', pattern: ['mode'], needs: onCluster(Operation.DESCRIBE_CONFIGS), handler: (r) => ({ mode: r.getMode() }) },
+  { method: 'PUT', pattern: ['mode'], needs: onCluster(Operation.ALTER_CONFIGS), handler: async (r, c) => ({ mode: await r.setMode((c.body as { mode?: unknown } | null)?.mode, flag(c, 'force')) }) },
 ];
 
 function levelIn(c: Ctx): unknown {
@@ -147,7 +169,7 @@ function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): 
   });
 }
 
-async function serve(registry: SchemaRegistry, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+async function serve(registry: SchemaRegistry, req: IncomingMessage, res: ServerResponse, log: Logger, auth: RegistryAuth | undefined): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://registry');
   let parts: string[];
   try {
@@ -161,6 +183,18 @@ async function serve(registry: SchemaRegistry, req: IncomingMessage, res: Server
     req.resume();
     return pathKnown ? sendError(res, 'METHOD_NOT_ALLOWED', `${method} not allowed on ${url.pathname}`) : sendError(res, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
   }
+  const caller = auth ? await auth.caller(req) : undefined;
+  if (typeof caller === 'string') {
+    req.resume();
+    res.setHeader('www-authenticate', 'Basic realm="schema-registry"');
+    return sendError(res, 'UNAUTHORIZED', caller);
+  }
+  const can = (operation: number, type: number, name: string) => !auth || !caller || auth.can(caller, operation, type, name);
+  const ctx: Omit<Ctx, 'body'> = { method, parts, query: url.searchParams, can };
+  if (!route.needs(registry, { ...ctx, body: null })) {
+    req.resume();
+    return sendError(res, 'FORBIDDEN', `${caller ? principalText(caller.principal) : 'the caller'} is not allowed to ${method} ${url.pathname}`);
+  }
   let body: unknown = null;
   if (method === 'POST' || method === 'PUT') {
     const type = (req.headers['content-type'] ?? 'application/json').split(';')[0].trim().toLowerCase();
@@ -172,7 +206,7 @@ async function serve(registry: SchemaRegistry, req: IncomingMessage, res: Server
     if (body === undefined) return;
   } else req.resume();
   try {
-    send(res, ERRORS.NONE.http, await route.handler(registry, { method, parts, query: url.searchParams, body }));
+    send(res, ERRORS.NONE.http, await route.handler(registry, { ...ctx, body }));
   } catch (err) {
     if (err instanceof RegistryError) return sendError(res, err.code, err.message);
     log.error({ err: (err as Error).message, path: url.pathname }, 'schemas: request failed');
@@ -187,7 +221,7 @@ export interface RegistryListener {
   close(): Promise<void>;
 }
 
-export async function startRegistryServer(registry: SchemaRegistry, log: Logger, metrics: MetricsRegistry): Promise<RegistryListener> {
+export async function startRegistryServer(registry: SchemaRegistry, log: Logger, metrics: MetricsRegistry, auth?: RegistryAuth): Promise<RegistryListener> {
   const o = registry.options;
   const refused = metrics.counter('tributary_schemas_refused_connections_total', 'schema registry connections refused at connectionsMax');
   let inflight = 0;
@@ -199,7 +233,7 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
       // the next waiting requests whose clients are still there (one that left starts nothing)
       while (inflight < o.requestsInFlightMax && waiting.length > 0) waiting.shift()!();
     });
-    serve(registry, req, res, log).catch((err) => {
+    serve(registry, req, res, log, auth).catch((err) => {
       log.error({ err: (err as Error).message }, 'schemas: request crashed');
       sendError(res, 'STORE_ERROR', 'internal error');
     });

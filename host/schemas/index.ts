@@ -7,6 +7,8 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import { startRegistryServer, type RegistryListener } from './http.js';
 import { validateSchemaRegistryOptions, type SchemaRegistryOptions } from './options.js';
 import { SchemaRegistry } from './registry.js';
+import type { DoorSecurity, TokenConfig } from '../security/index.js';
+import { RegistryAuth } from './auth.js';
 import { IngestValidator } from './validate.js';
 
 export { defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOptions, type SchemaRegistryOptions } from './options.js';
@@ -23,7 +25,7 @@ export interface RunningSchemas {
 }
 
 /** Replays `_schemas`, installs the validation hook, starts the listener (unless port -1). */
-export async function startSchemas(broker: Broker, options: Partial<SchemaRegistryOptions>, deps: { logger: Logger; metrics: MetricsRegistry }): Promise<RunningSchemas> {
+export async function startSchemas(broker: Broker, options: Partial<SchemaRegistryOptions>, deps: { logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; tokens?: readonly TokenConfig[] }): Promise<RunningSchemas> {
   const o = validateSchemaRegistryOptions(options);
   const log = deps.logger.child({ component: 'schemas' });
   const registry = await SchemaRegistry.open(broker, o, log);
@@ -31,7 +33,9 @@ export async function startSchemas(broker: Broker, options: Partial<SchemaRegist
   broker.setAppendValidator(validator);
   let listener: RegistryListener | undefined;
   try {
-    listener = o.port === -1 ? undefined : await startRegistryServer(registry, log, deps.metrics);
+    // one authorizer, login limiter and user store with every other door (host/schemas/auth.ts)
+    const auth = deps.security ? new RegistryAuth({ security: deps.security, tokens: deps.tokens ?? [], host: o.host }) : undefined;
+    listener = o.port === -1 ? undefined : await startRegistryServer(registry, log, deps.metrics, auth);
   } catch (err) {
     broker.setAppendValidator(undefined);
     throw err;

@@ -1,6 +1,7 @@
 // The one authorization seam (issue 10): `authorize(principal, operation, resource)`. Every
-// door asks it before acting — Kafka's handlers today; MQTT, HTTP and WebSocket when they are
-// wired to it — and the answer depends only on the principal, the ACLs in the metadata image and
+// door asks it before acting — Kafka's handlers, MQTT (gateway/mqtt/auth.ts), HTTP and WebSocket
+// (gateway/ws/auth.ts), the schema registry (host/schemas/auth.ts), all through one instance
+// per node (doors.ts) — and the answer depends only on the principal, the ACLs in the metadata image and
 // the configuration, never on the door.
 //
 // Rules, in order:

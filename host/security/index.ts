@@ -10,3 +10,6 @@ export * from './plain.js';
 export * from './login-limiter.js';
 export * from './options.js';
 export * from './exposure.js';
+export * from './doors.js';
+export * from './origin.js';
+export * from './tokens.js';

@@ -14,6 +14,7 @@ export interface SecurityOptions {
   loginFailureWindowMs: number;
   loginFailureAddressesMax: number;
   scramIterations: number;
+  allowedOrigins: string[];
 }
 
 export const defaultSecurityOptions: SecurityOptions = {
@@ -39,6 +40,11 @@ export const defaultSecurityOptions: SecurityOptions = {
   loginFailureWindowMs: 60_000, // one minute: an operator who mistyped waits a minute, a guesser gets 10 tries a minute
   loginFailureAddressesMax: 10_000, // addresses tracked at once (oldest forgotten first): bounds the table under a spray of sources
   scramIterations: 8192, // PBKDF2 rounds for credentials the CLI creates: twice Kafka's minimum 4096 (about 10 ms of a client's CPU with SHA-512 on the bench machine, docs/security.md); the server never pays it for SCRAM
+  // browser pages allowed to open WebSocket upgrades (`/ws`, MQTT over WebSocket) besides the
+  // same origin: each `scheme://host[:port]` exactly, or `*` for any. Empty = same-origin only
+  // (Origin absent, or equal to the Host the request came to): a page on another site cannot
+  // use a visitor's browser to read the broker (finding 4, cross-site WebSocket hijacking)
+  allowedOrigins: [],
 };
 
 export const securitySchema: SectionSchema = section({
@@ -51,6 +57,7 @@ export const securitySchema: SectionSchema = section({
   loginFailureWindowMs: int32(1),
   loginFailureAddressesMax: integer(1, 10_000_000),
   scramIterations: integer(4096, 16384),
+  allowedOrigins: list(string(1), 'a list of origins, each `*` or scheme://host[:port]'),
 });
 
 /** Checks options given in code (a node's config was checked by the loader); throws naming the key. */

@@ -1,6 +1,6 @@
-// Who is asking. Every door turns its credentials into one Principal — Kafka SASL today; MQTT
-// username/password, HTTP/WS bearer tokens and client certificates when those doors are wired
-// to this seam — and every decision is made on that value alone (Kafka's KafkaPrincipal).
+// Who is asking. Every door turns its credentials into one Principal — Kafka SASL, MQTT
+// username/password, HTTP/WS bearer tokens, registry Basic auth (client certificates when TLS
+// brings them) — and every decision is made on that value alone (Kafka's KafkaPrincipal).
 //
 // Text form, as Kafka writes it in ACLs and `super.users`: `User:<name>`. A client that did not
 // authenticate is `User:ANONYMOUS` (Kafka's name), so ACLs can grant anonymous clients exactly

@@ -75,7 +75,8 @@ t.test('http: 4xx for every client mistake, with the error code and a message na
     ['record not an object', post(`${g.http}/topics/e/records`, '[5]'), 400, 'INVALID_REQUEST', /record/],
     ['bad base64', post(`${g.http}/topics/e/records?encoding=base64`, '[{"value":"$$"}]'), 400, 'INVALID_REQUEST', /records\[0\]\.value/],
     ['bad encoding', post(`${g.http}/topics/e/records?encoding=hex`, '[{"value":"a"}]'), 400, 'INVALID_REQUEST', /encoding/],
-    ['bad content type', post(`${g.http}/topics/e/records`, 'value=1', 'application/x-www-form-urlencoded'), 400, 'INVALID_REQUEST', /content-type/],
+    // a form body is refused as a CSRF vector (issue 13 finding 4): 415, no longer 400
+    ['bad content type', post(`${g.http}/topics/e/records`, 'value=1', 'application/x-www-form-urlencoded'), 415, 'UNSUPPORTED_MEDIA_TYPE', /content-type/],
     ['unknown partition', post(`${g.http}/topics/e/records`, '[{"value":"a","partition":3}]'), 404, 'UNKNOWN_TOPIC_OR_PARTITION', /partition/],
     ['invalid topic name', post(`${g.http}/topics/${encodeURIComponent('bad name')}/records`, '[{"value":"a"}]'), 400, 'INVALID_TOPIC_EXCEPTION', /./],
     ['unknown topic', get(`${g.http}/topics/missing`), 404, 'UNKNOWN_TOPIC_OR_PARTITION', /missing/],
@@ -193,7 +194,7 @@ t.test('http: /healthz is 503 naming a failed partition and a listener that went
 });
 
 t.test('http auth: 401 without a token, per-topic 403, healthz stays open', async (t) => {
-  const g = await openGateway(t, { tokens: [{ token: 'device-token-1', read: ['telemetry'], write: ['telemetry'], admin: false }, { token: 'admin-token-1', read: ['*'], write: [] }] });
+  const g = await openGateway(t, { tokens: [{ token: 'device-token-1', read: ['telemetry'], write: ['telemetry'], admin: false }, { token: 'admin-token-1', read: ['*'], write: [], admin: true }] });
   await g.broker.createTopic('telemetry', 1);
   await g.broker.createTopic('private', 1);
   const anon = await post(`${g.http}/topics/telemetry/records`, '[{"value":"a"}]');

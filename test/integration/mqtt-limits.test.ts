@@ -293,12 +293,12 @@ t.test('auth: scrypt-hashed passwords and per-topic ACLs with {clientId}', async
     () => undefined,
     (e: Error & { code?: number }) => e,
   );
-  t.equal(wrong?.code, 4, 'wrong password: CONNACK 4');
+  t.equal(wrong?.code, 5, 'wrong password: CONNACK 5 (not authorised), as Mosquitto 2.0 answers a 3.1.1 client');
   const anon = await mqtt.connectAsync(s.url, { clientId: 'dev1', reconnectPeriod: 0 }).then(
     () => undefined,
     (e: Error & { code?: number }) => e,
   );
-  t.equal(anon?.code, 4, 'no credentials: CONNACK 4');
+  t.equal(anon?.code, 5, 'no credentials: CONNACK 5 (not authorised), as Mosquitto 2.0');
 
   const dev = await mqtt.connectAsync(s.url, { clientId: 'dev1', username: 'sensor', password: 's3cret', reconnectPeriod: 0 });
   await dev.publishAsync('telemetry/dev1/temp', '20', { qos: 1 });
