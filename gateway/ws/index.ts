@@ -6,7 +6,7 @@
 //
 // Connection flow: upgrade (subprotocol, token, socket limit decided here, synchronously) →
 // open (a refused socket is closed at once with its code from the error table: NOT_AUTHORIZED
-// 4401, LIMIT_EXCEEDED 4429) → messages → close.
+// 1008, LIMIT_EXCEEDED 4429) → messages → close.
 // A socket's work is bounded: maxSubscriptionsPerSocket, maxInFlightProducesPerSocket,
 // maxPayloadBytes per frame, sendBufferPauseBytes of buffered output before it is paused.
 import type { BrokerApi, TopicInfo } from '../../host/broker/api.js';

@@ -1,4 +1,4 @@
-// Purpose: every WebSocket limit and access rule holds at its boundary with its close code or error: bearer tokens (4401), per-topic permissions, max sockets (4429), max frame (1009), max subscriptions, in-flight produces, idle timeout, subprotocol.
+// Purpose: every WebSocket limit and access rule holds at its boundary with its close code or error: bearer tokens (1008), per-topic permissions, max sockets (4429), max frame (1009), max subscriptions, in-flight produces, idle timeout, subprotocol.
 import t from 'tap';
 import WebSocket from 'ws';
 import { Client, openGateway } from '../unit/ws/harness.js';
@@ -9,19 +9,19 @@ const TOKENS = [
   { token: 'writer-token-1', read: ['*'], write: ['metrics.a'] },
 ];
 
-t.test('ws auth: no token or an unknown token is closed with 4401; a token in the header or the query opens', async (t) => {
+t.test('ws auth: no token or an unknown token is closed with 1008; a token in the header or the query opens', async (t) => {
   const g = await openGateway(t, { tokens: TOKENS });
   const none = new Client(g.wsUrl);
   t.teardown(() => none.ws.terminate());
-  t.match(await none.closed, { code: 4401, reason: /unauthorized/ });
+  t.match(await none.closed, { code: 1008, reason: /unauthorized/ });
   const wrong = new Client(g.wsUrl, 'json', { headers: { authorization: 'Bearer nope-nope-nope' } });
   t.teardown(() => wrong.ws.terminate());
-  t.equal((await wrong.closed).code, 4401);
+  t.equal((await wrong.closed).code, 1008);
   const header = await Client.open(t, g.wsUrl, 'json', { headers: { authorization: 'Bearer reader-token-1' } });
   t.equal((await header.request({ type: 'ping' })).type, 'pong');
   const query = await Client.open(t, `${g.wsUrl}?access_token=writer-token-1`);
   t.equal((await query.request({ type: 'ping' })).type, 'pong');
-  t.equal(g.metrics.get('tributary_ws_refused_total')!.value({ code: '4401' }), 2);
+  t.equal(g.metrics.get('tributary_ws_refused_total')!.value({ code: '1008' }), 2);
 });
 
 t.test('ws auth: per-topic read and write permissions', async (t) => {
