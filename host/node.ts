@@ -33,7 +33,7 @@ import { openClusterMetadata } from './cluster/start.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
-import { loadTlsMaterial, TlsFileError } from './security/tls.js';
+import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
 
 export type { Listener } from './config/listener.js';
 
@@ -158,7 +158,7 @@ function checkRoutes(config: NodeConfig, o: MqttGatewayOptions): void {
  * expired certificate) are logged again when the listener opens them.
  */
 function checkTls(config: NodeConfig): void {
-  for (const name of ['kafka', 'mqtt', 'http', 'schemas'] as const) {
+  for (const name of ['kafka', 'mqtt', 'http', 'schemas', 'cluster'] as const) {
     const tls = config.sections[name].tls;
     const why = tlsRefusal(tls);
     if (why) throw new ConfigError(`${name}.tls`, tls, sourceOf(config, `${name}.tls`), why);
@@ -340,8 +340,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // With `cluster.*` the metadata store is the quorum's (host/cluster/); its cluster id is kafka.clusterId.
   const cluster = prepared.cluster;
   let quorumStore: QuorumMetadataStore | undefined;
+  let clusterTls: ServerTls | null = null;
   const openMetadata = cluster
-    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger }))
+    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }))
     : undefined;
   let broker: Broker;
   try {
@@ -397,7 +398,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await quorumStore?.close();
       logger.info('stopped cleanly');
     })());
-  const reloadTls = () => listeners.flatMap((l) => l.reloadTls?.() ?? []);
+  const reloadTls = () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])];
   return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls };
 }
 

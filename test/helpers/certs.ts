@@ -21,6 +21,9 @@ export interface CertFiles {
   server2Key: string;
   clientCert: string;
   clientKey: string;
+  /** For inter-node TLS: server and client use, SAN 127.0.0.1/localhost, signed by the CA. */
+  nodeCert: string;
+  nodeKey: string;
   /** The subject of clientCert in Kafka's principal form (RFC 2253, most specific first). */
   clientPrincipal: string;
   otherCaCert: string;
@@ -71,6 +74,7 @@ export async function makeCerts(t: { teardown(fn: () => unknown): void }): Promi
   issue(dir, 'server', '/O=tributary-test/CN=localhost', ca, SERVER_EXT);
   issue(dir, 'server2', '/O=tributary-test-reloaded/CN=localhost', ca, SERVER_EXT);
   issue(dir, 'client', '/O=acme/OU=plant/CN=sensor-1', ca, CLIENT_EXT);
+  issue(dir, 'node', '/O=tributary-test/CN=node', ca, SERVER_EXT.replace('extendedKeyUsage=serverAuth', 'extendedKeyUsage=serverAuth,clientAuth'));
   const other = makeCa(dir, 'other-ca', 'Someone Else CA');
   issue(dir, 'other-client', '/O=acme/OU=plant/CN=sensor-1', other, CLIENT_EXT);
   issue(dir, 'other-server', '/CN=localhost', other, SERVER_EXT);
@@ -87,6 +91,8 @@ export async function makeCerts(t: { teardown(fn: () => unknown): void }): Promi
     clientCert: p('client.crt'),
     clientKey: p('client.key'),
     clientPrincipal: 'User:CN=sensor-1,OU=plant,O=acme',
+    nodeCert: p('node.crt'),
+    nodeKey: p('node.key'),
     otherCaCert: p('other-ca.crt'),
     otherClientCert: p('other-client.crt'),
     otherClientKey: p('other-client.key'),
