@@ -156,5 +156,6 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   if (tls) throw new Error(`ws gateway option tls: ${tls}`);
   // uWS verifies a certificate a client sends against the CA file but lets one without any in:
   // a "required" client certificate it cannot enforce is refused rather than half-honoured.
+  if (o.tls?.handshakeTimeoutMs !== undefined) throw new Error('ws gateway option tls.handshakeTimeoutMs: uWebSockets.js has its own handshake timeout and cannot take this one; remove the key');
   if (o.tls?.requestCert) throw new Error('ws gateway option tls.requestCert: uWebSockets.js cannot require a client certificate (it admits clients that send none); use tokens on http, or mutual TLS on the Kafka and MQTT listeners');
 }
