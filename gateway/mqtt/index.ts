@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { ServerTls } from '../../host/security/tls.js';
+import { coalesceWrites, ServerTls } from '../../host/security/tls.js';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -642,7 +642,7 @@ class AedesGateway {
     const host = this.o.host;
     const onSocket = (socket: Socket) => this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`);
     const tls = this.serverTls();
-    const server = tls ? tls.createServer(onSocket) : createNetServer({ noDelay: true }, onSocket);
+    const server = tls ? tls.createServer((socket) => (coalesceWrites(socket), onSocket(socket))) : createNetServer({ noDelay: true }, onSocket);
     if (tls) server.maxConnections = this.o.connectionsMax;
     await listen(server, this.o.port, host, 'mqtt');
     this.servers.push(server);

@@ -213,6 +213,29 @@ export class ServerTls {
 }
 
 /**
+ * Writes made in one tick leave as one TLS record and one syscall: a door that writes many small
+ * packets (MQTT's 4-byte PUBACKs, one `write` each in aedes) would otherwise pay a record, an
+ * encryption call and a syscall per packet. Backpressure is unchanged: `write` still returns false
+ * past the high-water mark; the data waits in the stream's own buffer until the uncork.
+ */
+export function coalesceWrites(socket: tls.TLSSocket): void {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as typeof socket.write;
+}
+
+/**
  * The principal of a mutual-TLS connection, or null when the client sent no verified certificate
  * (then the door's other authentication, or ANONYMOUS, applies).
  */
