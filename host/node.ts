@@ -398,8 +398,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await quorumStore?.close();
       logger.info('stopped cleanly');
     })());
-  const reloadTls = () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])];
-  return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls };
+  return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])] };
 }
 
 /**

@@ -93,6 +93,21 @@ t.test('kafka TLS: start-up refuses bad files naming the key and the file, befor
   t.equal(await expired.stop(), 0);
 });
 
+t.test('kafka TLS and the exposure rule: a non-loopback Kafka listener with mutual TLS counts as authenticated; TLS alone does not', async (t) => {
+  const certs = await makeCerts(t);
+  const dir = await tempDir(t);
+  const others = ['--host', '0.0.0.0', '--set', 'mqtt.host=127.0.0.1', '--set', 'http.host=127.0.0.1', '--set', 'schemas.host=127.0.0.1'];
+  const tlsOnly = await writeConfig(dir, 'tls.json', { kafka: { tls: { keyFile: certs.serverKey, certFile: certs.serverCert } } });
+  const refused = await run(process.execPath, [mainJs, 'start', '--data-dir', join(dir, 'data'), ...ports, ...others, '--config', tlsOnly]);
+  t.equal(refused.code, 2, 'TLS without authentication on 0.0.0.0 is refused');
+  t.match(refused.stderr, /kafka listener on 0\.0\.0\.0 \(host\) would accept anonymous clients/);
+  const mtls = await writeConfig(dir, 'mtls.json', { kafka: { tls: { keyFile: certs.serverKey, certFile: certs.serverCert, caFile: certs.caCert, requestCert: true } } });
+  const b = await startBroker(t, { dataDir: join(dir, 'data'), args: [...others, '--config', mtls] });
+  t.match(b.listeners.kafka!, /^0\.0\.0\.0:/, 'mutual TLS opens the Kafka door to the network');
+  t.notOk(b.logs.some((l) => /accepts anonymous clients/.test(String(l.msg))), 'without an anonymous warning');
+  t.equal(await b.stop(), 0);
+});
+
 /** Users made over plain text on a fresh node (the documented bootstrap), then the node is stopped. */
 async function bootstrapUsers(t: { equal: typeof import("tap").default.equal; teardown: typeof import("tap").default.teardown }, dataDir: string, certs: CertFiles): Promise<void> {
   const b = await startBroker(t, { dataDir });
