@@ -67,6 +67,12 @@ async function startNode(dataDir: string, config: object): Promise<Node> {
   };
 }
 
+/** User + system CPU of a process in ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
@@ -103,7 +109,7 @@ function openMqtt(port: number, tls: ConnectionOptions | null, clientId: string)
   });
 }
 
-async function mqttFanIn(port: number, tls: ConnectionOptions | null): Promise<number> {
+async function mqttFanIn(port: number, tls: ConnectionOptions | null): Promise<{ rate: number; count: number }> {
   const payload = Buffer.alloc(RECORD_BYTES, 0x61);
   const sockets = await Promise.all(Array.from({ length: MQTT_PUBLISHERS }, (_, i) => openMqtt(port, tls, `bench-pub-${i}`)));
   let acked = 0;
@@ -135,11 +141,12 @@ async function mqttFanIn(port: number, tls: ConnectionOptions | null): Promise<n
   const start = performance.now();
   const startAcked = acked;
   await new Promise((r) => setTimeout(r, MQTT_SECONDS * 1000));
-  const rate = ((acked - startAcked) * 1000) / (performance.now() - start);
+  const count = acked - startAcked;
+  const rate = (count * 1000) / (performance.now() - start);
   running = false;
   for (const s of sockets) s.destroy();
   await Promise.all(done);
-  return rate;
+  return { rate, count };
 }
 
 async function loginsPerSec(kafka: string, tls: ConnectionOptions | undefined): Promise<number> {
@@ -173,6 +180,11 @@ interface Measured {
   mqtt: number;
   logins: number;
   rss: number;
+  /** Broker CPU (ms) and work done, summed over every round: CPU per record does not depend on how busy the machine was. */
+  kcatCpuMs: number;
+  kcatRecords: number;
+  mqttCpuMs: number;
+  mqttMessages: number;
 }
 
 interface Side {
@@ -189,15 +201,24 @@ async function measureBoth(sides: Side[], file: string): Promise<void> {
   for (const side of sides) side.best.rss = await rssPerThousand(side.node, side.tls);
   for (let round = 0; round < ROUNDS; round++) {
     for (const side of sides) {
+      const cpu0 = cpuMs(side.node.child.pid!);
       const k = kcatProduce(side.node.kafka, file, side.kcatTls);
+      side.best.kcatCpuMs += cpuMs(side.node.child.pid!) - cpu0;
+      side.best.kcatRecords += KCAT_RECORDS;
       if (k.perSec > side.best.kcat.perSec || Number.isNaN(side.best.kcat.perSec)) side.best.kcat = k;
     }
-    for (const side of sides) side.best.mqtt = better(side.best.mqtt, await mqttFanIn(side.node.mqtt, side.tls));
+    for (const side of sides) {
+      const cpu0 = cpuMs(side.node.child.pid!);
+      const m = await mqttFanIn(side.node.mqtt, side.tls);
+      side.best.mqttCpuMs += cpuMs(side.node.child.pid!) - cpu0;
+      side.best.mqttMessages += m.count;
+      side.best.mqtt = better(side.best.mqtt, m.rate);
+    }
     for (const side of sides) side.best.logins = better(side.best.logins, await loginsPerSec(side.node.kafka, side.tls ?? undefined));
   }
 }
 
-const empty = (): Measured => ({ kcat: { perSec: NaN, mibPerSec: NaN }, mqtt: NaN, logins: NaN, rss: NaN });
+const empty = (): Measured => ({ kcat: { perSec: NaN, mibPerSec: NaN }, mqtt: NaN, logins: NaN, rss: NaN, kcatCpuMs: 0, kcatRecords: 0, mqttCpuMs: 0, mqttMessages: 0 });
 
 function addUser(kafka: string): void {
   const add = spawnSync(process.execPath, [cliJs, 'users', 'add', 'bench', '--password', 'bench-password', '--mechanism', 'SCRAM-SHA-512', '--kafka', kafka], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -242,12 +263,15 @@ export async function run(): Promise<Table[]> {
           [`kcat produce, acks=all, ${KCAT_RECORDS.toLocaleString('en-US')} records (records/s)`, Math.round(p.kcat.perSec), Math.round(s.kcat.perSec), loss(p.kcat.perSec, s.kcat.perSec)],
           ['kcat produce (MiB/s)', +p.kcat.mibPerSec.toFixed(1), +s.kcat.mibPerSec.toFixed(1), loss(p.kcat.mibPerSec, s.kcat.mibPerSec)],
           [`MQTT QoS 1 fan-in, ${MQTT_PUBLISHERS} publishers × ${MQTT_WINDOW} in flight (acked msg/s)`, Math.round(p.mqtt), Math.round(s.mqtt), loss(p.mqtt, s.mqtt)],
+          ['broker CPU per kcat record (µs)', +((p.kcatCpuMs * 1000) / p.kcatRecords).toFixed(1), +((s.kcatCpuMs * 1000) / s.kcatRecords).toFixed(1), loss(s.kcatCpuMs / s.kcatRecords, p.kcatCpuMs / p.kcatRecords)],
+          ['broker CPU per MQTT QoS 1 message (µs)', +((p.mqttCpuMs * 1000) / p.mqttMessages).toFixed(1), +((s.mqttCpuMs * 1000) / s.mqttMessages).toFixed(1), loss(s.mqttCpuMs / s.mqttMessages, p.mqttCpuMs / p.mqttMessages)],
           ['SCRAM-SHA-512 logins (8192 iterations), 8 at a time (logins/s)', Math.round(p.logins), Math.round(s.logins), loss(p.logins, s.logins)],
           [`broker RSS per 1,000 idle MQTT connections (MiB; ${CONNECTIONS} opened)`, +(p.rss / 2 ** 20).toFixed(1), +(s.rss / 2 ** 20).toFixed(1), `+${((s.rss - p.rss) / 2 ** 20).toFixed(1)} MiB`],
         ],
         notes: [
           'Logins include the client\'s PBKDF2 (in this bench process) and, with TLS, a full handshake per login (no session resumption).',
           'RSS is read from /proc/<pid>/status before and after opening the connections on a broker that has served nothing yet (CONNECT/CONNACK done, idle); it includes whatever else the broker allocated meanwhile.',
+          'The CPU rows are the broker process\'s user+system time over every round divided by the work done; their "loss" column is 1 − plain/TLS, the throughput a CPU-bound broker would lose.',
           'The machine is shared (2 vCPU, other sessions running): each measure alternates between the two brokers and keeps the best, so a burst of other work does not land on one side only.',
         ],
       },
