@@ -16,6 +16,8 @@ const quiet = { info() {}, warn() {}, debug() {} };
 t.test('tls: the certificate subject is the principal, most specific attribute first (Kafka DEFAULT rule)', async (t) => {
   t.same(principalFromCertificateSubject('O=acme\nOU=plant\nCN=sensor-1'), { type: 'User', name: 'CN=sensor-1,OU=plant,O=acme' });
   t.same(principalFromCertificateSubject('CN=solo'), { type: 'User', name: 'CN=solo' });
+  // node prints values RFC 2253-escaped already (a comma inside a value is `\,`): the join stays unambiguous
+  t.same(principalFromCertificateSubject('O=acme\\, inc\nCN=x'), { type: 'User', name: 'CN=x,O=acme\\, inc' });
 });
 
 t.test('tls: start-up checks name the key and the file', async (t) => {
