@@ -108,6 +108,30 @@ t.test('kafka TLS and the exposure rule: a non-loopback Kafka listener with mutu
   t.equal(await b.stop(), 0);
 });
 
+t.test('kafka TLS: sockets still in their handshake count towards connectionsMax (boundary 2)', async (t) => {
+  const certs = await makeCerts(t);
+  const dir = await tempDir(t);
+  const config = await writeConfig(dir, 'c.json', { kafka: { connectionsMax: 2, tls: { keyFile: certs.serverKey, certFile: certs.serverCert, handshakeTimeoutMs: 20_000 } } });
+  const b = await startBroker(t, { dataDir: join(dir, 'data'), args: ['--config', config] });
+  const port = b.port('kafka');
+  // Two sockets that never start a handshake fill the listener (a slow-loris client).
+  const idle = await Promise.all([0, 1].map(() => new Promise<import('node:net').Socket>((resolve) => {
+    const s = netConnect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', () => undefined);
+  })));
+  await eventually(async () => {
+    const third = await servedCertificate(port, certs.caCert).then(() => 'served', (e: Error) => e.message);
+    return third !== 'served' ? third : null;
+  }, 5000).then((why) => t.pass(`the third connection is refused (${why})`));
+  await eventually(() => b.logs.some((l) => l.msg === 'refusing connection: connectionsMax reached'), 5000);
+  t.pass('the refusal is logged');
+  idle[0]!.destroy();
+  await eventually(async () => (await servedCertificate(port, certs.caCert)).subject.O === 'tributary-test', 5000);
+  t.pass('with one slot free, a TLS client is served again');
+  idle[1]!.destroy();
+  t.equal(await b.stop(), 0);
+});
+
 /** Users made over plain text on a fresh node (the documented bootstrap), then the node is stopped. */
 async function bootstrapUsers(t: { equal: typeof import("tap").default.equal; teardown: typeof import("tap").default.teardown }, dataDir: string, certs: CertFiles): Promise<void> {
   const b = await startBroker(t, { dataDir });
