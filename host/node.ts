@@ -34,6 +34,7 @@ import { openClusterMetadata } from './cluster/start.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
+import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
 
 export type { Listener } from './config/listener.js';
 
@@ -152,12 +153,23 @@ function checkRoutes(config: NodeConfig, o: MqttGatewayOptions): void {
   }
 }
 
-/** Refuses a `tls` block (declared for the security issue, not implemented yet). */
+/**
+ * Each `tls` block is coherent and its files load (missing, unreadable, a key that is not the
+ * certificate's): a ConfigError naming the key and the file, before anything binds. Warnings (an
+ * expired certificate) are logged again when the listener opens them.
+ */
 function checkTls(config: NodeConfig): void {
-  for (const name of ['kafka', 'mqtt', 'http', 'schemas'] as const) {
+  for (const name of ['kafka', 'mqtt', 'http', 'schemas', 'cluster'] as const) {
     const tls = config.sections[name].tls;
     const why = tlsRefusal(tls);
     if (why) throw new ConfigError(`${name}.tls`, tls, sourceOf(config, `${name}.tls`), why);
+    if (!tls) continue;
+    try {
+      loadTlsMaterial(`${name}.tls`, tls);
+    } catch (err) {
+      if (!(err instanceof TlsFileError)) throw err;
+      throw new ConfigError(err.key, err.file, sourceOf(config, `${name}.tls`), err.why, `config: ${err.message} (${name}.tls from ${sourceOf(config, `${name}.tls`)})`);
+    }
   }
 }
 
@@ -241,8 +253,10 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
 function exposedListeners(p: Pick<PreparedNode, 'kafka' | 'mqtt' | 'http' | 'schemas'>, security: SecurityOptions, config: NodeConfig): ExposedListener[] {
   const hostKey = (name: string) => (config.sections[name as 'kafka'].host === null ? 'host' : `${name}.host`);
   const out: ExposedListener[] = [];
-  if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false });
-  if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled });
+  // Mutual TLS (tls.requestCert) authenticates every connection by its certificate.
+  const mtls = (o: { tls: { requestCert?: boolean } | null } | null) => o?.tls?.requestCert === true;
+  if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false || mtls(p.kafka) });
+  if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled || mtls(p.mqtt) });
   if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 });
   if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: security.allowAnonymous === false });
   return out;
@@ -256,6 +270,8 @@ export interface RunningNode {
   uplink: Uplink | null;
   logger: Logger;
   stop(): Promise<void>;
+  /** SIGHUP: every TLS listener re-reads its files (each logs its result); a failed one keeps its old certificate. */
+  reloadTls(): Array<{ listener: string; ok: boolean }>;
 }
 
 function logBudget(logger: Logger, budget: Budget, limitBytes: number): void {
@@ -328,8 +344,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // With `cluster.*` the metadata store is the quorum's (host/cluster/); its cluster id is kafka.clusterId.
   const cluster = prepared.cluster;
   let quorumStore: QuorumMetadataStore | undefined;
+  let clusterTls: ServerTls | null = null;
   const openMetadata = cluster
-    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger }))
+    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }))
     : undefined;
   let broker: Broker;
   try {
@@ -386,7 +403,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await quorumStore?.close();
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, schemas, uplink, logger, stop };
+  return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])] };
 }
 
 /**
@@ -433,4 +450,9 @@ export async function runNode(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP re-reads certificates (a daemon's convention); without a handler it would kill the node.
+  process.on('SIGHUP', () => {
+    const results = node.reloadTls();
+    node.logger.info({ signal: 'SIGHUP', reloaded: results.filter((r) => r.ok).map((r) => r.listener), failed: results.filter((r) => !r.ok).map((r) => r.listener) }, `SIGHUP: TLS reload done (${results.length} listener${results.length === 1 ? '' : 's'})`);
+  });
 }

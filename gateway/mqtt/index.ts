@@ -21,6 +21,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { coalesceWrites, ServerTls } from '../../host/security/tls.js';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -143,6 +145,7 @@ class AedesGateway {
   private readonly listeners: Listener[] = [];
   private readonly servers: Array<NetServer | HttpServer> = [];
   private wss: WebSocketServer | undefined;
+  private tls: ServerTls | null = null;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -648,20 +651,43 @@ class AedesGateway {
     this.logger.info({ listeners: Object.fromEntries(this.listeners.map((l) => [l.name, l.address])), routes: o.routes.length, defaultRoute: o.defaultRoute, auth: o.auth.enabled }, 'mqtt: gateway listening');
   }
 
+  /**
+   * The listeners' TLS, made once for both (MQTT over TCP and over WebSocket share `mqtt.tls`);
+   * null = plain. Sockets in their handshake count towards connectionsMax on each server.
+   */
+  private serverTls(): ServerTls | null {
+    if (!this.o.tls) return null;
+    this.tls ??= new ServerTls('mqtt', 'mqtt.tls', this.o.tls, this.logger);
+    return this.tls;
+  }
+
+  /** The TLS reload for the first listener only: both servers share one ServerTls. */
+  private reloadOf(): Pick<Listener, 'reloadTls'> {
+    const tls = this.tls;
+    if (!tls || this.listeners.length > 0) return {};
+    return { reloadTls: () => [tls.reload()] };
+  }
+
   private async listenTcp(): Promise<void> {
     const host = this.o.host;
-    const server = createNetServer({ noDelay: true }, (socket: Socket) => this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    const onSocket = (socket: Socket) => this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    const tls = this.serverTls();
+    const server = tls ? tls.createServer((socket) => (coalesceWrites(socket), onSocket(socket))) : createNetServer({ noDelay: true }, onSocket);
+    if (tls) server.maxConnections = this.o.connectionsMax;
     await listen(server, this.o.port, host, 'mqtt');
     this.servers.push(server);
-    this.listeners.push({ name: 'mqtt', address: addressOf(server, host), listening: () => server.listening, close: () => this.close() });
+    this.listeners.push({ name: 'mqtt', address: addressOf(server, host), listening: () => server.listening, close: () => this.close(), ...this.reloadOf() });
   }
 
   private async listenWebSocket(): Promise<void> {
     const o = this.o;
     const host = o.host;
-    const http = createHttpServer((_req, res) => {
+    const answer426 = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket: connect to ${o.wsPath} with subprotocol "mqtt"\n`);
-    });
+    };
+    const tls = this.serverTls();
+    const http: HttpServer = tls ? tls.track(createHttpsServer(tls.serverOptions(), answer426)) : createHttpServer(answer426);
+    if (tls) http.maxConnections = o.connectionsMax;
     const wss = new WebSocketServer({
       server: http,
       path: o.wsPath,
@@ -680,7 +706,7 @@ class AedesGateway {
     });
     await listen(http, o.wsPort, host, 'mqttWs');
     this.servers.push(http);
-    this.listeners.push({ name: 'mqttWs', address: addressOf(http, host), listening: () => http.listening, close: () => this.close() });
+    this.listeners.push({ name: 'mqttWs', address: addressOf(http, host), listening: () => http.listening, close: () => this.close(), ...this.reloadOf() });
   }
 
   /** Closes every listener, then aedes, the readers, and flushes pending appends (once). */

@@ -189,7 +189,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   sharedAckWaitMs: 1_000, // most acknowledgements arrive within a round trip; a rebalance is not held up longer
   sharedReadBytesMax: 64 * 1024, // hundreds of readings per read; 1,000 members hold at most 64 MiB decoded
 
-  tls: null, // plain TCP; TLS arrives with the security issue
+  tls: null, // plain TCP until certificate files are named; one block serves MQTT over TCP (mqtts) and over WebSocket (wss)
 };
 
 const topicFilter = string(1);

@@ -22,7 +22,8 @@ import { compileKeyFilter } from './filter.js';
 import { GroupSessions } from './group-session.js';
 import { registerHttpRoutes, type GatewayStats } from './http.js';
 import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
-import type { Listener } from '../../host/config/listener.js';
+import type { Listener, TlsOptions } from '../../host/config/listener.js';
+import { loadTlsMaterial } from '../../host/security/tls.js';
 import {
   CBOR_PROTOCOL,
   decodeFrame,
@@ -145,6 +146,31 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   return gateway.listen();
 }
 
+/**
+ * The uWS app: plain, or SSLApp (https/wss) reading the PEM files itself. uWebSockets.js cannot
+ * swap a live SSL context, so a SIGHUP re-checks the files and says they apply at the next
+ * start (docs/security.md#tls); with requestCert the CA file makes uWS require and verify a
+ * client certificate (uSockets sets verify-peer when a CA file is given, so caFile is only passed
+ * with requestCert). The one place an app is made, so another engine can take it over here.
+ */
+export function createApp(uws: Uws, tls: TlsOptions | null): UwsTypes.TemplatedApp {
+  if (!tls) return uws.App();
+  loadTlsMaterial('http.tls', tls); // the node checked the files already; code callers get the same errors
+  return uws.SSLApp({ key_file_name: tls.keyFile, cert_file_name: tls.certFile, ...(tls.requestCert && tls.caFile ? { ca_file_name: tls.caFile } : {}) });
+}
+
+/** SIGHUP on the uWS door: the files are checked (a broken one is reported now), but take effect at the next start. */
+function reloadUwsTls(tls: TlsOptions, logger: Logger): Array<{ listener: string; ok: boolean }> {
+  try {
+    loadTlsMaterial('http.tls', tls);
+  } catch (err) {
+    logger.warn({ listener: 'http', setting: 'http.tls' }, `TLS reload failed, keeping the previous certificate: ${(err as Error).message}`);
+    return [{ listener: 'http', ok: false }];
+  }
+  logger.warn({ listener: 'http', setting: 'http.tls' }, 'TLS files checked; uWebSockets.js applies them at the next start (it cannot swap a live certificate)');
+  return [{ listener: 'http', ok: false }];
+}
+
 type WsMetrics = ReturnType<typeof wsMetrics>;
 
 function wsMetrics(metrics: MetricsRegistry) {
@@ -199,7 +225,7 @@ class WsGateway {
         )
       : undefined;
     this.metrics.connections.set(0);
-    this.app = uws.App();
+    this.app = createApp(uws, opts.tls);
   }
 
   /** The dashboard protocol's route (`opts.path`). */
@@ -459,13 +485,15 @@ class WsGateway {
     });
     const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
     const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-    this.logger.info({ address, build: this.build, path: opts.path }, 'HTTP and WebSocket listener up');
+    this.logger.info({ address, build: this.build, path: opts.path, tls: opts.tls !== null }, 'HTTP and WebSocket listener up');
 
     let closed = false;
+    const tls = opts.tls;
     return {
       name: 'http',
       address,
       listening: () => !closed,
+      ...(tls ? { reloadTls: () => reloadUwsTls(tls, this.logger) } : {}),
       close: async () => {
         if (closed) return;
         closed = true;

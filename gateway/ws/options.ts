@@ -102,7 +102,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   groupRebalanceTimeoutMs: 30_000, // as long as the session: a member busy in a long frame still rejoins in time
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
   console: true, // the web console is the point of an edge dashboard; disable on headless deployments
-  tls: null, // plain TCP; TLS arrives with the security issue
+  tls: null, // plain TCP until certificate files are named (https/wss with them; uWS reads them at start only)
 };
 
 const tokenSchema: KeySchema = object(
@@ -159,4 +159,8 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   }
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`ws gateway option tls: ${tls}`);
+  // uWS verifies a certificate a client sends against the CA file but lets one without any in:
+  // a "required" client certificate it cannot enforce is refused rather than half-honoured.
+  if (o.tls?.handshakeTimeoutMs !== undefined) throw new Error('ws gateway option tls.handshakeTimeoutMs: uWebSockets.js has its own handshake timeout and cannot take this one; remove the key');
+  if (o.tls?.requestCert) throw new Error('ws gateway option tls.requestCert: uWebSockets.js cannot require a client certificate (it admits clients that send none); use tokens on http, or mutual TLS on the Kafka and MQTT listeners');
 }

@@ -7,6 +7,7 @@
 // tagged fields for a flexible version] | body. Response: int32 size | correlation_id [+ tagged
 // fields] | body.
 import net from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { decode, encode, Reader, Writer } from '../kafka/protocol/codec.js';
 import { readHeaderTaggedFields } from '../kafka/protocol/header.js';
 import type { ApiHandler } from '../kafka/apis/types.js';
@@ -35,15 +36,16 @@ export class KafkaAdminConnection {
     socket.on('close', () => end());
   }
 
-  static async open(address: string, timeoutMs = 10_000): Promise<KafkaAdminConnection> {
+  /** `tls`: connect in TLS with these options (the server's certificate verified); absent = plain TCP. */
+  static async open(address: string, timeoutMs = 10_000, tls?: import('node:tls').ConnectionOptions): Promise<KafkaAdminConnection> {
     const at = address.lastIndexOf(':');
     const host = address.slice(0, at).replace(/^\[|\]$/g, '');
     const port = Number(address.slice(at + 1));
     if (at <= 0 || !Number.isInteger(port)) throw new Error(`--kafka must be host:port, got "${address}"`);
-    const socket = net.connect({ host, port });
+    const socket = tls ? tlsConnect({ ...tls, host, port }) : net.connect({ host, port });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer from ${address} within ${timeoutMs} ms`)), timeoutMs);
-      socket.once('connect', () => (clearTimeout(timer), resolve()));
+      socket.once(tls ? 'secureConnect' : 'connect', () => (clearTimeout(timer), resolve()));
       socket.once('error', (err) => (clearTimeout(timer), reject(err)));
     });
     return new KafkaAdminConnection(socket);

@@ -3,6 +3,7 @@
 // voters) the node is today's single node, unchanged. The cluster id the handshake checks is
 // `kafka.clusterId` (one name for one cluster). See docs/cluster.md.
 import { anyOfText, integer, int32, list, orNull, section, string, type SectionSchema } from '../config/schema.js';
+import { tlsSchema, type TlsOptions } from '../config/listener.js';
 import type { HostPort } from './tcp-transport.js';
 
 export interface ClusterOptions {
@@ -24,6 +25,7 @@ export interface ClusterOptions {
   handshakeTimeoutMs: number;
   joinTimeoutMs: number;
   raftLogRewriteBytes: number;
+  tls: TlsOptions | null;
 }
 
 const MiB = 1024 * 1024;
@@ -47,6 +49,7 @@ export const defaultClusterOptions: ClusterOptions = {
   handshakeTimeoutMs: 5000, // an inbound connection must say who it is by then: a peer sends its hello at once, a stranger is not kept
   joinTimeoutMs: 60_000, // at start, how long to wait for a controller and to catch up before giving up (the other voters may start later)
   raftLogRewriteBytes: 16 * MiB, // the raft log file is rewritten (compacted on disk) after a snapshot once it is larger than this
+  tls: null, // plain TCP between voters; with files, every voter serves and verifies certificates signed by caFile (requestCert: true = mutual)
 };
 
 export const clusterSchema: SectionSchema = section({
@@ -68,6 +71,7 @@ export const clusterSchema: SectionSchema = section({
   handshakeTimeoutMs: int32(1),
   joinTimeoutMs: int32(1),
   raftLogRewriteBytes: integer(1024),
+  tls: tlsSchema,
 });
 
 export interface Voter {
@@ -120,5 +124,7 @@ export function resolveClusterOptions(o: ClusterOptions): ResolvedCluster | null
   if (o.heartbeatTicks >= o.electionTicks) throw new Error(`cluster.heartbeatTicks (${o.heartbeatTicks}) must be below cluster.electionTicks (${o.electionTicks})`);
   if (o.reconnectBackoffMsMin > o.reconnectBackoffMsMax) throw new Error(`cluster.reconnectBackoffMsMin (${o.reconnectBackoffMsMin}) must not exceed cluster.reconnectBackoffMsMax (${o.reconnectBackoffMsMax})`);
   if (o.sendQueueBytesMax < o.frameBytesMax) throw new Error(`cluster.sendQueueBytesMax (${o.sendQueueBytesMax}) must hold at least one frame of cluster.frameBytesMax (${o.frameBytesMax})`);
+  // Each voter dials the others and must verify what answers: a CA to verify against is required.
+  if (o.tls && !o.tls.caFile) throw new Error('cluster.tls.caFile must be set: every voter verifies the others\' certificates against it');
   return { nodeId: o.nodeId, listen, voters, options: o };
 }

@@ -15,7 +15,7 @@ export interface ClusterStatus {
 
 export async function openClusterMetadata(
   cluster: ResolvedCluster,
-  deps: { dataDir: string; clusterId: string; logger: Logger },
+  deps: { dataDir: string; clusterId: string; logger: Logger; onTransport?: (t: TcpTransport) => void },
 ): Promise<QuorumMetadataStore> {
   const o = cluster.options;
   const logger = deps.logger.child({ component: 'cluster' });
@@ -32,6 +32,7 @@ export async function openClusterMetadata(
     reconnectBackoffMsMax: o.reconnectBackoffMsMax,
     connectionsMax: o.connectionsMax,
     handshakeTimeoutMs: o.handshakeTimeoutMs,
+    tls: o.tls,
     logger,
     status: (): ClusterStatus => ({
       clusterId: deps.clusterId,
@@ -40,6 +41,7 @@ export async function openClusterMetadata(
       transport: transport.stats,
     }),
   });
+  deps.onTransport?.(transport); // the node reloads the listener's TLS files on SIGHUP
   try {
     store = await QuorumMetadataStore.open({
       dataDir: deps.dataDir,

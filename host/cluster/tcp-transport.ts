@@ -28,7 +28,14 @@
 // bounded by writing only while socket.write() says it has room ('drain' resumes). A connection
 // that fails is redialled after a backoff doubling from reconnectBackoffMsMin to
 // reconnectBackoffMsMax (reset by an accepted handshake). Nothing here survives a restart.
+//
+// TLS (`cluster.tls`): the same bytes inside TLS. The listener serves its certificate (and with
+// requestCert requires the dialer's, signed by caFile); the dialer verifies the listener's
+// certificate against caFile and the voter's address (a SAN for that host or IP), and presents
+// its own certificate and key. The hello is written only once the TLS handshake is done.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { clientTlsOptions, ServerTls, type TlsOptions } from '../security/tls.js';
 import type { Logger } from '../logging.js';
 import { BrokerError } from '../errors/broker-error.js';
 import { frameLength } from './raft-codec.js';
@@ -67,6 +74,25 @@ export interface TcpTransportOptions {
   logger: Logger;
   /** Answers a status connection (kind 2); absent = status connections are refused. */
   status?: () => unknown;
+  /** TLS for the listener and every dial (`cluster.tls`); null/absent = plain TCP. */
+  tls?: TlsOptions | null;
+}
+
+/** What a dialler passes to tls.connect for `cluster.tls`: verify against caFile, present our own certificate. */
+export function clusterClientTls(o: TlsOptions): ConnectionOptions {
+  return clientTlsOptions('cluster.tls', { caFile: o.caFile, certFile: o.certFile, keyFile: o.keyFile, serverName: null });
+}
+
+/** A socket to `address`, in TLS when `tls` is given; `onReady` runs once bytes may be sent. */
+function dialSocket(address: HostPort, tls: ConnectionOptions | null, onReady: () => void): Socket {
+  if (!tls) {
+    const s = createConnection({ host: address.host, port: address.port });
+    s.on('connect', onReady);
+    return s;
+  }
+  const s = tlsConnect({ ...tls, host: address.host, port: address.port });
+  s.on('secureConnect', onReady);
+  return s;
 }
 
 export interface TcpTransportStats {
@@ -176,10 +202,17 @@ export class TcpTransport implements Transport<Uint8Array> {
   private readonly inbound = new Set<Socket>();
   private closed = false;
 
+  /** The dialler's TLS options (null = plain TCP); the listener's files and reload. */
+  private readonly clientTls: ConnectionOptions | null;
+  readonly serverTls: ServerTls | null;
+
   private constructor(
     private readonly opts: TcpTransportOptions,
     private readonly server: Server,
+    serverTls: ServerTls | null,
   ) {
+    this.serverTls = serverTls;
+    this.clientTls = opts.tls ? clusterClientTls(opts.tls) : null;
     this.name = String(opts.nodeId);
     for (const [id, address] of opts.peers) {
       if (id !== opts.nodeId) this.peers.set(id, new Peer(id, address, opts.reconnectBackoffMsMin));
@@ -188,9 +221,10 @@ export class TcpTransport implements Transport<Uint8Array> {
 
   /** Binds the listener and starts dialling every peer. */
   static async start(opts: TcpTransportOptions): Promise<TcpTransport> {
-    const server = createServer();
-    const t = new TcpTransport(opts, server);
-    server.on('connection', (s) => t.accept(s));
+    let t: TcpTransport | undefined;
+    const serverTls = opts.tls ? new ServerTls('cluster', 'cluster.tls', opts.tls, opts.logger) : null;
+    const server = serverTls ? serverTls.createServer((s) => t!.accept(s)) : createServer((s) => t!.accept(s));
+    t = new TcpTransport(opts, server, serverTls);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.listen.port, opts.listen.host, () => {
@@ -256,12 +290,11 @@ export class TcpTransport implements Transport<Uint8Array> {
   private dial(peer: Peer): void {
     if (this.closed) return;
     peer.timer = null;
-    const socket = createConnection({ host: peer.address.host, port: peer.address.port });
+    const socket = dialSocket(peer.address, this.clientTls, () => socket.write(encodeHello(HELLO_PEER, this.opts.nodeId, peer.id, this.opts.clusterId)));
     socket.setNoDelay(true);
     peer.socket = socket;
     peer.ready = false;
     const reader = new FrameReader(HANDSHAKE_BYTES_MAX);
-    socket.on('connect', () => socket.write(encodeHello(HELLO_PEER, this.opts.nodeId, peer.id, this.opts.clusterId)));
     socket.on('data', (chunk: Buffer) => {
       if (peer.ready) return; // nothing flows listener → dialer after the answer
       let frames: Buffer[];
@@ -293,7 +326,13 @@ export class TcpTransport implements Transport<Uint8Array> {
       this.flush(peer);
     });
     socket.on('drain', () => this.flush(peer));
-    socket.on('error', () => undefined); // 'close' follows and schedules the redial
+    socket.on('error', (err: Error & { code?: string }) => {
+      // A TLS failure (wrong CA, a name not in the certificate) is worth saying once per reason.
+      if (this.clientTls && err.code && err.code !== 'ECONNREFUSED' && err.code !== 'ECONNRESET' && err.code !== peer.lastRefusal) {
+        peer.lastRefusal = err.code;
+        this.opts.logger.error({ peer: peer.id, err: err.message }, 'cluster peer: TLS connection failed');
+      }
+    }); // 'close' follows and schedules the redial
     socket.on('close', () => {
       if (peer.socket !== socket) return;
       if (peer.ready) this.opts.logger.warn({ peer: peer.id }, 'cluster peer disconnected');
@@ -404,9 +443,9 @@ export class TcpTransport implements Transport<Uint8Array> {
 }
 
 /** Reads a node's status over its cluster listener (kind 2 hello); rejects after timeoutMs. */
-export function readStatus(address: HostPort, timeoutMs: number, frameBytesMax = 1 << 20): Promise<unknown> {
+export function readStatus(address: HostPort, timeoutMs: number, frameBytesMax = 1 << 20, tls: ConnectionOptions | null = null): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection(address);
+    const socket = dialSocket(address, tls, () => socket.write(encodeHello(HELLO_STATUS, 0, 0, '')));
     const reader = new FrameReader(HANDSHAKE_BYTES_MAX);
     let answered = false;
     const timer = setTimeout(() => {
@@ -418,7 +457,6 @@ export function readStatus(address: HostPort, timeoutMs: number, frameBytesMax =
       socket.destroy();
       reject(err);
     };
-    socket.on('connect', () => socket.write(encodeHello(HELLO_STATUS, 0, 0, '')));
     socket.on('error', (err) => fail(new BrokerError('NETWORK_EXCEPTION', `cannot reach ${address.host}:${address.port}: ${err.message}`)));
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];

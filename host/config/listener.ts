@@ -1,7 +1,7 @@
 // One listener model for every door (Kafka, MQTT over TCP and WebSocket, HTTP/WebSocket): the
 // same names for the same things — `host`, `port` (-1 off, 0 any free port), `connectionsMax`,
-// and `tls` — and one handle for a bound listener. TLS is declared here so the security issue
-// fills it in without renaming anything; until then a `tls` value is refused at start.
+// and `tls` — and one handle for a bound listener. The TLS files are loaded and checked by
+// host/security/tls.ts; here only their shape.
 import { boolean, object, orNull, port, integer, string, type KeySchema } from './schema.js';
 
 /** A bound listener: its name in the ready line, the address it got, and how to close it. */
@@ -11,16 +11,20 @@ export interface Listener {
   /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
   listening?: () => boolean;
   close(): Promise<void>;
+  /** Re-reads this listener's TLS files (SIGHUP); absent for a plain-TCP listener. Each result is logged by the listener itself. */
+  reloadTls?(): Array<{ listener: string; ok: boolean }>;
 }
 
-/** Paths of the PEM files a TLS listener will use (the security issue implements it). */
+/** Paths of the PEM files a TLS listener uses (host/security/tls.ts loads and checks them). */
 export interface TlsOptions {
   keyFile: string;
   certFile: string;
   /** CA bundle for client certificates; null = the system's. */
   caFile: string | null;
-  /** Ask clients for a certificate (mutual TLS). */
+  /** Ask clients for a certificate (mutual TLS): one signed by caFile is required, and its subject is the principal. */
   requestCert: boolean;
+  /** A handshake not finished by then is dropped; absent = TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT (10 s, host/security/tls.ts). */
+  handshakeTimeoutMs?: number;
 }
 
 /** What every door's options share. */
@@ -30,19 +34,23 @@ export interface ListenerOptions {
   port: number;
   /** Connections open at once; the next one is refused in the door's own way (logged and counted). */
   connectionsMax: number;
-  /** null = plain TCP. Declared, not implemented yet: any other value is refused at start. */
+  /** null = plain TCP; else TLS with these files (docs/security.md#tls). */
   tls: TlsOptions | null;
 }
 
 /** The listener keys of a config section: `host` there may be null (= the top-level host). */
 export const listenerConfigDefaults = {
   host: null as string | null, // null = the top-level host, so one setting moves every listener
-  tls: null as TlsOptions | null, // TLS arrives with the security issue; until then only null is accepted
+  tls: null as TlsOptions | null, // plain TCP until certificate files are named: a node cannot make up a certificate clients would trust
 };
 
 export const tlsSchema: KeySchema = {
-  anyOf: [{ type: 'null' }, object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean() }, ['keyFile', 'certFile'])],
-  'x-allowed': 'null (TLS is not supported yet; keyFile, certFile, caFile, requestCert are reserved for it)',
+  anyOf: [
+    { type: 'null' },
+    // The handshake bound: 100 ms is below any real handshake over a LAN; 5 minutes is longer than any client waits.
+    object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean(), handshakeTimeoutMs: integer(100, 300_000) }, ['keyFile', 'certFile']),
+  ],
+  'x-allowed': 'null (plain TCP) or { keyFile, certFile, caFile (null), requestCert (false), handshakeTimeoutMs (10000, 100..300000) }: PEM paths, see docs/security.md#tls',
 };
 
 /** Schemas of the listener keys (host may be null in a config section). */
@@ -77,8 +85,12 @@ export function renameDeprecated(sectionName: string, options: Record<string, un
   return used;
 }
 
-/** The message for a configured TLS block, or null when there is none. */
+/** What is wrong with a `tls` block's combination of keys (the files are checked by host/security/tls.ts), or null. */
 export function tlsRefusal(tls: unknown): string | null {
   if (tls === null || tls === undefined) return null;
-  return 'TLS is not supported yet (the security issue adds it); remove the key to listen in plain TCP';
+  const o = tls as Partial<TlsOptions>;
+  if (typeof o.keyFile !== 'string' || typeof o.certFile !== 'string' || o.keyFile === '' || o.certFile === '') return 'keyFile and certFile (PEM paths) are both required';
+  // Mutual TLS against the system's CAs would let anyone with a public certificate in.
+  if (o.requestCert === true && !o.caFile) return 'requestCert: true needs caFile (the CA that signs client certificates)';
+  return null;
 }

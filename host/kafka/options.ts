@@ -41,7 +41,7 @@ export const defaultKafkaServerOptions: KafkaServerOptions = {
   defaultPartitions: null, // CreateTopics with num_partitions -1 (KIP-464); null = the broker's defaultPartitions, else 1
   dataDir: null, // where producer ids persist; null = the broker's own data dir (Broker.options.dataDir), else ./data
   producerIdBlockSize: 1000, // ids reserved per durable write: one fsync per 1000 InitProducerId calls
-  tls: null, // plain TCP; TLS arrives with the security issue
+  tls: null, // plain TCP until certificate files are named (SSL / SASL_SSL with them: docs/security.md#tls)
 };
 
 /** What each key of the `kafka` config section allows (host/config/schema.ts). */

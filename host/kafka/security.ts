@@ -55,13 +55,21 @@ export class SaslSession {
   expiresAtMs = 0;
   /** Authenticated at least once (re-authentication must keep the principal). */
   authenticated = false;
+  /** The principal came from a verified client certificate (mutual TLS); a SASL login may still replace it. */
+  byCertificate = false;
 
   constructor(readonly anonymousOk: boolean) {}
+
+  /** Mutual TLS: the certificate's subject is the principal until (unless) the client logs in with SASL. */
+  authenticateByCertificate(principal: Principal): void {
+    this.principal = principal;
+    this.byCertificate = true;
+  }
 
   /** May a request other than ApiVersions/SaslHandshake/SaslAuthenticate run now? Else why not. */
   refusal(nowMs: number): string | null {
     if (this.state === 'handshaken' || this.state === 'scram') return 'a SASL exchange is in progress';
-    if (!this.authenticated) return this.anonymousOk ? null : 'authentication required (SASL): anonymous clients are not allowed on this listener (security.allowAnonymous)';
+    if (!this.authenticated && !this.byCertificate) return this.anonymousOk ? null : 'authentication required (SASL): anonymous clients are not allowed on this listener (security.allowAnonymous)';
     if (this.expiresAtMs > 0 && nowMs >= this.expiresAtMs) return 'the SASL session expired (security.reauthMs) and the client did not re-authenticate (KIP-368)';
     return null;
   }

@@ -34,7 +34,8 @@ import { join } from 'node:path';
 import { defaultKafkaServerOptions, validateKafkaOptions, type KafkaServerOptions } from './options.js';
 import type { Listener } from '../config/listener.js';
 import { ERRORS } from '../errors/index.js';
-import { principalText } from '../security/index.js';
+import { principalText, type Principal } from '../security/index.js';
+import { peerPrincipal, ServerTls } from '../security/tls.js';
 import { anonymousAllowed, kafkaSecurity, SaslSession, type KafkaSecurity } from './security.js';
 import type { MetadataStore } from '../broker/metadata/store.js';
 
@@ -441,7 +442,10 @@ class KafkaServer {
     };
   }
 
-  accept(socket: net.Socket): void {
+  /** The listener's TLS (files, reload); null = plain TCP. */
+  tls: ServerTls | null = null;
+
+  accept(socket: net.Socket, certPrincipal: Principal | null = null): void {
     if (this.connections.size >= this.options.connectionsMax) {
       this.metrics_.refused.inc();
       this.log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, connectionsMax: this.options.connectionsMax }, 'refusing connection: connectionsMax reached');
@@ -450,6 +454,9 @@ class KafkaServer {
       return;
     }
     const conn = new Connection(socket, this);
+    // Mutual TLS: the certificate's subject is who this connection is, as Kafka's SSL principal;
+    // a later SASL login on the same connection replaces it, as Kafka's SASL_SSL does.
+    if (certPrincipal) conn.session.authenticateByCertificate(certPrincipal);
     this.connections.add(conn);
     this.metrics_.connections.set(this.connections.size);
   }
@@ -472,6 +479,25 @@ class KafkaServer {
   }
 }
 
+/**
+ * The listening socket: plain TCP, or TLS (SSL / SASL_SSL in Kafka's words) when `opts.tls` names
+ * the files. With TLS a connection reaches `accept` once its handshake is done; a client that
+ * speaks plain text to the TLS port fails the handshake and is dropped (counted, logged at debug),
+ * the others are not disturbed. With requestCert, the certificate subject is the principal.
+ */
+function createListenSocket(server: KafkaServer, opts: KafkaServerOptions, logger: Logger): net.Server {
+  if (!opts.tls) return net.createServer({ noDelay: true }, (socket) => server.accept(socket));
+  server.tls = new ServerTls('kafka', 'kafka.tls', opts.tls, logger.child({ component: 'kafka' }));
+  const tcp = server.tls.createServer((socket) => server.accept(socket, peerPrincipal(socket)));
+  // Sockets still in their handshake count too: connectionsMax bounds every socket this door holds.
+  tcp.maxConnections = opts.connectionsMax;
+  tcp.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) => {
+    server.metrics_.refused.inc();
+    server.log.warn({ remote: `${d?.remoteAddress}:${d?.remotePort}`, connectionsMax: opts.connectionsMax }, 'refusing connection: connectionsMax reached');
+  });
+  return tcp;
+}
+
 /** Starts the Kafka listener; resolves once bound. */
 export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<KafkaServerOptions> = {}): Promise<Listener> {
   const opts: KafkaServerOptions = { ...defaultKafkaServerOptions, ...options };
@@ -488,7 +514,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   // In code without a `security` dep (tests, embedding): the defaults over the broker's own store.
   const security = deps.security ?? kafkaSecurity(undefined, (deps.broker as { metadata?: MetadataStore }).metadata);
   const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds, security);
-  const tcp = net.createServer({ noDelay: true }, (socket) => server.accept(socket));
+  const tcp = createListenSocket(server, opts, deps.logger);
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     tcp.listen(opts.port, opts.host, () => {
@@ -499,12 +525,14 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   tcp.on('error', (err) => server.log.error({ err }, 'kafka listener error'));
   const addr = tcp.address() as net.AddressInfo;
   const address = `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  server.log.info({ address, maxRequestBytes: opts.maxRequestBytes, connectionsMax: opts.connectionsMax }, 'kafka listener bound');
+  server.log.info({ address, maxRequestBytes: opts.maxRequestBytes, connectionsMax: opts.connectionsMax, tls: opts.tls !== null, mutualTls: opts.tls?.requestCert === true }, 'kafka listener bound');
   let closing: Promise<void> | null = null;
+  const serverTls = server.tls;
   return {
     name: 'kafka',
     address,
     listening: () => tcp.listening,
+    ...(serverTls ? { reloadTls: () => [serverTls.reload()] } : {}),
     close() {
       closing ??= new Promise<void>((resolve) => {
         tcp.close(() => resolve());

@@ -11,7 +11,9 @@
 // waiting line is at most one request per connection, so connectionsMax bounds it. A burst of
 // registrations (a fleet rolling out a firmware) is served in turn, never refused.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { ServerTls } from '../security/tls.js';
 import { ERRORS, REGISTRY_ERRORS } from '../errors/index.js';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
@@ -219,6 +221,7 @@ export interface RegistryListener {
   address: string;
   port: number;
   close(): Promise<void>;
+  reloadTls?(): Array<{ listener: string; ok: boolean }>;
 }
 
 export async function startRegistryServer(registry: SchemaRegistry, log: Logger, metrics: MetricsRegistry, auth?: RegistryAuth): Promise<RegistryListener> {
@@ -238,7 +241,7 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
       sendError(res, 'STORE_ERROR', 'internal error');
     });
   };
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (inflight < o.requestsInFlightMax) return start(req, res);
     // Pipelined requests on one connection are answered in order by Node, so this line holds at
     // most one per connection; past connectionsMax (never reached) the answer is a 503.
@@ -256,7 +259,10 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
     waiting.push(() => {
       if (!gone) start(req, res);
     });
-  });
+  };
+  // https with `schemas.tls` (same files, reload and handshake bound as every door: host/security/tls.ts).
+  const serverTls = o.tls ? new ServerTls('schemas', 'schemas.tls', o.tls, log) : null;
+  const server: Server = serverTls ? (serverTls.track(createHttpsServer(serverTls.serverOptions(), handler)) as unknown as Server) : createServer(handler);
   // connectionsMax: Node closes a connection past it; each refusal is logged (rarely) and counted.
   server.maxConnections = o.connectionsMax;
   let lastDropLog = 0;
@@ -280,6 +286,7 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
     name: 'schemas',
     address: `${host}:${addr.port}`,
     port: addr.port,
+    ...(serverTls ? { reloadTls: () => [serverTls.reload()] } : {}),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -40,7 +40,7 @@ export const defaultSchemaRegistryOptions: SchemaRegistryOptions = {
   host: '127.0.0.1', // used when run alone (tests, bench); a node binds its top-level host, like every listener
   port: 8081, // Confluent Schema Registry's well-known port, so clients work unconfigured
   connectionsMax: 64, // producers and consumers keep one keep-alive connection each and cache what they look up
-  tls: null, // plain TCP; TLS arrives with the security issue
+  tls: null, // plain HTTP until certificate files are named (https with them)
   schemaBytesMax: 256 * 1024, // a 10-field sensor schema is ~1 KiB; 256 KiB holds large enterprise Avro schemas and bounds parse memory
   subjectsMax: 10_000, // two subjects per topic (key, value) for thousands of topics, and a bound on memory
   versionsPerSubjectMax: 1_000, // firmware updates are rare; 1000 versions × 10k subjects still bounds what replays at start

@@ -33,3 +33,14 @@ export function parsePrincipal(text: string): Principal | undefined {
 export function isAnonymous(p: Principal): boolean {
   return p.type === ANONYMOUS.type && p.name === ANONYMOUS.name;
 }
+
+/**
+ * The principal of a client certificate, as Kafka's default `ssl.principal.mapping.rules`
+ * (DEFAULT) names it: `User:` + the subject's distinguished name in RFC 2253 form, most specific
+ * attribute first (`User:CN=sensor-1,OU=plant,O=acme`). `subject` is node's
+ * X509Certificate.subject: one `ATTR=value` per line, least specific first, values already escaped.
+ */
+export function principalFromCertificateSubject(subject: string): Principal {
+  const parts = subject.split('\n').filter((l) => l.length > 0);
+  return { type: 'User', name: parts.reverse().join(',') };
+}

@@ -1,7 +1,9 @@
 // The `uplink` config section: where this site's data goes (docs/uplink.md). No `site` (or no
 // bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
 // and wait below is bounded; each default says why.
-import { int32, integer, list, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import type { ConnectionOptions } from 'node:tls';
+import { int32, integer, list, object, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import { clientTlsOptions } from '../security/tls.js';
 
 export interface UplinkOptions {
   site: string;
@@ -24,6 +26,18 @@ export interface UplinkOptions {
   readBackRecordsMax: number;
   topicScanIntervalMs: number;
   pollWaitMs: number;
+  tls: UplinkTls | null;
+}
+
+/** TLS toward the central cluster; the server's certificate is always verified. */
+export interface UplinkTls {
+  /** PEM CA bundle the central brokers' certificates chain to; null = the system's CAs. */
+  caFile: string | null;
+  /** This site's certificate and key, for a central cluster that requires client certificates (both or neither). */
+  certFile: string | null;
+  keyFile: string | null;
+  /** Name the certificate must carry when it differs from the bootstrap host (also sent as SNI); null = the host dialled. */
+  serverName: string | null;
 }
 
 export const defaultUplinkOptions: UplinkOptions = {
@@ -67,6 +81,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   topicScanIntervalMs: 5_000,
   // A caught-up partition waits this long for new records before looking again (appends wake it sooner).
   pollWaitMs: 1_000,
+  // Plain TCP unless set; with a block the central brokers' certificates are verified against caFile (or the system's CAs): a site's data never goes to an unverified peer.
+  tls: null,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -95,12 +111,18 @@ export const uplinkSchema: SectionSchema = section({
   readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
   topicScanIntervalMs: int32(10),
   pollWaitMs: int32(1),
+  tls: {
+    anyOf: [{ type: 'null' }, object({ caFile: orNull(string(1)), certFile: orNull(string(1)), keyFile: orNull(string(1)), serverName: orNull(string(1)) })],
+    'x-allowed': 'null (plain TCP) or { caFile, certFile, keyFile, serverName } (each a string or null): TLS with the server certificate verified',
+  },
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
 export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics'> {
   bootstrap: string[];
   topics: string[];
+  /** `uplink.tls` with its files read and checked; null = plain TCP. */
+  tlsConnect: ConnectionOptions | null;
 }
 
 function items(v: string[] | string): string[] {
@@ -131,7 +153,8 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (o.produceTimeoutMs >= o.requestTimeoutMs) throw new Error(`uplink.produceTimeoutMs (${o.produceTimeoutMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs}): the target should answer before we give up`);
   if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
   if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
-  return { ...o, bootstrap, topics };
+  const tlsConnect = o.tls ? clientTlsOptions('uplink.tls', { caFile: o.tls.caFile ?? null, certFile: o.tls.certFile ?? null, keyFile: o.tls.keyFile ?? null, serverName: o.tls.serverName ?? null }) : null;
+  return { ...o, bootstrap, topics, tlsConnect };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

@@ -127,6 +127,7 @@ export class Uplink {
       responseBytesMax: options.responseBytesMax,
       reconnectBackoffMs: options.reconnectBackoffMs,
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
+      tls: options.tlsConnect,
     });
     let uplink: Uplink | undefined;
     const resolver = (topic: string, partition: number, batch: InFlightBatch) => uplink!.resolveInFlight(topic, partition, batch);

@@ -17,6 +17,8 @@ export interface ClusterOptions {
   /** Extra `--set` values for every node (e.g. 'cluster.tickMs=50'). */
   set?: string[];
   readyTimeoutMs?: number;
+  /** tls.connect options for status reads when the nodes run `cluster.tls`. */
+  statusTls?: import('node:tls').ConnectionOptions;
 }
 
 export interface ClusterNode {
@@ -85,7 +87,7 @@ export class Cluster {
   }
 
   async status(id: number, timeoutMs = 2000): Promise<QuorumStatus & { clusterId: string }> {
-    return (await readStatus({ host: '127.0.0.1', port: this.node(id).clusterPort }, timeoutMs)) as QuorumStatus & { clusterId: string };
+    return (await readStatus({ host: '127.0.0.1', port: this.node(id).clusterPort }, timeoutMs, undefined, this.opts.statusTls ?? null)) as QuorumStatus & { clusterId: string };
   }
 
   /** Waits until one of `among` (default: the live nodes) leads and every one of them names it; returns its id and term. */

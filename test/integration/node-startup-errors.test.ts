@@ -108,9 +108,9 @@ t.test('start-up errors: MQTT routes that do not compile', async (t) => {
   await refused(t, ['--config', file], /mqtt\.routes = \[\{"match":"a\/\+"\}\] \(file .*\): at 0: must have required property 'topic'/);
 });
 
-t.test('start-up errors: TLS is declared but refused until it is implemented', async (t) => {
-  await refused(t, ['--set', 'kafka.tls={"keyFile":"k.pem","certFile":"c.pem"}'], /kafka\.tls = \{"keyFile":"k\.pem","certFile":"c\.pem"\} \(flag\): TLS is not supported yet/);
-  await refused(t, ['--set', 'mqtt.tls={"keyFile":"k.pem"}'], /mqtt\.tls = .* \(flag\): must be null \(TLS is not supported yet/);
+t.test('start-up errors: a TLS block with missing files or keys names the key and the file', async (t) => {
+  await refused(t, ['--set', 'kafka.tls={"keyFile":"k.pem","certFile":"c.pem"}'], /kafka\.tls\.keyFile: k\.pem: file not found \(kafka\.tls from flag\)/);
+  await refused(t, ['--set', 'mqtt.tls={"keyFile":"k.pem"}'], /mqtt\.tls = .* \(flag\): must be null \(plain TCP\) or \{ keyFile, certFile/);
 });
 
 t.test('start-up errors: limits that disagree across sections name both keys', async (t) => {

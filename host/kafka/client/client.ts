@@ -30,6 +30,8 @@ export interface KafkaClientOptions {
   responseBytesMax: number;
   reconnectBackoffMs: number;
   reconnectBackoffMaxMs: number;
+  /** TLS toward every broker (tls.connect options: ca, cert, key); null/absent = plain TCP. */
+  tls?: import('node:tls').ConnectionOptions | null;
 }
 
 export interface PartitionMetadata {
@@ -113,7 +115,7 @@ export class KafkaClient {
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
     const { host, port } = parseAddress(address);
     const o = this.options;
-    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n) };
+    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n), tls: o.tls ?? null };
     try {
       const conn = await KafkaConnection.connect(options);
       this.failures.delete(address);

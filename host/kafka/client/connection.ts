@@ -20,6 +20,7 @@
 // one `closed`. Written-and-unanswered failures are `indefinite`: the broker may have applied
 // them. The connection is never reopened here; the cluster client opens a new one.
 import net from 'node:net';
+import tls from 'node:tls';
 import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec.js';
 import { readHeaderTaggedFields } from '../protocol/header.js';
 import { CLIENT_APIS, negotiate, type ClientApi, type PeerVersions } from './apis.js';
@@ -37,6 +38,8 @@ export interface ConnectionOptions {
   responseBytesMax: number;
   /** Told of the bytes of each request written (the link's bytes-sent counter). */
   onBytesSent?: (bytes: number) => void;
+  /** TLS (SSL in Kafka's words): the server's certificate is verified (rejectUnauthorized) against `ca` or the system's CAs; null/absent = plain TCP. */
+  tls?: tls.ConnectionOptions | null;
 }
 
 interface Pending {
@@ -107,15 +110,17 @@ export class KafkaConnection {
     return this.failure !== null;
   }
 
-  /** Opens a TCP connection and learns the peer's API versions (ApiVersions). */
+  /** Opens a TCP (or TLS) connection and learns the peer's API versions (ApiVersions). */
   static async connect(options: ConnectionOptions): Promise<KafkaConnection> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host: options.host, port: options.port });
+      // With TLS the connection is usable once the handshake (and the certificate check) is done.
+      const s = options.tls ? tls.connect({ ...options.tls, rejectUnauthorized: true, host: options.host, port: options.port }) : net.connect({ host: options.host, port: options.port });
+      const ready = options.tls ? 'secureConnect' : 'connect';
       const timer = setTimeout(() => {
         s.destroy();
         reject(new KafkaClientError('connect', `connect to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`));
       }, options.connectTimeoutMs);
-      s.once('connect', () => {
+      s.once(ready, () => {
         clearTimeout(timer);
         s.removeAllListeners('error');
         resolve(s);

@@ -67,15 +67,20 @@ t.test('config: old key names are accepted under the new name with a warning, fr
   t.throws(() => loadConfig({ argv: ['--set', 'kafka.maxConnections=lots'], env: {}, sections: sections() }), /kafka\.maxConnections = "lots" \(flag\): must be an integer/, 'an error names the key as written');
 });
 
-t.test('config: TLS keys are declared, their shape checked, and any value refused as not supported yet', async (t) => {
+t.test('config: TLS keys are declared, their shape checked, their files loaded before any bind', async (t) => {
   t.equal(tlsRefusal(null), null);
-  t.match(tlsRefusal({ keyFile: 'k', certFile: 'c' }), /not supported yet/);
+  t.equal(tlsRefusal({ keyFile: 'k', certFile: 'c' }), null);
+  t.match(tlsRefusal({ keyFile: 'k', certFile: 'c', requestCert: true, caFile: null }), /requestCert: true needs caFile/);
   const tls = configSchemas().kafka.properties.tls;
   t.equal(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', caFile: null, requestCert: true }), null, 'the declared shape is valid');
-  t.match(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', cipher: 'x' }), /TLS is not supported yet/);
+  t.match(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', cipher: 'x' }), /must be null \(plain TCP\) or \{ keyFile/);
+  t.match(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', handshakeTimeoutMs: 99 }), /must be null/, 'handshakeTimeoutMs below 100');
+  t.equal(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', handshakeTimeoutMs: 100 }), null, 'handshakeTimeoutMs at its minimum');
+  t.equal(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', handshakeTimeoutMs: 300_000 }), null, 'handshakeTimeoutMs at its maximum');
+  t.match(check(tls, { keyFile: 'k.pem', certFile: 'c.pem', handshakeTimeoutMs: 300_001 }), /must be null/, 'handshakeTimeoutMs above 300000');
   const dataDir = await tempDir(t);
   const config = loadNodeConfig(['--data-dir', dataDir, '--set', 'http.tls={"keyFile":"k.pem","certFile":"c.pem"}'], {});
-  await t.rejects(prepareNode(config), { name: 'ConfigError', key: 'http.tls', source: 'flag', message: /TLS is not supported yet/ });
+  await t.rejects(prepareNode(config), { name: 'ConfigError', key: 'http.tls.keyFile', source: 'flag', message: /http\.tls\.keyFile: k\.pem: file not found/ });
 });
 
 t.test('config: cross-section rules pass at the defaults and name both keys when broken', async (t) => {
