@@ -383,12 +383,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
-    await Promise.allSettled((listeners! ?? []).map((l) => l.close()));
-    await replication?.close();
-    await schemas?.close();
-    await groups.close();
-    await broker.close();
-    await quorumStore?.close();
+    await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, broker, quorumStore });
     throw err;
   }
 
@@ -404,16 +399,21 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     (stopping ??= (async () => {
       ready = false;
       logger.info('stopping: closing listeners');
-      await Promise.allSettled(listeners.map((l) => l.close()));
-      await uplink?.stop();
-      await replication?.close();
-      await schemas.close();
-      await groups.close();
-      await broker.close(); // flush, fsync, clean-shutdown markers
-      await quorumStore?.close();
+      await closeParts({ listeners, uplink, replication, schemas, groups, broker, quorumStore });
       logger.info('stopped cleanly');
     })());
   return { listeners, broker, groups, schemas, uplink, logger, stop };
+}
+
+/** Stops a node's parts in order: doors first, the broker (flush, fsync, clean-shutdown markers) and the quorum last. */
+async function closeParts(p: { listeners: Listener[]; uplink?: Uplink | null; replication?: Replication; schemas?: RunningSchemas; groups: GroupCoordinator; broker: Broker; quorumStore?: QuorumMetadataStore }): Promise<void> {
+  await Promise.allSettled(p.listeners.map((l) => l.close()));
+  await p.uplink?.stop();
+  await p.replication?.close();
+  await p.schemas?.close();
+  await p.groups.close();
+  await p.broker.close();
+  await p.quorumStore?.close();
 }
 
 /**
