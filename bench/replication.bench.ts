@@ -118,7 +118,7 @@ async function failover(trials: number): Promise<Table> {
       const first = r.ackTimes.find((at) => at > killedAt);
       if (first !== undefined) times.push(Math.round((first - killedAt) * 1000));
       await c.start(leader);
-      await eventually(() => leaderOf(c, via, topic) > 0, 30_000, 200);
+      await eventually(() => leaderOf(c, via, topic) > 0, 180_000, 500);
     }
   } finally {
     for (const fn of cleanup.reverse()) await fn();
