@@ -60,6 +60,24 @@ export function clusterView(store: QuorumMetadataStore): ClusterView {
   };
 }
 
+/** Partitions listed at most in a status answer (one inter-node frame carries it). */
+const STATUS_PARTITIONS_MAX = 1000;
+
+/** Brokers and each replicated partition's leader, epoch and ISR, for `tributary cluster status`. */
+export function replicationStatus(image: MetadataImage) {
+  const partitions = [];
+  let total = 0;
+  for (const t of image.topics.values()) {
+    if (isInternalTopic(t.name)) continue;
+    for (let p = 0; p < t.partitions; p++, total++) {
+      if (partitions.length >= STATUS_PARTITIONS_MAX) continue;
+      const s = partitionStateOf(t, p);
+      partitions.push({ topic: t.name, partition: p, leader: s.leader, leaderEpoch: s.leaderEpoch, replicas: [...(t.assignment[p] ?? [])], isr: [...s.isr] });
+    }
+  }
+  return { brokers: [...image.brokers.values()], partitions, partitionsTotal: total };
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);

@@ -18,7 +18,7 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
+import { cliJs, eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { PartitionLog } from '../../host/log/partition-log.js';
 import { decodeBatches } from '../../host/core/index.js';
@@ -273,6 +273,11 @@ t.test('replication: a frozen follower leaves the ISR and rejoins after SIGCONT'
   const others = [1, 2, 3].filter((id) => id !== follower);
   await waitForIsr(c, leader, 'frozen', others, 15_000);
   t.pass(`node ${follower} frozen: the ISR shrank to [${others.join(', ')}]`);
+  const status = await eventually(() => {
+    const out = spawnSync(process.execPath, [cliJs, 'cluster', 'status', '--node', `127.0.0.1:${c.node(leader).clusterPort}`], { encoding: 'utf8' }).stdout;
+    return new RegExp(`\\n${follower} +\\S+ +fenced`).test(out) ? out : null;
+  }, 10_000, 200);
+  t.match(status!, new RegExp(`frozen-0 +${leader} +\\d+ +[\\d,]+ +${others.join(',')}  \\(under-replicated\\)`), 'cluster status shows the frozen broker fenced and the partition under-replicated with its ISR');
   const during = await produce(dir, others.map((id) => kafkaAddress(c, id)).join(','), 'frozen', 'during', { count: 200 });
   t.equal(during.acked.length, 200, 'writes go on, acknowledged by the two in sync');
   c.resume(follower);
