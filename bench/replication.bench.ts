@@ -112,8 +112,8 @@ async function failover(trials: number): Promise<Table> {
       const leader = (await eventually(() => leaderOf(c, via, topic) > 0 && leaderOf(c, via, topic), 20_000, 200)) as number;
       const stream = produce(dir, c.live().map((n) => n.proc!.listeners.kafka!).join(','), topic, 0, 'all', 7);
       await sleep(2000);
-      const killedAt = Date.now() / 1000;
       await c.kill9(leader);
+      const killedAt = Date.now() / 1000; // once it is gone: its last answers do not count
       const r = await stream;
       const first = r.ackTimes.find((at) => at > killedAt);
       if (first !== undefined) times.push(Math.round((first - killedAt) * 1000));

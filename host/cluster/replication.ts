@@ -127,9 +127,12 @@ export class Replication {
     this.closed = true;
     this.unsubscribe();
     if (this.timer) clearInterval(this.timer);
-    await Promise.allSettled([...this.fetchers.values()].map((f) => f.stop()));
+    // Stopped first, then the client closed under them: a fetch waiting on a dead leader ends
+    // with its connection instead of after the request timeout.
+    const stopped = [...this.fetchers.values()].map((f) => f.stop());
     this.fetchers.clear();
     await this.client.close();
+    await Promise.allSettled(stopped);
   }
 
   /** The registration record, retried while no controller is elected (bounded by the join timeout's caller). */
