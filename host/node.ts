@@ -31,6 +31,8 @@ import { MetricsRegistry } from './metrics/registry.js';
 import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import { openClusterMetadata } from './cluster/start.js';
+import { clusterView, Replication } from './cluster/replication.js';
+import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
@@ -290,10 +292,36 @@ function decoderOf(schemas: RunningSchemas) {
   };
 }
 
+/**
+ * A cluster node's data replication (host/cluster/replication.ts), once its Kafka listener is
+ * bound: the address it registers is the advertised host, else the listener's host, else (a
+ * wildcard bind) the host of its inter-node listener, which the other nodes reach already.
+ */
+async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: string | null, logger: Logger): Promise<Replication> {
+  const kafka = listeners.find((l) => l.name === 'kafka');
+  if (!kafka) throw new Error('a cluster node needs its Kafka listener (kafka.port must not be -1): followers fetch through it');
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(kafka.address);
+  const bound = m?.[1] ?? '';
+  const host = advertised ?? (bound === '0.0.0.0' || bound === '::' || bound === '' ? cluster.listen.host : bound);
+  const o = cluster.options;
+  const replication = new Replication(broker, store, {
+    nodeId: cluster.nodeId,
+    kafkaHost: host,
+    kafkaPort: Number(m?.[2]),
+    sessionTimeoutMs: o.sessionTimeoutMs,
+    replicaLagTimeMaxMs: o.replicaLagTimeMaxMs,
+    replicaFetchWaitMs: o.replicaFetchWaitMs,
+    replicaFetchBytesMax: o.replicaFetchBytesMax,
+    checkIntervalMs: o.replicationCheckIntervalMs,
+  }, logger.child({ component: 'replication' }));
+  await replication.start();
+  return replication;
+}
+
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
 async function openListeners(
   p: PreparedNode,
-  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity },
+  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView },
   health: () => boolean,
 ): Promise<Listener[]> {
   const { broker, groups, schemas, logger, metrics } = deps;
@@ -303,7 +331,7 @@ async function openListeners(
   try {
     if (p.kafka) {
       const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
-      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata, security) }, p.kafka));
+      listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata, security), cluster: deps.cluster }, p.kafka));
     }
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
     if (p.http) {
@@ -350,7 +378,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     : undefined;
   let broker: Broker;
   try {
-    broker = await Broker.open(prepared.broker, { logger, metrics, identity: { nodeId: cluster?.nodeId ?? kafka.nodeId, clusterId: kafka.clusterId }, openMetadata });
+    broker = await Broker.open(prepared.broker, { logger, metrics, identity: { nodeId: cluster?.nodeId ?? kafka.nodeId, clusterId: kafka.clusterId }, openMetadata, replicated: cluster !== null });
   } catch (err) {
     await quorumStore?.close();
     throw err;
@@ -368,18 +396,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let listeners: Listener[];
   let schemas: RunningSchemas | undefined;
   let uplink: Uplink | null = null;
+  let replication: Replication | undefined;
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     const security = doorSecurity(prepared.security, () => broker.metadata.image());
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security }, () => ready);
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: quorumStore && clusterView(quorumStore) }, () => ready);
+    if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
-    await Promise.allSettled((listeners! ?? []).map((l) => l.close()));
-    await schemas?.close();
-    await groups.close();
-    await broker.close();
-    await quorumStore?.close();
+    await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, broker, quorumStore });
     throw err;
   }
 
@@ -395,15 +421,21 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     (stopping ??= (async () => {
       ready = false;
       logger.info('stopping: closing listeners');
-      await Promise.allSettled(listeners.map((l) => l.close()));
-      await uplink?.stop();
-      await schemas.close();
-      await groups.close();
-      await broker.close(); // flush, fsync, clean-shutdown markers
-      await quorumStore?.close();
+      await closeParts({ listeners, uplink, replication, schemas, groups, broker, quorumStore });
       logger.info('stopped cleanly');
     })());
   return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])] };
+}
+
+/** Stops a node's parts in order: doors first, the broker (flush, fsync, clean-shutdown markers) and the quorum last. */
+async function closeParts(p: { listeners: Listener[]; uplink?: Uplink | null; replication?: Replication; schemas?: RunningSchemas; groups: GroupCoordinator; broker: Broker; quorumStore?: QuorumMetadataStore }): Promise<void> {
+  await Promise.allSettled(p.listeners.map((l) => l.close()));
+  await p.uplink?.stop();
+  await p.replication?.close();
+  await p.schemas?.close();
+  await p.groups.close();
+  await p.broker.close();
+  await p.quorumStore?.close();
 }
 
 /**

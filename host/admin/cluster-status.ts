@@ -1,17 +1,20 @@
 // `tributary cluster status [--node HOST:PORT] [--json]`: the metadata quorum as one node sees
 // it, read over that node's inter-node listener (a status handshake, host/cluster/tcp-transport.ts):
 // the voters and whether this node is connected to each, the controller, the term, the commit
-// and applied indexes, and — asked of the controller — each voter's match index and lag.
+// and applied indexes, and — asked of the controller — each voter's match index and lag; then
+// the registered brokers (live or fenced) and each replicated partition's leader, leader epoch,
+// replicas and in-sync replicas (under-replicated ones marked).
 // Exit codes: 0 ok, 2 bad usage, 3 the node could not be reached.
 import { readStatus } from '../cluster/tcp-transport.js';
 import { parseHostPort } from '../cluster/options.js';
 import type { QuorumStatus } from '../cluster/quorum.js';
 import type { ClusterStatus } from '../cluster/start.js';
+import type { replicationStatus } from '../cluster/replication.js';
 
 const USAGE = 'usage: tributary cluster status [--node HOST:PORT] [--json] [--timeout-ms N]\n  --node  a node\'s cluster.listen address (default 127.0.0.1:9093, or TRIBUTARY_CLUSTER_NODE)';
 const STATUS_TIMEOUT_MS = 5000;
 
-function render(s: ClusterStatus & Partial<QuorumStatus>): string {
+function render(s: ClusterStatus & Partial<QuorumStatus> & Partial<ReplicationStatus>): string {
   const lines = [
     `cluster ${s.clusterId}: asked node ${s.nodeId} (${s.role ?? 'starting'}), controller ${s.leader ?? 'none'}, term ${s.term ?? '-'}`,
     `commit index ${s.commitIndex ?? '-'}, applied ${s.appliedIndex ?? '-'}, last ${s.lastIndex ?? '-'}, snapshot ${s.snapshotIndex ?? '-'}`,
@@ -24,7 +27,23 @@ function render(s: ClusterStatus & Partial<QuorumStatus>): string {
     lines.push(`${String(n.id).padEnd(6)}${n.address.padEnd(24)}${connected.padEnd(11)}${String(p?.matchIndex ?? '-').padEnd(9)}${p?.lag ?? '-'}${n.id === s.leader ? '  (controller)' : ''}`);
   }
   if (s.role !== 'leader') lines.push('(match and lag are known to the controller: ask it for them)');
-  return lines.join('\n');
+  return [...lines, ...renderReplication(s)].join('\n');
+}
+
+type ReplicationStatus = ReturnType<typeof replicationStatus>;
+
+/** Brokers (fenced or not) and each replicated partition's leader, epoch, replicas and ISR. */
+function renderReplication(s: Partial<ReplicationStatus>): string[] {
+  if (!s.brokers) return [];
+  const lines = ['', 'broker  kafka listener          state'];
+  for (const b of s.brokers) lines.push(`${String(b.nodeId).padEnd(8)}${`${b.host}:${b.port}`.padEnd(24)}${b.fenced ? 'fenced' : 'live'}`);
+  lines.push('', 'partition                       leader  epoch  replicas  isr');
+  for (const p of s.partitions ?? []) {
+    const underReplicated = p.isr.length < p.replicas.length ? '  (under-replicated)' : '';
+    lines.push(`${`${p.topic}-${p.partition}`.padEnd(32)}${String(p.leader).padEnd(8)}${String(p.leaderEpoch).padEnd(7)}${p.replicas.join(',').padEnd(10)}${p.isr.join(',')}${underReplicated}`);
+  }
+  if ((s.partitionsTotal ?? 0) > (s.partitions?.length ?? 0)) lines.push(`(${s.partitionsTotal! - s.partitions!.length} more partitions not listed)`);
+  return lines;
 }
 
 export async function runClusterCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -38,6 +38,7 @@ export interface TopicConfig {
   'flush.interval.ms': number; // with flush=interval
   'schema.validation': 'off' | 'warn' | 'reject'; // ingest validation against the schema registry
   'schema.subject': string; // '' = TopicNameStrategy: `<topic>-value`
+  'min.insync.replicas': number; // acks=all needs this many in-sync replicas (at most the replication factor)
 }
 
 export interface TopicInfo {
@@ -102,6 +103,12 @@ export type Isolation = 'committed' | 'logEnd';
 export interface PartitionState extends PartitionOffsets {
   role: 'leader' | 'follower';
   leaderEpoch: number;
+  /** The leader's node id as this replica knows it (-1: none); on one node, this node. */
+  leaderId: number;
+  /** In-sync replicas (node ids) as the metadata names them; on one node, this node. */
+  isr: readonly number[];
+  /** Every replica (the assignment); on one node, this node. */
+  replicas: readonly number[];
 }
 
 // Defined by the core (encodeBatch's input); re-exported for the doors.
@@ -117,6 +124,8 @@ export interface AppendOptions {
    * client cannot forge committed offsets or sessions.
    */
   internal?: boolean;
+  /** acks=-1: how long to wait for the in-sync replicas before REQUEST_TIMED_OUT (Produce's timeout_ms). */
+  timeoutMs?: number;
 }
 
 /**
@@ -212,6 +221,16 @@ export interface BrokerApi {
   offsets(tp: TopicPartition): PartitionOffsets;
   /** Role, leader epoch and offsets of one partition. UNKNOWN_TOPIC_OR_PARTITION when absent. */
   partitionState(tp: TopicPartition): PartitionState;
+  /**
+   * A follower (`replicaId`, a node id) fetched from `fetchOffset` with `currentLeaderEpoch`
+   * (-1: unchecked): this leader records its log end (HW may move). NOT_LEADER_OR_FOLLOWER off
+   * the leader; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for an older / newer epoch (KIP-320).
+   */
+  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number): void;
+  /** Checks a client's `currentLeaderEpoch` (-1: unchecked) against this replica's, as replicaFetched does. */
+  checkLeaderEpoch(tp: TopicPartition, currentLeaderEpoch: number): void;
+  /** OffsetForLeaderEpoch (KIP-101/279): the largest epoch ≤ `epoch` this log has and the offset it ended at. */
+  endOffsetForEpoch(tp: TopicPartition, epoch: number): { epoch: number; endOffset: number };
   /** By timestamp (first offset with timestamp >= ts) or LATEST/EARLIEST/MAX_TIMESTAMP. */
   listOffset(tp: TopicPartition, timestampMs: number): Promise<OffsetLookup>;
   /**

@@ -58,7 +58,7 @@ import { assertTopicName, isInternalTopic } from './topic-name.js';
 import { brokerBatchCompression, defaultTopicConfig, effectiveTopicConfig, logOptionsFor } from './topic-config.js';
 import { FileMetadataStore } from './metadata/file-store.js';
 import type { MetadataStore } from './metadata/store.js';
-import type { TopicImage } from './metadata/records.js';
+import { partitionStateOf, type TopicImage } from './metadata/records.js';
 import { decideAlterConfig, decideCreatePartitions, decideCreateTopic, decideDeleteTopic, refuseInternal, type AdminContext } from './topic-admin.js';
 import { StickyPartitioner, partitionForKeyBytes } from './partitioner.js';
 import { Partition, partitionDirName } from './partition.js';
@@ -85,6 +85,8 @@ export interface BrokerOpenDeps {
    * the data dir lock; the broker then also applies changes it did not propose (reconcile).
    */
   openMetadata?: (dataDir: string) => Promise<MetadataStore>;
+  /** A cluster: user topics' partitions are replicated (leaders, followers, HW from the ISR). */
+  replicated?: boolean;
 }
 
 /** Who this node is (configuration); the metadata image carries it. */
@@ -122,13 +124,15 @@ export class Broker implements BrokerApi {
   private followsMetadata = false;
   /** Ingest validation (host/schemas installs it); consulted only for topics that ask for it. */
   private validator: AppendValidator | undefined;
+  /** Told after leadership was applied to open partitions (host/cluster's replica manager). */
+  private readonly leadershipListeners = new Set<(partitions: Partition[]) => void>();
 
   private constructor(
     readonly options: BrokerOptions,
     private readonly dataDir: string,
     /** Topics, configs and producer-id blocks as records applied to a store (host/broker/metadata/). */
     readonly metadata: MetadataStore,
-    private readonly deps: { logger: Logger; metrics: MetricsRegistry },
+    private readonly deps: { logger: Logger; metrics: MetricsRegistry; replicated?: boolean },
   ) {
     // The caller's logger as given (host/node.ts already tags it component=broker).
     this.log = deps.logger;
@@ -227,6 +231,7 @@ export class Broker implements BrokerApi {
     }
     this.topics.set(topic, state);
     this.partitionCount += decision.partitions;
+    this.applyLeadership(state);
     this.updateTopicGauges();
     this.log.info({ topic, partitions: decision.partitions, overrides: decision.overrides }, 'topic created');
     return created(this.info(state));
@@ -285,6 +290,7 @@ export class Broker implements BrokerApi {
       }
       state.partitions.push(...added);
       this.partitionCount += added.length;
+      this.applyLeadership(state);
       this.updateTopicGauges();
       this.log.info({ topic, from: current, to: totalCount }, 'partitions added');
     });
@@ -375,6 +381,7 @@ export class Broker implements BrokerApi {
       if (!(batches instanceof Uint8Array) || batches.byteLength === 0) {
         throw new BrokerError('CORRUPT_MESSAGE', `append to ${tp.topic}-${tp.partition}: no record batch bytes`);
       }
+      const waitForIsr = this.checkReplicas(tp, partition, acks);
       const bytes = batches.byteLength;
       // No await between this check and the increment: the limit holds under concurrency.
       if (this.pendingAppendBytes + bytes > this.options.maxPendingAppendBytes) {
@@ -389,6 +396,8 @@ export class Broker implements BrokerApi {
       let info;
       try {
         info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: partition.leaderEpoch, durable: acks !== 0 }));
+        // acks=all: the bytes stay counted (maxPendingAppendBytes bounds the waiting batches too).
+        if (waitForIsr) await partition.awaitHighWatermark(info.lastOffset + 1, options.timeoutMs ?? this.options.ackTimeoutMs);
       } finally {
         this.pendingAppendBytes -= bytes;
         this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
@@ -414,6 +423,25 @@ export class Broker implements BrokerApi {
       if (e.code === 'STORAGE_FULL' && !this.disk.current.belowFloor) this.disk.noteNoSpace();
       throw e;
     }
+  }
+
+  /**
+   * Only the leader appends (NOT_LEADER_OR_FOLLOWER elsewhere, so a client re-routes). acks=all
+   * on a replicated partition needs min.insync.replicas in the ISR (capped by the replication
+   * factor), else NOT_ENOUGH_REPLICAS before anything is written; returns whether the append
+   * must then wait for the high watermark.
+   */
+  private checkReplicas(tp: TopicPartition, partition: Partition, acks: Acks): boolean {
+    if (partition.role !== 'leader') {
+      throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node is not the leader of ${tp.topic}-${tp.partition} (leader ${partition.leaderId}, epoch ${partition.leaderEpoch})`);
+    }
+    if (acks !== -1 || partition.hwFollowsLogEnd) return false;
+    const config = this.topics.get(tp.topic)!.config;
+    const needed = Math.min(config['min.insync.replicas'], Math.max(1, partition.replicas.length));
+    if (partition.isr.length < needed) {
+      throw new BrokerError('NOT_ENOUGH_REPLICAS', `${tp.topic}-${tp.partition} has ${partition.isr.length} in-sync replica(s) [${partition.isr.join(', ')}]; acks=all needs min.insync.replicas=${needed}`);
+    }
+    return true;
   }
 
   async produce(topic: string, records: RecordInput[], options: AppendOptions & { partition?: number }): Promise<Array<TopicPartition & { offset: number }>> {
@@ -524,6 +552,32 @@ export class Broker implements BrokerApi {
 
   partitionState(tp: TopicPartition): PartitionState {
     return this.partition(tp).state();
+  }
+
+  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number): void {
+    const partition = this.partition(tp);
+    if (partition.role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node is not the leader of ${tp.topic}-${tp.partition} (leader ${partition.leaderId})`);
+    this.checkLeaderEpoch(tp, currentLeaderEpoch);
+    partition.followerFetched(replicaId, fetchOffset, Date.now());
+  }
+
+  checkLeaderEpoch(tp: TopicPartition, currentLeaderEpoch: number): void {
+    const partition = this.partition(tp);
+    if (currentLeaderEpoch < 0) return;
+    if (currentLeaderEpoch < partition.leaderEpoch) throw new BrokerError('FENCED_LEADER_EPOCH', `${tp.topic}-${tp.partition}: leader epoch ${currentLeaderEpoch} is older than ${partition.leaderEpoch}; refresh metadata`);
+    if (currentLeaderEpoch > partition.leaderEpoch) throw new BrokerError('UNKNOWN_LEADER_EPOCH', `${tp.topic}-${tp.partition}: leader epoch ${currentLeaderEpoch} is newer than this replica knows (${partition.leaderEpoch}); retry`);
+  }
+
+  endOffsetForEpoch(tp: TopicPartition, epoch: number): { epoch: number; endOffset: number } {
+    const partition = this.partition(tp);
+    const log = partition.log;
+    const found = log.endOffsetForEpoch(epoch);
+    if (found.epoch >= 0 || partition.role !== 'leader' || epoch < 0) return found;
+    // A leader that has not appended in its own epoch yet: its log's epochs end at the log end
+    // (Kafka writes the new epoch into its cache on becoming leader; ours does on the first append).
+    const entries = log.leaderEpochEntries();
+    if (epoch <= partition.leaderEpoch) return { epoch: epoch === partition.leaderEpoch ? epoch : (entries.at(-1)?.epoch ?? -1), endOffset: log.logEndOffset };
+    return found;
   }
 
   /** The partition object itself (replica state and HW control), for the broker's own parts and tests. */
@@ -736,6 +790,7 @@ export class Broker implements BrokerApi {
         for (const p of state.partitions) p.log.updateOptions(logOptions);
       }
     }
+    for (const state of this.topics.values()) this.applyLeadership(state);
     this.updateTopicGauges();
   }
 
@@ -779,7 +834,86 @@ export class Broker implements BrokerApi {
     // reader never sees what a power cut could take back), whichever append moved it; on one
     // node the broker is the only replica, so the same event advances the high watermark.
     partition.unsubscribe = log.onEndOffsetAdvance((end) => partition.logEndAdvanced(end));
+    const self = this.metadata.image().node.nodeId;
+    partition.leaderId = self;
+    partition.isr = [self];
+    partition.replicas = [self];
+    // In a cluster a user topic's partition is replicated: HW follows the in-sync replicas.
+    // Internal topics stay this node's own (not replicated yet: docs/cluster.md).
+    if (this.deps.replicated && !isInternalTopic(topic)) partition.replicated(self);
     return partition;
+  }
+
+  /**
+   * Applies the image's leader, leader epoch and ISR to a topic's open partitions (a cluster's
+   * user topics only): becomeLeader / becomeFollower, then tells the replica manager.
+   */
+  private applyLeadership(state: TopicState): void {
+    if (!this.deps.replicated || state.internal) return;
+    const self = this.metadata.image().node.nodeId;
+    const now = Date.now();
+    const changed: Partition[] = [];
+    state.partitions.forEach((p, i) => {
+      const s = partitionStateOf(state.record, i);
+      const replicas = state.record.assignment[i] ?? [];
+      const same = p.leaderId === s.leader && p.leaderEpoch === s.leaderEpoch && p.isr.join() === s.isr.join() && p.replicas.join() === replicas.join();
+      if (same) return;
+      if (s.leader === self) p.becomeLeader(s.leaderEpoch, s.isr, replicas, now);
+      else p.becomeFollower(s.leader, s.leaderEpoch, s.isr, replicas);
+      changed.push(p);
+    });
+    if (changed.length === 0) return;
+    for (const l of this.leadershipListeners) {
+      try {
+        l(changed);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'a leadership listener failed');
+      }
+    }
+  }
+
+  /** Calls `listener` with the partitions whose leader, epoch or ISR just changed; returns the unsubscribe. */
+  onLeadershipChange(listener: (partitions: Partition[]) => void): () => void {
+    this.leadershipListeners.add(listener);
+    return () => void this.leadershipListeners.delete(listener);
+  }
+
+  /** Every open partition of the cluster's replicated (user) topics, with its topic config. */
+  replicatedPartitions(): Array<{ partition: Partition; config: TopicConfig; replicationFactor: number }> {
+    if (!this.deps.replicated) return [];
+    const out = [];
+    for (const t of this.topics.values()) if (!t.internal) for (const p of t.partitions) out.push({ partition: p, config: t.config, replicationFactor: t.record.replicationFactor });
+    return out;
+  }
+
+  // --- the follower's write path (host/cluster's replica fetcher) ----------------------------
+
+  /**
+   * Stores the leader's batches as sent (offsets, epochs kept), fsynced under the topic's flush
+   * policy before it resolves (so the next fetch, which tells the leader this log end, only
+   * acknowledges what is on disk); then takes the leader's HW, capped at this log end.
+   */
+  async appendAsFollower(tp: TopicPartition, batches: Uint8Array, leaderHighWatermark: number, leaderEpoch: number): Promise<void> {
+    this.assertOpen();
+    const partition = this.partition(tp);
+    if (partition.role !== 'follower' || partition.leaderEpoch !== leaderEpoch) {
+      throw new BrokerError('FENCED_LEADER_EPOCH', `${tp.topic}-${tp.partition}: fetched in epoch ${leaderEpoch}, this replica is now ${partition.role} in epoch ${partition.leaderEpoch}`);
+    }
+    if (batches.byteLength > 0) {
+      const info = await partition.use((log) => log.appendAsFollower(batches, { durable: true }));
+      this.metrics.recordsIn.inc({ topic: tp.topic }, info.recordCount);
+    }
+    partition.followerHighWatermark(leaderHighWatermark);
+  }
+
+  /** A follower's log cut back to where it agrees with the leader (KIP-101/279), never to the HW. */
+  async truncateReplica(tp: TopicPartition, offset: number): Promise<number> {
+    this.assertOpen();
+    const partition = this.partition(tp);
+    if (partition.role !== 'follower') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `${tp.topic}-${tp.partition}: only a follower truncates`);
+    const end = await partition.use((log) => log.truncateTo(offset));
+    partition.logTruncated();
+    return end;
   }
 
   /** Opens partitions [from, to) of a topic, at most openConcurrency at a time; all or none. */
@@ -812,6 +946,7 @@ export class Broker implements BrokerApi {
       state.partitions = await this.openPartitions(record.name, state.config, 0, record.partitions);
       this.topics.set(record.name, state);
       this.partitionCount += record.partitions;
+      this.applyLeadership(state);
     }
     const openMs = Math.round(performance.now() - started);
     this.metrics.openMs.set(openMs);

@@ -60,6 +60,8 @@ export interface BrokerOptions {
   maxWaitMsMax: number;
   /** Most records in one produce() call; past it → RECORD_LIST_TOO_LARGE. */
   maxRecordsPerProduce: number;
+  /** acks=all in a cluster: longest wait for the in-sync replicas when the caller names no timeout (ms); then REQUEST_TIMED_OUT. */
+  ackTimeoutMs: number;
   /** Sticky partitioner: unkeyed records move to another partition once a batch holds this many bytes. */
   stickyBatchBytes: number;
   /** How often retention and compaction run over every partition (ms). */
@@ -118,6 +120,9 @@ export const defaultBrokerOptions: BrokerOptions = {
   // 100,000 records per call: a gateway's batch of small readings fits; max.message.bytes
   // bounds the bytes anyway, this bounds the per-record work done before that check.
   maxRecordsPerProduce: 100_000,
+  // 30 s, Kafka's request.timeout.ms: a door without a timeout of its own (MQTT, WebSocket)
+  // waits as long as a Kafka producer would for its in-sync replicas.
+  ackTimeoutMs: 30_000,
   // Kafka's batch.size default (16 KiB): the point at which a client's sticky batch is full.
   stickyBatchBytes: 16 * 1024,
   // 60 s, not Kafka's 5 minutes: edge disks are small, so retention should act promptly;
@@ -171,6 +176,7 @@ export function validateBrokerOptions(partial: Partial<BrokerOptions>): BrokerOp
   int(options, 'maxReadBytes', 1);
   int(options, 'maxWaitMsMax', 0, 2_147_483_647);
   int(options, 'maxRecordsPerProduce', 1);
+  int(options, 'ackTimeoutMs', 0, 2_147_483_647);
   int(options, 'stickyBatchBytes', 1);
   int(options, 'retentionCheckIntervalMs', 1, 2_147_483_647);
   int(options, 'openConcurrency', 1, 256);

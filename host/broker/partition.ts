@@ -9,7 +9,16 @@
 //                   HW follows LEO (`hwFollowsLogEnd`); the cluster issue clears that flag and
 //                   advances HW from follower fetch positions instead.
 // Readers park on one of two lists: `waiters` (woken when HW passes them: every client) and
-// `logEndWaiters` (woken when LEO passes them: followers only).
+// `logEndWaiters` (woken when LEO passes them: followers only). acks=all producers park on a
+// third, `acks`, woken when HW passes their batch (bounded by the broker's pending-bytes limit:
+// a waiting batch's bytes stay counted until it is answered).
+//
+// Replication (issue 11, Kafka's ReplicaManager/Partition in our words): the metadata names a
+// leader, a leader epoch and the in-sync replicas; the broker calls becomeLeader/becomeFollower.
+// As leader the partition keeps each follower's last fetch position (its log end, since a
+// follower fetches from its log end after its fsync) and the last time it had caught up, and
+// moves HW to the lowest log end among the ISR. As follower, HW is what the leader sent, capped
+// at this log end.
 import type { PartitionState, TopicPartition } from './api.js';
 import type { PartitionLogApi } from '../log/api.js';
 import type { PartitionWaiters, WakeReason } from './waiters.js';
@@ -23,8 +32,36 @@ export function partitionDirName(topic: string, partition: number): string {
 /** Leader: takes appends and decides the HW. Follower: stores the leader's batches as sent. */
 export type PartitionRole = 'leader' | 'follower';
 
+/** What the leader knows of one follower from its fetches. */
+export interface FollowerState {
+  /** The follower's log end: the offset of its last fetch. */
+  logEndOffset: number;
+  /** Last time (ms) a fetch of it reached this leader's log end as it was at the previous fetch. */
+  caughtUpMs: number;
+  /** Last fetch time (ms). */
+  fetchMs: number;
+  /** This leader's log end when the follower last fetched (Kafka's lastFetchLeaderLogEndOffset). */
+  leaderEndAtFetch: number;
+}
+
+interface AckWaiter {
+  offset: number;
+  resolve(): void;
+  reject(err: BrokerError): void;
+  timer: NodeJS.Timeout;
+}
+
 export class Partition {
   role: PartitionRole = 'leader';
+  /** The leader's node id (-1: none known); on one node, this node. */
+  leaderId = -1;
+  /** In-sync replicas as the metadata names them (node ids). */
+  isr: readonly number[] = [];
+  /** Every replica of the partition (assignment). */
+  replicas: readonly number[] = [];
+  /** Followers' fetch positions, by node id (leader only). */
+  readonly followers = new Map<number, FollowerState>();
+  private acks: AckWaiter[] = [];
   /** The epoch of the current leader (KIP-101); stamped into batches this node writes as leader. */
   leaderEpoch: number;
   /** One node: HW = LEO after every append. False once other replicas must confirm first. */
@@ -58,13 +95,134 @@ export class Partition {
   /** The replica state the doors see (BrokerApi.partitionState). */
   state(): PartitionState {
     const logEndOffset = this.log.logEndOffset;
-    return { role: this.role, leaderEpoch: this.leaderEpoch, logStartOffset: this.log.logStartOffset, highWatermark: this.hw, logEndOffset };
+    return { role: this.role, leaderEpoch: this.leaderEpoch, leaderId: this.leaderId, isr: this.isr, replicas: this.replicas, logStartOffset: this.log.logStartOffset, highWatermark: this.hw, logEndOffset };
   }
 
   /** The log end moved (an append became readable): wakes log-end readers, and moves HW on one node. */
   logEndAdvanced(logEndOffset: number): void {
     this.logEndWaiters.wake(logEndOffset);
     if (this.hwFollowsLogEnd) this.advanceHighWatermark(logEndOffset);
+    else if (this.role === 'leader') this.recomputeHighWatermark();
+  }
+
+  /**
+   * Replicated from now on (a cluster): HW no longer follows the log end but the ISR. HW starts
+   * at the log start: a restarted replica does not know what was committed until the leader
+   * (or, as leader, its followers) tell it, and a client must never read what may be truncated.
+   */
+  replicated(selfId: number): void {
+    this.hwFollowsLogEnd = false;
+    this.selfId = selfId;
+    this.hw = this.log.logStartOffset;
+  }
+
+  private selfId = -1;
+  /** The epoch this node last became leader in (-1: not leading). */
+  private ledEpoch = -1;
+  /** The log end when this node became leader in its epoch: a follower rejoins the ISR only past it (Kafka's rule). */
+  epochStartOffset = 0;
+
+  /** This node leads from `epoch` with `isr` (KIP-101: its appends are stamped with the epoch). */
+  becomeLeader(epoch: number, isr: readonly number[], replicas: readonly number[], nowMs: number): void {
+    // A new leadership (not an ISR change within it): also the first call, whose role was the one-node default.
+    const newTerm = this.ledEpoch !== epoch;
+    this.ledEpoch = epoch;
+    this.role = 'leader';
+    this.leaderId = this.selfId;
+    this.leaderEpoch = epoch;
+    this.isr = [...isr];
+    this.replicas = [...replicas];
+    if (newTerm) {
+      this.epochStartOffset = this.log.logEndOffset;
+      // Kafka: a new leader starts every follower's state afresh, caught up as of now, so the
+      // lag clock of a follower starts when this leader does.
+      this.followers.clear();
+      for (const r of replicas) if (r !== this.selfId) this.followers.set(r, { logEndOffset: -1, caughtUpMs: nowMs, fetchMs: 0, leaderEndAtFetch: 0 });
+    }
+    this.recomputeHighWatermark();
+  }
+
+  /** This node follows `leader` in `epoch`: appends are refused, the replica fetcher fills the log. */
+  becomeFollower(leader: number, epoch: number, isr: readonly number[], replicas: readonly number[]): void {
+    this.role = 'follower';
+    this.ledEpoch = -1;
+    this.leaderId = leader;
+    this.leaderEpoch = epoch;
+    this.isr = [...isr];
+    this.replicas = [...replicas];
+    this.followers.clear();
+    this.failAcks(new BrokerError('NOT_LEADER_OR_FOLLOWER', `${this.tp.topic}-${this.tp.partition}: this node is no longer the leader (leader ${leader}, epoch ${epoch}); the outcome of the write is unknown`));
+  }
+
+  /** A follower fetched from `fetchOffset` (leader only): its log end; may move HW. */
+  followerFetched(replicaId: number, fetchOffset: number, nowMs: number): void {
+    const f = this.followers.get(replicaId);
+    if (!f) return;
+    const leaderEnd = this.log.logEndOffset;
+    // Kafka's rule: caught up if it reached the log end as it was at its previous fetch (or now).
+    if (fetchOffset >= leaderEnd || fetchOffset >= f.leaderEndAtFetch) f.caughtUpMs = nowMs;
+    f.logEndOffset = fetchOffset;
+    f.fetchMs = nowMs;
+    f.leaderEndAtFetch = leaderEnd;
+    this.recomputeHighWatermark();
+  }
+
+  /** Leader: HW = the lowest log end among the in-sync replicas (this one included). */
+  private recomputeHighWatermark(): void {
+    if (this.role !== 'leader' || this.hwFollowsLogEnd) return;
+    let low = this.log.logEndOffset;
+    for (const id of this.isr) {
+      if (id === this.selfId) continue;
+      const f = this.followers.get(id);
+      low = Math.min(low, f ? Math.max(f.logEndOffset, 0) : 0);
+    }
+    this.advanceHighWatermark(low);
+  }
+
+  /** Follower: the leader's HW as its fetch answer said, never past this log end. */
+  followerHighWatermark(leaderHw: number): void {
+    this.advanceHighWatermark(Math.min(leaderHw, this.log.logEndOffset));
+  }
+
+  /**
+   * acks=all: resolves once HW passes `offset` (the batch's next offset); REQUEST_TIMED_OUT
+   * after `timeoutMs`; NOT_LEADER_OR_FOLLOWER if this node stops leading first.
+   */
+  awaitHighWatermark(offset: number, timeoutMs: number): Promise<void> {
+    if (this.hw >= offset) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w: AckWaiter = {
+        offset,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.acks = this.acks.filter((x) => x !== w);
+          reject(new BrokerError('REQUEST_TIMED_OUT', `${this.tp.topic}-${this.tp.partition}: the in-sync replicas [${this.isr.join(', ')}] did not confirm offset ${offset - 1} within ${timeoutMs} ms (high watermark ${this.hw}); the write may still commit`));
+        }, Math.max(0, timeoutMs)),
+      };
+      this.acks.push(w);
+    });
+  }
+
+  private failAcks(err: BrokerError): void {
+    const all = this.acks;
+    this.acks = [];
+    for (const w of all) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+  }
+
+  private wakeAcks(): void {
+    if (this.acks.length === 0) return;
+    const keep: AckWaiter[] = [];
+    for (const w of this.acks) {
+      if (w.offset <= this.hw) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else keep.push(w);
+    }
+    this.acks = keep;
   }
 
   /**
@@ -78,6 +236,7 @@ export class Partition {
     this.hw = next;
     this.assertOffsets();
     this.waiters.wake(next);
+    this.wakeAcks();
   }
 
   /** After a truncation (a follower's log cut back to the leader's): HW may not exceed the new end. */
@@ -111,6 +270,7 @@ export class Partition {
 
   /** Ends every parked reader of this partition (topic deleted, broker closing). */
   wakeAll(reason: WakeReason): void {
+    this.failAcks(new BrokerError('NOT_LEADER_OR_FOLLOWER', `${this.tp.topic}-${this.tp.partition} is closing; the outcome of the write is unknown`));
     this.waiters.wakeAll(reason);
     this.logEndWaiters.wakeAll(reason);
   }

@@ -52,7 +52,8 @@ export interface CreateDecision {
   overrides: Partial<TopicConfig>;
 }
 
-const DEFAULT_REPLICATION_FACTOR = 1;
+/** Kafka's default.replication.factor is 1; a cluster of edge nodes wants 3 where it has them (issue 11). */
+const DEFAULT_REPLICATION_FACTOR_MAX = 3;
 
 export function decideCreateTopic(spec: TopicSpec, ctx: AdminContext): CreateDecision {
   if (typeof spec !== 'object' || spec === null) throw new BrokerError('INVALID_REQUEST', 'a topic to create needs at least a name');
@@ -72,7 +73,9 @@ export function decideCreateTopic(spec: TopicSpec, ctx: AdminContext): CreateDec
     assignment = checkAssignment(name, spec.assignment!, 0, ctx.image);
     replicationFactor = assignment[0].length;
   } else {
-    replicationFactor = asked(spec.replicationFactor) ? spec.replicationFactor! : DEFAULT_REPLICATION_FACTOR;
+    // Internal topics stay on the node that writes them (not replicated yet: docs/cluster.md).
+    const defaultFactor = isInternalTopic(name) ? 1 : Math.min(DEFAULT_REPLICATION_FACTOR_MAX, liveNodes(ctx.image).length);
+    replicationFactor = asked(spec.replicationFactor) ? spec.replicationFactor! : defaultFactor;
     assignment = assignReplicas(name, partitions, replicationFactor, ctx.image);
   }
   const overrides = checkConfig(spec.config, ctx);

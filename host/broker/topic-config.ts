@@ -50,6 +50,10 @@ export const defaultTopicConfig: TopicConfig = {
   'schema.validation': 'off',
   // Empty = Confluent's TopicNameStrategy (`<topic>-value`), what serializers register under.
   'schema.subject': '',
+  // 2, not Kafka's 1 (issue 11): at replication factor 3 an acks=all write is on two disks before
+  // it is acknowledged, or refused (NOT_ENOUGH_REPLICAS) rather than kept on one. Capped by the
+  // topic's replication factor, so a one-node topic still takes acks=all.
+  'min.insync.replicas': 2,
 };
 
 interface IntSpec {
@@ -98,6 +102,7 @@ export const topicConfigSpecs: Record<keyof TopicConfig, ConfigKeySpec> = {
   'flush.interval.ms': { kind: 'int', min: 1, max: INT32_MAX, doc: 'with flush=interval: the longest time between fsyncs' },
   'schema.validation': { kind: 'enum', values: ['off', 'warn', 'reject'], doc: 'check record values against the registry: no, count and log, or refuse and dead-letter' },
   'schema.subject': { kind: 'string', lengthMax: 1024, doc: "the registry subject records are checked against; '' = <topic>-value" },
+  'min.insync.replicas': { kind: 'int', min: 1, max: 1000, doc: 'in-sync replicas an acks=all produce needs (capped by the replication factor), else NOT_ENOUGH_REPLICAS' },
 };
 
 export const topicConfigKeys = Object.keys(topicConfigSpecs) as Array<keyof TopicConfig>;

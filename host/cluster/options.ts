@@ -26,6 +26,11 @@ export interface ClusterOptions {
   joinTimeoutMs: number;
   raftLogRewriteBytes: number;
   tls: TlsOptions | null;
+  sessionTimeoutMs: number;
+  replicaLagTimeMaxMs: number;
+  replicaFetchWaitMs: number;
+  replicaFetchBytesMax: number;
+  replicationCheckIntervalMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -50,6 +55,11 @@ export const defaultClusterOptions: ClusterOptions = {
   joinTimeoutMs: 60_000, // at start, how long to wait for a controller and to catch up before giving up (the other voters may start later)
   raftLogRewriteBytes: 16 * MiB, // the raft log file is rewritten (compacted on disk) after a snapshot once it is larger than this
   tls: null, // plain TCP between voters; with files, every voter serves and verifies certificates signed by caFile (requestCert: true = mutual)
+  sessionTimeoutMs: 2000, // a broker the controller has not heard from for this long is fenced and loses its leaderships (Kafka's broker.session.timeout.ms is 9 s; edge failover targets < 3 s, and a live voter answers every tick)
+  replicaLagTimeMaxMs: 10_000, // a follower not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms is 30 s): acks=all stalls at most this long on a stuck follower
+  replicaFetchWaitMs: 500, // a follower's fetch long-polls the leader this long (Kafka's replica.fetch.wait.max.ms): an idle partition costs two requests a second
+  replicaFetchBytesMax: 1 * MiB, // bytes one follower fetch may return per partition (Kafka's replica.fetch.max.bytes): one max.message.bytes batch, one answer's memory
+  replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
 };
 
 export const clusterSchema: SectionSchema = section({
@@ -72,6 +82,11 @@ export const clusterSchema: SectionSchema = section({
   joinTimeoutMs: int32(1),
   raftLogRewriteBytes: integer(1024),
   tls: tlsSchema,
+  sessionTimeoutMs: int32(1),
+  replicaLagTimeMaxMs: int32(1),
+  replicaFetchWaitMs: integer(0, 60_000),
+  replicaFetchBytesMax: integer(1024, 1024 * MiB),
+  replicationCheckIntervalMs: integer(10, 60_000),
 });
 
 export interface Voter {

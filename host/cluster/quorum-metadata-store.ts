@@ -7,7 +7,8 @@
 // Entry format (raft entry data), versioned JSON so a record type added elsewhere needs no
 // codec change here:   {"v":1,"records":[MetadataRecord, ...]}
 // Snapshot format (raft snapshot data):  {"v":1,"topics":[TopicImage, ...],"producerIdsReservedUpTo":N,
-//                                          "security":[acl and scramCredential records]}
+//                                          "security":[acl and scramCredential records],
+//                                          "brokers":[BrokerImage, ...]}   (brokers: absent = none)
 // An entry or snapshot of another version stops this node (it cannot apply what a newer node
 // wrote; applying it wrongly would make its image differ from the others'). A record that does
 // not fit the image (a topic created twice by two nodes at once) changes nothing on every node,
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { BrokerError } from '../errors/broker-error.js';
 import { readFileOrNull, writeFileAtomic } from '../log/io.js';
 import type { Logger } from '../logging.js';
-import { applyRecords, EMPTY_IMAGE, type MetadataImage, type MetadataRecord, type TopicImage } from '../broker/metadata/records.js';
+import { applyRecords, EMPTY_IMAGE, STALE_PARTITION_CHANGE, type BrokerImage, type MetadataImage, type MetadataRecord, type TopicImage } from '../broker/metadata/records.js';
 import type { MetadataListener, MetadataStore, PendingDeletion } from '../broker/metadata/store.js';
 import { Quorum, type QuorumOptions, type StateMachine } from './quorum.js';
 import type { Transport } from './transport.js';
@@ -64,19 +65,21 @@ function securityRecords(image: MetadataImage): MetadataRecord[] {
 }
 
 export function encodeImage(image: MetadataImage): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ v: ENTRY_FORMAT, topics: [...image.topics.values()], producerIdsReservedUpTo: image.producerIdsReservedUpTo, security: securityRecords(image) }));
+  return new TextEncoder().encode(JSON.stringify({ v: ENTRY_FORMAT, topics: [...image.topics.values()], producerIdsReservedUpTo: image.producerIdsReservedUpTo, security: securityRecords(image), brokers: [...image.brokers.values()] }));
 }
 
 export function decodeImage(data: Uint8Array, node: MetadataImage['node']): MetadataImage {
   if (data.length === 0) return { ...EMPTY_IMAGE, node };
-  const parsed = JSON.parse(new TextDecoder().decode(data)) as { v?: unknown; topics?: TopicImage[]; producerIdsReservedUpTo?: number; security?: MetadataRecord[] };
+  const parsed = JSON.parse(new TextDecoder().decode(data)) as { v?: unknown; topics?: TopicImage[]; producerIdsReservedUpTo?: number; security?: MetadataRecord[]; brokers?: BrokerImage[] };
   if (parsed.v !== ENTRY_FORMAT || !Array.isArray(parsed.topics)) throw new Error(`metadata snapshot of format ${String(parsed.v)}; this node reads format ${ENTRY_FORMAT}`);
-  const base: MetadataImage = { ...EMPTY_IMAGE, node, topics: new Map(parsed.topics.map((t) => [t.name, t])), producerIdsReservedUpTo: parsed.producerIdsReservedUpTo ?? 0 };
+  const base: MetadataImage = { ...EMPTY_IMAGE, node, topics: new Map(parsed.topics.map((t) => [t.name, t])), producerIdsReservedUpTo: parsed.producerIdsReservedUpTo ?? 0, brokers: new Map((parsed.brokers ?? []).map((b) => [b.nodeId, b])) };
   return applyRecords(base, parsed.security ?? []);
 }
 
 /** The table's name for an apply failure, so a door answers it like the one-node check would. */
 function applyError(err: Error): BrokerError {
+  // A leadership change decided on an older image: the proposer looks again (retriable).
+  if (err.message.includes(STALE_PARTITION_CHANGE)) return new BrokerError('NOT_CONTROLLER', err.message);
   if (/exists already/.test(err.message)) return new BrokerError('TOPIC_ALREADY_EXISTS', err.message);
   if (/no topic|has id/.test(err.message)) return new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', err.message);
   return new BrokerError('INVALID_REQUEST', err.message);

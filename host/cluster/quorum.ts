@@ -98,6 +98,8 @@ export interface QuorumStatus {
 export class Quorum {
   private readonly pending = new Map<number, Pending>();
   private readonly forwarded = new Map<number, Forwarded>();
+  /** When (ms) each peer last sent this node a frame: the controller's broker heartbeats (replication.ts). */
+  private readonly heardMs = new Map<number, number>();
   /** Resolvers waiting until the applied index reaches theirs (forwarded proposals). */
   private appliedWaiters: Array<{ index: number; resolve: () => void }> = [];
   private nextRequestId = 1;
@@ -168,6 +170,11 @@ export class Quorum {
     return this.forward(lead, data).then((index) => this.waitApplied(index));
   }
 
+  /** When (ms since the epoch) `id` last sent this node anything, or 0 if never since start. */
+  lastHeardMs(id: NodeId): number {
+    return this.heardMs.get(id) ?? 0;
+  }
+
   status(): QuorumStatus {
     const n = this.node;
     const progress = new Map(n.voterProgress().map((p) => [p.id, p.match]));
@@ -213,6 +220,8 @@ export class Quorum {
 
   private receive(from: string, frame: Uint8Array): void {
     if (this.closed || this.failed || frame.length < 6) return;
+    // Raft's heartbeat answers arrive every tick from a live voter: its broker session.
+    this.heardMs.set(Number(from), Date.now());
     try {
       const type = frame[5]!;
       if (type === FORWARD_REQUEST) this.onForwardRequest(Number(from), frame);

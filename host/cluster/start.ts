@@ -6,6 +6,7 @@ import type { Logger } from '../logging.js';
 import type { ResolvedCluster } from './options.js';
 import { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { TcpTransport } from './tcp-transport.js';
+import { replicationStatus } from './replication.js';
 
 export interface ClusterStatus {
   clusterId: string;
@@ -38,6 +39,7 @@ export async function openClusterMetadata(
       clusterId: deps.clusterId,
       nodes: cluster.voters.map((v) => ({ id: v.id, address: `${v.address.host}:${v.address.port}`, connected: v.id === cluster.nodeId ? null : transport.connected(v.id) })),
       ...(store ? store.quorum.status() : { starting: true }),
+      ...(store ? replicationStatus(store.image()) : {}),
       transport: transport.stats,
     }),
   });

@@ -446,7 +446,9 @@ export class TcpTransport implements Transport<Uint8Array> {
 export function readStatus(address: HostPort, timeoutMs: number, frameBytesMax = 1 << 20, tls: ConnectionOptions | null = null): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = dialSocket(address, tls, () => socket.write(encodeHello(HELLO_STATUS, 0, 0, '')));
-    const reader = new FrameReader(HANDSHAKE_BYTES_MAX);
+    // The answer and the status often arrive in one chunk, both parsed before the limit could be
+    // raised after the answer: the status's own bound applies from the start.
+    const reader = new FrameReader(Math.max(HANDSHAKE_BYTES_MAX, frameBytesMax));
     let answered = false;
     const timer = setTimeout(() => {
       socket.destroy();

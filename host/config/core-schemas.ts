@@ -22,6 +22,7 @@ export const brokerSchema: SectionSchema = section({
   maxReadBytes: int32(1),
   maxWaitMsMax: int32(0),
   maxRecordsPerProduce: int32(1),
+  ackTimeoutMs: int32(0),
   stickyBatchBytes: int32(1),
   retentionCheckIntervalMs: int32(1),
   openConcurrency: integer(1, 256),

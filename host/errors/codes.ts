@@ -125,6 +125,10 @@ export const ERRORS = {
   UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   GROUP_ID_NOT_FOUND: spec(69, MQTT_PROTOCOL, WS_NOT_FOUND, 404),
+  // A request carried a leader epoch older than the partition's (KIP-320): refresh metadata.
+  FENCED_LEADER_EPOCH: spec(74, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  // A request carried a leader epoch newer than this replica knows: its metadata is behind; retry.
+  UNKNOWN_LEADER_EPOCH: spec(75, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
   UNSUPPORTED_COMPRESSION_TYPE: spec(76, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),
   MEMBER_ID_REQUIRED: spec(79, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   GROUP_MAX_SIZE_REACHED: spec(81, MQTT_QUOTA, WS_TOO_MANY, 429),

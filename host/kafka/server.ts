@@ -29,7 +29,7 @@ import { decode, encode, ProtocolError, Reader } from './protocol/codec.js';
 import { finishFrame, readHeaderTaggedFields, readRequestHeader, startResponse, type RequestHeader } from './protocol/header.js';
 import { handlers as defaultHandlers } from './apis/index.js';
 import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './apis/api-versions.js';
-import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
+import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type ClusterView, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
 import { join } from 'node:path';
 import { defaultKafkaServerOptions, validateKafkaOptions, type KafkaServerOptions } from './options.js';
 import type { Listener } from '../config/listener.js';
@@ -60,6 +60,8 @@ export interface KafkaServerDeps {
   handlers?: ReadonlyMap<number, ApiHandler>;
   /** SASL, ACLs and the login limiter; built from the defaults and the broker's metadata store when absent. */
   security?: KafkaSecurity;
+  /** A cluster's brokers and controller (Metadata, DescribeCluster); absent on one node. */
+  cluster?: ClusterView;
 }
 
 interface Slot {
@@ -411,6 +413,8 @@ class Connection {
 
 class KafkaServer {
   readonly connections = new Set<Connection>();
+  /** Set after construction by startKafkaServer (a cluster's view; absent on one node). */
+  cluster: ClusterView | undefined;
   readonly log: Logger;
   readonly metrics_: {
     requests: ReturnType<MetricsRegistry['counter']>;
@@ -475,6 +479,7 @@ class KafkaServer {
       host,
       port: this.options.advertisedPort ?? socket.localPort ?? this.options.port,
       autoCreateTopics: this.options.autoCreateTopicsOnMetadata,
+      cluster: this.cluster,
     };
   }
 }
@@ -514,6 +519,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   // In code without a `security` dep (tests, embedding): the defaults over the broker's own store.
   const security = deps.security ?? kafkaSecurity(undefined, (deps.broker as { metadata?: MetadataStore }).metadata);
   const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds, security);
+  server.cluster = deps.cluster;
   const tcp = createListenSocket(server, opts, deps.logger);
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);

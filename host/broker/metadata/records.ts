@@ -23,6 +23,18 @@
 //   scramCredential  a user's SCRAM credential for one mechanism set or replaced: salt,
 //                    iterations, StoredKey, ServerKey as base64 (never a password)
 //   removeScramCredential  a user's credential for one mechanism gone
+//   partitionChange  a partition's leader, leader epoch and in-sync replicas (KRaft's
+//                    PartitionChangeRecord): proposed by the controller (elections) and by a
+//                    partition's leader (ISR shrink/expand); `basedOn` is the partition epoch the
+//                    proposer saw, so of two racing changes the second fails instead of undoing
+//                    the first. The partition epoch rises with every change; the leader epoch
+//                    only with a new leader (KIP-101: what followers truncate by).
+//   brokerRegistration  a node's Kafka listener (host, port) and that it is alive (unfenced)
+//   brokerFence      the controller stopped hearing from a node for the session timeout
+//                    (fenced: true), or heard it again (false)
+//
+// A new topic's partitions start with the first replica of their assignment as leader, epoch 0,
+// every replica in sync (KRaft's rule: a replica is in sync until it is seen to lag).
 //
 // A record that does not fit the image (a topic that exists twice, a config for a missing
 // topic, a producer-id block that goes backwards) is a programmer error: applying it throws,
@@ -102,9 +114,46 @@ export interface RemoveScramCredentialRecord {
   mechanism: ScramMechanism;
 }
 
+export interface PartitionChangeRecord {
+  type: 'partitionChange';
+  topic: string;
+  partition: number;
+  /** The partition epoch the proposer decided on; applying fails when the image moved since. */
+  basedOn: number;
+  leader: number;
+  leaderEpoch: number;
+  isr: number[];
+}
+
+export interface BrokerRegistrationRecord {
+  type: 'brokerRegistration';
+  nodeId: number;
+  host: string;
+  port: number;
+}
+
+export interface BrokerFenceRecord {
+  type: 'brokerFence';
+  nodeId: number;
+  fenced: boolean;
+}
+
+/** No leader (every in-sync replica fenced, no unclean election): Kafka's -1. */
+export const NO_LEADER = -1;
+
 export type SecurityRecord = AclRecord | RemoveAclRecord | ScramCredentialRecord | RemoveScramCredentialRecord;
 
-export type MetadataRecord = TopicRecord | ConfigRecord | RemoveTopicRecord | PartitionCountChange | ProducerIdsBlock | NodeIdentity | SecurityRecord;
+export type MetadataRecord =
+  | TopicRecord
+  | ConfigRecord
+  | RemoveTopicRecord
+  | PartitionCountChange
+  | ProducerIdsBlock
+  | NodeIdentity
+  | SecurityRecord
+  | PartitionChangeRecord
+  | BrokerRegistrationRecord
+  | BrokerFenceRecord;
 
 export function isSecurityRecord(r: MetadataRecord): r is SecurityRecord {
   return r.type === 'acl' || r.type === 'removeAcl' || r.type === 'scramCredential' || r.type === 'removeScramCredential';
@@ -119,6 +168,37 @@ export interface TopicImage {
   readonly assignment: readonly (readonly number[])[];
   readonly createdMs: number;
   readonly overrides: Readonly<Partial<TopicConfig>>;
+  /** Leader, epochs and ISR per partition (absent in images written before replication: see partitionStateOf). */
+  readonly states?: readonly PartitionLeadership[];
+}
+
+/** One partition's leadership as the image holds it. */
+export interface PartitionLeadership {
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  /** Rises with every change of leader or ISR (the `basedOn` a change must name). */
+  readonly partitionEpoch: number;
+  readonly isr: readonly number[];
+}
+
+/** A registered broker: where its Kafka listener is, and whether the controller fenced it. */
+export interface BrokerImage {
+  readonly nodeId: number;
+  readonly host: string;
+  readonly port: number;
+  readonly fenced: boolean;
+}
+
+/** Partition p's leadership; an image without states (one node, older data) has the first replica lead at epoch 0. */
+export function partitionStateOf(t: TopicImage, p: number): PartitionLeadership {
+  const s = t.states?.[p];
+  if (s) return s;
+  const replicas = t.assignment[p] ?? [];
+  return { leader: replicas[0] ?? NO_LEADER, leaderEpoch: 0, partitionEpoch: 0, isr: [...replicas] };
+}
+
+function initialStates(assignment: readonly (readonly number[])[]): PartitionLeadership[] {
+  return assignment.map((replicas) => ({ leader: replicas[0] ?? NO_LEADER, leaderEpoch: 0, partitionEpoch: 0, isr: [...replicas] }));
 }
 
 /** The whole metadata, read-only: what every record applied so far adds up to. */
@@ -130,13 +210,16 @@ export interface MetadataImage {
   readonly acls: readonly AclBinding[];
   /** SCRAM credentials by user, then mechanism. */
   readonly scram: ReadonlyMap<string, ReadonlyMap<ScramMechanism, ScramCredential>>;
+  /** Registered brokers by node id (a cluster; empty on one node). */
+  readonly brokers: ReadonlyMap<number, BrokerImage>;
 }
 
-export const EMPTY_IMAGE: MetadataImage = { node: { nodeId: 0, clusterId: 'tributary' }, topics: new Map(), producerIdsReservedUpTo: 0, acls: [], scram: new Map() };
+export const EMPTY_IMAGE: MetadataImage = { node: { nodeId: 0, clusterId: 'tributary' }, topics: new Map(), producerIdsReservedUpTo: 0, acls: [], scram: new Map(), brokers: new Map() };
 
-/** The nodes that can hold replicas now. One node: this one. (The cluster adds its live brokers.) */
+/** The nodes that can hold replicas now: one node, this one; a cluster, its registered unfenced brokers. */
 export function liveNodes(image: MetadataImage): number[] {
-  return [image.node.nodeId];
+  const live = [...(image.brokers ?? new Map<number, BrokerImage>()).values()].filter((b) => !b.fenced).map((b) => b.nodeId);
+  return live.length > 0 ? live.sort((a, b) => a - b) : [image.node.nodeId];
 }
 
 /** Applies records in order to a copy of `image`; throws (changing nothing) on a record that does not fit. */
@@ -146,8 +229,16 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
   let reservedUpTo = image.producerIdsReservedUpTo;
   let acls = image.acls;
   let scram = image.scram;
+  let brokers = image.brokers ?? new Map<number, BrokerImage>();
   for (const r of records) {
     switch (r.type) {
+      case 'partitionChange':
+        topics.set(r.topic, applyPartitionChange(topicOf(topics, r.topic), r));
+        break;
+      case 'brokerRegistration':
+      case 'brokerFence':
+        brokers = applyBroker(brokers, r);
+        break;
       case 'acl':
         if (!acls.some((b) => sameBinding(b, r.binding))) acls = [...acls, { ...r.binding }];
         break;
@@ -169,6 +260,7 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
           assignment: r.assignment.map((a) => [...a]),
           createdMs: r.createdMs,
           overrides: {},
+          states: initialStates(r.assignment),
         });
         break;
       case 'config': {
@@ -191,7 +283,8 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         const grow = Math.max(0, r.partitions - t.partitions);
         if (r.assignment.length !== grow) throw new Error(`metadata: ${grow} partitions added to ${r.topic} but ${r.assignment.length} assignments`);
         const assignment = [...t.assignment.slice(0, r.partitions), ...r.assignment.map((a) => [...a])];
-        topics.set(r.topic, { ...t, partitions: r.partitions, assignment });
+        const kept = Array.from({ length: Math.min(t.partitions, r.partitions) }, (_, p) => partitionStateOf(t, p));
+        topics.set(r.topic, { ...t, partitions: r.partitions, assignment, states: [...kept, ...initialStates(r.assignment)] });
         break;
       }
       case 'producerIds':
@@ -206,7 +299,33 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         throw new Error(`metadata: unknown record ${JSON.stringify(r)}`);
     }
   }
-  return { node, topics, producerIdsReservedUpTo: reservedUpTo, acls, scram };
+  return { node, topics, producerIdsReservedUpTo: reservedUpTo, acls, scram, brokers };
+}
+
+/** Thrown when a partition change was decided on an image that has moved since (see `basedOn`). */
+export const STALE_PARTITION_CHANGE = 'stale partition change';
+
+function applyPartitionChange(t: TopicImage, r: PartitionChangeRecord): TopicImage {
+  if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= t.partitions) throw new Error(`metadata: no topic ${r.topic} partition ${r.partition}`);
+  const now = partitionStateOf(t, r.partition);
+  if (r.basedOn !== now.partitionEpoch) throw new Error(`metadata: ${STALE_PARTITION_CHANGE} of ${r.topic}-${r.partition}: decided at partition epoch ${r.basedOn}, it is ${now.partitionEpoch}`);
+  // Leader epochs never go back (KIP-101): a follower truncates by them.
+  if (r.leaderEpoch < now.leaderEpoch) throw new Error(`metadata: ${r.topic}-${r.partition} leader epoch ${now.leaderEpoch} cannot go back to ${r.leaderEpoch}`);
+  if (r.leader !== NO_LEADER && !r.isr.includes(r.leader)) throw new Error(`metadata: ${r.topic}-${r.partition} leader ${r.leader} is not in its ISR [${r.isr.join(', ')}]`);
+  const states = Array.from({ length: t.partitions }, (_, p) => partitionStateOf(t, p));
+  states[r.partition] = { leader: r.leader, leaderEpoch: r.leaderEpoch, partitionEpoch: now.partitionEpoch + 1, isr: [...r.isr] };
+  return { ...t, states };
+}
+
+function applyBroker(brokers: ReadonlyMap<number, BrokerImage>, r: BrokerRegistrationRecord | BrokerFenceRecord): ReadonlyMap<number, BrokerImage> {
+  const next = new Map(brokers);
+  if (r.type === 'brokerRegistration') next.set(r.nodeId, { nodeId: r.nodeId, host: r.host, port: r.port, fenced: false });
+  else {
+    const b = brokers.get(r.nodeId);
+    if (!b) throw new Error(`metadata: broker ${r.nodeId} is not registered`);
+    next.set(r.nodeId, { ...b, fenced: r.fenced });
+  }
+  return next;
 }
 
 function applyScram(

@@ -38,8 +38,8 @@ export const describeCluster: ApiHandler = {
       errorMessage: null,
       endpointType: 1,
       clusterId: node.clusterId,
-      controllerId: node.nodeId,
-      brokers: [{ brokerId: node.nodeId, host: node.host, port: node.port, rack: null }],
+      controllerId: node.cluster ? node.cluster.controllerId() : node.nodeId,
+      brokers: node.cluster ? node.cluster.brokers().map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: null })) : [{ brokerId: node.nodeId, host: node.host, port: node.port, rack: null }],
     };
   },
 };

@@ -15,6 +15,12 @@
 // isolation committed: below the high watermark); if fewer than min_bytes came back, wait on
 // the broker's waiters (woken by appends, no polling) until data arrives or max_wait_ms
 // passes, then read again. Records are returned as the stored bytes and written as their own chunks.
+//
+// Replication (issue 11): a request with replica_id ≥ 0 is a follower's. It must reach the
+// partition's leader (NOT_LEADER_OR_FOLLOWER) in the follower's epoch (FENCED_LEADER_EPOCH /
+// UNKNOWN_LEADER_EPOCH, KIP-320); its fetch offset is its log end, which the leader records once
+// per request (the high watermark may move), and it reads through the same cursor with `logEnd`
+// isolation. A consumer (replica_id -1) must reach the leader too, and reads below the HW.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
@@ -70,10 +76,12 @@ const response: Schema = [
 
 interface FetchPartitionRequest {
   partition: number;
+  currentLeaderEpoch: number;
   fetchOffset: number;
   partitionMaxBytes: number;
 }
 interface FetchRequest {
+  replicaId: number;
   maxWaitMs: number;
   minBytes: number;
   maxBytes: number;
@@ -98,14 +106,40 @@ const EMPTY = new Uint8Array(0);
 
 /** One cursor per requested partition, at its fetch offset; the client resets on its own (onOutOfRange 'fail'). */
 function openCursors(req: FetchRequest, ctx: RequestContext): PartitionCursor[][] {
+  const isolation = req.replicaId >= 0 ? 'logEnd' : 'committed';
   return req.topics.map((t) =>
-    t.partitions.map((p) => new PartitionCursor(ctx.broker, { topic: t.topic, partition: p.partition }, p.fetchOffset, { maxBytes: 0, onOutOfRange: 'fail', retry: NO_RETRY })),
+    t.partitions.map((p) => new PartitionCursor(ctx.broker, { topic: t.topic, partition: p.partition }, p.fetchOffset, { maxBytes: 0, onOutOfRange: 'fail', retry: NO_RETRY, isolation })),
   );
 }
 
+/**
+ * Once per request, before any read: the leader and epoch checks, and a follower's fetch
+ * position recorded. A partition that fails here answers its error in every pass.
+ */
+function checkReplicas(req: FetchRequest, ctx: RequestContext): Map<string, unknown> {
+  const refused = new Map<string, unknown>();
+  if (!ctx.node.cluster) return refused;
+  for (const t of req.topics) {
+    for (const p of t.partitions) {
+      const tp = { topic: t.topic, partition: p.partition };
+      try {
+        if (!ctx.broker.describeTopic(t.topic)) continue; // answered UNKNOWN_TOPIC_OR_PARTITION by the read
+        if (req.replicaId >= 0) ctx.broker.replicaFetched(tp, req.replicaId, p.fetchOffset, p.currentLeaderEpoch ?? -1);
+        else {
+          if (ctx.broker.partitionState(tp).role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node does not lead ${t.topic}-${p.partition}`);
+          ctx.broker.checkLeaderEpoch(tp, p.currentLeaderEpoch ?? -1);
+        }
+      } catch (err) {
+        refused.set(`${t.topic}\0${p.partition}`, err);
+      }
+    }
+  }
+  return refused;
+}
+
 /** One pass over every requested partition, within the response's byte budget. */
-async function readAll(req: FetchRequest, ctx: RequestContext, cursors: PartitionCursor[][], maxBytes: number) {
-  const pass = { budget: maxBytes, total: 0, errors: 0 };
+async function readAll(req: FetchRequest, ctx: RequestContext, cursors: PartitionCursor[][], maxBytes: number, refused: Map<string, unknown>) {
+  const pass = { budget: maxBytes, total: 0, errors: 0, refused };
   const responses = [];
   for (const [i, t] of req.topics.entries()) {
     const partitions: PartitionResult[] = [];
@@ -115,7 +149,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, cursors: Partitio
   return { responses, total: pass.total, errors: pass.errors };
 }
 
-async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number }): Promise<PartitionResult> {
+async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number; refused: Map<string, unknown> }): Promise<PartitionResult> {
   const out: PartitionResult = {
     partitionIndex: p.partition,
     errorCode: ERRORS.NONE.kafka,
@@ -133,6 +167,8 @@ async function readPartition(topic: string, p: FetchPartitionRequest, cursor: Pa
   };
   try {
     requireTopic(ctx, Operation.READ, topic);
+    const refusal = pass.refused.get(`${topic}\0${p.partition}`);
+    if (refusal) throw refusal;
     const info = ctx.broker.describeTopic(topic);
     if (!info || p.partition < 0 || p.partition >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${topic}-${p.partition}`);
     if (p.partitionMaxBytes < 0) throw new BrokerError('INVALID_REQUEST', `partition_max_bytes ${p.partitionMaxBytes} is negative`);
@@ -181,7 +217,8 @@ export const fetch: ApiHandler = {
     const maxWaitMs = Math.max(0, Math.min(req.maxWaitMs, limits.maxFetchWaitMs));
     const deadline = Date.now() + maxWaitMs;
     const cursors = openCursors(req, ctx);
-    let result = await readAll(req, ctx, cursors, maxBytes);
+    const refused = checkReplicas(req, ctx);
+    let result = await readAll(req, ctx, cursors, maxBytes, refused);
     while (req.minBytes > 0 && result.total < req.minBytes && result.errors === 0 && !ctx.signal.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) break;
@@ -195,7 +232,7 @@ export const fetch: ApiHandler = {
         ctx.logger.debug({ err: (err as Error).message }, 'fetch long poll cut short');
         break;
       }
-      result = await readAll(req, ctx, cursors, maxBytes);
+      result = await readAll(req, ctx, cursors, maxBytes, refused);
     }
     return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, sessionId: 0, responses: result.responses };
   },

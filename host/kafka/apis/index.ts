@@ -17,6 +17,7 @@ import { incrementalAlterConfigs } from './incremental-alter-configs.js';
 import { alterConfigs } from './alter-configs.js';
 import { initProducerId } from './init-producer-id.js';
 import { describeCluster } from './describe-cluster.js';
+import { offsetForLeaderEpoch } from './offset-for-leader-epoch.js';
 import { groupApis } from './groups/index.js';
 import { saslHandshake } from './sasl-handshake.js';
 import { saslAuthenticate } from './sasl-authenticate.js';
@@ -37,6 +38,7 @@ const ownApis: ApiHandler[] = [
   alterConfigs,
   incrementalAlterConfigs,
   describeCluster,
+  offsetForLeaderEpoch,
   saslHandshake,
   saslAuthenticate,
   describeAcls,

@@ -4,9 +4,12 @@
 //   v5: same   v6: flexible   v7: timestamp -3 (max timestamp, KIP-734)
 // Timestamps: -1 latest (log end), -2 earliest (log start), -3 the record with the largest
 // timestamp, otherwise the first offset whose timestamp is ≥ the given one (-1/-1 if none).
+// In a cluster only the leader answers (NOT_LEADER_OR_FOLLOWER), current_leader_epoch is
+// checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH), "latest" is the high watermark for a
+// consumer (what it may read), and the answer carries the partition's leader epoch.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
-import { MAX_TIMESTAMP } from '../../broker/api.js';
+import { LATEST_TIMESTAMP, MAX_TIMESTAMP } from '../../broker/api.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 import { Operation, requireTopic } from './authz.js';
 
@@ -36,7 +39,8 @@ const response: Schema = [
 ];
 
 interface ListOffsetsRequest {
-  topics: Array<{ name: string; partitions: Array<{ partitionIndex: number; timestamp: number }> }>;
+  replicaId: number;
+  topics: Array<{ name: string; partitions: Array<{ partitionIndex: number; currentLeaderEpoch: number; timestamp: number }> }>;
 }
 
 export const listOffsets: ApiHandler = {
@@ -57,8 +61,19 @@ export const listOffsets: ApiHandler = {
           const info = ctx.broker.describeTopic(t.name);
           if (!info || p.partitionIndex < 0 || p.partitionIndex >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic-partition ${t.name}-${p.partitionIndex}`);
           if (p.timestamp === MAX_TIMESTAMP && ctx.apiVersion < 7) throw new BrokerError('UNSUPPORTED_VERSION', 'max timestamp lookup needs ListOffsets v7');
-          const r = await ctx.broker.listOffset({ topic: t.name, partition: p.partitionIndex }, p.timestamp);
-          partitions.push({ partitionIndex: p.partitionIndex, errorCode: ERRORS.NONE.kafka, timestamp: r.timestampMs, offset: r.offset, leaderEpoch: r.offset >= 0 ? 0 : -1 });
+          const tp = { topic: t.name, partition: p.partitionIndex };
+          let epoch = 0;
+          let offset: number | undefined;
+          if (ctx.node.cluster) {
+            const s = ctx.broker.partitionState(tp);
+            if (s.role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node does not lead ${t.name}-${p.partitionIndex}`);
+            ctx.broker.checkLeaderEpoch(tp, p.currentLeaderEpoch ?? -1);
+            epoch = s.leaderEpoch;
+            // A consumer's "latest" is the end of what it may read (Kafka: the HW under read_uncommitted too).
+            if (p.timestamp === LATEST_TIMESTAMP && req.replicaId < 0) offset = s.highWatermark;
+          }
+          const r = offset !== undefined ? { offset, timestampMs: -1 } : await ctx.broker.listOffset(tp, p.timestamp);
+          partitions.push({ partitionIndex: p.partitionIndex, errorCode: ERRORS.NONE.kafka, timestamp: r.timestampMs, offset: r.offset, leaderEpoch: r.offset >= 0 ? epoch : -1 });
         } catch (err) {
           partitions.push({ partitionIndex: p.partitionIndex, errorCode: kafkaCode(err), timestamp: -1, offset: -1, leaderEpoch: -1 });
         }

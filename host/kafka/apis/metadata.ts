@@ -5,13 +5,16 @@
 //   v5: + offline_replicas  v7: + leader_epoch              v8: + authorized operations
 //   v9: flexible            v10: + topic_id (uuid)          v11: cluster authorized ops removed
 //   v12: topic name nullable in responses (lookups by id)
-// This node is the only broker, the controller, and every partition's leader (epoch 0) with
-// replicas = isr = [this node], until the cluster issue. Unknown topics are auto-created when
+// One node: this node is the only broker, the controller, and every partition's leader (epoch 0)
+// with replicas = isr = [this node]. A cluster (issue 11): every live broker with its Kafka
+// listener, the controller, and each partition's leader, leader epoch, replicas and ISR as this
+// node has applied them (a partition with no leader answers LEADER_NOT_AVAILABLE, so clients
+// ask again). Internal topics are each node's own: this node leads them. Unknown topics are auto-created when
 // the request allows it (v4+ flag; always before v4, as Kafka) and the broker config does.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ZERO_UUID } from '../protocol/codec.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
-import type { TopicInfo } from '../../broker/api.js';
+import type { BrokerApi, TopicInfo } from '../../broker/api.js';
 import { topicIdBytes } from './topic-configs.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 import { mayCreateTopic, Operation, requireTopic, topicAllowed } from './authz.js';
@@ -52,10 +55,16 @@ interface MetadataRequest {
   allowAutoTopicCreation: boolean;
 }
 
-export function topicMetadata(info: TopicInfo, nodeId: number) {
+export function topicMetadata(info: TopicInfo, nodeId: number, broker?: BrokerApi) {
   const partitions = [];
   for (let p = 0; p < info.partitions; p++) {
-    partitions.push({ errorCode: ERRORS.NONE.kafka, partitionIndex: p, leaderId: nodeId, leaderEpoch: 0, replicaNodes: [nodeId], isrNodes: [nodeId], offlineReplicas: [] });
+    const s = broker?.partitionState({ topic: info.name, partition: p });
+    if (!s) {
+      partitions.push({ errorCode: ERRORS.NONE.kafka, partitionIndex: p, leaderId: nodeId, leaderEpoch: 0, replicaNodes: [nodeId], isrNodes: [nodeId], offlineReplicas: [] });
+      continue;
+    }
+    const errorCode = s.leaderId < 0 ? ERRORS.LEADER_NOT_AVAILABLE.kafka : ERRORS.NONE.kafka;
+    partitions.push({ errorCode, partitionIndex: p, leaderId: s.leaderId, leaderEpoch: s.leaderEpoch, replicaNodes: [...s.replicas], isrNodes: [...s.isr], offlineReplicas: [] });
   }
   return { errorCode: ERRORS.NONE.kafka, name: info.name, topicId: topicIdBytes(info), isInternal: info.internal, partitions };
 }
@@ -75,7 +84,7 @@ export const metadata: ApiHandler = {
     const topics = [];
     if (all) {
       // Kafka's rule: a full listing shows only the topics the principal may describe.
-      for (const info of broker.listTopics()) if (topicAllowed(ctx, Operation.DESCRIBE, info.name)) topics.push(topicMetadata(info, node.nodeId));
+      for (const info of broker.listTopics()) if (topicAllowed(ctx, Operation.DESCRIBE, info.name)) topics.push(topicMetadata(info, node.nodeId, node.cluster && broker));
     } else {
       for (const t of req.topics!) {
         if (t.name === null) {
@@ -91,7 +100,7 @@ export const metadata: ApiHandler = {
             if (!autoCreate || !mayCreateTopic(ctx, t.name)) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `unknown topic ${t.name}`);
             info = await broker.ensureTopic(t.name);
           }
-          topics.push(topicMetadata(info, node.nodeId));
+          topics.push(topicMetadata(info, node.nodeId, node.cluster && broker));
         } catch (err) {
           topics.push({ errorCode: kafkaCode(err), name: t.name, topicId: ZERO_UUID, isInternal: false, partitions: [] });
         }
@@ -99,9 +108,9 @@ export const metadata: ApiHandler = {
     }
     return {
       throttleTimeMs: 0,
-      brokers: [{ nodeId: node.nodeId, host: node.host, port: node.port, rack: null }],
+      brokers: node.cluster ? node.cluster.brokers().map((b) => ({ ...b, rack: null })) : [{ nodeId: node.nodeId, host: node.host, port: node.port, rack: null }],
       clusterId: node.clusterId,
-      controllerId: node.nodeId,
+      controllerId: node.cluster ? node.cluster.controllerId() : node.nodeId,
       topics,
     };
   },

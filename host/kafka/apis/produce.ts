@@ -7,6 +7,9 @@
 // Each partition's bytes go to broker.append untouched (it checks CRC and structure, enforces
 // max.message.bytes, assigns offsets, checks idempotent sequences). acks=0 is answered with
 // nothing at all (Kafka's rule); the appends still complete in order before the next response.
+// In a cluster only the partition's leader appends (NOT_LEADER_OR_FOLLOWER elsewhere); acks=-1
+// waits up to timeout_ms for the in-sync replicas (REQUEST_TIMED_OUT after it) and needs
+// min.insync.replicas of them (NOT_ENOUGH_REPLICAS); acks=1 answers after the leader's append.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../errors/index.js';
 import type { Acks } from '../../broker/api.js';
@@ -54,7 +57,7 @@ interface ProduceRequest {
   topicData: Array<{ name: string; partitionData: Array<{ index: number; records: Buffer | null }> }>;
 }
 
-async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks) {
+async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks, timeoutMs: number) {
   try {
     if (records === null || records.length === 0) throw new BrokerError('CORRUPT_MESSAGE', 'produce request without records');
     // Authorized before anything else: a refused write never auto-creates its topic.
@@ -64,7 +67,7 @@ async function appendOne(ctx: RequestContext, topic: string, index: number, reco
     // connection's order until done).
     const info = ctx.broker.describeTopic(topic) ?? (await ctx.broker.ensureTopic(topic));
     if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
-    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined });
+    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined, timeoutMs });
     return { index, errorCode: ERRORS.NONE.kafka, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
   } catch (err) {
     const code = produceErrorCode(err);
@@ -104,7 +107,7 @@ export const produce: ApiHandler = {
               ? { index: p.index, errorCode: ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: `topic ${t.name} does not exist and ${ctx.principalText} may not create it` }
               : refusal
               ? { index: p.index, errorCode: refusal.kafkaCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, recordErrors: [], errorMessage: refusal.message }
-              : appendOne(ctx, t.name, p.index, p.records, acks),
+              : appendOne(ctx, t.name, p.index, p.records, acks, req.timeoutMs),
           ),
         ),
       })),

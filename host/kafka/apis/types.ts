@@ -28,6 +28,16 @@ export interface NodeInfo {
   port: number;
   /** Topics are auto-created on Metadata/Produce when the broker allows it (broker.ensureTopic). */
   autoCreateTopics: boolean;
+  /** A cluster's view (host/cluster): every live broker and the controller; absent on one node. */
+  cluster?: ClusterView;
+}
+
+/** What Metadata and DescribeCluster list in a cluster. */
+export interface ClusterView {
+  /** Registered, unfenced brokers with their Kafka listeners. */
+  brokers(): Array<{ nodeId: number; host: string; port: number }>;
+  /** The controller's node id (the metadata quorum's leader), -1 when none is known. */
+  controllerId(): number;
 }
 
 export interface RequestContext {

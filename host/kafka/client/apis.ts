@@ -11,6 +11,7 @@
 //   Metadata ≥ 1        null topics = all; v4+ lets us say "do not auto-create"
 //   CreateTopics ≥ 2    the server table's floor
 //   InitProducerId ≥ 0  idempotence without transactions
+//   OffsetForLeaderEpoch ≥ 3  replica_id (a follower names itself; host/cluster's fetcher)
 import { produce } from '../apis/produce.js';
 import { fetch } from '../apis/fetch.js';
 import { listOffsets } from '../apis/list-offsets.js';
@@ -18,6 +19,7 @@ import { metadata } from '../apis/metadata.js';
 import { apiVersions } from '../apis/api-versions.js';
 import { createTopics } from '../apis/create-topics.js';
 import { initProducerId } from '../apis/init-producer-id.js';
+import { offsetForLeaderEpoch } from '../apis/offset-for-leader-epoch.js';
 import type { ApiHandler } from '../apis/types.js';
 import type { Schema } from '../protocol/schema.js';
 
@@ -44,6 +46,7 @@ export const CLIENT_APIS = {
   apiVersions: fromTable(apiVersions, 0),
   createTopics: fromTable(createTopics, 2),
   initProducerId: fromTable(initProducerId, 0),
+  offsetForLeaderEpoch: fromTable(offsetForLeaderEpoch, 3),
 } as const;
 
 export type ClientApiName = keyof typeof CLIENT_APIS;

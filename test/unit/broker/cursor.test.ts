@@ -32,7 +32,8 @@ async function withTrimmedLog(broker: Broker): Promise<number> {
 t.test('partition: on one node the high watermark equals the log end after every append; role leader, epoch 0', async (t) => {
   const { broker } = await openBroker(t);
   await withRecords(broker, 3);
-  t.same(broker.partitionState(tp), { role: 'leader', leaderEpoch: 0, logStartOffset: 0, highWatermark: 3, logEndOffset: 3 });
+  const self = broker.metadata.image().node.nodeId;
+  t.same(broker.partitionState(tp), { role: 'leader', leaderEpoch: 0, leaderId: self, isr: [self], replicas: [self], logStartOffset: 0, highWatermark: 3, logEndOffset: 3 });
   await broker.produce(tp.topic, [{ key: null, value: bytes('x') }], { acks: 0, partition: 0 });
   await broker.partitionObject(tp).log.flush();
   const s = broker.partitionState(tp);

@@ -17,6 +17,8 @@ t.test('broker options: bad values are refused naming the option', async (t) => 
   t.throws(() => validateBrokerOptions({ autoCreateTopics: 'yes' as unknown as boolean }), /autoCreateTopics/);
   t.throws(() => validateBrokerOptions({ dataDir: '' }), /dataDir/);
   t.throws(() => validateBrokerOptions({ retentionCheckIntervalMs: 0 }), /retentionCheckIntervalMs/);
+  t.throws(() => validateBrokerOptions({ ackTimeoutMs: -1 }), /ackTimeoutMs/);
+  t.equal(validateBrokerOptions({ ackTimeoutMs: 0 }).ackTimeoutMs, 0, 'ackTimeoutMs 0 (answer at once unless HW is there) is the lower bound');
   t.throws(() => validateBrokerOptions({ topicDefaults: { flush: 'maybe' as 'always' } }), /topicDefaults.*"flush"/);
   t.throws(() => validateBrokerOptions({ maxMessageBytesMax: 1000 }), /maxMessageBytesMax.*1048588/);
   t.throws(() => validateBrokerOptions({ maxMessageBytesMax: 2000, topicDefaults: { 'max.message.bytes': 2001 } }), /max\.message\.bytes/);

@@ -52,7 +52,11 @@ t.test('topic config: wrong types and values are refused naming key, value and w
   refused(t, () => validateTopicConfig({ 'message.timestamp.type': 'createtime' }), /CreateTime/);
   refused(t, () => validateTopicConfig({ 'flush.interval.ms': 0 }), /flush\.interval\.ms/);
   refused(t, () => validateTopicConfig({ 'retention.ms': true }), /true/);
-  refused(t, () => validateTopicConfig({ 'min.insync.replicas': '2' }), /unknown config "min\.insync\.replicas"/);
+  // min.insync.replicas (issue 11): 1..1000, boundaries included.
+  refused(t, () => validateTopicConfig({ 'min.insync.replicas': 0 }), /"min\.insync\.replicas"/, /from 1 to 1000/);
+  refused(t, () => validateTopicConfig({ 'min.insync.replicas': 1001 }), /"min\.insync\.replicas"/);
+  t.same(validateTopicConfig({ 'min.insync.replicas': '1' }), { 'min.insync.replicas': 1 }, 'min.insync.replicas 1 (lower bound) accepted');
+  t.same(validateTopicConfig({ 'min.insync.replicas': 1000 }), { 'min.insync.replicas': 1000 }, 'min.insync.replicas 1000 (upper bound) accepted');
   refused(t, () => validateTopicConfig([] as unknown as Record<string, unknown>), /object/);
 });
 

@@ -116,3 +116,16 @@ t.test('memory budget: the defaults fit the default budget (sized for a 1 GB Pi)
   const raised = loadNodeConfig(['--data-dir', dataDir, '--set', 'broker.maxPendingAppendBytes=134217728'], {});
   await t.rejects(prepareNode(raised), { key: 'node.memoryBudgetBytes', message: /biggest: .*broker\.maxPendingAppendBytes = 128\.0 MiB/ }, 'raising one limit past the budget is refused');
 });
+
+t.test('config: the replication keys (cluster.*, broker.ackTimeoutMs) at their boundaries', async (t) => {
+  const dataDir = await tempDir(t);
+  const load = (...sets: string[]) => loadNodeConfig(['--data-dir', dataDir, ...sets.flatMap((s) => ['--set', s])], {});
+  t.throws(() => load('cluster.sessionTimeoutMs=0'), /cluster\.sessionTimeoutMs = "0" \(flag\): must be an integer from 1/);
+  t.throws(() => load('cluster.replicaLagTimeMaxMs=0'), /cluster\.replicaLagTimeMaxMs/);
+  t.throws(() => load('cluster.replicaFetchWaitMs=60001'), /cluster\.replicaFetchWaitMs = "60001" \(flag\): must be an integer from 0 to 60000/);
+  t.throws(() => load('cluster.replicaFetchBytesMax=1023'), /cluster\.replicaFetchBytesMax/);
+  t.throws(() => load('cluster.replicationCheckIntervalMs=9'), /cluster\.replicationCheckIntervalMs/);
+  const ok = load('cluster.sessionTimeoutMs=1', 'cluster.replicaLagTimeMaxMs=1', 'cluster.replicaFetchWaitMs=60000', 'cluster.replicaFetchBytesMax=1024', 'cluster.replicationCheckIntervalMs=10');
+  const c = ok.sections.cluster as Record<string, unknown>;
+  t.same([c.sessionTimeoutMs, c.replicaLagTimeMaxMs, c.replicaFetchWaitMs, c.replicaFetchBytesMax, c.replicationCheckIntervalMs], [1, 1, 60000, 1024, 10], 'each boundary value is accepted');
+});

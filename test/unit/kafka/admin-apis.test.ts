@@ -158,3 +158,30 @@ t.test('admin APIs at their newest versions', async (t) => {
     t.same(got[4], [-1, -1], 'past every record: -1');
   });
 });
+
+t.test('OffsetForLeaderEpoch v2–v4 on one node: epoch 0 ends at the log end; errors per partition', async (t) => {
+  const k = await startInProcess(t);
+  await call(k.port, 19, 7, { topics: [topicSpec('epochs', { numPartitions: 1 })], timeoutMs: 1000, validateOnly: false });
+  const { RecordBatch } = kjs('recordBatch/v0/index.js');
+  const Record = kjs('recordBatch/record/v0/index.js');
+  const records: Buffer = (await RecordBatch({ firstTimestamp: 1, maxTimestamp: 1, lastOffsetDelta: 1, records: [Record({ offsetDelta: 0, timestampDelta: 0, value: Buffer.from('a') }), Record({ offsetDelta: 1, timestampDelta: 0, value: Buffer.from('b') })] })).buffer;
+  const produced = await call(k.port, 0, 9, { transactionalId: null, acks: -1, timeoutMs: 5000, topicData: [{ name: 'epochs', partitionData: [{ index: 0, records }] }] });
+  t.equal(produced.responses[0].partitionResponses[0].errorCode, 0, 'two records produced');
+  for (const version of [2, 3, 4]) {
+    const r = await call(k.port, 23, version, {
+      replicaId: -1,
+      topics: [
+        { topic: 'epochs', partitions: [{ partition: 0, currentLeaderEpoch: 0, leaderEpoch: 0 }, { partition: 7, currentLeaderEpoch: -1, leaderEpoch: 0 }] },
+        { topic: 'nope', partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] },
+      ],
+    });
+    const [ok, missing] = r.topics[0].partitions;
+    t.same([ok.errorCode, ok.leaderEpoch, ok.endOffset], [0, 0, 2], `v${version}: epoch 0 ends at the log end (2)`);
+    t.equal(missing.errorCode, 3, `v${version}: an unknown partition is UNKNOWN_TOPIC_OR_PARTITION`);
+    t.equal(r.topics[1].partitions[0].errorCode, 3, `v${version}: an unknown topic too`);
+  }
+  const fenced = await call(k.port, 23, 4, { replicaId: -1, topics: [{ topic: 'epochs', partitions: [{ partition: 0, currentLeaderEpoch: 5, leaderEpoch: 0 }] }] });
+  t.equal(fenced.topics[0].partitions[0].errorCode, 75, 'a current epoch newer than the replica knows: UNKNOWN_LEADER_EPOCH');
+  const future = await call(k.port, 23, 4, { replicaId: -1, topics: [{ topic: 'epochs', partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 9 }] }] });
+  t.same([future.topics[0].partitions[0].leaderEpoch, future.topics[0].partitions[0].endOffset], [-1, -1], 'an epoch newer than any in the log: -1/-1 (KIP-101)');
+});

@@ -1,0 +1,105 @@
+// Purpose: the deciding halves of replication, without processes or sockets: leadership records
+// applied to the image (partitionChange with its partition-epoch guard, broker registration and
+// fencing), the controller's elections (only from the ISR, epochs bumped, the last in-sync
+// replica kept), and a replicated Partition's high watermark (the lowest log end of the ISR),
+// acks=all waiters and follower bookkeeping, over a real partition log in a temp dir.
+import t from 'tap';
+import { applyRecords, EMPTY_IMAGE, liveNodes, NO_LEADER, partitionStateOf, type MetadataImage, type MetadataRecord } from '../../../host/broker/metadata/records.js';
+import { elections } from '../../../host/cluster/replication.js';
+import { decideCreateTopic } from '../../../host/broker/topic-admin.js';
+import { BrokerError } from '../../../host/errors/index.js';
+import { openBroker, bytes } from '../broker/broker-fixture.js';
+import { encodeBatch } from '../../../host/core/index.js';
+
+/** The BrokerError code a call or promise fails with (null: it did not fail). */
+async function codeOf(f: Promise<unknown> | (() => unknown)): Promise<string | null> {
+  try {
+    await (typeof f === 'function' ? f() : f);
+    return null;
+  } catch (err) {
+    return err instanceof BrokerError ? err.code : String(err);
+  }
+}
+
+const node1: MetadataImage = { ...EMPTY_IMAGE, node: { nodeId: 1, clusterId: 'c' } };
+
+function cluster(fenced: number[] = []): MetadataImage {
+  const records: MetadataRecord[] = [1, 2, 3].map((id) => ({ type: 'brokerRegistration', nodeId: id, host: '127.0.0.1', port: 9000 + id }));
+  for (const id of fenced) records.push({ type: 'brokerFence', nodeId: id, fenced: true });
+  records.push({ type: 'topic', name: 'orders', topicId: 'x', partitions: 2, replicationFactor: 3, assignment: [[1, 2, 3], [2, 3, 1]], createdMs: 0 });
+  return applyRecords(node1, records);
+}
+
+t.test('records: a new topic starts with its preferred leader, epoch 0, every replica in sync', async (t) => {
+  const image = cluster();
+  t.same(partitionStateOf(image.topics.get('orders')!, 0), { leader: 1, leaderEpoch: 0, partitionEpoch: 0, isr: [1, 2, 3] });
+  t.same(partitionStateOf(image.topics.get('orders')!, 1).leader, 2, 'partition 1 led by its first replica');
+  t.same(liveNodes(image), [1, 2, 3], 'registered brokers are the live nodes');
+  t.same(liveNodes(applyRecords(image, [{ type: 'brokerFence', nodeId: 2, fenced: true }])), [1, 3], 'a fenced broker is not live');
+  t.same(liveNodes(node1), [1], 'one node (nothing registered): this node');
+});
+
+t.test('records: a partition change applies once; one decided on an older image fails', async (t) => {
+  const image = cluster();
+  const change: MetadataRecord = { type: 'partitionChange', topic: 'orders', partition: 0, basedOn: 0, leader: 2, leaderEpoch: 1, isr: [2, 3] };
+  const next = applyRecords(image, [change]);
+  t.same(partitionStateOf(next.topics.get('orders')!, 0), { leader: 2, leaderEpoch: 1, partitionEpoch: 1, isr: [2, 3] });
+  t.throws(() => applyRecords(next, [change]), /stale partition change/, 'the same change again (basedOn 0, now 1) is refused');
+  t.throws(() => applyRecords(next, [{ ...change, basedOn: 1, leaderEpoch: 0 }]), /cannot go back/, 'leader epochs never go back');
+  t.throws(() => applyRecords(next, [{ ...change, basedOn: 1, leader: 1 }]), /not in its ISR/, 'a leader outside its ISR is refused');
+  t.throws(() => applyRecords(image, [{ type: 'brokerFence', nodeId: 9, fenced: true }]), /not registered/);
+});
+
+t.test('controller: a fenced leader is replaced from the ISR, epoch bumped; never from outside the ISR', async (t) => {
+  let image = cluster();
+  const first = elections(image, new Set([1]));
+  t.same(first.map((r) => [r.partition, r.leader, r.leaderEpoch, r.isr]), [[0, 2, 1, [2, 3]], [1, 2, 0, [2, 3]]], 'p0: leader 2 (next in assignment), epoch 1; p1: keeps leader 2, node 1 leaves its ISR');
+  image = applyRecords(image, first);
+  t.same(elections(image, new Set([1])), [], 'nothing more to decide');
+  // Node 2 and 3 fenced next: 3 leaves, 2 is the last in sync and stays named; no leader.
+  const second = elections(image, new Set([1, 2, 3]));
+  t.same(second.map((r) => [r.partition, r.leader, r.leaderEpoch, r.isr]), [[0, NO_LEADER, 2, [2, 3]], [1, NO_LEADER, 1, [2, 3]]], 'every ISR member fenced: no leader, the ISR kept');
+  image = applyRecords(image, second);
+  // Node 1 comes back: not in the ISR, so it is not elected (no unclean election).
+  t.same(elections(image, new Set([2, 3])), [], 'node 1 alone is alive but out of sync: still no leader');
+  const back = elections(image, new Set([3]));
+  t.same(back.map((r) => [r.partition, r.leader, r.isr]), [[0, 2, [2]], [1, 2, [2]]], 'node 2 (in the ISR) back: it leads again');
+});
+
+t.test('topic admin: the default replication factor is min(3, live brokers)', async (t) => {
+  const ctx = (image: MetadataImage) => ({ image, limits: { defaultPartitions: 1, maxPartitionsPerTopic: 10, maxPartitionsTotal: 100, maxTopics: 10, maxMessageBytesMax: 1 << 20 }, refused: () => undefined, newTopicId: () => 'id', nowMs: () => 0 });
+  t.equal(decideCreateTopic({ name: 'a' }, ctx(cluster())).replicationFactor, 3);
+  t.equal(decideCreateTopic({ name: 'a' }, ctx(applyRecords(cluster(), [{ type: 'brokerFence', nodeId: 3, fenced: true }]))).replicationFactor, 2);
+  t.equal(decideCreateTopic({ name: 'a' }, ctx(node1)).replicationFactor, 1, 'one node: 1');
+  t.equal(decideCreateTopic({ name: '__internal_x' }, { ...ctx(cluster()), internal: true }).replicationFactor, 1, 'internal topics stay on their node');
+});
+
+t.test('partition: replicated HW is the lowest log end of the ISR; acks=all waits for it', async (t) => {
+  const { broker } = await openBroker(t);
+  await broker.createTopic('r', 1);
+  const tp = { topic: 'r', partition: 0 };
+  const p = broker.partitionObject(tp);
+  p.replicated(1);
+  p.becomeLeader(1, [1, 2, 3], [1, 2, 3], Date.now());
+  const info = await p.log.appendAsLeader(encodeBatch([{ key: null, value: bytes('a') }, { key: null, value: bytes('b') }]), { leaderEpoch: 1, durable: true });
+  t.equal(info.lastOffset, 1);
+  t.equal(p.highWatermark, 0, 'no follower has fetched: HW stays');
+  const acked = p.awaitHighWatermark(2, 5000);
+  p.followerFetched(2, 2, Date.now());
+  t.equal(p.highWatermark, 0, 'one of two followers caught up: HW stays (3 is in the ISR)');
+  p.followerFetched(3, 1, Date.now());
+  t.equal(p.highWatermark, 1, 'HW = the lowest log end in the ISR');
+  p.followerFetched(3, 2, Date.now());
+  t.equal(p.highWatermark, 2);
+  await acked;
+  t.pass('the acks=all waiter resolved when HW passed its batch');
+  const late = p.awaitHighWatermark(3, 30);
+  t.equal(await codeOf(late), 'REQUEST_TIMED_OUT', 'no confirmation within the timeout: REQUEST_TIMED_OUT');
+  const moved = p.awaitHighWatermark(3, 5000);
+  p.becomeFollower(2, 2, [2, 3], [1, 2, 3]);
+  t.equal(await codeOf(moved), 'NOT_LEADER_OR_FOLLOWER', 'leadership lost: NOT_LEADER_OR_FOLLOWER');
+  t.throws(() => broker.replicaFetched(tp, 3, 0, 2), /not the leader/, 'a follower does not serve replica fetches');
+  t.equal(await codeOf(() => broker.checkLeaderEpoch(tp, 1)), 'FENCED_LEADER_EPOCH');
+  t.equal(await codeOf(() => broker.checkLeaderEpoch(tp, 3)), 'UNKNOWN_LEADER_EPOCH');
+  t.equal(await codeOf(broker.append(tp, encodeBatch([{ key: null, value: bytes('c') }]), { acks: 1 })), 'NOT_LEADER_OR_FOLLOWER', 'a follower refuses appends');
+});
