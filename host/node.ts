@@ -278,6 +278,7 @@ async function openListeners(
   p: PreparedNode,
   deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry },
   health: () => boolean,
+  off: Record<string, string>,
 ): Promise<Listener[]> {
   const { broker, groups, schemas, logger, metrics } = deps;
   const listeners: Listener[] = schemas.listener ? [schemas.listener] : [];
@@ -287,13 +288,16 @@ async function openListeners(
       listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata) }, p.kafka));
     }
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics }, p.mqtt)));
+    if (!p.http) off.http = 'off (http.port: -1)';
     if (p.http) {
       try {
         listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
+        // (http.engine: uws only; `auto` falls back to node:http + ws.)
         if ((err as Error).name !== 'UwsUnavailableError') throw err;
+        off.http = 'DISABLED: no native uWebSockets.js build loads and http.engine is uws (auto or node would serve it on node:http + ws)';
         logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
       }
     }
@@ -345,12 +349,13 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   let ready = false;
   let listeners: Listener[];
+  const off: Record<string, string> = {}; // doors not serving and why: the ready line says so
   let schemas: RunningSchemas | undefined;
   let uplink: Uplink | null = null;
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics });
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready);
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics }, () => ready, off);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
     await Promise.allSettled((listeners! ?? []).map((l) => l.close()));
@@ -366,7 +371,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // The ready line is the user's contract (scripts wait for it), so it is written whatever
   // the configured level.
   const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
-  readyLogger.info({ listeners: addresses, startupMs: Math.round(performance.now() - started) }, `ready: ${listeners.map((l) => `${l.name} ${l.address}`).join(', ')}`);
+  const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
+  const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
+  const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
+  readyLogger.info({ listeners: addresses, engines, off, startupMs: Math.round(performance.now() - started) }, `ready: ${text}`);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -10,6 +10,8 @@ export interface Listener {
   address: string;
   /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
   listening?: () => boolean;
+  /** What serves it, where a door has more than one engine (HTTP: uWS or node:http); the ready line names it. */
+  engine?: string;
   close(): Promise<void>;
 }
 
