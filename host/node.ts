@@ -308,6 +308,18 @@ async function openListeners(
   return listeners;
 }
 
+/**
+ * The ready line: every bound address, the engine where a door has more than one, and every door
+ * that is not serving with the reason (`http off (http.port: -1)`): never silent.
+ */
+function readyLine(listeners: Listener[], off: Record<string, string>) {
+  const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
+  const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
+  const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
+  const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
+  return { fields: { listeners: addresses, engines, off }, text: `ready: ${text}` };
+}
+
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const prepared = await prepareNode(config);
   const logger = createLogger(config.top.logLevel);
@@ -367,14 +379,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
-  const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
   // The ready line is the user's contract (scripts wait for it), so it is written whatever
   // the configured level.
   const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
-  const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
-  const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
-  const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
-  readyLogger.info({ listeners: addresses, engines, off, startupMs: Math.round(performance.now() - started) }, `ready: ${text}`);
+  const line = readyLine(listeners, off);
+  readyLogger.info({ ...line.fields, startupMs: Math.round(performance.now() - started) }, line.text);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
