@@ -200,6 +200,8 @@ function startProducer(http: string, topic: string): { acked(): number; ackLaten
   const body = JSON.stringify([...Array(perTick)].map((_, i) => ({ key: `sensor-${i}`, value: { t: 21.5, h: 40, seq: i } })));
   let acked = 0;
   let inFlight = 0;
+  let failedPosts = 0;
+  let lastFailure = '';
   const ackLatencies: number[] = [];
   const pending = new Set<Promise<void>>();
   const started = performance.now();
@@ -218,6 +220,11 @@ function startProducer(http: string, topic: string): { acked(): number; ackLaten
           if (res.status === 200) acked += perTick;
           if (ackLatencies.length < 100_000) ackLatencies.push(performance.now() - sent);
         })
+        .catch((err: Error) => {
+          // Counted and reported, not fatal: one refused connection must not end a long run.
+          failedPosts++;
+          lastFailure = `${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`;
+        })
         .finally(() => {
           inFlight--;
           pending.delete(p);
@@ -231,6 +238,7 @@ function startProducer(http: string, topic: string): { acked(): number; ackLaten
     async stop() {
       clearInterval(timer);
       await Promise.allSettled([...pending]);
+      if (failedPosts) process.stderr.write(`ws bench: ${failedPosts} producer POSTs failed (last: ${lastFailure})\n`);
       return acked;
     },
   };

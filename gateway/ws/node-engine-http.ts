@@ -93,6 +93,10 @@ export class ServerResponseSink implements Sink {
     for (const [k, v] of headers) flat.push(k, v);
     flat.push('content-length', String(body.byteLength));
     if (closeConnection) flat.push('connection', 'close');
+    // Otherwise no Connection / Keep-Alive headers, as uWS: node:http would advertise
+    // "Keep-Alive: timeout=10", and a client trusting it to the second races the server's close
+    // of an idle connection under load (ECONNRESET on a POST, which is not retried).
+    else this.res.removeHeader('connection');
     this.res.writeHead(code, text, flat);
     this.res.end(body);
   }

@@ -7,9 +7,9 @@
 //   drain     called once the buffered bytes reported by a backpressured send are written out;
 //   end       sends the close frame and calls the close handler at once (uWS calls it inside
 //             end()); afterwards every method throws, as uWS.js does on a closed socket;
-//   too large a frame past maxPayloadLength: the connection is dropped without a close frame
-//             (the peer sees 1006), as uWS does; the door closes frames between its own limit
-//             and that ceiling with 1009 itself;
+//   errors   a frame past maxPayloadLength, invalid UTF-8 in a text frame, any protocol error:
+//             the connection is dropped without a close frame (the peer sees 1006), as uWS does;
+//             the door closes frames between its own limit and that ceiling with 1009 itself;
 //   idle      no frame received for idleTimeout seconds closes the socket (1006 at the peer); with
 //             sendPingsAutomatically a ping goes out half-way, and its pong counts as a frame.
 import type { WebSocket } from 'ws';
@@ -48,7 +48,9 @@ function closeReason(reason: string): string {
   return r;
 }
 
+/** The message as uWS hands it over: an ArrayBuffer of exactly its bytes (copied only when `ws` gave a view into a larger one). */
 function toArrayBuffer(data: Buffer): ArrayBuffer {
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) return data.buffer as ArrayBuffer;
   return data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
 }
 
@@ -178,14 +180,14 @@ export class NodeWebSocket {
 }
 
 /**
- * Past maxPayloadLength uWS drops the connection without a close frame; `ws` would send 1009.
- * Its receiver reports the oversized header before reading the payload: we terminate first, so
- * `ws`'s own close() finds the socket closing and sends nothing. (`_receiver` is internal to
- * ws 8, pinned exactly in package.json; without it the peer gets ws's 1009 instead.)
+ * On a protocol error uWS drops the connection without a close frame (the peer sees 1006): a
+ * frame past maxPayloadLength, invalid UTF-8 in a text frame, a bad opcode or close code. `ws`
+ * would send 1009/1007/1002 instead. Its receiver reports the error before reading any payload
+ * past the limit: we terminate first, so `ws`'s own close() finds the socket closing and sends
+ * nothing. (`_receiver` is internal to ws 8, pinned exactly in package.json; without it the
+ * peer gets ws's close code instead, and the differential test says so.)
  */
-export function dropOnOversize(ws: WebSocket): void {
-  const receiver = (ws as unknown as { _receiver?: { prependListener(e: 'error', f: (err: { code?: string }) => void): void } })._receiver;
-  receiver?.prependListener('error', (err) => {
-    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') ws.terminate();
-  });
+export function dropOnProtocolError(ws: WebSocket): void {
+  const receiver = (ws as unknown as { _receiver?: { prependListener(e: 'error', f: () => void): void } })._receiver;
+  receiver?.prependListener('error', () => ws.terminate());
 }

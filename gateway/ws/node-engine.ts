@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { NodeHttpRequest, NodeHttpResponse, RawSocketSink, ServerResponseSink } from './node-engine-http.js';
-import { dropOnOversize, NodeWebSocket, type NodeWsBehavior } from './node-engine-ws.js';
+import { dropOnProtocolError, NodeWebSocket, type NodeWsBehavior } from './node-engine-ws.js';
 
 /** How the engine names itself in the ready line, /healthz, /stats and the bench. */
 export const NODE_ENGINE_BUILD = `node:http + ws ${wsVersion()} (Node ${process.versions.node})`;
@@ -181,7 +181,7 @@ export class NodeApp {
   private completeUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, server: WebSocketServer, behavior: NodeWsBehavior, userData: unknown, protocol: string): void {
     (req as UpgradeRequest).chosenProtocol = protocol;
     server.handleUpgrade(req, socket, head, (ws) => {
-      dropOnOversize(ws);
+      dropOnProtocolError(ws);
       const s = new NodeWebSocket(ws, userData, behavior, req.socket.remoteAddress ?? '', (x) => this.sockets.delete(x));
       this.sockets.add(s);
       this.watchIdle();

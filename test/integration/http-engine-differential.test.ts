@@ -5,7 +5,7 @@
 // compare against: the file skips and says why.
 import t from 'tap';
 import { connect } from 'node:net';
-import { openGateway, type Gateway } from '../unit/ws/harness.js';
+import { Client, openGateway, type Gateway } from '../unit/ws/harness.js';
 import { loadUws } from '../../gateway/ws/uws-loader.js';
 
 let uwsMissing: string | false = false;
@@ -135,4 +135,42 @@ t.test('http engines: an upgrade that succeeds answers 101 with the chosen subpr
     t.equal(a.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', `${engine}: RFC 6455 accept key`);
     t.notOk(a.headers['sec-websocket-extensions'], `${engine}: no compression offered`);
   }
+});
+
+/** What a WebSocket client sees for the door's connection-level cases, on one engine. */
+async function wsObservations(t: { teardown(fn: () => unknown): void }, engine: 'uws' | 'node') {
+  const g = await openGateway(t, { engine, maxPayloadBytes: 1024 });
+  const seen: Record<string, unknown> = {};
+  // Invalid UTF-8 in a text frame: RFC 6455 §8.1 says fail the connection with 1007.
+  const bad = await Client.open(t, g.wsUrl);
+  bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+  seen.invalidUtf8 = (await bad.closed).code;
+  // A binary frame on a JSON socket: the door's own answer.
+  const bin = await Client.open(t, g.wsUrl);
+  bin.ws.send(Buffer.from('{"type":"ping","id":"b"}'), { binary: true });
+  seen.binaryOnJson = await bin.waitFor((f) => f.id === 'b' || f.type === 'error').then((f) => ({ type: f.type, code: f.code }));
+  // A client ping is answered with a pong by the engine.
+  const pinger = await Client.open(t, g.wsUrl);
+  seen.pong = await new Promise((resolve) => {
+    pinger.ws.once('pong', (data: Buffer) => resolve(data.toString()));
+    pinger.ws.ping('hello');
+  });
+  // The client closes with a code: the door forgets the socket.
+  const leaving = await Client.open(t, g.wsUrl);
+  leaving.ws.close(4000, 'bye');
+  seen.clientClose = (await leaving.closed).code;
+  // Shutdown: every socket is closed with the error table's BROKER_NOT_AVAILABLE code.
+  const staying = await Client.open(t, g.wsUrl);
+  await staying.request({ type: 'ping' });
+  const closed = staying.closed;
+  await g.close();
+  seen.shutdown = await closed;
+  return seen;
+}
+
+t.test('ws engines: close codes and control frames match between uWS and node:http + ws', { skip: uwsMissing }, async (t) => {
+  const a = await wsObservations(t, 'uws');
+  const b = await wsObservations(t, 'node');
+  t.same(b, a);
+  t.match(a, { shutdown: { code: 1001, reason: 'broker shutting down' }, pong: 'hello', clientClose: 4000 }, 'what uWS does, as the door documents it');
 });
