@@ -2,8 +2,9 @@
 // the door uses, with uWS's semantics where they differ from `ws`:
 //
 //   send      returns uWS's SendStatus numbers: 1 written, 0 written with bytes left buffered
-//             (backpressure), 2 dropped because the socket was already past maxBackpressure
-//             (with closeOnBackpressureLimit the socket is then closed, as uWS does);
+//             (backpressure), 2 dropped because the socket was already past maxBackpressure;
+//             with closeOnBackpressureLimit a send that passes it closes the socket at once
+//             (close handler with 1006, as uWS does), so the next call throws;
 //   drain     called once the buffered bytes reported by a backpressured send are written out;
 //   end       sends the close frame and calls the close handler at once (uWS calls it inside
 //             end()); afterwards every method throws, as uWS.js does on a closed socket;
@@ -139,10 +140,11 @@ export class NodeWebSocket {
     }
   }
 
-  /** Drops the connection without a close frame (the peer sees 1006); the close handler runs when it is gone. */
+  /** Drops the connection without a close frame (the peer sees 1006); the close handler runs now with 1006, as in uWS. */
   close(): void {
     this.check();
     this.ws.terminate();
+    this.closedBy(1006, Buffer.alloc(0));
   }
 
   ping(message?: string | ArrayBuffer): number {

@@ -16,7 +16,7 @@
 // segment, a literal before a `:parameter` (one non-empty segment) before `*` (the rest); an
 // upgrade request on a `ws` route upgrades, any other request skips `ws` routes.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type * as Https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -94,8 +94,9 @@ export class NodeApp {
 
   constructor(tls?: NodeTlsOptions) {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.request(req, res);
+    // node:https (and tls) only when asked for: a plain listener does not load them.
     this.server = tls
-      ? createHttpsServer({ key: readFileSync(tls.key_file_name), cert: readFileSync(tls.cert_file_name), ca: tls.ca_file_name ? readFileSync(tls.ca_file_name) : undefined, passphrase: tls.passphrase }, handler)
+      ? (createRequire(import.meta.url)('node:https') as typeof Https).createServer({ key: readFileSync(tls.key_file_name), cert: readFileSync(tls.cert_file_name), ca: tls.ca_file_name ? readFileSync(tls.ca_file_name) : undefined, passphrase: tls.passphrase }, handler)
       : createHttpServer(handler);
     this.server.keepAliveTimeout = 10_000; // uWS closes an idle HTTP connection after 10 s
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgradeRequest(req, socket, head));
