@@ -323,6 +323,7 @@ async function openListeners(
   p: PreparedNode,
   deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView },
   health: () => boolean,
+  off: Record<string, string>,
 ): Promise<Listener[]> {
   const { broker, groups, schemas, logger, metrics } = deps;
   const listeners: Listener[] = schemas.listener ? [schemas.listener] : [];
@@ -334,13 +335,16 @@ async function openListeners(
       listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata, security), cluster: deps.cluster }, p.kafka));
     }
     listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
+    if (!p.http) off.http = 'off (http.port: -1)';
     if (p.http) {
       try {
         listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
+        // (http.engine: uws only; `auto` falls back to node:http + ws.)
         if ((err as Error).name !== 'UwsUnavailableError') throw err;
+        off.http = 'DISABLED: no native uWebSockets.js build loads and http.engine is uws (auto or node would serve it on node:http + ws)';
         logger.error({ err: (err as Error).message }, 'HTTP and WebSocket listener disabled');
       }
     }
@@ -349,6 +353,18 @@ async function openListeners(
     throw err;
   }
   return listeners;
+}
+
+/**
+ * The ready line: every bound address, the engine where a door has more than one, and every door
+ * that is not serving with the reason (`http off (http.port: -1)`): never silent.
+ */
+function readyLine(listeners: Listener[], off: Record<string, string>) {
+  const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
+  const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
+  const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
+  const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
+  return { fields: { listeners: addresses, engines, off }, text: `ready: ${text}` };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
@@ -394,6 +410,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   let ready = false;
   let listeners: Listener[];
+  const off: Record<string, string> = {}; // doors not serving and why: the ready line says so
   let schemas: RunningSchemas | undefined;
   let uplink: Uplink | null = null;
   let replication: Replication | undefined;
@@ -401,7 +418,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     const security = doorSecurity(prepared.security, () => broker.metadata.image());
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: quorumStore && clusterView(quorumStore) }, () => ready);
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: quorumStore && clusterView(quorumStore) }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
     uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
@@ -410,11 +427,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
-  const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
   // The ready line is the user's contract (scripts wait for it), so it is written whatever
   // the configured level.
   const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
-  readyLogger.info({ listeners: addresses, startupMs: Math.round(performance.now() - started) }, `ready: ${listeners.map((l) => `${l.name} ${l.address}`).join(', ')}`);
+  const line = readyLine(listeners, off);
+  readyLogger.info({ ...line.fields, startupMs: Math.round(performance.now() - started) }, line.text);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

