@@ -1,7 +1,7 @@
 // The `uplink` config section: where this site's data goes (docs/uplink.md). No `site` (or no
 // bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
 // and wait below is bounded; each default says why.
-import { int32, integer, list, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import { boolean, int32, integer, list, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 
 export interface UplinkOptions {
   site: string;
@@ -20,6 +20,8 @@ export interface UplinkOptions {
   readBytesMax: number;
   batchRecordsMax: number;
   batchBytesMax: number;
+  rawForwarding: boolean;
+  rawBatchRecordsMin: number;
   readBackBytes: number;
   readBackRecordsMax: number;
   topicScanIntervalMs: number;
@@ -57,8 +59,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   readBytesMax: 512 * 1024,
   // Records per forwarded batch at most (a read with more is sent as several batches).
   batchRecordsMax: 10_000,
-  // Bytes of records (keys, values, headers with the origin ones, framing estimated) per forwarded batch at most: under the 1 MiB max.message.bytes of a default Kafka, since origin headers make a batch larger than the read it came from.
-  batchBytesMax: 768 * 1024,
+  // Bytes per forwarded batch at most: under the 1 MiB max.message.bytes (1048588) of a default Kafka. A raw batch is measured exactly (origin headers included); a re-encoded one is estimated from above (keys, values, headers with the origin ones, framing), so it comes out smaller.
+  batchBytesMax: 1_000_000,
+  // Forward stored batches as stored (origin headers on the last record only) when they qualify (docs/uplink.md); false = decode and re-encode every record with its own origin headers.
+  rawForwarding: true,
+  // A stored batch with fewer records is decoded and merged with its neighbours instead of sent raw: MQTT stores one record per batch, and one produce per tiny batch costs more than re-encoding.
+  rawBatchRecordsMin: 32,
   // Bytes per fetch while reading a target partition back.
   readBackBytes: 1024 * 1024,
   // Records of a target partition scanned backwards at most while looking for this site's last origin; past it the local checkpoint decides (and the log says so).
@@ -91,6 +97,8 @@ export const uplinkSchema: SectionSchema = section({
   readBytesMax: integer(1024, 2_147_483_647),
   batchRecordsMax: integer(1, 1_000_000),
   batchBytesMax: integer(1024, 2_147_483_647),
+  rawForwarding: boolean(),
+  rawBatchRecordsMin: integer(1, 1_000_000),
   readBackBytes: integer(1024, 2_147_483_647),
   readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
   topicScanIntervalMs: int32(10),

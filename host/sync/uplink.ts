@@ -12,17 +12,21 @@
 //              answer. The mode is logged per target partition. When the scan finds nothing
 //              (an empty or new target, or readBackRecordsMax reached) the local checkpoint decides.
 //   forward    the source is read through the broker's one partition cursor (isolation
-//              committed: only what every replica holds), records carrying this site's origin
-//              are skipped (loop prevention), the rest get origin headers and go out through the
-//              idempotent producer, one batch in flight per partition; the checkpoint (next
-//              source offset) moves after each acknowledged batch
+//              committed: only what every replica holds) as stored batches. A batch that
+//              qualifies goes out raw, its records untouched, the origin headers on its last
+//              record only (host/sync/raw-batch.ts); the others are decoded, records carrying
+//              this site's origin skipped (loop prevention), the rest stamped with origin headers
+//              each and re-encoded. One batch in flight per partition through the idempotent
+//              producer; the checkpoint (next source offset) moves after each acknowledged batch
 // Any failure sends the loop back to `target` after a backoff (the producer has already
 // resolved any batch whose outcome was indefinite). Source records removed by retention before
 // they were forwarded are a gap: logged with the offsets and counted, never silent.
 //
-// Memory: each partition holds at most one read (uplink.readBytesMax) and its re-encoded batch.
+// Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
+// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
 import type { BrokerApi, RecordInput, TopicPartition } from '../broker/api.js';
+import { decodeBatch, readBatchHeader, RECORDS, type DecodedRecord } from '../core/index.js';
 import { writeFileAtomic } from '../log/io.js';
 import { PartitionCursor } from '../broker/cursor.js';
 import type { Logger } from '../logging.js';
@@ -30,7 +34,8 @@ import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
 import { ERRORS } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
-import { IdempotentProducer, partitionKey, sleep, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
+import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, type InFlightBatch, type OutgoingBatch, type Outcome } from '../kafka/client/producer.js';
+import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
 import { LinkStateFile } from './state-file.js';
@@ -71,6 +76,7 @@ interface Metrics {
   link: Gauge;
   bytes: Gauge;
   records: Counter;
+  batches: Counter;
   gaps: Counter;
 }
 
@@ -105,6 +111,7 @@ export class Uplink {
       link: r.gauge('tributary_uplink_link_up', '1 while the uplink reaches its target, else 0'),
       bytes: r.gauge('tributary_uplink_bytes_sent', 'Request bytes the uplink wrote to its target since start'),
       records: r.counter('tributary_uplink_records_sent_total', 'Records the uplink forwarded (acknowledged or found by read-back)'),
+      batches: r.counter('tributary_uplink_batches_sent_total', 'Batches the uplink produced, by path: raw (as stored, origin on the last record) or reencoded (decoded, origin on every record)'),
       gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
     };
     this.metrics.lag.collect(() => {
@@ -347,7 +354,7 @@ class PartitionLink {
     this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from }, 'uplink gap: source records removed by retention before they were forwarded');
   }
 
-  /** Reads, filters, stamps and sends until stopped or a failure. */
+  /** Reads, plans (raw or re-encoded), sends until stopped or a failure. */
   private async forward(): Promise<void> {
     const up = this.up;
     const cursor = this.cursor!;
@@ -359,25 +366,69 @@ class PartitionLink {
         continue;
       }
       this.state = 'forwarding';
-      const read = await cursor.read();
-      const batch = read.records.filter((rec) => !carriesOrigin(rec, up.options.site));
-      for (const part of splitBatches(batch.map((rec) => withOrigin(rec, this.origin)), up.options.batchRecordsMax, up.options.batchBytesMax)) {
+      const read = await cursor.readRaw();
+      let sent = 0;
+      for (const unit of this.plan(read.records, read.from)) {
         if (signal.aborted) break;
-        const first = batch[part.from].offset;
-        const last = batch[part.from + part.records.length - 1].offset;
-        await up.producer.send(this.target.topic, this.target.partition, part.records, { firstSourceOffset: first, lastSourceOffset: last }, signal);
+        await up.producer.send(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last }, signal);
         up.noteSuccess();
-        this.recordsSent += part.records.length;
-        up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, part.records.length);
-        this.position = last + 1;
+        const n = unit.batch.recordCount;
+        sent += n;
+        this.recordsSent += n;
+        up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
+        up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
+        this.position = unit.last + 1;
         up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
       }
       if (signal.aborted) break;
       this.position = read.nextOffset;
       up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
-      if (batch.length === 0) await up.stateFile.save();
+      if (sent === 0) await up.stateFile.save();
     }
   }
+
+  /**
+   * The produces one read becomes, in source order: each stored batch that qualifies
+   * (host/sync/raw-batch.ts) goes raw with the origin on its last record; runs of the others are
+   * decoded, filtered (records below the position, control batches, records carrying this site's
+   * origin) and re-encoded with per-record origin headers, split by batchRecordsMax/batchBytesMax.
+   * A generator: at most one raw copy exists at a time.
+   */
+  private *plan(buf: Uint8Array, from: number): Generator<SendUnit> {
+    const o = this.up.options;
+    const limits = { recordsMin: o.rawBatchRecordsMin, bytesMax: o.batchBytesMax };
+    let pending: DecodedRecord[] = [];
+    const flush = function* (origin: Origin): Generator<SendUnit> {
+      const stamped = pending.map((rec) => withOrigin(rec, origin));
+      for (const part of splitBatches(stamped, o.batchRecordsMax, o.batchBytesMax)) {
+        yield { raw: false, batch: recordsOutgoing(part.records), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
+      }
+      pending = [];
+    };
+    for (let pos = 0; pos + RECORDS <= buf.byteLength; ) {
+      const h = readBatchHeader(buf, pos);
+      if (pos + h.totalBytes > buf.byteLength) break; // a partial batch at the end is not ours to send
+      if (h.lastOffset >= from) {
+        if (o.rawForwarding && rawForwardable(buf, pos, h, from, this.origin, limits)) {
+          if (pending.length > 0) yield* flush(this.origin);
+          yield { raw: true, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
+        } else if (!h.isControl) {
+          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !carriesOrigin(rec, o.site)) pending.push(rec);
+        }
+      }
+      pos += h.totalBytes;
+    }
+    if (pending.length > 0) yield* flush(this.origin);
+  }
+}
+
+interface SendUnit {
+  /** Forwarded as stored (true) or decoded and re-encoded. */
+  raw: boolean;
+  batch: OutgoingBatch;
+  /** First and last source offsets the produce covers. */
+  first: number;
+  last: number;
 }
 
 /** Per-record framing and header overhead assumed when sizing a batch (varints, lengths, attributes). */

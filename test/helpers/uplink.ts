@@ -76,12 +76,52 @@ export interface Verdict {
   wrongValue: number;
 }
 
+const ORIGIN_KEYS = ['tributary.origin.site', 'tributary.origin.topic', 'tributary.origin.partition'] as const;
+
+/**
+ * The target records with the origin each one traces to. A re-encoded batch carries the origin
+ * headers on every record; a raw-forwarded batch only on its last record, and a record before it
+ * traces by offset arithmetic (docs/uplink.md): source offset = the next origin record's origin
+ * offset − (its target offset − this record's target offset). Sound while the uplink is the only
+ * writer of the target partition (true in these tests); `traced` says which records were inferred.
+ */
+export function traceOrigins(records: TargetRecord[]): Array<TargetRecord & { traced: boolean }> {
+  const byPartition = new Map<number, TargetRecord[]>();
+  for (const r of records) {
+    const list = byPartition.get(r.partition) ?? [];
+    list.push(r);
+    byPartition.set(r.partition, list);
+  }
+  const out: Array<TargetRecord & { traced: boolean }> = [];
+  for (const list of byPartition.values()) {
+    list.sort((a, b) => a.offset - b.offset);
+    const traced: Array<TargetRecord & { traced: boolean }> = [];
+    let anchor: TargetRecord | null = null;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const r = list[i];
+      if (r.headers['tributary.origin.site'] !== undefined) {
+        anchor = r;
+        traced.push({ ...r, traced: false });
+      } else if (anchor) {
+        const headers: Record<string, string> = { ...r.headers };
+        for (const k of ORIGIN_KEYS) headers[k] = anchor.headers[k];
+        headers['tributary.origin.offset'] = String(Number(anchor.headers['tributary.origin.offset']) - (anchor.offset - r.offset));
+        traced.push({ ...r, headers, traced: true });
+      } else traced.push({ ...r, traced: false });
+    }
+    out.push(...traced.reverse());
+  }
+  return out;
+}
+
 /**
  * Classifies the target's records of one source partition against what the edge acknowledged:
- * `expected[i]` is the value the edge stored at source offset i.
+ * `expected[i]` is the value the edge stored at source offset i. Origins are traced first
+ * (traceOrigins): `withoutOrigin` counts records that trace to no origin at all.
  */
 export function verdict(records: TargetRecord[], origin: { site: string; topic: string; partition: number }, expected: string[]): Verdict {
-  const mine = records.filter((r) => r.headers['tributary.origin.site'] === origin.site && r.headers['tributary.origin.topic'] === origin.topic && r.headers['tributary.origin.partition'] === String(origin.partition));
+  const all = traceOrigins(records);
+  const mine = all.filter((r) => r.headers['tributary.origin.site'] === origin.site && r.headers['tributary.origin.topic'] === origin.topic && r.headers['tributary.origin.partition'] === String(origin.partition));
   const seen = new Map<number, number>();
   let reordered = 0;
   let wrongValue = 0;
@@ -96,7 +136,7 @@ export function verdict(records: TargetRecord[], origin: { site: string; topic: 
   const lost: number[] = [];
   for (let i = 0; i < expected.length; i++) if (!seen.has(i)) lost.push(i);
   const duplicated = [...seen].filter(([, n]) => n > 1).map(([o]) => o);
-  return { found: mine.length, lost, duplicated, reordered, withoutOrigin: records.filter((r) => !r.headers['tributary.origin.site']).length, wrongValue };
+  return { found: mine.length, lost, duplicated, reordered, withoutOrigin: all.filter((r) => !r.headers['tributary.origin.site']).length, wrongValue };
 }
 
 /** True when kcat and /usr/bin/python3 with librdkafka are present (CI=true makes a missing one fatal). */

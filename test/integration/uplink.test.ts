@@ -7,7 +7,7 @@
 import t from 'tap';
 import { cliJs, eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { kcatProduce, kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatProduce, kcatReadAll, sh, traceOrigins, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 
@@ -63,8 +63,11 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       const v = verdict(all, { site: SITE, topic: 'sensors.a', partition: p }, expected[p]);
       const lost = p === 0 ? v.lost.filter((o) => o !== 300) : v.lost; // offset 300 is the looped record
       t.same({ lost, duplicated: v.duplicated, reordered: v.reordered, wrongValue: v.wrongValue, withoutOrigin: v.withoutOrigin }, { lost: [], duplicated: [], reordered: 0, wrongValue: 0, withoutOrigin: 0 }, `partition ${p}: exactly once, in order`);
-      t.ok(all.filter((x) => x.headers['tributary.origin.partition'] === String(p)).every((x) => x.partition === p), `partition ${p} stays partition ${p}`);
+      t.ok(traceOrigins(all).filter((x) => x.headers['tributary.origin.partition'] === String(p)).every((x) => x.partition === p), `partition ${p} stays partition ${p}`);
     }
+    // kcat stored 300-record batches: forwarded raw (origin on each batch's last record, the rest traced).
+    const traced = traceOrigins(all).filter((x) => x.traced).length;
+    t.ok(traced > 0 && traced < all.length, `records traced through their batch's last record: ${traced} of ${all.length}`);
     const md = await sh('kcat', ['-L', '-b', target.listeners.kafka!, '-t', 'edge1.sensors.a']);
     t.match(md.stdout, /with 3 partitions/, 'the target topic was created with the source partition count');
     t.ok(logged(edge, /exactly-once by read-back/).length >= 3, 'the mode is logged per target partition');
@@ -73,6 +76,8 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     t.match(metrics, /tributary_uplink_link_up\{site="edge1"\} 1/, 'link state in /metrics');
     t.match(metrics, /tributary_uplink_lag_records\{partition="0",site="edge1",topic="sensors.a"\} 0/, 'lag in records per partition in /metrics');
     t.match(metrics, /tributary_uplink_bytes_sent\{site="edge1"\} [1-9]/, 'bytes sent in /metrics');
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="edge1"\} [1-9]/, 'stored batches forwarded raw');
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="reencoded",site="edge1"\} [1-9]/, 'the looped record\'s neighbours re-encoded');
 
     const status = await eventually(async () => {
       const r = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', edge.dataDir]);

@@ -62,6 +62,8 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       '--set', 'uplink.topicScanIntervalMs=100',
       '--set', 'uplink.pollWaitMs=200',
       '--set', 'uplink.readBytesMax=2048',
+      // kcat stores batches of 10 (below): each one forwarded raw, so the kill lands between raw batches.
+      '--set', 'uplink.rawBatchRecordsMin=5',
       '--set', 'broker.defaultPartitions=3',
     ];
     const edgeDir = await tempDir(t);
@@ -69,7 +71,10 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     const loader = await startBroker(t, { dataDir: edgeDir, args: ['--set', 'broker.defaultPartitions=3'] });
     const n = 2000;
     const expected = [0, 1, 2].map((p) => Array.from({ length: n }, (_, i) => `p${p}-${i}-${'y'.repeat(300)}`));
-    for (let p = 0; p < 3; p++) await kcatProduce(loader.listeners.kafka!, 'plant.line1', p, expected[p]);
+    for (let p = 0; p < 3; p++) {
+      const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'plant.line1', '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected[p].join('\n') + '\n');
+      t.equal(r.code, 0, `partition ${p} loaded in batches of 10`);
+    }
     // Acknowledged by the edge: 3 × 2000 records.
     t.equal(await loader.stop(), 0);
     let edge = await startBroker(t, { dataDir: edgeDir, args });
@@ -88,6 +93,8 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       const v = verdict(all, { site: SITE, topic: 'plant.line1', partition: p }, expected[p]);
       t.same({ lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue, withoutOrigin: v.withoutOrigin }, { lost: 0, duplicated: 0, reordered: 0, wrongValue: 0, withoutOrigin: 0 }, `partition ${p}: ${v.found} records, exactly once, in order`);
     }
+    const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="[^"]+"\} [1-9]/, 'the mock took raw-forwarded batches');
     const md = await sh('kcat', ['-L', '-b', mock.bootstrap, '-t', `${SITE}-plant.line1`]);
     t.match(md.stdout, /with [3-9] partitions/, 'the target topic has at least the source partition count (the mock creates topics itself on Metadata)');
   });

@@ -24,7 +24,7 @@
 //
 // After a restart the caller reads the target back once per partition and calls `recover` with
 // what it found, which settles the batch that was in flight when the process stopped.
-import { encodeBatch, type RecordInput } from '../../core/index.js';
+import { BASE_SEQUENCE, encodeBatch, PRODUCER_EPOCH, PRODUCER_ID, resealBatch, writeInt64, type RecordInput } from '../../core/index.js';
 import type { KafkaClient } from './client.js';
 import { ERRORS } from '../../errors/index.js';
 import { KafkaClientError, KafkaResponseError } from './errors.js';
@@ -55,6 +55,41 @@ export interface ProducerStateStore {
 }
 
 export type Outcome = 'landed' | 'absent';
+
+/**
+ * What one produce carries: its record count (the sequences it takes) and its bytes for a
+ * producer id, epoch and base sequence (asked again per attempt: a new producer id re-stamps it).
+ */
+export interface OutgoingBatch {
+  recordCount: number;
+  bytes(producerId: number, producerEpoch: number, baseSequence: number): Uint8Array;
+}
+
+/** Records encoded into one uncompressed batch per attempt. */
+export function recordsOutgoing(records: RecordInput[]): OutgoingBatch {
+  return {
+    recordCount: records.length,
+    bytes: (producerId, producerEpoch, baseSequence) => encodeBatch(records, { producerId, producerEpoch, baseSequence }),
+  };
+}
+
+/**
+ * A ready RecordBatch (its records untouched): the producer fields are written into it in place
+ * and the CRC recomputed (they are inside it), per attempt. The caller gives the batch up.
+ */
+export function rawOutgoing(batch: Uint8Array, recordCount: number): OutgoingBatch {
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  return {
+    recordCount,
+    bytes: (producerId, producerEpoch, baseSequence) => {
+      writeInt64(view, PRODUCER_ID, producerId);
+      view.setInt16(PRODUCER_EPOCH, producerEpoch);
+      view.setInt32(BASE_SEQUENCE, baseSequence);
+      resealBatch(batch, 0);
+      return batch;
+    },
+  };
+}
 
 /** Decides by reading the target whether `batch` is in `topic`/`partition`. */
 export type OutcomeResolver = (topic: string, partition: number, batch: InFlightBatch) => Promise<Outcome>;
@@ -148,7 +183,7 @@ export class IdempotentProducer {
    * target holds them (acknowledged, or found by read-back). Retries until it does, `signal`
    * aborts, or a refusal that no retry can fix is thrown.
    */
-  async send(topic: string, partition: number, records: RecordInput[], marker: { firstSourceOffset: number; lastSourceOffset: number }, signal: AbortSignal): Promise<SendResult> {
+  async send(topic: string, partition: number, batch: OutgoingBatch, marker: { firstSourceOffset: number; lastSourceOffset: number }, signal: AbortSignal): Promise<SendResult> {
     const key = partitionKey(topic, partition);
     for (let failures = 0; ; failures++) {
       if (signal.aborted) throw new KafkaClientError('closed', 'the producer is stopping');
@@ -162,7 +197,7 @@ export class IdempotentProducer {
         }
         await this.ensureProducerId();
         usedProducerId = this.state.producerId;
-        return await this.attempt(topic, partition, records, marker);
+        return await this.attempt(topic, partition, batch, marker);
       } catch (err) {
         const action = await this.afterFailure(key, err as Error, usedProducerId);
         this.options.onRetry?.(topic, partition, err as Error, action);
@@ -171,14 +206,14 @@ export class IdempotentProducer {
     }
   }
 
-  private async attempt(topic: string, partition: number, records: RecordInput[], marker: { firstSourceOffset: number; lastSourceOffset: number }): Promise<SendResult> {
+  private async attempt(topic: string, partition: number, batch: OutgoingBatch, marker: { firstSourceOffset: number; lastSourceOffset: number }): Promise<SendResult> {
     const st = this.partitionState(topic, partition);
     if (!st.inFlight) {
-      st.inFlight = { baseSequence: st.nextSequence, recordCount: records.length, ...marker };
+      st.inFlight = { baseSequence: st.nextSequence, recordCount: batch.recordCount, ...marker };
       await this.store.save(this.state); // durable before the bytes leave
     }
-    const batch = encodeBatch(records, { producerId: this.state.producerId, producerEpoch: this.state.producerEpoch, baseSequence: st.inFlight.baseSequence });
-    const r = await this.client.produce(topic, partition, batch, { acks: -1, timeoutMs: this.options.produceTimeoutMs });
+    const bytes = batch.bytes(this.state.producerId, this.state.producerEpoch, st.inFlight.baseSequence);
+    const r = await this.client.produce(topic, partition, bytes, { acks: -1, timeoutMs: this.options.produceTimeoutMs });
     const code = r.errorCode === ERRORS.NONE.kafka ? 'NONE' : new KafkaResponseError(r.errorCode, '').code;
     if (code === 'NONE' || code === 'DUPLICATE_SEQUENCE_NUMBER') return this.settle(topic, partition, r.baseOffset, false);
     throw new KafkaResponseError(r.errorCode, `produce to ${topic}-${partition}${r.errorMessage ? ` (${r.errorMessage})` : ''}`);
