@@ -13,6 +13,7 @@ export interface UplinkOptions {
   requestTimeoutMs: number;
   produceTimeoutMs: number;
   inFlightMax: number;
+  inFlightBatchesMax: number;
   queuedMax: number;
   responseBytesMax: number;
   reconnectBackoffMs: number;
@@ -45,8 +46,10 @@ export const defaultUplinkOptions: UplinkOptions = {
   requestTimeoutMs: 30_000,
   // The target's wait for its replicas (Produce timeout_ms); below requestTimeoutMs so the target answers first.
   produceTimeoutMs: 20_000,
-  // Requests written and unanswered per connection: one batch per partition is in flight, so this bounds the partitions sending at once to one broker.
+  // Requests written and unanswered per connection (every partition led by that broker shares it; more wait in the queue below).
   inFlightMax: 5,
+  // Batches of one partition written and unanswered at once (the pipeline): Kafka keeps the last five batches per producer for deduplication, so at most 5; 1 = one batch at a time (for a target that does not check sequences, such as librdkafka's mock, where a pipeline could leave a gap behind a refused batch).
+  inFlightBatchesMax: 5,
   // Requests waiting for a window slot per connection; past it a request is refused (and retried later).
   queuedMax: 1024,
   // Largest answer accepted (a fetch during read-back is at most readBackBytes, plus headers).
@@ -59,8 +62,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   readBytesMax: 512 * 1024,
   // Records per forwarded batch at most (a read with more is sent as several batches).
   batchRecordsMax: 10_000,
-  // Bytes per forwarded batch at most: under the 1 MiB max.message.bytes (1048588) of a default Kafka. A raw batch is measured exactly (origin headers included); a re-encoded one is estimated from above (keys, values, headers with the origin ones, framing), so it comes out smaller.
-  batchBytesMax: 1_000_000,
+  // Bytes per forwarded batch at most: under the max.message.bytes of a default Kafka (1048588) with 8 KiB to spare, and above the 1 000 000-byte batches librdkafka producers store, so those go raw. A raw batch is measured exactly (origin headers included); a re-encoded one is estimated from above (keys, values, headers with the origin ones, framing), so it comes out smaller.
+  batchBytesMax: 1_040_000,
   // Forward stored batches as stored (origin headers on the last record only) when they qualify (docs/uplink.md); false = decode and re-encode every record with its own origin headers.
   rawForwarding: true,
   // A stored batch with fewer records is decoded and merged with its neighbours instead of sent raw: MQTT stores one record per batch, and one produce per tiny batch costs more than re-encoding.
@@ -90,6 +93,7 @@ export const uplinkSchema: SectionSchema = section({
   requestTimeoutMs: int32(1),
   produceTimeoutMs: int32(1),
   inFlightMax: integer(1, 1000),
+  inFlightBatchesMax: integer(1, 5),
   queuedMax: integer(0, 1_000_000),
   responseBytesMax: integer(1024, 2_147_483_647),
   reconnectBackoffMs: int32(1),

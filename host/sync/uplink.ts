@@ -34,7 +34,7 @@ import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
 import { ERRORS } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
-import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, type InFlightBatch, type OutgoingBatch, type Outcome } from '../kafka/client/producer.js';
+import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, type Answer, type OutgoingBatch } from '../kafka/client/producer.js';
 import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
@@ -81,6 +81,8 @@ interface Metrics {
 }
 
 class BlockedError extends Error {}
+/** A batch of the pipeline was refused or lost: its answer holds the cause. */
+class PipelineError extends Error {}
 
 export const STATUS_FORMAT = 'tributary-uplink-status/1';
 
@@ -135,18 +137,8 @@ export class Uplink {
       reconnectBackoffMs: options.reconnectBackoffMs,
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
     });
-    let uplink: Uplink | undefined;
-    const resolver = (topic: string, partition: number, batch: InFlightBatch) => uplink!.resolveInFlight(topic, partition, batch);
-    const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, resolver, {
-      produceTimeoutMs: options.produceTimeoutMs,
-      retryBackoffMs: options.reconnectBackoffMs,
-      retryBackoffMaxMs: options.reconnectBackoffMaxMs,
-      onRetry: (topic, partition, err, action) => {
-        uplink!.noteFailure(err);
-        log.warn({ target: `${topic}-${partition}`, err: err.message, action }, 'uplink produce failed');
-      },
-    });
-    uplink = new Uplink(deps, options, client, stateFile, producer, log);
+    const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
+    const uplink = new Uplink(deps, options, client, stateFile, producer, log);
     log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename }, 'uplink starting');
     uplink.scan();
     return uplink;
@@ -198,16 +190,6 @@ export class Uplink {
     this.linkUp = false;
   }
 
-  /** The producer's resolver: is the batch in the target? (read back from the target partition) */
-  async resolveInFlight(topic: string, partition: number, batch: InFlightBatch): Promise<Outcome> {
-    const link = [...this.links.values()].find((l) => l.target.topic === topic && l.target.partition === partition);
-    if (!link) throw new Error(`no uplink partition forwards to ${topic}-${partition}`);
-    const r = await readBack(this.client, topic, partition, link.origin, { maxBytes: this.options.readBackBytes, recordsMax: this.options.readBackRecordsMax });
-    const outcome: Outcome = r.lastOriginOffset >= batch.firstSourceOffset ? 'landed' : 'absent';
-    this.log.info({ target: `${topic}-${partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of an indefinite produce resolved by read-back');
-    return outcome;
-  }
-
   status(): UplinkStatus {
     return {
       site: this.options.site,
@@ -236,6 +218,7 @@ class PartitionLink {
   reason: string | null = null;
   position = -1;
   recordsSent = 0;
+  private savedPosition = -1;
   private cursor: PartitionCursor | null = null;
 
   constructor(
@@ -317,8 +300,15 @@ class PartitionLink {
     const up = this.up;
     const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
     up.noteSuccess();
-    const inFlight = up.producer.inFlight(this.target.topic, this.target.partition);
-    if (inFlight) await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset >= inFlight.firstSourceOffset ? 'landed' : 'absent');
+    if (up.producer.needsRecovery(this.target.topic, this.target.partition)) {
+      const { landed, absent } = await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset);
+      for (const [batch, outcome] of [...landed.map((b) => [b, 'landed'] as const), ...absent.map((b) => [b, 'absent'] as const)]) {
+        up.log.info({ target: `${this.target.topic}-${this.target.partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of a batch in flight resolved by read-back');
+      }
+      const n = landed.reduce((sum, b) => sum + b.recordCount, 0);
+      this.recordsSent += n;
+      up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
+    }
     const checkpoint = up.stateFile.state.checkpoints[this.checkpointKey];
     let from: number;
     let why: string;
@@ -354,37 +344,85 @@ class PartitionLink {
     this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from }, 'uplink gap: source records removed by retention before they were forwarded');
   }
 
-  /** Reads, plans (raw or re-encoded), sends until stopped or a failure. */
+  /**
+   * Reads, plans (raw or re-encoded) and starts batches, up to inFlightBatchesMax unanswered;
+   * the position and checkpoint follow the answers, in order. Until stopped or a failure: then
+   * every answer still due is awaited, the producer is told (`fail`), and the error goes to `run`,
+   * whose next `resume` reads the target back and settles what was in flight.
+   */
   private async forward(): Promise<void> {
     const up = this.up;
     const cursor = this.cursor!;
     const signal = up.signal;
-    while (!signal.aborted) {
-      if (cursor.caughtUp()) {
-        this.state = 'idle';
-        await cursor.wait(up.options.pollWaitMs);
-        continue;
+    const pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }> = [];
+    let usedProducerId = up.producer.state.producerId;
+    try {
+      while (!signal.aborted) {
+        if (cursor.caughtUp()) {
+          while (pipeline.length > 0) await this.settleHead(pipeline);
+          if (signal.aborted) break;
+          // Everything read was sent and acknowledged, or filtered: the position is the cursor's.
+          this.position = cursor.position;
+          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+          this.state = 'idle';
+          if (this.position !== this.savedPosition) {
+            this.savedPosition = this.position;
+            await up.stateFile.save();
+          }
+          await cursor.wait(up.options.pollWaitMs);
+          continue;
+        }
+        this.state = 'forwarding';
+        const read = await cursor.readRaw();
+        for (const unit of this.plan(read.records, read.from)) {
+          if (signal.aborted) break;
+          while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
+          usedProducerId = up.producer.state.producerId;
+          const started = await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last });
+          pipeline.push({ unit, answer: started.answer });
+        }
+        if (pipeline.length === 0) {
+          // Nothing in flight and nothing sent from this read (all filtered): the position moves past it.
+          this.position = read.nextOffset;
+          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+        }
       }
-      this.state = 'forwarding';
-      const read = await cursor.readRaw();
-      let sent = 0;
-      for (const unit of this.plan(read.records, read.from)) {
-        if (signal.aborted) break;
-        await up.producer.send(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last }, signal);
-        up.noteSuccess();
-        const n = unit.batch.recordCount;
-        sent += n;
-        this.recordsSent += n;
-        up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
-        up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
-        this.position = unit.last + 1;
-        up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    } catch (err) {
+      // Every answer still due is awaited before anything is decided (nothing of ours may be
+      // pending while the read-back looks), then the producer marks the partition unresolved.
+      const answers = await Promise.all(pipeline.map((p) => p.answer));
+      // The acknowledged prefix counts as sent now (the read-back will not report it again).
+      for (let i = 0; i < answers.length && answers[i].ok; i++) await this.settleHead(pipeline);
+      const first = answers.find((a) => !a.ok);
+      const cause = err instanceof PipelineError ? (first && !first.ok ? first.error : err) : (err as Error);
+      if (signal.aborted) return;
+      const refusedAt = answers.findIndex((a) => !a.ok && a.error instanceof KafkaResponseError);
+      if (refusedAt >= 0 && answers.slice(refusedAt + 1).some((a) => a.ok)) {
+        // Only a target that does not check sequences takes a batch after refusing its
+        // predecessor; the read-back then cannot see the hole. Said loudly, with the offsets.
+        const hole = answers[refusedAt].batch;
+        up.log.error({ target: `${this.target.topic}-${this.target.partition}`, fromOffset: hole.firstSourceOffset, toOffset: hole.lastSourceOffset + 1 }, 'uplink: the target took a batch after refusing the one before it (it does not check producer sequences): these source offsets may be missing there; set uplink.inFlightBatchesMax=1 for this target');
       }
-      if (signal.aborted) break;
-      this.position = read.nextOffset;
-      up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
-      if (sent === 0) await up.stateFile.save();
+      const action = await up.producer.fail(this.target.topic, this.target.partition, cause, usedProducerId);
+      up.log.warn({ target: `${this.target.topic}-${this.target.partition}`, err: cause.message, inFlight: pipeline.length, action }, 'uplink produce failed');
+      if (action === 'fatal') throw new BlockedError(`the target refused a batch: ${cause.message}`);
+      throw cause;
     }
+  }
+
+  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
+  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+    const up = this.up;
+    const a = await pipeline[0].answer;
+    if (!a.ok) throw new PipelineError(a.error.message);
+    const { unit } = pipeline.shift()!;
+    up.noteSuccess();
+    const n = unit.batch.recordCount;
+    this.recordsSent += n;
+    up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
+    up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
+    this.position = unit.last + 1;
+    up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
   }
 
   /**

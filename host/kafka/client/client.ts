@@ -187,17 +187,30 @@ export class KafkaClient {
 
   /** Produce one partition's batches (acks -1 unless told); the partition's answer, error code included. */
   async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<ProduceResult> {
+    return (await this.produceQueued(topic, partition, records, options)).answer;
+  }
+
+  /**
+   * Like `produce`, but resolves as soon as the request is written to (or queued on) the leader's
+   * connection, with its answer still to come. Requests of one connection are written in call
+   * order and a broker answers them in order, so a caller that awaits each call before the next
+   * keeps its batches in order while several are in flight (the idempotent producer's pipeline).
+   */
+  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<{ answer: Promise<ProduceResult> }> {
     const conn = await this.leader(topic, partition);
-    const res = await conn.request(CLIENT_APIS.produce, {
+    const request = conn.request(CLIENT_APIS.produce, {
       transactionalId: null,
       acks: options.acks ?? -1,
       timeoutMs: options.timeoutMs,
       topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
     });
-    const p = res.responses?.[0]?.partitionResponses?.[0];
-    if (!p) throw new KafkaClientError('protocol', `produce to ${topic}-${partition}: the answer names no partition`, true);
-    this.noteCode(topic, p.errorCode);
-    return { errorCode: p.errorCode, baseOffset: p.baseOffset, logStartOffset: p.logStartOffset, errorMessage: p.errorMessage ?? null };
+    const answer = request.then((res) => {
+      const p = res.responses?.[0]?.partitionResponses?.[0];
+      if (!p) throw new KafkaClientError('protocol', `produce to ${topic}-${partition}: the answer names no partition`, true);
+      this.noteCode(topic, p.errorCode);
+      return { errorCode: p.errorCode, baseOffset: p.baseOffset, logStartOffset: p.logStartOffset, errorMessage: p.errorMessage ?? null };
+    });
+    return { answer };
   }
 
   /** One partition's fetch (committed records only). */

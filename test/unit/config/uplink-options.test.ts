@@ -73,7 +73,7 @@ t.test('uplink: topic patterns and rename templates', async (t) => {
 });
 
 t.test('uplink state file: header, length and CRC are checked', async (t) => {
-  const state = { producer: { producerId: 7, producerEpoch: 0, partitions: { 'x.t/0': { nextSequence: 12, inFlight: { baseSequence: 12, recordCount: 3, firstSourceOffset: 40, lastSourceOffset: 42 } } } }, checkpoints: { 't/0': 40 } };
+  const state = { producer: { producerId: 7, producerEpoch: 0, partitions: { 'x.t/0': { nextSequence: 12, inFlight: [{ producerId: 7, baseSequence: 12, recordCount: 3, firstSourceOffset: 40, lastSourceOffset: 42 }] } } }, checkpoints: { 't/0': 40 } };
   const bytes = encodeLinkState(state);
   t.match(bytes.toString('utf8', 0, 40), /^TRIBUTARY-UPLINK-STATE 1 [0-9a-f]{8} \d+\n/);
   t.same(decodeLinkState(bytes), state, 'round trip');
