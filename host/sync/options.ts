@@ -27,6 +27,10 @@ export interface UplinkOptions {
   readBackRecordsMax: number;
   topicScanIntervalMs: number;
   pollWaitMs: number;
+  downlink: string[] | string;
+  downlinkOriginSite: string;
+  downlinkFetchBytes: number;
+  downlinkWaitMs: number;
 }
 
 export const defaultUplinkOptions: UplinkOptions = {
@@ -76,6 +80,14 @@ export const defaultUplinkOptions: UplinkOptions = {
   topicScanIntervalMs: 5_000,
   // A caught-up partition waits this long for new records before looking again (appends wake it sooner).
   pollWaitMs: 1_000,
+  // Downlink: central topics copied into local topics, `central=local` pairs ({site} allowed in the central name), a list or one comma-separated string; [] = no downlink.
+  downlink: [],
+  // The origin site stamped on downlinked records (tributary.origin.site): read back from the local log to resume exactly once, and never sent up again.
+  downlinkOriginSite: 'central',
+  // Bytes per fetch from a central partition: what one downlink partition holds in memory at once (under the default 1 MiB max.message.bytes of the local topic it is appended to).
+  downlinkFetchBytes: 512 * 1024,
+  // A caught-up downlink partition waits this long at the centre for new records (long poll); below requestTimeoutMs.
+  downlinkWaitMs: 1_000,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -107,12 +119,18 @@ export const uplinkSchema: SectionSchema = section({
   readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
   topicScanIntervalMs: int32(10),
   pollWaitMs: int32(1),
+  downlink: listOrString('central=local topic pairs'),
+  downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
+  downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
+  downlinkWaitMs: int32(0),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink'> {
   bootstrap: string[];
   topics: string[];
+  /** Central topic (site filled in) → local topic. */
+  downlink: Array<{ central: string; local: string }>;
 }
 
 function items(v: string[] | string): string[] {
@@ -143,7 +161,17 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (o.produceTimeoutMs >= o.requestTimeoutMs) throw new Error(`uplink.produceTimeoutMs (${o.produceTimeoutMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs}): the target should answer before we give up`);
   if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
   if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
-  return { ...o, bootstrap, topics };
+  const downlink = items(o.downlink).map((pair) => {
+    const m = /^([A-Za-z0-9._{}-]+)=([A-Za-z0-9._-]+)$/.exec(pair);
+    if (!m || m[2].startsWith('__')) throw new Error(`uplink.downlink entry "${pair}" is not central=local (topic names; {site} allowed in the central one; no internal __ topics)`);
+    const bad = m[1].match(/\{[^}]*\}/g)?.find((p) => p !== '{site}');
+    if (bad) throw new Error(`uplink.downlink entry "${pair}" has an unknown placeholder ${bad} (allowed: {site})`);
+    return { central: m[1].replaceAll('{site}', o.site), local: m[2] };
+  });
+  if (downlink.length > 0 && o.downlinkOriginSite === o.site) throw new Error(`uplink.downlinkOriginSite "${o.downlinkOriginSite}" equals uplink.site: downlinked records could not be told from this site's own`);
+  if (downlink.length > 0 && o.downlinkWaitMs >= o.requestTimeoutMs) throw new Error(`uplink.downlinkWaitMs (${o.downlinkWaitMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs})`);
+  if (o.downlinkFetchBytes > o.responseBytesMax) throw new Error(`uplink.downlinkFetchBytes (${o.downlinkFetchBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
+  return { ...o, bootstrap, topics, downlink };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

@@ -25,7 +25,7 @@
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
-import type { BrokerApi, RecordInput, TopicPartition } from '../broker/api.js';
+import type { BrokerApi, TopicPartition } from '../broker/api.js';
 import { decodeBatch, readBatchHeader, RECORDS, type DecodedRecord } from '../core/index.js';
 import { writeFileAtomic } from '../log/io.js';
 import { PartitionCursor } from '../broker/cursor.js';
@@ -36,6 +36,8 @@ import { KafkaClient } from '../kafka/client/client.js';
 import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
 import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, type Answer, type OutgoingBatch } from '../kafka/client/producer.js';
 import { rawForwardable, withBatchOrigin } from './raw-batch.js';
+import { splitBatches } from './batches.js';
+import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
 import { LinkStateFile } from './state-file.js';
@@ -62,6 +64,8 @@ export interface UplinkStatus {
   link: 'up' | 'down' | 'stopped';
   bytesSent: number;
   partitions: PartitionStatus[];
+  /** One entry per central partition the downlink follows (empty without uplink.downlink). */
+  downlink: DownlinkPartitionStatus[];
 }
 
 export interface UplinkDeps {
@@ -98,6 +102,10 @@ export class Uplink {
   private readonly loops = new Set<Promise<void>>();
   private linkUp = false;
   readonly metrics: Metrics;
+  /** Central topics copied into local ones (null without uplink.downlink); its own client, so long polls never hold the producer's window. */
+  private downlink: Downlink | null = null;
+  /** Origin sites whose records are never sent up: this site's, and the downlink's. */
+  readonly notForwarded: string[];
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -121,6 +129,7 @@ export class Uplink {
     });
     this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
+    this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -139,8 +148,22 @@ export class Uplink {
     });
     const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
-    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename }, 'uplink starting');
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink }, 'uplink starting');
     uplink.scan();
+    if (options.downlink.length > 0) {
+      const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
+      uplink.downlink = new Downlink({
+        broker: deps.broker,
+        logger: deps.logger.child({ component: 'downlink', site: options.site }),
+        metrics: deps.metrics,
+        client: downClient,
+        options,
+        checkpoints: stateFile.state.checkpoints,
+        saveState: () => stateFile.save(),
+        signal: uplink.signal,
+      });
+      void uplink.downlink.scan();
+    }
     return uplink;
   }
 
@@ -197,6 +220,7 @@ export class Uplink {
       link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
       partitions: [...this.links.values()].map((l) => l.status()),
+      downlink: this.downlink?.status() ?? [],
     };
   }
 
@@ -204,6 +228,10 @@ export class Uplink {
     this.abort.abort();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
+    if (this.downlink) {
+      await this.downlink.deps.client.close();
+      await this.downlink.stop();
+    }
     await Promise.allSettled([...this.loops]);
     await this.stateFile.save();
     await this.writeStatus();
@@ -451,7 +479,7 @@ class PartitionLink {
           if (pending.length > 0) yield* flush(this.origin);
           yield { raw: true, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
         } else if (!h.isControl) {
-          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !carriesOrigin(rec, o.site)) pending.push(rec);
+          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !this.up.notForwarded.some((site) => carriesOrigin(rec, site))) pending.push(rec);
         }
       }
       pos += h.totalBytes;
@@ -469,30 +497,4 @@ interface SendUnit {
   last: number;
 }
 
-/** Per-record framing and header overhead assumed when sizing a batch (varints, lengths, attributes). */
-const RECORD_OVERHEAD_BYTES = 40;
-
-function recordBytes(r: RecordInput): number {
-  let n = RECORD_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const h of r.headers ?? []) n += h.key.length + (h.value?.length ?? 0) + 10;
-  return n;
-}
-
-/** Consecutive slices of `records`, each at most `recordsMax` records and `bytesMax` estimated bytes (one record alone may pass it). */
-export function splitBatches(records: RecordInput[], recordsMax: number, bytesMax: number): Array<{ from: number; records: RecordInput[] }> {
-  const out: Array<{ from: number; records: RecordInput[] }> = [];
-  let from = 0;
-  let bytes = 0;
-  for (let i = 0; i < records.length; i++) {
-    const b = recordBytes(records[i]);
-    if (i > from && (i - from >= recordsMax || bytes + b > bytesMax)) {
-      out.push({ from, records: records.slice(from, i) });
-      from = i;
-      bytes = 0;
-    }
-    bytes += b;
-  }
-  if (from < records.length) out.push({ from, records: records.slice(from) });
-  return out;
-}
-
+export { splitBatches } from './batches.js';

@@ -45,6 +45,15 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.inFlightMax=0'], /uplink\.inFlightMax/],
     [['uplink.readBytesMax=1023'], /uplink\.readBytesMax/],
     [['uplink.batchBytesMax=1023'], /uplink\.batchBytesMax/],
+    [['uplink.inFlightBatchesMax=0'], /uplink\.inFlightBatchesMax/],
+    [['uplink.inFlightBatchesMax=6'], /uplink\.inFlightBatchesMax/],
+    [['uplink.rawBatchRecordsMin=0'], /uplink\.rawBatchRecordsMin/],
+    [['uplink.downlinkFetchBytes=1023'], /uplink\.downlinkFetchBytes/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=commands'], /uplink\.downlink entry "commands" is not central=local/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={site}.cmd=__mqtt'], /uplink\.downlink entry "\{site\}\.cmd=__mqtt"/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={zone}.cmd=cmd'], /unknown placeholder \{zone\}/],
+    [['uplink.site=central', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b'], /uplink\.downlinkOriginSite "central" equals uplink\.site/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b', 'uplink.downlinkWaitMs=30000'], /uplink\.downlinkWaitMs \(30000\) must be below uplink\.requestTimeoutMs/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -56,9 +65,10 @@ t.test('uplink config: each mistake names its key', async (t) => {
 
 t.test('uplink config: limits at their boundary are accepted', async (t) => {
   const dir = await tempDir(t);
-  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0'];
+  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0', 'uplink.inFlightBatchesMax=5', 'uplink.rawBatchRecordsMin=1', 'uplink.downlinkFetchBytes=1024', 'uplink.downlink={site}.commands=commands, central.all=broadcast', 'uplink.downlinkWaitMs=29999'];
   const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...ok.flatMap((s) => ['--set', s])], {}));
-  t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax], [1, 1024, 1024, 0]);
+  t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax, p.uplink?.inFlightBatchesMax, p.uplink?.rawBatchRecordsMin, p.uplink?.downlinkFetchBytes], [1, 1024, 1024, 0, 5, 1, 1024]);
+  t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {
