@@ -27,6 +27,9 @@ export interface UplinkOptions {
   readBackRecordsMax: number;
   topicScanIntervalMs: number;
   pollWaitMs: number;
+  bandwidthBytesPerSec: number;
+  bandwidthBurstBytes: number;
+  priorities: string[] | string;
   downlink: string[] | string;
   downlinkOriginSite: string;
   downlinkFetchBytes: number;
@@ -80,6 +83,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   topicScanIntervalMs: 5_000,
   // A caught-up partition waits this long for new records before looking again (appends wake it sooner).
   pollWaitMs: 1_000,
+  // Bandwidth cap of the link: produce bytes per second toward the target (token bucket); 0 = no cap (as fast as the target takes it). Metered cellular plans and shared uplinks need one.
+  bandwidthBytesPerSec: 0,
+  // Bytes the cap lets through at once after an idle spell (the bucket's size); a batch larger than this is sent whole and its debt waited out by the batches after it.
+  bandwidthBurstBytes: 256 * 1024,
+  // Priority classes, highest first: topic names or prefixes ending in * (a list or one comma-separated string). A partition starts a batch only while no partition of a higher class has unsent data, so after an outage alarms drain before telemetry; unmatched topics come last. [] = one class.
+  priorities: [],
   // Downlink: central topics copied into local topics, `central=local` pairs ({site} allowed in the central name), a list or one comma-separated string; [] = no downlink.
   downlink: [],
   // The origin site stamped on downlinked records (tributary.origin.site): read back from the local log to resume exactly once, and never sent up again.
@@ -119,6 +128,9 @@ export const uplinkSchema: SectionSchema = section({
   readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
   topicScanIntervalMs: int32(10),
   pollWaitMs: int32(1),
+  bandwidthBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER),
+  bandwidthBurstBytes: integer(1024, 2_147_483_647),
+  priorities: listOrString('topic names or prefixes ending in *'),
   downlink: listOrString('central=local topic pairs'),
   downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
   downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
@@ -126,9 +138,10 @@ export const uplinkSchema: SectionSchema = section({
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities'> {
   bootstrap: string[];
   topics: string[];
+  priorities: string[];
   /** Central topic (site filled in) → local topic. */
   downlink: Array<{ central: string; local: string }>;
 }
@@ -171,7 +184,9 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (downlink.length > 0 && o.downlinkOriginSite === o.site) throw new Error(`uplink.downlinkOriginSite "${o.downlinkOriginSite}" equals uplink.site: downlinked records could not be told from this site's own`);
   if (downlink.length > 0 && o.downlinkWaitMs >= o.requestTimeoutMs) throw new Error(`uplink.downlinkWaitMs (${o.downlinkWaitMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs})`);
   if (o.downlinkFetchBytes > o.responseBytesMax) throw new Error(`uplink.downlinkFetchBytes (${o.downlinkFetchBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
-  return { ...o, bootstrap, topics, downlink };
+  const priorities = items(o.priorities);
+  for (const p of priorities) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.priorities entry "${p}" is not a topic name or a prefix ending in *`);
+  return { ...o, bootstrap, topics, downlink, priorities };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

@@ -38,6 +38,7 @@ import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, 
 import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
+import { PriorityGate, TokenBucket } from './flow.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
 import { LinkStateFile } from './state-file.js';
@@ -85,6 +86,8 @@ interface Metrics {
 }
 
 class BlockedError extends Error {}
+/** Produce request bytes around one partition's batch (header, client id, topic name, fields): what the cap counts besides the batch. */
+const PRODUCE_REQUEST_OVERHEAD_BYTES = 100;
 /** A batch of the pipeline was refused or lost: its answer holds the cause. */
 class PipelineError extends Error {}
 
@@ -106,6 +109,9 @@ export class Uplink {
   private downlink: Downlink | null = null;
   /** Origin sites whose records are never sent up: this site's, and the downlink's. */
   readonly notForwarded: string[];
+  /** The link's bandwidth cap (null: none) and its priority classes (host/sync/flow.ts). */
+  readonly bucket: TokenBucket | null;
+  readonly gate: PriorityGate;
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -130,6 +136,8 @@ export class Uplink {
     this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
+    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
+    this.gate = new PriorityGate(options.priorities);
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -248,6 +256,8 @@ class PartitionLink {
   recordsSent = 0;
   private savedPosition = -1;
   private cursor: PartitionCursor | null = null;
+  /** Priority class (0 = highest). */
+  readonly priority: number;
 
   constructor(
     private readonly up: Uplink,
@@ -257,6 +267,13 @@ class PartitionLink {
     const perPartition = up.options.rename.includes('{partition}');
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
+    this.priority = up.gate.classOf(source.topic);
+    // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
+    this.setBusy(true);
+  }
+
+  private setBusy(busy: boolean): void {
+    this.up.gate.setBusy(this.checkpointKey, this.priority, busy);
   }
 
   private get checkpointKey(): string {
@@ -289,6 +306,7 @@ class PartitionLink {
         failures++;
         const blocked = err instanceof BlockedError;
         this.state = blocked ? 'blocked' : 'retrying';
+        this.setBusy(!blocked); // a blocked partition never holds the lower classes back
         this.reason = (err as Error).message;
         if (!blocked) this.up.noteFailure(err as Error);
         this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, err: this.reason, state: this.state }, blocked ? 'uplink partition blocked' : 'uplink partition retrying');
@@ -393,6 +411,7 @@ class PartitionLink {
           this.position = cursor.position;
           up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
           this.state = 'idle';
+          this.setBusy(false);
           if (this.position !== this.savedPosition) {
             this.savedPosition = this.position;
             await up.stateFile.save();
@@ -401,10 +420,14 @@ class PartitionLink {
           continue;
         }
         this.state = 'forwarding';
+        this.setBusy(true);
         const read = await cursor.readRaw();
         for (const unit of this.plan(read.records, read.from)) {
           if (signal.aborted) break;
           while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
+          await up.gate.turn(this.priority, signal);
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (signal.aborted) break;
           usedProducerId = up.producer.state.producerId;
           const started = await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last });
           pipeline.push({ unit, answer: started.answer });

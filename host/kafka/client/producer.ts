@@ -74,15 +74,14 @@ export interface ProducerStateStore {
  */
 export interface OutgoingBatch {
   recordCount: number;
+  /** Bytes of the batch as it goes out (what a bandwidth cap counts). */
+  sizeBytes: number;
   bytes(producerId: number, producerEpoch: number, baseSequence: number): Uint8Array;
 }
 
-/** Records encoded into one uncompressed batch per attempt. */
+/** Records encoded once into one uncompressed batch; each attempt stamps its producer fields into it. */
 export function recordsOutgoing(records: RecordInput[]): OutgoingBatch {
-  return {
-    recordCount: records.length,
-    bytes: (producerId, producerEpoch, baseSequence) => encodeBatch(records, { producerId, producerEpoch, baseSequence }),
-  };
+  return rawOutgoing(encodeBatch(records), records.length);
 }
 
 /**
@@ -93,6 +92,7 @@ export function rawOutgoing(batch: Uint8Array, recordCount: number): OutgoingBat
   const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
   return {
     recordCount,
+    sizeBytes: batch.byteLength,
     bytes: (producerId, producerEpoch, baseSequence) => {
       writeInt64(view, PRODUCER_ID, producerId);
       view.setInt16(PRODUCER_EPOCH, producerEpoch);
