@@ -25,6 +25,7 @@
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import type { BrokerApi, TopicPartition } from '../broker/api.js';
 import { decodeBatch, readBatchHeader, RECORDS, type DecodedRecord } from '../core/index.js';
 import { writeFileAtomic } from '../log/io.js';
@@ -41,7 +42,7 @@ import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { PriorityGate, TokenBucket } from './flow.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
-import { LinkStateFile } from './state-file.js';
+import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
 export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
 
@@ -117,7 +118,7 @@ export class Uplink {
     readonly deps: UplinkDeps,
     readonly options: ResolvedUplink,
     readonly client: KafkaClient,
-    readonly stateFile: LinkStateFile,
+    readonly stateFile: LinkStateStore,
     readonly producer: IdempotentProducer,
     readonly log: Logger,
   ) {
@@ -142,7 +143,8 @@ export class Uplink {
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
     const log = deps.logger.child({ component: 'uplink', site: options.site });
-    const stateFile = await LinkStateFile.open(deps.dataDir, options.site, (why) => log.warn({ why }, 'uplink state not trusted: starting without producer id or checkpoints; the read-back decides where each partition resumes'));
+    await mkdir(join(deps.dataDir, '__uplink'), { recursive: true }); // the status view's directory
+    const stateFile = await LinkStateTable.open(deps.broker, deps.dataDir, options.site, { logger: log, metrics: deps.metrics }, (why) => log.warn({ why }, 'uplink state not trusted: starting without producer id or checkpoints; the read-back decides where each partition resumes'));
     const client = new KafkaClient({
       bootstrap: options.bootstrap,
       clientId: options.clientId,
