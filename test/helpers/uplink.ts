@@ -173,10 +173,17 @@ lib.rd_kafka_conf_set(conf, b'log_level', b'0', err, 512)
 rk = lib.rd_kafka_new(1, conf, err, 512)
 mc = lib.rd_kafka_mock_cluster_new(rk, int(sys.argv[1]))
 print(lib.rd_kafka_mock_cluster_bootstraps(mc).decode(), flush=True)
+lib.rd_kafka_mock_partition_set_leader.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
 # Commands, one per line: "errors <api key> <error code> <count>" makes the next <count> requests
-# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors).
+# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors);
+# "leader <topic> <partition> <broker id>" moves a partition's leader
+# (rd_kafka_mock_partition_set_leader).
 for line in sys.stdin:
     parts = line.split()
+    if len(parts) == 4 and parts[0] == 'leader':
+        rc = lib.rd_kafka_mock_partition_set_leader(mc, parts[1].encode(), int(parts[2]), int(parts[3]))
+        print('ok' if rc == 0 else 'error %d' % rc, flush=True)
+        continue
     if len(parts) == 4 and parts[0] == 'errors':
         key, code, cnt = int(parts[1]), int(parts[2]), int(parts[3])
         lib.rd_kafka_mock_push_request_errors(ctypes.c_void_p(mc), ctypes.c_int16(key), ctypes.c_size_t(cnt), *([ctypes.c_int(code)] * cnt))
@@ -188,6 +195,8 @@ export interface MockCluster {
   child: ChildProcess;
   /** The next `count` requests of API `apiKey` fail with Kafka error `code`. */
   pushErrors(apiKey: number, code: number, count: number): Promise<void>;
+  /** Moves the leader of `topic`/`partition` to broker `brokerId`. */
+  setLeader(topic: string, partition: number, brokerId: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -221,5 +230,11 @@ export async function startMockCluster(t: Teardown, dir: string, brokers = 3): P
     child.stdin!.write(`errors ${apiKey} ${code} ${count}\n`);
     if ((await answer) !== 'ok') throw new Error('the mock cluster refused the error injection');
   };
-  return { bootstrap, child, stop, pushErrors };
+  const setLeader = async (topic: string, partition: number, brokerId: number) => {
+    const answer = nextLine('set leader');
+    child.stdin!.write(`leader ${topic} ${partition} ${brokerId}\n`);
+    const a = await answer;
+    if (a !== 'ok') throw new Error(`the mock cluster refused to move the leader: ${a}`);
+  };
+  return { bootstrap, child, stop, pushErrors, setLeader };
 }

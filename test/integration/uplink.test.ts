@@ -187,4 +187,41 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     t.ok(resolved.some((l) => l.outcome === 'landed'), 'one of them had landed although its answer was lost');
     if (!t.passing()) t.comment(edge.logs.filter((l) => l.component === 'uplink').map((l) => JSON.stringify(l)).join('\n'));
   });
+
+  t.test('uplink: both sides killed with SIGKILL at once mid-transfer, both restarted (edge first): exactly once', async (t) => {
+    const targetDir = await tempDir(t);
+    let target = await startBroker(t, { dataDir: targetDir });
+    const port = target.port('kafka');
+    const dir = await tempDir(t);
+    const args = edgeArgs(target.listeners.kafka!, ['--set', 'uplink.readBytesMax=2048', '--set', 'uplink.requestTimeoutMs=3000', '--set', 'uplink.produceTimeoutMs=2000']);
+    // The backlog is taken while no uplink is configured (a link that was down), in batches of 20.
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=3'] });
+    const n = 3000;
+    const expected = [0, 1, 2].map((p) => values(p, n, 0, 100));
+    for (let p = 0; p < 3; p++) {
+      const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'sensors.d', '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=20'], expected[p].join('\n') + '\n');
+      t.equal(r.code, 0, `partition ${p} loaded`);
+    }
+    // Acknowledged by the edge: 3 × 3000 records.
+    t.equal(await loader.stop(), 0);
+    let edge = await startBroker(t, { dataDir: dir, args });
+    const atStop = await eventually(async () => {
+      const c = await forwarded(edge, 'sensors.d');
+      return c >= 500 ? c : Promise.reject(new Error(`only ${c}`));
+    }, 40_000, 5);
+    await Promise.all([edge.kill(), target.kill()]);
+    t.ok(atStop < 3 * n, `both killed mid-transfer (${atStop} of ${3 * n} reported forwarded)`);
+    // The edge comes back first, to a target that is not there yet.
+    edge = await startBroker(t, { dataDir: dir, args });
+    await new Promise((res) => setTimeout(res, 1500));
+    target = await startBroker(t, { dataDir: targetDir, args: ['--kafka-port', String(port)] });
+    await eventually(async () => (await targetCount(target.listeners.kafka!, 'edge1.sensors.d')) >= 3 * n || Promise.reject(new Error('not yet')), 90_000, 300);
+    await new Promise((res) => setTimeout(res, 1000));
+    const all = await kcatReadAll(target.listeners.kafka!, 'edge1.sensors.d');
+    t.equal(all.length, 3 * n, 'exactly 3 × 3000 records in the target');
+    for (let p = 0; p < 3; p++) {
+      const v = verdict(all, { site: SITE, topic: 'sensors.d', partition: p }, expected[p]);
+      t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: n, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, `partition ${p}: every record once, in order`);
+    }
+  });
 }
