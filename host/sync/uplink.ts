@@ -83,6 +83,7 @@ interface Metrics {
   bytes: Gauge;
   records: Counter;
   batches: Counter;
+  oldestAge: Gauge;
   gaps: Counter;
 }
 
@@ -128,11 +129,16 @@ export class Uplink {
       link: r.gauge('tributary_uplink_link_up', '1 while the uplink reaches its target, else 0'),
       bytes: r.gauge('tributary_uplink_bytes_sent', 'Request bytes the uplink wrote to its target since start'),
       records: r.counter('tributary_uplink_records_sent_total', 'Records the uplink forwarded (acknowledged or found by read-back)'),
+      oldestAge: r.gauge('tributary_uplink_oldest_unsent_age_seconds', 'Age (now − its timestamp) of the oldest source record the uplink read and the target has not acknowledged; 0 when caught up'),
       batches: r.counter('tributary_uplink_batches_sent_total', 'Batches the uplink produced, by path: raw (as stored, origin on the last record) or reencoded (decoded, origin on every record)'),
       gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
     };
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
+    });
+    this.metrics.oldestAge.collect(() => {
+      const now = Date.now();
+      for (const l of this.links.values()) this.metrics.oldestAge.set(l.oldestUnsentMs === null ? 0 : Math.max(0, (now - l.oldestUnsentMs) / 1000), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
     });
     this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
@@ -257,6 +263,8 @@ class PartitionLink {
   position = -1;
   recordsSent = 0;
   private savedPosition = -1;
+  /** Timestamp of the oldest record read and not yet acknowledged by the target; null when caught up or not yet known. */
+  oldestUnsentMs: number | null = null;
   private cursor: PartitionCursor | null = null;
   /** Priority class (0 = highest). */
   readonly priority: number;
@@ -413,6 +421,7 @@ class PartitionLink {
           this.position = cursor.position;
           up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
           this.state = 'idle';
+          this.oldestUnsentMs = null;
           this.setBusy(false);
           if (this.position !== this.savedPosition) {
             this.savedPosition = this.position;
@@ -427,6 +436,7 @@ class PartitionLink {
         for (const unit of this.plan(read.records, read.from)) {
           if (signal.aborted) break;
           while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
+          if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
           await up.gate.turn(this.priority, signal);
           if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
           if (signal.aborted) break;
@@ -469,6 +479,9 @@ class PartitionLink {
     const a = await pipeline[0].answer;
     if (!a.ok) throw new PipelineError(a.error.message);
     const { unit } = pipeline.shift()!;
+    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
+    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
+    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
     up.noteSuccess();
     const n = unit.batch.recordCount;
     this.recordsSent += n;
@@ -492,7 +505,7 @@ class PartitionLink {
     const flush = function* (origin: Origin): Generator<SendUnit> {
       const stamped = pending.map((rec) => withOrigin(rec, origin));
       for (const part of splitBatches(stamped, o.batchRecordsMax, o.batchBytesMax)) {
-        yield { raw: false, batch: recordsOutgoing(part.records), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
+        yield { raw: false, firstTimestampMs: pending[part.from].timestampMs, batch: recordsOutgoing(part.records), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
       }
       pending = [];
     };
@@ -502,7 +515,7 @@ class PartitionLink {
       if (h.lastOffset >= from) {
         if (o.rawForwarding && rawForwardable(buf, pos, h, from, this.origin, limits)) {
           if (pending.length > 0) yield* flush(this.origin);
-          yield { raw: true, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
+          yield { raw: true, firstTimestampMs: h.baseTimestamp, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
         } else if (!h.isControl) {
           for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !this.up.notForwarded.some((site) => carriesOrigin(rec, site))) pending.push(rec);
         }
@@ -516,6 +529,8 @@ class PartitionLink {
 interface SendUnit {
   /** Forwarded as stored (true) or decoded and re-encoded. */
   raw: boolean;
+  /** Timestamp of its first record (CreateTime): what the age of the oldest unsent record is measured from. */
+  firstTimestampMs: number;
   batch: OutgoingBatch;
   /** First and last source offsets the produce covers. */
   first: number;

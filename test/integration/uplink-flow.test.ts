@@ -21,6 +21,11 @@ function sum(text: string, name: string, label = ''): number {
   return n;
 }
 
+function age(text: string): number {
+  const m = /^tributary_uplink_oldest_unsent_age_seconds\{[^}]*\} ([0-9.e+-]+)$/m.exec(text);
+  return m ? Number(m[1]) : -1;
+}
+
 /** Loads `values` into topic-partition 0 of a stopped-uplink edge in batches of `perBatch`. */
 async function load(edge: BrokerProcess, topic: string, values: string[], perBatch: number): Promise<void> {
   const r = await sh('kcat', ['-P', '-b', edge.listeners.kafka!, '-t', topic, '-p', '0', '-X', 'acks=all', '-X', `batch.num.messages=${perBatch}`], values.join('\n') + '\n');
@@ -46,12 +51,16 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const first = await eventually(async () => {
       const m = await metrics(edge);
       const sent = sum(m, 'tributary_uplink_records_sent_total');
-      return sent > 0 && sent < n ? { ms: performance.now(), bytes: sum(m, 'tributary_uplink_bytes_sent') } : Promise.reject(new Error(`sent ${sent}`));
+      return sent > 0 && sent < n ? { ms: performance.now(), bytes: sum(m, 'tributary_uplink_bytes_sent'), ageS: age(m) } : Promise.reject(new Error(`sent ${sent}`));
     }, 30_000, 20);
+    // The backlog was written before the edge restarted: its oldest unsent record is that old.
+    t.ok(first.ageS > 0.5, `age of the oldest unsent record while draining: ${first.ageS.toFixed(2)} s`);
     const last = await eventually(async () => {
       const m = await metrics(edge);
       return sum(m, 'tributary_uplink_records_sent_total') >= n ? { ms: performance.now(), bytes: sum(m, 'tributary_uplink_bytes_sent') } : Promise.reject(new Error('not yet'));
     }, 60_000, 20);
+    await eventually(async () => (age(await metrics(edge)) === 0 ? true : Promise.reject(new Error('not idle yet'))), 10_000, 100);
+    t.pass('the age is 0 once caught up');
     const achieved = (last.bytes - first.bytes) / ((last.ms - first.ms) / 1000);
     t.ok(last.ms - first.ms > 2000, `the drain took ${((last.ms - first.ms) / 1000).toFixed(1)} s (uncapped it takes well under one)`);
     t.ok(achieved > rate * 0.8 && achieved < rate * 1.2, `achieved ${Math.round(achieved)} B/s against a cap of ${rate} B/s (${((achieved / rate - 1) * 100).toFixed(1)}%)`);
