@@ -106,6 +106,40 @@ export class PriorityGate {
   }
 }
 
+/**
+ * A bound on bytes held at once by many holders (the link's batches in flight): `acquire` waits
+ * while the bytes held plus its own would pass the bound, except when nothing is held (one item
+ * larger than the bound still passes alone, so nothing waits forever). Waiters are woken on every
+ * release and served in arrival order.
+ */
+export class ByteBound {
+  held = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly bytesMax: number) {}
+
+  async acquire(bytes: number, signal: AbortSignal): Promise<void> {
+    while (this.held > 0 && this.held + bytes > this.bytesMax && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.waiters.push(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    this.held += bytes;
+  }
+
+  release(bytes: number): void {
+    this.held = Math.max(0, this.held - bytes);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {

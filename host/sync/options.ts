@@ -14,6 +14,7 @@ export interface UplinkOptions {
   produceTimeoutMs: number;
   inFlightMax: number;
   inFlightBatchesMax: number;
+  inFlightBytesMax: number;
   queuedMax: number;
   responseBytesMax: number;
   reconnectBackoffMs: number;
@@ -57,6 +58,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   inFlightMax: 5,
   // Batches of one partition written and unanswered at once (the pipeline): Kafka keeps the last five batches per producer for deduplication, so at most 5; 1 = one batch at a time (for a target that does not check sequences, such as librdkafka's mock, where a pipeline could leave a gap behind a refused batch).
   inFlightBatchesMax: 5,
+  // Bytes of batches built and unanswered across all partitions of the link at once (counted in the start-up memory budget); a batch waits past it, except when nothing is in flight (so one batch larger than the bound still goes).
+  inFlightBytesMax: 8 * 1024 * 1024,
   // Requests waiting for a window slot per connection; past it a request is refused (and retried later).
   queuedMax: 1024,
   // Largest answer accepted (a fetch during read-back is at most readBackBytes, plus headers).
@@ -115,6 +118,7 @@ export const uplinkSchema: SectionSchema = section({
   produceTimeoutMs: int32(1),
   inFlightMax: integer(1, 1000),
   inFlightBatchesMax: integer(1, 5),
+  inFlightBytesMax: integer(1024, 2_147_483_647),
   queuedMax: integer(0, 1_000_000),
   responseBytesMax: integer(1024, 2_147_483_647),
   reconnectBackoffMs: int32(1),

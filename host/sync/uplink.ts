@@ -39,7 +39,7 @@ import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, 
 import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
-import { PriorityGate, TokenBucket } from './flow.js';
+import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
@@ -114,6 +114,8 @@ export class Uplink {
   /** The link's bandwidth cap (null: none) and its priority classes (host/sync/flow.ts). */
   readonly bucket: TokenBucket | null;
   readonly gate: PriorityGate;
+  /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
+  readonly inFlightBytes: ByteBound;
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -145,6 +147,7 @@ export class Uplink {
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
     this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
     this.gate = new PriorityGate(options.priorities);
+    this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -440,9 +443,18 @@ class PartitionLink {
           await up.gate.turn(this.priority, signal);
           if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
           if (signal.aborted) break;
-          usedProducerId = up.producer.state.producerId;
-          const started = await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last });
-          pipeline.push({ unit, answer: started.answer });
+          const size = unit.batch.sizeBytes;
+          await up.inFlightBytes.acquire(size, signal);
+          let answer: Promise<Answer>;
+          try {
+            usedProducerId = up.producer.state.producerId;
+            answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last })).answer;
+          } catch (err) {
+            up.inFlightBytes.release(size);
+            throw err;
+          }
+          void answer.then(() => up.inFlightBytes.release(size));
+          pipeline.push({ unit, answer });
         }
         if (pipeline.length === 0) {
           // Nothing in flight and nothing sent from this read (all filtered): the position moves past it.

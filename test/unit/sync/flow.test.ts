@@ -61,3 +61,22 @@ t.test('priority gate: classes by first matching pattern; a lower class waits fo
   await waiting;
   t.ok(low, 'class 2 goes last');
 });
+
+t.test('byte bound: holders past the bound wait for a release; one item larger than the bound passes alone', async (t) => {
+  const { ByteBound } = await import('../../../host/sync/flow.js');
+  const bound = new ByteBound(1000);
+  const signal = new AbortController().signal;
+  await bound.acquire(600, signal);
+  await bound.acquire(400, signal); // exactly the bound
+  t.equal(bound.held, 1000);
+  let third = false;
+  const waiting = bound.acquire(1, signal).then(() => (third = true));
+  await new Promise((r) => setTimeout(r, 20));
+  t.notOk(third, 'one byte over the bound waits');
+  bound.release(600);
+  await waiting;
+  t.equal(bound.held, 401, 'goes once bytes were released');
+  bound.release(401);
+  await bound.acquire(5000, signal);
+  t.equal(bound.held, 5000, 'an item larger than the bound passes when nothing is held');
+});
