@@ -392,9 +392,10 @@ class PartitionLink {
     });
     if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
     this.position = this.cursor.position;
+    const txn = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
     up.log.info(
-      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
-      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; transactions mode not implemented), resuming at ${this.position}`,
+      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', targetAdvertisesTransactions: txn, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
+      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; ${txn ? 'the target advertises transactions, but transactions mode is not implemented' : 'the target does not advertise transactions'}), resuming at ${this.position}`,
     );
   }
 

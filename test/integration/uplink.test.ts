@@ -71,6 +71,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const md = await sh('kcat', ['-L', '-b', target.listeners.kafka!, '-t', 'edge1.sensors.a']);
     t.match(md.stdout, /with 3 partitions/, 'the target topic was created with the source partition count');
     t.ok(logged(edge, /exactly-once by read-back/).length >= 3, 'the mode is logged per target partition');
+    t.ok(logged(edge, /exactly-once by read-back/).every((l) => l.targetAdvertisesTransactions === false), 'decided at connect: a Tributary target does not advertise transactions');
 
     const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
     t.match(metrics, /tributary_uplink_link_up\{site="edge1"\} 1/, 'link state in /metrics');

@@ -95,6 +95,8 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     }
     const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
     t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="[^"]+"\} [1-9]/, 'the mock took raw-forwarded batches');
+    const modes = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by read-back/.test(l.msg));
+    t.ok(modes.length >= 3 && modes.every((l) => l.targetAdvertisesTransactions === true), 'decided at connect: the mock advertises transactions (logged; read-back mode is used)');
     const md = await sh('kcat', ['-L', '-b', mock.bootstrap, '-t', `${SITE}-plant.line1`]);
     t.match(md.stdout, /with [3-9] partitions/, 'the target topic has at least the source partition count (the mock creates topics itself on Metadata)');
   });

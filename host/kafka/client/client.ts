@@ -63,6 +63,10 @@ export interface FetchResult {
 const STALE_LEADER = new Set(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION']);
 const READ_UNCOMMITTED = 0;
 const READ_COMMITTED = 1;
+/** API keys of the transaction APIs (Kafka protocol), looked for in a peer's ApiVersions. */
+const FIND_COORDINATOR_KEY = 10;
+const TXN_ADD_PARTITIONS_KEY = 24;
+const TXN_END_KEY = 26;
 /** Our replica id in Fetch and ListOffsets: a consumer, not a follower. */
 const CONSUMER_REPLICA_ID = -1;
 
@@ -178,6 +182,16 @@ export class KafkaClient {
       throw new KafkaResponseError(ERRORS.LEADER_NOT_AVAILABLE.kafka, `${topic}-${partition}: leader ${p.leaderId} is not among the brokers metadata named`);
     }
     return this.connection(address);
+  }
+
+  /**
+   * Whether the leader of `topic`/`partition` advertises the transaction APIs in its ApiVersions
+   * (AddPartitionsToTxn = 24, EndTxn = 26, FindCoordinator = 10): what a transactions mode would
+   * need. Decided per connection at connect time.
+   */
+  async advertisesTransactions(topic: string, partition: number): Promise<boolean> {
+    const conn = await this.leader(topic, partition);
+    return [TXN_ADD_PARTITIONS_KEY, TXN_END_KEY, FIND_COORDINATOR_KEY].every((key) => conn.versions.has(key));
   }
 
   /** Forgets the cached leaders of `topic` after an answer saying they moved. */
