@@ -6,7 +6,7 @@
 // record once, in order (read back with kcat).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { eventually, haveCommand, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { cliJs, eventually, haveCommand, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { kcatReadAll, sh, uplinkToolsPresent, type TargetRecord } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
@@ -97,6 +97,11 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const centralAll = await kcatReadAll(central.listeners.kafka!, `${SITE}.commands`);
     t.equal(centralAll.length, n + 2, 'the centre holds what was produced there and nothing the uplink sent back up');
     t.ok(edge.logs.some((l) => typeof l.msg === 'string' && /exactly-once by local read-back/.test(l.msg)), 'the downlink logs its resume point');
+    const status = await eventually(async () => {
+      const r = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', edge.dataDir]);
+      return /edge1\.commands-0\tcommands-0\tfollowing\t202\t0\t201\t/.test(r.stdout) ? r : Promise.reject(new Error(r.stdout + r.stderr));
+    }, 15_000, 200);
+    t.match(status.stdout, /downlink: central/, `tributary uplink status shows the downlink:\n${status.stdout}`);
   });
 
   t.test('downlink: edge killed with SIGKILL mid-downlink, restarted: the local log holds every central record once, in order', async (t) => {
