@@ -5,9 +5,8 @@
 // kafkajs idempotent producer to the target (a consume-and-produce mirror) — drains the same
 // backlog. CPU: the edge process's (uplink) vs this process's (kafkajs mirror), per record.
 //
-// Issue 12's targets: ≥ 3× the kafkajs mirror's records/s at ≤ ½ its CPU per record; no bandwidth
-// cap exists yet, so the cap rows are absent. Env: BENCH_UPLINK_RECORDS (default 300000),
-// BENCH_UPLINK_VALUE_BYTES (default 100).
+// Issue 12's targets: ≥ 3× the kafkajs mirror's records/s at ≤ ½ its CPU per record. Env:
+// BENCH_UPLINK_RECORDS (default 300000), BENCH_UPLINK_VALUE_BYTES (default 100).
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +50,12 @@ async function kcatLoad(bootstrap: string, topic: string, partition: number, fil
   }
 }
 
+/** A process's peak resident set (VmHWM), MiB. */
+async function peakRssMiB(pid: number): Promise<number> {
+  const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : -1;
+}
+
 /** Sum of the end offsets of a target topic's partitions (0 while it does not exist). */
 async function targetTotal(client: KafkaClient, topic: string): Promise<number> {
   let total = 0;
@@ -88,7 +93,7 @@ async function loadBacklog(dir: string): Promise<{ edgeDir: string; bytes: numbe
   return { edgeDir, bytes };
 }
 
-async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; wireBytes: number }> {
+async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; wireBytes: number; rssPeakMiB: number; raw: number; reencoded: number }> {
   const started = performance.now();
   const edge = await startBroker(t, {
     dataDir: edgeDir,
@@ -99,8 +104,10 @@ async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: Kafka
   const cpuS = (await cpuSeconds(edge.child.pid!)) - cpu0;
   const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
   const wireBytes = Number(/tributary_uplink_bytes_sent\{site="bench"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  const rssPeakMiB = await peakRssMiB(edge.child.pid!);
+  const batches = (path: string) => Number(new RegExp(`tributary_uplink_batches_sent_total\\{path="${path}",site="bench"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
   await edge.stop();
-  return { ms: done - started, cpuS, wireBytes };
+  return { ms: done - started, cpuS, wireBytes, rssPeakMiB, raw: batches('raw'), reencoded: batches('reencoded') };
 }
 
 /** The mirror is measured over at most this long (it may be far slower than the uplink): its rate is what it moved in that time. */
@@ -161,7 +168,7 @@ export async function run(): Promise<Table[]> {
         columns: ['mirror', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'CPU µs/record'],
         rows: [row('tributary uplink (read-back mode)', RECORDS, up.ms, up.cpuS, ((up.wireBytes / (up.ms / 1000)) / 2 ** 20).toFixed(1)), row('kafkajs consume → idempotent produce', mirror.records, mirror.ms, mirror.cpuS, '-')],
         notes: [
-          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
+          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded. Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
         ],
       },
     ];

@@ -208,6 +208,9 @@ function limitValues(p: Omit<PreparedNode, 'budget' | 'security' | 'exposureWarn
     'broker.log.compactionMapBytes': p.broker.log.compactionMapBytes ?? defaultLogOptions.compactionMapBytes,
     'broker.log.indexCacheBytes': p.broker.log.indexCacheBytes ?? defaultLogOptions.indexCacheBytes,
     '(http.sendBufferPauseBytes + http.frameBytesMax)': s.http.sendBufferPauseBytes + s.http.frameBytesMax,
+    // No uplink configured: it holds nothing.
+    'uplink.inFlightBytesMax': p.uplink ? p.uplink.inFlightBytesMax : 0,
+    '(uplink.readBytesMax + uplink.batchBytesMax + uplink.downlinkFetchBytes)': p.uplink ? p.uplink.readBytesMax + p.uplink.batchBytesMax + (p.uplink.downlink.length > 0 ? p.uplink.downlinkFetchBytes : 0) : 0,
   };
   for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http', 'schemas'] as const) {
     for (const [k, v] of Object.entries(s[name])) if (typeof v === 'number') values[`${name}.${k}`] = v;

@@ -47,6 +47,12 @@ export async function runUplinkCli(args: string[], env: NodeJS.ProcessEnv): Prom
     for (const p of s.partitions) {
       process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.reason ?? ''}\n`);
     }
+    // Views written before the downlink existed have no `downlink` field.
+    const down = s.downlink ?? [];
+    if (down.length > 0) {
+      process.stdout.write('  downlink: central\tlocal\tstate\tposition\tlag\tcopied\treason\n');
+      for (const d of down) process.stdout.write(`  ${d.central.topic}-${d.central.partition}\t${d.local.topic}-${d.local.partition}\t${d.state}\t${d.position}\t${d.lagRecords}\t${d.recordsCopied}\t${d.reason ?? ''}\n`);
+    }
   }
   return 0;
 }

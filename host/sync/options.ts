@@ -2,7 +2,7 @@
 // bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
 // and wait below is bounded; each default says why.
 import type { ConnectionOptions } from 'node:tls';
-import { int32, integer, list, object, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import { boolean, int32, integer, list, object, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
 
 export interface UplinkOptions {
@@ -15,6 +15,8 @@ export interface UplinkOptions {
   requestTimeoutMs: number;
   produceTimeoutMs: number;
   inFlightMax: number;
+  inFlightBatchesMax: number;
+  inFlightBytesMax: number;
   queuedMax: number;
   responseBytesMax: number;
   reconnectBackoffMs: number;
@@ -22,11 +24,20 @@ export interface UplinkOptions {
   readBytesMax: number;
   batchRecordsMax: number;
   batchBytesMax: number;
+  rawForwarding: boolean;
+  rawBatchRecordsMin: number;
   readBackBytes: number;
   readBackRecordsMax: number;
   topicScanIntervalMs: number;
   pollWaitMs: number;
   tls: UplinkTls | null;
+  bandwidthBytesPerSec: number;
+  bandwidthBurstBytes: number;
+  priorities: string[] | string;
+  downlink: string[] | string;
+  downlinkOriginSite: string;
+  downlinkFetchBytes: number;
+  downlinkWaitMs: number;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -57,8 +68,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   requestTimeoutMs: 30_000,
   // The target's wait for its replicas (Produce timeout_ms); below requestTimeoutMs so the target answers first.
   produceTimeoutMs: 20_000,
-  // Requests written and unanswered per connection: one batch per partition is in flight, so this bounds the partitions sending at once to one broker.
+  // Requests written and unanswered per connection (every partition led by that broker shares it; more wait in the queue below).
   inFlightMax: 5,
+  // Batches of one partition written and unanswered at once (the pipeline): Kafka keeps the last five batches per producer for deduplication, so at most 5; 1 = one batch at a time (for a target that does not check sequences, such as librdkafka's mock, where a pipeline could leave a gap behind a refused batch).
+  inFlightBatchesMax: 5,
+  // Bytes of batches built and unanswered across all partitions of the link at once (counted in the start-up memory budget); a batch waits past it, except when nothing is in flight (so one batch larger than the bound still goes).
+  inFlightBytesMax: 8 * 1024 * 1024,
   // Requests waiting for a window slot per connection; past it a request is refused (and retried later).
   queuedMax: 1024,
   // Largest answer accepted (a fetch during read-back is at most readBackBytes, plus headers).
@@ -71,8 +86,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   readBytesMax: 512 * 1024,
   // Records per forwarded batch at most (a read with more is sent as several batches).
   batchRecordsMax: 10_000,
-  // Bytes of records (keys, values, headers with the origin ones, framing estimated) per forwarded batch at most: under the 1 MiB max.message.bytes of a default Kafka, since origin headers make a batch larger than the read it came from.
-  batchBytesMax: 768 * 1024,
+  // Bytes per forwarded batch at most: under the max.message.bytes of a default Kafka (1048588) with 8 KiB to spare, and above the 1 000 000-byte batches librdkafka producers store, so those go raw. A raw batch is measured exactly (origin headers included); a re-encoded one is estimated from above (keys, values, headers with the origin ones, framing), so it comes out smaller.
+  batchBytesMax: 1_040_000,
+  // Forward stored batches as stored (origin headers on the last record only) when they qualify (docs/uplink.md); false = decode and re-encode every record with its own origin headers.
+  rawForwarding: true,
+  // A stored batch with fewer records is decoded and merged with its neighbours instead of sent raw: MQTT stores one record per batch, and one produce per tiny batch costs more than re-encoding.
+  rawBatchRecordsMin: 32,
   // Bytes per fetch while reading a target partition back.
   readBackBytes: 1024 * 1024,
   // Records of a target partition scanned backwards at most while looking for this site's last origin; past it the local checkpoint decides (and the log says so).
@@ -83,6 +102,20 @@ export const defaultUplinkOptions: UplinkOptions = {
   pollWaitMs: 1_000,
   // Plain TCP unless set; with a block the central brokers' certificates are verified against caFile (or the system's CAs): a site's data never goes to an unverified peer.
   tls: null,
+  // Bandwidth cap of the link: produce bytes per second toward the target (token bucket); 0 = no cap (as fast as the target takes it). Metered cellular plans and shared uplinks need one.
+  bandwidthBytesPerSec: 0,
+  // Bytes the cap lets through at once after an idle spell (the bucket's size); a batch larger than this is sent whole and its debt waited out by the batches after it.
+  bandwidthBurstBytes: 256 * 1024,
+  // Priority classes, highest first: topic names or prefixes ending in * (a list or one comma-separated string). A partition starts a batch only while no partition of a higher class has unsent data, so after an outage alarms drain before telemetry; unmatched topics come last. [] = one class.
+  priorities: [],
+  // Downlink: central topics copied into local topics, `central=local` pairs ({site} allowed in the central name), a list or one comma-separated string; [] = no downlink.
+  downlink: [],
+  // The origin site stamped on downlinked records (tributary.origin.site): read back from the local log to resume exactly once, and never sent up again.
+  downlinkOriginSite: 'central',
+  // Bytes per fetch from a central partition: what one downlink partition holds in memory at once (under the default 1 MiB max.message.bytes of the local topic it is appended to).
+  downlinkFetchBytes: 512 * 1024,
+  // A caught-up downlink partition waits this long at the centre for new records (long poll); below requestTimeoutMs.
+  downlinkWaitMs: 1_000,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -100,6 +133,8 @@ export const uplinkSchema: SectionSchema = section({
   requestTimeoutMs: int32(1),
   produceTimeoutMs: int32(1),
   inFlightMax: integer(1, 1000),
+  inFlightBatchesMax: integer(1, 5),
+  inFlightBytesMax: integer(1024, 2_147_483_647),
   queuedMax: integer(0, 1_000_000),
   responseBytesMax: integer(1024, 2_147_483_647),
   reconnectBackoffMs: int32(1),
@@ -107,6 +142,8 @@ export const uplinkSchema: SectionSchema = section({
   readBytesMax: integer(1024, 2_147_483_647),
   batchRecordsMax: integer(1, 1_000_000),
   batchBytesMax: integer(1024, 2_147_483_647),
+  rawForwarding: boolean(),
+  rawBatchRecordsMin: integer(1, 1_000_000),
   readBackBytes: integer(1024, 2_147_483_647),
   readBackRecordsMax: integer(1, Number.MAX_SAFE_INTEGER),
   topicScanIntervalMs: int32(10),
@@ -115,14 +152,24 @@ export const uplinkSchema: SectionSchema = section({
     anyOf: [{ type: 'null' }, object({ caFile: orNull(string(1)), certFile: orNull(string(1)), keyFile: orNull(string(1)), serverName: orNull(string(1)) })],
     'x-allowed': 'null (plain TCP) or { caFile, certFile, keyFile, serverName } (each a string or null): TLS with the server certificate verified',
   },
+  bandwidthBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER),
+  bandwidthBurstBytes: integer(1024, 2_147_483_647),
+  priorities: listOrString('topic names or prefixes ending in *'),
+  downlink: listOrString('central=local topic pairs'),
+  downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
+  downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
+  downlinkWaitMs: int32(0),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities'> {
   bootstrap: string[];
   topics: string[];
   /** `uplink.tls` with its files read and checked; null = plain TCP. */
   tlsConnect: ConnectionOptions | null;
+  priorities: string[];
+  /** Central topic (site filled in) → local topic. */
+  downlink: Array<{ central: string; local: string }>;
 }
 
 function items(v: string[] | string): string[] {
@@ -154,7 +201,19 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
   if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
   const tlsConnect = o.tls ? clientTlsOptions('uplink.tls', { caFile: o.tls.caFile ?? null, certFile: o.tls.certFile ?? null, keyFile: o.tls.keyFile ?? null, serverName: o.tls.serverName ?? null }) : null;
-  return { ...o, bootstrap, topics, tlsConnect };
+  const downlink = items(o.downlink).map((pair) => {
+    const m = /^([A-Za-z0-9._{}-]+)=([A-Za-z0-9._-]+)$/.exec(pair);
+    if (!m || m[2].startsWith('__')) throw new Error(`uplink.downlink entry "${pair}" is not central=local (topic names; {site} allowed in the central one; no internal __ topics)`);
+    const bad = m[1].match(/\{[^}]*\}/g)?.find((p) => p !== '{site}');
+    if (bad) throw new Error(`uplink.downlink entry "${pair}" has an unknown placeholder ${bad} (allowed: {site})`);
+    return { central: m[1].replaceAll('{site}', o.site), local: m[2] };
+  });
+  if (downlink.length > 0 && o.downlinkOriginSite === o.site) throw new Error(`uplink.downlinkOriginSite "${o.downlinkOriginSite}" equals uplink.site: downlinked records could not be told from this site's own`);
+  if (downlink.length > 0 && o.downlinkWaitMs >= o.requestTimeoutMs) throw new Error(`uplink.downlinkWaitMs (${o.downlinkWaitMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs})`);
+  if (o.downlinkFetchBytes > o.responseBytesMax) throw new Error(`uplink.downlinkFetchBytes (${o.downlinkFetchBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
+  const priorities = items(o.priorities);
+  for (const p of priorities) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.priorities entry "${p}" is not a topic name or a prefix ending in *`);
+  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

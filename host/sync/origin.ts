@@ -14,7 +14,8 @@
 // so the records of (site, topic, partition) appear in the target in increasing origin offset.
 // The last one found, scanning from the target's end backwards, is therefore the highest origin
 // offset the target holds, and the source resumes right after it.
-import type { DecodedRecord, RecordInput } from '../core/index.js';
+import { decodeBatches, type DecodedBatch, type DecodedRecord, type RecordInput } from '../core/index.js';
+import type { BrokerApi, TopicPartition } from '../broker/api.js';
 import type { KafkaClient } from '../kafka/client/client.js';
 
 export const ORIGIN_SITE = 'tributary.origin.site';
@@ -82,25 +83,59 @@ export interface ReadBackResult {
 
 const INITIAL_WINDOW = 256;
 
+/** What a backwards scan needs of a partition: its bounds and whole decoded batches from an offset. */
+export interface TailReader {
+  /** Log start and end (the next offset) of the partition. */
+  bounds(): Promise<{ start: number; end: number }>;
+  /** Whole batches from `offset` on (the first may start below it), at most one bounded read. */
+  batches(offset: number): Promise<DecodedBatch[]>;
+}
+
+/** The target partition, over the Kafka client (ListOffsets, Fetch). */
+export function targetTail(client: KafkaClient, topic: string, partition: number, maxBytes: number): TailReader {
+  return {
+    bounds: async () => ({ end: await client.listOffset(topic, partition, -1), start: await client.listOffset(topic, partition, -2) }),
+    batches: async (offset) => (await client.fetchBatches(topic, partition, offset, { maxBytes, maxWaitMs: 0 })).batches,
+  };
+}
+
+/** A local partition, over the broker's one read path (committed isolation). */
+export function localTail(broker: BrokerApi, tp: TopicPartition, maxBytes: number): TailReader {
+  return {
+    bounds: async () => {
+      const o = broker.offsets(tp);
+      return { start: o.logStartOffset, end: o.highWatermark };
+    },
+    batches: async (offset) => {
+      const r = await broker.read(tp, offset, { maxBytes, isolation: 'committed' });
+      return r.records.byteLength > 0 ? decodeBatches(r.records, { partialTail: 'ignore' }).filter((b) => !b.header.isControl) : [];
+    },
+  };
+}
+
 /**
  * Scans the target partition backwards in growing windows (256, 512, ... records) until a
  * window holds a record of `origin`, the log start is reached, or `recordsMax` were scanned.
  */
 export async function readBack(client: KafkaClient, topic: string, partition: number, origin: Origin, options: { maxBytes: number; recordsMax: number }): Promise<ReadBackResult> {
-  const end = await client.listOffset(topic, partition, -1);
-  const start = await client.listOffset(topic, partition, -2);
+  return scanBack(targetTail(client, topic, partition, options.maxBytes), origin, options.recordsMax);
+}
+
+/** The same scan over any partition (the downlink reads its local partitions back with it). */
+export async function scanBack(reader: TailReader, origin: Origin, recordsMax: number): Promise<ReadBackResult> {
+  const { start, end } = await reader.bounds();
   let to = end;
   let window = INITIAL_WINDOW;
   let scanned = 0;
   while (to > start) {
-    const from = Math.max(start, to - window, end - options.recordsMax);
+    const from = Math.max(start, to - window, end - recordsMax);
     let found = -1;
     let at = from;
     while (at < to) {
       const before = at;
-      const r = await client.fetchBatches(topic, partition, at, { maxBytes: options.maxBytes, maxWaitMs: 0 });
-      if (r.batches.length === 0) break; // nothing more readable (the end moved back, or an empty read)
-      for (const b of r.batches) {
+      const batches = await reader.batches(at);
+      if (batches.length === 0) break; // nothing more readable (the end moved back, or an empty read)
+      for (const b of batches) {
         for (const rec of b.records) {
           if (rec.offset < at || rec.offset >= to) continue;
           const o = originOffset(rec, origin);
@@ -113,7 +148,7 @@ export async function readBack(client: KafkaClient, topic: string, partition: nu
     scanned += to - from;
     if (found >= 0) return { lastOriginOffset: found, scanned, complete: true, targetEndOffset: end };
     if (from <= start) break;
-    if (scanned >= options.recordsMax) return { lastOriginOffset: -1, scanned, complete: false, targetEndOffset: end };
+    if (scanned >= recordsMax) return { lastOriginOffset: -1, scanned, complete: false, targetEndOffset: end };
     to = from;
     window *= 2;
   }

@@ -12,17 +12,22 @@
 //              answer. The mode is logged per target partition. When the scan finds nothing
 //              (an empty or new target, or readBackRecordsMax reached) the local checkpoint decides.
 //   forward    the source is read through the broker's one partition cursor (isolation
-//              committed: only what every replica holds), records carrying this site's origin
-//              are skipped (loop prevention), the rest get origin headers and go out through the
-//              idempotent producer, one batch in flight per partition; the checkpoint (next
-//              source offset) moves after each acknowledged batch
+//              committed: only what every replica holds) as stored batches. A batch that
+//              qualifies goes out raw, its records untouched, the origin headers on its last
+//              record only (host/sync/raw-batch.ts); the others are decoded, records carrying
+//              this site's origin skipped (loop prevention), the rest stamped with origin headers
+//              each and re-encoded. One batch in flight per partition through the idempotent
+//              producer; the checkpoint (next source offset) moves after each acknowledged batch
 // Any failure sends the loop back to `target` after a backoff (the producer has already
 // resolved any batch whose outcome was indefinite). Source records removed by retention before
 // they were forwarded are a gap: logged with the offsets and counted, never silent.
 //
-// Memory: each partition holds at most one read (uplink.readBytesMax) and its re-encoded batch.
+// Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
+// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
-import type { BrokerApi, RecordInput, TopicPartition } from '../broker/api.js';
+import { mkdir } from 'node:fs/promises';
+import type { BrokerApi, TopicPartition } from '../broker/api.js';
+import { decodeBatch, readBatchHeader, RECORDS, type DecodedRecord } from '../core/index.js';
 import { writeFileAtomic } from '../log/io.js';
 import { PartitionCursor } from '../broker/cursor.js';
 import type { Logger } from '../logging.js';
@@ -30,10 +35,14 @@ import type { Counter, Gauge, MetricsRegistry } from '../metrics/registry.js';
 import { ERRORS } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { KafkaClientError, KafkaResponseError } from '../kafka/client/errors.js';
-import { IdempotentProducer, partitionKey, sleep, type InFlightBatch, type Outcome } from '../kafka/client/producer.js';
+import { IdempotentProducer, partitionKey, rawOutgoing, recordsOutgoing, sleep, type Answer, type OutgoingBatch } from '../kafka/client/producer.js';
+import { rawForwardable, withBatchOrigin } from './raw-batch.js';
+import { splitBatches } from './batches.js';
+import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
+import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
 import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
-import { LinkStateFile } from './state-file.js';
+import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
 export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
 
@@ -57,6 +66,8 @@ export interface UplinkStatus {
   link: 'up' | 'down' | 'stopped';
   bytesSent: number;
   partitions: PartitionStatus[];
+  /** One entry per central partition the downlink follows (empty without uplink.downlink). */
+  downlink: DownlinkPartitionStatus[];
 }
 
 export interface UplinkDeps {
@@ -71,10 +82,16 @@ interface Metrics {
   link: Gauge;
   bytes: Gauge;
   records: Counter;
+  batches: Counter;
+  oldestAge: Gauge;
   gaps: Counter;
 }
 
 class BlockedError extends Error {}
+/** Produce request bytes around one partition's batch (header, client id, topic name, fields): what the cap counts besides the batch. */
+const PRODUCE_REQUEST_OVERHEAD_BYTES = 100;
+/** A batch of the pipeline was refused or lost: its answer holds the cause. */
+class PipelineError extends Error {}
 
 export const STATUS_FORMAT = 'tributary-uplink-status/1';
 
@@ -90,12 +107,21 @@ export class Uplink {
   private readonly loops = new Set<Promise<void>>();
   private linkUp = false;
   readonly metrics: Metrics;
+  /** Central topics copied into local ones (null without uplink.downlink); its own client, so long polls never hold the producer's window. */
+  private downlink: Downlink | null = null;
+  /** Origin sites whose records are never sent up: this site's, and the downlink's. */
+  readonly notForwarded: string[];
+  /** The link's bandwidth cap (null: none) and its priority classes (host/sync/flow.ts). */
+  readonly bucket: TokenBucket | null;
+  readonly gate: PriorityGate;
+  /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
+  readonly inFlightBytes: ByteBound;
 
   private constructor(
     readonly deps: UplinkDeps,
     readonly options: ResolvedUplink,
     readonly client: KafkaClient,
-    readonly stateFile: LinkStateFile,
+    readonly stateFile: LinkStateStore,
     readonly producer: IdempotentProducer,
     readonly log: Logger,
   ) {
@@ -105,18 +131,29 @@ export class Uplink {
       link: r.gauge('tributary_uplink_link_up', '1 while the uplink reaches its target, else 0'),
       bytes: r.gauge('tributary_uplink_bytes_sent', 'Request bytes the uplink wrote to its target since start'),
       records: r.counter('tributary_uplink_records_sent_total', 'Records the uplink forwarded (acknowledged or found by read-back)'),
+      oldestAge: r.gauge('tributary_uplink_oldest_unsent_age_seconds', 'Age (now − its timestamp) of the oldest source record the uplink read and the target has not acknowledged; 0 when caught up'),
+      batches: r.counter('tributary_uplink_batches_sent_total', 'Batches the uplink produced, by path: raw (as stored, origin on the last record) or reencoded (decoded, origin on every record)'),
       gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
     };
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
     });
+    this.metrics.oldestAge.collect(() => {
+      const now = Date.now();
+      for (const l of this.links.values()) this.metrics.oldestAge.set(l.oldestUnsentMs === null ? 0 : Math.max(0, (now - l.oldestUnsentMs) / 1000), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
+    });
     this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
+    this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
+    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
+    this.gate = new PriorityGate(options.priorities);
+    this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
     const log = deps.logger.child({ component: 'uplink', site: options.site });
-    const stateFile = await LinkStateFile.open(deps.dataDir, options.site, (why) => log.warn({ why }, 'uplink state not trusted: starting without producer id or checkpoints; the read-back decides where each partition resumes'));
+    await mkdir(join(deps.dataDir, '__uplink'), { recursive: true }); // the status view's directory
+    const stateFile = await LinkStateTable.open(deps.broker, deps.dataDir, options.site, { logger: log, metrics: deps.metrics }, (why) => log.warn({ why }, 'uplink state not trusted: starting without producer id or checkpoints; the read-back decides where each partition resumes'));
     const client = new KafkaClient({
       bootstrap: options.bootstrap,
       clientId: options.clientId,
@@ -129,20 +166,24 @@ export class Uplink {
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
       tls: options.tlsConnect,
     });
-    let uplink: Uplink | undefined;
-    const resolver = (topic: string, partition: number, batch: InFlightBatch) => uplink!.resolveInFlight(topic, partition, batch);
-    const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, resolver, {
-      produceTimeoutMs: options.produceTimeoutMs,
-      retryBackoffMs: options.reconnectBackoffMs,
-      retryBackoffMaxMs: options.reconnectBackoffMaxMs,
-      onRetry: (topic, partition, err, action) => {
-        uplink!.noteFailure(err);
-        log.warn({ target: `${topic}-${partition}`, err: err.message, action }, 'uplink produce failed');
-      },
-    });
-    uplink = new Uplink(deps, options, client, stateFile, producer, log);
-    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename }, 'uplink starting');
+    const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
+    const uplink = new Uplink(deps, options, client, stateFile, producer, log);
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink }, 'uplink starting');
     uplink.scan();
+    if (options.downlink.length > 0) {
+      const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
+      uplink.downlink = new Downlink({
+        broker: deps.broker,
+        logger: deps.logger.child({ component: 'downlink', site: options.site }),
+        metrics: deps.metrics,
+        client: downClient,
+        options,
+        checkpoints: stateFile.state.checkpoints,
+        saveState: () => stateFile.save(),
+        signal: uplink.signal,
+      });
+      void uplink.downlink.scan();
+    }
     return uplink;
   }
 
@@ -192,16 +233,6 @@ export class Uplink {
     this.linkUp = false;
   }
 
-  /** The producer's resolver: is the batch in the target? (read back from the target partition) */
-  async resolveInFlight(topic: string, partition: number, batch: InFlightBatch): Promise<Outcome> {
-    const link = [...this.links.values()].find((l) => l.target.topic === topic && l.target.partition === partition);
-    if (!link) throw new Error(`no uplink partition forwards to ${topic}-${partition}`);
-    const r = await readBack(this.client, topic, partition, link.origin, { maxBytes: this.options.readBackBytes, recordsMax: this.options.readBackRecordsMax });
-    const outcome: Outcome = r.lastOriginOffset >= batch.firstSourceOffset ? 'landed' : 'absent';
-    this.log.info({ target: `${topic}-${partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of an indefinite produce resolved by read-back');
-    return outcome;
-  }
-
   status(): UplinkStatus {
     return {
       site: this.options.site,
@@ -209,6 +240,7 @@ export class Uplink {
       link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
       partitions: [...this.links.values()].map((l) => l.status()),
+      downlink: this.downlink?.status() ?? [],
     };
   }
 
@@ -216,6 +248,10 @@ export class Uplink {
     this.abort.abort();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
+    if (this.downlink) {
+      await this.downlink.deps.client.close();
+      await this.downlink.stop();
+    }
     await Promise.allSettled([...this.loops]);
     await this.stateFile.save();
     await this.writeStatus();
@@ -230,7 +266,12 @@ class PartitionLink {
   reason: string | null = null;
   position = -1;
   recordsSent = 0;
+  private savedPosition = -1;
+  /** Timestamp of the oldest record read and not yet acknowledged by the target; null when caught up or not yet known. */
+  oldestUnsentMs: number | null = null;
   private cursor: PartitionCursor | null = null;
+  /** Priority class (0 = highest). */
+  readonly priority: number;
 
   constructor(
     private readonly up: Uplink,
@@ -240,6 +281,13 @@ class PartitionLink {
     const perPartition = up.options.rename.includes('{partition}');
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
+    this.priority = up.gate.classOf(source.topic);
+    // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
+    this.setBusy(true);
+  }
+
+  private setBusy(busy: boolean): void {
+    this.up.gate.setBusy(this.checkpointKey, this.priority, busy);
   }
 
   private get checkpointKey(): string {
@@ -272,6 +320,7 @@ class PartitionLink {
         failures++;
         const blocked = err instanceof BlockedError;
         this.state = blocked ? 'blocked' : 'retrying';
+        this.setBusy(!blocked); // a blocked partition never holds the lower classes back
         this.reason = (err as Error).message;
         if (!blocked) this.up.noteFailure(err as Error);
         this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, err: this.reason, state: this.state }, blocked ? 'uplink partition blocked' : 'uplink partition retrying');
@@ -311,8 +360,15 @@ class PartitionLink {
     const up = this.up;
     const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
     up.noteSuccess();
-    const inFlight = up.producer.inFlight(this.target.topic, this.target.partition);
-    if (inFlight) await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset >= inFlight.firstSourceOffset ? 'landed' : 'absent');
+    if (up.producer.needsRecovery(this.target.topic, this.target.partition)) {
+      const { landed, absent } = await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset);
+      for (const [batch, outcome] of [...landed.map((b) => [b, 'landed'] as const), ...absent.map((b) => [b, 'absent'] as const)]) {
+        up.log.info({ target: `${this.target.topic}-${this.target.partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of a batch in flight resolved by read-back');
+      }
+      const n = landed.reduce((sum, b) => sum + b.recordCount, 0);
+      this.recordsSent += n;
+      up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
+    }
     const checkpoint = up.stateFile.state.checkpoints[this.checkpointKey];
     let from: number;
     let why: string;
@@ -337,9 +393,10 @@ class PartitionLink {
     });
     if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
     this.position = this.cursor.position;
+    const txn = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
     up.log.info(
-      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
-      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; transactions mode not implemented), resuming at ${this.position}`,
+      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', targetAdvertisesTransactions: txn, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
+      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; ${txn ? 'the target advertises transactions, but transactions mode is not implemented' : 'the target does not advertise transactions'}), resuming at ${this.position}`,
     );
   }
 
@@ -348,63 +405,150 @@ class PartitionLink {
     this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from }, 'uplink gap: source records removed by retention before they were forwarded');
   }
 
-  /** Reads, filters, stamps and sends until stopped or a failure. */
+  /**
+   * Reads, plans (raw or re-encoded) and starts batches, up to inFlightBatchesMax unanswered;
+   * the position and checkpoint follow the answers, in order. Until stopped or a failure: then
+   * every answer still due is awaited, the producer is told (`fail`), and the error goes to `run`,
+   * whose next `resume` reads the target back and settles what was in flight.
+   */
   private async forward(): Promise<void> {
     const up = this.up;
     const cursor = this.cursor!;
     const signal = up.signal;
-    while (!signal.aborted) {
-      if (cursor.caughtUp()) {
-        this.state = 'idle';
-        await cursor.wait(up.options.pollWaitMs);
-        continue;
+    const pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }> = [];
+    let usedProducerId = up.producer.state.producerId;
+    try {
+      while (!signal.aborted) {
+        if (cursor.caughtUp()) {
+          while (pipeline.length > 0) await this.settleHead(pipeline);
+          if (signal.aborted) break;
+          // Everything read was sent and acknowledged, or filtered: the position is the cursor's.
+          this.position = cursor.position;
+          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+          this.state = 'idle';
+          this.oldestUnsentMs = null;
+          this.setBusy(false);
+          if (this.position !== this.savedPosition) {
+            this.savedPosition = this.position;
+            await up.stateFile.save();
+          }
+          await cursor.wait(up.options.pollWaitMs);
+          continue;
+        }
+        this.state = 'forwarding';
+        this.setBusy(true);
+        const read = await cursor.readRaw();
+        for (const unit of this.plan(read.records, read.from)) {
+          if (signal.aborted) break;
+          while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
+          if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
+          await up.gate.turn(this.priority, signal);
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (signal.aborted) break;
+          const size = unit.batch.sizeBytes;
+          await up.inFlightBytes.acquire(size, signal);
+          let answer: Promise<Answer>;
+          try {
+            usedProducerId = up.producer.state.producerId;
+            answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last })).answer;
+          } catch (err) {
+            up.inFlightBytes.release(size);
+            throw err;
+          }
+          void answer.then(() => up.inFlightBytes.release(size));
+          pipeline.push({ unit, answer });
+        }
+        if (pipeline.length === 0) {
+          // Nothing in flight and nothing sent from this read (all filtered): the position moves past it.
+          this.position = read.nextOffset;
+          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+        }
       }
-      this.state = 'forwarding';
-      const read = await cursor.read();
-      const batch = read.records.filter((rec) => !carriesOrigin(rec, up.options.site));
-      for (const part of splitBatches(batch.map((rec) => withOrigin(rec, this.origin)), up.options.batchRecordsMax, up.options.batchBytesMax)) {
-        if (signal.aborted) break;
-        const first = batch[part.from].offset;
-        const last = batch[part.from + part.records.length - 1].offset;
-        await up.producer.send(this.target.topic, this.target.partition, part.records, { firstSourceOffset: first, lastSourceOffset: last }, signal);
-        up.noteSuccess();
-        this.recordsSent += part.records.length;
-        up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, part.records.length);
-        this.position = last + 1;
-        up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    } catch (err) {
+      // Every answer still due is awaited before anything is decided (nothing of ours may be
+      // pending while the read-back looks), then the producer marks the partition unresolved.
+      const answers = await Promise.all(pipeline.map((p) => p.answer));
+      // The acknowledged prefix counts as sent now (the read-back will not report it again).
+      for (let i = 0; i < answers.length && answers[i].ok; i++) await this.settleHead(pipeline);
+      const first = answers.find((a) => !a.ok);
+      const cause = err instanceof PipelineError ? (first && !first.ok ? first.error : err) : (err as Error);
+      if (signal.aborted) return;
+      const refusedAt = answers.findIndex((a) => !a.ok && a.error instanceof KafkaResponseError);
+      if (refusedAt >= 0 && answers.slice(refusedAt + 1).some((a) => a.ok)) {
+        // Only a target that does not check sequences takes a batch after refusing its
+        // predecessor; the read-back then cannot see the hole. Said loudly, with the offsets.
+        const hole = answers[refusedAt].batch;
+        up.log.error({ target: `${this.target.topic}-${this.target.partition}`, fromOffset: hole.firstSourceOffset, toOffset: hole.lastSourceOffset + 1 }, 'uplink: the target took a batch after refusing the one before it (it does not check producer sequences): these source offsets may be missing there; set uplink.inFlightBatchesMax=1 for this target');
       }
-      if (signal.aborted) break;
-      this.position = read.nextOffset;
-      up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
-      if (batch.length === 0) await up.stateFile.save();
+      const action = await up.producer.fail(this.target.topic, this.target.partition, cause, usedProducerId);
+      up.log.warn({ target: `${this.target.topic}-${this.target.partition}`, err: cause.message, inFlight: pipeline.length, action }, 'uplink produce failed');
+      if (action === 'fatal') throw new BlockedError(`the target refused a batch: ${cause.message}`);
+      throw cause;
     }
+  }
+
+  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
+  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+    const up = this.up;
+    const a = await pipeline[0].answer;
+    if (!a.ok) throw new PipelineError(a.error.message);
+    const { unit } = pipeline.shift()!;
+    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
+    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
+    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
+    up.noteSuccess();
+    const n = unit.batch.recordCount;
+    this.recordsSent += n;
+    up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
+    up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
+    this.position = unit.last + 1;
+    up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+  }
+
+  /**
+   * The produces one read becomes, in source order: each stored batch that qualifies
+   * (host/sync/raw-batch.ts) goes raw with the origin on its last record; runs of the others are
+   * decoded, filtered (records below the position, control batches, records carrying this site's
+   * origin) and re-encoded with per-record origin headers, split by batchRecordsMax/batchBytesMax.
+   * A generator: at most one raw copy exists at a time.
+   */
+  private *plan(buf: Uint8Array, from: number): Generator<SendUnit> {
+    const o = this.up.options;
+    const limits = { recordsMin: o.rawBatchRecordsMin, bytesMax: o.batchBytesMax };
+    let pending: DecodedRecord[] = [];
+    const flush = function* (origin: Origin): Generator<SendUnit> {
+      const stamped = pending.map((rec) => withOrigin(rec, origin));
+      for (const part of splitBatches(stamped, o.batchRecordsMax, o.batchBytesMax)) {
+        yield { raw: false, firstTimestampMs: pending[part.from].timestampMs, batch: recordsOutgoing(part.records), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
+      }
+      pending = [];
+    };
+    for (let pos = 0; pos + RECORDS <= buf.byteLength; ) {
+      const h = readBatchHeader(buf, pos);
+      if (pos + h.totalBytes > buf.byteLength) break; // a partial batch at the end is not ours to send
+      if (h.lastOffset >= from) {
+        if (o.rawForwarding && rawForwardable(buf, pos, h, from, this.origin, limits)) {
+          if (pending.length > 0) yield* flush(this.origin);
+          yield { raw: true, firstTimestampMs: h.baseTimestamp, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
+        } else if (!h.isControl) {
+          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !this.up.notForwarded.some((site) => carriesOrigin(rec, site))) pending.push(rec);
+        }
+      }
+      pos += h.totalBytes;
+    }
+    if (pending.length > 0) yield* flush(this.origin);
   }
 }
 
-/** Per-record framing and header overhead assumed when sizing a batch (varints, lengths, attributes). */
-const RECORD_OVERHEAD_BYTES = 40;
-
-function recordBytes(r: RecordInput): number {
-  let n = RECORD_OVERHEAD_BYTES + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-  for (const h of r.headers ?? []) n += h.key.length + (h.value?.length ?? 0) + 10;
-  return n;
+interface SendUnit {
+  /** Forwarded as stored (true) or decoded and re-encoded. */
+  raw: boolean;
+  /** Timestamp of its first record (CreateTime): what the age of the oldest unsent record is measured from. */
+  firstTimestampMs: number;
+  batch: OutgoingBatch;
+  /** First and last source offsets the produce covers. */
+  first: number;
+  last: number;
 }
 
-/** Consecutive slices of `records`, each at most `recordsMax` records and `bytesMax` estimated bytes (one record alone may pass it). */
-export function splitBatches(records: RecordInput[], recordsMax: number, bytesMax: number): Array<{ from: number; records: RecordInput[] }> {
-  const out: Array<{ from: number; records: RecordInput[] }> = [];
-  let from = 0;
-  let bytes = 0;
-  for (let i = 0; i < records.length; i++) {
-    const b = recordBytes(records[i]);
-    if (i > from && (i - from >= recordsMax || bytes + b > bytesMax)) {
-      out.push({ from, records: records.slice(from, i) });
-      from = i;
-      bytes = 0;
-    }
-    bytes += b;
-  }
-  if (from < records.length) out.push({ from, records: records.slice(from) });
-  return out;
-}
-
+export { splitBatches } from './batches.js';

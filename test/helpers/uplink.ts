@@ -76,12 +76,52 @@ export interface Verdict {
   wrongValue: number;
 }
 
+const ORIGIN_KEYS = ['tributary.origin.site', 'tributary.origin.topic', 'tributary.origin.partition'] as const;
+
+/**
+ * The target records with the origin each one traces to. A re-encoded batch carries the origin
+ * headers on every record; a raw-forwarded batch only on its last record, and a record before it
+ * traces by offset arithmetic (docs/uplink.md): source offset = the next origin record's origin
+ * offset − (its target offset − this record's target offset). Sound while the uplink is the only
+ * writer of the target partition (true in these tests); `traced` says which records were inferred.
+ */
+export function traceOrigins(records: TargetRecord[]): Array<TargetRecord & { traced: boolean }> {
+  const byPartition = new Map<number, TargetRecord[]>();
+  for (const r of records) {
+    const list = byPartition.get(r.partition) ?? [];
+    list.push(r);
+    byPartition.set(r.partition, list);
+  }
+  const out: Array<TargetRecord & { traced: boolean }> = [];
+  for (const list of byPartition.values()) {
+    list.sort((a, b) => a.offset - b.offset);
+    const traced: Array<TargetRecord & { traced: boolean }> = [];
+    let anchor: TargetRecord | null = null;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const r = list[i];
+      if (r.headers['tributary.origin.site'] !== undefined) {
+        anchor = r;
+        traced.push({ ...r, traced: false });
+      } else if (anchor) {
+        const headers: Record<string, string> = { ...r.headers };
+        for (const k of ORIGIN_KEYS) headers[k] = anchor.headers[k];
+        headers['tributary.origin.offset'] = String(Number(anchor.headers['tributary.origin.offset']) - (anchor.offset - r.offset));
+        traced.push({ ...r, headers, traced: true });
+      } else traced.push({ ...r, traced: false });
+    }
+    out.push(...traced.reverse());
+  }
+  return out;
+}
+
 /**
  * Classifies the target's records of one source partition against what the edge acknowledged:
- * `expected[i]` is the value the edge stored at source offset i.
+ * `expected[i]` is the value the edge stored at source offset i. Origins are traced first
+ * (traceOrigins): `withoutOrigin` counts records that trace to no origin at all.
  */
 export function verdict(records: TargetRecord[], origin: { site: string; topic: string; partition: number }, expected: string[]): Verdict {
-  const mine = records.filter((r) => r.headers['tributary.origin.site'] === origin.site && r.headers['tributary.origin.topic'] === origin.topic && r.headers['tributary.origin.partition'] === String(origin.partition));
+  const all = traceOrigins(records);
+  const mine = all.filter((r) => r.headers['tributary.origin.site'] === origin.site && r.headers['tributary.origin.topic'] === origin.topic && r.headers['tributary.origin.partition'] === String(origin.partition));
   const seen = new Map<number, number>();
   let reordered = 0;
   let wrongValue = 0;
@@ -96,7 +136,7 @@ export function verdict(records: TargetRecord[], origin: { site: string; topic: 
   const lost: number[] = [];
   for (let i = 0; i < expected.length; i++) if (!seen.has(i)) lost.push(i);
   const duplicated = [...seen].filter(([, n]) => n > 1).map(([o]) => o);
-  return { found: mine.length, lost, duplicated, reordered, withoutOrigin: records.filter((r) => !r.headers['tributary.origin.site']).length, wrongValue };
+  return { found: mine.length, lost, duplicated, reordered, withoutOrigin: all.filter((r) => !r.headers['tributary.origin.site']).length, wrongValue };
 }
 
 /** True when kcat and /usr/bin/python3 with librdkafka are present (CI=true makes a missing one fatal). */
@@ -133,10 +173,17 @@ lib.rd_kafka_conf_set(conf, b'log_level', b'0', err, 512)
 rk = lib.rd_kafka_new(1, conf, err, 512)
 mc = lib.rd_kafka_mock_cluster_new(rk, int(sys.argv[1]))
 print(lib.rd_kafka_mock_cluster_bootstraps(mc).decode(), flush=True)
+lib.rd_kafka_mock_partition_set_leader.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
 # Commands, one per line: "errors <api key> <error code> <count>" makes the next <count> requests
-# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors).
+# of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors);
+# "leader <topic> <partition> <broker id>" moves a partition's leader
+# (rd_kafka_mock_partition_set_leader).
 for line in sys.stdin:
     parts = line.split()
+    if len(parts) == 4 and parts[0] == 'leader':
+        rc = lib.rd_kafka_mock_partition_set_leader(mc, parts[1].encode(), int(parts[2]), int(parts[3]))
+        print('ok' if rc == 0 else 'error %d' % rc, flush=True)
+        continue
     if len(parts) == 4 and parts[0] == 'errors':
         key, code, cnt = int(parts[1]), int(parts[2]), int(parts[3])
         lib.rd_kafka_mock_push_request_errors(ctypes.c_void_p(mc), ctypes.c_int16(key), ctypes.c_size_t(cnt), *([ctypes.c_int(code)] * cnt))
@@ -148,6 +195,8 @@ export interface MockCluster {
   child: ChildProcess;
   /** The next `count` requests of API `apiKey` fail with Kafka error `code`. */
   pushErrors(apiKey: number, code: number, count: number): Promise<void>;
+  /** Moves the leader of `topic`/`partition` to broker `brokerId`. */
+  setLeader(topic: string, partition: number, brokerId: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -181,5 +230,11 @@ export async function startMockCluster(t: Teardown, dir: string, brokers = 3): P
     child.stdin!.write(`errors ${apiKey} ${code} ${count}\n`);
     if ((await answer) !== 'ok') throw new Error('the mock cluster refused the error injection');
   };
-  return { bootstrap, child, stop, pushErrors };
+  const setLeader = async (topic: string, partition: number, brokerId: number) => {
+    const answer = nextLine('set leader');
+    child.stdin!.write(`leader ${topic} ${partition} ${brokerId}\n`);
+    const a = await answer;
+    if (a !== 'ok') throw new Error(`the mock cluster refused to move the leader: ${a}`);
+  };
+  return { bootstrap, child, stop, pushErrors, setLeader };
 }

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { cliJs, eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { kcatProduce, kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatProduce, kcatReadAll, sh, traceOrigins, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 
@@ -63,16 +63,22 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       const v = verdict(all, { site: SITE, topic: 'sensors.a', partition: p }, expected[p]);
       const lost = p === 0 ? v.lost.filter((o) => o !== 300) : v.lost; // offset 300 is the looped record
       t.same({ lost, duplicated: v.duplicated, reordered: v.reordered, wrongValue: v.wrongValue, withoutOrigin: v.withoutOrigin }, { lost: [], duplicated: [], reordered: 0, wrongValue: 0, withoutOrigin: 0 }, `partition ${p}: exactly once, in order`);
-      t.ok(all.filter((x) => x.headers['tributary.origin.partition'] === String(p)).every((x) => x.partition === p), `partition ${p} stays partition ${p}`);
+      t.ok(traceOrigins(all).filter((x) => x.headers['tributary.origin.partition'] === String(p)).every((x) => x.partition === p), `partition ${p} stays partition ${p}`);
     }
+    // kcat stored 300-record batches: forwarded raw (origin on each batch's last record, the rest traced).
+    const traced = traceOrigins(all).filter((x) => x.traced).length;
+    t.ok(traced > 0 && traced < all.length, `records traced through their batch's last record: ${traced} of ${all.length}`);
     const md = await sh('kcat', ['-L', '-b', target.listeners.kafka!, '-t', 'edge1.sensors.a']);
     t.match(md.stdout, /with 3 partitions/, 'the target topic was created with the source partition count');
     t.ok(logged(edge, /exactly-once by read-back/).length >= 3, 'the mode is logged per target partition');
+    t.ok(logged(edge, /exactly-once by read-back/).every((l) => l.targetAdvertisesTransactions === false), 'decided at connect: a Tributary target does not advertise transactions');
 
     const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
     t.match(metrics, /tributary_uplink_link_up\{site="edge1"\} 1/, 'link state in /metrics');
     t.match(metrics, /tributary_uplink_lag_records\{partition="0",site="edge1",topic="sensors.a"\} 0/, 'lag in records per partition in /metrics');
     t.match(metrics, /tributary_uplink_bytes_sent\{site="edge1"\} [1-9]/, 'bytes sent in /metrics');
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="edge1"\} [1-9]/, 'stored batches forwarded raw');
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="reencoded",site="edge1"\} [1-9]/, 'the looped record\'s neighbours re-encoded');
 
     const status = await eventually(async () => {
       const r = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', edge.dataDir]);
@@ -181,5 +187,42 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     t.ok(resolved.length >= 1, `an indefinite produce was resolved by reading the target back (${resolved.map((l) => l.outcome).join(', ')})`);
     t.ok(resolved.some((l) => l.outcome === 'landed'), 'one of them had landed although its answer was lost');
     if (!t.passing()) t.comment(edge.logs.filter((l) => l.component === 'uplink').map((l) => JSON.stringify(l)).join('\n'));
+  });
+
+  t.test('uplink: both sides killed with SIGKILL at once mid-transfer, both restarted (edge first): exactly once', async (t) => {
+    const targetDir = await tempDir(t);
+    let target = await startBroker(t, { dataDir: targetDir });
+    const port = target.port('kafka');
+    const dir = await tempDir(t);
+    const args = edgeArgs(target.listeners.kafka!, ['--set', 'uplink.readBytesMax=2048', '--set', 'uplink.requestTimeoutMs=3000', '--set', 'uplink.produceTimeoutMs=2000']);
+    // The backlog is taken while no uplink is configured (a link that was down), in batches of 20.
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=3'] });
+    const n = 3000;
+    const expected = [0, 1, 2].map((p) => values(p, n, 0, 100));
+    for (let p = 0; p < 3; p++) {
+      const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'sensors.d', '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=20'], expected[p].join('\n') + '\n');
+      t.equal(r.code, 0, `partition ${p} loaded`);
+    }
+    // Acknowledged by the edge: 3 × 3000 records.
+    t.equal(await loader.stop(), 0);
+    let edge = await startBroker(t, { dataDir: dir, args });
+    const atStop = await eventually(async () => {
+      const c = await forwarded(edge, 'sensors.d');
+      return c >= 500 ? c : Promise.reject(new Error(`only ${c}`));
+    }, 40_000, 5);
+    await Promise.all([edge.kill(), target.kill()]);
+    t.ok(atStop < 3 * n, `both killed mid-transfer (${atStop} of ${3 * n} reported forwarded)`);
+    // The edge comes back first, to a target that is not there yet.
+    edge = await startBroker(t, { dataDir: dir, args });
+    await new Promise((res) => setTimeout(res, 1500));
+    target = await startBroker(t, { dataDir: targetDir, args: ['--kafka-port', String(port)] });
+    await eventually(async () => (await targetCount(target.listeners.kafka!, 'edge1.sensors.d')) >= 3 * n || Promise.reject(new Error('not yet')), 90_000, 300);
+    await new Promise((res) => setTimeout(res, 1000));
+    const all = await kcatReadAll(target.listeners.kafka!, 'edge1.sensors.d');
+    t.equal(all.length, 3 * n, 'exactly 3 × 3000 records in the target');
+    for (let p = 0; p < 3; p++) {
+      const v = verdict(all, { site: SITE, topic: 'sensors.d', partition: p }, expected[p]);
+      t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: n, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, `partition ${p}: every record once, in order`);
+    }
   });
 }

@@ -62,6 +62,8 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       '--set', 'uplink.topicScanIntervalMs=100',
       '--set', 'uplink.pollWaitMs=200',
       '--set', 'uplink.readBytesMax=2048',
+      // kcat stores batches of 10 (below): each one forwarded raw, so the kill lands between raw batches.
+      '--set', 'uplink.rawBatchRecordsMin=5',
       '--set', 'broker.defaultPartitions=3',
     ];
     const edgeDir = await tempDir(t);
@@ -69,7 +71,10 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     const loader = await startBroker(t, { dataDir: edgeDir, args: ['--set', 'broker.defaultPartitions=3'] });
     const n = 2000;
     const expected = [0, 1, 2].map((p) => Array.from({ length: n }, (_, i) => `p${p}-${i}-${'y'.repeat(300)}`));
-    for (let p = 0; p < 3; p++) await kcatProduce(loader.listeners.kafka!, 'plant.line1', p, expected[p]);
+    for (let p = 0; p < 3; p++) {
+      const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'plant.line1', '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected[p].join('\n') + '\n');
+      t.equal(r.code, 0, `partition ${p} loaded in batches of 10`);
+    }
     // Acknowledged by the edge: 3 × 2000 records.
     t.equal(await loader.stop(), 0);
     let edge = await startBroker(t, { dataDir: edgeDir, args });
@@ -88,13 +93,19 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       const v = verdict(all, { site: SITE, topic: 'plant.line1', partition: p }, expected[p]);
       t.same({ lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue, withoutOrigin: v.withoutOrigin }, { lost: 0, duplicated: 0, reordered: 0, wrongValue: 0, withoutOrigin: 0 }, `partition ${p}: ${v.found} records, exactly once, in order`);
     }
+    const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
+    t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="[^"]+"\} [1-9]/, 'the mock took raw-forwarded batches');
+    const modes = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by read-back/.test(l.msg));
+    t.ok(modes.length >= 3 && modes.every((l) => l.targetAdvertisesTransactions === true), 'decided at connect: the mock advertises transactions (logged; read-back mode is used)');
     const md = await sh('kcat', ['-L', '-b', mock.bootstrap, '-t', `${SITE}-plant.line1`]);
     t.match(md.stdout, /with [3-9] partitions/, 'the target topic has at least the source partition count (the mock creates topics itself on Metadata)');
   });
 
   t.test('uplink to the mock cluster: the target forgets the producer (UNKNOWN_PRODUCER_ID, injected): read back, new producer id, exactly once', async (t) => {
     const mock = await startMockCluster(t, await tempDir(t));
-    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1'];
+    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1',
+      // The mock checks no sequences: behind an injected refusal it would take the pipelined batches after it.
+      '--set', 'uplink.inFlightBatchesMax=1'];
     const edge = await startBroker(t, { dataDir: await tempDir(t), args });
     const first = Array.from({ length: 300 }, (_, i) => `a-${i}`);
     await kcatProduce(edge.listeners.kafka!, 'plant.line2', 0, first);
@@ -108,7 +119,46 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     const all = await kcatReadAll(mock.bootstrap, `${SITE}.plant.line2`);
     const v = verdict(all, { site: SITE, topic: 'plant.line2', partition: 0 }, expected);
     t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: 600, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, 'all 600 once, in order');
-    const reinit = edge.logs.filter((l) => l.action === 'read back, then re-initialise the producer id');
+    const reinit = edge.logs.filter((l) => l.action === 'read back, then a new producer id');
     t.ok(reinit.length >= 1, `the refusal was answered by read-back and a new producer id (${reinit.length} times)`);
+  });
+
+  t.test('uplink to the mock cluster: the target partition\'s leader moves twice mid-transfer: exactly once', async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'uplink.readBytesMax=2048', '--set', 'uplink.rawBatchRecordsMin=5', '--set', 'broker.defaultPartitions=1',
+      // The mock checks no sequences (see above).
+      '--set', 'uplink.inFlightBatchesMax=1'];
+    const dir = await tempDir(t);
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=1'] });
+    const n = 3000;
+    const expected = Array.from({ length: n }, (_, i) => `m-${i}-${'q'.repeat(200)}`);
+    const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'plant.line3', '-p', '0', '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected.join('\n') + '\n');
+    t.equal(r.code, 0, '3000 records acknowledged by the edge, in batches of 10');
+    t.equal(await loader.stop(), 0);
+    const edge = await startBroker(t, { dataDir: dir, args });
+    const target = `${SITE}.plant.line3`;
+    const client = new KafkaClient({ bootstrap: mock.bootstrap.split(','), clientId: 'mock-watch', connectTimeoutMs: 3000, requestTimeoutMs: 5000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 16 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
+    t.teardown(() => client.close());
+    const leaders: number[] = [];
+    for (const threshold of [300, 1200]) {
+      await eventually(async () => ((await forwarded(edge, 'plant.line3')) >= threshold ? true : Promise.reject(new Error('not yet'))), 30_000, 5);
+      const md = (await client.metadata([target])).get(target)!;
+      const from = md.partitions[0].leaderId;
+      const to = (from % 3) + 1; // the mock's broker ids are 1..3
+      await mock.setLeader(target, 0, to);
+      const moved = await eventually(async () => {
+        const now = (await client.metadata([target])).get(target)!.partitions[0].leaderId;
+        return now === to ? now : Promise.reject(new Error(`leader still ${now}`));
+      }, 5000, 50);
+      leaders.push(from, moved);
+      t.ok((await forwarded(edge, 'plant.line3')) < n, `the leader moved ${from} → ${moved} mid-transfer`);
+    }
+    await eventually(async () => ((await forwarded(edge, 'plant.line3')) >= n ? true : Promise.reject(new Error('not yet'))), 60_000, 100);
+    await new Promise((res) => setTimeout(res, 500));
+    const all = await kcatReadAll(mock.bootstrap, target);
+    const v = verdict(all, { site: SITE, topic: 'plant.line3', partition: 0 }, expected);
+    t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: n, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, 'all 3000 once, in order, across two leader moves');
+    const refused = edge.logs.filter((l) => l.msg === 'uplink produce failed').map((l) => String(l.err));
+    t.ok(refused.some((e) => /NOT_LEADER/.test(e)), `the old leader refused a produce (${refused.length} refused or lost: ${[...new Set(refused)].join('; ')}); leaders ${leaders.join(' → ')}`);
   });
 }

@@ -65,6 +65,10 @@ export interface FetchResult {
 const STALE_LEADER = new Set(['NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION']);
 const READ_UNCOMMITTED = 0;
 const READ_COMMITTED = 1;
+/** API keys of the transaction APIs (Kafka protocol), looked for in a peer's ApiVersions. */
+const FIND_COORDINATOR_KEY = 10;
+const TXN_ADD_PARTITIONS_KEY = 24;
+const TXN_END_KEY = 26;
 /** Our replica id in Fetch and ListOffsets: a consumer, not a follower. */
 const CONSUMER_REPLICA_ID = -1;
 
@@ -182,6 +186,16 @@ export class KafkaClient {
     return this.connection(address);
   }
 
+  /**
+   * Whether the leader of `topic`/`partition` advertises the transaction APIs in its ApiVersions
+   * (AddPartitionsToTxn = 24, EndTxn = 26, FindCoordinator = 10): what a transactions mode would
+   * need. Decided per connection at connect time.
+   */
+  async advertisesTransactions(topic: string, partition: number): Promise<boolean> {
+    const conn = await this.leader(topic, partition);
+    return [TXN_ADD_PARTITIONS_KEY, TXN_END_KEY, FIND_COORDINATOR_KEY].every((key) => conn.versions.has(key));
+  }
+
   /** Forgets the cached leaders of `topic` after an answer saying they moved. */
   private noteCode(topic: string, code: number): void {
     if (code !== ERRORS.NONE.kafka && STALE_LEADER.has(new KafkaResponseError(code, '').code)) this.topics.delete(topic);
@@ -189,17 +203,30 @@ export class KafkaClient {
 
   /** Produce one partition's batches (acks -1 unless told); the partition's answer, error code included. */
   async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<ProduceResult> {
+    return (await this.produceQueued(topic, partition, records, options)).answer;
+  }
+
+  /**
+   * Like `produce`, but resolves as soon as the request is written to (or queued on) the leader's
+   * connection, with its answer still to come. Requests of one connection are written in call
+   * order and a broker answers them in order, so a caller that awaits each call before the next
+   * keeps its batches in order while several are in flight (the idempotent producer's pipeline).
+   */
+  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<{ answer: Promise<ProduceResult> }> {
     const conn = await this.leader(topic, partition);
-    const res = await conn.request(CLIENT_APIS.produce, {
+    const request = conn.request(CLIENT_APIS.produce, {
       transactionalId: null,
       acks: options.acks ?? -1,
       timeoutMs: options.timeoutMs,
       topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
     });
-    const p = res.responses?.[0]?.partitionResponses?.[0];
-    if (!p) throw new KafkaClientError('protocol', `produce to ${topic}-${partition}: the answer names no partition`, true);
-    this.noteCode(topic, p.errorCode);
-    return { errorCode: p.errorCode, baseOffset: p.baseOffset, logStartOffset: p.logStartOffset, errorMessage: p.errorMessage ?? null };
+    const answer = request.then((res) => {
+      const p = res.responses?.[0]?.partitionResponses?.[0];
+      if (!p) throw new KafkaClientError('protocol', `produce to ${topic}-${partition}: the answer names no partition`, true);
+      this.noteCode(topic, p.errorCode);
+      return { errorCode: p.errorCode, baseOffset: p.baseOffset, logStartOffset: p.logStartOffset, errorMessage: p.errorMessage ?? null };
+    });
+    return { answer };
   }
 
   /** One partition's fetch (committed records only). */

@@ -45,6 +45,19 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.inFlightMax=0'], /uplink\.inFlightMax/],
     [['uplink.readBytesMax=1023'], /uplink\.readBytesMax/],
     [['uplink.batchBytesMax=1023'], /uplink\.batchBytesMax/],
+    [['uplink.inFlightBatchesMax=0'], /uplink\.inFlightBatchesMax/],
+    [['uplink.inFlightBytesMax=1023'], /uplink\.inFlightBytesMax/],
+    [['uplink.bandwidthBytesPerSec=-1'], /uplink\.bandwidthBytesPerSec/],
+    [['uplink.bandwidthBurstBytes=1023'], /uplink\.bandwidthBurstBytes/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.priorities=al*rms'], /uplink\.priorities entry "al\*rms"/],
+    [['uplink.inFlightBatchesMax=6'], /uplink\.inFlightBatchesMax/],
+    [['uplink.rawBatchRecordsMin=0'], /uplink\.rawBatchRecordsMin/],
+    [['uplink.downlinkFetchBytes=1023'], /uplink\.downlinkFetchBytes/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=commands'], /uplink\.downlink entry "commands" is not central=local/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={site}.cmd=__mqtt'], /uplink\.downlink entry "\{site\}\.cmd=__mqtt"/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={zone}.cmd=cmd'], /unknown placeholder \{zone\}/],
+    [['uplink.site=central', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b'], /uplink\.downlinkOriginSite "central" equals uplink\.site/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b', 'uplink.downlinkWaitMs=30000'], /uplink\.downlinkWaitMs \(30000\) must be below uplink\.requestTimeoutMs/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -56,9 +69,13 @@ t.test('uplink config: each mistake names its key', async (t) => {
 
 t.test('uplink config: limits at their boundary are accepted', async (t) => {
   const dir = await tempDir(t);
-  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0'];
+  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0', 'uplink.inFlightBatchesMax=5', 'uplink.rawBatchRecordsMin=1', 'uplink.downlinkFetchBytes=1024', 'uplink.downlink={site}.commands=commands, central.all=broadcast', 'uplink.downlinkWaitMs=29999', 'uplink.bandwidthBytesPerSec=0', 'uplink.bandwidthBurstBytes=1024', 'uplink.priorities=alarms,sensors.*', 'uplink.inFlightBytesMax=1024'];
   const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...ok.flatMap((s) => ['--set', s])], {}));
-  t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax], [1, 1024, 1024, 0]);
+  t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax, p.uplink?.inFlightBatchesMax, p.uplink?.rawBatchRecordsMin, p.uplink?.downlinkFetchBytes], [1, 1024, 1024, 0, 5, 1, 1024]);
+  t.same([p.uplink?.bandwidthBytesPerSec, p.uplink?.bandwidthBurstBytes, p.uplink?.priorities], [0, 1024, ['alarms', 'sensors.*']], 'no cap, the smallest burst, priorities as a comma-separated string');
+  t.ok(p.budget.perPartition.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are listed in the memory budget');
+  t.ok(p.budget.perPartition.some((i) => i.key.includes('uplink.readBytesMax') && i.bytes > 0), 'its per-partition read, batch and fetch are listed apart');
+  t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {
@@ -73,7 +90,7 @@ t.test('uplink: topic patterns and rename templates', async (t) => {
 });
 
 t.test('uplink state file: header, length and CRC are checked', async (t) => {
-  const state = { producer: { producerId: 7, producerEpoch: 0, partitions: { 'x.t/0': { nextSequence: 12, inFlight: { baseSequence: 12, recordCount: 3, firstSourceOffset: 40, lastSourceOffset: 42 } } } }, checkpoints: { 't/0': 40 } };
+  const state = { producer: { producerId: 7, producerEpoch: 0, partitions: { 'x.t/0': { nextSequence: 12, inFlight: [{ producerId: 7, baseSequence: 12, recordCount: 3, firstSourceOffset: 40, lastSourceOffset: 42 }] } } }, checkpoints: { 't/0': 40 } };
   const bytes = encodeLinkState(state);
   t.match(bytes.toString('utf8', 0, 40), /^TRIBUTARY-UPLINK-STATE 1 [0-9a-f]{8} \d+\n/);
   t.same(decodeLinkState(bytes), state, 'round trip');

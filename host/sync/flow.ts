@@ -1,0 +1,153 @@
+// What decides when a partition of the uplink may send its next batch: a bandwidth cap shared by
+// the link (a token bucket on bytes) and strict priority between topic classes. Both are waits
+// before a batch is started, never buffers: the batch stays a source read until its turn.
+//
+// Token bucket: `rateBytesPerSec` tokens a second, at most `burstBytes` stored. A batch of n
+// bytes waits until the bucket holds min(n, burstBytes) tokens, then takes n (the balance may go
+// below zero: a batch larger than the burst is sent whole, and the debt is waited out by the
+// batches after it), so over any period long compared with one batch the bytes sent are at most
+// burst + rate × time. Waiters are served one at a time in arrival order, so partitions share the
+// cap instead of racing for it.
+//
+// Priority: each source partition has a class (0 = highest: the index of the first matching
+// uplink.priorities pattern; unmatched topics come last). A partition may start a batch only while
+// no partition of a higher class is busy (has unsent data, or has not yet found out whether it
+// has: it starts busy). A partition that is blocked (the target cannot take its data) is not busy,
+// so it never holds the others back.
+import { topicMatches } from './options.js';
+
+export class TokenBucket {
+  private tokens: number;
+  private lastMs: number;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly rateBytesPerSec: number,
+    readonly burstBytes: number,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {
+    this.tokens = burstBytes;
+    this.lastMs = nowMs();
+  }
+
+  private refill(): void {
+    const now = this.nowMs();
+    this.tokens = Math.min(this.burstBytes, this.tokens + ((now - this.lastMs) * this.rateBytesPerSec) / 1000);
+    this.lastMs = now;
+  }
+
+  /** Resolves when `bytes` may be sent (taken from the bucket), or when `signal` aborts. */
+  take(bytes: number, signal: AbortSignal): Promise<void> {
+    const turn = this.queue.then(() => this.waitFor(bytes, signal));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async waitFor(bytes: number, signal: AbortSignal): Promise<void> {
+    const needed = Math.min(bytes, this.burstBytes);
+    for (;;) {
+      if (signal.aborted) return;
+      this.refill();
+      if (this.tokens >= needed) {
+        this.tokens -= bytes;
+        return;
+      }
+      await delay(Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.rateBytesPerSec)), signal);
+    }
+  }
+}
+
+export class PriorityGate {
+  /** Busy partitions per class. */
+  private readonly busy = new Map<number, Set<string>>();
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly patterns: readonly string[]) {}
+
+  /** The class of a source topic: the index of the first matching pattern, else the lowest. */
+  classOf(topic: string): number {
+    const i = this.patterns.findIndex((p) => topicMatches([p], topic));
+    return i < 0 ? this.patterns.length : i;
+  }
+
+  setBusy(key: string, cls: number, busy: boolean): void {
+    let set = this.busy.get(cls);
+    if (!set) this.busy.set(cls, (set = new Set()));
+    const was = set.has(key);
+    if (busy) set.add(key);
+    else set.delete(key);
+    if (was && !busy) this.wake();
+  }
+
+  /** True while any partition of a class above `cls` is busy. */
+  held(cls: number): boolean {
+    for (const [c, set] of this.busy) if (c < cls && set.size > 0) return true;
+    return false;
+  }
+
+  /** Resolves when no higher class is busy (at once when none is), or on abort. */
+  async turn(cls: number, signal: AbortSignal): Promise<void> {
+    while (this.held(cls) && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.waiters.push(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
+ * A bound on bytes held at once by many holders (the link's batches in flight): `acquire` waits
+ * while the bytes held plus its own would pass the bound, except when nothing is held (one item
+ * larger than the bound still passes alone, so nothing waits forever). Waiters are woken on every
+ * release and served in arrival order.
+ */
+export class ByteBound {
+  held = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly bytesMax: number) {}
+
+  async acquire(bytes: number, signal: AbortSignal): Promise<void> {
+    while (this.held > 0 && this.held + bytes > this.bytesMax && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.waiters.push(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    this.held += bytes;
+  }
+
+  release(bytes: number): void {
+    this.held = Math.max(0, this.held - bytes);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
