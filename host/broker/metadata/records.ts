@@ -16,7 +16,14 @@
 //   partitionCount   a topic's partition count changes; `assignment` lists the replicas of the
 //                    partitions from the old count up to the new one (empty when shrinking,
 //                    which only the broker's own rollback of a failed grow proposes)
-//   producerIds      producer ids below `reservedUpTo` may have been handed out (a block reserved)
+//   producerIds      producer ids below `reservedUpTo` may have been handed out (a block reserved).
+//                    Layout: {type, reservedUpTo, start?, nodeId?}. With `start` (a cluster's
+//                    compare-and-set) the block is [start, reservedUpTo) for node `nodeId`: it
+//                    applies only when `start` is the current mark, and the image remembers it as
+//                    `producerIdsLastBlock` so the proposer can tell the block is its own; a block
+//                    whose start is not the mark (another node took those ids first) is stale and
+//                    changes nothing. Without `start` (records written before blocks were
+//                    compare-and-set, and the file store's restore) it only moves the mark.
 //   nodeIdentity     this node's id and its cluster's id
 //   acl              one ACL binding added (host/security/acl.ts; adding one that exists is a no-op)
 //   removeAcl        one ACL binding removed (every field must match; absent = a no-op)
@@ -79,6 +86,17 @@ export interface ProducerIdsBlock {
   type: 'producerIds';
   /** Every producer id below this may have been handed out; allocation resumes here after a restart. */
   reservedUpTo: number;
+  /** The mark the proposer read: the block is [start, reservedUpTo), applied only if the mark is still here. Absent in older records. */
+  start?: number;
+  /** The node (allocator) the block is for; with `start`. */
+  nodeId?: number;
+}
+
+/** The last producer-id block applied by compare-and-set (a ProducerIdsBlock with `start`). */
+export interface ProducerIdsBlockImage {
+  readonly start: number;
+  readonly upTo: number;
+  readonly nodeId: number;
 }
 
 export interface NodeIdentity {
@@ -206,6 +224,8 @@ export interface MetadataImage {
   readonly node: { readonly nodeId: number; readonly clusterId: string };
   readonly topics: ReadonlyMap<string, TopicImage>;
   readonly producerIdsReservedUpTo: number;
+  /** The last block taken by compare-and-set (absent: none yet, older data, or restored from a snapshot). */
+  readonly producerIdsLastBlock?: ProducerIdsBlockImage;
   /** ACL bindings, in the order they were added. */
   readonly acls: readonly AclBinding[];
   /** SCRAM credentials by user, then mechanism. */
@@ -227,6 +247,7 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
   const topics = new Map(image.topics);
   let node = image.node;
   let reservedUpTo = image.producerIdsReservedUpTo;
+  let lastBlock = image.producerIdsLastBlock;
   let acls = image.acls;
   let scram = image.scram;
   let brokers = image.brokers ?? new Map<number, BrokerImage>();
@@ -288,9 +309,7 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         break;
       }
       case 'producerIds':
-        // Never backwards: an id handed out below the old mark must stay reserved.
-        if (!Number.isSafeInteger(r.reservedUpTo) || r.reservedUpTo < reservedUpTo) throw new Error(`metadata: producer ids reserved up to ${reservedUpTo}, a block cannot end at ${r.reservedUpTo}`);
-        reservedUpTo = r.reservedUpTo;
+        ({ reservedUpTo, lastBlock } = applyProducerIds(reservedUpTo, lastBlock, r));
         break;
       case 'nodeIdentity':
         node = { nodeId: r.nodeId, clusterId: r.clusterId };
@@ -299,7 +318,23 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         throw new Error(`metadata: unknown record ${JSON.stringify(r)}`);
     }
   }
-  return { node, topics, producerIdsReservedUpTo: reservedUpTo, acls, scram, brokers };
+  return { node, topics, producerIdsReservedUpTo: reservedUpTo, ...(lastBlock ? { producerIdsLastBlock: lastBlock } : {}), acls, scram, brokers };
+}
+
+function applyProducerIds(mark: number, last: ProducerIdsBlockImage | undefined, r: ProducerIdsBlock): { reservedUpTo: number; lastBlock: ProducerIdsBlockImage | undefined } {
+  if (r.start === undefined) {
+    // Never backwards: an id handed out below the old mark must stay reserved.
+    if (!Number.isSafeInteger(r.reservedUpTo) || r.reservedUpTo < mark) throw new Error(`metadata: producer ids reserved up to ${mark}, a block cannot end at ${r.reservedUpTo}`);
+    return { reservedUpTo: r.reservedUpTo, lastBlock: last };
+  }
+  if (!Number.isSafeInteger(r.start) || !Number.isSafeInteger(r.reservedUpTo) || r.reservedUpTo <= r.start || !Number.isSafeInteger(r.nodeId)) {
+    throw new Error(`metadata: producer-id block [${r.start}, ${r.reservedUpTo}) of node ${r.nodeId} is malformed`);
+  }
+  // Compare-and-set: two nodes that read the same mark propose the same start; only the first
+  // applied takes the block, the other is stale and changes nothing (its proposer sees the last
+  // block is not its own and tries again from the new mark).
+  if (r.start !== mark) return { reservedUpTo: mark, lastBlock: last };
+  return { reservedUpTo: r.reservedUpTo, lastBlock: { start: r.start, upTo: r.reservedUpTo, nodeId: r.nodeId as number } };
 }
 
 /** Thrown when a partition change was decided on an image that has moved since (see `basedOn`). */
