@@ -1,12 +1,15 @@
 // Purpose: MQTT with mutual TLS (issue 13): a device that presents a client certificate and no
 // CONNECT user name is the certificate's subject (`User:CN=…,OU=…,O=…`, Kafka's SSL principal),
 // so Kafka-style ACLs on that principal decide what it may do — with mqtt.auth.enabled on, the
-// certificate is its login. Real broker process, mosquitto_pub/sub with --cert/--key; the
+// certificate is its login. Real broker process, mosquitto_pub/sub with --cert/--key and mqtt.js
+// over wss:// with the same certificate; the
 // acknowledged publish is read back from the stored topic, the refused subscribe and publish
 // leave nothing. Missing tools skip locally, fail in CI.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import mqtt from 'mqtt';
 import { join } from 'node:path';
 import { cliJs, haveCommand, startBroker, tempDir } from '../helpers/index.js';
 import { makeCerts } from '../helpers/certs.js';
@@ -65,11 +68,25 @@ t.test('mqtt mutual TLS: the certificate subject is the principal, and its ACLs 
   const refusedPub = await run('mosquitto_pub', [...tls, '-V', 'mqttv5', '-q', '1', '-t', 'cmd/reboot', '-m', 'nope']);
   t.match(refusedPub.stderr, /Publish 1 failed: Not authori[sz]ed/, 'a publish to a topic its ACLs do not name: PUBACK 0x87');
 
+  // the same over MQTT over WebSocket (wss://, the same mqtt.tls): mqtt.js with the certificate, no user name
+  const ws = await mqtt.connectAsync(`wss://127.0.0.1:${b.port('mqttWs')}/mqtt`, {
+    ca: readFileSync(certs.caCert),
+    cert: readFileSync(certs.clientCert),
+    key: readFileSync(certs.clientKey),
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    protocolVersion: 5,
+  } as mqtt.IClientOptions);
+  await ws.publishAsync('plant/wss', 'by-certificate-over-wss', { qos: 1 });
+  await t.rejects(ws.subscribeAsync('cmd/#', { qos: 1 }), /Not authorized/, 'over wss: a subscribe its ACLs do not allow is refused (SUBACK 0x87)');
+  await ws.endAsync();
+
   // what was acknowledged is stored; what was refused is not (no topic cmd was made): read as the
   // super-user through the HTTP API, with a token kept hashed in the config
   const asAdmin = ['--broker', `http://${b.listeners.http}`, '--token', ADMIN_TOKEN];
-  const stored = await run(process.execPath, [cliJs, 'consume', 'plant', '--limit', '1', ...asAdmin]);
-  t.match(stored.stdout, /by-certificate/, `the acknowledged publish is stored in plant (${stored.stderr.trim()})`);
+  const stored = await run(process.execPath, [cliJs, 'consume', 'plant', '--offset', 'earliest', '--limit', '2', ...asAdmin]);
+  t.match(stored.stdout, /by-certificate-over-wss/, 'the acknowledged wss publish is stored in plant');
+  t.match(stored.stdout, /by-certificate\n/, `the acknowledged publish is stored in plant (${stored.stderr.trim()})`);
   const topics = await run(process.execPath, [cliJs, 'topics', 'list', ...asAdmin]);
   t.equal(topics.code, 0, topics.stderr);
   t.match(topics.stdout, /plant/);
