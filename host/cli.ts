@@ -31,6 +31,8 @@ commands:
            [--prefixed] [--deny] [--host H]
   acls list [same filters]    ACLs matching the filters (all without any)
   acls remove (same as add)   remove exactly that ACL
+  tokens hash [--new]         sha256:<hex> of the token on standard input, for an http.tokens
+                              entry's hash: (--new: make a random token, print it and its hash)
   uplink status [--data-dir DIR]
                               each uplink's link state, partitions, lag and bytes sent
                               (from the node's data dir, default ./data)
@@ -73,6 +75,11 @@ export async function runCli(args: string[]): Promise<void> {
     case 'acls': {
       const { runSecurityAdmin } = await import('./admin/security.js');
       process.exitCode = await runSecurityAdmin(command, rest, process.env);
+      return;
+    }
+    case 'tokens': {
+      const { runTokensCli } = await import('./admin/tokens.js');
+      process.exitCode = await runTokensCli(rest);
       return;
     }
     case 'uplink': {

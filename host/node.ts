@@ -34,7 +34,7 @@ import { openClusterMetadata } from './cluster/start.js';
 import { clusterView, Replication } from './cluster/replication.js';
 import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
-import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions } from './security/index.js';
+import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
 import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
 
@@ -380,6 +380,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   for (const w of config.warnings) logger.warn(w);
   logBudget(logger, prepared.budget, config.sections.node.memoryBudgetBytes);
   for (const w of prepared.exposureWarnings) logger.warn({ setting: 'security.allowAnonymous' }, w);
+  for (const w of plainTokenWarnings(config.sections.http.tokens as TokenConfig[])) logger.warn({ setting: 'http.tokens' }, w);
   if (config.top.host === '127.0.0.1' && prepared.exposureWarnings.length === 0) {
     logger.info({ host: config.top.host }, 'listeners on loopback only (host: 127.0.0.1); to serve the network set host: 0.0.0.0 with security.allowAnonymous: false (Kafka SASL users) or true (anyone), see docs/security.md');
   }

@@ -9,7 +9,12 @@
 //     answers, v5 0x86 Bad user name or password) and counted against the source address in the
 //     node's one LoginLimiter; past its limit every CONNECT from that address is refused
 //     unchecked (CONNACK 5 / 0x87) until the window ends;
-//   - no user name → `User:ANONYMOUS`, refused (CONNACK 5 / 0x87, as Mosquitto 2.0) when
+//   - no user name on a mutual-TLS connection (`mqtt.tls.requestCert`) that presented a verified
+//     client certificate → the certificate's subject, as Kafka's SSL principal
+//     (`User:CN=sensor-1,OU=plant,O=acme`, host/security/principal.ts), so the Kafka-style ACLs on
+//     that principal apply to the device; a CONNECT with a user name logs in by password instead
+//     (as Kafka's SASL_SSL replaces the certificate's principal);
+//   - no user name (and no certificate) → `User:ANONYMOUS`, refused (CONNACK 5 / 0x87, as Mosquitto 2.0) when
 //     `mqtt.auth.enabled`; with it off a user name nobody knows is ignored (anonymous) as before,
 //     but a known user's name with a wrong password is refused: nobody poses as `alice`.
 // What it may do (security.authorization, the same ACLs as Kafka; host/security/authorizer.ts):
@@ -190,9 +195,12 @@ export class MqttAccess {
     return username === undefined ? ANONYMOUS : userPrincipal(username);
   }
 
-  async login(username: string | undefined, password: Buffer | undefined, address: string, v5: boolean): Promise<LoginResult> {
+  /** `certificate`: the principal of the connection's verified client certificate (mutual TLS), if any. */
+  async login(username: string | undefined, password: Buffer | undefined, address: string, v5: boolean, certificate: Principal | null = null): Promise<LoginResult> {
     const { security, legacy, required } = this.d;
     if (!security.limiter.allowed(address)) return { ok: false, returnCode: CONNACK_NOT_AUTHORIZED, reason: `too many failed logins from ${address} (security.loginFailuresMax)`, counted: false, rateLimited: true };
+    // the TLS handshake verified it against mqtt.tls.caFile: that is the authentication
+    if (username === undefined && certificate) return { ok: true, username: certificate.name };
     const known = username !== undefined && (legacy?.has(username) || security.credentials(username) !== undefined);
     if (!known) {
       if (!required) return { ok: true, username: undefined };

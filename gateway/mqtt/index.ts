@@ -22,7 +22,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { coalesceWrites, ServerTls } from '../../host/security/tls.js';
+import { coalesceWrites, peerPrincipal, ServerTls } from '../../host/security/tls.js';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -31,7 +32,7 @@ import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
 import { AppendBatcher } from './append.js';
 import { Authorizer, MqttAccess } from './auth.js';
-import { addressOf as hostOfRemote, doorSecurity, type DoorSecurity } from '../../host/security/index.js';
+import { addressOf as hostOfRemote, doorSecurity, type DoorSecurity, type Principal } from '../../host/security/index.js';
 import { ConnectionGuard, DeliveryGate, refuseConnection, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import type { Listener } from '../../host/config/listener.js';
@@ -188,10 +189,17 @@ class AedesGateway {
     return remote === undefined ? '*' : hostOfRemote(remote);
   }
 
+  /** The principal of the client's verified certificate (mutual TLS, over TCP or WebSocket), or null. */
+  private certificateOf(client: AedesClient): Principal | null {
+    const c = client as AedesClient & { conn?: unknown; req?: IncomingMessage };
+    const socket = c.conn instanceof TLSSocket ? c.conn : c.req?.socket instanceof TLSSocket ? c.req.socket : undefined;
+    return socket ? peerPrincipal(socket) : null;
+  }
+
   private authenticate(client: AedesClient, username: string | undefined, password: Buffer | undefined, done: (err: (Error & { returnCode?: number }) | null, ok: boolean | null) => void): void {
     const address = this.hostOf(client);
     const v5 = (client as AedesClient & { version?: number }).version === 5;
-    this.access.login(username, password, address, v5).then(
+    this.access.login(username, password, address, v5, this.certificateOf(client)).then(
       (r) => {
         // a will is a publish made later, maybe after a restart that forgot who made it:
         // checked now, as Mosquitto does (WRITE on its stream topic; refused CONNACK 5 / 0x87)

@@ -2,6 +2,7 @@
 // Validated once at start (`validateWsGatewayOptions`): a bad value stops the gateway with a
 // message naming the option, never a surprise later. `wsSchema` is the `http` config section's schema.
 import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
+import { TokenTable } from '../../host/security/tokens.js';
 import { boolean, checkOptions, int32, list, object, oneOf, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 /** `http.engine` (gateway/ws/engine.ts decides). */
@@ -13,7 +14,10 @@ export const HTTP_ENGINE_CHOICES: readonly HttpEngineChoice[] = ['auto', 'uws', 
  * them to (gateway/ws/auth.ts). Topic patterns: exact names, `*` for all, or a `prefix*`.
  */
 export interface WsAccessToken {
-  token: string;
+  /** The secret in the clear (accepted, with a warning at start); prefer `hash`. */
+  token?: string;
+  /** `sha256:` + 64 hex digits of SHA-256(token) (`tributary tokens hash`); exactly one of token and hash. */
+  hash?: string;
   /** `User:<name>` whose ACLs apply; default `User:ANONYMOUS`. */
   principal?: string;
   /** Topics this token may subscribe to and read over HTTP; omitted = any its principal may read. */
@@ -113,15 +117,17 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
 };
 
 const tokenSchema: KeySchema = object(
-  { token: string(8), principal: string(6), read: list(string(1)), write: list(string(1)), admin: boolean() },
-  ['token'],
+  // token/hash: any string here, checked by tokenEntryProblem (host/security/tokens.ts) whose
+  // messages name the entry without quoting the secret (a schema failure prints the value).
+  { token: string(0), hash: string(0), principal: string(6), read: list(string(1)), write: list(string(1)), admin: boolean() },
+  [],
 );
 
 /** What each key of the `http` config section allows (host/config/schema.ts); cross-key rules stay in validateWsGatewayOptions. */
 export const wsSchema: SectionSchema = section({
   ...listenerSchemas(),
   path: { type: 'string', pattern: '^/', 'x-allowed': 'a path starting with "/"' },
-  tokens: list(tokenSchema, 'a list of { token (8+ characters), principal?: User:<name>, read?: [topic patterns], write?: [topic patterns], admin?: false }'),
+  tokens: list(tokenSchema, 'a list of { hash ("sha256:" + 64 hex digits, from `tributary tokens hash`) or token (8+ characters, in the clear: logs a warning), principal?: User:<name>, read?: [topic patterns], write?: [topic patterns], admin?: false }'),
   maxPayloadBytes: int32(1),
   maxSubscriptionsPerSocket: int32(1),
   maxInFlightProducesPerSocket: int32(1),
@@ -154,8 +160,12 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   }
   if (typeof o.path !== 'string' || !o.path.startsWith('/')) throw new Error(`ws gateway option path must start with "/", got ${o.path}`);
   for (const t of o.tokens ?? []) {
-    if (typeof t.token !== 'string' || t.token.length < 8) throw new Error('ws gateway option tokens[].token must be a string of at least 8 characters');
     if ((t.read !== undefined && !Array.isArray(t.read)) || (t.write !== undefined && !Array.isArray(t.write))) throw new Error('ws gateway option tokens[].read and .write must be arrays of topic patterns');
+  }
+  try {
+    new TokenTable(o.tokens ?? [], 'tokens'); // each entry's token/hash and principal, and no token twice: at start, not at the first request
+  } catch (err) {
+    throw new Error(`ws gateway option ${(err as Error).message}`);
   }
   // Ranges and types of every key: the `http` section's schema (the config loader has checked a node's own).
   checkOptions(wsSchema, o as unknown as Record<string, unknown>, 'ws gateway option ');

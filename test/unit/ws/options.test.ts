@@ -22,7 +22,7 @@ t.test('ws options: bad values are refused naming the option', async (t) => {
     [{ port: 70000 }, /port/],
     [{ path: 'ws' }, /path must start with/],
     [{ maxBackpressureBytes: 1000 }, /maxBackpressureBytes/],
-    [{ tokens: [{ token: 'short', read: [], write: [] }] }, /tokens\[\]\.token/],
+    [{ tokens: [{ token: 'short', read: [], write: [] }] }, /tokens\[0\]\.token must be a string of at least 8/],
     [{ tokens: [{ token: 'long-enough-token', read: 'x' as unknown as string[], write: [] }] }, /read and \.write/],
   ];
   for (const [o, message] of cases) t.throws(() => validateWsGatewayOptions(withOpt(o)), { message }, JSON.stringify(o));
