@@ -12,6 +12,7 @@
 //   - onAborted fires once when the client goes away before the answer was sent.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { ERRORS } from '../../host/errors/index.js';
 
 /** What uWS.js throws on a response used after its answer or after abort. */
 export const DISCARDED_RESPONSE =
@@ -82,7 +83,8 @@ interface Sink {
 
 function statusParts(status: string): { code: number; text: string } {
   const m = /^(\d{3})\s*(.*)$/.exec(status.trim());
-  return m ? { code: Number(m[1]), text: m[2] } : { code: 500, text: 'Internal Server Error' };
+  // A status line the door never writes (it always writes "<code> <text>"): answered as the table's server error.
+  return m ? { code: Number(m[1]), text: m[2] } : { code: ERRORS.UNKNOWN_SERVER_ERROR.http, text: 'Internal Server Error' };
 }
 
 export class ServerResponseSink implements Sink {

@@ -27,9 +27,27 @@ export class ConfigError extends Error {
     /** A whole message, for errors a module's own validator worded (it names the key and value itself). */
     message?: string,
   ) {
-    super(message ?? `config: ${key} = ${JSON.stringify(value)} (${source}): ${allowed}`);
+    super(message ?? `config: ${key} = ${JSON.stringify(redactSecrets(key, value))} (${source}): ${allowed}`);
     this.name = 'ConfigError';
   }
+}
+
+/** Keys whose values are secrets: a config error names them but never prints them (issue 13: no secret in any log). */
+const SECRET_KEY = /(^|\.)(token|tokens|hash|password|passphrase|secret)$/i;
+
+/**
+ * The value as an error may show it: a secret (a key named token, hash, password, passphrase or
+ * secret, at any depth) is replaced by its length, so a typo in an `http.tokens` entry does not
+ * print every token of the list to the terminal and the journal.
+ */
+export function redactSecrets(key: string, value: unknown): unknown {
+  const bare = key.replace(/\[\d+\]/g, '');
+  if (SECRET_KEY.test(bare) && typeof value === 'string') return `<secret, ${value.length} characters>`;
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(key, v));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, SECRET_KEY.test(k) && typeof v === 'string' ? `<secret, ${v.length} characters>` : redactSecrets(`${key}.${k}`, v)]));
+  }
+  return value;
 }
 
 export type Section = Record<string, unknown>;

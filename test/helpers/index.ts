@@ -104,9 +104,11 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     'schemas.port=0',
     ...(options.args ?? []),
   ];
-  // The broker refuses unknown TRIBUTARY_* variables, and the runner's own (a bench's
-  // TRIBUTARY_BENCH_QUICK, say) are not its: only the log level and what the caller names pass.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRIBUTARY_')));
+  // The broker refuses unknown TRIBUTARY_* variables, and a bench's own knobs
+  // (TRIBUTARY_BENCH_QUICK, TRIBUTARY_MQTT_BENCH_*, TRIBUTARY_WS_LOADGEN) are not its; config
+  // variables a test sets on purpose (TRIBUTARY_HTTP_ENGINE) pass.
+  const benchKnob = /^TRIBUTARY_(BENCH|MQTT_BENCH|WS_LOADGEN)/;
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !benchKnob.test(k)));
   const child = spawn(process.execPath, args, {
     env: { ...inherited, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
