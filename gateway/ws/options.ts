@@ -2,31 +2,15 @@
 // Validated once at start (`validateWsGatewayOptions`): a bad value stops the gateway with a
 // message naming the option, never a surprise later. `wsSchema` is the `http` config section's schema.
 import { listenerSchemas, renameDeprecated, tlsRefusal, type ListenerOptions } from '../../host/config/listener.js';
-import { TokenTable } from '../../host/security/tokens.js';
+import { TokenTable, type TokenConfig } from '../../host/security/tokens.js';
 import { boolean, checkOptions, int32, list, object, oneOf, section, string, type KeySchema, type SectionSchema } from '../../host/config/schema.js';
 
 /** `http.engine` (gateway/ws/engine.ts decides). */
 export type HttpEngineChoice = 'auto' | 'uws' | 'node';
 export const HTTP_ENGINE_CHOICES: readonly HttpEngineChoice[] = ['auto', 'uws', 'node'];
 
-/**
- * One bearer token: its principal (whose ACLs decide, host/security) and the scope it narrows
- * them to (gateway/ws/auth.ts). Topic patterns: exact names, `*` for all, or a `prefix*`.
- */
-export interface WsAccessToken {
-  /** The secret in the clear (accepted, with a warning at start); prefer `hash`. */
-  token?: string;
-  /** `sha256:` + 64 hex digits of SHA-256(token) (`tributary tokens hash`); exactly one of token and hash. */
-  hash?: string;
-  /** `User:<name>` whose ACLs apply; default `User:ANONYMOUS`. */
-  principal?: string;
-  /** Topics this token may subscribe to and read over HTTP; omitted = any its principal may read. */
-  read?: string[];
-  /** Topics this token may produce to; omitted = any its principal may write. */
-  write?: string[];
-  /** May create/delete topics and see /metrics, /stats and /groups (default false: tokens are least-privilege; 403 there). */
-  admin?: boolean;
-}
+/** An `http.tokens` entry: the one token model (host/security/tokens.ts), shared with the schema registry. */
+export type WsAccessToken = TokenConfig;
 
 /** Host, port, connectionsMax (simultaneous WebSocket connections; the next one is closed with 4429) and tls are the listener's. */
 export interface WsGatewayOptions extends ListenerOptions {

@@ -20,14 +20,22 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { ANONYMOUS, parsePrincipal, type Principal } from './principal.js';
 import { Operation, ResourceType } from './acl.js';
 
+/**
+ * One bearer token: its principal (whose ACLs decide) and the scope it narrows them to (the
+ * doors apply it). Topic patterns: exact names, `*` for all, or a `prefix*`.
+ */
 export interface TokenConfig {
-  /** The secret in the clear (kept for old configs; `hash` is preferred). */
+  /** The secret in the clear (accepted, with a warning at start); prefer `hash`. */
   token?: string;
-  /** `sha256:` and the 64 hex digits of SHA-256(token). */
+  /** `sha256:` + 64 hex digits of SHA-256(token) (`tributary tokens hash`); exactly one of token and hash. */
   hash?: string;
+  /** `User:<name>` whose ACLs apply; default `User:ANONYMOUS`. */
   principal?: string;
+  /** Topics this token may subscribe to and read over HTTP; omitted = any its principal may read. */
   read?: string[];
+  /** Topics this token may produce to; omitted = any its principal may write. */
   write?: string[];
+  /** May create/delete topics and see /metrics, /stats and /groups (default false: tokens are least-privilege; 403 there). */
   admin?: boolean;
 }
 

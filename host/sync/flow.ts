@@ -15,6 +15,7 @@
 // has: it starts busy). A partition that is blocked (the target cannot take its data) is not busy,
 // so it never holds the others back.
 import { topicMatches } from './options.js';
+import { sleep } from '../kafka/client/producer.js';
 
 export class TokenBucket {
   private tokens: number;
@@ -52,7 +53,7 @@ export class TokenBucket {
         this.tokens -= bytes;
         return;
       }
-      await delay(Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.rateBytesPerSec)), signal);
+      await sleep(Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.rateBytesPerSec)), signal);
     }
   }
 }
@@ -140,14 +141,3 @@ export class ByteBound {
   }
 }
 
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

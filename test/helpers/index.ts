@@ -177,3 +177,29 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
   t.teardown(() => proc.kill());
   return proc;
 }
+
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command without blocking the event loop: its exit code and output, killed after
+ * timeoutMs. `input` is written to its stdin (undefined: stdin is /dev/null).
+ */
+export function sh(cmd: string, args: string[], input?: string | Buffer, timeoutMs = 60_000): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: out, stderr: err });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}

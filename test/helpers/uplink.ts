@@ -6,34 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { haveCommand } from './index.js';
+import { haveCommand, sh } from './index.js';
+
+export { sh, type Ran } from './index.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command without blocking the event loop. */
-export function sh(cmd: string, args: string[], input = '', timeoutMs = 60_000): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: out, stderr: err });
-    });
-    child.stdin.end(input);
-  });
-}
 
 /** Produces one line per value to a partition with kcat (acks all); throws when kcat fails. */
 export async function kcatProduce(bootstrap: string, topic: string, partition: number, values: string[]): Promise<void> {

@@ -8,28 +8,13 @@
 // through any door (MQTT 3.1.1 and 5, an anonymous Kafka producer with kcat, HTTP produce); the
 // device still receives what the admin sends, and the broker keeps serving after every refusal.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import kafkajs from 'kafkajs';
-import { cliJs, eventually, haveCommand, sleep, startBroker, tempDir } from '../helpers/index.js';
+import { cliJs, eventually, haveCommand, sh, sleep, startBroker, tempDir } from '../helpers/index.js';
 
-function run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
+const run = (cmd: string, args: string[], input = '', timeoutMs = 20_000) => sh(cmd, args, input, timeoutMs);
 
 const haveMosquitto = haveCommand('mosquitto_pub') && haveCommand('mosquitto_sub');
 const haveKcat = haveCommand('kcat');

@@ -6,12 +6,11 @@
 // acknowledged publish is read back from the stored topic, the refused subscribe and publish
 // leave nothing. Missing tools skip locally, fail in CI.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import mqtt from 'mqtt';
 import { join } from 'node:path';
-import { cliJs, haveCommand, startBroker, tempDir } from '../helpers/index.js';
+import { cliJs, haveCommand, sh, startBroker, tempDir } from '../helpers/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { tokenHash } from '../../host/security/index.js';
 
@@ -20,20 +19,7 @@ const ADMIN_TOKEN = 'admin-token-0123456789';
 const haveMosquitto = haveCommand('mosquitto_pub') && haveCommand('mosquitto_sub');
 if (process.env.CI && !haveMosquitto) t.fail('mosquitto_pub/mosquitto_sub are needed (Debian package mosquitto-clients)');
 
-function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = 20_000) => sh(cmd, args, undefined, timeoutMs);
 
 t.test('mqtt mutual TLS: the certificate subject is the principal, and its ACLs apply', { skip: haveMosquitto ? false : 'mosquitto_pub/mosquitto_sub not installed' }, async (t) => {
   const certs = await makeCerts(t);

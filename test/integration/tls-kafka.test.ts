@@ -9,34 +9,20 @@
 // with no certificate or one from another CA. Certificates are made per run (test/helpers/certs.ts).
 // Missing tools skip locally, fail in CI.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
-import { cliJs, eventually, haveCommand, mainJs, startBroker, tempDir } from '../helpers/index.js';
+import { cliJs, eventually, haveCommand, mainJs, sh, startBroker, tempDir } from '../helpers/index.js';
 import { makeCerts, type CertFiles } from '../helpers/certs.js';
 
 const { Kafka, logLevel } = kafkajs;
 const PYTHON = '/usr/bin/python3';
 
-function run(cmd: string, args: string[], input = '', timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
+const run = (cmd: string, args: string[], input = '', timeoutMs = 30_000) => sh(cmd, args, input, timeoutMs);
 
 const haveKcat = haveCommand('kcat');
 const havePython = spawnSync(PYTHON, ['-c', 'import confluent_kafka'], { stdio: 'ignore' }).status === 0;

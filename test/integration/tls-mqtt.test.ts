@@ -12,27 +12,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import kafkajs from 'kafkajs';
-import { eventually, haveCommand, startBroker, tempDir } from '../helpers/index.js';
+import { eventually, haveCommand, sh, startBroker, tempDir } from '../helpers/index.js';
 import { makeCerts } from '../helpers/certs.js';
 import { hashPasswordSync } from '../../gateway/mqtt/index.js';
 
 const haveMosquitto = haveCommand('mosquitto_pub') && haveCommand('mosquitto_sub');
 if (process.env.CI && !haveMosquitto) t.fail('mosquitto_pub/mosquitto_sub are needed (Debian package mosquitto-clients)');
 
-function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = 20_000) => sh(cmd, args, undefined, timeoutMs);
 
 /** Values stored in a topic, read through the Kafka door (plain text there) from the beginning. */
 async function storedValues(kafka: string, topic: string, expected: number): Promise<string[]> {

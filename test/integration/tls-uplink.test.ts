@@ -8,26 +8,13 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
-import { eventually, haveCommand, mainJs, sleep, startBroker, tempDir } from '../helpers/index.js';
+import { eventually, haveCommand, mainJs, sh, sleep, startBroker, tempDir } from '../helpers/index.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const haveKcat = haveCommand('kcat');
 if (process.env.CI && !haveKcat) t.fail('kcat is needed (Debian package kcat)');
 
-function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = 30_000) => sh(cmd, args, undefined, timeoutMs);
 
 const edgeSets = (bootstrap: string, tls: object) => ['--set', 'uplink.site=edge1', '--set', `uplink.bootstrap=${bootstrap}`, '--set', 'uplink.topics=sensors', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMaxMs=500', '--set', `uplink.tls=${JSON.stringify(tls)}`];
 

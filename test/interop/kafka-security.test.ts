@@ -7,31 +7,17 @@
 // CreateAcls/DescribeAcls/DeleteAcls through kafkajs's admin; KIP-368 re-authentication keeps a
 // kafkajs connection working past the session lifetime. Missing tools skip locally, fail in CI.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
-import { cliJs, eventually, haveCommand, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { cliJs, eventually, haveCommand, sh, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { ERRORS } from '../../host/errors/index.js';
 
 const { Kafka, logLevel } = kafkajs;
 const PYTHON = '/usr/bin/python3';
 
-function run(cmd: string, args: string[], input = '', timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
+const run = (cmd: string, args: string[], input = '', timeoutMs = 30_000) => sh(cmd, args, input, timeoutMs);
 
 const cli = (kafka: string, ...args: string[]) => run(process.execPath, [cliJs, ...args, '--kafka', kafka]);
 

@@ -23,7 +23,7 @@ t.test('token scope: least privilege by default, patterns narrow, CREATE follows
   const table = new TokenTable([
     { token: 'dashboard-1', principal: 'User:dash', read: ['*'], write: [] },
     { token: 'device-1', read: ['cmd*'], write: ['telemetry'] },
-    { token: 'ops-1', principal: 'User:ops', admin: true },
+    { token: 'ops-token-1', principal: 'User:ops', admin: true },
   ]);
   const dash = table.get('dashboard-1')!;
   t.same(dash.principal, { type: 'User', name: 'dash' });
@@ -39,7 +39,7 @@ t.test('token scope: least privilege by default, patterns narrow, CREATE follows
   t.notOk(scopeAllows(device.scope, Operation.READ, ResourceType.TOPIC, 'telemetry'));
   t.ok(scopeAllows(device.scope, Operation.CREATE, ResourceType.TOPIC, 'telemetry'), 'may auto-create what it may write');
   t.notOk(scopeAllows(device.scope, Operation.CREATE, ResourceType.TOPIC, 'other'));
-  const ops = table.get('ops-1')!;
+  const ops = table.get('ops-token-1')!;
   t.ok(scopeAllows(ops.scope, Operation.DELETE, ResourceType.TOPIC, 'x'));
   t.ok(scopeAllows(UNLIMITED_SCOPE, Operation.ALTER, ResourceType.CLUSTER, 'kafka-cluster'), 'no tokens configured: the ACLs alone decide');
   t.throws(() => new TokenTable([{ token: 'bad-principal', principal: 'alice' }]), /http\.tokens\[0\]\.principal: "alice" is not User:<name>/);
