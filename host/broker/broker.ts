@@ -397,7 +397,10 @@ export class Broker implements BrokerApi {
       try {
         info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: partition.leaderEpoch, durable: acks !== 0 }));
         // acks=all: the bytes stay counted (maxPendingAppendBytes bounds the waiting batches too).
-        if (waitForIsr) await partition.awaitHighWatermark(info.lastOffset + 1, options.timeoutMs ?? this.options.ackTimeoutMs);
+        if (waitForIsr) {
+          await partition.awaitHighWatermark(info.lastOffset + 1, options.timeoutMs ?? this.options.ackTimeoutMs);
+          this.checkInSyncAfterAppend(tp, partition);
+        }
       } finally {
         this.pendingAppendBytes -= bytes;
         this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
@@ -442,6 +445,19 @@ export class Broker implements BrokerApi {
       throw new BrokerError('NOT_ENOUGH_REPLICAS', `${tp.topic}-${tp.partition} has ${partition.isr.length} in-sync replica(s) [${partition.isr.join(', ')}]; acks=all needs min.insync.replicas=${needed}`);
     }
     return true;
+  }
+
+  /**
+   * The HW passing an acks=all batch is not enough when the ISR shrank below
+   * min.insync.replicas while it waited (this leader learnt of the shrink after admitting the
+   * batch): the batch is on too few disks, so it is not acknowledged (Kafka's
+   * NOT_ENOUGH_REPLICAS_AFTER_APPEND; a retry is refused up front with NOT_ENOUGH_REPLICAS).
+   */
+  private checkInSyncAfterAppend(tp: TopicPartition, partition: Partition): void {
+    const needed = Math.min(this.topics.get(tp.topic)?.config['min.insync.replicas'] ?? 1, Math.max(1, partition.replicas.length));
+    if (partition.isr.length < needed) {
+      throw new BrokerError('NOT_ENOUGH_REPLICAS_AFTER_APPEND', `${tp.topic}-${tp.partition}: the in-sync replicas fell to ${partition.isr.length} [${partition.isr.join(', ')}] while the batch waited; acks=all needs min.insync.replicas=${needed}`);
+    }
   }
 
   async produce(topic: string, records: RecordInput[], options: AppendOptions & { partition?: number }): Promise<Array<TopicPartition & { offset: number }>> {

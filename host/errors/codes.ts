@@ -81,6 +81,9 @@ export const ERRORS = {
   INVALID_TOPIC_EXCEPTION: spec(17, MQTT_TOPIC_NAME_INVALID, WS_BAD_REQUEST, 400),
   RECORD_LIST_TOO_LARGE: spec(18, MQTT_PACKET_TOO_LARGE, WS_TOO_BIG, 413),
   NOT_ENOUGH_REPLICAS: spec(19, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
+  // acks=all: the ISR fell below min.insync.replicas while the append waited for the HW (Kafka's
+  // answer: the record is in the leader's log but was not acknowledged on enough replicas).
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: spec(20, MQTT_UNAVAILABLE, WS_TRY_AGAIN, 503, true),
   INVALID_REQUIRED_ACKS: spec(21, MQTT_PROTOCOL, WS_BAD_REQUEST, 400),
   ILLEGAL_GENERATION: spec(22, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   INCONSISTENT_GROUP_PROTOCOL: spec(23, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
