@@ -89,14 +89,7 @@ export class PriorityGate {
   /** Resolves when no higher class is busy (at once when none is), or on abort. */
   async turn(cls: number, signal: AbortSignal): Promise<void> {
     while (this.held(cls) && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        this.waiters.push(done);
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await nextWake(this.waiters, signal);
     }
   }
 
@@ -105,6 +98,18 @@ export class PriorityGate {
     this.waiters = [];
     for (const f of w) f();
   }
+}
+
+/** Resolves at the next wake of `waiters` (the owner calls and clears them) or when `signal` aborts. */
+function nextWake(waiters: Array<() => void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    waiters.push(done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**
@@ -121,14 +126,7 @@ export class ByteBound {
 
   async acquire(bytes: number, signal: AbortSignal): Promise<void> {
     while (this.held > 0 && this.held + bytes > this.bytesMax && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        this.waiters.push(done);
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await nextWake(this.waiters, signal);
     }
     this.held += bytes;
   }
