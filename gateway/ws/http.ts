@@ -295,6 +295,7 @@ class HttpRoutes {
     const ready = this.deps.health();
     const { failedPartitions, disk } = this.broker.health();
     const listeners = this.deps.listeners?.() ?? [];
+    const { engine, build } = this.deps.stats();
     const problems: string[] = [];
     if (!ready) problems.push('not ready: starting or stopping');
     for (const p of failedPartitions) problems.push(`partition ${p}`);
@@ -306,7 +307,7 @@ class HttpRoutes {
       failedPartitions,
       disk,
       listeners: Object.fromEntries(listeners.map((l) => [l.name, l.up ? 'up' : 'down'])),
-      http: { engine: this.deps.stats().engine, build: this.deps.stats().build },
+      http: { engine, build },
     };
     reply.json(problems.length ? ERRORS.LEADER_NOT_AVAILABLE.http : ERRORS.NONE.http, body);
   }
