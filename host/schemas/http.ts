@@ -4,8 +4,8 @@
 // application/vnd.schemaregistry+json are accepted too). Every error answers
 // `{error_code, message}` with Confluent's numbers from REGISTRY_ERRORS.
 //
-// Bounds: a body larger than requestBytesMax is refused (413) while it streams, without
-// buffering the rest; at most requestsInFlightMax requests are served at once, so at most
+// Bounds: a body larger than requestBytesMax is refused (413): the rest is read and discarded,
+// never buffered, and the answer goes out when it ends (bounded; see readBody); at most requestsInFlightMax requests are served at once, so at most
 // requestsInFlightMax × requestBytesMax of bodies are in memory. A request beyond that waits its
 // turn with its body unread (past one stream buffer the socket stops being read: the kernel's buffers hold it, not ours); the
 // waiting line is at most one request per connection, so connectionsMax bounds it. A burst of
@@ -138,27 +138,46 @@ function sendError(res: ServerResponse, code: keyof typeof REGISTRY_ERRORS, mess
   send(res, spec.http, { error_code: spec.code, message });
 }
 
+/**
+ * Past requestBytesMax a body is discarded while it keeps streaming, and the 413 is sent once it
+ * has ended: answering at once and closing would reset a connection the client is still writing
+ * to, so it would see EPIPE instead of the 413. A client that keeps sending past this many times
+ * requestBytesMax (or for REFUSED_BODY_LINGER_MS) is answered and cut off all the same.
+ */
+const REFUSED_BODY_DISCARD_FACTOR = 16;
+const REFUSED_BODY_LINGER_MS = 5_000;
+
 /** Reads a bounded body; undefined when it was refused (answered already). */
 function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): Promise<unknown | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
-    let refused = false;
+    let refusedAt = -1; // bytes read when the body went past the bound; -1 while it has not
+    let linger: NodeJS.Timeout | undefined;
+    const refuse = (cutOff: boolean) => {
+      if (res.headersSent) return;
+      clearTimeout(linger);
+      res.setHeader('connection', 'close');
+      sendError(res, 'BODY_TOO_LARGE', `request body above requestBytesMax ${bytesMax}`);
+      if (cutOff) res.once('finish', () => req.socket.destroy());
+      resolve(undefined);
+    };
     req.on('data', (chunk: Buffer) => {
-      if (refused) return;
       bytes += chunk.length;
+      if (refusedAt >= 0) {
+        if (bytes - refusedAt > REFUSED_BODY_DISCARD_FACTOR * bytesMax) refuse(true);
+        return;
+      }
       if (bytes > bytesMax) {
-        refused = true;
+        refusedAt = bytes;
         chunks.length = 0;
-        sendError(res, 'BODY_TOO_LARGE', `request body above requestBytesMax ${bytesMax}`);
-        req.resume();
-        resolve(undefined);
+        linger = setTimeout(() => refuse(true), REFUSED_BODY_LINGER_MS);
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (refused) return;
+      if (refusedAt >= 0) return refuse(false);
       if (bytes === 0) return resolve(null);
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
@@ -167,7 +186,11 @@ function readBody(req: IncomingMessage, res: ServerResponse, bytesMax: number): 
         resolve(undefined);
       }
     });
-    req.on('error', () => resolve(undefined));
+    req.on('error', () => {
+      clearTimeout(linger);
+      resolve(undefined);
+    });
+    req.on('close', () => clearTimeout(linger));
   });
 }
 
