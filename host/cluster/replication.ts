@@ -38,6 +38,7 @@ import { KafkaClient } from '../kafka/client/client.js';
 import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
+import { AppendForwarding, type ForwardOptions } from './forward.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -50,6 +51,8 @@ export interface ReplicationOptions {
   replicaFetchBytesMax: number;
   /** How often the controller and the ISR checks run. */
   checkIntervalMs: number;
+  /** Appends for partitions another node leads (MQTT, HTTP, WebSocket doors): forward.ts. */
+  forward: Omit<ForwardOptions, 'nodeId'>;
 }
 
 /** The cluster's brokers and controller as Metadata and DescribeCluster list them. */
@@ -87,6 +90,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export class Replication {
   private readonly fetchers = new Map<Partition, ReplicaFetcher>();
   private readonly client: KafkaClient;
+  private readonly forwardClient: KafkaClient;
+  private readonly forwarding: AppendForwarding;
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
   private checking = false;
@@ -112,6 +117,9 @@ export class Replication {
       reconnectBackoffMs: 50,
       reconnectBackoffMaxMs: 1000,
     });
+    const forward = { ...o.forward, nodeId: o.nodeId };
+    this.forwardClient = AppendForwarding.client(forward, self);
+    this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
   }
 
   /** Registers this broker, follows leadership changes and starts the periodic checks. */
@@ -119,12 +127,16 @@ export class Replication {
     this.unsubscribe = this.broker.onLeadershipChange((changed) => this.leadershipChanged(changed));
     this.leadershipChanged(this.broker.replicatedPartitions().map((x) => x.partition));
     await this.register();
+    // Registered: this node's doors may now take writes for partitions others lead.
+    this.broker.setAppendForwarder(this.forwarding);
     this.timer = setInterval(() => void this.check(), this.o.checkIntervalMs);
     this.timer.unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.broker.setAppendForwarder(undefined);
+    this.forwarding.close();
     this.unsubscribe();
     if (this.timer) clearInterval(this.timer);
     // Stopped first, then the client closed under them: a fetch waiting on a dead leader ends
@@ -132,6 +144,7 @@ export class Replication {
     const stopped = [...this.fetchers.values()].map((f) => f.stop());
     this.fetchers.clear();
     await this.client.close();
+    await this.forwardClient.close();
     await Promise.allSettled(stopped);
   }
 
