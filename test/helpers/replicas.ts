@@ -22,13 +22,15 @@ export interface PartitionMeta {
   partition: number;
   leader: number;
   isr: number[];
+  /** The replicas in assignment order (the controller elects the first live one of the ISR). */
+  replicas: number[];
 }
 
 /** kcat's view of a topic's partitions through `via` (leader and ISR as that node's Metadata answers). */
 export function metadata(c: Cluster, via: number, topic: string): PartitionMeta[] {
   const r = spawnSync('kcat', ['-L', '-J', '-m', '3', '-b', kafkaAddress(c, via), '-t', topic], { encoding: 'utf8', timeout: 8000 });
-  const doc = JSON.parse(r.stdout || '{}') as { topics?: Array<{ partitions?: Array<{ partition: number; leader: number; isrs: Array<{ id: number }> }> }> };
-  return (doc.topics?.[0]?.partitions ?? []).map((p) => ({ partition: p.partition, leader: p.leader, isr: p.isrs.map((x) => x.id).sort() }));
+  const doc = JSON.parse(r.stdout || '{}') as { topics?: Array<{ partitions?: Array<{ partition: number; leader: number; isrs: Array<{ id: number }>; replicas: Array<{ id: number }> }> }> };
+  return (doc.topics?.[0]?.partitions ?? []).map((p) => ({ partition: p.partition, leader: p.leader, isr: p.isrs.map((x) => x.id).sort(), replicas: p.replicas.map((x) => x.id) }));
 }
 
 export function kafkaAddress(c: Cluster, id: number): string {
