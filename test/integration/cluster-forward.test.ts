@@ -107,6 +107,8 @@ t.test('forwarding: MQTT QoS 1, HTTP and WebSocket produce on a follower reach t
   t.teardown(() => pub.end(true));
   const stream = publishStream(pub, 'sensors/pi', 'm', 10);
   await eventually(() => stream.run.acked.length >= 50, 20_000, 20);
+  const firstAcks = [...stream.run.ackedAtMs.values()].slice(0, 50);
+  t.comment(`before the kill: 50 PUBACKs through the forward in ${firstAcks.at(-1)! - firstAcks[0]!} ms (window of 10 QoS 1 publishes, acks=all at RF 3)`);
   await c.kill9(leader);
   const killedAtMs = Date.now();
   await eventually(() => [...stream.run.ackedAtMs.values()].filter((at) => at > killedAtMs).length >= 50, 30_000, 50);
