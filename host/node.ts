@@ -316,6 +316,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaFetchWaitMs: o.replicaFetchWaitMs,
     replicaFetchBytesMax: o.replicaFetchBytesMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
+    forward: { timeoutMs: o.forwardTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
   }, logger.child({ component: 'replication' }));
   await replication.start();
   return replication;

@@ -348,7 +348,7 @@ export class ConnectionGuard {
   refusePublish(r: PublishRefusal, qos: number, packetId: number, closeV3 = true): boolean {
     const reason = ERRORS[r.error].mqtt;
     this.shared.refused.inc({ rule: r.rule });
-    const answer = !this.v5 ? 'connection closed (MQTT 3.1.1 has no negative acknowledgement)' : qos > 0 ? `${qos === 1 ? 'PUBACK' : 'PUBREC'} reason 0x${reason.toString(16)}` : `DISCONNECT reason 0x${reason.toString(16)}`;
+    const answer = !this.v5 ? 'connection closed (MQTT 3.1.1 has no negative acknowledgement)' : qos > 0 ? `${qos === 1 ? 'PUBACK' : 'PUBREC'} reason 0x${(r.ackReason ?? reason).toString(16)}` : `DISCONNECT reason 0x${reason.toString(16)}`;
     this.shared.rareLog(`refused-${r.rule}`, { rule: r.rule, clientId: this.client.id ?? undefined, remote: this.remote, reason: this.v5 ? reason : undefined }, `mqtt: PUBLISH refused: ${r.message} (${r.rule}); ${answer}`);
     if (!this.v5) {
       if (closeV3) {
@@ -360,7 +360,7 @@ export class ConnectionGuard {
     }
     if (qos > 0) {
       // MQTT 5 §3.4.2 / §3.5.2: type, remaining length 3, packet id, reason code
-      this.conn.write(Buffer.from([qos === 1 ? 0x40 : 0x50, 0x03, packetId >> 8, packetId & 0xff, reason]));
+      this.conn.write(Buffer.from([qos === 1 ? 0x40 : 0x50, 0x03, packetId >> 8, packetId & 0xff, r.ackReason ?? reason]));
       return true;
     }
     this.dead = true;

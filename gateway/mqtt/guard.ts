@@ -232,6 +232,8 @@ export interface PublishRefusal {
   message: string;
   /** Row of the error table (host/errors/codes.ts) whose `mqtt` column is the reason code. */
   error: ErrorName;
+  /** The reason a PUBACK/PUBREC carries when the row's is not one an acknowledgement may (mqttAckReason). */
+  ackReason?: number;
 }
 
 export interface PublishInfo {

@@ -39,7 +39,7 @@ import type { Listener } from '../../host/config/listener.js';
 import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
 import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
-import { BrokerError } from '../../host/errors/index.js';
+import { BrokerError, mqttAckReason } from '../../host/errors/index.js';
 import { isUtf8 } from 'node:buffer';
 import { propertiesToHeaders } from './headers.js';
 import { Outbound, retainedAtGrantedQoS, type OutboundClient } from './outbound.js';
@@ -323,6 +323,13 @@ class AedesGateway {
     if (err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL')) {
       const rule = err.code === 'STORAGE_FULL' ? 'disk-full' : 'stream-topic-invalid';
       return this.refuse(client, packet, { rule, message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
+    }
+    // MQTT 5 and a transient refusal (no in-sync quorum, no leader reached in a cluster, a
+    // timeout): aedes would answer any error 0x87 Not authorized; the client hears the table's
+    // reason instead (0x80 where the row's is not an acknowledgement's), keeps its connection
+    // and may publish again. MQTT 3.1.1 has no negative ack: aedes closes, the client resends.
+    if (err instanceof BrokerError && client && this.guards.get(client)?.v5) {
+      return this.refuse(client, packet, { rule: 'append-unavailable', message: `${err.message} (stream topic ${target.topic})`, error: err.code, ackReason: mqttAckReason(err.code) }, done);
     }
     done(err);
   }

@@ -126,6 +126,22 @@ export interface AppendOptions {
   internal?: boolean;
   /** acks=-1: how long to wait for the in-sync replicas before REQUEST_TIMED_OUT (Produce's timeout_ms). */
   timeoutMs?: number;
+  /**
+   * Only the Kafka door sets this: append here or answer NOT_LEADER_OR_FOLLOWER, never forward.
+   * A Kafka client re-routes by itself from Metadata, and a forwarded append arrives at the
+   * leader as a Kafka Produce, so it can never travel a second time.
+   */
+  leaderOnly?: boolean;
+}
+
+/**
+ * What a cluster installs (host/cluster/forward.ts) so that every door but Kafka may write on
+ * any node: an append to a partition this node does not lead goes to the current leader,
+ * below the one write path (Broker.append/produce call it in place of NOT_LEADER_OR_FOLLOWER).
+ * `local` appends here after all (this node became the leader while the call waited).
+ */
+export interface AppendForwarder {
+  forward(tp: TopicPartition, batches: Uint8Array, options: AppendOptions, local: () => Promise<AppendResult>): Promise<AppendResult>;
 }
 
 /**

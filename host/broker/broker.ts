@@ -37,6 +37,7 @@ import {
   type AppendResult,
   type AdminOptions,
   type AppendValidator,
+  type AppendForwarder,
   type BrokerApi,
   type CreatedTopic,
   type TopicConfigChanges,
@@ -124,6 +125,8 @@ export class Broker implements BrokerApi {
   private followsMetadata = false;
   /** Ingest validation (host/schemas installs it); consulted only for topics that ask for it. */
   private validator: AppendValidator | undefined;
+  /** Appends to partitions another node leads go there (a cluster; host/cluster/forward.ts). */
+  private forwarder: AppendForwarder | undefined;
   /** Told after leadership was applied to open partitions (host/cluster's replica manager). */
   private readonly leadershipListeners = new Set<(partitions: Partition[]) => void>();
 
@@ -339,6 +342,11 @@ export class Broker implements BrokerApi {
 
   // --- the write path -----------------------------------------------------------------------
 
+  /** Installs (or removes, undefined) the cluster's append forwarding to partition leaders (host/cluster/forward.ts). */
+  setAppendForwarder(forwarder: AppendForwarder | undefined): void {
+    this.forwarder = forwarder;
+  }
+
   /** Installs the ingest validation hook (one per broker; the schema registry's). */
   setAppendValidator(validator: AppendValidator | undefined): void {
     this.validator = validator;
@@ -375,12 +383,14 @@ export class Broker implements BrokerApi {
       this.assertOpen();
       const acks = checkAcks(options?.acks);
       checkWritable(tp.topic, options);
-      // The broker's own compacted topics keep working below the floor (disk.ts says why).
-      if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const partition = this.partition(tp);
       if (!(batches instanceof Uint8Array) || batches.byteLength === 0) {
         throw new BrokerError('CORRUPT_MESSAGE', `append to ${tp.topic}-${tp.partition}: no record batch bytes`);
       }
+      // A cluster: another node leads this partition; every door but Kafka's goes there (forward.ts).
+      if (partition.role !== 'leader' && this.forwarder && options?.leaderOnly !== true) return await this.forwardAppend(tp, batches, options);
+      // The broker's own compacted topics keep working below the floor (disk.ts says why).
+      if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const waitForIsr = this.checkReplicas(tp, partition, acks);
       const bytes = batches.byteLength;
       // No await between this check and the increment: the limit holds under concurrency.
@@ -425,6 +435,35 @@ export class Broker implements BrokerApi {
       // A write that met ENOSPC while the floor had not yet been crossed (a floor refusal needs no new statfs).
       if (e.code === 'STORAGE_FULL' && !this.disk.current.belowFloor) this.disk.noteNoSpace();
       throw e;
+    }
+  }
+
+  /**
+   * An append this node cannot make (it does not lead the partition) handed to the forwarder.
+   * Its bytes count against maxPendingAppendBytes while it travels (they are held here until
+   * the leader answers), released before a local append should this node become the leader.
+   */
+  private async forwardAppend(tp: TopicPartition, batches: Uint8Array, options: AppendOptions): Promise<AppendResult> {
+    const bytes = batches.byteLength;
+    // No await between this check and the increment: the limit holds under concurrency.
+    if (this.pendingAppendBytes + bytes > this.options.maxPendingAppendBytes) {
+      this.refusedBy('maxPendingAppendBytes');
+      throw new BrokerError('LIMIT_EXCEEDED', `broker busy: ${this.pendingAppendBytes} bytes of appends are pending and ${bytes} more would pass maxPendingAppendBytes=${this.options.maxPendingAppendBytes}; retry`);
+    }
+    this.pendingAppendBytes += bytes;
+    this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.pendingAppendBytes -= bytes;
+      this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
+    };
+    try {
+      const local = () => (release(), this.appendValidated(tp, batches, { ...options, leaderOnly: true }));
+      return await this.forwarder!.forward(tp, batches, options, local);
+    } finally {
+      release();
     }
   }
 

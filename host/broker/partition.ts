@@ -237,6 +237,10 @@ export class Partition {
     this.assertOffsets();
     this.waiters.wake(next);
     this.wakeAcks();
+    // A leader's parked follower fetches answer now, carrying the new HW: a follower's clients
+    // (MQTT subscribers, WebSocket tails on that node) read only below the HW it learnt, so it
+    // must not wait out a whole long poll (replicaFetchWaitMs) to hear it.
+    if (this.role === 'leader' && !this.hwFollowsLogEnd) this.logEndWaiters.wakeAll('data');
   }
 
   /** After a truncation (a follower's log cut back to the leader's): HW may not exceed the new end. */

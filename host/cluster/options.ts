@@ -31,6 +31,11 @@ export interface ClusterOptions {
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
   replicationCheckIntervalMs: number;
+  forwardTimeoutMs: number;
+  forwardRetriesMax: number;
+  forwardRetryBackoffMs: number;
+  forwardInFlightMax: number;
+  forwardQueuedMax: number;
 }
 
 const MiB = 1024 * 1024;
@@ -60,6 +65,11 @@ export const defaultClusterOptions: ClusterOptions = {
   replicaFetchWaitMs: 500, // a follower's fetch long-polls the leader this long (Kafka's replica.fetch.wait.max.ms): an idle partition costs two requests a second
   replicaFetchBytesMax: 1 * MiB, // bytes one follower fetch may return per partition (Kafka's replica.fetch.max.bytes): one max.message.bytes batch, one answer's memory
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
+  forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
+  forwardRetriesMax: 30, // attempts after the first when the leader moved, is being elected or is unreachable: with the backoff doubling to 1 s, about the forward timeout
+  forwardRetryBackoffMs: 50, // first wait before asking the (new) leader again; doubles per attempt up to 1 s
+  forwardInFlightMax: 1, // forwards out at once per partition: 1 keeps one producer's appends in order even across retries (more pipelines, but a retry may then overtake)
+  forwardQueuedMax: 1024, // forwards waiting their turn per partition; past it LIMIT_EXCEEDED (the bytes also count against broker.maxPendingAppendBytes)
 };
 
 export const clusterSchema: SectionSchema = section({
@@ -87,6 +97,11 @@ export const clusterSchema: SectionSchema = section({
   replicaFetchWaitMs: integer(0, 60_000),
   replicaFetchBytesMax: integer(1024, 1024 * MiB),
   replicationCheckIntervalMs: integer(10, 60_000),
+  forwardTimeoutMs: integer(1, 600_000),
+  forwardRetriesMax: integer(0, 10_000),
+  forwardRetryBackoffMs: integer(1, 60_000),
+  forwardInFlightMax: integer(1, 1024),
+  forwardQueuedMax: integer(0, 1_000_000),
 });
 
 export interface Voter {

@@ -26,8 +26,9 @@
 // raced another fails on every node alike and is decided again on the next pass.
 //
 // Bounds: one fetch in flight per followed partition (bytes per answer ≤ replicaFetchBytesMax),
-// one proposal per pass per part; the client's connection bounds (in flight, queued, response
-// bytes) hold the rest.
+// on a connection of its own (answers on one connection come in order: partitions sharing one
+// would wait behind each other's long polls); one proposal per pass per part; the client's
+// connection bounds (in flight, queued, response bytes) hold the rest.
 import type { Logger } from '../logging.js';
 import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
@@ -38,6 +39,7 @@ import { KafkaClient } from '../kafka/client/client.js';
 import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
+import { AppendForwarding, type ForwardOptions } from './forward.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -50,6 +52,8 @@ export interface ReplicationOptions {
   replicaFetchBytesMax: number;
   /** How often the controller and the ISR checks run. */
   checkIntervalMs: number;
+  /** Appends for partitions another node leads (MQTT, HTTP, WebSocket doors): forward.ts. */
+  forward: Omit<ForwardOptions, 'nodeId'>;
 }
 
 /** The cluster's brokers and controller as Metadata and DescribeCluster list them. */
@@ -86,7 +90,15 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 export class Replication {
   private readonly fetchers = new Map<Partition, ReplicaFetcher>();
-  private readonly client: KafkaClient;
+  /**
+   * Each fetcher has a client (one connection to its leader) of its own: a broker answers a
+   * connection's requests in order, so two partitions' long-polling fetches on one connection
+   * would hold each other's answers back by up to replicaFetchWaitMs (acks=all waiting on it).
+   * Bound: one connection per followed partition (fetch sessions, KIP-227, are not done).
+   */
+  private readonly fetchClientOptions: ConstructorParameters<typeof KafkaClient>[0];
+  private readonly forwardClient: KafkaClient;
+  private readonly forwarding: AppendForwarding;
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
   private checking = false;
@@ -100,7 +112,7 @@ export class Replication {
     private readonly log: Logger,
   ) {
     const self = `${o.kafkaHost}:${o.kafkaPort}`;
-    this.client = new KafkaClient({
+    this.fetchClientOptions = {
       bootstrap: [self],
       clientId: `tributary-replica-${o.nodeId}`,
       connectTimeoutMs: 3000,
@@ -111,7 +123,10 @@ export class Replication {
       responseBytesMax: o.replicaFetchBytesMax + 1024 * 1024,
       reconnectBackoffMs: 50,
       reconnectBackoffMaxMs: 1000,
-    });
+    };
+    const forward = { ...o.forward, nodeId: o.nodeId };
+    this.forwardClient = AppendForwarding.client(forward, self);
+    this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
   }
 
   /** Registers this broker, follows leadership changes and starts the periodic checks. */
@@ -119,19 +134,23 @@ export class Replication {
     this.unsubscribe = this.broker.onLeadershipChange((changed) => this.leadershipChanged(changed));
     this.leadershipChanged(this.broker.replicatedPartitions().map((x) => x.partition));
     await this.register();
+    // Registered: this node's doors may now take writes for partitions others lead.
+    this.broker.setAppendForwarder(this.forwarding);
     this.timer = setInterval(() => void this.check(), this.o.checkIntervalMs);
     this.timer.unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.broker.setAppendForwarder(undefined);
+    this.forwarding.close();
     this.unsubscribe();
     if (this.timer) clearInterval(this.timer);
-    // Stopped first, then the client closed under them: a fetch waiting on a dead leader ends
-    // with its connection instead of after the request timeout.
+    // Each fetcher closes its own client as it stops: a fetch waiting on a dead leader ends with
+    // its connection instead of after the request timeout.
     const stopped = [...this.fetchers.values()].map((f) => f.stop());
     this.fetchers.clear();
-    await this.client.close();
+    await this.forwardClient.close();
     await Promise.allSettled(stopped);
   }
 
@@ -161,7 +180,7 @@ export class Replication {
       const previous = running?.stop() ?? Promise.resolve();
       if (running) this.fetchers.delete(p);
       if (!wanted) continue;
-      const fetcher = new ReplicaFetcher(this.broker, this.store, this.client, p, this.o, this.log);
+      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log);
       this.fetchers.set(p, fetcher);
       // The old fetcher's append finishes before the new one truncates.
       fetcher.start(previous);
@@ -292,9 +311,11 @@ class ReplicaFetcher {
     this.running = after.then(() => this.run()).catch((err: unknown) => this.log.warn({ err: (err as Error).message, tp: this.name }, 'replica fetcher stopped'));
   }
 
+  /** Stops the loop; closing its own client ends a fetch parked at the leader at once. */
   stop(): Promise<void> {
     this.abort.abort();
-    return this.running;
+    const running = this.running;
+    return this.client.close().then(() => running);
   }
 
   private get name(): string {

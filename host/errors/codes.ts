@@ -160,6 +160,19 @@ for (const [name, s] of Object.entries(ERRORS) as [ErrorName, ErrorSpec][]) {
   if (!byKafkaCode.has(s.kafka)) byKafkaCode.set(s.kafka, name);
 }
 
+/** MQTT 5 §3.4.2.1 / §3.5.2.1: the only reason codes a PUBACK or PUBREC may carry. */
+const MQTT_ACK_REASONS = new Set([0x00, 0x10, MQTT_UNSPECIFIED, MQTT_IMPLEMENTATION, MQTT_NOT_AUTHORIZED, MQTT_TOPIC_NAME_INVALID, 0x91, MQTT_QUOTA, MQTT_PAYLOAD_FORMAT]);
+
+/**
+ * The reason a PUBACK/PUBREC carries for an error: the row's MQTT code where an acknowledgement
+ * may carry it, else 0x80 Unspecified error (e.g. 0x88 Server unavailable is a CONNACK code:
+ * a publish refused because no leader answered is still refused, with a code the client parses).
+ */
+export function mqttAckReason(name: ErrorName): number {
+  const code = ERRORS[name].mqtt;
+  return MQTT_ACK_REASONS.has(code) ? code : MQTT_UNSPECIFIED;
+}
+
 /** The table's name for a Kafka error code (UNKNOWN_SERVER_ERROR for codes we never produce). */
 export function errorNameForKafkaCode(code: number): ErrorName {
   return byKafkaCode.get(code) ?? 'UNKNOWN_SERVER_ERROR';

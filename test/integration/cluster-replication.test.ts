@@ -20,9 +20,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliJs, eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { PartitionLog } from '../../host/log/partition-log.js';
-import { decodeBatches } from '../../host/core/index.js';
-import { silentLogger } from '../../host/logging.js';
+import { bootstrap, check, createTopic, kafkaAddress, waitForIsr, type Acked } from '../helpers/replicas.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const KILL_TRIALS = Number(process.env.REPLICATION_KILL_TRIALS ?? 1);
@@ -56,12 +54,6 @@ with open(out, 'w') as f:
 print(json.dumps({'sent': i, 'acked': len(acked), 'errors': sorted(set(errors))}))
 `;
 
-interface Acked {
-  value: string;
-  partition: number;
-  offset: number;
-  atMs: number;
-}
 
 interface ProduceRun {
   sent: number;
@@ -99,88 +91,6 @@ async function produce(dir: string, bootstrap: string, topic: string, tag: strin
     });
   if (acked.length !== summary.acked) throw new Error(`producer wrote ${acked.length} acknowledgements, said ${summary.acked}`);
   return { sent: summary.sent, acked, errors: summary.errors };
-}
-
-interface PartitionMeta {
-  partition: number;
-  leader: number;
-  isr: number[];
-}
-
-/** kcat's view of a topic's partitions through `via` (leader and ISR as that node's Metadata answers). */
-function metadata(c: Cluster, via: number, topic: string): PartitionMeta[] {
-  const r = spawnSync('kcat', ['-L', '-J', '-m', '3', '-b', kafkaAddress(c, via), '-t', topic], { encoding: 'utf8', timeout: 8000 });
-  const doc = JSON.parse(r.stdout || '{}') as { topics?: Array<{ partitions?: Array<{ partition: number; leader: number; isrs: Array<{ id: number }> }> }> };
-  return (doc.topics?.[0]?.partitions ?? []).map((p) => ({ partition: p.partition, leader: p.leader, isr: p.isrs.map((x) => x.id).sort() }));
-}
-
-function kafkaAddress(c: Cluster, id: number): string {
-  return c.node(id).proc!.listeners.kafka!;
-}
-
-function bootstrap(c: Cluster): string {
-  return c.live().map((n) => kafkaAddress(c, n.id)).join(',');
-}
-
-async function createTopic(c: Cluster, via: number, name: string, partitions: number, config: Record<string, unknown> = {}): Promise<void> {
-  const res = await fetch(`${c.httpUrl(via)}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions, replicationFactor: 3, config }) });
-  const body = await res.text();
-  if (res.status !== 200 && res.status !== 201) throw new Error(`create ${name}: ${res.status} ${body}`);
-}
-
-/** Waits until every partition of `topic` has a leader and exactly `isr` in sync, as `via` answers. */
-async function waitForIsr(c: Cluster, via: number, topic: string, isr: number[], timeoutMs = 20_000): Promise<PartitionMeta[]> {
-  const found = await eventually(() => {
-    const m = metadata(c, via, topic);
-    return m.length > 0 && m.every((p) => p.leader > 0 && p.isr.join() === [...isr].sort().join()) ? m : null;
-  }, timeoutMs, 200);
-  return found!;
-}
-
-/** Every record in one node's copy of a partition, by offset (read from its files after a clean stop). */
-async function readReplica(dataDir: string, topic: string, partition: number): Promise<Map<number, string>> {
-  const log = await PartitionLog.open(join(dataDir, `${topic}-${partition}`), { flush: 'always' } as never, { logger: silentLogger });
-  const out = new Map<number, string>();
-  try {
-    let offset = log.logStartOffset;
-    while (offset < log.logEndOffset) {
-      const r = await log.read(offset, 1 << 20, log.logEndOffset);
-      if (r.records.byteLength === 0) break;
-      for (const b of decodeBatches(r.records)) for (const rec of b.records) out.set(rec.offset, Buffer.from(rec.value!).toString());
-      offset = r.nextOffset;
-    }
-  } finally {
-    await log.close();
-  }
-  return out;
-}
-
-/**
- * The checker: each acknowledged record is on every replica exactly once, at the offset it was
- * acknowledged with; the replicas hold the same records at the same offsets. Returns the
- * anomalies by kind (empty = none).
- */
-async function check(c: Cluster, topic: string, partitions: number, acked: Acked[]): Promise<Record<string, string[]>> {
-  const anomalies: Record<string, string[]> = { lost: [], duplicate: [], wrongOffset: [], divergent: [] };
-  for (let p = 0; p < partitions; p++) {
-    const copies = await Promise.all(c.nodes.map((n) => readReplica(n.dataDir, topic, p)));
-    copies.forEach((copy, i) => {
-      const count = new Map<string, number>();
-      for (const v of copy.values()) count.set(v, (count.get(v) ?? 0) + 1);
-      for (const a of acked.filter((x) => x.partition === p)) {
-        const n = count.get(a.value) ?? 0;
-        if (n === 0) anomalies.lost!.push(`node ${i + 1}: ${a.value}`);
-        if (n > 1) anomalies.duplicate!.push(`node ${i + 1}: ${a.value} ×${n}`);
-        if (n >= 1 && copy.get(a.offset) !== a.value) anomalies.wrongOffset!.push(`node ${i + 1}: ${a.value} acked at ${p}/${a.offset}, there: ${copy.get(a.offset)}`);
-      }
-    });
-    const [first, ...rest] = copies;
-    rest.forEach((copy, i) => {
-      if (JSON.stringify([...copy]) !== JSON.stringify([...first!])) anomalies.divergent!.push(`partition ${p}: node ${i + 2} (${copy.size} records) differs from node 1 (${first!.size})`);
-    });
-  }
-  for (const k of Object.keys(anomalies)) if (anomalies[k]!.length === 0) delete anomalies[k];
-  return anomalies;
 }
 
 t.test('replication: kill -9 of a leader under acks=all loses no acknowledged record', { timeout: 170_000 }, async (t) => {

@@ -201,6 +201,24 @@ async function readPartition(topic: string, p: FetchPartitionRequest, cursor: Pa
   return out;
 }
 
+/** Each cursor's partition HW now (-1 where it cannot be read: it then never counts as moved). */
+function highWatermarks(cursors: PartitionCursor[][]): number[][] {
+  return cursors.map((row) =>
+    row.map((c) => {
+      try {
+        return c.offsets().highWatermark;
+      } catch {
+        return -1;
+      }
+    }),
+  );
+}
+
+function hwMoved(responses: Array<{ partitions: PartitionResult[] }>, before: number[][] | null): boolean {
+  if (!before) return false;
+  return responses.some((t, i) => t.partitions.some((p, j) => before[i]![j]! >= 0 && p.highWatermark > before[i]![j]!));
+}
+
 export const fetch: ApiHandler = {
   apiKey: 1,
   name: 'Fetch',
@@ -217,9 +235,13 @@ export const fetch: ApiHandler = {
     const maxWaitMs = Math.max(0, Math.min(req.maxWaitMs, limits.maxFetchWaitMs));
     const deadline = Date.now() + maxWaitMs;
     const cursors = openCursors(req, ctx);
+    // A follower's fetch is answered as soon as the HW moved (its own position may have moved
+    // it, or another follower's while this one waits): the follower's readers see up to the HW
+    // it learns from these answers only.
+    const hwBefore = req.replicaId >= 0 ? highWatermarks(cursors) : null;
     const refused = checkReplicas(req, ctx);
     let result = await readAll(req, ctx, cursors, maxBytes, refused);
-    while (req.minBytes > 0 && result.total < req.minBytes && result.errors === 0 && !ctx.signal.aborted) {
+    while (req.minBytes > 0 && result.total < req.minBytes && result.errors === 0 && !ctx.signal.aborted && !hwMoved(result.responses, hwBefore)) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       // Wake on the next append past what this pass saw (each cursor's high watermark seen),

@@ -67,7 +67,7 @@ async function appendOne(ctx: RequestContext, topic: string, index: number, reco
     // connection's order until done).
     const info = ctx.broker.describeTopic(topic) ?? (await ctx.broker.ensureTopic(topic));
     if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
-    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined, timeoutMs });
+    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined, timeoutMs, leaderOnly: true });
     return { index, errorCode: ERRORS.NONE.kafka, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
   } catch (err) {
     const code = produceErrorCode(err);

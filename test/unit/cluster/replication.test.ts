@@ -103,3 +103,43 @@ t.test('partition: replicated HW is the lowest log end of the ISR; acks=all wait
   t.equal(await codeOf(() => broker.checkLeaderEpoch(tp, 3)), 'UNKNOWN_LEADER_EPOCH');
   t.equal(await codeOf(broker.append(tp, encodeBatch([{ key: null, value: bytes('c') }]), { acks: 1 })), 'NOT_LEADER_OR_FOLLOWER', 'a follower refuses appends');
 });
+
+t.test('partition: a follower fetch parked at the log end wakes when the HW moves (so the follower learns it at once)', async (t) => {
+  const { broker } = await openBroker(t);
+  await broker.createTopic('hw', 1);
+  const tp = { topic: 'hw', partition: 0 };
+  const p = broker.partitionObject(tp);
+  p.replicated(1);
+  p.becomeLeader(1, [1, 2, 3], [1, 2, 3], Date.now());
+  await p.log.appendAsLeader(encodeBatch([{ key: null, value: bytes('a') }]), { leaderEpoch: 1, durable: true });
+  p.followerFetched(2, 1, Date.now());
+  t.equal(p.highWatermark, 0, 'follower 3 has not fetched: HW stays');
+  // Follower 2 has everything and long-polls at the log end (logEnd isolation), as fetch.ts does.
+  const started = Date.now();
+  const parked = broker.waitForData([{ ...tp, afterOffset: 1 }], 5000, undefined, 'logEnd');
+  setTimeout(() => p.followerFetched(3, 1, Date.now()), 30);
+  await parked;
+  t.equal(p.highWatermark, 1, 'follower 3 caught up: HW 1');
+  t.ok(Date.now() - started < 2000, `the parked follower fetch answered ${Date.now() - started} ms after it parked, not after its 5 s wait`);
+});
+
+t.test('broker: a follower hands an append to the installed forwarder; the Kafka door (leaderOnly) is refused instead', async (t) => {
+  const { broker } = await openBroker(t);
+  await broker.createTopic('fw', 1);
+  const tp = { topic: 'fw', partition: 0 };
+  const p = broker.partitionObject(tp);
+  p.replicated(1);
+  p.becomeFollower(2, 1, [1, 2], [1, 2]);
+  const seen: Array<{ tp: typeof tp; bytes: number; acks: number }> = [];
+  broker.setAppendForwarder({
+    forward: async (to, batches, options) => (seen.push({ tp: to, bytes: batches.byteLength, acks: options.acks }), { baseOffset: 41, lastOffset: 41, logAppendTimeMs: -1, logStartOffset: 0 }),
+  });
+  const produced = await broker.produce('fw', [{ key: bytes('k'), value: bytes('v') }], { acks: -1 });
+  t.same(produced, [{ topic: 'fw', partition: 0, offset: 41 }], 'produce answers with the offset the leader gave');
+  t.equal(seen.length, 1);
+  t.same([seen[0]!.tp, seen[0]!.acks], [tp, -1], 'the partition chosen here and the door\'s acks travel');
+  t.equal(p.log.logEndOffset, 0, 'nothing was written on the follower');
+  t.equal(await codeOf(broker.append(tp, encodeBatch([{ key: null, value: bytes('c') }]), { acks: -1, leaderOnly: true })), 'NOT_LEADER_OR_FOLLOWER', 'leaderOnly (the Kafka door): refused, never forwarded');
+  broker.setAppendForwarder(undefined);
+  t.equal(await codeOf(broker.append(tp, encodeBatch([{ key: null, value: bytes('c') }]), { acks: -1 })), 'NOT_LEADER_OR_FOLLOWER', 'no forwarder (one node): refused as before');
+});

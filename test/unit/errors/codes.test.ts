@@ -7,7 +7,7 @@ import t from 'tap';
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ERRORS, errorNameForKafkaCode, type ErrorName, type ErrorSpec } from '../../../host/errors/index.js';
+import { ERRORS, errorNameForKafkaCode, mqttAckReason, type ErrorName, type ErrorSpec } from '../../../host/errors/index.js';
 import { projectRoot } from '../../helpers/index.js';
 
 const require = createRequire(import.meta.url);
@@ -158,4 +158,11 @@ t.test('error table: the WebSocket gateway closes with codes from the table only
   const files = sourcesUnder('gateway/ws');
   const found = literalCodes(files, [/\.(?:end|close)\(\s*\d/, /\bcode:\s*\d/, /\w\s*:\s*(?:100[0-3]|10(?:0[7-9]|1[0-4]))\b/, /\b44(?:0[0-9]|29)\b/]);
   t.same(found, [], 'numeric close codes in gateway/ws');
+});
+
+t.test('error table: a PUBACK/PUBREC reason is always one an acknowledgement may carry (MQTT 5 §3.4.2.1)', async (t) => {
+  const ackCodes = new Set([0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]);
+  for (const name of Object.keys(ERRORS) as Array<keyof typeof ERRORS>) t.ok(ackCodes.has(mqttAckReason(name)), `${name}: 0x${mqttAckReason(name).toString(16)}`);
+  t.equal(mqttAckReason('NOT_ENOUGH_REPLICAS'), 0x80, 'server unavailable (0x88, a CONNACK code) becomes unspecified error');
+  t.equal(mqttAckReason('LIMIT_EXCEEDED'), 0x97, 'a row whose code an ack may carry keeps it');
 });

@@ -1,0 +1,104 @@
+// Reading and checking the replicas of a cluster of real broker processes (test/helpers/cluster.ts):
+// a topic created at replication factor 3 over HTTP, each partition's leader and ISR as kcat reads
+// Metadata, every node's copy of a partition read from its files after a clean stop, and the
+// checker over them (each acknowledged record present once at its offset on every replica;
+// replicas identical), with anomalies by kind (lost, duplicate, wrongOffset, divergent).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { eventually } from './index.js';
+import type { Cluster } from './cluster.js';
+import { PartitionLog } from '../../host/log/partition-log.js';
+import { decodeBatches } from '../../host/core/index.js';
+import { silentLogger } from '../../host/logging.js';
+
+export interface Acked {
+  value: string;
+  partition: number;
+  offset: number;
+  atMs: number;
+}
+
+export interface PartitionMeta {
+  partition: number;
+  leader: number;
+  isr: number[];
+  /** The replicas in assignment order (the controller elects the first live one of the ISR). */
+  replicas: number[];
+}
+
+/** kcat's view of a topic's partitions through `via` (leader and ISR as that node's Metadata answers). */
+export function metadata(c: Cluster, via: number, topic: string): PartitionMeta[] {
+  const r = spawnSync('kcat', ['-L', '-J', '-m', '3', '-b', kafkaAddress(c, via), '-t', topic], { encoding: 'utf8', timeout: 8000 });
+  const doc = JSON.parse(r.stdout || '{}') as { topics?: Array<{ partitions?: Array<{ partition: number; leader: number; isrs: Array<{ id: number }>; replicas: Array<{ id: number }> }> }> };
+  return (doc.topics?.[0]?.partitions ?? []).map((p) => ({ partition: p.partition, leader: p.leader, isr: p.isrs.map((x) => x.id).sort(), replicas: p.replicas.map((x) => x.id) }));
+}
+
+export function kafkaAddress(c: Cluster, id: number): string {
+  return c.node(id).proc!.listeners.kafka!;
+}
+
+export function bootstrap(c: Cluster): string {
+  return c.live().map((n) => kafkaAddress(c, n.id)).join(',');
+}
+
+export async function createTopic(c: Cluster, via: number, name: string, partitions: number, config: Record<string, unknown> = {}): Promise<void> {
+  const res = await fetch(`${c.httpUrl(via)}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions, replicationFactor: 3, config }) });
+  const body = await res.text();
+  if (res.status !== 200 && res.status !== 201) throw new Error(`create ${name}: ${res.status} ${body}`);
+}
+
+/** Waits until every partition of `topic` has a leader and exactly `isr` in sync, as `via` answers. */
+export async function waitForIsr(c: Cluster, via: number, topic: string, isr: number[], timeoutMs = 20_000): Promise<PartitionMeta[]> {
+  const found = await eventually(() => {
+    const m = metadata(c, via, topic);
+    return m.length > 0 && m.every((p) => p.leader > 0 && p.isr.join() === [...isr].sort().join()) ? m : null;
+  }, timeoutMs, 200);
+  return found!;
+}
+
+/** Every record in one node's copy of a partition, by offset (read from its files after a clean stop). */
+export async function readReplica(dataDir: string, topic: string, partition: number): Promise<Map<number, string>> {
+  const log = await PartitionLog.open(join(dataDir, `${topic}-${partition}`), { flush: 'always' } as never, { logger: silentLogger });
+  const out = new Map<number, string>();
+  try {
+    let offset = log.logStartOffset;
+    while (offset < log.logEndOffset) {
+      const r = await log.read(offset, 1 << 20, log.logEndOffset);
+      if (r.records.byteLength === 0) break;
+      for (const b of decodeBatches(r.records)) for (const rec of b.records) out.set(rec.offset, Buffer.from(rec.value!).toString());
+      offset = r.nextOffset;
+    }
+  } finally {
+    await log.close();
+  }
+  return out;
+}
+
+/**
+ * The checker: each acknowledged record is on every replica exactly once, at the offset it was
+ * acknowledged with; the replicas hold the same records at the same offsets. Returns the
+ * anomalies by kind (empty = none).
+ */
+export async function check(c: Cluster, topic: string, partitions: number, acked: Acked[]): Promise<Record<string, string[]>> {
+  const anomalies: Record<string, string[]> = { lost: [], duplicate: [], wrongOffset: [], divergent: [] };
+  for (let p = 0; p < partitions; p++) {
+    const copies = await Promise.all(c.nodes.map((n) => readReplica(n.dataDir, topic, p)));
+    copies.forEach((copy, i) => {
+      const count = new Map<string, number>();
+      for (const v of copy.values()) count.set(v, (count.get(v) ?? 0) + 1);
+      for (const a of acked.filter((x) => x.partition === p)) {
+        const n = count.get(a.value) ?? 0;
+        if (n === 0) anomalies.lost!.push(`node ${i + 1}: ${a.value}`);
+        if (n > 1) anomalies.duplicate!.push(`node ${i + 1}: ${a.value} ×${n}`);
+        if (n >= 1 && copy.get(a.offset) !== a.value) anomalies.wrongOffset!.push(`node ${i + 1}: ${a.value} acked at ${p}/${a.offset}, there: ${copy.get(a.offset)}`);
+      }
+    });
+    const [first, ...rest] = copies;
+    rest.forEach((copy, i) => {
+      if (JSON.stringify([...copy]) !== JSON.stringify([...first!])) anomalies.divergent!.push(`partition ${p}: node ${i + 2} (${copy.size} records) differs from node 1 (${first!.size})`);
+    });
+  }
+  for (const k of Object.keys(anomalies)) if (anomalies[k]!.length === 0) delete anomalies[k];
+  return anomalies;
+}
+
