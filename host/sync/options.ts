@@ -2,8 +2,12 @@
 // bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
 // and wait below is bounded; each default says why.
 import type { ConnectionOptions } from 'node:tls';
-import { boolean, int32, integer, list, object, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import { boolean, int32, integer, list, object, oneOf, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
+
+/** What happens to an append when the link's byte budget is full (host/sync/budget.ts). */
+export type OnFullPolicy = 'block' | 'drop-oldest' | 'drop-lower-priority';
+export const ON_FULL_POLICIES: readonly OnFullPolicy[] = ['block', 'drop-oldest', 'drop-lower-priority'];
 
 export interface UplinkOptions {
   site: string;
@@ -38,6 +42,9 @@ export interface UplinkOptions {
   downlinkOriginSite: string;
   downlinkFetchBytes: number;
   downlinkWaitMs: number;
+  backlogBytesMax: number;
+  onFull: OnFullPolicy;
+  onFullTopics: string[] | string;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -116,6 +123,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   downlinkFetchBytes: 512 * 1024,
   // A caught-up downlink partition waits this long at the centre for new records (long poll); below requestTimeoutMs.
   downlinkWaitMs: 1_000,
+  // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
+  backlogBytesMax: 1024 * 1024 * 1024,
+  // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
+  onFull: 'block',
+  // Per-topic on-full policies, `pattern=policy` (pattern: a topic name or prefix ending in *), first match wins; a list or one comma-separated string. [] = every topic has uplink.onFull.
+  onFullTopics: [],
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -159,10 +172,15 @@ export const uplinkSchema: SectionSchema = section({
   downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
   downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
   downlinkWaitMs: int32(0),
+  backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
+  onFull: oneOf(...ON_FULL_POLICIES),
+  onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics'> {
+  /** uplink.onFullTopics parsed, in order (first match wins). */
+  onFullTopics: Array<{ pattern: string; policy: OnFullPolicy }>;
   bootstrap: string[];
   topics: string[];
   /** `uplink.tls` with its files read and checked; null = plain TCP. */
@@ -213,7 +231,14 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (o.downlinkFetchBytes > o.responseBytesMax) throw new Error(`uplink.downlinkFetchBytes (${o.downlinkFetchBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
   const priorities = items(o.priorities);
   for (const p of priorities) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.priorities entry "${p}" is not a topic name or a prefix ending in *`);
-  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities };
+  const onFullTopics = items(o.onFullTopics).map((pair) => {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair);
+    const pattern = m?.[1].trim() ?? '';
+    const policy = m?.[2].trim() as OnFullPolicy;
+    if (!m || !TOPIC_ITEM.test(pattern) || !ON_FULL_POLICIES.includes(policy)) throw new Error(`uplink.onFullTopics entry "${pair}" is not pattern=policy (a topic name or prefix ending in *, and one of ${ON_FULL_POLICIES.join(', ')})`);
+    return { pattern, policy };
+  });
+  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */
@@ -225,4 +250,9 @@ export function topicMatches(patterns: readonly string[], topic: string): boolea
 /** The target topic for a source partition. */
 export function targetTopicOf(template: string, site: string, topic: string, partition: number): string {
   return template.replaceAll('{site}', site).replaceAll('{topic}', topic).replaceAll('{partition}', String(partition));
+}
+
+/** The on-full policy of a topic: the first uplink.onFullTopics entry whose pattern matches, else uplink.onFull. */
+export function policyOf(topic: string, rules: ReadonlyArray<{ pattern: string; policy: OnFullPolicy }>, fallback: OnFullPolicy): OnFullPolicy {
+  return rules.find((r) => topicMatches([r.pattern], topic))?.policy ?? fallback;
 }

@@ -20,7 +20,10 @@
 //              producer; the checkpoint (next source offset) moves after each acknowledged batch
 // Any failure sends the loop back to `target` after a backoff (the producer has already
 // resolved any batch whose outcome was indefinite). Source records removed by retention before
-// they were forwarded are a gap: logged with the offsets and counted, never silent.
+// they were forwarded are a gap: logged with the offsets and counted, never silent. Records the
+// byte budget's on-full policy gave up (host/sync/budget.ts: a drop floor per partition, kept in
+// the link state) are skipped at `resume` or before the next read, logged with their offsets and
+// counted as drops.
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
@@ -40,8 +43,9 @@ import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
+import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
-import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
+import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
 export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
@@ -55,6 +59,11 @@ export interface PartitionStatus {
   position: number;
   /** Records in the source not yet forwarded (high watermark − position). */
   lagRecords: number;
+  /** Bytes stored and not yet forwarded (nor dropped): what counts against uplink.backlogBytesMax. */
+  backlogBytes: number;
+  /** The topic's on-full policy, and the records it gave up since start. */
+  onFull: OnFullPolicy;
+  droppedRecords: number;
   recordsSent: number;
   /** Why the partition is blocked or retrying. */
   reason: string | null;
@@ -65,6 +74,9 @@ export interface UplinkStatus {
   bootstrap: string[];
   link: 'up' | 'down' | 'stopped';
   bytesSent: number;
+  /** Bytes not yet forwarded over every partition, and the budget (0 = none). */
+  backlogBytes: number;
+  backlogBytesMax: number;
   partitions: PartitionStatus[];
   /** One entry per central partition the downlink follows (empty without uplink.downlink). */
   downlink: DownlinkPartitionStatus[];
@@ -85,6 +97,10 @@ interface Metrics {
   batches: Counter;
   oldestAge: Gauge;
   gaps: Counter;
+  backlog: Gauge;
+  budget: Gauge;
+  dropped: Counter;
+  refused: Counter;
 }
 
 class BlockedError extends Error {}
@@ -116,6 +132,8 @@ export class Uplink {
   readonly gate: PriorityGate;
   /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
   readonly inFlightBytes: ByteBound;
+  /** The link's byte budget (installed at the broker's write path when uplink.backlogBytesMax > 0). */
+  readonly budget: LinkBudget;
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -134,6 +152,10 @@ export class Uplink {
       oldestAge: r.gauge('tributary_uplink_oldest_unsent_age_seconds', 'Age (now − its timestamp) of the oldest source record the uplink read and the target has not acknowledged; 0 when caught up'),
       batches: r.counter('tributary_uplink_batches_sent_total', 'Batches the uplink produced, by path: raw (as stored, origin on the last record) or reencoded (decoded, origin on every record)'),
       gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
+      backlog: r.gauge('tributary_uplink_backlog_bytes', 'Bytes stored at this site and not yet forwarded (nor dropped) by the uplink, over every partition of the link'),
+      budget: r.gauge('tributary_uplink_backlog_budget_bytes', 'uplink.backlogBytesMax: the byte budget of the link (0 = none)'),
+      dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
+      refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
     };
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
@@ -148,6 +170,15 @@ export class Uplink {
     this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
     this.gate = new PriorityGate(options.priorities);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
+    this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
+      refused: (tp, backlogBytes, bytes, first) => {
+        this.metrics.refused.inc({ site: options.site, topic: tp.topic });
+        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
+      },
+      drained: (backlogBytes) => this.log.info({ backlogBytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget: appends admitted again'),
+    });
+    this.metrics.backlog.collect(() => this.metrics.backlog.set(this.budget.backlogBytes(), { site: options.site }));
+    this.metrics.budget.collect(() => this.metrics.budget.set(options.backlogBytesMax, { site: options.site }));
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -170,6 +201,8 @@ export class Uplink {
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
     log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink }, 'uplink starting');
     uplink.scan();
+    // After the scan: every partition the link forwards now has its loop, so its appends are counted.
+    if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);
     if (options.downlink.length > 0) {
       const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
       uplink.downlink = new Downlink({
@@ -239,12 +272,15 @@ export class Uplink {
       bootstrap: this.options.bootstrap,
       link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
+      backlogBytes: this.budget.backlogBytes(),
+      backlogBytesMax: this.options.backlogBytesMax,
       partitions: [...this.links.values()].map((l) => l.status()),
       downlink: this.downlink?.status() ?? [],
     };
   }
 
   async stop(): Promise<void> {
+    if (this.options.backlogBytesMax > 0) this.deps.broker.setAppendAdmission(undefined);
     this.abort.abort();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
@@ -259,7 +295,7 @@ export class Uplink {
   }
 }
 
-class PartitionLink {
+class PartitionLink implements BudgetPartition {
   readonly target: TopicPartition;
   readonly origin: Origin;
   state: PartitionLinkState = 'starting';
@@ -272,6 +308,13 @@ class PartitionLink {
   private cursor: PartitionCursor | null = null;
   /** Priority class (0 = highest). */
   readonly priority: number;
+  readonly policy: OnFullPolicy;
+  /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
+  private dropFloor: number;
+  private dropWhy = '';
+  /** Drops already counted up to here (a resume after a retry skips the same records again: counted once). */
+  private dropNotedTo = -1;
+  droppedRecords = 0;
 
   constructor(
     private readonly up: Uplink,
@@ -282,6 +325,8 @@ class PartitionLink {
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
     this.priority = up.gate.classOf(source.topic);
+    this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
+    this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
     this.setBusy(true);
   }
@@ -294,6 +339,36 @@ class PartitionLink {
     return partitionKey(this.source.topic, this.source.partition);
   }
 
+  private get dropKey(): string {
+    return `drop:${this.checkpointKey}`;
+  }
+
+  /** The first source offset not yet forwarded nor dropped (before the first read-back: the checkpoint, else the log start). */
+  unforwardedFrom(): number {
+    const base = this.position >= 0 ? this.position : (this.up.stateFile.state.checkpoints[this.checkpointKey] ?? this.up.deps.broker.offsets(this.source).logStartOffset);
+    return Math.max(base, this.dropFloor);
+  }
+
+  /** The on-full policy gives up the records below `offset`: skipped (and counted) before the next read. */
+  dropBelow(offset: number, why: string): void {
+    if (offset <= this.dropFloor) return;
+    this.dropFloor = offset;
+    this.dropWhy = why;
+    this.up.stateFile.state.checkpoints[this.dropKey] = offset;
+    void this.up.stateFile.save().catch((err) => this.up.log.warn({ err: (err as Error).message }, 'uplink state not saved after a drop (the next save carries it)'));
+  }
+
+  /** Skips [from, to): counted and logged with the offsets, never silent. */
+  private noteDrop(skipFrom: number, to: number): void {
+    const from = Math.max(skipFrom, this.dropNotedTo);
+    if (to <= from) return;
+    this.dropNotedTo = to;
+    const up = this.up;
+    this.droppedRecords += to - from;
+    up.metrics.dropped.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition), policy: this.policy }, to - from);
+    up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
+  }
+
   lag(): number {
     if (this.position < 0) return 0;
     try {
@@ -304,7 +379,7 @@ class PartitionLink {
   }
 
   status(): PartitionStatus {
-    return { source: this.source, target: this.target, state: this.state, mode: 'read-back', position: this.position, lagRecords: this.lag(), recordsSent: this.recordsSent, reason: this.reason };
+    return { source: this.source, target: this.target, state: this.state, mode: 'read-back', position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
   }
 
   async run(): Promise<void> {
@@ -382,6 +457,11 @@ class PartitionLink {
       from = 0;
       why = 'nothing forwarded before: from the start of the source';
     }
+    if (this.dropFloor > from) {
+      this.noteDrop(from, this.dropFloor);
+      from = this.dropFloor;
+      why += `, then past the records the on-full policy dropped`;
+    }
     const signal = up.signal;
     this.cursor = await PartitionCursor.open(up.deps.broker, this.source, { kind: 'offset', offset: from }, {
       isolation: 'committed',
@@ -419,6 +499,10 @@ class PartitionLink {
     let usedProducerId = up.producer.state.producerId;
     try {
       while (!signal.aborted) {
+        if (this.dropFloor > cursor.position) {
+          this.noteDrop(cursor.position, this.dropFloor);
+          cursor.seek(this.dropFloor);
+        }
         if (cursor.caughtUp()) {
           while (pipeline.length > 0) await this.settleHead(pipeline);
           if (signal.aborted) break;
