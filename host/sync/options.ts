@@ -35,6 +35,7 @@ export interface UplinkOptions {
   topicScanIntervalMs: number;
   pollWaitMs: number;
   tls: UplinkTls | null;
+  sasl: UplinkSasl | null;
   bandwidthBytesPerSec: number;
   bandwidthBurstBytes: number;
   priorities: string[] | string;
@@ -56,6 +57,14 @@ export interface UplinkTls {
   keyFile: string | null;
   /** Name the certificate must carry when it differs from the bootstrap host (also sent as SNI); null = the host dialled. */
   serverName: string | null;
+}
+
+/** SASL toward the central cluster (over TLS when uplink.tls is set: SASL_SSL, else SASL_PLAINTEXT). */
+export interface UplinkSasl {
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  user: string;
+  /** Never logged: config errors print it redacted, the client's errors name the user only. */
+  password: string;
 }
 
 export const defaultUplinkOptions: UplinkOptions = {
@@ -109,6 +118,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   pollWaitMs: 1_000,
   // Plain TCP unless set; with a block the central brokers' certificates are verified against caFile (or the system's CAs): a site's data never goes to an unverified peer.
   tls: null,
+  // No SASL unless set: { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }. PLAIN sends the password itself: use it over uplink.tls only (the node warns otherwise).
+  sasl: null,
   // Bandwidth cap of the link: produce bytes per second toward the target (token bucket); 0 = no cap (as fast as the target takes it). Metered cellular plans and shared uplinks need one.
   bandwidthBytesPerSec: 0,
   // Bytes the cap lets through at once after an idle spell (the bucket's size); a batch larger than this is sent whole and its debt waited out by the batches after it.
@@ -164,6 +175,10 @@ export const uplinkSchema: SectionSchema = section({
   tls: {
     anyOf: [{ type: 'null' }, object({ caFile: orNull(string(1)), certFile: orNull(string(1)), keyFile: orNull(string(1)), serverName: orNull(string(1)) })],
     'x-allowed': 'null (plain TCP) or { caFile, certFile, keyFile, serverName } (each a string or null): TLS with the server certificate verified',
+  },
+  sasl: {
+    anyOf: [{ type: 'null' }, object({ mechanism: oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), user: string(1), password: string(1) }, ['mechanism', 'user', 'password'])],
+    'x-allowed': 'null (no SASL) or { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }',
   },
   bandwidthBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER),
   bandwidthBurstBytes: integer(1024, 2_147_483_647),

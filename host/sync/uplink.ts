@@ -196,10 +196,12 @@ export class Uplink {
       reconnectBackoffMs: options.reconnectBackoffMs,
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
       tls: options.tlsConnect,
+      sasl: options.sasl,
     });
     const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
-    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink }, 'uplink starting');
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: options.sasl ? { mechanism: options.sasl.mechanism, user: options.sasl.user } : null }, 'uplink starting');
+    if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
     uplink.scan();
     // After the scan: every partition the link forwards now has its loop, so its appends are counted.
     if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);

@@ -32,6 +32,8 @@ export interface KafkaClientOptions {
   reconnectBackoffMaxMs: number;
   /** TLS toward every broker (tls.connect options: ca, cert, key); null/absent = plain TCP. */
   tls?: import('node:tls').ConnectionOptions | null;
+  /** SASL toward every broker (PLAIN, SCRAM-SHA-256/512); null/absent = none. */
+  sasl?: import('./connection.js').SaslOptions | null;
 }
 
 export interface PartitionMetadata {
@@ -119,7 +121,7 @@ export class KafkaClient {
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
     const { host, port } = parseAddress(address);
     const o = this.options;
-    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n), tls: o.tls ?? null };
+    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n), tls: o.tls ?? null, sasl: o.sasl ?? null };
     try {
       const conn = await KafkaConnection.connect(options);
       this.failures.delete(address);
