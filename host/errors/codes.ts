@@ -114,6 +114,10 @@ export const ERRORS = {
   DUPLICATE_SEQUENCE_NUMBER: spec(46, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   INVALID_PRODUCER_EPOCH: spec(47, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   KAFKA_STORAGE_ERROR: spec(56, MQTT_IMPLEMENTATION, WS_INTERNAL, 500, true),
+  // Transaction coordinator answers the uplink's transactional producer reads (host/kafka/client/
+  // transactions.ts); never sent by this broker (it has no coordinator), so the door columns are nominal.
+  INVALID_TXN_STATE: spec(48, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  CONCURRENT_TRANSACTIONS: spec(51, MQTT_BUSY, WS_TRY_AGAIN, 409, true),
   // The data dir is below its free-space floor, or a write met ENOSPC/EDQUOT (docs/broker.md,
   // "Disk contract"). Kafka has no code of its own for a full disk: its brokers answer
   // KAFKA_STORAGE_ERROR (retriable), so do we. MQTT 5 §3.4.2.1 has no "disk full" reason; 0x97

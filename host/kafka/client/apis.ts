@@ -24,6 +24,8 @@ import { initProducerId } from '../apis/init-producer-id.js';
 import { offsetForLeaderEpoch } from '../apis/offset-for-leader-epoch.js';
 import { saslHandshake } from '../apis/sasl-handshake.js';
 import { saslAuthenticate } from '../apis/sasl-authenticate.js';
+import { findCoordinator } from '../apis/groups/find-coordinator.js';
+import { addPartitionsToTxn, endTxn } from './txn-apis.js';
 import type { ApiHandler } from '../apis/types.js';
 import type { Schema } from '../protocol/schema.js';
 
@@ -53,6 +55,10 @@ export const CLIENT_APIS = {
   offsetForLeaderEpoch: fromTable(offsetForLeaderEpoch, 3),
   saslHandshake: fromTable(saslHandshake, 1, 1),
   saslAuthenticate: fromTable(saslAuthenticate, 0),
+  // v1–3: one key per request with key_type (1 = transaction); v4 batches keys (KIP-699), not needed for one transactional id.
+  findCoordinator: fromTable(findCoordinator, 1, 3),
+  addPartitionsToTxn,
+  endTxn,
 } as const;
 
 export type ClientApiName = keyof typeof CLIENT_APIS;

@@ -204,7 +204,7 @@ export class KafkaClient {
   }
 
   /** Produce one partition's batches (acks -1 unless told); the partition's answer, error code included. */
-  async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<ProduceResult> {
+  async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string }): Promise<ProduceResult> {
     return (await this.produceQueued(topic, partition, records, options)).answer;
   }
 
@@ -214,10 +214,10 @@ export class KafkaClient {
    * order and a broker answers them in order, so a caller that awaits each call before the next
    * keeps its batches in order while several are in flight (the idempotent producer's pipeline).
    */
-  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<{ answer: Promise<ProduceResult> }> {
+  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string }): Promise<{ answer: Promise<ProduceResult> }> {
     const conn = await this.leader(topic, partition);
     const request = conn.request(CLIENT_APIS.produce, {
-      transactionalId: null,
+      transactionalId: options.transactionalId ?? null,
       acks: options.acks ?? -1,
       timeoutMs: options.timeoutMs,
       topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
