@@ -43,6 +43,9 @@ export interface UplinkOptions {
   downlinkOriginSite: string;
   downlinkFetchBytes: number;
   downlinkWaitMs: number;
+  exactlyOnce: 'auto' | 'read-back';
+  transactionTimeoutMs: number;
+  checkpointTopic: string;
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
@@ -134,6 +137,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   downlinkFetchBytes: 512 * 1024,
   // A caught-up downlink partition waits this long at the centre for new records (long poll); below requestTimeoutMs.
   downlinkWaitMs: 1_000,
+  // How exactly-once is proven against the target, decided per target partition at every (re)connect: auto = transactions (data and a checkpoint record in one transaction, KIP-618) where the target advertises the transaction APIs, else read-back of the origin headers; read-back = always read-back.
+  exactlyOnce: 'auto',
+  // Transactions mode: how long the target's coordinator lets a transaction stay open before aborting it (a killed edge's open transaction is fenced at the next start anyway).
+  transactionTimeoutMs: 60_000,
+  // Transactions mode: the target topic (one partition, created when missing) holding each source partition's checkpoint, written in the same transaction as its data.
+  checkpointTopic: 'tributary-uplink-checkpoints',
   // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
   backlogBytesMax: 1024 * 1024 * 1024,
   // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
@@ -187,6 +196,9 @@ export const uplinkSchema: SectionSchema = section({
   downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
   downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
   downlinkWaitMs: int32(0),
+  exactlyOnce: oneOf('auto', 'read-back'),
+  transactionTimeoutMs: int32(1000),
+  checkpointTopic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', 'x-allowed': "a topic name (letters, digits, '.', '_', '-')" },
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),

@@ -11,13 +11,19 @@
 //              right after it. A batch the previous run left in flight is settled by the same
 //              answer. The mode is logged per target partition. When the scan finds nothing
 //              (an empty or new target, or readBackRecordsMax reached) the local checkpoint decides.
+//              Transactions mode (uplink.exactlyOnce=auto and the target advertises the
+//              transaction APIs): the transactional producer is re-initialised first (a new epoch
+//              fences what the previous one left open), and the checkpoint committed in the target
+//              with its data (uplink.checkpointTopic) is read back too; the higher one wins
 //   forward    the source is read through the broker's one partition cursor (isolation
 //              committed: only what every replica holds) as stored batches. A batch that
 //              qualifies goes out raw, its records untouched, the origin headers on its last
 //              record only (host/sync/raw-batch.ts); the others are decoded, records carrying
 //              this site's origin skipped (loop prevention), the rest stamped with origin headers
-//              each and re-encoded. One batch in flight per partition through the idempotent
-//              producer; the checkpoint (next source offset) moves after each acknowledged batch
+//              each and re-encoded. Up to inFlightBatchesMax batches in flight per partition
+//              through the idempotent producer; the checkpoint (next source offset) moves after
+//              each acknowledged batch. Transactions mode: one transaction per batch, holding the
+//              batch and its checkpoint record, committed before the next
 // Any failure sends the loop back to `target` after a backoff (the producer has already
 // resolved any batch whose outcome was indefinite). Source records removed by retention before
 // they were forwarded are a gap: logged with the offsets and counted, never silent. Records the
@@ -44,7 +50,8 @@ import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
-import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
+import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
+import { TransactionalProducer } from '../kafka/client/transactions.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
@@ -54,7 +61,7 @@ export interface PartitionStatus {
   source: TopicPartition;
   target: TopicPartition;
   state: PartitionLinkState;
-  mode: 'read-back';
+  mode: 'read-back' | 'transactions';
   /** Next source offset to forward. */
   position: number;
   /** Records in the source not yet forwarded (high watermark − position). */
@@ -317,6 +324,10 @@ class PartitionLink implements BudgetPartition {
   /** Drops already counted up to here (a resume after a retry skips the same records again: counted once). */
   private dropNotedTo = -1;
   droppedRecords = 0;
+  /** Decided per target partition at every (re)connect (uplink.exactlyOnce, the target's ApiVersions). */
+  mode: 'read-back' | 'transactions' = 'read-back';
+  /** Transactions mode's producer (its transactional id names this source partition). */
+  private txn: TransactionalProducer | null = null;
 
   constructor(
     private readonly up: Uplink,
@@ -381,7 +392,7 @@ class PartitionLink implements BudgetPartition {
   }
 
   status(): PartitionStatus {
-    return { source: this.source, target: this.target, state: this.state, mode: 'read-back', position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
+    return { source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
   }
 
   async run(): Promise<void> {
@@ -435,6 +446,11 @@ class PartitionLink implements BudgetPartition {
   private async resume(): Promise<void> {
     this.state = 'resolving';
     const up = this.up;
+    const txnAdvertised = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
+    this.mode = up.options.exactlyOnce === 'auto' && txnAdvertised ? 'transactions' : 'read-back';
+    // Before the read-back: a new epoch fences the previous one, so a transaction it left open is
+    // aborted (on a target that writes markers) and read_committed reads see past it.
+    const committedCheckpoint = this.mode === 'transactions' ? await this.initTransactions() : -1;
     const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
     up.noteSuccess();
     if (up.producer.needsRecovery(this.target.topic, this.target.partition)) {
@@ -459,6 +475,10 @@ class PartitionLink implements BudgetPartition {
       from = 0;
       why = 'nothing forwarded before: from the start of the source';
     }
+    if (committedCheckpoint > from) {
+      from = committedCheckpoint;
+      why = 'the checkpoint committed in the target with its data (transactions mode)';
+    }
     if (this.dropFloor > from) {
       this.noteDrop(from, this.dropFloor);
       from = this.dropFloor;
@@ -475,11 +495,30 @@ class PartitionLink implements BudgetPartition {
     });
     if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
     this.position = this.cursor.position;
-    const txn = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
+    const how = this.mode === 'transactions' ? `by transactions (data and checkpoint in one transaction; transactional id ${this.txn!.options.transactionalId}, epoch ${this.txn!.producerEpoch})` : `by read-back (origin headers; ${txnAdvertised ? 'the target advertises transactions, uplink.exactlyOnce=read-back' : 'the target does not advertise transactions'})`;
     up.log.info(
-      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', targetAdvertisesTransactions: txn, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
-      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; ${txn ? 'the target advertises transactions, but transactions mode is not implemented' : 'the target does not advertise transactions'}), resuming at ${this.position}`,
+      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: this.mode, targetAdvertisesTransactions: txnAdvertised, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, committedCheckpoint, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
+      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once ${how}, resuming at ${this.position}`,
     );
+  }
+
+  /**
+   * Transactions mode at (re)connect: the checkpoint topic exists, the transactional producer is
+   * (re)initialised — a new epoch, fencing whatever the previous one left open instead of guessing
+   * — and the latest committed checkpoint of this source partition is read back (-1: none).
+   */
+  private async initTransactions(): Promise<number> {
+    const up = this.up;
+    const o = up.options;
+    const md = (await up.client.metadata([o.checkpointTopic])).get(o.checkpointTopic);
+    if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
+      const created = await up.client.createTopic(o.checkpointTopic, 1);
+      if (created.errorCode !== ERRORS.NONE.kafka && created.errorCode !== ERRORS.TOPIC_ALREADY_EXISTS.kafka) throw new KafkaResponseError(created.errorCode, `create the checkpoint topic ${o.checkpointTopic}`);
+    }
+    this.txn ??= new TransactionalProducer(up.client, { transactionalId: `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs });
+    await this.txn.init();
+    const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
+    return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
   }
 
   private noteGap(from: number, to: number): void {
@@ -494,6 +533,7 @@ class PartitionLink implements BudgetPartition {
    * whose next `resume` reads the target back and settles what was in flight.
    */
   private async forward(): Promise<void> {
+    if (this.mode === 'transactions') return this.forwardTransactions();
     const up = this.up;
     const cursor = this.cursor!;
     const signal = up.signal;
@@ -509,16 +549,7 @@ class PartitionLink implements BudgetPartition {
           while (pipeline.length > 0) await this.settleHead(pipeline);
           if (signal.aborted) break;
           // Everything read was sent and acknowledged, or filtered: the position is the cursor's.
-          this.position = cursor.position;
-          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
-          this.state = 'idle';
-          this.oldestUnsentMs = null;
-          this.setBusy(false);
-          if (this.position !== this.savedPosition) {
-            this.savedPosition = this.position;
-            await up.stateFile.save();
-          }
-          await cursor.wait(up.options.pollWaitMs);
+          await this.idle(cursor);
           continue;
         }
         this.state = 'forwarding';
@@ -573,15 +604,70 @@ class PartitionLink implements BudgetPartition {
     }
   }
 
-  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
-  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+  /**
+   * Transactions mode: each planned batch is one transaction with the checkpoint record that
+   * covers it (uplink.checkpointTopic), committed before the next starts. Any failure goes to
+   * `run`, whose next `resume` re-initialises the producer (fencing the old epoch) and reads the
+   * committed state back.
+   */
+  private async forwardTransactions(): Promise<void> {
     const up = this.up;
-    const a = await pipeline[0].answer;
-    if (!a.ok) throw new PipelineError(a.error.message);
-    const { unit } = pipeline.shift()!;
-    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
-    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
-    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
+    const cursor = this.cursor!;
+    const signal = up.signal;
+    while (!signal.aborted) {
+      if (this.dropFloor > cursor.position) {
+        this.noteDrop(cursor.position, this.dropFloor);
+        cursor.seek(this.dropFloor);
+      }
+      if (cursor.caughtUp()) {
+        await this.idle(cursor);
+        continue;
+      }
+      this.state = 'forwarding';
+      this.setBusy(true);
+      const read = await cursor.readRaw();
+      let sent = false;
+      for (const unit of this.plan(read.records, read.from)) {
+        if (signal.aborted) return;
+        this.oldestUnsentMs = unit.firstTimestampMs;
+        await up.gate.turn(this.priority, signal);
+        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+        if (signal.aborted) return;
+        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal);
+        try {
+          await this.txn!.commit([
+            { topic: this.target.topic, partition: this.target.partition, batch: unit.batch },
+            { topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, unit.last + 1)]) },
+          ]);
+        } finally {
+          up.inFlightBytes.release(unit.batch.sizeBytes);
+        }
+        sent = true;
+        this.acknowledged(unit);
+      }
+      if (!sent) this.position = read.nextOffset;
+      up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    }
+  }
+
+  /** Caught up: the position is the cursor's, saved when it moved; waits for new records. */
+  private async idle(cursor: PartitionCursor): Promise<void> {
+    const up = this.up;
+    this.position = cursor.position;
+    up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    this.state = 'idle';
+    this.oldestUnsentMs = null;
+    this.setBusy(false);
+    if (this.position !== this.savedPosition) {
+      this.savedPosition = this.position;
+      await up.stateFile.save();
+    }
+    await cursor.wait(up.options.pollWaitMs);
+  }
+
+  /** A batch the target acknowledged (or committed): counters, position and checkpoint move. */
+  private acknowledged(unit: SendUnit): void {
+    const up = this.up;
     up.noteSuccess();
     const n = unit.batch.recordCount;
     this.recordsSent += n;
@@ -589,6 +675,17 @@ class PartitionLink implements BudgetPartition {
     up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
     this.position = unit.last + 1;
     up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+  }
+
+  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
+  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+    const a = await pipeline[0].answer;
+    if (!a.ok) throw new PipelineError(a.error.message);
+    const { unit } = pipeline.shift()!;
+    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
+    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
+    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
+    this.acknowledged(unit);
   }
 
   /**
