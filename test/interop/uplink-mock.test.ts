@@ -127,6 +127,25 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     t.ok(reinit.length >= 1, `the refusal was answered by read-back and a new producer id (${reinit.length} times)`);
   });
 
+  t.test('uplink to the mock cluster, transactions mode: the target forgets the producer (UNKNOWN_PRODUCER_ID, injected): re-initialised with a new epoch, read back, exactly once', async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1'];
+    const edge = await startBroker(t, { dataDir: await tempDir(t), args });
+    const first = Array.from({ length: 300 }, (_, i) => `a-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line4', 0, first);
+    await eventually(async () => ((await forwarded(edge, 'plant.line4')) >= 300 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    // The next three Produce requests answer UNKNOWN_PRODUCER_ID (a target whose producer state expired).
+    await mock.pushErrors(0, ERRORS.UNKNOWN_PRODUCER_ID.kafka, 3);
+    const second = Array.from({ length: 300 }, (_, i) => `b-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line4', 0, second);
+    const expected = [...first, ...second]; // acknowledged by the edge
+    await eventually(async () => ((await forwarded(edge, 'plant.line4')) >= 600 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    const v = verdict(await kcatReadAll(mock.bootstrap, `${SITE}.plant.line4`), { site: SITE, topic: 'plant.line4', partition: 0 }, expected);
+    t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: 600, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, 'all 600 once, in order (kcat, read_committed)');
+    const epochs = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by transactions/.test(l.msg)).map((l) => Number(/epoch (\d+)\)/.exec(String(l.msg))?.[1]));
+    t.ok(epochs.length >= 2 && epochs[epochs.length - 1] > epochs[0], `re-initialised after the refusal: epochs ${epochs.join(' → ')}`);
+  });
+
   t.test('uplink to the mock cluster: the target partition\'s leader moves twice mid-transfer: exactly once', async (t) => {
     const mock = await startMockCluster(t, await tempDir(t));
     // Read-back mode: the test watches the idempotent pipeline's refusal by the old leader.
