@@ -12,8 +12,8 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import kafkajs from 'kafkajs';
-import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { eventually, haveCommand, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const { Kafka, logLevel } = kafkajs;
 const SITE = 'edge1';
@@ -87,12 +87,17 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const batchBytes = backlog / k;
     t.ok(k >= 2 && Number.isInteger(batchBytes), `${k} appends admitted, ${backlog} bytes not yet forwarded (${batchBytes} bytes per stored batch)`);
     t.ok(backlog <= BUDGET && backlog + batchBytes > BUDGET, `boundary: ${backlog} ≤ ${BUDGET} < ${backlog} + ${batchBytes} (the refused append)`);
-    t.equal(sum(await metrics(edge), 'tributary_uplink_refused_appends_total'), 1, 'the refusal is counted');
     const http = await fetch(`http://${edge.listeners.http}/topics/telemetry/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ value: valueOf(999), partition: 0 }]) });
     const body = await http.text();
     t.equal(http.status, 507, `HTTP produce refused with 507: ${body}`);
     t.match(body, /UPLINK_BACKLOG_FULL|backlogBytesMax/, 'the answer names the limit');
-    t.ok(edge.logs.some((l) => l.msg === 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains'), 'the full spell is logged once');
+    if (haveCommand('mosquitto_pub')) {
+      const mqtt = await sh('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(edge.port('mqtt')), '-V', '5', '-q', '1', '-t', 'telemetry/dev1', '-m', valueOf(998)]);
+      t.match(mqtt.stderr + mqtt.stdout, /Quota exceeded/, 'MQTT 5 QoS 1 publish answered PUBACK 0x97 quota exceeded (mosquitto_pub), the connection kept');
+    } else if (process.env.CI === 'true') t.fail('mosquitto_pub missing in CI (Debian package mosquitto-clients)');
+    else t.comment('mosquitto_pub not installed: the MQTT refusal is not checked');
+    t.equal(sum(await metrics(edge), 'tributary_uplink_refused_appends_total'), haveCommand('mosquitto_pub') ? 3 : 2, 'every refusal counted (Kafka, HTTP, MQTT)');
+    t.equal(edge.logs.filter((l) => l.msg === 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains').length, 1, 'the full spell is logged once');
 
     // The target comes up on the reserved port: the backlog drains, each record once, in order.
     const target = await startBroker(t, { dataDir: await tempDir(t), args: ['--kafka-port', String(port)] });
