@@ -320,8 +320,8 @@ class AedesGateway {
       }
       return this.refuse(client, packet, { rule: 'schema-invalid', message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
     }
-    if (err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL')) {
-      const rule = err.code === 'STORAGE_FULL' ? 'disk-full' : 'stream-topic-invalid';
+    if (answeredRefusal(err)) {
+      const rule = err.code === 'STORAGE_FULL' ? 'disk-full' : err.code === 'UPLINK_BACKLOG_FULL' ? 'uplink-backlog-full' : 'stream-topic-invalid';
       return this.refuse(client, packet, { rule, message: `${err.message} (stream topic ${target.topic})`, error: err.code }, done);
     }
     // MQTT 5 and a transient refusal (no in-sync quorum, no leader reached in a cluster, a
@@ -417,7 +417,7 @@ class AedesGateway {
       }
       if (durable) {
         if (!err) this.metrics.ackLatency.observe(performance.now() - startMs);
-        else if (!(err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL'))) this.logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
+        else if (!answeredRefusal(err)) this.logger.warn({ clientId, topic: packet.topic, streamTopic: target.topic, err: err.message }, 'mqtt: QoS>0 publish not stored; connection closed so the client retransmits');
       } else if (err) {
         this.qos0Failed(packet, clientId, err);
       }
@@ -808,4 +808,14 @@ function addressOf(server: NetServer | HttpServer, host: string): string {
   const a = server.address();
   if (a && typeof a === 'object') return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   return `${host}`;
+}
+
+/**
+ * A refusal answered to the device (MQTT 5: PUBACK/PUBREC with the table's reason) instead of
+ * closing the connection for a retransmit: one retrying cannot cure, a full disk, or the uplink's
+ * full byte budget (0x97 quota exceeded; closing would only make devices reconnect and resend in
+ * a loop until space or the link returns).
+ */
+function answeredRefusal(err: unknown): err is BrokerError {
+  return err instanceof BrokerError && (!err.spec.retriable || err.code === 'STORAGE_FULL' || err.code === 'UPLINK_BACKLOG_FULL');
 }

@@ -42,10 +42,12 @@ export async function runUplinkCli(args: string[], env: NodeJS.ProcessEnv): Prom
       continue;
     }
     const ageS = Math.round((Date.now() - s.writtenAtMs) / 1000);
-    process.stdout.write(`site ${s.site} → ${s.bootstrap.join(',')}: link ${s.link}, ${s.bytesSent} bytes sent (as of ${ageS} s ago)\n`);
-    process.stdout.write('  source\ttarget\tstate\tmode\tposition\tlag\tsent\treason\n');
+    // Views written before the byte budget existed have no backlog fields.
+    const budget = s.backlogBytesMax === undefined ? '' : `, backlog ${s.backlogBytes} of ${s.backlogBytesMax > 0 ? `${s.backlogBytesMax} bytes` : 'unbounded'}`;
+    process.stdout.write(`site ${s.site} → ${s.bootstrap.join(',')}: link ${s.link}, ${s.bytesSent} bytes sent${budget} (as of ${ageS} s ago)\n`);
+    process.stdout.write('  source\ttarget\tstate\tmode\tposition\tlag\tsent\tbacklog bytes\ton full\tdropped\treason\n');
     for (const p of s.partitions) {
-      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.reason ?? ''}\n`);
+      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.backlogBytes ?? '-'}\t${p.onFull ?? '-'}\t${p.droppedRecords ?? '-'}\t${p.reason ?? ''}\n`);
     }
     // Views written before the downlink existed have no `downlink` field.
     const down = s.downlink ?? [];

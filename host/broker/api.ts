@@ -156,6 +156,21 @@ export interface AppendValidator {
   checkRecords(topic: string, records: RecordInput[], config: TopicConfig): void | Promise<void>;
 }
 
+/**
+ * The hook the uplink installs (host/sync/budget.ts): its byte budget per link, at the broker's
+ * one write path, so every door (Kafka, MQTT, WebSocket/HTTP) meets it the same way.
+ */
+export interface AppendAdmission {
+  /**
+   * Called for every client append (never the broker's own internal writes, never a follower's
+   * copy) before anything is written, with no await between it and the write: throws a
+   * BrokerError (UPLINK_BACKLOG_FULL) to refuse; may note drops to make room; returns to admit.
+   */
+  admit(tp: TopicPartition, bytes: number): void;
+  /** The lowest offset retention must keep in the partition (records not yet forwarded under `block`), or undefined: no hold. */
+  retentionHold(tp: TopicPartition): number | undefined;
+}
+
 export interface AppendResult {
   baseOffset: number;
   lastOffset: number;
@@ -231,10 +246,19 @@ export interface BrokerApi {
   produce(topic: string, records: RecordInput[], options: AppendOptions & { partition?: number }): Promise<Array<TopicPartition & { offset: number }>>;
   /** Kafka's default partitioner for a key (murmur2, positive, modulo partitions). */
   partitionForKey(topic: string, key: Uint8Array | null): number;
+  /** Installs (or with undefined removes) the admission hook of the write path; one per broker (the uplink's budget). */
+  setAppendAdmission(admission: AppendAdmission | undefined): void;
 
   // --- the read path ----------------------------------------------------------------------
   read(tp: TopicPartition, offset: number, options: ReadOptions): Promise<ReadResult>;
   offsets(tp: TopicPartition): PartitionOffsets;
+  /**
+   * Bytes stored in a partition from the batch holding `fromOffset` to the one holding `toOffset`
+   * (exclusive; the log end when omitted), from segment sizes and the sparse offset index — no
+   * file is read, so it is cheap per append. An estimate from above by less than
+   * index.interval.bytes plus one batch. UNKNOWN_TOPIC_OR_PARTITION when absent.
+   */
+  bytesBetween(tp: TopicPartition, fromOffset: number, toOffset?: number): number;
   /** Role, leader epoch and offsets of one partition. UNKNOWN_TOPIC_OR_PARTITION when absent. */
   partitionState(tp: TopicPartition): PartitionState;
   /**

@@ -38,6 +38,7 @@ import {
   type AdminOptions,
   type AppendValidator,
   type AppendForwarder,
+  type AppendAdmission,
   type BrokerApi,
   type CreatedTopic,
   type TopicConfigChanges,
@@ -127,6 +128,8 @@ export class Broker implements BrokerApi {
   private validator: AppendValidator | undefined;
   /** Appends to partitions another node leads go there (a cluster; host/cluster/forward.ts). */
   private forwarder: AppendForwarder | undefined;
+  /** The uplink's budget (host/sync/budget.ts): consulted on every client append and by retention. */
+  private admission: AppendAdmission | undefined;
   /** Told after leadership was applied to open partitions (host/cluster's replica manager). */
   private readonly leadershipListeners = new Set<(partitions: Partition[]) => void>();
 
@@ -352,6 +355,10 @@ export class Broker implements BrokerApi {
     this.validator = validator;
   }
 
+  setAppendAdmission(admission: AppendAdmission | undefined): void {
+    this.admission = admission;
+  }
+
   /** The topic's config when a client write to it must be validated first, else undefined. */
   private validationConfig(topic: string, options: AppendOptions): TopicConfig | undefined {
     if (!this.validator || options?.internal === true) return undefined;
@@ -393,6 +400,8 @@ export class Broker implements BrokerApi {
       if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const waitForIsr = this.checkReplicas(tp, partition, acks);
       const bytes = batches.byteLength;
+      // The uplink's budget: no await between its check and the append below reaching the log.
+      if (options?.internal !== true) this.admission?.admit(tp, bytes);
       // No await between this check and the increment: the limit holds under concurrency.
       if (this.pendingAppendBytes + bytes > this.options.maxPendingAppendBytes) {
         this.refusedBy('maxPendingAppendBytes');
@@ -603,6 +612,11 @@ export class Broker implements BrokerApi {
 
   offsets(tp: TopicPartition): PartitionOffsets {
     return offsetsOf(this.partition(tp));
+  }
+
+  bytesBetween(tp: TopicPartition, fromOffset: number, toOffset?: number): number {
+    const log = this.partition(tp).log;
+    return log.bytesBetween(fromOffset, toOffset ?? log.logEndOffset);
   }
 
   partitionState(tp: TopicPartition): PartitionState {
@@ -1118,7 +1132,7 @@ export class Broker implements BrokerApi {
       else if (total > budget) [victim, reason] = [ranked[0].t, 'budget'];
       else return;
       const oldest = victim.partitions
-        .filter((p) => !p.retired && p.log.oldestClosedSegment())
+        .filter((p) => !p.retired && p.log.oldestClosedSegment() && p.log.oldestClosedSegment()!.nextOffset <= (this.admission?.retentionHold(p.tp) ?? Infinity))
         .sort((a, b) => a.log.oldestClosedSegment()!.maxTimestampMs - b.log.oldestClosedSegment()!.maxTimestampMs)[0];
       const freed = oldest ? await oldest.use((log) => log.deleteOldestSegment()).catch(() => 0) : 0;
       if (freed <= 0) {
@@ -1154,7 +1168,7 @@ export class Broker implements BrokerApi {
         const labels = { topic: state.record.name };
         try {
           if (policy.includes('delete')) {
-            const freed = await p.use((log) => log.applyRetention(nowMs));
+            const freed = await p.use((log) => log.applyRetention(nowMs, this.admission?.retentionHold(p.tp)));
             if (freed > 0) {
               this.metrics.retentionBytesFreed.inc(labels, freed);
               this.log.info({ topic: p.tp.topic, partition: p.tp.partition, freedBytes: freed, logStartOffset: p.log.logStartOffset }, 'retention deleted segments');

@@ -114,6 +114,10 @@ export const ERRORS = {
   DUPLICATE_SEQUENCE_NUMBER: spec(46, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   INVALID_PRODUCER_EPOCH: spec(47, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   KAFKA_STORAGE_ERROR: spec(56, MQTT_IMPLEMENTATION, WS_INTERNAL, 500, true),
+  // Transaction coordinator answers the uplink's transactional producer reads (host/kafka/client/
+  // transactions.ts); never sent by this broker (it has no coordinator), so the door columns are nominal.
+  INVALID_TXN_STATE: spec(48, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  CONCURRENT_TRANSACTIONS: spec(51, MQTT_BUSY, WS_TRY_AGAIN, 409, true),
   // The data dir is below its free-space floor, or a write met ENOSPC/EDQUOT (docs/broker.md,
   // "Disk contract"). Kafka has no code of its own for a full disk: its brokers answer
   // KAFKA_STORAGE_ERROR (retriable), so do we. MQTT 5 §3.4.2.1 has no "disk full" reason; 0x97
@@ -122,6 +126,13 @@ export const ERRORS = {
   // HTTP 507 Insufficient Storage (RFC 4918 §11.5). WebSocket: a produce error frame, never a
   // close (1013 try again later is what a close would carry).
   STORAGE_FULL: spec(56, MQTT_QUOTA, WS_TRY_AGAIN, 507, true),
+  // The uplink's byte budget for a link is full and the topic's on-full policy is `block` (or
+  // `drop-lower-priority` found nothing lower to drop): records not yet forwarded to the central
+  // cluster are kept, new ones refused until the link drains (docs/uplink.md, "Byte budget").
+  // The same columns as STORAGE_FULL and for the same reasons: a Kafka client retries
+  // KAFKA_STORAGE_ERROR (so it is held back, which is what `block` means), an MQTT device backs
+  // off on 0x97 quota exceeded, HTTP 507.
+  UPLINK_BACKLOG_FULL: spec(56, MQTT_QUOTA, WS_TRY_AGAIN, 507, true),
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: spec(53, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
   SECURITY_DISABLED: spec(54, MQTT_IMPLEMENTATION, WS_POLICY, 400),
   SASL_AUTHENTICATION_FAILED: spec(58, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),

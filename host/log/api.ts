@@ -113,11 +113,22 @@ export interface PartitionLogApi {
   /** The leader-epoch cache (epoch → first offset), oldest first. */
   leaderEpochEntries(): EpochEntry[];
   flush(): Promise<void>;
-  /** Deletes segments past retention; returns bytes freed. Never blocks appends. */
-  applyRetention(nowMs: number): Promise<number>;
+  /**
+   * Deletes segments past retention; returns bytes freed. Never blocks appends. `keepFrom`: a
+   * segment holding any offset at or above it is kept whatever its age or size (the uplink's hold
+   * on records not yet forwarded under its `block` policy); default: no hold.
+   */
+  applyRetention(nowMs: number, keepFrom?: number): Promise<number>;
+  /**
+   * Bytes stored from the batch holding `from` to the batch holding `to` (exclusive), from the
+   * segment sizes and the sparse offset index, no file read: an estimate from above by less than
+   * index.interval.bytes plus one batch (a closed segment whose index is not in memory is
+   * interpolated by offset).
+   */
+  bytesBetween(from: number, to: number): number;
   compact(nowMs: number): Promise<void>;
   /** The oldest closed segment (newest timestamp in it, -1 if unknown; bytes), or null when only the active one is left. */
-  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number } | null;
+  oldestClosedSegment(): { maxTimestampMs: number; sizeBytes: number; nextOffset: number } | null;
   /** Deletes the oldest closed segment whatever its age (the broker's retention budget); returns bytes freed (0: none closed). */
   deleteOldestSegment(): Promise<number>;
   updateOptions(options: Partial<LogOptions>): void;

@@ -359,9 +359,9 @@ export class PartitionLog implements PartitionLogApi {
 
   // --- retention, compaction, truncation --------------------------------------------------------
 
-  applyRetention(nowMs: number): Promise<number> {
-    return this.retention.apply(nowMs);
-  }
+  applyRetention = (nowMs: number, keepFrom = Infinity): Promise<number> => this.retention.apply(nowMs, keepFrom);
+  /** Bytes from the batch holding `from` to the one holding `to` (segment sizes and sparse index; an estimate from above). */
+  bytesBetween = (from: number, to: number): number => Math.max(0, this.segments.bytesFrom(from) - this.segments.bytesFrom(to));
 
   compact(nowMs: number): Promise<void> {
     return this.retention.compact(nowMs);

@@ -66,19 +66,23 @@ export class Retention {
    * every segment is past retention.ms, the active one is rolled first (so the log keeps an
    * empty active segment at the log end).
    */
-  apply(nowMs: number): Promise<number> {
-    return this.exclusive(() => this.retain(nowMs));
+  apply(nowMs: number, keepFrom = Infinity): Promise<number> {
+    return this.exclusive(() => this.retain(nowMs, keepFrom));
   }
 
-  private async retain(nowMs: number): Promise<number> {
+  private async retain(nowMs: number, keepFrom: number): Promise<number> {
     const o = this.deps.options();
     if (this.host.stopped || !o.cleanupPolicy.includes('delete')) return 0;
     const expired = (s: Segment) => o.retentionMs >= 0 && s.maxTimestampMs >= 0 && s.maxTimestampMs < nowMs - o.retentionMs;
     const active = this.segments.active;
-    if (o.retentionMs >= 0 && active.sizeBytes > 0 && this.segments.segments.every((s) => s === active || expired(s)) && expired(active)) {
+    // A hold (keepFrom) keeps every segment holding an offset at or above it: none past it may go.
+    const held = (s: Segment) => s.nextOffset > keepFrom;
+    if (o.retentionMs >= 0 && active.sizeBytes > 0 && !held(active) && this.segments.segments.every((s) => s === active || expired(s)) && expired(active)) {
       await this.host.rollIdleActive();
     }
     const victims = await this.victims(expired, o.retentionBytes);
+    const firstHeld = victims.findIndex(held);
+    if (firstHeld >= 0) victims.length = firstHeld;
     if (victims.length === 0) return 0;
     const next = this.segments.segments[victims.length];
     const newStart = Math.max(this.host.logStartOffset, next.baseOffset);
@@ -91,10 +95,10 @@ export class Retention {
   }
 
   /** The oldest closed segment's newest timestamp and size, or null (only the active segment is left). */
-  oldestClosed(): { maxTimestampMs: number; sizeBytes: number } | null {
+  oldestClosed(): { maxTimestampMs: number; sizeBytes: number; nextOffset: number } | null {
     const first = this.segments.segments[0];
     if (!first || first.active) return null;
-    return { maxTimestampMs: first.maxTimestampMs, sizeBytes: first.sizeBytes };
+    return { maxTimestampMs: first.maxTimestampMs, sizeBytes: first.sizeBytes, nextOffset: first.nextOffset };
   }
 
   /**

@@ -105,6 +105,30 @@ export class SegmentSet {
     return found;
   }
 
+  /**
+   * Bytes stored from the batch holding `offset` to the log's end, from the segment sizes and the
+   * sparse offset index: no file is read, so it is cheap enough for every append (the uplink's
+   * admission check). An estimate from above by less than index.interval.bytes plus one batch:
+   * the index entry at or below `offset` is a batch start at or before the batch holding it. A
+   * closed segment whose index is not in memory is interpolated by offset between its base and
+   * its end (an estimate, said so in docs/uplink.md). Below the first segment: every byte; at or
+   * past the end: 0.
+   */
+  bytesFrom(offset: number): number {
+    const list = this.list;
+    if (list.length === 0 || offset >= list[list.length - 1].nextOffset) return 0;
+    if (offset <= list[0].baseOffset) return this.totalBytes;
+    const i = this.indexFor(offset);
+    const seg = list[i];
+    let after = 0;
+    for (let j = i + 1; j < list.length; j++) after += list[j].sizeBytes;
+    if (offset >= seg.nextOffset) return after;
+    let position: number;
+    if (seg.offsetIndex.loaded) position = seg.offsetIndex.lookup(Math.min(offset - seg.baseOffset, MAX_RELATIVE_OFFSET)).position;
+    else position = Math.floor((seg.sizeBytes * (offset - seg.baseOffset)) / Math.max(1, seg.nextOffset - seg.baseOffset));
+    return after + Math.max(0, seg.sizeBytes - position);
+  }
+
   // --- file descriptors -------------------------------------------------------------------------
 
   /** A read fd for `seg`, counted as in use until `release`. */

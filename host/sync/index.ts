@@ -1,6 +1,6 @@
 // The sync layer's entry for the node: the uplink (host/sync/uplink.ts, which also runs the
-// downlink, host/sync/downlink.ts) from its config section. Budgets and transactions mode come
-// later (docs/uplink.md, "Not done yet").
+// downlink, host/sync/downlink.ts, and installs its byte budget at the broker's write path,
+// host/sync/budget.ts) from its config section. Read-back and transactions modes: docs/uplink.md.
 export { Uplink, type UplinkStatus, type PartitionStatus, type UplinkDeps } from './uplink.js';
 export { defaultUplinkOptions, uplinkSchema, resolveUplinkOptions, type UplinkOptions, type ResolvedUplink } from './options.js';
 import { Uplink, type UplinkDeps } from './uplink.js';

@@ -2,8 +2,12 @@
 // bootstrap) = no uplink at all: the node runs exactly as without this section. Every buffer
 // and wait below is bounded; each default says why.
 import type { ConnectionOptions } from 'node:tls';
-import { boolean, int32, integer, list, object, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
+import { boolean, int32, integer, list, object, oneOf, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
+
+/** What happens to an append when the link's byte budget is full (host/sync/budget.ts). */
+export type OnFullPolicy = 'block' | 'drop-oldest' | 'drop-lower-priority';
+export const ON_FULL_POLICIES: readonly OnFullPolicy[] = ['block', 'drop-oldest', 'drop-lower-priority'];
 
 export interface UplinkOptions {
   site: string;
@@ -31,6 +35,7 @@ export interface UplinkOptions {
   topicScanIntervalMs: number;
   pollWaitMs: number;
   tls: UplinkTls | null;
+  sasl: UplinkSasl | null;
   bandwidthBytesPerSec: number;
   bandwidthBurstBytes: number;
   priorities: string[] | string;
@@ -38,6 +43,12 @@ export interface UplinkOptions {
   downlinkOriginSite: string;
   downlinkFetchBytes: number;
   downlinkWaitMs: number;
+  exactlyOnce: 'auto' | 'read-back';
+  transactionTimeoutMs: number;
+  checkpointTopic: string;
+  backlogBytesMax: number;
+  onFull: OnFullPolicy;
+  onFullTopics: string[] | string;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -49,6 +60,14 @@ export interface UplinkTls {
   keyFile: string | null;
   /** Name the certificate must carry when it differs from the bootstrap host (also sent as SNI); null = the host dialled. */
   serverName: string | null;
+}
+
+/** SASL toward the central cluster (over TLS when uplink.tls is set: SASL_SSL, else SASL_PLAINTEXT). */
+export interface UplinkSasl {
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  user: string;
+  /** Never logged: config errors print it redacted, the client's errors name the user only. */
+  password: string;
 }
 
 export const defaultUplinkOptions: UplinkOptions = {
@@ -102,6 +121,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   pollWaitMs: 1_000,
   // Plain TCP unless set; with a block the central brokers' certificates are verified against caFile (or the system's CAs): a site's data never goes to an unverified peer.
   tls: null,
+  // No SASL unless set: { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }. PLAIN sends the password itself: use it over uplink.tls only (the node warns otherwise).
+  sasl: null,
   // Bandwidth cap of the link: produce bytes per second toward the target (token bucket); 0 = no cap (as fast as the target takes it). Metered cellular plans and shared uplinks need one.
   bandwidthBytesPerSec: 0,
   // Bytes the cap lets through at once after an idle spell (the bucket's size); a batch larger than this is sent whole and its debt waited out by the batches after it.
@@ -116,6 +137,18 @@ export const defaultUplinkOptions: UplinkOptions = {
   downlinkFetchBytes: 512 * 1024,
   // A caught-up downlink partition waits this long at the centre for new records (long poll); below requestTimeoutMs.
   downlinkWaitMs: 1_000,
+  // How exactly-once is proven against the target, decided per target partition at every (re)connect: auto = transactions (data and a checkpoint record in one transaction, KIP-618) where the target advertises the transaction APIs, else read-back of the origin headers; read-back = always read-back.
+  exactlyOnce: 'auto',
+  // Transactions mode: how long the target's coordinator lets a transaction stay open before aborting it (a killed edge's open transaction is fenced at the next start anyway).
+  transactionTimeoutMs: 60_000,
+  // Transactions mode: the target topic (one partition, created when missing) holding each source partition's checkpoint, written in the same transaction as its data.
+  checkpointTopic: 'tributary-uplink-checkpoints',
+  // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
+  backlogBytesMax: 1024 * 1024 * 1024,
+  // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
+  onFull: 'block',
+  // Per-topic on-full policies, `pattern=policy` (pattern: a topic name or prefix ending in *), first match wins; a list or one comma-separated string. [] = every topic has uplink.onFull.
+  onFullTopics: [],
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -152,6 +185,10 @@ export const uplinkSchema: SectionSchema = section({
     anyOf: [{ type: 'null' }, object({ caFile: orNull(string(1)), certFile: orNull(string(1)), keyFile: orNull(string(1)), serverName: orNull(string(1)) })],
     'x-allowed': 'null (plain TCP) or { caFile, certFile, keyFile, serverName } (each a string or null): TLS with the server certificate verified',
   },
+  sasl: {
+    anyOf: [{ type: 'null' }, object({ mechanism: oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), user: string(1), password: string(1) }, ['mechanism', 'user', 'password'])],
+    'x-allowed': 'null (no SASL) or { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }',
+  },
   bandwidthBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER),
   bandwidthBurstBytes: integer(1024, 2_147_483_647),
   priorities: listOrString('topic names or prefixes ending in *'),
@@ -159,10 +196,18 @@ export const uplinkSchema: SectionSchema = section({
   downlinkOriginSite: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$', 'x-allowed': "a name of letters, digits, '.', '_' and '-' (1 to 100)" },
   downlinkFetchBytes: integer(1024, 64 * 1024 * 1024),
   downlinkWaitMs: int32(0),
+  exactlyOnce: oneOf('auto', 'read-back'),
+  transactionTimeoutMs: int32(1000),
+  checkpointTopic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', 'x-allowed': "a topic name (letters, digits, '.', '_', '-')" },
+  backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
+  onFull: oneOf(...ON_FULL_POLICIES),
+  onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics'> {
+  /** uplink.onFullTopics parsed, in order (first match wins). */
+  onFullTopics: Array<{ pattern: string; policy: OnFullPolicy }>;
   bootstrap: string[];
   topics: string[];
   /** `uplink.tls` with its files read and checked; null = plain TCP. */
@@ -213,7 +258,14 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (o.downlinkFetchBytes > o.responseBytesMax) throw new Error(`uplink.downlinkFetchBytes (${o.downlinkFetchBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);
   const priorities = items(o.priorities);
   for (const p of priorities) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.priorities entry "${p}" is not a topic name or a prefix ending in *`);
-  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities };
+  const onFullTopics = items(o.onFullTopics).map((pair) => {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair);
+    const pattern = m?.[1].trim() ?? '';
+    const policy = m?.[2].trim() as OnFullPolicy;
+    if (!m || !TOPIC_ITEM.test(pattern) || !ON_FULL_POLICIES.includes(policy)) throw new Error(`uplink.onFullTopics entry "${pair}" is not pattern=policy (a topic name or prefix ending in *, and one of ${ON_FULL_POLICIES.join(', ')})`);
+    return { pattern, policy };
+  });
+  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */
@@ -225,4 +277,9 @@ export function topicMatches(patterns: readonly string[], topic: string): boolea
 /** The target topic for a source partition. */
 export function targetTopicOf(template: string, site: string, topic: string, partition: number): string {
   return template.replaceAll('{site}', site).replaceAll('{topic}', topic).replaceAll('{partition}', String(partition));
+}
+
+/** The on-full policy of a topic: the first uplink.onFullTopics entry whose pattern matches, else uplink.onFull. */
+export function policyOf(topic: string, rules: ReadonlyArray<{ pattern: string; policy: OnFullPolicy }>, fallback: OnFullPolicy): OnFullPolicy {
+  return rules.find((r) => topicMatches([r.pattern], topic))?.policy ?? fallback;
 }

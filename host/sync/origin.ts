@@ -61,6 +61,24 @@ export function withOrigin(record: DecodedRecord, origin: Origin): RecordInput {
   };
 }
 
+/**
+ * Transactions mode's checkpoint record (written in the same transaction as the data it covers):
+ * key `<site>/<topic>/<partition>`, value the next source offset (decimal), and the origin headers
+ * with offset = next − 1, so the same backwards scan (`readBack`) finds the latest committed one.
+ */
+export function checkpointRecord(origin: Origin, nextOffset: number): RecordInput {
+  return {
+    key: enc(`${origin.site}/${origin.topic}/${origin.partition}`),
+    value: enc(String(nextOffset)),
+    headers: [
+      { key: ORIGIN_SITE, value: enc(origin.site) },
+      { key: ORIGIN_TOPIC, value: enc(origin.topic) },
+      { key: ORIGIN_PARTITION, value: enc(String(origin.partition)) },
+      { key: ORIGIN_OFFSET, value: enc(String(nextOffset - 1)) },
+    ],
+  };
+}
+
 /** The origin offset of a record forwarded from `origin`, or -1 for any other record. */
 export function originOffset(record: DecodedRecord, origin: Origin): number {
   if (header(record.headers, ORIGIN_SITE) !== origin.site) return -1;

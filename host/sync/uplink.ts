@@ -11,16 +11,25 @@
 //              right after it. A batch the previous run left in flight is settled by the same
 //              answer. The mode is logged per target partition. When the scan finds nothing
 //              (an empty or new target, or readBackRecordsMax reached) the local checkpoint decides.
+//              Transactions mode (uplink.exactlyOnce=auto and the target advertises the
+//              transaction APIs): the transactional producer is re-initialised first (a new epoch
+//              fences what the previous one left open), and the checkpoint committed in the target
+//              with its data (uplink.checkpointTopic) is read back too; the higher one wins
 //   forward    the source is read through the broker's one partition cursor (isolation
 //              committed: only what every replica holds) as stored batches. A batch that
 //              qualifies goes out raw, its records untouched, the origin headers on its last
 //              record only (host/sync/raw-batch.ts); the others are decoded, records carrying
 //              this site's origin skipped (loop prevention), the rest stamped with origin headers
-//              each and re-encoded. One batch in flight per partition through the idempotent
-//              producer; the checkpoint (next source offset) moves after each acknowledged batch
+//              each and re-encoded. Up to inFlightBatchesMax batches in flight per partition
+//              through the idempotent producer; the checkpoint (next source offset) moves after
+//              each acknowledged batch. Transactions mode: one transaction per batch, holding the
+//              batch and its checkpoint record, committed before the next
 // Any failure sends the loop back to `target` after a backoff (the producer has already
 // resolved any batch whose outcome was indefinite). Source records removed by retention before
-// they were forwarded are a gap: logged with the offsets and counted, never silent.
+// they were forwarded are a gap: logged with the offsets and counted, never silent. Records the
+// byte budget's on-full policy gave up (host/sync/budget.ts: a drop floor per partition, kept in
+// the link state) are skipped at `resume` or before the next read, logged with their offsets and
+// counted as drops.
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
@@ -40,8 +49,10 @@ import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
-import { carriesOrigin, readBack, withOrigin, type Origin } from './origin.js';
-import { targetTopicOf, topicMatches, type ResolvedUplink } from './options.js';
+import { LinkBudget, type BudgetPartition } from './budget.js';
+import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
+import { TransactionalProducer } from '../kafka/client/transactions.js';
+import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
 export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
@@ -50,11 +61,16 @@ export interface PartitionStatus {
   source: TopicPartition;
   target: TopicPartition;
   state: PartitionLinkState;
-  mode: 'read-back';
+  mode: 'read-back' | 'transactions';
   /** Next source offset to forward. */
   position: number;
   /** Records in the source not yet forwarded (high watermark − position). */
   lagRecords: number;
+  /** Bytes stored and not yet forwarded (nor dropped): what counts against uplink.backlogBytesMax. */
+  backlogBytes: number;
+  /** The topic's on-full policy, and the records it gave up since start. */
+  onFull: OnFullPolicy;
+  droppedRecords: number;
   recordsSent: number;
   /** Why the partition is blocked or retrying. */
   reason: string | null;
@@ -65,6 +81,9 @@ export interface UplinkStatus {
   bootstrap: string[];
   link: 'up' | 'down' | 'stopped';
   bytesSent: number;
+  /** Bytes not yet forwarded over every partition, and the budget (0 = none). */
+  backlogBytes: number;
+  backlogBytesMax: number;
   partitions: PartitionStatus[];
   /** One entry per central partition the downlink follows (empty without uplink.downlink). */
   downlink: DownlinkPartitionStatus[];
@@ -85,6 +104,10 @@ interface Metrics {
   batches: Counter;
   oldestAge: Gauge;
   gaps: Counter;
+  backlog: Gauge;
+  budget: Gauge;
+  dropped: Counter;
+  refused: Counter;
 }
 
 class BlockedError extends Error {}
@@ -116,6 +139,8 @@ export class Uplink {
   readonly gate: PriorityGate;
   /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
   readonly inFlightBytes: ByteBound;
+  /** The link's byte budget (installed at the broker's write path when uplink.backlogBytesMax > 0). */
+  readonly budget: LinkBudget;
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -134,6 +159,10 @@ export class Uplink {
       oldestAge: r.gauge('tributary_uplink_oldest_unsent_age_seconds', 'Age (now − its timestamp) of the oldest source record the uplink read and the target has not acknowledged; 0 when caught up'),
       batches: r.counter('tributary_uplink_batches_sent_total', 'Batches the uplink produced, by path: raw (as stored, origin on the last record) or reencoded (decoded, origin on every record)'),
       gaps: r.counter('tributary_uplink_gap_records_total', 'Source records removed by retention before the uplink forwarded them'),
+      backlog: r.gauge('tributary_uplink_backlog_bytes', 'Bytes stored at this site and not yet forwarded (nor dropped) by the uplink, over every partition of the link'),
+      budget: r.gauge('tributary_uplink_backlog_budget_bytes', 'uplink.backlogBytesMax: the byte budget of the link (0 = none)'),
+      dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
+      refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
     };
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
@@ -148,6 +177,15 @@ export class Uplink {
     this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
     this.gate = new PriorityGate(options.priorities);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
+    this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
+      refused: (tp, backlogBytes, bytes, first) => {
+        this.metrics.refused.inc({ site: options.site, topic: tp.topic });
+        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
+      },
+      drained: (backlogBytes) => this.log.info({ backlogBytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget: appends admitted again'),
+    });
+    this.metrics.backlog.collect(() => this.metrics.backlog.set(this.budget.backlogBytes(), { site: options.site }));
+    this.metrics.budget.collect(() => this.metrics.budget.set(options.backlogBytesMax, { site: options.site }));
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -165,11 +203,15 @@ export class Uplink {
       reconnectBackoffMs: options.reconnectBackoffMs,
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
       tls: options.tlsConnect,
+      sasl: options.sasl,
     });
     const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
-    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink }, 'uplink starting');
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: options.sasl ? { mechanism: options.sasl.mechanism, user: options.sasl.user } : null }, 'uplink starting');
+    if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
     uplink.scan();
+    // After the scan: every partition the link forwards now has its loop, so its appends are counted.
+    if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);
     if (options.downlink.length > 0) {
       const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
       uplink.downlink = new Downlink({
@@ -239,12 +281,15 @@ export class Uplink {
       bootstrap: this.options.bootstrap,
       link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
+      backlogBytes: this.budget.backlogBytes(),
+      backlogBytesMax: this.options.backlogBytesMax,
       partitions: [...this.links.values()].map((l) => l.status()),
       downlink: this.downlink?.status() ?? [],
     };
   }
 
   async stop(): Promise<void> {
+    if (this.options.backlogBytesMax > 0) this.deps.broker.setAppendAdmission(undefined);
     this.abort.abort();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
@@ -259,7 +304,7 @@ export class Uplink {
   }
 }
 
-class PartitionLink {
+class PartitionLink implements BudgetPartition {
   readonly target: TopicPartition;
   readonly origin: Origin;
   state: PartitionLinkState = 'starting';
@@ -272,6 +317,17 @@ class PartitionLink {
   private cursor: PartitionCursor | null = null;
   /** Priority class (0 = highest). */
   readonly priority: number;
+  readonly policy: OnFullPolicy;
+  /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
+  private dropFloor: number;
+  private dropWhy = '';
+  /** Drops already counted up to here (a resume after a retry skips the same records again: counted once). */
+  private dropNotedTo = -1;
+  droppedRecords = 0;
+  /** Decided per target partition at every (re)connect (uplink.exactlyOnce, the target's ApiVersions). */
+  mode: 'read-back' | 'transactions' = 'read-back';
+  /** Transactions mode's producer (its transactional id names this source partition). */
+  private txn: TransactionalProducer | null = null;
 
   constructor(
     private readonly up: Uplink,
@@ -282,6 +338,8 @@ class PartitionLink {
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
     this.priority = up.gate.classOf(source.topic);
+    this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
+    this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
     this.setBusy(true);
   }
@@ -294,6 +352,36 @@ class PartitionLink {
     return partitionKey(this.source.topic, this.source.partition);
   }
 
+  private get dropKey(): string {
+    return `drop:${this.checkpointKey}`;
+  }
+
+  /** The first source offset not yet forwarded nor dropped (before the first read-back: the checkpoint, else the log start). */
+  unforwardedFrom(): number {
+    const base = this.position >= 0 ? this.position : (this.up.stateFile.state.checkpoints[this.checkpointKey] ?? this.up.deps.broker.offsets(this.source).logStartOffset);
+    return Math.max(base, this.dropFloor);
+  }
+
+  /** The on-full policy gives up the records below `offset`: skipped (and counted) before the next read. */
+  dropBelow(offset: number, why: string): void {
+    if (offset <= this.dropFloor) return;
+    this.dropFloor = offset;
+    this.dropWhy = why;
+    this.up.stateFile.state.checkpoints[this.dropKey] = offset;
+    void this.up.stateFile.save().catch((err) => this.up.log.warn({ err: (err as Error).message }, 'uplink state not saved after a drop (the next save carries it)'));
+  }
+
+  /** Skips [from, to): counted and logged with the offsets, never silent. */
+  private noteDrop(skipFrom: number, to: number): void {
+    const from = Math.max(skipFrom, this.dropNotedTo);
+    if (to <= from) return;
+    this.dropNotedTo = to;
+    const up = this.up;
+    this.droppedRecords += to - from;
+    up.metrics.dropped.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition), policy: this.policy }, to - from);
+    up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
+  }
+
   lag(): number {
     if (this.position < 0) return 0;
     try {
@@ -304,7 +392,7 @@ class PartitionLink {
   }
 
   status(): PartitionStatus {
-    return { source: this.source, target: this.target, state: this.state, mode: 'read-back', position: this.position, lagRecords: this.lag(), recordsSent: this.recordsSent, reason: this.reason };
+    return { source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
   }
 
   async run(): Promise<void> {
@@ -358,6 +446,11 @@ class PartitionLink {
   private async resume(): Promise<void> {
     this.state = 'resolving';
     const up = this.up;
+    const txnAdvertised = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
+    this.mode = up.options.exactlyOnce === 'auto' && txnAdvertised ? 'transactions' : 'read-back';
+    // Before the read-back: a new epoch fences the previous one, so a transaction it left open is
+    // aborted (on a target that writes markers) and read_committed reads see past it.
+    const committedCheckpoint = this.mode === 'transactions' ? await this.initTransactions() : -1;
     const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
     up.noteSuccess();
     if (up.producer.needsRecovery(this.target.topic, this.target.partition)) {
@@ -382,6 +475,15 @@ class PartitionLink {
       from = 0;
       why = 'nothing forwarded before: from the start of the source';
     }
+    if (committedCheckpoint > from) {
+      from = committedCheckpoint;
+      why = 'the checkpoint committed in the target with its data (transactions mode)';
+    }
+    if (this.dropFloor > from) {
+      this.noteDrop(from, this.dropFloor);
+      from = this.dropFloor;
+      why += `, then past the records the on-full policy dropped`;
+    }
     const signal = up.signal;
     this.cursor = await PartitionCursor.open(up.deps.broker, this.source, { kind: 'offset', offset: from }, {
       isolation: 'committed',
@@ -393,11 +495,30 @@ class PartitionLink {
     });
     if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
     this.position = this.cursor.position;
-    const txn = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
+    const how = this.mode === 'transactions' ? `by transactions (data and checkpoint in one transaction; transactional id ${this.txn!.options.transactionalId}, epoch ${this.txn!.producerEpoch})` : `by read-back (origin headers; ${txnAdvertised ? 'the target advertises transactions, uplink.exactlyOnce=read-back' : 'the target does not advertise transactions'})`;
     up.log.info(
-      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: 'read-back', targetAdvertisesTransactions: txn, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
-      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once by read-back (origin headers; ${txn ? 'the target advertises transactions, but transactions mode is not implemented' : 'the target does not advertise transactions'}), resuming at ${this.position}`,
+      { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: this.mode, targetAdvertisesTransactions: txnAdvertised, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, committedCheckpoint, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
+      `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once ${how}, resuming at ${this.position}`,
     );
+  }
+
+  /**
+   * Transactions mode at (re)connect: the checkpoint topic exists, the transactional producer is
+   * (re)initialised — a new epoch, fencing whatever the previous one left open instead of guessing
+   * — and the latest committed checkpoint of this source partition is read back (-1: none).
+   */
+  private async initTransactions(): Promise<number> {
+    const up = this.up;
+    const o = up.options;
+    const md = (await up.client.metadata([o.checkpointTopic])).get(o.checkpointTopic);
+    if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
+      const created = await up.client.createTopic(o.checkpointTopic, 1);
+      if (created.errorCode !== ERRORS.NONE.kafka && created.errorCode !== ERRORS.TOPIC_ALREADY_EXISTS.kafka) throw new KafkaResponseError(created.errorCode, `create the checkpoint topic ${o.checkpointTopic}`);
+    }
+    this.txn ??= new TransactionalProducer(up.client, { transactionalId: `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs });
+    await this.txn.init();
+    const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
+    return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
   }
 
   private noteGap(from: number, to: number): void {
@@ -412,6 +533,7 @@ class PartitionLink {
    * whose next `resume` reads the target back and settles what was in flight.
    */
   private async forward(): Promise<void> {
+    if (this.mode === 'transactions') return this.forwardTransactions();
     const up = this.up;
     const cursor = this.cursor!;
     const signal = up.signal;
@@ -419,20 +541,15 @@ class PartitionLink {
     let usedProducerId = up.producer.state.producerId;
     try {
       while (!signal.aborted) {
+        if (this.dropFloor > cursor.position) {
+          this.noteDrop(cursor.position, this.dropFloor);
+          cursor.seek(this.dropFloor);
+        }
         if (cursor.caughtUp()) {
           while (pipeline.length > 0) await this.settleHead(pipeline);
           if (signal.aborted) break;
           // Everything read was sent and acknowledged, or filtered: the position is the cursor's.
-          this.position = cursor.position;
-          up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
-          this.state = 'idle';
-          this.oldestUnsentMs = null;
-          this.setBusy(false);
-          if (this.position !== this.savedPosition) {
-            this.savedPosition = this.position;
-            await up.stateFile.save();
-          }
-          await cursor.wait(up.options.pollWaitMs);
+          await this.idle(cursor);
           continue;
         }
         this.state = 'forwarding';
@@ -487,15 +604,70 @@ class PartitionLink {
     }
   }
 
-  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
-  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+  /**
+   * Transactions mode: each planned batch is one transaction with the checkpoint record that
+   * covers it (uplink.checkpointTopic), committed before the next starts. Any failure goes to
+   * `run`, whose next `resume` re-initialises the producer (fencing the old epoch) and reads the
+   * committed state back.
+   */
+  private async forwardTransactions(): Promise<void> {
     const up = this.up;
-    const a = await pipeline[0].answer;
-    if (!a.ok) throw new PipelineError(a.error.message);
-    const { unit } = pipeline.shift()!;
-    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
-    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
-    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
+    const cursor = this.cursor!;
+    const signal = up.signal;
+    while (!signal.aborted) {
+      if (this.dropFloor > cursor.position) {
+        this.noteDrop(cursor.position, this.dropFloor);
+        cursor.seek(this.dropFloor);
+      }
+      if (cursor.caughtUp()) {
+        await this.idle(cursor);
+        continue;
+      }
+      this.state = 'forwarding';
+      this.setBusy(true);
+      const read = await cursor.readRaw();
+      let sent = false;
+      for (const unit of this.plan(read.records, read.from)) {
+        if (signal.aborted) return;
+        this.oldestUnsentMs = unit.firstTimestampMs;
+        await up.gate.turn(this.priority, signal);
+        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+        if (signal.aborted) return;
+        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal);
+        try {
+          await this.txn!.commit([
+            { topic: this.target.topic, partition: this.target.partition, batch: unit.batch },
+            { topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, unit.last + 1)]) },
+          ]);
+        } finally {
+          up.inFlightBytes.release(unit.batch.sizeBytes);
+        }
+        sent = true;
+        this.acknowledged(unit);
+      }
+      if (!sent) this.position = read.nextOffset;
+      up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    }
+  }
+
+  /** Caught up: the position is the cursor's, saved when it moved; waits for new records. */
+  private async idle(cursor: PartitionCursor): Promise<void> {
+    const up = this.up;
+    this.position = cursor.position;
+    up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    this.state = 'idle';
+    this.oldestUnsentMs = null;
+    this.setBusy(false);
+    if (this.position !== this.savedPosition) {
+      this.savedPosition = this.position;
+      await up.stateFile.save();
+    }
+    await cursor.wait(up.options.pollWaitMs);
+  }
+
+  /** A batch the target acknowledged (or committed): counters, position and checkpoint move. */
+  private acknowledged(unit: SendUnit): void {
+    const up = this.up;
     up.noteSuccess();
     const n = unit.batch.recordCount;
     this.recordsSent += n;
@@ -503,6 +675,17 @@ class PartitionLink {
     up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
     this.position = unit.last + 1;
     up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+  }
+
+  /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
+  private async settleHead(pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+    const a = await pipeline[0].answer;
+    if (!a.ok) throw new PipelineError(a.error.message);
+    const { unit } = pipeline.shift()!;
+    // The next unacknowledged batch is now the oldest; with none, the one just sent stands in
+    // (an overestimate for a moment) until the next read or the catch-up says otherwise.
+    if (pipeline.length > 0) this.oldestUnsentMs = pipeline[0].unit.firstTimestampMs;
+    this.acknowledged(unit);
   }
 
   /**

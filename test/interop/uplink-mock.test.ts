@@ -51,10 +51,13 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     t.same(all.map((r) => r.value).sort(), ['hello-0', 'hello-1', 'hello-2'], 'kcat reads what our client produced');
   });
 
-  t.test('uplink to the mock cluster: exactly once through an edge SIGKILL mid-transfer', async (t) => {
+  // Both modes against the same target: read-back (forced) and transactions (auto: the mock advertises
+  // the transaction APIs). kcat reads with librdkafka's default isolation.level=read_committed.
+  for (const mode of ['read-back', 'auto'] as const) t.test(`uplink to the mock cluster: exactly once through an edge SIGKILL mid-transfer (${mode === 'auto' ? 'transactions mode' : 'read-back mode'})`, async (t) => {
     const dir = await tempDir(t);
     const mock = await startMockCluster(t, dir);
     const args = [
+      '--set', `uplink.exactlyOnce=${mode}`,
       '--set', `uplink.site=${SITE}`,
       '--set', `uplink.bootstrap=${mock.bootstrap}`,
       '--set', 'uplink.topics=plant.*',
@@ -95,15 +98,16 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     }
     const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
     t.match(metrics, /tributary_uplink_batches_sent_total\{path="raw",site="[^"]+"\} [1-9]/, 'the mock took raw-forwarded batches');
-    const modes = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by read-back/.test(l.msg));
-    t.ok(modes.length >= 3 && modes.every((l) => l.targetAdvertisesTransactions === true), 'decided at connect: the mock advertises transactions (logged; read-back mode is used)');
+    const modes = edge.logs.filter((l) => typeof l.msg === 'string' && (mode === 'auto' ? /exactly-once by transactions/ : /exactly-once by read-back/).test(l.msg));
+    t.ok(modes.length >= 3 && modes.every((l) => l.targetAdvertisesTransactions === true), `decided at connect: the mock advertises transactions (logged; ${mode === 'auto' ? 'transactions' : 'read-back, as configured,'} mode is used)`);
     const md = await sh('kcat', ['-L', '-b', mock.bootstrap, '-t', `${SITE}-plant.line1`]);
     t.match(md.stdout, /with [3-9] partitions/, 'the target topic has at least the source partition count (the mock creates topics itself on Metadata)');
   });
 
   t.test('uplink to the mock cluster: the target forgets the producer (UNKNOWN_PRODUCER_ID, injected): read back, new producer id, exactly once', async (t) => {
     const mock = await startMockCluster(t, await tempDir(t));
-    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1',
+    // Read-back mode's idempotent producer path (transactions mode would re-initialise instead).
+    const args = ['--set', 'uplink.exactlyOnce=read-back', '--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1',
       // The mock checks no sequences: behind an injected refusal it would take the pipelined batches after it.
       '--set', 'uplink.inFlightBatchesMax=1'];
     const edge = await startBroker(t, { dataDir: await tempDir(t), args });
@@ -123,9 +127,29 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     t.ok(reinit.length >= 1, `the refusal was answered by read-back and a new producer id (${reinit.length} times)`);
   });
 
+  t.test('uplink to the mock cluster, transactions mode: the target forgets the producer (UNKNOWN_PRODUCER_ID, injected): re-initialised with a new epoch, read back, exactly once', async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'broker.defaultPartitions=1'];
+    const edge = await startBroker(t, { dataDir: await tempDir(t), args });
+    const first = Array.from({ length: 300 }, (_, i) => `a-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line4', 0, first);
+    await eventually(async () => ((await forwarded(edge, 'plant.line4')) >= 300 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    // The next three Produce requests answer UNKNOWN_PRODUCER_ID (a target whose producer state expired).
+    await mock.pushErrors(0, ERRORS.UNKNOWN_PRODUCER_ID.kafka, 3);
+    const second = Array.from({ length: 300 }, (_, i) => `b-${i}`);
+    await kcatProduce(edge.listeners.kafka!, 'plant.line4', 0, second);
+    const expected = [...first, ...second]; // acknowledged by the edge
+    await eventually(async () => ((await forwarded(edge, 'plant.line4')) >= 600 ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    const v = verdict(await kcatReadAll(mock.bootstrap, `${SITE}.plant.line4`), { site: SITE, topic: 'plant.line4', partition: 0 }, expected);
+    t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { found: 600, lost: 0, duplicated: 0, reordered: 0, wrongValue: 0 }, 'all 600 once, in order (kcat, read_committed)');
+    const epochs = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by transactions/.test(l.msg)).map((l) => Number(/epoch (\d+)\)/.exec(String(l.msg))?.[1]));
+    t.ok(epochs.length >= 2 && epochs[epochs.length - 1] > epochs[0], `re-initialised after the refusal: epochs ${epochs.join(' → ')}`);
+  });
+
   t.test('uplink to the mock cluster: the target partition\'s leader moves twice mid-transfer: exactly once', async (t) => {
     const mock = await startMockCluster(t, await tempDir(t));
-    const args = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'uplink.readBytesMax=2048', '--set', 'uplink.rawBatchRecordsMin=5', '--set', 'broker.defaultPartitions=1',
+    // Read-back mode: the test watches the idempotent pipeline's refusal by the old leader.
+    const args = ['--set', 'uplink.exactlyOnce=read-back', '--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', 'uplink.topics=plant.*', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'uplink.readBytesMax=2048', '--set', 'uplink.rawBatchRecordsMin=5', '--set', 'broker.defaultPartitions=1',
       // The mock checks no sequences (see above).
       '--set', 'uplink.inFlightBatchesMax=1'];
     const dir = await tempDir(t);

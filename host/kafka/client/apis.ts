@@ -12,6 +12,8 @@
 //   CreateTopics ≥ 2    the server table's floor
 //   InitProducerId ≥ 0  idempotence without transactions
 //   OffsetForLeaderEpoch ≥ 3  replica_id (a follower names itself; host/cluster's fetcher)
+//   SaslHandshake = 1   v0 sends the tokens as raw frames outside Kafka's framing (pre-KIP-152)
+//   SaslAuthenticate ≥ 0  the tokens in Kafka requests (after SaslHandshake v1)
 import { produce } from '../apis/produce.js';
 import { fetch } from '../apis/fetch.js';
 import { listOffsets } from '../apis/list-offsets.js';
@@ -20,6 +22,10 @@ import { apiVersions } from '../apis/api-versions.js';
 import { createTopics } from '../apis/create-topics.js';
 import { initProducerId } from '../apis/init-producer-id.js';
 import { offsetForLeaderEpoch } from '../apis/offset-for-leader-epoch.js';
+import { saslHandshake } from '../apis/sasl-handshake.js';
+import { saslAuthenticate } from '../apis/sasl-authenticate.js';
+import { findCoordinator } from '../apis/groups/find-coordinator.js';
+import { addPartitionsToTxn, endTxn } from './txn-apis.js';
 import type { ApiHandler } from '../apis/types.js';
 import type { Schema } from '../protocol/schema.js';
 
@@ -47,6 +53,12 @@ export const CLIENT_APIS = {
   createTopics: fromTable(createTopics, 2),
   initProducerId: fromTable(initProducerId, 0),
   offsetForLeaderEpoch: fromTable(offsetForLeaderEpoch, 3),
+  saslHandshake: fromTable(saslHandshake, 1, 1),
+  saslAuthenticate: fromTable(saslAuthenticate, 0),
+  // v1–3: one key per request with key_type (1 = transaction); v4 batches keys (KIP-699), not needed for one transactional id.
+  findCoordinator: fromTable(findCoordinator, 1, 3),
+  addPartitionsToTxn,
+  endTxn,
 } as const;
 
 export type ClientApiName = keyof typeof CLIENT_APIS;

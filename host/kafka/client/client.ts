@@ -32,6 +32,8 @@ export interface KafkaClientOptions {
   reconnectBackoffMaxMs: number;
   /** TLS toward every broker (tls.connect options: ca, cert, key); null/absent = plain TCP. */
   tls?: import('node:tls').ConnectionOptions | null;
+  /** SASL toward every broker (PLAIN, SCRAM-SHA-256/512); null/absent = none. */
+  sasl?: import('./connection.js').SaslOptions | null;
 }
 
 export interface PartitionMetadata {
@@ -119,7 +121,7 @@ export class KafkaClient {
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
     const { host, port } = parseAddress(address);
     const o = this.options;
-    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n), tls: o.tls ?? null };
+    const options: ConnectionOptions = { host, port, clientId: o.clientId, connectTimeoutMs: o.connectTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, inFlightMax: o.inFlightMax, queuedMax: o.queuedMax, responseBytesMax: o.responseBytesMax, onBytesSent: (n) => (this.bytesSent += n), tls: o.tls ?? null, sasl: o.sasl ?? null };
     try {
       const conn = await KafkaConnection.connect(options);
       this.failures.delete(address);
@@ -202,7 +204,7 @@ export class KafkaClient {
   }
 
   /** Produce one partition's batches (acks -1 unless told); the partition's answer, error code included. */
-  async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<ProduceResult> {
+  async produce(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string }): Promise<ProduceResult> {
     return (await this.produceQueued(topic, partition, records, options)).answer;
   }
 
@@ -212,10 +214,10 @@ export class KafkaClient {
    * order and a broker answers them in order, so a caller that awaits each call before the next
    * keeps its batches in order while several are in flight (the idempotent producer's pipeline).
    */
-  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number }): Promise<{ answer: Promise<ProduceResult> }> {
+  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string }): Promise<{ answer: Promise<ProduceResult> }> {
     const conn = await this.leader(topic, partition);
     const request = conn.request(CLIENT_APIS.produce, {
-      transactionalId: null,
+      transactionalId: options.transactionalId ?? null,
       acks: options.acks ?? -1,
       timeoutMs: options.timeoutMs,
       topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],

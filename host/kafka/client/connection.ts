@@ -19,6 +19,13 @@
 // safely). When the socket closes, every written request fails `disconnected` and every queued
 // one `closed`. Written-and-unanswered failures are `indefinite`: the broker may have applied
 // them. The connection is never reopened here; the cluster client opens a new one.
+//
+// SASL (when `sasl` is set): after ApiVersions, SaslHandshake v1 names the mechanism, then
+// SaslAuthenticate carries the tokens — PLAIN in one round (RFC 4616: "\0user\0password"),
+// SCRAM-SHA-256/512 in two (RFC 5802/7677, host/security/scram.ts's client; the server's final
+// signature is checked, so a peer that does not know the credential is not trusted). A refusal
+// fails the connection with fault `auth` and the broker's message; the password never appears in
+// an error or a log line.
 import net from 'node:net';
 import tls from 'node:tls';
 import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec.js';
@@ -26,6 +33,14 @@ import { readHeaderTaggedFields } from '../protocol/header.js';
 import { CLIENT_APIS, negotiate, type ClientApi, type PeerVersions } from './apis.js';
 import { KafkaClientError } from './errors.js';
 import { ERRORS } from '../../errors/index.js';
+import { ScramClient } from '../../security/scram.js';
+
+/** SASL toward the broker (over TLS when `tls` is set too: SASL_SSL; else SASL_PLAINTEXT). */
+export interface SaslOptions {
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  user: string;
+  password: string;
+}
 
 export interface ConnectionOptions {
   host: string;
@@ -40,6 +55,8 @@ export interface ConnectionOptions {
   onBytesSent?: (bytes: number) => void;
   /** TLS (SSL in Kafka's words): the server's certificate is verified (rejectUnauthorized) against `ca` or the system's CAs; null/absent = plain TCP. */
   tls?: tls.ConnectionOptions | null;
+  /** SASL after ApiVersions; null/absent = none. */
+  sasl?: SaslOptions | null;
 }
 
 interface Pending {
@@ -133,6 +150,7 @@ export class KafkaConnection {
     const conn = new KafkaConnection(socket, options);
     try {
       await conn.handshake();
+      if (options.sasl) await conn.authenticate(options.sasl);
     } catch (err) {
       conn.close();
       throw err;
@@ -155,6 +173,26 @@ export class KafkaConnection {
     if (res.apiKeys.length === 0 && res.errorCode !== ERRORS.NONE.kafka) res = await this.send(api, API_VERSIONS_V0, {});
     if (res.apiKeys.length === 0) throw new KafkaClientError('protocol', `${this.address} answered ApiVersions with error ${res.errorCode} and no API list`);
     this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { minVersion: k.minVersion, maxVersion: k.maxVersion }]));
+  }
+
+  /** SaslHandshake v1 + SaslAuthenticate rounds (file header); throws fault `auth` on a refusal. */
+  private async authenticate(sasl: SaslOptions): Promise<void> {
+    type Auth = { errorCode: number; errorMessage: string | null; authBytes: Uint8Array };
+    const refused = (why: string) => new KafkaClientError('auth', `${this.address} refused SASL ${sasl.mechanism} for user "${sasl.user}": ${why}`);
+    const h = (await this.request(CLIENT_APIS.saslHandshake, { mechanism: sasl.mechanism })) as { errorCode: number; mechanisms: string[] };
+    if (h.errorCode !== ERRORS.NONE.kafka) throw refused(`the broker offers ${h.mechanisms.join(', ') || 'no mechanism'}`);
+    const round = async (token: string): Promise<string> => {
+      const a = (await this.request(CLIENT_APIS.saslAuthenticate, { authBytes: Buffer.from(token, 'utf8') })) as Auth;
+      if (a.errorCode !== ERRORS.NONE.kafka) throw refused(a.errorMessage ?? `error ${a.errorCode}`);
+      return Buffer.from(a.authBytes).toString('utf8');
+    };
+    if (sasl.mechanism === 'PLAIN') {
+      await round(`\0${sasl.user}\0${sasl.password}`);
+      return;
+    }
+    const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism);
+    const serverFinal = await round(scram.final(await round(scram.first())));
+    if (!scram.verify(serverFinal)) throw refused('the broker did not prove it knows the credential (server signature mismatch)');
   }
 
   /** The version this connection uses for `api` (the highest both speak); throws `unsupported` when none. */

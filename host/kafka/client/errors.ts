@@ -9,7 +9,7 @@
 //                      from the one error table (host/errors/codes.ts), as the server side's do.
 import { ERRORS, errorNameForKafkaCode, type ErrorName } from '../../errors/index.js';
 
-export type ClientFault = 'connect' | 'disconnected' | 'timeout' | 'protocol' | 'unsupported' | 'limit' | 'closed';
+export type ClientFault = 'connect' | 'disconnected' | 'timeout' | 'protocol' | 'unsupported' | 'limit' | 'closed' | 'auth';
 
 export class KafkaClientError extends Error {
   override name = 'KafkaClientError';

@@ -22,6 +22,7 @@ const GATEWAY_ROWS: Partial<Record<ErrorName, number>> = {
   LIMIT_EXCEEDED: -1, // no Kafka error for "broker busy": UNKNOWN_SERVER_ERROR's code (Produce answers REQUEST_TIMED_OUT)
   NOT_AUTHORIZED: 29, // TOPIC_AUTHORIZATION_FAILED
   STORAGE_FULL: 56, // KAFKA_STORAGE_ERROR: what a Kafka broker answers for a full log dir
+  UPLINK_BACKLOG_FULL: 56, // KAFKA_STORAGE_ERROR, retriable: a Kafka producer is held back while the uplink's budget is full
   UNSUPPORTED_MEDIA_TYPE: -1, // HTTP only (CSRF: a non-JSON body): never on the Kafka wire
   ORIGIN_NOT_ALLOWED: -1, // HTTP/WebSocket upgrades only (a cross-origin browser page): never on the Kafka wire
 };

@@ -90,3 +90,39 @@ t.test('retention beside appends and a reader holding a deleted segment: no cras
   t.equal(all.length, o.log.logEndOffset - o.log.logStartOffset);
   t.equal(all[all.length - 1].offset, 139);
 });
+
+t.test('retention hold (keepFrom): a segment holding an offset at or above the hold stays whatever its age; the ones wholly below go', async (t) => {
+  const now = 1_800_000_000_000;
+  const o = await openLog(t, { segmentBytes: 700, retentionMs: 10 * HOUR });
+  for (let i = 0; i < 16; i++) await o.log.appendAsLeader(makeBatch(2, { timestampMs: now - 20 * HOUR }), durable);
+  const bases = o.log.segmentBaseOffsets;
+  t.ok(bases.length >= 4, `${bases.length} segments, all expired`);
+  const hold = bases[2] + 1; // inside the third segment
+  const freed = await o.log.applyRetention(now, hold);
+  t.ok(freed > 0, `the segments wholly below the hold went (${freed} bytes)`);
+  t.equal(o.log.logStartOffset, bases[2], 'the segment holding the hold is kept, and every one after it');
+  t.same(o.log.segmentBaseOffsets, bases.slice(2));
+  t.equal(await o.log.applyRetention(now, hold), 0, 'nothing at or above the hold is deleted');
+  t.ok((await o.log.applyRetention(now, o.log.logEndOffset)) > 0, 'with the hold at the log end (everything forwarded) the expired segments go');
+});
+
+t.test('bytesBetween: exact at segment bounds, from above by less than one index interval plus a batch inside one; 0 at the end', async (t) => {
+  const o = await openLog(t, { segmentBytes: 2000, indexIntervalBytes: 200 });
+  const sizes: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const b = makeBatch(1);
+    sizes.push(b.byteLength);
+    await o.log.appendAsLeader(b, durable);
+  }
+  const end = o.log.logEndOffset;
+  const exact = (from: number, to: number) => sizes.slice(from, to).reduce((n, s) => n + s, 0);
+  t.equal(o.log.bytesBetween(0, end), o.log.sizeBytes, 'the whole log');
+  t.equal(o.log.bytesBetween(end, end), 0, 'nothing at the end');
+  for (const base of o.log.segmentBaseOffsets) t.equal(o.log.bytesBetween(base, end), exact(base, end), `from segment base ${base}: exact`);
+  const batchMax = Math.max(...sizes);
+  for (let from = 0; from < end; from += 3) {
+    const got = o.log.bytesBetween(from, end);
+    t.ok(got >= exact(from, end) && got < exact(from, end) + 200 + batchMax, `from ${from}: ${got} vs exact ${exact(from, end)}`);
+  }
+  t.equal(o.log.bytesBetween(5, 5), 0, 'an empty range');
+});

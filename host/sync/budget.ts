@@ -1,0 +1,147 @@
+// The uplink's byte budget per link (docs/uplink.md, "Byte budget and on-full policies"): what
+// this site has stored and not yet forwarded to the central cluster, over every source partition
+// of the link, is bounded by uplink.backlogBytesMax. The bound is kept at the broker's one write
+// path (BrokerApi.setAppendAdmission): every door meets it the same way, before anything is
+// written.
+//
+// A partition's backlog = the bytes stored from its first unforwarded offset to its log end
+// (BrokerApi.bytesBetween: segment sizes and the sparse index, no file read). Its first
+// unforwarded offset is the uplink's position (or, before the first read-back, the local
+// checkpoint, else the log start), raised by a drop. When an append of n bytes would take the
+// link past the budget, the on-full policy of the appended topic decides (uplink.onFull, per
+// topic uplink.onFullTopics):
+//   block                 refused with UPLINK_BACKLOG_FULL; the partition's unforwarded records
+//                         are also held against retention (kept whatever their age or size), so
+//                         nothing acknowledged is lost to the uplink
+//   drop-oldest           admitted; the partition's own oldest unforwarded records are dropped from
+//                         the uplink until the link is back within the budget (or the partition
+//                         has nothing older left); retention may delete its unforwarded records
+//                         (counted as gaps, as before)
+//   drop-lower-priority   admitted when partitions of a lower priority class (uplink.priorities)
+//                         whose policy is not `block` hold enough to drop, lowest class first and
+//                         within a class the largest backlog first; else refused like `block`
+//                         (nothing dropped)
+// A drop never deletes local data (local readers keep it until retention): it moves the link's
+// floor for the partition, persisted in the link state, and is counted and logged with its offsets
+// when the uplink skips it (host/sync/uplink.ts) — never a silent skip.
+//
+// Concurrency: `admit` runs inside the broker's append with no await between it and the write,
+// so the check and the bytes it admits cannot be split by another append.
+import type { AppendAdmission, BrokerApi, TopicPartition } from '../broker/api.js';
+import { BrokerError } from '../errors/index.js';
+import type { OnFullPolicy } from './options.js';
+
+
+/** What the budget needs of one source partition of the link. */
+export interface BudgetPartition {
+  readonly source: TopicPartition;
+  /** Priority class (0 = highest). */
+  readonly priority: number;
+  readonly policy: OnFullPolicy;
+  /** The first source offset the uplink has not forwarded and not dropped. */
+  unforwardedFrom(): number;
+  /** Gives up the records below `offset` (never lowers the floor); `why` goes to the log. */
+  dropBelow(offset: number, why: string): void;
+}
+
+export class LinkBudget implements AppendAdmission {
+  /** Set by a refusal, cleared by the next admitted append: one log line per full spell, not per refusal. */
+  private full = false;
+
+  constructor(
+    private readonly broker: BrokerApi,
+    readonly bytesMax: number,
+    private readonly partitions: () => Iterable<BudgetPartition>,
+    private readonly partitionOf: (tp: TopicPartition) => BudgetPartition | undefined,
+    private readonly events: { refused(tp: TopicPartition, backlogBytes: number, bytes: number, firstOfSpell: boolean): void; drained(backlogBytes: number): void },
+  ) {}
+
+  /** Bytes of one partition not yet forwarded (0 when the partition went away). */
+  backlogOf(p: BudgetPartition): number {
+    try {
+      return this.broker.bytesBetween(p.source, p.unforwardedFrom());
+    } catch {
+      return 0;
+    }
+  }
+
+  backlogBytes(): number {
+    let n = 0;
+    for (const p of this.partitions()) n += this.backlogOf(p);
+    return n;
+  }
+
+  admit(tp: TopicPartition, bytes: number): void {
+    const part = this.partitionOf(tp);
+    if (!part) return; // not forwarded by this link (or not yet picked up by its topic scan)
+    const total = this.backlogBytes();
+    const over = total + bytes - this.bytesMax;
+    if (over <= 0) {
+      if (this.full) {
+        this.full = false;
+        this.events.drained(total);
+      }
+      return;
+    }
+    if (part.policy === 'drop-oldest') {
+      this.dropOldest(part, over, `drop-oldest: ${bytes} new bytes for ${tp.topic}-${tp.partition} would take the link's backlog of ${total} bytes past uplink.backlogBytesMax=${this.bytesMax}`);
+      return;
+    }
+    if (part.policy === 'drop-lower-priority' && this.dropLower(part, over, total, bytes)) return;
+    const first = !this.full;
+    this.full = true;
+    this.events.refused(tp, total, bytes, first);
+    throw new BrokerError(
+      'UPLINK_BACKLOG_FULL',
+      `append to ${tp.topic}-${tp.partition} refused: the uplink holds ${total} bytes not yet forwarded and ${bytes} more would pass uplink.backlogBytesMax=${this.bytesMax} (on-full policy ${part.policy}${part.policy === 'drop-lower-priority' ? ': nothing of a lower priority left to drop' : ''}); retry once the link drains`,
+    );
+  }
+
+  retentionHold(tp: TopicPartition): number | undefined {
+    const part = this.partitionOf(tp);
+    return part && part.policy === 'block' ? part.unforwardedFrom() : undefined;
+  }
+
+  /** Frees at least `bytes` from the partitions of a class below `part`'s that may drop, or frees nothing and returns false. */
+  private dropLower(part: BudgetPartition, bytes: number, total: number, appended: number): boolean {
+    const candidates = [...this.partitions()]
+      .filter((p) => p.priority > part.priority && p.policy !== 'block')
+      .map((p) => ({ p, backlog: this.backlogOf(p) }))
+      .filter((c) => c.backlog > 0)
+      .sort((a, b) => b.p.priority - a.p.priority || b.backlog - a.backlog);
+    if (candidates.reduce((n, c) => n + c.backlog, 0) < bytes) return false;
+    let left = bytes;
+    for (const c of candidates) {
+      if (left <= 0) break;
+      left -= this.dropOldest(c.p, left, `drop-lower-priority: ${appended} new bytes for ${part.source.topic}-${part.source.partition} (class ${part.priority}) would take the link's backlog of ${total} bytes past uplink.backlogBytesMax=${this.bytesMax}; class ${c.p.priority} gives way`);
+    }
+    return true;
+  }
+
+  /**
+   * Drops the partition's oldest unforwarded records until at least `bytes` are freed (or all of
+   * them are): the smallest offset whose bytes below it reach `bytes`, found by bisection over
+   * bytesBetween (a step function that changes at batch starts: index entries and segment bases).
+   * Returns the bytes freed.
+   */
+  private dropOldest(p: BudgetPartition, bytes: number, why: string): number {
+    const from = p.unforwardedFrom();
+    let end: number;
+    try {
+      end = this.broker.offsets(p.source).logEndOffset;
+    } catch {
+      return 0;
+    }
+    if (end <= from) return 0;
+    let lo = from + 1;
+    let hi = end;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.broker.bytesBetween(p.source, from, mid) >= bytes) hi = mid;
+      else lo = mid + 1;
+    }
+    const freed = this.broker.bytesBetween(p.source, from, lo);
+    p.dropBelow(lo, why);
+    return freed;
+  }
+}
