@@ -124,6 +124,10 @@ export const ERRORS = {
   STORAGE_FULL: spec(56, MQTT_QUOTA, WS_TRY_AGAIN, 507, true),
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: spec(53, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
   SECURITY_DISABLED: spec(54, MQTT_IMPLEMENTATION, WS_POLICY, 400),
+  // A client certificate the listener does not accept on a mutual-TLS door (none sent, another
+  // CA's, expired, revoked in crlFile). Kafka and MQTT refuse it in the TLS handshake; the HTTP
+  // door (http.tls.requestCert) answers 401 / WebSocket close 1008 naming why, as nginx does.
+  SSL_AUTHENTICATION_FAILED: spec(57, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   SASL_AUTHENTICATION_FAILED: spec(58, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
