@@ -402,13 +402,15 @@ const REFUSAL_REASONS: Record<string, string> = {
  */
 export function certificateRefusal(socket: tls.TLSSocket, configKey: string): string | null {
   if (socket.authorized) return null;
-  const cert = socket.getPeerX509Certificate?.();
-  if (!cert) return `no client certificate was sent (${configKey}.requestCert: one signed by ${configKey}.caFile is required)`;
+  // A socket node has already closed (Kafka, MQTT: refused in the handshake) has no peer
+  // certificate left to read, only the verify code; a live one without a certificate sent none.
+  const cert = socket.destroyed ? undefined : socket.getPeerX509Certificate?.();
   // node sets the verify code as a string; its typings say Error.
   const raw = socket.authorizationError as unknown;
-  const code = typeof raw === 'string' ? raw : ((raw as { code?: string } | null)?.code ?? String(raw));
+  const code = typeof raw === 'string' ? raw : ((raw as { code?: string } | null)?.code ?? (raw ? String(raw) : ''));
+  if (!cert && (!socket.destroyed || !code)) return `no client certificate was sent (${configKey}.requestCert: one signed by ${configKey}.caFile is required)`;
   const why = (REFUSAL_REASONS[code] ?? 'not verified').replace(/\b(crlFile|caFile)\b/, `${configKey}.$1`);
-  return `client certificate ${principalFromCertificateSubject(cert.subject).name} refused: ${why} (${code})`;
+  return `client certificate${cert ? ` ${principalFromCertificateSubject(cert.subject).name}` : ''} refused: ${why} (${code})`;
 }
 
 /**
