@@ -194,8 +194,8 @@ export class NodeHttpResponse {
   }
   /** Not in uWS: the answer to a request on a connection whose client certificate is refused (mutual TLS), before any route. */
   refuseCertificate(reason: string): void {
-    const e = ERRORS.SSL_AUTHENTICATION_FAILED;
-    this.writeStatus(`${e.http} Unauthorized`).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: 'SSL_AUTHENTICATION_FAILED', kafkaCode: e.kafka, message: reason } }), true);
+    const e = ERRORS.CLIENT_CERTIFICATE_REFUSED;
+    this.writeStatus(`${e.http} Unauthorized`).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: 'CLIENT_CERTIFICATE_REFUSED', kafkaCode: e.kafka, message: reason } }), true);
   }
 
   /**

@@ -217,7 +217,7 @@ export class NodeApp {
     server.handleUpgrade(req, socket, head, (ws) => {
       dropOnProtocolError(ws);
       // RFC 6455 §5.5: a close reason fits in 123 bytes.
-      ws.close(ERRORS.SSL_AUTHENTICATION_FAILED.ws, Buffer.from(reason).subarray(0, 123).toString());
+      ws.close(ERRORS.CLIENT_CERTIFICATE_REFUSED.ws, Buffer.from(reason).subarray(0, 123).toString());
     });
   }
 
@@ -273,7 +273,7 @@ export const nodeEngine = {
    * Not in uWS: an https app from node's server options (the door's TLS on this engine), so the
    * caller can swap its context (`server.setSecureContext`, SIGHUP), require client certificates
    * and check a CRL — what uWS's SSLApp cannot (gateway/ws/engine.ts). `refusal` is asked for
-   * every request's connection: a reason answers 401 SSL_AUTHENTICATION_FAILED (a WebSocket
+   * every request's connection: a reason answers 401 CLIENT_CERTIFICATE_REFUSED (a WebSocket
    * upgrade: close 1008) before any route runs, so no route can forget the check.
    */
   SecureApp(options: Https.ServerOptions, refusal?: (socket: TLSSocket) => string | null): NodeApp {

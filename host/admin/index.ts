@@ -89,8 +89,8 @@ class Http {
     }
     if (res.status < 200 || res.status > 299) {
       const e = (json as { error?: { code?: string; message?: string } }).error;
-      // A mutual-TLS HTTP listener answers 401 SSL_AUTHENTICATION_FAILED naming why (host/security/tls.ts).
-      const hint = e?.code === 'SSL_AUTHENTICATION_FAILED' ? ' (pass a client certificate the listener accepts with --cert FILE --key FILE, or TRIBUTARY_CERT / TRIBUTARY_KEY)' : '';
+      // A mutual-TLS HTTP listener answers 401 CLIENT_CERTIFICATE_REFUSED naming why (host/security/tls.ts).
+      const hint = e?.code === 'CLIENT_CERTIFICATE_REFUSED' ? ' (pass a client certificate the listener accepts with --cert FILE --key FILE, or TRIBUTARY_CERT / TRIBUTARY_KEY)' : '';
       throw new BrokerRefused(`${res.status} ${e?.code ?? ''}: ${e?.message ?? res.text}${hint}`.trim());
     }
     return json;

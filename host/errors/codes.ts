@@ -124,10 +124,6 @@ export const ERRORS = {
   STORAGE_FULL: spec(56, MQTT_QUOTA, WS_TRY_AGAIN, 507, true),
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: spec(53, MQTT_NOT_AUTHORIZED, WS_POLICY, 403),
   SECURITY_DISABLED: spec(54, MQTT_IMPLEMENTATION, WS_POLICY, 400),
-  // A client certificate the listener does not accept on a mutual-TLS door (none sent, another
-  // CA's, expired, revoked in crlFile). Kafka and MQTT refuse it in the TLS handshake; the HTTP
-  // door (http.tls.requestCert) answers 401 / WebSocket close 1008 naming why, as nginx does.
-  SSL_AUTHENTICATION_FAILED: spec(57, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   SASL_AUTHENTICATION_FAILED: spec(58, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   UNKNOWN_PRODUCER_ID: spec(59, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   NON_EMPTY_GROUP: spec(68, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
@@ -149,6 +145,11 @@ export const ERRORS = {
   // Not Kafka errors: limits and access at the gateways. Kafka code -1 where no better exists.
   LIMIT_EXCEEDED: spec(-1, MQTT_QUOTA, WS_TOO_MANY, 429, true),
   NOT_AUTHORIZED: spec(29, MQTT_NOT_AUTHORIZED, WS_POLICY, 401),
+  // A client certificate a mutual-TLS door does not accept (none sent, another CA's, expired,
+  // revoked in crlFile). Kafka and MQTT refuse it in the TLS handshake (Kafka has no error code
+  // for it: its SslAuthenticationException never reaches the wire); the HTTP door
+  // (http.tls.requestCert) answers 401 / WebSocket close 1008 naming why, as nginx does.
+  CLIENT_CERTIFICATE_REFUSED: spec(-1, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   // A state-changing HTTP request whose body is not JSON (CSRF: browsers send text/plain and
   // form bodies cross-site without a preflight); never a WebSocket close or an MQTT answer.
   UNSUPPORTED_MEDIA_TYPE: spec(-1, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),

@@ -4,7 +4,7 @@
 // the admin CLI's --cacert/--cert/--key. The certificate's subject is the principal
 // (`User:CN=sensor-1,OU=plant,O=acme`) under the same ACLs as Kafka (authorization on: it may
 // write `plant`, gets 403 TOPIC_AUTHORIZATION_FAILED on `orders`); no certificate, another CA's,
-// and a certificate revoked in crlFile get 401 SSL_AUTHENTICATION_FAILED naming why (a wss
+// and a certificate revoked in crlFile get 401 CLIENT_CERTIFICATE_REFUSED naming why (a wss
 // upgrade: close 1008 with the reason); the CRL and the server certificate are swapped by SIGHUP
 // while a wss connection stays open and keeps receiving; every refusal leaves the door serving.
 // `http.engine: uws` with requestCert or crlFile is refused at start naming the key.
@@ -113,7 +113,7 @@ t.test('HTTP mutual TLS: certificate principals under the ACLs, CRL and certific
   await t.test('curl: no certificate, another CA, and a certificate with no ACL are refused with their reasons', async (t) => {
     const none = await curl(`${base}/topics`, ['--cacert', certs.caCert]);
     t.equal(none.status, 401);
-    t.match(JSON.parse(none.body).error, { code: 'SSL_AUTHENTICATION_FAILED', message: /no client certificate was sent \(http\.tls\.requestCert/ });
+    t.match(JSON.parse(none.body).error, { code: 'CLIENT_CERTIFICATE_REFUSED', message: /no client certificate was sent \(http\.tls\.requestCert/ });
     const other = await curl(`${base}/healthz`, ['--cacert', certs.caCert, '--cert', certs.otherClientCert, '--key', certs.otherClientKey]);
     t.equal(other.status, 401, 'even /healthz: the check runs before any route');
     t.match(JSON.parse(other.body).error.message, /refused: not signed by a CA in http\.tls\.caFile \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
@@ -140,7 +140,7 @@ t.test('HTTP mutual TLS: certificate principals under the ACLs, CRL and certific
     t.equal((await servedCertificate(port, certs.caCert, certs.clientCert, certs.clientKey)).subject.O, 'tributary-test-reloaded', 'a new connection sees the new certificate');
     const revoked = await curl(`${base}/topics`, ['--cacert', certs.caCert, '--cert', certs.revokedCert, '--key', certs.revokedKey]);
     t.equal(revoked.status, 401);
-    t.match(JSON.parse(revoked.body).error, { code: 'SSL_AUTHENTICATION_FAILED', message: /client certificate CN=sensor-2,OU=plant,O=acme refused: revoked \(listed in http\.tls\.crlFile\) \(CERT_REVOKED\)/ });
+    t.match(JSON.parse(revoked.body).error, { code: 'CLIENT_CERTIFICATE_REFUSED', message: /client certificate CN=sensor-2,OU=plant,O=acme refused: revoked \(listed in http\.tls\.crlFile\) \(CERT_REVOKED\)/ });
     const revokedWs = await dashboard(port, certs, certs.revokedCert, certs.revokedKey);
     const close = await revokedWs.closed;
     t.equal(close.code, 1008, 'a revoked certificate on wss: close 1008');
@@ -165,7 +165,7 @@ t.test('HTTP mutual TLS: certificate principals under the ACLs, CRL and certific
     t.match(noCa.stderr, /not signed by a CA we trust \(SELF_SIGNED_CERT_IN_CHAIN\): pass that CA with --cacert FILE/);
     const noCert = await cli(['--cacert', certs.caCert]);
     t.equal(noCert.code, 1);
-    t.match(noCert.stderr, /401 SSL_AUTHENTICATION_FAILED: no client certificate was sent .*--cert FILE --key FILE/);
+    t.match(noCert.stderr, /401 CLIENT_CERTIFICATE_REFUSED: no client certificate was sent .*--cert FILE --key FILE/);
     const env = await sh('env', [`TRIBUTARY_CACERT=${certs.caCert}`, `TRIBUTARY_CERT=${certs.clientCert}`, `TRIBUTARY_KEY=${certs.clientKey}`, process.execPath, cliJs, 'topics', 'list', '--broker', base], undefined, 20_000);
     t.equal(env.code, 0, `the same from TRIBUTARY_CACERT/_CERT/_KEY: ${env.stderr}`);
     const plain = await sh(process.execPath, [cliJs, 'topics', 'list', '--broker', `http://localhost:${port}`], undefined, 20_000);
