@@ -7,7 +7,8 @@
 // and a certificate revoked in crlFile get 401 CLIENT_CERTIFICATE_REFUSED naming why (a wss
 // upgrade: close 1008 with the reason); the CRL and the server certificate are swapped by SIGHUP
 // while a wss connection stays open and keeps receiving; every refusal leaves the door serving.
-// `http.engine: uws` with requestCert or crlFile is refused at start naming the key.
+// `http.engine: uws` with requestCert or handshakeTimeoutMs is refused at start naming the key; a
+// non-loopback HTTP listener with mutual TLS counts as authenticated (TLS alone does not).
 // Certificates are made per run (test/helpers/certs.ts). Missing tools skip locally, fail in CI.
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -219,4 +220,24 @@ t.test('http.engine uws with http.tls.requestCert or handshakeTimeoutMs is refus
     t.equal(code, 2, `${key}: exit 2`);
     t.match(stderr, message, stderr);
   }
+});
+
+t.test('HTTP mutual TLS and the exposure rule: a non-loopback HTTP listener with requestCert counts as authenticated; TLS alone does not', async (t) => {
+  const certs = await makeCerts(t);
+  const dir = await tempDir(t);
+  const others = ['--host', '127.0.0.1', '--set', 'http.host=0.0.0.0'];
+  const start = async (tls: object) => {
+    const config = join(dir, `c-${Math.random().toString(36).slice(2)}.json`);
+    await writeFile(config, JSON.stringify({ http: { tls } }));
+    return config;
+  };
+  const tlsOnly = await start({ keyFile: certs.serverKey, certFile: certs.serverCert });
+  const refused = await sh(process.execPath, [mainJs, 'start', '--data-dir', join(dir, 'data'), '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0', ...others, '--config', tlsOnly], undefined, 30_000);
+  t.equal(refused.code, 2, 'TLS without authentication on 0.0.0.0 is refused');
+  t.match(refused.stderr, /http listener on 0\.0\.0\.0 \(http\.host\) would accept anonymous clients/);
+  const mtls = await start({ keyFile: certs.serverKey, certFile: certs.serverCert, caFile: certs.caCert, requestCert: true });
+  const b = await startBroker(t, { dataDir: join(dir, 'data'), args: [...others, '--config', mtls] });
+  t.match(b.listeners.http!, /^0\.0\.0\.0:/, 'mutual TLS opens the HTTP door to the network');
+  t.notOk(b.logs.some((l) => /accepts anonymous clients/.test(String(l.msg))), 'without an anonymous warning');
+  t.equal(await b.stop(), 0);
 });
