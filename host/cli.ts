@@ -45,8 +45,8 @@ users/acls options: --kafka HOST:PORT   the Kafka listener (default 127.0.0.1:90
 TLS (both kinds): --tls       speak TLS (or TRIBUTARY_TLS=1; implied by https:// and by the files)
   --cacert FILE               CA the broker's certificate must chain to (or TRIBUTARY_CACERT;
                               default: the system's CAs)
-  --cert FILE --key FILE      client certificate for a listener with tls.requestCert
-                              (or TRIBUTARY_CERT / TRIBUTARY_KEY)
+  --cert FILE --cert-key FILE client certificate and its key, for a listener with
+                              tls.requestCert (or TRIBUTARY_CERT / TRIBUTARY_CERT_KEY)
   help, --help                this text
   version, --version          the version`;
 

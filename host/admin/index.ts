@@ -1,5 +1,5 @@
 // Admin commands against a running broker, over its HTTP API (docs/http.md):
-// `tributary topics|produce|consume|groups ...`, over https with --cacert/--cert/--key
+// `tributary topics|produce|consume|groups ...`, over https with --cacert/--cert/--cert-key
 // (host/admin/tls.ts). Exit codes: 0 ok, 1 the broker refused, 2 bad usage, 3 the broker could
 // not be reached (a TLS failure too: the message names the flag that fixes it).
 import { request as httpRequest } from 'node:http';
@@ -90,7 +90,7 @@ class Http {
     if (res.status < 200 || res.status > 299) {
       const e = (json as { error?: { code?: string; message?: string } }).error;
       // A mutual-TLS HTTP listener answers 401 CLIENT_CERTIFICATE_REFUSED naming why (host/security/tls.ts).
-      const hint = e?.code === 'CLIENT_CERTIFICATE_REFUSED' ? ' (pass a client certificate the listener accepts with --cert FILE --key FILE, or TRIBUTARY_CERT / TRIBUTARY_KEY)' : '';
+      const hint = e?.code === 'CLIENT_CERTIFICATE_REFUSED' ? ' (pass a client certificate the listener accepts with --cert FILE --cert-key FILE, or TRIBUTARY_CERT / TRIBUTARY_CERT_KEY)' : '';
       throw new BrokerRefused(`${res.status} ${e?.code ?? ''}: ${e?.message ?? res.text}${hint}`.trim());
     }
     return json;
@@ -259,7 +259,7 @@ export async function runAdmin(command: string, argv: string[], env: NodeJS.Proc
     const base = (given ?? (wantsTls(tlsValues) ? 'https://127.0.0.1:8080' : 'http://127.0.0.1:8080')).replace(/\/+$/, '');
     if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// or https:// URL, got "${base}"`);
     if (base.startsWith('http://') && wantsTls(tlsValues)) {
-      const which = tlsValues.tls ? '--tls' : TLS_FLAGS.find((f) => f !== '--tls' && tlsValues[f.slice(2) as 'cacert' | 'cert' | 'key'] !== undefined)!;
+      const which = tlsValues.tls ? '--tls' : tlsValues.cacert !== undefined ? '--cacert' : tlsValues.cert !== undefined ? '--cert' : '--cert-key';
       throw new UsageError(`${which} needs TLS, but --broker (or TRIBUTARY_BROKER) is ${base}: use https://${base.slice('http://'.length)}`);
     }
     const tls = base.startsWith('https://') ? adminTlsOptions(tlsValues, (m) => new UsageError(m)) : null;

@@ -3,7 +3,7 @@
 // CreateAcls, DescribeAcls, DeleteAcls), so they work wherever Kafka tooling would.
 //
 // Connection: --kafka HOST:PORT (or TRIBUTARY_KAFKA; default 127.0.0.1:9092), in TLS with --tls,
-// --cacert FILE, --cert FILE --key FILE (or TRIBUTARY_TLS/_CACERT/_CERT/_KEY; host/admin/tls.ts). Authentication:
+// --cacert FILE, --cert FILE --cert-key FILE (or TRIBUTARY_TLS/_CACERT/_CERT/_CERT_KEY; host/admin/tls.ts). Authentication:
 // --sasl-user / --sasl-password (or TRIBUTARY_SASL_USER / TRIBUTARY_SASL_PASSWORD), SCRAM-SHA-512;
 // none = anonymous (allowed on a loopback listener unless security.allowAnonymous is false).
 // Passwords are never printed. Exit codes as the other admin commands: 0 ok, 1 the broker

@@ -51,10 +51,10 @@ t.test('CRL on Kafka and MQTT: a revoked client certificate is refused (kcat, mo
   });
 
   await t.test('admin CLI over Kafka with the revoked certificate: the message says the broker refuses it', async (t) => {
-    const r = await run(process.execPath, [cliJs, 'users', 'list', '--kafka', b.listeners.kafka!, '--cacert', certs.caCert, '--cert', certs.revokedCert, '--key', certs.revokedKey]);
+    const r = await run(process.execPath, [cliJs, 'users', 'list', '--kafka', b.listeners.kafka!, '--cacert', certs.caCert, '--cert', certs.revokedCert, '--cert-key', certs.revokedKey]);
     t.equal(r.code, 3);
     t.match(r.stderr, /it refuses our client certificate \(--cert: revoked, expired, or from another CA\)/);
-    const ok = await run(process.execPath, [cliJs, 'users', 'list', '--kafka', b.listeners.kafka!, '--cacert', certs.caCert, '--cert', certs.clientCert, '--key', certs.clientKey]);
+    const ok = await run(process.execPath, [cliJs, 'users', 'list', '--kafka', b.listeners.kafka!, '--cacert', certs.caCert, '--cert', certs.clientCert, '--cert-key', certs.clientKey]);
     t.equal(ok.code, 0, `the valid certificate: ${ok.stderr}`);
     const plain = await run(process.execPath, [cliJs, 'users', 'list', '--kafka', b.listeners.kafka!]);
     t.equal(plain.code, 3);

@@ -1,7 +1,7 @@
 // Purpose: mutual TLS, CRLs and live certificate reload on the HTTP/WebSocket door, against a real
 // broker process, with clients nobody here wrote: curl (--cacert --cert --key), the `ws` package's
 // client over wss with a client certificate, Chromium (playwright-core's clientCertificates) and
-// the admin CLI's --cacert/--cert/--key. The certificate's subject is the principal
+// the admin CLI's --cacert/--cert/--cert-key. The certificate's subject is the principal
 // (`User:CN=sensor-1,OU=plant,O=acme`) under the same ACLs as Kafka (authorization on: it may
 // write `plant`, gets 403 TOPIC_AUTHORIZATION_FAILED on `orders`); no certificate, another CA's,
 // and a certificate revoked in crlFile get 401 CLIENT_CERTIFICATE_REFUSED naming why (a wss
@@ -156,18 +156,18 @@ t.test('HTTP mutual TLS: certificate principals under the ACLs, CRL and certific
     fresh.ws.close();
   });
 
-  await t.test('the admin CLI over https: --cacert, --cert, --key; each missing piece named', async (t) => {
+  await t.test('the admin CLI over https: --cacert, --cert, --cert-key; each missing piece named', async (t) => {
     const cli = (args: string[]) => sh(process.execPath, [cliJs, 'topics', 'list', '--broker', base, ...args], undefined, 20_000);
-    const ok = await cli(['--cacert', certs.caCert, '--cert', certs.clientCert, '--key', certs.clientKey]);
+    const ok = await cli(['--cacert', certs.caCert, '--cert', certs.clientCert, '--cert-key', certs.clientKey]);
     t.equal(ok.code, 0, ok.stderr);
     t.match(ok.stdout, /^plant\t/m, 'lists the topics the certificate principal may describe');
-    const noCa = await cli(['--cert', certs.clientCert, '--key', certs.clientKey]);
+    const noCa = await cli(['--cert', certs.clientCert, '--cert-key', certs.clientKey]);
     t.equal(noCa.code, 3);
     t.match(noCa.stderr, /not signed by a CA we trust \(SELF_SIGNED_CERT_IN_CHAIN\): pass that CA with --cacert FILE/);
     const noCert = await cli(['--cacert', certs.caCert]);
     t.equal(noCert.code, 1);
-    t.match(noCert.stderr, /401 CLIENT_CERTIFICATE_REFUSED: no client certificate was sent .*--cert FILE --key FILE/);
-    const env = await sh('env', [`TRIBUTARY_CACERT=${certs.caCert}`, `TRIBUTARY_CERT=${certs.clientCert}`, `TRIBUTARY_KEY=${certs.clientKey}`, process.execPath, cliJs, 'topics', 'list', '--broker', base], undefined, 20_000);
+    t.match(noCert.stderr, /401 CLIENT_CERTIFICATE_REFUSED: no client certificate was sent .*--cert FILE --cert-key FILE/);
+    const env = await sh('env', [`TRIBUTARY_CACERT=${certs.caCert}`, `TRIBUTARY_CERT=${certs.clientCert}`, `TRIBUTARY_CERT_KEY=${certs.clientKey}`, process.execPath, cliJs, 'topics', 'list', '--broker', base], undefined, 20_000);
     t.equal(env.code, 0, `the same from TRIBUTARY_CACERT/_CERT/_KEY: ${env.stderr}`);
     const plain = await sh(process.execPath, [cliJs, 'topics', 'list', '--broker', `http://localhost:${port}`], undefined, 20_000);
     t.equal(plain.code, 3);
