@@ -38,10 +38,15 @@ commands:
                               (from the node's data dir, default ./data)
 
 admin options: --broker URL   the broker's HTTP address (default http://127.0.0.1:8080,
-                              or TRIBUTARY_BROKER)
+                              or TRIBUTARY_BROKER); https://… when http.tls is set
   --token T                   bearer token for the HTTP API (or TRIBUTARY_TOKEN)
 users/acls options: --kafka HOST:PORT   the Kafka listener (default 127.0.0.1:9092, or TRIBUTARY_KAFKA)
   --sasl-user U --sasl-password P       log in with SCRAM-SHA-512 (or TRIBUTARY_SASL_USER/_PASSWORD)
+TLS (both kinds): --tls       speak TLS (or TRIBUTARY_TLS=1; implied by https:// and by the files)
+  --cacert FILE               CA the broker's certificate must chain to (or TRIBUTARY_CACERT;
+                              default: the system's CAs)
+  --cert FILE --cert-key FILE client certificate and its key, for a listener with
+                              tls.requestCert (or TRIBUTARY_CERT / TRIBUTARY_CERT_KEY)
   help, --help                this text
   version, --version          the version`;
 

@@ -262,7 +262,7 @@ function exposedListeners(p: Pick<PreparedNode, 'kafka' | 'mqtt' | 'http' | 'sch
   const mtls = (o: { tls: { requestCert?: boolean } | null } | null) => o?.tls?.requestCert === true;
   if (p.kafka) out.push({ name: 'kafka', hostKey: hostKey('kafka'), host: p.kafka.host, authenticated: security.allowAnonymous === false || mtls(p.kafka) });
   if (p.mqtt.port >= 0 || p.mqtt.wsPort >= 0) out.push({ name: 'mqtt', hostKey: hostKey('mqtt'), host: p.mqtt.host, authenticated: p.mqtt.auth.enabled || mtls(p.mqtt) });
-  if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 });
+  if (p.http) out.push({ name: 'http', hostKey: hostKey('http'), host: p.http.host, authenticated: p.http.tokens.length > 0 || mtls(p.http) });
   if (p.schemas.port >= 0) out.push({ name: 'schemas', hostKey: hostKey('schemas'), host: p.schemas.host, authenticated: security.allowAnonymous === false });
   return out;
 }

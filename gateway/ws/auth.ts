@@ -67,15 +67,30 @@ export class Authenticator {
    * `access_token` query parameter (browsers cannot set headers on a WebSocket). Undefined =
    * rejected (401 / close): tokens are configured and none or an unknown one came.
    */
-  authenticate(authorizationHeader: string, queryToken: string, host = '*'): Access | undefined {
-    if (!this.enabled) return accessOf(this.security, ANONYMOUS, UNLIMITED_SCOPE, host);
+  authenticate(authorizationHeader: string, queryToken: string, host = '*', certificate: Principal | null = null): Access | undefined {
     let token = queryToken;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader);
     if (m) token = m[1];
-    if (!token) return undefined;
+    // A verified client certificate (http.tls.requestCert) is the principal unless a token is
+    // presented (and tokens are configured), as a SASL login replaces the certificate on Kafka;
+    // its scope is unlimited: the ACLs alone decide. A presented token must be a known one.
+    if (!this.enabled || !token) {
+      if (certificate) return accessOf(this.security, certificate, UNLIMITED_SCOPE, host);
+      return this.enabled ? undefined : accessOf(this.security, ANONYMOUS, UNLIMITED_SCOPE, host);
+    }
     const t = this.tokens.get(token);
     return t ? accessOf(this.security, t.principal, t.scope, host) : undefined;
   }
+}
+
+/**
+ * The principal of the client certificate verified on the request's connection, or null. Only the
+ * node engine can say (NodeHttpResponse.getPeerPrincipal); uWS has no such call, and the door
+ * does not run mutual TLS on it (options.ts uwsTlsRefusal).
+ */
+export function certificatePrincipal(res: UwsTypes.HttpResponse): Principal | null {
+  const peer = (res as unknown as { getPeerPrincipal?: () => Principal | null }).getPeerPrincipal;
+  return typeof peer === 'function' ? peer.call(res) : null;
 }
 
 /**

@@ -24,7 +24,7 @@ import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
-import type { Access, Authenticator } from './auth.js';
+import { certificatePrincipal, type Access, type Authenticator } from './auth.js';
 import { CLUSTER_NAME, Operation, ResourceType } from '../../host/security/index.js';
 import type { GroupSessions } from './group-session.js';
 import type { WsGatewayOptions } from './options.js';
@@ -254,7 +254,7 @@ class HttpRoutes {
 
   /** Reads auth from a request (synchronously); undefined = 401 already answered. */
   private access(res: Res, req: Req, reply: Reply): Access | undefined {
-    const a = this.auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '', remoteHost(res));
+    const a = this.auth.authenticate(req.getHeader('authorization'), req.getQuery('access_token') ?? '', remoteHost(res), certificatePrincipal(res));
     if (!a) {
       reply.extraHeaders.push(['www-authenticate', 'Bearer']);
       reply.error(new BrokerError('NOT_AUTHORIZED', 'missing or unknown bearer token (Authorization: Bearer <token> or ?access_token=)'));

@@ -14,7 +14,7 @@ import type { GroupCoordinator } from '../../host/broker/groups/index.js';
 import { asBrokerError, BrokerError, ERRORS, type ErrorName } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { MetricsRegistry } from '../../host/metrics/registry.js';
-import { Authenticator, refuseCrossOrigin, type Access } from './auth.js';
+import { Authenticator, certificatePrincipal, refuseCrossOrigin, type Access } from './auth.js';
 import { CLUSTER_NAME, doorSecurity, Operation, ResourceType, type DoorSecurity } from '../../host/security/index.js';
 import { resolveStart } from '../../host/broker/cursor.js';
 import { Fanout, PartCursor, Subscription, type Peer } from './fanout.js';
@@ -23,7 +23,9 @@ import { GroupSessions } from './group-session.js';
 import { registerHttpRoutes, type GatewayStats } from './http.js';
 import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
 import type { Listener, TlsOptions } from '../../host/config/listener.js';
-import { loadTlsMaterial } from '../../host/security/tls.js';
+import { certificateRefusal, loadTlsMaterial, ServerTls } from '../../host/security/tls.js';
+import { nodeEngine } from './node-engine.js';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import {
   CBOR_PROTOCOL,
   decodeFrame,
@@ -140,7 +142,7 @@ function chooseProtocol(header: string): { protocol: string; encoding: Encoding 
 export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOptions): Promise<Listener> {
   const opts: WsGatewayOptions = { ...defaultWsGatewayOptions, ...options };
   validateWsGatewayOptions(opts);
-  const engine = selectHttpEngine(opts.engine, deps.logger); // engine 'uws' without a native build: UwsUnavailableError
+  const engine = selectHttpEngine(opts.engine, deps.logger, opts.tls); // engine 'uws' without a native build: UwsUnavailableError
   const gateway = new WsGateway(deps, opts, engine);
   const uws = engine.uws;
   gateway.registerSocketRoute();
@@ -149,17 +151,39 @@ export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOpti
   return gateway.listen();
 }
 
+/** The door's app and, with TLS, what SIGHUP does to it. */
+export interface DoorApp {
+  app: UwsTypes.TemplatedApp;
+  reloadTls?: () => Array<{ listener: string; ok: boolean }>;
+}
+
 /**
- * The uWS app: plain, or SSLApp (https/wss) reading the PEM files itself. uWebSockets.js cannot
- * swap a live SSL context, so a SIGHUP re-checks the files and says they apply at the next
- * start (docs/security.md#tls); with requestCert the CA file makes uWS require and verify a
- * client certificate (uSockets sets verify-peer when a CA file is given, so caFile is only passed
- * with requestCert). The one place an app is made, so another engine can take it over here.
+ * The door's app: plain, or TLS. On the node engine an https server from host/security/tls.ts's
+ * options (client certificates with requestCert, the CRL, the handshake bound), tracked so SIGHUP
+ * swaps its context live. On uWS an SSLApp reading the PEM files itself: it cannot swap a live
+ * context for every client (gateway/ws/engine.ts), so a SIGHUP re-checks the files and says they
+ * apply at the next start. The one place an app is made.
  */
-export function createApp(uws: Uws, tls: TlsOptions | null): UwsTypes.TemplatedApp {
-  if (!tls) return uws.App();
+export function createApp(engine: Pick<HttpEngine, 'name' | 'uws'>, tls: TlsOptions | null, logger: Logger, onRefused: (reason: string) => void = () => undefined): DoorApp {
+  if (!tls) return { app: engine.uws.App() };
+  if (engine.name === 'node') {
+    const serverTls = new ServerTls('http', 'http.tls', tls, logger);
+    // Mutual TLS: the handshake completes and every request of a connection whose certificate is
+    // refused gets 401 / close 1008 with the reason (ServerTls.serverOptions 'door').
+    const refusal = tls.requestCert
+      ? (socket: TLSSocket) => {
+          const reason = certificateRefusal(socket, 'http.tls');
+          if (reason !== null) onRefused(reason);
+          return reason;
+        }
+      : undefined;
+    const app = nodeEngine.SecureApp(serverTls.serverOptions('door'), refusal);
+    serverTls.track(app.server as unknown as TlsServer); // an https.Server is a tls.Server
+    return { app: app as unknown as UwsTypes.TemplatedApp, reloadTls: () => [serverTls.reload()] };
+  }
   loadTlsMaterial('http.tls', tls); // the node checked the files already; code callers get the same errors
-  return uws.SSLApp({ key_file_name: tls.keyFile, cert_file_name: tls.certFile, ...(tls.requestCert && tls.caFile ? { ca_file_name: tls.caFile } : {}) });
+  logger.warn({ listener: 'http', setting: 'http.engine' }, 'http.engine uws with http.tls: a renewed certificate applies at the next start (uWebSockets.js cannot swap it live), see docs/security.md#tls');
+  return { app: engine.uws.SSLApp({ key_file_name: tls.keyFile, cert_file_name: tls.certFile }), reloadTls: () => reloadUwsTls(tls, logger) };
 }
 
 /** SIGHUP on the uWS door: the files are checked (a broken one is reported now), but take effect at the next start. */
@@ -170,7 +194,7 @@ function reloadUwsTls(tls: TlsOptions, logger: Logger): Array<{ listener: string
     logger.warn({ listener: 'http', setting: 'http.tls' }, `TLS reload failed, keeping the previous certificate: ${(err as Error).message}`);
     return [{ listener: 'http', ok: false }];
   }
-  logger.warn({ listener: 'http', setting: 'http.tls' }, 'TLS files checked; uWebSockets.js applies them at the next start (it cannot swap a live certificate)');
+  logger.warn({ listener: 'http', setting: 'http.tls' }, 'TLS files checked; uWebSockets.js applies them at the next start (it cannot swap a live certificate; http.engine auto or node can)');
   return [{ listener: 'http', ok: false }];
 }
 
@@ -182,6 +206,7 @@ function wsMetrics(metrics: MetricsRegistry) {
     wsFramesIn: metrics.counter('tributary_ws_frames_received_total', 'WebSocket frames received, by type'),
     wsErrors: metrics.counter('tributary_ws_errors_total', 'Error answers sent on WebSocket, by code'),
     wsClosed: metrics.counter('tributary_ws_refused_total', 'WebSocket connections refused or closed by a limit, by close code'),
+    certificateRefusals: metrics.counter('tributary_http_client_certificate_refused_total', 'HTTP requests and WebSocket upgrades refused for their client certificate (http.tls.requestCert: none, another CA, expired, revoked)'),
   };
 }
 
@@ -190,6 +215,7 @@ class WsGateway {
   readonly auth: Authenticator;
   private readonly security: DoorSecurity;
   readonly app: UwsTypes.TemplatedApp;
+  private readonly reloadTls: DoorApp['reloadTls'];
   readonly groupSessions: GroupSessions | undefined;
   private readonly broker: BrokerApi;
   private readonly logger: Logger;
@@ -227,7 +253,12 @@ class WsGateway {
         )
       : undefined;
     this.metrics.connections.set(0);
-    this.app = createApp(engine.uws, opts.tls);
+    const door = createApp(engine, opts.tls, logger, (reason) => {
+      this.metrics.certificateRefusals.inc();
+      logger.debug({ clientCertificate: reason }, 'request refused: client certificate (401 / close 1008)');
+    });
+    this.app = door.app;
+    this.reloadTls = door.reloadTls;
   }
 
   private get uws(): Uws {
@@ -273,7 +304,7 @@ class WsGateway {
       res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(`unsupported WebSocket subprotocol "${offered}": use ${JSON_PROTOCOL} or ${CBOR_PROTOCOL}\n`);
       return;
     }
-    const access = this.auth.authenticate(authorization, queryToken, remote.replace(/^::ffff:/, ''));
+    const access = this.auth.authenticate(authorization, queryToken, remote.replace(/^::ffff:/, ''), certificatePrincipal(res));
     const data: SocketData = { id: this.nextSocketId++, encoding: chosen?.encoding ?? 'json', access, remote };
     if (!access) data.refused = { code: closeCode('NOT_AUTHORIZED'), reason: 'unauthorized: missing or unknown bearer token' };
     else if (this.socketsOpenOrOpening >= this.opts.connectionsMax) data.refused = { code: closeCode('LIMIT_EXCEEDED'), reason: `too many sockets (connectionsMax=${this.opts.connectionsMax})` };
@@ -492,16 +523,16 @@ class WsGateway {
     });
     const port = uws.us_socket_local_port(listenSocket as unknown as UwsTypes.us_socket);
     const address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-    this.logger.info({ address, engine: this.engine.name, build: this.engine.build, path: opts.path, tls: opts.tls !== null }, `HTTP and WebSocket listener up on ${this.engine.name === 'uws' ? 'uWebSockets.js' : 'node:http + ws'}`);
+    this.logger.info({ address, engine: this.engine.name, build: this.engine.build, path: opts.path, tls: opts.tls !== null, mutualTls: opts.tls?.requestCert === true, crl: Boolean(opts.tls?.crlFile) }, `HTTP and WebSocket listener up on ${this.engine.name === 'uws' ? 'uWebSockets.js' : 'node:http + ws'}`);
 
     let closed = false;
-    const tls = opts.tls;
+    const reloadTls = this.reloadTls;
     return {
       name: 'http',
       address,
       engine: `${this.engine.name}: ${this.engine.build}`,
       listening: () => !closed,
-      ...(tls ? { reloadTls: () => reloadUwsTls(tls, this.logger) } : {}),
+      ...(reloadTls ? { reloadTls } : {}),
       close: async () => {
         if (closed) return;
         closed = true;

@@ -12,7 +12,9 @@
 //   - onAborted fires once when the client goes away before the answer was sent.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ERRORS } from '../../host/errors/index.js';
+import { principalFromCertificateSubject, type Principal } from '../../host/security/principal.js';
 
 /** What uWS.js throws on a response used after its answer or after abort. */
 export const DISCARDED_RESPONSE =
@@ -189,6 +191,23 @@ export class NodeHttpResponse {
       if (this.state === 'open') handler(chunk, isLast);
     });
     return this;
+  }
+  /** Not in uWS: the answer to a request on a connection whose client certificate is refused (mutual TLS), before any route. */
+  refuseCertificate(reason: string): void {
+    const e = ERRORS.CLIENT_CERTIFICATE_REFUSED;
+    this.writeStatus(`${e.http} Unauthorized`).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: 'CLIENT_CERTIFICATE_REFUSED', kafkaCode: e.kafka, message: reason } }), true);
+  }
+
+  /**
+   * Not in uWS: the principal of the client certificate verified on this connection
+   * (`User:CN=…`, host/security/principal.ts), or null (plain HTTP, or no verified certificate).
+   * The door asks for it where present (gateway/ws/auth.ts certificatePrincipal).
+   */
+  getPeerPrincipal(): Principal | null {
+    const socket = this.req.socket as TLSSocket;
+    if (!socket.encrypted || !socket.authorized) return null;
+    const cert = socket.getPeerX509Certificate();
+    return cert ? principalFromCertificateSubject(cert.subject) : null;
   }
   getRemoteAddressAsText(): ArrayBuffer {
     return new TextEncoder().encode(this.req.socket.remoteAddress ?? '').buffer as ArrayBuffer;

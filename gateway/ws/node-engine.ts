@@ -8,6 +8,7 @@
 //
 // The subset (uWS names):
 //   App() / SSLApp(tls)      get, post, del, any, ws, listen(host, port, cb)
+//   SecureApp(options)       (ours) https from node's options: live certificate swap, mutual TLS, CRL
 //   HttpResponse, HttpRequest   node-engine-http.ts
 //   WebSocket                   node-engine-ws.ts
 //   us_listen_socket_close, us_socket_local_port, DISABLED
@@ -20,7 +21,9 @@ import type * as Https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
+import { ERRORS } from '../../host/errors/index.js';
 import { NodeHttpRequest, NodeHttpResponse, RawSocketSink, ServerResponseSink } from './node-engine-http.js';
 import { dropOnProtocolError, NodeWebSocket, type NodeWsBehavior } from './node-engine-ws.js';
 
@@ -92,12 +95,17 @@ export class NodeApp {
   private idleTimer: NodeJS.Timeout | undefined;
   readonly server: Server;
 
-  constructor(tls?: NodeTlsOptions) {
+  /** Mutual TLS checked per request (SecureApp): a reason = refused; null = the connection's certificate was verified. */
+  private readonly refusal: ((socket: TLSSocket) => string | null) | undefined;
+
+  /** `tls`: uWS's file names (SSLApp), or node's server options as host/security/tls.ts builds them (SecureApp). */
+  constructor(tls?: NodeTlsOptions | Https.ServerOptions, refusal?: (socket: TLSSocket) => string | null) {
+    this.refusal = refusal;
     const handler = (req: IncomingMessage, res: ServerResponse) => this.request(req, res);
     // node:https (and tls) only when asked for: a plain listener does not load them.
-    this.server = tls
-      ? (createRequire(import.meta.url)('node:https') as typeof Https).createServer({ key: readFileSync(tls.key_file_name), cert: readFileSync(tls.cert_file_name), ca: tls.ca_file_name ? readFileSync(tls.ca_file_name) : undefined, passphrase: tls.passphrase }, handler)
-      : createHttpServer(handler);
+    const options: Https.ServerOptions | undefined =
+      tls && 'key_file_name' in tls ? { key: readFileSync(tls.key_file_name), cert: readFileSync(tls.cert_file_name), ca: tls.ca_file_name ? readFileSync(tls.ca_file_name) : undefined, passphrase: tls.passphrase } : tls;
+    this.server = options ? (createRequire(import.meta.url)('node:https') as typeof Https).createServer(options, handler) : createHttpServer(handler);
     this.server.keepAliveTimeout = 10_000; // uWS closes an idle HTTP connection after 10 s
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgradeRequest(req, socket, head));
   }
@@ -146,7 +154,14 @@ export class NodeApp {
     return undefined;
   }
 
+  /** The refusal of the request's connection (mutual TLS), or null. */
+  private refused(req: IncomingMessage): string | null {
+    return this.refusal ? this.refusal(req.socket as TLSSocket) : null;
+  }
+
   private request(req: IncomingMessage, res: ServerResponse): void {
+    const refusal = this.refused(req);
+    if (refusal !== null) return void new NodeHttpResponse(req, new ServerResponseSink(res)).refuseCertificate(refusal);
     const found = this.find((req.method ?? 'GET').toLowerCase(), req.url ?? '/', false);
     if (!found?.route.http) {
       res.writeHead(404, { 'content-length': 0 }).end(); // uWS: no handler, nothing matched
@@ -172,6 +187,8 @@ export class NodeApp {
     socket.on('close', () => response.abort());
     socket.on('error', () => undefined);
     if (!found) return void socket.destroy();
+    const refusal = this.refused(req);
+    if (refusal !== null) return found.route.ws ? this.refuseSocket(req, socket, head, found.route.ws.server, refusal) : void response.refuseCertificate(refusal);
     if (!found.route.ws) return this.run(found.route.http!, response, new NodeHttpRequest(req, found.params));
     const { behavior, server } = found.route.ws;
     response.upgradeTo = (userData, _key, protocol) => this.completeUpgrade(req, socket, head, server, behavior, userData, protocol);
@@ -187,6 +204,20 @@ export class NodeApp {
       this.sockets.add(s);
       this.watchIdle();
       behavior.open?.(s);
+    });
+  }
+
+  /**
+   * A WebSocket upgrade on a connection whose client certificate is refused: the socket opens
+   * (with the first subprotocol offered, so a browser accepts the handshake and sees the code)
+   * and is closed at once with the table's policy code and the reason. The door never sees it.
+   */
+  private refuseSocket(req: IncomingMessage, socket: Socket, head: Buffer, server: WebSocketServer, reason: string): void {
+    (req as UpgradeRequest).chosenProtocol = String(req.headers['sec-websocket-protocol'] ?? '').split(',')[0].trim();
+    server.handleUpgrade(req, socket, head, (ws) => {
+      dropOnProtocolError(ws);
+      // RFC 6455 §5.5: a close reason fits in 123 bytes.
+      ws.close(ERRORS.CLIENT_CERTIFICATE_REFUSED.ws, Buffer.from(reason).subarray(0, 123).toString());
     });
   }
 
@@ -235,6 +266,18 @@ export const nodeEngine = {
   /** uWS's SSLApp: the same app over node:https with the PEM files named as uWS names them. */
   SSLApp(tls: NodeTlsOptions): NodeApp {
     const app = new NodeApp(tls);
+    apps.set(app.server, app);
+    return app;
+  },
+  /**
+   * Not in uWS: an https app from node's server options (the door's TLS on this engine), so the
+   * caller can swap its context (`server.setSecureContext`, SIGHUP), require client certificates
+   * and check a CRL — what uWS's SSLApp cannot (gateway/ws/engine.ts). `refusal` is asked for
+   * every request's connection: a reason answers 401 CLIENT_CERTIFICATE_REFUSED (a WebSocket
+   * upgrade: close 1008) before any route runs, so no route can forget the check.
+   */
+  SecureApp(options: Https.ServerOptions, refusal?: (socket: TLSSocket) => string | null): NodeApp {
+    const app = new NodeApp(options, refusal);
     apps.set(app.server, app);
     return app;
   },

@@ -65,7 +65,7 @@ export interface WsGatewayOptions extends ListenerOptions {
   groupAutoCommitIntervalMs: number;
   /** Serve the web console at `/`. */
   console: boolean;
-  /** What serves the door: native uWebSockets.js, node:http + ws, or auto (uws when it loads, else node). */
+  /** What serves the door: native uWebSockets.js, node:http + ws, or auto (node with tls; else uws when it loads, else node). */
   engine: HttpEngineChoice;
 }
 
@@ -96,8 +96,8 @@ export const defaultWsGatewayOptions: WsGatewayOptions = {
   groupRebalanceTimeoutMs: 30_000, // as long as the session: a member busy in a long frame still rejoins in time
   groupAutoCommitIntervalMs: 5_000, // Kafka's auto.commit.interval.ms: a reconnecting dashboard re-sees at most 5 s of records
   console: true, // the web console is the point of an edge dashboard; disable on headless deployments
-  tls: null, // plain TCP until certificate files are named (https/wss with them; uWS reads them at start only)
-  engine: 'auto', // uWS where a native build loads (fastest); node:http + ws elsewhere (Node 22/24 on glibc < 2.38), so the door is never missing
+  tls: null, // plain TCP until certificate files are named (https/wss with them, on the node engine under auto: reload, client certificates, CRLs)
+  engine: 'auto', // uWS where a native build loads (fastest), except with tls (uWS cannot reload a certificate, require a client's or check a CRL); node:http + ws elsewhere (Node 22/24 on glibc < 2.38), so the door is never missing
 };
 
 const tokenSchema: KeySchema = object(
@@ -161,8 +161,21 @@ export function validateWsGatewayOptions(o: WsGatewayOptions): void {
   }
   const tls = tlsRefusal(o.tls);
   if (tls) throw new Error(`ws gateway option tls: ${tls}`);
-  // uWS verifies a certificate a client sends against the CA file but lets one without any in:
-  // a "required" client certificate it cannot enforce is refused rather than half-honoured.
-  if (o.tls?.handshakeTimeoutMs !== undefined) throw new Error('ws gateway option tls.handshakeTimeoutMs: uWebSockets.js has its own handshake timeout and cannot take this one; remove the key');
-  if (o.tls?.requestCert) throw new Error('ws gateway option tls.requestCert: uWebSockets.js cannot require a client certificate (it admits clients that send none); use tokens on http, or mutual TLS on the Kafka and MQTT listeners');
+  const uwsRefusal = uwsTlsRefusal(o);
+  if (uwsRefusal) throw new Error(`ws gateway option ${uwsRefusal}`);
+}
+
+/**
+ * What `http.engine: uws` cannot do with `http.tls` (measured, gateway/ws/engine.ts): uWS
+ * verifies a certificate a client sends against the CA file but admits a client that sends none,
+ * takes no revocation list, and has its own handshake timeout. Refused rather than half-honoured;
+ * `auto` (the default) serves TLS on the node engine, which does all three.
+ */
+export function uwsTlsRefusal(o: Pick<WsGatewayOptions, 'engine' | 'tls'>): string | null {
+  if (o.engine !== 'uws' || !o.tls) return null;
+  const instead = 'set http.engine to auto or node (node:http + ws serves TLS with it), or remove the key';
+  if (o.tls.requestCert) return `tls.requestCert: http.engine uws cannot require a client certificate (uWebSockets.js admits clients that send none); ${instead}`;
+  if (o.tls.crlFile) return `tls.crlFile: http.engine uws cannot check a revocation list (uWebSockets.js takes none); ${instead}`;
+  if (o.tls.handshakeTimeoutMs !== undefined) return `tls.handshakeTimeoutMs: http.engine uws has its own handshake timeout and cannot take this one; ${instead}`;
+  return null;
 }

@@ -1,14 +1,19 @@
 // Admin commands against a running broker, over its HTTP API (docs/http.md):
-// `tributary topics|produce|consume|groups ...`. Exit codes: 0 ok, 1 the broker refused,
-// 2 bad usage, 3 the broker could not be reached.
+// `tributary topics|produce|consume|groups ...`, over https with --cacert/--cert/--cert-key
+// (host/admin/tls.ts). Exit codes: 0 ok, 1 the broker refused, 2 bad usage, 3 the broker could
+// not be reached (a TLS failure too: the message names the flag that fixes it).
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
+import type { ConnectionOptions } from 'node:tls';
+import { adminTlsOptions, explainTlsError, TLS_FLAGS, tlsFlagValues, wantsTls } from './tls.js';
 import { parseArgs as parseArgv, type ParsedArgs } from './args.js';
 
 type Args = ParsedArgs;
 
 class UsageError extends Error {}
 
-const BOOLEAN_FLAGS = new Set(['--follow', '--json']);
+const BOOLEAN_FLAGS = new Set(['--follow', '--json', '--tls']);
 
 function flag(args: Args, name: string): string | undefined {
   return args.flags.get(name)?.at(-1);
@@ -23,38 +28,70 @@ function intFlag(args: Args, name: string): number | undefined {
 
 function checkFlags(args: Args, allowed: string[]): void {
   for (const name of args.flags.keys()) {
-    if (name !== '--broker' && name !== '--token' && !allowed.includes(name)) throw new UsageError(`unknown option ${name}${allowed.length ? `; options here are ${allowed.join(', ')}` : ''}`);
+    if (name !== '--broker' && name !== '--token' && !(TLS_FLAGS as readonly string[]).includes(name) && !allowed.includes(name)) throw new UsageError(`unknown option ${name}${allowed.length ? `; options here are ${allowed.join(', ')}` : ''}`);
   }
 }
 
 class BrokerRefused extends Error {}
 
+/** One answer: status and body text. */
+interface Answer {
+  status: number;
+  text: string;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000; // an admin call that has not answered by then will not (a long poll is not used here)
+
 class Http {
-  /** `token`: sent as `Authorization: Bearer` (the HTTP API's tokens, docs/http.md); never printed. */
+  /**
+   * `token`: sent as `Authorization: Bearer` (the HTTP API's tokens, docs/http.md); never printed.
+   * `tls`: https with these options (host/admin/tls.ts), else plain http.
+   */
   constructor(
     private readonly base: string,
-    private readonly token?: string,
+    private readonly token: string | undefined,
+    private readonly tls: ConnectionOptions | null,
   ) {}
 
+  private send(method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<Answer> {
+    const url = new URL(this.base + path);
+    // node:http(s) rather than fetch: fetch cannot take a CA file or a client certificate.
+    const request = this.tls ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, headers, agent: false, timeout: REQUEST_TIMEOUT_MS, ...(this.tls ?? {}) }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   async call(method: string, path: string, body?: string, contentType = 'application/json'): Promise<unknown> {
-    let res: Response;
+    let res: Answer;
     try {
       const headers: Record<string, string> = body === undefined ? {} : { 'content-type': contentType };
       if (this.token) headers.authorization = `Bearer ${this.token}`;
-      res = await fetch(this.base + path, { method, body, headers });
+      res = await this.send(method, path, body, headers);
     } catch (err) {
-      throw Object.assign(new Error(`cannot reach the broker at ${this.base}: ${((err as Error).cause as Error)?.message ?? (err as Error).message}`), { unreachable: true });
+      const e = err as Error & { code?: string };
+      const why = explainTlsError(e, this.tls !== null, this.tls?.cert !== undefined, new URL(this.base).hostname) ?? e.message;
+      throw Object.assign(new Error(`cannot reach the broker at ${this.base}: ${why}`), { unreachable: true });
     }
-    const text = await res.text();
     let json: unknown;
     try {
-      json = text ? JSON.parse(text) : {};
+      json = res.text ? JSON.parse(res.text) : {};
     } catch {
-      json = { error: { message: text } };
+      json = { error: { message: res.text } };
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const e = (json as { error?: { code?: string; message?: string } }).error;
-      throw new BrokerRefused(`${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim());
+      // A mutual-TLS HTTP listener answers 401 CLIENT_CERTIFICATE_REFUSED naming why (host/security/tls.ts).
+      const hint = e?.code === 'CLIENT_CERTIFICATE_REFUSED' ? ' (pass a client certificate the listener accepts with --cert FILE --cert-key FILE, or TRIBUTARY_CERT / TRIBUTARY_CERT_KEY)' : '';
+      throw new BrokerRefused(`${res.status} ${e?.code ?? ''}: ${e?.message ?? res.text}${hint}`.trim());
     }
     return json;
   }
@@ -216,12 +253,20 @@ async function groups(http: Http, args: Args): Promise<void> {
 export async function runAdmin(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   try {
     const args = parseArgv(argv, BOOLEAN_FLAGS, (m) => new UsageError(m));
-    const base = (flag(args, '--broker') ?? env.TRIBUTARY_BROKER ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-    if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// URL, got "${base}"`);
+    const given = flag(args, '--broker') ?? env.TRIBUTARY_BROKER;
+    const tlsValues = tlsFlagValues((name) => flag(args, name), env);
+    // TLS: an https:// URL, or --tls / a certificate flag with the default address.
+    const base = (given ?? (wantsTls(tlsValues) ? 'https://127.0.0.1:8080' : 'http://127.0.0.1:8080')).replace(/\/+$/, '');
+    if (!/^https?:\/\//.test(base)) throw new UsageError(`--broker must be an http:// or https:// URL, got "${base}"`);
+    if (base.startsWith('http://') && wantsTls(tlsValues)) {
+      const which = tlsValues.tls ? '--tls' : tlsValues.cacert !== undefined ? '--cacert' : tlsValues.cert !== undefined ? '--cert' : '--cert-key';
+      throw new UsageError(`${which} needs TLS, but --broker (or TRIBUTARY_BROKER) is ${base}: use https://${base.slice('http://'.length)}`);
+    }
+    const tls = base.startsWith('https://') ? adminTlsOptions(tlsValues, (m) => new UsageError(m)) : null;
     // --token, else TRIBUTARY_TOKEN (issue 13, finding 8): the CLI works once tokens are on.
     const token = flag(args, '--token') ?? env.TRIBUTARY_TOKEN;
     if (token !== undefined && token.length < 8) throw new UsageError('--token (or TRIBUTARY_TOKEN) must be a token of at least 8 characters');
-    const http = new Http(base, token);
+    const http = new Http(base, token, tls);
     if (command === 'topics') await topics(http, args);
     else if (command === 'produce') await produce(http, args);
     else if (command === 'consume') await consume(http, args);

@@ -2,7 +2,8 @@
 // through its Kafka listener's admin APIs (AlterUserScramCredentials, DescribeUserScramCredentials,
 // CreateAcls, DescribeAcls, DeleteAcls), so they work wherever Kafka tooling would.
 //
-// Connection: --kafka HOST:PORT (or TRIBUTARY_KAFKA; default 127.0.0.1:9092). Authentication:
+// Connection: --kafka HOST:PORT (or TRIBUTARY_KAFKA; default 127.0.0.1:9092), in TLS with --tls,
+// --cacert FILE, --cert FILE --cert-key FILE (or TRIBUTARY_TLS/_CACERT/_CERT/_CERT_KEY; host/admin/tls.ts). Authentication:
 // --sasl-user / --sasl-password (or TRIBUTARY_SASL_USER / TRIBUTARY_SASL_PASSWORD), SCRAM-SHA-512;
 // none = anonymous (allowed on a loopback listener unless security.allowAnonymous is false).
 // Passwords are never printed. Exit codes as the other admin commands: 0 ok, 1 the broker
@@ -33,19 +34,20 @@ import {
   type ScramMechanism,
 } from '../security/index.js';
 import { parseArgs } from './args.js';
+import { adminTlsOptions, explainTlsError, TLS_FLAGS, tlsFlagValues, wantsTls } from './tls.js';
 
 class UsageError extends Error {}
 class Refused extends Error {}
 
 type Flags = Map<string, string | true>;
-const BOOLEAN = new Set(['--prefixed', '--deny', '--cluster', '--json']);
+const BOOLEAN = new Set(['--prefixed', '--deny', '--cluster', '--json', '--tls']);
 
 function parse(argv: string[]): { positional: string[]; flags: Flags } {
   const { positional, flags } = parseArgs(argv, BOOLEAN, (m) => new UsageError(m));
   return { positional, flags: new Map([...flags].map(([name, values]) => [name, BOOLEAN.has(name) ? true : values.at(-1)!])) };
 }
 
-const CONNECTION_FLAGS = ['--kafka', '--sasl-user', '--sasl-password'];
+const CONNECTION_FLAGS = ['--kafka', '--sasl-user', '--sasl-password', ...TLS_FLAGS];
 
 function only(flags: Flags, allowed: string[]): void {
   for (const name of flags.keys()) if (!allowed.includes(name) && !CONNECTION_FLAGS.includes(name)) throw new UsageError(`unknown option ${name}; options here are ${[...allowed, ...CONNECTION_FLAGS].join(', ')}`);
@@ -184,21 +186,34 @@ export async function runSecurityAdmin(command: 'users' | 'acls', argv: string[]
     const user = str(flags, '--sasl-user') ?? env.TRIBUTARY_SASL_USER;
     const password = str(flags, '--sasl-password') ?? env.TRIBUTARY_SASL_PASSWORD;
     if ((user === undefined) !== (password === undefined)) throw new UsageError('give both --sasl-user and --sasl-password (or TRIBUTARY_SASL_USER and TRIBUTARY_SASL_PASSWORD), or neither');
+    const tlsValues = tlsFlagValues((name) => str(flags, name) ?? (flags.get(name) === true ? 'true' : undefined), env);
+    const tls = wantsTls(tlsValues) ? adminTlsOptions(tlsValues, (m) => new UsageError(m)) : null;
+    // A TLS failure, in words naming the flag that fixes it (host/admin/tls.ts), else the error's own.
+    const why = (err: unknown) => explainTlsError(err as Error, tls !== null, tls?.cert !== undefined, address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '')) ?? (err as Error).message;
     try {
-      conn = await KafkaAdminConnection.open(address);
+      conn = await KafkaAdminConnection.open(address, undefined, tls ?? undefined);
     } catch (err) {
-      throw Object.assign(new Error(`cannot reach the Kafka listener at ${address}: ${(err as Error).message}`), { unreachable: true });
+      throw Object.assign(new Error(`cannot reach the Kafka listener at ${address}: ${why(err)}`), { unreachable: true });
     }
     if (user !== undefined) {
       try {
         await conn.authenticate(saslHandshake, saslAuthenticate, user, password!);
       } catch (err) {
+        const explained = explainTlsError(err as Error, tls !== null, tls?.cert !== undefined, address);
+        if (explained) throw Object.assign(new Error(`the Kafka listener at ${address}: ${explained}`), { unreachable: true });
         throw new Refused(`SASL_AUTHENTICATION_FAILED: ${(err as Error).message}`);
       }
     }
     const iterations = Number(env.TRIBUTARY_SCRAM_ITERATIONS ?? 8192);
-    if (command === 'users') await users(conn, positional[0], positional[1], flags, iterations);
-    else await acls(conn, positional[0], flags);
+    try {
+      if (command === 'users') await users(conn, positional[0], positional[1], flags, iterations);
+      else await acls(conn, positional[0], flags);
+    } catch (err) {
+      // A refused client certificate: node's server closes the connection after the TLS 1.3 handshake, at our first request.
+      const explained = err instanceof UsageError || err instanceof Refused ? null : explainTlsError(err as Error, tls !== null, tls?.cert !== undefined, address);
+      if (explained) throw Object.assign(new Error(`the Kafka listener at ${address}: ${explained}`), { unreachable: true });
+      throw err;
+    }
     return 0;
   } catch (err) {
     process.stderr.write(`tributary ${command}: ${(err as Error).message}\n`);

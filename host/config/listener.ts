@@ -27,6 +27,8 @@ export interface TlsOptions {
   requestCert: boolean;
   /** A handshake not finished by then is dropped; absent = TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT (10 s, host/security/tls.ts). */
   handshakeTimeoutMs?: number;
+  /** PEM certificate revocation list(s) checked against client certificates (needs requestCert); null/absent = none. Re-read on SIGHUP with the certificates. */
+  crlFile?: string | null;
 }
 
 /** What every door's options share. */
@@ -50,9 +52,9 @@ export const tlsSchema: KeySchema = {
   anyOf: [
     { type: 'null' },
     // The handshake bound: 100 ms is below any real handshake over a LAN; 5 minutes is longer than any client waits.
-    object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean(), handshakeTimeoutMs: integer(100, 300_000) }, ['keyFile', 'certFile']),
+    object({ keyFile: string(1), certFile: string(1), caFile: orNull(string(1)), requestCert: boolean(), handshakeTimeoutMs: integer(100, 300_000), crlFile: orNull(string(1)) }, ['keyFile', 'certFile']),
   ],
-  'x-allowed': 'null (plain TCP) or { keyFile, certFile, caFile (null), requestCert (false), handshakeTimeoutMs (10000, 100..300000) }: PEM paths, see docs/security.md#tls',
+  'x-allowed': 'null (plain TCP) or { keyFile, certFile, caFile (null), requestCert (false), handshakeTimeoutMs (10000, 100..300000), crlFile (null) }: PEM paths, see docs/security.md#tls',
 };
 
 /** Schemas of the listener keys (host may be null in a config section). */
@@ -94,5 +96,8 @@ export function tlsRefusal(tls: unknown): string | null {
   if (typeof o.keyFile !== 'string' || typeof o.certFile !== 'string' || o.keyFile === '' || o.certFile === '') return 'keyFile and certFile (PEM paths) are both required';
   // Mutual TLS against the system's CAs would let anyone with a public certificate in.
   if (o.requestCert === true && !o.caFile) return 'requestCert: true needs caFile (the CA that signs client certificates)';
+  // A CRL is checked against the certificates clients present: without requestCert nobody presents one,
+  // and a CRL the operator believes in would silently check nothing.
+  if (o.crlFile && o.requestCert !== true) return 'crlFile needs requestCert: true (a revocation list is checked against client certificates)';
   return null;
 }

@@ -156,6 +156,11 @@ export const ERRORS = {
   // Not Kafka errors: limits and access at the gateways. Kafka code -1 where no better exists.
   LIMIT_EXCEEDED: spec(-1, MQTT_QUOTA, WS_TOO_MANY, 429, true),
   NOT_AUTHORIZED: spec(29, MQTT_NOT_AUTHORIZED, WS_POLICY, 401),
+  // A client certificate a mutual-TLS door does not accept (none sent, another CA's, expired,
+  // revoked in crlFile). Kafka and MQTT refuse it in the TLS handshake (Kafka has no error code
+  // for it: its SslAuthenticationException never reaches the wire); the HTTP door
+  // (http.tls.requestCert) answers 401 / WebSocket close 1008 naming why, as nginx does.
+  CLIENT_CERTIFICATE_REFUSED: spec(-1, MQTT_BAD_CREDENTIALS, WS_POLICY, 401),
   // A state-changing HTTP request whose body is not JSON (CSRF: browsers send text/plain and
   // form bodies cross-site without a preflight); never a WebSocket close or an MQTT answer.
   UNSUPPORTED_MEDIA_TYPE: spec(-1, MQTT_PAYLOAD_FORMAT, WS_INVALID_DATA, 415),

@@ -4,7 +4,16 @@
 // Files (read whole, never written): `keyFile` one PEM private key (PKCS#1, PKCS#8 or SEC1, not
 // encrypted); `certFile` the server certificate first, then any intermediates; `caFile` one or
 // more PEM CA certificates that client certificates must chain to (mutual TLS), and for a client
-// (uplink, inter-node) the CAs the server's certificate must chain to.
+// (uplink, inter-node) the CAs the server's certificate must chain to; `crlFile` one or more
+// PEM certificate revocation lists (-----BEGIN X509 CRL-----, as `openssl ca -gencrl` writes
+// them), checked against every client certificate when `requestCert` is on.
+//
+// CRLs: OpenSSL checks the whole client chain (node sets CRL_CHECK and CRL_CHECK_ALL), so the
+// file must hold a CRL from every CA that issues a certificate in it (for a one-level CA, that
+// CA's own), and a CRL past its nextUpdate fails every client ("CRL has expired"): the start and
+// each reload warn about that, and about a CRL no CA in caFile issued. The file is re-read with
+// the certificates on SIGHUP: revoking a certificate = `openssl ca -revoke`, `-gencrl`, SIGHUP.
+// A connection already open is not re-checked (TLS verifies once, at the handshake).
 //
 // Start-up checks, each an error naming the config key and the file: missing, unreadable, not
 // PEM, a key that does not belong to the certificate, a CA file with no certificate. An expired
@@ -50,6 +59,10 @@ export interface TlsMaterial {
   key: Buffer;
   cert: Buffer;
   ca: Buffer | null;
+  /** One PEM block per CRL (node's `crl` option reads one CRL per entry); empty = no CRL checking. */
+  crls: Buffer[];
+  /** Revoked serials across the CRLs, for the log line. */
+  revokedCount: number;
   /** The leaf certificate's subject and end of validity (for logs and the expiry warning). */
   subject: string;
   validTo: Date;
@@ -108,18 +121,139 @@ export function loadTlsMaterial(configKey: string, o: TlsOptions, nowMs = Date.n
   }
   const [leaf] = certificatesOf(certKey, o.certFile, certPem);
   if (!leaf.checkPrivateKey(privateKey)) throw new TlsFileError(keyKey, o.keyFile, `the private key does not match the certificate in ${o.certFile} (${certKey})`);
-  if (caPem && o.caFile) certificatesOf(`${configKey}.caFile`, o.caFile, caPem);
-  const material = { key: keyPem, cert: certPem, ca: caPem, subject: leaf.subject.replace(/\n/g, ', '), validTo: new Date(leaf.validTo), warnings: validityWarnings(certKey, o.certFile, leaf, nowMs) };
+  const cas = caPem && o.caFile ? certificatesOf(`${configKey}.caFile`, o.caFile, caPem) : [];
+  const crl = o.crlFile ? loadCrls(`${configKey}.crlFile`, o.crlFile, cas, nowMs) : { blocks: [], revoked: 0, warnings: [] };
+  const material = {
+    key: keyPem,
+    cert: certPem,
+    ca: caPem,
+    crls: crl.blocks,
+    revokedCount: crl.revoked,
+    subject: leaf.subject.replace(/\n/g, ', '),
+    validTo: new Date(leaf.validTo),
+    warnings: [...validityWarnings(certKey, o.certFile, leaf, nowMs), ...crl.warnings],
+  };
   try {
-    tls.createSecureContext(secureContextOptions(material));
+    tls.createSecureContext(secureContextOptions({ ...material, crls: [] }));
   } catch (err) {
     throw new TlsFileError(configKey, o.certFile, `OpenSSL refused the files (${(err as Error).message})`);
+  }
+  if (o.crlFile && material.crls.length > 0) {
+    try {
+      tls.createSecureContext(secureContextOptions(material));
+    } catch (err) {
+      throw new TlsFileError(`${configKey}.crlFile`, o.crlFile, `OpenSSL refused the revocation list (${(err as Error).message})`);
+    }
   }
   return material;
 }
 
 function secureContextOptions(m: TlsMaterial): tls.SecureContextOptions {
-  return { key: m.key, cert: m.cert, ...(m.ca ? { ca: m.ca } : {}), minVersion: 'TLSv1.2' };
+  return { key: m.key, cert: m.cert, ...(m.ca ? { ca: m.ca } : {}), ...(m.crls.length > 0 ? { crl: m.crls } : {}), minVersion: 'TLSv1.2' };
+}
+
+/**
+ * Reads a CRL file: every `X509 CRL` PEM block, each walked far enough (DER, RFC 5280 §5.1) to
+ * know its issuer, its nextUpdate and how many serials it revokes. OpenSSL parses and checks
+ * the signature when the context is built; this is for the checks OpenSSL would only report at
+ * a client's handshake (expired, issued by a CA the listener does not know).
+ */
+function loadCrls(key: string, file: string, cas: X509Certificate[], nowMs: number): { blocks: Buffer[]; revoked: number; warnings: string[] } {
+  const pem = readPem(key, file).toString('latin1');
+  const blocks = pem.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? [];
+  if (blocks.length === 0) throw new TlsFileError(key, file, 'no PEM revocation list (-----BEGIN X509 CRL-----) in the file');
+  const caSubjects = new Set(cas.map((c) => subjectDer(c).toString('hex')));
+  const warnings: string[] = [];
+  let revoked = 0;
+  blocks.forEach((block, i) => {
+    let crl: CrlFacts;
+    try {
+      crl = crlFacts(Buffer.from(block.replace(/-----[A-Z0-9 ]+-----|\s/g, ''), 'base64'));
+    } catch (err) {
+      throw new TlsFileError(key, file, `revocation list ${i + 1} does not parse (${(err as Error).message})`);
+    }
+    revoked += crl.revoked;
+    const which = blocks.length > 1 ? `revocation list ${i + 1}` : 'revocation list';
+    if (crl.nextUpdate !== null && crl.nextUpdate.getTime() <= nowMs) warnings.push(`${key}: ${file}: ${which} expired on ${crl.nextUpdate.toISOString()} (nextUpdate): every client certificate it covers is refused until a fresh one is in place (openssl ca -gencrl, then SIGHUP)`);
+    if (cas.length > 0 && !caSubjects.has(crl.issuer.toString('hex'))) warnings.push(`${key}: ${file}: ${which} is not issued by a CA in caFile: clients whose chain it does not cover are refused ("unable to get certificate CRL")`);
+  });
+  return { blocks: blocks.map((b) => Buffer.from(b, 'latin1')), revoked, warnings };
+}
+
+interface CrlFacts {
+  /** The issuer Name, DER (compared byte for byte with CA subjects, as OpenSSL matches them). */
+  issuer: Buffer;
+  nextUpdate: Date | null;
+  revoked: number;
+}
+
+/** One DER element: tag, where its contents start and end (short and long length forms; no indefinite length in DER). */
+function derAt(der: Buffer, offset: number): { tag: number; start: number; end: number } {
+  if (offset + 2 > der.length) throw new Error('truncated DER');
+  const tag = der[offset];
+  let length = der[offset + 1];
+  let start = offset + 2;
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) throw new Error('bad DER length');
+    length = 0;
+    for (let i = 0; i < n; i++) length = length * 256 + der[start + i];
+    start += n;
+  }
+  if (start + length > der.length) throw new Error('truncated DER');
+  return { tag, start, end: start + length };
+}
+
+/** The children of a constructed element. */
+function derChildren(der: Buffer, el: { start: number; end: number }): Array<{ tag: number; start: number; end: number; whole: Buffer }> {
+  const out = [];
+  for (let at = el.start; at < el.end; ) {
+    const c = derAt(der, at);
+    out.push({ ...c, whole: der.subarray(at, c.end) });
+    at = c.end;
+  }
+  return out;
+}
+
+const DER_SEQUENCE = 0x30;
+const DER_INTEGER = 0x02;
+const DER_UTC_TIME = 0x17;
+const DER_GENERALIZED_TIME = 0x18;
+
+function derTime(der: Buffer, el: { tag: number; start: number; end: number }): Date {
+  const text = der.toString('latin1', el.start, el.end);
+  // UTCTime YYMMDDHHMMSSZ (years 50..99 are 19xx, RFC 5280 §4.1.2.5.1); GeneralizedTime YYYYMMDDHHMMSSZ.
+  const m = el.tag === DER_UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!m) throw new Error(`bad time ${text}`);
+  const year = el.tag === DER_UTC_TIME ? (Number(m[1]) >= 50 ? 1900 : 2000) + Number(m[1]) : Number(m[1]);
+  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+}
+
+/** CertificateList ::= SEQUENCE { tbsCertList SEQUENCE { version?, signature, issuer, thisUpdate, nextUpdate?, revokedCertificates?, [0] extensions? }, ... } */
+function crlFacts(der: Buffer): CrlFacts {
+  const outer = derAt(der, 0);
+  if (outer.tag !== DER_SEQUENCE) throw new Error('not a DER SEQUENCE');
+  const tbs = derChildren(der, outer)[0];
+  if (!tbs || tbs.tag !== DER_SEQUENCE) throw new Error('no tbsCertList');
+  const fields = derChildren(der, tbs);
+  let i = fields[0]?.tag === DER_INTEGER ? 1 : 0; // version (v2) is optional
+  i++; // signature algorithm
+  const issuer = fields[i++];
+  if (!issuer || issuer.tag !== DER_SEQUENCE) throw new Error('no issuer');
+  i++; // thisUpdate
+  let nextUpdate: Date | null = null;
+  if (fields[i] && (fields[i].tag === DER_UTC_TIME || fields[i].tag === DER_GENERALIZED_TIME)) nextUpdate = derTime(der, fields[i++]);
+  const revoked = fields[i]?.tag === DER_SEQUENCE ? derChildren(der, fields[i]).length : 0;
+  return { issuer: Buffer.from(issuer.whole), nextUpdate, revoked };
+}
+
+/** A certificate's subject Name, DER: TBSCertificate ::= SEQUENCE { [0] version?, serial, signature, issuer, validity, subject, ... }. */
+function subjectDer(cert: X509Certificate): Buffer {
+  const der = cert.raw;
+  const tbs = derChildren(der, derAt(der, 0))[0];
+  const fields = derChildren(der, tbs);
+  const first = fields[0].tag === 0xa0 ? 1 : 0; // [0] EXPLICIT version
+  return Buffer.from(fields[first + 4].whole);
 }
 
 /** What a reload did, for the log line. */
@@ -149,20 +283,27 @@ export class ServerTls {
   ) {
     this.material = loadTlsMaterial(configKey, options);
     for (const w of this.material.warnings) log.warn({ listener, setting: configKey }, w);
+    if (options.crlFile) log.info({ listener, setting: `${configKey}.crlFile`, file: options.crlFile, revoked: this.material.revokedCount }, 'client certificates are checked against the revocation list');
   }
 
   get handshakeTimeoutMs(): number {
     return this.options.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT;
   }
 
-  /** Options for `tls.createServer` / `https.createServer`: the context, client certificates when asked, the handshake bound. */
-  serverOptions(): tls.TlsOptions {
+  /**
+   * Options for `tls.createServer` / `https.createServer`: the context, client certificates when
+   * asked, the handshake bound. `refuse`: where a client certificate the CA does not verify is
+   * refused — 'handshake' (Kafka, MQTT: the connection ends, the client sees the handshake fail)
+   * or 'door' (HTTP: the handshake completes and the door answers every request 401 naming why,
+   * certificateRefusal below, as nginx's ssl_verify_client does; a browser shows the reason).
+   */
+  serverOptions(refuse: 'handshake' | 'door' = 'handshake'): tls.TlsOptions {
     return {
       ...secureContextOptions(this.material),
       requestCert: this.options.requestCert === true,
       // With requestCert, a client without a certificate (or with one from another CA) fails the
       // handshake: mutual TLS is all-or-nothing per listener, as Kafka's ssl.client.auth=required.
-      rejectUnauthorized: this.options.requestCert === true,
+      rejectUnauthorized: this.options.requestCert === true && refuse === 'handshake',
       handshakeTimeout: this.handshakeTimeoutMs,
     };
   }
@@ -172,7 +313,10 @@ export class ServerTls {
     this.servers.add(server);
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       this.handshakeFailures++;
-      this.log.debug({ listener: this.listener, remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.code ?? err.message }, 'TLS handshake failed');
+      // A refused client certificate ends here too (node checks the chain and the CRL after the
+      // handshake and closes the socket: err is then only ECONNRESET); say which and why.
+      const refused = socket.authorizationError ? certificateRefusal(socket, this.configKey) : null;
+      this.log.debug({ listener: this.listener, remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.code ?? err.message, ...(refused ? { clientCertificate: refused } : {}) }, 'TLS handshake failed');
       // With a listener on this event node leaves the socket open (a timed-out handshake too): close it.
       socket.destroy();
     });
@@ -198,7 +342,7 @@ export class ServerTls {
     }
     this.material = next;
     for (const w of next.warnings) this.log.warn({ listener: this.listener, setting: this.configKey }, w);
-    this.log.info({ listener: this.listener, subject: next.subject, validTo: next.validTo.toISOString() }, 'TLS certificate reloaded');
+    this.log.info({ listener: this.listener, subject: next.subject, validTo: next.validTo.toISOString(), ...(this.options.crlFile ? { crlRevoked: next.revokedCount } : {}) }, 'TLS certificate reloaded');
     return { listener: this.listener, ok: true, subject: next.subject, validTo: next.validTo.toISOString(), warnings: next.warnings };
   }
 
@@ -235,6 +379,40 @@ export function coalesceWrites(socket: tls.TLSSocket): void {
   }) as typeof socket.write;
 }
 
+/** What OpenSSL's verify codes mean for a client certificate, in the operator's words. */
+const REFUSAL_REASONS: Record<string, string> = {
+  CERT_REVOKED: 'revoked (listed in crlFile)',
+  CERT_HAS_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not yet valid',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'not signed by a CA in caFile',
+  UNABLE_TO_GET_ISSUER_CERT: 'not signed by a CA in caFile',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'not signed by a CA in caFile',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed, not signed by a CA in caFile',
+  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a CA that is not in caFile',
+  UNABLE_TO_GET_CRL: 'no revocation list from its issuer in crlFile',
+  CRL_HAS_EXPIRED: 'the revocation list in crlFile has expired (nextUpdate passed)',
+  CRL_NOT_YET_VALID: 'the revocation list in crlFile is not yet valid',
+  CRL_SIGNATURE_FAILURE: 'the revocation list in crlFile has a bad signature',
+  INVALID_PURPOSE: 'not issued for client authentication (extendedKeyUsage)',
+};
+
+/**
+ * Why a mutual-TLS connection's client certificate is not accepted, naming the setting
+ * (`http.tls.crlFile`), or null when it was verified. For the log and the HTTP door's 401.
+ */
+export function certificateRefusal(socket: tls.TLSSocket, configKey: string): string | null {
+  if (socket.authorized) return null;
+  // A socket node has already closed (Kafka, MQTT: refused in the handshake) has no peer
+  // certificate left to read, only the verify code; a live one without a certificate sent none.
+  const cert = socket.destroyed ? undefined : socket.getPeerX509Certificate?.();
+  // node sets the verify code as a string; its typings say Error.
+  const raw = socket.authorizationError as unknown;
+  const code = typeof raw === 'string' ? raw : ((raw as { code?: string } | null)?.code ?? (raw ? String(raw) : ''));
+  if (!cert && (!socket.destroyed || !code)) return `no client certificate was sent (${configKey}.requestCert: one signed by ${configKey}.caFile is required)`;
+  const why = (REFUSAL_REASONS[code] ?? 'not verified').replace(/\b(crlFile|caFile)\b/, `${configKey}.$1`);
+  return `client certificate${cert ? ` ${principalFromCertificateSubject(cert.subject).name}` : ''} refused: ${why} (${code})`;
+}
+
 /**
  * The principal of a mutual-TLS connection, or null when the client sent no verified certificate
  * (then the door's other authentication, or ANONYMOUS, applies).
@@ -262,6 +440,6 @@ export function clientTlsOptions(configKey: string, o: ClientTlsOptions): tls.Co
   const ca = o.caFile ? readPem(`${configKey}.caFile`, o.caFile) : undefined;
   if (ca && o.caFile) certificatesOf(`${configKey}.caFile`, o.caFile, ca);
   if ((o.certFile === null) !== (o.keyFile === null)) throw new TlsFileError(`${configKey}.${o.certFile ? 'keyFile' : 'certFile'}`, '(unset)', 'a client certificate needs both certFile and keyFile');
-  const own = o.certFile && o.keyFile ? loadTlsMaterial(configKey, { certFile: o.certFile, keyFile: o.keyFile, caFile: null, requestCert: false }) : null;
+  const own = o.certFile && o.keyFile ? loadTlsMaterial(configKey, { certFile: o.certFile, keyFile: o.keyFile, caFile: null, requestCert: false, crlFile: null }) : null;
   return { ...(ca ? { ca } : {}), ...(own ? { key: own.key, cert: own.cert } : {}), ...(o.serverName ? { servername: o.serverName } : {}), rejectUnauthorized: true, minVersion: 'TLSv1.2' };
 }

@@ -1,8 +1,10 @@
 // Test certificates made fresh per test run with /usr/bin/openssl into a temp dir (no key material
 // is ever committed): a CA, a server certificate for 127.0.0.1/localhost signed by it, a client
 // certificate (CN=sensor-1,OU=plant,O=acme), a second CA with a server and a client certificate
-// of its own (the "wrong CA" cases), an expired server certificate, and a second server
-// certificate from the same CA (for reload tests).
+// of its own (the "wrong CA" cases), an expired server certificate, a second server certificate
+// from the same CA (for reload tests), and a client certificate (CN=sensor-2) that the CA then
+// revokes with `openssl ca -revoke`, with the CA's revocation lists from before and after
+// (`openssl ca -gencrl`).
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +37,13 @@ export interface CertFiles {
   /** Signed by the CA, validity ended yesterday. */
   expiredCert: string;
   expiredKey: string;
+  /** Signed by the CA (CN=sensor-2,OU=plant,O=acme), then revoked. */
+  revokedCert: string;
+  revokedKey: string;
+  revokedPrincipal: string;
+  /** The CA's CRL made before the revocation (lists nothing) and after it (lists revokedCert). */
+  crlBefore: string;
+  crlAfter: string;
 }
 
 function ossl(dir: string, args: string[]): void {
@@ -59,6 +68,17 @@ function issueExpired(dir: string, ca: { cert: string; key: string }): void {
   ossl(dir, ['ca', '-batch', '-config', 'ca.cnf', '-cert', ca.cert, '-keyfile', ca.key, '-in', 'expired.csr', '-out', 'expired.crt', '-notext', '-extfile', 'expired.ext', '-startdate', day(-3), '-enddate', day(-1)]);
 }
 
+/** A client certificate issued through `openssl ca` (so the CA's database knows it), revoked, with the CRLs from before and after. */
+function issueRevoked(dir: string, ca: { cert: string; key: string }): void {
+  const caArgs = ['-batch', '-config', 'ca.cnf', '-cert', ca.cert, '-keyfile', ca.key];
+  ossl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'revoked.key', '-out', 'revoked.csr', '-subj', '/O=acme/OU=plant/CN=sensor-2']);
+  writeFileSync(join(dir, 'revoked.ext'), CLIENT_EXT);
+  ossl(dir, ['ca', ...caArgs, '-preserveDN', '-in', 'revoked.csr', '-out', 'revoked.crt', '-notext', '-extfile', 'revoked.ext', '-days', '30']);
+  ossl(dir, ['ca', ...caArgs, '-gencrl', '-crldays', '7', '-out', 'before.crl']);
+  ossl(dir, ['ca', ...caArgs, '-revoke', 'revoked.crt', '-crl_reason', 'keyCompromise']);
+  ossl(dir, ['ca', ...caArgs, '-gencrl', '-crldays', '7', '-out', 'after.crl']);
+}
+
 function makeCa(dir: string, name: string, cn: string): { cert: string; key: string } {
   ossl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '30', '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   return { cert: `${name}.crt`, key: `${name}.key` };
@@ -79,6 +99,7 @@ export async function makeCerts(t: { teardown(fn: () => unknown): void }): Promi
   issue(dir, 'other-client', '/O=acme/OU=plant/CN=sensor-1', other, CLIENT_EXT);
   issue(dir, 'other-server', '/CN=localhost', other, SERVER_EXT);
   issueExpired(dir, ca);
+  issueRevoked(dir, ca);
   const p = (f: string) => join(dir, f);
   return {
     dir,
@@ -100,5 +121,10 @@ export async function makeCerts(t: { teardown(fn: () => unknown): void }): Promi
     otherServerKey: p('other-server.key'),
     expiredCert: p('expired.crt'),
     expiredKey: p('expired.key'),
+    revokedCert: p('revoked.crt'),
+    revokedKey: p('revoked.key'),
+    revokedPrincipal: 'User:CN=sensor-2,OU=plant,O=acme',
+    crlBefore: p('before.crl'),
+    crlAfter: p('after.crl'),
   };
 }

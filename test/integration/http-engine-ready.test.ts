@@ -3,6 +3,7 @@ import t from 'tap';
 import { startBroker, tempDir } from '../helpers/index.js';
 import { selectHttpEngine } from '../../gateway/ws/engine.js';
 import { loadUws } from '../../gateway/ws/uws-loader.js';
+import { uwsTlsRefusal } from '../../gateway/ws/options.js';
 import type { Logger } from '../../host/logging.js';
 
 let uwsLoads = true;
@@ -55,6 +56,20 @@ t.test('engine selection: node is node; auto and uws are the native build where 
     t.equal(warnings.length, 1, 'the uWS load failure is logged once');
     t.throws(() => selectHttpEngine('uws', logger), { name: 'UwsUnavailableError' });
   }
+});
+
+t.test('engine selection: auto with http.tls is the node engine (live reload, client certificates, CRL), logged with the reason; uws stays uws', async (t) => {
+  const infos: unknown[][] = [];
+  const logger = { info: (...args: unknown[]) => infos.push(args), warn: () => undefined } as unknown as Logger;
+  const tls = { keyFile: '/k', certFile: '/c', caFile: null, requestCert: false };
+  t.equal(selectHttpEngine('auto', logger, tls).name, 'node');
+  t.match(infos[0], [{ engine: 'node', setting: 'http.engine', reason: 'tls' }, /http\.tls is set: the HTTP\/WebSocket door runs on node:http \+ ws/]);
+  if (uwsLoads) t.equal(selectHttpEngine('uws', logger, tls).name, 'uws', 'an explicit uws is kept (plain TLS, reload at the next start)');
+  t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, caFile: '/ca', requestCert: true } })?.startsWith('tls.requestCert: http.engine uws cannot require a client certificate'), true);
+  t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, crlFile: '/crl' } })?.startsWith('tls.crlFile: http.engine uws cannot check a revocation list'), true);
+  t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, handshakeTimeoutMs: 5000 } })?.startsWith('tls.handshakeTimeoutMs'), true);
+  t.equal(uwsTlsRefusal({ engine: 'uws', tls }), null, 'plain TLS on uws is allowed');
+  t.equal(uwsTlsRefusal({ engine: 'auto', tls: { ...tls, caFile: '/ca', requestCert: true, crlFile: '/crl', handshakeTimeoutMs: 5000 } }), null, 'auto and node take all three');
 });
 
 t.test('engine selection: an unknown http.engine is refused at start naming the key', async (t) => {

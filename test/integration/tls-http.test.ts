@@ -1,9 +1,10 @@
-// Purpose: TLS on the HTTP/WebSocket door (uWebSockets.js SSLApp) and on the schema registry,
+// Purpose: TLS on the HTTP/WebSocket door (node:http + ws under http.engine auto; uWS SSLApp with
+// http.engine uws, below) and on the schema registry,
 // against a real broker process: Chromium (Debian, driven by playwright-core) loads the web
 // console over https and a page script opens a dashboard socket over wss; node's https client
 // checks /healthz against the test CA; a plain-HTTP request on the TLS port gets no answer and the
-// door keeps serving; the schema registry answers over https; http.tls.requestCert is refused at
-// start (uWS cannot require a client certificate).
+// door keeps serving; the schema registry answers over https; with http.engine uws, SSLApp serves
+// too, and http.tls.requestCert is refused at start (uWS cannot require a client certificate).
 //
 // Chromium has no way to take a CA file on its command line, and this machine has no certutil to
 // build an NSS database, so the browser trusts the server's public key through
@@ -18,7 +19,8 @@ import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { mainJs, startBroker, tempDir } from '../helpers/index.js';
+import { eventually, mainJs, startBroker, tempDir } from '../helpers/index.js';
+import { loadUws } from '../../gateway/ws/uws-loader.js';
 import { makeCerts } from '../helpers/certs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -95,15 +97,39 @@ t.test('https/wss: Chromium loads the console over https and opens a wss socket;
   t.equal(await b.stop(), 0);
 });
 
-t.test('http.tls.requestCert is refused at start: uWebSockets.js cannot require a client certificate', async (t) => {
+t.test('http.engine uws with http.tls: SSLApp serves https; SIGHUP checks the files and says they apply at the next start', { skip: uwsLoads() ? false : 'no native uWebSockets.js build loads here' }, async (t) => {
   const certs = await makeCerts(t);
   const dir = await tempDir(t);
   const config = join(dir, 'c.json');
-  await writeFile(config, JSON.stringify({ http: { tls: { keyFile: certs.serverKey, certFile: certs.serverCert, caFile: certs.caCert, requestCert: true } } }));
+  await writeFile(config, JSON.stringify({ http: { engine: 'uws', tls: { keyFile: certs.serverKey, certFile: certs.serverCert, caFile: null } } }));
+  const b = await startBroker(t, { dataDir: join(dir, 'data'), args: ['--config', config] });
+  const health = await get(`https://${b.listeners.http}/healthz`, readFileSync(certs.caCert));
+  t.equal(health.status, 200);
+  t.match(JSON.parse(health.body).http, { engine: 'uws' });
+  b.child.kill('SIGHUP');
+  await eventually(() => b.logs.some((l) => /uWebSockets\.js applies them at the next start/.test(String(l.msg))), 5000);
+  t.pass('SIGHUP: the files are checked, and the log says they apply at the next start');
+  t.equal(await b.stop(), 0);
+});
+
+function uwsLoads(): boolean {
+  try {
+    loadUws();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test('http.engine uws with http.tls.requestCert is refused at start: uWebSockets.js cannot require a client certificate', async (t) => {
+  const certs = await makeCerts(t);
+  const dir = await tempDir(t);
+  const config = join(dir, 'c.json');
+  await writeFile(config, JSON.stringify({ http: { engine: 'uws', tls: { keyFile: certs.serverKey, certFile: certs.serverCert, caFile: certs.caCert, requestCert: true } } }));
   const child = spawn(process.execPath, [mainJs, 'start', '--data-dir', join(dir, 'data'), '--kafka-port', '0', '--mqtt-port', '0', '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   t.equal(code, 2);
-  t.match(stderr, /tls\.requestCert: uWebSockets\.js cannot require a client certificate/);
+  t.match(stderr, /tls\.requestCert: http\.engine uws cannot require a client certificate \(uWebSockets\.js admits clients that send none\)/);
 });

@@ -25,6 +25,7 @@ const GATEWAY_ROWS: Partial<Record<ErrorName, number>> = {
   UPLINK_BACKLOG_FULL: 56, // KAFKA_STORAGE_ERROR, retriable: a Kafka producer is held back while the uplink's budget is full
   UNSUPPORTED_MEDIA_TYPE: -1, // HTTP only (CSRF: a non-JSON body): never on the Kafka wire
   ORIGIN_NOT_ALLOWED: -1, // HTTP/WebSocket upgrades only (a cross-origin browser page): never on the Kafka wire
+  CLIENT_CERTIFICATE_REFUSED: -1, // HTTP/WebSocket on a mutual-TLS listener; Kafka refuses in the handshake, with no code
 };
 /** Kafka renamed these after kafkajs copied its table (kafkajs name → Kafka's current name). */
 const RENAMED: Record<string, string> = {
