@@ -123,6 +123,11 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
   let alive = true;
   void exited.then(() => (alive = false));
 
+  // Slow hardware (a Pi, qemu-user) or a loaded CI machine raises the bound from the environment:
+  // TEST_READY_TIMEOUT_MS. A node is ready in 1–3 s here; the default leaves room for a machine
+  // shared with other jobs (a loaded 2-core run measured 20 s starts).
+  const timeoutMs = options.readyTimeoutMs ?? Number(process.env.TEST_READY_TIMEOUT_MS ?? 60_000);
+  let timedOut = false;
   const ready = new Promise<Listeners>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -138,11 +143,12 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
         resolve(entry.listeners as Listeners);
       }
     });
-    void exited.then((code) => reject(new Error(`broker exited (${code}) before ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
+    void exited.then((code) => reject(new Error(`${timedOut ? `broker not ready within ${timeoutMs} ms (killed; TEST_READY_TIMEOUT_MS raises it)` : `broker exited (${code}) before ready`}:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
   });
-  // Slow hardware (a Pi, qemu-user) raises the bound from the environment: TEST_READY_TIMEOUT_MS.
-  const timeoutMs = options.readyTimeoutMs ?? Number(process.env.TEST_READY_TIMEOUT_MS ?? 20_000);
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
   let listeners: Listeners;
   try {
     listeners = await ready;
