@@ -71,6 +71,19 @@ export interface BrokerProcess {
   kill(): Promise<void>;
 }
 
+/**
+ * A bound a slow machine may raise (a Pi, qemu-user): TEST_READY_TIMEOUT_MS, or READY_TIMEOUT_S
+ * (the node matrix's name for the same knob), raises a test's own bound and never lowers it.
+ */
+export function slowMachineBoundMs(testBoundMs: number): number {
+  const fromEnv = process.env.TEST_READY_TIMEOUT_MS
+    ? Number(process.env.TEST_READY_TIMEOUT_MS)
+    : process.env.READY_TIMEOUT_S
+      ? Number(process.env.READY_TIMEOUT_S) * 1000
+      : 0;
+  return Number.isFinite(fromEnv) ? Math.max(testBoundMs, fromEnv) : testBoundMs;
+}
+
 export interface StartOptions {
   dataDir: string;
   /** Extra CLI args, e.g. ['--config', file]. */
@@ -140,8 +153,8 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     });
     void exited.then((code) => reject(new Error(`broker exited (${code}) before ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
   });
-  // Slow hardware (a Pi, qemu-user) raises the bound from the environment: TEST_READY_TIMEOUT_MS.
-  const timeoutMs = options.readyTimeoutMs ?? Number(process.env.TEST_READY_TIMEOUT_MS ?? 20_000);
+  // Slow hardware (a Pi, qemu-user) raises the bound from the environment (slowMachineBoundMs).
+  const timeoutMs = slowMachineBoundMs(options.readyTimeoutMs ?? 20_000);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   let listeners: Listeners;
   try {
@@ -163,7 +176,7 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     async stop() {
       if (!alive) return child.exitCode;
       child.kill('SIGTERM');
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), slowMachineBoundMs(15_000));
       const code = await exited;
       clearTimeout(killTimer);
       return code;
