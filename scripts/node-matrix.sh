@@ -70,7 +70,9 @@ start_broker() {
     --mqtt-ws-port 0 --http-port 0 --set schemas.port=0 --set "http.engine=$HTTP_ENGINE" >>"$work/log" 2>>"$work/err" &
   pid=$!
   ready=""
-  for _ in $(seq 1 $((READY_TIMEOUT_S * 10))); do
+  # a deadline, not a count of polls: on a loaded machine each poll takes longer than its sleep
+  local deadline=$((t0 + READY_TIMEOUT_S * 1000))
+  while [ "$(ms)" -lt $deadline ]; do
     ready=$(tail -n +$((lines + 1)) "$work/log" | grep -m1 '"msg":"ready' || true)
     [ -n "$ready" ] && break
     kill -0 $pid 2>/dev/null || break
