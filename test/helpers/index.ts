@@ -71,6 +71,19 @@ export interface BrokerProcess {
   kill(): Promise<void>;
 }
 
+/**
+ * A bound a slow machine may raise (a Pi, qemu-user): TEST_READY_TIMEOUT_MS, or READY_TIMEOUT_S
+ * (the node matrix's name for the same knob), raises a test's own bound and never lowers it.
+ */
+export function slowMachineBoundMs(testBoundMs: number): number {
+  const fromEnv = process.env.TEST_READY_TIMEOUT_MS
+    ? Number(process.env.TEST_READY_TIMEOUT_MS)
+    : process.env.READY_TIMEOUT_S
+      ? Number(process.env.READY_TIMEOUT_S) * 1000
+      : 0;
+  return Number.isFinite(fromEnv) ? Math.max(testBoundMs, fromEnv) : testBoundMs;
+}
+
 export interface StartOptions {
   dataDir: string;
   /** Extra CLI args, e.g. ['--config', file]. */
@@ -123,10 +136,10 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
   let alive = true;
   void exited.then(() => (alive = false));
 
-  // Slow hardware (a Pi, qemu-user) or a loaded CI machine raises the bound from the environment:
-  // TEST_READY_TIMEOUT_MS. A node is ready in 1–3 s here; the default leaves room for a machine
-  // shared with other jobs (a loaded 2-core run measured 20 s starts).
-  const timeoutMs = options.readyTimeoutMs ?? Number(process.env.TEST_READY_TIMEOUT_MS ?? 60_000);
+  // Slow hardware (a Pi, qemu-user) raises the bound from the environment (slowMachineBoundMs).
+  // A node is ready in 1–3 s here; the default leaves room for a machine shared with other jobs
+  // (a loaded 2-core run measured 20 s starts).
+  const timeoutMs = slowMachineBoundMs(options.readyTimeoutMs ?? 60_000);
   let timedOut = false;
   const ready = new Promise<Listeners>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
@@ -169,7 +182,7 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
     async stop() {
       if (!alive) return child.exitCode;
       child.kill('SIGTERM');
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), slowMachineBoundMs(15_000));
       const code = await exited;
       clearTimeout(killTimer);
       return code;
