@@ -22,7 +22,7 @@ import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
 import type { AppendBatcher } from './append.js';
 import type { MqttGatewayOptions } from './options.js';
-import { ERRORS } from '../../host/errors/codes.js';
+import { mqttAckReason, mqttDisconnectReason } from '../../host/errors/codes.js';
 import { MALFORMED } from './properties.js';
 import { CONNECT, RECEIVE_MAXIMUM_DEFAULT, checkConnect, checkPacket, readFixedHeader, type PublishRefusal, type Refusal, type Violation } from './guard.js';
 
@@ -346,9 +346,10 @@ export class ConnectionGuard {
    * while the connection stays open.
    */
   refusePublish(r: PublishRefusal, qos: number, packetId: number, closeV3 = true): boolean {
-    const reason = ERRORS[r.error].mqtt;
+    // each packet type allows its own reason codes; a row's code outside them becomes 0x80
+    const reason = qos > 0 ? (r.ackReason ?? mqttAckReason(r.error)) : mqttDisconnectReason(r.error);
     this.shared.refused.inc({ rule: r.rule });
-    const answer = !this.v5 ? 'connection closed (MQTT 3.1.1 has no negative acknowledgement)' : qos > 0 ? `${qos === 1 ? 'PUBACK' : 'PUBREC'} reason 0x${(r.ackReason ?? reason).toString(16)}` : `DISCONNECT reason 0x${reason.toString(16)}`;
+    const answer = !this.v5 ? 'connection closed (MQTT 3.1.1 has no negative acknowledgement)' : qos > 0 ? `${qos === 1 ? 'PUBACK' : 'PUBREC'} reason 0x${reason.toString(16)}` : `DISCONNECT reason 0x${reason.toString(16)}`;
     this.shared.rareLog(`refused-${r.rule}`, { rule: r.rule, clientId: this.client.id ?? undefined, remote: this.remote, reason: this.v5 ? reason : undefined }, `mqtt: PUBLISH refused: ${r.message} (${r.rule}); ${answer}`);
     if (!this.v5) {
       if (closeV3) {
@@ -360,7 +361,7 @@ export class ConnectionGuard {
     }
     if (qos > 0) {
       // MQTT 5 §3.4.2 / §3.5.2: type, remaining length 3, packet id, reason code
-      this.conn.write(Buffer.from([qos === 1 ? 0x40 : 0x50, 0x03, packetId >> 8, packetId & 0xff, r.ackReason ?? reason]));
+      this.conn.write(Buffer.from([qos === 1 ? 0x40 : 0x50, 0x03, packetId >> 8, packetId & 0xff, reason]));
       return true;
     }
     this.dead = true;

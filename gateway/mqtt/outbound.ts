@@ -48,7 +48,7 @@ import { Transform, type Readable } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
-import { ERRORS } from '../../host/errors/codes.js';
+import { mqttDisconnectReason } from '../../host/errors/codes.js';
 import type { MqttGatewayOptions } from './options.js';
 import { filterMatches } from './routes.js';
 
@@ -511,7 +511,7 @@ export class Outbound {
     this.shared.logger.warn({ clientId: this.client.id, deliveryQueueMax: this.shared.options.deliveryQueueMax, receiveMaximum: this.limits.receiveMaximum }, 'mqtt: client does not acknowledge its deliveries and its queue is full (deliveryQueueMax); disconnected');
     this.close();
     // a persistent session keeps its stored copies and gets them on reconnect
-    if (this.limits.v5) this.client.disconnect({ reasonCode: ERRORS.LIMIT_EXCEEDED.mqtt });
+    if (this.limits.v5) this.client.disconnect({ reasonCode: mqttDisconnectReason('LIMIT_EXCEEDED') });
     else this.client.conn.destroy();
   }
 

@@ -189,6 +189,18 @@ export function mqttAckReason(name: ErrorName): number {
   return MQTT_ACK_REASONS.has(code) ? code : MQTT_UNSPECIFIED;
 }
 
+/** MQTT 5 §3.14.2.1: the reason codes a DISCONNECT may carry (0x88 and 0x86, CONNACK codes, are not among them). */
+const MQTT_DISCONNECT_REASONS = new Set([
+  0x00, 0x04, MQTT_UNSPECIFIED, MQTT_MALFORMED, MQTT_PROTOCOL, MQTT_IMPLEMENTATION, MQTT_NOT_AUTHORIZED, MQTT_BUSY, MQTT_SHUTTING_DOWN, 0x8d, 0x8e, 0x8f,
+  MQTT_TOPIC_NAME_INVALID, 0x93, 0x94, MQTT_PACKET_TOO_LARGE, 0x96, MQTT_QUOTA, 0x98, MQTT_PAYLOAD_FORMAT, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2,
+]);
+
+/** The reason a server's DISCONNECT carries for an error: the row's MQTT code where DISCONNECT allows it, else 0x80. */
+export function mqttDisconnectReason(name: ErrorName): number {
+  const code = ERRORS[name].mqtt;
+  return MQTT_DISCONNECT_REASONS.has(code) ? code : MQTT_UNSPECIFIED;
+}
+
 /** The table's name for a Kafka error code (UNKNOWN_SERVER_ERROR for codes we never produce). */
 export function errorNameForKafkaCode(code: number): ErrorName {
   return byKafkaCode.get(code) ?? 'UNKNOWN_SERVER_ERROR';

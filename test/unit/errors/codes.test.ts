@@ -7,7 +7,7 @@ import t from 'tap';
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ERRORS, errorNameForKafkaCode, mqttAckReason, type ErrorName, type ErrorSpec } from '../../../host/errors/index.js';
+import { ERRORS, errorNameForKafkaCode, mqttAckReason, mqttDisconnectReason, type ErrorName, type ErrorSpec } from '../../../host/errors/index.js';
 import { projectRoot } from '../../helpers/index.js';
 
 const require = createRequire(import.meta.url);
@@ -167,4 +167,11 @@ t.test('error table: a PUBACK/PUBREC reason is always one an acknowledgement may
   for (const name of Object.keys(ERRORS) as Array<keyof typeof ERRORS>) t.ok(ackCodes.has(mqttAckReason(name)), `${name}: 0x${mqttAckReason(name).toString(16)}`);
   t.equal(mqttAckReason('NOT_ENOUGH_REPLICAS'), 0x80, 'server unavailable (0x88, a CONNACK code) becomes unspecified error');
   t.equal(mqttAckReason('LIMIT_EXCEEDED'), 0x97, 'a row whose code an ack may carry keeps it');
+});
+
+t.test('error table: a server DISCONNECT reason is always one DISCONNECT may carry (MQTT 5 §3.14.2.1)', async (t) => {
+  const disconnectCodes = new Set([0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2]);
+  for (const name of Object.keys(ERRORS) as Array<keyof typeof ERRORS>) t.ok(disconnectCodes.has(mqttDisconnectReason(name)), `${name}: 0x${mqttDisconnectReason(name).toString(16)}`);
+  t.equal(mqttDisconnectReason('NOT_ENOUGH_REPLICAS'), 0x80, 'server unavailable (0x88, a CONNACK code) becomes unspecified error');
+  t.equal(mqttDisconnectReason('LIMIT_EXCEEDED'), 0x97, 'quota exceeded is a DISCONNECT code and is kept');
 });
