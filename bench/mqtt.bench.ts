@@ -166,7 +166,9 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
         try {
           const c = await LoadClient.connect(p, { clientId: `ready-${name}`, connectTimeoutMs: 1_000 });
           c.close();
-          return resolve({ name, pid: child.pid!, port: p, httpPort, stop });
+          // httpPort is read when used: the MQTT probe may answer before the ready line names it
+          // (the HTTP door binds after the MQTT one)
+          return resolve({ name, pid: child.pid!, port: p, get httpPort() { return httpPort; }, stop });
         } catch {
           if (Date.now() > deadline) {
             await stop();
