@@ -13,13 +13,14 @@ import { pathToFileURL } from 'node:url';
 import { projectRoot, sleep, startBroker, tempDir } from '../helpers/index.js';
 
 /**
- * The bound (docs/performance.md#footprint): measured 69–72 MiB on x64 Node 20 (Debian 12),
- * of which ~47 MiB are the node binary's own mapped code pages. Issue 14's target is 60 MiB;
- * not met yet, so the bound is the measured figure plus ~10 % for machine noise: it fails when a
- * change brings back an eager import or a pre-allocated cache of a few MiB. Slow or emulated
- * machines (qemu-user) raise it with TEST_IDLE_RSS_MIB_MAX.
+ * The bound (docs/performance.md#footprint): measured 81–85 MiB on x64 Node 20 (Debian 12) with
+ * npm start's --max-semi-space-size=4, of which ~48 MiB are the node binary's own mapped code
+ * pages; main before this work was 94 MiB. Issue 14's target is 60 MiB; not met, so the bound is
+ * the measured figure plus ~6 % for machine noise: it fails when the flag is dropped together with
+ * an eager import, or a cache of several MiB is allocated ahead of use — not on a 1–2 MiB drift.
+ * Slow or emulated machines (qemu-user) raise it with TEST_IDLE_RSS_MIB_MAX.
  */
-const IDLE_RSS_MIB_MAX = Number(process.env.TEST_IDLE_RSS_MIB_MAX ?? 80);
+const IDLE_RSS_MIB_MAX = Number(process.env.TEST_IDLE_RSS_MIB_MAX ?? 90);
 /** Start-up garbage is collected and V8's memory reducer has run by then on an idle node. */
 const IDLE_SETTLE_MS = 15_000;
 
