@@ -31,6 +31,7 @@
 //   TRIBUTARY_MQTT_BENCH_MSGS            per publisher, `ack` scenario (default 400)
 //   TRIBUTARY_MQTT_BENCH_SCENARIOS       comma list of the scenarios above (default all)
 //   TRIBUTARY_MQTT_BENCH_SERVERS         comma list of servers (default all found)
+//   TRIBUTARY_MQTT_BENCH_NODE_ARGS       node flags for Tributary, space-separated (default: npm start's)
 //   TRIBUTARY_MQTT_BENCH_PROFILE=cpu|heap  run Tributary under `node --cpu-prof` / `--heap-prof`
 //                                        (one profile per fresh process, stopped with SIGTERM),
 //                                        written to TRIBUTARY_MQTT_BENCH_PROFILE_DIR
@@ -39,7 +40,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -75,6 +76,14 @@ const SETTLE_MS = 5_000; // no delivery for this long after the publishers finis
 const RUN_CAP_MS = QUICK ? 20_000 : 60_000; // each a/slow/b run stops here whatever it reached
 const CLK_TCK = 100; // Linux USER_HZ
 
+/**
+ * The node flags Tributary runs with: those of `npm start` (package.json), unless
+ * TRIBUTARY_MQTT_BENCH_NODE_ARGS names others (space-separated; '' = none), to weigh a flag.
+ */
+const START_NODE_FLAGS: string[] =
+  process.env.TRIBUTARY_MQTT_BENCH_NODE_ARGS !== undefined
+    ? process.env.TRIBUTARY_MQTT_BENCH_NODE_ARGS.split(' ').filter(Boolean)
+    : (/^node((?: --[^ ]+)*) /.exec((JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ?? '').split(' ').filter(Boolean);
 const SCENARIOS = new Set((process.env.TRIBUTARY_MQTT_BENCH_SCENARIOS ?? 'ack,paced5k,idle,a,slow,b,c').split(',').map((x) => x.trim()));
 const SERVERS_WANTED = process.env.TRIBUTARY_MQTT_BENCH_SERVERS?.split(',').map((x) => x.trim());
 const PROFILE = process.env.TRIBUTARY_MQTT_BENCH_PROFILE as 'cpu' | 'heap' | undefined;
@@ -157,7 +166,9 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
         try {
           const c = await LoadClient.connect(p, { clientId: `ready-${name}`, connectTimeoutMs: 1_000 });
           c.close();
-          return resolve({ name, pid: child.pid!, port: p, httpPort, stop });
+          // httpPort is read when used: the MQTT probe may answer before the ready line names it
+          // (the HTTP door binds after the MQTT one)
+          return resolve({ name, pid: child.pid!, port: p, get httpPort() { return httpPort; }, stop });
         } catch {
           if (Date.now() > deadline) {
             await stop();
@@ -195,7 +206,7 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
   const port = await freePort();
   if (name === 'tributary') {
     // the real thing: `tributary start` with every listener, default config (flush=always)
-    const nodeArgs: string[] = [];
+    const nodeArgs: string[] = [...START_NODE_FLAGS];
     if (PROFILE && profileTag) {
       await mkdir(PROFILE_DIR, { recursive: true });
       const file = `tributary-${profileTag}-${++profileSeq}`;
@@ -204,7 +215,7 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
     }
     const args = [...nodeArgs, mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0'];
     const extra = process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV ? (Object.fromEntries(process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV.split(',').map((kv) => kv.split('='))) as Record<string, string>) : {};
-    return spawnAndWait(name, process.execPath, args, port, { TRIBUTARY_LOG_LEVEL: 'warn', ...extra }, nodeArgs.length > 0);
+    return spawnAndWait(name, process.execPath, args, port, { TRIBUTARY_LOG_LEVEL: 'warn', ...extra }, nodeArgs.length > START_NODE_FLAGS.length);
   }
   if (name === 'mosquitto') {
     const conf = join(dataDir, 'mosquitto.conf');

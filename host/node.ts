@@ -10,14 +10,12 @@ import { ProducerIds } from './broker/producer-ids.js';
 import { defaultTopicConfig } from './broker/topic-config.js';
 import { defaultLogOptions } from './log/options.js';
 import { GroupCoordinator, defaultGroupOptions, resolveGroupOptions, type GroupOptions } from './broker/groups/index.js';
-import { startKafkaServer, defaultKafkaServerOptions, type KafkaServerOptions } from './kafka/server.js';
-import { kafkaSchema, validateKafkaOptions } from './kafka/options.js';
-import { startMqttGateway, defaultMqttGatewayOptions, resolveMqttOptions, type MqttGatewayOptions } from '../gateway/mqtt/index.js';
-import { mqttSchema } from '../gateway/mqtt/options.js';
+import { defaultKafkaServerOptions, kafkaSchema, validateKafkaOptions, type KafkaServerOptions } from './kafka/options.js';
+import { defaultMqttGatewayOptions, mqttSchema, resolveMqttOptions, type MqttGatewayOptions } from '../gateway/mqtt/options.js';
 import { Router } from '../gateway/mqtt/routes.js';
-import { startWsGateway, defaultWsGatewayOptions, type WsGatewayOptions } from '../gateway/ws/index.js';
-import { validateWsGatewayOptions, wsSchema } from '../gateway/ws/options.js';
-import { startSchemas, decodeWireValue, defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOptions, type RunningSchemas, type SchemaRegistryOptions } from './schemas/index.js';
+import { defaultWsGatewayOptions, validateWsGatewayOptions, wsSchema, type WsGatewayOptions } from '../gateway/ws/options.js';
+import { defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOptions, type SchemaRegistryOptions } from './schemas/options.js';
+import type { RunningSchemas } from './schemas/index.js';
 import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
 import { integer, section } from './config/schema.js';
@@ -26,12 +24,12 @@ import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js'
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
-import { defaultUplinkOptions, resolveUplinkOptions, startUplink, uplinkSchema, type ResolvedUplink, type Uplink } from './sync/index.js';
+import { defaultUplinkOptions, resolveUplinkOptions, uplinkSchema, type ResolvedUplink } from './sync/options.js';
+import type { Uplink } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
-import { openClusterMetadata } from './cluster/start.js';
-import { clusterView, Replication } from './cluster/replication.js';
+import type { Replication } from './cluster/replication.js';
 import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
@@ -48,10 +46,12 @@ export interface NodeOptions {
 }
 
 export const defaultNodeOptions: NodeOptions = {
-  // 768 MiB: a 1 GB Pi keeps the rest for the kernel, Node's own heap and the page cache; the
-  // default limits come to ~762 MiB (the start-up log line lists them), so a raised limit needs
-  // a raised budget, on a device that has the memory.
-  memoryBudgetBytes: 768 * MiB,
+  // 800 MiB: a 1 GB Pi keeps the rest for the kernel, Node's own heap (~60-80 MiB) and the page
+  // cache. The doors' default limits come to ~768 MiB (the start-up log line lists them); the
+  // rest is room for the uplink's 8 MiB in flight and a 3-voter quorum's two 8 MiB send queues,
+  // so a default node may turn either on. A raised limit needs a raised budget, on a device that
+  // has the memory.
+  memoryBudgetBytes: 800 * MiB,
 };
 
 /** Drops keys that are not the user's to set in that section (derived from elsewhere). */
@@ -211,6 +211,12 @@ function limitValues(p: Omit<PreparedNode, 'budget' | 'security' | 'exposureWarn
     // No uplink configured: it holds nothing.
     'uplink.inFlightBytesMax': p.uplink ? p.uplink.inFlightBytesMax : 0,
     '(uplink.readBytesMax + uplink.batchBytesMax + uplink.downlinkFetchBytes)': p.uplink ? p.uplink.readBytesMax + p.uplink.batchBytesMax + (p.uplink.downlink.length > 0 ? p.uplink.downlinkFetchBytes : 0) : 0,
+    // A single node has no peers and follows nothing: the cluster's buffers hold nothing.
+    '(cluster.voters - 1)': p.cluster ? p.cluster.voters.length - 1 : 0,
+    'cluster.sendQueueBytesMax': p.cluster ? p.cluster.options.sendQueueBytesMax : 0,
+    'cluster.replicaFetchBytesMax': p.cluster ? p.cluster.options.replicaFetchBytesMax : 0,
+    'cluster.connectionsMax': p.cluster ? p.cluster.options.connectionsMax : 0,
+    'cluster.frameBytesMax': p.cluster ? p.cluster.options.frameBytesMax : 0,
   };
   for (const name of ['broker', 'groups', 'kafka', 'mqtt', 'http', 'schemas'] as const) {
     for (const [k, v] of Object.entries(s[name])) if (typeof v === 'number') values[`${name}.${k}`] = v;
@@ -288,7 +294,8 @@ function logBudget(logger: Logger, budget: Budget, limitBytes: number): void {
 }
 
 /** Dashboards' `decode: confluent`: the wire format's value through the registry. */
-function decoderOf(schemas: RunningSchemas) {
+async function decoderOf(schemas: RunningSchemas) {
+  const { decodeWireValue } = await import('./schemas/validate.js');
   return (value: Uint8Array) => {
     const d = decodeWireValue(schemas.registry, value);
     return d ? { schemaId: d.id, value: d.value } : undefined;
@@ -307,6 +314,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
   const bound = m?.[1] ?? '';
   const host = advertised ?? (bound === '0.0.0.0' || bound === '::' || bound === '' ? cluster.listen.host : bound);
   const o = cluster.options;
+  const { Replication } = await import('./cluster/replication.js');
   const replication = new Replication(broker, store, {
     nodeId: cluster.nodeId,
     kafkaHost: host,
@@ -334,15 +342,25 @@ async function openListeners(
   // one authorizer, login limiter and user store for every door (host/security/doors.ts)
   const security = deps.security ?? doorSecurity(p.security, () => broker.metadata.image());
   try {
+    // Each door's modules load only when the door is on (docs/performance.md#footprint): a node
+    // pays in memory for the protocols it serves, not for every protocol it could.
     if (p.kafka) {
+      const { startKafkaServer } = await import('./kafka/server.js');
       const producerIds = await ProducerIds.open(broker.metadata, { blockSize: p.kafka.producerIdBlockSize });
       listeners.push(await startKafkaServer({ broker, groups, logger, metrics, producerIds, security: kafkaSecurity(p.security, broker.metadata, security), cluster: deps.cluster }, p.kafka));
     }
-    listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
+    // MQTT with both listeners off serves no one: aedes is not opened (wills and expired sessions
+    // are handled when the door opens again, before its listeners bind).
+    if (p.mqtt.port < 0 && p.mqtt.wsPort < 0) off.mqtt = 'off (mqtt.port and mqtt.wsPort: -1)';
+    else {
+      const { startMqttGateway } = await import('../gateway/mqtt/index.js');
+      listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
+    }
     if (!p.http) off.http = 'off (http.port: -1)';
     if (p.http) {
       try {
-        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        const { startWsGateway } = await import('../gateway/ws/index.js');
+        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -395,7 +413,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let quorumStore: QuorumMetadataStore | undefined;
   let clusterTls: ServerTls | null = null;
   const openMetadata = cluster
-    ? async (dataDir: string) => (quorumStore = await openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }))
+    ? async (dataDir: string) => (quorumStore = await (await import('./cluster/start.js')).openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }))
     : undefined;
   let broker: Broker;
   try {
@@ -422,10 +440,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     const security = doorSecurity(prepared.security, () => broker.metadata.image());
+    const { startSchemas } = await import('./schemas/index.js');
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: quorumStore && clusterView(quorumStore) }, () => ready, off);
+    const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
+    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: clusterView }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
-    uplink = await startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
+    if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
     await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, broker, quorumStore });
     throw err;
@@ -487,6 +507,9 @@ export async function runNode(argv: string[]): Promise<void> {
     process.stderr.write(startupFailure(err, config.top.logLevel));
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
+  // A node with every listener off (an uplink-only or replica-only node) has no socket keeping the
+  // event loop alive; it runs until a signal all the same.
+  setInterval(() => {}, 2 ** 30);
   let signalled = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signalled > 1) {

@@ -2,8 +2,8 @@
 # Footprint of one node (issue 14): start-up time (spawn → ready line), RSS once idle, and RSS
 # under a modest MQTT QoS 1 + Kafka load. Prints one line per phase.
 #
-#   scripts/footprint.sh                      # this checkout's dist/, the node on PATH
-#   NODE_OPTIONS=--max-semi-space-size=1 scripts/footprint.sh
+#   scripts/footprint.sh                      # this checkout's dist/, the node on PATH, npm start's flags
+#   NODE_FLAGS= scripts/footprint.sh          # node without flags (to weigh them)
 #   LOAD_SECONDS=20 MQTT_CLIENTS=50 scripts/footprint.sh
 #
 # The load: MQTT_CLIENTS mosquitto_pub processes each publishing QoS 1 messages in a loop
@@ -18,13 +18,15 @@ NODE=${NODE:-node}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 MQTT_CLIENTS=${MQTT_CLIENTS:-20}
+# The node flags `npm start` uses (package.json scripts.start), unless NODE_FLAGS is set.
+NODE_FLAGS=${NODE_FLAGS-$(sed -n 's/^ *"start": "node \(.*\) dist\/host\/main.js start",$/\1/p' "$ROOT/package.json")}
 work=$(mktemp -d /tmp/tributary-footprint-XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 rss() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {printf "%.1f MiB (anon %.1f, file %.1f)", r/1024, a/1024, f/1024}' /proc/$1/status; }
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$1/status 2>/dev/null || echo 0; }
 
 t0=$(date +%s%3N)
-$NODE "$ROOT/dist/host/main.js" start --data-dir "$work/data" --host 127.0.0.1 --kafka-port 0 --mqtt-port 0 \
+$NODE $NODE_FLAGS "$ROOT/dist/host/main.js" start --data-dir "$work/data" --host 127.0.0.1 --kafka-port 0 --mqtt-port 0 \
   --mqtt-ws-port 0 --http-port 0 --set schemas.port=0 >"$work/log" 2>&1 &
 pid=$!
 until grep -q '"msg":"ready' "$work/log"; do
@@ -36,7 +38,7 @@ ready=$(grep -m1 '"msg":"ready' "$work/log")
 startup=$(grep -o '"startupMs":[0-9]*' <<<"$ready" | cut -d: -f2)
 kafka=$(grep -o '"kafka":"[^"]*"' <<<"$ready" | cut -d'"' -f4)
 mqtt_port=$(grep -o '"mqtt":"[^"]*"' <<<"$ready" | cut -d'"' -f4 | cut -d: -f2)
-echo "node $($NODE --version) ${NODE_OPTIONS:-}"
+echo "node $($NODE --version) ${NODE_FLAGS} ${NODE_OPTIONS:-}"
 echo "start: spawn → ready line ${t_ready} ms (startupMs in the ready line: ${startup})"
 echo "at ready: $(rss $pid)"
 sleep "$IDLE_SECONDS"

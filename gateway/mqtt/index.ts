@@ -26,7 +26,7 @@ import { coalesceWrites, peerPrincipal, ServerTls } from '../../host/security/tl
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
@@ -703,6 +703,8 @@ class AedesGateway {
     const tls = this.serverTls();
     const http: HttpServer = tls ? tls.track(createHttpsServer(tls.serverOptions(), answer426)) : createHttpServer(answer426);
     if (tls) http.maxConnections = o.connectionsMax;
+    // `ws` loads only for MQTT over WebSocket (mqtt.wsPort ≥ 0): a TCP-only node never holds it.
+    const { WebSocketServer, createWebSocketStream } = await import('ws');
     const wss = new WebSocketServer({
       server: http,
       path: o.wsPath,

@@ -13,7 +13,8 @@
 // `error`) repeats that id. `records`, `heartbeat` and `assignment` frames are pushed.
 //
 // This file only parses and encodes; it holds no state and never touches a socket.
-import { Encoder } from 'cbor-x';
+import { createRequire } from 'node:module';
+import type { Encoder as CborEncoder } from 'cbor-x';
 import { BrokerError, ERRORS, type ErrorName } from '../../host/errors/index.js';
 import type { RecordInput } from '../../host/broker/api.js';
 
@@ -105,14 +106,34 @@ const REQUEST_ID_CHARS_MAX = 128;
 const TOPIC_CHARS_MAX = 249; // Kafka's limit on topic names
 const HEADERS_MAX = 64;
 
-export const cbor = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
 /**
- * Client frames are decoded with every map as a Map (cbor-x's mapsAsObjects would throw on a
- * byte-string key, or turn an integer key into text), then maps with text keys become plain
- * objects: a map with other keys stays a Map and is refused naming its field, never stored as
- * `{}` or dropped (issue 14, finding 5).
+ * cbor-x loads at the first CBOR frame, not with the door: a node whose dashboards all speak JSON
+ * never holds it (~1 MiB of heap, docs/performance.md#footprint). `require` (cbor-x ships a
+ * CommonJS build) keeps encode and decode synchronous.
  */
-const cborIn = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: false });
+let encoders: { out: CborEncoder; in: CborEncoder } | undefined;
+function cborEncoders(): { out: CborEncoder; in: CborEncoder } {
+  if (!encoders) {
+    const { Encoder } = createRequire(import.meta.url)('cbor-x') as typeof import('cbor-x');
+    encoders = {
+      out: new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true }),
+      /**
+       * Client frames are decoded with every map as a Map (cbor-x's mapsAsObjects would throw on a
+       * byte-string key, or turn an integer key into text), then maps with text keys become plain
+       * objects: a map with other keys stays a Map and is refused naming its field, never stored as
+       * `{}` or dropped (issue 14, finding 5).
+       */
+      in: new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: false }),
+    };
+  }
+  return encoders;
+}
+/** The encoder for server frames (and a decoder with the same options, for tests and tools). */
+export const cbor = {
+  encode: (value: unknown): Uint8Array => cborEncoders().out.encode(value),
+  decode: (bytes: Uint8Array): any => cborEncoders().out.decode(bytes), // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+const cborIn = { decode: (bytes: Uint8Array): unknown => cborEncoders().in.decode(bytes) };
 /** Deepest nesting of a decoded CBOR frame (its own envelope plus a valueDepthMax value); the walk below is recursive. */
 const FRAME_DEPTH_MAX = 256;
 /** The default of the http section's valueDepthMax (gateway/ws/options.ts). */

@@ -8,6 +8,11 @@
 // apart (`perConnection`, `perPartition`) with their worst case, and not added: their products
 // (e.g. 1,024 Kafka connections × 8 MiB in flight) describe no reachable state on one Pi, and a
 // node-wide cap for each is a follow-up of the doors.
+//
+// The uplink and the cluster count only when configured (their keys are 0 otherwise): the
+// uplink's batches in flight across the link, and the metadata quorum's send queue toward each
+// other voter. A follower's replica fetch (one answer of cluster.replicaFetchBytesMax per followed
+// partition) has no node-wide cap yet, so it is listed per partition.
 import { ConfigError } from './loader.js';
 
 export interface BudgetItem {
@@ -42,13 +47,17 @@ export const BUDGET_TERMS: readonly BudgetTerm[] = [
   { of: ['schemas.parsedSchemasCachedMax', PARSED_SCHEMA_BYTES] },
   { of: ['kafka.connectionsMax', 'kafka.maxInFlightBytesPerConnection'], apart: 'perConnection' },
   { of: ['mqtt.connectionsMax', 'mqtt.outgoingBytesMax'], apart: 'perConnection' },
+  // Batches built and unanswered across the whole link (0 without an uplink).
+  { of: ['uplink.inFlightBytesMax'] },
+  // Raft frames waiting toward each other voter (0 on a single node).
+  { of: ['(cluster.voters - 1)', 'cluster.sendQueueBytesMax'] },
   { of: ['broker.maxPartitionsTotal', 'broker.log.indexCacheBytes'], apart: 'perPartition' },
   // The uplink's read and the batch it is building, and the downlink's fetch, per partition forwarded.
-  // Its batches in flight across the link (uplink.inFlightBytesMax, 8 MiB) are a node-wide bound but
-  // not added yet: the defaults leave under 0.5 MiB of the default budget, so adding it would refuse
-  // every default node that turns the uplink on; listed here until the budget is rebalanced.
   { of: ['broker.maxPartitionsTotal', '(uplink.readBytesMax + uplink.batchBytesMax + uplink.downlinkFetchBytes)'], apart: 'perPartition' },
-  { of: ['uplink.inFlightBytesMax'], apart: 'perPartition' },
+  // A follower's fetch answer, per partition it follows (0 on a single node).
+  { of: ['broker.maxPartitionsTotal', 'cluster.replicaFetchBytesMax'], apart: 'perPartition' },
+  // One inbound frame being read per inter-node connection (0 on a single node).
+  { of: ['cluster.connectionsMax', 'cluster.frameBytesMax'], apart: 'perConnection' },
 ];
 
 export interface Budget {

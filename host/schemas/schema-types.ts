@@ -9,7 +9,7 @@
 // reference chain's depth and count (a cycle hits the depth bound). Every failure is a
 // RegistryError naming what is wrong.
 import { createRequire } from 'node:module';
-import avro from 'avsc';
+import type avro from 'avsc';
 import type { ValidateFunction } from 'ajv';
 import type { RegistryErrorName } from '../errors/index.js';
 
@@ -138,9 +138,15 @@ function resolveReferences(refs: SchemaReference[], lookup: ReferenceLookup, lim
   return { order };
 }
 
+/** avsc loads at the first Avro schema parsed: a node without Avro schemas never holds it. */
+let avscModule: typeof avro | undefined;
+function avsc(): typeof avro {
+  return (avscModule ??= require('avsc') as typeof avro);
+}
+
 function avroType(doc: unknown, registry: Record<string, avro.Type>, what: string): avro.Type {
   try {
-    return avro.Type.forSchema(doc as avro.Schema, { registry });
+    return avsc().Type.forSchema(doc as avro.Schema, { registry });
   } catch (err) {
     throw new RegistryError('INVALID_SCHEMA', `invalid Avro ${what}: ${(err as Error).message}`);
   }
@@ -155,7 +161,8 @@ const AJV_BY_DRAFT: Record<string, () => AjvCtor> = {
   '2019-09': () => require('ajv/dist/2019.js').default,
   'draft-07': () => require('ajv').default,
 };
-const addFormats = require('ajv-formats').default as (ajv: AjvLike) => void;
+// Loaded with the first JSON schema compiled, like the drafts above.
+const addFormats = (ajv: AjvLike): void => (require('ajv-formats').default as (ajv: AjvLike) => void)(ajv);
 
 function draftOf(doc: unknown): string {
   const s = doc && typeof doc === 'object' ? (doc as { $schema?: unknown }).$schema : undefined;

@@ -90,6 +90,14 @@ export interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Options for node itself, before the script (`--max-semi-space-size=1`, `--import x`). */
+  nodeArgs?: string[];
+  /**
+   * Run node without the test runner's preload: tap re-adds its NODE_OPTIONS (coverage through
+   * @tapjs/processinfo) to every spawn, so the broker goes through `env -u NODE_OPTIONS` (exec,
+   * same pid). For measurements of the broker's own memory.
+   */
+  withoutRunnerPreload?: boolean;
 }
 
 /**
@@ -98,6 +106,7 @@ export interface StartOptions {
  */
 export async function startBroker(t: Teardown, options: StartOptions): Promise<BrokerProcess> {
   const args = [
+    ...(options.nodeArgs ?? []),
     mainJs,
     'start',
     '--data-dir',
@@ -122,7 +131,8 @@ export async function startBroker(t: Teardown, options: StartOptions): Promise<B
   // variables a test sets on purpose (TRIBUTARY_HTTP_ENGINE) pass.
   const benchKnob = /^TRIBUTARY_(BENCH|MQTT_BENCH|WS_LOADGEN)/;
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !benchKnob.test(k)));
-  const child = spawn(process.execPath, args, {
+  const [command, argv] = options.withoutRunnerPreload ? ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(command, argv, {
     env: { ...inherited, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

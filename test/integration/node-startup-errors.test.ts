@@ -132,7 +132,7 @@ t.test('start-up errors: a module\'s own rule names the key, the value and where
 t.test('start-up errors: a memory budget too small for the configured limits lists the biggest items', async (t) => {
   const line = await refused(t, ['--set', 'node.memoryBudgetBytes=104857600'], /node\.memoryBudgetBytes = 104857600 \(flag\): the configured limits may hold \d+\.\d MiB .* more than this budget \(100\.0 MiB\); biggest: /);
   t.match(line, /mqtt\.deliveriesQueuedMax × mqtt\.packetBytesMax = 250\.0 MiB/, 'the biggest item is named with its size');
-  await refused(t, ['--set', 'mqtt.tailReadBytesMax=4194304'], /node\.memoryBudgetBytes = 805306368 \(default\): .*biggest: mqtt\.tailTopicsMax × mqtt\.tailReadBytesMax = 1024\.0 MiB/);
+  await refused(t, ['--set', 'mqtt.tailReadBytesMax=4194304'], /node\.memoryBudgetBytes = 838860800 \(default\): .*biggest: mqtt\.tailTopicsMax × mqtt\.tailReadBytesMax = 1024\.0 MiB/);
 });
 
 t.test('start-up errors: a data dir in use is one line too (exit 1), and the second node binds nothing', async (t) => {
@@ -150,7 +150,7 @@ t.test('start: old key names still work and log a warning naming the new key', a
   t.ok(warnings.includes('http.maxSockets (env TRIBUTARY_HTTP_MAX_SOCKETS) is deprecated: use http.connectionsMax'), 'http warning');
   const budget = b.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('memory budget:'));
   t.ok(budget, 'the memory budget is logged in one line');
-  t.match(budget, { memoryBudget: { limitBytes: 805306368, items: { 'broker.maxPendingAppendBytes': 67108864 } } });
+  t.match(budget, { memoryBudget: { limitBytes: 838860800, items: { 'broker.maxPendingAppendBytes': 67108864 } } });
   t.equal((budget!.memoryBudget as { items: Record<string, number> }).items['http.connectionsMax × (http.sendBufferPauseBytes + http.frameBytesMax)'], 7 * (65536 + 65536), 'the old name set the new key');
   t.equal(await b.stop(), 0);
 });

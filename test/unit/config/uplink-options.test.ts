@@ -73,7 +73,7 @@ t.test('uplink config: limits at their boundary are accepted', async (t) => {
   const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...ok.flatMap((s) => ['--set', s])], {}));
   t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax, p.uplink?.inFlightBatchesMax, p.uplink?.rawBatchRecordsMin, p.uplink?.downlinkFetchBytes], [1, 1024, 1024, 0, 5, 1, 1024]);
   t.same([p.uplink?.bandwidthBytesPerSec, p.uplink?.bandwidthBurstBytes, p.uplink?.priorities], [0, 1024, ['alarms', 'sensors.*']], 'no cap, the smallest burst, priorities as a comma-separated string');
-  t.ok(p.budget.perPartition.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are listed in the memory budget');
+  t.ok(p.budget.items.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are counted in the memory budget');
   t.ok(p.budget.perPartition.some((i) => i.key.includes('uplink.readBytesMax') && i.bytes > 0), 'its per-partition read, batch and fetch are listed apart');
   t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
 });
