@@ -424,7 +424,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   let groups: GroupCoordinator;
   try {
-    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics });
+    // In a cluster `__consumer_offsets` is replicated: a group is served by its partition's leader.
+    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics, leadership: cluster ? (onChange) => broker.onLeadershipChange(() => onChange()) : undefined });
   } catch (err) {
     await broker.close();
     await quorumStore?.close();

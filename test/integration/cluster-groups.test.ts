@@ -1,0 +1,202 @@
+// Purpose: the group coordinator fails over with its `__consumer_offsets` partition (issue 11).
+// Three real `tributary start` processes on loopback; the client is librdkafka (confluent_kafka
+// under /usr/bin/python3), which nobody here wrote. One consumer in a group reads half of a
+// topic and commits synchronously: the offsets the commit acknowledged are the claim. Then the
+// node leading the group's `__consumer_offsets` partition (its coordinator) is killed with
+// kill -9. The same consumer, without restarting, must find the new coordinator by itself,
+// fetch exactly the acknowledged offsets from it, read the rest of the topic and commit again
+// there; a fresh process in the same group then reads the second commit back. Every record of
+// the topic is consumed exactly once across the kill (no gap, no repeat).
+import t from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { eventually, haveCommand, tempDir } from '../helpers/index.js';
+import { startCluster } from '../helpers/cluster.js';
+import { bootstrap, createTopic, metadata, waitForIsr } from '../helpers/replicas.js';
+import { partitionForGroup } from '../../host/broker/groups/records.js';
+
+const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
+const PYTHON = '/usr/bin/python3';
+const TOPIC = 'readings';
+const PARTITIONS = 2;
+const TOTAL = 200;
+const FIRST = 100;
+const GROUP = 'dashboards';
+
+// Produces `count` records "v-<i>" keyed by i with acks=all; prints how many were acknowledged.
+const PRODUCER = `
+import sys, json
+from confluent_kafka import Producer
+bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+acked = []
+p = Producer({'bootstrap.servers': bootstrap, 'acks': 'all', 'linger.ms': 5})
+for i in range(count):
+    p.produce(topic, key=str(i).encode(), value=('v-%d' % i).encode(), on_delivery=lambda e, m: acked.append(1) if e is None else None)
+    p.poll(0)
+p.flush(30)
+print(json.dumps({'acked': len(acked)}))
+`;
+
+// The consumer under test. Phase 1: read FIRST records, commit synchronously, print what the
+// commit acknowledged; then stay in the group (paused, heartbeating) until the go file exists.
+// Phase 2: fetch the committed offsets (retrying while the coordinator moves), read up to TOTAL
+// records, commit again, print everything read. Mode "fetch": only print the committed offsets.
+const CONSUMER = `
+import sys, json, time, os
+from confluent_kafka import Consumer, TopicPartition, KafkaException
+mode, bootstrap, topic, group, parts, total, first, gofile = sys.argv[1:9]
+parts, total, first = int(parts), int(total), int(first)
+def say(**kw): print(json.dumps(kw), flush=True)
+c = Consumer({'bootstrap.servers': bootstrap, 'group.id': group, 'enable.auto.commit': False, 'auto.offset.reset': 'earliest',
+              'session.timeout.ms': 10000, 'heartbeat.interval.ms': 500, 'topic.metadata.refresh.interval.ms': 1000,
+              'coordinator.query.interval.ms': 1000, 'reconnect.backoff.max.ms': 500})
+def committed():
+    tps = [TopicPartition(topic, p) for p in range(parts)]
+    deadline = time.time() + 40
+    while True:
+        try:
+            # -1001 (OFFSET_INVALID): nothing committed for that partition
+            return {str(tp.partition): tp.offset for tp in c.committed(tps, timeout=5) if tp.offset >= 0}
+        except KafkaException as e:
+            if time.time() > deadline: raise
+            say(event='retry', what='committed', err=str(e)); time.sleep(0.3)
+if mode == 'fetch':
+    say(event='fetched', offsets=committed()); c.close(); sys.exit(0)
+seen = []
+def consume_until(n, seconds):
+    deadline = time.time() + seconds
+    while len(seen) < n and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error(): continue
+        seen.append([m.partition(), m.offset(), m.value().decode()])
+def commit():
+    # Explicit offsets (one past the last record read per partition), not the client's positions:
+    # a partition read to its end before a rebalance has no position afterwards.
+    ends = {}
+    for p, off, v in seen: ends[p] = max(ends.get(p, 0), off + 1)
+    tps = [TopicPartition(topic, p, off) for p, off in sorted(ends.items())]
+    deadline = time.time() + 40
+    while True:
+        try:
+            return {str(tp.partition): tp.offset for tp in c.commit(offsets=tps, asynchronous=False)}
+        except KafkaException as e:
+            if time.time() > deadline: raise
+            say(event='retry', what='commit', err=str(e)); time.sleep(0.3)
+c.subscribe([topic])
+consume_until(first, 30)
+say(event='committed', offsets=commit(), consumed=len(seen))
+c.pause(c.assignment())
+while not os.path.exists(gofile):
+    c.poll(0.2)
+say(event='fetched', offsets=committed())
+c.resume(c.assignment())
+consume_until(total, 40)
+say(event='committed2', offsets=commit(), consumed=len(seen))
+c.close()
+say(event='done', seen=seen)
+`;
+
+interface Event {
+  event: string;
+  offsets?: Record<string, number>;
+  consumed?: number;
+  seen?: Array<[number, number, string]>;
+  err?: string;
+  what?: string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function tools(t: any): boolean {
+  const missing = [PYTHON, 'kcat'].filter((c) => !haveCommand(c));
+  if (missing.length === 0 && spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status === 0) return true;
+  if (process.env.CI === 'true') t.fail(`required in CI: kcat and ${PYTHON} with confluent_kafka (Debian kcat, python3-confluent-kafka)`);
+  else t.skip('kcat or /usr/bin/python3 with confluent_kafka not installed');
+  return false;
+}
+
+/** Runs a python script; its JSON lines arrive as events (the next one of a kind by `next`). */
+function runPython(t: { teardown(fn: () => unknown): void }, script: string, args: string[]) {
+  const child: ChildProcess = spawn(PYTHON, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'));
+  const events: Event[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as Event);
+    } catch {
+      // librdkafka's own lines go to stderr; anything else is ignored
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return {
+    events,
+    exited,
+    stderr: () => stderr,
+    next: (kind: string, timeoutMs: number) =>
+      eventually(() => {
+        if (child.exitCode !== null && !events.some((e) => e.event === kind)) throw new Error(`python exited ${child.exitCode} before "${kind}": ${stderr}`);
+        return events.find((e) => e.event === kind) ?? null;
+      }, timeoutMs, 50) as Promise<Event>,
+  };
+}
+
+t.test('groups: kill -9 of the coordinator; the consumer carries on from its acknowledged commit on the new one', { timeout: 90_000 }, async (t) => {
+  if (!tools(t)) return;
+  const dir = await tempDir(t, 'tributary-groups-');
+  const c = await startCluster(t, 3, { set: FAST });
+  await createTopic(c, 1, TOPIC, PARTITIONS);
+  await waitForIsr(c, 1, TOPIC, [1, 2, 3]);
+  await writeFile(join(dir, 'producer.py'), PRODUCER);
+  await writeFile(join(dir, 'consumer.py'), CONSUMER);
+  const producer = runPython(t, join(dir, 'producer.py'), [bootstrap(c), TOPIC, String(TOTAL)]);
+  await producer.exited;
+  t.same(producer.events[0], { acked: TOTAL }, `${TOTAL} records acknowledged (acks=all)`);
+
+  const gofile = join(dir, 'go');
+  const consumer = runPython(t, join(dir, 'consumer.py'), ['group', bootstrap(c), TOPIC, GROUP, String(PARTITIONS), String(TOTAL), String(FIRST), gofile]);
+  const first = await consumer.next('committed', 40_000);
+  const acknowledged = first.offsets!;
+  const sum = Object.values(acknowledged).reduce((a, b) => a + b, 0);
+  t.equal(sum, FIRST, `the commit acknowledged ${JSON.stringify(acknowledged)}: ${FIRST} records consumed before the kill`);
+
+  // The coordinator is the leader of the group's partition of the replicated __consumer_offsets.
+  const offsetsMeta = metadata(c, 1, '__consumer_offsets');
+  t.ok(offsetsMeta.length > 0 && offsetsMeta.every((p) => p.replicas.length === 3), `__consumer_offsets has ${offsetsMeta.length} partitions, each with 3 replicas`);
+  const partition = partitionForGroup(GROUP, offsetsMeta.length);
+  const inSync = await waitForIsr(c, 1, '__consumer_offsets', [1, 2, 3]);
+  const victim = inSync[partition]!.leader;
+  await c.kill9(victim);
+  const killedAt = Date.now();
+  t.comment(`killed node ${victim}, the coordinator of ${GROUP} (__consumer_offsets-${partition})`);
+  await writeFile(gofile, '');
+
+  const fetched = await consumer.next('fetched', 40_000);
+  t.same(fetched.offsets, acknowledged, 'the same consumer fetched exactly the acknowledged offsets from the new coordinator');
+  t.comment(`committed offsets readable again ${Date.now() - killedAt} ms after the kill`);
+  const second = await consumer.next('committed2', 45_000);
+  t.equal(second.consumed, TOTAL, `it read the remaining ${TOTAL - FIRST} records`);
+  const done = await consumer.next('done', 15_000);
+  const retries = consumer.events.filter((e) => e.event === 'retry');
+  t.comment(`client retries while the coordinator moved: ${retries.length} (${[...new Set(retries.map((r) => `${r.what}: ${r.err}`))].slice(0, 3).join('; ') || 'none'})`);
+
+  // Every record exactly once, in offset order per partition, across the kill.
+  const values = done.seen!.map((s) => s[2]);
+  const missing = Array.from({ length: TOTAL }, (_, i) => `v-${i}`).filter((v) => !values.includes(v));
+  const repeated = values.filter((v, i) => values.indexOf(v) !== i);
+  t.same({ missing, repeated }, { missing: [], repeated: [] }, `all ${TOTAL} records consumed exactly once across the failover`);
+  for (let p = 0; p < PARTITIONS; p++) {
+    const offs = done.seen!.filter((s) => s[0] === p).map((s) => s[1]);
+    t.same(offs, offs.map((_, i) => i), `partition ${p}: offsets 0..${offs.length - 1} in order, none skipped`);
+  }
+
+  const survivors = [1, 2, 3].filter((id) => id !== victim);
+  const moved = await waitForIsr(c, survivors[0]!, '__consumer_offsets', survivors);
+  t.not(moved[partition]!.leader, victim, `__consumer_offsets-${partition} is led by node ${moved[partition]!.leader} now`);
+  const reader = runPython(t, join(dir, 'consumer.py'), ['fetch', bootstrap(c), TOPIC, GROUP, String(PARTITIONS), '0', '0', gofile]);
+  const readBack = await reader.next('fetched', 30_000);
+  t.same(readBack.offsets, second.offsets, `a fresh client reads the second commit ${JSON.stringify(second.offsets)} back from the new coordinator`);
+  await c.stopAll();
+});
