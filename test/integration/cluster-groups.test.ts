@@ -16,6 +16,13 @@ import { eventually, haveCommand, tempDir } from '../helpers/index.js';
 import { startCluster } from '../helpers/cluster.js';
 import { bootstrap, createTopic, metadata, waitForIsr } from '../helpers/replicas.js';
 import { partitionForGroup } from '../../host/broker/groups/records.js';
+import { KafkaConnection } from '../../host/kafka/client/connection.js';
+import type { ClientApi } from '../../host/kafka/client/apis.js';
+import type { ApiHandler } from '../../host/kafka/apis/types.js';
+import { findCoordinator } from '../../host/kafka/apis/groups/find-coordinator.js';
+import { offsetFetch } from '../../host/kafka/apis/groups/offset-fetch.js';
+import { ERRORS } from '../../host/errors/index.js';
+import type { Cluster } from '../helpers/cluster.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const PYTHON = '/usr/bin/python3';
@@ -116,6 +123,48 @@ function tools(t: any): boolean {
   return false;
 }
 
+/** Our client's connection over the server's own schemas: only to ask one chosen node (librdkafka picks its own). */
+const asClientApi = (h: ApiHandler): ClientApi => ({ key: h.apiKey, name: h.name, minVersion: h.minVersion, maxVersion: h.maxVersion, flexibleFrom: h.flexibleFrom, request: h.request, response: h.response });
+
+async function connectTo(c: Cluster, id: number): Promise<KafkaConnection> {
+  const [host, port] = c.node(id).proc!.listeners.kafka!.split(':');
+  return KafkaConnection.connect({ host: host!, port: Number(port), clientId: 'cluster-groups-test', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 4, queuedMax: 16, responseBytesMax: 1 << 20 });
+}
+
+/**
+ * Asks every node: FindCoordinator v4 (batched keys) and v0 name the leader of each group's
+ * `__consumer_offsets` partition; OffsetFetch answers `acknowledged` on that node only and
+ * NOT_COORDINATOR on the others.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function checkCoordinators(t: any, c: Cluster, leaders: number[], acknowledged: Record<string, number>): Promise<void> {
+  const groups = [GROUP, 'other-a', 'other-b', 'other-c'];
+  for (const n of c.live()) {
+    const conn = await connectTo(c, n.id);
+    try {
+      const v4 = await conn.send(asClientApi(findCoordinator), 4, { keyType: 0, coordinatorKeys: groups });
+      const named = v4.coordinators.map((x: { key: string; nodeId: number; port: number; errorCode: number }) => [x.key, x.nodeId, x.errorCode, x.port]);
+      const expected = groups.map((g) => {
+        const leader = leaders[partitionForGroup(g, leaders.length)]!;
+        return [g, leader, ERRORS.NONE.kafka, Number(c.node(leader).proc!.listeners.kafka!.split(':')[1])];
+      });
+      t.same(named, expected, `node ${n.id}: FindCoordinator v4 names each group's partition leader with its Kafka port`);
+      const v0 = await conn.send(asClientApi(findCoordinator), 0, { key: GROUP });
+      t.equal(v0.nodeId, expected[0]![1], `node ${n.id}: FindCoordinator v0 names node ${expected[0]![1]} for ${GROUP}`);
+      const fetched = await conn.send(asClientApi(offsetFetch), 3, { groupId: GROUP, topics: null });
+      const coordinator = expected[0]![1] === n.id;
+      if (coordinator) {
+        const offsets = Object.fromEntries(fetched.topics.flatMap((x: { partitions: Array<{ partitionIndex: number; committedOffset: number }> }) => x.partitions.map((p) => [String(p.partitionIndex), p.committedOffset])));
+        t.same({ errorCode: fetched.errorCode, offsets }, { errorCode: ERRORS.NONE.kafka, offsets: acknowledged }, `node ${n.id} (coordinator): OffsetFetch answers the acknowledged offsets`);
+      } else {
+        t.equal(fetched.errorCode, ERRORS.NOT_COORDINATOR.kafka, `node ${n.id} (not the coordinator): OffsetFetch answers NOT_COORDINATOR`);
+      }
+    } finally {
+      conn.close();
+    }
+  }
+}
+
 /** Runs a python script; its JSON lines arrive as events (the next one of a kind by `next`). */
 function runPython(t: { teardown(fn: () => unknown): void }, script: string, args: string[]) {
   const child: ChildProcess = spawn(PYTHON, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -168,6 +217,7 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
   const partition = partitionForGroup(GROUP, offsetsMeta.length);
   const inSync = await waitForIsr(c, 1, '__consumer_offsets', [1, 2, 3]);
   const victim = inSync[partition]!.leader;
+  await checkCoordinators(t, c, inSync.map((p) => p.leader), acknowledged);
   await c.kill9(victim);
   const killedAt = Date.now();
   t.comment(`killed node ${victim}, the coordinator of ${GROUP} (__consumer_offsets-${partition})`);
@@ -195,6 +245,12 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
   const survivors = [1, 2, 3].filter((id) => id !== victim);
   const moved = await waitForIsr(c, survivors[0]!, '__consumer_offsets', survivors);
   t.not(moved[partition]!.leader, victim, `__consumer_offsets-${partition} is led by node ${moved[partition]!.leader} now`);
+  const newCoordinator = moved[partition]!.leader;
+  t.ok(
+    c.node(newCoordinator).proc!.logs.some((l) => String(l.msg).includes(`coordinating the groups of __consumer_offsets-${partition}`)),
+    `node ${newCoordinator} replayed __consumer_offsets-${partition} when it became its leader`,
+  );
+  await checkCoordinators(t, c, moved.map((p) => p.leader), second.offsets!);
   const reader = runPython(t, join(dir, 'consumer.py'), ['fetch', bootstrap(c), TOPIC, GROUP, String(PARTITIONS), '0', '0', gofile]);
   const readBack = await reader.next('fetched', 30_000);
   t.same(readBack.offsets, second.offsets, `a fresh client reads the second commit ${JSON.stringify(second.offsets)} back from the new coordinator`);
