@@ -249,8 +249,8 @@ export class GroupCoordinator {
    */
   coordinatorFor(groupId: string, selfId: number): number {
     this.checkServing();
-    this.checkGroupId(groupId);
     if (!this.owned) return selfId;
+    this.checkGroupId(groupId);
     if (!this.broker.describeTopic(OFFSETS_TOPIC)) {
       this.table.ensureTopic().then(
         () => this.reconcile(),
