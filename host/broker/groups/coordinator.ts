@@ -258,7 +258,12 @@ export class GroupCoordinator {
       );
       throw err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} is being created`);
     }
-    const leader = this.broker.partitionState({ topic: OFFSETS_TOPIC, partition: this.partitionFor(groupId) }).leaderId;
+    let leader = -1;
+    try {
+      leader = this.broker.partitionState({ topic: OFFSETS_TOPIC, partition: this.partitionFor(groupId) }).leaderId;
+    } catch {
+      // created in the metadata, its partitions not open here yet: the client asks again
+    }
     if (leader < 0) throw err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}-${this.partitionFor(groupId)} has no leader right now`);
     return leader;
   }
