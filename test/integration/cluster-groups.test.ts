@@ -12,7 +12,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { eventually, haveCommand, tempDir } from '../helpers/index.js';
+import mqtt from 'mqtt';
+import { eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
 import { startCluster } from '../helpers/cluster.js';
 import { bootstrap, createTopic, metadata, waitForIsr } from '../helpers/replicas.js';
 import { partitionForGroup } from '../../host/broker/groups/records.js';
@@ -254,5 +255,47 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
   const reader = runPython(t, join(dir, 'consumer.py'), ['fetch', bootstrap(c), TOPIC, GROUP, String(PARTITIONS), '0', '0', gofile]);
   const readBack = await reader.next('fetched', 30_000);
   t.same(readBack.offsets, second.offsets, `a fresh client reads the second commit ${JSON.stringify(second.offsets)} back from the new coordinator`);
+  await c.stopAll();
+});
+
+t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 90_000 }, async (t) => {
+  if (!tools(t)) return;
+  const dir = await tempDir(t, 'tributary-groups-');
+  const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200'] });
+  await createTopic(c, 1, 'sensors', 2);
+  await waitForIsr(c, 1, 'sensors', [1, 2, 3]);
+  // The first FindCoordinator creates __consumer_offsets; ask until it names the coordinator.
+  const conn = await connectTo(c, 1);
+  const coordinator = await eventually(async () => {
+    const r = await conn.send(asClientApi(findCoordinator), 0, { key: 'fleet' });
+    return r.errorCode === 0 ? (r.nodeId as number) : null;
+  }, 20_000, 100);
+  conn.close();
+  const door = [1, 2, 3].find((id) => id !== coordinator)!;
+  t.comment(`group fleet: coordinator node ${coordinator}; the MQTT device connects to node ${door}`);
+  const url = `mqtt://127.0.0.1:${c.node(door).proc!.port('mqtt')}`;
+  const sub = await mqtt.connectAsync(url, { clientId: 'fleet-member', protocolVersion: 5, reconnectPeriod: 0 });
+  t.teardown(() => sub.end(true));
+  const got: string[] = [];
+  sub.on('message', (_topic, payload) => got.push(payload.toString()));
+  const granted = await sub.subscribeAsync('$share/fleet/sensors/#', { qos: 1 });
+  t.same(granted.map((g) => g.qos), [1], 'the shared SUBSCRIBE is granted on the non-coordinator node');
+  const pub = await mqtt.connectAsync(url, { clientId: 'fleet-publisher', protocolVersion: 5, reconnectPeriod: 0 });
+  t.teardown(() => pub.end(true));
+  // The member must own its partitions before records count as delivered to it.
+  await sleep(1500);
+  const sent = Array.from({ length: 20 }, (_, i) => `reading-${i}`);
+  for (const [i, v] of sent.entries()) await pub.publishAsync(`sensors/s${i % 4}`, v, { qos: 1 });
+  await eventually(() => (got.length >= sent.length ? true : null), 30_000, 100);
+  t.same([...got].sort(), [...sent].sort(), 'every PUBACKed reading delivered once to the shared subscription');
+  // The group lives at the coordinator: a librdkafka client reads its commits back from there.
+  await writeFile(join(dir, 'consumer.py'), CONSUMER);
+  const committed = await eventually(async () => {
+    const reader = runPython(t, join(dir, 'consumer.py'), ['fetch', bootstrap(c), 'sensors', 'fleet', '2', '0', '0', join(dir, 'go')]);
+    const e = await reader.next('fetched', 30_000);
+    const sum = Object.values(e.offsets!).reduce((a, b) => a + b, 0);
+    return sum >= sent.length ? e.offsets! : null;
+  }, 30_000, 500);
+  t.equal(Object.values(committed!).reduce((a, b) => a + b, 0), sent.length, `the door member's commits ${JSON.stringify(committed)} are at the coordinator, node ${coordinator}`);
   await c.stopAll();
 });
