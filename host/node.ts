@@ -481,7 +481,9 @@ function leadershipOf(broker: Broker, clustered: boolean): ((onChange: () => voi
 
 /** A cluster: the other doors' groups, each sent to its coordinator's node (host/cluster/group-proxy.ts). */
 async function doorGroupsOf(groups: GroupCoordinator, view: ClusterView | undefined, cluster: PreparedNode['cluster']): Promise<ClusterGroups | undefined> {
-  return cluster && view ? new (await import('./cluster/group-proxy.js')).ClusterGroups(groups, view, cluster.nodeId) : undefined;
+  if (!cluster || !view) return undefined;
+  const { ClusterGroups, defaultGroupProxyOptions } = await import('./cluster/group-proxy.js');
+  return new ClusterGroups(groups, view, cluster.nodeId, { ...defaultGroupProxyOptions, membersMax: cluster.options.groupProxyMembersMax });
 }
 
 async function closeParts(p: { listeners: Listener[]; uplink?: Uplink | null; replication?: Replication; schemas?: RunningSchemas; groups: GroupCoordinator; doorGroups?: ClusterGroups; broker: Broker; quorumStore?: QuorumMetadataStore }): Promise<void> {

@@ -10,7 +10,7 @@
 // Connections: a broker answers one connection's requests in order and parks a JoinGroup until
 // the rebalance completes, so each remote member has a connection of its own (its heartbeats
 // wait only behind its own JoinGroup, as a Kafka client's do); OffsetFetch without a member uses
-// one shared connection per coordinator. At most `membersMax` member connections
+// one shared connection per coordinator. At most `cluster.groupProxyMembersMax` member connections
 // (LIMIT_EXCEEDED past it); a member's connection closes when it leaves, when its coordinator
 // answers NOT_COORDINATOR, or when the connection fails. Not authenticated (like forward.ts):
 // with SASL required on the Kafka listener the proxy's calls are refused.
@@ -48,7 +48,7 @@ const COMMIT = api(commitApi);
 const FETCH = api(fetchApi);
 
 export interface GroupProxyOptions {
-  /** Remote members (one connection each) held at once; past it LIMIT_EXCEEDED. */
+  /** Remote members (one connection each) held at once; past it LIMIT_EXCEEDED (cluster.groupProxyMembersMax). */
   membersMax: number;
   connectTimeoutMs: number;
   /** Added to a call's own wait (a JoinGroup's rebalance timeout) before the connection gives up. */
@@ -220,7 +220,7 @@ export class ClusterGroups {
   }
 
   private open(nodeId: number, requestTimeoutMs: number): Promise<KafkaConnection> {
-    if (this.members.size >= this.o.membersMax) throw new BrokerError('LIMIT_EXCEEDED', `${this.o.membersMax} door members already talk to coordinators on other nodes (membersMax)`);
+    if (this.members.size >= this.o.membersMax) throw new BrokerError('LIMIT_EXCEEDED', `${this.o.membersMax} door members already talk to coordinators on other nodes (cluster.groupProxyMembersMax)`);
     return this.connect(nodeId, requestTimeoutMs);
   }
 

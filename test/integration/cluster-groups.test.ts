@@ -261,7 +261,7 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
 t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 90_000 }, async (t) => {
   if (!tools(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
-  const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200'] });
+  const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200', 'cluster.groupProxyMembersMax=1'] });
   await createTopic(c, 1, 'sensors', 2);
   await waitForIsr(c, 1, 'sensors', [1, 2, 3]);
   // The first FindCoordinator creates __consumer_offsets; ask until it names the coordinator.
@@ -288,6 +288,12 @@ t.test('groups: an MQTT shared subscription on a node that is not its coordinato
   for (const [i, v] of sent.entries()) await pub.publishAsync(`sensors/s${i % 4}`, v, { qos: 1 });
   await eventually(() => (got.length >= sent.length ? true : null), 30_000, 100);
   t.same([...got].sort(), [...sent].sort(), 'every PUBACKed reading delivered once to the shared subscription');
+  // cluster.groupProxyMembersMax=1 at its boundary: a second remote member on this node is refused.
+  const second = await mqtt.connectAsync(url, { clientId: 'fleet-second', protocolVersion: 5, reconnectPeriod: 0 });
+  t.teardown(() => second.end(true));
+  await second.subscribeAsync('$share/fleet/sensors/#', { qos: 1 });
+  const refused = await eventually(() => c.node(door).proc!.logs.find((l) => l.clientId === 'fleet-second' && l.code === 'LIMIT_EXCEEDED') ?? null, 15_000, 100);
+  t.match(String(refused!.err), /cluster\.groupProxyMembersMax/, 'a second remote member past cluster.groupProxyMembersMax=1 gets LIMIT_EXCEEDED naming the key');
   // The group lives at the coordinator: a librdkafka client reads its commits back from there.
   await writeFile(join(dir, 'consumer.py'), CONSUMER);
   const committed = await eventually(async () => {
