@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
 import { startCluster } from '../helpers/cluster.js';
+import { Client } from '../unit/ws/harness.js';
 import { bootstrap, createTopic, metadata, waitForIsr } from '../helpers/replicas.js';
 import { partitionForGroup } from '../../host/broker/groups/records.js';
 import { KafkaConnection } from '../../host/kafka/client/connection.js';
@@ -261,7 +262,7 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
 t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 90_000 }, async (t) => {
   if (!tools(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
-  const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200', 'cluster.groupProxyMembersMax=1'] });
+  const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200', 'http.groupSessionTimeoutMs=6000', 'cluster.groupProxyMembersMax=2'] });
   await createTopic(c, 1, 'sensors', 2);
   await waitForIsr(c, 1, 'sensors', [1, 2, 3]);
   // The first FindCoordinator creates __consumer_offsets; ask until it names the coordinator.
@@ -288,12 +289,26 @@ t.test('groups: an MQTT shared subscription on a node that is not its coordinato
   for (const [i, v] of sent.entries()) await pub.publishAsync(`sensors/s${i % 4}`, v, { qos: 1 });
   await eventually(() => (got.length >= sent.length ? true : null), 30_000, 100);
   t.same([...got].sort(), [...sent].sort(), 'every PUBACKed reading delivered once to the shared subscription');
-  // cluster.groupProxyMembersMax=1 at its boundary: a second remote member on this node is refused.
+  // A WebSocket group subscription on the same node, to a group another node coordinates.
+  const ask = await connectTo(c, door);
+  let panel = '';
+  for (let i = 0; i < 50 && !panel; i++) {
+    const r = await ask.send(asClientApi(findCoordinator), 0, { key: `panel-${i}` });
+    if (r.errorCode === 0 && r.nodeId !== door) panel = `panel-${i}`;
+  }
+  ask.close();
+  const ws = await Client.open(t, `ws://127.0.0.1:${c.node(door).proc!.port('http')}/ws`);
+  const subscribed = await ws.request({ type: 'subscribe', topic: 'sensors', group: panel, start: 'earliest' }, 20_000);
+  t.equal(subscribed.type, 'subscribed', `a WebSocket subscription in group ${panel} (coordinated elsewhere) joins from node ${door}`);
+  await eventually(() => (ws.records().length >= sent.length ? true : null), 20_000, 100);
+  const wsValues = ws.records().map((r) => String(r.value instanceof Uint8Array ? Buffer.from(r.value) : r.value));
+  t.same([...wsValues].sort(), [...sent].sort(), 'the WebSocket group member receives every reading');
+  // cluster.groupProxyMembersMax=2 at its boundary: a third remote member on this node is refused.
   const second = await mqtt.connectAsync(url, { clientId: 'fleet-second', protocolVersion: 5, reconnectPeriod: 0 });
   t.teardown(() => second.end(true));
   await second.subscribeAsync('$share/fleet/sensors/#', { qos: 1 });
   const refused = await eventually(() => c.node(door).proc!.logs.find((l) => l.clientId === 'fleet-second' && l.code === 'LIMIT_EXCEEDED') ?? null, 15_000, 100);
-  t.match(String(refused!.err), /cluster\.groupProxyMembersMax/, 'a second remote member past cluster.groupProxyMembersMax=1 gets LIMIT_EXCEEDED naming the key');
+  t.match(String(refused!.err), /cluster\.groupProxyMembersMax/, 'a third remote member past cluster.groupProxyMembersMax=2 gets LIMIT_EXCEEDED naming the key');
   // The group lives at the coordinator: a librdkafka client reads its commits back from there.
   await writeFile(join(dir, 'consumer.py'), CONSUMER);
   const committed = await eventually(async () => {
