@@ -30,6 +30,7 @@ import { MetricsRegistry } from './metrics/registry.js';
 import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
 import type { Replication } from './cluster/replication.js';
+import type { ClusterGroups } from './cluster/group-proxy.js';
 import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
@@ -333,11 +334,13 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
 async function openListeners(
   p: PreparedNode,
-  deps: { broker: Broker; groups: GroupCoordinator; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView },
+  deps: { broker: Broker; groups: GroupCoordinator; doorGroups?: ClusterGroups; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView },
   health: () => boolean,
   off: Record<string, string>,
 ): Promise<Listener[]> {
   const { broker, groups, schemas, logger, metrics } = deps;
+  // The MQTT and WebSocket doors' groups: in a cluster each goes to its coordinator's node.
+  const doorGroups = deps.doorGroups ?? groups;
   const listeners: Listener[] = schemas.listener ? [schemas.listener] : [];
   // one authorizer, login limiter and user store for every door (host/security/doors.ts)
   const security = deps.security ?? doorSecurity(p.security, () => broker.metadata.image());
@@ -354,13 +357,13 @@ async function openListeners(
     if (p.mqtt.port < 0 && p.mqtt.wsPort < 0) off.mqtt = 'off (mqtt.port and mqtt.wsPort: -1)';
     else {
       const { startMqttGateway } = await import('../gateway/mqtt/index.js');
-      listeners.push(...(await startMqttGateway({ broker, groups, logger, metrics, security }, p.mqtt)));
+      listeners.push(...(await startMqttGateway({ broker, groups: doorGroups, logger, metrics, security }, p.mqtt)));
     }
     if (!p.http) off.http = 'off (http.port: -1)';
     if (p.http) {
       try {
         const { startWsGateway } = await import('../gateway/ws/index.js');
-        listeners.push(await startWsGateway({ broker, groups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        listeners.push(await startWsGateway({ broker, groups: doorGroups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -424,7 +427,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   let groups: GroupCoordinator;
   try {
-    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics });
+    groups = await GroupCoordinator.open(broker, prepared.groups, { logger, metrics, leadership: leadershipOf(broker, cluster !== null) });
   } catch (err) {
     await broker.close();
     await quorumStore?.close();
@@ -437,17 +440,18 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let schemas: RunningSchemas | undefined;
   let uplink: Uplink | null = null;
   let replication: Replication | undefined;
+  let doorGroups: ClusterGroups | undefined; // a cluster: the MQTT and WebSocket doors' groups go to each group's coordinator
   try {
     // Replays `_schemas`, installs the validation hook, binds the registry (unless port -1).
     const security = doorSecurity(prepared.security, () => broker.metadata.image());
     const { startSchemas } = await import('./schemas/index.js');
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
-    listeners = await openListeners(prepared, { broker, groups, schemas, logger, metrics, security, cluster: clusterView }, () => ready, off);
+    listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
     if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {
-    await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, broker, quorumStore });
+    await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, doorGroups, broker, quorumStore });
     throw err;
   }
 
@@ -463,15 +467,28 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     (stopping ??= (async () => {
       ready = false;
       logger.info('stopping: closing listeners');
-      await closeParts({ listeners, uplink, replication, schemas, groups, broker, quorumStore });
+      await closeParts({ listeners, uplink, replication, schemas, groups, doorGroups, broker, quorumStore });
       logger.info('stopped cleanly');
     })());
   return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])] };
 }
 
 /** Stops a node's parts in order: doors first, the broker (flush, fsync, clean-shutdown markers) and the quorum last. */
-async function closeParts(p: { listeners: Listener[]; uplink?: Uplink | null; replication?: Replication; schemas?: RunningSchemas; groups: GroupCoordinator; broker: Broker; quorumStore?: QuorumMetadataStore }): Promise<void> {
+/** A cluster replicates `__consumer_offsets`: the coordinator serves the groups of the partitions this node leads. */
+function leadershipOf(broker: Broker, clustered: boolean): ((onChange: () => void) => () => void) | undefined {
+  return clustered ? (onChange) => broker.onLeadershipChange(() => onChange()) : undefined;
+}
+
+/** A cluster: the other doors' groups, each sent to its coordinator's node (host/cluster/group-proxy.ts). */
+async function doorGroupsOf(groups: GroupCoordinator, view: ClusterView | undefined, cluster: PreparedNode['cluster']): Promise<ClusterGroups | undefined> {
+  if (!cluster || !view) return undefined;
+  const { ClusterGroups, defaultGroupProxyOptions } = await import('./cluster/group-proxy.js');
+  return new ClusterGroups(groups, view, cluster.nodeId, { ...defaultGroupProxyOptions, membersMax: cluster.options.groupProxyMembersMax });
+}
+
+async function closeParts(p: { listeners: Listener[]; uplink?: Uplink | null; replication?: Replication; schemas?: RunningSchemas; groups: GroupCoordinator; doorGroups?: ClusterGroups; broker: Broker; quorumStore?: QuorumMetadataStore }): Promise<void> {
   await Promise.allSettled(p.listeners.map((l) => l.close()));
+  p.doorGroups?.close();
   await p.uplink?.stop();
   await p.replication?.close();
   await p.schemas?.close();

@@ -20,7 +20,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
-import type { GroupCoordinator } from '../../host/broker/groups/index.js';
+import type { GroupApi } from './group-session.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
@@ -44,7 +44,7 @@ export interface GatewayStats {
 
 export interface HttpDeps {
   broker: BrokerApi;
-  groups?: GroupCoordinator;
+  groups?: GroupApi;
   groupSessions?: GroupSessions;
   logger: Logger;
   metrics: MetricsRegistry;

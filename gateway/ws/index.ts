@@ -10,7 +10,7 @@
 // A socket's work is bounded: maxSubscriptionsPerSocket, maxInFlightProducesPerSocket,
 // maxPayloadBytes per frame, sendBufferPauseBytes of buffered output before it is paused.
 import type { BrokerApi, TopicInfo } from '../../host/broker/api.js';
-import type { GroupCoordinator } from '../../host/broker/groups/index.js';
+import type { GroupApi } from './group-session.js';
 import { asBrokerError, BrokerError, ERRORS, type ErrorName } from '../../host/errors/index.js';
 import type { Logger } from '../../host/logging.js';
 import type { MetricsRegistry } from '../../host/metrics/registry.js';
@@ -53,7 +53,7 @@ export type { Listener } from '../../host/config/listener.js';
 
 export interface WsGatewayDeps {
   broker: BrokerApi;
-  groups?: GroupCoordinator;
+  groups?: GroupApi;
   logger: Logger;
   metrics: MetricsRegistry;
   /** True once every listener is up and every log recovered, false again while stopping (GET /readyz). */

@@ -56,7 +56,7 @@ import {
   type TopicPartition,
 } from './api.js';
 import { defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './limits.js';
-import { assertTopicName, isInternalTopic } from './topic-name.js';
+import { assertTopicName, isInternalTopic, isReplicatedTopic } from './topic-name.js';
 import { brokerBatchCompression, defaultTopicConfig, effectiveTopicConfig, logOptionsFor } from './topic-config.js';
 import { FileMetadataStore } from './metadata/file-store.js';
 import type { MetadataStore } from './metadata/store.js';
@@ -908,17 +908,17 @@ export class Broker implements BrokerApi {
     partition.isr = [self];
     partition.replicas = [self];
     // In a cluster a user topic's partition is replicated: HW follows the in-sync replicas.
-    // Internal topics stay this node's own (not replicated yet: docs/cluster.md).
-    if (this.deps.replicated && !isInternalTopic(topic)) partition.replicated(self);
+    // Internal topics other than `__consumer_offsets` stay this node's own (docs/cluster.md).
+    if (this.deps.replicated && isReplicatedTopic(topic)) partition.replicated(self);
     return partition;
   }
 
   /**
    * Applies the image's leader, leader epoch and ISR to a topic's open partitions (a cluster's
-   * user topics only): becomeLeader / becomeFollower, then tells the replica manager.
+   * replicated topics only: user topics and `__consumer_offsets`): becomeLeader / becomeFollower, then tells the replica manager.
    */
   private applyLeadership(state: TopicState): void {
-    if (!this.deps.replicated || state.internal) return;
+    if (!this.deps.replicated || !isReplicatedTopic(state.record.name)) return;
     const self = this.metadata.image().node.nodeId;
     const now = Date.now();
     const changed: Partition[] = [];
@@ -947,11 +947,11 @@ export class Broker implements BrokerApi {
     return () => void this.leadershipListeners.delete(listener);
   }
 
-  /** Every open partition of the cluster's replicated (user) topics, with its topic config. */
+  /** Every open partition of the cluster's replicated topics (user topics and `__consumer_offsets`), with its topic config. */
   replicatedPartitions(): Array<{ partition: Partition; config: TopicConfig; replicationFactor: number }> {
     if (!this.deps.replicated) return [];
     const out = [];
-    for (const t of this.topics.values()) if (!t.internal) for (const p of t.partitions) out.push({ partition: p, config: t.config, replicationFactor: t.record.replicationFactor });
+    for (const t of this.topics.values()) if (isReplicatedTopic(t.record.name)) for (const p of t.partitions) out.push({ partition: p, config: t.config, replicationFactor: t.record.replicationFactor });
     return out;
   }
 

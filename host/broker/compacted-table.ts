@@ -6,7 +6,9 @@
 //   open/load   replays the topic, partition by partition, through the one partition cursor
 //               (host/broker/cursor.ts) at isolation `committed` (only what every replica
 //               holds), keeping the last value per key; a tombstone (null value) deletes it
-//   write       appends through BrokerApi.produce with acks=all (-1) as an internal writer, and
+//   write       appends through BrokerApi.produce with acks=all (-1) as an internal writer on
+//               this node only (leaderOnly: an internal write is never forwarded; a node that
+//               does not lead the partition gets NOT_LEADER_OR_FOLLOWER), and
 //               moves the in-memory entry only once the broker acknowledged it (durable under
 //               the topic's flush=always), so what a caller was told is what a replay rebuilds
 //   bounded     at most `maxEntries` live keys; a write adding keys past it is refused with
@@ -144,26 +146,68 @@ export class CompactedTable<K, V> {
     let records = 0;
     let skipped = 0;
     for (let partition = 0; partition < info.partitions; partition++) {
-      const tp = { topic: this.options.topic, partition };
-      const cursor = new PartitionCursor(this.broker, tp, this.broker.offsets(tp).logStartOffset, { isolation: 'committed', maxBytes: this.options.readBytes, onOutOfRange: 'fail' });
-      const end = cursor.visibleEnd();
-      while (cursor.position < end) {
-        // Decoded by the cursor: records below `from` and control batches already dropped.
-        const { records: batch, from, nextOffset } = await cursor.read();
-        // nextOffset counts batches emptied by compaction too; nothing readable below the end
-        // seen at the start (it fell inside a batch) ends this partition's replay.
-        if (nextOffset <= from) break;
-        for (const r of batch) {
-          records++;
-          if (!this.replayOne(r.key, r.value, r.headers, partition, r.offset)) skipped++;
-        }
+      const r = await this.replayPartition(partition);
+      records += r.records;
+      skipped += r.skipped;
+    }
+    this.warnAfterReplay(skipped);
+    return { records, skipped };
+  }
+
+  /**
+   * Replays one partition (replacing its entries): a cluster's owner loads only the partitions
+   * it leads, when it becomes their leader (the group coordinator's failover).
+   */
+  async loadPartition(partition: number): Promise<{ records: number; skipped: number }> {
+    this.dropPartition(partition);
+    const info = this.broker.describeTopic(this.options.topic);
+    if (!info || partition >= info.partitions) return { records: 0, skipped: 0 };
+    this.partitionCount = info.partitions;
+    this.topicReady = Promise.resolve();
+    const r = await this.replayPartition(partition);
+    this.warnAfterReplay(r.skipped);
+    return r;
+  }
+
+  /** Forgets one partition's entries (its owner lost the partition's leadership). */
+  dropPartition(partition: number): void {
+    for (const [id, e] of this.entries) if (e.partition === partition) this.entries.delete(id);
+  }
+
+  /** Creates the topic when it does not exist yet (otherwise the first write does). */
+  ensureTopic(): Promise<void> {
+    this.topicReady ??= this.createIfMissing().catch((err) => {
+      this.topicReady = null; // let the next write try again
+      throw err;
+    });
+    return this.topicReady;
+  }
+
+  private async replayPartition(partition: number): Promise<{ records: number; skipped: number }> {
+    let records = 0;
+    let skipped = 0;
+    const tp = { topic: this.options.topic, partition };
+    const cursor = new PartitionCursor(this.broker, tp, this.broker.offsets(tp).logStartOffset, { isolation: 'committed', maxBytes: this.options.readBytes, onOutOfRange: 'fail' });
+    const end = cursor.visibleEnd();
+    while (cursor.position < end) {
+      // Decoded by the cursor: records below `from` and control batches already dropped.
+      const { records: batch, from, nextOffset } = await cursor.read();
+      // nextOffset counts batches emptied by compaction too; nothing readable below the end
+      // seen at the start (it fell inside a batch) ends this partition's replay.
+      if (nextOffset <= from) break;
+      for (const r of batch) {
+        records++;
+        if (!this.replayOne(r.key, r.value, r.headers, partition, r.offset)) skipped++;
       }
     }
+    return { records, skipped };
+  }
+
+  private warnAfterReplay(skipped: number): void {
     if (skipped > SKIP_WARNINGS_MAX) this.deps.logger.warn({ topic: this.options.topic, skipped }, 'skipped records that did not decode while loading the table');
     if (this.entries.size > this.options.maxEntries) {
       this.deps.logger.warn({ topic: this.options.topic, entries: this.entries.size, maxEntries: this.options.maxEntries }, 'the table holds more entries than maxEntries; new keys are refused until it shrinks');
     }
-    return { records, skipped };
   }
 
   /**
@@ -196,7 +240,7 @@ export class CompactedTable<K, V> {
       let chunkBytes = 0;
       const flush = async () => {
         if (chunk.length === 0) return;
-        const res = await this.broker.produce(this.options.topic, chunk.map((c) => c.bytes), { acks: -1, partition, clientId: this.options.clientId, internal: true });
+        const res = await this.broker.produce(this.options.topic, chunk.map((c) => c.bytes), { acks: -1, partition, clientId: this.options.clientId, internal: true, leaderOnly: true });
         if (res.length !== chunk.length) throw new BrokerError('UNKNOWN_SERVER_ERROR', `table ${this.options.topic}: ${chunk.length} records written, ${res.length} offsets returned`);
         chunk.forEach((c, i) => this.apply(c.id, c.key, c.value, partition, res[i].offset));
         for (const r of res) offsets.push(r.offset);
@@ -237,14 +281,6 @@ export class CompactedTable<K, V> {
     if (current && current.partition === partition && current.offset > offset) return;
     if (value === null) this.entries.delete(id);
     else this.entries.set(id, { key, value, partition, offset });
-  }
-
-  private ensureTopic(): Promise<void> {
-    this.topicReady ??= this.createIfMissing().catch((err) => {
-      this.topicReady = null; // let the next write try again
-      throw err;
-    });
-    return this.topicReady;
   }
 
   private async createIfMissing(): Promise<void> {

@@ -18,7 +18,7 @@
 import { BrokerError } from '../errors/index.js';
 import { codecSupport } from '../core/index.js';
 import type { TopicConfig, TopicConfigChanges, TopicSpec } from './api.js';
-import { assertTopicName, isInternalTopic } from './topic-name.js';
+import { assertTopicName, isInternalTopic, isReplicatedTopic } from './topic-name.js';
 import { brokerBatchCompression, isTopicConfigKey, parseTopicConfigValue, topicConfigKeys, validateTopicConfig } from './topic-config.js';
 import { liveNodes, type ConfigRecord, type MetadataImage, type MetadataRecord, type PartitionCountChange, type RemoveTopicRecord, type TopicImage } from './metadata/records.js';
 
@@ -73,8 +73,8 @@ export function decideCreateTopic(spec: TopicSpec, ctx: AdminContext): CreateDec
     assignment = checkAssignment(name, spec.assignment!, 0, ctx.image);
     replicationFactor = assignment[0].length;
   } else {
-    // Internal topics stay on the node that writes them (not replicated yet: docs/cluster.md).
-    const defaultFactor = isInternalTopic(name) ? 1 : Math.min(DEFAULT_REPLICATION_FACTOR_MAX, liveNodes(ctx.image).length);
+    // Internal topics other than the replicated ones stay on the node that writes them (docs/cluster.md).
+    const defaultFactor = isReplicatedTopic(name) ? Math.min(DEFAULT_REPLICATION_FACTOR_MAX, liveNodes(ctx.image).length) : 1;
     replicationFactor = asked(spec.replicationFactor) ? spec.replicationFactor! : defaultFactor;
     assignment = assignReplicas(name, partitions, replicationFactor, ctx.image);
   }

@@ -16,6 +16,19 @@ export function isInternalTopic(name: string): boolean {
   return name.startsWith('__') || name === SCHEMAS_TOPIC;
 }
 
+/**
+ * Internal topics a cluster replicates like user topics: the group coordinator's, so a group's
+ * coordinator fails over with its partition's leader (docs/cluster.md). The others (`__mqtt_*`,
+ * `_schemas`, uplink state) stay each node's own: their writers run on every node and an
+ * internal write cannot be forwarded to another node yet.
+ */
+const REPLICATED_INTERNAL_TOPICS: ReadonlySet<string> = new Set(['__consumer_offsets']);
+
+/** True for a topic a cluster replicates: every user topic and the replicated internal ones. */
+export function isReplicatedTopic(name: string): boolean {
+  return !isInternalTopic(name) || REPLICATED_INTERNAL_TOPICS.has(name);
+}
+
 /** Why `name` is not a legal topic name, or undefined when it is. */
 export function topicNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return `topic name must be a string, got ${typeof name}`;

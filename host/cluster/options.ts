@@ -36,6 +36,7 @@ export interface ClusterOptions {
   forwardRetryBackoffMs: number;
   forwardInFlightMax: number;
   forwardQueuedMax: number;
+  groupProxyMembersMax: number;
 }
 
 const MiB = 1024 * 1024;
@@ -70,6 +71,7 @@ export const defaultClusterOptions: ClusterOptions = {
   forwardRetryBackoffMs: 50, // first wait before asking the (new) leader again; doubles per attempt up to 1 s
   forwardInFlightMax: 1, // forwards out at once per partition: 1 keeps one producer's appends in order even across retries (more pipelines, but a retry may then overtake)
   forwardQueuedMax: 1024, // forwards waiting their turn per partition; past it LIMIT_EXCEEDED (the bytes also count against broker.maxPendingAppendBytes)
+  groupProxyMembersMax: 1000, // MQTT/WebSocket group members on this node whose coordinator is another node, one connection each; past it a join gets LIMIT_EXCEEDED (1,000 sockets stay well inside a Pi's file limit)
 };
 
 export const clusterSchema: SectionSchema = section({
@@ -102,6 +104,7 @@ export const clusterSchema: SectionSchema = section({
   forwardRetryBackoffMs: integer(1, 60_000),
   forwardInFlightMax: integer(1, 1024),
   forwardQueuedMax: integer(0, 1_000_000),
+  groupProxyMembersMax: integer(0, 100_000),
 });
 
 export interface Voter {

@@ -33,7 +33,7 @@ import type { Logger } from '../logging.js';
 import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
 import { NO_LEADER, partitionStateOf, type MetadataImage, type PartitionChangeRecord, type MetadataRecord } from '../broker/metadata/records.js';
-import { isInternalTopic } from '../broker/topic-name.js';
+import { isReplicatedTopic } from '../broker/topic-name.js';
 import { ERRORS, errorNameForKafkaCode } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { CLIENT_APIS } from '../kafka/client/apis.js';
@@ -72,7 +72,7 @@ export function replicationStatus(image: MetadataImage) {
   const partitions = [];
   let total = 0;
   for (const t of image.topics.values()) {
-    if (isInternalTopic(t.name)) continue;
+    if (!isReplicatedTopic(t.name)) continue;
     for (let p = 0; p < t.partitions; p++, total++) {
       if (partitions.length >= STATUS_PARTITIONS_MAX) continue;
       const s = partitionStateOf(t, p);
@@ -261,7 +261,7 @@ function nextIsr(p: Partition, isr: readonly number[], o: ReplicationOptions, no
 export function elections(image: MetadataImage, fenced: ReadonlySet<number>): PartitionChangeRecord[] {
   const out: PartitionChangeRecord[] = [];
   for (const t of image.topics.values()) {
-    if (isInternalTopic(t.name)) continue;
+    if (!isReplicatedTopic(t.name)) continue;
     for (let p = 0; p < t.partitions; p++) {
       const s = partitionStateOf(t, p);
       const kept = s.isr.filter((id) => !fenced.has(id));

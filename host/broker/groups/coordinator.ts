@@ -124,6 +124,24 @@ export interface GroupCoordinatorDeps {
   metrics: MetricsRegistry;
   /** Time source; unit tests pass a manual clock. */
   clock?: Clock;
+  /**
+   * A cluster (`__consumer_offsets` replicated): subscribes to the broker's leadership changes.
+   * The coordinator then serves only the groups of the partitions this node leads, replaying a
+   * partition when it becomes its leader and forgetting it when it stops (NOT_COORDINATOR for
+   * the others). Absent on one node: every group is served, the whole topic replayed at open.
+   */
+  leadership?: (onChange: () => void) => () => void;
+}
+
+/** How often a new leader looks whether its high watermark reached its log end before replaying. */
+const LEADER_CATCH_UP_POLL_MS = 25;
+/** Pause before a failed partition load is tried again (the partition stays unserved meanwhile). */
+const LOAD_RETRY_MS = 1000;
+
+/** A `__consumer_offsets` partition this node leads (a cluster): loading, then serving. */
+interface OwnedPartition {
+  leaderEpoch: number;
+  state: 'loading' | 'serving';
 }
 
 export class GroupCoordinator {
@@ -143,6 +161,9 @@ export class GroupCoordinator {
   private readonly expirations: Counter;
   /** Resolves when the replay of `__consumer_offsets` has finished (or failed). */
   readonly loaded: Promise<void>;
+  /** A cluster: partitions of `__consumer_offsets` this node leads (absent: one node, every group served). */
+  private readonly owned: Map<number, OwnedPartition> | null;
+  private unsubscribeLeadership: () => void = () => undefined;
 
   private constructor(
     private readonly broker: BrokerApi,
@@ -150,6 +171,7 @@ export class GroupCoordinator {
     deps: GroupCoordinatorDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
+    this.owned = deps.leadership ? new Map() : null;
     this.log = deps.logger.bindings().component ? deps.logger : deps.logger.child({ component: 'groups' });
     // Room for the largest group record the limits allow, within the broker's default ceiling
     // on max.message.bytes (8 MiB); past that a group record fails with MESSAGE_TOO_LARGE.
@@ -190,7 +212,7 @@ export class GroupCoordinator {
       if (this.closed || this.loading) return;
       for (const g of this.groups.values()) if (g.state !== 'Dead' && g.offsets.size > 0) lagGauge.set(this.lagOf(g).totalLag, { group: g.id });
     });
-    this.loaded = this.load();
+    this.loaded = deps.leadership ? this.follow(deps.leadership) : this.load();
   }
 
   /**
@@ -217,7 +239,33 @@ export class GroupCoordinator {
 
   /** Partition of `__consumer_offsets` holding a group (for FindCoordinator and tools). */
   partitionFor(groupId: string): number {
-    return partitionForGroup(groupId, this.table.partitions);
+    return partitionForGroup(groupId, this.broker.describeTopic(OFFSETS_TOPIC)?.partitions ?? this.table.partitions);
+  }
+
+  /**
+   * The node coordinating a group (FindCoordinator): the leader of its `__consumer_offsets`
+   * partition. On one node, this node. In a cluster the topic is created by the first lookup
+   * (COORDINATOR_NOT_AVAILABLE until its leaders are known: the client asks again).
+   */
+  coordinatorFor(groupId: string, selfId: number): number {
+    this.checkServing();
+    if (!this.owned) return selfId;
+    this.checkGroupId(groupId);
+    if (!this.broker.describeTopic(OFFSETS_TOPIC)) {
+      this.table.ensureTopic().then(
+        () => this.reconcile(),
+        (e) => this.log.warn({ err: asBrokerError(e).message }, `creating ${OFFSETS_TOPIC} failed`),
+      );
+      throw err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC} is being created`);
+    }
+    let leader = -1;
+    try {
+      leader = this.broker.partitionState({ topic: OFFSETS_TOPIC, partition: this.partitionFor(groupId) }).leaderId;
+    } catch {
+      // created in the metadata, its partitions not open here yet: the client asks again
+    }
+    if (leader < 0) throw err('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}-${this.partitionFor(groupId)} has no leader right now`);
+    return leader;
   }
 
   // --- membership --------------------------------------------------------------------------
@@ -225,6 +273,7 @@ export class GroupCoordinator {
   async joinGroup(req: JoinGroupRequest): Promise<JoinGroupResult> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const o = this.options;
     if (!Number.isInteger(req.sessionTimeoutMs) || req.sessionTimeoutMs < o.minSessionTimeoutMs || req.sessionTimeoutMs > o.maxSessionTimeoutMs) {
       throw err('INVALID_SESSION_TIMEOUT', `sessionTimeoutMs ${req.sessionTimeoutMs} is outside [${o.minSessionTimeoutMs}, ${o.maxSessionTimeoutMs}]`);
@@ -258,6 +307,7 @@ export class GroupCoordinator {
   async syncGroup(req: SyncGroupRequest): Promise<SyncGroupResult> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const group = this.groups.get(req.groupId);
     if (!group) throw err('UNKNOWN_MEMBER_ID', `group ${req.groupId} does not exist`);
     if (group.state === 'Dead') throw err('COORDINATOR_NOT_AVAILABLE', `group ${req.groupId} is being deleted`);
@@ -299,6 +349,7 @@ export class GroupCoordinator {
   async heartbeat(req: HeartbeatRequest): Promise<void> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const group = this.groups.get(req.groupId);
     if (!group) throw err('UNKNOWN_MEMBER_ID', `group ${req.groupId} does not exist`);
     if (group.state === 'Dead') throw err('COORDINATOR_NOT_AVAILABLE', `group ${req.groupId} is being deleted`);
@@ -312,6 +363,7 @@ export class GroupCoordinator {
   async leaveGroup(req: LeaveGroupRequest): Promise<LeaveGroupMemberResult[]> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const group = this.groups.get(req.groupId);
     if (group?.state === 'Dead') throw err('COORDINATOR_NOT_AVAILABLE', `group ${req.groupId} is being deleted`);
     return req.members.map((m) => {
@@ -358,6 +410,7 @@ export class GroupCoordinator {
   async commitOffsets(req: CommitOffsetsRequest): Promise<PartitionResult[]> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const generationId = req.generationId ?? -1;
     const memberId = req.memberId ?? '';
     const instanceId = req.groupInstanceId ?? null;
@@ -416,7 +469,7 @@ export class GroupCoordinator {
       accepted.forEach(({ result, value }, i) => this.applyOffset(g, result.topic, result.partition, { ...value, recordOffset: recordOffsets[i] }));
       this.commits.inc(undefined, accepted.length);
     } catch (e) {
-      const failure = asBrokerError(e);
+      const failure = coordinatorError(asBrokerError(e));
       this.log.error({ group: g.id, err: failure.message }, 'offset commit write failed');
       for (const a of accepted) a.result.error = failure;
     }
@@ -426,6 +479,7 @@ export class GroupCoordinator {
   async fetchOffsets(req: FetchOffsetsRequest): Promise<FetchedOffset[]> {
     this.checkServing();
     this.checkGroupId(req.groupId);
+    this.checkOwner(req.groupId);
     const group = this.groups.get(req.groupId);
     const out: FetchedOffset[] = [];
     const none = (topic: string, partition: number): FetchedOffset => ({ topic, partition, offset: -1, leaderEpoch: -1, metadata: '', commitTimestampMs: -1, error: null });
@@ -446,6 +500,7 @@ export class GroupCoordinator {
   /** Committed offset vs high watermark for each partition the group committed. */
   lag(groupId: string): GroupLag {
     this.checkServing();
+    this.checkOwner(groupId);
     const group = this.groups.get(groupId);
     if (!group || group.state === 'Dead') throw err('GROUP_ID_NOT_FOUND', `group ${groupId} does not exist`);
     return this.lagOf(group);
@@ -471,6 +526,7 @@ export class GroupCoordinator {
       const d: GroupDescription = { groupId, state: 'Dead', protocolType: '', protocolName: '', generationId: -1, leader: null, members: [], error: null };
       try {
         this.checkGroupId(groupId);
+        this.checkOwner(groupId);
       } catch (e) {
         d.error = e as BrokerError;
         return d;
@@ -504,6 +560,7 @@ export class GroupCoordinator {
       groupIds.map(async (groupId) => {
         try {
           this.checkGroupId(groupId);
+          this.checkOwner(groupId);
           const g = this.groups.get(groupId);
           if (!g || g.state === 'Dead') throw err('GROUP_ID_NOT_FOUND', `group ${groupId} does not exist`);
           if (g.state !== 'Empty' || g.members.size > 0 || g.pending.size > 0) throw err('NON_EMPTY_GROUP', `group ${groupId} has members (state ${g.state})`);
@@ -520,20 +577,26 @@ export class GroupCoordinator {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer !== null) this.clock.clearTimeout(this.sweepTimer);
+    this.unsubscribeLeadership();
     const shutdown = err('COORDINATOR_NOT_AVAILABLE', 'the group coordinator is shutting down');
-    for (const g of this.groups.values()) {
-      if (g.joinTimer !== null) this.clock.clearTimeout(g.joinTimer);
-      if (g.syncTimer !== null) this.clock.clearTimeout(g.syncTimer);
-      for (const t of g.pending.values()) this.clock.clearTimeout(t);
-      for (const m of g.members.values()) {
-        if (m.heartbeatTimer !== null) this.clock.clearTimeout(m.heartbeatTimer);
-        m.joinWaiter?.reject(shutdown);
-        m.syncWaiter?.reject(shutdown);
-        m.joinWaiter = m.syncWaiter = null;
-      }
-    }
+    for (const g of this.groups.values()) this.stopGroup(g, shutdown);
     await this.loaded;
     await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Stops a group's timers and answers its parked calls with `reason` (close, or lost leadership). */
+  private stopGroup(g: Group, reason: BrokerError): void {
+    if (g.joinTimer !== null) this.clock.clearTimeout(g.joinTimer);
+    if (g.syncTimer !== null) this.clock.clearTimeout(g.syncTimer);
+    g.joinTimer = g.syncTimer = null;
+    for (const t of g.pending.values()) this.clock.clearTimeout(t);
+    for (const m of g.members.values()) {
+      if (m.heartbeatTimer !== null) this.clock.clearTimeout(m.heartbeatTimer);
+      m.heartbeatTimer = null;
+      m.joinWaiter?.reject(reason);
+      m.syncWaiter?.reject(reason);
+      m.joinWaiter = m.syncWaiter = null;
+    }
   }
 
   // --- join internals ----------------------------------------------------------------------
@@ -961,6 +1024,15 @@ export class GroupCoordinator {
     if (this.loadError) throw err('COORDINATOR_NOT_AVAILABLE', `loading __consumer_offsets failed: ${this.loadError.message}`);
   }
 
+  /** A cluster: only the leader of the group's `__consumer_offsets` partition serves it, once replayed. */
+  private checkOwner(groupId: string): void {
+    if (!this.owned) return;
+    const partition = this.partitionFor(groupId);
+    const owned = this.owned.get(partition);
+    if (!owned) throw err('NOT_COORDINATOR', `this node does not lead ${OFFSETS_TOPIC}-${partition}, which holds group ${groupId}: ask FindCoordinator again`);
+    if (owned.state === 'loading') throw err('COORDINATOR_LOAD_IN_PROGRESS', `this node is replaying ${OFFSETS_TOPIC}-${partition} after becoming its leader`);
+  }
+
   private checkGroupId(groupId: string): void {
     if (typeof groupId !== 'string' || groupId.length === 0) throw err('INVALID_GROUP_ID', 'group id must be a non-empty string');
     if (utf8.encode(groupId).length > this.options.groupIdMaxBytes) throw err('INVALID_GROUP_ID', `group id is longer than groupIdMaxBytes (${this.options.groupIdMaxBytes})`);
@@ -1091,20 +1163,7 @@ export class GroupCoordinator {
       // The table replays __consumer_offsets (last value per key, tombstones applied, records
       // that do not decode skipped and counted); the groups are rebuilt from what it holds.
       const { records, skipped } = await this.table.load();
-      const replayed = new Map<string, { value: GroupValue | null; offsets: Map<string, Map<number, Committed>> }>();
-      for (const entry of this.table.values()) {
-        const key = entry.key;
-        let e = replayed.get(key.group);
-        if (!e) replayed.set(key.group, (e = { value: null, offsets: new Map() }));
-        if (key.kind === 'group') {
-          e.value = entry.value as GroupValue;
-          continue;
-        }
-        let parts = e.offsets.get(key.topic);
-        if (!parts) e.offsets.set(key.topic, (parts = new Map()));
-        parts.set(key.partition, { ...(entry.value as OffsetValue), recordOffset: entry.offset });
-      }
-      for (const [groupId, e] of replayed) this.restoreGroup(groupId, e.value, e.offsets);
+      this.restoreGroups(null);
       this.log.info({ groups: this.groups.size, records, skipped, ms: Date.now() - started }, 'consumer groups loaded');
       if (this.committedCount > this.options.maxCommittedOffsets) {
         this.log.warn({ offsets: this.committedCount, maxCommittedOffsets: this.options.maxCommittedOffsets }, 'more committed offsets on disk than maxCommittedOffsets; new ones are refused until some expire');
@@ -1117,6 +1176,111 @@ export class GroupCoordinator {
       this.loading = false;
     }
     if (!this.closed && !this.loadError) this.scheduleSweep();
+  }
+
+  /** Rebuilds the groups the table holds (of one `__consumer_offsets` partition, or all). */
+  private restoreGroups(partition: number | null): number {
+    const replayed = new Map<string, { value: GroupValue | null; offsets: Map<string, Map<number, Committed>> }>();
+    for (const entry of this.table.values()) {
+      if (partition !== null && entry.partition !== partition) continue;
+      const key = entry.key;
+      let e = replayed.get(key.group);
+      if (!e) replayed.set(key.group, (e = { value: null, offsets: new Map() }));
+      if (key.kind === 'group') {
+        e.value = entry.value as GroupValue;
+        continue;
+      }
+      let parts = e.offsets.get(key.topic);
+      if (!parts) e.offsets.set(key.topic, (parts = new Map()));
+      parts.set(key.partition, { ...(entry.value as OffsetValue), recordOffset: entry.offset });
+    }
+    for (const [groupId, e] of replayed) this.restoreGroup(groupId, e.value, e.offsets);
+    return replayed.size;
+  }
+
+  // --- a cluster: the groups of the partitions this node leads ----------------------------
+
+  /** Subscribes to leadership changes and takes the partitions this node leads now. */
+  private async follow(leadership: (onChange: () => void) => () => void): Promise<void> {
+    this.unsubscribeLeadership = leadership(() => this.reconcile());
+    this.loading = false;
+    this.reconcile();
+    this.scheduleSweep();
+  }
+
+  /**
+   * Loads the partitions this node now leads (or leads in a new epoch: another leader may have
+   * written meanwhile) and unloads those it stopped leading. Synchronous: the owned map changes
+   * with no await, so a group call sees either the old owner state or the new.
+   */
+  private reconcile(): void {
+    if (!this.owned || this.closed) return;
+    const info = this.broker.describeTopic(OFFSETS_TOPIC);
+    const count = info?.partitions ?? 0;
+    for (const p of [...this.owned.keys()]) if (p >= count) this.unloadPartition(p, 'the partition is gone');
+    for (let p = 0; p < count; p++) {
+      let state;
+      try {
+        state = this.broker.partitionState({ topic: OFFSETS_TOPIC, partition: p });
+      } catch {
+        continue; // not open yet: the next change brings it
+      }
+      const owned = this.owned.get(p);
+      const leads = state.role === 'leader' && state.leaderId >= 0;
+      if (owned && (!leads || owned.leaderEpoch !== state.leaderEpoch)) this.unloadPartition(p, leads ? `new leader epoch ${state.leaderEpoch}` : `leader is now ${state.leaderId}`);
+      if (leads && !this.owned.has(p)) this.loadPartition(p, state.leaderEpoch);
+    }
+  }
+
+  /**
+   * Becomes the coordinator of one partition's groups: waits until this new leader's high
+   * watermark reaches the log end it had when elected (what the old leader acknowledged is
+   * then committed here), replays the partition up to it and restores its groups.
+   */
+  private loadPartition(partition: number, leaderEpoch: number): void {
+    const entry: OwnedPartition = { leaderEpoch, state: 'loading' };
+    this.owned!.set(partition, entry);
+    const current = () => !this.closed && this.owned!.get(partition) === entry;
+    const tp = { topic: OFFSETS_TOPIC, partition };
+    const started = this.clock.now();
+    const run = async () => {
+      const target = this.broker.partitionState(tp).logEndOffset;
+      while (current() && this.broker.partitionState(tp).highWatermark < target) {
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, LEADER_CATCH_UP_POLL_MS));
+      }
+      if (!current()) return;
+      const { records } = await this.table.loadPartition(partition);
+      if (!current()) return;
+      const groups = this.restoreGroups(partition);
+      entry.state = 'serving';
+      this.log.info({ partition, leaderEpoch, groups, records, ms: this.clock.now() - started }, `coordinating the groups of ${OFFSETS_TOPIC}-${partition}`);
+    };
+    const p = run().catch((e) => {
+      this.log.error({ partition, err: asBrokerError(e).message }, `loading ${OFFSETS_TOPIC}-${partition} failed; retrying`);
+      if (!current()) return;
+      this.owned!.delete(partition);
+      this.table.dropPartition(partition);
+      this.clock.setTimeout(() => this.reconcile(), LOAD_RETRY_MS);
+    });
+    this.inflight.add(p);
+    p.finally(() => this.inflight.delete(p));
+  }
+
+  /** Stops coordinating one partition's groups: parked calls get NOT_COORDINATOR, state is forgotten. */
+  private unloadPartition(partition: number, reason: string): void {
+    this.owned!.delete(partition);
+    const moved = err('NOT_COORDINATOR', `${OFFSETS_TOPIC}-${partition} moved (${reason}): ask FindCoordinator again`);
+    let n = 0;
+    for (const g of [...this.groups.values()]) {
+      if (this.partitionFor(g.id) !== partition) continue;
+      this.stopGroup(g, moved);
+      g.state = 'Dead'; // a write still in flight for it settles without effect
+      this.committedCount -= g.offsetCount();
+      this.groups.delete(g.id);
+      n++;
+    }
+    this.table.dropPartition(partition);
+    this.log.info({ partition, groups: n, reason }, `no longer coordinating the groups of ${OFFSETS_TOPIC}-${partition}`);
   }
 
   private restoreGroup(groupId: string, value: GroupValue | null, offsets: Map<string, Map<number, Committed>>): void {
@@ -1221,6 +1385,14 @@ export class GroupCoordinator {
     if (expiredOffsets > 0 || removedGroups > 0) this.log.info({ offsets: expiredOffsets, groups: removedGroups }, 'expired committed offsets');
     return { offsets: expiredOffsets, groups: removedGroups };
   }
+}
+
+/** A table write refused because this node no longer leads the partition: the client must find the new coordinator. */
+function coordinatorError(e: BrokerError): BrokerError {
+  if (e.code === 'NOT_LEADER_OR_FOLLOWER' || e.code === 'FENCED_LEADER_EPOCH' || e.code === 'UNKNOWN_LEADER_EPOCH') {
+    return err('NOT_COORDINATOR', `this node stopped leading the group's ${OFFSETS_TOPIC} partition: ${e.message}`);
+  }
+  return e;
 }
 
 function copyProtocols(protocols: ProtocolOffer[]): ProtocolOffer[] {

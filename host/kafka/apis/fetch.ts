@@ -26,7 +26,8 @@ import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
 import { NO_RETRY, PartitionCursor } from '../../broker/cursor.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
-import { Operation, requireTopic } from './authz.js';
+import { Operation, requireCluster, requireTopic } from './authz.js';
+import { isInternalTopic } from '../../broker/topic-name.js';
 
 const request: Schema = [
   f('clusterId', 'string', '12+', { nullable: '12+', default: null, tagged: '12+', tag: 0 }),
@@ -139,7 +140,7 @@ function checkReplicas(req: FetchRequest, ctx: RequestContext): Map<string, unkn
 
 /** One pass over every requested partition, within the response's byte budget. */
 async function readAll(req: FetchRequest, ctx: RequestContext, cursors: PartitionCursor[][], maxBytes: number, refused: Map<string, unknown>) {
-  const pass = { budget: maxBytes, total: 0, errors: 0, refused };
+  const pass = { budget: maxBytes, total: 0, errors: 0, refused, replica: req.replicaId >= 0 };
   const responses = [];
   for (const [i, t] of req.topics.entries()) {
     const partitions: PartitionResult[] = [];
@@ -149,7 +150,7 @@ async function readAll(req: FetchRequest, ctx: RequestContext, cursors: Partitio
   return { responses, total: pass.total, errors: pass.errors };
 }
 
-async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number; refused: Map<string, unknown> }): Promise<PartitionResult> {
+async function readPartition(topic: string, p: FetchPartitionRequest, cursor: PartitionCursor, ctx: RequestContext, pass: { budget: number; total: number; errors: number; refused: Map<string, unknown>; replica: boolean }): Promise<PartitionResult> {
   const out: PartitionResult = {
     partitionIndex: p.partition,
     errorCode: ERRORS.NONE.kafka,
@@ -166,7 +167,11 @@ async function readPartition(topic: string, p: FetchPartitionRequest, cursor: Pa
     out.logStartOffset = o.logStartOffset;
   };
   try {
-    requireTopic(ctx, Operation.READ, topic);
+    // A follower's fetch of a replicated internal topic (`__consumer_offsets`) is inter-node
+    // work: Kafka's CLUSTER_ACTION on the cluster, not READ on a topic no client may read
+    // without an ACL naming it.
+    if (pass.replica && isInternalTopic(topic)) requireCluster(ctx, Operation.CLUSTER_ACTION);
+    else requireTopic(ctx, Operation.READ, topic);
     const refusal = pass.refused.get(`${topic}\0${p.partition}`);
     if (refusal) throw refusal;
     const info = ctx.broker.describeTopic(topic);

@@ -2,7 +2,10 @@
 //   v0: key → error_code, node_id, host, port
 //   v1: + key_type (0 = group, 1 = transaction), throttle_time_ms, error_message   v2: same
 //   v3: flexible   v4: batched coordinator_keys → coordinators[key, node_id, host, port, error_code, error_message] (KIP-699)
-// One node: this broker coordinates every group. Transactions are not supported, so key type 1
+// One node: this broker coordinates every group. A cluster: the leader of the group's
+// `__consumer_offsets` partition (the topic is created by the first lookup, answered
+// COORDINATOR_NOT_AVAILABLE until its leaders are known; a leader that is not a live broker
+// right now is answered the same, so the client asks again). Transactions are not supported, so key type 1
 // is refused with INVALID_REQUEST (a transactional producer fails fast instead of looping).
 import { arr, f, type Schema } from '../../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../../errors/index.js';
@@ -37,8 +40,11 @@ function lookup(key: string, keyType: number, ctx: RequestContext) {
       throw new BrokerError('INVALID_REQUEST', keyType === 1 ? 'transactions are not supported: no transaction coordinator' : `unknown coordinator key type ${keyType}`);
     }
     requireGroup(ctx, Operation.DESCRIBE, key);
-    coordinatorOf(ctx);
-    return { key, nodeId: ctx.node.nodeId, host: ctx.node.host, port: ctx.node.port, errorCode: ERRORS.NONE.kafka, errorMessage: null };
+    const nodeId = coordinatorOf(ctx).coordinatorFor(key, ctx.node.nodeId);
+    if (!ctx.node.cluster || nodeId === ctx.node.nodeId) return { key, nodeId, host: ctx.node.host, port: ctx.node.port, errorCode: ERRORS.NONE.kafka, errorMessage: null };
+    const b = ctx.node.cluster.brokers().find((x) => x.nodeId === nodeId);
+    if (!b) throw new BrokerError('COORDINATOR_NOT_AVAILABLE', `group ${key}: its coordinator, node ${nodeId}, is not a live broker right now`);
+    return { key, nodeId, host: b.host, port: b.port, errorCode: ERRORS.NONE.kafka, errorMessage: null };
   } catch (err) {
     return { key, nodeId: -1, host: '', port: -1, errorCode: kafkaCode(err), errorMessage: kafkaMessage(err) };
   }
