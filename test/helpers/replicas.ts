@@ -5,11 +5,23 @@
 // replicas identical), with anomalies by kind (lost, duplicate, wrongOffset, divergent).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { eventually } from './index.js';
+import { eventually, haveCommand } from './index.js';
 import type { Cluster } from './cluster.js';
 import { PartitionLog } from '../../host/log/partition-log.js';
 import { decodeBatches } from '../../host/core/index.js';
 import { silentLogger } from '../../host/logging.js';
+
+const PYTHON = '/usr/bin/python3';
+
+/** kcat and Debian's confluent_kafka (librdkafka) are present: else skip, or fail in CI. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function kafkaClientsPresent(t: any): boolean {
+  const missing = [PYTHON, 'kcat'].filter((c) => !haveCommand(c));
+  if (missing.length === 0 && spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status === 0) return true;
+  if (process.env.CI === 'true') t.fail(`required in CI: kcat and ${PYTHON} with confluent_kafka (Debian kcat, python3-confluent-kafka)`);
+  else t.skip('kcat or /usr/bin/python3 with confluent_kafka not installed');
+  return false;
+}
 
 export interface Acked {
   value: string;

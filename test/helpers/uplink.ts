@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { haveCommand, sh } from './index.js';
+import { haveCommand, sh, type BrokerProcess } from './index.js';
 
 export { sh, type Ran } from './index.js';
 
@@ -28,9 +28,9 @@ export interface TargetRecord {
   headers: Record<string, string>;
 }
 
-/** Every record of a target topic, read with kcat from the beginning to the end. */
-export async function kcatReadAll(bootstrap: string, topic: string): Promise<TargetRecord[]> {
-  const r = await sh('kcat', ['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\t%o\t%s\t%h\n']);
+/** Every record of a target topic, read with kcat from the beginning to the end (`clientArgs`: e.g. SASL `-X` settings). */
+export async function kcatReadAll(bootstrap: string, topic: string, clientArgs: string[] = []): Promise<TargetRecord[]> {
+  const r = await sh('kcat', ['-C', '-b', bootstrap, ...clientArgs, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\t%o\t%s\t%h\n']);
   if (r.code !== 0) throw new Error(`kcat consume ${topic} failed (${r.code}): ${r.stderr}`);
   return r.stdout
     .split('\n')
@@ -217,4 +217,16 @@ export async function startMockCluster(t: Teardown, dir: string, brokers = 3): P
     if (a !== 'ok') throw new Error(`the mock cluster refused to move the leader: ${a}`);
   };
   return { bootstrap, child, stop, pushErrors, setLeader };
+}
+
+/** A node's /metrics text (its HTTP listener). */
+export async function metrics(edge: BrokerProcess): Promise<string> {
+  return (await fetch(`http://${edge.listeners.http}/metrics`)).text();
+}
+
+/** The sum of a labelled series' samples whose labels contain `label`. */
+export function sum(text: string, name: string, label = ''): number {
+  let n = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)$`, 'gm'))) if (m[1].includes(label)) n += Number(m[2]);
+  return n;
 }

@@ -8,15 +8,15 @@
 // there; a fresh process in the same group then reads the second commit back. Every record of
 // the topic is consumed exactly once across the kill (no gap, no repeat).
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
-import { eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
+import { eventually, sleep, tempDir } from '../helpers/index.js';
 import { startCluster } from '../helpers/cluster.js';
 import { Client } from '../unit/ws/harness.js';
-import { bootstrap, createTopic, metadata, waitForIsr } from '../helpers/replicas.js';
+import { bootstrap, createTopic, metadata, waitForIsr, kafkaClientsPresent } from '../helpers/replicas.js';
 import { partitionForGroup } from '../../host/broker/groups/records.js';
 import { KafkaConnection } from '../../host/kafka/client/connection.js';
 import type { ClientApi } from '../../host/kafka/client/apis.js';
@@ -116,15 +116,6 @@ interface Event {
   what?: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function tools(t: any): boolean {
-  const missing = [PYTHON, 'kcat'].filter((c) => !haveCommand(c));
-  if (missing.length === 0 && spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status === 0) return true;
-  if (process.env.CI === 'true') t.fail(`required in CI: kcat and ${PYTHON} with confluent_kafka (Debian kcat, python3-confluent-kafka)`);
-  else t.skip('kcat or /usr/bin/python3 with confluent_kafka not installed');
-  return false;
-}
-
 /** Our client's connection over the server's own schemas: only to ask one chosen node (librdkafka picks its own). */
 const asClientApi = (h: ApiHandler): ClientApi => ({ key: h.apiKey, name: h.name, minVersion: h.minVersion, maxVersion: h.maxVersion, flexibleFrom: h.flexibleFrom, request: h.request, response: h.response });
 
@@ -195,7 +186,7 @@ function runPython(t: { teardown(fn: () => unknown): void }, script: string, arg
 }
 
 t.test('groups: kill -9 of the coordinator; the consumer carries on from its acknowledged commit on the new one', { timeout: 90_000 }, async (t) => {
-  if (!tools(t)) return;
+  if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
   const c = await startCluster(t, 3, { set: FAST });
   await createTopic(c, 1, TOPIC, PARTITIONS);
@@ -260,7 +251,7 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
 });
 
 t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 90_000 }, async (t) => {
-  if (!tools(t)) return;
+  if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
   const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200', 'http.groupSessionTimeoutMs=6000', 'cluster.groupProxyMembersMax=2'] });
   await createTopic(c, 1, 'sensors', 2);

@@ -18,9 +18,9 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliJs, eventually, haveCommand, sleep, tempDir } from '../helpers/index.js';
+import { cliJs, eventually, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { bootstrap, check, createTopic, kafkaAddress, waitForIsr, type Acked } from '../helpers/replicas.js';
+import { bootstrap, check, createTopic, kafkaAddress, waitForIsr, type Acked, kafkaClientsPresent } from '../helpers/replicas.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const KILL_TRIALS = Number(process.env.REPLICATION_KILL_TRIALS ?? 1);
@@ -61,15 +61,6 @@ interface ProduceRun {
   errors: string[];
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function tools(t: any): boolean {
-  const missing = [PYTHON, 'kcat'].filter((c) => !haveCommand(c));
-  if (missing.length === 0 && spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status === 0) return true;
-  if (process.env.CI === 'true') t.fail(`required in CI: kcat and ${PYTHON} with confluent_kafka (Debian kcat, python3-confluent-kafka)`);
-  else t.skip('kcat or /usr/bin/python3 with confluent_kafka not installed');
-  return false;
-}
-
 async function produce(dir: string, bootstrap: string, topic: string, tag: string, o: { seconds?: number; count?: number; acks?: string }): Promise<ProduceRun> {
   const script = join(dir, 'producer.py');
   await writeFile(script, PRODUCER);
@@ -94,7 +85,7 @@ async function produce(dir: string, bootstrap: string, topic: string, tag: strin
 }
 
 t.test('replication: kill -9 of a leader under acks=all loses no acknowledged record', { timeout: 170_000 }, async (t) => {
-  if (!tools(t)) return;
+  if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-repl-');
   const c = await startCluster(t, 3, { set: FAST });
   const failoverMs: number[] = [];
@@ -136,7 +127,7 @@ t.test('replication: kill -9 of a leader under acks=all loses no acknowledged re
 });
 
 t.test('replication: min.insync.replicas refuses acks=all rather than keep a record on too few disks', { timeout: 120_000 }, async (t) => {
-  if (!tools(t)) return;
+  if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-repl-');
   const c = await startCluster(t, 3, { set: FAST });
   await createTopic(c, 1, 'strict', 1, { 'min.insync.replicas': 3 });
@@ -176,7 +167,7 @@ t.test('replication: min.insync.replicas refuses acks=all rather than keep a rec
 });
 
 t.test('replication: a frozen follower leaves the ISR and rejoins after SIGCONT', { timeout: 120_000 }, async (t) => {
-  if (!tools(t)) return;
+  if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-repl-');
   const c = await startCluster(t, 3, { set: FAST });
   await createTopic(c, 1, 'frozen', 1);

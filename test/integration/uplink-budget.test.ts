@@ -10,33 +10,15 @@
 //                (tributary_uplink_dropped_records_total) and logged with their offsets; the target
 //                holds exactly the records that were not dropped, once, in order
 import t, { type Test } from 'tap';
-import net from 'node:net';
 import kafkajs from 'kafkajs';
 import { eventually, haveCommand, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { freePort } from '../helpers/cluster.js';
 
 const { Kafka, logLevel } = kafkajs;
 const SITE = 'edge1';
 const BUDGET = 20_000;
 const VALUE_BYTES = 1000;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-async function metrics(edge: BrokerProcess): Promise<string> {
-  return (await fetch(`http://${edge.listeners.http}/metrics`)).text();
-}
-
-function sum(text: string, name: string, label = ''): number {
-  let n = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)$`, 'gm'))) if (m[1].includes(label)) n += Number(m[2]);
-  return n;
-}
 
 /** An edge whose uplink points at `port` (nothing listens there yet), topic `telemetry` created and linked. */
 async function edgeWithBudget(t: Test, port: number, policy: string): Promise<BrokerProcess> {

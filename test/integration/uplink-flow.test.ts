@@ -7,19 +7,9 @@
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
 import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
-
-async function metrics(edge: BrokerProcess): Promise<string> {
-  return (await fetch(`http://${edge.listeners.http}/metrics`)).text();
-}
-
-function sum(text: string, name: string, label = ''): number {
-  let n = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)$`, 'gm'))) if (m[1].includes(label)) n += Number(m[2]);
-  return n;
-}
 
 function age(text: string): number {
   const m = /^tributary_uplink_oldest_unsent_age_seconds\{[^}]*\} ([0-9.e+-]+)$/m.exec(text);

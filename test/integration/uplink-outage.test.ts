@@ -6,25 +6,14 @@
 // records missing from the target are the ones retention removed — each counted in
 // tributary_uplink_gap_records_total and named by offsets in a gap log line.
 import t from 'tap';
-import net from 'node:net';
 import { eventually, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, sh, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { freePort } from '../helpers/cluster.js';
 
 const SITE = 'edge1';
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 async function metric(edge: BrokerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'gm'))) n += Number(m[1]);
-  return n;
+  return sum(await metrics(edge), name);
 }
 
 async function produce(edge: BrokerProcess, values: string[]): Promise<void> {

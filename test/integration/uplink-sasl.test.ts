@@ -8,25 +8,14 @@ import t, { type Test } from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliJs, eventually, sh, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
+import { kcatReadAll, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 const PASSWORD = 'alice-uplink-secret';
 
 /** Every record of a target topic, read by kcat logged in with SCRAM-SHA-512. */
-async function readTarget(bootstrap: string, topic: string): Promise<TargetRecord[]> {
-  const auth = ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', 'sasl.username=alice', '-X', `sasl.password=${PASSWORD}`];
-  const r = await sh('kcat', ['-C', '-b', bootstrap, ...auth, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\t%o\t%s\t%h\n']);
-  if (r.code !== 0) throw new Error(`kcat consume ${topic} failed (${r.code}): ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l.length > 0).map((l) => {
-    const [p, o, value, h] = l.split('\t');
-    const headers: Record<string, string> = {};
-    for (const kv of (h ?? '').split(',')) {
-      const i = kv.indexOf('=');
-      if (i > 0) headers[kv.slice(0, i)] = kv.slice(i + 1);
-    }
-    return { partition: Number(p), offset: Number(o), value, headers };
-  });
+function readTarget(bootstrap: string, topic: string): Promise<TargetRecord[]> {
+  return kcatReadAll(bootstrap, topic, ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', 'sasl.username=alice', '-X', `sasl.password=${PASSWORD}`]);
 }
 
 async function edgeWith(t: Test, target: string, topic: string, sasl: object): Promise<BrokerProcess> {

@@ -3,24 +3,14 @@
 // on a plain single node, and refuses a configuration whose counted sum passes
 // node.memoryBudgetBytes, naming the item — on the real prepareNode path, before anything binds.
 import t from 'tap';
-import { createServer, type AddressInfo } from 'node:net';
 import { loadNodeConfig, prepareNode } from '../../../host/node.js';
 import { ConfigError } from '../../../host/config/loader.js';
 import { tempDir } from '../../helpers/index.js';
+import { freePort } from '../../helpers/cluster.js';
 
 const MiB = 1024 * 1024;
 const base = ['--kafka-port', '0', '--mqtt-port', '-1', '--mqtt-ws-port', '-1', '--http-port', '-1', '--set', 'schemas.port=-1'];
 const QUORUM_ITEM = '(cluster.voters - 1) × cluster.sendQueueBytesMax';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function clusterArgs(): Promise<string[]> {
   const port = await freePort();
