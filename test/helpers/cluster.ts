@@ -102,6 +102,27 @@ export class Cluster {
     return found!;
   }
 
+  /**
+   * Waits until every node in `ids` knows each of them as a registered, unfenced broker. A node is
+   * ready once it has caught up with the quorum, which can be before a peer's registration is
+   * applied: a topic created at replication factor 3 in that window is refused with
+   * INVALID_REPLICATION_FACTOR (2 live nodes), as it should be.
+   */
+  async waitForBrokers(ids: number[], timeoutMs = 20_000): Promise<void> {
+    const want = [...ids].sort((a, b) => a - b).join();
+    let seen = '';
+    try {
+      await eventually(async () => {
+        const all = await Promise.all(ids.map((id) => this.status(id, 1000)));
+        const live = all.map((s) => ((s as { brokers?: Array<{ nodeId: number; fenced: boolean }> }).brokers ?? []).filter((b) => !b.fenced).map((b) => b.nodeId).sort((a, b) => a - b).join());
+        seen = all.map((s, i) => `node ${s.nodeId}: [${live[i]}]`).join('; ');
+        return live.every((l) => l === want) || null;
+      }, timeoutMs, 50);
+    } catch (err) {
+      throw new Error(`brokers [${want}] not all registered within ${timeoutMs} ms (live as each node sees it: ${seen}): ${(err as Error).message}`);
+    }
+  }
+
   httpUrl(id: number): string {
     return `http://127.0.0.1:${this.node(id).proc!.port('http')}`;
   }
@@ -129,5 +150,6 @@ export async function startCluster(t: Teardown, n: number, opts: ClusterOptions 
   const cluster = new Cluster(t, nodes, voters, opts);
   t.teardown(() => cluster.stopAll());
   await Promise.all(nodes.map((x) => cluster.start(x.id)));
+  await cluster.waitForBrokers(nodes.map((x) => x.id), opts.readyTimeoutMs);
   return cluster;
 }
