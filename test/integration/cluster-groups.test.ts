@@ -185,7 +185,7 @@ function runPython(t: { teardown(fn: () => unknown): void }, script: string, arg
   };
 }
 
-t.test('groups: kill -9 of the coordinator; the consumer carries on from its acknowledged commit on the new one', { timeout: 90_000 }, async (t) => {
+t.test('groups: kill -9 of the coordinator; the consumer carries on from its acknowledged commit on the new one', { timeout: 140_000 }, async (t) => {
   if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
   const c = await startCluster(t, 3, { set: FAST });
@@ -250,7 +250,7 @@ t.test('groups: kill -9 of the coordinator; the consumer carries on from its ack
   await c.stopAll();
 });
 
-t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 90_000 }, async (t) => {
+t.test('groups: an MQTT shared subscription on a node that is not its coordinator joins the one group the cluster has', { timeout: 140_000 }, async (t) => {
   if (!kafkaClientsPresent(t)) return;
   const dir = await tempDir(t, 'tributary-groups-');
   const c = await startCluster(t, 3, { set: [...FAST, 'groups.minSessionTimeoutMs=1000', 'groups.initialRebalanceDelayMs=300', 'mqtt.sharedSessionTimeoutMs=3000', 'mqtt.sharedCommitIntervalMs=200', 'http.groupSessionTimeoutMs=6000', 'cluster.groupProxyMembersMax=2'] });

@@ -60,7 +60,7 @@ function missing(acked: string[], have: Set<string>): string[] {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
 
-t.test('cluster: three nodes, one controller, metadata on every node, failover without loss', { timeout: 180_000 }, async (t) => {
+t.test('cluster: three nodes, one controller, metadata on every node, failover without loss', { timeout: 280_000 }, async (t) => {
   const c = await startCluster(t, 3, { set: FAST });
   const first = await c.waitForLeader();
   const statuses = await Promise.all([1, 2, 3].map((id) => c.status(id)));
