@@ -165,15 +165,20 @@ export class UplinkObserver {
   }
 
   private tick(): void {
+    void this.sample();
+    this.timer = setTimeout(() => this.tick(), Math.max(10, Math.floor(this.options.bandwidthWindowMs / (SAMPLES - 1))));
+    this.timer.unref();
+  }
+
+  /** One sample: the bandwidth rings, the unforwarded ranges, and (resolved when done) the first unforwarded records' timestamps. */
+  sample(): Promise<void> {
     const now = this.nowMs();
     this.linkRing.sample(now, this.linkBytesSent());
     for (const [p, f] of this.figures) {
       f.ring.sample(now, f.bytesSent);
       this.takeSnapshot(p, f);
     }
-    void this.refreshOldest();
-    this.timer = setTimeout(() => this.tick(), Math.max(10, Math.floor(this.options.bandwidthWindowMs / (SAMPLES - 1))));
-    this.timer.unref();
+    return this.refreshOldest();
   }
 
   /** A new source partition of the link: sampled from now on. */
@@ -237,10 +242,11 @@ export class UplinkObserver {
     try {
       const from = p.unforwardedFrom();
       const o = this.broker.offsets(p.source);
-      // A first unforwarded offset below the log start is already gone: no sample of it (bytesBetween would count from the log start).
-      f.snapshot = from >= o.logStartOffset ? { from, end: o.logEndOffset, bytes: this.broker.bytesBetween(p.source, from, o.logEndOffset) } : null;
+      // A first unforwarded offset below the log start is already gone (retention): the last
+      // sample, taken before the deletion, is kept for the gap the uplink will note.
+      if (from >= o.logStartOffset) f.snapshot = { from, end: o.logEndOffset, bytes: this.broker.bytesBetween(p.source, from, o.logEndOffset) };
     } catch {
-      f.snapshot = null;
+      // the partition went away: nothing to sample
     }
   }
 
