@@ -37,11 +37,8 @@ const SAMPLES = 11;
 /** What the observer needs of one source partition of the link. */
 export interface ObservedPartition {
   readonly source: TopicPartition;
-  readonly state: string;
   /** The first source offset the uplink has not forwarded and not dropped. */
   unforwardedFrom(): number;
-  /** Records not yet forwarded (high watermark − position). */
-  lag(): number;
 }
 
 /** Per partition: what is reported beside the records (the PartitionStatus fields added here). */
@@ -262,7 +259,13 @@ export class UplinkObserver {
 
   lagSeconds(p: ObservedPartition, nowMs = this.nowMs()): number {
     const f = this.figures.get(p);
-    if (!f?.oldest || p.lag() === 0) return 0;
+    if (!f?.oldest) return 0;
+    try {
+      // Caught up since the last read: 0 now, not the age of a record already forwarded.
+      if (p.unforwardedFrom() >= this.broker.offsets(p.source).highWatermark) return 0;
+    } catch {
+      return 0;
+    }
     return Math.max(0, (nowMs - f.oldest.timestampMs) / 1000);
   }
 

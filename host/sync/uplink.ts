@@ -66,7 +66,7 @@ export interface PartitionStatus extends PartitionFigures {
   mode: 'read-back' | 'transactions';
   /** Next source offset to forward. */
   position: number;
-  /** Records in the source not yet forwarded (high watermark − position). */
+  /** Records in the source not yet forwarded nor dropped (high watermark − the first unforwarded offset). */
   lagRecords: number;
   /** Bytes stored and not yet forwarded (nor dropped): what counts against uplink.backlogBytesMax. */
   backlogBytes: number;
@@ -397,10 +397,10 @@ class PartitionLink implements BudgetPartition {
     up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
   }
 
+  /** Records not yet forwarded nor dropped: high watermark − the first unforwarded offset (before the first read-back: from the checkpoint, else the log start). */
   lag(): number {
-    if (this.position < 0) return 0;
     try {
-      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.position);
+      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
     } catch {
       return 0;
     }

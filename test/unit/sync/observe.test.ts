@@ -25,9 +25,7 @@ t.test('observer: lag in bytes and seconds follow the first unforwarded record; 
   let floor = 0;
   const p: ObservedPartition = {
     source: tp,
-    state: 'retrying',
     unforwardedFrom: () => floor,
-    lag: () => Math.max(0, broker.offsets(tp).highWatermark - floor),
   };
   let now = T0 + 60_000;
   let linkBytes = 0;
