@@ -59,6 +59,11 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const gapLines = edge.logs.filter((l) => l.msg === 'uplink gap: source records removed by retention before they were forwarded');
     const gapOffsets = gapLines.flatMap((l) => Array.from({ length: Number(l.toOffset) - Number(l.fromOffset) }, (_, i) => Number(l.fromOffset) + i));
     t.equal(gapOffsets.length, gaps, 'every gap record is named by a gap log line (offsets)');
+    // Bytes too (observability): retention deleted them, so they come from the uplink's last sample of the unforwarded range.
+    const gapBytes = await metric(edge, 'tributary_uplink_gap_bytes_total');
+    t.equal(gapBytes, gapLines.reduce((n, l) => n + Number(l.bytes), 0), `gap bytes in /metrics (${gapBytes}) = the gap lines' bytes`);
+    t.same([...new Set(gapLines.map((l) => l.bytesMeasured))], ['sampled'], 'measured from a sample taken before the deletion (the uplink had not moved since: an outage)');
+    t.ok(gapBytes >= gaps * 400 && gapBytes <= gaps * 520, `${gapBytes} bytes for ${gaps} records of ~410 bytes stored 5 to a batch`);
     const v = verdict(await kcatReadAll(target.listeners.kafka!, `${SITE}.telemetry`), { site: SITE, topic: 'telemetry', partition: 0 }, expected);
     t.same({ duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { duplicated: 0, reordered: 0, wrongValue: 0 }, `${v.found} records in the target, none twice, in order`);
     t.same(v.lost, gapOffsets.sort((a, b) => a - b), 'the only records missing from the target are the counted, logged gaps');
