@@ -71,7 +71,10 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       await kcatProduce(edge, values.slice(0, 200), ['-X', 'batch.num.messages=5', '-X', 'linger.ms=50']);
       await kcatProduce(edge, values.slice(200, 300), ['-X', 'batch.num.messages=1000', '-X', 'linger.ms=500']);
       await gzipProduce(edge, values.slice(300, 400));
-      await eventually(async () => sum(await metrics(edge), 'tributary_uplink_records_sent_total') >= 400, 20_000, 100);
+      await eventually(async () => sum(await metrics(edge), 'tributary_uplink_records_sent_total') >= 400, 20_000, 100).catch((err: Error) => {
+        // Say why in the failure itself (CI logs): the edge's warnings name the refusal or the fault.
+        throw new Error(`${codec}: ${err.message}; edge warnings: ${JSON.stringify(edge.logs.filter((l) => Number(l.level) >= 40).slice(-5))}`);
+      });
       sentBytes[codec] = sum(await metrics(edge), 'tributary_uplink_bytes_sent');
       const edgeBatches = storedBatches(join(edge.dataDir, 'telemetry-0'));
       t.ok(edgeBatches.some((b) => b.codec === 0 && b.records === 100) && edgeBatches.some((b) => b.codec === 1 && b.records === 100), `${codec}: the edge stored a 100-record uncompressed batch and a 100-record gzip one`);
