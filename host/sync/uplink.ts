@@ -31,6 +31,10 @@
 // the link state) are skipped at `resume` or before the next read, logged with their offsets and
 // counted as drops.
 //
+// The figures beyond records (lag in bytes and seconds, bytes given up, bandwidth in use) are kept
+// by host/sync/observe.ts; the codec of re-encoded batches is uplink.compression
+// (host/sync/wire-compression.ts).
+//
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
