@@ -8,7 +8,8 @@
 //                 by a drop) to the high watermark: BrokerApi.bytesBetween (segment sizes and the
 //                 sparse index, no file read), computed when asked
 //   lag seconds   now − the timestamp of that first unforwarded record (CreateTime as the producer
-//                 set it, or the append time under LogAppendTime); 0 when nothing is unforwarded.
+//                 set it, or the append time under LogAppendTime; when retention removed it, the
+//                 oldest one still stored); 0 when nothing is unforwarded.
 //                 The record is read through the broker's one read path (its batch only: maxBytes
 //                 1 returns the first batch whole) when the first unforwarded offset moved, at most
 //                 once per sample tick and one partition at a time, so at most one batch is held;
@@ -278,16 +279,19 @@ export class UplinkObserver {
     this.refreshing = true;
     try {
       for (const [p, f] of this.figures) {
-        let from: number;
+        let at: number;
         let hw: number;
         try {
-          from = p.unforwardedFrom();
-          hw = this.broker.offsets(p.source).highWatermark;
+          const o = this.broker.offsets(p.source);
+          // Retention may have removed the first unforwarded records (a gap the uplink notes when
+          // it reads next): the oldest one still stored is the next to go.
+          at = Math.max(p.unforwardedFrom(), o.logStartOffset);
+          hw = o.highWatermark;
         } catch {
           continue;
         }
-        if (from >= hw) f.oldest = null;
-        else if (f.oldest?.offset !== from) f.oldest = await this.timestampAt(p.source, from);
+        if (at >= hw) f.oldest = null;
+        else if (f.oldest?.offset !== at) f.oldest = await this.timestampAt(p.source, at);
       }
     } finally {
       this.refreshing = false;

@@ -47,6 +47,12 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     // Retention removes expired segments, unforwarded ones included (drop-oldest holds nothing back).
     await eventually(() => edge.logs.some((l) => l.msg === 'retention deleted segments' && Number(l.logStartOffset) > 40), 20_000, 100);
     t.pass('retention deleted unforwarded records at the edge during the outage');
+    // Observability during the outage: the lag in seconds keeps being reported (the age of the oldest unforwarded record still stored).
+    const lagSeconds = await eventually(async () => {
+      const v = Number(/^tributary_uplink_lag_seconds\{[^}]*\} ([\d.]+)$/m.exec(await metrics(edge))?.[1]);
+      return v > 0 ? v : Promise.reject(new Error(`lag seconds ${v}`));
+    }, 5000, 100);
+    t.ok(lagSeconds > 0 && lagSeconds < 60, `lag in seconds reported during the outage: ${lagSeconds}`);
     target = await startBroker(t, { dataDir: targetDir, args: ['--kafka-port', String(port)] });
     // The outage is over: new records follow the resume (within retention.ms, so they stay).
     await produce(edge, expected.slice(100, 120));
