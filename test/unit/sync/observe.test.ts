@@ -3,7 +3,8 @@
 // offset to the high watermark; lag in seconds is the age of exactly that record (at a batch start
 // from the header, inside a batch from the record itself), 0 when caught up; drop bytes are the
 // dropped range's; the bandwidth is bytes over the window; and the status rows are capped with the
-// blocked and retrying ones first.
+// blocked and retrying ones first; the bytes of a retention gap come from the sample taken
+// before the deletion, and lag seconds from the oldest record retention left.
 import t from 'tap';
 import { Broker } from '../../../host/broker/broker.js';
 import { silentLogger } from '../../../host/logging.js';
@@ -88,4 +89,40 @@ t.test('observer: status rows are capped, blocked and retrying first, then the l
   t.same(rowsShown(rows, 5).map((r) => r.source.topic), ['e', 'c', 'b', 'd', 'a'], 'at the cap every row, trouble first (by lag), then by lag');
   t.same(rowsShown(rows, 4).map((r) => r.source.topic), ['e', 'c', 'b', 'd'], 'one over the cap: the smallest lag is left out');
   t.same(rowsShown(rows, 1).map((r) => r.source.topic), ['e'], 'a cap of 1');
+});
+
+t.test('observer: the bytes of a retention gap come from the sample taken before the deletion (sampled), else an estimate; lag seconds from the oldest record left', async (t) => {
+  const broker = await Broker.open({ dataDir: await tempDir(t) }, { logger: silentLogger, metrics: new MetricsRegistry() });
+  t.teardown(() => broker.close());
+  await broker.createTopic('telemetry', 1, { 'segment.bytes': 1024, 'retention.ms': 1000 });
+  const tp = { topic: 'telemetry', partition: 0 };
+  const value = Buffer.alloc(300, 3);
+  // 20 old batches, then 6 stamped ten days later (retention keeps the segments holding them).
+  for (let i = 0; i < 26; i++) await broker.produce('telemetry', [{ key: null, value, timestampMs: i < 20 ? T0 : T0 + 10 * 86_400_000 }], { acks: -1, partition: 0 });
+  const batchBytes = broker.bytesBetween(tp, 0, 26) / 26;
+  t.ok(Number.isInteger(batchBytes), `26 stored batches of ${batchBytes} bytes`);
+  let floor = 0;
+  const p: ObservedPartition = { source: tp, unforwardedFrom: () => floor };
+  let now = T0;
+  const obs = new UplinkObserver(broker, 'edge1', { bandwidthWindowMs: 10_000, bandwidthBytesPerSec: 0 }, () => 0, new MetricsRegistry(), () => now);
+  obs.add(p);
+  await obs.sample();
+  // Retention deletes every closed segment (their records are far past retention.ms at this clock).
+  await broker.runMaintenance(T0 + 86_400_000);
+  const start = broker.offsets(tp).logStartOffset;
+  t.ok(start > 0 && start <= 20, `retention moved the log start to ${start}: [0, ${start}) deleted before the uplink forwarded it`);
+  now = T0 + 11 * 86_400_000;
+  await obs.sample(); // a sample after the deletion keeps the one taken before it
+  t.equal(obs.lagSeconds(p), 86_400, 'lag seconds: the oldest record still stored (stamped T0 + 10 d), not the deleted first unforwarded one (T0)');
+  const m = obs.gap(p, 0, start);
+  t.same(m, { bytes: start * batchBytes, how: 'sampled' }, `the gap's bytes: ${start} batches of ${batchBytes}, from the sample before the deletion`);
+  t.same([obs.partition(p).gapRecords, obs.partition(p).gapBytes], [start, start * batchBytes], 'counted in the status row');
+
+  // No sample of the range (a partition this process never sampled before the deletion): estimated from what is left.
+  const q: ObservedPartition = { source: tp, unforwardedFrom: () => 0 };
+  obs.add(q);
+  const e = obs.gap(q, 0, start);
+  t.equal(e.how, 'estimated', 'never sampled: estimated');
+  t.equal(e.bytes, start * batchBytes, 'from the average stored record size (equal batches here: exact)');
+  floor = start;
 });
