@@ -41,7 +41,7 @@ async function kcatProduce(edge: BrokerProcess, values: string[], extra: string[
   if (r.code !== 0) throw new Error(`kcat produce failed: ${r.stderr}`);
 }
 
-/** One gzip batch from kafkajs (librdkafka 2.0.2 does not compress toward Tributary: its feature probe finds no gzip support in our ApiVersions). */
+/** One gzip batch from kafkajs: librdkafka 2.0.2 (kcat) sends uncompressed toward Tributary ("Broker does not support compression type gzip: not compressing batch"; its feature probe disables MsgVer1, as Produce v2 and Fetch v2 are not advertised). */
 async function gzipProduce(edge: BrokerProcess, values: string[]): Promise<void> {
   const producer = new Kafka({ clientId: 'compression-test', brokers: [edge.listeners.kafka!], logLevel: logLevel.NOTHING }).producer();
   await producer.connect();
