@@ -93,19 +93,19 @@ async function loadBacklog(dir: string): Promise<{ edgeDir: string; bytes: numbe
   return { edgeDir, bytes };
 }
 
-async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient): Promise<{ ms: number; cpuS: number; wireBytes: number; rssPeakMiB: number; raw: number; reencoded: number }> {
+async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient, site = 'bench', extra: string[] = []): Promise<{ ms: number; cpuS: number; wireBytes: number; rssPeakMiB: number; raw: number; reencoded: number }> {
   const started = performance.now();
   const edge = await startBroker(t, {
     dataDir: edgeDir,
-    args: [...edgeBase(), '--set', 'uplink.site=bench', '--set', `uplink.bootstrap=${target.listeners.kafka}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.topicScanIntervalMs=50'],
+    args: [...edgeBase(), '--set', `uplink.site=${site}`, '--set', `uplink.bootstrap=${target.listeners.kafka}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.topicScanIntervalMs=50', ...extra],
   });
   const cpu0 = await cpuSeconds(edge.child.pid!);
-  const done = await waitFor(client, 'bench.telemetry', RECORDS, 600_000);
+  const done = await waitFor(client, `${site}.telemetry`, RECORDS, 600_000);
   const cpuS = (await cpuSeconds(edge.child.pid!)) - cpu0;
   const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
-  const wireBytes = Number(/tributary_uplink_bytes_sent\{site="bench"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  const wireBytes = Number(new RegExp(`tributary_uplink_bytes_sent\\{site="${site}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
   const rssPeakMiB = await peakRssMiB(edge.child.pid!);
-  const batches = (path: string) => Number(new RegExp(`tributary_uplink_batches_sent_total\\{path="${path}",site="bench"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  const batches = (path: string) => Number(new RegExp(`tributary_uplink_batches_sent_total\\{path="${path}",site="${site}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
   await edge.stop();
   return { ms: done - started, cpuS, wireBytes, rssPeakMiB, raw: batches('raw'), reencoded: batches('reencoded') };
 }
@@ -157,18 +157,28 @@ export async function run(): Promise<Table[]> {
     const target = await startBroker(t, { dataDir: join(dir, 'target') });
     const client = new KafkaClient({ bootstrap: [target.listeners.kafka!], clientId: 'bench', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 1 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
     const up = await uplinkDrain(edgeDir, target, client);
+    // The decoding path (uplink.rawForwarding=false: every batch decoded, origin headers on every
+    // record, re-encoded) without and with uplink.compression, each to its own target topic.
+    const reNone = await uplinkDrain(edgeDir, target, client, 'bench-none', ['--set', 'uplink.rawForwarding=false', '--set', 'uplink.compression=none']);
+    const reLz4 = await uplinkDrain(edgeDir, target, client, 'bench-lz4', ['--set', 'uplink.rawForwarding=false', '--set', 'uplink.compression=lz4']);
     const mirror = await kafkajsMirror(edgeDir, target, client);
     await client.close();
     await target.stop();
-    const row = (name: string, records: number, ms: number, cpuS: number, wire: string) => [name, records, Math.round(records / (ms / 1000)), ((records * VALUE_BYTES) / (ms / 1000)) / 2 ** 20, wire, (cpuS / records) * 1e6];
+    const row = (name: string, records: number, ms: number, cpuS: number, wire: string, wireTotal: string) => [name, records, Math.round(records / (ms / 1000)), ((records * VALUE_BYTES) / (ms / 1000)) / 2 ** 20, wire, wireTotal, (cpuS / records) * 1e6];
+    const upRow = (name: string, d: typeof up) => row(name, RECORDS, d.ms, d.cpuS, ((d.wireBytes / (d.ms / 1000)) / 2 ** 20).toFixed(1), (d.wireBytes / 2 ** 20).toFixed(1));
     void bytes;
     return [
       {
         title: `uplink drain: ${RECORDS.toLocaleString('en-US')} records of ${VALUE_BYTES} B in ${PARTITIONS} partitions, edge → Tributary target (loopback, fsync before ack)`,
-        columns: ['mirror', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'CPU µs/record'],
-        rows: [row('tributary uplink (read-back mode)', RECORDS, up.ms, up.cpuS, ((up.wireBytes / (up.ms / 1000)) / 2 ** 20).toFixed(1)), row('kafkajs consume → idempotent produce', mirror.records, mirror.ms, mirror.cpuS, '-')],
+        columns: ['mirror', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'wire MiB total', 'CPU µs/record'],
+        rows: [
+          upRow('tributary uplink (read-back mode)', up),
+          upRow('tributary uplink, every batch re-encoded, compression none', reNone),
+          upRow('tributary uplink, every batch re-encoded, compression lz4', reLz4),
+          row('kafkajs consume → idempotent produce', mirror.records, mirror.ms, mirror.cpuS, '-', '-'),
+        ],
         notes: [
-          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded. Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
+          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded (re-encoded rows: ${reNone.reencoded} and ${reLz4.reencoded} batches, each record with its own origin headers; the values are padded with 'x', so lz4's ratio here is an upper bound for real telemetry). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
         ],
       },
     ];

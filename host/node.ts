@@ -25,7 +25,7 @@ import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
 import { defaultUplinkOptions, resolveUplinkOptions, uplinkSchema, type ResolvedUplink } from './sync/options.js';
-import type { Uplink } from './sync/index.js';
+import type { Uplink, UplinkStatus } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { registerProcessMetrics } from './metrics/process.js';
 import { clusterSchema, defaultClusterOptions, resolveClusterOptions, type ResolvedCluster } from './cluster/options.js';
@@ -334,7 +334,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
 async function openListeners(
   p: PreparedNode,
-  deps: { broker: Broker; groups: GroupCoordinator; doorGroups?: ClusterGroups; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView },
+  deps: { broker: Broker; groups: GroupCoordinator; doorGroups?: ClusterGroups; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView; uplink?: () => UplinkStatus | null },
   health: () => boolean,
   off: Record<string, string>,
 ): Promise<Listener[]> {
@@ -363,7 +363,7 @@ async function openListeners(
     if (p.http) {
       try {
         const { startWsGateway } = await import('../gateway/ws/index.js');
-        listeners.push(await startWsGateway({ broker, groups: doorGroups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        listeners.push(await startWsGateway({ broker, groups: doorGroups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), uplink: deps.uplink, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -447,7 +447,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     const { startSchemas } = await import('./schemas/index.js');
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
-    listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView }, () => ready, off);
+    listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
     if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
   } catch (err) {

@@ -9,7 +9,7 @@
 //   GET  /healthz                  200 healthy; 503 naming what is not (failed partition, disk below its floor, listener down)
 //   GET  /readyz                   200 once every listener is up and every log recovered, else 503 (starting, stopping)
 //   GET  /metrics                  Prometheus text: the broker's registry + process metrics
-//   GET  /stats                    JSON for the console: connections per door, process, ws fan-out
+//   GET  /stats                    JSON for the console: connections per door, process, ws fan-out, uplink
 //   GET  /, /console/*             the web console (static files, read once at start)
 //
 // uWS rules kept here: a handler that does not answer before returning registers onAborted
@@ -31,6 +31,7 @@ import type { WsGatewayOptions } from './options.js';
 import { decodeField, decodedRecordJson, parseRecordFields, type OutRecord, type TextEncodingName, type ValueDecoder } from './protocol.js';
 import { PartitionCursor } from '../../host/broker/cursor.js';
 import type { Uws, UwsTypes } from './uws-loader.js';
+import type { UplinkStatus } from '../../host/sync/uplink.js';
 
 export interface GatewayStats {
   build: string;
@@ -53,6 +54,8 @@ export interface HttpDeps {
   auth: Authenticator;
   stats: () => GatewayStats;
   decodeValue?: ValueDecoder;
+  /** The uplink's status (bounded rows, totals over all); absent or null: no uplink, and /stats says `uplink: null`. */
+  uplink?: () => UplinkStatus | null;
 }
 
 type Res = UwsTypes.HttpResponse;
@@ -343,6 +346,7 @@ class HttpRoutes {
       connections,
       ws: this.deps.stats(),
       topics: this.topicSummaries(),
+      uplink: this.deps.uplink?.() ?? null,
     });
     this.statsLoopDelay.reset();
   }

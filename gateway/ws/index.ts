@@ -21,6 +21,7 @@ import { Fanout, PartCursor, Subscription, type Peer } from './fanout.js';
 import { compileKeyFilter } from './filter.js';
 import { GroupSessions } from './group-session.js';
 import { registerHttpRoutes, type GatewayStats } from './http.js';
+import type { UplinkStatus } from '../../host/sync/uplink.js';
 import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
 import type { Listener, TlsOptions } from '../../host/config/listener.js';
 import { certificateRefusal, loadTlsMaterial, ServerTls } from '../../host/security/tls.js';
@@ -64,6 +65,8 @@ export interface WsGatewayDeps {
   decodeValue?: ValueDecoder;
   /** The node's one authorizer, login limiter and user store (host/security/doors.ts); default: authorization off, no users. */
   security?: DoorSecurity;
+  /** The uplink's status view for GET /stats and the console (host/sync/uplink.ts); absent or null: no uplink. */
+  uplink?: () => UplinkStatus | null;
 }
 
 /**

@@ -4,6 +4,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { boolean, int32, integer, list, object, oneOf, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
+import { checkWireCompression, WIRE_COMPRESSIONS, type WireCompression } from './wire-compression.js';
 
 /** What happens to an append when the link's byte budget is full (host/sync/budget.ts). */
 export type OnFullPolicy = 'block' | 'drop-oldest' | 'drop-lower-priority';
@@ -49,6 +50,9 @@ export interface UplinkOptions {
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
+  compression: WireCompression;
+  bandwidthWindowMs: number;
+  statusPartitionsMax: number;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -149,6 +153,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   onFull: 'block',
   // Per-topic on-full policies, `pattern=policy` (pattern: a topic name or prefix ending in *), first match wins; a list or one comma-separated string. [] = every topic has uplink.onFull.
   onFullTopics: [],
+  // Codec of the batches the uplink re-encodes (the decoding path: batches too small to go raw, compressed or origin-carrying ones, or all with rawForwarding=false): none, gzip, snappy, lz4 or zstd. Raw batches go as stored, whatever this says. lz4 by default: it costs the edge's CPU least of the codecs that shrink telemetry several-fold (docs/uplink.md has the bench), and bytes are what a metered link charges for.
+  compression: 'lz4',
+  // Window of the bandwidth in use shown by /metrics, /stats, the console and `tributary uplink status` (sampled every tenth of it): long enough to smooth one batch's burst at a capped rate, short enough to show a drain starting within seconds.
+  bandwidthWindowMs: 10_000,
+  // Partition rows shown by /stats, the console and `tributary uplink status` (and kept in the status view file): the ones blocked or retrying first, then the largest lag in bytes. A screenful an operator reads; the link's totals always cover every partition, and the view says how many rows were left out.
+  statusPartitionsMax: 100,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -202,6 +212,9 @@ export const uplinkSchema: SectionSchema = section({
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),
+  compression: oneOf(...WIRE_COMPRESSIONS),
+  bandwidthWindowMs: integer(100, 3_600_000),
+  statusPartitionsMax: integer(1, 100_000),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
@@ -265,6 +278,7 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
     if (!m || !TOPIC_ITEM.test(pattern) || !ON_FULL_POLICIES.includes(policy)) throw new Error(`uplink.onFullTopics entry "${pair}" is not pattern=policy (a topic name or prefix ending in *, and one of ${ON_FULL_POLICIES.join(', ')})`);
     return { pattern, policy };
   });
+  checkWireCompression(o.compression);
   return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics };
 }
 

@@ -31,6 +31,10 @@
 // the link state) are skipped at `resume` or before the next read, logged with their offsets and
 // counted as drops.
 //
+// The figures beyond records (lag in bytes and seconds, bytes given up, bandwidth in use) are kept
+// by host/sync/observe.ts; the codec of re-encoded batches is uplink.compression
+// (host/sync/wire-compression.ts).
+//
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
@@ -54,17 +58,19 @@ import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } fr
 import { TransactionalProducer } from '../kafka/client/transactions.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
+import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
+import { codecOf, reencodedOutgoing } from './wire-compression.js';
 
 export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
 
-export interface PartitionStatus {
+export interface PartitionStatus extends PartitionFigures {
   source: TopicPartition;
   target: TopicPartition;
   state: PartitionLinkState;
   mode: 'read-back' | 'transactions';
   /** Next source offset to forward. */
   position: number;
-  /** Records in the source not yet forwarded (high watermark − position). */
+  /** Records in the source not yet forwarded nor dropped (high watermark − the first unforwarded offset). */
   lagRecords: number;
   /** Bytes stored and not yet forwarded (nor dropped): what counts against uplink.backlogBytesMax. */
   backlogBytes: number;
@@ -76,7 +82,7 @@ export interface PartitionStatus {
   reason: string | null;
 }
 
-export interface UplinkStatus {
+export interface UplinkStatus extends LinkFigures {
   site: string;
   bootstrap: string[];
   link: 'up' | 'down' | 'stopped';
@@ -84,7 +90,9 @@ export interface UplinkStatus {
   /** Bytes not yet forwarded over every partition, and the budget (0 = none). */
   backlogBytes: number;
   backlogBytesMax: number;
+  /** At most uplink.statusPartitionsMax rows (blocked or retrying first, then the largest lag in bytes); the totals above cover all. */
   partitions: PartitionStatus[];
+  partitionsTotal: number;
   /** One entry per central partition the downlink follows (empty without uplink.downlink). */
   downlink: DownlinkPartitionStatus[];
 }
@@ -141,6 +149,8 @@ export class Uplink {
   readonly inFlightBytes: ByteBound;
   /** The link's byte budget (installed at the broker's write path when uplink.backlogBytesMax > 0). */
   readonly budget: LinkBudget;
+  /** Lag in bytes and seconds, bytes given up, bandwidth in use (host/sync/observe.ts). */
+  readonly observer: UplinkObserver;
 
   private constructor(
     readonly deps: UplinkDeps,
@@ -186,6 +196,7 @@ export class Uplink {
     });
     this.metrics.backlog.collect(() => this.metrics.backlog.set(this.budget.backlogBytes(), { site: options.site }));
     this.metrics.budget.collect(() => this.metrics.budget.set(options.backlogBytesMax, { site: options.site }));
+    this.observer = new UplinkObserver(deps.broker, options.site, options, () => this.client.bytesSent, deps.metrics);
   }
 
   static async start(deps: UplinkDeps, options: ResolvedUplink): Promise<Uplink> {
@@ -210,6 +221,7 @@ export class Uplink {
     log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: options.sasl ? { mechanism: options.sasl.mechanism, user: options.sasl.user } : null }, 'uplink starting');
     if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
     uplink.scan();
+    uplink.observer.start();
     // After the scan: every partition the link forwards now has its loop, so its appends are counted.
     if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);
     if (options.downlink.length > 0) {
@@ -239,6 +251,7 @@ export class Uplink {
         if (this.links.has(key)) continue;
         const link = new PartitionLink(this, { topic: t.name, partition: p }, t.partitions);
         this.links.set(key, link);
+        this.observer.add(link);
         const loop = link.run().finally(() => this.loops.delete(loop));
         this.loops.add(loop);
       }
@@ -276,14 +289,18 @@ export class Uplink {
   }
 
   status(): UplinkStatus {
+    const now = Date.now();
+    const rows = [...this.links.values()].map((l) => l.status(now));
     return {
+      ...this.observer.link(rows, now),
       site: this.options.site,
       bootstrap: this.options.bootstrap,
       link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
       backlogBytes: this.budget.backlogBytes(),
       backlogBytesMax: this.options.backlogBytesMax,
-      partitions: [...this.links.values()].map((l) => l.status()),
+      partitions: rowsShown(rows, this.options.statusPartitionsMax),
+      partitionsTotal: rows.length,
       downlink: this.downlink?.status() ?? [],
     };
   }
@@ -291,6 +308,7 @@ export class Uplink {
   async stop(): Promise<void> {
     if (this.options.backlogBytesMax > 0) this.deps.broker.setAppendAdmission(undefined);
     this.abort.abort();
+    this.observer.stop();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
     if (this.downlink) {
@@ -378,21 +396,22 @@ class PartitionLink implements BudgetPartition {
     this.dropNotedTo = to;
     const up = this.up;
     this.droppedRecords += to - from;
+    const bytes = up.observer.dropped(this, from, to, this.policy);
     up.metrics.dropped.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition), policy: this.policy }, to - from);
-    up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
+    up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
   }
 
+  /** Records not yet forwarded nor dropped: high watermark − the first unforwarded offset (before the first read-back: from the checkpoint, else the log start). */
   lag(): number {
-    if (this.position < 0) return 0;
     try {
-      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.position);
+      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
     } catch {
       return 0;
     }
   }
 
-  status(): PartitionStatus {
-    return { source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
+  status(nowMs = Date.now()): PartitionStatus {
+    return { ...this.up.observer.partition(this, nowMs), source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
   }
 
   async run(): Promise<void> {
@@ -523,7 +542,8 @@ class PartitionLink implements BudgetPartition {
 
   private noteGap(from: number, to: number): void {
     this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
-    this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from }, 'uplink gap: source records removed by retention before they were forwarded');
+    const bytes = this.up.observer.gap(this, from, to);
+    this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes: bytes.bytes, bytesMeasured: bytes.how }, 'uplink gap: source records removed by retention before they were forwarded');
   }
 
   /**
@@ -671,6 +691,7 @@ class PartitionLink implements BudgetPartition {
     up.noteSuccess();
     const n = unit.batch.recordCount;
     this.recordsSent += n;
+    up.observer.sent(this, unit.batch.sizeBytes);
     up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
     up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
     this.position = unit.last + 1;
@@ -698,11 +719,12 @@ class PartitionLink implements BudgetPartition {
   private *plan(buf: Uint8Array, from: number): Generator<SendUnit> {
     const o = this.up.options;
     const limits = { recordsMin: o.rawBatchRecordsMin, bytesMax: o.batchBytesMax };
+    const codec = codecOf(o.compression);
     let pending: DecodedRecord[] = [];
     const flush = function* (origin: Origin): Generator<SendUnit> {
       const stamped = pending.map((rec) => withOrigin(rec, origin));
       for (const part of splitBatches(stamped, o.batchRecordsMax, o.batchBytesMax)) {
-        yield { raw: false, firstTimestampMs: pending[part.from].timestampMs, batch: recordsOutgoing(part.records), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
+        yield { raw: false, firstTimestampMs: pending[part.from].timestampMs, batch: reencodedOutgoing(part.records, codec), first: pending[part.from].offset, last: pending[part.from + part.records.length - 1].offset };
       }
       pending = [];
     };

@@ -156,6 +156,7 @@ t.test('http: /healthz and /readyz follow deps.health(); /metrics is Prometheus 
   const stats = await get(`${g.http}/stats`);
   t.equal(stats.status, 200);
   t.match(stats.body, { process: { rssBytes: Number, eventLoopDelayP99Ms: Number }, connections: { ws: 0 }, ws: { sockets: 0, ...(process.env.TRIBUTARY_HTTP_ENGINE === 'node' ? { engine: 'node', build: /^node:http \+ ws / } : { engine: 'uws', build: /native/ }) }, topics: Array });
+  t.equal((stats.body as { uplink?: unknown }).uplink, null, '/stats: uplink is null without an uplink');
 });
 
 t.test('http: the console is served at / with its scripts', async (t) => {

@@ -115,6 +115,10 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const drops = edge.logs.filter((l) => l.msg === 'uplink drop: source records given up by the on-full policy (not forwarded)');
     t.ok(drops.length >= 1, 'the drop is logged');
     t.same(drops.map((l) => [l.fromOffset, l.toOffset]), [[0, dropped]], `the log names the offsets given up: [0, ${dropped})`);
+    // Bytes too (observability): each dropped record is one stored batch of its ~1000-byte value plus framing.
+    const droppedBytes = sum(m, 'tributary_uplink_dropped_bytes_total', 'policy="drop-oldest"');
+    t.equal(droppedBytes, drops.reduce((n, l) => n + Number(l.bytes), 0), `dropped bytes in /metrics (${droppedBytes}) = the log lines' bytes`);
+    t.ok(droppedBytes >= dropped * VALUE_BYTES && droppedBytes <= dropped * (VALUE_BYTES + 100), `${droppedBytes} bytes for ${dropped} records of ${VALUE_BYTES} bytes each, stored one per batch`);
     const records = await kcatReadAll(target.listeners.kafka!, `${SITE}.telemetry`);
     // The target holds exactly source offsets dropped..n-1: the expected list marks the dropped ones as absent on purpose.
     const v = verdict(records, { site: SITE, topic: 'telemetry', partition: 0 }, values);

@@ -47,6 +47,12 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     // Retention removes expired segments, unforwarded ones included (drop-oldest holds nothing back).
     await eventually(() => edge.logs.some((l) => l.msg === 'retention deleted segments' && Number(l.logStartOffset) > 40), 20_000, 100);
     t.pass('retention deleted unforwarded records at the edge during the outage');
+    // Observability during the outage: the lag in seconds keeps being reported (the age of the oldest unforwarded record still stored).
+    const lagSeconds = await eventually(async () => {
+      const v = Number(/^tributary_uplink_lag_seconds\{[^}]*\} ([\d.]+)$/m.exec(await metrics(edge))?.[1]);
+      return v > 0 ? v : Promise.reject(new Error(`lag seconds ${v}`));
+    }, 5000, 100);
+    t.ok(lagSeconds > 0 && lagSeconds < 60, `lag in seconds reported during the outage: ${lagSeconds}`);
     target = await startBroker(t, { dataDir: targetDir, args: ['--kafka-port', String(port)] });
     // The outage is over: new records follow the resume (within retention.ms, so they stay).
     await produce(edge, expected.slice(100, 120));
@@ -59,6 +65,11 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const gapLines = edge.logs.filter((l) => l.msg === 'uplink gap: source records removed by retention before they were forwarded');
     const gapOffsets = gapLines.flatMap((l) => Array.from({ length: Number(l.toOffset) - Number(l.fromOffset) }, (_, i) => Number(l.fromOffset) + i));
     t.equal(gapOffsets.length, gaps, 'every gap record is named by a gap log line (offsets)');
+    // Bytes too (observability): retention deleted them, so they come from the uplink's last sample of the unforwarded range.
+    const gapBytes = await metric(edge, 'tributary_uplink_gap_bytes_total');
+    t.equal(gapBytes, gapLines.reduce((n, l) => n + Number(l.bytes), 0), `gap bytes in /metrics (${gapBytes}) = the gap lines' bytes`);
+    t.same([...new Set(gapLines.map((l) => l.bytesMeasured))], ['sampled'], 'measured from a sample taken before the deletion (the uplink had not moved since: an outage)');
+    t.ok(gapBytes >= gaps * 400 && gapBytes <= gaps * 520, `${gapBytes} bytes for ${gaps} records of ~410 bytes stored 5 to a batch`);
     const v = verdict(await kcatReadAll(target.listeners.kafka!, `${SITE}.telemetry`), { site: SITE, topic: 'telemetry', partition: 0 }, expected);
     t.same({ duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue }, { duplicated: 0, reordered: 0, wrongValue: 0 }, `${v.found} records in the target, none twice, in order`);
     t.same(v.lost, gapOffsets.sort((a, b) => a - b), 'the only records missing from the target are the counted, logged gaps');

@@ -44,7 +44,7 @@ function fmt(n) {
 
 function fmtBytes(n) {
   if (typeof n !== 'number') return '—';
-  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${n} B`;
 }
 
 // --- overview: health, clients, topics, groups ----------------------------------------------
@@ -160,12 +160,75 @@ async function refreshGroups() {
   }
 }
 
+// --- uplink: the link and its partitions, from /stats (null without uplink.site) ------------
+
+function card(value, label, key) {
+  const c = document.createElement('div');
+  c.className = 'card';
+  if (key) c.dataset.uplink = key;
+  const b = document.createElement('b');
+  b.textContent = value;
+  c.append(b, document.createTextNode(label));
+  return c;
+}
+
+function fmtRate(n) {
+  if (typeof n !== 'number') return '—';
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB/s` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB/s` : `${n} B/s`;
+}
+
+function fmtAge(s) {
+  if (typeof s !== 'number') return '—';
+  return s >= 86400 ? `${(s / 86400).toFixed(1)} d` : s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
+}
+
+function renderUplink(u) {
+  $('uplink-section').hidden = !u;
+  if (!u) return;
+  $('uplink-link').textContent = `link ${u.link}`;
+  $('uplink-link').className = `badge ${u.link === 'up' ? 'ok' : 'bad'}`;
+  $('uplink-site').textContent = `site ${u.site} → ${u.bootstrap.join(', ')}`;
+  const cap = u.bandwidthCapBytesPerSec > 0 ? ` of ${fmtRate(u.bandwidthCapBytesPerSec)} cap` : ' (no cap)';
+  $('uplink-cards').replaceChildren(
+    card(fmt(u.lagRecords), 'records behind', 'lag-records'),
+    card(fmtBytes(u.lagBytes), 'bytes behind', 'lag-bytes'),
+    card(fmtAge(u.lagSecondsMax), 'oldest unsent', 'lag-seconds'),
+    card(fmtRate(u.bandwidthBytesPerSec), `in use${cap}`, 'bandwidth'),
+    card(fmt(u.droppedRecords), `dropped (${fmtBytes(u.droppedBytes)})`, 'dropped'),
+    card(fmt(u.gapRecords), `retention gaps (${fmtBytes(u.gapBytes)})`, 'gaps'),
+  );
+  const tbody = $('uplink').querySelector('tbody');
+  tbody.replaceChildren(
+    ...u.partitions.map((p) => {
+      const tr = document.createElement('tr');
+      tr.dataset.source = `${p.source.topic}-${p.source.partition}`;
+      tr.append(
+        cell(`${p.source.topic}-${p.source.partition}`),
+        cell(`${p.target.topic}-${p.target.partition}`),
+        cell(p.state),
+        cell(fmt(p.lagRecords), 'num'),
+        cell(fmtBytes(p.lagBytes), 'num'),
+        cell(fmtAge(p.lagSeconds), 'num'),
+        cell(fmtRate(p.bandwidthBytesPerSec), 'num'),
+        cell(fmt(p.droppedRecords), 'num'),
+        cell(fmt(p.gapRecords), 'num'),
+        cell(p.reason || ''),
+      );
+      return tr;
+    }),
+  );
+  const hiddenRows = u.partitionsTotal - u.partitions.length;
+  $('uplink-note').hidden = hiddenRows <= 0;
+  $('uplink-note').textContent = `${hiddenRows} more partition(s) not shown (uplink.statusPartitionsMax); the figures above cover all ${u.partitionsTotal}`;
+}
+
 async function refresh() {
   refreshHealth();
   try {
     const stats = await api('/stats');
     renderClients(stats);
     renderTopics(stats.topics);
+    renderUplink(stats.uplink);
   } catch (err) {
     $('process').textContent = err.message;
   }

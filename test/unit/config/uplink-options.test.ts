@@ -58,6 +58,11 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={zone}.cmd=cmd'], /unknown placeholder \{zone\}/],
     [['uplink.site=central', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b'], /uplink\.downlinkOriginSite "central" equals uplink\.site/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b', 'uplink.downlinkWaitMs=30000'], /uplink\.downlinkWaitMs \(30000\) must be below uplink\.requestTimeoutMs/],
+    [['uplink.compression=brotli'], /uplink\.compression/],
+    [['uplink.bandwidthWindowMs=99'], /uplink\.bandwidthWindowMs/],
+    [['uplink.bandwidthWindowMs=3600001'], /uplink\.bandwidthWindowMs/],
+    [['uplink.statusPartitionsMax=0'], /uplink\.statusPartitionsMax/],
+    [['uplink.statusPartitionsMax=100001'], /uplink\.statusPartitionsMax/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -76,6 +81,11 @@ t.test('uplink config: limits at their boundary are accepted', async (t) => {
   t.ok(p.budget.items.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are counted in the memory budget');
   t.ok(p.budget.perPartition.some((i) => i.key.includes('uplink.readBytesMax') && i.bytes > 0), 'its per-partition read, batch and fetch are listed apart');
   t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
+  t.equal(p.uplink?.compression, 'lz4', 'uplink.compression: lz4 by default');
+  for (const [window, rows] of [[100, 1], [3_600_000, 100_000]]) {
+    const q = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', `uplink.bandwidthWindowMs=${window}`, `uplink.statusPartitionsMax=${rows}`, 'uplink.compression=zstd'].flatMap((s) => ['--set', s])], {}));
+    t.same([q.uplink?.bandwidthWindowMs, q.uplink?.statusPartitionsMax, q.uplink?.compression], [window, rows, 'zstd'], `bandwidthWindowMs=${window} and statusPartitionsMax=${rows} accepted (bounds)`);
+  }
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {

@@ -1,0 +1,27 @@
+// Compression of the batches the uplink re-encodes (uplink.compression). A raw batch goes as
+// stored — its bytes, and so its compression, untouched (host/sync/raw-batch.ts) — but a batch
+// that takes the decoding path (too small to go raw, compressed at the source, carrying origin
+// headers, or uplink.rawForwarding=false) is built anew, and this is the codec it is built with.
+// The codecs are the core's (host/core/compression.ts): lz4 and snappy in the wasm core, gzip in
+// node:zlib, zstd when zstd-napi loads. A codec this process cannot compress with stops the node
+// at start naming the key, never at the first batch.
+import { codecSupport, encodeBatch, type RecordInput } from '../core/index.js';
+import { rawOutgoing, type OutgoingBatch } from '../kafka/client/producer.js';
+
+export const WIRE_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type WireCompression = (typeof WIRE_COMPRESSIONS)[number];
+
+/** The codec number in a batch's attributes (Kafka's: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd). */
+export function codecOf(name: WireCompression): 0 | 1 | 2 | 3 | 4 {
+  return WIRE_COMPRESSIONS.indexOf(name) as 0 | 1 | 2 | 3 | 4;
+}
+
+/** Throws naming uplink.compression when this process cannot compress with it. */
+export function checkWireCompression(name: WireCompression): void {
+  if (!codecSupport()[name].compress) throw new Error(`uplink.compression "${name}": this build cannot compress with it (the codec did not load); use one of ${WIRE_COMPRESSIONS.filter((c) => codecSupport()[c].compress).join(', ')}`);
+}
+
+/** Records encoded once into one batch compressed with `codec`; each attempt stamps its producer fields (outside the compressed section). */
+export function reencodedOutgoing(records: RecordInput[], codec: 0 | 1 | 2 | 3 | 4): OutgoingBatch {
+  return rawOutgoing(encodeBatch(records, { compression: codec }), records.length);
+}
