@@ -51,7 +51,8 @@ import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
-import { TransactionalProducer } from '../kafka/client/transactions.js';
+import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
+import { ensureCheckpointTopic, initProducer } from './txn-link.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
@@ -510,13 +511,11 @@ class PartitionLink implements BudgetPartition {
   private async initTransactions(): Promise<number> {
     const up = this.up;
     const o = up.options;
-    const md = (await up.client.metadata([o.checkpointTopic])).get(o.checkpointTopic);
-    if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
-      const created = await up.client.createTopic(o.checkpointTopic, 1);
-      if (created.errorCode !== ERRORS.NONE.kafka && created.errorCode !== ERRORS.TOPIC_ALREADY_EXISTS.kafka) throw new KafkaResponseError(created.errorCode, `create the checkpoint topic ${o.checkpointTopic}`);
-    }
-    this.txn ??= new TransactionalProducer(up.client, { transactionalId: `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs });
-    await this.txn.init();
+    await ensureCheckpointTopic(up.client, o.checkpointTopic, up.log);
+    const transactionalId = `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`;
+    this.txn ??= new TransactionalProducer(up.client, { transactionalId, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs, resume: up.stateFile.state.transactional?.[transactionalId] });
+    // Fenced (a newer producer took this transactional id): blocked for the life of this process, never writing again.
+    await initProducer(this.txn, up.stateFile, up.log).catch((err) => Promise.reject(err instanceof ProducerFencedError ? new BlockedError(err.message) : err));
     const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
     return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
   }
