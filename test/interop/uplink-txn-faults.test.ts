@@ -24,9 +24,10 @@
 // headers then resumes after them; on Kafka the re-initialisation aborts them and they are resent),
 // and a true blackhole of its sockets (its metadata names its own ports, so no proxy sits between).
 import t, { type Test } from 'tap';
-import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { eventually, mainJs, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { kcatReadAll, metrics, sh, startMockCluster, sum, uplinkToolsPresent, verdict, type MockCluster } from '../helpers/uplink.js';
 import { ERRORS } from '../../host/errors/index.js';
+import { cp } from 'node:fs/promises';
 
 const SITE = 'edgetx';
 const TOPIC = 'plant.tx';
@@ -158,4 +159,46 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
       return `killed at ${atKill} forwarded; restart bumped the saved epochs`;
     }),
   );
+
+  t.test('fencing between two live edges: a copy of the edge (its data dir, so its saved producer ids and epochs) bumps the epochs; the old edge is refused INVALID_PRODUCER_EPOCH, stops as fenced, and writes nothing more', async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const dir = await tempDir(t);
+    const common = ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', `uplink.topics=${TOPIC}`, '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.reconnectBackoffMs=50', '--set', 'uplink.readBytesMax=4096', '--set', 'uplink.rawBatchRecordsMin=5', '--set', `broker.defaultPartitions=${PARTITIONS}`];
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', `broker.defaultPartitions=${PARTITIONS}`] });
+    const expected = Array.from({ length: PARTITIONS }, (_, p) => Array.from({ length: N }, (_, i) => `f${p}-${i}-${'u'.repeat(120)}`));
+    for (let p = 0; p < PARTITIONS; p++) {
+      const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', TOPIC, '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected[p].join('\n') + '\n');
+      t.equal(r.code, 0, `partition ${p}: ${N} records acknowledged`);
+    }
+    t.equal(await loader.stop(), 0);
+    // The old edge drains slowly (a 30 kB/s cap), so the copy takes over mid-transfer.
+    const old = await startBroker(t, { dataDir: dir, args: [...common, '--set', 'uplink.bandwidthBytesPerSec=30000', '--set', 'uplink.bandwidthBurstBytes=8192'] });
+    await eventually(async () => (inits(old).length >= PARTITIONS && (await forwarded(old)) >= 100 ? true : Promise.reject(new Error('not yet'))), 30_000, 20);
+    const copyDir = await tempDir(t);
+    await cp(dir, copyDir, { recursive: true });
+    const copy = await startBroker(t, { dataDir: copyDir, args: common });
+    await eventually(async () => (inits(copy).length >= PARTITIONS ? true : Promise.reject(new Error('not yet'))), 30_000, 50);
+    t.ok(inits(copy).slice(0, PARTITIONS).every((c) => c.init === 'bumped'), `the copy bumped the saved epochs: ${inits(copy).slice(0, PARTITIONS).map((c) => `${c.transactionalId} → epoch ${c.producerEpoch}`).join('; ')}`);
+    const fenced = await eventually(async () => {
+      const lines = old.logs.filter((l) => l.msg === 'uplink partition blocked' && /fenced by a newer producer/.test(String(l.err)));
+      return lines.length >= PARTITIONS ? lines : Promise.reject(new Error(`${lines.length} fenced`));
+    }, 30_000, 50);
+    const refusals = old.logs.filter((l) => l.msg === 'uplink partition retrying' && /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/.test(String(l.err)));
+    t.ok(refusals.length >= 1, `the old edge's transactions were refused: ${String(refusals[0]?.err)}`);
+    t.ok(fenced.length >= PARTITIONS, `the old edge stopped every partition as fenced: ${String(fenced[0].err)}`);
+    const oldAtFence = await forwarded(old);
+    await eventually(async () => ((await kcatReadAll(mock.bootstrap, TARGET, READ_COMMITTED).catch(() => [])).length >= PARTITIONS * N ? true : Promise.reject(new Error('not yet'))), 90_000, 300);
+    await new Promise((r) => setTimeout(r, 1000));
+    t.equal(await forwarded(old), oldAtFence, `the fenced edge forwarded nothing more (${oldAtFence} before the fence)`);
+    const all = await kcatReadAll(mock.bootstrap, TARGET, READ_COMMITTED);
+    const rows: string[] = [];
+    for (let p = 0; p < PARTITIONS; p++) {
+      const v = verdict(all, { site: SITE, topic: TOPIC, partition: p }, expected[p]);
+      rows.push(`p${p}: acknowledged ${N}, in target ${v.found}, duplicated ${v.duplicated.length}, missing ${v.lost.length}, reordered ${v.reordered}`);
+      t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered }, { found: N, lost: 0, duplicated: 0, reordered: 0 }, `partition ${p}: exactly once, in order across both edges (kcat, read_committed)`);
+    }
+    const status = await sh(process.execPath, [mainJs, 'uplink', 'status', '--data-dir', dir]);
+    t.match(status.stdout, /fenced by a newer producer/, 'tributary uplink status on the old edge names the fence as the reason');
+    t.comment(`FAULT MATRIX | second live edge (copy of the data dir) fences the first | old forwarded ${oldAtFence} then fenced | ${rows.join('; ')}`);
+  });
 }
