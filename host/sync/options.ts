@@ -46,6 +46,7 @@ export interface UplinkOptions {
   exactlyOnce: 'auto' | 'read-back';
   transactionTimeoutMs: number;
   checkpointTopic: string;
+  transactionBatchesMax: number;
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
@@ -143,6 +144,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   transactionTimeoutMs: 60_000,
   // Transactions mode: the target topic (one partition, created when missing) holding each source partition's checkpoint, written in the same transaction as its data.
   checkpointTopic: 'tributary-uplink-checkpoints',
+  // Transactions mode: batches (of at most batchBytesMax each) in one transaction, sent pipelined, with one checkpoint record. Each transaction costs two round trips more than its produces (AddPartitionsToTxn, EndTxn), so more batches amortise them; fewer bound what a failed transaction makes the next one send again. At most 64: the produces of one transaction are queued on one connection at once.
+  transactionBatchesMax: 5,
   // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
   backlogBytesMax: 1024 * 1024 * 1024,
   // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
@@ -199,6 +202,7 @@ export const uplinkSchema: SectionSchema = section({
   exactlyOnce: oneOf('auto', 'read-back'),
   transactionTimeoutMs: int32(1000),
   checkpointTopic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', 'x-allowed': "a topic name (letters, digits, '.', '_', '-')" },
+  transactionBatchesMax: integer(1, 64),
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),
@@ -242,6 +246,7 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (!o.rename.includes('{topic}')) throw new Error(`uplink.rename "${o.rename}" has no {topic}: every source topic would map to one target topic`);
   const unknown = o.rename.match(/\{[^}]*\}/g)?.find((p) => !['{site}', '{topic}', '{partition}'].includes(p));
   if (unknown) throw new Error(`uplink.rename "${o.rename}" has an unknown placeholder ${unknown} (allowed: {site}, {topic}, {partition})`);
+  if (o.transactionBatchesMax + 1 > o.inFlightMax + o.queuedMax) throw new Error(`uplink.transactionBatchesMax (${o.transactionBatchesMax}) plus the checkpoint must fit in uplink.inFlightMax + uplink.queuedMax (${o.inFlightMax + o.queuedMax}): a transaction's produces are queued at once`);
   if (o.produceTimeoutMs >= o.requestTimeoutMs) throw new Error(`uplink.produceTimeoutMs (${o.produceTimeoutMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs}): the target should answer before we give up`);
   if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
   if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);

@@ -32,7 +32,9 @@
 // counted as drops.
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
-// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
+// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded);
+// in transactions mode up to uplink.transactionBatchesMax outgoing batches, within
+// uplink.inFlightBytesMax over the link.
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { BrokerApi, TopicPartition } from '../broker/api.js';
@@ -53,6 +55,7 @@ import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
 import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
 import { ensureCheckpointTopic, initProducer } from './txn-link.js';
+import { TxnBatch } from './txn-batch.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 
@@ -604,8 +607,9 @@ class PartitionLink implements BudgetPartition {
   }
 
   /**
-   * Transactions mode: each planned batch is one transaction with the checkpoint record that
-   * covers it (uplink.checkpointTopic), committed before the next starts. Any failure goes to
+   * Transactions mode: up to uplink.transactionBatchesMax planned batches of one read are one
+   * transaction, sent pipelined, with the checkpoint record that covers the last of them
+   * (uplink.checkpointTopic), committed before the next starts. Any failure goes to
    * `run`, whose next `resume` re-initialises the producer (fencing the old epoch) and reads the
    * committed state back.
    */
@@ -625,28 +629,48 @@ class PartitionLink implements BudgetPartition {
       this.state = 'forwarding';
       this.setBusy(true);
       const read = await cursor.readRaw();
+      // Up to transactionBatchesMax batches of the read per transaction (txn-batch.ts).
+      const txn = new TxnBatch<SendUnit>(up.options.transactionBatchesMax, up.inFlightBytes);
       let sent = false;
-      for (const unit of this.plan(read.records, read.from)) {
-        if (signal.aborted) return;
-        this.oldestUnsentMs = unit.firstTimestampMs;
-        await up.gate.turn(this.priority, signal);
-        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
-        if (signal.aborted) return;
-        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal);
-        try {
-          await this.txn!.commit([
-            { topic: this.target.topic, partition: this.target.partition, batch: unit.batch },
-            { topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, unit.last + 1)]) },
-          ]);
-        } finally {
-          up.inFlightBytes.release(unit.batch.sizeBytes);
+      try {
+        for (const unit of this.plan(read.records, read.from)) {
+          if (signal.aborted) return;
+          if (!txn.fits(unit.batch.sizeBytes)) sent = (await this.commitTxn(txn)) || sent;
+          // A transaction takes its priority turn once, at its first batch: waiting for the gate while
+          // holding in-flight bytes could wait on a higher class that waits for those bytes.
+          if (txn.empty()) {
+            this.oldestUnsentMs = unit.firstTimestampMs;
+            await up.gate.turn(this.priority, signal);
+          }
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (signal.aborted) return;
+          await txn.add(unit, unit.batch.sizeBytes, signal);
+          if (txn.full()) sent = (await this.commitTxn(txn)) || sent;
         }
-        sent = true;
-        this.acknowledged(unit);
+        sent = (await this.commitTxn(txn)) || sent;
+      } finally {
+        txn.release(); // stopped mid-gathering: the bytes go back to the bound
       }
       if (!sent) this.position = read.nextOffset;
       up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
     }
+  }
+
+  /** Commits the batches held in `txn` with the checkpoint after the last one, in one transaction; false when it held none. */
+  private async commitTxn(txn: TxnBatch<SendUnit>): Promise<boolean> {
+    const units = txn.take();
+    if (units.length === 0) return false;
+    const up = this.up;
+    try {
+      await this.txn!.commit(
+        units.map((unit) => ({ topic: this.target.topic, partition: this.target.partition, batch: unit.batch })),
+        [{ topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, units[units.length - 1].last + 1)]) }],
+      );
+    } finally {
+      txn.release();
+    }
+    for (const unit of units) this.acknowledged(unit);
+    return true;
   }
 
   /** Caught up: the position is the cursor's, saved when it moved; waits for new records. */

@@ -19,9 +19,10 @@
 //              still bumps the epoch of the transactional id's producer, which fences the old one).
 //              CONCURRENT_TRANSACTIONS and COORDINATOR_LOAD_IN_PROGRESS (the previous transaction is
 //              still completing) are retried after a short wait.
-//   commit     one transaction: AddPartitionsToTxn (every partition written), one Produce per
-//              partition (transactional attribute set, the transactional id in the request,
-//              sequences from 0 per partition for each new epoch), then EndTxn(commit). Every step
+//   commit     one transaction: AddPartitionsToTxn (every partition written, once), one Produce per
+//              batch, pipelined in order (transactional attribute set, the transactional id in the
+//              request, sequences from 0 per partition for each new epoch), then the `after` writes
+//              (the checkpoint) once those are acknowledged, then EndTxn(commit). Every step
 //              is checked; any failure throws and the caller calls `init` again before it reads the
 //              target back (read_committed) to learn what was committed. INVALID_PRODUCER_EPOCH or
 //              PRODUCER_FENCED on any step is not decided here: the next `init` (KIP-360) tells a
@@ -35,7 +36,7 @@
 import { ERRORS } from '../../errors/index.js';
 import { ATTRIBUTES, TRANSACTIONAL_MASK, resealBatch } from '../../core/index.js';
 import { CLIENT_APIS, negotiate } from './apis.js';
-import type { KafkaClient } from './client.js';
+import type { KafkaClient, ProduceResult } from './client.js';
 import { checkCode, KafkaClientError, KafkaResponseError } from './errors.js';
 import { advance, sleep, type OutgoingBatch } from './producer.js';
 
@@ -188,13 +189,16 @@ export class TransactionalProducer {
     });
   }
 
-  /** One transaction holding `writes`, committed; throws on any failure (then `init` before anything else). */
-  async commit(writes: TxnWrite[]): Promise<Array<{ baseOffset: number }>> {
+  /**
+   * One transaction holding `writes` (pipelined) and then `after` (e.g. the checkpoint, sent once
+   * every write is acknowledged), committed; throws on any failure (then `init` before anything else).
+   */
+  async commit(writes: TxnWrite[], after: TxnWrite[] = []): Promise<Array<{ baseOffset: number }>> {
     this.throwIfFenced();
     if (!this.initialised) throw new KafkaClientError('closed', `${this.options.transactionalId}: not initialised`);
     const { transactionalId } = this.options;
     const topics = new Map<string, number[]>();
-    for (const w of writes) topics.set(w.topic, [...(topics.get(w.topic) ?? []), w.partition]);
+    for (const w of [...writes, ...after]) topics.set(w.topic, [...new Set([...(topics.get(w.topic) ?? []), w.partition])]);
     await this.whileBusy('add partitions', async () => {
       const conn = await this.coordinator();
       const res = await conn.request(CLIENT_APIS.addPartitionsToTxn, { transactionalId, producerId: this.producerId, producerEpoch: this.producerEpoch, topics: [...topics].map(([name, partitions]) => ({ name, partitions })) });
@@ -202,7 +206,25 @@ export class TransactionalProducer {
         for (const p of t.results) checkCode(p.errorCode, `add ${t.name}-${p.partitionIndex} to transaction ${transactionalId}`);
       }
     });
-    const out: Array<{ baseOffset: number }> = [];
+    const out = await this.produceAll(writes);
+    // Written only once every write before it is acknowledged: a target that writes no transaction
+    // markers (librdkafka's mock) shows what an unfinished transaction wrote, and a checkpoint
+    // there must never claim data the target does not hold.
+    out.push(...(await this.produceAll(after)));
+    const conn = await this.coordinator();
+    const end = await conn.request(CLIENT_APIS.endTxn, { transactionalId, producerId: this.producerId, producerEpoch: this.producerEpoch, committed: true });
+    checkCode(end.errorCode, `commit transaction ${transactionalId}`);
+    return out;
+  }
+
+  /**
+   * The writes pipelined: each is written (or queued) on its leader's connection in order before
+   * the next is built, and the answers are awaited together. A target that checks sequences takes
+   * a prefix; any refusal throws (the caller re-initialises).
+   */
+  private async produceAll(writes: TxnWrite[]): Promise<Array<{ baseOffset: number }>> {
+    const transactionalId = this.options.transactionalId;
+    const answers: Array<Promise<ProduceResult>> = [];
     for (const w of writes) {
       const key = `${w.topic}/${w.partition}`;
       const sequence = this.sequences.get(key) ?? 0;
@@ -210,14 +232,22 @@ export class TransactionalProducer {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       view.setInt16(ATTRIBUTES, view.getInt16(ATTRIBUTES) | TRANSACTIONAL_MASK);
       resealBatch(bytes, 0);
-      const r = await this.client.produce(w.topic, w.partition, bytes, { acks: -1, timeoutMs: this.options.produceTimeoutMs, transactionalId });
-      if (r.errorCode !== ERRORS.NONE.kafka) throw new KafkaResponseError(r.errorCode, `transactional produce to ${w.topic}-${w.partition}`);
+      const queued = await this.client.produceQueued(w.topic, w.partition, bytes, { acks: -1, timeoutMs: this.options.produceTimeoutMs, transactionalId }).catch((err: unknown) => err as Error);
+      if (queued instanceof Error) {
+        answers.push(Promise.reject(queued));
+        break; // nothing after a batch that could not be sent
+      }
+      queued.answer.catch(() => undefined); // handled below (allSettled); not an unhandled rejection while the next batch is queued
+      answers.push(queued.answer);
       this.sequences.set(key, advance(sequence, w.batch.recordCount));
-      out.push({ baseOffset: r.baseOffset });
     }
-    const conn = await this.coordinator();
-    const end = await conn.request(CLIENT_APIS.endTxn, { transactionalId, producerId: this.producerId, producerEpoch: this.producerEpoch, committed: true });
-    checkCode(end.errorCode, `commit transaction ${transactionalId}`);
+    const settled = await Promise.allSettled(answers);
+    const out: Array<{ baseOffset: number }> = [];
+    for (const [i, a] of settled.entries()) {
+      if (a.status === 'rejected') throw a.reason;
+      if (a.value.errorCode !== ERRORS.NONE.kafka) throw new KafkaResponseError(a.value.errorCode, `transactional produce to ${writes[i].topic}-${writes[i].partition}`);
+      out.push({ baseOffset: a.value.baseOffset });
+    }
     return out;
   }
 }
