@@ -144,7 +144,7 @@ export const defaultUplinkOptions: UplinkOptions = {
   transactionTimeoutMs: 60_000,
   // Transactions mode: the target topic (one partition, created when missing) holding each source partition's checkpoint, written in the same transaction as its data.
   checkpointTopic: 'tributary-uplink-checkpoints',
-  // Transactions mode: batches (of at most batchBytesMax each) in one transaction, sent pipelined, with one checkpoint record. Each transaction costs two round trips more than its produces (AddPartitionsToTxn, EndTxn), so more batches amortise them; fewer bound what a failed transaction makes the next one send again. At most 64: the produces of one transaction are queued on one connection at once.
+  // Transactions mode: batches (of at most batchBytesMax each) in one transaction, sent pipelined, with one checkpoint record. Each transaction costs two round trips more than its produces (AddPartitionsToTxn, EndTxn), so more batches amortise them; fewer bound what a failed transaction makes the next one send again. At most 64, and at most uplink.inFlightMax + uplink.queuedMax are used: the data produces of one transaction are queued on one connection at once.
   transactionBatchesMax: 5,
   // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
   backlogBytesMax: 1024 * 1024 * 1024,
@@ -246,7 +246,6 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
   if (!o.rename.includes('{topic}')) throw new Error(`uplink.rename "${o.rename}" has no {topic}: every source topic would map to one target topic`);
   const unknown = o.rename.match(/\{[^}]*\}/g)?.find((p) => !['{site}', '{topic}', '{partition}'].includes(p));
   if (unknown) throw new Error(`uplink.rename "${o.rename}" has an unknown placeholder ${unknown} (allowed: {site}, {topic}, {partition})`);
-  if (o.transactionBatchesMax + 1 > o.inFlightMax + o.queuedMax) throw new Error(`uplink.transactionBatchesMax (${o.transactionBatchesMax}) plus the checkpoint must fit in uplink.inFlightMax + uplink.queuedMax (${o.inFlightMax + o.queuedMax}): a transaction's produces are queued at once`);
   if (o.produceTimeoutMs >= o.requestTimeoutMs) throw new Error(`uplink.produceTimeoutMs (${o.produceTimeoutMs}) must be below uplink.requestTimeoutMs (${o.requestTimeoutMs}): the target should answer before we give up`);
   if (o.reconnectBackoffMs > o.reconnectBackoffMaxMs) throw new Error(`uplink.reconnectBackoffMs (${o.reconnectBackoffMs}) is above uplink.reconnectBackoffMaxMs (${o.reconnectBackoffMaxMs})`);
   if (o.readBackBytes > o.responseBytesMax) throw new Error(`uplink.readBackBytes (${o.readBackBytes}) is above uplink.responseBytesMax (${o.responseBytesMax})`);

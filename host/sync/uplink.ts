@@ -630,7 +630,7 @@ class PartitionLink implements BudgetPartition {
       this.setBusy(true);
       const read = await cursor.readRaw();
       // Up to transactionBatchesMax batches of the read per transaction (txn-batch.ts).
-      const txn = new TxnBatch<SendUnit>(up.options.transactionBatchesMax, up.inFlightBytes);
+      const txn = new TxnBatch<SendUnit>(Math.min(up.options.transactionBatchesMax, up.options.inFlightMax + up.options.queuedMax), up.inFlightBytes);
       let sent = false;
       try {
         for (const unit of this.plan(read.records, read.from)) {

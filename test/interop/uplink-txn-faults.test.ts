@@ -201,4 +201,28 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     t.match(status.stdout, /fenced by a newer producer/, 'tributary uplink status on the old edge names the fence as the reason');
     t.comment(`FAULT MATRIX | second live edge (copy of the data dir) fences the first | old forwarded ${oldAtFence} then fenced | ${rows.join('; ')}`);
   });
+
+  // uplink.transactionBatchesMax at its boundary: one checkpoint record is committed per
+  // transaction (its value: the next source offset), so the checkpoints read back with kcat show
+  // how many 10-record raw batches each transaction held: never more than the bound, and the bound
+  // reached.
+  for (const batchesMax of [1, 3]) t.test(`uplink.transactionBatchesMax=${batchesMax}: each transaction holds at most ${batchesMax} batches (checkpoints read back), all records once`, async (t) => {
+    const mock = await startMockCluster(t, await tempDir(t));
+    const dir = await tempDir(t);
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=1'] });
+    const n = 600;
+    const expected = Array.from({ length: n }, (_, i) => `b-${i}-${'v'.repeat(60)}`);
+    const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', TOPIC, '-p', '0', '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected.join('\n') + '\n');
+    t.equal(r.code, 0, `${n} records acknowledged, in stored batches of 10`);
+    t.equal(await loader.stop(), 0);
+    const edge = await startBroker(t, { dataDir: dir, args: ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', `uplink.topics=${TOPIC}`, '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.rawBatchRecordsMin=5', '--set', `uplink.transactionBatchesMax=${batchesMax}`, '--set', 'broker.defaultPartitions=1'] });
+    await eventually(async () => ((await forwarded(edge)) >= n ? true : Promise.reject(new Error('not yet'))), 60_000, 100);
+    const v = verdict(await kcatReadAll(mock.bootstrap, TARGET, READ_COMMITTED), { site: SITE, topic: TOPIC, partition: 0 }, expected);
+    t.same({ found: v.found, lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered }, { found: n, lost: 0, duplicated: 0, reordered: 0 }, `all ${n} once, in order`);
+    const checkpoints = (await kcatReadAll(mock.bootstrap, 'tributary-uplink-checkpoints', READ_COMMITTED)).filter((c) => c.headers['tributary.origin.topic'] === TOPIC).map((c) => Number(c.value));
+    const sizes = checkpoints.map((c, i) => c - (i === 0 ? 0 : checkpoints[i - 1]));
+    t.equal(checkpoints[checkpoints.length - 1], n, 'the last checkpoint is the source end');
+    t.ok(sizes.every((s) => s > 0 && s <= 10 * batchesMax), `every transaction held 1 to ${batchesMax} batches of 10: ${sizes.length} transactions`);
+    t.equal(Math.max(...sizes), 10 * batchesMax, `the bound was reached (${10 * batchesMax} records in a transaction)`);
+  });
 }
