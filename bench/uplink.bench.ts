@@ -5,6 +5,11 @@
 // kafkajs idempotent producer to the target (a consume-and-produce mirror) — drains the same
 // backlog. CPU: the edge process's (uplink) vs this process's (kafkajs mirror), per record.
 //
+// A second table drains the same backlog, in the same run, into librdkafka's mock cluster (the only
+// target here with transactions; in memory, so not comparable with the first table's fsyncing
+// Tributary target) in read-back mode and in transactions mode with 1 and 5 batches per transaction
+// (uplink.transactionBatchesMax): what the transactions cost against the idempotent pipeline.
+//
 // Issue 12's targets: ≥ 3× the kafkajs mirror's records/s at ≤ ½ its CPU per record. Env:
 // BENCH_UPLINK_RECORDS (default 300000), BENCH_UPLINK_VALUE_BYTES (default 100).
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import kafkajs from 'kafkajs';
 import { haveCommand, startBroker, type BrokerProcess } from '../test/helpers/index.js';
+import { startMockCluster } from '../test/helpers/uplink.js';
 import { KafkaClient } from '../host/kafka/client/client.js';
 import type { Table } from './table.js';
 
@@ -110,6 +116,27 @@ async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: Kafka
   return { ms: done - started, cpuS, wireBytes, rssPeakMiB, raw: batches('raw'), reencoded: batches('reencoded') };
 }
 
+/** Modes drained into the mock, each with its own site (so its own link state and target topic). */
+const MOCK_MODES = [
+  // The mock checks no sequences for idempotent producers: one batch in flight (docs/uplink.md).
+  { name: 'read-back mode (idempotent, 1 batch in flight)', site: 'rb', args: ['--set', 'uplink.exactlyOnce=read-back', '--set', 'uplink.inFlightBatchesMax=1'] },
+  { name: 'read-back mode (idempotent, 5 batches in flight)', site: 'rb5', args: ['--set', 'uplink.exactlyOnce=read-back', '--set', 'uplink.inFlightBatchesMax=5'] },
+  { name: 'transactions mode, 1 batch per transaction', site: 'tx1', args: ['--set', 'uplink.transactionBatchesMax=1'] },
+  { name: 'transactions mode, 5 batches per transaction', site: 'tx5', args: ['--set', 'uplink.transactionBatchesMax=5'] },
+];
+
+async function mockDrain(edgeDir: string, bootstrap: string, client: KafkaClient, mode: (typeof MOCK_MODES)[number]): Promise<{ ms: number; cpuS: number; wireBytes: number }> {
+  const started = performance.now();
+  const edge = await startBroker(t, { dataDir: edgeDir, args: [...edgeBase(), '--set', `uplink.site=${mode.site}`, '--set', `uplink.bootstrap=${bootstrap}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.topicScanIntervalMs=50', ...mode.args] });
+  const cpu0 = await cpuSeconds(edge.child.pid!);
+  const done = await waitFor(client, `${mode.site}.telemetry`, RECORDS, 600_000);
+  const cpuS = (await cpuSeconds(edge.child.pid!)) - cpu0;
+  const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
+  const wireBytes = Number(new RegExp(`tributary_uplink_bytes_sent\\{site="${mode.site}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+  await edge.stop();
+  return { ms: done - started, cpuS, wireBytes };
+}
+
 /** The mirror is measured over at most this long (it may be far slower than the uplink): its rate is what it moved in that time. */
 const MIRROR_WINDOW_MS = QUICK ? 20_000 : 120_000;
 /** Records per kafkajs send: well under 1 MiB with headers. */
@@ -167,6 +194,23 @@ export async function run(): Promise<Table[]> {
     const row = (name: string, records: number, ms: number, cpuS: number, wire: string, wireTotal: string) => [name, records, Math.round(records / (ms / 1000)), ((records * VALUE_BYTES) / (ms / 1000)) / 2 ** 20, wire, wireTotal, (cpuS / records) * 1e6];
     const upRow = (name: string, d: typeof up) => row(name, RECORDS, d.ms, d.cpuS, ((d.wireBytes / (d.ms / 1000)) / 2 ** 20).toFixed(1), (d.wireBytes / 2 ** 20).toFixed(1));
     void bytes;
+    const mockTables: Table[] = [];
+    if (haveCommand('/usr/bin/python3')) {
+      const mock = await startMockCluster(t, dir);
+      const mockClient = new KafkaClient({ bootstrap: mock.bootstrap.split(','), clientId: 'bench', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 1 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
+      const rows = [];
+      for (const mode of MOCK_MODES) {
+        const m = await mockDrain(edgeDir, mock.bootstrap, mockClient, mode);
+        rows.push(row(mode.name, RECORDS, m.ms, m.cpuS, ((m.wireBytes / (m.ms / 1000)) / 2 ** 20).toFixed(1)));
+      }
+      await mockClient.close();
+      mockTables.push({
+        title: `uplink drain by exactly-once mode: the same ${RECORDS.toLocaleString('en-US')} records into librdkafka 2.0.2's mock cluster (3 brokers, in memory, loopback)`,
+        columns: ['mode', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'CPU µs/record'],
+        rows,
+        notes: ['Same backlog, same run, one after the other; each mode drains into its own target topic ({site}.telemetry) from the edge\'s start. A transaction adds AddPartitionsToTxn, the checkpoint produce and EndTxn round trips to its data produces. The mock keeps everything in memory (no fsync), so these rates are not comparable with the Tributary target above.'],
+      });
+    }
     return [
       {
         title: `uplink drain: ${RECORDS.toLocaleString('en-US')} records of ${VALUE_BYTES} B in ${PARTITIONS} partitions, edge → Tributary target (loopback, fsync before ack)`,
@@ -181,6 +225,7 @@ export async function run(): Promise<Table[]> {
           `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded (re-encoded rows: ${reNone.reencoded} and ${reLz4.reencoded} batches, each record with its own origin headers; the values are padded with 'x', so lz4's ratio here is an upper bound for real telemetry). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
         ],
       },
+      ...mockTables,
     ];
   } finally {
     for (const fn of teardowns.reverse()) await fn();

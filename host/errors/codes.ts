@@ -118,6 +118,11 @@ export const ERRORS = {
   // transactions.ts); never sent by this broker (it has no coordinator), so the door columns are nominal.
   INVALID_TXN_STATE: spec(48, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   CONCURRENT_TRANSACTIONS: spec(51, MQTT_BUSY, WS_TRY_AGAIN, 409, true),
+  // The coordinator knows the producer id under another transactional id (or none): a KIP-360
+  // re-initialisation with a stale id gets it; the producer then starts fresh.
+  INVALID_PRODUCER_ID_MAPPING: spec(49, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
+  // Another producer with the same transactional id took a newer epoch (KIP-588): this one stops.
+  PRODUCER_FENCED: spec(90, MQTT_PROTOCOL, WS_BAD_REQUEST, 409),
   // The data dir is below its free-space floor, or a write met ENOSPC/EDQUOT (docs/broker.md,
   // "Disk contract"). Kafka has no code of its own for a full disk: its brokers answer
   // KAFKA_STORAGE_ERROR (retriable), so do we. MQTT 5 §3.4.2.1 has no "disk full" reason; 0x97

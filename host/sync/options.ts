@@ -47,6 +47,7 @@ export interface UplinkOptions {
   exactlyOnce: 'auto' | 'read-back';
   transactionTimeoutMs: number;
   checkpointTopic: string;
+  transactionBatchesMax: number;
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
@@ -147,6 +148,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   transactionTimeoutMs: 60_000,
   // Transactions mode: the target topic (one partition, created when missing) holding each source partition's checkpoint, written in the same transaction as its data.
   checkpointTopic: 'tributary-uplink-checkpoints',
+  // Transactions mode: batches (of at most batchBytesMax each) in one transaction, sent pipelined, with one checkpoint record. Each transaction costs two round trips more than its produces (AddPartitionsToTxn, EndTxn), so more batches amortise them; fewer bound what a failed transaction makes the next one send again. At most 64, and at most uplink.inFlightMax + uplink.queuedMax are used: the data produces of one transaction are queued on one connection at once.
+  transactionBatchesMax: 5,
   // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
   backlogBytesMax: 1024 * 1024 * 1024,
   // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
@@ -209,6 +212,7 @@ export const uplinkSchema: SectionSchema = section({
   exactlyOnce: oneOf('auto', 'read-back'),
   transactionTimeoutMs: int32(1000),
   checkpointTopic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', 'x-allowed': "a topic name (letters, digits, '.', '_', '-')" },
+  transactionBatchesMax: integer(1, 64),
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),

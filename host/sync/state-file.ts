@@ -9,7 +9,10 @@
 //                { "producerId", "baseSequence", "recordCount", "firstSourceOffset",
 //                "lastSourceOffset" }, ... ] (older versions: null or one object) } } },
 //              "checkpoints": { "<source topic>/<partition>" or "downlink:<central topic>/<partition>":
-//                <next offset> } }
+//                <next offset> },
+//              "transactional": { "<transactional id>": { "producerId", "producerEpoch" } } }
+//              (transactional: transactions mode's producers, absent before it was kept; a restarted
+//              link re-initialises each with this id and epoch, KIP-360, fencing what it left open)
 //
 // Crash policy: bytes whose header, length or CRC does not match are not trusted: the link starts
 // with no producer id and no checkpoints, logs why, and the read-back of every target partition
@@ -21,6 +24,8 @@ import { type ProducerState } from '../kafka/client/producer.js';
 export interface LinkState {
   producer: ProducerState;
   checkpoints: Record<string, number>;
+  /** Transactions mode: per transactional id the producer id and epoch last given out (optional: older states lack it). */
+  transactional?: Record<string, { producerId: number; producerEpoch: number }>;
 }
 
 const MAGIC = 'TRIBUTARY-UPLINK-STATE';

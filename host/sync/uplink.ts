@@ -36,7 +36,9 @@
 // (host/sync/wire-compression.ts).
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
-// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
+// larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded);
+// in transactions mode up to uplink.transactionBatchesMax outgoing batches, within
+// uplink.inFlightBytesMax over the link.
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { BrokerApi, TopicPartition } from '../broker/api.js';
@@ -55,7 +57,9 @@ import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
-import { TransactionalProducer } from '../kafka/client/transactions.js';
+import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
+import { ensureCheckpointTopic, initProducer } from './txn-link.js';
+import { TxnBatch } from './txn-batch.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
@@ -529,13 +533,11 @@ class PartitionLink implements BudgetPartition {
   private async initTransactions(): Promise<number> {
     const up = this.up;
     const o = up.options;
-    const md = (await up.client.metadata([o.checkpointTopic])).get(o.checkpointTopic);
-    if (md && md.errorCode === ERRORS.UNKNOWN_TOPIC_OR_PARTITION.kafka) {
-      const created = await up.client.createTopic(o.checkpointTopic, 1);
-      if (created.errorCode !== ERRORS.NONE.kafka && created.errorCode !== ERRORS.TOPIC_ALREADY_EXISTS.kafka) throw new KafkaResponseError(created.errorCode, `create the checkpoint topic ${o.checkpointTopic}`);
-    }
-    this.txn ??= new TransactionalProducer(up.client, { transactionalId: `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs });
-    await this.txn.init();
+    await ensureCheckpointTopic(up.client, o.checkpointTopic, up.log);
+    const transactionalId = `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`;
+    this.txn ??= new TransactionalProducer(up.client, { transactionalId, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs, resume: up.stateFile.state.transactional?.[transactionalId] });
+    // Fenced (a newer producer took this transactional id): blocked for the life of this process, never writing again.
+    await initProducer(this.txn, up.stateFile, up.log).catch((err) => Promise.reject(err instanceof ProducerFencedError ? new BlockedError(err.message) : err));
     const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
     return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
   }
@@ -625,8 +627,9 @@ class PartitionLink implements BudgetPartition {
   }
 
   /**
-   * Transactions mode: each planned batch is one transaction with the checkpoint record that
-   * covers it (uplink.checkpointTopic), committed before the next starts. Any failure goes to
+   * Transactions mode: up to uplink.transactionBatchesMax planned batches of one read are one
+   * transaction, sent pipelined, with the checkpoint record that covers the last of them
+   * (uplink.checkpointTopic), committed before the next starts. Any failure goes to
    * `run`, whose next `resume` re-initialises the producer (fencing the old epoch) and reads the
    * committed state back.
    */
@@ -646,28 +649,48 @@ class PartitionLink implements BudgetPartition {
       this.state = 'forwarding';
       this.setBusy(true);
       const read = await cursor.readRaw();
+      // Up to transactionBatchesMax batches of the read per transaction (txn-batch.ts).
+      const txn = new TxnBatch<SendUnit>(Math.min(up.options.transactionBatchesMax, up.options.inFlightMax + up.options.queuedMax), up.inFlightBytes);
       let sent = false;
-      for (const unit of this.plan(read.records, read.from)) {
-        if (signal.aborted) return;
-        this.oldestUnsentMs = unit.firstTimestampMs;
-        await up.gate.turn(this.priority, signal);
-        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
-        if (signal.aborted) return;
-        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal);
-        try {
-          await this.txn!.commit([
-            { topic: this.target.topic, partition: this.target.partition, batch: unit.batch },
-            { topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, unit.last + 1)]) },
-          ]);
-        } finally {
-          up.inFlightBytes.release(unit.batch.sizeBytes);
+      try {
+        for (const unit of this.plan(read.records, read.from)) {
+          if (signal.aborted) return;
+          if (!txn.fits(unit.batch.sizeBytes)) sent = (await this.commitTxn(txn)) || sent;
+          // A transaction takes its priority turn once, at its first batch: waiting for the gate while
+          // holding in-flight bytes could wait on a higher class that waits for those bytes.
+          if (txn.empty()) {
+            this.oldestUnsentMs = unit.firstTimestampMs;
+            await up.gate.turn(this.priority, signal);
+          }
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (signal.aborted) return;
+          await txn.add(unit, unit.batch.sizeBytes, signal);
+          if (txn.full()) sent = (await this.commitTxn(txn)) || sent;
         }
-        sent = true;
-        this.acknowledged(unit);
+        sent = (await this.commitTxn(txn)) || sent;
+      } finally {
+        txn.release(); // stopped mid-gathering: the bytes go back to the bound
       }
       if (!sent) this.position = read.nextOffset;
       up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
     }
+  }
+
+  /** Commits the batches held in `txn` with the checkpoint after the last one, in one transaction; false when it held none. */
+  private async commitTxn(txn: TxnBatch<SendUnit>): Promise<boolean> {
+    const units = txn.take();
+    if (units.length === 0) return false;
+    const up = this.up;
+    try {
+      await this.txn!.commit(
+        units.map((unit) => ({ topic: this.target.topic, partition: this.target.partition, batch: unit.batch })),
+        [{ topic: up.options.checkpointTopic, partition: 0, batch: recordsOutgoing([checkpointRecord(this.origin, units[units.length - 1].last + 1)]) }],
+      );
+    } finally {
+      txn.release();
+    }
+    for (const unit of units) this.acknowledged(unit);
+    return true;
   }
 
   /** Caught up: the position is the cursor's, saved when it moved; waits for new records. */

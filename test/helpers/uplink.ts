@@ -157,9 +157,29 @@ lib.rd_kafka_mock_partition_set_leader.argtypes = [ctypes.c_void_p, ctypes.c_cha
 # Commands, one per line: "errors <api key> <error code> <count>" makes the next <count> requests
 # of that API (on any broker) fail with that code (rd_kafka_mock_push_request_errors);
 # "leader <topic> <partition> <broker id>" moves a partition's leader
-# (rd_kafka_mock_partition_set_leader).
+# (rd_kafka_mock_partition_set_leader); "rtt <broker id> <ms>" delays that broker's answers (the
+# requests are still handled: answers withheld, as on a link blackholed after the writes);
+# "down <broker id>" / "up <broker id>" closes its connections and refuses new ones, then lets
+# them in again (rd_kafka_mock_broker_set_down/up); "coordinator <type> <key> <broker id>" moves
+# the group or transaction coordinator of a key (rd_kafka_mock_coordinator_set).
+lib.rd_kafka_mock_broker_set_rtt.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int]
+lib.rd_kafka_mock_broker_set_down.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+lib.rd_kafka_mock_broker_set_up.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+lib.rd_kafka_mock_coordinator_set.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int32]
 for line in sys.stdin:
     parts = line.split()
+    if len(parts) == 3 and parts[0] == 'rtt':
+        rc = lib.rd_kafka_mock_broker_set_rtt(mc, int(parts[1]), int(parts[2]))
+        print('ok' if rc == 0 else 'error %d' % rc, flush=True)
+        continue
+    if len(parts) == 2 and parts[0] in ('down', 'up'):
+        rc = (lib.rd_kafka_mock_broker_set_down if parts[0] == 'down' else lib.rd_kafka_mock_broker_set_up)(mc, int(parts[1]))
+        print('ok' if rc == 0 else 'error %d' % rc, flush=True)
+        continue
+    if len(parts) == 4 and parts[0] == 'coordinator':
+        rc = lib.rd_kafka_mock_coordinator_set(mc, parts[1].encode(), parts[2].encode(), int(parts[3]))
+        print('ok' if rc == 0 else 'error %d' % rc, flush=True)
+        continue
     if len(parts) == 4 and parts[0] == 'leader':
         rc = lib.rd_kafka_mock_partition_set_leader(mc, parts[1].encode(), int(parts[2]), int(parts[3]))
         print('ok' if rc == 0 else 'error %d' % rc, flush=True)
@@ -177,6 +197,8 @@ export interface MockCluster {
   pushErrors(apiKey: number, code: number, count: number): Promise<void>;
   /** Moves the leader of `topic`/`partition` to broker `brokerId`. */
   setLeader(topic: string, partition: number, brokerId: number): Promise<void>;
+  /** One mock command (see the script): `rtt <id> <ms>`, `down <id>`, `up <id>`, `coordinator <type> <key> <id>`. */
+  command(line: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -216,7 +238,13 @@ export async function startMockCluster(t: Teardown, dir: string, brokers = 3): P
     const a = await answer;
     if (a !== 'ok') throw new Error(`the mock cluster refused to move the leader: ${a}`);
   };
-  return { bootstrap, child, stop, pushErrors, setLeader };
+  const command = async (line: string) => {
+    const answer = nextLine(line);
+    child.stdin!.write(`${line}\n`);
+    const a = await answer;
+    if (a !== 'ok') throw new Error(`the mock cluster refused "${line}": ${a}`);
+  };
+  return { bootstrap, child, stop, pushErrors, setLeader, command };
 }
 
 /** A node's /metrics text (its HTTP listener). */

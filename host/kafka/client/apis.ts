@@ -14,6 +14,7 @@
 //   OffsetForLeaderEpoch ≥ 3  replica_id (a follower names itself; host/cluster's fetcher)
 //   SaslHandshake = 1   v0 sends the tokens as raw frames outside Kafka's framing (pre-KIP-152)
 //   SaslAuthenticate ≥ 0  the tokens in Kafka requests (after SaslHandshake v1)
+//   DescribeConfigs ≥ 1, IncrementalAlterConfigs ≥ 0  the server tables' floors
 import { produce } from '../apis/produce.js';
 import { fetch } from '../apis/fetch.js';
 import { listOffsets } from '../apis/list-offsets.js';
@@ -25,6 +26,8 @@ import { offsetForLeaderEpoch } from '../apis/offset-for-leader-epoch.js';
 import { saslHandshake } from '../apis/sasl-handshake.js';
 import { saslAuthenticate } from '../apis/sasl-authenticate.js';
 import { findCoordinator } from '../apis/groups/find-coordinator.js';
+import { describeConfigs } from '../apis/describe-configs.js';
+import { incrementalAlterConfigs } from '../apis/incremental-alter-configs.js';
 import { addPartitionsToTxn, endTxn } from './txn-apis.js';
 import type { ApiHandler } from '../apis/types.js';
 import type { Schema } from '../protocol/schema.js';
@@ -59,6 +62,9 @@ export const CLIENT_APIS = {
   findCoordinator: fromTable(findCoordinator, 1, 3),
   addPartitionsToTxn,
   endTxn,
+  // Topic configs of the uplink's checkpoint topic (host/kafka/client/topic-config.ts).
+  describeConfigs: fromTable(describeConfigs),
+  incrementalAlterConfigs: fromTable(incrementalAlterConfigs),
 } as const;
 
 export type ClientApiName = keyof typeof CLIENT_APIS;

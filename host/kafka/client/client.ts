@@ -277,11 +277,11 @@ export class KafkaClient {
     return p.offset;
   }
 
-  /** CreateTopics for one topic (replication factor -1 = the target's default); the topic's error code and message. */
-  async createTopic(name: string, partitions: number, replicationFactor = -1): Promise<{ errorCode: number; errorMessage: string | null }> {
+  /** CreateTopics for one topic (replication factor -1 = the target's default; `configs` its topic configs); the topic's error code and message. */
+  async createTopic(name: string, partitions: number, replicationFactor = -1, configs: Record<string, string> = {}): Promise<{ errorCode: number; errorMessage: string | null }> {
     const conn = await this.anyConnection();
     const res = await conn.request(CLIENT_APIS.createTopics, {
-      topics: [{ name, numPartitions: partitions, replicationFactor, assignments: [], configs: [] }],
+      topics: [{ name, numPartitions: partitions, replicationFactor, assignments: [], configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })) }],
       timeoutMs: this.options.requestTimeoutMs,
       validateOnly: false,
     });

@@ -51,6 +51,8 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.bandwidthBurstBytes=1023'], /uplink\.bandwidthBurstBytes/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.priorities=al*rms'], /uplink\.priorities entry "al\*rms"/],
     [['uplink.inFlightBatchesMax=6'], /uplink\.inFlightBatchesMax/],
+    [['uplink.transactionBatchesMax=0'], /uplink\.transactionBatchesMax/],
+    [['uplink.transactionBatchesMax=65'], /uplink\.transactionBatchesMax/],
     [['uplink.rawBatchRecordsMin=0'], /uplink\.rawBatchRecordsMin/],
     [['uplink.downlinkFetchBytes=1023'], /uplink\.downlinkFetchBytes/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=commands'], /uplink\.downlink entry "commands" is not central=local/],
@@ -74,10 +76,11 @@ t.test('uplink config: each mistake names its key', async (t) => {
 
 t.test('uplink config: limits at their boundary are accepted', async (t) => {
   const dir = await tempDir(t);
-  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0', 'uplink.inFlightBatchesMax=5', 'uplink.rawBatchRecordsMin=1', 'uplink.downlinkFetchBytes=1024', 'uplink.downlink={site}.commands=commands, central.all=broadcast', 'uplink.downlinkWaitMs=29999', 'uplink.bandwidthBytesPerSec=0', 'uplink.bandwidthBurstBytes=1024', 'uplink.priorities=alarms,sensors.*', 'uplink.inFlightBytesMax=1024'];
+  const ok = ['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.inFlightMax=1', 'uplink.readBytesMax=1024', 'uplink.batchBytesMax=1024', 'uplink.queuedMax=0', 'uplink.inFlightBatchesMax=5', 'uplink.rawBatchRecordsMin=1', 'uplink.downlinkFetchBytes=1024', 'uplink.downlink={site}.commands=commands, central.all=broadcast', 'uplink.downlinkWaitMs=29999', 'uplink.bandwidthBytesPerSec=0', 'uplink.bandwidthBurstBytes=1024', 'uplink.priorities=alarms,sensors.*', 'uplink.inFlightBytesMax=1024', 'uplink.transactionBatchesMax=64'];
   const p = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...ok.flatMap((s) => ['--set', s])], {}));
   t.same([p.uplink?.inFlightMax, p.uplink?.readBytesMax, p.uplink?.batchBytesMax, p.uplink?.queuedMax, p.uplink?.inFlightBatchesMax, p.uplink?.rawBatchRecordsMin, p.uplink?.downlinkFetchBytes], [1, 1024, 1024, 0, 5, 1, 1024]);
   t.same([p.uplink?.bandwidthBytesPerSec, p.uplink?.bandwidthBurstBytes, p.uplink?.priorities], [0, 1024, ['alarms', 'sensors.*']], 'no cap, the smallest burst, priorities as a comma-separated string');
+  t.equal(p.uplink?.transactionBatchesMax, 64, 'the most batches per transaction');
   t.ok(p.budget.items.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are counted in the memory budget');
   t.ok(p.budget.perPartition.some((i) => i.key.includes('uplink.readBytesMax') && i.bytes > 0), 'its per-partition read, batch and fetch are listed apart');
   t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
