@@ -201,12 +201,12 @@ export async function run(): Promise<Table[]> {
       const rows = [];
       for (const mode of MOCK_MODES) {
         const m = await mockDrain(edgeDir, mock.bootstrap, mockClient, mode);
-        rows.push(row(mode.name, RECORDS, m.ms, m.cpuS, ((m.wireBytes / (m.ms / 1000)) / 2 ** 20).toFixed(1)));
+        rows.push(row(mode.name, RECORDS, m.ms, m.cpuS, ((m.wireBytes / (m.ms / 1000)) / 2 ** 20).toFixed(1), (m.wireBytes / 2 ** 20).toFixed(1)));
       }
       await mockClient.close();
       mockTables.push({
         title: `uplink drain by exactly-once mode: the same ${RECORDS.toLocaleString('en-US')} records into librdkafka 2.0.2's mock cluster (3 brokers, in memory, loopback)`,
-        columns: ['mode', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'CPU µs/record'],
+        columns: ['mode', 'records moved', 'records/s', 'payload MB/s', 'wire MB/s', 'wire MiB total', 'CPU µs/record'],
         rows,
         notes: ['Same backlog, same run, one after the other; each mode drains into its own target topic ({site}.telemetry) from the edge\'s start. A transaction adds AddPartitionsToTxn, the checkpoint produce and EndTxn round trips to its data produces. The mock keeps everything in memory (no fsync), so these rates are not comparable with the Tributary target above.'],
       });
