@@ -49,6 +49,9 @@ export interface UplinkOptions {
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
+  reservedTopics: string[] | string;
+  stallAlarmSec: number;
+  backlogAgeMsMax: number;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -149,6 +152,12 @@ export const defaultUplinkOptions: UplinkOptions = {
   onFull: 'block',
   // Per-topic on-full policies, `pattern=policy` (pattern: a topic name or prefix ending in *), first match wins; a list or one comma-separated string. [] = every topic has uplink.onFull.
   onFullTopics: [],
+  // The reserved lane (docs/uplink.md, "Reserved lane"): topics (names or prefixes ending in *) whose batches go first through the bandwidth cap and the connection's queue, skip the priority classes, and hold every other partition to one batch in flight while they have unsent data — commands and alarms are never stuck behind a telemetry backlog. [] = no reserved lane.
+  reservedTopics: [],
+  // Liveness alarm: a partition whose position has not moved for this many seconds while it has records to send is `stalled` (a warning once per episode, tributary_uplink_stalled, `tributary uplink status`). A minute: longer than any healthy produce round trip or reconnect backoff (15 s), short enough to page someone the same hour. 0 = off.
+  stallAlarmSec: 60,
+  // A bound by age of the backlog: the oldest record stored here and not yet forwarded may be at most this old (ms); past it the topic's on-full policy decides as for the byte budget (block refuses appends, drop-oldest gives up the records older than the bound). 0 = no bound (default: the byte budget alone bounds the disk; an age bound is a data-freshness choice only the site can make).
+  backlogAgeMsMax: 0,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -202,10 +211,14 @@ export const uplinkSchema: SectionSchema = section({
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),
+  reservedTopics: listOrString('topic names or prefixes ending in *'),
+  stallAlarmSec: integer(0, 31_536_000),
+  backlogAgeMsMax: integer(0, Number.MAX_SAFE_INTEGER),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics' | 'reservedTopics'> {
+  reservedTopics: string[];
   /** uplink.onFullTopics parsed, in order (first match wins). */
   onFullTopics: Array<{ pattern: string; policy: OnFullPolicy }>;
   bootstrap: string[];
@@ -265,7 +278,9 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
     if (!m || !TOPIC_ITEM.test(pattern) || !ON_FULL_POLICIES.includes(policy)) throw new Error(`uplink.onFullTopics entry "${pair}" is not pattern=policy (a topic name or prefix ending in *, and one of ${ON_FULL_POLICIES.join(', ')})`);
     return { pattern, policy };
   });
-  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics };
+  const reservedTopics = items(o.reservedTopics);
+  for (const p of reservedTopics) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.reservedTopics entry "${p}" is not a topic name or a prefix ending in *`);
+  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics, reservedTopics };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

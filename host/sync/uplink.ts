@@ -49,6 +49,7 @@ import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
+import { ReservedLane } from './lanes.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
 import { TransactionalProducer } from '../kafka/client/transactions.js';
@@ -137,6 +138,8 @@ export class Uplink {
   /** The link's bandwidth cap (null: none) and its priority classes (host/sync/flow.ts). */
   readonly bucket: TokenBucket | null;
   readonly gate: PriorityGate;
+  /** uplink.reservedTopics: first through the cap and the connection, others held to one batch in flight meanwhile (host/sync/lanes.ts). */
+  readonly lane: ReservedLane;
   /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
   readonly inFlightBytes: ByteBound;
   /** The link's byte budget (installed at the broker's write path when uplink.backlogBytesMax > 0). */
@@ -176,6 +179,7 @@ export class Uplink {
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
     this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
     this.gate = new PriorityGate(options.priorities);
+    this.lane = new ReservedLane(options.reservedTopics);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
     this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
       refused: (tp, backlogBytes, bytes, first) => {
@@ -318,6 +322,8 @@ class PartitionLink implements BudgetPartition {
   /** Priority class (0 = highest). */
   readonly priority: number;
   readonly policy: OnFullPolicy;
+  /** In the reserved lane (uplink.reservedTopics). */
+  readonly reserved: boolean;
   /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
   private dropFloor: number;
   private dropWhy = '';
@@ -338,6 +344,7 @@ class PartitionLink implements BudgetPartition {
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
     this.priority = up.gate.classOf(source.topic);
+    this.reserved = up.lane.has(source.topic);
     this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
     this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
@@ -346,6 +353,7 @@ class PartitionLink implements BudgetPartition {
 
   private setBusy(busy: boolean): void {
     this.up.gate.setBusy(this.checkpointKey, this.priority, busy);
+    if (this.reserved) this.up.lane.setBusy(this.checkpointKey, busy);
   }
 
   private get checkpointKey(): string {
@@ -557,17 +565,17 @@ class PartitionLink implements BudgetPartition {
         const read = await cursor.readRaw();
         for (const unit of this.plan(read.records, read.from)) {
           if (signal.aborted) break;
-          while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
+          while (pipeline.length >= up.lane.pipelineMax(this.reserved, up.options.inFlightBatchesMax)) await this.settleHead(pipeline);
           if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
-          await up.gate.turn(this.priority, signal);
-          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (!this.reserved) await up.gate.turn(this.priority, signal);
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal, this.reserved);
           if (signal.aborted) break;
           const size = unit.batch.sizeBytes;
-          await up.inFlightBytes.acquire(size, signal);
+          await up.inFlightBytes.acquire(size, signal, this.reserved);
           let answer: Promise<Answer>;
           try {
             usedProducerId = up.producer.state.producerId;
-            answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last })).answer;
+            answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last }, this.reserved)).answer;
           } catch (err) {
             up.inFlightBytes.release(size);
             throw err;
@@ -630,10 +638,10 @@ class PartitionLink implements BudgetPartition {
       for (const unit of this.plan(read.records, read.from)) {
         if (signal.aborted) return;
         this.oldestUnsentMs = unit.firstTimestampMs;
-        await up.gate.turn(this.priority, signal);
-        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+        if (!this.reserved) await up.gate.turn(this.priority, signal);
+        if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal, this.reserved);
         if (signal.aborted) return;
-        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal);
+        await up.inFlightBytes.acquire(unit.batch.sizeBytes, signal, this.reserved);
         try {
           await this.txn!.commit([
             { topic: this.target.topic, partition: this.target.partition, batch: unit.batch },
