@@ -47,7 +47,7 @@ export async function runUplinkCli(args: string[], env: NodeJS.ProcessEnv): Prom
     process.stdout.write(`site ${s.site} → ${s.bootstrap.join(',')}: link ${s.link}, ${s.bytesSent} bytes sent${budget} (as of ${ageS} s ago)\n`);
     process.stdout.write('  source\ttarget\tstate\tmode\tposition\tlag\tsent\tbacklog bytes\ton full\tdropped\treason\n');
     for (const p of s.partitions) {
-      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.backlogBytes ?? '-'}\t${p.onFull ?? '-'}\t${p.droppedRecords ?? '-'}\t${p.reason ?? ''}\n`);
+      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}${p.stalledForSec ? ` STALLED ${p.stalledForSec}s` : ''}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.backlogBytes ?? '-'}\t${p.onFull ?? '-'}\t${p.droppedRecords ?? '-'}\t${p.reason ?? ''}\n`);
     }
     // Views written before the downlink existed have no `downlink` field.
     const down = s.downlink ?? [];

@@ -50,6 +50,7 @@ import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
 import { ReservedLane } from './lanes.js';
+import { StallWatch } from './stall.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
 import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
 import { TransactionalProducer } from '../kafka/client/transactions.js';
@@ -75,6 +76,8 @@ export interface PartitionStatus {
   recordsSent: number;
   /** Why the partition is blocked or retrying. */
   reason: string | null;
+  /** Seconds forwarding has not moved while records wait (0: not stalled; uplink.stallAlarmSec). */
+  stalledForSec: number;
 }
 
 export interface UplinkStatus {
@@ -109,6 +112,7 @@ interface Metrics {
   budget: Gauge;
   dropped: Counter;
   refused: Counter;
+  stalled: Gauge;
 }
 
 class BlockedError extends Error {}
@@ -166,7 +170,11 @@ export class Uplink {
       budget: r.gauge('tributary_uplink_backlog_budget_bytes', 'uplink.backlogBytesMax: the byte budget of the link (0 = none)'),
       dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
       refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
+      stalled: r.gauge('tributary_uplink_stalled', '1 while a source partition has records to send and its forwarding has not moved for uplink.stallAlarmSec, else 0'),
     };
+    this.metrics.stalled.collect(() => {
+      for (const l of this.links.values()) this.metrics.stalled.set(l.stall.stalledSinceMs === null ? 0 : 1, { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
+    });
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
     });
@@ -247,6 +255,7 @@ export class Uplink {
         this.loops.add(loop);
       }
     }
+    for (const l of this.links.values()) l.checkStall();
     void this.writeStatus();
     this.scanTimer = setTimeout(() => this.scan(), this.options.topicScanIntervalMs);
   }
@@ -334,6 +343,8 @@ class PartitionLink implements BudgetPartition {
   mode: 'read-back' | 'transactions' = 'read-back';
   /** Transactions mode's producer (its transactional id names this source partition). */
   private txn: TransactionalProducer | null = null;
+  /** The liveness alarm (uplink.stallAlarmSec, host/sync/stall.ts), looked at every scan. */
+  readonly stall: StallWatch;
 
   constructor(
     private readonly up: Uplink,
@@ -347,6 +358,11 @@ class PartitionLink implements BudgetPartition {
     this.reserved = up.lane.has(source.topic);
     this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
     this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
+    const where = { source: `${source.topic}-${source.partition}`, target: `${this.target.topic}-${this.target.partition}` };
+    this.stall = new StallWatch(up.options.stallAlarmSec * 1000, {
+      stalled: (forMs, lagRecords) => up.log.warn({ ...where, stalledForSec: Math.round(forMs / 1000), lagRecords, position: this.position, state: this.state, reason: this.reason }, `uplink stalled: ${where.source} has ${lagRecords} records to send and has forwarded nothing for ${Math.round(forMs / 1000)} s (uplink.stallAlarmSec=${up.options.stallAlarmSec})`),
+      cleared: (forMs) => up.log.info({ ...where, stalledForSec: Math.round(forMs / 1000), position: this.position }, `uplink stall cleared: ${where.source} forwards again after ${Math.round(forMs / 1000)} s`),
+    });
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
     this.setBusy(true);
   }
@@ -390,6 +406,17 @@ class PartitionLink implements BudgetPartition {
     up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
   }
 
+  /** The liveness alarm's look: progress is (position, records sent); the records to send count from the first unforwarded offset (known before the first read-back too). */
+  checkStall(): void {
+    let pending = 0;
+    try {
+      pending = Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
+    } catch {
+      // the partition went away: nothing to send
+    }
+    this.stall.check(`${this.position}/${this.recordsSent}`, pending);
+  }
+
   lag(): number {
     if (this.position < 0) return 0;
     try {
@@ -400,7 +427,7 @@ class PartitionLink implements BudgetPartition {
   }
 
   status(): PartitionStatus {
-    return { source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
+    return { source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason, stalledForSec: this.stall.stalledForSec() };
   }
 
   async run(): Promise<void> {
