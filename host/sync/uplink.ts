@@ -190,12 +190,12 @@ export class Uplink {
     this.lane = new ReservedLane(options.reservedTopics);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
     this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
-      refused: (tp, backlogBytes, bytes, first) => {
+      refused: (tp, backlogBytes, bytes, first, why) => {
         this.metrics.refused.inc({ site: options.site, topic: tp.topic });
-        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
+        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax, backlogAgeMsMax: options.backlogAgeMsMax, why }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
       },
       drained: (backlogBytes) => this.log.info({ backlogBytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget: appends admitted again'),
-    });
+    }, options.backlogAgeMsMax);
     this.metrics.backlog.collect(() => this.metrics.backlog.set(this.budget.backlogBytes(), { site: options.site }));
     this.metrics.budget.collect(() => this.metrics.budget.set(options.backlogBytesMax, { site: options.site }));
   }
@@ -223,7 +223,7 @@ export class Uplink {
     if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
     uplink.scan();
     // After the scan: every partition the link forwards now has its loop, so its appends are counted.
-    if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);
+    if (options.backlogBytesMax > 0 || options.backlogAgeMsMax > 0) deps.broker.setAppendAdmission(uplink.budget);
     if (options.downlink.length > 0) {
       const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
       uplink.downlink = new Downlink({
@@ -256,6 +256,7 @@ export class Uplink {
       }
     }
     for (const l of this.links.values()) l.checkStall();
+    void this.budget.refreshAge(Date.now()).catch((err) => this.log.warn({ err: (err as Error).message }, 'uplink age bound not checked this scan'));
     void this.writeStatus();
     this.scanTimer = setTimeout(() => this.scan(), this.options.topicScanIntervalMs);
   }
@@ -302,7 +303,7 @@ export class Uplink {
   }
 
   async stop(): Promise<void> {
-    if (this.options.backlogBytesMax > 0) this.deps.broker.setAppendAdmission(undefined);
+    if (this.options.backlogBytesMax > 0 || this.options.backlogAgeMsMax > 0) this.deps.broker.setAppendAdmission(undefined);
     this.abort.abort();
     if (this.scanTimer) clearTimeout(this.scanTimer);
     await this.client.close();
