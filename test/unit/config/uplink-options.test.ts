@@ -58,6 +58,10 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink={zone}.cmd=cmd'], /unknown placeholder \{zone\}/],
     [['uplink.site=central', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b'], /uplink\.downlinkOriginSite "central" equals uplink\.site/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.downlink=a=b', 'uplink.downlinkWaitMs=30000'], /uplink\.downlinkWaitMs \(30000\) must be below uplink\.requestTimeoutMs/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.reservedTopics=al*rms'], /uplink\.reservedTopics entry "al\*rms"/],
+    [['uplink.stallAlarmSec=-1'], /uplink\.stallAlarmSec/],
+    [['uplink.stallAlarmSec=31536001'], /uplink\.stallAlarmSec/],
+    [['uplink.backlogAgeMsMax=-1'], /uplink\.backlogAgeMsMax/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -76,6 +80,17 @@ t.test('uplink config: limits at their boundary are accepted', async (t) => {
   t.ok(p.budget.items.some((i) => i.key === 'uplink.inFlightBytesMax' && i.bytes === 1024), 'the link\'s batches in flight are counted in the memory budget');
   t.ok(p.budget.perPartition.some((i) => i.key.includes('uplink.readBytesMax') && i.bytes > 0), 'its per-partition read, batch and fetch are listed apart');
   t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
+});
+
+t.test('uplink config: the lanes, the liveness alarm and the age bound at their boundaries', async (t) => {
+  const dir = await tempDir(t);
+  const at = async (sets: string[]) => (await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', ...sets].flatMap((s) => ['--set', s])], {}))).uplink!;
+  const low = await at(['uplink.stallAlarmSec=0', 'uplink.backlogAgeMsMax=0', 'uplink.reservedTopics=alarms, cmd.*']);
+  t.same([low.stallAlarmSec, low.backlogAgeMsMax, low.reservedTopics], [0, 0, ['alarms', 'cmd.*']], 'alarm off, no age bound, reserved topics as a comma-separated string');
+  const high = await at(['uplink.stallAlarmSec=31536000', `uplink.backlogAgeMsMax=${Number.MAX_SAFE_INTEGER}`]);
+  t.same([high.stallAlarmSec, high.backlogAgeMsMax], [31_536_000, Number.MAX_SAFE_INTEGER], 'a year; the largest safe integer');
+  const d = await at([]);
+  t.same([d.stallAlarmSec, d.backlogAgeMsMax, d.reservedTopics], [60, 0, []], 'defaults: a minute, none, no lane');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {
