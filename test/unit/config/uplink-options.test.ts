@@ -62,6 +62,8 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.stallAlarmSec=-1'], /uplink\.stallAlarmSec/],
     [['uplink.stallAlarmSec=31536001'], /uplink\.stallAlarmSec/],
     [['uplink.backlogAgeMsMax=-1'], /uplink\.backlogAgeMsMax/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.drainOrderTopics=t=newest'], /uplink\.drainOrderTopics entry "t=newest" is not pattern=order/],
+    [['uplink.newestFirstRecords=0'], /uplink\.newestFirstRecords/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -82,7 +84,7 @@ t.test('uplink config: limits at their boundary are accepted', async (t) => {
   t.same(p.uplink?.downlink, [{ central: 'x.commands', local: 'commands' }, { central: 'central.all', local: 'broadcast' }], '{site} filled in, comma-separated pairs');
 });
 
-t.test('uplink config: the lanes, the liveness alarm and the age bound at their boundaries', async (t) => {
+t.test('uplink config: the lanes, the liveness alarm, the age bound and the drain order at their boundaries', async (t) => {
   const dir = await tempDir(t);
   const at = async (sets: string[]) => (await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', ...sets].flatMap((s) => ['--set', s])], {}))).uplink!;
   const low = await at(['uplink.stallAlarmSec=0', 'uplink.backlogAgeMsMax=0', 'uplink.reservedTopics=alarms, cmd.*']);
@@ -91,6 +93,9 @@ t.test('uplink config: the lanes, the liveness alarm and the age bound at their 
   t.same([high.stallAlarmSec, high.backlogAgeMsMax], [31_536_000, Number.MAX_SAFE_INTEGER], 'a year; the largest safe integer');
   const d = await at([]);
   t.same([d.stallAlarmSec, d.backlogAgeMsMax, d.reservedTopics], [60, 0, []], 'defaults: a minute, none, no lane');
+  const nf = await at(['uplink.drainOrderTopics=telemetry.*=newest-first, logs=oldest-first', 'uplink.newestFirstRecords=1']);
+  t.same([nf.drainOrderTopics, nf.newestFirstRecords], [[{ pattern: 'telemetry.*', order: 'newest-first' }, { pattern: 'logs', order: 'oldest-first' }], 1], 'drain orders as a comma-separated string; the smallest head window');
+  t.same([d.drainOrderTopics, d.newestFirstRecords], [[], 1000], 'default: oldest-first everywhere, a 1000-record head');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {
