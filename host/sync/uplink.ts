@@ -31,6 +31,10 @@
 // the link state) are skipped at `resume` or before the next read, logged with their offsets and
 // counted as drops.
 //
+// Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
+// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
+// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
+//
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded).
 import { join } from 'node:path';
