@@ -5,7 +5,8 @@
 // 50). Afterwards kcat reads the target: every record exactly once, and in target order exactly
 // source offsets 2490..2999 then 0..2489 — the newest first, each range in order, nothing resent.
 // Then records appended after the backfill retire the split (back to the plain read-back), and a
-// third SIGKILL and restart still resend nothing.
+// third SIGKILL and restart still resend nothing. Second case: drop-oldest under a byte budget while
+// the backfill runs gives up the backlog's oldest records only; the target lacks exactly those.
 import t from 'tap';
 import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { kcatProduce, kcatReadAll, metrics, sh, sum, traceOrigins, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
@@ -77,5 +78,49 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const expected = [...Array.from({ length: HEAD }, (_, i) => N - HEAD + i), ...Array.from({ length: N - HEAD }, (_, i) => i), ...Array.from({ length: 20 }, (_, i) => N + i)];
     const firstDiff = order.findIndex((o, i) => o !== expected[i]);
     t.equal(firstDiff, -1, `target order is ${N - HEAD}..${N - 1}, then 0..${N - HEAD - 1}, then ${N}..${N + 19}${firstDiff >= 0 ? ` (differs at ${firstDiff}: ${order.slice(firstDiff, firstDiff + 5).join(',')})` : ''}`);
+  });
+
+  t.test('newest-first with drop-oldest: a drop during the backfill gives up the oldest of the backlog, counted and logged; the target lacks exactly those', async (t) => {
+    const target = await startBroker(t, { dataDir: await tempDir(t) });
+    const dir = await tempDir(t);
+    const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=1'] });
+    const values = Array.from({ length: N }, (_, i) => `d-${i}-${'x'.repeat(40)}`);
+    const loaded = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', 'telemetry', '-p', '0', '-X', 'acks=all', '-X', 'batch.num.messages=50'], values.join('\n') + '\n');
+    t.equal(loaded.code, 0, 'backlog stored');
+    t.equal(await loader.stop(), 0, `${N} records acknowledged while no uplink ran`);
+    const edge = await startBroker(t, {
+      dataDir: dir,
+      args: [
+        ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${target.listeners.kafka}`, '--set', 'uplink.topics=telemetry'],
+        ...['--set', 'uplink.drainOrderTopics=telemetry=newest-first', '--set', `uplink.newestFirstRecords=${HEAD}`],
+        ...['--set', 'uplink.backlogBytesMax=250000', '--set', 'uplink.onFull=drop-oldest'],
+        ...['--set', 'uplink.readBytesMax=2048', '--set', 'uplink.bandwidthBytesPerSec=30000', '--set', 'uplink.bandwidthBurstBytes=4096'],
+        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'broker.defaultPartitions=1'],
+      ],
+    });
+    // The head sent, the backfill under way: then a burst past the budget.
+    await eventually(async () => {
+      const sent = sum(await metrics(edge), 'tributary_uplink_records_sent_total');
+      return sent >= HEAD + 100 ? true : Promise.reject(new Error(`sent ${sent}`));
+    }, 60_000, 20);
+    const burst = Array.from({ length: 2000 }, (_, i) => `d-${N + i}-${'y'.repeat(60)}`);
+    values.push(...burst);
+    await kcatProduce(edge.listeners.kafka!, 'telemetry', 0, burst);
+    t.pass('2000 more records admitted past the budget (drop-oldest)');
+    const done = await eventually(async () => {
+      const m = await metrics(edge);
+      const settled = sum(m, 'tributary_uplink_records_sent_total') + sum(m, 'tributary_uplink_dropped_records_total');
+      return settled >= values.length && lag(m) === 0 ? m : Promise.reject(new Error(`settled ${settled}`));
+    }, 120_000, 200);
+    const dropped = sum(done, 'tributary_uplink_dropped_records_total');
+    t.ok(dropped > 0, `${dropped} records dropped`);
+    const spans = edge.logs.filter((l) => l.msg === 'uplink drop: source records given up by the on-full policy (not forwarded)').map((l) => [Number(l.fromOffset), Number(l.toOffset)]);
+    const loggedOffsets = spans.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
+    t.equal(loggedOffsets.length, dropped, `the logged gap events (${JSON.stringify(spans)}) hold exactly the counted drops`);
+    await new Promise((r) => setTimeout(r, 500));
+    const v = verdict(await kcatReadAll(target.listeners.kafka!, `${SITE}.telemetry`), { site: SITE, topic: 'telemetry', partition: 0 }, values);
+    t.same({ found: v.found, duplicated: v.duplicated.length, wrongValue: v.wrongValue }, { found: values.length - dropped, duplicated: 0, wrongValue: 0 }, 'the records not dropped: once each (kcat)');
+    t.same(v.lost, [...loggedOffsets].sort((a, b) => a - b), 'what the target lacks is exactly the logged, counted drops');
+    t.ok(v.lost.every((o) => o < N - HEAD), 'only the backlog gave way (the head and the burst were forwarded)');
   });
 }
