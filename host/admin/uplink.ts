@@ -54,7 +54,7 @@ export async function runUplinkCli(args: string[], env: NodeJS.ProcessEnv): Prom
     }
     process.stdout.write('  source\ttarget\tstate\tmode\tposition\tlag\tsent\tbacklog bytes\ton full\tdropped\tlag bytes\tlag s\tB/s\tdropped bytes\tgaps\tgap bytes\treason\n');
     for (const p of s.partitions) {
-      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.backlogBytes ?? '-'}\t${p.onFull ?? '-'}\t${p.droppedRecords ?? '-'}\t${p.lagBytes ?? '-'}\t${p.lagSeconds ?? '-'}\t${p.bandwidthBytesPerSec ?? '-'}\t${p.droppedBytes ?? '-'}\t${p.gapRecords ?? '-'}\t${p.gapBytes ?? '-'}\t${p.reason ?? ''}\n`);
+      process.stdout.write(`  ${p.source.topic}-${p.source.partition}\t${p.target.topic}-${p.target.partition}\t${p.state}${p.stalledForSec ? ` STALLED ${p.stalledForSec}s` : ''}\t${p.mode}\t${p.position}\t${p.lagRecords}\t${p.recordsSent}\t${p.backlogBytes ?? '-'}\t${p.onFull ?? '-'}\t${p.droppedRecords ?? '-'}\t${p.lagBytes ?? '-'}\t${p.lagSeconds ?? '-'}\t${p.bandwidthBytesPerSec ?? '-'}\t${p.droppedBytes ?? '-'}\t${p.gapRecords ?? '-'}\t${p.gapBytes ?? '-'}\t${p.reason ?? ''}\n`);
     }
     if (s.partitionsTotal !== undefined && s.partitionsTotal > s.partitions.length) {
       process.stdout.write(`  … ${s.partitionsTotal - s.partitions.length} more partitions not shown (uplink.statusPartitionsMax=${s.partitions.length}: blocked or retrying first, then the largest lag in bytes; the totals above cover all ${s.partitionsTotal})\n`);

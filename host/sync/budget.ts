@@ -25,6 +25,14 @@
 // floor for the partition, persisted in the link state, and is counted and logged with its offsets
 // when the uplink skips it (host/sync/uplink.ts) — never a silent skip.
 //
+// The bound by age (uplink.backlogAgeMsMax, 0 = none) goes through the same policies: every
+// topicScanIntervalMs (`refreshAge`, from the uplink's scan) each partition's age floor — the first
+// offset whose record timestamp is within the bound (BrokerApi.listOffset by timestamp, the time
+// index) — is found; a drop-oldest partition gives up what is below it (counted and logged like a
+// byte drop), and while a block or drop-lower-priority partition holds an unforwarded record below
+// its floor, appends to it are refused (UPLINK_BACKLOG_FULL naming backlogAgeMsMax; dropping
+// other classes frees no age). So the bound holds to within topicScanIntervalMs.
+//
 // Concurrency: `admit` runs inside the broker's append with no await between it and the write,
 // so the check and the bytes it admits cannot be split by another append.
 import type { AppendAdmission, BrokerApi, TopicPartition } from '../broker/api.js';
@@ -47,14 +55,48 @@ export interface BudgetPartition {
 export class LinkBudget implements AppendAdmission {
   /** Set by a refusal, cleared by the next admitted append: one log line per full spell, not per refusal. */
   private full = false;
+  /** Per partition key: the first offset within uplink.backlogAgeMsMax, as of the last refreshAge. */
+  private readonly ageFloors = new Map<string, number>();
+  private refreshing = false;
 
   constructor(
     private readonly broker: BrokerApi,
     readonly bytesMax: number,
     private readonly partitions: () => Iterable<BudgetPartition>,
     private readonly partitionOf: (tp: TopicPartition) => BudgetPartition | undefined,
-    private readonly events: { refused(tp: TopicPartition, backlogBytes: number, bytes: number, firstOfSpell: boolean): void; drained(backlogBytes: number): void },
+    private readonly events: { refused(tp: TopicPartition, backlogBytes: number, bytes: number, firstOfSpell: boolean, why: string): void; drained(backlogBytes: number): void },
+    readonly ageMsMax = 0,
   ) {}
+
+  /**
+   * The age bound's look (every topicScanIntervalMs): each partition's age floor is found, and a
+   * drop-oldest partition gives up its unforwarded records below it. Overlapping calls are skipped.
+   */
+  async refreshAge(nowMs: number): Promise<void> {
+    if (this.ageMsMax <= 0 || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      for (const p of [...this.partitions()]) {
+        let floor: number;
+        try {
+          const found = await this.broker.listOffset(p.source, nowMs - this.ageMsMax);
+          floor = found.offset >= 0 ? found.offset : this.broker.offsets(p.source).logEndOffset; // none that young: all are older
+        } catch {
+          continue; // the partition went away
+        }
+        this.ageFloors.set(ageKey(p.source), floor);
+        if (p.policy === 'drop-oldest' && floor > p.unforwardedFrom()) p.dropBelow(floor, `drop-oldest: records stored more than uplink.backlogAgeMsMax=${this.ageMsMax} ms ago (timestamps before ${new Date(nowMs - this.ageMsMax).toISOString()})`);
+      }
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /** Whether a partition holds an unforwarded record older than the age bound (as of the last look). */
+  tooOld(p: BudgetPartition): boolean {
+    const floor = this.ageFloors.get(ageKey(p.source));
+    return this.ageMsMax > 0 && floor !== undefined && p.unforwardedFrom() < floor;
+  }
 
   /** Bytes of one partition not yet forwarded (0 when the partition went away). */
   backlogOf(p: BudgetPartition): number {
@@ -74,27 +116,33 @@ export class LinkBudget implements AppendAdmission {
   admit(tp: TopicPartition, bytes: number): void {
     const part = this.partitionOf(tp);
     if (!part) return; // not forwarded by this link (or not yet picked up by its topic scan)
+    if (part.policy !== 'drop-oldest' && this.tooOld(part)) {
+      this.refuse(tp, this.backlogBytes(), bytes, `it holds records not yet forwarded that are older than uplink.backlogAgeMsMax=${this.ageMsMax} ms (on-full policy ${part.policy})`);
+    }
+    if (this.bytesMax <= 0) return this.admitted(0);
     const total = this.backlogBytes();
     const over = total + bytes - this.bytesMax;
-    if (over <= 0) {
-      if (this.full) {
-        this.full = false;
-        this.events.drained(total);
-      }
-      return;
-    }
+    if (over <= 0) return this.admitted(total);
     if (part.policy === 'drop-oldest') {
       this.dropOldest(part, over, `drop-oldest: ${bytes} new bytes for ${tp.topic}-${tp.partition} would take the link's backlog of ${total} bytes past uplink.backlogBytesMax=${this.bytesMax}`);
       return;
     }
     if (part.policy === 'drop-lower-priority' && this.dropLower(part, over, total, bytes)) return;
+    this.refuse(tp, total, bytes, `the uplink holds ${total} bytes not yet forwarded and ${bytes} more would pass uplink.backlogBytesMax=${this.bytesMax} (on-full policy ${part.policy}${part.policy === 'drop-lower-priority' ? ': nothing of a lower priority left to drop' : ''})`);
+  }
+
+  private admitted(total: number): void {
+    if (this.full) {
+      this.full = false;
+      this.events.drained(total);
+    }
+  }
+
+  private refuse(tp: TopicPartition, total: number, bytes: number, why: string): never {
     const first = !this.full;
     this.full = true;
-    this.events.refused(tp, total, bytes, first);
-    throw new BrokerError(
-      'UPLINK_BACKLOG_FULL',
-      `append to ${tp.topic}-${tp.partition} refused: the uplink holds ${total} bytes not yet forwarded and ${bytes} more would pass uplink.backlogBytesMax=${this.bytesMax} (on-full policy ${part.policy}${part.policy === 'drop-lower-priority' ? ': nothing of a lower priority left to drop' : ''}); retry once the link drains`,
-    );
+    this.events.refused(tp, total, bytes, first, why);
+    throw new BrokerError('UPLINK_BACKLOG_FULL', `append to ${tp.topic}-${tp.partition} refused: ${why}; retry once the link drains`);
   }
 
   retentionHold(tp: TopicPartition): number | undefined {
@@ -145,3 +193,5 @@ export class LinkBudget implements AppendAdmission {
     return freed;
   }
 }
+
+const ageKey = (tp: TopicPartition) => `${tp.topic}/${tp.partition}`;

@@ -7,7 +7,10 @@
 // below zero: a batch larger than the burst is sent whole, and the debt is waited out by the
 // batches after it), so over any period long compared with one batch the bytes sent are at most
 // burst + rate × time. Waiters are served one at a time in arrival order, so partitions share the
-// cap instead of racing for it.
+// cap instead of racing for it — except the reserved lane's (uplink.reservedTopics, `reserved`):
+// they have their own arrival-order queue, and while one waits no other waiter takes tokens, so a
+// reserved batch waits only for the reserved batches ahead of it and for the bucket to hold its
+// bytes (from a balance never below −(largest batch − burst)), never for the queue of the others.
 //
 // Priority: each source partition has a class (0 = highest: the index of the first matching
 // uplink.priorities pattern; unmatched topics come last). A partition may start a batch only while
@@ -21,6 +24,10 @@ export class TokenBucket {
   private tokens: number;
   private lastMs: number;
   private queue: Promise<void> = Promise.resolve();
+  private reservedQueue: Promise<void> = Promise.resolve();
+  /** Reserved takes not yet served: while above 0 the others take nothing. */
+  private reservedPending = 0;
+  private reservedWaiters: Array<() => void> = [];
 
   constructor(
     readonly rateBytesPerSec: number,
@@ -37,17 +44,36 @@ export class TokenBucket {
     this.lastMs = now;
   }
 
-  /** Resolves when `bytes` may be sent (taken from the bucket), or when `signal` aborts. */
-  take(bytes: number, signal: AbortSignal): Promise<void> {
-    const turn = this.queue.then(() => this.waitFor(bytes, signal));
+  /** Resolves when `bytes` may be sent (taken from the bucket), or when `signal` aborts; `reserved`: the reserved lane, served first. */
+  take(bytes: number, signal: AbortSignal, reserved = false): Promise<void> {
+    if (reserved) {
+      this.reservedPending++;
+      const turn = this.reservedQueue.then(() => this.waitFor(bytes, signal, true)).finally(() => {
+        if (--this.reservedPending === 0) this.wakeOthers();
+      });
+      this.reservedQueue = turn.catch(() => undefined);
+      return turn;
+    }
+    const turn = this.queue.then(() => this.waitFor(bytes, signal, false));
     this.queue = turn.catch(() => undefined);
     return turn;
   }
 
-  private async waitFor(bytes: number, signal: AbortSignal): Promise<void> {
+  /** No reserved take is pending any more: the others' waiters look again. */
+  private wakeOthers(): void {
+    const w = this.reservedWaiters;
+    this.reservedWaiters = [];
+    for (const f of w) f();
+  }
+
+  private async waitFor(bytes: number, signal: AbortSignal, reserved: boolean): Promise<void> {
     const needed = Math.min(bytes, this.burstBytes);
     for (;;) {
       if (signal.aborted) return;
+      if (!reserved && this.reservedPending > 0) {
+        await nextWake(this.reservedWaiters, signal);
+        continue;
+      }
       this.refill();
       if (this.tokens >= needed) {
         this.tokens -= bytes;
@@ -124,8 +150,9 @@ export class ByteBound {
 
   constructor(readonly bytesMax: number) {}
 
-  async acquire(bytes: number, signal: AbortSignal): Promise<void> {
-    while (this.held > 0 && this.held + bytes > this.bytesMax && !signal.aborted) {
+  /** `urgent` (the reserved lane) is counted but never waits: the bound may be passed by the reserved partitions' pipelines (docs/uplink.md). */
+  async acquire(bytes: number, signal: AbortSignal, urgent = false): Promise<void> {
+    while (!urgent && this.held > 0 && this.held + bytes > this.bytesMax && !signal.aborted) {
       await nextWake(this.waiters, signal);
     }
     this.held += bytes;

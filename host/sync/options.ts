@@ -54,6 +54,11 @@ export interface UplinkOptions {
   compression: WireCompression;
   bandwidthWindowMs: number;
   statusPartitionsMax: number;
+  reservedTopics: string[] | string;
+  stallAlarmSec: number;
+  backlogAgeMsMax: number;
+  drainOrderTopics: string[] | string;
+  newestFirstRecords: number;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -162,6 +167,16 @@ export const defaultUplinkOptions: UplinkOptions = {
   bandwidthWindowMs: 10_000,
   // Partition rows shown by /stats, the console and `tributary uplink status` (and kept in the status view file): the ones blocked or retrying first, then the largest lag in bytes. A screenful an operator reads; the link's totals always cover every partition, and the view says how many rows were left out.
   statusPartitionsMax: 100,
+  // The reserved lane (docs/uplink.md, "Reserved lane"): topics (names or prefixes ending in *) whose batches go first through the bandwidth cap and the connection's queue, skip the priority classes, and hold every other partition to one batch in flight while they have unsent data — commands and alarms are never stuck behind a telemetry backlog. [] = no reserved lane.
+  reservedTopics: [],
+  // Liveness alarm: a partition whose position has not moved for this many seconds while it has records to send is `stalled` (a warning once per episode, tributary_uplink_stalled, `tributary uplink status`). A minute: longer than any healthy produce round trip or reconnect backoff (15 s), short enough to page someone the same hour. 0 = off.
+  stallAlarmSec: 60,
+  // A bound by age of the backlog: the oldest record stored here and not yet forwarded may be at most this old (ms); past it the topic's on-full policy decides as for the byte budget (block refuses appends, drop-oldest gives up the records older than the bound). 0 = no bound (default: the byte budget alone bounds the disk; an age bound is a data-freshness choice only the site can make).
+  backlogAgeMsMax: 0,
+  // Drain order per topic when a backlog exists, `pattern=order` (order: oldest-first or newest-first), first match wins; a list or one comma-separated string. [] = every topic oldest-first (the target partition then holds the records in source order; newest-first puts the newest window before the older backlog there).
+  drainOrderTopics: [],
+  // Newest-first: how many of the newest stored records of a partition go before its older backlog (the head); the rest is backfilled after. A few minutes of telemetry at typical gateway rates: the centre sees the present first, and the out-of-order span in the target stays this small at its start.
+  newestFirstRecords: 1000,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -219,10 +234,17 @@ export const uplinkSchema: SectionSchema = section({
   compression: oneOf(...WIRE_COMPRESSIONS),
   bandwidthWindowMs: integer(100, 3_600_000),
   statusPartitionsMax: integer(1, 100_000),
+  reservedTopics: listOrString('topic names or prefixes ending in *'),
+  stallAlarmSec: integer(0, 31_536_000),
+  backlogAgeMsMax: integer(0, Number.MAX_SAFE_INTEGER),
+  drainOrderTopics: listOrString('pattern=order pairs (order: oldest-first or newest-first)'),
+  newestFirstRecords: integer(1, Number.MAX_SAFE_INTEGER),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
-export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics'> {
+export interface ResolvedUplink extends Omit<UplinkOptions, 'bootstrap' | 'topics' | 'downlink' | 'priorities' | 'onFullTopics' | 'reservedTopics' | 'drainOrderTopics'> {
+  drainOrderTopics: Array<{ pattern: string; order: 'oldest-first' | 'newest-first' }>;
+  reservedTopics: string[];
   /** uplink.onFullTopics parsed, in order (first match wins). */
   onFullTopics: Array<{ pattern: string; policy: OnFullPolicy }>;
   bootstrap: string[];
@@ -283,7 +305,16 @@ export function resolveUplinkOptions(o: UplinkOptions): ResolvedUplink | null {
     return { pattern, policy };
   });
   checkWireCompression(o.compression);
-  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics };
+  const reservedTopics = items(o.reservedTopics);
+  for (const p of reservedTopics) if (!TOPIC_ITEM.test(p)) throw new Error(`uplink.reservedTopics entry "${p}" is not a topic name or a prefix ending in *`);
+  const drainOrderTopics = items(o.drainOrderTopics).map((pair) => {
+    const m = /^([^=]+)=([^=]+)$/.exec(pair);
+    const pattern = m?.[1].trim() ?? '';
+    const order = m?.[2].trim();
+    if (!m || !TOPIC_ITEM.test(pattern) || (order !== 'oldest-first' && order !== 'newest-first')) throw new Error(`uplink.drainOrderTopics entry "${pair}" is not pattern=order (a topic name or prefix ending in *, and oldest-first or newest-first)`);
+    return { pattern, order: order as 'oldest-first' | 'newest-first' };
+  });
+  return { ...o, bootstrap, topics, tlsConnect, downlink, priorities, onFullTopics, reservedTopics, drainOrderTopics };
 }
 
 /** Whether a source topic is forwarded (an exact name, or a prefix pattern `x.*`). */

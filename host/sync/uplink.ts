@@ -34,6 +34,9 @@
 // The figures beyond records (lag in bytes and seconds, bytes given up, bandwidth in use) are kept
 // by host/sync/observe.ts; the codec of re-encoded batches is uplink.compression
 // (host/sync/wire-compression.ts).
+// Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
+// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
+// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded);
@@ -55,8 +58,11 @@ import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
+import { ReservedLane } from './lanes.js';
+import { StallWatch } from './stall.js';
+import { drainOrderOf, scanBackSplit, type Backfill, type DrainOrder } from './backfill.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
-import { carriesOrigin, checkpointRecord, readBack, withOrigin, type Origin } from './origin.js';
+import { carriesOrigin, checkpointRecord, readBack, targetTail, withOrigin, type Origin, type ReadBackResult } from './origin.js';
 import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
 import { ensureCheckpointTopic, initProducer } from './txn-link.js';
 import { TxnBatch } from './txn-batch.js';
@@ -84,6 +90,8 @@ export interface PartitionStatus extends PartitionFigures {
   recordsSent: number;
   /** Why the partition is blocked or retrying. */
   reason: string | null;
+  /** Seconds forwarding has not moved while records wait (0: not stalled; uplink.stallAlarmSec). */
+  stalledForSec: number;
 }
 
 export interface UplinkStatus extends LinkFigures {
@@ -120,6 +128,7 @@ interface Metrics {
   budget: Gauge;
   dropped: Counter;
   refused: Counter;
+  stalled: Gauge;
 }
 
 class BlockedError extends Error {}
@@ -149,6 +158,8 @@ export class Uplink {
   /** The link's bandwidth cap (null: none) and its priority classes (host/sync/flow.ts). */
   readonly bucket: TokenBucket | null;
   readonly gate: PriorityGate;
+  /** uplink.reservedTopics: first through the cap and the connection, others held to one batch in flight meanwhile (host/sync/lanes.ts). */
+  readonly lane: ReservedLane;
   /** Bytes of batches built and unanswered across the link (uplink.inFlightBytesMax). */
   readonly inFlightBytes: ByteBound;
   /** The link's byte budget (installed at the broker's write path when uplink.backlogBytesMax > 0). */
@@ -177,7 +188,11 @@ export class Uplink {
       budget: r.gauge('tributary_uplink_backlog_budget_bytes', 'uplink.backlogBytesMax: the byte budget of the link (0 = none)'),
       dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
       refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
+      stalled: r.gauge('tributary_uplink_stalled', '1 while a source partition has records to send and its forwarding has not moved for uplink.stallAlarmSec, else 0'),
     };
+    this.metrics.stalled.collect(() => {
+      for (const l of this.links.values()) this.metrics.stalled.set(l.stall.stalledSinceMs === null ? 0 : 1, { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
+    });
     this.metrics.lag.collect(() => {
       for (const l of this.links.values()) this.metrics.lag.set(l.lag(), { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
     });
@@ -190,14 +205,15 @@ export class Uplink {
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
     this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
     this.gate = new PriorityGate(options.priorities);
+    this.lane = new ReservedLane(options.reservedTopics);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
     this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
-      refused: (tp, backlogBytes, bytes, first) => {
+      refused: (tp, backlogBytes, bytes, first, why) => {
         this.metrics.refused.inc({ site: options.site, topic: tp.topic });
-        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
+        if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax, backlogAgeMsMax: options.backlogAgeMsMax, why }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
       },
       drained: (backlogBytes) => this.log.info({ backlogBytes, backlogBytesMax: options.backlogBytesMax }, 'uplink byte budget: appends admitted again'),
-    });
+    }, options.backlogAgeMsMax);
     this.metrics.backlog.collect(() => this.metrics.backlog.set(this.budget.backlogBytes(), { site: options.site }));
     this.metrics.budget.collect(() => this.metrics.budget.set(options.backlogBytesMax, { site: options.site }));
     this.observer = new UplinkObserver(deps.broker, options.site, options, () => this.client.bytesSent, deps.metrics);
@@ -227,7 +243,7 @@ export class Uplink {
     uplink.scan();
     uplink.observer.start();
     // After the scan: every partition the link forwards now has its loop, so its appends are counted.
-    if (options.backlogBytesMax > 0) deps.broker.setAppendAdmission(uplink.budget);
+    if (options.backlogBytesMax > 0 || options.backlogAgeMsMax > 0) deps.broker.setAppendAdmission(uplink.budget);
     if (options.downlink.length > 0) {
       const downClient = new KafkaClient({ ...client.options, clientId: `${options.clientId}-downlink` });
       uplink.downlink = new Downlink({
@@ -260,6 +276,8 @@ export class Uplink {
         this.loops.add(loop);
       }
     }
+    for (const l of this.links.values()) l.checkStall();
+    void this.budget.refreshAge(Date.now()).catch((err) => this.log.warn({ err: (err as Error).message }, 'uplink age bound not checked this scan'));
     void this.writeStatus();
     this.scanTimer = setTimeout(() => this.scan(), this.options.topicScanIntervalMs);
   }
@@ -310,7 +328,7 @@ export class Uplink {
   }
 
   async stop(): Promise<void> {
-    if (this.options.backlogBytesMax > 0) this.deps.broker.setAppendAdmission(undefined);
+    if (this.options.backlogBytesMax > 0 || this.options.backlogAgeMsMax > 0) this.deps.broker.setAppendAdmission(undefined);
     this.abort.abort();
     this.observer.stop();
     if (this.scanTimer) clearTimeout(this.scanTimer);
@@ -340,6 +358,8 @@ class PartitionLink implements BudgetPartition {
   /** Priority class (0 = highest). */
   readonly priority: number;
   readonly policy: OnFullPolicy;
+  /** In the reserved lane (uplink.reservedTopics). */
+  readonly reserved: boolean;
   /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
   private dropFloor: number;
   private dropWhy = '';
@@ -350,6 +370,13 @@ class PartitionLink implements BudgetPartition {
   mode: 'read-back' | 'transactions' = 'read-back';
   /** Transactions mode's producer (its transactional id names this source partition). */
   private txn: TransactionalProducer | null = null;
+  /** The liveness alarm (uplink.stallAlarmSec, host/sync/stall.ts), looked at every scan. */
+  readonly stall: StallWatch;
+  /** uplink.drainOrderTopics; newest-first: the backfill below the head while one is pending (host/sync/backfill.ts). */
+  readonly drainOrder: DrainOrder;
+  private backfill: Backfill | null = null;
+  /** The producer id the last batch of this partition was started under (a lost-producer refusal gives it up once). */
+  private usedProducerId = -1;
 
   constructor(
     private readonly up: Uplink,
@@ -360,14 +387,22 @@ class PartitionLink implements BudgetPartition {
     this.target = { topic: targetTopicOf(up.options.rename, up.options.site, source.topic, source.partition), partition: perPartition ? 0 : source.partition };
     this.origin = { site: up.options.site, topic: source.topic, partition: source.partition };
     this.priority = up.gate.classOf(source.topic);
+    this.reserved = up.lane.has(source.topic);
+    this.drainOrder = drainOrderOf(source.topic, up.options.drainOrderTopics, (pattern, topic) => topicMatches([pattern], topic));
     this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
     this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
+    const where = { source: `${source.topic}-${source.partition}`, target: `${this.target.topic}-${this.target.partition}` };
+    this.stall = new StallWatch(up.options.stallAlarmSec * 1000, {
+      stalled: (forMs, lagRecords) => up.log.warn({ ...where, stalledForSec: Math.round(forMs / 1000), lagRecords, position: this.position, state: this.state, reason: this.reason }, `uplink stalled: ${where.source} has ${lagRecords} records to send and has forwarded nothing for ${Math.round(forMs / 1000)} s (uplink.stallAlarmSec=${up.options.stallAlarmSec})`),
+      cleared: (forMs) => up.log.info({ ...where, stalledForSec: Math.round(forMs / 1000), position: this.position }, `uplink stall cleared: ${where.source} forwards again after ${Math.round(forMs / 1000)} s`),
+    });
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
     this.setBusy(true);
   }
 
   private setBusy(busy: boolean): void {
     this.up.gate.setBusy(this.checkpointKey, this.priority, busy);
+    if (this.reserved) this.up.lane.setBusy(this.checkpointKey, busy);
   }
 
   private get checkpointKey(): string {
@@ -380,7 +415,11 @@ class PartitionLink implements BudgetPartition {
 
   /** The first source offset not yet forwarded nor dropped (before the first read-back: the checkpoint, else the log start). */
   unforwardedFrom(): number {
-    const base = this.position >= 0 ? this.position : (this.up.stateFile.state.checkpoints[this.checkpointKey] ?? this.up.deps.broker.offsets(this.source).logStartOffset);
+    const checkpoints = this.up.stateFile.state.checkpoints;
+    let base = this.position >= 0 ? this.position : (checkpoints[this.checkpointKey] ?? this.up.deps.broker.offsets(this.source).logStartOffset);
+    // A pending backfill lies below the head (newest-first): it is unforwarded too.
+    const bf = this.backfill ? this.backfill.next : checkpoints[`backfill:${this.checkpointKey}`];
+    if (bf !== undefined && bf < (this.backfill?.split ?? checkpoints[`split:${this.checkpointKey}`] ?? -1)) base = Math.min(base, bf);
     return Math.max(base, this.dropFloor);
   }
 
@@ -405,17 +444,33 @@ class PartitionLink implements BudgetPartition {
     up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
   }
 
+  /** The liveness alarm's look: progress is (position, records sent); the records to send count from the first unforwarded offset (known before the first read-back too). */
+  checkStall(): void {
+    let pending = 0;
+    try {
+      pending = Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
+    } catch {
+      // the partition went away: nothing to send
+    }
+    this.stall.check(`${this.position}/${this.recordsSent}`, pending);
+  }
+
   /** Records not yet forwarded nor dropped: high watermark − the first unforwarded offset (before the first read-back: from the checkpoint, else the log start). */
   lag(): number {
     try {
-      return Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
+      const hw = this.up.deps.broker.offsets(this.source).highWatermark;
+      // Before the first read-back the position is not known yet: from the checkpoint, else the log start.
+      if (this.position < 0) return Math.max(0, hw - this.unforwardedFrom());
+      // Newest-first: the head from its position, plus what the backfill below the split has left.
+      const backfill = this.backfill ? Math.max(0, this.backfill.split - this.backfill.next) : 0;
+      return Math.max(0, hw - Math.max(this.position, this.dropFloor)) + backfill;
     } catch {
       return 0;
     }
   }
 
   status(nowMs = Date.now()): PartitionStatus {
-    return { ...this.up.observer.partition(this, nowMs), source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason };
+    return { ...this.up.observer.partition(this, nowMs), source: this.source, target: this.target, state: this.state, mode: this.mode, position: this.position, lagRecords: this.lag(), backlogBytes: this.up.budget.backlogOf(this), onFull: this.policy, droppedRecords: this.droppedRecords, recordsSent: this.recordsSent, reason: this.reason, stalledForSec: this.stall.stalledForSec() };
   }
 
   async run(): Promise<void> {
@@ -470,14 +525,17 @@ class PartitionLink implements BudgetPartition {
     this.state = 'resolving';
     const up = this.up;
     const txnAdvertised = await up.client.advertisesTransactions(this.target.topic, this.target.partition).catch(() => false);
-    this.mode = up.options.exactlyOnce === 'auto' && txnAdvertised ? 'transactions' : 'read-back';
+    // A newest-first split still in the link state is settled by read-back (its two ranges), whatever the target advertises now.
+    const splitPending = up.stateFile.state.checkpoints[`split:${this.checkpointKey}`] !== undefined;
+    this.mode = up.options.exactlyOnce === 'auto' && txnAdvertised && !splitPending ? 'transactions' : 'read-back';
     // Before the read-back: a new epoch fences the previous one, so a transaction it left open is
     // aborted (on a target that writes markers) and read_committed reads see past it.
     const committedCheckpoint = this.mode === 'transactions' ? await this.initTransactions() : -1;
-    const r = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
+    const plain = await readBack(up.client, this.target.topic, this.target.partition, this.origin, { maxBytes: up.options.readBackBytes, recordsMax: up.options.readBackRecordsMax });
+    const { r, settleAt } = await this.splitReadBack(plain);
     up.noteSuccess();
     if (up.producer.needsRecovery(this.target.topic, this.target.partition)) {
-      const { landed, absent } = await up.producer.recover(this.target.topic, this.target.partition, r.lastOriginOffset);
+      const { landed, absent } = await up.producer.recover(this.target.topic, this.target.partition, settleAt);
       for (const [batch, outcome] of [...landed.map((b) => [b, 'landed'] as const), ...absent.map((b) => [b, 'absent'] as const)]) {
         up.log.info({ target: `${this.target.topic}-${this.target.partition}`, batch, lastOriginOffset: r.lastOriginOffset, scanned: r.scanned, outcome }, 'uplink: outcome of a batch in flight resolved by read-back');
       }
@@ -518,11 +576,91 @@ class PartitionLink implements BudgetPartition {
     });
     if (this.cursor.position > from) this.noteGap(from, this.cursor.position);
     this.position = this.cursor.position;
+    await this.maybeSplit();
     const how = this.mode === 'transactions' ? `by transactions (data and checkpoint in one transaction; transactional id ${this.txn!.options.transactionalId}, epoch ${this.txn!.producerEpoch})` : `by read-back (origin headers; ${txnAdvertised ? 'the target advertises transactions, uplink.exactlyOnce=read-back' : 'the target does not advertise transactions'})`;
     up.log.info(
       { source: `${this.source.topic}-${this.source.partition}`, target: `${this.target.topic}-${this.target.partition}`, mode: this.mode, targetAdvertisesTransactions: txnAdvertised, resumeAt: this.position, why, lastOriginOffset: r.lastOriginOffset, committedCheckpoint, targetEndOffset: r.targetEndOffset, scanned: r.scanned },
       `uplink ${this.source.topic}-${this.source.partition} → ${this.target.topic}-${this.target.partition}: exactly-once ${how}, resuming at ${this.position}`,
     );
+  }
+
+  /**
+   * Newest-first with a split in the link state (host/sync/backfill.ts): the head's highest and
+   * the backfill's highest are read back per range; the plain answer stands in for the head's, and
+   * batches in flight are settled against their own range. Without a split: the plain answer.
+   */
+  private async splitReadBack(plain: ReadBackResult): Promise<{ r: ReadBackResult; settleAt: number }> {
+    const up = this.up;
+    const cp = up.stateFile.state.checkpoints;
+    const split = cp[`split:${this.checkpointKey}`];
+    const from = cp[`backfillFrom:${this.checkpointKey}`];
+    if (split === undefined || from === undefined || this.mode !== 'read-back') return { r: plain, settleAt: plain.lastOriginOffset };
+    const sr = await scanBackSplit(targetTail(up.client, this.target.topic, this.target.partition, up.options.readBackBytes), this.origin, { from, split }, up.options.readBackRecordsMax);
+    const headLast = sr.lastHead >= 0 ? sr.lastHead : sr.complete ? split - 1 : -1;
+    const next = sr.lastBackfill >= 0 ? sr.lastBackfill + 1 : sr.complete ? from : (cp[`backfill:${this.checkpointKey}`] ?? from);
+    this.backfill = { next, split, done: false };
+    cp[`backfill:${this.checkpointKey}`] = next;
+    const inFlight = up.producer.inFlight(this.target.topic, this.target.partition);
+    const settleAt = inFlight.length > 0 && inFlight[0].firstSourceOffset < split ? next - 1 : headLast;
+    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: from, headLast: sr.lastHead, backfillNext: next, scanned: sr.scanned, complete: sr.complete }, 'uplink newest-first: head and backfill read back per range');
+    return { r: { ...plain, lastOriginOffset: headLast, scanned: sr.scanned, complete: sr.complete }, settleAt };
+  }
+
+  /** Newest-first, no backfill pending and more than newestFirstRecords to send: split (saved before anything above it is sent), the head first. */
+  private async maybeSplit(): Promise<void> {
+    const up = this.up;
+    if (this.drainOrder !== 'newest-first' || this.mode !== 'read-back' || this.backfill) return;
+    const hw = up.deps.broker.offsets(this.source).highWatermark;
+    if (hw - this.position <= up.options.newestFirstRecords) return;
+    const split = hw - up.options.newestFirstRecords;
+    const cp = up.stateFile.state.checkpoints;
+    cp[`split:${this.checkpointKey}`] = split;
+    cp[`backfillFrom:${this.checkpointKey}`] = this.position;
+    cp[`backfill:${this.checkpointKey}`] = this.position;
+    cp[this.checkpointKey] = split;
+    await up.stateFile.save();
+    this.backfill = { next: this.position, split, done: false };
+    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: this.position, head: hw - split }, `uplink newest-first: the newest ${hw - split} records (from ${split}) go first, then the backlog [${this.position}, ${split})`);
+    this.cursor!.seek(split);
+    this.position = split;
+  }
+
+  /** One read of the backfill (the head is caught up): sent and settled, then the cursor goes back to the head. */
+  private async backfillStep(cursor: PartitionCursor, pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<void> {
+    const bf = this.backfill!;
+    const cp = this.up.stateFile.state.checkpoints;
+    if (this.dropFloor > bf.next) {
+      const to = Math.min(this.dropFloor, bf.split);
+      this.noteRangeDrop(bf.next, to);
+      bf.next = to;
+      cp[`backfill:${this.checkpointKey}`] = to;
+    }
+    if (bf.next >= bf.split) return;
+    this.state = 'forwarding';
+    this.setBusy(true);
+    const head = cursor.position;
+    cursor.seek(bf.next);
+    try {
+      const read = await cursor.readRaw();
+      let sent = false;
+      for (const unit of this.plan(read.records, read.from, bf.split)) {
+        if (!(await this.startUnit(unit, pipeline))) return;
+        sent = true;
+      }
+      while (pipeline.length > 0) await this.settleHead(pipeline);
+      if (!sent) bf.next = Math.max(bf.next, Math.min(read.nextOffset, bf.split));
+      cp[`backfill:${this.checkpointKey}`] = bf.next;
+    } finally {
+      cursor.seek(head);
+    }
+  }
+
+  /** A backfill range given up by the on-full policy: counted and logged (the head's drops are noted by noteDrop). */
+  private noteRangeDrop(from: number, to: number): void {
+    const up = this.up;
+    this.droppedRecords += to - from;
+    up.metrics.dropped.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition), policy: this.policy }, to - from);
+    up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, policy: this.policy, why: this.dropWhy }, 'uplink drop: source records given up by the on-full policy (not forwarded)');
   }
 
   /**
@@ -560,7 +698,7 @@ class PartitionLink implements BudgetPartition {
     const cursor = this.cursor!;
     const signal = up.signal;
     const pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }> = [];
-    let usedProducerId = up.producer.state.producerId;
+    this.usedProducerId = up.producer.state.producerId;
     try {
       while (!signal.aborted) {
         if (this.dropFloor > cursor.position) {
@@ -570,6 +708,10 @@ class PartitionLink implements BudgetPartition {
         if (cursor.caughtUp()) {
           while (pipeline.length > 0) await this.settleHead(pipeline);
           if (signal.aborted) break;
+          if (this.backfill && this.backfill.next < this.backfill.split) {
+            await this.backfillStep(cursor, pipeline);
+            continue;
+          }
           // Everything read was sent and acknowledged, or filtered: the position is the cursor's.
           await this.idle(cursor);
           continue;
@@ -578,24 +720,7 @@ class PartitionLink implements BudgetPartition {
         this.setBusy(true);
         const read = await cursor.readRaw();
         for (const unit of this.plan(read.records, read.from)) {
-          if (signal.aborted) break;
-          while (pipeline.length >= up.options.inFlightBatchesMax) await this.settleHead(pipeline);
-          if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
-          await up.gate.turn(this.priority, signal);
-          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
-          if (signal.aborted) break;
-          const size = unit.batch.sizeBytes;
-          await up.inFlightBytes.acquire(size, signal);
-          let answer: Promise<Answer>;
-          try {
-            usedProducerId = up.producer.state.producerId;
-            answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last })).answer;
-          } catch (err) {
-            up.inFlightBytes.release(size);
-            throw err;
-          }
-          void answer.then(() => up.inFlightBytes.release(size));
-          pipeline.push({ unit, answer });
+          if (signal.aborted || !(await this.startUnit(unit, pipeline))) break;
         }
         if (pipeline.length === 0) {
           // Nothing in flight and nothing sent from this read (all filtered): the position moves past it.
@@ -619,11 +744,39 @@ class PartitionLink implements BudgetPartition {
         const hole = answers[refusedAt].batch;
         up.log.error({ target: `${this.target.topic}-${this.target.partition}`, fromOffset: hole.firstSourceOffset, toOffset: hole.lastSourceOffset + 1 }, 'uplink: the target took a batch after refusing the one before it (it does not check producer sequences): these source offsets may be missing there; set uplink.inFlightBatchesMax=1 for this target');
       }
-      const action = await up.producer.fail(this.target.topic, this.target.partition, cause, usedProducerId);
+      const action = await up.producer.fail(this.target.topic, this.target.partition, cause, this.usedProducerId);
       up.log.warn({ target: `${this.target.topic}-${this.target.partition}`, err: cause.message, inFlight: pipeline.length, action }, 'uplink produce failed');
       if (action === 'fatal') throw new BlockedError(`the target refused a batch: ${cause.message}`);
       throw cause;
     }
+  }
+
+  /**
+   * Starts one planned batch through the pipeline: a slot (inFlightBatchesMax, one while the
+   * reserved lane is busy for the others), the priority gate, the cap, the in-flight bytes, then
+   * the produce. False when stopped before it was started.
+   */
+  private async startUnit(unit: SendUnit, pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<boolean> {
+    const up = this.up;
+    const signal = up.signal;
+    while (pipeline.length >= up.lane.pipelineMax(this.reserved, up.options.inFlightBatchesMax)) await this.settleHead(pipeline);
+    if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
+    if (!this.reserved) await up.gate.turn(this.priority, signal);
+    if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal, this.reserved);
+    if (signal.aborted) return false;
+    const size = unit.batch.sizeBytes;
+    await up.inFlightBytes.acquire(size, signal, this.reserved);
+    let answer: Promise<Answer>;
+    try {
+      this.usedProducerId = up.producer.state.producerId;
+      answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last }, this.reserved)).answer;
+    } catch (err) {
+      up.inFlightBytes.release(size);
+      throw err;
+    }
+    void answer.then(() => up.inFlightBytes.release(size));
+    pipeline.push({ unit, answer });
+    return true;
   }
 
   /**
@@ -660,9 +813,9 @@ class PartitionLink implements BudgetPartition {
           // holding in-flight bytes could wait on a higher class that waits for those bytes.
           if (txn.empty()) {
             this.oldestUnsentMs = unit.firstTimestampMs;
-            await up.gate.turn(this.priority, signal);
+            if (!this.reserved) await up.gate.turn(this.priority, signal);
           }
-          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal);
+          if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal, this.reserved);
           if (signal.aborted) return;
           await txn.add(unit, unit.batch.sizeBytes, signal);
           if (txn.full()) sent = (await this.commitTxn(txn)) || sent;
@@ -717,8 +870,23 @@ class PartitionLink implements BudgetPartition {
     up.observer.sent(this, unit.batch.sizeBytes);
     up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
     up.metrics.batches.inc({ site: up.options.site, path: unit.raw ? 'raw' : 'reencoded' });
+    const cp = up.stateFile.state.checkpoints;
+    const bf = this.backfill;
+    if (bf && unit.last < bf.split) {
+      // A backfill batch (newest-first): its own checkpoint moves, not the head's position.
+      bf.next = unit.last + 1;
+      cp[`backfill:${this.checkpointKey}`] = bf.next;
+      return;
+    }
     this.position = unit.last + 1;
-    up.stateFile.state.checkpoints[this.checkpointKey] = this.position;
+    cp[this.checkpointKey] = this.position;
+    if (bf && bf.next >= bf.split) {
+      // A head batch acknowledged after the backfill ended: the target's last record of the
+      // partition is its highest again, so the plain read-back is exact and the split retires.
+      for (const k of ['split', 'backfillFrom', 'backfill']) delete cp[`${k}:${this.checkpointKey}`];
+      this.backfill = null;
+      up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split: bf.split }, 'uplink newest-first: backfill complete');
+    }
   }
 
   /** Waits for the oldest batch's answer: acknowledged → position, checkpoint and counters move; else a PipelineError. */
@@ -739,7 +907,7 @@ class PartitionLink implements BudgetPartition {
    * origin) and re-encoded with per-record origin headers, split by batchRecordsMax/batchBytesMax.
    * A generator: at most one raw copy exists at a time.
    */
-  private *plan(buf: Uint8Array, from: number): Generator<SendUnit> {
+  private *plan(buf: Uint8Array, from: number, upTo = Number.MAX_SAFE_INTEGER): Generator<SendUnit> {
     const o = this.up.options;
     const limits = { recordsMin: o.rawBatchRecordsMin, bytesMax: o.batchBytesMax };
     const codec = codecOf(o.compression);
@@ -754,12 +922,13 @@ class PartitionLink implements BudgetPartition {
     for (let pos = 0; pos + RECORDS <= buf.byteLength; ) {
       const h = readBatchHeader(buf, pos);
       if (pos + h.totalBytes > buf.byteLength) break; // a partial batch at the end is not ours to send
+      if (h.baseOffset >= upTo) break; // past the range (a backfill ends at its split)
       if (h.lastOffset >= from) {
-        if (o.rawForwarding && rawForwardable(buf, pos, h, from, this.origin, limits)) {
+        if (o.rawForwarding && h.lastOffset < upTo && rawForwardable(buf, pos, h, from, this.origin, limits)) {
           if (pending.length > 0) yield* flush(this.origin);
           yield { raw: true, firstTimestampMs: h.baseTimestamp, batch: rawOutgoing(withBatchOrigin(buf, pos, h, this.origin), h.recordCount), first: h.baseOffset, last: h.lastOffset };
         } else if (!h.isControl) {
-          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && !this.up.notForwarded.some((site) => carriesOrigin(rec, site))) pending.push(rec);
+          for (const rec of decodeBatch(buf, pos).records) if (rec.offset >= from && rec.offset < upTo && !this.up.notForwarded.some((site) => carriesOrigin(rec, site))) pending.push(rec);
         }
       }
       pos += h.totalBytes;

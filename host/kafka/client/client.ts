@@ -213,15 +213,21 @@ export class KafkaClient {
    * connection, with its answer still to come. Requests of one connection are written in call
    * order and a broker answers them in order, so a caller that awaits each call before the next
    * keeps its batches in order while several are in flight (the idempotent producer's pipeline).
+   * `urgent` (the uplink's reserved lane) queues it ahead of the connection's queued requests
+   * that are not urgent.
    */
-  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string }): Promise<{ answer: Promise<ProduceResult> }> {
+  async produceQueued(topic: string, partition: number, records: Uint8Array, options: { acks?: -1 | 1; timeoutMs: number; transactionalId?: string; urgent?: boolean }): Promise<{ answer: Promise<ProduceResult> }> {
     const conn = await this.leader(topic, partition);
-    const request = conn.request(CLIENT_APIS.produce, {
-      transactionalId: options.transactionalId ?? null,
-      acks: options.acks ?? -1,
-      timeoutMs: options.timeoutMs,
-      topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
-    });
+    const request = conn.request(
+      CLIENT_APIS.produce,
+      {
+        transactionalId: options.transactionalId ?? null,
+        acks: options.acks ?? -1,
+        timeoutMs: options.timeoutMs,
+        topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+      },
+      options.urgent ?? false,
+    );
     const answer = request.then((res) => {
       const p = res.responses?.[0]?.partitionResponses?.[0];
       if (!p) throw new KafkaClientError('protocol', `produce to ${topic}-${partition}: the answer names no partition`, true);

@@ -11,7 +11,9 @@
 // closes the connection (the stream cannot be trusted after it).
 //
 // Bounds: at most `inFlightMax` requests written and unanswered; up to `queuedMax` more wait
-// their turn in order; past that a request is refused at once (fault `limit`). An answer larger
+// their turn in order (an `urgent` request — the uplink's reserved lane — goes ahead of every
+// queued request that is not urgent, behind the urgent ones: each caller's own requests stay in
+// call order); past that a request is refused at once (fault `limit`). An answer larger
 // than `responseBytesMax` closes the connection before its bytes are gathered.
 //
 // Failure: a request unanswered after `requestTimeoutMs` fails with fault `timeout` and closes
@@ -71,6 +73,7 @@ interface Pending {
 interface Queued {
   start(): void;
   fail(err: Error): void;
+  urgent: boolean;
 }
 
 const API_VERSIONS_V0 = 0;
@@ -207,12 +210,12 @@ export class KafkaConnection {
 
   /** Sends `body` as `api` at the negotiated version and resolves with the decoded answer. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  request<T = any>(api: ClientApi, body: object): Promise<T> {
-    return this.send(api, this.versionFor(api), body) as Promise<T>;
+  request<T = any>(api: ClientApi, body: object, urgent = false): Promise<T> {
+    return this.send(api, this.versionFor(api), body, urgent) as Promise<T>;
   }
 
   /** Sends at an explicit version (tests, the handshake). Waits for a window slot when the window is full. */
-  send(api: ClientApi, version: number, body: object): Promise<any> {
+  send(api: ClientApi, version: number, body: object, urgent = false): Promise<any> {
     if (this.failure) return Promise.reject(new KafkaClientError('closed', `connection to ${this.address} is closed`, false, { cause: this.failure }));
     return new Promise((resolve, reject) => {
       const start = () => this.write(api, version, body, resolve, reject);
@@ -220,7 +223,11 @@ export class KafkaConnection {
       if (this.queue.length >= this.options.queuedMax) {
         return reject(new KafkaClientError('limit', `${this.address}: ${this.inFlight.length} requests in flight and ${this.queue.length} queued (queuedMax ${this.options.queuedMax})`));
       }
-      this.queue.push({ start, fail: reject });
+      const entry = { start, fail: reject, urgent };
+      // Urgent: ahead of the queued requests that are not, behind the urgent ones already queued.
+      const at = urgent ? this.queue.findIndex((q) => !q.urgent) : -1;
+      if (at >= 0) this.queue.splice(at, 0, entry);
+      else this.queue.push(entry);
     });
   }
 

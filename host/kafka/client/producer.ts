@@ -201,7 +201,7 @@ export class IdempotentProducer {
    * before the next so the partition's batches go out in order. Throws (nothing in flight was
    * added) when the request could not be written; then `fail` decides, as for a failed answer.
    */
-  async start(topic: string, partition: number, batch: OutgoingBatch, marker: { firstSourceOffset: number; lastSourceOffset: number }): Promise<{ answer: Promise<Answer> }> {
+  async start(topic: string, partition: number, batch: OutgoingBatch, marker: { firstSourceOffset: number; lastSourceOffset: number }, urgent = false): Promise<{ answer: Promise<Answer> }> {
     if (this.unresolved.has(partitionKey(topic, partition))) throw new KafkaClientError('closed', `${topic}-${partition}: batches in flight are not settled yet (read back first)`);
     await this.ensureProducerId();
     const st = this.partitionState(topic, partition);
@@ -211,7 +211,7 @@ export class IdempotentProducer {
     await this.store.save(this.state); // durable before the bytes leave
     const bytes = batch.bytes(this.state.producerId, this.state.producerEpoch, inFlight.baseSequence);
     // When this throws the batch was never written (it cannot land): the caller's read-back settles it as absent.
-    const queued = await this.client.produceQueued(topic, partition, bytes, { acks: -1, timeoutMs: this.options.produceTimeoutMs });
+    const queued = await this.client.produceQueued(topic, partition, bytes, { acks: -1, timeoutMs: this.options.produceTimeoutMs, urgent });
     const answer = queued.answer.then(
       (r): Answer => {
         const code = r.errorCode === ERRORS.NONE.kafka ? 'NONE' : new KafkaResponseError(r.errorCode, '').code;

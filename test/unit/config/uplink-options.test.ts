@@ -65,6 +65,12 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.bandwidthWindowMs=3600001'], /uplink\.bandwidthWindowMs/],
     [['uplink.statusPartitionsMax=0'], /uplink\.statusPartitionsMax/],
     [['uplink.statusPartitionsMax=100001'], /uplink\.statusPartitionsMax/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.reservedTopics=al*rms'], /uplink\.reservedTopics entry "al\*rms"/],
+    [['uplink.stallAlarmSec=-1'], /uplink\.stallAlarmSec/],
+    [['uplink.stallAlarmSec=31536001'], /uplink\.stallAlarmSec/],
+    [['uplink.backlogAgeMsMax=-1'], /uplink\.backlogAgeMsMax/],
+    [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.drainOrderTopics=t=newest'], /uplink\.drainOrderTopics entry "t=newest" is not pattern=order/],
+    [['uplink.newestFirstRecords=0'], /uplink\.newestFirstRecords/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -89,6 +95,20 @@ t.test('uplink config: limits at their boundary are accepted', async (t) => {
     const q = await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', `uplink.bandwidthWindowMs=${window}`, `uplink.statusPartitionsMax=${rows}`, 'uplink.compression=zstd'].flatMap((s) => ['--set', s])], {}));
     t.same([q.uplink?.bandwidthWindowMs, q.uplink?.statusPartitionsMax, q.uplink?.compression], [window, rows, 'zstd'], `bandwidthWindowMs=${window} and statusPartitionsMax=${rows} accepted (bounds)`);
   }
+});
+
+t.test('uplink config: the lanes, the liveness alarm, the age bound and the drain order at their boundaries', async (t) => {
+  const dir = await tempDir(t);
+  const at = async (sets: string[]) => (await prepareNode(loadNodeConfig([...base, '--data-dir', dir, ...['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', ...sets].flatMap((s) => ['--set', s])], {}))).uplink!;
+  const low = await at(['uplink.stallAlarmSec=0', 'uplink.backlogAgeMsMax=0', 'uplink.reservedTopics=alarms, cmd.*']);
+  t.same([low.stallAlarmSec, low.backlogAgeMsMax, low.reservedTopics], [0, 0, ['alarms', 'cmd.*']], 'alarm off, no age bound, reserved topics as a comma-separated string');
+  const high = await at(['uplink.stallAlarmSec=31536000', `uplink.backlogAgeMsMax=${Number.MAX_SAFE_INTEGER}`]);
+  t.same([high.stallAlarmSec, high.backlogAgeMsMax], [31_536_000, Number.MAX_SAFE_INTEGER], 'a year; the largest safe integer');
+  const d = await at([]);
+  t.same([d.stallAlarmSec, d.backlogAgeMsMax, d.reservedTopics], [60, 0, []], 'defaults: a minute, none, no lane');
+  const nf = await at(['uplink.drainOrderTopics=telemetry.*=newest-first, logs=oldest-first', 'uplink.newestFirstRecords=1']);
+  t.same([nf.drainOrderTopics, nf.newestFirstRecords], [[{ pattern: 'telemetry.*', order: 'newest-first' }, { pattern: 'logs', order: 'oldest-first' }], 1], 'drain orders as a comma-separated string; the smallest head window');
+  t.same([d.drainOrderTopics, d.newestFirstRecords], [[], 1000], 'default: oldest-first everywhere, a 1000-record head');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {

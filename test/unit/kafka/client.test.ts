@@ -153,6 +153,17 @@ t.test('connection: the in-flight window and its queue are bounded', async (t) =
   t.same([q.fault, q.indefinite], ['closed', false], 'the queued request was never written: not indefinite');
 });
 
+t.test('connection: an urgent request goes ahead of the queued ones that are not, behind the urgent ones', async (t) => {
+  const k = await startInProcess(t);
+  const conn = await KafkaConnection.connect(connOptions(k.port, { requestTimeoutMs: 5000, inFlightMax: 1, queuedMax: 10 }));
+  t.teardown(() => conn.close());
+  const order: string[] = [];
+  const req = (name: string, urgent: boolean) => conn.request(CLIENT_APIS.metadata, { topics: [], allowAutoTopicCreation: false }, urgent).then(() => order.push(name));
+  // 'first' takes the only window slot; the rest queue in call order, the urgent ones jump.
+  await Promise.all([req('first', false), req('a', false), req('b', false), req('u1', true), req('c', false), req('u2', true)]);
+  t.same(order, ['first', 'u1', 'u2', 'a', 'b', 'c'], 'written in that order: urgent ones first, each kind in call order');
+});
+
 t.test('connection: an answer larger than responseBytesMax closes the connection', async (t) => {
   const k = await startInProcess(t);
   const conn = await KafkaConnection.connect(connOptions(k.port, { requestTimeoutMs: 5000, responseBytesMax: 1 << 20 }));

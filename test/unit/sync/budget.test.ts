@@ -70,3 +70,48 @@ t.test('budget: drop-lower-priority takes from the lowest class, refuses when to
   t.equal(budget.retentionHold({ topic: 'telemetry', partition: 0 }), undefined, 'a drop policy: no hold');
   broker.setAppendAdmission(undefined);
 });
+
+t.test('budget, age bound: the boundary by record timestamp; drop-oldest drops below it, block refuses until it drains', async (t) => {
+  const broker = await Broker.open({ dataDir: await tempDir(t) }, { logger: silentLogger, metrics: new MetricsRegistry() });
+  t.teardown(() => broker.close());
+  for (const name of ['telemetry', 'alarms']) await broker.createTopic(name, 1);
+  const telemetry = partition('telemetry', 1, 'drop-oldest');
+  const alarms = partition('alarms', 0, 'block');
+  const parts = [telemetry, alarms];
+  const T = 1_700_000_000_000;
+  const AGE = 60_000;
+  // Records at T, T+1000, ..., T+9000 in each topic (one batch each).
+  for (let i = 0; i < 10; i++) {
+    for (const topic of ['telemetry', 'alarms']) await broker.produce(topic, [{ key: null, value: Buffer.from(`v${i}`), timestampMs: T + i * 1000 }], { acks: -1, partition: 0 });
+  }
+  const refusals: string[] = [];
+  // No byte budget (0): the age bound alone.
+  const budget = new LinkBudget(broker, 0, () => parts, (tp) => parts.find((p) => p.source.topic === tp.topic), { refused: (_tp, _b, _n, _f, why) => refusals.push(why), drained: () => undefined }, AGE);
+  broker.setAppendAdmission(budget);
+  t.teardown(() => broker.setAppendAdmission(undefined));
+  const put = (topic: string) => broker.produce(topic, [{ key: null, value: Buffer.from('new'), timestampMs: T + 100_000 }], { acks: -1, partition: 0 });
+
+  // now = T + 3000 + AGE: the record at T+3000 is exactly AGE old (within the bound); T+2000 is older.
+  await budget.refreshAge(T + 3000 + AGE);
+  t.equal(telemetry.floor, 3, 'drop-oldest: records 0..2 (older than the bound) dropped; 3 (exactly at the bound) kept');
+  t.equal(alarms.floor, 0, 'block: nothing dropped');
+  await t.rejects(put('alarms'), { code: 'UPLINK_BACKLOG_FULL' }, 'block: an append refused while older records wait');
+  t.match(refusals[0], /older than uplink\.backlogAgeMsMax=60000 ms/, 'the refusal names the key');
+  await put('telemetry');
+  t.pass('drop-oldest: appends admitted');
+  // The alarms' old records forwarded (the floor stands for the uplink's position): admitted again.
+  alarms.floor = 3;
+  await put('alarms');
+  t.pass('block: admitted once nothing older than the bound waits');
+
+  // One millisecond earlier the boundary record would be too young to drop: no drop at all.
+  const fresh = partition('telemetry', 1, 'drop-oldest');
+  const b2 = new LinkBudget(broker, 0, () => [fresh], () => fresh, { refused: () => undefined, drained: () => undefined }, AGE);
+  await b2.refreshAge(T + AGE);
+  t.equal(fresh.floor, 0, 'now = T + AGE: the first record is exactly AGE old: kept');
+  await b2.refreshAge(T + AGE + 1);
+  t.equal(fresh.floor, 1, 'now = T + AGE + 1: it is dropped');
+  const off = new LinkBudget(broker, 0, () => [fresh], () => fresh, { refused: () => undefined, drained: () => undefined }, 0);
+  await off.refreshAge(T + 10 * AGE);
+  t.equal(fresh.floor, 1, 'backlogAgeMsMax 0: no bound');
+});

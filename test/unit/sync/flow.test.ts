@@ -3,7 +3,8 @@
 // burst sent whole, an abort releases a waiter; the priority gate holds a class while a higher one
 // is busy, lets it go when that one is idle, and never holds the highest class.
 import t from 'tap';
-import { PriorityGate, TokenBucket } from '../../../host/sync/flow.js';
+import { ByteBound, PriorityGate, TokenBucket } from '../../../host/sync/flow.js';
+import { ReservedLane } from '../../../host/sync/lanes.js';
 
 t.test('token bucket: 20 × 20 000 bytes at 100 000 B/s with a 20 000-byte burst take 3.8 s ± 15%', async (t) => {
   const bucket = new TokenBucket(100_000, 20_000);
@@ -79,4 +80,60 @@ t.test('byte bound: holders past the bound wait for a release; one item larger t
   bound.release(401);
   await bound.acquire(5000, signal);
   t.equal(bound.held, 5000, 'an item larger than the bound passes when nothing is held');
+});
+
+t.test('token bucket, reserved lane: a reserved take is served before the queue of the others', async (t) => {
+  // 10 000 B/s, burst 10 000: five 10 000-byte batches of the others queue up (1 s of tokens each).
+  const bucket = new TokenBucket(10_000, 10_000);
+  const signal = new AbortController().signal;
+  await bucket.take(10_000, signal); // the burst is spent
+  const started = performance.now();
+  const others: number[] = [];
+  const queued = Array.from({ length: 5 }, () => bucket.take(10_000, signal).then(() => others.push(performance.now() - started)));
+  await new Promise((r) => setTimeout(r, 50));
+  await bucket.take(500, signal, true);
+  const reservedMs = performance.now() - started;
+  // Bound: the bucket holds 500 bytes 50 ms after the burst was spent — the reserved take waits
+  // for its own bytes (≤ 500/10 000 s = 50 ms after the burst), not for the 5 s queue ahead.
+  t.ok(reservedMs < 200, `the reserved take went after ${reservedMs.toFixed(0)} ms (the others' queue holds 5 s)`);
+  t.equal(others.length, 0, 'none of the others went before it');
+  await Promise.race([Promise.all(queued), new Promise((r) => setTimeout(r, 1200))]);
+  t.ok(others.length >= 1, `the others go on after it (${others.length} within 1.2 s)`);
+});
+
+t.test('token bucket, reserved lane: a reserved take waits for the reserved ones ahead, and for the bucket', async (t) => {
+  const bucket = new TokenBucket(10_000, 1_000);
+  const signal = new AbortController().signal;
+  await bucket.take(1_000, signal, true);
+  const started = performance.now();
+  await Promise.all([bucket.take(1_000, signal, true), bucket.take(1_000, signal, true)]);
+  const ms = performance.now() - started;
+  // 2 × 1 000 bytes at 10 000 B/s = 200 ms: the reserved lane is capped like everything else.
+  t.ok(ms > 200 * 0.85 && ms < 200 * 1.5, `two reserved batches after the burst took ${ms.toFixed(0)} ms (200 ms of tokens)`);
+});
+
+t.test('reserved lane: others keep one batch in flight while a reserved partition is busy', async (t) => {
+  const lane = new ReservedLane(['alarms', 'cmd.*']);
+  t.same([lane.has('alarms'), lane.has('cmd.boiler'), lane.has('telemetry')], [true, true, false]);
+  t.equal(new ReservedLane([]).has('alarms'), false, 'no patterns: no lane');
+  t.same([lane.pipelineMax(false, 5), lane.pipelineMax(true, 5)], [5, 5], 'idle lane: everyone keeps the configured pipeline');
+  lane.setBusy('alarms/0', true);
+  t.same([lane.pipelineMax(false, 5), lane.pipelineMax(true, 5), lane.active()], [1, 5, true], 'busy lane: the others are held to one batch in flight');
+  lane.setBusy('alarms/0', false);
+  t.same([lane.pipelineMax(false, 5), lane.active()], [5, false], 'idle again: back to five');
+});
+
+t.test('byte bound: an urgent acquire is counted but never waits', async (t) => {
+  const bound = new ByteBound(1_000);
+  const signal = new AbortController().signal;
+  await bound.acquire(900, signal);
+  await bound.acquire(900, signal, true);
+  t.equal(bound.held, 1_800, 'counted past the bound (the reserved lane\'s overshoot)');
+  let waited = true;
+  const p = bound.acquire(100, signal).then(() => (waited = false));
+  await new Promise((r) => setTimeout(r, 20));
+  t.ok(waited, 'the others still wait');
+  bound.release(1_800);
+  await p;
+  t.equal(bound.held, 100);
 });
