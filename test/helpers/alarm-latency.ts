@@ -52,7 +52,9 @@ export async function storeBacklog(t: Teardown, dataDir: string, o: { partitions
 
 /** Edge args for an uplink of telemetry and alarms toward `target`, with `extra` appended. */
 export function laneArgs(site: string, target: string, extra: string[]): string[] {
-  return ['--set', `uplink.site=${site}`, '--set', `uplink.bootstrap=${target}`, '--set', 'uplink.topics=telemetry,alarms', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'broker.defaultPartitions=1', ...extra];
+  // compression=none: single alarms go re-encoded, and the reader here is kafkajs, which has no lz4
+  // codec of its own (uplink.compression's default); the lane's latency is what is measured.
+  return ['--set', `uplink.site=${site}`, '--set', `uplink.bootstrap=${target}`, '--set', 'uplink.topics=telemetry,alarms', '--set', 'uplink.topicScanIntervalMs=100', '--set', 'broker.defaultPartitions=1', '--set', 'uplink.compression=none', ...extra];
 }
 
 /** Runs the edge at `dataDir` with `args`, produces `alarms` alarms every `intervalMs` while the telemetry drains, and measures each one's arrival at the target. */
