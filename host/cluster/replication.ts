@@ -373,6 +373,22 @@ class ReplicaFetcher {
     return true;
   }
 
+  /**
+   * Our log ends below the leader's log start: retention deleted on the leader what we never
+   * fetched. Kafka's truncateFullyAndStartAt: everything we hold goes (it is all below the
+   * leader's log start, so no one reads it from us any more) and the log restarts empty at the
+   * leader's log start; the next fetch asks from there and we rejoin the ISR once caught up.
+   */
+  private async resetToLeaderStart(logEndOffset: number, leaderLogStartOffset: number): Promise<void> {
+    if (this.stopped) return;
+    const ours = this.p.log.logStartOffset;
+    await this.broker.truncateReplica(this.p.tp, leaderLogStartOffset, 'log-start');
+    this.log.warn(
+      { tp: this.name, logStartOffset: ours, logEndOffset, leaderLogStartOffset, leader: this.leaderId, epoch: this.epoch },
+      "replica behind the leader's log start: its log was reset to start at the leader's log start",
+    );
+  }
+
   /** One fetch and its append. False when the log must be truncated again (our end is past the leader's). */
   private async fetchOnce(): Promise<boolean> {
     const conn = await this.leaderConnection();
@@ -392,8 +408,8 @@ class ReplicaFetcher {
     const r = res.responses?.[0]?.partitions?.[0] as { errorCode: number; highWatermark: number; logStartOffset: number; records: Uint8Array | null } | undefined;
     if (!r) throw new Error('Fetch answer names no partition');
     if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
-      if (fetchOffset < r.logStartOffset) throw new Error(`behind the leader's log start ${r.logStartOffset} (catching up from a retention-trimmed leader is not done yet)`);
-      return false;
+      if (fetchOffset < r.logStartOffset) await this.resetToLeaderStart(fetchOffset, r.logStartOffset);
+      return fetchOffset < r.logStartOffset;
     }
     if (r.errorCode !== ERRORS.NONE.kafka) throw new Error(`Fetch: ${errorNameForKafkaCode(r.errorCode)}`);
     if (this.stopped) return true;

@@ -106,8 +106,13 @@ export interface PartitionLogApi {
   maxTimestamp(): { offset: number; timestampMs: number } | null;
   /** Calls `listener` whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
   onEndOffsetAdvance(listener: (logEndOffset: number) => void): () => void;
-  /** Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves with the new log end. */
-  truncateTo(offset: number): Promise<number>;
+  /**
+   * Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves
+   * with the new log end. `full` (Kafka's truncateFullyAndStartAt): drops every batch and
+   * restarts the log empty at `offset` (log start = log end = offset), even past the old end: a
+   * follower whose log ends below its leader's log start (retention ran while it was away).
+   */
+  truncateTo(offset: number, options?: { full?: boolean }): Promise<number>;
   /** OffsetsForLeaderEpoch (KIP-101/279): see LeaderEpochCache.endOffsetFor. */
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
   /** The leader-epoch cache (epoch → first offset), oldest first. */

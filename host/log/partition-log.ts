@@ -399,19 +399,20 @@ export class PartitionLog implements PartitionLogApi {
   /**
    * Removes every batch that ends at or after `offset` (a batch containing `offset` goes whole,
    * as Kafka's truncateTo). A follower calls this before fetching from a new leader (to the end
-   * offset OffsetsForLeaderEpoch answered). Returns the new log end offset.
+   * offset OffsetsForLeaderEpoch answered). `full` (Kafka's truncateFullyAndStartAt): every
+   * batch goes and the log restarts empty at `offset`, even past its end. Returns the new end.
    */
-  truncateTo(offset: number): Promise<number> {
+  truncateTo(offset: number, options?: { full?: boolean }): Promise<number> {
     if (!Number.isSafeInteger(offset) || offset < 0) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `cannot truncate to offset ${offset}`));
     return this.retention.exclusive(() =>
       this.appender.withWriter(async () => {
         if (this.appender.queueLength) throw new Error('truncateTo with appends in flight');
-        if (offset >= this.nextOffset) return this.nextOffset;
+        if (offset >= this.nextOffset && !options?.full) return this.nextOffset;
         await this.appender.syncWritten();
-        if (offset > this._logStartOffset) return this.afterTruncate(await this.segments.truncateTo(offset));
+        if (offset > this._logStartOffset && !options?.full) return this.afterTruncate(await this.segments.truncateTo(offset));
         await this.segments.resetTo(offset);
-        this._logStartOffset = offset;
-        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, offset);
+        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, (this._logStartOffset = offset));
+        this.leaderEpochs.truncateFromEnd(0);
         return this.afterTruncate(offset);
       }),
     );

