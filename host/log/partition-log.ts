@@ -397,10 +397,9 @@ export class PartitionLog implements PartitionLogApi {
   }
 
   /**
-   * Removes every batch that ends at or after `offset` (a batch containing `offset` goes whole,
-   * as Kafka's truncateTo). A follower calls this before fetching from a new leader (to the end
-   * offset OffsetsForLeaderEpoch answered). `full` (Kafka's truncateFullyAndStartAt): every
-   * batch goes and the log restarts empty at `offset`, even past its end. Returns the new end.
+   * Removes every batch that ends at or after `offset` (a batch containing it goes whole, as Kafka's
+   * truncateTo): a follower before fetching from a new leader (to OffsetsForLeaderEpoch's end).
+   * `full`: Kafka's truncateFullyAndStartAt, the log restarts empty at `offset` (api.ts). Returns the new end.
    */
   truncateTo(offset: number, options?: { full?: boolean }): Promise<number> {
     if (!Number.isSafeInteger(offset) || offset < 0) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `cannot truncate to offset ${offset}`));
