@@ -2,7 +2,8 @@
 // a topic created at replication factor 3 over HTTP, each partition's leader and ISR as kcat reads
 // Metadata, every node's copy of a partition read from its files after a clean stop, and the
 // checker over them (each acknowledged record present once at its offset on every replica;
-// replicas identical), with anomalies by kind (lost, duplicate, wrongOffset, divergent).
+// replicas identical), with anomalies by kind (lost, duplicate, wrongOffset, divergent), and
+// `produce`: a librdkafka producer (confluent_kafka) whose acknowledgements are the checker's input.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
