@@ -8,17 +8,25 @@
 //   - a follower whose segment fails its CRC (one byte of a record value flipped while it was
 //     stopped) reports it, leaves / stays out of the ISR, is cut at the bad batch and refetches;
 //     then kill -9 of the leader elects a sound replica and loses no acknowledged record.
+//   - the damaged replica is the leader, restarted before it was fenced (still leader and in the
+//     ISR): its own report gives the leadership up, an in-sync replica is elected, it repairs.
 // Each check reads the replicas' partition files after a clean stop.
 import t from 'tap';
 import { cliJs, eventually, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { bootstrap, check, createTopic, kafkaClientsPresent, produce, readReplica, waitForIsr, type Acked } from '../helpers/replicas.js';
+import { bootstrap, check, createTopic, kafkaClientsPresent, metadata, produce, readReplica, waitForIsr, type Acked } from '../helpers/replicas.js';
 import { verifyLog } from '../../host/log/verify.js';
 import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
+
+/** One partition's leader and ISR as a node's Metadata answers (kcat), or null while it has no leader. */
+function metadataOf(c: Cluster, via: number, topic: string) {
+  const p = metadata(c, via, topic)[0];
+  return p && p.leader > 0 ? p : null;
+}
 
 /** Sum of a counter's samples on a node's /metrics whose labels include `labels`. */
 async function metricSum(c: Cluster, id: number, name: string, labels: string): Promise<number> {
@@ -167,4 +175,44 @@ t.test('repair: a replica whose segment fails its CRC leaves the ISR, refetches,
   await c.stopAll();
   for (const n of c.nodes) t.equal((await verifyLog(join(n.dataDir, 'rot-0'))).damage, null, `node ${n.id}'s copy passes every CRC`);
   t.same(await check(c, 'rot', 1, acked), {}, 'every acknowledged record on all three replicas exactly once at its offset; replicas identical');
+});
+
+// The damaged replica is the partition's leader and comes back before anyone fenced it (long
+// session and lag timeouts: it is still leader and in the ISR when it restarts). Its own
+// verification must take it out: it gives the leadership up (leader none, epoch + 1), the
+// controller elects an in-sync replica, and it repairs as a follower of that one.
+t.test('repair: a damaged leader restarted before it was fenced gives its leadership up and repairs from the new leader', { timeout: 150_000 }, async (t) => {
+  if (!kafkaClientsPresent(t)) return;
+  const dir = await tempDir(t, 'tributary-repair-');
+  const c = await startCluster(t, 3, { set: ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=30000', 'cluster.replicaLagTimeMaxMs=60000', 'cluster.replicationCheckIntervalMs=100'] });
+  await c.waitForBrokers([1, 2, 3]);
+  await createTopic(c, 1, 'rotlead', 1);
+  const leader = (await waitForIsr(c, 1, 'rotlead', [1, 2, 3]))[0]!.leader;
+  const acked: Acked[] = [];
+  for (let run = 0; run < 6; run++) acked.push(...(await produce(dir, bootstrap(c), 'rotlead', `v${run}`, { count: 50 })).acked);
+  t.equal(acked.length, 300, 'all three in sync: 300 acknowledged with acks=all');
+
+  await c.stop(leader);
+  const segment = join(c.node(leader).dataDir, 'rotlead-0', '00000000000000000000.log');
+  const bytes = await readFile(segment);
+  bytes[bytes.indexOf(Buffer.from('v4-20')) + 4] ^= 0x01;
+  await writeFile(segment, bytes);
+  await c.start(leader);
+  const logs = () => c.node(leader).proc!.logs;
+  const left = await eventually(() => logs().find((l) => String(l.msg) === 'damaged replica left the ISR'), 15_000, 50).catch(() => undefined);
+  t.ok(left, `node ${leader} reported itself out of the ISR`);
+  t.equal(left?.gaveUpLeadership, true, 'and gave its leadership up');
+  const others = [1, 2, 3].filter((id) => id !== leader);
+  const during = await eventually(() => {
+    const m = metadataOf(c, others[0]!, 'rotlead');
+    return m && m.leader !== leader ? m : null;
+  }, 10_000, 100).catch(() => null);
+  t.ok(during && during.leader !== leader && others.includes(during.leader), `an in-sync replica leads now (node ${during?.leader}, ISR ${during?.isr})`);
+  const cut = await eventually(() => logs().find((l) => String(l.msg).startsWith('damaged replica cut')), 15_000, 50).catch(() => undefined);
+  t.ok(cut, `node ${leader} cut its log at the damaged batch (${cut?.from} → ${cut?.to}) and refetched`);
+  await waitForIsr(c, others[0]!, 'rotlead', [1, 2, 3], 30_000);
+  t.pass(`node ${leader} rejoined the ISR as a follower`);
+  await c.stopAll();
+  for (const n of c.nodes) t.equal((await verifyLog(join(n.dataDir, 'rotlead-0'))).damage, null, `node ${n.id}'s copy passes every CRC`);
+  t.same(await check(c, 'rotlead', 1, acked), {}, 'every acknowledged record on all three replicas exactly once at its offset; replicas identical');
 });
