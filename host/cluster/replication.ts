@@ -266,7 +266,7 @@ export class Replication {
  * removal at every pass, and, once the node restarts, re-admit it on what it held before (a
  * replica that has since cut damaged batches) before it has fetched anything.
  */
-function nextIsr(p: Partition, isr: readonly number[], o: ReplicationOptions, now: number, eligible: (id: number, fetchMs: number) => boolean): number[] | null {
+export function nextIsr(p: Partition, isr: readonly number[], o: ReplicationOptions, now: number, eligible: (id: number, fetchMs: number) => boolean): number[] | null {
   const lagging = isr.filter((id) => id !== o.nodeId && now - (p.followers.get(id)?.caughtUpMs ?? 0) > o.replicaLagTimeMaxMs);
   const joining = p.replicas.filter((id) => {
     if (isr.includes(id)) return false;
