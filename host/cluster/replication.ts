@@ -207,6 +207,7 @@ export class Replication {
     this.checking = true;
     try {
       for (const [p, f] of this.fetchers) if (p.retired) (void f.stop(), this.fetchers.delete(p));
+      for (const p of this.repairs.keys()) if (p.retired) this.repairs.delete(p);
       if (this.store.quorum.isLeader) await this.control();
       else this.controllerSinceMs = 0;
       await this.checkIsr();
