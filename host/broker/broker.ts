@@ -598,9 +598,11 @@ export class Broker implements BrokerApi {
     }
     // Visibility in one place: clients read below the high watermark, followers to the log end.
     const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
-    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14).
-    const skipDamaged = isInternalTopic(tp.topic);
-    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), { skipDamaged }));
+    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14);
+    // a follower's read fails there instead, so its copy never gets a gap and never catches up.
+    const replica = options.isolation === 'logEnd';
+    const damage = { skipDamaged: isInternalTopic(tp.topic) && !replica, failOnDamage: replica };
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), damage));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {

@@ -29,7 +29,7 @@ import { basename, join } from 'node:path';
 import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
-import type { AppendInfo, EpochEntry, LogOptions, LogReadResult, PartitionLogApi } from './api.js';
+import type { AppendInfo, EpochEntry, LogOptions, LogReadOptions, LogReadResult, PartitionLogApi } from './api.js';
 import { prepareFollowerAppend, prepareLeaderAppend, type AppendContext, type PreparedAppend } from './append-batches.js';
 import { Appender, isNoSpace, storageError, takeBackRefused, type AppenderHost } from './appender.js';
 import { CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, LeaderEpochCache, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoints.js';
@@ -334,11 +334,11 @@ export class PartitionLog implements PartitionLogApi {
   // --- read -------------------------------------------------------------------------------------
 
   /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
-  private boundAt(upTo: number, skipDamaged = false): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged };
+  private boundAt(upTo: number, o?: LogReadOptions): ReadBound {
+    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
   }
 
-  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: { skipDamaged?: boolean }): Promise<LogReadResult> {
+  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: LogReadOptions): Promise<LogReadResult> {
     if (this.closed) return Promise.reject(new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closed`));
     if (!Number.isSafeInteger(offset)) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not an integer`));
     if (!(maxBytes >= 0)) return Promise.reject(new BrokerError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is negative`));
@@ -346,7 +346,7 @@ export class PartitionLog implements PartitionLogApi {
     if (offset < this._logStartOffset) {
       return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset ${this._logStartOffset}`));
     }
-    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options?.skipDamaged === true));
+    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options));
   }
 
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {

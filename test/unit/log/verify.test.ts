@@ -1,10 +1,12 @@
 // Purpose: verifyLog (host/log/verify.ts), the CRC walk a replica's start-up verification makes:
 // a sound log has no damage; a flipped byte in a middle batch (or in an older segment) names the
 // first offset to cut at; a torn tail of the newest segment is not damage (an append in flight).
+// And the read policy at a damaged batch: a replica read fails (no gap), a client read goes on.
 import t from 'tap';
 import { readdir, readFile, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyLog } from '../../../host/log/verify.js';
+import { decodeBatches } from '../../../host/core/index.js';
 import { durable, makeBatch, openLog } from './fixture.js';
 
 async function segments(dir: string): Promise<string[]> {
@@ -58,4 +60,24 @@ t.test('verifyLog: damage in an older segment stops the walk there; a torn tail 
   t.equal(r.damage?.segment, base, 'the damaged segment is named');
   t.ok(r.damage!.offset > base, `the cut is after the sound batches of that segment (offset ${r.damage!.offset})`);
   t.equal(r.damage!.defect, 'crc-mismatch');
+});
+
+t.test('read: past a damaged batch a replica read (failOnDamage) fails with CORRUPT_MESSAGE; a client read goes on at the next segment', async (t) => {
+  const o = await openLog(t, { flush: 'always', segmentBytes: 1024 });
+  for (let i = 0; i < 12; i++) await o.log.appendAsLeader(makeBatch(2, { fill: 40 + 2 * i, keys: 0, valueBytes: 100 }), durable);
+  await o.log.close();
+  const files = await segments(o.dir);
+  const next = Number(files[1]!.slice(0, 20));
+  const first = join(o.dir, files[0]!);
+  const bytes = await readFile(first);
+  bytes[bytes.length - 10] ^= 0x01; // inside the first segment's last batch
+  await writeFile(first, bytes);
+  const log = await o.reopen(); // a clean open: batches written before it are CRC-checked when read
+  const prefix = await log.read(0, 1 << 20, log.logEndOffset);
+  const damagedAt = prefix.nextOffset;
+  t.ok(damagedAt > 0 && damagedAt < next, `the readable prefix ends at ${damagedAt}, before the next segment (${next})`);
+  const skipped = await log.read(damagedAt, 1 << 20, log.logEndOffset);
+  t.equal(decodeBatches(skipped.records)[0]?.records[0]?.offset, next, 'a client read goes on at the next segment (the prefix policy)');
+  const code = await log.read(damagedAt, 1 << 20, log.logEndOffset, { failOnDamage: true }).then(() => 'none', (err: { code?: string }) => err.code);
+  t.equal(code, 'CORRUPT_MESSAGE', 'a replica read fails there instead of storing a gap');
 });
