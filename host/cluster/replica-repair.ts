@@ -1,6 +1,8 @@
 // A replica whose stored batches fail their CRC is never elected and repairs from its peers
-// (issue 11). At start, before this node registers (so before the controller counts it live),
-// every replicated partition's segments are walked with CRC checks (host/log/verify.ts). A
+// (issue 11). At start, before this node registers and before any replica fetcher runs, every
+// replicated partition's segments are walked with CRC checks (host/log/verify.ts). (The
+// controller may already count the node live from its quorum traffic: a node restarted before
+// it was fenced is still in its ISRs meanwhile; docs/cluster.md says what that window costs.) A
 // damaged replica:
 //   1. leaves the ISR at once: a partitionChange proposed with the epoch it was decided on
 //      (`basedOn`); if this node leads the partition, the change also gives the leadership up
