@@ -1,7 +1,7 @@
 // Verifying a partition log's stored batches by their CRCs (a replica's scrub, issue 11).
 //
 // Recovery after a clean shutdown trusts the segments (only an unclean one walks them with CRCs,
-// and only from the recovery point), and a read serves the readable prefix of a damaged segment
+// and only from the recovery point), and a client read serves the readable prefix of a damaged segment
 // and goes on at the next one. For a replicated partition that is not enough: a replica whose
 // bytes rotted in the middle of a segment would rejoin the ISR by its log end, could be elected,
 // and would then serve (or hand its followers) a log with a hole. So the cluster verifies every
