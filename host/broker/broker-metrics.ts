@@ -37,6 +37,7 @@ export class BrokerMetrics {
   readonly retentionRuns: Counter;
   readonly retentionBytesFreed: Counter;
   readonly maintenanceErrors: Counter;
+  readonly replicaTruncations: Counter;
   readonly budgetDeletions: Counter;
   readonly budgetBytes: Gauge;
   readonly diskWriteBytes: Gauge;
@@ -64,6 +65,7 @@ export class BrokerMetrics {
     this.retentionBytesFreed = registry.counter('tributary_broker_retention_bytes_freed_total', 'Bytes deleted by retention, per topic');
     this.budgetDeletions = registry.counter('tributary_broker_retention_budget_segments_deleted_total', 'Segments deleted by the retention budget, per topic and reason (share: the topic held more than its share; budget: all topics together held more than the budget)');
     this.budgetBytes = registry.gauge('tributary_broker_retention_budget_bytes', 'Bytes all topic logs together may hold (retentionBudgetBytes, or sized from the disk)');
+    this.replicaTruncations = registry.counter('tributary_broker_replica_truncations_total', 'Follower logs cut back, per topic and reason (leader-epoch: where it diverged from the leader; log-start: wholly reset to the leader\'s log start, retention ran while it was away; damaged: at a batch failing its CRC, refetched from the leader)');
     this.maintenanceErrors = registry.counter('tributary_broker_maintenance_errors_total', 'Retention or compaction failures, per topic');
     // Write amplification, node-wide: the page-granular, fsync-sensitive bytes the kernel
     // accounts to this process over the batch bytes appended. Small fsynced appends on flash

@@ -598,9 +598,11 @@ export class Broker implements BrokerApi {
     }
     // Visibility in one place: clients read below the high watermark, followers to the log end.
     const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
-    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14).
-    const skipDamaged = isInternalTopic(tp.topic);
-    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), { skipDamaged }));
+    // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14);
+    // a follower's read fails there instead, so its copy never gets a gap and never catches up.
+    const replica = options.isolation === 'logEnd';
+    const damage = { skipDamaged: isInternalTopic(tp.topic) && !replica, failOnDamage: replica };
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), damage));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {
@@ -975,13 +977,18 @@ export class Broker implements BrokerApi {
     partition.followerHighWatermark(leaderHighWatermark);
   }
 
-  /** A follower's log cut back to where it agrees with the leader (KIP-101/279), never to the HW. */
-  async truncateReplica(tp: TopicPartition, offset: number): Promise<number> {
+  /**
+   * A follower's log cut back: to where it agrees with the leader (`leader-epoch`, KIP-101/279,
+   * never to the HW), at a batch failing its CRC (`damaged`: refetched from the leader), or wholly
+   * reset to start at the leader's log start (`log-start`: Kafka's truncateFullyAndStartAt).
+   */
+  async truncateReplica(tp: TopicPartition, offset: number, reason: 'leader-epoch' | 'damaged' | 'log-start' = 'leader-epoch'): Promise<number> {
     this.assertOpen();
     const partition = this.partition(tp);
     if (partition.role !== 'follower') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `${tp.topic}-${tp.partition}: only a follower truncates`);
-    const end = await partition.use((log) => log.truncateTo(offset));
+    const end = await partition.use((log) => log.truncateTo(offset, { full: reason === 'log-start' }));
     partition.logTruncated();
+    this.metrics.replicaTruncations.inc({ topic: tp.topic, reason });
     return end;
   }
 

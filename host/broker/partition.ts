@@ -243,9 +243,9 @@ export class Partition {
     if (this.role === 'leader' && !this.hwFollowsLogEnd) this.logEndWaiters.wakeAll('data');
   }
 
-  /** After a truncation (a follower's log cut back to the leader's): HW may not exceed the new end. */
+  /** After a truncation (a follower's log cut back to the leader's): HW may not exceed the new end, nor lag a reset log's start. */
   logTruncated(): void {
-    this.hw = Math.min(this.hw, this.log.logEndOffset);
+    this.hw = Math.max(this.log.logStartOffset, Math.min(this.hw, this.log.logEndOffset));
     this.assertOffsets();
   }
 

@@ -2,7 +2,7 @@
 // listens for the other voters, and the quorum's timing and bounds. With `nodeId` null (or no
 // voters) the node is today's single node, unchanged. The cluster id the handshake checks is
 // `kafka.clusterId` (one name for one cluster). See docs/cluster.md.
-import { anyOfText, integer, int32, list, orNull, section, string, type SectionSchema } from '../config/schema.js';
+import { anyOfText, boolean, integer, int32, list, orNull, section, string, type SectionSchema } from '../config/schema.js';
 import { tlsSchema, type TlsOptions } from '../config/listener.js';
 import type { HostPort } from './tcp-transport.js';
 
@@ -31,6 +31,7 @@ export interface ClusterOptions {
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
   replicationCheckIntervalMs: number;
+  replicaVerifyOnStart: boolean;
   forwardTimeoutMs: number;
   forwardRetriesMax: number;
   forwardRetryBackoffMs: number;
@@ -66,6 +67,7 @@ export const defaultClusterOptions: ClusterOptions = {
   replicaFetchWaitMs: 500, // a follower's fetch long-polls the leader this long (Kafka's replica.fetch.wait.max.ms): an idle partition costs two requests a second
   replicaFetchBytesMax: 1 * MiB, // bytes one follower fetch may return per partition (Kafka's replica.fetch.max.bytes): one max.message.bytes batch, one answer's memory
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
+  replicaVerifyOnStart: true, // at start, every replicated partition's segments are read with CRC checks before the node registers: a replica with a damaged batch leaves the ISR and refetches from it (a clean-shutdown open trusts its files, so bit rot would otherwise rejoin the ISR unseen); costs one sequential read of the replicated data per start
   forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
   forwardRetriesMax: 30, // attempts after the first when the leader moved, is being elected or is unreachable: with the backoff doubling to 1 s, about the forward timeout
   forwardRetryBackoffMs: 50, // first wait before asking the (new) leader again; doubles per attempt up to 1 s
@@ -99,6 +101,7 @@ export const clusterSchema: SectionSchema = section({
   replicaFetchWaitMs: integer(0, 60_000),
   replicaFetchBytesMax: integer(1024, 1024 * MiB),
   replicationCheckIntervalMs: integer(10, 60_000),
+  replicaVerifyOnStart: boolean(),
   forwardTimeoutMs: integer(1, 600_000),
   forwardRetriesMax: integer(0, 10_000),
   forwardRetryBackoffMs: integer(1, 60_000),

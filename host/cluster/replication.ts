@@ -40,6 +40,7 @@ import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
+import { verifyReplicas, type Repairs } from './replica-repair.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -52,6 +53,8 @@ export interface ReplicationOptions {
   replicaFetchBytesMax: number;
   /** How often the controller and the ISR checks run. */
   checkIntervalMs: number;
+  /** CRC-verify every replicated partition at start; a damaged replica leaves the ISR and refetches (replica-repair.ts). */
+  verifyOnStart: boolean;
   /** Appends for partitions another node leads (MQTT, HTTP, WebSocket doors): forward.ts. */
   forward: Omit<ForwardOptions, 'nodeId'>;
 }
@@ -90,6 +93,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 export class Replication {
   private readonly fetchers = new Map<Partition, ReplicaFetcher>();
+  /** Damaged replicas found at start: each fetcher cuts its log there before its first fetch. */
+  private repairs: Repairs = new Map();
   /**
    * Each fetcher has a client (one connection to its leader) of its own: a broker answers a
    * connection's requests in order, so two partitions' long-polling fetches on one connection
@@ -101,6 +106,12 @@ export class Replication {
   private readonly forwarding: AppendForwarding;
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
+  /**
+   * When this node last saw each broker fenced (one entry per registered broker): a follower's
+   * fetch state from before it was fenced (it stopped, restarted, may have lost or cut data)
+   * never brings it back into an ISR; only a fetch made after that does.
+   */
+  private readonly lastFencedMs = new Map<number, number>();
   private checking = false;
   private closed = false;
   private unsubscribe: () => void = () => undefined;
@@ -131,6 +142,8 @@ export class Replication {
 
   /** Registers this broker, follows leadership changes and starts the periodic checks. */
   async start(): Promise<void> {
+    // Before any fetcher runs and before registering: a damaged replica leaves the ISR first.
+    if (this.o.verifyOnStart) this.repairs = await verifyReplicas(this.broker, this.store, this.o.nodeId, this.log);
     this.unsubscribe = this.broker.onLeadershipChange((changed) => this.leadershipChanged(changed));
     this.leadershipChanged(this.broker.replicatedPartitions().map((x) => x.partition));
     await this.register();
@@ -180,7 +193,7 @@ export class Replication {
       const previous = running?.stop() ?? Promise.resolve();
       if (running) this.fetchers.delete(p);
       if (!wanted) continue;
-      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log);
+      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log, this.repairs);
       this.fetchers.set(p, fetcher);
       // The old fetcher's append finishes before the new one truncates.
       fetcher.start(previous);
@@ -194,6 +207,7 @@ export class Replication {
     this.checking = true;
     try {
       for (const [p, f] of this.fetchers) if (p.retired) (void f.stop(), this.fetchers.delete(p));
+      for (const p of this.repairs.keys()) if (p.retired) this.repairs.delete(p);
       if (this.store.quorum.isLeader) await this.control();
       else this.controllerSinceMs = 0;
       await this.checkIsr();
@@ -229,6 +243,7 @@ export class Replication {
   private async checkIsr(): Promise<void> {
     const now = Date.now();
     const image = this.store.image();
+    for (const b of image.brokers.values()) if (b.fenced) this.lastFencedMs.set(b.nodeId, now);
     const records: PartitionChangeRecord[] = [];
     for (const { partition: p } of this.broker.replicatedPartitions()) {
       if (p.role !== 'leader' || p.retired) continue;
@@ -236,7 +251,7 @@ export class Replication {
       if (!t) continue;
       const s = partitionStateOf(t, p.tp.partition);
       if (s.leader !== this.o.nodeId || s.leaderEpoch !== p.leaderEpoch) continue;
-      const isr = nextIsr(p, s.isr, this.o, now);
+      const isr = nextIsr(p, s.isr, this.o, now, (id, fetchMs) => image.brokers.get(id)?.fenced === false && fetchMs > (this.lastFencedMs.get(id) ?? 0));
       if (isr) records.push({ type: 'partitionChange', topic: p.tp.topic, partition: p.tp.partition, basedOn: s.partitionEpoch, leader: this.o.nodeId, leaderEpoch: s.leaderEpoch, isr });
     }
     if (records.length === 0) return;
@@ -245,13 +260,19 @@ export class Replication {
   }
 }
 
-/** The ISR a leader wants now, or null when it stays. */
-function nextIsr(p: Partition, isr: readonly number[], o: ReplicationOptions, now: number): number[] | null {
+/**
+ * The ISR a leader wants now, or null when it stays. Only an `eligible` follower joins: an
+ * unfenced broker whose fetch came after it was last seen fenced (KIP-841, KIP-903). A stopped
+ * follower's last fetch may be recent and at the HW: counting it would undo the controller's
+ * removal at every pass, and, once the node restarts, re-admit it on what it held before (a
+ * replica that has since cut damaged batches) before it has fetched anything.
+ */
+export function nextIsr(p: Partition, isr: readonly number[], o: ReplicationOptions, now: number, eligible: (id: number, fetchMs: number) => boolean): number[] | null {
   const lagging = isr.filter((id) => id !== o.nodeId && now - (p.followers.get(id)?.caughtUpMs ?? 0) > o.replicaLagTimeMaxMs);
   const joining = p.replicas.filter((id) => {
     if (isr.includes(id)) return false;
     const f = p.followers.get(id);
-    return f !== undefined && f.logEndOffset >= p.highWatermark && f.logEndOffset >= p.epochStartOffset && now - f.fetchMs <= o.replicaLagTimeMaxMs;
+    return f !== undefined && eligible(id, f.fetchMs) && f.logEndOffset >= p.highWatermark && f.logEndOffset >= p.epochStartOffset && now - f.fetchMs <= o.replicaLagTimeMaxMs;
   });
   if (lagging.length === 0 && joining.length === 0) return null;
   return [...isr.filter((id) => !lagging.includes(id)), ...joining];
@@ -302,6 +323,7 @@ class ReplicaFetcher {
     private readonly p: Partition,
     private readonly o: ReplicationOptions,
     private readonly log: Logger,
+    private readonly repairs: Repairs,
   ) {
     this.leaderId = p.leaderId;
     this.epoch = p.leaderEpoch;
@@ -348,9 +370,20 @@ class ReplicaFetcher {
     return this.client.connection(`${b.host}:${b.port}`);
   }
 
+  /** A replica found damaged at start (replica-repair.ts): cut at its first bad batch, once, before fetching the rest. */
+  private async cutDamage(): Promise<void> {
+    const at = this.repairs.get(this.p);
+    if (at === undefined) return;
+    const before = this.p.log.logEndOffset;
+    if (at < before) await this.broker.truncateReplica(this.p.tp, at, 'damaged');
+    this.repairs.delete(this.p);
+    this.log.warn({ tp: this.name, from: before, to: this.p.log.logEndOffset, leader: this.leaderId, epoch: this.epoch }, 'damaged replica cut at its first bad batch; refetching the rest from the leader');
+  }
+
   /** KIP-101/279: ask the leader where our latest epoch ends; cut our log there. True once done. */
   private async truncate(): Promise<boolean> {
     const log = this.p.log;
+    await this.cutDamage();
     const latest = log.leaderEpochEntries().at(-1)?.epoch ?? -1;
     if (latest < 0) return true; // an empty log has nothing to disagree about
     const conn = await this.leaderConnection();
@@ -373,6 +406,22 @@ class ReplicaFetcher {
     return true;
   }
 
+  /**
+   * Our log ends below the leader's log start: retention deleted on the leader what we never
+   * fetched. Kafka's truncateFullyAndStartAt: everything we hold goes (it is all below the
+   * leader's log start, so no one reads it from us any more) and the log restarts empty at the
+   * leader's log start; the next fetch asks from there and we rejoin the ISR once caught up.
+   */
+  private async resetToLeaderStart(logEndOffset: number, leaderLogStartOffset: number): Promise<void> {
+    if (this.stopped) return;
+    const ours = this.p.log.logStartOffset;
+    await this.broker.truncateReplica(this.p.tp, leaderLogStartOffset, 'log-start');
+    this.log.warn(
+      { tp: this.name, logStartOffset: ours, logEndOffset, leaderLogStartOffset, leader: this.leaderId, epoch: this.epoch },
+      "replica behind the leader's log start: its log was reset to start at the leader's log start",
+    );
+  }
+
   /** One fetch and its append. False when the log must be truncated again (our end is past the leader's). */
   private async fetchOnce(): Promise<boolean> {
     const conn = await this.leaderConnection();
@@ -392,8 +441,8 @@ class ReplicaFetcher {
     const r = res.responses?.[0]?.partitions?.[0] as { errorCode: number; highWatermark: number; logStartOffset: number; records: Uint8Array | null } | undefined;
     if (!r) throw new Error('Fetch answer names no partition');
     if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
-      if (fetchOffset < r.logStartOffset) throw new Error(`behind the leader's log start ${r.logStartOffset} (catching up from a retention-trimmed leader is not done yet)`);
-      return false;
+      if (fetchOffset < r.logStartOffset) await this.resetToLeaderStart(fetchOffset, r.logStartOffset);
+      return fetchOffset < r.logStartOffset;
     }
     if (r.errorCode !== ERRORS.NONE.kafka) throw new Error(`Fetch: ${errorNameForKafkaCode(r.errorCode)}`);
     if (this.stopped) return true;

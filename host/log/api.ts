@@ -76,6 +76,17 @@ export interface EpochEntry {
   startOffset: number;
 }
 
+/** What a read does at a batch failing its CRC (default: serve the readable prefix, go on at the next segment). */
+export interface LogReadOptions {
+  /** Skip the damaged batch and read on after it (internal topics: a damaged commit never keeps a node down). */
+  skipDamaged?: boolean;
+  /**
+   * Fail with CORRUPT_MESSAGE instead of going on past the damage: a follower's fetch, which
+   * would otherwise store a gap where the damaged batches were and count as caught up.
+   */
+  failOnDamage?: boolean;
+}
+
 export interface PartitionLogApi {
   readonly logStartOffset: number;
   /** Readable end: everything below it is acknowledged under the flush policy. */
@@ -100,14 +111,19 @@ export interface PartitionLogApi {
    * Whole batches from the one containing `offset`, at most `maxBytes` (the first batch comes
    * whole even when larger: KIP-74), never a batch reaching `upTo` or the log end.
    */
-  read(offset: number, maxBytes: number, upTo: number, options?: { skipDamaged?: boolean }): Promise<LogReadResult>;
+  read(offset: number, maxBytes: number, upTo: number, options?: LogReadOptions): Promise<LogReadResult>;
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null>;
   /** Largest timestamp in the log and its offset (ListOffsets MAX_TIMESTAMP). */
   maxTimestamp(): { offset: number; timestampMs: number } | null;
   /** Calls `listener` whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
   onEndOffsetAdvance(listener: (logEndOffset: number) => void): () => void;
-  /** Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves with the new log end. */
-  truncateTo(offset: number): Promise<number>;
+  /**
+   * Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves
+   * with the new log end. `full` (Kafka's truncateFullyAndStartAt): drops every batch and
+   * restarts the log empty at `offset` (log start = log end = offset), even past the old end: a
+   * follower whose log ends below its leader's log start (retention ran while it was away).
+   */
+  truncateTo(offset: number, options?: { full?: boolean }): Promise<number>;
   /** OffsetsForLeaderEpoch (KIP-101/279): see LeaderEpochCache.endOffsetFor. */
   endOffsetForEpoch(epoch: number): { epoch: number; endOffset: number };
   /** The leader-epoch cache (epoch → first offset), oldest first. */

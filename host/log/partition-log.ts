@@ -29,7 +29,7 @@ import { basename, join } from 'node:path';
 import { BrokerError } from '../errors/index.js';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
-import type { AppendInfo, EpochEntry, LogOptions, LogReadResult, PartitionLogApi } from './api.js';
+import type { AppendInfo, EpochEntry, LogOptions, LogReadOptions, LogReadResult, PartitionLogApi } from './api.js';
 import { prepareFollowerAppend, prepareLeaderAppend, type AppendContext, type PreparedAppend } from './append-batches.js';
 import { Appender, isNoSpace, storageError, takeBackRefused, type AppenderHost } from './appender.js';
 import { CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, LeaderEpochCache, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoints.js';
@@ -334,11 +334,11 @@ export class PartitionLog implements PartitionLogApi {
   // --- read -------------------------------------------------------------------------------------
 
   /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
-  private boundAt(upTo: number, skipDamaged = false): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged };
+  private boundAt(upTo: number, o?: LogReadOptions): ReadBound {
+    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
   }
 
-  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: { skipDamaged?: boolean }): Promise<LogReadResult> {
+  read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: LogReadOptions): Promise<LogReadResult> {
     if (this.closed) return Promise.reject(new BrokerError('NOT_LEADER_OR_FOLLOWER', `partition ${this.label.partition} is closed`));
     if (!Number.isSafeInteger(offset)) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is not an integer`));
     if (!(maxBytes >= 0)) return Promise.reject(new BrokerError('INVALID_FETCH_SIZE', `maxBytes ${maxBytes} is negative`));
@@ -346,7 +346,7 @@ export class PartitionLog implements PartitionLogApi {
     if (offset < this._logStartOffset) {
       return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset ${this._logStartOffset}`));
     }
-    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options?.skipDamaged === true));
+    return this.segments.read(offset, maxBytes, this.boundAt(upTo, options));
   }
 
   offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
@@ -397,21 +397,21 @@ export class PartitionLog implements PartitionLogApi {
   }
 
   /**
-   * Removes every batch that ends at or after `offset` (a batch containing `offset` goes whole,
-   * as Kafka's truncateTo). A follower calls this before fetching from a new leader (to the end
-   * offset OffsetsForLeaderEpoch answered). Returns the new log end offset.
+   * Removes every batch that ends at or after `offset` (a batch containing it goes whole, as Kafka's
+   * truncateTo): a follower before fetching from a new leader (to OffsetsForLeaderEpoch's end).
+   * `full`: Kafka's truncateFullyAndStartAt, the log restarts empty at `offset` (api.ts). Returns the new end.
    */
-  truncateTo(offset: number): Promise<number> {
+  truncateTo(offset: number, options?: { full?: boolean }): Promise<number> {
     if (!Number.isSafeInteger(offset) || offset < 0) return Promise.reject(new BrokerError('OFFSET_OUT_OF_RANGE', `cannot truncate to offset ${offset}`));
     return this.retention.exclusive(() =>
       this.appender.withWriter(async () => {
         if (this.appender.queueLength) throw new Error('truncateTo with appends in flight');
-        if (offset >= this.nextOffset) return this.nextOffset;
+        if (offset >= this.nextOffset && !options?.full) return this.nextOffset;
         await this.appender.syncWritten();
-        if (offset > this._logStartOffset) return this.afterTruncate(await this.segments.truncateTo(offset));
+        if (offset > this._logStartOffset && !options?.full) return this.afterTruncate(await this.segments.truncateTo(offset));
         await this.segments.resetTo(offset);
-        this._logStartOffset = offset;
-        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, offset);
+        await writeOffsetCheckpoint(this.dir, LOG_START_FILE, (this._logStartOffset = offset));
+        this.leaderEpochs.truncateFromEnd(0);
         return this.afterTruncate(offset);
       }),
     );

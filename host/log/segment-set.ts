@@ -11,6 +11,7 @@
 import { decodeBatch, LOG_OVERHEAD, RECORDS, readInt64, type BatchHeader } from '../core/index.js';
 import { crc32cRange } from '../core/crc32c.js';
 import type { Logger } from '../logging.js';
+import { BrokerError } from '../errors/index.js';
 import type { LogOptions, LogReadResult } from './api.js';
 import { probeBatch, viewOf, type BatchDefect } from './batch.js';
 import { closeFd, fdatasync, ftruncate, openFd, preadFull, writeFileAtomic } from './io.js';
@@ -39,6 +40,8 @@ export interface ReadBound {
    * must never keep a node down); a client reading its own data sees the prefix policy.
    */
   skipDamaged?: boolean;
+  /** Nothing readable at `offset` in a damaged segment: CORRUPT_MESSAGE, not a read from the next segment (a follower's fetch). */
+  failOnDamage?: boolean;
 }
 
 export interface SegmentSetDeps {
@@ -308,6 +311,8 @@ export class SegmentSet {
       const limit = seg === bound.segment ? bound.position : seg.readableBytes;
       const found = await this.readFromSegment(seg, offset, maxBytes, limit, bound.offset, bound.skipDamaged === true);
       if (found) return found;
+      // The offset may lie in the damaged bytes: a replica must get an error here, never a gap.
+      if (bound.failOnDamage && seg.corruptAt >= 0) throw new BrokerError('CORRUPT_MESSAGE', `offset ${offset} is in or after a damaged batch of segment ${seg.baseOffset} (byte ${seg.corruptAt})`);
       if (seg === bound.segment || seg.baseOffset >= bound.offset) break;
       // Nothing readable at or after `offset` in this segment (damage, or emptied by compaction): go on to the next.
       const i = this.list.indexOf(seg);

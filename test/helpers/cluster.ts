@@ -74,6 +74,15 @@ export class Cluster {
     n.proc = null;
   }
 
+  /** A clean stop (SIGTERM: flush, fsync, clean-shutdown markers); `start(id)` brings it back on the same data dir. */
+  async stop(id: number): Promise<void> {
+    const n = this.node(id);
+    if (n.stopped) n.proc?.child.kill('SIGCONT');
+    await n.proc?.stop();
+    n.proc = null;
+    n.stopped = false;
+  }
+
   pause(id: number): void {
     const n = this.node(id);
     n.proc!.child.kill('SIGSTOP');

@@ -15,74 +15,13 @@
 //     and after SIGCONT it catches up and rejoins the ISR.
 // Trials: REPLICATION_KILL_TRIALS (default 1) repeats the kill -9 test.
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { cliJs, eventually, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { bootstrap, check, createTopic, kafkaAddress, waitForIsr, type Acked, kafkaClientsPresent } from '../helpers/replicas.js';
+import { bootstrap, check, createTopic, kafkaAddress, produce, waitForIsr, type Acked, kafkaClientsPresent } from '../helpers/replicas.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const KILL_TRIALS = Number(process.env.REPLICATION_KILL_TRIALS ?? 1);
-const PYTHON = '/usr/bin/python3';
-
-// Produces "<tag>-0", "<tag>-1", ... for `seconds` (idempotent, retrying: the failover stream) or
-// `count` records (no retries: each refusal is seen), acks as given; writes each
-// acknowledged value with partition, offset and the time of its acknowledgement; prints a JSON summary.
-const PRODUCER = `
-import sys, time, json
-from confluent_kafka import Producer
-bootstrap, topic, tag, seconds, count, acks, out = sys.argv[1:8]
-seconds, count = float(seconds), int(count)
-acked, errors = [], []
-def done(err, msg):
-    if err is None: acked.append((msg.value().decode(), msg.partition(), msg.offset(), time.time()))
-    else: errors.append(err.name())
-p = Producer({'bootstrap.servers': bootstrap, 'acks': acks, 'linger.ms': 2, 'message.timeout.ms': 15000 if count == 0 else 4000,
-              'retries': 1000000 if count == 0 else 0, 'retry.backoff.ms': 50, 'topic.metadata.refresh.interval.ms': 1000,
-              'enable.idempotence': count == 0, 'max.in.flight.requests.per.connection': 5 if count == 0 else 1})
-t0 = time.time(); i = 0
-while (count == 0 and time.time() - t0 < seconds) or (count > 0 and i < count):
-    try:
-        p.produce(topic, value=('%s-%d' % (tag, i)).encode(), on_delivery=done); i += 1
-    except BufferError:
-        pass
-    p.poll(0.002 if count == 0 else 0)
-p.flush(30)
-with open(out, 'w') as f:
-    for v, part, off, ts in acked: f.write('%s %d %d %.3f\\n' % (v, part, off, ts))
-print(json.dumps({'sent': i, 'acked': len(acked), 'errors': sorted(set(errors))}))
-`;
-
-
-interface ProduceRun {
-  sent: number;
-  acked: Acked[];
-  errors: string[];
-}
-
-async function produce(dir: string, bootstrap: string, topic: string, tag: string, o: { seconds?: number; count?: number; acks?: string }): Promise<ProduceRun> {
-  const script = join(dir, 'producer.py');
-  await writeFile(script, PRODUCER);
-  const out = join(dir, `${tag}.acked`);
-  const child = spawn(PYTHON, [script, bootstrap, topic, tag, String(o.seconds ?? 0), String(o.count ?? 0), o.acks ?? 'all', out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.resume();
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}`);
-  const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; acked: number; errors: string[] };
-  const { readFile } = await import('node:fs/promises');
-  const acked = (await readFile(out, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [value, partition, offset, at] = line.split(' ');
-      return { value: value!, partition: Number(partition), offset: Number(offset), atMs: Math.round(Number(at) * 1000) };
-    });
-  if (acked.length !== summary.acked) throw new Error(`producer wrote ${acked.length} acknowledgements, said ${summary.acked}`);
-  return { sent: summary.sent, acked, errors: summary.errors };
-}
 
 t.test('replication: kill -9 of a leader under acks=all loses no acknowledged record', { timeout: 170_000 }, async (t) => {
   if (!kafkaClientsPresent(t)) return;

@@ -5,7 +5,7 @@
 // acks=all waiters and follower bookkeeping, over a real partition log in a temp dir.
 import t from 'tap';
 import { applyRecords, EMPTY_IMAGE, liveNodes, NO_LEADER, partitionStateOf, type MetadataImage, type MetadataRecord } from '../../../host/broker/metadata/records.js';
-import { elections } from '../../../host/cluster/replication.js';
+import { elections, nextIsr, type ReplicationOptions } from '../../../host/cluster/replication.js';
 import { decideCreateTopic } from '../../../host/broker/topic-admin.js';
 import { BrokerError } from '../../../host/errors/index.js';
 import { openBroker, bytes } from '../broker/broker-fixture.js';
@@ -105,6 +105,25 @@ t.test('partition: replicated HW is the lowest log end of the ISR; acks=all wait
   t.equal(await codeOf(() => broker.checkLeaderEpoch(tp, 1)), 'FENCED_LEADER_EPOCH');
   t.equal(await codeOf(() => broker.checkLeaderEpoch(tp, 3)), 'UNKNOWN_LEADER_EPOCH');
   t.equal(await codeOf(broker.append(tp, encodeBatch([{ key: null, value: bytes('c') }]), { acks: 1 })), 'NOT_LEADER_OR_FOLLOWER', 'a follower refuses appends');
+});
+
+t.test('leader: a follower joins the ISR only while unfenced and by a fetch made after it was last seen fenced (KIP-841, KIP-903)', async (t) => {
+  const { broker } = await openBroker(t);
+  await broker.createTopic('j', 1);
+  const p = broker.partitionObject({ topic: 'j', partition: 0 });
+  p.replicated(1);
+  const now = Date.now();
+  p.becomeLeader(1, [1, 2], [1, 2, 3], now);
+  p.followerFetched(2, 0, now);
+  p.followerFetched(3, 0, now);
+  const o = { nodeId: 1, replicaLagTimeMaxMs: 10_000 } as ReplicationOptions;
+  t.same(nextIsr(p, [1, 2], o, now, () => true), [1, 2, 3], 'caught up and eligible: joins');
+  t.equal(nextIsr(p, [1, 2], o, now, (id) => id !== 3), null, 'fenced: stays out however recent its fetch');
+  const lastFencedMs = now + 1;
+  const eligible = (_id: number, fetchMs: number) => fetchMs > lastFencedMs;
+  t.equal(nextIsr(p, [1, 2], o, now + 2, eligible), null, 'its last fetch came before it was fenced (it stopped, maybe lost data since): stays out');
+  p.followerFetched(3, 0, now + 3);
+  t.same(nextIsr(p, [1, 2], o, now + 3, eligible), [1, 2, 3], 'a fetch after the fencing, at the HW: joins');
 });
 
 t.test('partition: a follower fetch parked at the log end wakes when the HW moves (so the follower learns it at once)', async (t) => {

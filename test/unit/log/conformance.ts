@@ -245,6 +245,22 @@ function truncateAndEpochTests(test: TestFn, fresh: Fresh): void {
     t.equal((await log.appendAsLeader(batchOf(1, 'n'), { leaderEpoch: 5, durable: true })).baseOffset, 0);
   });
 
+  test("truncateTo full (Kafka's truncateFullyAndStartAt): the log restarts empty at the offset, past its end too", async (t) => {
+    const { log } = await fresh(t);
+    await log.appendAsLeader(batchOf(3, 'a'), { leaderEpoch: 1, durable: true }); // 0..2
+    t.equal(await log.truncateTo(50, { full: true }), 50, 'past the end: a follower behind its leader\'s log start');
+    t.equal(log.logStartOffset, 50);
+    t.equal(log.logEndOffset, 50);
+    t.same(log.leaderEpochEntries(), [], 'no epoch of the old log is kept');
+    t.same(await readValues(log, 50), []);
+    await log.appendAsFollower(batchOf(2, 'f', { baseOffset: 50, epoch: 4 }), { durable: true });
+    t.same(log.leaderEpochEntries(), [{ epoch: 4, startOffset: 50 }], 'the leader\'s batches bring their epochs');
+    t.same(await readValues(log, 50), [[50, 'f-v0'], [51, 'f-v1']]);
+    t.equal(await log.truncateTo(51, { full: true }), 51, 'inside the log: everything goes as well');
+    t.equal(log.logStartOffset, 51);
+    t.same(await readValues(log, 51), []);
+  });
+
   test('endOffsetForEpoch answers as KIP-101/279 (Kafka LeaderEpochFileCache.endOffsetFor)', async (t) => {
     const { log } = await fresh(t);
     t.same(log.endOffsetForEpoch(0), { epoch: -1, endOffset: -1 }, 'empty cache: undefined');
