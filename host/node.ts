@@ -20,6 +20,7 @@ import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './conf
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
 import { integer, section } from './config/schema.js';
 import { brokerSchema, groupsSchema } from './config/core-schemas.js';
+import { codecReport } from './core/index.js';
 import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js';
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
@@ -381,15 +382,18 @@ async function openListeners(
 }
 
 /**
- * The ready line: every bound address, the engine where a door has more than one, and every door
- * that is not serving with the reason (`http off (http.port: -1)`): never silent.
+ * The ready line: every bound address, the engine where a door has more than one, every door
+ * that is not serving with the reason (`http off (http.port: -1)`), and the batch codecs — loaded,
+ * loaded at first use, or unavailable and why (host/core/compression.ts): never silent.
  */
 function readyLine(listeners: Listener[], off: Record<string, string>) {
   const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
   const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
   const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
   const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
-  return { fields: { listeners: addresses, engines, off }, text: `ready: ${text}` };
+  const codecs = Object.fromEntries(Object.entries(codecReport()).map(([name, c]) => [name, `${c.state === 'lazy' ? 'on first use' : c.state}: ${c.by}${c.reason ? ` (${c.reason})` : ''}`]));
+  const codecText = Object.entries(codecs).map(([name, c]) => `${name} ${c}`).join(', ');
+  return { fields: { listeners: addresses, engines, off, codecs }, text: `ready: ${text}; codecs: ${codecText}` };
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
