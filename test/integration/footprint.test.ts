@@ -31,8 +31,8 @@ import { projectRoot, sleep, startBroker, tempDir } from '../helpers/index.js';
  */
 const IDLE_ABOVE_BARE_MIB_MAX = Number(process.env.TEST_IDLE_RSS_ABOVE_BARE_MIB_MAX ?? 46);
 const IDLE_ANON_ABOVE_BARE_MIB_MAX = Number(process.env.TEST_IDLE_ANON_ABOVE_BARE_MIB_MAX ?? 34);
-/** Start-up garbage is collected and V8's memory reducer has usually run by then on an idle node. */
-const IDLE_SETTLE_MS = 15_000;
+/** The idle heap trim (node.idleHeapTrimIntervalMs, 2 × 10 s quiet) has run by then, with 5 s to spare. */
+const IDLE_SETTLE_MS = 25_000;
 
 /** The node flags of `npm start` (package.json) and of the bin's shebang (dist/host/cli.js). */
 function startFlags(): { npmStart: string[]; bin: string[] } {
