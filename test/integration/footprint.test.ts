@@ -75,6 +75,7 @@ t.test('footprint: npm start and the tributary bin start node with the same flag
   const { npmStart, bin } = startFlags();
   t.same(bin, npmStart, `bin ${bin.join(' ')} = npm start ${npmStart.join(' ')}`);
   t.ok(npmStart.some((f) => f.startsWith('--max-semi-space-size=')), 'the young generation is bounded (docs/performance.md#footprint)');
+  t.ok(npmStart.some((f) => f.startsWith('--heap-growing-percent=')), 'the old generation is collected before it grows far past its live size (docs/performance.md#footprint)');
 });
 
 const noProc = existsSync('/proc/self/status') && existsSync('/usr/bin/env') ? false : 'no /proc or /usr/bin/env here (RSS is read from /proc/<pid>/status)';
