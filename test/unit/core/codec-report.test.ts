@@ -4,7 +4,7 @@
 // module fresh (tap runs each file in its own process), so "not loaded yet" is real.
 import t from 'tap';
 import { createRequire } from 'node:module';
-import { codecReport, compress, decompress } from '../../../host/core/compression.js';
+import { codecReport, codecSupport, compress, decompress } from '../../../host/core/compression.js';
 
 const require = createRequire(import.meta.url);
 const zstdNapiLoaded = () => Object.keys(require.cache).some((p) => /node_modules\/zstd-napi\//.test(p));
@@ -15,6 +15,8 @@ t.test('codec report: gzip, snappy and lz4 are loaded at start; zstd waits for i
   t.same(before.snappy, { state: 'loaded', by: 'wasm core' });
   t.same(before.lz4, { state: 'loaded', by: 'wasm core' });
   t.notOk(zstdNapiLoaded(), 'zstd-napi is not in the module cache before a zstd batch');
+  t.equal(codecSupport().gzip.compress && codecSupport().lz4.compress, true, 'asking about gzip and lz4 (a topic with compression.type=gzip does)');
+  t.notOk(zstdNapiLoaded(), 'does not load zstd either');
   if (before.zstd.state === 'unavailable') {
     t.match(before.zstd.reason, /zstd-napi/, `zstd unavailable, with the reason: ${before.zstd.reason}`);
     t.throws(() => decompress(4, new Uint8Array([0x28, 0xb5, 0x2f, 0xfd]), 1024), { code: 'UNSUPPORTED_COMPRESSION_TYPE' });
