@@ -6,9 +6,11 @@
 // throughput, which bound what any broker could do here.
 //
 // Target (issue 4): kcat, acks=1, 1 KiB records ≥ 100 MB/s; broker RSS < 150 MB.
-// Env: BENCH_KAFKA_REPS (default 3), BENCH_KAFKA_MB (MiB produced per kcat cell, default 64).
+// Env: BENCH_KAFKA_REPS (default 3), BENCH_KAFKA_MB (MiB produced per kcat cell, default 64),
+// BENCH_KAFKA_NODE_ARGS (node flags for the broker, space-separated; default npm start's, '' = none).
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -25,6 +27,14 @@ const REPS = Number(process.env.BENCH_KAFKA_REPS ?? 3);
 const KCAT_MB = Number(process.env.BENCH_KAFKA_MB ?? 64);
 const MiB = 1024 * 1024;
 const { Kafka, logLevel } = kafkajs;
+/** The broker's node flags: npm start's (package.json), unless BENCH_KAFKA_NODE_ARGS names others, to weigh a flag. */
+const NODE_ARGS: string[] = (
+  process.env.BENCH_KAFKA_NODE_ARGS ??
+  /^node((?: --[^ ]+)*) /.exec((JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ??
+  ''
+)
+  .split(' ')
+  .filter(Boolean);
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
 interface ProcUsage {
@@ -125,11 +135,12 @@ export async function run(): Promise<Table[]> {
   const root = await mkdtemp(join(tmpdir(), 'tributary-kafka-bench-'));
   const notes: string[] = [];
   try {
-    const proc: BrokerProcess = await startBroker(t, { dataDir: join(root, 'data'), readyTimeoutMs: 60_000 });
+    const proc: BrokerProcess = await startBroker(t, { dataDir: join(root, 'data'), readyTimeoutMs: 60_000, nodeArgs: NODE_ARGS, withoutRunnerPreload: true });
     const pid = proc.child.pid!;
     const bootstrap = `127.0.0.1:${proc.port('kafka')}`;
     const hasKcat = haveCommand('kcat');
     if (!hasKcat) notes.push('kcat is not installed: the kcat rows are missing.');
+    notes.push(`Broker node flags: ${NODE_ARGS.join(' ') || 'none'}.`);
 
     const produceRows = new Map<string, Row>();
     const consumeRows = new Map<string, Row>();

@@ -20,6 +20,8 @@ import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './conf
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
 import { integer, section } from './config/schema.js';
 import { brokerSchema, groupsSchema } from './config/core-schemas.js';
+import { codecReport } from './core/index.js';
+import { startIdleHeapTrim } from './metrics/heap-trim.js';
 import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js';
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
@@ -44,6 +46,7 @@ const MiB = 1024 * 1024;
 /** Node-wide settings (the `node` section). */
 export interface NodeOptions {
   memoryBudgetBytes: number;
+  idleHeapTrimIntervalMs: number;
 }
 
 export const defaultNodeOptions: NodeOptions = {
@@ -53,6 +56,11 @@ export const defaultNodeOptions: NodeOptions = {
   // so a default node may turn either on. A raised limit needs a raised budget, on a device that
   // has the memory.
   memoryBudgetBytes: 800 * MiB,
+  // 10 s: after two quiet intervals (20 s of an event loop under 2 % busy) one full garbage
+  // collection returns what the last burst left committed (V8's young generation 8 → 1 MiB, free
+  // old-space pages: 7-10 MiB of an idle node's RSS), once per quiet spell, never while busy
+  // (host/metrics/heap-trim.ts, docs/performance.md#footprint). 0 turns it off.
+  idleHeapTrimIntervalMs: 10_000,
 };
 
 /** Drops keys that are not the user's to set in that section (derived from elsewhere). */
@@ -90,7 +98,7 @@ export function configSchemas(): Schemas {
     mqtt: mqttSchema,
     http: wsSchema,
     schemas: schemasSchema,
-    node: section({ memoryBudgetBytes: integer(16 * MiB) }),
+    node: section({ memoryBudgetBytes: integer(16 * MiB), idleHeapTrimIntervalMs: integer(0, 3_600_000) }),
     cluster: clusterSchema,
     security: securitySchema,
     uplink: uplinkSchema,
@@ -382,15 +390,24 @@ async function openListeners(
 }
 
 /**
- * The ready line: every bound address, the engine where a door has more than one, and every door
- * that is not serving with the reason (`http off (http.port: -1)`): never silent.
+ * The ready line: every bound address, the engine where a door has more than one, every door
+ * that is not serving with the reason (`http off (http.port: -1)`), and the batch codecs — loaded,
+ * loaded at first use, or unavailable and why (host/core/compression.ts): never silent.
  */
 function readyLine(listeners: Listener[], off: Record<string, string>) {
   const addresses = Object.fromEntries(listeners.map((l) => [l.name, l.address]));
   const engines = Object.fromEntries(listeners.filter((l) => l.engine).map((l) => [l.name, l.engine]));
   const named = listeners.map((l) => `${l.name} ${l.address}${l.engine ? ` (${l.engine})` : ''}`);
   const text = [...named, ...Object.entries(off).map(([name, why]) => `${name} ${why}`)].join(', ');
-  return { fields: { listeners: addresses, engines, off }, text: `ready: ${text}` };
+  const codecs = Object.fromEntries(Object.entries(codecReport()).map(([name, c]) => [name, `${c.state === 'lazy' ? 'on first use' : c.state}: ${c.by}${c.reason ? ` (${c.reason})` : ''}`]));
+  const codecText = Object.entries(codecs).map(([name, c]) => `${name} ${c}`).join(', ');
+  return { fields: { listeners: addresses, engines, off, codecs }, text: `ready: ${text}; codecs: ${codecText}` };
+}
+
+/** The ready line is the user's contract (scripts wait for it), so it is written whatever the configured level. */
+function logReady(logger: Logger, line: ReturnType<typeof readyLine>, started: number): void {
+  const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
+  readyLogger.info({ ...line.fields, startupMs: Math.round(performance.now() - started) }, line.text);
 }
 
 export async function startNode(config: NodeConfig): Promise<RunningNode> {
@@ -457,16 +474,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
-  // The ready line is the user's contract (scripts wait for it), so it is written whatever
-  // the configured level.
-  const readyLogger = logger.isLevelEnabled('info') ? logger : createLogger('info');
-  const line = readyLine(listeners, off);
-  readyLogger.info({ ...line.fields, startupMs: Math.round(performance.now() - started) }, line.text);
+  logReady(logger, readyLine(listeners, off), started);
+  const heapTrim = startIdleHeapTrim(config.sections.node.idleHeapTrimIntervalMs, { logger, metrics });
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       ready = false;
+      heapTrim.stop();
       logger.info('stopping: closing listeners');
       await closeParts({ listeners, uplink, replication, schemas, groups, doorGroups, broker, quorumStore });
       logger.info('stopped cleanly');

@@ -18,8 +18,11 @@
 // The door creates its app from what this returns (`engine.uws.App()`; with TLS on the node
 // engine, an https server whose context host/security/tls.ts swaps on SIGHUP), so every route
 // works the same whichever engine it is.
+//
+// The node engine (and with it `ws`, ~1-2 MiB of heap) is imported only when it is chosen: a node
+// served by uWS never loads it (docs/performance.md#footprint, test/integration/footprint.test.ts).
 import type { Logger } from '../../host/logging.js';
-import { NODE_ENGINE_BUILD, nodeEngine } from './node-engine.js';
+import type { NodeEngine } from './node-engine.js';
 import type { HttpEngineChoice } from './options.js';
 import type { TlsOptions } from '../../host/config/listener.js';
 import { loadUws, UwsUnavailableError, type Uws } from './uws-loader.js';
@@ -33,6 +36,8 @@ export interface HttpEngine {
   uws: Uws;
   /** Why uWS was not used under `auto` (the loader's message), else undefined. */
   uwsUnavailable?: string;
+  /** The node engine's module when it serves (its SecureApp is not in uWS's API), else undefined. */
+  node?: NodeEngine;
 }
 
 let fallbackLogged = false;
@@ -41,10 +46,13 @@ let fallbackLogged = false;
 export const TLS_ON_NODE_ENGINE =
   'http.tls is set: the HTTP/WebSocket door runs on node:http + ws (http.engine auto), which reloads the certificate on SIGHUP for every client and can require client certificates and check a CRL; uWebSockets.js can do none of the three (http.engine: uws keeps it, certificate renewed at the next start)';
 
-export function selectHttpEngine(choice: HttpEngineChoice, logger: Logger, tls: TlsOptions | null = null): HttpEngine {
+export async function selectHttpEngine(choice: HttpEngineChoice, logger: Logger, tls: TlsOptions | null = null): Promise<HttpEngine> {
   // The node engine implements the subset of Uws the door calls (listed in node-engine.ts);
   // the same test files run against both engines to keep it that way.
-  const node = (uwsUnavailable?: string): HttpEngine => ({ name: 'node', build: NODE_ENGINE_BUILD, uws: nodeEngine as unknown as Uws, uwsUnavailable });
+  const node = async (uwsUnavailable?: string): Promise<HttpEngine> => {
+    const { NODE_ENGINE_BUILD, nodeEngine } = await import('./node-engine.js');
+    return { name: 'node', build: NODE_ENGINE_BUILD, uws: nodeEngine as unknown as Uws, uwsUnavailable, node: nodeEngine };
+  };
   if (choice === 'node') return node();
   if (choice === 'auto' && tls) {
     logger.info({ engine: 'node', setting: 'http.engine', reason: 'tls' }, TLS_ON_NODE_ENGINE);
@@ -55,10 +63,11 @@ export function selectHttpEngine(choice: HttpEngineChoice, logger: Logger, tls: 
     return { name: 'uws', build, uws };
   } catch (err) {
     if (choice === 'uws' || !(err instanceof UwsUnavailableError)) throw err;
+    const engine = await node(err.message);
     if (!fallbackLogged) {
       fallbackLogged = true;
-      logger.warn({ reason: err.message, engine: 'node' }, `uWebSockets.js does not load here; the HTTP/WebSocket door runs on ${NODE_ENGINE_BUILD}`);
+      logger.warn({ reason: err.message, engine: 'node' }, `uWebSockets.js does not load here; the HTTP/WebSocket door runs on ${engine.build}`);
     }
-    return node(err.message);
+    return engine;
   }
 }

@@ -25,7 +25,6 @@ import type { UplinkStatus } from '../../host/sync/uplink.js';
 import { defaultWsGatewayOptions, validateWsGatewayOptions, type WsGatewayOptions } from './options.js';
 import type { Listener, TlsOptions } from '../../host/config/listener.js';
 import { certificateRefusal, loadTlsMaterial, ServerTls } from '../../host/security/tls.js';
-import { nodeEngine } from './node-engine.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import {
   CBOR_PROTOCOL,
@@ -145,7 +144,7 @@ function chooseProtocol(header: string): { protocol: string; encoding: Encoding 
 export async function startWsGateway(deps: WsGatewayDeps, options: WsGatewayOptions): Promise<Listener> {
   const opts: WsGatewayOptions = { ...defaultWsGatewayOptions, ...options };
   validateWsGatewayOptions(opts);
-  const engine = selectHttpEngine(opts.engine, deps.logger, opts.tls); // engine 'uws' without a native build: UwsUnavailableError
+  const engine = await selectHttpEngine(opts.engine, deps.logger, opts.tls); // engine 'uws' without a native build: UwsUnavailableError
   const gateway = new WsGateway(deps, opts, engine);
   const uws = engine.uws;
   gateway.registerSocketRoute();
@@ -167,9 +166,9 @@ export interface DoorApp {
  * context for every client (gateway/ws/engine.ts), so a SIGHUP re-checks the files and says they
  * apply at the next start. The one place an app is made.
  */
-export function createApp(engine: Pick<HttpEngine, 'name' | 'uws'>, tls: TlsOptions | null, logger: Logger, onRefused: (reason: string) => void = () => undefined): DoorApp {
+export function createApp(engine: Pick<HttpEngine, 'name' | 'uws' | 'node'>, tls: TlsOptions | null, logger: Logger, onRefused: (reason: string) => void = () => undefined): DoorApp {
   if (!tls) return { app: engine.uws.App() };
-  if (engine.name === 'node') {
+  if (engine.node) {
     const serverTls = new ServerTls('http', 'http.tls', tls, logger);
     // Mutual TLS: the handshake completes and every request of a connection whose certificate is
     // refused gets 401 / close 1008 with the reason (ServerTls.serverOptions 'door').
@@ -180,7 +179,7 @@ export function createApp(engine: Pick<HttpEngine, 'name' | 'uws'>, tls: TlsOpti
           return reason;
         }
       : undefined;
-    const app = nodeEngine.SecureApp(serverTls.serverOptions('door'), refusal);
+    const app = engine.node.SecureApp(serverTls.serverOptions('door'), refusal);
     serverTls.track(app.server as unknown as TlsServer); // an https.Server is a tls.Server
     return { app: app as unknown as UwsTypes.TemplatedApp, reloadTls: () => [serverTls.reload()] };
   }

@@ -142,7 +142,7 @@ function memoryBudgetLines(): string[] {
     'the total passes `node.memoryBudgetBytes`, naming the biggest items. Bounds per connection or per',
     'partition without a node-wide total (Kafka in-flight bytes, MQTT outgoing bytes, index caches) are',
     'listed in the same line (`perConnection`, `perPartition`) but not added. Not counted either: Node\'s own',
-    'heap and code (~60 MiB idle) and the wasm core\'s fixed 128 MiB memory, whose untouched pages cost no RAM.',
+    'heap and code (~70 MiB RSS idle, docs/performance.md#footprint) and the wasm core\'s fixed 128 MiB memory, whose untouched pages cost no RAM.',
     '',
     '| item | counted |',
     '|---|---|',

@@ -5,10 +5,15 @@
 //   decode only) · 5-7 undefined.
 //
 // Every decompression is bounded by `maxOutBytes`: a batch that inflates past it is refused
-// (a decompression bomb costs at most that much memory). Optional codecs are loaded once at
-// module load; a codec that cannot load answers UNSUPPORTED_COMPRESSION_TYPE when used, and
-// never stops the broker from starting.
+// (a decompression bomb costs at most that much memory). lz4 and snappy are the wasm core's,
+// loaded with it. zstd is loaded at its first use (a compress, a decompress or a codecSupport
+// question), not at start: zstd-napi's native addon and libstdc++ cost ~1 MiB of RSS on every
+// node, and most edge nodes never see a zstd batch (docs/performance.md#footprint). A codec
+// that cannot load answers UNSUPPORTED_COMPRESSION_TYPE when used, and never stops the broker
+// from starting. `codecReport()` says at start which codecs exist and which wait for first use.
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { BrokerError } from '../errors/index.js';
 
@@ -57,28 +62,99 @@ const lz4Specifier = './lz4.js';
 const snappySpecifier = './snappy.js';
 const lz4 = await optional<Lz4Module>('lz4', lz4Specifier);
 const snappy = await optional<SnappyModule>('snappy', snappySpecifier);
-const zstdNapi = await optional<ZstdNapi>('zstd', 'zstd-napi');
-let zstdBinding: ZstdBinding | null = null;
-if (zstdNapi) {
+
+const require = createRequire(import.meta.url);
+
+/** zstd once loaded: zstd-napi (compress and decompress), else fzstd (decompress only). */
+interface Zstd {
+  napi: ZstdNapi | null;
+  binding: ZstdBinding | null;
+  fzstd: Fzstd | null;
+}
+let zstdLoaded: Zstd | null = null;
+
+/** Loads zstd at its first use (synchronously: the codec API is synchronous); once. */
+function zstd(): Zstd {
+  if (zstdLoaded) return zstdLoaded;
+  const z: Zstd = { napi: null, binding: null, fzstd: null };
   try {
-    zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdBinding;
+    z.napi = require('zstd-napi') as ZstdNapi;
+    z.binding = require('zstd-napi/binding') as ZstdBinding;
   } catch (err) {
-    codecLoadErrors.zstd = `zstd-napi/binding: ${(err as Error).message}`;
+    z.napi = null;
+    codecLoadErrors.zstd = `zstd-napi: ${(err as Error).message}`;
+  }
+  if (!z.binding) z.fzstd = loadFzstd();
+  zstdLoaded = z;
+  return z;
+}
+
+function loadFzstd(): Fzstd | null {
+  try {
+    return require('fzstd') as Fzstd;
+  } catch (err) {
+    codecLoadErrors.zstd = `${codecLoadErrors.zstd ?? ''}${codecLoadErrors.zstd ? '; ' : ''}fzstd: ${(err as Error).message}`;
+    return null;
   }
 }
-const fzstd = zstdBinding ? null : await optional<Fzstd>('zstd', 'fzstd');
-// Loaded lazily-eagerly for decompressZstdWith only when zstd-napi took the main path.
-const fzstdForTests = fzstd ? null : await import('fzstd').then((m) => m as unknown as Fzstd).catch(() => null);
 
-/** Which codecs this process can compress / decompress. */
+/** Which codecs this process can compress / decompress (reading `zstd` loads zstd if it was not yet). */
 export function codecSupport(): Record<CodecName, { compress: boolean; decompress: boolean }> {
   return {
     none: { compress: true, decompress: true },
     gzip: { compress: true, decompress: true },
     snappy: { compress: snappy !== null, decompress: snappy !== null },
     lz4: { compress: lz4 !== null, decompress: lz4 !== null },
-    zstd: { compress: zstdNapi !== null, decompress: zstdBinding !== null || fzstd !== null },
+    // A getter: a topic asking for gzip (host/broker/topic-admin.ts) does not load zstd.
+    get zstd() {
+      const z = zstd();
+      return { compress: z.napi !== null, decompress: z.binding !== null || z.fzstd !== null };
+    },
   };
+}
+
+/** One codec's state for the start-up log: loaded, waiting for its first use, or missing and why. */
+export type CodecState = 'loaded' | 'lazy' | 'unavailable';
+
+/**
+ * Which codecs this node has, without loading any: gzip (node:zlib), snappy and lz4 (the wasm
+ * core) are loaded; zstd is `lazy` when zstd-napi's native build is installed (or fzstd, then
+ * decompress only), `loaded` once used, and `unavailable` with the reason when neither is there.
+ * What `host/node.ts` logs at start.
+ */
+export function codecReport(): Record<Exclude<CodecName, 'none'>, { state: CodecState; by: string; reason?: string }> {
+  const wasm = (m: unknown, name: CodecName) => (m ? { state: 'loaded' as const, by: 'wasm core' } : { state: 'unavailable' as const, by: 'wasm core', reason: codecLoadErrors[name] ?? 'not built' });
+  return { gzip: { state: 'loaded', by: 'node:zlib' }, snappy: wasm(snappy, 'snappy'), lz4: wasm(lz4, 'lz4'), zstd: zstdReport() };
+}
+
+function zstdReport(): { state: CodecState; by: string; reason?: string } {
+  if (zstdLoaded) {
+    if (zstdLoaded.napi) return { state: 'loaded', by: 'zstd-napi' };
+    if (zstdLoaded.fzstd) return { state: 'loaded', by: 'fzstd (decompress only)', reason: codecLoadErrors.zstd };
+    return { state: 'unavailable', by: 'zstd-napi', reason: codecLoadErrors.zstd };
+  }
+  // Installed = the package resolves and its native build is on disk (zstd-napi's binding.js
+  // requires build/<Release|Debug>/binding.node); whether it loads is known at first use.
+  const napiMissing = zstdNapiMissing();
+  if (napiMissing === null) return { state: 'lazy', by: 'zstd-napi' };
+  try {
+    require.resolve('fzstd');
+    return { state: 'lazy', by: 'fzstd (decompress only)', reason: napiMissing };
+  } catch {
+    return { state: 'unavailable', by: 'zstd-napi', reason: `${napiMissing}; fzstd not installed` };
+  }
+}
+
+function zstdNapiMissing(): string | null {
+  let binding: string;
+  try {
+    binding = require.resolve('zstd-napi/binding');
+  } catch {
+    return 'zstd-napi not installed';
+  }
+  const buildType = (process.config.target_defaults as { default_configuration?: string } | undefined)?.default_configuration ?? 'Release';
+  const addon = join(dirname(binding), 'build', buildType, 'binding.node');
+  return existsSync(addon) ? null : `zstd-napi has no native build (${addon} missing: installed without its build step)`;
 }
 
 function unsupported(codec: number, what: string): BrokerError {
@@ -108,9 +184,11 @@ export function compress(codec: number, src: Uint8Array): Uint8Array {
     case 3:
       if (!lz4) throw unsupported(codec, 'compress');
       return lz4.lz4FrameCompress(src);
-    case 4:
-      if (!zstdNapi) throw unsupported(codec, 'compress');
-      return zstdNapi.compress(src, { compressionLevel: 3 });
+    case 4: {
+      const napi = zstd().napi;
+      if (!napi) throw unsupported(codec, 'compress');
+      return napi.compress(src, { compressionLevel: 3 });
+    }
     default:
       throw unsupported(codec, 'compress');
   }
@@ -138,10 +216,12 @@ export function decompress(codec: number, src: Uint8Array, maxOutBytes: number):
     case 3:
       if (!lz4) throw unsupported(codec, 'decompress');
       return guarded(codec, maxOutBytes, () => lz4.lz4FrameDecompress(src, maxOutBytes));
-    case 4:
-      if (zstdBinding) return guarded(codec, maxOutBytes, () => zstdNapiDecompress(zstdBinding!, src, maxOutBytes));
-      if (fzstd) return guarded(codec, maxOutBytes, () => fzstdDecompress(fzstd, src, maxOutBytes));
+    case 4: {
+      const z = zstd();
+      if (z.binding) return guarded(codec, maxOutBytes, () => zstdNapiDecompress(z.binding!, src, maxOutBytes));
+      if (z.fzstd) return guarded(codec, maxOutBytes, () => fzstdDecompress(z.fzstd!, src, maxOutBytes));
       throw unsupported(codec, 'decompress');
+    }
     default:
       throw unsupported(codec, 'decompress');
   }
@@ -152,11 +232,12 @@ export function decompress(codec: number, src: Uint8Array, maxOutBytes: number):
  * zstd-napi when it loaded, else fzstd. Same bounds and errors as decompress.
  */
 export function decompressZstdWith(decoder: 'zstd-napi' | 'fzstd', src: Uint8Array, maxOutBytes: number): Uint8Array {
+  const z = zstd();
   if (decoder === 'zstd-napi') {
-    if (!zstdBinding) throw unsupported(4, 'decompress');
-    return guarded(4, maxOutBytes, () => zstdNapiDecompress(zstdBinding!, src, maxOutBytes));
+    if (!z.binding) throw unsupported(4, 'decompress');
+    return guarded(4, maxOutBytes, () => zstdNapiDecompress(z.binding!, src, maxOutBytes));
   }
-  const mod = fzstd ?? fzstdForTests;
+  const mod = z.fzstd ?? loadFzstd();
   if (!mod) throw unsupported(4, 'decompress');
   return guarded(4, maxOutBytes, () => fzstdDecompress(mod, src, maxOutBytes));
 }

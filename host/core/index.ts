@@ -6,4 +6,4 @@ export {
   encodeBatch, decodeBatch, decodeBatches, verifyBatches, defaultVerifyOptions,
   type RecordInput, type EncodeOptions, type VerifyOptions, type DecodeOptions, type DecodedBatch, type DecodedRecord, type DecodedHeader,
 } from './batch.js';
-export { compress, decompress, codecSupport, CODEC_NAMES, type CodecName } from './compression.js';
+export { compress, decompress, codecSupport, codecReport, CODEC_NAMES, type CodecName, type CodecState } from './compression.js';

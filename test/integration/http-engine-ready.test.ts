@@ -22,7 +22,7 @@ t.test('ready line: http.port -1 is written as "http off (http.port: -1)", not l
   delete env.TRIBUTARY_HTTP_ENGINE;
   const broker = await startBroker(t, { dataDir: await tempDir(t, 'tributary-ready-'), args: ['--http-port', '-1'], env: env as Record<string, string> });
   const ready = readyOf(broker.logs);
-  t.match(ready.msg, /, http off \(http\.port: -1\)$/);
+  t.match(ready.msg, /, http off \(http\.port: -1\); codecs: /);
   t.same(ready.off, { http: 'off (http.port: -1)' });
   t.notOk(ready.listeners.http, 'no address for a door that is off');
   t.equal(await broker.stop(), 0);
@@ -45,16 +45,16 @@ t.test('ready line and /healthz: http.engine=node and the default name what serv
 t.test('engine selection: node is node; auto and uws are the native build where it loads, and uws fails where it does not', async (t) => {
   const warnings: unknown[] = [];
   const logger = { warn: (...args: unknown[]) => warnings.push(args) } as unknown as Logger;
-  t.equal(selectHttpEngine('node', logger).name, 'node');
+  t.equal((await selectHttpEngine('node', logger)).name, 'node');
   if (uwsLoads) {
-    t.equal(selectHttpEngine('auto', logger).name, 'uws');
-    t.equal(selectHttpEngine('uws', logger).name, 'uws');
+    t.equal((await selectHttpEngine('auto', logger)).name, 'uws');
+    t.equal((await selectHttpEngine('uws', logger)).name, 'uws');
     t.equal(warnings.length, 0, 'nothing to warn about');
   } else {
-    t.equal(selectHttpEngine('auto', logger).uwsUnavailable !== undefined, true);
-    selectHttpEngine('auto', logger);
+    t.equal((await selectHttpEngine('auto', logger)).uwsUnavailable !== undefined, true);
+    await selectHttpEngine('auto', logger);
     t.equal(warnings.length, 1, 'the uWS load failure is logged once');
-    t.throws(() => selectHttpEngine('uws', logger), { name: 'UwsUnavailableError' });
+    await t.rejects(selectHttpEngine('uws', logger), { name: 'UwsUnavailableError' });
   }
 });
 
@@ -62,9 +62,9 @@ t.test('engine selection: auto with http.tls is the node engine (live reload, cl
   const infos: unknown[][] = [];
   const logger = { info: (...args: unknown[]) => infos.push(args), warn: () => undefined } as unknown as Logger;
   const tls = { keyFile: '/k', certFile: '/c', caFile: null, requestCert: false };
-  t.equal(selectHttpEngine('auto', logger, tls).name, 'node');
+  t.equal((await selectHttpEngine('auto', logger, tls)).name, 'node');
   t.match(infos[0], [{ engine: 'node', setting: 'http.engine', reason: 'tls' }, /http\.tls is set: the HTTP\/WebSocket door runs on node:http \+ ws/]);
-  if (uwsLoads) t.equal(selectHttpEngine('uws', logger, tls).name, 'uws', 'an explicit uws is kept (plain TLS, reload at the next start)');
+  if (uwsLoads) t.equal((await selectHttpEngine('uws', logger, tls)).name, 'uws', 'an explicit uws is kept (plain TLS, reload at the next start)');
   t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, caFile: '/ca', requestCert: true } })?.startsWith('tls.requestCert: http.engine uws cannot require a client certificate'), true);
   t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, crlFile: '/crl' } })?.startsWith('tls.crlFile: http.engine uws cannot check a revocation list'), true);
   t.equal(uwsTlsRefusal({ engine: 'uws', tls: { ...tls, handshakeTimeoutMs: 5000 } })?.startsWith('tls.handshakeTimeoutMs'), true);
