@@ -4,7 +4,16 @@
 import type { ConnectionOptions } from 'node:tls';
 import { boolean, int32, integer, list, object, oneOf, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
-import { checkWireCompression, WIRE_COMPRESSIONS, type WireCompression } from './wire-compression.js';
+import { codecSupport } from '../core/index.js';
+
+/** Codecs of the batches the uplink re-encodes (uplink.compression; host/sync/wire-compression.ts). */
+export const WIRE_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type WireCompression = (typeof WIRE_COMPRESSIONS)[number];
+
+/** Throws naming uplink.compression when this process cannot compress with it. */
+function checkWireCompression(name: WireCompression): void {
+  if (!codecSupport()[name].compress) throw new Error(`uplink.compression "${name}": this build cannot compress with it (the codec did not load); use one of ${WIRE_COMPRESSIONS.filter((c) => codecSupport()[c].compress).join(', ')}`);
+}
 
 /** What happens to an append when the link's byte budget is full (host/sync/budget.ts). */
 export type OnFullPolicy = 'block' | 'drop-oldest' | 'drop-lower-priority';

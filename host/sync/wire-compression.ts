@@ -5,20 +5,16 @@
 // The codecs are the core's (host/core/compression.ts): lz4 and snappy in the wasm core, gzip in
 // node:zlib, zstd when zstd-napi loads. A codec this process cannot compress with stops the node
 // at start naming the key, never at the first batch.
-import { codecSupport, encodeBatch, type RecordInput } from '../core/index.js';
+//
+// The codec names and the start-up check live in options.ts: the config is resolved on every
+// node, and this module's producer import would load the Kafka client on nodes without an uplink.
+import { encodeBatch, type RecordInput } from '../core/index.js';
 import { rawOutgoing, type OutgoingBatch } from '../kafka/client/producer.js';
-
-export const WIRE_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
-export type WireCompression = (typeof WIRE_COMPRESSIONS)[number];
+import { WIRE_COMPRESSIONS, type WireCompression } from './options.js';
 
 /** The codec number in a batch's attributes (Kafka's: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd). */
 export function codecOf(name: WireCompression): 0 | 1 | 2 | 3 | 4 {
   return WIRE_COMPRESSIONS.indexOf(name) as 0 | 1 | 2 | 3 | 4;
-}
-
-/** Throws naming uplink.compression when this process cannot compress with it. */
-export function checkWireCompression(name: WireCompression): void {
-  if (!codecSupport()[name].compress) throw new Error(`uplink.compression "${name}": this build cannot compress with it (the codec did not load); use one of ${WIRE_COMPRESSIONS.filter((c) => codecSupport()[c].compress).join(', ')}`);
 }
 
 /** Records encoded once into one batch compressed with `codec`; each attempt stamps its producer fields (outside the compressed section). */
