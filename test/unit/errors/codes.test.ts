@@ -45,6 +45,7 @@ const NEWER_THAN_KAFKAJS: Record<string, { code: number; retriable: boolean }> =
   RESOURCE_NOT_FOUND: { code: 91, retriable: false },
   DUPLICATE_RESOURCE: { code: 92, retriable: false },
   UNACCEPTABLE_CREDENTIAL: { code: 93, retriable: false },
+  PRODUCER_FENCED: { code: 90, retriable: false },
 };
 const SUCCESS: ErrorName = 'NONE';
 
