@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { haveCommand, sh, type BrokerProcess } from './index.js';
+import kafkajs from 'kafkajs';
+import { eventually, haveCommand, sh, startBroker, tempDir, type BrokerProcess } from './index.js';
 
 export { sh, type Ran } from './index.js';
 
@@ -257,4 +258,30 @@ export function sum(text: string, name: string, label = ''): number {
   let n = 0;
   for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)$`, 'gm'))) if (m[1].includes(label)) n += Number(m[2]);
   return n;
+}
+
+/** Quick reconnects toward a target that is down, so a test's outage ends within a second or so. */
+export const FAST_LINK_SETS = ['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'];
+
+/**
+ * An edge forwarding `telemetry` and `alarms` (one partition each, both created and seen by the
+ * uplink) toward 127.0.0.1:`port` with `sets`, and a kafkajs producer on it that never retries
+ * (a refusal reaches the test as it is).
+ */
+export async function startPolicyEdge(t: Teardown, site: string, port: number, sets: string[], clientId: string): Promise<{ edge: BrokerProcess; producer: import('kafkajs').Producer; created: Record<string, number> }> {
+  const edge = await startBroker(t, {
+    dataDir: await tempDir(t),
+    args: ['--set', `uplink.site=${site}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry,alarms', ...sets, ...FAST_LINK_SETS, '--set', 'broker.defaultPartitions=1'],
+  });
+  const created: Record<string, number> = {};
+  for (const name of ['telemetry', 'alarms']) {
+    const r = await fetch(`http://${edge.listeners.http}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions: 1 }) });
+    created[name] = r.status; // the HTTP status of each topic's creation, for the test to assert
+    if (r.status !== 200) continue;
+    await eventually(async () => new RegExp(`tributary_uplink_lag_records\\{[^}]*topic="${name}"`).test(await metrics(edge)), 10_000, 50);
+  }
+  const producer = new kafkajs.Kafka({ clientId, brokers: [edge.listeners.kafka!], logLevel: kafkajs.logLevel.NOTHING, retry: { retries: 0 } }).producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+  return { edge, producer, created };
 }

@@ -6,35 +6,18 @@
 // comes up: kcat finds every alarm once, in order, and exactly the telemetry records not counted
 // as dropped, once each, in order; alarms are admitted again.
 import t from 'tap';
-import kafkajs from 'kafkajs';
 import { eventually, startBroker, tempDir } from '../helpers/index.js';
-import { kcatReadAll, metrics, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadAll, metrics, startPolicyEdge, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 
-const { Kafka, logLevel } = kafkajs;
 const SITE = 'edge1';
 const AGE_MS = 6000;
 
 if (uplinkToolsPresent(t, ['kcat'])) {
   t.test('age bound: drop-oldest gives up records older than backlogAgeMsMax, block refuses appends; the target lacks exactly the drops', async (t) => {
     const port = await freePort();
-    const edge = await startBroker(t, {
-      dataDir: await tempDir(t),
-      args: [
-        ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry,alarms'],
-        ...['--set', 'uplink.backlogBytesMax=0', '--set', `uplink.backlogAgeMsMax=${AGE_MS}`, '--set', 'uplink.onFullTopics=telemetry=drop-oldest,alarms=block'],
-        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
-        ...['--set', 'broker.defaultPartitions=1'],
-      ],
-    });
-    for (const name of ['telemetry', 'alarms']) {
-      const r = await fetch(`http://${edge.listeners.http}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions: 1 }) });
-      t.equal(r.status, 200, `topic ${name} created at the edge`);
-      await eventually(async () => new RegExp(`tributary_uplink_lag_records\\{[^}]*topic="${name}"`).test(await metrics(edge)), 10_000, 50);
-    }
-    const producer = new Kafka({ clientId: 'age-test', brokers: [edge.listeners.kafka!], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
-    await producer.connect();
-    t.teardown(() => producer.disconnect());
+    const { edge, producer, created } = await startPolicyEdge(t, SITE, port, ['--set', 'uplink.backlogBytesMax=0', '--set', `uplink.backlogAgeMsMax=${AGE_MS}`, '--set', 'uplink.onFullTopics=telemetry=drop-oldest,alarms=block'], 'age-test');
+    for (const name of ['telemetry', 'alarms']) t.equal(created[name], 200, `topic ${name} created at the edge`);
     const send = (topic: string, value: string) => producer.send({ topic, acks: -1, messages: [{ value, partition: 0 }] });
     const telemetry = Array.from({ length: 30 }, (_, i) => `t-${i}`);
     const alarms: string[] = Array.from({ length: 5 }, (_, i) => `a-${i}`);

@@ -7,12 +7,10 @@
 // target is up kcat finds every alarm once, in order, and exactly the telemetry records that were
 // not counted as dropped, once each, in order.
 import t from 'tap';
-import kafkajs from 'kafkajs';
 import { eventually, startBroker, tempDir } from '../helpers/index.js';
-import { kcatReadAll, metrics, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadAll, metrics, startPolicyEdge, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 
-const { Kafka, logLevel } = kafkajs;
 const SITE = 'edge1';
 const BUDGET = 20_000;
 const valueOf = (kind: string, i: number) => `${kind}-${String(i).padStart(4, '0')}-${'x'.repeat(990)}`;
@@ -20,23 +18,8 @@ const valueOf = (kind: string, i: number) => `${kind}-${String(i).padStart(4, '0
 if (uplinkToolsPresent(t, ['kcat'])) {
   t.test('drop-lower-priority over real sockets: alarms admitted past the budget, telemetry gives way, drops = what the target lacks', async (t) => {
     const port = await freePort();
-    const edge = await startBroker(t, {
-      dataDir: await tempDir(t),
-      args: [
-        ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry,alarms', '--set', 'uplink.priorities=alarms'],
-        ...['--set', `uplink.backlogBytesMax=${BUDGET}`, '--set', 'uplink.onFullTopics=alarms=drop-lower-priority,telemetry=drop-oldest'],
-        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
-        ...['--set', 'broker.defaultPartitions=1'],
-      ],
-    });
-    for (const name of ['telemetry', 'alarms']) {
-      const r = await fetch(`http://${edge.listeners.http}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions: 1 }) });
-      t.equal(r.status, 200, `topic ${name} created at the edge`);
-      await eventually(async () => new RegExp(`tributary_uplink_lag_records\\{[^}]*topic="${name}"`).test(await metrics(edge)), 10_000, 50);
-    }
-    const producer = new Kafka({ clientId: 'dlp-test', brokers: [edge.listeners.kafka!], logLevel: logLevel.NOTHING, retry: { retries: 0 } }).producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
-    await producer.connect();
-    t.teardown(() => producer.disconnect());
+    const { edge, producer, created } = await startPolicyEdge(t, SITE, port, ['--set', 'uplink.priorities=alarms', '--set', `uplink.backlogBytesMax=${BUDGET}`, '--set', 'uplink.onFullTopics=alarms=drop-lower-priority,telemetry=drop-oldest'], 'dlp-test');
+    for (const name of ['telemetry', 'alarms']) t.equal(created[name], 200, `topic ${name} created at the edge`);
     const telemetry = Array.from({ length: 15 }, (_, i) => valueOf('t', i));
     for (const value of telemetry) await producer.send({ topic: 'telemetry', acks: -1, messages: [{ value, partition: 0 }] });
     const before = await metrics(edge);

@@ -12,7 +12,7 @@
 import t, { type Test } from 'tap';
 import kafkajs from 'kafkajs';
 import { eventually, haveCommand, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { FAST_LINK_SETS, kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -27,7 +27,7 @@ async function edgeWithBudget(t: Test, port: number, policy: string): Promise<Br
     args: [
       ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry'],
       ...['--set', `uplink.backlogBytesMax=${BUDGET}`, '--set', `uplink.onFullTopics=telemetry=${policy}`],
-      ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
+      ...FAST_LINK_SETS,
       ...['--set', 'broker.defaultPartitions=1'],
     ],
   });

@@ -9,7 +9,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import kafkajs from 'kafkajs';
 import { cliJs, eventually, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { FAST_LINK_SETS, kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -45,7 +45,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
         ...['--set', `uplink.bandwidthBytesPerSec=${CAP}`, '--set', 'uplink.bandwidthBurstBytes=4096', '--set', 'uplink.bandwidthWindowMs=2000', '--set', 'uplink.statusPartitionsMax=2'],
         // Batches of at most 4 KiB (re-encoded: 100 records in one stored batch would otherwise go raw, whole), so the cap paces them.
         ...['--set', 'uplink.batchBytesMax=4096', '--set', 'uplink.rawForwarding=false'],
-        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
+        ...FAST_LINK_SETS,
       ],
     });
     const created = await fetch(`http://${edge.listeners.http}/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'telemetry', partitions: 3 }) });

@@ -7,7 +7,7 @@
 // tributary_uplink_gap_records_total and named by offsets in a gap log line.
 import t from 'tap';
 import { eventually, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { FAST_LINK_SETS, kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 
 const SITE = 'edge1';
@@ -30,7 +30,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       dataDir: await tempDir(t),
       args: [
         ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.onFull=drop-oldest'],
-        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
+        ...FAST_LINK_SETS,
         ...['--set', 'broker.retentionCheckIntervalMs=200'],
       ],
     });

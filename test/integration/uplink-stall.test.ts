@@ -9,7 +9,7 @@
 import t from 'tap';
 import { performance } from 'node:perf_hooks';
 import { cliJs, eventually, sh, startBroker, tempDir } from '../helpers/index.js';
-import { kcatProduce, kcatReadAll, metrics, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { FAST_LINK_SETS, kcatProduce, kcatReadAll, metrics, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 import { freePort } from '../helpers/cluster.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 
@@ -25,7 +25,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       dataDir: await tempDir(t),
       args: [
         ...['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=127.0.0.1:${port}`, '--set', 'uplink.topics=telemetry', '--set', `uplink.stallAlarmSec=${STALL_SEC}`],
-        ...['--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=200', '--set', 'uplink.reconnectBackoffMs=100', '--set', 'uplink.reconnectBackoffMaxMs=300', '--set', 'uplink.connectTimeoutMs=1000'],
+        ...FAST_LINK_SETS,
         ...['--set', 'broker.defaultPartitions=1'],
       ],
     });
