@@ -99,7 +99,8 @@ export interface PartitionStatus extends PartitionFigures {
 export interface UplinkStatus extends LinkFigures {
   site: string;
   bootstrap: string[];
-  link: 'up' | 'down' | 'stopped';
+  /** `standby`: in a cluster, this node forwards none of the partitions now (their leaders do). */
+  link: 'up' | 'down' | 'stopped' | 'standby';
   bytesSent: number;
   /** Bytes not yet forwarded over every partition, and the budget (0 = none). */
   backlogBytes: number;
@@ -322,7 +323,7 @@ export class Uplink {
   }
 
   /** The links this node forwards: all of them on a single node, the running ones in a cluster. */
-  private *forwardedLinks(): Iterable<PartitionLink> {
+  private *forwardedLinks(): Generator<PartitionLink> {
     for (const l of this.links.values()) if (this.leadership === null || l.running) yield l;
   }
 
@@ -343,7 +344,7 @@ export class Uplink {
       ...this.observer.link(rows, now),
       site: this.options.site,
       bootstrap: this.options.bootstrap,
-      link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
+      link: this.abort.signal.aborted ? 'stopped' : this.leadership !== null && this.forwardedLinks().next().done ? 'standby' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
       backlogBytes: this.budget.backlogBytes(),
       backlogBytesMax: this.options.backlogBytesMax,

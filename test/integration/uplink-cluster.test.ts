@@ -7,7 +7,7 @@
 // the edge acknowledged exactly once, in order per partition, and the nodes' logs show one
 // forwarder per partition at a time; a non-leader's /stats says the partition is led elsewhere.
 import t from 'tap';
-import { eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { cliJs, eventually, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { startCluster, freePort, type Cluster } from '../helpers/cluster.js';
 import { FAST_LINK_SETS, kcatReadAll, metrics, sh, sum, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
@@ -95,6 +95,13 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     }, 15_000, 100);
     const p0row = rows!.find((x) => x.source.partition === 0)!;
     t.same({ state: p0row.state, reason: p0row.reason, stalledForSec: p0row.stalledForSec }, { state: 'led-elsewhere', reason: `led by node ${victim}`, stalledForSec: 0 }, `node ${follower.id}'s /stats: partition 0 led elsewhere (node ${victim}), not stalled`);
+
+    const cliText = await eventually(async () => {
+      const r = await sh(process.execPath, [cliJs, 'uplink', 'status', '--data-dir', follower.dataDir]);
+      return new RegExp(`${TOPIC}-0\\t\\S+\\tled-elsewhere\\t.*led by node ${victim}`).test(r.stdout) ? r.stdout : Promise.reject(new Error(r.stdout + r.stderr));
+    }, 10_000, 200);
+    t.match(cliText, /link standby/, 'the link is on standby there (it forwards no partition)');
+    t.notMatch(cliText, /STALLED/, `tributary uplink status on node ${follower.id}: led elsewhere, no stall:\n${cliText}`);
 
     // Mid-drain: the leader has forwarded some of partition 0, not all of it.
     const victimProc = cluster.node(victim).proc!;
