@@ -76,6 +76,10 @@ export class LeadershipGate {
   private unsubscribe: () => void = () => undefined;
   /** The last time the controller was known to be in touch (sampled each check while this node is the controller). */
   private contactMs = 0;
+  /** When the lease was last looked at; a longer pause than the lease between two looks is a lapse. */
+  private lookedAtMs = 0;
+  /** A lapse seen and not yet acted on by a pass (every running link stops): sticky until then. */
+  private lapsed = false;
   /** Per partition key: since when it has been eligible without a break (its handover runs from there). */
   private readonly eligibleSinceMs = new Map<GatedLink, number>();
   private checking = false;
@@ -106,12 +110,30 @@ export class LeadershipGate {
 
   /** Whether the controller was in touch within the lease at `nowMs`. */
   leaseHeld(nowMs: number): boolean {
+    // This process itself did not run for longer than the lease (a long GC pause, SIGSTOP, a
+    // suspended VM): the controller may have replaced it meanwhile, even if a frame that arrived
+    // during the pause makes the contact look fresh now. A lapse, until a pass has stopped every link.
+    const pausedMs = this.lookedAtMs > 0 ? nowMs - this.lookedAtMs : 0;
+    this.lookedAtMs = Math.max(this.lookedAtMs, nowMs);
+    const before = this.contactMs;
     if (this.view.isController()) this.contactMs = nowMs;
     else {
       const c = this.view.controller();
       if (c) this.contactMs = Math.max(this.contactMs, c.lastHeardMs);
     }
-    return nowMs - this.contactMs <= this.o.leaseMs;
+    if (pausedMs > this.o.leaseMs || (before > 0 && nowMs - before > this.o.leaseMs)) this.lapsed = true;
+    return !this.lapsed && nowMs - this.contactMs <= this.o.leaseMs;
+  }
+
+  /** Whether this node may write `tp` at this moment: it leads it and holds the lease (the handover is the gate's, at start). */
+  allows(tp: TopicPartition): boolean {
+    return this.view.leaderOf(tp) === this.view.nodeId && this.leaseHeld(Date.now());
+  }
+
+  /** Why `tp` may not be forwarded here (for the status): led elsewhere, or no lease. */
+  whyNot(tp: TopicPartition, nowMs: number, leader = this.view.leaderOf(tp)): { state: 'led-elsewhere' | 'no-lease'; reason: string } {
+    if (leader !== this.view.nodeId) return { state: 'led-elsewhere', reason: leader === null ? 'no leader elected' : `led by node ${leader}` };
+    return { state: 'no-lease', reason: `no contact with the controller for more than uplink.clusterLeaseMs (${this.o.leaseMs} ms; last ${nowMs - this.contactMs} ms ago)` };
   }
 
   /** One look at every link: stop what may no longer forward, start what has waited out its handover. */
@@ -137,6 +159,8 @@ export class LeadershipGate {
   private async pass(): Promise<void> {
     const now = Date.now();
     const lease = this.leaseHeld(now);
+    // Every link whose lease lapsed stops below; from then on a fresh contact counts again.
+    this.lapsed = false;
     const stops: Array<Promise<void>> = [];
     for (const link of this.links()) {
       const leader = this.view.leaderOf(link.source);
@@ -144,8 +168,7 @@ export class LeadershipGate {
       const name = `${link.source.topic}-${link.source.partition}`;
       if (!leads || !lease) {
         this.eligibleSinceMs.delete(link);
-        const state = leads ? 'no-lease' : 'led-elsewhere';
-        const reason = leads ? `no contact with the controller for more than uplink.clusterLeaseMs (${this.o.leaseMs} ms)` : leader === null ? 'no leader elected' : `led by node ${leader}`;
+        const { state, reason } = this.whyNot(link.source, now, leader);
         if (link.running) {
           this.log.info({ source: name, leader, lease }, `uplink ${name}: stopping (${reason})`);
           stops.push(link.stop(state, reason));

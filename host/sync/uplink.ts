@@ -317,6 +317,16 @@ export class Uplink {
     return this.abort.signal;
   }
 
+  /** Whether this node may write `tp` now: always on a single node; in a cluster while it leads it and holds the lease. */
+  mayForward(tp: TopicPartition): boolean {
+    return this.leadership === null || this.leadership.allows(tp);
+  }
+
+  /** Why this node may not forward `tp` now (cluster only). */
+  notForwardingWhy(tp: TopicPartition): { state: 'led-elsewhere' | 'no-lease'; reason: string } {
+    return this.leadership!.whyNot(tp, Date.now());
+  }
+
   /** In a cluster. */
   get clustered(): boolean {
     return this.leadership !== null;
@@ -408,6 +418,7 @@ class PartitionLink implements BudgetPartition, GatedLink {
   /** The running loop (null: not started, or stopped by the cluster gate) and what stops it. */
   private loop: Promise<void> | null = null;
   private runAbort: AbortController | null = null;
+  private stopping: Promise<void> | null = null;
   /** The loop's stop: the uplink's, or (in a cluster) this node no longer forwarding the partition. */
   signal: AbortSignal;
 
@@ -459,9 +470,16 @@ class PartitionLink implements BudgetPartition, GatedLink {
    * indefinite), and the batches left in flight are marked unresolved: whichever node forwards
    * next settles them by reading the target back.
    */
-  async stop(state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
-    const loop = this.loop;
-    if (!loop) return this.idleAs(state, reason);
+  stop(state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
+    if (!this.loop) {
+      this.idleAs(state, reason);
+      return Promise.resolve();
+    }
+    // One stop at a time: the gate's and the write-time check's may meet.
+    return (this.stopping ??= this.stopRun(this.loop, state, reason).finally(() => (this.stopping = null)));
+  }
+
+  private async stopRun(loop: Promise<void>, state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
     this.runAbort!.abort();
     await this.up.client.reset();
     await loop;
@@ -865,7 +883,14 @@ class PartitionLink implements BudgetPartition, GatedLink {
     if (signal.aborted) return false;
     const size = unit.batch.sizeBytes;
     await up.inFlightBytes.acquire(size, signal, this.reserved);
-    if (signal.aborted) {
+    if (signal.aborted || !up.mayForward(this.source)) {
+      // In a cluster the lease and leadership are looked at again right before the write, not
+      // only at the gate's last check: a process paused meanwhile (a long GC, SIGSTOP) must not
+      // write on resuming. The gate then stops the link (and drops the connection).
+      if (!signal.aborted) {
+        const why = up.notForwardingWhy(this.source);
+        void this.stop(why.state, why.reason);
+      }
       up.inFlightBytes.release(size);
       return false;
     }

@@ -135,3 +135,25 @@ t.test('leadership gate: the controller itself holds the lease while it is the c
   await eventually(() => !l.running, 2000, 10);
   t.equal(l.state, 'no-lease', 'stopped once the lease ran out after stepping down');
 });
+
+t.test('leadership gate: a pause of this process longer than the lease is a lapse, even when a frame arrived during it', { timeout: 30_000 }, async (t) => {
+  const { v, state } = view(1);
+  const l = link();
+  const heartbeat = setInterval(() => (state.heardMs = Date.now()), 20);
+  t.teardown(() => clearInterval(heartbeat));
+  const gate = new LeadershipGate(v, { leaseMs: 200, handoverMs: 100 }, () => [l], createLogger('silent'));
+  t.teardown(() => gate.close());
+  gate.start();
+  await eventually(() => l.running, 5000, 10);
+  // The event loop held for 400 ms (a GC pause, SIGSTOP); the controller's frame "arrives" at its end.
+  const until = Date.now() + 400;
+  while (Date.now() < until) {
+    // busy: no timer of this process runs
+  }
+  state.heardMs = Date.now();
+  t.equal(gate.allows({ topic: 't', partition: 0 }), false, 'the write-time check refuses: the process was paused past the lease');
+  await eventually(() => !l.running, 2000, 5);
+  t.equal(l.state, 'no-lease', 'the gate stopped the link');
+  await eventually(() => l.running, 5000, 10);
+  t.same(l.events, ['start', 'stop no-lease', 'start'], 'and started it again after a handover, contact being fresh');
+});
