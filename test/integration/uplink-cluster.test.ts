@@ -48,8 +48,8 @@ function forwardingSpans(procs: Map<number, BrokerProcess>, partition: number): 
   return out.sort((a, b) => a.startMs - b.startMs);
 }
 
-if (uplinkToolsPresent(t, ['kcat'])) {
-  t.test('uplink in a 3-node cluster: the leader forwards, kill -9 of the leader mid-drain, the new leader takes over: every acknowledged record once, in order', { timeout: 180_000 }, async (t) => {
+/** The target, three edge nodes with the same uplink.* toward it, and TOPIC (2 partitions, RF 3) with RECORDS − 200 acknowledged records per partition. */
+async function startEdgeCluster(t: Parameters<typeof startCluster>[0] & { equal: (a: unknown, b: unknown, m: string) => void }, extraSets: string[] = []) {
     const port = await freePort();
     const target = await startBroker(t, { dataDir: await tempDir(t), args: ['--kafka-port', String(port)] });
     const cluster = await startCluster(t, 3, {
@@ -71,6 +71,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
         // keep the leases from lapsing by accident (clusterLeaseMs + 1000 + 200 < sessionTimeoutMs).
         'cluster.sessionTimeoutMs=4000',
         'uplink.clusterLeaseMs=1500',
+        ...extraSets,
       ],
     });
     const n1 = cluster.node(1).proc!;
@@ -82,6 +83,12 @@ if (uplinkToolsPresent(t, ['kcat'])) {
       const r = await sh('kcat', ['-P', '-b', n1.listeners.kafka!, '-t', TOPIC, '-p', String(p), '-X', 'acks=all', '-X', 'batch.num.messages=100'], expected[p].slice(0, RECORDS - 200).join('\n') + '\n');
       t.equal(r.code, 0, `${RECORDS - 200} records acknowledged (acks=all) on partition ${p}: ${r.stderr.slice(0, 200)}`);
     }
+  return { target, cluster, n1, expected };
+}
+
+if (uplinkToolsPresent(t, ['kcat'])) {
+  t.test('uplink in a 3-node cluster: the leader forwards, kill -9 of the leader mid-drain, the new leader takes over: every acknowledged record once, in order', { timeout: 180_000 }, async (t) => {
+    const { target, cluster, n1, expected } = await startEdgeCluster(t);
     const before = await leaders(cluster, 1);
     const victim = before.get(0)!;
     t.ok(victim >= 1 && victim <= 3, `partition 0 is led by node ${victim}`);
@@ -165,5 +172,55 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     t.same(stateRetries.map((l) => l.err), [], 'no link retried over its state table (each node leads its own __uplink_state)');
     const heirResume = procs.get(heir)!.logs.find((l) => l.source === `${TOPIC}-0` && typeof l.msg === 'string' && l.msg.includes('exactly-once by read-back'));
     t.ok(heirResume, `node ${heir} resumed partition 0 by read-back: ${String(heirResume?.msg ?? 'no resume line')}`);
+  });
+}
+
+if (uplinkToolsPresent(t, ['kcat'])) {
+  t.test('uplink in a 3-node cluster: the leader frozen (SIGSTOP) past its session, replaced, then resumed: it stops without writing again; every acknowledged record once, in order', { timeout: 180_000 }, async (t) => {
+    // uplink.inFlightMax = 2 partitions × 5 batches: nothing waits queued on the connection to the
+    // target, where it would be written on resuming before the lease is looked at (docs/uplink.md).
+    const { target, cluster, expected } = await startEdgeCluster(t, ['uplink.inFlightMax=10']);
+    const before = await leaders(cluster, 1);
+    const victim = before.get(0)!;
+    const victimProc = cluster.node(victim).proc!;
+    const procs = new Map(cluster.nodes.map((n) => [n.id, n.proc!] as const));
+    await eventually(async () => sum(await metrics(victimProc), 'tributary_uplink_records_sent_total', `partition="0"`) >= 200 || null, 30_000, 50);
+    cluster.pause(victim);
+    const frozenAtMs = Date.now();
+    const rest = cluster.nodes.filter((n) => n.id !== victim).map((n) => n.id);
+    const after = await eventually(async () => {
+      const l = await leaders(cluster, rest[0]);
+      return rest.includes(l.get(0)!) ? l : null;
+    }, 30_000, 100);
+    const heir = after!.get(0)!;
+    // The heir forwards (after its handover) while the old leader is still frozen.
+    const heirProc = cluster.node(heir).proc!;
+    await eventually(async () => sum(await metrics(heirProc), 'tributary_uplink_records_sent_total', `partition="0"`) > 0 || null, 30_000, 100);
+    t.pass(`node ${victim} frozen; node ${heir} leads partition 0 and forwards it`);
+    cluster.resume(victim);
+    const resumedAtMs = Date.now();
+    // The old leader notices at once (the pause was longer than its lease) and stops.
+    const stopLine = await eventually(() => victimProc.logs.find((l) => l.source === `${TOPIC}-0` && typeof l.msg === 'string' && l.msg.includes('stopping')) ?? null, 20_000, 100);
+    t.ok(stopLine, `node ${victim} on resuming: ${String(stopLine?.msg)}`);
+    for (const p of [0, 1]) {
+      const r = await sh('kcat', ['-P', '-b', heirProc.listeners.kafka!, '-t', TOPIC, '-p', String(p), '-X', 'acks=all'], expected[p].slice(RECORDS - 200).join('\n') + '\n');
+      t.equal(r.code, 0, `200 more records acknowledged on partition ${p} after the old leader resumed: ${r.stderr.slice(0, 200)}`);
+    }
+    const targetTopic = `${SITE}.${TOPIC}`;
+    const read = async () => {
+      const all = await kcatReadAll(target.listeners.kafka!, targetTopic);
+      return [0, 1].map((p) => verdict(all.filter((r) => r.partition === p), { site: SITE, topic: TOPIC, partition: p }, expected[p]));
+    };
+    const found = (await eventually(async () => ((await read()).every((x) => x.lost.length === 0) ? true : null), 60_000, 500).catch(() => null)) ? await read() : await read();
+    for (const p of [0, 1]) {
+      const v = found[p]!;
+      t.same(
+        { lost: v.lost.length, duplicated: v.duplicated.length, reordered: v.reordered, wrongValue: v.wrongValue, withoutOrigin: v.withoutOrigin },
+        { lost: 0, duplicated: 0, reordered: 0, wrongValue: 0, withoutOrigin: 0 },
+        `partition ${p}: the target holds all ${RECORDS} acknowledged records (${v.found} found), none twice, in order`,
+      );
+    }
+    const spans = forwardingSpans(procs, 0);
+    t.same(spans.filter((s) => s.startMs >= frozenAtMs).map((s) => s.node), [heir], `after the freeze only node ${heir} started forwarding partition 0 (node ${victim} did not start again after resuming at +${resumedAtMs - frozenAtMs} ms)`);
   });
 }
