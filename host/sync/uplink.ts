@@ -34,6 +34,9 @@
 // The figures beyond records (lag in bytes and seconds, bytes given up, bandwidth in use) are kept
 // by host/sync/observe.ts; the codec of re-encoded batches is uplink.compression
 // (host/sync/wire-compression.ts).
+// In a cluster (host/sync/cluster-gate.ts) a partition's loop runs only on the node that leads it,
+// while that node holds its lease with the controller, and starts after a handover delay; on a
+// node that does not lead it the partition is shown `led-elsewhere` and counts no lag or backlog.
 // Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
 // (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
 // split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
