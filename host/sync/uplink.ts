@@ -455,14 +455,21 @@ class PartitionLink implements BudgetPartition, GatedLink {
   /** Starts the loop (at once on a single node; in a cluster when the gate allows). */
   start(): void {
     if (this.loop || this.up.signal.aborted) return;
+    // Its own stop, which the uplink's stop also triggers (one listener, not a composed signal: the
+    // loop hangs and removes many listeners on its signal as it waits).
     const stop = new AbortController();
+    const stopWithUplink = () => stop.abort();
+    this.up.signal.addEventListener('abort', stopWithUplink, { once: true });
     this.runAbort = stop;
-    this.signal = AbortSignal.any([this.up.signal, stop.signal]);
+    this.signal = stop.signal;
     this.state = 'starting';
     this.reason = null;
     this.position = -1;
     this.setBusy(true);
-    const loop = this.run().finally(() => this.up.loops.delete(loop));
+    const loop = this.run().finally(() => {
+      this.up.loops.delete(loop);
+      this.up.signal.removeEventListener('abort', stopWithUplink);
+    });
     this.loop = loop;
     this.up.loops.add(loop);
   }
