@@ -26,7 +26,7 @@ import { checkBindHost, checkBindPort, checkDataDir } from './config/startup.js'
 import { checkCrossSection } from './config/cross-checks.js';
 import { checkBudget, memoryBudget, mib, type Budget } from './config/budget.js';
 import { createLogger, type Logger } from './logging.js';
-import { defaultUplinkOptions, resolveUplinkOptions, uplinkSchema, type ResolvedUplink } from './sync/options.js';
+import { checkUplinkInCluster, defaultUplinkOptions, resolveUplinkOptions, uplinkSchema, type ResolvedUplink } from './sync/options.js';
 import type { Uplink, UplinkStatus } from './sync/index.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import { registerProcessMetrics } from './metrics/process.js';
@@ -255,6 +255,8 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   // In a cluster each node is a distinct Kafka broker: its id is its voter id.
   if (cluster && kafka) kafka.nodeId = cluster.nodeId;
   const uplink = owned(config, 'uplink', () => resolveUplinkOptions(s.uplink));
+  // In a cluster the uplink forwards where each partition's leader is (docs/uplink.md, "In a cluster").
+  if (uplink && cluster) owned(config, 'uplink', () => checkUplinkInCluster(uplink, cluster.options));
   const values = limitValues({ dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, uplink }, config);
   const sources: Record<string, string> = { ...config.sources, 'broker.topicDefaults.max.message.bytes': config.sources['broker.topicDefaults'] ?? 'built-in topic default' };
   checkCrossSection(values, sources);
@@ -467,7 +469,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
     listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
-    if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir }, prepared.uplink);
+    const uplinkCluster = prepared.uplink && cluster && quorumStore ? (await import('./sync/cluster-gate.js')).clusterViewOf(broker, quorumStore, cluster.nodeId) : undefined;
+    if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir, cluster: uplinkCluster }, prepared.uplink);
   } catch (err) {
     await closeParts({ listeners: listeners! ?? [], replication, schemas, groups, doorGroups, broker, quorumStore });
     throw err;

@@ -5,6 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { boolean, int32, integer, list, object, oneOf, orNull, section, string, type KeySchema, type SectionSchema } from '../config/schema.js';
 import { clientTlsOptions } from '../security/tls.js';
 import { codecSupport } from '../core/index.js';
+import type { ClusterOptions } from '../cluster/options.js';
 
 /** Codecs of the batches the uplink re-encodes (uplink.compression; host/sync/wire-compression.ts). */
 export const WIRE_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
@@ -68,6 +69,8 @@ export interface UplinkOptions {
   backlogAgeMsMax: number;
   drainOrderTopics: string[] | string;
   newestFirstRecords: number;
+  clusterLeaseMs: number;
+  clusterHandoverMs: number;
 }
 
 /** TLS toward the central cluster; the server's certificate is always verified. */
@@ -186,6 +189,10 @@ export const defaultUplinkOptions: UplinkOptions = {
   drainOrderTopics: [],
   // Newest-first: how many of the newest stored records of a partition go before its older backlog (the head); the rest is backfilled after. A few minutes of telemetry at typical gateway rates: the centre sees the present first, and the out-of-order span in the target stays this small at its start.
   newestFirstRecords: 1000,
+  // In a cluster (docs/uplink.md, "In a cluster"): a node forwards a partition it leads only while it has heard from the controller within this many ms, so a node cut off from the cluster stops by itself before the controller fences it (cluster.sessionTimeoutMs) and elects another leader. Must stay below cluster.sessionTimeoutMs − cluster.electionTicks·cluster.tickMs (checked at start). Five heartbeats at the cluster's defaults: one late frame never stops a link.
+  clusterLeaseMs: 500,
+  // In a cluster: a node that starts leading a partition (or gets its lease back) waits this long before its first read-back of the target, so every byte the previous leader wrote has landed or been refused first. At least uplink.requestTimeoutMs (checked at start): the longest a written request stays unanswered before its sender gives it up and drops the connection.
+  clusterHandoverMs: 30_000,
 };
 
 /** A list of strings, or one string of comma-separated items (environment variables and `--set`). */
@@ -248,6 +255,8 @@ export const uplinkSchema: SectionSchema = section({
   backlogAgeMsMax: integer(0, Number.MAX_SAFE_INTEGER),
   drainOrderTopics: listOrString('pattern=order pairs (order: oldest-first or newest-first)'),
   newestFirstRecords: integer(1, Number.MAX_SAFE_INTEGER),
+  clusterLeaseMs: integer(1, 600_000),
+  clusterHandoverMs: integer(0, 86_400_000),
 });
 
 /** The section with lists resolved: null when no uplink is configured. */
@@ -340,4 +349,34 @@ export function targetTopicOf(template: string, site: string, topic: string, par
 /** The on-full policy of a topic: the first uplink.onFullTopics entry whose pattern matches, else uplink.onFull. */
 export function policyOf(topic: string, rules: ReadonlyArray<{ pattern: string; policy: OnFullPolicy }>, fallback: OnFullPolicy): OnFullPolicy {
   return rules.find((r) => topicMatches([r.pattern], topic))?.policy ?? fallback;
+}
+
+/** How often eligibility is looked at: a fifth of the lease, between 10 and 100 ms. */
+export function checkIntervalMsOf(leaseMs: number): number {
+  return Math.max(10, Math.min(100, Math.floor(leaseMs / 5)));
+}
+
+/**
+ * Start-up checks of the uplink together with `cluster.*`; every error names the keys. The lease
+ * must run out before the controller can fence this node (see the file header), the handover
+ * must outlast a written request, and what is not cluster-aware is refused.
+ */
+export function checkUplinkInCluster(uplink: ResolvedUplink, cluster: ClusterOptions): void {
+  const newestFirst = uplink.drainOrderTopics.filter((d) => d.order === 'newest-first').map((d) => `${d.pattern}=newest-first`);
+  if (newestFirst.length > 0) {
+    throw new Error(`uplink.drainOrderTopics (${newestFirst.join(', ')}) cannot be used with cluster.*: newest-first keeps its split in this node's link state, which does not move with partition leadership, so a failover would skip the backfill; use oldest-first in a cluster`);
+  }
+  if (uplink.downlink.length > 0) {
+    throw new Error('uplink.downlink cannot be used with cluster.* yet: every node would copy the central topics into the local ones (docs/uplink.md, "In a cluster")');
+  }
+  const electionMs = cluster.electionTicks * cluster.tickMs;
+  const checkMs = checkIntervalMsOf(uplink.clusterLeaseMs);
+  if (uplink.clusterLeaseMs + electionMs + 2 * checkMs >= cluster.sessionTimeoutMs) {
+    throw new Error(
+      `uplink.clusterLeaseMs (${uplink.clusterLeaseMs}) + cluster.electionTicks·cluster.tickMs (${electionMs}) + two lease checks (${2 * checkMs}) must stay below cluster.sessionTimeoutMs (${cluster.sessionTimeoutMs}): a node cut off from the cluster must stop forwarding before the controller fences it and elects another leader`,
+    );
+  }
+  if (uplink.clusterHandoverMs < uplink.requestTimeoutMs) {
+    throw new Error(`uplink.clusterHandoverMs (${uplink.clusterHandoverMs}) must be at least uplink.requestTimeoutMs (${uplink.requestTimeoutMs}): a new leader must not read the target back while the previous one's written requests may still land`);
+  }
 }

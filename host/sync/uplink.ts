@@ -34,6 +34,9 @@
 // The figures beyond records (lag in bytes and seconds, bytes given up, bandwidth in use) are kept
 // by host/sync/observe.ts; the codec of re-encoded batches is uplink.compression
 // (host/sync/wire-compression.ts).
+// In a cluster (host/sync/cluster-gate.ts) a partition's loop runs only on the node that leads it,
+// while that node holds its lease with the controller, and starts after a handover delay; on a
+// node that does not lead it the partition is shown `led-elsewhere` and counts no lag or backlog.
 // Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
 // (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
 // split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
@@ -70,8 +73,10 @@ import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type Resolved
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
 import { codecOf, reencodedOutgoing } from './wire-compression.js';
+import { LeadershipGate, type GatedLink, type UplinkClusterView } from './cluster-gate.js';
 
-export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped';
+/** `led-elsewhere`, `no-lease` and `handover` occur in a cluster only (host/sync/cluster-gate.ts). */
+export type PartitionLinkState = 'starting' | 'resolving' | 'forwarding' | 'idle' | 'blocked' | 'retrying' | 'stopped' | 'led-elsewhere' | 'no-lease' | 'handover';
 
 export interface PartitionStatus extends PartitionFigures {
   source: TopicPartition;
@@ -97,7 +102,8 @@ export interface PartitionStatus extends PartitionFigures {
 export interface UplinkStatus extends LinkFigures {
   site: string;
   bootstrap: string[];
-  link: 'up' | 'down' | 'stopped';
+  /** `standby`: in a cluster, this node forwards none of the partitions now (their leaders do). */
+  link: 'up' | 'down' | 'stopped' | 'standby';
   bytesSent: number;
   /** Bytes not yet forwarded over every partition, and the budget (0 = none). */
   backlogBytes: number;
@@ -114,6 +120,8 @@ export interface UplinkDeps {
   logger: Logger;
   metrics: MetricsRegistry;
   dataDir: string;
+  /** In a cluster: partition leadership and the controller's contact; links run only where the gate allows (host/sync/cluster-gate.ts). */
+  cluster?: UplinkClusterView;
 }
 
 interface Metrics {
@@ -148,7 +156,9 @@ export class Uplink {
   private readonly abort = new AbortController();
   private readonly links = new Map<string, PartitionLink>();
   private scanTimer: NodeJS.Timeout | null = null;
-  private readonly loops = new Set<Promise<void>>();
+  readonly loops = new Set<Promise<void>>();
+  /** In a cluster: which partitions this node forwards now (null on a single node: all of them). */
+  private leadership: LeadershipGate | null = null;
   private linkUp = false;
   readonly metrics: Metrics;
   /** Central topics copied into local ones (null without uplink.downlink); its own client, so long polls never hold the producer's window. */
@@ -207,7 +217,11 @@ export class Uplink {
     this.gate = new PriorityGate(options.priorities);
     this.lane = new ReservedLane(options.reservedTopics);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
-    this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.links.values(), (tp) => this.links.get(partitionKey(tp.topic, tp.partition)), {
+    // In a cluster only the partitions this node forwards count: the others' backlog is their leader's.
+    this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.forwardedLinks(), (tp) => {
+      const l = this.links.get(partitionKey(tp.topic, tp.partition));
+      return l && (this.leadership === null || l.running) ? l : undefined;
+    }, {
       refused: (tp, backlogBytes, bytes, first, why) => {
         this.metrics.refused.inc({ site: options.site, topic: tp.topic });
         if (first) this.log.warn({ topic: tp.topic, partition: tp.partition, backlogBytes, bytes, backlogBytesMax: options.backlogBytesMax, backlogAgeMsMax: options.backlogAgeMsMax, why }, 'uplink byte budget full: refusing appends (UPLINK_BACKLOG_FULL) until the link drains');
@@ -240,7 +254,12 @@ export class Uplink {
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
     log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: options.sasl ? { mechanism: options.sasl.mechanism, user: options.sasl.user } : null }, 'uplink starting');
     if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
+    if (deps.cluster) {
+      uplink.leadership = new LeadershipGate(deps.cluster, { leaseMs: options.clusterLeaseMs, handoverMs: options.clusterHandoverMs }, () => uplink.links.values(), log);
+      log.info({ nodeId: deps.cluster.nodeId, clusterLeaseMs: options.clusterLeaseMs, clusterHandoverMs: options.clusterHandoverMs }, 'uplink in a cluster: forwarding only the partitions this node leads, while the controller hears it');
+    }
     uplink.scan();
+    uplink.leadership?.start();
     uplink.observer.start();
     // After the scan: every partition the link forwards now has its loop, so its appends are counted.
     if (options.backlogBytesMax > 0 || options.backlogAgeMsMax > 0) deps.broker.setAppendAdmission(uplink.budget);
@@ -272,8 +291,9 @@ export class Uplink {
         const link = new PartitionLink(this, { topic: t.name, partition: p }, t.partitions);
         this.links.set(key, link);
         this.observer.add(link);
-        const loop = link.run().finally(() => this.loops.delete(loop));
-        this.loops.add(loop);
+        // In a cluster the gate starts it once this node leads it and its handover has passed.
+        if (this.leadership === null) link.start();
+        else link.idleAs('handover', 'waiting for the cluster check');
       }
     }
     for (const l of this.links.values()) l.checkStall();
@@ -300,6 +320,26 @@ export class Uplink {
     return this.abort.signal;
   }
 
+  /** Whether this node may write `tp` now: always on a single node; in a cluster while it leads it and holds the lease. */
+  mayForward(tp: TopicPartition): boolean {
+    return this.leadership === null || this.leadership.allows(tp);
+  }
+
+  /** Why this node may not forward `tp` now (cluster only). */
+  notForwardingWhy(tp: TopicPartition): { state: 'led-elsewhere' | 'no-lease'; reason: string } {
+    return this.leadership!.whyNot(tp, Date.now());
+  }
+
+  /** In a cluster. */
+  get clustered(): boolean {
+    return this.leadership !== null;
+  }
+
+  /** The links this node forwards: all of them on a single node, the running ones in a cluster. */
+  private *forwardedLinks(): Generator<PartitionLink> {
+    for (const l of this.links.values()) if (this.leadership === null || l.running) yield l;
+  }
+
   noteSuccess(): void {
     if (!this.linkUp) this.log.info('uplink: target reachable');
     this.linkUp = true;
@@ -317,7 +357,7 @@ export class Uplink {
       ...this.observer.link(rows, now),
       site: this.options.site,
       bootstrap: this.options.bootstrap,
-      link: this.abort.signal.aborted ? 'stopped' : this.linkUp ? 'up' : 'down',
+      link: this.abort.signal.aborted ? 'stopped' : this.leadership !== null && this.forwardedLinks().next().done ? 'standby' : this.linkUp ? 'up' : 'down',
       bytesSent: this.client.bytesSent,
       backlogBytes: this.budget.backlogBytes(),
       backlogBytesMax: this.options.backlogBytesMax,
@@ -329,6 +369,7 @@ export class Uplink {
 
   async stop(): Promise<void> {
     if (this.options.backlogBytesMax > 0 || this.options.backlogAgeMsMax > 0) this.deps.broker.setAppendAdmission(undefined);
+    this.leadership?.close();
     this.abort.abort();
     this.observer.stop();
     if (this.scanTimer) clearTimeout(this.scanTimer);
@@ -344,7 +385,7 @@ export class Uplink {
   }
 }
 
-class PartitionLink implements BudgetPartition {
+class PartitionLink implements BudgetPartition, GatedLink {
   readonly target: TopicPartition;
   readonly origin: Origin;
   state: PartitionLinkState = 'starting';
@@ -377,6 +418,12 @@ class PartitionLink implements BudgetPartition {
   private backfill: Backfill | null = null;
   /** The producer id the last batch of this partition was started under (a lost-producer refusal gives it up once). */
   private usedProducerId = -1;
+  /** The running loop (null: not started, or stopped by the cluster gate) and what stops it. */
+  private loop: Promise<void> | null = null;
+  private runAbort: AbortController | null = null;
+  private stopping: Promise<void> | null = null;
+  /** The loop's stop: the uplink's, or (in a cluster) this node no longer forwarding the partition. */
+  signal: AbortSignal;
 
   constructor(
     private readonly up: Uplink,
@@ -396,8 +443,76 @@ class PartitionLink implements BudgetPartition {
       stalled: (forMs, lagRecords) => up.log.warn({ ...where, stalledForSec: Math.round(forMs / 1000), lagRecords, position: this.position, state: this.state, reason: this.reason }, `uplink stalled: ${where.source} has ${lagRecords} records to send and has forwarded nothing for ${Math.round(forMs / 1000)} s (uplink.stallAlarmSec=${up.options.stallAlarmSec})`),
       cleared: (forMs) => up.log.info({ ...where, stalledForSec: Math.round(forMs / 1000), position: this.position }, `uplink stall cleared: ${where.source} forwards again after ${Math.round(forMs / 1000)} s`),
     });
+    this.signal = up.signal;
     // Busy until it finds out it has nothing to send: a lower class waits for it meanwhile.
+    this.setBusy(!up.clustered);
+  }
+
+  get running(): boolean {
+    return this.loop !== null;
+  }
+
+  /** Starts the loop (at once on a single node; in a cluster when the gate allows). */
+  start(): void {
+    if (this.loop || this.up.signal.aborted) return;
+    // Its own stop, which the uplink's stop also triggers (one listener, not a composed signal: the
+    // loop hangs and removes many listeners on its signal as it waits).
+    const stop = new AbortController();
+    const stopWithUplink = () => stop.abort();
+    this.up.signal.addEventListener('abort', stopWithUplink, { once: true });
+    this.runAbort = stop;
+    this.signal = stop.signal;
+    this.state = 'starting';
+    this.reason = null;
+    this.position = -1;
     this.setBusy(true);
+    const loop = this.run().finally(() => {
+      this.up.loops.delete(loop);
+      this.up.signal.removeEventListener('abort', stopWithUplink);
+    });
+    this.loop = loop;
+    this.up.loops.add(loop);
+  }
+
+  /**
+   * Cluster only: this node may no longer forward the partition. The connection to the target is
+   * dropped before the loop is awaited (a request not yet written never is; written ones fail as
+   * indefinite), and the batches left in flight are marked unresolved: whichever node forwards
+   * next settles them by reading the target back.
+   */
+  stop(state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
+    if (!this.loop) {
+      this.idleAs(state, reason);
+      return Promise.resolve();
+    }
+    // One stop at a time: the gate's and the write-time check's may meet.
+    return (this.stopping ??= this.stopRun(this.loop, state, reason).finally(() => (this.stopping = null)));
+  }
+
+  private async stopRun(loop: Promise<void>, state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
+    this.runAbort!.abort();
+    await this.up.client.reset();
+    await loop;
+    // Once more: a produce the loop began before it saw the abort may have opened a new connection.
+    await this.up.client.reset();
+    this.loop = null;
+    this.runAbort = null;
+    if (this.up.producer.inFlight(this.target.topic, this.target.partition).length > 0) {
+      await this.up.producer.fail(this.target.topic, this.target.partition, new KafkaClientError('closed', `${reason}: stopped with batches in flight`, true), this.usedProducerId);
+    }
+    await this.up.stateFile.save().catch((err) => this.up.log.warn({ err: (err as Error).message }, 'uplink state not saved at a leadership stop (the next save carries it)'));
+    this.cursor = null;
+    this.backfill = null;
+    this.oldestUnsentMs = null;
+    this.idleAs(state, reason);
+  }
+
+  /** Not running (cluster only): the status says why; no stall alarm, no lag counted here. */
+  idleAs(state: 'led-elsewhere' | 'no-lease' | 'handover', reason: string): void {
+    if (this.loop) return;
+    this.state = state;
+    this.reason = reason;
+    this.setBusy(false);
   }
 
   private setBusy(busy: boolean): void {
@@ -415,6 +530,8 @@ class PartitionLink implements BudgetPartition {
 
   /** The first source offset not yet forwarded nor dropped (before the first read-back: the checkpoint, else the log start). */
   unforwardedFrom(): number {
+    // In a cluster a partition this node does not forward has no backlog here: it is its leader's.
+    if (this.up.clustered && !this.running) return this.up.deps.broker.offsets(this.source).highWatermark;
     const checkpoints = this.up.stateFile.state.checkpoints;
     let base = this.position >= 0 ? this.position : (checkpoints[this.checkpointKey] ?? this.up.deps.broker.offsets(this.source).logStartOffset);
     // A pending backfill lies below the head (newest-first): it is unforwarded too.
@@ -447,6 +564,10 @@ class PartitionLink implements BudgetPartition {
   /** The liveness alarm's look: progress is (position, records sent); the records to send count from the first unforwarded offset (known before the first read-back too). */
   checkStall(): void {
     let pending = 0;
+    if (this.up.clustered && !this.running) {
+      this.stall.check(this.state, 0); // led elsewhere (or waiting): not a stall here
+      return;
+    }
     try {
       pending = Math.max(0, this.up.deps.broker.offsets(this.source).highWatermark - this.unforwardedFrom());
     } catch {
@@ -457,6 +578,7 @@ class PartitionLink implements BudgetPartition {
 
   /** Records not yet forwarded nor dropped: high watermark − the first unforwarded offset (before the first read-back: from the checkpoint, else the log start). */
   lag(): number {
+    if (this.up.clustered && !this.running) return 0;
     try {
       const hw = this.up.deps.broker.offsets(this.source).highWatermark;
       // Before the first read-back the position is not known yet: from the checkpoint, else the log start.
@@ -474,7 +596,7 @@ class PartitionLink implements BudgetPartition {
   }
 
   async run(): Promise<void> {
-    const signal = this.up.signal;
+    const signal = this.signal;
     for (let failures = 0; !signal.aborted; ) {
       try {
         await this.ensureTarget();
@@ -494,7 +616,7 @@ class PartitionLink implements BudgetPartition {
         await sleep(blocked ? o.topicScanIntervalMs : Math.min(o.reconnectBackoffMaxMs, o.reconnectBackoffMs * 2 ** Math.min(failures, 20)), signal);
       }
     }
-    this.state = 'stopped';
+    if (this.up.signal.aborted) this.state = 'stopped';
   }
 
   /** The target topic exists with enough partitions (created with the source's count when missing). */
@@ -544,6 +666,11 @@ class PartitionLink implements BudgetPartition {
       up.metrics.records.inc({ site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, n);
     }
     const checkpoint = up.stateFile.state.checkpoints[this.checkpointKey];
+    if (up.clustered && r.lastOriginOffset < 0 && !r.complete) {
+      // This node's checkpoint only says where this node got to: another node may have forwarded
+      // past it since. Without the target's answer there is no safe resume point here.
+      throw new BlockedError(`no origin of ${this.source.topic}-${this.source.partition} within ${r.scanned} target records (uplink.readBackRecordsMax=${up.options.readBackRecordsMax}); in a cluster this node's checkpoint may be behind what another node forwarded: raise uplink.readBackRecordsMax`);
+    }
     let from: number;
     let why: string;
     if (r.lastOriginOffset >= 0) {
@@ -565,7 +692,7 @@ class PartitionLink implements BudgetPartition {
       from = this.dropFloor;
       why += `, then past the records the on-full policy dropped`;
     }
-    const signal = up.signal;
+    const signal = this.signal;
     this.cursor = await PartitionCursor.open(up.deps.broker, this.source, { kind: 'offset', offset: from }, {
       isolation: 'committed',
       maxBytes: up.options.readBytesMax,
@@ -696,7 +823,7 @@ class PartitionLink implements BudgetPartition {
     if (this.mode === 'transactions') return this.forwardTransactions();
     const up = this.up;
     const cursor = this.cursor!;
-    const signal = up.signal;
+    const signal = this.signal;
     const pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }> = [];
     this.usedProducerId = up.producer.state.producerId;
     try {
@@ -758,7 +885,7 @@ class PartitionLink implements BudgetPartition {
    */
   private async startUnit(unit: SendUnit, pipeline: Array<{ unit: SendUnit; answer: Promise<Answer> }>): Promise<boolean> {
     const up = this.up;
-    const signal = up.signal;
+    const signal = this.signal;
     while (pipeline.length >= up.lane.pipelineMax(this.reserved, up.options.inFlightBatchesMax)) await this.settleHead(pipeline);
     if (pipeline.length === 0) this.oldestUnsentMs = unit.firstTimestampMs;
     if (!this.reserved) await up.gate.turn(this.priority, signal);
@@ -766,6 +893,17 @@ class PartitionLink implements BudgetPartition {
     if (signal.aborted) return false;
     const size = unit.batch.sizeBytes;
     await up.inFlightBytes.acquire(size, signal, this.reserved);
+    if (signal.aborted || !up.mayForward(this.source)) {
+      // In a cluster the lease and leadership are looked at again right before the write, not
+      // only at the gate's last check: a process paused meanwhile (a long GC, SIGSTOP) must not
+      // write on resuming. The gate then stops the link (and drops the connection).
+      if (!signal.aborted) {
+        const why = up.notForwardingWhy(this.source);
+        void this.stop(why.state, why.reason);
+      }
+      up.inFlightBytes.release(size);
+      return false;
+    }
     let answer: Promise<Answer>;
     try {
       this.usedProducerId = up.producer.state.producerId;
@@ -789,7 +927,7 @@ class PartitionLink implements BudgetPartition {
   private async forwardTransactions(): Promise<void> {
     const up = this.up;
     const cursor = this.cursor!;
-    const signal = up.signal;
+    const signal = this.signal;
     while (!signal.aborted) {
       if (this.dropFloor > cursor.position) {
         this.noteDrop(cursor.position, this.dropFloor);
