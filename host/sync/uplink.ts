@@ -491,10 +491,10 @@ class PartitionLink implements BudgetPartition, GatedLink {
 
   private async stopRun(loop: Promise<void>, state: 'led-elsewhere' | 'no-lease', reason: string): Promise<void> {
     this.runAbort!.abort();
-    await this.up.client.reset();
+    await this.up.client.reset({ abort: true });
     await loop;
     // Once more: a produce the loop began before it saw the abort may have opened a new connection.
-    await this.up.client.reset();
+    await this.up.client.reset({ abort: true });
     this.loop = null;
     this.runAbort = null;
     if (this.up.producer.inFlight(this.target.topic, this.target.partition).length > 0) {

@@ -304,15 +304,16 @@ export class KafkaClient {
     return { producerId: res.producerId, producerEpoch: res.producerEpoch };
   }
 
-  /** Drops every connection (e.g. after an indefinite failure, before reading back). */
-  async reset(): Promise<void> {
+  /** Drops every connection (e.g. after an indefinite failure, before reading back); `abort`: with RST, unsent bytes discarded (KafkaConnection.reset). */
+  async reset(how: { abort?: boolean } = {}): Promise<void> {
     const all = [...this.connections.values()];
     this.connections.clear();
     this.topics.clear();
     for (const p of all) {
       const conn = await p.catch(() => null);
       if (conn) {
-        conn.close();
+        if (how.abort) conn.reset();
+        else conn.close();
         await conn.closedPromise;
       }
     }

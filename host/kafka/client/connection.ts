@@ -96,6 +96,8 @@ function decodeApiVersions(r: Reader, version: number, flexible: boolean): unkno
 
 export class KafkaConnection {
   private readonly socket: net.Socket;
+  /** The TCP socket under `socket` (the same one without TLS): what `reset` aborts. */
+  private readonly tcp: net.Socket;
   private nextCorrelationId = 1;
   private readonly inFlight: Pending[] = [];
   private readonly queue: Queued[] = [];
@@ -110,9 +112,11 @@ export class KafkaConnection {
 
   private constructor(
     socket: net.Socket,
+    tcp: net.Socket,
     readonly options: ConnectionOptions,
   ) {
     this.socket = socket;
+    this.tcp = tcp;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new KafkaClientError('disconnected', `connection to ${this.address} failed: ${err.message}`, false, { cause: err })));
@@ -132,12 +136,15 @@ export class KafkaConnection {
 
   /** Opens a TCP (or TLS) connection and learns the peer's API versions (ApiVersions). */
   static async connect(options: ConnectionOptions): Promise<KafkaConnection> {
+    // TLS runs over a TCP socket of our own, so `reset` can abort that one (a TLS socket cannot be reset).
+    const tcp = net.connect({ host: options.host, port: options.port });
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       // With TLS the connection is usable once the handshake (and the certificate check) is done.
-      const s = options.tls ? tls.connect({ ...options.tls, rejectUnauthorized: true, host: options.host, port: options.port }) : net.connect({ host: options.host, port: options.port });
+      const s = options.tls ? tls.connect({ ...options.tls, rejectUnauthorized: true, host: options.host, port: options.port, socket: tcp }) : tcp;
       const ready = options.tls ? 'secureConnect' : 'connect';
       const timer = setTimeout(() => {
         s.destroy();
+        tcp.destroy();
         reject(new KafkaClientError('connect', `connect to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs} ms`));
       }, options.connectTimeoutMs);
       s.once(ready, () => {
@@ -150,7 +157,7 @@ export class KafkaConnection {
         reject(new KafkaClientError('connect', `connect to ${options.host}:${options.port} failed: ${err.message}`, false, { cause: err }));
       });
     });
-    const conn = new KafkaConnection(socket, options);
+    const conn = new KafkaConnection(socket, tcp, options);
     try {
       await conn.handshake();
       if (options.sasl) await conn.authenticate(options.sasl);
@@ -326,5 +333,22 @@ export class KafkaConnection {
   /** Closes the connection; pending requests fail (indefinite when written). */
   close(): void {
     this.fail(new KafkaClientError('closed', `connection to ${this.address} closed by the client`));
+  }
+
+  /**
+   * Aborts the connection: RST instead of FIN (SO_LINGER 0), so the kernel discards request bytes
+   * still in its send buffer instead of delivering them later, e.g. once a blackholed link heals.
+   * The uplink's cluster gate relies on it: a node that stops forwarding a partition must not have
+   * bytes of it land after its successor's read-back. Pending requests fail as in `close`.
+   */
+  reset(): void {
+    if (!this.tcp.destroyed) {
+      try {
+        this.tcp.resetAndDestroy();
+      } catch {
+        this.tcp.destroy(); // not connected yet: nothing was sent
+      }
+    }
+    this.fail(new KafkaClientError('closed', `connection to ${this.address} reset by the client`));
   }
 }
