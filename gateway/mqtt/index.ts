@@ -30,7 +30,7 @@ import type { WebSocketServer } from 'ws';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
-import { AppendBatcher } from './append.js';
+import { AppendBatcher, RECORD_HEAP_BYTES } from './append.js';
 import { Authorizer, MqttAccess } from './auth.js';
 import { addressOf as hostOfRemote, doorSecurity, type DoorSecurity, type Principal } from '../../host/security/index.js';
 import { ConnectionGuard, DeliveryGate, refuseConnection, type GuardShared } from './connection.js';
@@ -167,7 +167,7 @@ class AedesGateway {
     this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, access: this.access, hostOf: (client) => this.hostOf(client), users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
     this.guardShared = { options: o, logger: this.logger, batcher: this.batcher, violations: this.metrics.violations, refused: this.metrics.publishRefused, holds: this.metrics.holds, rareLog: this.rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };
     this.batcher.onDrain(() => {
-      if (this.guardShared.totalWaiters.size === 0 || this.batcher.pendingBytes >= o.pendingBytesTotalMax) return;
+      if (this.guardShared.totalWaiters.size === 0 || this.batcher.pendingMemoryBytes >= o.pendingBytesTotalMax) return;
       for (const g of [...this.guardShared.totalWaiters]) g.wakeTotal();
     });
   }
@@ -400,16 +400,18 @@ class AedesGateway {
     const guard = client ? this.guards.get(client) : undefined;
     const record = this.recordOf(packet, payload, target, clientId, guard);
     const bytes = payload.length + packet.topic.length * 2 + 96;
+    // what this connection is charged: the record's heap as well (pendingBytesPerConnectionMax is memory)
+    const charged = bytes + RECORD_HEAP_BYTES;
     const durable = packet.qos > 0;
     const startMs = durable ? performance.now() : 0;
     let answered = false;
     if (guard) {
-      guard.pendingBytes += bytes;
+      guard.pendingBytes += charged;
       if (durable) guard.inflight++;
     }
     this.batcher.append(target.topic, target.partition, record, bytes, durable, (err) => {
       if (guard) {
-        guard.pendingBytes -= bytes;
+        guard.pendingBytes -= charged;
         if (durable) {
           guard.inflight--;
         }
@@ -427,7 +429,7 @@ class AedesGateway {
       }
     });
     if (!durable && !answered) {
-      const over = (guard && guard.pendingBytes >= this.o.pendingBytesPerConnectionMax) || this.batcher.pendingBytes >= this.o.pendingBytesTotalMax;
+      const over = (guard && guard.pendingBytes >= this.o.pendingBytesPerConnectionMax) || this.batcher.pendingMemoryBytes >= this.o.pendingBytesTotalMax;
       if (!over) {
         answered = true;
         done(null);
