@@ -25,13 +25,14 @@ function approxBytes(r: RecordInput): number {
 }
 
 /**
- * Heap a record waiting for its append costs beyond its counted bytes: the aedes packet and
- * mqtt-packet's parsed copy, the record and its header objects, Buffer views, the callbacks
- * and closures. Measured (Node 20, x64): 20,000 QoS 0 publishes of ~100 B JSON from 20
- * connections held unappended cost 1.39–1.43 KiB each of heap + external after a full GC,
- * of which the counted bytes were ~220.
+ * Heap a record waiting for its append costs beyond its counted bytes: the record and its
+ * header objects, the Buffer views of its key and value, its callback and that closure's
+ * context, the batcher's array slots. Measured (Node 20, x64, after a full GC): 20,000 QoS 0
+ * publishes of ~100 B JSON from 20 connections held unappended cost ~990 B each of heap +
+ * external, of which the counted bytes were ~220 (before the callback stopped holding aedes'
+ * `done` and packet: ~1,390 B).
  */
-export const RECORD_HEAP_BYTES = 1_200;
+export const RECORD_HEAP_BYTES = 800;
 
 export type AppendCallback = (err: Error | null) => void;
 

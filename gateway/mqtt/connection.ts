@@ -2,8 +2,8 @@
 // rules), and flow control — the connection stops being read while it is over a bound:
 //   rate      publishes per second (token bucket), resumed by a timer
 //   inflight  QoS 1/2 publishes not yet durably appended, resumed as appends complete
-//   pending   bytes of this connection's publishes not yet appended (QoS 0 included)
-//   total     bytes of all connections' publishes not yet appended
+//   pending   memory held by this connection's publishes not yet appended (QoS 0 included)
+//   total     memory held by all connections' publishes not yet appended
 //   outgoing  bytes queued toward this client, resumed on 'drain'
 //   connack   packets after CONNECT wait until aedes has answered it
 //   deliveries  aedes' delivery queue (mqemitter parks publishes past its concurrency in an

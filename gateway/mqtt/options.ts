@@ -159,9 +159,9 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   packetBytesMax: 256 * 1024, // sensor messages are small; stays below max.message.bytes so a publish always fits one batch
   clientIdBytesMax: 256, // generous beyond MQTT 3.1.1's 23 guaranteed bytes, still bounded
   inflightMax: 100, // mqtt.js and paho default to far fewer in flight
-  readBytesMax: 8 * 1024, // ~40 small publishes parsed at once per connection (~2 KiB of heap each until appended), not a whole 64 KiB socket read
+  readBytesMax: 8 * 1024, // ~40 small publishes parsed at once per connection, not a whole socket read of 64 KiB (~350)
   pendingBytesPerConnectionMax: 1 << 20, // one flooding device cannot hold more than 1 MiB of broker memory
-  pendingBytesTotalMax: 8 << 20, // all devices together: ~5,800 small publishes (~1.4 KiB of heap each), more than a full batch waiting behind the one being written
+  pendingBytesTotalMax: 4 << 20, // all devices together: ~4,000 small publishes (~1 KiB of heap each), a full batch waiting behind the one being written
   outgoingBytesMax: 1 << 20, // a subscriber that reads slowly stops its own publishes, not the broker
   drainTimeoutMs: 30_000, // a frozen client is dropped rather than buffered forever
   deliveriesQueuedMax: 1_000, // ~1 MiB of small readings; measured: 25,800 queued (200+ MiB heap) without it, half the CPU per message with it
