@@ -2,12 +2,14 @@
 // A flood of small publishes is parsed a capped read at a time; packets that span reads
 // (one byte of header, a packet larger than the cap, a packet at packetBytesMax) arrive
 // whole; one byte above packetBytesMax is still refused; the key is validated at its bound.
+// And the pending limits count a waiting publish's heap (RECORD_HEAP_BYTES), not only its bytes.
 import t from 'tap';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { openStack, readTopic, type Stack } from '../unit/mqtt/fixture.js';
 import { eventually } from '../helpers/index.js';
 import { resolveMqttOptions } from '../../gateway/mqtt/index.js';
+import { RECORD_HEAP_BYTES } from '../../gateway/mqtt/append.js';
 import { u16, str, packet } from '../helpers/mqtt-packets.js';
 
 const CAP = 1024;
@@ -128,4 +130,31 @@ t.test('packets larger than the cap, and one at packetBytesMax, arrive whole; on
   await closed;
   await eventually(() => s.logs.some((l) => l.rule === 'packetBytesMax'));
   t.equal((await readTopic(s.broker, 'capbig')).length, 8, 'the oversized publish was not stored');
+});
+
+t.test('pendingBytesPerConnectionMax counts each waiting publish its heap, not only its bytes', { timeout: 60_000 }, async (t) => {
+  const perConnectionMax = 64 * 1024;
+  const s = await openStack(t, { mqtt: { readBytesMax: CAP, pendingBytesPerConnectionMax: perConnectionMax } });
+  // the appends wait until released, as behind a slow disk
+  const batcher = s.gateway.batcher as unknown as { produce: (...a: unknown[]) => Promise<void>; pendingRecords: number };
+  const produce = batcher.produce.bind(batcher);
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  batcher.produce = async (...a: unknown[]) => {
+    await released;
+    return produce(...a);
+  };
+  t.teardown(() => release());
+  const { sock } = await rawClient(s, 'charged');
+  t.teardown(() => sock.destroy());
+  const count = 2_000;
+  // ~20 B on the wire, counted payload + 2 × topic + 96 ≈ 120 B: bytes alone would let ~540 wait
+  sock.write(Buffer.concat(Array.from({ length: count }, (_, i) => publish0('charge/x', `{"i":${i}}`))));
+  await eventually(() => (s.metrics.get('tributary_mqtt_read_holds_total')?.value({ reason: 'pending' }) ?? 0) > 0, 20_000);
+  const waiting = batcher.pendingRecords;
+  t.ok(waiting <= perConnectionMax / RECORD_HEAP_BYTES, `held with ${waiting} publishes waiting (the heap charge: ≤ ${Math.floor(perConnectionMax / RECORD_HEAP_BYTES)})`);
+  t.ok(waiting >= 10, 'and some were accepted');
+  release();
+  await eventually(async () => (await readTopic(s.broker, 'charge')).length === count, 30_000);
+  t.pass('every publish stored once the appends went on');
 });
