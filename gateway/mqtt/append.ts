@@ -7,9 +7,11 @@
 // previous one's fsync runs, so the log's group commit starts the next fsync at once. The
 // broker appends produce calls in call order, so per-key order holds.
 //
-// Memory: `pendingBytes` counts every byte accepted and not yet appended; the connection
-// guard stops reading sockets while it is above `pendingBytesTotalMax`, and `onDrain`
-// listeners hear each time it falls.
+// Memory: `pendingBytes` counts every byte accepted and not yet appended (payload, key and
+// headers, roughly what the batch encodes: batches are cut by it), `pendingMemoryBytes` adds
+// what each record costs in heap beyond those bytes (RECORD_HEAP_BYTES); the connection guard
+// stops reading sockets while that is above `pendingBytesTotalMax`, and `onDrain` listeners
+// hear each time it falls.
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { isInternalTopic } from '../../host/broker/topic-name.js';
 import type { Logger } from '../../host/logging.js';
@@ -21,6 +23,16 @@ function approxBytes(r: RecordInput): number {
   for (const h of r.headers ?? []) n += h.key.length + (h.value?.length ?? 0);
   return n;
 }
+
+/**
+ * Heap a record waiting for its append costs beyond its counted bytes: the record and its
+ * header objects, the Buffer views of its key and value, its callback and that closure's
+ * context, the batcher's array slots. Measured (Node 20, x64, after a full GC): 20,000 QoS 0
+ * publishes of ~100 B JSON from 20 connections held unappended cost ~990 B each of heap +
+ * external, of which the counted bytes were ~220 (before the callback stopped holding aedes'
+ * `done` and packet: ~1,390 B).
+ */
+export const RECORD_HEAP_BYTES = 800;
 
 export type AppendCallback = (err: Error | null) => void;
 
@@ -127,6 +139,8 @@ export class OwnAppends {
 
 export class AppendBatcher {
   pendingBytes = 0;
+  /** Records accepted and not yet appended (or refused). */
+  pendingRecords = 0;
   private readonly queues = new Map<string, Queue>();
   private readonly knownTopics = new Set<string>();
   private readonly drainListeners = new Set<() => void>();
@@ -142,6 +156,11 @@ export class AppendBatcher {
     private readonly logger: Logger,
     private readonly options: BatcherOptions,
   ) {}
+
+  /** What the records waiting for their append cost in memory: what `pendingBytesTotalMax` bounds. */
+  get pendingMemoryBytes(): number {
+    return this.pendingBytes + this.pendingRecords * RECORD_HEAP_BYTES;
+  }
 
   onDrain(fn: () => void): () => void {
     this.drainListeners.add(fn);
@@ -169,6 +188,7 @@ export class AppendBatcher {
     q.bytes += bytes;
     q.durable ||= durable;
     this.pendingBytes += bytes;
+    this.pendingRecords++;
     if (q.inflight >= this.inflightMax(q)) return;
     if (q.bytes >= this.options.batchBytesMax || q.records.length >= this.options.batchRecordsMax) {
       this.flush(q);
@@ -231,6 +251,7 @@ export class AppendBatcher {
     q.bytes += kept;
     q.durable ||= durable; // a QoS 1/2 publish among them still waits for its fsync
     this.pendingBytes += kept;
+    this.pendingRecords -= bad.size;
     for (const [i, message] of bad) {
       const e = new BrokerError('INVALID_RECORD', message);
       e.recordErrors = [{ batchIndex: 0, message }];
@@ -262,6 +283,7 @@ export class AppendBatcher {
   private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {
     q.inflight--;
     this.pendingBytes -= bytes;
+    this.pendingRecords -= callbacks.length;
     if (err) {
       this.knownTopics.delete(q.topic);
       this.logger.warn({ topic: q.topic, records: callbacks.length, err: err.message }, 'mqtt: append failed');

@@ -2,8 +2,8 @@
 // rules), and flow control — the connection stops being read while it is over a bound:
 //   rate      publishes per second (token bucket), resumed by a timer
 //   inflight  QoS 1/2 publishes not yet durably appended, resumed as appends complete
-//   pending   bytes of this connection's publishes not yet appended (QoS 0 included)
-//   total     bytes of all connections' publishes not yet appended
+//   pending   memory held by this connection's publishes not yet appended (QoS 0 included)
+//   total     memory held by all connections' publishes not yet appended
 //   outgoing  bytes queued toward this client, resumed on 'drain'
 //   connack   packets after CONNECT wait until aedes has answered it
 //   deliveries  aedes' delivery queue (mqemitter parks publishes past its concurrency in an
@@ -14,13 +14,22 @@
 // buffer fills to its high-water mark, the socket stops reading, the kernel's receive
 // buffer fills and TCP pushes back on the device. Releasing reads again.
 //
+// Read size: aedes reads `conn.read(null)` (all the stream holds, a 64 KiB socket read or
+// more) and parses every packet of it before the holds above can look again; ~350 small
+// publishes of one read became ~2 KiB of heap each. A read hands aedes at most `readBytesMax`
+// bytes instead (the rest stays in the stream's buffer, where it applies TCP back-pressure),
+// except that the bytes a packet announced and still lacks are taken whole, so a large
+// packet is not rebuilt from many small pieces. A read may end inside a packet: the guard
+// keeps the partial packet, and reads on by itself when no packet of aedes' is in flight (the
+// stream keeps bytes back, so its 'readable' event, aedes' other reason to read, does not come).
+//
 // Concurrency: `pump` runs synchronously; aedes handles the packets it is given inside
 // `deliver` (also synchronously up to the publish authorisation hook), so the counters read
 // after a `deliver` already include those packets.
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
-import type { AppendBatcher } from './append.js';
+import { RECORD_HEAP_BYTES, type AppendBatcher } from './append.js';
 import type { MqttGatewayOptions } from './options.js';
 import { mqttAckReason, mqttDisconnectReason } from '../../host/errors/codes.js';
 import { MALFORMED } from './properties.js';
@@ -146,6 +155,9 @@ export class ConnectionGuard {
   private tokens: number;
   private refillAtMs = Date.now();
   private readonly parse: (buf: Buffer) => unknown;
+  private readonly rawRead: (size?: number) => Buffer | null;
+  /** Bytes the packet at the front of `buf` announced and has not received yet (0 = none, or its header is incomplete). */
+  private missing = 0;
 
   constructor(
     private readonly client: AedesClientInternals,
@@ -162,8 +174,11 @@ export class ConnectionGuard {
       const user = this.userProps.shift();
       if (user && packet.properties) packet.properties.userProperties = user.map(([k, v]) => ({ [k]: v }));
     });
-    const read = conn.read.bind(conn);
-    conn.read = (size?: number) => (this.holding !== null && !this.dead ? null : read(size));
+    this.rawRead = conn.read.bind(conn);
+    conn.read = (size?: number) => {
+      if (this.holding !== null && !this.dead) return null;
+      return size === undefined || size === null ? this.readCapped() : this.rawRead(size);
+    };
     // One writev per event-loop turn: mqtt-packet corks and uncorks around every packet (one
     // syscall each); the first write of a turn corks once more and the next turn's check phase
     // uncorks, so the PUBACKs of a group commit and the deliveries of a burst leave together.
@@ -205,6 +220,27 @@ export class ConnectionGuard {
     if (this.holding === 'deliveries') this.release();
   }
 
+  /** What aedes' `read(null)` gets: at most `readBytesMax` bytes, or what the partial packet lacks. */
+  private readCapped(): Buffer | null {
+    const want = Math.max(this.shared.options.readBytesMax, this.missing);
+    // read(n) answers null when fewer than n bytes are buffered: ask for a size only below that
+    const capped = !this.conn.readableObjectMode && this.conn.readableLength > want;
+    return capped ? this.rawRead(want) : this.rawRead();
+  }
+
+  /**
+   * Reads on when aedes will not: nothing of its is in flight (no completion would call
+   * `read`) and the stream still holds bytes. Returns true when bytes were appended to `buf`.
+   */
+  private pullMore(): boolean {
+    if (this.dead || this.holding !== null || this.client._parsingBatch > 0 || this.client.closed) return false;
+    if (this.conn.readableLength === 0 || this.conn.destroyed) return false;
+    const chunk = this.readCapped();
+    if (chunk === null || chunk.length === 0) return false;
+    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+    return true;
+  }
+
   private onData(chunk: Buffer): void {
     if (this.dead) return;
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
@@ -220,19 +256,21 @@ export class ConnectionGuard {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.buf !== null && this.holding === null && !this.dead) {
-        const buf = this.buf;
-        this.buf = null;
-        const consumed = this.pass(buf);
-        if (this.dead) return;
-        const arrived = this.buf !== null;
-        if (consumed < buf.length) {
-          const rest = buf.subarray(consumed);
-          const tail = this.buf as Buffer | null;
-          this.buf = tail === null ? (consumed === 0 ? buf : Buffer.from(rest)) : Buffer.concat([rest, tail]);
+      do {
+        while (this.buf !== null && this.holding === null && !this.dead) {
+          const buf = this.buf;
+          this.buf = null;
+          const consumed = this.pass(buf);
+          if (this.dead) return;
+          const arrived = this.buf !== null;
+          if (consumed < buf.length) {
+            const rest = buf.subarray(consumed);
+            const tail = this.buf as Buffer | null;
+            this.buf = tail === null ? (consumed === 0 ? buf : Buffer.from(rest)) : Buffer.concat([rest, tail]);
+          }
+          if (!arrived && this.holding === null) break; // an incomplete packet: wait for bytes
         }
-        if (!arrived && this.holding === null) break; // an incomplete packet: wait for bytes
-      }
+      } while (this.pullMore());
     } finally {
       this.pumping = false;
     }
@@ -247,6 +285,7 @@ export class ConnectionGuard {
     let runBytes = 0;
     let runInflight = 0;
     let runPublishes = 0;
+    this.missing = 0;
     if (this.refuseFirstByte(buf)) return buf.length;
     for (;;) {
       const h = readFixedHeader(buf, pos, o.packetBytesMax);
@@ -258,7 +297,10 @@ export class ConnectionGuard {
       const [type, flags, len, headerBytes] = h;
       const s = pos + headerBytes;
       const e = s + len;
-      if (e > buf.length) break;
+      if (e > buf.length) {
+        this.missing = e - buf.length;
+        break;
+      }
       if (!this.connectSeen) return this.passConnect(buf, from, pos, s, e);
       const r = checkPacket(type, flags, buf, s, e, { v5: this.v5, topicLevelsMax: o.topicLevelsMax });
       if (r !== undefined) {
@@ -282,7 +324,7 @@ export class ConnectionGuard {
           if (!this.refusePublish(r.refusal, r.qos, r.packetId) || this.dead) return buf.length;
           continue;
         }
-        runBytes += len;
+        runBytes += len + RECORD_HEAP_BYTES; // as the append will charge it
         if (r.qos > 0) runInflight++;
         if (this.v5) this.userProps.push(r.user);
         if (++runPublishes >= DELIVER_SLICE_PUBLISHES) {
@@ -386,7 +428,7 @@ export class ConnectionGuard {
     if (qos > 0 && this.inflight + runInflight >= o.inflightMax) return ['inflight', 0];
     const mine = this.pendingBytes + runBytes;
     if (mine > 0 && mine >= o.pendingBytesPerConnectionMax) return ['pending', 0];
-    if (this.shared.batcher.pendingBytes >= o.pendingBytesTotalMax) return ['total', 0];
+    if (this.shared.batcher.pendingMemoryBytes >= o.pendingBytesTotalMax) return ['total', 0];
     if (this.conn.writableLength >= o.outgoingBytesMax) return ['outgoing', 0];
     if (this.shared.deliveries.full()) return ['deliveries', 0];
     return null;

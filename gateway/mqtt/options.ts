@@ -70,9 +70,11 @@ export interface MqttGatewayOptions extends ListenerOptions {
   clientIdBytesMax: number;
   /** Unacknowledged QoS 1/2 publishes per connection before its socket stops being read. */
   inflightMax: number;
-  /** Bytes of publishes per connection not yet appended before its socket stops being read (QoS 0 included). */
+  /** Bytes of a connection's stream handed to aedes' parser per read (a packet larger than this still arrives whole, over several reads). */
+  readBytesMax: number;
+  /** Memory held by one connection's publishes not yet appended (their bytes and each record's heap) before its socket stops being read (QoS 0 included). */
   pendingBytesPerConnectionMax: number;
-  /** Bytes of publishes not yet appended, all connections together, before every socket stops being read. */
+  /** Memory held by publishes not yet appended (their bytes and each record's heap), all connections together, before every socket stops being read. */
   pendingBytesTotalMax: number;
   /** Bytes queued toward one client before its socket stops being read. */
   outgoingBytesMax: number;
@@ -157,8 +159,9 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   packetBytesMax: 256 * 1024, // sensor messages are small; stays below max.message.bytes so a publish always fits one batch
   clientIdBytesMax: 256, // generous beyond MQTT 3.1.1's 23 guaranteed bytes, still bounded
   inflightMax: 100, // mqtt.js and paho default to far fewer in flight
+  readBytesMax: 8 * 1024, // ~40 small publishes parsed at once per connection, not a whole socket read of 64 KiB (~350)
   pendingBytesPerConnectionMax: 1 << 20, // one flooding device cannot hold more than 1 MiB of broker memory
-  pendingBytesTotalMax: 32 << 20, // all devices together: 32 MiB, small next to a 1 GB Pi
+  pendingBytesTotalMax: 4 << 20, // all devices together: ~4,000 small publishes (~1 KiB of heap each), a full batch waiting behind the one being written
   outgoingBytesMax: 1 << 20, // a subscriber that reads slowly stops its own publishes, not the broker
   drainTimeoutMs: 30_000, // a frozen client is dropped rather than buffered forever
   deliveriesQueuedMax: 1_000, // ~1 MiB of small readings; measured: 25,800 queued (200+ MiB heap) without it, half the CPU per message with it
@@ -222,6 +225,7 @@ export const mqttSchema: SectionSchema = section({
   packetBytesMax: integer(64, 268_435_455),
   clientIdBytesMax: integer(23, 65535),
   inflightMax: integer(1, 65535),
+  readBytesMax: int32(1024),
   pendingBytesPerConnectionMax: int32(1024),
   pendingBytesTotalMax: integer(1024),
   outgoingBytesMax: int32(1024),
