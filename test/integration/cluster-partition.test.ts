@@ -28,7 +28,7 @@
 //            as three more reads for the checker: 0 lost, 0 duplicate, 0 inconsistent offsets.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventually, sleep, tempDir } from '../helpers/index.js';
 import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
@@ -127,19 +127,32 @@ async function kcatRead(bootstrapServers: string, topic: string): Promise<QueueR
 
 /** One node's copy of a partition after a clean stop: its batches' bytes, log start and end, and its records. */
 async function replicaOf(dataDir: string, topic: string, partition: number) {
-  const log = await PartitionLog.open(join(dataDir, `${topic}-${partition}`), { flush: 'always' } as never, { logger: silentLogger });
+  const where = join(dataDir, `${topic}-${partition}`);
+  // The segment files as they lie on disk, read before the log is opened.
+  const segments = (await readdir(where)).filter((f) => f.endsWith('.log')).sort();
+  const files = Buffer.concat(await Promise.all(segments.map((f) => readFile(join(where, f)))));
+  const log = await PartitionLog.open(where, { flush: 'always' } as never, { logger: silentLogger });
   const chunks: Buffer[] = [];
   const records: Array<{ partition: number; offset: number; value: string }> = [];
+  /** Each record's batch (producer id, epoch, base sequence, leader epoch): a duplicate's two copies tell whether the client re-sent under a new epoch or the broker failed to see a retry. */
+  const batchOf = new Map<number, string>();
   try {
     let offset = log.logStartOffset;
     while (offset < log.logEndOffset) {
       const r = await log.read(offset, 1 << 20, log.logEndOffset);
       if (r.records.byteLength === 0) break;
       chunks.push(Buffer.from(r.records));
-      for (const b of decodeBatches(r.records)) for (const rec of b.records) records.push({ partition, offset: rec.offset, value: Buffer.from(rec.value!).toString() });
+      for (const b of decodeBatches(r.records)) {
+        const h = b.header;
+        const batch = `batch ${h.baseOffset}–${h.baseOffset + h.lastOffsetDelta} producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence} leader epoch ${h.partitionLeaderEpoch}`;
+        for (const rec of b.records) {
+          records.push({ partition, offset: rec.offset, value: Buffer.from(rec.value!).toString() });
+          batchOf.set(rec.offset, batch);
+        }
+      }
       offset = r.nextOffset;
     }
-    return { start: log.logStartOffset, end: log.logEndOffset, bytes: Buffer.concat(chunks), records };
+    return { start: log.logStartOffset, end: log.logEndOffset, bytes: Buffer.concat(chunks), records, segments, files, batchOf };
   } finally {
     await log.close();
   }
@@ -229,10 +242,13 @@ t.test('partitions: an isolated leader or controller acknowledges nothing it can
 
   const reads: QueueRead[] = [await kcatRead(bootstrap(c), topic)];
   await c.stopAll();
+  const batches: Array<Map<number, string>> = [];
   for (let p = 0; p < PARTITIONS; p++) {
     const copies = await Promise.all(nodes.map((n) => replicaOf(n.dataDir, topic, p)));
+    batches[p] = copies[0]!.batchOf;
     const [one, ...others] = copies;
     others.forEach((copy, i) => {
+      t.ok(copy.files.equals(one!.files) && copy.segments.join() === one!.segments.join(), `partition ${p}: node ${i + 2}'s segment files (${copy.segments.join(', ')}: ${copy.files.length} bytes) equal node 1's byte for byte`);
       t.ok(copy.start === one!.start && copy.end === one!.end && copy.bytes.equals(one!.bytes), `partition ${p}: node ${i + 2}'s batches are node 1's byte for byte (offsets ${copy.start}–${copy.end}, ${copy.bytes.length} bytes; node 1: ${one!.start}–${one!.end}, ${one!.bytes.length} bytes)`);
     });
     copies.forEach((copy, i) => {
@@ -242,6 +258,16 @@ t.test('partitions: an isolated leader or controller acknowledges nothing it can
   }
   const verdict = checkQueue({ sent, acked, reads });
   t.comment(describeVerdict(verdict));
+  if (!verdict.valid) {
+    // For the report: the batches holding the first duplicates (node 1's copy) and what the nodes logged about leadership.
+    for (const e of verdict.examples.duplicate.slice(0, 3)) {
+      for (const [, p, o] of e.matchAll(/(\d+)\/(\d+)/g)) t.comment(`  ${p}/${o}: ${batches[Number(p)]?.get(Number(o))}`);
+    }
+    for (const n of nodes) {
+      const lines = (n.proc?.logs ?? []).filter((l) => /leader|ISR|truncat|fenced|producer|sequence/i.test(String(l.msg)) && String(l.tp ?? l.topic ?? topic).startsWith(topic));
+      t.comment(`node ${n.id} log (${lines.length} lines on leadership, ISR, truncation, producers):\n${lines.slice(-40).map((l) => JSON.stringify(l)).join('\n')}`);
+    }
+  }
   t.ok(verdict.counts.acked > 0, `${verdict.counts.acked} records acknowledged in all`);
   t.match(verdict.counts, { lost: 0, duplicate: 0, inconsistent: 0, nonMonotonic: 0, unexpected: 0 }, 'queue checker: every acknowledged record is in the kcat read and on all three replicas, once, at its acknowledged offset');
   t.ok(verdict.valid, 'queue checker: valid');
