@@ -158,9 +158,10 @@ export async function produce(dir: string, bootstrap: string, topic: string, tag
   const child = spawn(PYTHON, [script, bootstrap, topic, tag, String(o.seconds ?? 0), String(o.count ?? 0), o.acks ?? 'all', out], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.resume();
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}`);
+  if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}${stderr}`);
   const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; acked: number; errors: string[] };
   const acked = (await readFile(out, 'utf8'))
     .split('\n')
