@@ -15,23 +15,25 @@
 //
 // Scenario (librdkafka, acks=all, idempotent, retrying, both partitions, all three nodes):
 //   round 1  the leader of partition 0 is isolated with blackhole (silent loss, nothing closed)
-//            for ISOLATED_MS under load, and healed while the stream still runs. While it is cut off, a second producer that reaches only it writes
-//            acks=all to partition 0: the isolated leader cannot replicate, so it must
-//            acknowledge none of them. The majority fences it and elects a new leader; the
-//            stream goes on there by itself. Healed: the old leader truncates what it appended
-//            alone (leader epoch) and rejoins the ISR.
+//            for ISOLATED_MS under load, and healed while the stream still runs. While it is
+//            cut off, a second producer that reaches only it writes acks=all to partition 0:
+//            the isolated leader cannot replicate, so it must acknowledge none of them. The
+//            majority fences it and elects a new leader; the stream goes on there by itself.
+//            Healed: the old leader truncates what it appended alone (leader epoch) and rejoins
+//            the ISR.
 //   round 2  the controller (the Raft leader) is isolated the same way with hold (everything it
 //            and its peers sent each other arrives late, at once, at the heal), same checks.
 //   then     every partition is read back with kcat through the cluster; the nodes stop cleanly
 //            and each replica's batches (bytes from log start to log end, where log end equals
 //            the high watermark at rest) are compared byte for byte, and read record by record
 //            as three more reads for the checker: 0 lost, 0 duplicate, 0 inconsistent offsets.
+//            The segment files themselves are compared too (they are equal at rest).
 // Trials: PARTITION_TRIALS (default 1) repeats the whole run on a fresh cluster.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { eventually, sleep, tempDir } from '../helpers/index.js';
+import { sleep, tempDir } from '../helpers/index.js';
 import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
 import { startLinkGate, type LinkGate, type LinkMode } from '../helpers/fault-proxy.js';
 import { bootstrap, createTopic, kafkaAddress, kafkaClientsPresent, metadata, produce, waitForIsr, type Acked } from '../helpers/replicas.js';
@@ -202,7 +204,7 @@ for (let trial = 1; trial <= TRIALS; trial++) {
 
     const round = async (n: number, victim: number, mode: LinkMode, what: string) => {
       const majority = ids.filter((id) => id !== victim);
-      const epochBefore = (await c.status(majority[0]!)).term;
+      const termBefore = (await c.status(majority[0]!)).term;
       const led = metadata(c, victim, topic).find((p) => p.leader === victim)?.partition;
       // The stream runs on past the heal: a batch waiting on the isolated leader is answered at
       // the heal (NOT_LEADER_OR_FOLLOWER) and retried with its sequence to the new leader, which
@@ -225,7 +227,7 @@ for (let trial = 1; trial <= TRIALS; trial++) {
       });
       t.ok(moved.every((p) => p.leader !== victim), `round ${n}: the majority fenced node ${victim} and leads every partition itself (leaders ${moved.map((p) => p.leader).join(', ')}, ISR [${majority.join(', ')}])`);
       const controller = await c.waitForLeader(majority, ISOLATED_MS);
-      t.not(controller.leader, victim, `round ${n}: the majority's controller is node ${controller.leader} (term ${controller.term}, was ${epochBefore})`);
+      t.not(controller.leader, victim, `round ${n}: the majority's controller is node ${controller.leader} (term ${controller.term}, was ${termBefore})`);
       if (minority) {
         const lone = await minority;
         sent.push(...Array.from({ length: lone.sent }, (_, i) => `minority${n}-${i}`));
