@@ -8,6 +8,8 @@
 //   reset           every open connection is reset (RST) and new ones are reset on arrival
 // Counts what it dropped, so a test can prove the fault really hit traffic.
 import net from 'node:net';
+import { readFile, readdir, readlink } from 'node:fs/promises';
+import { endianness } from 'node:os';
 
 export type ProxyMode = 'pass' | 'blackhole' | 'blackhole-down' | 'reset';
 
@@ -72,4 +74,176 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
   proxy.port = (server.address() as net.AddressInfo).port;
   proxy.address = `127.0.0.1:${proxy.port}`;
   return proxy;
+}
+
+// --- link gates: faults per link between processes on one loopback ------------------------
+//
+// A link gate stands in front of one node's listener on an address of its own (another
+// loopback address, e.g. 127.0.0.12, same port: the node advertises that host) and forwards to
+// the node. Each connection it accepts is attributed to the process that opened it — the socket's
+// inode, found in /proc/net/tcp by the connection's ports, looked up among the known processes'
+// open files (/proc/<pid>/fd) — so one gate in front of node 2 can cut node 1 → node 2 while
+// node 3 → node 2 and every client still pass. Linux only (/proc); an unattributed connection
+// (a client, a process that went away) is `client`.
+//
+// Modes, per source, read at every chunk (so a change applies to open connections too):
+//   pass       bytes flow both ways
+//   blackhole  bytes in both directions are dropped, nothing is closed (silent loss). A
+//              connection that lost bytes is reset when its link passes again: resuming it would
+//              hand the node a stream with a hole in it, which TCP never does; after a real
+//              partition the peer's retransmissions time out and it redials the same way.
+//   hold       bytes in both directions wait in the gate, delivered in order once the link
+//              passes (a partition TCP rides out: old messages arrive late, all at once)
+//   reset      open connections are reset (RST) by `apply()`, new ones on arrival
+// Bounds: `hold` keeps what it holds in memory (a test's partition lasts seconds).
+
+export type LinkMode = 'pass' | 'blackhole' | 'hold' | 'reset';
+
+export interface LinkGate {
+  /** host:port nodes and clients dial (the advertised address). */
+  address: string;
+  /**
+   * Attributes again the open connections that were `client` when accepted (a node dials its
+   * peers before the test knows its pid), then re-reads every open connection's mode: resets
+   * `reset` ones, flushes `hold` ones that pass, resets blackholed ones that pass.
+   */
+  apply(): Promise<void>;
+  /** Bytes dropped per source since start (to the node and from it). */
+  dropped: Map<string, { up: number; down: number }>;
+  /** Connections accepted per source since start. */
+  accepted: Map<string, number>;
+  close(): Promise<void>;
+}
+
+export interface LinkGateOptions {
+  /** Where the gate listens (a loopback address the node does not bind, and any free port). */
+  host: string;
+  port: number;
+  upstream: { host: string; port: number };
+  /** The processes connections may come from, by name (read at each new connection: pids change on restart). */
+  processes: () => Array<{ name: string; pid: number | undefined }>;
+  /** The mode for a source (a process name, or 'client'). */
+  modeFor: (source: string) => LinkMode;
+}
+
+/** /proc/net/tcp's form of an IPv4 address and port (the address as the kernel's u32 prints it). */
+function procAddress(ip: string, port: number): string {
+  const octets = ip.replace(/^::ffff:/, '').split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
+  const word = endianness() === 'LE' ? octets.reverse() : octets;
+  return `${word.join('')}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
+}
+
+/** The name of the process holding the client end of an accepted connection, or 'client'. */
+async function sourceOf(socket: net.Socket, processes: Array<{ name: string; pid: number | undefined }>): Promise<string> {
+  const local = procAddress(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+  const remote = procAddress(socket.localAddress ?? '', socket.localPort ?? 0);
+  const table = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
+  let inode = '';
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[2] === remote) inode = f[9] ?? '';
+  }
+  if (!inode || inode === '0') return 'client';
+  const wanted = `socket:[${inode}]`;
+  for (const p of processes) {
+    if (p.pid === undefined) continue;
+    const fds = await readdir(`/proc/${p.pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      if ((await readlink(`/proc/${p.pid}/fd/${fd}`).catch(() => '')) === wanted) return p.name;
+    }
+  }
+  return 'client';
+}
+
+interface GatedConnection {
+  source: string;
+  client: net.Socket;
+  server: net.Socket;
+  /** Bytes dropped on this connection (blackhole): it is reset when its link passes again. */
+  holed: boolean;
+  held: { up: Buffer[]; down: Buffer[] };
+}
+
+export async function startLinkGate(o: LinkGateOptions): Promise<LinkGate> {
+  const open = new Set<GatedConnection>();
+  const dropped = new Map<string, { up: number; down: number }>();
+  const accepted = new Map<string, number>();
+  const kill = (c: GatedConnection) => {
+    open.delete(c);
+    c.client.resetAndDestroy();
+    c.server.destroy();
+  };
+  /** Moves bytes one way under the source's current mode. */
+  const carry = (c: GatedConnection, way: 'up' | 'down', chunk: Buffer | null) => {
+    const mode = o.modeFor(c.source);
+    const to = way === 'up' ? c.server : c.client;
+    if (mode === 'reset') return kill(c);
+    if (mode === 'hold') {
+      if (chunk) c.held[way].push(chunk);
+      return;
+    }
+    if (mode === 'blackhole') {
+      if (chunk) {
+        const d = dropped.get(c.source) ?? { up: 0, down: 0 };
+        d[way] += chunk.length;
+        dropped.set(c.source, d);
+        c.holed = true;
+      }
+      return;
+    }
+    if (c.holed) return kill(c);
+    for (const b of c.held[way].splice(0)) to.write(b);
+    if (chunk) to.write(chunk);
+  };
+  const server = net.createServer({ pauseOnConnect: true }, (client) => {
+    void (async () => {
+      const source = await sourceOf(client, o.processes());
+      accepted.set(source, (accepted.get(source) ?? 0) + 1);
+      const upstream = net.connect(o.upstream.port, o.upstream.host);
+      const c: GatedConnection = { source, client, server: upstream, holed: false, held: { up: [], down: [] } };
+      open.add(c);
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+      if (o.modeFor(source) === 'reset') return kill(c);
+      client.on('data', (d: Buffer) => carry(c, 'up', d));
+      upstream.on('data', (d: Buffer) => carry(c, 'down', d));
+      const end = () => {
+        open.delete(c);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', end);
+      upstream.on('close', end);
+      client.resume();
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    address: `${o.host}:${port}`,
+    dropped,
+    accepted,
+    async apply() {
+      const processes = o.processes();
+      for (const c of [...open]) {
+        if (c.source !== 'client') continue;
+        const source = await sourceOf(c.client, processes);
+        if (source === 'client') continue;
+        accepted.set('client', (accepted.get('client') ?? 1) - 1);
+        accepted.set(source, (accepted.get(source) ?? 0) + 1);
+        c.source = source;
+      }
+      for (const c of [...open]) {
+        carry(c, 'up', null);
+        if (open.has(c)) carry(c, 'down', null);
+      }
+    },
+    close: async () => {
+      for (const c of [...open]) kill(c);
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

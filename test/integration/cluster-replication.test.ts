@@ -7,7 +7,8 @@
 //   - kill -9 of a partition leader mid-stream: the client re-routes by itself, a new leader is
 //     elected from the ISR, the killed node restarts, truncates what was never acknowledged
 //     (leader epoch) and catches up; the failover time (kill → first acknowledged record of that
-//     partition) is printed.
+//     partition) is printed; the queue checker (test/helpers/queue-checker.ts) runs over every
+//     value sent and each replica's files, and its verdict is printed.
 //   - min.insync.replicas: with a replica down and the ISR below it, acks=all is refused with
 //     NOT_ENOUGH_REPLICAS (acks=1 still answers); with two of three nodes down nothing is
 //     acknowledged at all.
@@ -18,7 +19,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { cliJs, eventually, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { bootstrap, check, createTopic, kafkaAddress, produce, waitForIsr, type Acked, kafkaClientsPresent } from '../helpers/replicas.js';
+import { bootstrap, check, createTopic, kafkaAddress, produce, readReplica, waitForIsr, type Acked, kafkaClientsPresent } from '../helpers/replicas.js';
+import { checkQueue, describeVerdict, type QueueRead } from '../helpers/queue-checker.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const KILL_TRIALS = Number(process.env.REPLICATION_KILL_TRIALS ?? 1);
@@ -29,6 +31,7 @@ t.test('replication: kill -9 of a leader under acks=all loses no acknowledged re
   const c = await startCluster(t, 3, { set: FAST });
   const failoverMs: number[] = [];
   const allAcked: Acked[] = [];
+  const sentByTrial: number[] = [];
   for (let trial = 1; trial <= KILL_TRIALS; trial++) {
     const topic = `orders-${trial}`;
     await createTopic(c, 1, topic, 2);
@@ -53,6 +56,7 @@ t.test('replication: kill -9 of a leader under acks=all loses no acknowledged re
     const truncated = c.node(victim).proc!.logs.filter((l) => String(l.msg).includes('replica truncated'));
     t.comment(`trial ${trial}: the restarted node truncated ${truncated.length ? truncated.map((l) => `${l.tp} ${l.from}→${l.to}`).join(', ') : 'nothing (it had no unacknowledged suffix this time)'}`);
     allAcked.push(...run.acked.map((a) => ({ ...a, value: `${topic}/${a.value}` })));
+    sentByTrial[trial] = run.sent;
     t.comment(`trial ${trial}: kill -9 of node ${victim} → first acknowledged record on partition 0 after ${failoverMs.at(-1)} ms`);
   }
   await c.stopAll();
@@ -60,6 +64,17 @@ t.test('replication: kill -9 of a leader under acks=all loses no acknowledged re
     const topic = `orders-${trial}`;
     const acked = allAcked.filter((a) => a.value.startsWith(`${topic}/`)).map((a) => ({ ...a, value: a.value.slice(topic.length + 1) }));
     t.same(await check(c, topic, 2, acked), {}, `trial ${trial}: all ${acked.length} acknowledged records on all three replicas exactly once, at their offsets; replicas identical`);
+    // The queue checker over the same history: every value sent, each replica's files as one read.
+    const reads: QueueRead[] = [];
+    for (const n of c.nodes) {
+      const records = [];
+      for (let p = 0; p < 2; p++) for (const [offset, value] of await readReplica(n.dataDir, topic, p)) records.push({ partition: p, offset, value });
+      reads.push({ source: `replica files on node ${n.id}`, records });
+    }
+    const withOffsets = acked.map((a) => ({ value: a.value, partition: a.partition, offset: a.offset >= 0 ? a.offset : undefined }));
+    const verdict = checkQueue({ sent: Array.from({ length: sentByTrial[trial]! }, (_, i) => `t${trial}-${i}`), acked: withOffsets, reads });
+    t.comment(`trial ${trial}: ${describeVerdict(verdict)}`);
+    t.ok(verdict.valid && verdict.counts.ok === acked.length, `trial ${trial}: queue checker valid (lost ${verdict.counts.lost}, duplicate ${verdict.counts.duplicate}, inconsistent ${verdict.counts.inconsistent}, non-monotonic ${verdict.counts.nonMonotonic}, unexpected ${verdict.counts.unexpected}; unseen ${verdict.counts.unseen})`);
   }
   const sorted = [...failoverMs].sort((a, b) => a - b);
   t.comment(`failover (kill -9 → first acknowledged produce), ${sorted.length} trial(s): median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms`);
