@@ -334,7 +334,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaFetchBytesMax: o.replicaFetchBytesMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
     verifyOnStart: o.replicaVerifyOnStart,
-    forward: { timeoutMs: o.forwardTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
+    forward: { timeoutMs: o.forwardTimeoutMs, requestTimeoutMs: o.forwardRequestTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
   }, logger.child({ component: 'replication' }));
   await replication.start();
   return replication;

@@ -33,6 +33,7 @@ export interface ClusterOptions {
   replicationCheckIntervalMs: number;
   replicaVerifyOnStart: boolean;
   forwardTimeoutMs: number;
+  forwardRequestTimeoutMs: number;
   forwardRetriesMax: number;
   forwardRetryBackoffMs: number;
   forwardInFlightMax: number;
@@ -69,6 +70,7 @@ export const defaultClusterOptions: ClusterOptions = {
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
   replicaVerifyOnStart: true, // at start, every replicated partition's segments are read with CRC checks before the node registers: a replica with a damaged batch leaves the ISR and refetches from it (a clean-shutdown open trusts its files, so bit rot would otherwise rejoin the ISR unseen); costs one sequential read of the replicated data per start
   forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
+  forwardRequestTimeoutMs: 5000, // one forward attempt unanswered this long (an answer lost on a broken link) is given up and sent again; the resend is deduplicated by the leader (same producer id and sequence), and the leader's wait for its in-sync replicas is cut to half of this so its answer comes in time
   forwardRetriesMax: 30, // attempts after the first when the leader moved, is being elected or is unreachable: with the backoff doubling to 1 s, about the forward timeout
   forwardRetryBackoffMs: 50, // first wait before asking the (new) leader again; doubles per attempt up to 1 s
   forwardInFlightMax: 1, // forwards out at once per partition: 1 keeps one producer's appends in order even across retries (more pipelines, but a retry may then overtake)
@@ -103,6 +105,7 @@ export const clusterSchema: SectionSchema = section({
   replicationCheckIntervalMs: integer(10, 60_000),
   replicaVerifyOnStart: boolean(),
   forwardTimeoutMs: integer(1, 600_000),
+  forwardRequestTimeoutMs: integer(100, 600_000),
   forwardRetriesMax: integer(0, 10_000),
   forwardRetryBackoffMs: integer(1, 60_000),
   forwardInFlightMax: integer(1, 1024),
@@ -161,6 +164,7 @@ export function resolveClusterOptions(o: ClusterOptions): ResolvedCluster | null
   if (o.reconnectBackoffMsMin > o.reconnectBackoffMsMax) throw new Error(`cluster.reconnectBackoffMsMin (${o.reconnectBackoffMsMin}) must not exceed cluster.reconnectBackoffMsMax (${o.reconnectBackoffMsMax})`);
   if (o.sendQueueBytesMax < o.frameBytesMax) throw new Error(`cluster.sendQueueBytesMax (${o.sendQueueBytesMax}) must hold at least one frame of cluster.frameBytesMax (${o.frameBytesMax})`);
   // Each voter dials the others and must verify what answers: a CA to verify against is required.
+  if (o.forwardRequestTimeoutMs > o.forwardTimeoutMs) throw new Error(`cluster.forwardRequestTimeoutMs (${o.forwardRequestTimeoutMs}) must not exceed cluster.forwardTimeoutMs (${o.forwardTimeoutMs}): one attempt lives inside the whole forward`);
   if (o.tls && !o.tls.caFile) throw new Error('cluster.tls.caFile must be set: every voter verifies the others\' certificates against it');
   return { nodeId: o.nodeId, listen, voters, options: o };
 }
