@@ -35,7 +35,7 @@ import type { Replication } from './cluster/replication.js';
 import type { ClusterGroups } from './cluster/group-proxy.js';
 import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
-import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
+import { checkExposure, clusterListener, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
 import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
 
@@ -264,7 +264,7 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkBinds(config, cluster);
   const security = owned(config, 'security', () => validateSecurityOptions({ ...(s.security as SecurityOptions) }));
-  const exposure = checkExposure(exposedListeners({ kafka, mqtt, http, schemas }, security, config), security.allowAnonymous);
+  const exposure = checkExposure([...exposedListeners({ kafka, mqtt, http, schemas }, security, config), ...(cluster ? [clusterListener(cluster.listen, cluster.options.tls)] : [])], security.allowAnonymous);
   if (exposure.problems.length > 0) throw new ConfigError('security.allowAnonymous', security.allowAnonymous, sourceOf(config, 'security.allowAnonymous'), exposure.problems.join('; '));
   return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, uplink, security, exposureWarnings: exposure.warnings, budget };
 }
