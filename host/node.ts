@@ -223,7 +223,7 @@ function limitValues(p: Omit<PreparedNode, 'budget' | 'security' | 'exposureWarn
     // A single node has no peers and follows nothing: the cluster's buffers hold nothing.
     '(cluster.voters - 1)': p.cluster ? p.cluster.voters.length - 1 : 0,
     'cluster.sendQueueBytesMax': p.cluster ? p.cluster.options.sendQueueBytesMax : 0,
-    'cluster.replicaFetchBytesMax': p.cluster ? p.cluster.options.replicaFetchBytesMax : 0,
+    'cluster.replicaFetchBytesTotalMax': p.cluster ? p.cluster.options.replicaFetchBytesTotalMax : 0,
     'cluster.connectionsMax': p.cluster ? p.cluster.options.connectionsMax : 0,
     'cluster.frameBytesMax': p.cluster ? p.cluster.options.frameBytesMax : 0,
   };
@@ -332,6 +332,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaLagTimeMaxMs: o.replicaLagTimeMaxMs,
     replicaFetchWaitMs: o.replicaFetchWaitMs,
     replicaFetchBytesMax: o.replicaFetchBytesMax,
+    replicaFetchBytesTotalMax: o.replicaFetchBytesTotalMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
     verifyOnStart: o.replicaVerifyOnStart,
     forward: { timeoutMs: o.forwardTimeoutMs, requestTimeoutMs: o.forwardRequestTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
