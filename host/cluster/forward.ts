@@ -144,8 +144,8 @@ export class AppendForwarding implements AppendForwarder {
   /** Per partition forwarded to (bounded by the partitions this node knows: broker.maxPartitionsTotal). */
   private readonly producers = new Map<string, PartitionProducer>();
   private readonly producerIds: ProducerIds;
-  /** The id new partitions start with; replaced only when a partition's epochs run out. */
-  private producerId: number | undefined;
+  /** The id new partitions start with (one reservation at a time); replaced only when a partition's epochs run out. */
+  private producerId: Promise<number> | undefined;
   private closed = false;
 
   constructor(
@@ -200,8 +200,10 @@ export class AppendForwarding implements AppendForwarder {
   private async stamp(key: string, batches: Uint8Array): Promise<PartitionProducer> {
     let p = this.producers.get(key);
     if (!p) {
-      this.producerId ??= await this.allocateProducerId();
-      this.producers.set(key, (p = { producerId: this.producerId, epoch: 0, nextSeq: 0, uncertain: false }));
+      const producerId = await (this.producerId ??= this.reserveProducerId());
+      // Another forward to this partition (inFlightMax > 1) may have set it up meanwhile.
+      p = this.producers.get(key);
+      if (!p) this.producers.set(key, (p = { producerId, epoch: 0, nextSeq: 0, uncertain: false }));
     } else if (p.uncertain) await this.newEpoch(p);
     p.nextSeq = stampProducer(batches, p.producerId, p.epoch, p.nextSeq);
     return p;
@@ -210,11 +212,19 @@ export class AppendForwarding implements AppendForwarder {
   /** Sequence 0 of the next epoch: a leader accepts it whatever it holds of the last one. */
   private async newEpoch(p: PartitionProducer): Promise<void> {
     if (p.epoch >= PRODUCER_EPOCH_MAX) {
-      p.producerId = this.producerId = await this.allocateProducerId();
+      p.producerId = await (this.producerId = this.reserveProducerId());
       p.epoch = 0;
     } else p.epoch++;
     p.nextSeq = 0;
     p.uncertain = false;
+  }
+
+  /** A new id for partitions that start (or run out of epochs) from now on; a failed reservation is asked again next time. */
+  private reserveProducerId(): Promise<number> {
+    return this.allocateProducerId().catch((err: unknown) => {
+      this.producerId = undefined;
+      throw err;
+    });
   }
 
   private async allocateProducerId(): Promise<number> {
