@@ -116,11 +116,12 @@ t.test('forward stamping: producer id, epoch and consecutive sequences land in e
   t.equal(offsetsSpanned(both), 5);
 });
 
-t.test('cluster.forwardRequestTimeoutMs: bounded, and never above cluster.forwardTimeoutMs', { timeout: 10_000 }, async (t) => {
+t.test('cluster.forwardRequestTimeoutMs: bounded, and never above cluster.forwardTimeoutMs', { timeout: 40_000 }, async (t) => {
   const base = { ...defaultClusterOptions, nodeId: 1, listen: '127.0.0.1:9093', voters: ['1@127.0.0.1:9093'] };
   t.ok(resolveClusterOptions({ ...base, forwardRequestTimeoutMs: 15_000, forwardTimeoutMs: 15_000 }), 'equal to the forward timeout: accepted');
   t.throws(() => resolveClusterOptions({ ...base, forwardRequestTimeoutMs: 15_001, forwardTimeoutMs: 15_000 }), /cluster\.forwardRequestTimeoutMs \(15001\) must not exceed cluster\.forwardTimeoutMs/);
-  const tooShort = spawnSync(process.execPath, [join(import.meta.dirname, '../../host/main.js'), 'start', '--data-dir', '/nonexistent-never-created', '--set', 'cluster.forwardRequestTimeoutMs=99'], { encoding: 'utf8', timeout: 8000 });
+  const dir = await tempDir(t, 'tributary-fwd-timeout-');
+  const tooShort = spawnSync(process.execPath, [join(import.meta.dirname, '../../host/main.js'), 'start', '--data-dir', dir, '--set', 'cluster.forwardRequestTimeoutMs=99'], { encoding: 'utf8', timeout: 30_000 });
   t.not(tooShort.status, 0, 'a start with 99 ms refuses');
   t.match(tooShort.stderr, /cluster\.forwardRequestTimeoutMs/, `naming the key: ${tooShort.stderr.trim().split('\n')[0]}`);
 });
