@@ -27,8 +27,10 @@
 //
 // Bounds: one fetch in flight per followed partition (bytes per answer ≤ replicaFetchBytesMax),
 // on a connection of its own (answers on one connection come in order: partitions sharing one
-// would wait behind each other's long polls); one proposal per pass per part; the client's
-// connection bounds (in flight, queued, response bytes) hold the rest.
+// would wait behind each other's long polls), and node-wide the answers held or awaited stay
+// within replicaFetchBytesTotalMax (fetch-budget.ts: each fetch reserves its largest answer
+// first); one proposal per pass per part; the client's connection bounds (in flight, queued,
+// response bytes) hold the rest.
 import type { Logger } from '../logging.js';
 import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
