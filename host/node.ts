@@ -35,7 +35,7 @@ import type { Replication } from './cluster/replication.js';
 import type { ClusterGroups } from './cluster/group-proxy.js';
 import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
-import { checkExposure, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
+import { checkExposure, clusterListener, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
 import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
 
@@ -223,7 +223,7 @@ function limitValues(p: Omit<PreparedNode, 'budget' | 'security' | 'exposureWarn
     // A single node has no peers and follows nothing: the cluster's buffers hold nothing.
     '(cluster.voters - 1)': p.cluster ? p.cluster.voters.length - 1 : 0,
     'cluster.sendQueueBytesMax': p.cluster ? p.cluster.options.sendQueueBytesMax : 0,
-    'cluster.replicaFetchBytesMax': p.cluster ? p.cluster.options.replicaFetchBytesMax : 0,
+    'cluster.replicaFetchBytesTotalMax': p.cluster ? p.cluster.options.replicaFetchBytesTotalMax : 0,
     'cluster.connectionsMax': p.cluster ? p.cluster.options.connectionsMax : 0,
     'cluster.frameBytesMax': p.cluster ? p.cluster.options.frameBytesMax : 0,
   };
@@ -266,7 +266,7 @@ export async function prepareNode(config: NodeConfig): Promise<PreparedNode> {
   checkDataDir(config.top.dataDir, sourceOf(config, 'dataDir'));
   await checkBinds(config, cluster);
   const security = owned(config, 'security', () => validateSecurityOptions({ ...(s.security as SecurityOptions) }));
-  const exposure = checkExposure(exposedListeners({ kafka, mqtt, http, schemas }, security, config), security.allowAnonymous);
+  const exposure = checkExposure([...exposedListeners({ kafka, mqtt, http, schemas }, security, config), ...(cluster ? [clusterListener(cluster.listen, cluster.options.tls)] : [])], security.allowAnonymous);
   if (exposure.problems.length > 0) throw new ConfigError('security.allowAnonymous', security.allowAnonymous, sourceOf(config, 'security.allowAnonymous'), exposure.problems.join('; '));
   return { dataDir, broker, groups, kafka, mqtt, http, schemas, cluster, uplink, security, exposureWarnings: exposure.warnings, budget };
 }
@@ -334,9 +334,10 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaLagTimeMaxMs: o.replicaLagTimeMaxMs,
     replicaFetchWaitMs: o.replicaFetchWaitMs,
     replicaFetchBytesMax: o.replicaFetchBytesMax,
+    replicaFetchBytesTotalMax: o.replicaFetchBytesTotalMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
     verifyOnStart: o.replicaVerifyOnStart,
-    forward: { timeoutMs: o.forwardTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
+    forward: { timeoutMs: o.forwardTimeoutMs, requestTimeoutMs: o.forwardRequestTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
   }, logger.child({ component: 'replication' }));
   await replication.start();
   return replication;

@@ -5,6 +5,7 @@
 import { anyOfText, boolean, integer, int32, list, orNull, section, string, type SectionSchema } from '../config/schema.js';
 import { tlsSchema, type TlsOptions } from '../config/listener.js';
 import type { HostPort } from './tcp-transport.js';
+import { replicaFetchAnswerBytesMax } from './fetch-budget.js';
 
 export interface ClusterOptions {
   nodeId: number | null;
@@ -30,9 +31,11 @@ export interface ClusterOptions {
   replicaLagTimeMaxMs: number;
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
+  replicaFetchBytesTotalMax: number;
   replicationCheckIntervalMs: number;
   replicaVerifyOnStart: boolean;
   forwardTimeoutMs: number;
+  forwardRequestTimeoutMs: number;
   forwardRetriesMax: number;
   forwardRetryBackoffMs: number;
   forwardInFlightMax: number;
@@ -66,9 +69,11 @@ export const defaultClusterOptions: ClusterOptions = {
   replicaLagTimeMaxMs: 10_000, // a follower not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms is 30 s): acks=all stalls at most this long on a stuck follower
   replicaFetchWaitMs: 500, // a follower's fetch long-polls the leader this long (Kafka's replica.fetch.wait.max.ms): an idle partition costs two requests a second
   replicaFetchBytesMax: 1 * MiB, // bytes one follower fetch may return per partition (Kafka's replica.fetch.max.bytes): one max.message.bytes batch, one answer's memory
+  replicaFetchBytesTotalMax: 8 * MiB, // replica fetch answers held or awaited at once, node-wide: each fetch reserves replicaFetchBytesMax + 1 MiB (a larger first batch comes whole) before it is sent, so 4 fetches at the defaults; more followed partitions take turns (a fetch sent while others wait long-polls 50 ms at most). Counted in the memory budget: what is left of the default budget after a 3-voter quorum and an uplink
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
   replicaVerifyOnStart: true, // at start, every replicated partition's segments are read with CRC checks before the node registers: a replica with a damaged batch leaves the ISR and refetches from it (a clean-shutdown open trusts its files, so bit rot would otherwise rejoin the ISR unseen); costs one sequential read of the replicated data per start
   forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
+  forwardRequestTimeoutMs: 5000, // one forward attempt unanswered this long (an answer lost on a broken link) is given up and sent again; the resend is deduplicated by the leader (same producer id and sequence), and the leader's wait for its in-sync replicas is cut to half of this so its answer comes in time
   forwardRetriesMax: 30, // attempts after the first when the leader moved, is being elected or is unreachable: with the backoff doubling to 1 s, about the forward timeout
   forwardRetryBackoffMs: 50, // first wait before asking the (new) leader again; doubles per attempt up to 1 s
   forwardInFlightMax: 1, // forwards out at once per partition: 1 keeps one producer's appends in order even across retries (more pipelines, but a retry may then overtake)
@@ -100,9 +105,11 @@ export const clusterSchema: SectionSchema = section({
   replicaLagTimeMaxMs: int32(1),
   replicaFetchWaitMs: integer(0, 60_000),
   replicaFetchBytesMax: integer(1024, 1024 * MiB),
+  replicaFetchBytesTotalMax: integer(1024, 64 * 1024 * MiB),
   replicationCheckIntervalMs: integer(10, 60_000),
   replicaVerifyOnStart: boolean(),
   forwardTimeoutMs: integer(1, 600_000),
+  forwardRequestTimeoutMs: integer(100, 600_000),
   forwardRetriesMax: integer(0, 10_000),
   forwardRetryBackoffMs: integer(1, 60_000),
   forwardInFlightMax: integer(1, 1024),
@@ -161,6 +168,10 @@ export function resolveClusterOptions(o: ClusterOptions): ResolvedCluster | null
   if (o.reconnectBackoffMsMin > o.reconnectBackoffMsMax) throw new Error(`cluster.reconnectBackoffMsMin (${o.reconnectBackoffMsMin}) must not exceed cluster.reconnectBackoffMsMax (${o.reconnectBackoffMsMax})`);
   if (o.sendQueueBytesMax < o.frameBytesMax) throw new Error(`cluster.sendQueueBytesMax (${o.sendQueueBytesMax}) must hold at least one frame of cluster.frameBytesMax (${o.frameBytesMax})`);
   // Each voter dials the others and must verify what answers: a CA to verify against is required.
+  if (o.replicaFetchBytesTotalMax < replicaFetchAnswerBytesMax(o.replicaFetchBytesMax)) {
+    throw new Error(`cluster.replicaFetchBytesTotalMax (${o.replicaFetchBytesTotalMax}) must hold one replica fetch answer: cluster.replicaFetchBytesMax + 1 MiB = ${replicaFetchAnswerBytesMax(o.replicaFetchBytesMax)} bytes`);
+  }
+  if (o.forwardRequestTimeoutMs > o.forwardTimeoutMs) throw new Error(`cluster.forwardRequestTimeoutMs (${o.forwardRequestTimeoutMs}) must not exceed cluster.forwardTimeoutMs (${o.forwardTimeoutMs}): one attempt lives inside the whole forward`);
   if (o.tls && !o.tls.caFile) throw new Error('cluster.tls.caFile must be set: every voter verifies the others\' certificates against it');
   return { nodeId: o.nodeId, listen, voters, options: o };
 }

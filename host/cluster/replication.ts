@@ -27,8 +27,10 @@
 //
 // Bounds: one fetch in flight per followed partition (bytes per answer ≤ replicaFetchBytesMax),
 // on a connection of its own (answers on one connection come in order: partitions sharing one
-// would wait behind each other's long polls); one proposal per pass per part; the client's
-// connection bounds (in flight, queued, response bytes) hold the rest.
+// would wait behind each other's long polls), and node-wide the answers held or awaited stay
+// within replicaFetchBytesTotalMax (fetch-budget.ts: each fetch reserves its largest answer
+// first); one proposal per pass per part; the client's connection bounds (in flight, queued,
+// response bytes) hold the rest.
 import type { Logger } from '../logging.js';
 import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
@@ -41,6 +43,7 @@ import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
+import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -51,6 +54,8 @@ export interface ReplicationOptions {
   replicaLagTimeMaxMs: number;
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
+  /** Node-wide bound on replica fetch answers held or awaited (fetch-budget.ts). */
+  replicaFetchBytesTotalMax: number;
   /** How often the controller and the ISR checks run. */
   checkIntervalMs: number;
   /** CRC-verify every replicated partition at start; a damaged replica leaves the ISR and refetches (replica-repair.ts). */
@@ -66,6 +71,9 @@ export function clusterView(store: QuorumMetadataStore): ClusterView {
     controllerId: () => store.quorum.leader ?? -1,
   };
 }
+
+/** A fetch's long poll while other fetches wait for the fetch budget (fetch-budget.ts). */
+const CONTENDED_FETCH_WAIT_MS = 50;
 
 /** Partitions listed at most in a status answer (one inter-node frame carries it). */
 const STATUS_PARTITIONS_MAX = 1000;
@@ -103,6 +111,7 @@ export class Replication {
    */
   private readonly fetchClientOptions: ConstructorParameters<typeof KafkaClient>[0];
   private readonly forwardClient: KafkaClient;
+  private readonly fetchBudget: FetchBudget;
   private readonly forwarding: AppendForwarding;
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
@@ -131,10 +140,11 @@ export class Replication {
       requestTimeoutMs: o.replicaFetchWaitMs + 10_000,
       inFlightMax: 64,
       queuedMax: 1024,
-      responseBytesMax: o.replicaFetchBytesMax + 1024 * 1024,
+      responseBytesMax: replicaFetchAnswerBytesMax(o.replicaFetchBytesMax),
       reconnectBackoffMs: 50,
       reconnectBackoffMaxMs: 1000,
     };
+    this.fetchBudget = new FetchBudget(o.replicaFetchBytesTotalMax);
     const forward = { ...o.forward, nodeId: o.nodeId };
     this.forwardClient = AppendForwarding.client(forward, self);
     this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
@@ -193,7 +203,7 @@ export class Replication {
       const previous = running?.stop() ?? Promise.resolve();
       if (running) this.fetchers.delete(p);
       if (!wanted) continue;
-      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log, this.repairs);
+      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log, this.repairs, this.fetchBudget);
       this.fetchers.set(p, fetcher);
       // The old fetcher's append finishes before the new one truncates.
       fetcher.start(previous);
@@ -324,6 +334,7 @@ class ReplicaFetcher {
     private readonly o: ReplicationOptions,
     private readonly log: Logger,
     private readonly repairs: Repairs,
+    private readonly budget: FetchBudget,
   ) {
     this.leaderId = p.leaderId;
     this.epoch = p.leaderEpoch;
@@ -424,11 +435,22 @@ class ReplicaFetcher {
 
   /** One fetch and its append. False when the log must be truncated again (our end is past the leader's). */
   private async fetchOnce(): Promise<boolean> {
+    // The answer's room is reserved before the fetch goes out and kept until it is appended.
+    const release = await this.budget.reserve(replicaFetchAnswerBytesMax(this.o.replicaFetchBytesMax), this.abort.signal);
+    try {
+      return await this.fetchReserved();
+    } finally {
+      release();
+    }
+  }
+
+  private async fetchReserved(): Promise<boolean> {
     const conn = await this.leaderConnection();
     const fetchOffset = this.p.log.logEndOffset;
     const res = await conn.request(CLIENT_APIS.fetch, {
       replicaId: this.o.nodeId,
-      maxWaitMs: this.o.replicaFetchWaitMs,
+      // Others wait for the budget: park briefly, so an idle partition does not hold their room.
+      maxWaitMs: this.budget.contended ? Math.min(this.o.replicaFetchWaitMs, CONTENDED_FETCH_WAIT_MS) : this.o.replicaFetchWaitMs,
       minBytes: 1,
       maxBytes: this.o.replicaFetchBytesMax,
       isolationLevel: 0,

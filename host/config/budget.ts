@@ -10,9 +10,10 @@
 // node-wide cap for each is a follow-up of the doors.
 //
 // The uplink and the cluster count only when configured (their keys are 0 otherwise): the
-// uplink's batches in flight across the link, and the metadata quorum's send queue toward each
-// other voter. A follower's replica fetch (one answer of cluster.replicaFetchBytesMax per followed
-// partition) has no node-wide cap yet, so it is listed per partition.
+// uplink's batches in flight across the link, the metadata quorum's send queue toward each
+// other voter, and the replica fetch answers held or awaited at once (one fetch loop per followed
+// partition, each reserving its largest answer from cluster.replicaFetchBytesTotalMax before it
+// is sent: host/cluster/fetch-budget.ts).
 import { ConfigError } from './loader.js';
 
 export interface BudgetItem {
@@ -51,11 +52,11 @@ export const BUDGET_TERMS: readonly BudgetTerm[] = [
   { of: ['uplink.inFlightBytesMax'] },
   // Raft frames waiting toward each other voter (0 on a single node).
   { of: ['(cluster.voters - 1)', 'cluster.sendQueueBytesMax'] },
+  // Replica fetch answers, node-wide (0 on a single node).
+  { of: ['cluster.replicaFetchBytesTotalMax'] },
   { of: ['broker.maxPartitionsTotal', 'broker.log.indexCacheBytes'], apart: 'perPartition' },
   // The uplink's read and the batch it is building, and the downlink's fetch, per partition forwarded.
   { of: ['broker.maxPartitionsTotal', '(uplink.readBytesMax + uplink.batchBytesMax + uplink.downlinkFetchBytes)'], apart: 'perPartition' },
-  // A follower's fetch answer, per partition it follows (0 on a single node).
-  { of: ['broker.maxPartitionsTotal', 'cluster.replicaFetchBytesMax'], apart: 'perPartition' },
   // One inbound frame being read per inter-node connection (0 on a single node).
   { of: ['cluster.connectionsMax', 'cluster.frameBytesMax'], apart: 'perConnection' },
 ];

@@ -7,6 +7,10 @@
 //                   producer: the write landed and the acknowledgement is lost)
 //   reset           every open connection is reset (RST) and new ones are reset on arrival
 // Counts what it dropped, so a test can prove the fault really hit traffic.
+// Options: where to listen (a fixed address, e.g. a second loopback address standing in for a
+// node's advertised one) and `affects`, which sees each connection's first bytes from the client
+// and decides whether the faults apply to it; a connection it spares always passes (so one
+// client's link can fail while others to the same upstream do not).
 import net from 'node:net';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
@@ -25,8 +29,14 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: { host: string; port: number } = { host: '127.0.0.1', port: 1 }): Promise<FaultProxy> {
-  const pairs = new Set<{ client: net.Socket; server: net.Socket }>();
+export interface FaultProxyOptions {
+  listenHost?: string;
+  listenPort?: number;
+  affects?: (firstBytes: Buffer) => boolean;
+}
+
+export async function startFaultProxy(upstream: { host: string; port: number } = { host: '127.0.0.1', port: 1 }, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+  const pairs = new Set<{ client: net.Socket; server: net.Socket; spared?: boolean }>();
   const proxy: FaultProxy = {
     upstream,
     port: 0,
@@ -35,7 +45,7 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
     dropped: { up: 0, down: 0 },
     setMode(mode) {
       proxy.mode = mode;
-      if (mode === 'reset') for (const p of pairs) reset(p);
+      if (mode === 'reset') for (const p of pairs) if (!p.spared) reset(p);
     },
     close: async () => {
       for (const p of pairs) reset(p);
@@ -49,15 +59,18 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
   };
   const server = net.createServer((client) => {
     const upstreamSocket = net.connect(proxy.upstream.port, proxy.upstream.host);
-    const pair = { client, server: upstreamSocket };
+    const pair: { client: net.Socket; server: net.Socket; spared?: boolean } = { client, server: upstreamSocket };
     pairs.add(pair);
-    if (proxy.mode === 'reset') return reset(pair);
+    if (proxy.mode === 'reset' && !options.affects) return reset(pair);
+    const mode = () => (pair.spared ? 'pass' : proxy.mode);
     client.on('data', (d) => {
-      if (proxy.mode === 'pass' || proxy.mode === 'blackhole-down') upstreamSocket.write(d);
+      if (pair.spared === undefined && options.affects) pair.spared = !options.affects(d);
+      if (mode() === 'reset') return reset(pair);
+      if (mode() === 'pass' || mode() === 'blackhole-down') upstreamSocket.write(d);
       else proxy.dropped.up += d.length;
     });
     upstreamSocket.on('data', (d) => {
-      if (proxy.mode === 'pass') client.write(d);
+      if (mode() === 'pass') client.write(d);
       else proxy.dropped.down += d.length;
     });
     const end = () => {
@@ -70,9 +83,10 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
     client.on('error', () => {});
     upstreamSocket.on('error', () => {});
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = options.listenHost ?? '127.0.0.1';
+  await new Promise<void>((r) => server.listen(options.listenPort ?? 0, host, r));
   proxy.port = (server.address() as net.AddressInfo).port;
-  proxy.address = `127.0.0.1:${proxy.port}`;
+  proxy.address = `${host}:${proxy.port}`;
   return proxy;
 }
 

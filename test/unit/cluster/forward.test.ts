@@ -23,9 +23,20 @@ interface Stand {
 }
 
 function forwarding(stand: Stand, o: Partial<ForwardOptions>, leaderPort = 1) {
-  const opts: ForwardOptions = { nodeId: 1, timeoutMs: 2000, retriesMax: 3, retryBackoffMs: 1, inFlightMax: 1, queuedMax: 4, ...o };
+  const opts: ForwardOptions = { nodeId: 1, timeoutMs: 2000, requestTimeoutMs: 2000, retriesMax: 3, retryBackoffMs: 1, inFlightMax: 1, queuedMax: 4, ...o };
   const broker = { partitionState: () => (stand.asked++, { role: stand.role, leaderId: stand.leaderId, leaderEpoch: 1 }) };
-  const store = { image: () => ({ brokers: new Map([[2, { nodeId: 2, host: '127.0.0.1', port: leaderPort, fenced: false }]]) }) };
+  // The forwarder reserves its producer id as a compare-and-set block (producer-ids.ts): one store, no rivals.
+  let mark = 0;
+  let lastBlock: { start: number; upTo: number; nodeId: number } | undefined;
+  const image = () => ({ brokers: new Map([[2, { nodeId: 2, host: '127.0.0.1', port: leaderPort, fenced: false }]]), producerIdsReservedUpTo: mark, producerIdsLastBlock: lastBlock });
+  const store = {
+    image,
+    onChange: () => () => undefined,
+    propose: async (records: Array<{ start: number; reservedUpTo: number; nodeId: number }>) => {
+      for (const r of records) if (r.start === mark) ((mark = r.reservedUpTo), (lastBlock = { start: r.start, upTo: r.reservedUpTo, nodeId: r.nodeId }));
+      return image();
+    },
+  };
   const client = AppendForwarding.client(opts, '127.0.0.1:1');
   const f = new AppendForwarding(broker as never, store as never, client, opts, silentLogger);
   return { f, client };

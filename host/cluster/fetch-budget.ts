@@ -1,0 +1,81 @@
+// The node-wide bound on replica fetch answers (cluster.replicaFetchBytesTotalMax). A follower
+// runs one fetch loop per partition it follows, each with its own connection, and an answer may
+// be as large as the fetch client accepts (replicaFetchBytesMax plus headroom for a first batch
+// larger than that, KIP-74). Without a bound, a node following its share of
+// broker.maxPartitionsTotal partitions could hold thousands of answers at once; with it, each
+// fetch reserves its largest answer here before it is sent and gives it back once the answer is
+// appended (or the fetch failed), so the answers held or awaited never pass the total, which the
+// start-up memory budget counts (host/config/budget.ts).
+//
+// Fairness: waiting fetches are served in arrival order. A fetch sent while others wait
+// long-polls only briefly (`contended`), so idle partitions' long polls do not hold the budget
+// from a busy partition for a whole replicaFetchWaitMs.
+
+/** Headroom above replicaFetchBytesMax an answer may use: a first batch larger than the fetch's maxBytes comes whole (KIP-74). */
+export const FETCH_ANSWER_HEADROOM_BYTES = 1024 * 1024;
+
+/** The largest replica fetch answer the fetch client accepts, and what one fetch reserves. */
+export function replicaFetchAnswerBytesMax(replicaFetchBytesMax: number): number {
+  return replicaFetchBytesMax + FETCH_ANSWER_HEADROOM_BYTES;
+}
+
+export class FetchBudget {
+  private used = 0;
+  private readonly waiting: Array<{ bytes: number; grant: () => void }> = [];
+
+  constructor(readonly totalBytes: number) {}
+
+  /** Bytes reserved by fetches now out. */
+  get reservedBytes(): number {
+    return this.used;
+  }
+
+  /** Whether fetches wait for room: then a fetch should not park at its leader for long. */
+  get contended(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /**
+   * Reserves `bytes` (at most the total: the options check that one answer fits), waiting in
+   * arrival order; resolves with the release, or rejects when `signal` aborts first.
+   */
+  async reserve(bytes: number, signal: AbortSignal): Promise<() => void> {
+    if (bytes > this.totalBytes) throw new Error(`a replica fetch of ${bytes} bytes can never fit cluster.replicaFetchBytesTotalMax=${this.totalBytes}`);
+    signal.throwIfAborted();
+    if (this.waiting.length === 0 && this.used + bytes <= this.totalBytes) {
+      this.used += bytes;
+      return this.releaser(bytes);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const entry = { bytes, grant: () => (signal.removeEventListener('abort', onAbort), resolve()) };
+      const onAbort = () => {
+        const at = this.waiting.indexOf(entry);
+        if (at >= 0) this.waiting.splice(at, 1);
+        this.grantWaiting();
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(entry);
+    });
+    return this.releaser(bytes);
+  }
+
+  private releaser(bytes: number): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+      this.grantWaiting();
+    };
+  }
+
+  /** Hands room to waiting fetches in arrival order (the first that does not fit blocks the rest: no starvation). */
+  private grantWaiting(): void {
+    while (this.waiting.length > 0 && this.used + this.waiting[0]!.bytes <= this.totalBytes) {
+      const next = this.waiting.shift()!;
+      this.used += next.bytes;
+      next.grant();
+    }
+  }
+}
