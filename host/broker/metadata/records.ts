@@ -274,14 +274,10 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
       case 'partitionChange':
         topics.set(r.topic, applyPartitionChange(topicOf(topics, r.topic), r));
         break;
-      case 'brokerRegistration': {
-        const before = brokers.get(r.nodeId);
+      case 'brokerRegistration':
+        if (isRestart(brokers, r)) for (const [name, t] of topics) if (isReplicatedTopic(name)) topics.set(name, withoutRestartedBroker(t, r.nodeId));
         brokers = applyBroker(brokers, r);
-        if (r.incarnation !== undefined && before !== undefined && before.incarnation !== r.incarnation) {
-          for (const [name, t] of topics) if (isReplicatedTopic(name)) topics.set(name, withoutRestartedBroker(t, r.nodeId));
-        }
         break;
-      }
       case 'brokerFence':
         brokers = applyBroker(brokers, r);
         break;
@@ -375,6 +371,12 @@ function applyPartitionChange(t: TopicImage, r: PartitionChangeRecord): TopicIma
   const states = Array.from({ length: t.partitions }, (_, p) => partitionStateOf(t, p));
   states[r.partition] = { leader: r.leader, leaderEpoch: r.leaderEpoch, partitionEpoch: now.partitionEpoch + 1, isr: [...r.isr] };
   return { ...t, states };
+}
+
+/** A registration by a new process of a node registered before (a registration without an incarnation never is). */
+function isRestart(brokers: ReadonlyMap<number, BrokerImage>, r: BrokerRegistrationRecord): boolean {
+  const before = brokers.get(r.nodeId);
+  return r.incarnation !== undefined && before !== undefined && before.incarnation !== r.incarnation;
 }
 
 /**
