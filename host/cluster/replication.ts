@@ -3,8 +3,11 @@
 // (host/broker/metadata/records.ts: partitionChange, brokerRegistration, brokerFence); the
 // broker applies it to its partitions (becomeLeader / becomeFollower) and tells us.
 //
-//   registration  once its Kafka listener is bound, a node registers it (host, port); a
-//                 registration also unfences the node.
+//   registration  once its Kafka listener is bound, a node registers it (host, port) with an
+//                 incarnation of its own (a new one per process start); a registration also
+//                 unfences the node. A new incarnation is a new broker epoch (KIP-841/903): the
+//                 node leaves every ISR it was in but never empties one (records.ts), and
+//                 rejoins only by catching up with a fetch made after its leader saw it.
 //   controller    on the metadata quorum's leader only: a broker not heard from (any raft frame:
 //                 its heartbeat answers come every tick) for `sessionTimeoutMs` is fenced; every
 //                 partition it led gets a new leader from the rest of the ISR (first in assignment
@@ -15,7 +18,8 @@
 //   leader side   every partition this node leads shrinks its ISR by a follower that has not
 //                 caught up for `replicaLagTimeMaxMs` and expands it by one that has reached the
 //                 high watermark and this leader's epoch start (proposed as partitionChange, the
-//                 leader epoch unchanged).
+//                 leader epoch unchanged), counting only fetches made after this leader last saw
+//                 that broker fenced or in an older incarnation.
 //   follower side one fetch loop per followed partition (ReplicaFetcher): first truncation by
 //                 leader epoch (OffsetForLeaderEpoch, KIP-101/279; never to the high watermark),
 //                 then Fetch with our node id as replica id from the log end; each answer is
@@ -36,6 +40,7 @@ import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
 import { NO_LEADER, partitionStateOf, type MetadataImage, type PartitionChangeRecord, type MetadataRecord } from '../broker/metadata/records.js';
 import { isReplicatedTopic } from '../broker/topic-name.js';
+import { randomUUID } from 'node:crypto';
 import { ERRORS, errorNameForKafkaCode } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
 import { CLIENT_APIS } from '../kafka/client/apis.js';
@@ -116,11 +121,15 @@ export class Replication {
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
   /**
-   * When this node last saw each broker fenced (one entry per registered broker): a follower's
-   * fetch state from before it was fenced (it stopped, restarted, may have lost or cut data)
-   * never brings it back into an ISR; only a fetch made after that does.
+   * When this node last saw each broker fenced or in a new incarnation (one entry per registered
+   * broker): a follower's fetch state from before then (it stopped, restarted, may have lost or
+   * cut data) never brings it back into an ISR; only a fetch made after that does.
    */
-  private readonly lastFencedMs = new Map<number, number>();
+  private readonly fetchesCountFromMs = new Map<number, number>();
+  /** The broker epoch this node last saw for each broker (a change: a new incarnation registered). */
+  private readonly brokerEpochSeen = new Map<number, number>();
+  /** This process's incarnation: its registration tells the controller it is a new broker epoch. */
+  private readonly incarnation = randomUUID();
   private checking = false;
   private closed = false;
   private unsubscribe: () => void = () => undefined;
@@ -179,11 +188,11 @@ export class Replication {
 
   /** The registration record, retried while no controller is elected (bounded by the join timeout's caller). */
   private async register(): Promise<void> {
-    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort };
+    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation };
     for (let attempt = 0; ; attempt++) {
       try {
         await this.store.propose([record]);
-        this.log.info({ host: this.o.kafkaHost, port: this.o.kafkaPort }, 'broker registered with the controller');
+        this.log.info({ host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation, brokerEpoch: this.store.image().brokers.get(this.o.nodeId)?.epoch }, 'broker registered with the controller');
         return;
       } catch (err) {
         if (this.closed || attempt >= 100) throw err;
@@ -253,7 +262,12 @@ export class Replication {
   private async checkIsr(): Promise<void> {
     const now = Date.now();
     const image = this.store.image();
-    for (const b of image.brokers.values()) if (b.fenced) this.lastFencedMs.set(b.nodeId, now);
+    for (const b of image.brokers.values()) {
+      const epoch = b.epoch ?? 0;
+      // Fenced, or registered again by a new process: what it fetched before is not its log now.
+      if (b.fenced || this.brokerEpochSeen.get(b.nodeId) !== epoch) this.fetchesCountFromMs.set(b.nodeId, now);
+      this.brokerEpochSeen.set(b.nodeId, epoch);
+    }
     const records: PartitionChangeRecord[] = [];
     for (const { partition: p } of this.broker.replicatedPartitions()) {
       if (p.role !== 'leader' || p.retired) continue;
@@ -261,7 +275,7 @@ export class Replication {
       if (!t) continue;
       const s = partitionStateOf(t, p.tp.partition);
       if (s.leader !== this.o.nodeId || s.leaderEpoch !== p.leaderEpoch) continue;
-      const isr = nextIsr(p, s.isr, this.o, now, (id, fetchMs) => image.brokers.get(id)?.fenced === false && fetchMs > (this.lastFencedMs.get(id) ?? 0));
+      const isr = nextIsr(p, s.isr, this.o, now, (id, fetchMs) => image.brokers.get(id)?.fenced === false && fetchMs > (this.fetchesCountFromMs.get(id) ?? 0));
       if (isr) records.push({ type: 'partitionChange', topic: p.tp.topic, partition: p.tp.partition, basedOn: s.partitionEpoch, leader: this.o.nodeId, leaderEpoch: s.leaderEpoch, isr });
     }
     if (records.length === 0) return;
@@ -272,7 +286,8 @@ export class Replication {
 
 /**
  * The ISR a leader wants now, or null when it stays. Only an `eligible` follower joins: an
- * unfenced broker whose fetch came after it was last seen fenced (KIP-841, KIP-903). A stopped
+ * unfenced broker whose fetch came after it was last seen fenced or in an older incarnation
+ * (KIP-841, KIP-903). A stopped
  * follower's last fetch may be recent and at the HW: counting it would undo the controller's
  * removal at every pass, and, once the node restarts, re-admit it on what it held before (a
  * replica that has since cut damaged batches) before it has fetched anything.

@@ -36,7 +36,18 @@
 //                    proposer saw, so of two racing changes the second fails instead of undoing
 //                    the first. The partition epoch rises with every change; the leader epoch
 //                    only with a new leader (KIP-101: what followers truncate by).
-//   brokerRegistration  a node's Kafka listener (host, port) and that it is alive (unfenced)
+//   brokerRegistration  a node's Kafka listener (host, port) and that it is alive (unfenced);
+//                    `incarnation` names the process that registered (a new one per start). A
+//                    registration of a new incarnation is a new broker to the cluster (Kafka's
+//                    broker epoch, KIP-841/903): the broker's epoch rises, and the node leaves every
+//                    ISR it is in (its log may be behind what its old incarnation acknowledged:
+//                    a power cut under flush=interval/never, a wiped or cut log) — except where
+//                    it is the last member (Kafka's rule: no unclean election; then, if it leads,
+//                    its leadership is a new one: leader epoch + 1). A partition it led with other
+//                    members in sync is left leaderless (epoch + 1) for the controller to elect
+//                    one of them. The leader adds it back once it has caught up (replication.ts).
+//                    The same incarnation registering again (a retried proposal) changes nothing
+//                    but the address; a registration without one (older entries) changes no ISR.
 //   brokerFence      the controller stopped hearing from a node for the session timeout
 //                    (fenced: true), or heard it again (false)
 //
@@ -47,6 +58,7 @@
 // topic, a producer-id block that goes backwards) is a programmer error: applying it throws,
 // and the proposal changes nothing.
 import type { TopicConfig } from '../api.js';
+import { isReplicatedTopic } from '../topic-name.js';
 import { sameBinding, type AclBinding, type ScramCredential, type ScramMechanism } from '../../security/index.js';
 
 export interface TopicRecord {
@@ -148,6 +160,8 @@ export interface BrokerRegistrationRecord {
   nodeId: number;
   host: string;
   port: number;
+  /** The registering process (unique per start); absent in entries written before broker epochs. */
+  incarnation?: string;
 }
 
 export interface BrokerFenceRecord {
@@ -205,6 +219,10 @@ export interface BrokerImage {
   readonly host: string;
   readonly port: number;
   readonly fenced: boolean;
+  /** The process that registered last (absent: registered before broker epochs). */
+  readonly incarnation?: string;
+  /** Rises with every registration of a new incarnation (Kafka's broker epoch); 0 before the first. */
+  readonly epoch?: number;
 }
 
 /** Partition p's leadership; an image without states (one node, older data) has the first replica lead at epoch 0. */
@@ -257,6 +275,9 @@ export function applyRecords(image: MetadataImage, records: readonly MetadataRec
         topics.set(r.topic, applyPartitionChange(topicOf(topics, r.topic), r));
         break;
       case 'brokerRegistration':
+        if (isRestart(brokers, r)) for (const [name, t] of topics) if (isReplicatedTopic(name)) topics.set(name, withoutRestartedBroker(t, r.nodeId));
+        brokers = applyBroker(brokers, r);
+        break;
       case 'brokerFence':
         brokers = applyBroker(brokers, r);
         break;
@@ -352,10 +373,42 @@ function applyPartitionChange(t: TopicImage, r: PartitionChangeRecord): TopicIma
   return { ...t, states };
 }
 
+/** A registration by a new process of a node registered before (a registration without an incarnation never is). */
+function isRestart(brokers: ReadonlyMap<number, BrokerImage>, r: BrokerRegistrationRecord): boolean {
+  const before = brokers.get(r.nodeId);
+  return r.incarnation !== undefined && before !== undefined && before.incarnation !== r.incarnation;
+}
+
+/**
+ * A broker registered with a new incarnation leaves every ISR of `t` it is in, but never empties
+ * one (see brokerRegistration in the header). Partition epochs rise with each change, so a change
+ * decided on the image before the registration fails (`basedOn`) and is decided again.
+ */
+function withoutRestartedBroker(t: TopicImage, nodeId: number): TopicImage {
+  let states: PartitionLeadership[] | undefined;
+  for (let p = 0; p < t.partitions; p++) {
+    const s = partitionStateOf(t, p);
+    if (!s.isr.includes(nodeId)) continue;
+    const isr = s.isr.filter((id) => id !== nodeId);
+    const led = s.leader === nodeId;
+    let next: PartitionLeadership;
+    if (isr.length > 0) next = { leader: led ? NO_LEADER : s.leader, leaderEpoch: led ? s.leaderEpoch + 1 : s.leaderEpoch, partitionEpoch: s.partitionEpoch + 1, isr };
+    else if (led) next = { ...s, leaderEpoch: s.leaderEpoch + 1, partitionEpoch: s.partitionEpoch + 1 };
+    else continue; // the last member, leaderless: it stays named, only it may lead again
+    states ??= Array.from({ length: t.partitions }, (_, i) => partitionStateOf(t, i));
+    states[p] = next;
+  }
+  return states ? { ...t, states } : t;
+}
+
 function applyBroker(brokers: ReadonlyMap<number, BrokerImage>, r: BrokerRegistrationRecord | BrokerFenceRecord): ReadonlyMap<number, BrokerImage> {
   const next = new Map(brokers);
-  if (r.type === 'brokerRegistration') next.set(r.nodeId, { nodeId: r.nodeId, host: r.host, port: r.port, fenced: false });
-  else {
+  if (r.type === 'brokerRegistration') {
+    const before = brokers.get(r.nodeId);
+    const newIncarnation = r.incarnation === undefined || before?.incarnation !== r.incarnation;
+    const epoch = (before?.epoch ?? 0) + (newIncarnation ? 1 : 0);
+    next.set(r.nodeId, { nodeId: r.nodeId, host: r.host, port: r.port, fenced: false, ...(r.incarnation !== undefined ? { incarnation: r.incarnation } : {}), epoch });
+  } else {
     const b = brokers.get(r.nodeId);
     if (!b) throw new Error(`metadata: broker ${r.nodeId} is not registered`);
     next.set(r.nodeId, { ...b, fenced: r.fenced });

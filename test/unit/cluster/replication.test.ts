@@ -50,6 +50,30 @@ t.test('records: a partition change applies once; one decided on an older image 
   t.throws(() => applyRecords(image, [{ type: 'brokerFence', nodeId: 9, fenced: true }]), /not registered/);
 });
 
+t.test('records: a registration of a new incarnation is a new broker epoch: the node leaves its ISRs, never emptying one', { timeout: 10_000 }, async (t) => {
+  const reg = (nodeId: number, incarnation?: string): MetadataRecord => ({ type: 'brokerRegistration', nodeId, host: '127.0.0.1', port: 9000 + nodeId, ...(incarnation ? { incarnation } : {}) });
+  let image = applyRecords(node1, [reg(1, 'a1'), reg(2, 'a2'), reg(3, 'a3')]);
+  t.same([1, 2, 3].map((id) => image.brokers.get(id)!.epoch), [1, 1, 1], 'first registrations: broker epoch 1');
+  image = applyRecords(image, [
+    { type: 'topic', name: 'orders', topicId: 'x', partitions: 2, replicationFactor: 3, assignment: [[1, 2, 3], [2, 3, 1]], createdMs: 0 },
+    { type: 'topic', name: 'lone', topicId: 'y', partitions: 1, replicationFactor: 1, assignment: [[2]], createdMs: 0 },
+  ]);
+  const before = partitionStateOf(image.topics.get('orders')!, 0);
+  const again = applyRecords(image, [reg(2, 'a2')]);
+  t.same(partitionStateOf(again.topics.get('orders')!, 0), before, 'the same incarnation registering again (a retried proposal) changes no ISR');
+  t.equal(again.brokers.get(2)!.epoch, 1, 'nor its broker epoch');
+  image = applyRecords(image, [reg(2, 'b2')]);
+  t.equal(image.brokers.get(2)!.epoch, 2, 'a restarted node: its broker epoch rises');
+  t.same(partitionStateOf(image.topics.get('orders')!, 0), { leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1, 3] }, 'a follower leaves the ISR (partition epoch + 1, leader epoch kept)');
+  t.same(partitionStateOf(image.topics.get('orders')!, 1), { leader: NO_LEADER, leaderEpoch: 1, partitionEpoch: 1, isr: [3, 1] }, 'a partition it led: leaderless, epoch + 1, for the controller to elect from the rest');
+  t.same(partitionStateOf(image.topics.get('lone')!, 0), { leader: 2, leaderEpoch: 1, partitionEpoch: 1, isr: [2] }, 'the last in-sync replica stays (no unclean election); its leadership is a new epoch');
+  t.same(elections(image, new Set()).map((r) => [r.partition, r.leader, r.leaderEpoch]), [[1, 3, 2]], 'the controller elects the next in-sync replica (its own epoch bump)');
+  const old = applyRecords(cluster(), [reg(2)]);
+  t.same(partitionStateOf(old.topics.get('orders')!, 0).isr, [1, 2, 3], 'a registration without an incarnation (older entries) changes no ISR');
+  const upgraded = applyRecords(cluster(), [reg(2, 'c2')]);
+  t.same(partitionStateOf(upgraded.topics.get('orders')!, 0).isr, [1, 3], 'the first registration with one over an older one is a restart like any other');
+});
+
 t.test('controller: a fenced leader is replaced from the ISR, epoch bumped; never from outside the ISR', async (t) => {
   let image = cluster();
   const first = elections(image, new Set([1]));
