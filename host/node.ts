@@ -316,20 +316,21 @@ async function decoderOf(schemas: RunningSchemas) {
 /**
  * A cluster node's data replication (host/cluster/replication.ts), once its Kafka listener is
  * bound: the address it registers is the advertised host, else the listener's host, else (a
- * wildcard bind) the host of its inter-node listener, which the other nodes reach already.
+ * wildcard bind) the host of its inter-node listener, which the other nodes reach already; and
+ * the advertised port, else the listener's (a port mapping in front of it is what peers reach).
  */
-async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: string | null, logger: Logger): Promise<Replication> {
+async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: { host: string | null; port: number | null }, logger: Logger): Promise<Replication> {
   const kafka = listeners.find((l) => l.name === 'kafka');
   if (!kafka) throw new Error('a cluster node needs its Kafka listener (kafka.port must not be -1): followers fetch through it');
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(kafka.address);
   const bound = m?.[1] ?? '';
-  const host = advertised ?? (bound === '0.0.0.0' || bound === '::' || bound === '' ? cluster.listen.host : bound);
+  const host = advertised.host ?? (bound === '0.0.0.0' || bound === '::' || bound === '' ? cluster.listen.host : bound);
   const o = cluster.options;
   const { Replication } = await import('./cluster/replication.js');
   const replication = new Replication(broker, store, {
     nodeId: cluster.nodeId,
     kafkaHost: host,
-    kafkaPort: Number(m?.[2]),
+    kafkaPort: advertised.port ?? Number(m?.[2]),
     sessionTimeoutMs: o.sessionTimeoutMs,
     replicaLagTimeMaxMs: o.replicaLagTimeMaxMs,
     replicaFetchWaitMs: o.replicaFetchWaitMs,
@@ -469,7 +470,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
     listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null }, () => ready, off);
-    if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, prepared.kafka?.advertisedHost ?? null, logger);
+    if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, { host: prepared.kafka?.advertisedHost ?? null, port: prepared.kafka?.advertisedPort ?? null }, logger);
     const uplinkCluster = prepared.uplink && cluster && quorumStore ? (await import('./sync/cluster-gate.js')).clusterViewOf(broker, quorumStore, cluster.nodeId) : undefined;
     if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir, cluster: uplinkCluster }, prepared.uplink);
   } catch (err) {
