@@ -7,6 +7,10 @@
 //     same `conn` id: re-authentications, not reconnects);
 //   - it closed no connection for an expired session;
 //   - every record the edges acknowledged is in the target once and in order (read back by kcat).
+// Then a third edge logs in as carol, who is removed from the target while the edge is connected:
+// the renewal on that connection is refused (the target logs the failure on the connection carol
+// had logged in on), the client fails that connection instead of carrying on, and the partition
+// retries with carol's refusal as its reason.
 // Without the client's re-authentication the target closes each connection at its first request
 // after 1.5 s and the first two checks fail.
 import t, { type Test } from 'tap';
@@ -57,7 +61,9 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const setup = await startBroker(t, { dataDir: targetDir });
     const add = await sh(process.execPath, [cliJs, 'users', 'add', 'alice', '--password', PASSWORD, '--kafka', setup.listeners.kafka!]);
     t.equal(add.code, 0, `users add alice: ${add.stderr}`);
-    t.equal(await setup.stop(), 0, 'the target set up with user alice');
+    const addCarol = await sh(process.execPath, [cliJs, 'users', 'add', 'carol', '--password', PASSWORD, '--kafka', setup.listeners.kafka!]);
+    t.equal(addCarol.code, 0, `users add carol: ${addCarol.stderr}`);
+    t.equal(await setup.stop(), 0, 'the target set up with users alice and carol');
     const target = await startBroker(t, { dataDir: targetDir, args: ['--set', 'security.allowAnonymous=false', '--set', `security.reauthMs=${SESSION_MS}`] });
     const k = target.listeners.kafka!;
 
@@ -90,5 +96,25 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     }
     const expired = target.logs.filter((l) => /SASL session expired/.test(String(l.msg)));
     t.equal(expired.length, 0, `the target closed no connection for an expired session${expired.length ? `: ${JSON.stringify(expired[0])}` : ''}`);
+
+    // A renewal refused: carol is removed while her edge's connection is up.
+    const topic = 'r-revoked';
+    const edge = await edgeWith(t, k, topic, { mechanism: 'PLAIN', user: 'carol', password: PASSWORD });
+    const producer = new kafkajs.Kafka({ clientId: 'reauth-revoked', brokers: [edge.listeners.kafka!], logLevel: kafkajs.logLevel.NOTHING }).producer({ allowAutoTopicCreation: true });
+    await producer.connect();
+    t.teardown(() => producer.disconnect());
+    await producer.send({ topic, acks: -1, messages: [{ value: 'before-removal', partition: 0 }] });
+    await eventually(async () => ((await readTarget(k, `${SITE}.${topic}`).catch(() => [])).length === 1 ? true : Promise.reject(new Error('not yet'))), 30_000, 200);
+    const removed = await sh(process.execPath, [cliJs, 'users', 'remove', 'carol', '--kafka', k, '--sasl-user', 'alice', '--sasl-password', PASSWORD]);
+    t.equal(removed.code, 0, `users remove carol: ${removed.stderr}`);
+    const carolConns = new Set(target.logs.filter((l) => l.msg === 'SASL authenticated' && l.user === 'carol').map((l) => String(l.conn)));
+    const refusedRenewal = await eventually(() => target.logs.find((l) => /SASL authentication failed/.test(String(l.msg)) && l.user === 'carol' && carolConns.has(String(l.conn))), 15_000, 100).catch(() => undefined);
+    t.ok(refusedRenewal, `the target refused carol's renewal on the connection she had logged in on: ${JSON.stringify(refusedRenewal ?? null)}`);
+    await producer.send({ topic, acks: -1, messages: [{ value: 'after-removal', partition: 0 }] });
+    const retrying = await eventually(() => edge.logs.find((l) => l.msg === 'uplink partition retrying' && /for user "carol"/.test(String(l.err))), 30_000, 100).catch(() => undefined);
+    t.ok(retrying, `the partition retries with carol's refusal as its reason: ${String(retrying?.err)}`);
+    const expiredAfter = target.logs.filter((l) => /SASL session expired/.test(String(l.msg)));
+    t.equal(expiredAfter.length, 0, 'no request was sent on carol\'s connection past its session either');
+    t.equal(await edge.stop(), 0, 'the edge of the removed user stops cleanly');
   });
 }
