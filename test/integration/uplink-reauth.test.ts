@@ -7,6 +7,8 @@
 //     same `conn` id: re-authentications, not reconnects);
 //   - it closed no connection for an expired session;
 //   - every record the edges acknowledged is in the target once and in order (read back by kcat).
+// The client's connection alone, with requests pipelined without pause for three lifetimes,
+// renews with no request failed or refused (the queue holds them while the renewal runs).
 // Then a third edge logs in as carol, who is removed from the target while the edge is connected:
 // the renewal on that connection is refused (the target logs the failure on the connection carol
 // had logged in on), the client fails that connection instead of carrying on, and the partition
@@ -18,6 +20,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import { cliJs, eventually, sh, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { KafkaConnection } from '../../host/kafka/client/connection.js';
+import { CLIENT_APIS } from '../../host/kafka/client/apis.js';
 import { kcatReadAll, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
@@ -96,6 +100,24 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     }
     const expired = target.logs.filter((l) => /SASL session expired/.test(String(l.msg)));
     t.equal(expired.length, 0, `the target closed no connection for an expired session${expired.length ? `: ${JSON.stringify(expired[0])}` : ''}`);
+
+    // The connection itself under a full pipeline: WINDOW requests outstanding at every moment.
+    const [host, port] = [k.slice(0, k.lastIndexOf(':')), Number(k.slice(k.lastIndexOf(':') + 1))];
+    const WINDOW = 4;
+    const conn = await KafkaConnection.connect({ host, port, clientId: 'reauth-pipeline', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: WINDOW, queuedMax: 1, responseBytesMax: 1 << 20, sasl: { mechanism: 'SCRAM-SHA-512', user: 'alice', password: PASSWORD } });
+    t.teardown(() => conn.close());
+    let answered = 0;
+    const failures: string[] = [];
+    const until = Date.now() + 3 * SESSION_MS;
+    await Promise.all(Array.from({ length: WINDOW + 1 }, async () => {
+      while (Date.now() < until && failures.length === 0) {
+        await conn.request(CLIENT_APIS.metadata, { topics: [], allowAutoTopicCreation: false }).then(() => answered++, (e: Error) => failures.push(e.message));
+      }
+    }));
+    t.same(failures, [], `${answered} pipelined requests over three lifetimes: none failed or refused (${WINDOW} in flight + 1 queued at every moment)`);
+    t.ok(conn.reauthentications >= 2, `the connection renewed its session ${conn.reauthentications} times (want ≥ 2)`);
+    t.equal(conn.closed, false, 'and is still open');
+    conn.close();
 
     // A renewal refused: carol is removed while her edge's connection is up.
     const topic = 'r-revoked';

@@ -296,8 +296,9 @@ export class KafkaConnection {
     return new Promise((resolve, reject) => {
       const start = () => this.write(api, version, body, resolve, reject);
       if (bypassHold || (!this.holding && this.inFlight.length < this.options.inFlightMax)) return start();
-      // During a hold the window's free slots wait in the queue too: a re-authentication never turns into `limit` refusals.
-      const room = this.options.queuedMax + (this.holding ? this.options.inFlightMax - this.inFlight.length : 0);
+      // During a hold the window's free slots wait in the queue too (the renewal's own requests
+      // take none of them): a re-authentication never turns into `limit` refusals.
+      const room = this.options.queuedMax + (this.holding ? this.options.inFlightMax - this.callerRequestsInFlight() : 0);
       if (this.queue.length >= room) {
         return reject(new KafkaClientError('limit', `${this.address}: ${this.inFlight.length} requests in flight and ${this.queue.length} queued (queuedMax ${this.options.queuedMax})`));
       }
@@ -307,6 +308,13 @@ export class KafkaConnection {
       if (at >= 0) this.queue.splice(at, 0, entry);
       else this.queue.push(entry);
     });
+  }
+
+  /** Written and unanswered requests other than a SASL exchange's (only `authenticate` sends those). */
+  private callerRequestsInFlight(): number {
+    let n = 0;
+    for (const p of this.inFlight) if (p.api !== CLIENT_APIS.saslHandshake && p.api !== CLIENT_APIS.saslAuthenticate) n++;
+    return n;
   }
 
   private write(api: ClientApi, version: number, body: object, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
