@@ -34,7 +34,8 @@
 // broker has it). Past that lifetime the broker closes the connection on any request but
 // SaslHandshake/SaslAuthenticate. So at a random point between 85% and 95% of the lifetime (as
 // Kafka's Java client does: connections opened together do not all re-authenticate at once) the
-// connection holds its queue — new requests wait, in order, instead of being written — waits for
+// connection holds its queue — new requests wait, in order, instead of being written (the window's
+// free slots wait in the queue too, so a renewal never causes a `limit` refusal) — waits for
 // the answers of the requests already written, runs SaslHandshake + SaslAuthenticate again with
 // the same mechanism and credential, and then writes what waited. No other request is on the wire
 // during the exchange, so the broker never sees one between handshake and authenticate, and
