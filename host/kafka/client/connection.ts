@@ -28,6 +28,21 @@
 // signature is checked, so a peer that does not know the credential is not trusted). A refusal
 // fails the connection with fault `auth` and the broker's message; the password never appears in
 // an error or a log line.
+//
+// Re-authentication (KIP-368): a broker that ends sessions says so in SaslAuthenticate v1+
+// (`sessionLifetimeMs` > 0; the client asks the highest version both speak, so v1+ whenever the
+// broker has it). Past that lifetime the broker closes the connection on any request but
+// SaslHandshake/SaslAuthenticate. So at a random point between 85% and 95% of the lifetime (as
+// Kafka's Java client does: connections opened together do not all re-authenticate at once) the
+// connection holds its queue — new requests wait, in order, instead of being written (the window's
+// free slots wait in the queue too, so a renewal never causes a `limit` refusal) — waits for
+// the answers of the requests already written, runs SaslHandshake + SaslAuthenticate again with
+// the same mechanism and credential, and then writes what waited. No other request is on the wire
+// during the exchange, so the broker never sees one between handshake and authenticate, and
+// written requests keep their exactly-once meaning (none is failed or re-sent for this). Each new
+// session's lifetime schedules the next round. A refused or failed re-authentication fails the
+// connection with fault `auth` (queued requests `closed`, never written); the cluster client opens
+// a new connection as after any failure.
 import net from 'node:net';
 import tls from 'node:tls';
 import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec.js';
@@ -78,6 +93,10 @@ interface Queued {
 
 const API_VERSIONS_V0 = 0;
 
+/** Re-authenticate at a random point in this share of the session lifetime (Kafka's Java client's window). */
+const REAUTH_AT_MIN = 0.85;
+const REAUTH_AT_SPREAD = 0.1;
+
 /**
  * A broker that does not speak our ApiVersions version answers UNSUPPORTED_VERSION with its list
  * in v0 format (Kafka's rule, KIP-511), so an answer that does not parse at our version is read
@@ -108,6 +127,13 @@ export class KafkaConnection {
   versions: PeerVersions = new Map();
   /** Bytes written to this socket (requests), for the link's counters. */
   bytesSent = 0;
+  /** Completed KIP-368 re-authentications on this connection. */
+  reauthentications = 0;
+  /** While true (a re-authentication), requests are queued, not written. */
+  private holding = false;
+  /** Resolved when nothing is in flight (what a re-authentication waits for). */
+  private drained: (() => void) | null = null;
+  private reauthTimer: NodeJS.Timeout | null = null;
   readonly closedPromise: Promise<void>;
 
   private constructor(
@@ -185,24 +211,65 @@ export class KafkaConnection {
     this.versions = new Map(res.apiKeys.map((k) => [k.apiKey, { minVersion: k.minVersion, maxVersion: k.maxVersion }]));
   }
 
-  /** SaslHandshake v1 + SaslAuthenticate rounds (file header); throws fault `auth` on a refusal. */
-  private async authenticate(sasl: SaslOptions): Promise<void> {
-    type Auth = { errorCode: number; errorMessage: string | null; authBytes: Uint8Array };
-    const refused = (why: string) => new KafkaClientError('auth', `${this.address} refused SASL ${sasl.mechanism} for user "${sasl.user}": ${why}`);
-    const h = (await this.request(CLIENT_APIS.saslHandshake, { mechanism: sasl.mechanism })) as { errorCode: number; mechanisms: string[] };
+  /**
+   * SaslHandshake v1 + SaslAuthenticate rounds (file header); throws fault `auth` on a refusal.
+   * Then schedules the re-authentication the new session's lifetime asks for, if any.
+   * `again`: a re-authentication (its requests bypass the hold; the error says which it was).
+   */
+  private async authenticate(sasl: SaslOptions, again = false): Promise<void> {
+    type Auth = { errorCode: number; errorMessage: string | null; authBytes: Uint8Array; sessionLifetimeMs?: number };
+    const what = again ? 're-authentication (KIP-368) with SASL' : 'SASL';
+    const refused = (why: string) => new KafkaClientError('auth', `${this.address} refused ${what} ${sasl.mechanism} for user "${sasl.user}": ${why}`);
+    const ask = <T>(api: ClientApi, body: object) => this.send(api, this.versionFor(api), body, false, again) as Promise<T>;
+    const h = await ask<{ errorCode: number; mechanisms: string[] }>(CLIENT_APIS.saslHandshake, { mechanism: sasl.mechanism });
     if (h.errorCode !== ERRORS.NONE.kafka) throw refused(`the broker offers ${h.mechanisms.join(', ') || 'no mechanism'}`);
+    let lifetimeMs = 0;
     const round = async (token: string): Promise<string> => {
-      const a = (await this.request(CLIENT_APIS.saslAuthenticate, { authBytes: Buffer.from(token, 'utf8') })) as Auth;
+      const a = await ask<Auth>(CLIENT_APIS.saslAuthenticate, { authBytes: Buffer.from(token, 'utf8') });
       if (a.errorCode !== ERRORS.NONE.kafka) throw refused(a.errorMessage ?? `error ${a.errorCode}`);
+      lifetimeMs = Number(a.sessionLifetimeMs ?? 0); // absent below v1: the session never ends
       return Buffer.from(a.authBytes).toString('utf8');
     };
     if (sasl.mechanism === 'PLAIN') {
       await round(`\0${sasl.user}\0${sasl.password}`);
-      return;
+    } else {
+      const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism);
+      const serverFinal = await round(scram.final(await round(scram.first())));
+      if (!scram.verify(serverFinal)) throw refused('the broker did not prove it knows the credential (server signature mismatch)');
     }
-    const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism);
-    const serverFinal = await round(scram.final(await round(scram.first())));
-    if (!scram.verify(serverFinal)) throw refused('the broker did not prove it knows the credential (server signature mismatch)');
+    this.scheduleReauthentication(sasl, lifetimeMs);
+  }
+
+  /** Arms the timer for the next re-authentication of a session lasting `lifetimeMs` (0 = forever: none). */
+  private scheduleReauthentication(sasl: SaslOptions, lifetimeMs: number): void {
+    if (this.reauthTimer) clearTimeout(this.reauthTimer);
+    this.reauthTimer = null;
+    if (!(lifetimeMs > 0) || this.failure) return;
+    const atMs = Math.floor(lifetimeMs * (REAUTH_AT_MIN + Math.random() * REAUTH_AT_SPREAD));
+    this.reauthTimer = setTimeout(() => void this.reauthenticate(sasl), atMs);
+    this.reauthTimer.unref(); // an idle connection must not keep the process alive
+  }
+
+  /** Hold the queue, let the written requests be answered, authenticate again, release (file header). */
+  private async reauthenticate(sasl: SaslOptions): Promise<void> {
+    this.reauthTimer = null;
+    if (this.failure) return;
+    this.holding = true;
+    try {
+      if (this.inFlight.length > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      if (this.failure) return;
+      await this.authenticate(sasl, true);
+      this.reauthentications++;
+    } catch (err) {
+      const e = err as KafkaClientError;
+      // A refusal already names itself; a timeout or closed socket during the exchange is said to be one.
+      this.fail(e.fault === 'auth' ? e : new KafkaClientError('auth', `${this.address}: re-authentication (KIP-368) failed: ${e.message}`, false, { cause: e }));
+      return;
+    } finally {
+      this.holding = false;
+      this.drained = null;
+    }
+    this.startQueued();
   }
 
   /** The version this connection uses for `api` (the highest both speak); throws `unsupported` when none. */
@@ -221,13 +288,19 @@ export class KafkaConnection {
     return this.send(api, this.versionFor(api), body, urgent) as Promise<T>;
   }
 
-  /** Sends at an explicit version (tests, the handshake). Waits for a window slot when the window is full. */
-  send(api: ClientApi, version: number, body: object, urgent = false): Promise<any> {
+  /**
+   * Sends at an explicit version (tests, the handshake). Waits for a window slot when the window
+   * is full, and while a re-authentication holds the queue (`bypassHold`: its own requests).
+   */
+  send(api: ClientApi, version: number, body: object, urgent = false, bypassHold = false): Promise<any> {
     if (this.failure) return Promise.reject(new KafkaClientError('closed', `connection to ${this.address} is closed`, false, { cause: this.failure }));
     return new Promise((resolve, reject) => {
       const start = () => this.write(api, version, body, resolve, reject);
-      if (this.inFlight.length < this.options.inFlightMax) return start();
-      if (this.queue.length >= this.options.queuedMax) {
+      if (bypassHold || (!this.holding && this.inFlight.length < this.options.inFlightMax)) return start();
+      // During a hold the window's free slots wait in the queue too (the renewal's own requests
+      // take none of them): a re-authentication never turns into `limit` refusals.
+      const room = this.options.queuedMax + (this.holding ? this.options.inFlightMax - this.callerRequestsInFlight() : 0);
+      if (this.queue.length >= room) {
         return reject(new KafkaClientError('limit', `${this.address}: ${this.inFlight.length} requests in flight and ${this.queue.length} queued (queuedMax ${this.options.queuedMax})`));
       }
       const entry = { start, fail: reject, urgent };
@@ -236,6 +309,13 @@ export class KafkaConnection {
       if (at >= 0) this.queue.splice(at, 0, entry);
       else this.queue.push(entry);
     });
+  }
+
+  /** Written and unanswered requests other than a SASL exchange's (only `authenticate` sends those). */
+  private callerRequestsInFlight(): number {
+    let n = 0;
+    for (const p of this.inFlight) if (p.api !== CLIENT_APIS.saslHandshake && p.api !== CLIENT_APIS.saslAuthenticate) n++;
+    return n;
   }
 
   private write(api: ClientApi, version: number, body: object, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
@@ -305,6 +385,7 @@ export class KafkaConnection {
       const value = p.api.key === CLIENT_APIS.apiVersions.key ? decodeApiVersions(r, p.version, flexible) : decode(p.api.response, r, p.version, flexible);
       if (p.timer) clearTimeout(p.timer);
       p.resolve(value);
+      if (this.inFlight.length === 0) this.drained?.();
     } catch (err) {
       if (p) this.inFlight.unshift(p);
       const fault = new KafkaClientError('protocol', `${this.address}: bad answer: ${(err as Error).message}`, true, { cause: err });
@@ -314,13 +395,16 @@ export class KafkaConnection {
   }
 
   private startQueued(): void {
-    while (this.queue.length > 0 && this.inFlight.length < this.options.inFlightMax && !this.failure) this.queue.shift()!.start();
+    while (this.queue.length > 0 && this.inFlight.length < this.options.inFlightMax && !this.holding && !this.failure) this.queue.shift()!.start();
   }
 
   /** Fails every request (written ones indefinite, queued ones not) and closes the socket. Idempotent. */
   private fail(err: KafkaClientError): void {
     if (this.failure) return;
     this.failure = err;
+    if (this.reauthTimer) clearTimeout(this.reauthTimer);
+    this.reauthTimer = null;
+    this.drained?.(); // a re-authentication waiting for answers that will not come sees the failure
     for (const p of this.inFlight.splice(0)) {
       if (p.timer) clearTimeout(p.timer);
       // Every request written and unanswered may have been applied: indefinite, whatever the cause.
