@@ -14,6 +14,8 @@ import { startBroker, tempDir, sleep, slowMachineBoundMs } from '../helpers/inde
 
 // How long kills continue; raise it on slow hardware for as many kills (MQTT_CRASH_BUDGET_MS).
 const BUDGET_MS = Number(process.env.MQTT_CRASH_BUDGET_MS ?? 25_000);
+/** Kills made whatever the budget: on a loaded machine each restart takes longer, and the count is what the test promises. */
+const KILLS_MIN = 5;
 const LANES = 8;
 
 function freePort(): Promise<number> {
@@ -62,7 +64,7 @@ t.test('QoS 1 with retransmission across kill -9: nothing acknowledged is lost, 
   });
   let kills = 0;
   const started = Date.now();
-  while (Date.now() - started < BUDGET_MS) {
+  while (kills < KILLS_MIN || Date.now() - started < BUDGET_MS) {
     await sleep(300 + Math.floor(Math.random() * 1_200));
     await kill();
     kills++;
@@ -84,7 +86,7 @@ t.test('QoS 1 with retransmission across kill -9: nothing acknowledged is lost, 
   const missing = [...acked].filter((id) => !counts.has(id));
   const duplicated = [...counts.values()].filter((n) => n > 1).length;
   t.comment(`${kills} kills, ${sent} publishes, ${acked.size} PUBACKed, ${stored.length} records, ${duplicated} ids stored twice (resent after a kill)`);
-  t.ok(kills >= 5, `${kills} kills`);
+  t.ok(kills >= KILLS_MIN, `${kills} kills`);
   t.ok(acked.size > 100, 'publishes were acknowledged across restarts');
   t.same(missing.slice(0, 10), [], `no PUBACKed message lost (${missing.length} missing)`);
   t.ok(duplicated <= kills * LANES, `duplicates (${duplicated}) at most the publishes in flight at the kills (${kills} × ${LANES})`);
