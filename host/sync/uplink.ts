@@ -897,7 +897,7 @@ class PartitionLink implements BudgetPartition, GatedLink {
     if (signal.aborted) return false;
     // No cap: the others' floor counted in produce requests (host/sync/lanes.ts); an other's batch
     // is counted until answered or given up.
-    const counted = !up.bucket && !up.lane.strict;
+    const counted = !up.bucket && !up.lane.strict && up.lane.patterns.length > 0;
     if (counted) await up.lane.turn(this.reserved, signal);
     const uncount = () => {
       if (counted && !this.reserved) up.lane.answered();
