@@ -41,6 +41,12 @@ export class TokenBucket {
     private readonly nowMs: () => number = () => performance.now(),
     /** The others' floor in bytes (uplink.reservedShareMax); the default is a strict lane. Credit: one burst. */
     readonly floor: ShareFloor = new ShareFloor(1, 0),
+    /**
+     * With a floor: whether a reserved partition has unsent data (ReservedLane.active). The others
+     * then wait here unless owed, even before its take is pending (while it reads), the hold the
+     * priority gate gives a strict lane; call `laneIdle` when it turns false.
+     */
+    private readonly laneBusy: () => boolean = () => false,
   ) {
     this.tokens = burstBytes;
     this.lastMs = nowMs();
@@ -82,7 +88,12 @@ export class TokenBucket {
   /** Whether a waiter of the lane (`reserved`) or of the others may take tokens now. */
   private myTurn(reserved: boolean): boolean {
     if (reserved) return !(this.othersPending > 0 && this.floor.othersFirst());
-    return this.reservedPending === 0 || this.floor.othersFirst();
+    return (this.reservedPending === 0 && !this.laneBusy()) || this.floor.othersFirst();
+  }
+
+  /** The reserved lane has no unsent data any more: the others' waiters look again. */
+  laneIdle(): void {
+    this.wakeTurns();
   }
 
   private async waitFor(bytes: number, signal: AbortSignal, reserved: boolean): Promise<void> {

@@ -214,9 +214,11 @@ export class Uplink {
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
     // The others' floor (uplink.reservedShareMax): in bytes under a cap (credit: one burst), in produce requests without one (credit: one pipeline).
-    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes, undefined, new ShareFloor(options.reservedShareMax, options.bandwidthBurstBytes)) : null;
-    this.gate = new PriorityGate(options.priorities);
     this.lane = new ReservedLane(options.reservedTopics, new ShareFloor(options.reservedShareMax, options.inFlightBatchesMax));
+    // With a floor the reserved partitions hold the others in the bucket while they have data (not at the priority gate).
+    const laneHolds = this.lane.strict ? undefined : () => this.lane.active();
+    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes, undefined, new ShareFloor(options.reservedShareMax, options.bandwidthBurstBytes), laneHolds) : null;
+    this.gate = new PriorityGate(options.priorities);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
     // In a cluster only the partitions this node forwards count: the others' backlog is their leader's.
     this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.forwardedLinks(), (tp) => {
@@ -519,9 +521,13 @@ class PartitionLink implements BudgetPartition, GatedLink {
   private setBusy(busy: boolean): void {
     // With a floor (uplink.reservedShareMax < 1) the share decides between the lane and the
     // others: a reserved partition holds no lower class at the priority gate, or a flood would
-    // starve them there whatever the floor says.
+    // starve them there whatever the floor says (it holds them in the token bucket instead, up to
+    // the floor: TokenBucket's laneBusy).
     this.up.gate.setBusy(this.checkpointKey, this.priority, busy && !(this.reserved && !this.up.lane.strict));
-    if (this.reserved) this.up.lane.setBusy(this.checkpointKey, busy);
+    if (this.reserved) {
+      this.up.lane.setBusy(this.checkpointKey, busy);
+      if (!this.up.lane.active()) this.up.bucket?.laneIdle();
+    }
   }
 
   private get checkpointKey(): string {

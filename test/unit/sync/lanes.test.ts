@@ -85,6 +85,27 @@ t.test('token bucket with a floor: a trickle of lane takes beside busy others is
   t.ok(Math.max(...waits) < 150, `the lane's waits: max ${Math.max(...waits).toFixed(1)} ms (never behind an others' take)`);
 });
 
+t.test('token bucket with a floor: while the lane has unsent data the others wait unless owed, and go when it is idle', { timeout: 5_000 }, async (t) => {
+  let busy = true;
+  const bucket = new TokenBucket(1_000_000, 100_000, undefined, new ShareFloor(0.8, 0), () => busy);
+  const signal = new AbortController().signal;
+  let went = false;
+  const other = bucket.take(1_000, signal).then(() => (went = true));
+  await new Promise((r) => setTimeout(r, 30));
+  t.notOk(went, 'held: the lane is busy (reading, its take not yet pending) and nothing is owed');
+  await bucket.take(4_000, signal, true); // the lane sends 4 000 while the other waits: owed 1 000
+  await other;
+  t.ok(went, 'the other goes once owed, though the lane is still busy');
+  went = false;
+  const next = bucket.take(1_000, signal).then(() => (went = true));
+  await new Promise((r) => setTimeout(r, 30));
+  t.notOk(went, 'paid: held again');
+  busy = false;
+  bucket.laneIdle();
+  await next;
+  t.ok(went, 'goes once the lane is idle');
+});
+
 t.test('no cap: a reserved batch waits while the others are owed and one of theirs is unanswered', { timeout: 5_000 }, async (t) => {
   const lane = new ReservedLane(['alarms'], new ShareFloor(0.5, 0));
   t.notOk(lane.strict);
