@@ -12,7 +12,10 @@
 // device flooding `alarms`). While the others wait, each unit the lane sends earns them (1 − s)/s
 // units, and while they are owed anything they go before the lane; so while both have data the
 // lane takes at most s of the units and the others at least 1 − s. Units are bytes under a cap
-// (the token bucket keeps the balance) and produce requests without one (`turn`/`started` here).
+// (the token bucket keeps the balance) and produce requests without one (`turn`/`answered` here).
+// With a floor a reserved partition holds no lower priority class at the gate (the share decides
+// between the lane and the others); under a cap it holds the others in the bucket instead while it
+// has unsent data, unless they are owed.
 // Nothing here buffers: each of these is a choice of who goes next.
 import { topicMatches } from './options.js';
 
