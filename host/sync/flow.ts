@@ -10,7 +10,9 @@
 // cap instead of racing for it — except the reserved lane's (uplink.reservedTopics, `reserved`):
 // they have their own arrival-order queue, and while one waits no other waiter takes tokens, so a
 // reserved batch waits only for the reserved batches ahead of it and for the bucket to hold its
-// bytes (from a balance never below −(largest batch − burst)), never for the queue of the others.
+// bytes (from a balance never below −(largest batch − burst)), never for the queue of the others —
+// unless the others are owed their floor (uplink.reservedShareMax < 1, `floor`, host/sync/lanes.ts):
+// then the others' waiter goes first, and a reserved waiter waits until it has taken its bytes.
 //
 // Priority: each source partition has a class (0 = highest: the index of the first matching
 // uplink.priorities pattern; unmatched topics come last). A partition may start a batch only while
@@ -19,20 +21,32 @@
 // so it never holds the others back.
 import { topicMatches } from './options.js';
 import { sleep } from '../kafka/client/producer.js';
+import { ShareFloor } from './lanes.js';
 
 export class TokenBucket {
   private tokens: number;
   private lastMs: number;
   private queue: Promise<void> = Promise.resolve();
   private reservedQueue: Promise<void> = Promise.resolve();
-  /** Reserved takes not yet served: while above 0 the others take nothing. */
+  /** Reserved takes not yet served: while above 0 the others take nothing (unless owed by `floor`). */
   private reservedPending = 0;
-  private reservedWaiters: Array<() => void> = [];
+  /** The others' takes not yet served (one waits at a time; the rest queue behind it). */
+  private othersPending = 0;
+  /** Woken at every take served or given up: whose turn it is may have changed. */
+  private turnWaiters: Array<() => void> = [];
 
   constructor(
     readonly rateBytesPerSec: number,
     readonly burstBytes: number,
     private readonly nowMs: () => number = () => performance.now(),
+    /** The others' floor in bytes (uplink.reservedShareMax); the default is a strict lane. Credit: one burst. */
+    readonly floor: ShareFloor = new ShareFloor(1, 0),
+    /**
+     * With a floor: whether a reserved partition has unsent data (ReservedLane.active). The others
+     * then wait here unless owed, even before its take is pending (while it reads), the hold the
+     * priority gate gives a strict lane; call `laneIdle` when it turns false.
+     */
+    private readonly laneBusy: () => boolean = () => false,
   ) {
     this.tokens = burstBytes;
     this.lastMs = nowMs();
@@ -49,34 +63,52 @@ export class TokenBucket {
     if (reserved) {
       this.reservedPending++;
       const turn = this.reservedQueue.then(() => this.waitFor(bytes, signal, true)).finally(() => {
-        if (--this.reservedPending === 0) this.wakeOthers();
+        this.reservedPending--;
+        this.wakeTurns();
       });
       this.reservedQueue = turn.catch(() => undefined);
       return turn;
     }
-    const turn = this.queue.then(() => this.waitFor(bytes, signal, false));
+    this.othersPending++;
+    const turn = this.queue.then(() => this.waitFor(bytes, signal, false)).finally(() => {
+      this.othersPending--;
+      this.wakeTurns();
+    });
     this.queue = turn.catch(() => undefined);
     return turn;
   }
 
-  /** No reserved take is pending any more: the others' waiters look again. */
-  private wakeOthers(): void {
-    const w = this.reservedWaiters;
-    this.reservedWaiters = [];
+  /** A take was served or given up: the waiters held for their turn look again. */
+  private wakeTurns(): void {
+    const w = this.turnWaiters;
+    this.turnWaiters = [];
     for (const f of w) f();
+  }
+
+  /** Whether a waiter of the lane (`reserved`) or of the others may take tokens now. */
+  private myTurn(reserved: boolean): boolean {
+    if (reserved) return !(this.othersPending > 0 && this.floor.othersFirst());
+    return (this.reservedPending === 0 && !this.laneBusy()) || this.floor.othersFirst();
+  }
+
+  /** The reserved lane has no unsent data any more: the others' waiters look again. */
+  laneIdle(): void {
+    this.wakeTurns();
   }
 
   private async waitFor(bytes: number, signal: AbortSignal, reserved: boolean): Promise<void> {
     const needed = Math.min(bytes, this.burstBytes);
     for (;;) {
       if (signal.aborted) return;
-      if (!reserved && this.reservedPending > 0) {
-        await nextWake(this.reservedWaiters, signal);
+      if (!this.myTurn(reserved)) {
+        await nextWake(this.turnWaiters, signal);
         continue;
       }
       this.refill();
       if (this.tokens >= needed) {
         this.tokens -= bytes;
+        if (reserved) this.floor.laneSent(bytes, this.othersPending > 0);
+        else this.floor.othersSent(bytes);
         return;
       }
       await sleep(Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.rateBytesPerSec)), signal);

@@ -65,6 +65,7 @@ export interface UplinkOptions {
   bandwidthWindowMs: number;
   statusPartitionsMax: number;
   reservedTopics: string[] | string;
+  reservedShareMax: number;
   stallAlarmSec: number;
   backlogAgeMsMax: number;
   drainOrderTopics: string[] | string;
@@ -181,6 +182,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   statusPartitionsMax: 100,
   // The reserved lane (docs/uplink.md, "Reserved lane"): topics (names or prefixes ending in *) whose batches go first through the bandwidth cap and the connection's queue, skip the priority classes, and hold every other partition to one batch in flight while they have unsent data — commands and alarms are never stuck behind a telemetry backlog. [] = no reserved lane.
   reservedTopics: [],
+  // The others' floor beside the reserved lane (docs/uplink.md, "Reserved lane"): while both the lane and other partitions have data to send, the lane takes at most this fraction of the capped rate's bytes (without a cap: of the produce requests started), the others at least the rest, so a flooded reserved topic cannot starve telemetry forever. 1 = a strict lane (the others get nothing while it has data). 0.8: alarms and commands are a trickle beside telemetry, so the floor only bites on a flood — a lane sending up to 4× the others' floor is never held (uplink-lanes tests: alarm p99 unchanged), and the others still get a fifth of the link instead of none.
+  reservedShareMax: 0.8,
   // Liveness alarm: a partition whose position has not moved for this many seconds while it has records to send is `stalled` (a warning once per episode, tributary_uplink_stalled, `tributary uplink status`). A minute: longer than any healthy produce round trip or reconnect backoff (15 s), short enough to page someone the same hour. 0 = off.
   stallAlarmSec: 60,
   // A bound by age of the backlog: the oldest record stored here and not yet forwarded may be at most this old (ms); past it the topic's on-full policy decides as for the byte budget (block refuses appends, drop-oldest gives up the records older than the bound). 0 = no bound (default: the byte budget alone bounds the disk; an age bound is a data-freshness choice only the site can make).
@@ -251,6 +254,7 @@ export const uplinkSchema: SectionSchema = section({
   bandwidthWindowMs: integer(100, 3_600_000),
   statusPartitionsMax: integer(1, 100_000),
   reservedTopics: listOrString('topic names or prefixes ending in *'),
+  reservedShareMax: { type: 'number', exclusiveMinimum: 0, maximum: 1, 'x-allowed': 'a number greater than 0 and at most 1 (1 = a strict lane)' },
   stallAlarmSec: integer(0, 31_536_000),
   backlogAgeMsMax: integer(0, Number.MAX_SAFE_INTEGER),
   drainOrderTopics: listOrString('pattern=order pairs (order: oldest-first or newest-first)'),

@@ -61,7 +61,7 @@ import { rawForwardable, withBatchOrigin } from './raw-batch.js';
 import { splitBatches } from './batches.js';
 import { Downlink, type DownlinkPartitionStatus } from './downlink.js';
 import { ByteBound, PriorityGate, TokenBucket } from './flow.js';
-import { ReservedLane } from './lanes.js';
+import { ReservedLane, ShareFloor } from './lanes.js';
 import { StallWatch } from './stall.js';
 import { drainOrderOf, scanBackSplit, type Backfill, type DrainOrder } from './backfill.js';
 import { LinkBudget, type BudgetPartition } from './budget.js';
@@ -213,9 +213,12 @@ export class Uplink {
     this.metrics.link.collect(() => this.metrics.link.set(this.linkUp ? 1 : 0, { site: options.site }));
     this.metrics.bytes.collect(() => this.metrics.bytes.set(this.client.bytesSent, { site: options.site }));
     this.notForwarded = options.downlink.length > 0 ? [options.site, options.downlinkOriginSite] : [options.site];
-    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes) : null;
+    // The others' floor (uplink.reservedShareMax): in bytes under a cap (credit: one burst), in produce requests without one (credit: one pipeline).
+    this.lane = new ReservedLane(options.reservedTopics, new ShareFloor(options.reservedShareMax, options.inFlightBatchesMax));
+    // With a floor the reserved partitions hold the others in the bucket while they have data (not at the priority gate).
+    const laneHolds = this.lane.strict ? undefined : () => this.lane.active();
+    this.bucket = options.bandwidthBytesPerSec > 0 ? new TokenBucket(options.bandwidthBytesPerSec, options.bandwidthBurstBytes, undefined, new ShareFloor(options.reservedShareMax, options.bandwidthBurstBytes), laneHolds) : null;
     this.gate = new PriorityGate(options.priorities);
-    this.lane = new ReservedLane(options.reservedTopics);
     this.inFlightBytes = new ByteBound(options.inFlightBytesMax);
     // In a cluster only the partitions this node forwards count: the others' backlog is their leader's.
     this.budget = new LinkBudget(deps.broker, options.backlogBytesMax, () => this.forwardedLinks(), (tp) => {
@@ -516,8 +519,15 @@ class PartitionLink implements BudgetPartition, GatedLink {
   }
 
   private setBusy(busy: boolean): void {
-    this.up.gate.setBusy(this.checkpointKey, this.priority, busy);
-    if (this.reserved) this.up.lane.setBusy(this.checkpointKey, busy);
+    // With a floor (uplink.reservedShareMax < 1) the share decides between the lane and the
+    // others: a reserved partition holds no lower class at the priority gate, or a flood would
+    // starve them there whatever the floor says (it holds them in the token bucket instead, up to
+    // the floor: TokenBucket's laneBusy).
+    this.up.gate.setBusy(this.checkpointKey, this.priority, busy && !(this.reserved && !this.up.lane.strict));
+    if (this.reserved) {
+      this.up.lane.setBusy(this.checkpointKey, busy);
+      if (!this.up.lane.active()) this.up.bucket?.laneIdle();
+    }
   }
 
   private get checkpointKey(): string {
@@ -891,6 +901,13 @@ class PartitionLink implements BudgetPartition, GatedLink {
     if (!this.reserved) await up.gate.turn(this.priority, signal);
     if (up.bucket) await up.bucket.take(unit.batch.sizeBytes + PRODUCE_REQUEST_OVERHEAD_BYTES, signal, this.reserved);
     if (signal.aborted) return false;
+    // No cap: the others' floor counted in produce requests (host/sync/lanes.ts); an other's batch
+    // is counted until answered or given up.
+    const counted = !up.bucket && !up.lane.strict && up.lane.patterns.length > 0;
+    if (counted) await up.lane.turn(this.reserved, signal);
+    const uncount = () => {
+      if (counted && !this.reserved) up.lane.answered();
+    };
     const size = unit.batch.sizeBytes;
     await up.inFlightBytes.acquire(size, signal, this.reserved);
     if (signal.aborted || !up.mayForward(this.source)) {
@@ -902,6 +919,7 @@ class PartitionLink implements BudgetPartition, GatedLink {
         void this.stop(why.state, why.reason);
       }
       up.inFlightBytes.release(size);
+      uncount();
       return false;
     }
     let answer: Promise<Answer>;
@@ -910,9 +928,10 @@ class PartitionLink implements BudgetPartition, GatedLink {
       answer = (await up.producer.start(this.target.topic, this.target.partition, unit.batch, { firstSourceOffset: unit.first, lastSourceOffset: unit.last }, this.reserved)).answer;
     } catch (err) {
       up.inFlightBytes.release(size);
+      uncount();
       throw err;
     }
-    void answer.then(() => up.inFlightBytes.release(size));
+    void answer.then(() => up.inFlightBytes.release(size)).finally(uncount);
     pipeline.push({ unit, answer });
     return true;
   }

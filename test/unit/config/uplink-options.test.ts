@@ -66,6 +66,10 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.statusPartitionsMax=0'], /uplink\.statusPartitionsMax/],
     [['uplink.statusPartitionsMax=100001'], /uplink\.statusPartitionsMax/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.reservedTopics=al*rms'], /uplink\.reservedTopics entry "al\*rms"/],
+    [['uplink.reservedShareMax=0'], /uplink\.reservedShareMax.*must be a number greater than 0 and at most 1/],
+    [['uplink.reservedShareMax=1.01'], /uplink\.reservedShareMax.*must be a number greater than 0 and at most 1/],
+    [['uplink.reservedShareMax=-0.5'], /uplink\.reservedShareMax/],
+    [['uplink.reservedShareMax=half'], /uplink\.reservedShareMax/],
     [['uplink.stallAlarmSec=-1'], /uplink\.stallAlarmSec/],
     [['uplink.stallAlarmSec=31536001'], /uplink\.stallAlarmSec/],
     [['uplink.backlogAgeMsMax=-1'], /uplink\.backlogAgeMsMax/],
@@ -106,6 +110,8 @@ t.test('uplink config: the lanes, the liveness alarm, the age bound and the drai
   t.same([high.stallAlarmSec, high.backlogAgeMsMax], [31_536_000, Number.MAX_SAFE_INTEGER], 'a year; the largest safe integer');
   const d = await at([]);
   t.same([d.stallAlarmSec, d.backlogAgeMsMax, d.reservedTopics], [60, 0, []], 'defaults: a minute, none, no lane');
+  const shares = await Promise.all(['1', '0.001'].map(async (v) => (await at([`uplink.reservedShareMax=${v}`])).reservedShareMax));
+  t.same([d.reservedShareMax, ...shares], [0.8, 1, 0.001], 'reservedShareMax: 0.8 by default; 1 (a strict lane) and a tiny share accepted');
   const nf = await at(['uplink.drainOrderTopics=telemetry.*=newest-first, logs=oldest-first', 'uplink.newestFirstRecords=1']);
   t.same([nf.drainOrderTopics, nf.newestFirstRecords], [[{ pattern: 'telemetry.*', order: 'newest-first' }, { pattern: 'logs', order: 'oldest-first' }], 1], 'drain orders as a comma-separated string; the smallest head window');
   t.same([d.drainOrderTopics, d.newestFirstRecords], [[], 1000], 'default: oldest-first everywhere, a 1000-record head');
