@@ -11,13 +11,9 @@
 // long-polls only briefly (`contended`), so idle partitions' long polls do not hold the budget
 // from a busy partition for a whole replicaFetchWaitMs.
 
-/** Headroom above replicaFetchBytesMax an answer may use: a first batch larger than the fetch's maxBytes comes whole (KIP-74). */
-export const FETCH_ANSWER_HEADROOM_BYTES = 1024 * 1024;
-
-/** The largest replica fetch answer the fetch client accepts, and what one fetch reserves. */
-export function replicaFetchAnswerBytesMax(replicaFetchBytesMax: number): number {
-  return replicaFetchBytesMax + FETCH_ANSWER_HEADROOM_BYTES;
-}
+// The answer's size bound lives with the options (options.ts), which every node loads to check its
+// config: importing it from here would load this module on single nodes too.
+export { FETCH_ANSWER_HEADROOM_BYTES, replicaFetchAnswerBytesMax } from './options.js';
 
 export class FetchBudget {
   private used = 0;

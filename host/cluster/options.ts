@@ -5,7 +5,14 @@
 import { anyOfText, boolean, integer, int32, list, orNull, section, string, type SectionSchema } from '../config/schema.js';
 import { tlsSchema, type TlsOptions } from '../config/listener.js';
 import type { HostPort } from './tcp-transport.js';
-import { replicaFetchAnswerBytesMax } from './fetch-budget.js';
+
+/** Headroom above replicaFetchBytesMax an answer may use: a first batch larger than the fetch's maxBytes comes whole (KIP-74). */
+export const FETCH_ANSWER_HEADROOM_BYTES = 1024 * 1024;
+
+/** The largest replica fetch answer the fetch client accepts, and what one fetch reserves (fetch-budget.ts). */
+export function replicaFetchAnswerBytesMax(replicaFetchBytesMax: number): number {
+  return replicaFetchBytesMax + FETCH_ANSWER_HEADROOM_BYTES;
+}
 
 export interface ClusterOptions {
   nodeId: number | null;
