@@ -300,6 +300,10 @@ t.test('groups: an MQTT shared subscription on a node that is not its coordinato
   await second.subscribeAsync('$share/fleet/sensors/#', { qos: 1 });
   const refused = await eventually(() => c.node(door).proc!.logs.find((l) => l.clientId === 'fleet-second' && l.code === 'LIMIT_EXCEEDED') ?? null, 15_000, 100);
   t.match(String(refused!.err), /cluster\.groupProxyMembersMax/, 'a third remote member past cluster.groupProxyMembersMax=2 gets LIMIT_EXCEEDED naming the key');
+  // It leaves now: it retries its join, and if the coordinator moves to this node below (the kill)
+  // it is no longer a remote member, joins the group and rightly takes some readings (a shared
+  // subscription delivers each to one member), which the member counted below would then miss.
+  await second.endAsync();
   // The group lives at the coordinator: a librdkafka client reads its commits back from there.
   await writeFile(join(dir, 'consumer.py'), CONSUMER);
   const committed = await eventually(async () => {
@@ -315,7 +319,18 @@ t.test('groups: an MQTT shared subscription on a node that is not its coordinato
   const killedAt = Date.now();
   const more = Array.from({ length: 20 }, (_, i) => `after-${i}`);
   for (const [i, v] of more.entries()) await pub.publishAsync(`sensors/s${i % 4}`, v, { qos: 1 });
-  await eventually(() => (more.every((v) => got.includes(v)) ? true : null), 45_000, 100);
+  try {
+    await eventually(() => (more.every((v) => got.includes(v)) ? true : null), 45_000, 100);
+  } catch (err) {
+    // What the survivors said, for the next reader of a CI log (seen failing under load: the door
+    // member got none of these after the coordinator's kill although every one was PUBACKed).
+    t.comment(`received after the kill: ${got.filter((v) => v.startsWith('after-')).join(', ') || 'none'}`);
+    for (const n of c.live()) {
+      const lines = n.proc!.logs.filter((l) => Number(l.level) >= 40 || /group|coordinator|share|rejoin|leader/i.test(String(l.msg))).slice(-40);
+      for (const l of lines) t.comment(`node ${n.id} [${l.level}] ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, level: undefined, time: undefined, pid: undefined, hostname: undefined }).slice(0, 400)}`);
+    }
+    throw err;
+  }
   t.pass(`all ${more.length} readings PUBACKed after kill -9 of the coordinator (node ${coordinator}) delivered to the shared subscription, the last ${Date.now() - killedAt} ms after the kill`);
   const early = got.filter((v) => v.startsWith('reading-'));
   t.equal(new Set(early).size, sent.length, `readings from before the kill: none lost (${early.length - sent.length} delivered again after the rejoin: at least once)`);
