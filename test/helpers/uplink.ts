@@ -16,6 +16,19 @@ interface Teardown {
 }
 
 
+/** Every record of a target topic, read by kcat logged in with SCRAM-SHA-512 as `user`. */
+export function kcatReadScram(bootstrap: string, topic: string, user: string, password: string): Promise<TargetRecord[]> {
+  return kcatReadAll(bootstrap, topic, ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', `sasl.username=${user}`, '-X', `sasl.password=${password}`]);
+}
+
+/** An edge of `site` whose uplink forwards `topic` to `target`, logging in with `sasl` (a config file, mode 0600: it holds the password); fast reconnects, one partition per topic. */
+export async function startSaslEdge(t: Parameters<typeof startBroker>[0], site: string, target: string, topic: string, sasl: object): Promise<BrokerProcess> {
+  const dir = await tempDir(t);
+  const config = join(dir, 'edge.json');
+  await writeFile(config, JSON.stringify({ uplink: { site, bootstrap: [target], topics: [topic], sasl, topicScanIntervalMs: 100, pollWaitMs: 200, reconnectBackoffMs: 100, reconnectBackoffMaxMs: 500 }, broker: { defaultPartitions: 1 } }), { mode: 0o600 });
+  return startBroker(t, { dataDir: join(dir, 'data'), args: ['--config', config] });
+}
+
 /** Produces one line per value to a partition with kcat (acks all); throws when kcat fails. */
 export async function kcatProduce(bootstrap: string, topic: string, partition: number, values: string[]): Promise<void> {
   const r = await sh('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'acks=all', '-X', 'topic.request.required.acks=-1'], values.join('\n') + '\n');

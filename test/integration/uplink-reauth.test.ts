@@ -16,13 +16,11 @@
 // Without the client's re-authentication the target closes each connection at its first request
 // after 1.5 s and the first two checks fail.
 import t, { type Test } from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import { cliJs, eventually, sh, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
 import { KafkaConnection } from '../../host/kafka/client/connection.js';
 import { CLIENT_APIS } from '../../host/kafka/client/apis.js';
-import { kcatReadAll, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
+import { kcatReadScram, startSaslEdge, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 const PASSWORD = 'alice-reauth-secret';
@@ -32,16 +30,8 @@ const PRODUCE_FOR_MS = 5 * SESSION_MS;
 const ROUND_GAP_MS = 150;
 const PER_ROUND = 5;
 
-function readTarget(bootstrap: string, topic: string): Promise<TargetRecord[]> {
-  return kcatReadAll(bootstrap, topic, ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', 'sasl.username=alice', '-X', `sasl.password=${PASSWORD}`]);
-}
-
-async function edgeWith(t: Test, target: string, topic: string, sasl: object): Promise<BrokerProcess> {
-  const dir = await tempDir(t);
-  const config = join(dir, 'edge.json');
-  await writeFile(config, JSON.stringify({ uplink: { site: SITE, bootstrap: [target], topics: [topic], sasl, topicScanIntervalMs: 100, pollWaitMs: 200, reconnectBackoffMs: 100, reconnectBackoffMaxMs: 500 }, broker: { defaultPartitions: 1 } }), { mode: 0o600 });
-  return startBroker(t, { dataDir: join(dir, 'data'), args: ['--config', config] });
-}
+const readTarget = (bootstrap: string, topic: string) => kcatReadScram(bootstrap, topic, 'alice', PASSWORD);
+const edgeWith = (t: Test, target: string, topic: string, sasl: object) => startSaslEdge(t, SITE, target, topic, sasl);
 
 /** Produces PER_ROUND records every ROUND_GAP_MS for PRODUCE_FOR_MS (acks all); returns the values acknowledged, in order. */
 async function produceForLifetimes(t: Test, edge: BrokerProcess, topic: string): Promise<string[]> {

@@ -5,25 +5,15 @@
 // wrong password leaves the partition retrying with the target's refusal as the reason, and the
 // password appears in no log line of the edge.
 import t, { type Test } from 'tap';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliJs, eventually, sh, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { kcatReadAll, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
+import { cliJs, eventually, sh, startBroker, tempDir } from '../helpers/index.js';
+import { kcatReadScram, startSaslEdge, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 const PASSWORD = 'alice-uplink-secret';
 
-/** Every record of a target topic, read by kcat logged in with SCRAM-SHA-512. */
-function readTarget(bootstrap: string, topic: string): Promise<TargetRecord[]> {
-  return kcatReadAll(bootstrap, topic, ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-512', '-X', 'sasl.username=alice', '-X', `sasl.password=${PASSWORD}`]);
-}
-
-async function edgeWith(t: Test, target: string, topic: string, sasl: object): Promise<BrokerProcess> {
-  const dir = await tempDir(t);
-  const config = join(dir, 'edge.json');
-  await writeFile(config, JSON.stringify({ uplink: { site: SITE, bootstrap: [target], topics: [topic], sasl, topicScanIntervalMs: 100, pollWaitMs: 200, reconnectBackoffMs: 100, reconnectBackoffMaxMs: 500 }, broker: { defaultPartitions: 1 } }), { mode: 0o600 });
-  return startBroker(t, { dataDir: join(dir, 'data'), args: ['--config', config] });
-}
+const readTarget = (bootstrap: string, topic: string) => kcatReadScram(bootstrap, topic, 'alice', PASSWORD);
+const edgeWith = (t: Test, target: string, topic: string, sasl: object) => startSaslEdge(t, SITE, target, topic, sasl);
 
 if (uplinkToolsPresent(t, ['kcat'])) {
   t.test('uplink SASL: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 to a target that refuses anonymous clients', async (t) => {
