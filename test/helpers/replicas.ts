@@ -71,21 +71,32 @@ export async function waitForIsr(c: Cluster, via: number, topic: string, isr: nu
   return found!;
 }
 
-/** Every record in one node's copy of a partition, by offset (read from its files after a clean stop). */
-export async function readReplica(dataDir: string, topic: string, partition: number): Promise<Map<number, string>> {
+/**
+ * One node's copy of a partition, read in order from its log start to its log end (after a clean
+ * stop): `visit` sees each read's stored batches as they lie in the log. Returns the log's bounds.
+ */
+export async function readReplicaChunks(dataDir: string, topic: string, partition: number, visit: (stored: Uint8Array) => void): Promise<{ start: number; end: number }> {
   const log = await PartitionLog.open(join(dataDir, `${topic}-${partition}`), { flush: 'always' } as never, { logger: silentLogger });
-  const out = new Map<number, string>();
   try {
     let offset = log.logStartOffset;
     while (offset < log.logEndOffset) {
       const r = await log.read(offset, 1 << 20, log.logEndOffset);
       if (r.records.byteLength === 0) break;
-      for (const b of decodeBatches(r.records)) for (const rec of b.records) out.set(rec.offset, Buffer.from(rec.value!).toString());
+      visit(r.records);
       offset = r.nextOffset;
     }
+    return { start: log.logStartOffset, end: log.logEndOffset };
   } finally {
     await log.close();
   }
+}
+
+/** Every record in one node's copy of a partition, by offset (read from its files after a clean stop). */
+export async function readReplica(dataDir: string, topic: string, partition: number): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  await readReplicaChunks(dataDir, topic, partition, (stored) => {
+    for (const b of decodeBatches(stored)) for (const rec of b.records) out.set(rec.offset, Buffer.from(rec.value!).toString());
+  });
   return out;
 }
 

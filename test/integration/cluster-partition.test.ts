@@ -36,11 +36,9 @@ import { join } from 'node:path';
 import { sleep, tempDir } from '../helpers/index.js';
 import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
 import { startLinkGate, type LinkGate, type LinkMode } from '../helpers/fault-proxy.js';
-import { bootstrap, createTopic, kafkaAddress, kafkaClientsPresent, metadata, produce, waitForIsr, type Acked } from '../helpers/replicas.js';
+import { bootstrap, createTopic, kafkaAddress, kafkaClientsPresent, metadata, produce, readReplicaChunks, waitForIsr, type Acked } from '../helpers/replicas.js';
 import { checkQueue, describeVerdict, type QueueRead } from '../helpers/queue-checker.js';
-import { PartitionLog } from '../../host/log/partition-log.js';
 import { decodeBatches } from '../../host/core/index.js';
-import { silentLogger } from '../../host/logging.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 const PARTITIONS = 2;
@@ -136,31 +134,22 @@ async function replicaOf(dataDir: string, topic: string, partition: number) {
   // The segment files as they lie on disk, read before the log is opened.
   const segments = (await readdir(where)).filter((f) => f.endsWith('.log')).sort();
   const files = Buffer.concat(await Promise.all(segments.map((f) => readFile(join(where, f)))));
-  const log = await PartitionLog.open(where, { flush: 'always' } as never, { logger: silentLogger });
   const chunks: Buffer[] = [];
   const records: Array<{ partition: number; offset: number; value: string }> = [];
   /** Each record's batch (producer id, epoch, base sequence, leader epoch): a duplicate's two copies tell whether the client re-sent under a new epoch or the broker failed to see a retry. */
   const batchOf = new Map<number, string>();
-  try {
-    let offset = log.logStartOffset;
-    while (offset < log.logEndOffset) {
-      const r = await log.read(offset, 1 << 20, log.logEndOffset);
-      if (r.records.byteLength === 0) break;
-      chunks.push(Buffer.from(r.records));
-      for (const b of decodeBatches(r.records)) {
-        const h = b.header;
-        const batch = `batch ${h.baseOffset}–${h.baseOffset + h.lastOffsetDelta} producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence} leader epoch ${h.partitionLeaderEpoch}`;
-        for (const rec of b.records) {
-          records.push({ partition, offset: rec.offset, value: Buffer.from(rec.value!).toString() });
-          batchOf.set(rec.offset, batch);
-        }
+  const { start, end } = await readReplicaChunks(dataDir, topic, partition, (stored) => {
+    chunks.push(Buffer.from(stored));
+    for (const b of decodeBatches(stored)) {
+      const h = b.header;
+      const batch = `batch ${h.baseOffset}–${h.baseOffset + h.lastOffsetDelta} producer ${h.producerId} epoch ${h.producerEpoch} sequence ${h.baseSequence} leader epoch ${h.partitionLeaderEpoch}`;
+      for (const rec of b.records) {
+        records.push({ partition, offset: rec.offset, value: Buffer.from(rec.value!).toString() });
+        batchOf.set(rec.offset, batch);
       }
-      offset = r.nextOffset;
     }
-    return { start: log.logStartOffset, end: log.logEndOffset, bytes: Buffer.concat(chunks), records, segments, files, batchOf };
-  } finally {
-    await log.close();
-  }
+  });
+  return { start, end, bytes: Buffer.concat(chunks), records, segments, files, batchOf };
 }
 
 for (let trial = 1; trial <= TRIALS; trial++) {
