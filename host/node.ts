@@ -335,6 +335,7 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaLagTimeMaxMs: o.replicaLagTimeMaxMs,
     replicaFetchWaitMs: o.replicaFetchWaitMs,
     replicaFetchBytesMax: o.replicaFetchBytesMax,
+    replicaFetchResponseBytesMax: o.replicaFetchResponseBytesMax,
     replicaFetchBytesTotalMax: o.replicaFetchBytesTotalMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
     verifyOnStart: o.replicaVerifyOnStart,

@@ -1,15 +1,16 @@
 // The node-wide bound on replica fetch answers (cluster.replicaFetchBytesTotalMax). A follower
-// runs one fetch loop per partition it follows, each with its own connection, and an answer may
-// be as large as the fetch client accepts (replicaFetchBytesMax plus headroom for a first batch
-// larger than that, KIP-74). Without a bound, a node following its share of
-// broker.maxPartitionsTotal partitions could hold thousands of answers at once; with it, each
-// fetch reserves its largest answer here before it is sent and gives it back once the answer is
-// appended (or the fetch failed), so the answers held or awaited never pass the total, which the
-// start-up memory budget counts (host/config/budget.ts).
+// runs one fetcher per leader node it follows partitions from (replica-fetcher.ts), each with one
+// multi-partition fetch in flight, and an answer may be as large as the fetch client accepts
+// (replicaFetchResponseBytesMax plus headroom for a first batch larger than that, KIP-74). Each
+// fetch reserves its largest answer here before it is sent and gives it back once every
+// partition's records are appended (or the fetch failed), so the answers held or awaited never
+// pass the total, which the start-up memory budget counts (host/config/budget.ts). At the
+// defaults (8 MiB; 1 MiB + 1 MiB per answer) the fetches to 4 leader nodes, every peer of a
+// 5-voter cluster, run at once and never wait here; a smaller total makes leaders take turns.
 //
 // Fairness: waiting fetches are served in arrival order. A fetch sent while others wait
-// long-polls only briefly (`contended`), so idle partitions' long polls do not hold the budget
-// from a busy partition for a whole replicaFetchWaitMs.
+// long-polls only briefly (`contended`), so an idle leader's long poll does not hold the budget
+// from a busy one for a whole replicaFetchWaitMs.
 
 // The answer's size bound lives with the options (options.ts), which every node loads to check its
 // config: importing it from here would load this module on single nodes too.

@@ -9,9 +9,13 @@ import type { HostPort } from './tcp-transport.js';
 /** Headroom above replicaFetchBytesMax an answer may use: a first batch larger than the fetch's maxBytes comes whole (KIP-74). */
 export const FETCH_ANSWER_HEADROOM_BYTES = 1024 * 1024;
 
-/** The largest replica fetch answer the fetch client accepts, and what one fetch reserves (fetch-budget.ts). */
-export function replicaFetchAnswerBytesMax(replicaFetchBytesMax: number): number {
-  return replicaFetchBytesMax + FETCH_ANSWER_HEADROOM_BYTES;
+/**
+ * The largest replica fetch answer the fetch client accepts, and what one fetch reserves
+ * (fetch-budget.ts): the answer's bound over all its partitions (replicaFetchResponseBytesMax)
+ * plus room for a first batch larger than that.
+ */
+export function replicaFetchAnswerBytesMax(replicaFetchResponseBytesMax: number): number {
+  return replicaFetchResponseBytesMax + FETCH_ANSWER_HEADROOM_BYTES;
 }
 
 export interface ClusterOptions {
@@ -38,6 +42,7 @@ export interface ClusterOptions {
   replicaLagTimeMaxMs: number;
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
+  replicaFetchResponseBytesMax: number;
   replicaFetchBytesTotalMax: number;
   replicationCheckIntervalMs: number;
   replicaVerifyOnStart: boolean;
@@ -76,7 +81,8 @@ export const defaultClusterOptions: ClusterOptions = {
   replicaLagTimeMaxMs: 10_000, // a follower not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms is 30 s): acks=all stalls at most this long on a stuck follower
   replicaFetchWaitMs: 500, // a follower's fetch long-polls the leader this long (Kafka's replica.fetch.wait.max.ms): an idle partition costs two requests a second
   replicaFetchBytesMax: 1 * MiB, // bytes one follower fetch may return per partition (Kafka's replica.fetch.max.bytes): one max.message.bytes batch, one answer's memory
-  replicaFetchBytesTotalMax: 8 * MiB, // replica fetch answers held or awaited at once, node-wide: each fetch reserves replicaFetchBytesMax + 1 MiB (a larger first batch comes whole) before it is sent, so 4 fetches at the defaults; more followed partitions take turns (a fetch sent while others wait long-polls 50 ms at most). Counted in the memory budget: what is left of the default budget after a 3-voter quorum and an uplink
+  replicaFetchResponseBytesMax: 1 * MiB, // bytes one follower fetch may return over all its partitions (Kafka's replica.fetch.response.max.bytes): one fetch per leader node carries every partition followed from it, so this is one leader's answer; 1 MiB keeps 4 leaders' answers (with their headroom) inside replicaFetchBytesTotalMax
+  replicaFetchBytesTotalMax: 8 * MiB, // replica fetch answers held or awaited at once, node-wide: each leader's fetch reserves replicaFetchResponseBytesMax + 1 MiB (a larger first batch comes whole) before it is sent, so at the defaults the fetches to 4 leader nodes (a 5-voter cluster's peers) all run at once; past that they take turns (a fetch sent while others wait long-polls 50 ms at most). Counted in the memory budget: what is left of the default budget after a 3-voter quorum and an uplink
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
   replicaVerifyOnStart: true, // at start, every replicated partition's segments are read with CRC checks before the node registers: a replica with a damaged batch leaves the ISR and refetches from it (a clean-shutdown open trusts its files, so bit rot would otherwise rejoin the ISR unseen); costs one sequential read of the replicated data per start
   forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
@@ -112,6 +118,7 @@ export const clusterSchema: SectionSchema = section({
   replicaLagTimeMaxMs: int32(1),
   replicaFetchWaitMs: integer(0, 60_000),
   replicaFetchBytesMax: integer(1024, 1024 * MiB),
+  replicaFetchResponseBytesMax: integer(1024, 1024 * MiB),
   replicaFetchBytesTotalMax: integer(1024, 64 * 1024 * MiB),
   replicationCheckIntervalMs: integer(10, 60_000),
   replicaVerifyOnStart: boolean(),
@@ -174,11 +181,11 @@ export function resolveClusterOptions(o: ClusterOptions): ResolvedCluster | null
   if (o.heartbeatTicks >= o.electionTicks) throw new Error(`cluster.heartbeatTicks (${o.heartbeatTicks}) must be below cluster.electionTicks (${o.electionTicks})`);
   if (o.reconnectBackoffMsMin > o.reconnectBackoffMsMax) throw new Error(`cluster.reconnectBackoffMsMin (${o.reconnectBackoffMsMin}) must not exceed cluster.reconnectBackoffMsMax (${o.reconnectBackoffMsMax})`);
   if (o.sendQueueBytesMax < o.frameBytesMax) throw new Error(`cluster.sendQueueBytesMax (${o.sendQueueBytesMax}) must hold at least one frame of cluster.frameBytesMax (${o.frameBytesMax})`);
-  // Each voter dials the others and must verify what answers: a CA to verify against is required.
-  if (o.replicaFetchBytesTotalMax < replicaFetchAnswerBytesMax(o.replicaFetchBytesMax)) {
-    throw new Error(`cluster.replicaFetchBytesTotalMax (${o.replicaFetchBytesTotalMax}) must hold one replica fetch answer: cluster.replicaFetchBytesMax + 1 MiB = ${replicaFetchAnswerBytesMax(o.replicaFetchBytesMax)} bytes`);
+  if (o.replicaFetchBytesTotalMax < replicaFetchAnswerBytesMax(o.replicaFetchResponseBytesMax)) {
+    throw new Error(`cluster.replicaFetchBytesTotalMax (${o.replicaFetchBytesTotalMax}) must hold one replica fetch answer: cluster.replicaFetchResponseBytesMax + 1 MiB = ${replicaFetchAnswerBytesMax(o.replicaFetchResponseBytesMax)} bytes`);
   }
   if (o.forwardRequestTimeoutMs > o.forwardTimeoutMs) throw new Error(`cluster.forwardRequestTimeoutMs (${o.forwardRequestTimeoutMs}) must not exceed cluster.forwardTimeoutMs (${o.forwardTimeoutMs}): one attempt lives inside the whole forward`);
+  // Each voter dials the others and must verify what answers: a CA to verify against is required.
   if (o.tls && !o.tls.caFile) throw new Error('cluster.tls.caFile must be set: every voter verifies the others\' certificates against it');
   return { nodeId: o.nodeId, listen, voters, options: o };
 }

@@ -20,35 +20,37 @@
 //                 high watermark and this leader's epoch start (proposed as partitionChange, the
 //                 leader epoch unchanged), counting only fetches made after this leader last saw
 //                 that broker fenced or in an older incarnation.
-//   follower side one fetch loop per followed partition (ReplicaFetcher): first truncation by
-//                 leader epoch (OffsetForLeaderEpoch, KIP-101/279; never to the high watermark),
-//                 then Fetch with our node id as replica id from the log end; each answer is
-//                 appended as sent and fsynced (the topic's flush policy) before the next fetch
-//                 tells the leader the new log end.
+//   follower side one fetcher per leader node this node follows partitions from
+//                 (replica-fetcher.ts, Kafka's ReplicaFetcherThread): one connection and one
+//                 multi-partition Fetch in flight, our node id as replica id, each partition from
+//                 its log end after truncation by leader epoch (OffsetForLeaderEpoch, KIP-101/279;
+//                 never to the high watermark); each answer is appended as sent and fsynced (the
+//                 topic's flush policy) before the next fetch tells the leader the new log end. A
+//                 partition whose leader or epoch changes leaves its fetcher and joins its new
+//                 leader's once its last append there has finished.
 //
 // Every change is proposed with the partition epoch it was decided on (`basedOn`): a change that
 // raced another fails on every node alike and is decided again on the next pass.
 //
-// Bounds: one fetch in flight per followed partition (bytes per answer ≤ replicaFetchBytesMax),
-// on a connection of its own (answers on one connection come in order: partitions sharing one
-// would wait behind each other's long polls), and node-wide the answers held or awaited stay
-// within replicaFetchBytesTotalMax (fetch-budget.ts: each fetch reserves its largest answer
-// first); one proposal per pass per part; the client's connection bounds (in flight, queued,
-// response bytes) hold the rest.
+// Bounds: one fetcher, one connection and one fetch in flight per leader node followed (at most
+// the other voters); an answer is at most replicaFetchResponseBytesMax (+ 1 MiB for a first
+// batch larger than that, KIP-74), and node-wide the answers held or awaited stay within
+// replicaFetchBytesTotalMax (fetch-budget.ts: each fetch reserves its largest answer first); one
+// proposal per pass per part; the client's connection bounds (in flight, queued, response bytes)
+// hold the rest.
 import type { Logger } from '../logging.js';
 import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
 import { NO_LEADER, partitionStateOf, type MetadataImage, type PartitionChangeRecord, type MetadataRecord } from '../broker/metadata/records.js';
 import { isReplicatedTopic } from '../broker/topic-name.js';
 import { randomUUID } from 'node:crypto';
-import { ERRORS, errorNameForKafkaCode } from '../errors/index.js';
 import { KafkaClient } from '../kafka/client/client.js';
-import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
 import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
+import { LeaderFetcher } from './replica-fetcher.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -59,6 +61,8 @@ export interface ReplicationOptions {
   replicaLagTimeMaxMs: number;
   replicaFetchWaitMs: number;
   replicaFetchBytesMax: number;
+  /** Bytes one fetch answer may carry over all its partitions (Kafka's replica.fetch.response.max.bytes). */
+  replicaFetchResponseBytesMax: number;
   /** Node-wide bound on replica fetch answers held or awaited (fetch-budget.ts). */
   replicaFetchBytesTotalMax: number;
   /** How often the controller and the ISR checks run. */
@@ -76,9 +80,6 @@ export function clusterView(store: QuorumMetadataStore): ClusterView {
     controllerId: () => store.quorum.leader ?? -1,
   };
 }
-
-/** A fetch's long poll while other fetches wait for the fetch budget (fetch-budget.ts). */
-const CONTENDED_FETCH_WAIT_MS = 50;
 
 /** Partitions listed at most in a status answer (one inter-node frame carries it). */
 const STATUS_PARTITIONS_MAX = 1000;
@@ -105,14 +106,17 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export class Replication {
-  private readonly fetchers = new Map<Partition, ReplicaFetcher>();
+  /** One fetcher per leader node followed (replica-fetcher.ts). */
+  private readonly fetchers = new Map<number, LeaderFetcher>();
+  /** Which fetcher holds each followed partition. */
+  private readonly followedBy = new Map<Partition, LeaderFetcher>();
+  /** Fetchers stopping (their last partition left): close() waits for them. */
+  private readonly stopping = new Set<Promise<void>>();
   /** Damaged replicas found at start: each fetcher cuts its log there before its first fetch. */
   private repairs: Repairs = new Map();
   /**
-   * Each fetcher has a client (one connection to its leader) of its own: a broker answers a
-   * connection's requests in order, so two partitions' long-polling fetches on one connection
-   * would hold each other's answers back by up to replicaFetchWaitMs (acks=all waiting on it).
-   * Bound: one connection per followed partition (fetch sessions, KIP-227, are not done).
+   * Each leader's fetcher has a client (one connection to that leader) of its own: a broker
+   * answers a connection's requests in order, and the fetcher has one request out at a time.
    */
   private readonly fetchClientOptions: ConstructorParameters<typeof KafkaClient>[0];
   private readonly forwardClient: KafkaClient;
@@ -149,7 +153,7 @@ export class Replication {
       requestTimeoutMs: o.replicaFetchWaitMs + 10_000,
       inFlightMax: 64,
       queuedMax: 1024,
-      responseBytesMax: replicaFetchAnswerBytesMax(o.replicaFetchBytesMax),
+      responseBytesMax: replicaFetchAnswerBytesMax(o.replicaFetchResponseBytesMax),
       reconnectBackoffMs: 50,
       reconnectBackoffMaxMs: 1000,
     };
@@ -182,8 +186,9 @@ export class Replication {
     // its connection instead of after the request timeout.
     const stopped = [...this.fetchers.values()].map((f) => f.stop());
     this.fetchers.clear();
+    this.followedBy.clear();
     await this.forwardClient.close();
-    await Promise.allSettled(stopped);
+    await Promise.allSettled([...stopped, ...this.stopping]);
   }
 
   /** The registration record, retried while no controller is elected (bounded by the join timeout's caller). */
@@ -206,17 +211,45 @@ export class Replication {
   private leadershipChanged(changed: Partition[]): void {
     if (this.closed) return;
     for (const p of changed) {
-      const running = this.fetchers.get(p);
+      const holder = this.followedBy.get(p);
       const wanted = p.role === 'follower' && p.leaderId !== NO_LEADER && p.leaderId !== this.o.nodeId && p.replicas.includes(this.o.nodeId) && !p.retired;
-      if (running && wanted && running.leaderId === p.leaderId && running.epoch === p.leaderEpoch) continue;
-      const previous = running?.stop() ?? Promise.resolve();
-      if (running) this.fetchers.delete(p);
+      if (holder && wanted && holder.leaderId === p.leaderId && holder.epochOf(p) === p.leaderEpoch) continue;
+      // A new leader or epoch replaces the partition's state; its last append finishes first.
+      const previous = holder?.remove(p) ?? Promise.resolve();
+      this.followedBy.delete(p);
       if (!wanted) continue;
-      const fetcher = new ReplicaFetcher(this.broker, this.store, new KafkaClient(this.fetchClientOptions), p, this.o, this.log, this.repairs, this.fetchBudget);
-      this.fetchers.set(p, fetcher);
-      // The old fetcher's append finishes before the new one truncates.
-      fetcher.start(previous);
+      const fetcher = this.fetcherFor(p.leaderId);
+      fetcher.add(p, previous);
+      this.followedBy.set(p, fetcher);
     }
+    this.stopIdleFetchers();
+  }
+
+  private fetcherFor(leaderId: number): LeaderFetcher {
+    let fetcher = this.fetchers.get(leaderId);
+    if (!fetcher) {
+      const context = { broker: this.broker, store: this.store, repairs: this.repairs, budget: this.fetchBudget, log: this.log, options: this.o };
+      fetcher = new LeaderFetcher(leaderId, new KafkaClient(this.fetchClientOptions), context);
+      this.fetchers.set(leaderId, fetcher);
+      fetcher.start();
+    }
+    return fetcher;
+  }
+
+  /** A fetcher left with no partition stops (its connection closes); a later partition of that leader starts a new one. */
+  private stopIdleFetchers(): void {
+    for (const [leaderId, fetcher] of this.fetchers) {
+      if (fetcher.size > 0) continue;
+      this.fetchers.delete(leaderId);
+      const stopped = fetcher.stop().finally(() => this.stopping.delete(stopped));
+      this.stopping.add(stopped);
+    }
+  }
+
+  /** Retired partitions (topic deleted) leave their fetchers. */
+  private dropRetiredPartitions(): void {
+    for (const [p, fetcher] of this.followedBy) if (p.retired) (void fetcher.remove(p), this.followedBy.delete(p));
+    this.stopIdleFetchers();
   }
 
   // --- periodic checks: controller and leader side ------------------------------------------
@@ -225,7 +258,7 @@ export class Replication {
     if (this.checking || this.closed) return;
     this.checking = true;
     try {
-      for (const [p, f] of this.fetchers) if (p.retired) (void f.stop(), this.fetchers.delete(p));
+      this.dropRetiredPartitions();
       for (const p of this.repairs.keys()) if (p.retired) this.repairs.delete(p);
       if (this.store.quorum.isLeader) await this.control();
       else this.controllerSinceMs = 0;
@@ -328,162 +361,4 @@ function describeRecord(r: MetadataRecord): string {
   if (r.type === 'partitionChange') return `${r.topic}-${r.partition}: leader ${r.leader} epoch ${r.leaderEpoch} isr [${r.isr.join(',')}]`;
   if (r.type === 'brokerFence') return `node ${r.nodeId} ${r.fenced ? 'fenced' : 'unfenced'}`;
   return r.type;
-}
-
-/**
- * One followed partition: truncate by leader epoch, then fetch from the log end until stopped
- * (a new leader or epoch starts a new fetcher). Errors back off and retry; a fenced or unknown
- * epoch waits for this node's metadata to catch up (which replaces the fetcher).
- */
-class ReplicaFetcher {
-  readonly leaderId: number;
-  readonly epoch: number;
-  private readonly abort = new AbortController();
-  private running: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly broker: Broker,
-    private readonly store: QuorumMetadataStore,
-    private readonly client: KafkaClient,
-    private readonly p: Partition,
-    private readonly o: ReplicationOptions,
-    private readonly log: Logger,
-    private readonly repairs: Repairs,
-    private readonly budget: FetchBudget,
-  ) {
-    this.leaderId = p.leaderId;
-    this.epoch = p.leaderEpoch;
-  }
-
-  start(after: Promise<void>): void {
-    this.running = after.then(() => this.run()).catch((err: unknown) => this.log.warn({ err: (err as Error).message, tp: this.name }, 'replica fetcher stopped'));
-  }
-
-  /** Stops the loop; closing its own client ends a fetch parked at the leader at once. */
-  stop(): Promise<void> {
-    this.abort.abort();
-    const running = this.running;
-    return this.client.close().then(() => running);
-  }
-
-  private get name(): string {
-    return `${this.p.tp.topic}-${this.p.tp.partition}`;
-  }
-
-  private get stopped(): boolean {
-    return this.abort.signal.aborted || this.p.retired || this.p.leaderEpoch !== this.epoch || this.p.role !== 'follower';
-  }
-
-  private async run(): Promise<void> {
-    let truncated = false;
-    let failures = 0;
-    while (!this.stopped) {
-      try {
-        if (!truncated) truncated = await this.truncate();
-        else if (!(await this.fetchOnce())) truncated = false;
-        failures = 0;
-      } catch (err) {
-        failures++;
-        if (failures === 1 || failures % 50 === 0) this.log.warn({ err: (err as Error).message, tp: this.name, leader: this.leaderId }, 'replica fetch failed; retrying');
-        await sleep(Math.min(1000, 50 * failures), this.abort.signal);
-      }
-    }
-  }
-
-  private async leaderConnection() {
-    const b = this.store.image().brokers.get(this.leaderId);
-    if (!b) throw new Error(`leader ${this.leaderId} is not registered yet`);
-    return this.client.connection(`${b.host}:${b.port}`);
-  }
-
-  /** A replica found damaged at start (replica-repair.ts): cut at its first bad batch, once, before fetching the rest. */
-  private async cutDamage(): Promise<void> {
-    const at = this.repairs.get(this.p);
-    if (at === undefined) return;
-    const before = this.p.log.logEndOffset;
-    if (at < before) await this.broker.truncateReplica(this.p.tp, at, 'damaged');
-    this.repairs.delete(this.p);
-    this.log.warn({ tp: this.name, from: before, to: this.p.log.logEndOffset, leader: this.leaderId, epoch: this.epoch }, 'damaged replica cut at its first bad batch; refetching the rest from the leader');
-  }
-
-  /** KIP-101/279: ask the leader where our latest epoch ends; cut our log there. True once done. */
-  private async truncate(): Promise<boolean> {
-    const log = this.p.log;
-    await this.cutDamage();
-    const latest = log.leaderEpochEntries().at(-1)?.epoch ?? -1;
-    if (latest < 0) return true; // an empty log has nothing to disagree about
-    const conn = await this.leaderConnection();
-    const res = await conn.request(CLIENT_APIS.offsetForLeaderEpoch, {
-      replicaId: this.o.nodeId,
-      topics: [{ topic: this.p.tp.topic, partitions: [{ partition: this.p.tp.partition, currentLeaderEpoch: this.epoch, leaderEpoch: latest }] }],
-    });
-    const r = res.topics?.[0]?.partitions?.[0] as { errorCode: number; leaderEpoch: number; endOffset: number } | undefined;
-    if (!r) throw new Error('OffsetForLeaderEpoch answer names no partition');
-    if (r.errorCode !== ERRORS.NONE.kafka) throw new Error(`OffsetForLeaderEpoch: ${errorNameForKafkaCode(r.errorCode)}`);
-    // The leader knows no epoch ≤ ours: nothing of ours was ever in its log from then on.
-    let target = r.leaderEpoch < 0 ? log.logStartOffset : r.endOffset;
-    // KIP-279: the leader's last epoch ≤ ours is older than ours: end where we ended that epoch too.
-    if (r.leaderEpoch >= 0 && r.leaderEpoch < latest) target = Math.min(target, log.endOffsetForEpoch(r.leaderEpoch).endOffset);
-    if (target < log.logEndOffset) {
-      const before = log.logEndOffset;
-      await this.broker.truncateReplica(this.p.tp, target);
-      this.log.warn({ tp: this.name, from: before, to: target, leader: this.leaderId, epoch: this.epoch }, 'replica truncated to where it agrees with the leader (leader epoch)');
-    }
-    return true;
-  }
-
-  /**
-   * Our log ends below the leader's log start: retention deleted on the leader what we never
-   * fetched. Kafka's truncateFullyAndStartAt: everything we hold goes (it is all below the
-   * leader's log start, so no one reads it from us any more) and the log restarts empty at the
-   * leader's log start; the next fetch asks from there and we rejoin the ISR once caught up.
-   */
-  private async resetToLeaderStart(logEndOffset: number, leaderLogStartOffset: number): Promise<void> {
-    if (this.stopped) return;
-    const ours = this.p.log.logStartOffset;
-    await this.broker.truncateReplica(this.p.tp, leaderLogStartOffset, 'log-start');
-    this.log.warn(
-      { tp: this.name, logStartOffset: ours, logEndOffset, leaderLogStartOffset, leader: this.leaderId, epoch: this.epoch },
-      "replica behind the leader's log start: its log was reset to start at the leader's log start",
-    );
-  }
-
-  /** One fetch and its append. False when the log must be truncated again (our end is past the leader's). */
-  private async fetchOnce(): Promise<boolean> {
-    // The answer's room is reserved before the fetch goes out and kept until it is appended.
-    const release = await this.budget.reserve(replicaFetchAnswerBytesMax(this.o.replicaFetchBytesMax), this.abort.signal);
-    try {
-      return await this.fetchReserved();
-    } finally {
-      release();
-    }
-  }
-
-  private async fetchReserved(): Promise<boolean> {
-    const conn = await this.leaderConnection();
-    const fetchOffset = this.p.log.logEndOffset;
-    const res = await conn.request(CLIENT_APIS.fetch, {
-      replicaId: this.o.nodeId,
-      // Others wait for the budget: park briefly, so an idle partition does not hold their room.
-      maxWaitMs: this.budget.contended ? Math.min(this.o.replicaFetchWaitMs, CONTENDED_FETCH_WAIT_MS) : this.o.replicaFetchWaitMs,
-      minBytes: 1,
-      maxBytes: this.o.replicaFetchBytesMax,
-      isolationLevel: 0,
-      sessionId: 0,
-      sessionEpoch: -1,
-      topics: [{ topic: this.p.tp.topic, partitions: [{ partition: this.p.tp.partition, currentLeaderEpoch: this.epoch, fetchOffset, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: this.o.replicaFetchBytesMax }] }],
-      forgottenTopicsData: [],
-      rackId: '',
-    });
-    const r = res.responses?.[0]?.partitions?.[0] as { errorCode: number; highWatermark: number; logStartOffset: number; records: Uint8Array | null } | undefined;
-    if (!r) throw new Error('Fetch answer names no partition');
-    if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
-      if (fetchOffset < r.logStartOffset) await this.resetToLeaderStart(fetchOffset, r.logStartOffset);
-      return fetchOffset < r.logStartOffset;
-    }
-    if (r.errorCode !== ERRORS.NONE.kafka) throw new Error(`Fetch: ${errorNameForKafkaCode(r.errorCode)}`);
-    if (this.stopped) return true;
-    await this.broker.appendAsFollower(this.p.tp, r.records ?? new Uint8Array(0), r.highWatermark, this.epoch);
-    return true;
-  }
 }

@@ -11,9 +11,9 @@
 //
 // The uplink and the cluster count only when configured (their keys are 0 otherwise): the
 // uplink's batches in flight across the link, the metadata quorum's send queue toward each
-// other voter, and the replica fetch answers held or awaited at once (one fetch loop per followed
-// partition, each reserving its largest answer from cluster.replicaFetchBytesTotalMax before it
-// is sent: host/cluster/fetch-budget.ts).
+// other voter, and the replica fetch answers held or awaited at once (one fetcher per leader node
+// followed, each fetch reserving its largest answer, cluster.replicaFetchResponseBytesMax + 1 MiB,
+// from cluster.replicaFetchBytesTotalMax before it is sent: host/cluster/fetch-budget.ts).
 import { ConfigError } from './loader.js';
 
 export interface BudgetItem {
@@ -52,7 +52,7 @@ export const BUDGET_TERMS: readonly BudgetTerm[] = [
   { of: ['uplink.inFlightBytesMax'] },
   // Raft frames waiting toward each other voter (0 on a single node).
   { of: ['(cluster.voters - 1)', 'cluster.sendQueueBytesMax'] },
-  // Replica fetch answers, node-wide (0 on a single node).
+  // Replica fetch answers, node-wide (0 on a single node): the sum over leader fetchers' answer bounds.
   { of: ['cluster.replicaFetchBytesTotalMax'] },
   { of: ['broker.maxPartitionsTotal', 'broker.log.indexCacheBytes'], apart: 'perPartition' },
   // The uplink's read and the batch it is building, and the downlink's fetch, per partition forwarded.

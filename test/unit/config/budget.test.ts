@@ -7,6 +7,7 @@ import { loadNodeConfig, prepareNode } from '../../../host/node.js';
 import { ConfigError } from '../../../host/config/loader.js';
 import { tempDir } from '../../helpers/index.js';
 import { freePort } from '../../helpers/cluster.js';
+import { defaultClusterOptions, replicaFetchAnswerBytesMax } from '../../../host/cluster/options.js';
 
 const MiB = 1024 * 1024;
 const base = ['--kafka-port', '0', '--mqtt-port', '-1', '--mqtt-ws-port', '-1', '--http-port', '-1', '--set', 'schemas.port=-1'];
@@ -31,7 +32,8 @@ t.test('memory budget: a 3-voter cluster with an uplink counts both, and the def
   const items = Object.fromEntries(p.budget.items.map((i) => [i.key, i.bytes]));
   t.equal(items['uplink.inFlightBytesMax'], 8 * MiB, 'the link\'s batches in flight');
   t.equal(items[QUORUM_ITEM], 2 * 8 * MiB, 'one send queue per other voter');
-  t.equal(items['cluster.replicaFetchBytesTotalMax'], 8 * MiB, 'replica fetch answers, node-wide');
+  t.equal(items['cluster.replicaFetchBytesTotalMax'], 8 * MiB, 'replica fetch answers, node-wide (the sum of the leader fetchers\' answer bounds)');
+  t.ok(items['cluster.replicaFetchBytesTotalMax']! >= 4 * replicaFetchAnswerBytesMax(defaultClusterOptions.replicaFetchResponseBytesMax), 'it holds one answer per leader for up to 4 peers: none waits at the defaults');
   t.ok(p.budget.totalBytes <= 800 * MiB, `${(p.budget.totalBytes / MiB).toFixed(1)} MiB ≤ the default 800 MiB`);
 });
 
