@@ -204,9 +204,14 @@ export class LeaderFetcher {
   }
 
   private async leaderConnection() {
+    this.abort.signal.throwIfAborted();
     const b = this.ctx.store.image().brokers.get(this.leaderId);
     if (!b) throw new Error(`leader ${this.leaderId} is not registered yet`);
-    return this.client.connection(`${b.host}:${b.port}`);
+    const conn = await this.client.connection(`${b.host}:${b.port}`);
+    // Stopped while it opened: the client's close may have missed this connection; nothing may park on it.
+    if (this.abort.signal.aborted) conn.close();
+    this.abort.signal.throwIfAborted();
+    return conn;
   }
 
   /** Runs a log operation on `f` unless it is stale; a successor's `after` waits for it. */
