@@ -193,7 +193,8 @@ export class LeaderFetcher {
   /** Nothing to send: wait for a partition to join or come out of its backoff (at most one long poll). */
   private idle(): Promise<void> {
     const now = Date.now();
-    let waitMs = Math.max(1, this.ctx.options.replicaFetchWaitMs);
+    // At least one backoff step: with replicaFetchWaitMs 0 an idle fetcher must not spin.
+    let waitMs = Math.max(BACKOFF_STEP_MS, this.ctx.options.replicaFetchWaitMs);
     for (const f of this.followed.values()) if (f.joined && !this.stale(f) && f.retryAtMs > now) waitMs = Math.min(waitMs, f.retryAtMs - now);
     return new Promise<void>((resolve) => {
       const done = () => (clearTimeout(timer), (this.nudge = null), resolve());
