@@ -8,7 +8,7 @@
 // wrote — and each must re-route by itself to the new leader both times. What was acknowledged
 // is proved present once, at its acknowledged offset, by the queue checker over kcat's read
 // through the cluster and every node's partition files read after a clean stop.
-// Seen in 3 of about 25 runs at load average 15–20 (never on its own at lower load): librdkafka
+// Seen in 4 of 22 runs, all at load average 15–20 (four clusters at once in one): librdkafka
 // ends its stream with a fatal OUT_OF_ORDER_SEQUENCE_NUMBER from the new leader right after the
 // hand-back (a retry the new leader's producer state neither matched nor took as next; not
 // understood yet), or bumps its producer epoch after one (or after a message timeout) and
