@@ -8,13 +8,13 @@
 // wrote — and each must re-route by itself to the new leader both times. What was acknowledged
 // is proved present once, at its acknowledged offset, by the queue checker over kcat's read
 // through the cluster and every node's partition files read after a clean stop.
-// Seen in 4 of 22 runs, all at load average 15–20 (four clusters at once in one): librdkafka
+// Seen in 5 of 24 runs, all at load average 15–20 (four clusters at once in one): librdkafka
 // ends its stream with a fatal OUT_OF_ORDER_SEQUENCE_NUMBER from the new leader right after the
-// hand-back (a retry the new leader's producer state neither matched nor took as next; not
-// understood yet), or bumps its producer epoch after one (or after a message timeout) and
-// resends batches that were stored, which no broker can deduplicate; the queue checker then
-// reports duplicates. On a failure every node's leadership, ISR and truncation log lines are
-// printed.
+// hand-back (a batch, retried or new, that the new leader's producer state neither matched nor
+// took as next although every earlier one was acknowledged; not understood yet), or bumps its
+// producer epoch after one (or after a message timeout) and resends batches that were stored,
+// which no broker can deduplicate: the queue checker then reports duplicates. On a failure every
+// node's leadership, ISR and truncation log lines are printed.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
