@@ -8,15 +8,12 @@
 // wrote — and each must re-route by itself to the new leader both times. What was acknowledged
 // is proved present once, at its acknowledged offset, by the queue checker over kcat's read
 // through the cluster and every node's partition files read after a clean stop.
-// KNOWN FAILURE (about 1 run in 4, at load average 5 as at 15–20): an acks=all record
-// acknowledged by the old leader just before the hand-back is missing from the new leader and,
-// once the old leader truncates to it by leader epoch, from every replica (seen: 5 records at
-// offsets 1342–1346 acknowledged by node 2, node 1 elected with its log ending at 1342, node 2
-// truncated 1347 → 1342; the queue checker reports them lost). librdkafka then gets
-// OUT_OF_ORDER_SEQUENCE_NUMBER from the new leader (its producer state ends before the lost
-// batches) and stops with a fatal error, or bumps its producer epoch and resends stored batches
-// (duplicates). Not understood yet; cluster.leaderRebalanceIntervalMs is off by default until it
-// is. On a failure every node's leadership, ISR and truncation log lines are printed.
+// It found a false acknowledgement: a batch written by the old leader across the hand-back was
+// acknowledged once this node, a follower by then, saw the HW pass its offsets, where the new
+// leader held other records (about 1 run in 4 lost records: librdkafka then stopped on a fatal
+// OUT_OF_ORDER_SEQUENCE_NUMBER from the new leader, its producer state ending before the lost
+// batches). Fixed in Broker.append. On a failure every node's leadership, ISR and truncation log
+// lines are printed.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
