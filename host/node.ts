@@ -5,6 +5,7 @@
 // `ready` line naming every bound address; on SIGTERM/SIGINT stops accepting, flushes, fsyncs,
 // writes the clean-shutdown markers and exits 0.
 import { resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Broker, defaultBrokerOptions, validateBrokerOptions, type BrokerOptions } from './broker/broker.js';
 import { ProducerIds } from './broker/producer-ids.js';
 import { defaultTopicConfig } from './broker/topic-config.js';
@@ -319,7 +320,7 @@ async function decoderOf(schemas: RunningSchemas) {
  * wildcard bind) the host of its inter-node listener, which the other nodes reach already; and
  * the advertised port, else the listener's (a port mapping in front of it is what peers reach).
  */
-async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: { host: string | null; port: number | null }, logger: Logger): Promise<Replication> {
+async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: { host: string | null; port: number | null }, incarnation: string, logger: Logger): Promise<Replication> {
   const kafka = listeners.find((l) => l.name === 'kafka');
   if (!kafka) throw new Error('a cluster node needs its Kafka listener (kafka.port must not be -1): followers fetch through it');
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(kafka.address);
@@ -338,11 +339,23 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     replicaFetchResponseBytesMax: o.replicaFetchResponseBytesMax,
     replicaFetchBytesTotalMax: o.replicaFetchBytesTotalMax,
     checkIntervalMs: o.replicationCheckIntervalMs,
+    incarnation,
+    leaderRebalanceIntervalMs: o.leaderRebalanceIntervalMs,
     verifyOnStart: o.replicaVerifyOnStart,
     forward: { timeoutMs: o.forwardTimeoutMs, requestTimeoutMs: o.forwardRequestTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
   }, logger.child({ component: 'replication' }));
   await replication.start();
   return replication;
+}
+
+/**
+ * The metadata quorum's store, then this process's new broker epoch registered before any
+ * partition opens (host/cluster/early-registration.ts: a restarted node leaves its ISRs at once).
+ */
+async function openClusterStore(cluster: ResolvedCluster, deps: Parameters<typeof import('./cluster/start.js').openClusterMetadata>[1], incarnation: string): Promise<QuorumMetadataStore> {
+  const store = await (await import('./cluster/start.js')).openClusterMetadata(cluster, deps);
+  await (await import('./cluster/early-registration.js')).registerNewIncarnation(store, cluster.nodeId, incarnation, deps.logger.child({ component: 'replication' }));
+  return store;
 }
 
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
@@ -438,8 +451,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const cluster = prepared.cluster;
   let quorumStore: QuorumMetadataStore | undefined;
   let clusterTls: ServerTls | null = null;
+  const incarnation = randomUUID(); // this process, as its broker registrations name it (a new broker epoch per start)
   const openMetadata = cluster
-    ? async (dataDir: string) => (quorumStore = await (await import('./cluster/start.js')).openClusterMetadata(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }))
+    ? async (dataDir: string) => (quorumStore = await openClusterStore(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }, incarnation))
     : undefined;
   let broker: Broker;
   try {
@@ -471,7 +485,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
     listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null }, () => ready, off);
-    if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, { host: prepared.kafka?.advertisedHost ?? null, port: prepared.kafka?.advertisedPort ?? null }, logger);
+    if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, { host: prepared.kafka?.advertisedHost ?? null, port: prepared.kafka?.advertisedPort ?? null }, incarnation, logger);
     const uplinkCluster = prepared.uplink && cluster && quorumStore ? (await import('./sync/cluster-gate.js')).clusterViewOf(broker, quorumStore, cluster.nodeId) : undefined;
     if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir, cluster: uplinkCluster }, prepared.uplink);
   } catch (err) {

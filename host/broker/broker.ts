@@ -413,10 +413,18 @@ export class Broker implements BrokerApi {
       this.pendingAppendBytes += bytes;
       this.metrics.pendingAppendBytes.set(this.pendingAppendBytes);
       let info;
+      const leaderEpoch = partition.leaderEpoch;
       try {
-        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch: partition.leaderEpoch, durable: acks !== 0 }));
+        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch, durable: acks !== 0 }));
         // acks=all: the bytes stay counted (maxPendingAppendBytes bounds the waiting batches too).
         if (waitForIsr) {
+          // Leadership moved while the batch waited for the disk: the waiters were failed before
+          // this one existed, and as a follower this log's HW would soon pass an offset the new
+          // leader holds another record at (a false acknowledgement). No await between this check
+          // and the waiter's registration: a later move fails it (Partition.becomeFollower).
+          if (partition.role !== 'leader' || partition.leaderEpoch !== leaderEpoch) {
+            throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `${tp.topic}-${tp.partition}: leadership moved (leader ${partition.leaderId}, epoch ${partition.leaderEpoch}) while the batch was written in epoch ${leaderEpoch}; the outcome of the write is unknown`);
+          }
           await partition.awaitHighWatermark(info.lastOffset + 1, options.timeoutMs ?? this.options.ackTimeoutMs);
           this.checkInSyncAfterAppend(tp, partition);
         }

@@ -46,6 +46,7 @@ export interface ClusterOptions {
   replicaFetchBytesTotalMax: number;
   replicationCheckIntervalMs: number;
   replicaVerifyOnStart: boolean;
+  leaderRebalanceIntervalMs: number;
   forwardTimeoutMs: number;
   forwardRequestTimeoutMs: number;
   forwardRetriesMax: number;
@@ -85,6 +86,7 @@ export const defaultClusterOptions: ClusterOptions = {
   replicaFetchBytesTotalMax: 8 * MiB, // replica fetch answers held or awaited at once, node-wide: each leader's fetch reserves replicaFetchResponseBytesMax + 1 MiB (a larger first batch comes whole) before it is sent, so at the defaults the fetches to 4 leader nodes (a 5-voter cluster's peers) all run at once; past that they take turns (a fetch sent while others wait long-polls 50 ms at most). Counted in the memory budget: what is left of the default budget after a 3-voter quorum and an uplink
   replicationCheckIntervalMs: 250, // how often the controller looks for silent brokers and each leader for lagging or caught-up followers
   replicaVerifyOnStart: true, // at start, every replicated partition's segments are read with CRC checks before the node registers: a replica with a damaged batch leaves the ISR and refetches from it (a clean-shutdown open trusts its files, so bit rot would otherwise rejoin the ISR unseen); costs one sequential read of the replicated data per start
+  leaderRebalanceIntervalMs: 30_000, // the controller hands each partition's leadership back to its preferred replica (the first of its assignment) when that one is live and in the ISR, at most this often; 0 = never. Without it every restart leaves its leaderships elsewhere and a rolling restart ends with one node leading everything (Kafka checks every 300 s; a cabinet's few nodes rebalance within 30 s of a node catching up)
   forwardTimeoutMs: 15_000, // an MQTT/HTTP/WebSocket append on a node that does not lead the partition waits this long for the leader's answer, retries included: spans a leader's fencing (sessionTimeoutMs) and election several times over
   forwardRequestTimeoutMs: 5000, // one forward attempt unanswered this long (an answer lost on a broken link) is given up and sent again; the resend is deduplicated by the leader (same producer id and sequence), and the leader's wait for its in-sync replicas is cut to half of this so its answer comes in time
   forwardRetriesMax: 30, // attempts after the first when the leader moved, is being elected or is unreachable: with the backoff doubling to 1 s, about the forward timeout
@@ -122,6 +124,7 @@ export const clusterSchema: SectionSchema = section({
   replicaFetchBytesTotalMax: integer(1024, 64 * 1024 * MiB),
   replicationCheckIntervalMs: integer(10, 60_000),
   replicaVerifyOnStart: boolean(),
+  leaderRebalanceIntervalMs: integer(0, 86_400_000),
   forwardTimeoutMs: integer(1, 600_000),
   forwardRequestTimeoutMs: integer(100, 600_000),
   forwardRetriesMax: integer(0, 10_000),

@@ -15,6 +15,8 @@
 //                 epoch bumped, and it leaves every ISR (unless it is the last member: then the
 //                 partition waits leaderless for it). A fenced broker heard again is unfenced, and
 //                 a leaderless partition whose ISR holds it elects it.
+//                 At most once per `leaderRebalanceIntervalMs` it hands leaderships back to their
+//                 preferred replicas where those are live and in the ISR (leader-rebalance.ts).
 //   leader side   every partition this node leads shrinks its ISR by a follower that has not
 //                 caught up for `replicaLagTimeMaxMs` and expands it by one that has reached the
 //                 high watermark and this leader's epoch start (proposed as partitionChange, the
@@ -51,6 +53,7 @@ import { AppendForwarding, type ForwardOptions } from './forward.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
 import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
 import { LeaderFetcher } from './replica-fetcher.js';
+import { preferredLeaderMoves, RebalanceSchedule } from './leader-rebalance.js';
 
 export interface ReplicationOptions {
   nodeId: number;
@@ -67,6 +70,10 @@ export interface ReplicationOptions {
   replicaFetchBytesTotalMax: number;
   /** How often the controller and the ISR checks run. */
   checkIntervalMs: number;
+  /** The controller hands leaderships back to preferred replicas at most this often; 0 = never (leader-rebalance.ts). */
+  leaderRebalanceIntervalMs: number;
+  /** This process's incarnation when node.ts registered it early (early-registration.ts); else a new one. */
+  incarnation?: string;
   /** CRC-verify every replicated partition at start; a damaged replica leaves the ISR and refetches (replica-repair.ts). */
   verifyOnStart: boolean;
   /** Appends for partitions another node leads (MQTT, HTTP, WebSocket doors): forward.ts. */
@@ -124,6 +131,7 @@ export class Replication {
   private readonly forwarding: AppendForwarding;
   private timer: NodeJS.Timeout | undefined;
   private controllerSinceMs = 0;
+  private readonly rebalance: RebalanceSchedule;
   /**
    * When this node last saw each broker fenced or in a new incarnation (one entry per registered
    * broker): a follower's fetch state from before then (it stopped, restarted, may have lost or
@@ -132,8 +140,8 @@ export class Replication {
   private readonly fetchesCountFromMs = new Map<number, number>();
   /** The broker epoch this node last saw for each broker (a change: a new incarnation registered). */
   private readonly brokerEpochSeen = new Map<number, number>();
-  /** This process's incarnation: its registration tells the controller it is a new broker epoch. */
-  private readonly incarnation = randomUUID();
+  /** This process's incarnation: its registration tells the controller it is a new broker epoch (early-registration.ts may have registered it already). */
+  private readonly incarnation: string;
   private checking = false;
   private closed = false;
   private unsubscribe: () => void = () => undefined;
@@ -158,6 +166,8 @@ export class Replication {
       reconnectBackoffMaxMs: 1000,
     };
     this.fetchBudget = new FetchBudget(o.replicaFetchBytesTotalMax);
+    this.rebalance = new RebalanceSchedule(o.leaderRebalanceIntervalMs);
+    this.incarnation = o.incarnation ?? randomUUID();
     const forward = { ...o.forward, nodeId: o.nodeId };
     this.forwardClient = AppendForwarding.client(forward, self);
     this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
@@ -261,7 +271,7 @@ export class Replication {
       this.dropRetiredPartitions();
       for (const p of this.repairs.keys()) if (p.retired) this.repairs.delete(p);
       if (this.store.quorum.isLeader) await this.control();
-      else this.controllerSinceMs = 0;
+      else (this.controllerSinceMs = 0, this.rebalance.reset());
       await this.checkIsr();
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'replication check failed; next pass retries');
@@ -286,9 +296,25 @@ export class Replication {
       if (silent) fenced.add(b.nodeId);
     }
     records.push(...elections(image, fenced));
-    if (records.length === 0) return;
+    if (records.length === 0) return this.rebalanceLeaders(now, image);
     this.log.info({ changes: records.map(describeRecord) }, 'controller: broker liveness and partition leadership changed');
     await this.store.propose(records);
+  }
+
+  /**
+   * Leaderships back to preferred replicas (leader-rebalance.ts), on a pass where liveness and
+   * elections changed nothing: a pass that fences or elects decides on an image about to move.
+   * Alive here is heard by this controller within the session, without a new controller's grace.
+   */
+  private async rebalanceLeaders(now: number, image: MetadataImage): Promise<void> {
+    if (!this.rebalance.due(now, this.controllerSinceMs)) return;
+    const alive = (id: number) => id === this.o.nodeId || now - this.store.quorum.lastHeardMs(id) <= this.o.sessionTimeoutMs;
+    const moves = preferredLeaderMoves(image, alive);
+    if (moves.length > 0) {
+      this.log.info({ changes: moves.map(describeRecord) }, 'controller: leaderships handed back to their preferred replicas');
+      await this.store.propose(moves);
+    }
+    this.rebalance.done(now);
   }
 
   /** Leader side: ISR shrink by lag time, expand by catching up; one proposal per pass. */
