@@ -47,6 +47,7 @@ import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
+import { nodeIdentity } from './node-identity.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
 import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
 
@@ -155,7 +156,7 @@ export class Replication {
     };
     this.fetchBudget = new FetchBudget(o.replicaFetchBytesTotalMax);
     const forward = { ...o.forward, nodeId: o.nodeId };
-    this.forwardClient = AppendForwarding.client(forward, self);
+    this.forwardClient = AppendForwarding.client(forward, self, (address) => [...store.image().brokers.values()].find((b) => `${b.host}:${b.port}` === address)?.nodeId);
     this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
   }
 
@@ -188,7 +189,7 @@ export class Replication {
 
   /** The registration record, retried while no controller is elected (bounded by the join timeout's caller). */
   private async register(): Promise<void> {
-    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation };
+    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation, nodeKey: nodeIdentity().publicKey };
     for (let attempt = 0; ; attempt++) {
       try {
         await this.store.propose([record]);
