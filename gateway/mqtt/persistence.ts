@@ -64,8 +64,6 @@ const REPLAY_READ_BYTES = 1 << 20;
 const FOLLOW_WAIT_MS = 5_000;
 /** After a failed read of the retained table (no replica yet, a restart of the partition), wait this long. */
 const FOLLOW_RETRY_MS = 500;
-/** How long a cluster's first gateway waits for every voter to register before creating the retained table at fewer replicas. */
-const TABLE_CREATE_WAIT_MS = 30_000;
 /** Skipped state records logged one by one per topic and replay; the rest are counted in one line. */
 const SKIP_WARNINGS_MAX = 10;
 /** Publishes queued before their PUBACK whose aedes call has not come yet (it follows within a tick or two). */
@@ -134,6 +132,8 @@ const MemoryPersistenceCtor = require('aedes-persistence/asyncPersistence.js') a
 export interface PersistenceCluster {
   /** Voters (nodes) in the cluster: the retained table's replication factor, so every node holds a replica it can serve from. */
   voters: number;
+  /** How long a cluster's first gateway waits for every voter to register before creating the retained table at the default factor (cluster.joinTimeoutMs). */
+  tableCreateWaitMs: number;
 }
 
 export interface PersistenceLimits {
@@ -252,12 +252,12 @@ export class LogPersistence {
    * A cluster's retained table: one partition on every node (replication factor = voters), so
    * each node serves its subscribers from its own committed replica; flush=always and
    * min.insync.replicas 2 like `__consumer_offsets`. A voter that has not registered yet makes
-   * the factor impossible (INVALID_REPLICATION_FACTOR): asked again until TABLE_CREATE_WAIT_MS,
+   * the factor impossible (INVALID_REPLICATION_FACTOR): asked again until `tableCreateWaitMs`,
    * then created at the default, min(3, live nodes) (docs/cluster.md says what that costs).
    */
   private async createReplicatedTable(topic: string): Promise<void> {
     const config = { 'cleanup.policy': 'compact', flush: 'always' };
-    const deadline = Date.now() + TABLE_CREATE_WAIT_MS;
+    const deadline = Date.now() + this.cluster!.tableCreateWaitMs;
     while (!this.stopFollowing.signal.aborted && !this.store.describeTopic(topic)) {
       const atDefault = Date.now() >= deadline;
       try {
@@ -496,7 +496,9 @@ export class LogPersistence {
         this.limitLog('mqtt: retained message not kept: retainedMessagesMax reached', { topic: packet.topic, retainedMessagesMax: this.limits.retainedMessagesMax });
         return;
       }
-      if (remove && !this.retainedTopics.has(packet.topic)) return;
+      // In a cluster a clear is always written: another node's retained message may not have
+      // reached this node's follower yet, and skipping the tombstone would leave it everywhere.
+      if (remove && !this.retainedTopics.has(packet.topic) && !this.cluster) return;
       // a cluster's first start: written once the table exists at its replication factor
       if (this.retainedTable) await this.retainedTable;
       const headers = [{ key: 'qos', value: enc(String(packet.qos)) }];
