@@ -27,11 +27,12 @@ const response: Schema = [
 
 const EMPTY = new Uint8Array(0);
 
-function fail(ctx: RequestContext, code: ErrorName, message: string, user: string | null) {
+/** `counted` false: a refusal that is no credential guess (the failed-login limiter does not count it). */
+function fail(ctx: RequestContext, code: ErrorName, message: string, user: string | null, counted = true) {
   ctx.session.state = ctx.session.authenticated ? 'done' : 'start';
   ctx.session.scram = null;
   ctx.session.nodeChallenge = null;
-  if (code === 'SASL_AUTHENTICATION_FAILED') {
+  if (code === 'SASL_AUTHENTICATION_FAILED' && counted) {
     const failures = ctx.security.limiter.failed(addressOf(ctx.remoteAddress));
     ctx.metrics.counter('tributary_kafka_sasl_failures_total', 'Failed Kafka SASL logins').inc();
     ctx.logger.warn({ user, mechanism: ctx.session.mechanism, failuresInWindow: failures }, `SASL authentication failed: ${message}`);
@@ -123,7 +124,9 @@ function node(ctx: RequestContext, bytes: Uint8Array) {
   if (!challenge || !image) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', 'no node challenge', null);
   const user = nodePrincipalName(challenge.from);
   const peer = image.brokers?.get(challenge.from);
-  if (!peer || peer.fenced || peer.nodeKey === undefined) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `node ${challenge.from} is not a registered, live broker with a key`, user);
+  // Not counted: a node restarted moments ago proves itself before its new registration (and
+  // key) reached this node, and its forwards retry; counting those would lock its address out.
+  if (!peer || peer.fenced || peer.nodeKey === undefined) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `node ${challenge.from} is not a registered, live broker with a key`, user, false);
   const self = image.node.nodeId;
   if (!verifyNodeProof(peer.nodeKey, challenge.from, self, challenge.nonce, text)) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `node ${challenge.from}'s proof does not verify`, user);
   return succeed(ctx, user, EMPTY, challenge.from);
