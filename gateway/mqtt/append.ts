@@ -34,7 +34,8 @@ function approxBytes(r: RecordInput): number {
  */
 export const RECORD_HEAP_BYTES = 800;
 
-export type AppendCallback = (err: Error | null) => void;
+/** `offset`: where the record landed (absent on error and for acks=0 appends whose answer carries none). */
+export type AppendCallback = (err: Error | null, offset?: number) => void;
 
 interface Queue {
   topic: string;
@@ -224,7 +225,7 @@ export class AppendBatcher {
     q.inflight++;
     this.batches++;
     void this.produce(q.topic, q.partition, records, durable).then(
-      () => this.settle(q, callbacks, bytes, null),
+      (offsets) => this.settle(q, callbacks, bytes, null, offsets),
       (err: Error) => {
         if (!this.requeueValid(q, records, callbacks, durable, err)) this.settle(q, callbacks, bytes, err);
         else this.settle(q, [], bytes, null);
@@ -261,7 +262,7 @@ export class AppendBatcher {
     return true;
   }
 
-  private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<void> {
+  private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<number[]> {
     if (!this.knownTopics.has(topic)) {
       await this.broker.ensureTopic(topic);
       if (this.knownTopics.size >= KNOWN_TOPICS_MAX) this.knownTopics.clear();
@@ -272,15 +273,14 @@ export class AppendBatcher {
     // `__*` only: `_schemas` is the registry's, never a gateway's (the broker refuses a route to it)
     const internal = isInternalTopic(topic) && topic.startsWith('__');
     const produced = this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal });
-    if (internal) {
-      await produced; // never tailed
-      return;
-    }
+    if (internal) return (await produced).map((r) => r.offset); // never tailed by TailManager
     this.own.track(topic, produced);
-    this.own.record(topic, await produced);
+    const result = await produced;
+    this.own.record(topic, result);
+    return result.map((r) => r.offset);
   }
 
-  private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null): void {
+  private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null, offsets?: number[]): void {
     q.inflight--;
     this.pendingBytes -= bytes;
     this.pendingRecords -= callbacks.length;
@@ -290,7 +290,7 @@ export class AppendBatcher {
     } else {
       this.appendedRecords += callbacks.length;
     }
-    for (const cb of callbacks) cb(err);
+    callbacks.forEach((cb, i) => cb(err, offsets?.[i]));
     if (q.records.length > 0) this.flush(q);
     else if (!q.timer && q.inflight === 0) this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
     for (const fn of this.drainListeners) fn();

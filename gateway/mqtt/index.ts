@@ -37,7 +37,7 @@ import { addressOf as hostOfRemote, doorSecurity, type DoorSecurity, type Princi
 import { ConnectionGuard, DeliveryGate, refuseConnection, type GuardShared } from './connection.js';
 import { resolveMqttOptions, type MqttGatewayOptions } from './options.js';
 import type { Listener } from '../../host/config/listener.js';
-import { LogPersistence, type AedesPacket, type Sub } from './persistence.js';
+import { LogPersistence, type AedesPacket, type PersistenceCluster, type Sub } from './persistence.js';
 import { Router } from './routes.js';
 import { ORIGIN_HEADER, TailManager, TOPIC_HEADER } from './tail.js';
 import { BrokerError, mqttAckReason } from '../../host/errors/index.js';
@@ -62,6 +62,8 @@ export interface MqttGatewayDeps {
   groups?: SharedGroupApi;
   /** The node's one authorizer, login limiter and user store (host/security/doors.ts); default: authorization off, no users. */
   security?: DoorSecurity;
+  /** The cluster this node votes in (absent: a single node): retained messages are then replicated and followed (persistence.ts). */
+  cluster?: PersistenceCluster;
 }
 
 /** What tests and the bench need beyond the listeners. */
@@ -163,7 +165,7 @@ class AedesGateway {
     this.sharedSubs = deps.groups && o.sharedSubscriptions ? openSharedSubscriptions(deps, deps.groups, this.router, this.logger, o) : undefined;
     this.metrics = gatewayMetrics(deps.metrics);
     this.batcher = new AppendBatcher(this.broker, this.logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
-    this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o, deps.metrics);
+    this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o, deps.metrics, deps.cluster);
     this.persistence.gateOf = (client) => this.outbounds.get(client);
     this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, access: this.access, hostOf: (client) => this.hostOf(client), users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
     this.guardShared = { options: o, logger: this.logger, batcher: this.batcher, violations: this.metrics.violations, refused: this.metrics.publishRefused, holds: this.metrics.holds, rareLog: this.rareLog, totalWaiters: new Set(), deliveries: new DeliveryGate(o.deliveriesQueuedMax) };

@@ -34,6 +34,13 @@
 // GHSA-p8r9-qf8w-p73r: otherwise a reused packet id after a clean reconnect is taken for a
 // retransmission, acknowledged and silently dropped).
 //
+// In a cluster (docs/cluster.md "MQTT retained messages in a cluster"): `__mqtt_retained` is
+// replicated, one replica per voter, created in the background once every voter registered;
+// a retained write on any node goes through the one write path (forwarded to the leader as the
+// node itself: host/cluster/node-identity.ts), and every node follows the table's committed
+// records into its memory (followRetained), in log order, a record never replaced by an older
+// one. Sessions, wills and the offline queue stay each node's own.
+//
 // Bounds: retainedMessagesMax (new topics beyond are not retained, logged), persistent
 // sessions (a new one beyond is refused: the CONNECT fails), offline messages per client
 // (newer ones beyond are not queued, logged — the records stay in the stream topic).
@@ -53,6 +60,10 @@ export const RETAINED_TOPIC = '__mqtt_retained';
 export const SESSIONS_TOPIC = '__mqtt_sessions';
 export const OUTGOING_TOPIC = '__mqtt_outgoing';
 const REPLAY_READ_BYTES = 1 << 20;
+/** A cluster's retained follower: one long poll at most this long (then it looks again). */
+const FOLLOW_WAIT_MS = 5_000;
+/** After a failed read of the retained table (no replica yet, a restart of the partition), wait this long. */
+const FOLLOW_RETRY_MS = 500;
 /** Skipped state records logged one by one per topic and replay; the rest are counted in one line. */
 const SKIP_WARNINGS_MAX = 10;
 /** Publishes queued before their PUBACK whose aedes call has not come yet (it follows within a tick or two). */
@@ -116,6 +127,14 @@ interface MemoryPersistence {
 }
 
 const MemoryPersistenceCtor = require('aedes-persistence/asyncPersistence.js') as new () => MemoryPersistence;
+
+/** The cluster this node votes in (absent: a single node). */
+export interface PersistenceCluster {
+  /** Voters (nodes) in the cluster: the retained table's replication factor, so every node holds a replica it can serve from. */
+  voters: number;
+  /** How long a cluster's first gateway waits for every voter to register before creating the retained table at the default factor (cluster.joinTimeoutMs). */
+  tableCreateWaitMs: number;
+}
 
 export interface PersistenceLimits {
   retainedMessagesMax: number;
@@ -198,6 +217,7 @@ export class LogPersistence {
     private readonly logger: Logger,
     private readonly limits: PersistenceLimits,
     metrics?: MetricsRegistry,
+    private readonly cluster?: PersistenceCluster,
   ) {
     this.skippedCounter = metrics?.counter('tributary_table_skipped_records_total', 'Records of internal tables skipped on replay because they did not decode');
   }
@@ -208,20 +228,128 @@ export class LogPersistence {
     this.broker = broker;
     await this.mem.setup(broker);
     for (const t of [RETAINED_TOPIC, SESSIONS_TOPIC, OUTGOING_TOPIC]) {
-      if (!this.store.describeTopic(t)) {
-        try {
-          await this.store.createTopic(t, 1, { 'cleanup.policy': 'compact' });
-        } catch (err) {
-          if (!(err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS')) throw err;
-        }
+      if (this.store.describeTopic(t)) continue;
+      // A cluster's retained table waits for every voter to register, which happens after the
+      // doors are up: created in the background (retained writes and the follower wait for it).
+      if (t === RETAINED_TOPIC && this.cluster) {
+        this.retainedTable = this.createReplicatedTable(t);
+        continue;
+      }
+      try {
+        await this.store.createTopic(t, 1, { 'cleanup.policy': 'compact' });
+      } catch (err) {
+        if (!(err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS')) throw err;
       }
     }
-    await this.replay();
+    const retainedEnd = await this.replay();
+    if (this.cluster) this.following = this.followRetained(retainedEnd);
+  }
+
+  /** Resolves once the retained table exists (at once but for a cluster's first start). */
+  private retainedTable: Promise<void> | undefined;
+
+  /**
+   * A cluster's retained table: one partition on every node (replication factor = voters), so
+   * each node serves its subscribers from its own committed replica; flush=always and
+   * min.insync.replicas 2 like `__consumer_offsets`. A voter that has not registered yet makes
+   * the factor impossible (INVALID_REPLICATION_FACTOR): asked again until `tableCreateWaitMs`,
+   * then created at the default, min(3, live nodes) (docs/cluster.md says what that costs).
+   */
+  private async createReplicatedTable(topic: string): Promise<void> {
+    const config = { 'cleanup.policy': 'compact', flush: 'always' };
+    const deadline = Date.now() + this.cluster!.tableCreateWaitMs;
+    while (!this.stopFollowing.signal.aborted && !this.store.describeTopic(topic)) {
+      const atDefault = Date.now() >= deadline;
+      try {
+        await this.store.createTopicFrom({ name: topic, partitions: 1, replicationFactor: atDefault ? -1 : this.cluster!.voters, config }, { internal: true });
+        if (atDefault) this.logger.warn({ topic, voters: this.cluster!.voters }, 'mqtt: not every voter registered in time; the retained table was created at the default replication factor');
+        return;
+      } catch (err) {
+        const code = err instanceof BrokerError ? err.code : '';
+        if (code === 'TOPIC_ALREADY_EXISTS') return;
+        // not every voter registered yet; anything else (no controller for a moment) is tried again too
+        if (code !== 'INVALID_REPLICATION_FACTOR') this.limitLog('mqtt: creating the retained table failed; trying again', { err: (err as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
   }
 
   async destroy(): Promise<void> {
+    this.stopFollowing.abort();
+    await this.following;
     await Promise.all([...this.chains.values()]);
     await this.mem.destroy();
+  }
+
+  // --- a cluster's retained table, followed on every node --------------------------------------
+
+  private readonly stopFollowing = new AbortController();
+  private following: Promise<void> = Promise.resolve();
+  /**
+   * MQTT topic → offset of the retained record this node's memory holds for it (a cluster only).
+   * A record applied here is never replaced by an older one, whichever of the follower and this
+   * node's own acknowledged write gets there first. Entries of cleared topics are dropped once the
+   * follower passes their tombstone; bounded by the retained topics plus clears in flight.
+   */
+  private readonly retainedOffsets = new Map<string, number>();
+
+  /**
+   * Follows the retained table's committed records from `from` (where the replay ended) for as
+   * long as the gateway runs: what another node retains or clears reaches this node's memory,
+   * in log order, once committed. Reads at most REPLAY_READ_BYTES at a time; a failed read (the
+   * partition not open yet, a restart of its replica) is tried again after FOLLOW_RETRY_MS.
+   */
+  private async followRetained(from: number): Promise<void> {
+    const signal = this.stopFollowing.signal;
+    await this.retainedTable;
+    const tp = { topic: RETAINED_TOPIC, partition: 0 };
+    const cursor = new PartitionCursor(this.store, tp, from, { isolation: 'committed', maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'earliest', signal });
+    while (!signal.aborted) {
+      try {
+        if (cursor.caughtUp()) {
+          await cursor.wait(FOLLOW_WAIT_MS);
+          continue;
+        }
+        const { records, from: at, nextOffset } = await cursor.read();
+        for (const r of records) this.applyFollowed(r.key, r.value, r.headers, r.offset);
+        if (nextOffset === at) await cursor.wait(FOLLOW_WAIT_MS);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.limitLog('mqtt: reading the retained table failed; trying again', { err: (err as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+      }
+    }
+  }
+
+  private applyFollowed(key: Uint8Array | null, value: Uint8Array | null, headers: ReadonlyArray<{ key: string; value: Uint8Array | null }>, offset: number): void {
+    const state: ReplayState = { retained: new Map(), subs: new Map(), wills: new Map(), outgoing: new Map(), expiries: new Map() };
+    try {
+      applyRetained(state, key, value, new Map(headers.map((h) => [h.key, h.value])));
+    } catch (err) {
+      this.skippedCounter?.inc({ topic: RETAINED_TOPIC });
+      this.limitLog('mqtt: skipping a retained record that does not decode', { offset, err: (err as Error).message });
+      return;
+    }
+    const topic = text(key);
+    const r = state.retained.get(topic);
+    const held = this.retainedOffsets.get(topic);
+    if (held !== undefined && offset <= held) {
+      // this node's own write got there first; a clear's entry has served its purpose
+      if (offset === held && !r) this.retainedOffsets.delete(topic);
+      return;
+    }
+    if (!r) {
+      this.retainedOffsets.delete(topic);
+      this.retainedTopics.delete(topic);
+      void this.mem.storeRetained({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true });
+      return;
+    }
+    this.retainedOffsets.set(topic, offset);
+    const p: AedesPacket = { cmd: 'publish', topic, payload: r.payload, qos: r.qos, retain: true };
+    if (r.properties) p.properties = r.properties;
+    if (r.messageExpiry !== undefined) p.messageExpiry = r.messageExpiry;
+    this.retainedTopics.add(topic);
+    void this.mem.storeRetained(p);
   }
 
   /** Filters of every persisted subscription. */
@@ -231,9 +359,11 @@ export class LogPersistence {
     return out;
   }
 
-  private async replay(): Promise<void> {
+  /** Rebuilds the state from the topics; returns the offset after the last retained record read. */
+  private async replay(): Promise<number> {
     const state: ReplayState = { retained: new Map(), subs: new Map(), wills: new Map(), outgoing: new Map(), expiries: this.expiries };
-    await this.scan(RETAINED_TOPIC, (key, value, headers) => applyRetained(state, key, value, headers));
+    // a cluster's first start: the table is still being created (nothing to replay)
+    const retainedEnd = this.store.describeTopic(RETAINED_TOPIC) ? await this.scan(RETAINED_TOPIC, (key, value, headers) => applyRetained(state, key, value, headers)) : 0;
     await this.scan(SESSIONS_TOPIC, (key, value, headers) => applySession(state, key, value, headers));
     await this.scan(OUTGOING_TOPIC, (key, value, headers) => applyOutgoing(state, key, value, headers));
     const { retained, subs, wills, outgoing } = state;
@@ -261,6 +391,7 @@ export class LogPersistence {
       this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
     }
     this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size, skipped: this.skippedOnReplay }, 'mqtt: state restored from the log');
+    return retainedEnd;
   }
 
   /** Records of the state topics skipped on replay because they did not decode. */
@@ -272,7 +403,7 @@ export class LogPersistence {
    * does not decode is skipped, logged (the first few) and counted, never a reason to stay down
    * (the same rule as CompactedTable's; damaged batches are skipped by the broker's read).
    */
-  private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<void> {
+  private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<number> {
     const cursor = await PartitionCursor.open(this.store, { topic, partition: 0 }, { kind: 'earliest' }, { maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'fail' });
     let skipped = 0;
     while (!cursor.caughtUp()) {
@@ -293,23 +424,27 @@ export class LogPersistence {
       }
     }
     if (skipped > SKIP_WARNINGS_MAX) this.logger.warn({ topic, skipped }, 'mqtt: skipped state records that did not decode');
+    return cursor.position;
   }
 
-  private write(topic: string, records: RecordInput[]): Promise<void> {
-    if (records.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
+  /** Appends state records durably (acks=all); resolves with their offsets, in order. */
+  private write(topic: string, records: RecordInput[]): Promise<number[]> {
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise<number[]>((resolve, reject) => {
       let left = records.length;
       let failed: Error | null = null;
-      for (const r of records) {
+      const offsets = new Array<number>(records.length).fill(-1);
+      records.forEach((r, i) => {
         const bytes = (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
-        this.batcher.append(topic, 0, r, bytes, true, (err) => {
+        this.batcher.append(topic, 0, r, bytes, true, (err, offset) => {
           failed ??= err;
+          if (offset !== undefined) offsets[i] = offset;
           if (--left === 0) {
             if (failed) reject(failed);
-            else resolve();
+            else resolve(offsets);
           }
         });
-      }
+      });
     });
   }
 
@@ -361,7 +496,11 @@ export class LogPersistence {
         this.limitLog('mqtt: retained message not kept: retainedMessagesMax reached', { topic: packet.topic, retainedMessagesMax: this.limits.retainedMessagesMax });
         return;
       }
-      if (remove && !this.retainedTopics.has(packet.topic)) return;
+      // In a cluster a clear is always written: another node's retained message may not have
+      // reached this node's follower yet, and skipping the tombstone would leave it everywhere.
+      if (remove && !this.retainedTopics.has(packet.topic) && !this.cluster) return;
+      // a cluster's first start: written once the table exists at its replication factor
+      if (this.retainedTable) await this.retainedTable;
       const headers = [{ key: 'qos', value: enc(String(packet.qos)) }];
       const stored: AedesPacket = { ...packet, payload };
       const props = packet.properties as Record<string, unknown> | undefined;
@@ -375,7 +514,13 @@ export class LogPersistence {
         if (stored.messageExpiry === undefined) delete stored.messageExpiry;
         else headers.push({ key: 'expiresAtMs', value: enc(String(stored.messageExpiry)) });
       }
-      await this.write(RETAINED_TOPIC, [{ key: enc(packet.topic), value: remove ? null : payload, headers }]);
+      const [offset] = await this.write(RETAINED_TOPIC, [{ key: enc(packet.topic), value: remove ? null : payload, headers }]);
+      if (this.cluster && offset >= 0) {
+        // the follower may have applied a newer record of this topic (another node's) already
+        const held = this.retainedOffsets.get(packet.topic);
+        if (held !== undefined && held >= offset) return;
+        this.retainedOffsets.set(packet.topic, offset);
+      }
       await this.mem.storeRetained(stored);
       if (remove) this.retainedTopics.delete(packet.topic);
       else this.retainedTopics.add(packet.topic);

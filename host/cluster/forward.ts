@@ -20,6 +20,11 @@
 //                 error goes to the door (its own code from host/errors/codes.ts: MQTT 5 PUBACK
 //                 reason, HTTP 503/504, WebSocket close). Any other answer (NOT_ENOUGH_REPLICAS,
 //                 INVALID_RECORD, ...) is the door's at once.
+//   identity      every forward connection authenticates as this node (SASL TRIBUTARY-NODE,
+//                 node-identity.ts): the leader then takes internal appends from it (an MQTT
+//                 session or retained message written on a node that does not lead its partition)
+//                 and does not authorize forwarded client appends again (their door did). A client
+//                 principal is refused an internal topic whatever it holds.
 //   exactly once  a retry resends a batch the leader may already hold (the connection broke after
 //                 the request was written). So the forwarder is an idempotent producer (KIP-98):
 //                 one producer id of its own, reserved from the cluster's producer-id blocks under
@@ -60,6 +65,7 @@ import { metadataBlocks, ProducerIds } from '../broker/producer-ids.js';
 import { BATCH_LENGTH, CRC, LAST_OFFSET_DELTA, LOG_OVERHEAD, PRODUCER_EPOCH, PRODUCER_ID, BASE_SEQUENCE, ATTRIBUTES, readInt64, writeInt64 } from '../core/batch-layout.js';
 import { crc32cRange } from '../core/crc32c.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
+import { NODE_SASL_MECHANISM, nodeIdentity } from './node-identity.js';
 
 export interface ForwardOptions {
   nodeId: number;
@@ -160,9 +166,25 @@ export class AppendForwarding implements AppendForwarder {
     this.producerIds = new ProducerIds(metadataBlocks(store, -o.nodeId), FORWARD_PRODUCER_ID_BLOCK);
   }
 
-  /** A client of its own for forwards: requests bounded by the forward timeout, one window per leader. */
-  static client(o: ForwardOptions, self: string): KafkaClient {
+  /**
+   * A client of its own for forwards: requests bounded by the forward timeout, one window per
+   * leader. Every connection authenticates as this node (TRIBUTARY-NODE, node-identity.ts), so
+   * the leader takes its internal appends and does not authorize forwarded ones again; `nodeAt`
+   * names the node registered at an address (the proof is bound to it).
+   */
+  static client(o: ForwardOptions, self: string, nodeAt: (address: string) => number | undefined): KafkaClient {
+    const identity = nodeIdentity();
     return new KafkaClient({
+      sasl: {
+        mechanism: NODE_SASL_MECHANISM,
+        user: String(o.nodeId),
+        password: '',
+        prove: (challenge, address) => {
+          const to = nodeAt(address);
+          if (to === undefined) throw new Error(`no registered node at ${address}`);
+          return identity.prove(o.nodeId, to, Buffer.from(challenge, 'base64'));
+        },
+      },
       bootstrap: [self], // never asked: forwards go to the leader this node's metadata names
       clientId: `tributary-forward-${o.nodeId}`,
       connectTimeoutMs: Math.min(3000, o.requestTimeoutMs),
@@ -333,7 +355,8 @@ export class AppendForwarding implements AppendForwarder {
     if (err instanceof KafkaClientError) {
       if (err.fault === 'limit') return new BrokerError('LIMIT_EXCEEDED', `forwarding to node ${leaderId}: ${err.message}`);
       const e: ForwardError = new BrokerError('NOT_LEADER_OR_FOLLOWER', `${tp.topic}-${tp.partition}: leader node ${leaderId} not reachable (${err.message})`);
-      e.retryForward = err.fault === 'connect' || err.fault === 'disconnected' || err.fault === 'timeout' || err.fault === 'closed';
+      // auth: the leader has not applied this process's registration (its key) yet, after a restart
+      e.retryForward = err.fault === 'connect' || err.fault === 'disconnected' || err.fault === 'timeout' || err.fault === 'closed' || err.fault === 'auth';
       return e;
     }
     const e: ForwardError = err instanceof BrokerError ? err : new BrokerError('UNKNOWN_SERVER_ERROR', (err as Error).message);

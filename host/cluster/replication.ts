@@ -50,6 +50,7 @@ import { KafkaClient } from '../kafka/client/client.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
+import { nodeIdentity } from './node-identity.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
 import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
 import { LeaderFetcher } from './replica-fetcher.js';
@@ -169,7 +170,7 @@ export class Replication {
     this.rebalance = new RebalanceSchedule(o.leaderRebalanceIntervalMs);
     this.incarnation = o.incarnation ?? randomUUID();
     const forward = { ...o.forward, nodeId: o.nodeId };
-    this.forwardClient = AppendForwarding.client(forward, self);
+    this.forwardClient = AppendForwarding.client(forward, self, (address) => [...store.image().brokers.values()].find((b) => `${b.host}:${b.port}` === address)?.nodeId);
     this.forwarding = new AppendForwarding(broker, store, this.forwardClient, forward, log.child({ component: 'forward' }));
   }
 
@@ -203,7 +204,7 @@ export class Replication {
 
   /** The registration record, retried while no controller is elected (bounded by the join timeout's caller). */
   private async register(): Promise<void> {
-    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation };
+    const record: MetadataRecord = { type: 'brokerRegistration', nodeId: this.o.nodeId, host: this.o.kafkaHost, port: this.o.kafkaPort, incarnation: this.incarnation, nodeKey: nodeIdentity().publicKey };
     for (let attempt = 0; ; attempt++) {
       try {
         await this.store.propose([record]);

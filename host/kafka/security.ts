@@ -7,6 +7,7 @@
 // A session per connection (Kafka's SASL state, KIP-368 for re-authentication):
 //   start ──SaslHandshake(mech)──> handshaken ──SaslAuthenticate──> done      (PLAIN: one step)
 //                                        └──SaslAuthenticate(client-first)──> scram ──(client-final)──> done
+//        └──SaslAuthenticate(node id)──> scram ──(signature)──> done          (TRIBUTARY-NODE: another node)
 //   done ──(session lifetime passes)──> only SaslHandshake/SaslAuthenticate may follow, else the
 //   connection is closed; done ──SaslHandshake──> handshaken (re-authentication: the principal must stay the same).
 // A failed SaslAuthenticate is answered (SASL_AUTHENTICATION_FAILED) and the connection closed,
@@ -57,6 +58,13 @@ export class SaslSession {
   authenticated = false;
   /** The principal came from a verified client certificate (mutual TLS); a SASL login may still replace it. */
   byCertificate = false;
+  /**
+   * Another node of the cluster proved itself (TRIBUTARY-NODE, host/cluster/node-identity.ts):
+   * its id. Such a session may append to internal topics; null for every client.
+   */
+  interNodeId: number | null = null;
+  /** TRIBUTARY-NODE between its two rounds: who claims to ask, and the challenge sent. */
+  nodeChallenge: { from: number; nonce: Uint8Array } | null = null;
 
   constructor(readonly anonymousOk: boolean) {}
 

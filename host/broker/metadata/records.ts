@@ -48,6 +48,8 @@
 //                    one of them. The leader adds it back once it has caught up (replication.ts).
 //                    The same incarnation registering again (a retried proposal) changes nothing
 //                    but the address; a registration without one (older entries) changes no ISR.
+//                    `nodeKey`: the process's public key, which other nodes check its inter-node
+//                    proofs against (host/cluster/node-identity.ts).
 //   brokerFence      the controller stopped hearing from a node for the session timeout
 //                    (fenced: true), or heard it again (false)
 //
@@ -162,6 +164,8 @@ export interface BrokerRegistrationRecord {
   port: number;
   /** The registering process (unique per start); absent in entries written before broker epochs. */
   incarnation?: string;
+  /** The process's public key (Ed25519, SPKI DER base64) it proves itself with on other nodes' listeners (host/cluster/node-identity.ts). */
+  nodeKey?: string;
 }
 
 export interface BrokerFenceRecord {
@@ -223,6 +227,8 @@ export interface BrokerImage {
   readonly incarnation?: string;
   /** Rises with every registration of a new incarnation (Kafka's broker epoch); 0 before the first. */
   readonly epoch?: number;
+  /** The registered process's public key (inter-node authentication); absent before it existed. */
+  readonly nodeKey?: string;
 }
 
 /** Partition p's leadership; an image without states (one node, older data) has the first replica lead at epoch 0. */
@@ -407,7 +413,7 @@ function applyBroker(brokers: ReadonlyMap<number, BrokerImage>, r: BrokerRegistr
     const before = brokers.get(r.nodeId);
     const newIncarnation = r.incarnation === undefined || before?.incarnation !== r.incarnation;
     const epoch = (before?.epoch ?? 0) + (newIncarnation ? 1 : 0);
-    next.set(r.nodeId, { nodeId: r.nodeId, host: r.host, port: r.port, fenced: false, ...(r.incarnation !== undefined ? { incarnation: r.incarnation } : {}), epoch });
+    next.set(r.nodeId, { nodeId: r.nodeId, host: r.host, port: r.port, fenced: false, ...(r.incarnation !== undefined ? { incarnation: r.incarnation } : {}), epoch, ...(r.nodeKey !== undefined ? { nodeKey: r.nodeKey } : {}) });
   } else {
     const b = brokers.get(r.nodeId);
     if (!b) throw new Error(`metadata: broker ${r.nodeId} is not registered`);

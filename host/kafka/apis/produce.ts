@@ -10,11 +10,16 @@
 // In a cluster only the partition's leader appends (NOT_LEADER_OR_FOLLOWER elsewhere); acks=-1
 // waits up to timeout_ms for the in-sync replicas (REQUEST_TIMED_OUT after it) and needs
 // min.insync.replicas of them (NOT_ENOUGH_REPLICAS); acks=1 answers after the leader's append.
+// An internal topic (`__*`, `_schemas`) is refused to every client with INVALID_TOPIC_EXCEPTION
+// (Kafka's "cannot append to internal topic"); only another node of the cluster, authenticated
+// as one (SASL TRIBUTARY-NODE, host/cluster/node-identity.ts), appends to one: a forwarded
+// internal write (host/cluster/forward.ts).
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../errors/index.js';
 import type { Acks } from '../../broker/api.js';
 import { kafkaCode, kafkaMessage, NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type RequestContext } from './types.js';
 import { mayCreateTopic, Operation, requireTopic, topicAllowed } from './authz.js';
+import { isInternalTopic } from '../../broker/topic-name.js';
 
 /**
  * The Kafka code for a failed partition append. A retriable refusal with no Kafka code of its own
@@ -60,14 +65,17 @@ interface ProduceRequest {
 async function appendOne(ctx: RequestContext, topic: string, index: number, records: Buffer | null, acks: Acks, timeoutMs: number) {
   try {
     if (records === null || records.length === 0) throw new BrokerError('CORRUPT_MESSAGE', 'produce request without records');
+    // Another node of the cluster (TRIBUTARY-NODE) forwards what its doors already authorized,
+    // and is the only sender whose internal appends are taken (the cluster's CLUSTER_ACTION).
+    const interNode = ctx.session.interNodeId !== null;
     // Authorized before anything else: a refused write never auto-creates its topic.
-    requireTopic(ctx, Operation.WRITE, topic);
+    if (!interNode) requireTopic(ctx, Operation.WRITE, topic);
     // Known topic: append is called synchronously here (no await before it), so appends are
     // issued in request order. Unknown topic: auto-create first (the caller then holds the
     // connection's order until done).
     const info = ctx.broker.describeTopic(topic) ?? (await ctx.broker.ensureTopic(topic));
     if (index < 0 || index >= info.partitions) throw new BrokerError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${topic} has no partition ${index}`);
-    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined, timeoutMs, leaderOnly: true });
+    const r = await ctx.broker.append({ topic, partition: index }, records, { acks, clientId: ctx.clientId ?? undefined, timeoutMs, leaderOnly: true, internal: interNode && isInternalTopic(topic) });
     return { index, errorCode: ERRORS.NONE.kafka, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, recordErrors: [], errorMessage: null };
   } catch (err) {
     const code = produceErrorCode(err);

@@ -9,11 +9,13 @@
 // never says whether the user exists) and close the connection, as Kafka does; each failure
 // counts against the client's address, and past security.loginFailuresMax in
 // security.loginFailureWindowMs further attempts from it are refused unchecked. No password,
-// proof or key is ever logged: only the user name, mechanism and address.
+// proof or key is ever logged: only the user name, mechanism and address. TRIBUTARY-NODE (another
+// node of the cluster, host/cluster/node-identity.ts) in two rounds: node id → nonce, signature → "".
 import { f, type Schema } from '../protocol/schema.js';
 import { ERRORS, type ErrorName } from '../../errors/index.js';
 import { addressOf, parsePlain, passwordMatches, principalText, ScramError, ScramServer, SCRAM_ITERATIONS_MIN, userPrincipal, type ScramMechanism } from '../../security/index.js';
 import type { ApiHandler, RequestContext } from './types.js';
+import { NODE_SASL_MECHANISM, nodeNonce, nodePrincipalName, verifyNodeProof } from '../../cluster/node-identity.js';
 
 const request: Schema = [f('authBytes', 'bytes', '0+')];
 const response: Schema = [
@@ -25,10 +27,12 @@ const response: Schema = [
 
 const EMPTY = new Uint8Array(0);
 
-function fail(ctx: RequestContext, code: ErrorName, message: string, user: string | null) {
+/** `counted` false: a refusal that is no credential guess (the failed-login limiter does not count it). */
+function fail(ctx: RequestContext, code: ErrorName, message: string, user: string | null, counted = true) {
   ctx.session.state = ctx.session.authenticated ? 'done' : 'start';
   ctx.session.scram = null;
-  if (code === 'SASL_AUTHENTICATION_FAILED') {
+  ctx.session.nodeChallenge = null;
+  if (code === 'SASL_AUTHENTICATION_FAILED' && counted) {
     const failures = ctx.security.limiter.failed(addressOf(ctx.remoteAddress));
     ctx.metrics.counter('tributary_kafka_sasl_failures_total', 'Failed Kafka SASL logins').inc();
     ctx.logger.warn({ user, mechanism: ctx.session.mechanism, failuresInWindow: failures }, `SASL authentication failed: ${message}`);
@@ -39,7 +43,7 @@ function fail(ctx: RequestContext, code: ErrorName, message: string, user: strin
   return { errorCode: ERRORS[code].kafka, errorMessage: code === 'SASL_AUTHENTICATION_FAILED' ? `Authentication failed: ${message}` : message, authBytes: EMPTY, sessionLifetimeMs: 0 };
 }
 
-function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array) {
+function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array, interNodeId: number | null = null) {
   const s = ctx.session;
   const principal = userPrincipal(user);
   // KIP-368: re-authentication may not change who the connection is.
@@ -47,7 +51,12 @@ function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array) {
     return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `re-authentication as ${user} on a connection of ${principalText(s.principal)}`, user);
   }
   const reauthMs = ctx.security.options.reauthMs;
+  // Re-authentication may not turn a client session into a node's either.
+  if (s.authenticated && s.interNodeId !== interNodeId) {
+    return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `re-authentication changes the connection's node identity`, user);
+  }
   s.principal = principal;
+  s.interNodeId = interNodeId;
   s.authenticated = true;
   s.state = 'done';
   s.scram = null;
@@ -94,6 +103,35 @@ function scram(ctx: RequestContext, bytes: Uint8Array) {
   }
 }
 
+/**
+ * TRIBUTARY-NODE (host/cluster/node-identity.ts): round one names the node and gets a nonce,
+ * round two signs it; checked against the key this node's metadata image holds for that node.
+ */
+function node(ctx: RequestContext, bytes: Uint8Array) {
+  const s = ctx.session;
+  const text = Buffer.from(bytes).toString('utf8');
+  const image = ctx.security.store?.image();
+  if (s.state === 'handshaken') {
+    const from = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(from)) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', 'malformed node id', null);
+    const nonce = nodeNonce();
+    s.nodeChallenge = { from, nonce };
+    s.state = 'scram';
+    return { errorCode: ERRORS.NONE.kafka, errorMessage: null, authBytes: Buffer.from(Buffer.from(nonce).toString('base64')), sessionLifetimeMs: 0 };
+  }
+  const challenge = s.nodeChallenge;
+  s.nodeChallenge = null;
+  if (!challenge || !image) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', 'no node challenge', null);
+  const user = nodePrincipalName(challenge.from);
+  const peer = image.brokers?.get(challenge.from);
+  // Not counted: a node restarted moments ago proves itself before its new registration (and
+  // key) reached this node, and its forwards retry; counting those would lock its address out.
+  if (!peer || peer.fenced || peer.nodeKey === undefined) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `node ${challenge.from} is not a registered, live broker with a key`, user, false);
+  const self = image.node.nodeId;
+  if (!verifyNodeProof(peer.nodeKey, challenge.from, self, challenge.nonce, text)) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `node ${challenge.from}'s proof does not verify`, user);
+  return succeed(ctx, user, EMPTY, challenge.from);
+}
+
 export const saslAuthenticate: ApiHandler = {
   apiKey: 36,
   name: 'SaslAuthenticate',
@@ -113,6 +151,7 @@ export const saslAuthenticate: ApiHandler = {
       ctx.closeAfterResponse();
       return { errorCode: ERRORS.SASL_AUTHENTICATION_FAILED.kafka, errorMessage: 'Authentication failed: too many failed logins from this address; try again later', authBytes: EMPTY, sessionLifetimeMs: 0 };
     }
+    if (s.mechanism === NODE_SASL_MECHANISM) return node(ctx, req.authBytes ?? EMPTY);
     return s.mechanism === 'PLAIN' ? plain(ctx, req.authBytes ?? EMPTY) : scram(ctx, req.authBytes ?? EMPTY);
   },
 };

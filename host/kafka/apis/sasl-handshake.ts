@@ -7,10 +7,17 @@
 //   v1: same fields; the tokens then travel in SaslAuthenticate requests.
 // Starts (or, once authenticated, restarts for KIP-368 re-authentication) a SASL exchange with
 // one of security.saslMechanisms; anything else is UNSUPPORTED_SASL_MECHANISM with the list, a
-// handshake in the middle of an exchange ILLEGAL_SASL_STATE.
+// handshake in the middle of an exchange ILLEGAL_SASL_STATE. TRIBUTARY-NODE (a cluster's nodes
+// among themselves, host/cluster/node-identity.ts) is accepted on a cluster node, never listed.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ERRORS } from '../../errors/index.js';
 import type { ApiHandler, RequestContext } from './types.js';
+import { NODE_SASL_MECHANISM } from '../../cluster/node-identity.js';
+
+/** TRIBUTARY-NODE (another node of the cluster) is accepted on a cluster node's listener only, and never listed. */
+function nodeMechanismOk(ctx: RequestContext, mechanism: string): boolean {
+  return mechanism === NODE_SASL_MECHANISM && (ctx.security.store?.image().brokers?.size ?? 0) > 0;
+}
 
 const request: Schema = [f('mechanism', 'string', '0+')];
 const response: Schema = [f('errorCode', 'int16', '0+'), arr('mechanisms', '0+', 'string')];
@@ -36,7 +43,7 @@ export const saslHandshake: ApiHandler = {
       ctx.closeAfterResponse();
       return { errorCode: ERRORS.ILLEGAL_SASL_STATE.kafka, mechanisms };
     }
-    if (!mechanisms.includes(req.mechanism as never)) {
+    if (!mechanisms.includes(req.mechanism as never) && !nodeMechanismOk(ctx, req.mechanism)) {
       ctx.logger.info({ mechanism: req.mechanism, enabled: mechanisms }, 'SaslHandshake with a mechanism not enabled');
       ctx.closeAfterResponse();
       return { errorCode: ERRORS.UNSUPPORTED_SASL_MECHANISM.kafka, mechanisms };

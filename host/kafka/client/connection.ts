@@ -54,9 +54,12 @@ import { ScramClient } from '../../security/scram.js';
 
 /** SASL toward the broker (over TLS when `tls` is set too: SASL_SSL; else SASL_PLAINTEXT). */
 export interface SaslOptions {
-  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+  /** TRIBUTARY-NODE: a cluster's node toward another (host/cluster/node-identity.ts); `user` is its node id, `prove` signs the challenge. */
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'TRIBUTARY-NODE';
   user: string;
   password: string;
+  /** TRIBUTARY-NODE only: the answer to the challenge of the server at `address` (base64 text in, base64 text out). */
+  prove?: (challenge: string, address: string) => string;
 }
 
 export interface ConnectionOptions {
@@ -232,6 +235,9 @@ export class KafkaConnection {
     };
     if (sasl.mechanism === 'PLAIN') {
       await round(`\0${sasl.user}\0${sasl.password}`);
+    } else if (sasl.mechanism === 'TRIBUTARY-NODE') {
+      if (!sasl.prove) throw refused('no node proof configured');
+      await round(sasl.prove(await round(sasl.user), this.address));
     } else {
       const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism);
       const serverFinal = await round(scram.final(await round(scram.first())));

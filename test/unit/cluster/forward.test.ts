@@ -37,7 +37,7 @@ function forwarding(stand: Stand, o: Partial<ForwardOptions>, leaderPort = 1) {
       return image();
     },
   };
-  const client = AppendForwarding.client(opts, '127.0.0.1:1');
+  const client = AppendForwarding.client(opts, '127.0.0.1:1', () => 2);
   const f = new AppendForwarding(broker as never, store as never, client, opts, silentLogger);
   return { f, client };
 }
