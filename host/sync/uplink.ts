@@ -69,6 +69,7 @@ import { carriesOrigin, checkpointRecord, readBack, targetTail, withOrigin, type
 import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
 import { ensureCheckpointTopic, initProducer } from './txn-link.js';
 import { TxnBatch } from './txn-batch.js';
+import { FenceRecheck } from './fence.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
@@ -137,6 +138,7 @@ interface Metrics {
   dropped: Counter;
   refused: Counter;
   stalled: Gauge;
+  fence: Counter;
 }
 
 class BlockedError extends Error {}
@@ -199,6 +201,7 @@ export class Uplink {
       dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
       refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
       stalled: r.gauge('tributary_uplink_stalled', '1 while a source partition has records to send and its forwarding has not moved for uplink.stallAlarmSec, else 0'),
+      fence: r.counter('tributary_uplink_fence_events_total', 'Transactions mode: a source partition fenced by a newer producer (event=fenced), looked at again and left blocked because the newer producer forwards (still-fenced), or re-initialised and resumed from the target (reinitialised)'),
     };
     this.metrics.stalled.collect(() => {
       for (const l of this.links.values()) this.metrics.stalled.set(l.stall.stalledSinceMs === null ? 0 : 1, { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
@@ -414,6 +417,8 @@ class PartitionLink implements BudgetPartition, GatedLink {
   mode: 'read-back' | 'transactions' = 'read-back';
   /** Transactions mode's producer (its transactional id names this source partition). */
   private txn: TransactionalProducer | null = null;
+  /** Transactions mode: fenced, and when to look again (uplink.fencedRecheckMs, host/sync/fence.ts). */
+  private readonly fence: FenceRecheck;
   /** The liveness alarm (uplink.stallAlarmSec, host/sync/stall.ts), looked at every scan. */
   readonly stall: StallWatch;
   /** uplink.drainOrderTopics; newest-first: the backfill below the head while one is pending (host/sync/backfill.ts). */
@@ -441,6 +446,7 @@ class PartitionLink implements BudgetPartition, GatedLink {
     this.drainOrder = drainOrderOf(source.topic, up.options.drainOrderTopics, (pattern, topic) => topicMatches([pattern], topic));
     this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
     this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
+    this.fence = new FenceRecheck(up.options.fencedRecheckMs);
     const where = { source: `${source.topic}-${source.partition}`, target: `${this.target.topic}-${this.target.partition}` };
     this.stall = new StallWatch(up.options.stallAlarmSec * 1000, {
       stalled: (forMs, lagRecords) => up.log.warn({ ...where, stalledForSec: Math.round(forMs / 1000), lagRecords, position: this.position, state: this.state, reason: this.reason }, `uplink stalled: ${where.source} has ${lagRecords} records to send and has forwarded nothing for ${Math.round(forMs / 1000)} s (uplink.stallAlarmSec=${up.options.stallAlarmSec})`),
@@ -810,11 +816,58 @@ class PartitionLink implements BudgetPartition, GatedLink {
     const o = up.options;
     await ensureCheckpointTopic(up.client, o.checkpointTopic, up.log);
     const transactionalId = `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`;
+    if (this.fence.fenced) await this.recheckFence();
+    // As at start: the link state's id and epoch (KIP-360 bump, else a fresh id).
     this.txn ??= new TransactionalProducer(up.client, { transactionalId, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs, resume: up.stateFile.state.transactional?.[transactionalId] });
-    // Fenced (a newer producer took this transactional id): blocked for the life of this process, never writing again.
-    await initProducer(this.txn, up.stateFile, up.log).catch((err) => Promise.reject(err instanceof ProducerFencedError ? new BlockedError(err.message) : err));
-    const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
+    try {
+      await initProducer(this.txn, up.stateFile, up.log);
+    } catch (err) {
+      if (!(err instanceof ProducerFencedError)) throw err;
+      // Fenced (a newer producer took this transactional id): blocked, never writing under this
+      // epoch again; looked at again every fencedRecheckMs (host/sync/fence.ts).
+      const checkpoint = await this.committedCheckpoint().catch(() => -1);
+      this.fence.fencedAt(Date.now(), checkpoint, err.message);
+      up.metrics.fence.inc({ site: o.site, topic: this.source.topic, partition: String(this.source.partition), event: 'fenced' });
+      up.log.error({ source: `${this.source.topic}-${this.source.partition}`, transactionalId, committedCheckpoint: checkpoint, fencedRecheckMs: o.fencedRecheckMs }, `uplink ${this.source.topic}-${this.source.partition} fenced: ${err.message}; ${o.fencedRecheckMs > 0 ? `looked at again in ${o.fencedRecheckMs} ms (uplink.fencedRecheckMs)` : 'blocked until the node restarts (uplink.fencedRecheckMs=0)'}`);
+      throw new BlockedError(this.fencedReason());
+    }
+    return this.committedCheckpoint();
+  }
+
+  /** The latest checkpoint committed in the target for this source partition: the next source offset (-1: none). */
+  private async committedCheckpoint(): Promise<number> {
+    const o = this.up.options;
+    const c = await readBack(this.up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
     return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
+  }
+
+  private fencedReason(): string {
+    const due = this.fence.due(Date.now());
+    const when = due.kind === 'never' ? 'blocked until the node restarts (uplink.fencedRecheckMs=0)' : due.kind === 'wait' ? `looked at again in ${Math.ceil(due.leftMs / 1000)} s (uplink.fencedRecheckMs)` : 'looked at again now';
+    return `${this.fence.reason}; ${when}`;
+  }
+
+  /**
+   * Fenced earlier: blocked until fencedRecheckMs has passed; then, if the committed checkpoint
+   * moved meanwhile (the newer producer forwards), blocked again; else the producer is dropped so
+   * the caller re-initialises as at start and reads the target back (host/sync/fence.ts).
+   */
+  private async recheckFence(): Promise<void> {
+    const up = this.up;
+    const labels = { site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) };
+    if (this.fence.due(Date.now()).kind !== 'check') throw new BlockedError(this.fencedReason());
+    const was = this.fence.checkpointSeen;
+    const now = await this.committedCheckpoint();
+    const decision = this.fence.decide(now, Date.now());
+    const where = { source: `${this.source.topic}-${this.source.partition}`, committedCheckpointBefore: was, committedCheckpoint: now };
+    if (decision === 'newer-producer-forwarding') {
+      up.metrics.fence.inc({ ...labels, event: 'still-fenced' });
+      up.log.warn(where, `uplink ${where.source} still fenced: the newer producer forwards (committed checkpoint ${was} → ${now}); looked at again in ${up.options.fencedRecheckMs} ms`);
+      throw new BlockedError(this.fencedReason());
+    }
+    up.metrics.fence.inc({ ...labels, event: 'reinitialised' });
+    up.log.warn(where, `uplink ${where.source} was fenced; the committed checkpoint has not moved for ${up.options.fencedRecheckMs} ms (nobody forwards it): re-initialising as at start and resuming from the target`);
+    this.txn = null;
   }
 
   private noteGap(from: number, to: number): void {
