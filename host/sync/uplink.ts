@@ -749,21 +749,36 @@ class PartitionLink implements BudgetPartition, GatedLink {
     return { r: { ...plain, lastOriginOffset: headLast, scanned: sr.scanned, complete: sr.complete }, settleAt };
   }
 
-  /** Newest-first, no backfill pending and more than newestFirstRecords to send: split (saved before anything above it is sent), the head first. */
-  private async maybeSplit(): Promise<void> {
+  /**
+   * Newest-first: a backlog exists — more than newestFirstRecords records between `from` (the next
+   * offset to send) and the log end — and no backfill is pending. Looked at when the partition
+   * resumes and before every read while the link stays up (a backlog built under a bandwidth cap).
+   */
+  private backlogToSplit(from: number): boolean {
+    if (this.drainOrder !== 'newest-first' || this.mode !== 'read-back' || this.backfill) return false;
+    return this.up.deps.broker.offsets(this.source).highWatermark - from > this.up.options.newestFirstRecords;
+  }
+
+  /**
+   * Newest-first with a backlog (backlogToSplit): split at S = log end − newestFirstRecords, the
+   * backfill [from, S) after the head. `from` has nothing of this partition in flight below or at
+   * it unacknowledged (at a resume: the read-back's answer; while running: the pipeline settled),
+   * so every record below it in the target was written before the split, saved here before
+   * anything at or above S is sent (host/sync/backfill.ts).
+   */
+  private async maybeSplit(from = this.position): Promise<void> {
     const up = this.up;
-    if (this.drainOrder !== 'newest-first' || this.mode !== 'read-back' || this.backfill) return;
+    if (!this.backlogToSplit(from)) return;
     const hw = up.deps.broker.offsets(this.source).highWatermark;
-    if (hw - this.position <= up.options.newestFirstRecords) return;
     const split = hw - up.options.newestFirstRecords;
     const cp = up.stateFile.state.checkpoints;
     cp[`split:${this.checkpointKey}`] = split;
-    cp[`backfillFrom:${this.checkpointKey}`] = this.position;
-    cp[`backfill:${this.checkpointKey}`] = this.position;
+    cp[`backfillFrom:${this.checkpointKey}`] = from;
+    cp[`backfill:${this.checkpointKey}`] = from;
     cp[this.checkpointKey] = split;
     await up.stateFile.save();
-    this.backfill = { next: this.position, split, done: false };
-    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: this.position, head: hw - split }, `uplink newest-first: the newest ${hw - split} records (from ${split}) go first, then the backlog [${this.position}, ${split})`);
+    this.backfill = { next: from, split, done: false };
+    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: from, head: hw - split, linkUp: this.state !== 'resolving' }, `uplink newest-first: the newest ${hw - split} records (from ${split}) go first, then the backlog [${from}, ${split})`);
     this.cursor!.seek(split);
     this.position = split;
   }
@@ -894,6 +909,13 @@ class PartitionLink implements BudgetPartition, GatedLink {
         if (this.dropFloor > cursor.position) {
           this.noteDrop(cursor.position, this.dropFloor);
           cursor.seek(this.dropFloor);
+        }
+        if (this.backlogToSplit(cursor.position)) {
+          // A backlog built while the link stayed up (newest-first): the pipeline settled first, so
+          // everything below the cursor is acknowledged (or filtered) before the split is saved.
+          while (pipeline.length > 0) await this.settleHead(pipeline);
+          if (signal.aborted) break;
+          await this.maybeSplit(cursor.position);
         }
         if (cursor.caughtUp()) {
           while (pipeline.length > 0) await this.settleHead(pipeline);
