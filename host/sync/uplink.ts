@@ -70,6 +70,7 @@ import { ProducerFencedError, TransactionalProducer } from '../kafka/client/tran
 import { ensureCheckpointTopic, initProducer } from './txn-link.js';
 import { TxnBatch } from './txn-batch.js';
 import { FenceRecheck } from './fence.js';
+import { NotedRanges } from './noted-ranges.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
@@ -410,6 +411,8 @@ class PartitionLink implements BudgetPartition, GatedLink {
   /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
   private dropFloor: number;
   private dropWhy = '';
+  /** Retention gaps already counted (a resume after a retry meets the same gap again: counted once). */
+  private readonly gapsNoted = new NotedRanges();
   /** Drops already counted up to here (a resume after a retry skips the same records again: counted once). */
   private dropNotedTo = -1;
   droppedRecords = 0;
@@ -885,10 +888,13 @@ class PartitionLink implements BudgetPartition, GatedLink {
     this.txn = null;
   }
 
-  private noteGap(from: number, to: number): void {
-    this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
-    const bytes = this.up.observer.gap(this, from, to);
-    this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes: bytes.bytes, bytesMeasured: bytes.how }, 'uplink gap: source records removed by retention before they were forwarded');
+  /** Records retention removed before they were forwarded: counted and logged once each, however often a resume meets them (host/sync/noted-ranges.ts). */
+  private noteGap(gapFrom: number, gapTo: number): void {
+    for (const [from, to] of this.gapsNoted.add(gapFrom, gapTo)) {
+      this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
+      const bytes = this.up.observer.gap(this, from, to);
+      this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes: bytes.bytes, bytesMeasured: bytes.how }, 'uplink gap: source records removed by retention before they were forwarded');
+    }
   }
 
   /**
