@@ -14,7 +14,9 @@
 //              Transactions mode (uplink.exactlyOnce=auto and the target advertises the
 //              transaction APIs): the transactional producer is re-initialised first (a new epoch
 //              fences what the previous one left open), and the checkpoint committed in the target
-//              with its data (uplink.checkpointTopic) is read back too; the higher one wins
+//              with its data (uplink.checkpointTopic) is read back too; the higher one wins. A
+//              partition fenced by a newer producer is blocked and looked at again every
+//              uplink.fencedRecheckMs (re-initialised when nobody else forwards it)
 //   forward    the source is read through the broker's one partition cursor (isolation
 //              committed: only what every replica holds) as stored batches. A batch that
 //              qualifies goes out raw, its records untouched, the origin headers on its last
@@ -38,8 +40,10 @@
 // while that node holds its lease with the controller, and starts after a handover delay; on a
 // node that does not lead it the partition is shown `led-elsewhere` and counts no lag or backlog.
 // Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
-// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
-// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
+// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts), newest-first's
+// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here;
+// a split is looked at at every resume and before every read), the fenced partition's re-check
+// (fence.ts: `recheckFence` here) and retention gaps counted once (noted-ranges.ts).
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded);
