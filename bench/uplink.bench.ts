@@ -10,8 +10,16 @@
 // Tributary target) in read-back mode and in transactions mode with 1 and 5 batches per transaction
 // (uplink.transactionBatchesMax): what the transactions cost against the idempotent pipeline.
 //
+// The ceiling, in the same run: the same records produced straight into a fresh Tributary target
+// (fsync before ack) by kcat — librdkafka, idempotent, acks all, one process per partition at once,
+// large batches — from the same per-partition files the backlog was loaded from. Issue 12's target:
+// with no cap the uplink drains at ≥ 80% of that.
+//
 // Issue 12's targets: ≥ 3× the kafkajs mirror's records/s at ≤ ½ its CPU per record. Env:
-// BENCH_UPLINK_RECORDS (default 300000), BENCH_UPLINK_VALUE_BYTES (default 100).
+// BENCH_UPLINK_RECORDS (default 300000), BENCH_UPLINK_VALUE_BYTES (default 100),
+// BENCH_UPLINK_DRAIN_ONLY=1 (only the uplink drain and the ceiling: a short run for profiling),
+// BENCH_UPLINK_PROFILE=DIR (a V8 CPU profile of each draining edge into DIR), BENCH_UPLINK_SETS
+// (`key=value,...`: uplink settings for the first drain row, e.g. inFlightMax=15).
 //
 // Second table: alarm latency while a telemetry backlog drains at a 1 Mbit/s cap with priorities
 // on, with and without the reserved lane (test/helpers/alarm-latency.ts; issue 12's target: alarms
@@ -36,6 +44,8 @@ const QUICK = process.env.TRIBUTARY_BENCH_QUICK === '1';
 const RECORDS = Number(process.env.BENCH_UPLINK_RECORDS ?? (QUICK ? 30_000 : 300_000));
 const VALUE_BYTES = Number(process.env.BENCH_UPLINK_VALUE_BYTES ?? 100);
 const PARTITIONS = 3;
+/** BENCH_UPLINK_DRAIN_ONLY=1: only the uplink's drain and the ceiling (for profiling the drain; skips the mirror, the re-encoded rows, the mock and the alarms). */
+const DRAIN_ONLY = process.env.BENCH_UPLINK_DRAIN_ONLY === '1';
 const { Kafka, logLevel } = kafkajs;
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -47,14 +57,26 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(stat[11]) + Number(stat[12])) / 100;
 }
 
-async function kcatLoad(bootstrap: string, topic: string, partition: number, file: string): Promise<void> {
+/** kcat's producer settings for a bulk load: large batches (the backlog's stored batches are these). */
+const KCAT_BULK = ['-X', 'linger.ms=20', '-X', 'batch.num.messages=10000'];
+/** The ceiling row's: the same, idempotent with acks all (what the uplink's producer is). */
+const KCAT_CEILING = [...KCAT_BULK, '-X', 'enable.idempotence=true', '-X', 'acks=all'];
+
+async function kcatLoad(bootstrap: string, topic: string, partition: number, file: string, settings = KCAT_BULK): Promise<{ cpuS: number }> {
   const fh = await open(file, 'r');
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'linger.ms=20', '-X', 'batch.num.messages=10000'], { stdio: [fh.fd, 'ignore', 'pipe'] });
+    return await new Promise<{ cpuS: number }>((resolve, reject) => {
+      const child = spawn('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), ...settings], { stdio: [fh.fd, 'ignore', 'pipe'] });
+      let cpuS = 0;
+      // Sampled until it exits (a child's /proc entry goes with it).
+      const sampler = setInterval(() => void cpuSeconds(child.pid!).then((s) => (cpuS = s), () => undefined), 50);
       let err = '';
       child.stderr!.on('data', (d) => (err += d));
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`kcat load failed: ${err}`))));
+      child.on('close', (code) => {
+        clearInterval(sampler);
+        if (code === 0) resolve({ cpuS });
+        else reject(new Error(`kcat load failed: ${err}`));
+      });
     });
   } finally {
     await fh.close();
@@ -87,38 +109,81 @@ function edgeBase(): string[] {
   return ['--set', `broker.defaultPartitions=${PARTITIONS}`];
 }
 
-async function loadBacklog(dir: string): Promise<{ edgeDir: string; bytes: number }> {
+async function loadBacklog(dir: string): Promise<{ edgeDir: string; bytes: number; files: string[] }> {
   const edgeDir = join(dir, 'edge');
   const edge = await startBroker(t, { dataDir: edgeDir, args: edgeBase() });
   const per = Math.ceil(RECORDS / PARTITIONS);
   let bytes = 0;
+  const files: string[] = [];
   for (let p = 0; p < PARTITIONS; p++) {
     const lines: string[] = [];
     for (let i = 0; i < per; i++) lines.push(`${p}-${i}-`.padEnd(VALUE_BYTES, 'x'));
     const file = join(dir, `load-${p}.txt`);
     await writeFile(file, lines.join('\n') + '\n');
+    files.push(file);
     bytes += per * VALUE_BYTES;
     await kcatLoad(edge.listeners.kafka!, 'telemetry', p, file);
   }
   await edge.stop();
-  return { edgeDir, bytes };
+  return { edgeDir, bytes, files };
 }
 
-async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient, site = 'bench', extra: string[] = []): Promise<{ ms: number; cpuS: number; wireBytes: number; rssPeakMiB: number; raw: number; reencoded: number }> {
+/**
+ * The ceiling: the same records produced straight into a fresh target (its own data dir, fsync
+ * before ack) by kcat, one process per partition at once, from the files the backlog was loaded
+ * from — twice: into the cold target's first topic, then into a second topic of the same target
+ * (warmed: its first run pays the process's warm-up and first files, as the uplink's target does).
+ * Timed from the kcats' start to the target holding every record (as the uplink's drain is timed to
+ * the target holding every record); CPU is kcat's (sampled), the target's not counted.
+ */
+async function kcatCeiling(dir: string): Promise<{ cold: { ms: number; cpuS: number }; warm: { ms: number; cpuS: number } }> {
+  const target = await startBroker(t, { dataDir: join(dir, 'ceiling-target') });
+  const client = new KafkaClient({ bootstrap: [target.listeners.kafka!], clientId: 'bench', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 1 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
+  const files = Array.from({ length: PARTITIONS }, (_, p) => join(dir, `load-${p}.txt`));
+  const once = async (topic: string) => {
+    await client.createTopic(topic, PARTITIONS);
+    const started = performance.now();
+    const loads = await Promise.all(files.map((file, p) => kcatLoad(target.listeners.kafka!, topic, p, file, KCAT_CEILING)));
+    const done = await waitFor(client, topic, RECORDS, 600_000);
+    return { ms: done - started, cpuS: loads.reduce((s, l) => s + l.cpuS, 0) };
+  };
+  const cold = await once('ceiling.telemetry');
+  const warm = await once('ceiling2.telemetry');
+  await client.close();
+  await target.stop();
+  return { cold, warm };
+}
+
+async function uplinkDrain(edgeDir: string, target: BrokerProcess, client: KafkaClient, site = 'bench', extra: string[] = []): Promise<{ ms: number; startupMs: number; fromUplinkMs: number; cpuS: number; wireBytes: number; rssPeakMiB: number; raw: number; reencoded: number }> {
   const started = performance.now();
+  const startedWall = Date.now();
   const edge = await startBroker(t, {
     dataDir: edgeDir,
+    // BENCH_UPLINK_PROFILE=DIR: a V8 CPU profile of the draining edge (bench/cpuprofile-top.ts reads it).
+    nodeArgs: process.env.BENCH_UPLINK_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_UPLINK_PROFILE] : [],
     args: [...edgeBase(), '--set', `uplink.site=${site}`, '--set', `uplink.bootstrap=${target.listeners.kafka}`, '--set', 'uplink.topics=telemetry', '--set', 'uplink.topicScanIntervalMs=50', ...extra],
   });
   const cpu0 = await cpuSeconds(edge.child.pid!);
   const done = await waitFor(client, `${site}.telemetry`, RECORDS, 600_000);
   const cpuS = (await cpuSeconds(edge.child.pid!)) - cpu0;
+  // Start-up: the process, recovery, the topic scan, the target check and the read-back, until the
+  // last partition's resume line (each partition forwards from its own).
+  const resumes = edge.logs.filter((l) => typeof l.msg === 'string' && /exactly-once by/.test(l.msg)).map((l) => Date.parse(String(l.time)));
+  const startupMs = resumes.length >= PARTITIONS ? Math.max(...resumes) - startedWall : NaN;
+  // The drain from the uplink's own start (the node process and broker start-up before it are not
+  // the link's: an edge whose link comes back is already running): its time to the last record.
+  const uplinkStart = edge.logs.find((l) => l.msg === 'uplink starting');
+  const fromUplinkMs = uplinkStart ? Date.now() - (performance.now() - done) - Date.parse(String(uplinkStart.time)) : NaN;
+  if (DRAIN_ONLY) {
+    // Where the start-up goes: each log line's ms after the edge was spawned.
+    for (const l of edge.logs) if (typeof l.time === 'string') console.error(`  +${Date.parse(l.time) - startedWall} ms ${String(l.msg).slice(0, 110)}`);
+  }
   const metrics = await (await fetch(`http://${edge.listeners.http}/metrics`)).text();
   const wireBytes = Number(new RegExp(`tributary_uplink_bytes_sent\\{site="${site}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
   const rssPeakMiB = await peakRssMiB(edge.child.pid!);
   const batches = (path: string) => Number(new RegExp(`tributary_uplink_batches_sent_total\\{path="${path}",site="${site}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
   await edge.stop();
-  return { ms: done - started, cpuS, wireBytes, rssPeakMiB, raw: batches('raw'), reencoded: batches('reencoded') };
+  return { ms: done - started, startupMs, fromUplinkMs, cpuS, wireBytes, rssPeakMiB, raw: batches('raw'), reencoded: batches('reencoded') };
 }
 
 /** Modes drained into the mock, each with its own site (so its own link state and target topic). */
@@ -210,9 +275,28 @@ export async function run(): Promise<Table[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tributary-bench-uplink-'));
   try {
     const { edgeDir, bytes } = await loadBacklog(dir);
+    // First, on the quietest machine state this run has: the target's produce throughput.
+    const ceiling = await kcatCeiling(dir);
+    const best = ceiling.warm.ms < ceiling.cold.ms ? ceiling.warm : ceiling.cold;
     const target = await startBroker(t, { dataDir: join(dir, 'target') });
     const client = new KafkaClient({ bootstrap: [target.listeners.kafka!], clientId: 'bench', connectTimeoutMs: 5000, requestTimeoutMs: 10_000, inFlightMax: 5, queuedMax: 100, responseBytesMax: 1 << 20, reconnectBackoffMs: 50, reconnectBackoffMaxMs: 500 });
-    const up = await uplinkDrain(edgeDir, target, client);
+    // BENCH_UPLINK_SETS: extra `--set key=value` for the uplink drain (comma-separated key=value pairs), for trying settings.
+    const trySets = (process.env.BENCH_UPLINK_SETS ?? '').split(',').filter((kv) => kv.includes('=')).flatMap((kv) => ['--set', `uplink.${kv.trim()}`]);
+    const up = await uplinkDrain(edgeDir, target, client, 'bench', trySets);
+    if (DRAIN_ONLY) {
+      await client.close();
+      await target.stop();
+      return [{
+        title: `uplink drain vs the target's produce throughput: ${RECORDS.toLocaleString('en-US')} records of ${VALUE_BYTES} B in ${PARTITIONS} partitions (loopback, fsync before ack; BENCH_UPLINK_DRAIN_ONLY)`,
+        columns: ['run', 'records', 'records/s', 'ms', 'ms from the uplink\'s start', 'records/s from the uplink\'s start', 'CPU µs/record'],
+        rows: [
+          ['tributary uplink (read-back mode), from the edge process\'s spawn', RECORDS, Math.round(RECORDS / (up.ms / 1000)), Math.round(up.ms), Math.round(up.fromUplinkMs), Math.round(RECORDS / (up.fromUplinkMs / 1000)), (up.cpuS / RECORDS) * 1e6],
+          ['ceiling: kcat produce into a fresh target (cold)', RECORDS, Math.round(RECORDS / (ceiling.cold.ms / 1000)), Math.round(ceiling.cold.ms), '-', '-', (ceiling.cold.cpuS / RECORDS) * 1e6],
+          ['ceiling: kcat produce into the same target again (warm)', RECORDS, Math.round(RECORDS / (ceiling.warm.ms / 1000)), Math.round(ceiling.warm.ms), '-', '-', (ceiling.warm.cpuS / RECORDS) * 1e6],
+        ],
+        notes: [`Uplink / the faster ceiling: ${((100 * best.ms) / up.ms).toFixed(0)}% from the edge process's spawn, ${((100 * best.ms) / up.fromUplinkMs).toFixed(0)}% from the uplink's start ('uplink starting', after the node's start-up), ${((100 * best.ms) / (up.ms - up.startupMs)).toFixed(0)}% after every partition resumed (${Math.round(up.startupMs)} ms after the spawn). Uplink batches: ${up.raw} raw, ${up.reencoded} re-encoded. Load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}.`],
+      }];
+    }
     // The decoding path (uplink.rawForwarding=false: every batch decoded, origin headers on every
     // record, re-encoded) without and with uplink.compression, each to its own target topic.
     const reNone = await uplinkDrain(edgeDir, target, client, 'bench-none', ['--set', 'uplink.rawForwarding=false', '--set', 'uplink.compression=none']);
@@ -250,9 +334,11 @@ export async function run(): Promise<Table[]> {
           upRow('tributary uplink, every batch re-encoded, compression none', reNone),
           upRow('tributary uplink, every batch re-encoded, compression lz4', reLz4),
           row('kafkajs consume → idempotent produce', mirror.records, mirror.ms, mirror.cpuS, '-', '-'),
+          row(`ceiling: kcat produce straight into a fresh target (idempotent, acks all, ${PARTITIONS} at once), cold`, RECORDS, ceiling.cold.ms, ceiling.cold.cpuS, '-', '-'),
+          row('ceiling: the same into a second topic of that target, warm', RECORDS, ceiling.warm.ms, ceiling.warm.cpuS, '-', '-'),
         ],
         notes: [
-          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded (re-encoded rows: ${reNone.reencoded} and ${reLz4.reencoded} batches, each record with its own origin headers; the values are padded with 'x', so lz4's ratio here is an upper bound for real telemetry). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
+          `Uplink time runs from the edge's start (recovery, topic scan, read-back included) to the target holding every record; CPU is the edge process's (broker + uplink). The kafkajs mirror's CPU is its own process only (the edge broker serving it is not counted), which favours the mirror. The mirror is measured for at most ${MIRROR_WINDOW_MS / 1000} s (its rate is what it moved in that time). Edge peak RSS (VmHWM, broker + uplink) during the drain: ${up.rssPeakMiB} MiB. Uplink batches: ${up.raw} forwarded raw, ${up.reencoded} re-encoded (re-encoded rows: ${reNone.reencoded} and ${reLz4.reencoded} batches, each record with its own origin headers; the values are padded with 'x', so lz4's ratio here is an upper bound for real telemetry). Ratio: ${(RECORDS / up.ms / (mirror.records / mirror.ms)).toFixed(2)}× the mirror's records/s. Uplink drain / the target's produce throughput (the faster ceiling row; its CPU column is kcat's alone): ${((100 * best.ms) / up.ms).toFixed(0)}% from the edge's start (issue 12 target: ≥ 80%); the uplink's start-up (process, recovery, topic scan, target check, read-back, to the last partition's resume line) took ${Math.round(up.startupMs)} ms of its ${Math.round(up.ms)} ms, most of it the node process's own start before the uplink starts; from the uplink's start ('uplink starting') to the last record ${Math.round(up.fromUplinkMs)} ms, ${Math.round(RECORDS / (up.fromUplinkMs / 1000)).toLocaleString('en-US')} records/s, ${((100 * best.ms) / up.fromUplinkMs).toFixed(0)}% of the ceiling; after every partition resumed, ${((100 * best.ms) / (up.ms - up.startupMs)).toFixed(0)}%. Machine load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (shared machine: figures are noisy).`,
         ],
       },
       ...mockTables,

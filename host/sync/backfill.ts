@@ -1,9 +1,11 @@
 // Newest-first drain (uplink.drainOrderTopics `pattern=newest-first`; docs/uplink.md, "Newest-first
 // drain"): "skip ahead, then backfill", with the resume kept exact.
 //
-// When a newest-first partition resumes with more than uplink.newestFirstRecords to send and no
-// backfill pending, it splits: S = log end − newestFirstRecords. The split and the backfill's start
-// P (the position then) are written to the link state (`split:` and `backfill:` beside the
+// A backlog exists when more than uplink.newestFirstRecords records wait at the head (log end −
+// the next offset to send). It is looked at when the partition resumes and, while the link stays
+// up, before every read (a backlog built under a bandwidth cap; the pipeline is settled first).
+// With a backlog and no backfill pending the partition splits: S = log end − newestFirstRecords.
+// The split and the backfill's start P (the next offset to send then) are written to the link state (`split:` and `backfill:` beside the
 // checkpoints) and saved before any batch at or above S is sent. The head [S, …) is forwarded
 // first and keeps following new appends; the backfill [P, S) goes when the head is caught up, one
 // read at a time, the pipeline settled before and after each, so the batches in flight always

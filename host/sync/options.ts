@@ -58,6 +58,7 @@ export interface UplinkOptions {
   transactionTimeoutMs: number;
   checkpointTopic: string;
   transactionBatchesMax: number;
+  fencedRecheckMs: number;
   backlogBytesMax: number;
   onFull: OnFullPolicy;
   onFullTopics: string[] | string;
@@ -168,6 +169,8 @@ export const defaultUplinkOptions: UplinkOptions = {
   checkpointTopic: 'tributary-uplink-checkpoints',
   // Transactions mode: batches (of at most batchBytesMax each) in one transaction, sent pipelined, with one checkpoint record. Each transaction costs two round trips more than its produces (AddPartitionsToTxn, EndTxn), so more batches amortise them; fewer bound what a failed transaction makes the next one send again. At most 64, and at most uplink.inFlightMax + uplink.queuedMax are used: the data produces of one transaction are queued on one connection at once.
   transactionBatchesMax: 5,
+  // Transactions mode: a partition fenced by a newer producer of its transactional id is blocked, and looked at again this often (docs/uplink.md, "Fenced, then re-checked"): if the checkpoint committed in the target has not moved meanwhile, nobody else is forwarding it, and it re-initialises and resumes from the target as at start; if it moved, it stays blocked. A minute: one checkpoint read per fenced partition per minute, and a gateway whose twin was switched off forwards again within a minute. 0 = blocked until the node restarts.
+  fencedRecheckMs: 60_000,
   // Byte budget of the link: bytes stored here and not yet forwarded, over every source partition of the link (docs/uplink.md, "Byte budget"). A week offline at 1.5 KB/s of telemetry is about 1 GiB, and an SD card that holds it still has room for the rest; past it the on-full policy of the appended topic decides. 0 = no budget (the backlog is bounded only by retention and the disk floor).
   backlogBytesMax: 1024 * 1024 * 1024,
   // On-full policy of topics no onFullTopics entry names: block (refuse new appends, keep every unforwarded record, also against retention), drop-oldest (admit, drop the topic's own oldest unforwarded records from the uplink), drop-lower-priority (admit by dropping lower-priority classes' oldest, else refuse). block by default: nothing a producer was acknowledged for is lost to the uplink.
@@ -247,6 +250,7 @@ export const uplinkSchema: SectionSchema = section({
   transactionTimeoutMs: int32(1000),
   checkpointTopic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', 'x-allowed': "a topic name (letters, digits, '.', '_', '-')" },
   transactionBatchesMax: integer(1, 64),
+  fencedRecheckMs: integer(0, 86_400_000),
   backlogBytesMax: integer(0, Number.MAX_SAFE_INTEGER),
   onFull: oneOf(...ON_FULL_POLICIES),
   onFullTopics: listOrString('pattern=policy pairs (policy: block, drop-oldest or drop-lower-priority)'),

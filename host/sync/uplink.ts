@@ -14,7 +14,9 @@
 //              Transactions mode (uplink.exactlyOnce=auto and the target advertises the
 //              transaction APIs): the transactional producer is re-initialised first (a new epoch
 //              fences what the previous one left open), and the checkpoint committed in the target
-//              with its data (uplink.checkpointTopic) is read back too; the higher one wins
+//              with its data (uplink.checkpointTopic) is read back too; the higher one wins. A
+//              partition fenced by a newer producer is blocked and looked at again every
+//              uplink.fencedRecheckMs (re-initialised when nobody else forwards it)
 //   forward    the source is read through the broker's one partition cursor (isolation
 //              committed: only what every replica holds) as stored batches. A batch that
 //              qualifies goes out raw, its records untouched, the origin headers on its last
@@ -38,8 +40,10 @@
 // while that node holds its lease with the controller, and starts after a handover delay; on a
 // node that does not lead it the partition is shown `led-elsewhere` and counts no lag or backlog.
 // Around the loop, in their own modules: the cap and priorities (flow.ts), the reserved lane
-// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts) and newest-first's
-// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here).
+// (lanes.ts), the byte and age budget (budget.ts), the liveness alarm (stall.ts), newest-first's
+// split and per-range read-back (backfill.ts: `splitReadBack`, `maybeSplit`, `backfillStep` here;
+// a split is looked at at every resume and before every read), the fenced partition's re-check
+// (fence.ts: `recheckFence` here) and retention gaps counted once (noted-ranges.ts).
 //
 // Memory: each partition holds at most one read (uplink.readBytesMax, or its first batch when
 // larger) and one outgoing batch (a raw copy, or the decoded records of that read re-encoded);
@@ -69,6 +73,8 @@ import { carriesOrigin, checkpointRecord, readBack, targetTail, withOrigin, type
 import { ProducerFencedError, TransactionalProducer } from '../kafka/client/transactions.js';
 import { ensureCheckpointTopic, initProducer } from './txn-link.js';
 import { TxnBatch } from './txn-batch.js';
+import { FenceRecheck } from './fence.js';
+import { NotedRanges } from './noted-ranges.js';
 import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type ResolvedUplink } from './options.js';
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
@@ -137,6 +143,7 @@ interface Metrics {
   dropped: Counter;
   refused: Counter;
   stalled: Gauge;
+  fence: Counter;
 }
 
 class BlockedError extends Error {}
@@ -199,6 +206,7 @@ export class Uplink {
       dropped: r.counter('tributary_uplink_dropped_records_total', 'Source records the on-full policy gave up (not forwarded) because the link\'s byte budget was full'),
       refused: r.counter('tributary_uplink_refused_appends_total', 'Appends refused (UPLINK_BACKLOG_FULL) because the link\'s byte budget was full'),
       stalled: r.gauge('tributary_uplink_stalled', '1 while a source partition has records to send and its forwarding has not moved for uplink.stallAlarmSec, else 0'),
+      fence: r.counter('tributary_uplink_fence_events_total', 'Transactions mode: a source partition fenced by a newer producer (event=fenced), looked at again and left blocked because the newer producer forwards (still-fenced), or re-initialised and resumed from the target (reinitialised)'),
     };
     this.metrics.stalled.collect(() => {
       for (const l of this.links.values()) this.metrics.stalled.set(l.stall.stalledSinceMs === null ? 0 : 1, { site: options.site, topic: l.source.topic, partition: String(l.source.partition) });
@@ -407,6 +415,8 @@ class PartitionLink implements BudgetPartition, GatedLink {
   /** Records below it were given up by the on-full policy (persisted as the `drop:` checkpoint); the reason of the latest drop. */
   private dropFloor: number;
   private dropWhy = '';
+  /** Retention gaps already counted (a resume after a retry meets the same gap again: counted once). */
+  private readonly gapsNoted = new NotedRanges();
   /** Drops already counted up to here (a resume after a retry skips the same records again: counted once). */
   private dropNotedTo = -1;
   droppedRecords = 0;
@@ -414,6 +424,8 @@ class PartitionLink implements BudgetPartition, GatedLink {
   mode: 'read-back' | 'transactions' = 'read-back';
   /** Transactions mode's producer (its transactional id names this source partition). */
   private txn: TransactionalProducer | null = null;
+  /** Transactions mode: fenced, and when to look again (uplink.fencedRecheckMs, host/sync/fence.ts). */
+  private readonly fence: FenceRecheck;
   /** The liveness alarm (uplink.stallAlarmSec, host/sync/stall.ts), looked at every scan. */
   readonly stall: StallWatch;
   /** uplink.drainOrderTopics; newest-first: the backfill below the head while one is pending (host/sync/backfill.ts). */
@@ -441,6 +453,7 @@ class PartitionLink implements BudgetPartition, GatedLink {
     this.drainOrder = drainOrderOf(source.topic, up.options.drainOrderTopics, (pattern, topic) => topicMatches([pattern], topic));
     this.policy = policyOf(source.topic, up.options.onFullTopics, up.options.onFull);
     this.dropFloor = up.stateFile.state.checkpoints[this.dropKey] ?? -1;
+    this.fence = new FenceRecheck(up.options.fencedRecheckMs);
     const where = { source: `${source.topic}-${source.partition}`, target: `${this.target.topic}-${this.target.partition}` };
     this.stall = new StallWatch(up.options.stallAlarmSec * 1000, {
       stalled: (forMs, lagRecords) => up.log.warn({ ...where, stalledForSec: Math.round(forMs / 1000), lagRecords, position: this.position, state: this.state, reason: this.reason }, `uplink stalled: ${where.source} has ${lagRecords} records to send and has forwarded nothing for ${Math.round(forMs / 1000)} s (uplink.stallAlarmSec=${up.options.stallAlarmSec})`),
@@ -743,21 +756,36 @@ class PartitionLink implements BudgetPartition, GatedLink {
     return { r: { ...plain, lastOriginOffset: headLast, scanned: sr.scanned, complete: sr.complete }, settleAt };
   }
 
-  /** Newest-first, no backfill pending and more than newestFirstRecords to send: split (saved before anything above it is sent), the head first. */
-  private async maybeSplit(): Promise<void> {
+  /**
+   * Newest-first: a backlog exists — more than newestFirstRecords records between `from` (the next
+   * offset to send) and the log end — and no backfill is pending. Looked at when the partition
+   * resumes and before every read while the link stays up (a backlog built under a bandwidth cap).
+   */
+  private backlogToSplit(from: number): boolean {
+    if (this.drainOrder !== 'newest-first' || this.mode !== 'read-back' || this.backfill) return false;
+    return this.up.deps.broker.offsets(this.source).highWatermark - from > this.up.options.newestFirstRecords;
+  }
+
+  /**
+   * Newest-first with a backlog (backlogToSplit): split at S = log end − newestFirstRecords, the
+   * backfill [from, S) after the head. `from` has nothing of this partition in flight below or at
+   * it unacknowledged (at a resume: the read-back's answer; while running: the pipeline settled),
+   * so every record below it in the target was written before the split, saved here before
+   * anything at or above S is sent (host/sync/backfill.ts).
+   */
+  private async maybeSplit(from = this.position): Promise<void> {
     const up = this.up;
-    if (this.drainOrder !== 'newest-first' || this.mode !== 'read-back' || this.backfill) return;
+    if (!this.backlogToSplit(from)) return;
     const hw = up.deps.broker.offsets(this.source).highWatermark;
-    if (hw - this.position <= up.options.newestFirstRecords) return;
     const split = hw - up.options.newestFirstRecords;
     const cp = up.stateFile.state.checkpoints;
     cp[`split:${this.checkpointKey}`] = split;
-    cp[`backfillFrom:${this.checkpointKey}`] = this.position;
-    cp[`backfill:${this.checkpointKey}`] = this.position;
+    cp[`backfillFrom:${this.checkpointKey}`] = from;
+    cp[`backfill:${this.checkpointKey}`] = from;
     cp[this.checkpointKey] = split;
     await up.stateFile.save();
-    this.backfill = { next: this.position, split, done: false };
-    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: this.position, head: hw - split }, `uplink newest-first: the newest ${hw - split} records (from ${split}) go first, then the backlog [${this.position}, ${split})`);
+    this.backfill = { next: from, split, done: false };
+    up.log.info({ source: `${this.source.topic}-${this.source.partition}`, split, backfillFrom: from, head: hw - split, linkUp: this.state !== 'resolving' }, `uplink newest-first: the newest ${hw - split} records (from ${split}) go first, then the backlog [${from}, ${split})`);
     this.cursor!.seek(split);
     this.position = split;
   }
@@ -810,17 +838,67 @@ class PartitionLink implements BudgetPartition, GatedLink {
     const o = up.options;
     await ensureCheckpointTopic(up.client, o.checkpointTopic, up.log);
     const transactionalId = `tributary-uplink/${o.site}/${this.source.topic}/${this.source.partition}`;
+    if (this.fence.fenced) await this.recheckFence();
+    // As at start: the link state's id and epoch (KIP-360 bump, else a fresh id).
     this.txn ??= new TransactionalProducer(up.client, { transactionalId, transactionTimeoutMs: o.transactionTimeoutMs, produceTimeoutMs: o.produceTimeoutMs, resume: up.stateFile.state.transactional?.[transactionalId] });
-    // Fenced (a newer producer took this transactional id): blocked for the life of this process, never writing again.
-    await initProducer(this.txn, up.stateFile, up.log).catch((err) => Promise.reject(err instanceof ProducerFencedError ? new BlockedError(err.message) : err));
-    const c = await readBack(up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
+    try {
+      await initProducer(this.txn, up.stateFile, up.log);
+    } catch (err) {
+      if (!(err instanceof ProducerFencedError)) throw err;
+      // Fenced (a newer producer took this transactional id): blocked, never writing under this
+      // epoch again; looked at again every fencedRecheckMs (host/sync/fence.ts).
+      const checkpoint = await this.committedCheckpoint().catch(() => -1);
+      this.fence.fencedAt(Date.now(), checkpoint, err.message);
+      up.metrics.fence.inc({ site: o.site, topic: this.source.topic, partition: String(this.source.partition), event: 'fenced' });
+      up.log.error({ source: `${this.source.topic}-${this.source.partition}`, transactionalId, committedCheckpoint: checkpoint, fencedRecheckMs: o.fencedRecheckMs }, `uplink ${this.source.topic}-${this.source.partition} fenced: ${err.message}; ${o.fencedRecheckMs > 0 ? `looked at again in ${o.fencedRecheckMs} ms (uplink.fencedRecheckMs)` : 'blocked until the node restarts (uplink.fencedRecheckMs=0)'}`);
+      throw new BlockedError(this.fencedReason());
+    }
+    return this.committedCheckpoint();
+  }
+
+  /** The latest checkpoint committed in the target for this source partition: the next source offset (-1: none). */
+  private async committedCheckpoint(): Promise<number> {
+    const o = this.up.options;
+    const c = await readBack(this.up.client, o.checkpointTopic, 0, this.origin, { maxBytes: o.readBackBytes, recordsMax: o.readBackRecordsMax });
     return c.lastOriginOffset >= 0 ? c.lastOriginOffset + 1 : -1;
   }
 
-  private noteGap(from: number, to: number): void {
-    this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
-    const bytes = this.up.observer.gap(this, from, to);
-    this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes: bytes.bytes, bytesMeasured: bytes.how }, 'uplink gap: source records removed by retention before they were forwarded');
+  private fencedReason(): string {
+    const due = this.fence.due(Date.now());
+    const when = due.kind === 'never' ? 'blocked until the node restarts (uplink.fencedRecheckMs=0)' : due.kind === 'wait' ? `looked at again in ${Math.ceil(due.leftMs / 1000)} s (uplink.fencedRecheckMs)` : 'looked at again now';
+    return `${this.fence.reason}; ${when}`;
+  }
+
+  /**
+   * Fenced earlier: blocked until fencedRecheckMs has passed; then, if the committed checkpoint
+   * moved meanwhile (the newer producer forwards), blocked again; else the producer is dropped so
+   * the caller re-initialises as at start and reads the target back (host/sync/fence.ts).
+   */
+  private async recheckFence(): Promise<void> {
+    const up = this.up;
+    const labels = { site: up.options.site, topic: this.source.topic, partition: String(this.source.partition) };
+    if (this.fence.due(Date.now()).kind !== 'check') throw new BlockedError(this.fencedReason());
+    const was = this.fence.checkpointSeen;
+    const now = await this.committedCheckpoint();
+    const decision = this.fence.decide(now, Date.now());
+    const where = { source: `${this.source.topic}-${this.source.partition}`, committedCheckpointBefore: was, committedCheckpoint: now };
+    if (decision === 'newer-producer-forwarding') {
+      up.metrics.fence.inc({ ...labels, event: 'still-fenced' });
+      up.log.warn(where, `uplink ${where.source} still fenced: the newer producer forwards (committed checkpoint ${was} → ${now}); looked at again in ${up.options.fencedRecheckMs} ms`);
+      throw new BlockedError(this.fencedReason());
+    }
+    up.metrics.fence.inc({ ...labels, event: 'reinitialised' });
+    up.log.warn(where, `uplink ${where.source} was fenced; the committed checkpoint has not moved for ${up.options.fencedRecheckMs} ms (nobody forwards it): re-initialising as at start and resuming from the target`);
+    this.txn = null;
+  }
+
+  /** Records retention removed before they were forwarded: counted and logged once each, however often a resume meets them (host/sync/noted-ranges.ts). */
+  private noteGap(gapFrom: number, gapTo: number): void {
+    for (const [from, to] of this.gapsNoted.add(gapFrom, gapTo)) {
+      this.up.metrics.gaps.inc({ site: this.up.options.site, topic: this.source.topic, partition: String(this.source.partition) }, to - from);
+      const bytes = this.up.observer.gap(this, from, to);
+      this.up.log.warn({ source: `${this.source.topic}-${this.source.partition}`, fromOffset: from, toOffset: to, records: to - from, bytes: bytes.bytes, bytesMeasured: bytes.how }, 'uplink gap: source records removed by retention before they were forwarded');
+    }
   }
 
   /**
@@ -841,6 +919,13 @@ class PartitionLink implements BudgetPartition, GatedLink {
         if (this.dropFloor > cursor.position) {
           this.noteDrop(cursor.position, this.dropFloor);
           cursor.seek(this.dropFloor);
+        }
+        if (this.backlogToSplit(cursor.position)) {
+          // A backlog built while the link stayed up (newest-first): the pipeline settled first, so
+          // everything below the cursor is acknowledged (or filtered) before the split is saved.
+          while (pipeline.length > 0) await this.settleHead(pipeline);
+          if (signal.aborted) break;
+          await this.maybeSplit(cursor.position);
         }
         if (cursor.caughtUp()) {
           while (pipeline.length > 0) await this.settleHead(pipeline);

@@ -75,6 +75,8 @@ t.test('uplink config: each mistake names its key', async (t) => {
     [['uplink.backlogAgeMsMax=-1'], /uplink\.backlogAgeMsMax/],
     [['uplink.site=x', 'uplink.bootstrap=h:1', 'uplink.topics=t', 'uplink.drainOrderTopics=t=newest'], /uplink\.drainOrderTopics entry "t=newest" is not pattern=order/],
     [['uplink.newestFirstRecords=0'], /uplink\.newestFirstRecords/],
+    [['uplink.fencedRecheckMs=-1'], /uplink\.fencedRecheckMs/],
+    [['uplink.fencedRecheckMs=86400001'], /uplink\.fencedRecheckMs/],
   ];
   for (const [sets, pattern] of cases) {
     const argv = [...base, '--data-dir', dir, ...sets.flatMap((s) => ['--set', s])];
@@ -115,6 +117,8 @@ t.test('uplink config: the lanes, the liveness alarm, the age bound and the drai
   const nf = await at(['uplink.drainOrderTopics=telemetry.*=newest-first, logs=oldest-first', 'uplink.newestFirstRecords=1']);
   t.same([nf.drainOrderTopics, nf.newestFirstRecords], [[{ pattern: 'telemetry.*', order: 'newest-first' }, { pattern: 'logs', order: 'oldest-first' }], 1], 'drain orders as a comma-separated string; the smallest head window');
   t.same([d.drainOrderTopics, d.newestFirstRecords], [[], 1000], 'default: oldest-first everywhere, a 1000-record head');
+  const fences = await Promise.all(['0', '86400000'].map(async (v) => (await at([`uplink.fencedRecheckMs=${v}`])).fencedRecheckMs));
+  t.same([d.fencedRecheckMs, ...fences], [60_000, 0, 86_400_000], 'fencedRecheckMs: a minute by default; 0 (blocked until restart) and a day accepted');
 });
 
 t.test('uplink: topic patterns and rename templates', async (t) => {
