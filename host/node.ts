@@ -18,7 +18,7 @@ import { defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOpti
 import type { RunningSchemas } from './schemas/index.js';
 import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
-import { integer, section } from './config/schema.js';
+import { integer, releaseValidation, section } from './config/schema.js';
 import { brokerSchema, groupsSchema } from './config/core-schemas.js';
 import { codecReport } from './core/index.js';
 import { startIdleHeapTrim } from './metrics/heap-trim.js';
@@ -479,6 +479,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
+  releaseValidation(); // every key is checked (the doors re-check theirs as they open): ajv can go
   logReady(logger, readyLine(listeners, off), started);
   const heapTrim = startIdleHeapTrim(config.sections.node.idleHeapTrimIntervalMs, { logger, metrics });
 
