@@ -56,10 +56,10 @@ export const defaultNodeOptions: NodeOptions = {
   // so a default node may turn either on. A raised limit needs a raised budget, on a device that
   // has the memory.
   memoryBudgetBytes: 800 * MiB,
-  // 10 s: after two quiet intervals (20 s of an event loop under 2 % busy) one full garbage
-  // collection returns what the last burst left committed (V8's young generation 8 → 1 MiB, free
-  // old-space pages: 7-10 MiB of an idle node's RSS), once per quiet spell, never while busy
-  // (host/metrics/heap-trim.ts, docs/performance.md#footprint). 0 turns it off.
+  // 10 s: after two quiet intervals (20 s of an event loop under 2 % busy) one low-memory garbage
+  // collection (compacting) returns what the last burst left committed (V8's young generation
+  // 8 → 1 MiB, emptied old-space pages: 10-14 MiB of an idle node's RSS), once per quiet spell,
+  // never while busy (host/metrics/heap-trim.ts, docs/performance.md#footprint). 0 turns it off.
   idleHeapTrimIntervalMs: 10_000,
 };
 

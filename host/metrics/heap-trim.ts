@@ -1,4 +1,4 @@
-// Idle heap trim: one full garbage collection when the node has gone quiet, so an idle broker
+// Idle heap trim: one low-memory garbage collection when the node has gone quiet, so an idle broker
 // gives back the memory its last burst of work left committed (issue 14's footprint,
 // docs/performance.md#footprint).
 //
