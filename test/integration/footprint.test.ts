@@ -25,7 +25,7 @@ import { eventually, projectRoot, sleep, startBroker, tempDir } from '../helpers
  * both move the baseline and the broker together, so an absolute bound measured here would not
  * hold on CI's machine. Measured on x64 Node 20 (2 cores), 2026-12-03, after the fourth pass
  * (ws, yaml and ajv not held by an idle node, the trim's low-memory collection, sources without
- * comments): a default node (every door on) 25.0-25.6 MiB above bare (anon 12.1-12.7) after the
+ * comments): a default node (every door on) 24.5-25.6 MiB above bare (anon 11.7-12.7) after the
  * idle heap trim; before it 28.8-33.0 (anon 17-20.8); before issue 14's work ~54. Without the
  * trim (it runs after 2 × 10 s quiet, node.idleHeapTrimIntervalMs) the figures depend on whether
  * V8's memory reducer happened to run, so the trim is checked by its counter as well; an eager
