@@ -13,8 +13,9 @@
 // When: the check runs every `intervalMs`; an interval whose event-loop utilization stays under
 // QUIET_UTILIZATION is quiet; after QUIET_INTERVALS quiet intervals in a row, one collection
 // runs, and no other until the node has been busy again (utilization at or above the bound). So
-// a busy node never pays for it, and a quiet one pays once (10–70 ms on this machine, with
-// nothing waiting) per busy → quiet change, at most once per QUIET_INTERVALS × intervalMs.
+// a busy node never pays for it, and a quiet one pays once (two compacting collections of
+// ~10 ms each on an idle default node here, `--trace-gc`, with nothing waiting) per busy →
+// quiet change, at most once per QUIET_INTERVALS × intervalMs.
 //
 // How: V8's low-memory collection, the one DevTools' "collect garbage" runs: requested through
 // an in-process inspector session (`HeapProfiler.collectGarbage`; no port is opened, nothing is
