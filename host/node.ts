@@ -19,7 +19,7 @@ import { defaultSchemaRegistryOptions, schemasSchema, validateSchemaRegistryOpti
 import type { RunningSchemas } from './schemas/index.js';
 import { ConfigError, loadConfig, type LoadedConfig, type Schemas } from './config/loader.js';
 import { listenerConfigDefaults, tlsRefusal, type Listener } from './config/listener.js';
-import { integer, section } from './config/schema.js';
+import { integer, releaseValidation, section } from './config/schema.js';
 import { brokerSchema, groupsSchema } from './config/core-schemas.js';
 import { codecReport } from './core/index.js';
 import { startIdleHeapTrim } from './metrics/heap-trim.js';
@@ -57,10 +57,10 @@ export const defaultNodeOptions: NodeOptions = {
   // so a default node may turn either on. A raised limit needs a raised budget, on a device that
   // has the memory.
   memoryBudgetBytes: 800 * MiB,
-  // 10 s: after two quiet intervals (20 s of an event loop under 2 % busy) one full garbage
-  // collection returns what the last burst left committed (V8's young generation 8 → 1 MiB, free
-  // old-space pages: 7-10 MiB of an idle node's RSS), once per quiet spell, never while busy
-  // (host/metrics/heap-trim.ts, docs/performance.md#footprint). 0 turns it off.
+  // 10 s: after two quiet intervals (20 s of an event loop under 2 % busy) one low-memory garbage
+  // collection (compacting) returns what the last burst left committed (V8's young generation
+  // 8 → 1 MiB, emptied old-space pages: 10-14 MiB of an idle node's RSS), once per quiet spell,
+  // never while busy (host/metrics/heap-trim.ts, docs/performance.md#footprint). 0 turns it off.
   idleHeapTrimIntervalMs: 10_000,
 };
 
@@ -494,6 +494,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
+  releaseValidation(); // every key is checked (the doors re-check theirs as they open): ajv can go
   logReady(logger, readyLine(listeners, off), started);
   const heapTrim = startIdleHeapTrim(config.sections.node.idleHeapTrimIntervalMs, { logger, metrics });
 

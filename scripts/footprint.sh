@@ -15,7 +15,8 @@
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODE=${NODE:-node}
-IDLE_SECONDS=${IDLE_SECONDS:-10}
+# 25 s: the idle heap trim (node.idleHeapTrimIntervalMs, after 2 × 10 s quiet) has run by then
+IDLE_SECONDS=${IDLE_SECONDS:-25}
 LOAD_SECONDS=${LOAD_SECONDS:-20}
 MQTT_CLIENTS=${MQTT_CLIENTS:-20}
 # The node flags `npm start` uses (package.json scripts.start), unless NODE_FLAGS is set.
@@ -42,7 +43,9 @@ echo "node $($NODE --version) ${NODE_FLAGS} ${NODE_OPTIONS:-}"
 echo "start: spawn → ready line ${t_ready} ms (startupMs in the ready line: ${startup})"
 echo "at ready: $(rss $pid)"
 sleep "$IDLE_SECONDS"
-echo "idle ${IDLE_SECONDS} s: $(rss $pid)"
+http=$(grep -o '"http":"[^"]*"' <<<"$ready" | cut -d'"' -f4)
+heap=$(curl -fsS "http://$http/metrics" 2>/dev/null | awk '/^nodejs_heap_size_(used|total)_bytes / {printf "%s %.1f MiB, ", substr($1, 18, length($1) - 23), $2 / 1048576} /^tributary_heap_trims_total / {printf "idle heap trims %d", $2}')
+echo "idle ${IDLE_SECONDS} s: $(rss $pid); V8 heap ${heap}"
 
 mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -q 1 -t 'sensors/#' >/dev/null 2>&1 &
 for n in $(seq 1 "$MQTT_CLIENTS"); do
@@ -61,7 +64,7 @@ done
 echo "load ${LOAD_SECONDS} s (${MQTT_CLIENTS} MQTT QoS 1 publishers at ~100 msg/s each, 1 subscriber, kcat ~5,000 records/s in and out): peak RSS $((peak / 1024)) MiB, now $(rss $pid)"
 kill $(jobs -p | grep -v "^$pid$") 2>/dev/null
 sleep 2
-curl -fsS "http://$(grep -o '"http":"[^"]*"' <<<"$ready" | cut -d'"' -f4)/metrics" 2>/dev/null |
+curl -fsS "http://$http/metrics" 2>/dev/null |
   awk '/^tributary_broker_records_in_total\{topic="(sensors|readings)"/ {split($1, a, "\""); printf "records appended to %s: %d\n", a[2], $2}'
 kill -TERM $pid; wait $pid
 echo "stopped: exit $?"

@@ -27,7 +27,6 @@ import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import mqttPacket from 'mqtt-packet';
-import type { WebSocketServer } from 'ws';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import type { Logger } from '../../host/logging.js';
 import { LATENCY_BUCKETS_MS, type MetricsRegistry } from '../../host/metrics/registry.js';
@@ -48,6 +47,7 @@ import type { PublishRefusal } from './guard.js';
 import { SharedSubscriptions, type SharedGroupApi } from './shared-subscriptions.js';
 import { revealShare } from './share-adapter.js';
 import { notShared, SharedWiring, type AedesClient } from './shared-wiring.js';
+import { LazyWsTransport, WS_TRANSPORT_ENGINE } from './ws-transport.js';
 
 export { defaultMqttGatewayOptions, resolveMqttOptions, validateMqttOptions, type MqttGatewayOptions, type MqttRoute, type MqttReverseRoute, type MqttUser } from './options.js';
 export { hashPassword, hashPasswordSync, verifyPassword } from './auth.js';
@@ -148,7 +148,7 @@ class AedesGateway {
   private readonly conns = new Set<Duplex>();
   private readonly listeners: Listener[] = [];
   private readonly servers: Array<NetServer | HttpServer> = [];
-  private wss: WebSocketServer | undefined;
+  private wsTransport: LazyWsTransport | undefined;
   private tls: ServerTls | null = null;
   private closing: Promise<void> | undefined;
 
@@ -720,27 +720,22 @@ class AedesGateway {
     const tls = this.serverTls();
     const http: HttpServer = tls ? tls.track(createHttpsServer(tls.serverOptions(), answer426)) : createHttpServer(answer426);
     if (tls) http.maxConnections = o.connectionsMax;
-    // `ws` loads only for MQTT over WebSocket (mqtt.wsPort ≥ 0): a TCP-only node never holds it.
-    const { WebSocketServer, createWebSocketStream } = await import('ws');
-    const wss = new WebSocketServer({
-      server: http,
+    // `ws` loads at the first upgrade request (ws-transport.ts): a node whose devices speak MQTT
+    // over TCP only never holds it, though the listener is bound and named from the start.
+    this.wsTransport = new LazyWsTransport(http, {
       path: o.wsPath,
       maxPayload: o.packetBytesMax + 5,
-      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
-      verifyClient: (info: { req: IncomingMessage }, answer: (ok: boolean, status?: number, message?: string) => void) => this.access.verifyOrigin(info.req, answer, this.rareLog, this.metrics.denied),
-    });
-    this.wss = wss;
-    // ws re-emits the HTTP server's errors (EADDRINUSE) on the WebSocketServer: without a
-    // listener that is an uncaught exception; `listen` below reports it instead
-    wss.on('error', () => undefined);
-    wss.on('connection', (ws, req) => {
-      const stream = createWebSocketStream(ws);
-      stream.on('error', () => undefined);
-      this.accept(stream, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req);
+      verifyClient: (req, answer) => this.access.verifyOrigin(req, answer, this.rareLog, this.metrics.denied),
+      accept: (stream, req) => this.accept(stream, `${req.socket.remoteAddress}:${req.socket.remotePort}`, req),
+      loaded: (ms) => this.logger.info({ listener: 'mqttWs', loadMs: Math.round(ms) }, `mqtt: ws loaded for MQTT over WebSocket at the first upgrade (${Math.round(ms)} ms)`),
+      failed: (err) => this.rareLog('ws-load', { listener: 'mqttWs', err: err.message }, 'mqtt: ws did not load: MQTT over WebSocket upgrade refused'),
     });
     await listen(http, o.wsPort, host, 'mqttWs');
+    // An accept error after the bind (EMFILE) must not end the process: the listener keeps
+    // serving (ws, listening on the server, used to swallow these the same way).
+    http.on('error', (err: Error) => this.rareLog('ws-listener', { listener: 'mqttWs', err: err.message }, 'mqtt: WebSocket listener error'));
     this.servers.push(http);
-    this.listeners.push({ name: 'mqttWs', address: addressOf(http, host), listening: () => http.listening, close: () => this.close(), ...this.reloadOf() });
+    this.listeners.push({ name: 'mqttWs', address: addressOf(http, host), engine: WS_TRANSPORT_ENGINE, listening: () => http.listening, close: () => this.close(), ...this.reloadOf() });
   }
 
   /** Closes every listener, then aedes, the readers, and flushes pending appends (once). */
@@ -749,7 +744,7 @@ class AedesGateway {
       this.closingGateway = true;
       for (const t of this.expiryTimers.values()) clearTimeout(t);
       for (const s of this.servers) s.close();
-      this.wss?.close();
+      this.wsTransport?.close();
       this.tails.close();
       await this.sharedSubs?.close(); // commits and leaves while the coordinator still serves
       await new Promise<void>((r) => this.aedes.close(() => r()));

@@ -5,7 +5,13 @@
 // A key's schema may carry two annotations of ours (ajv is told about them): `x-port` (a
 // listener port: -1 turns the listener off, 0 picks a free one) and `x-allowed` (the sentence the
 // docs and errors print instead of one derived from the keywords).
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+//
+// ajv is needed while a node starts (the loader checks every key it sets, each section's
+// validator its whole section) and not after: `releaseValidation()` drops the instance, its
+// compiled validators and ajv's modules once the node is up (~3 MiB of heap: ajv's code and
+// ~110 generated validators; issue 14's footprint). A later check loads it again.
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 
 export type KeySchema = Record<string, unknown>;
 
@@ -67,15 +73,49 @@ export function section(properties: Record<string, KeySchema>): SectionSchema {
   return { type: 'object', additionalProperties: false, properties };
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true });
-ajv.addKeyword({ keyword: 'x-port', schemaType: 'boolean' });
-ajv.addKeyword({ keyword: 'x-allowed', schemaType: 'string' });
-const compiled = new WeakMap<KeySchema, ValidateFunction>();
+interface Validation {
+  ajv: Ajv;
+  compiled: WeakMap<KeySchema, ValidateFunction>;
+  /** CommonJS cache keys present before ajv loaded: what `releaseValidation` must not forget. */
+  cachedBefore: Set<string>;
+}
+
+let validation: Validation | undefined;
+
+/** ajv and the files it is made of (its own dependencies included). */
+const AJV_FILES = /[\\/]node_modules[\\/](ajv|fast-deep-equal|fast-uri|json-schema-traverse|require-from-string)[\\/]/;
+
+function openValidation(): Validation {
+  // A require of its own (not kept): once released, nothing here points at ajv's modules.
+  const require = createRequire(import.meta.url);
+  const cachedBefore = new Set(Object.keys(require.cache));
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const ajv = new AjvClass({ allErrors: false, strict: true });
+  ajv.addKeyword({ keyword: 'x-port', schemaType: 'boolean' });
+  ajv.addKeyword({ keyword: 'x-allowed', schemaType: 'string' });
+  return { ajv, compiled: new WeakMap(), cachedBefore };
+}
 
 function validatorOf(schema: KeySchema): ValidateFunction {
-  let v = compiled.get(schema);
-  if (!v) compiled.set(schema, (v = ajv.compile(schema)));
+  validation ??= openValidation();
+  let v = validation.compiled.get(schema);
+  if (!v) validation.compiled.set(schema, (v = validation.ajv.compile(schema)));
   return v;
+}
+
+/**
+ * Forgets ajv once start-up has checked the configuration: the instance, its compiled
+ * validators, and the CommonJS cache entries of the ajv files this module loaded (not those
+ * loaded before it, e.g. by the schema registry for JSON schemas), so the collector can take
+ * them. Returns whether there was anything to release. A later `check` loads ajv again.
+ */
+export function releaseValidation(): boolean {
+  if (!validation) return false;
+  const { cachedBefore } = validation;
+  validation = undefined;
+  const cache = createRequire(import.meta.url).cache;
+  for (const file of Object.keys(cache)) if (AJV_FILES.test(file) && !cachedBefore.has(file)) delete cache[file];
+  return true;
 }
 
 /** A sentence saying what the schema allows ("an integer from 1 to 65535"). */

@@ -3,9 +3,9 @@
 // real gc is reachable without a command-line flag and returns the young generation an idle
 // process keeps committed.
 import t from 'tap';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { exposeGc, startIdleHeapTrim, QUIET_INTERVALS } from '../../../host/metrics/heap-trim.js';
+import { exposeGc, startIdleHeapTrim, trimCollector, QUIET_INTERVALS } from '../../../host/metrics/heap-trim.js';
 import { createLogger } from '../../../host/logging.js';
 import { sleep } from '../../helpers/index.js';
 
@@ -74,4 +74,26 @@ t.test("heap trim: V8's gc is reachable without --expose-gc and shrinks a grown 
   const after = young();
   t.comment(`young generation ${grown / 1048576} MiB → ${after / 1048576} MiB`);
   t.ok(after < grown || grown <= 1048576, `the collection returned young-generation memory (${grown} → ${after} bytes)`);
+});
+
+t.test("heap trim: the trim's collection (V8's low-memory collection) returns a grown young generation at once", { timeout: 60_000 }, async (t) => {
+  const collect = await trimCollector();
+  if (typeof collect === 'string') return t.fail(collect);
+  const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
+  const keep: unknown[] = [];
+  for (let i = 0; i < 400_000; i++) {
+    keep.push({ i, s: `x${i}` });
+    if (keep.length > 100_000) keep.splice(0, 50_000);
+  }
+  keep.length = 0;
+  const grown = young();
+  // No quiet window first (V8's gc needs one, above): a low-memory collection shrinks regardless.
+  await collect();
+  const after = young();
+  t.comment(`young generation ${grown / 1048576} MiB → ${after / 1048576} MiB, heap total ${(getHeapStatistics().total_heap_size / 1048576).toFixed(1)} MiB`);
+  t.ok(grown > 1048576, 'the burst grew the young generation');
+  t.ok(after <= 1048576, `the collection returned it at once (${grown} → ${after} bytes)`);
+  // The session is gone: a second collection connects its own.
+  await collect();
+  t.pass('a second collection runs');
 });
