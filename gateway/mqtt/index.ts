@@ -258,12 +258,12 @@ class AedesGateway {
   }
 
   /** A publish refused before routing ($SYS, ACL, payload format, retained limit), or undefined. */
-  private publishRefusal(client: AedesClient | null, packet: AedesPacket, clientId: string): PublishRefusal | undefined {
+  private publishRefusal(client: AedesClient | null, packet: AedesPacket, clientId: string, target: RouteTarget | undefined): PublishRefusal | undefined {
     const topic = packet.topic;
     // $SYS/ is the server's (MQTT 4.7.2); other $-topics are ordinary topics, as in Mosquitto,
     // which wildcards at the first level do not match (MQTT-4.7.2-1, aedes enforces it)
     if (topic.startsWith('$SYS/') || topic === '$SYS') return { rule: 'sys-topic-reserved', message: `topics under $SYS are the server's: ${topic}`, error: 'NOT_AUTHORIZED' };
-    if (client && !this.access.canPublish(this.users.get(client), clientId, topic, this.router.forward(topic, clientId)?.topic, this.hostOf(client))) {
+    if (client && !this.access.canPublish(this.users.get(client), clientId, topic, target?.topic, this.hostOf(client))) {
       this.metrics.denied.inc({ what: 'publish' });
       return { rule: 'acl', message: `not authorised to publish to ${topic}`, error: 'NOT_AUTHORIZED' };
     }
@@ -283,10 +283,11 @@ class AedesGateway {
   private authorizePublish(client: AedesClient | null, packet: AedesPacket, done: (err?: Error | null) => void): void {
     const topic = packet.topic;
     const clientId = client?.id ?? packet.clientId ?? '';
-    const refusal = this.publishRefusal(client, packet, clientId);
+    // routed once: the ACL check and the append both use this target
+    const target = this.router.forward(topic, clientId);
+    const refusal = this.publishRefusal(client, packet, clientId, target);
     if (refusal) return this.refuse(client, packet, refusal, done);
     this.metrics.publishes.inc({ qos: String(packet.qos) });
-    const target = this.router.forward(topic, clientId);
     this.streamTopicOf.set(packet.payload as object, target?.topic ?? topic);
     if (!target) {
       this.metrics.unrouted.inc();
