@@ -19,6 +19,8 @@
 // Bounds: memory grows with sent + read records (the tests produce thousands, not millions);
 // each class keeps at most EXAMPLES_MAX examples for the printed verdict.
 
+import { spawn } from 'node:child_process';
+
 export interface SentRecord {
   value: string;
 }
@@ -157,4 +159,26 @@ export function describeVerdict(v: QueueVerdict): string {
   const head = `queue checker: ${v.valid ? 'valid' : 'INVALID'} — sent ${c.sent}, acknowledged ${c.acked}, reads ${c.reads}; ok ${c.ok}, lost ${c.lost}, duplicate ${c.duplicate}, inconsistent ${c.inconsistent}, non-monotonic ${c.nonMonotonic}, unexpected ${c.unexpected}; unseen ${c.unseen}, recovered ${c.recovered} (allowed)`;
   const lines = (Object.keys(v.examples) as AnomalyClass[]).flatMap((k) => v.examples[k].map((e) => `  ${k}: ${e}`));
   return [head, ...lines].join('\n');
+}
+
+/**
+ * Every record of `topic` as kcat reads it through the cluster from the beginning to the end
+ * (`partition offset value` lines). Asynchronous on purpose: tests whose fault gates or proxies
+ * live in their own process would block them with a synchronous spawn.
+ */
+export async function kcatReadQueue(bootstrapServers: string, topic: string): Promise<QueueRead> {
+  const child = spawn('kcat', ['-C', '-q', '-e', '-b', bootstrapServers, '-t', topic, '-o', 'beginning', '-f', '%p %o %s\\n'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const timer = setTimeout(() => child.kill(), 30_000);
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`kcat exited ${code}: ${err}`);
+  const records = out.split('\n').filter(Boolean).map((line) => {
+    const [p, o, v] = line.split(' ');
+    return { partition: Number(p), offset: Number(o), value: v! };
+  });
+  return { source: 'kcat through the cluster', records };
 }

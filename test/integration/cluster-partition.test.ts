@@ -37,7 +37,7 @@ import { sleep, tempDir } from '../helpers/index.js';
 import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
 import { startLinkGate, type LinkGate, type LinkMode } from '../helpers/fault-proxy.js';
 import { bootstrap, createTopic, kafkaAddress, kafkaClientsPresent, metadata, produce, readReplicaChunks, waitForIsr, type Acked } from '../helpers/replicas.js';
-import { checkQueue, describeVerdict, type QueueRead } from '../helpers/queue-checker.js';
+import { checkQueue, describeVerdict, kcatReadQueue, type QueueRead } from '../helpers/queue-checker.js';
 import { decodeBatches } from '../../host/core/index.js';
 
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
@@ -105,27 +105,6 @@ async function probe(dir: string, address: string, topic: string, partition: num
   child.stdout.on('data', (d) => (out += d));
   await new Promise((resolve) => child.on('exit', resolve));
   return JSON.parse(out.trim().split('\n').pop() || '{}') as { sent: number; acked: Array<[string, number]>; errors: string[] };
-}
-
-/**
- * Every record of `topic` as kcat reads it through the cluster from the beginning to the end.
- * Asynchronous: the gates live in this process, and kcat reaches the leaders through them.
- */
-async function kcatRead(bootstrapServers: string, topic: string): Promise<QueueRead> {
-  const child = spawn('kcat', ['-C', '-q', '-e', '-b', bootstrapServers, '-t', topic, '-o', 'beginning', '-f', '%p %o %s\\n'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`kcat exited ${code}: ${err}`);
-  const records = out.split('\n').filter(Boolean).map((line) => {
-    const [p, o, v] = line.split(' ');
-    return { partition: Number(p), offset: Number(o), value: v! };
-  });
-  return { source: 'kcat through the cluster', records };
 }
 
 /** One node's copy of a partition after a clean stop: its batches' bytes, log start and end, and its records. */
@@ -244,7 +223,7 @@ for (let trial = 1; trial <= TRIALS; trial++) {
     const controller = (await c.waitForLeader(ids)).leader;
     await round(2, controller, 'hold', 'controller');
 
-    const reads: QueueRead[] = [await kcatRead(bootstrap(c), topic)];
+    const reads: QueueRead[] = [await kcatReadQueue(bootstrap(c), topic)];
     await c.stopAll();
     const batches: Array<Map<number, string>> = [];
     for (let p = 0; p < PARTITIONS; p++) {

@@ -22,7 +22,7 @@ import kafkajs from 'kafkajs';
 import { eventually, sleep, tempDir } from '../helpers/index.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { bootstrap, createTopic, kafkaAddress, kafkaClientsPresent, metadata, readReplica, waitForIsr, type Acked } from '../helpers/replicas.js';
-import { checkQueue, describeVerdict, type AckedRecord, type QueueRead } from '../helpers/queue-checker.js';
+import { checkQueue, describeVerdict, kcatReadQueue, type AckedRecord, type QueueRead } from '../helpers/queue-checker.js';
 
 const { Kafka, logLevel } = kafkajs;
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -116,24 +116,6 @@ async function librdkafkaStream(dir: string, bootstrapServers: string, topic: st
       return { sent: summary.sent, acked, errors: summary.errors };
     },
   };
-}
-
-/** Every record of `topic` as kcat reads it through the cluster from the beginning to the end. */
-async function kcatRead(bootstrapServers: string, topic: string): Promise<QueueRead> {
-  const child = spawn('kcat', ['-C', '-q', '-e', '-b', bootstrapServers, '-t', topic, '-o', 'beginning', '-f', '%p %o %s\\n'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => child.kill(), 30_000);
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`kcat exited ${code}: ${err}`);
-  const records = out.split('\n').filter(Boolean).map((line) => {
-    const [p, o, v] = line.split(' ');
-    return { partition: Number(p), offset: Number(o), value: v! };
-  });
-  return { source: 'kcat through the cluster', records };
 }
 
 /** Log lines of every node with `msg`, in time order. */
@@ -232,7 +214,7 @@ t.test('rebalance: a node restarted cleanly gets its preferred leaderships back 
   t.ok(rkAfter.length > 0, `librdkafka re-routed to node ${restarted}: ${rkAfter.length} acknowledged on its partitions after the move`);
 
   await waitForIsr(c, witness, 'orders', [1, 2, 3], 30_000);
-  const reads: QueueRead[] = [await kcatRead(bootstrap(c), 'orders')];
+  const reads: QueueRead[] = [await kcatReadQueue(bootstrap(c), 'orders')];
   const logsBeforeStop = c.nodes.map((n) => [...(n.proc?.logs ?? [])]);
   await c.stopAll();
   for (const n of c.nodes) {
