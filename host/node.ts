@@ -444,8 +444,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   // Each module names itself in its log lines (a `component` field); the HTTP gateway does not.
-  // Node identity and producer-id blocks are metadata records (host/broker/metadata/); the
-  // identity comes from the kafka section even when the Kafka listener is disabled.
+  // Node identity, producer-id blocks: metadata records; the identity is the kafka section's even with its listener off.
   const kafka = config.sections.kafka as unknown as KafkaServerOptions;
   // With `cluster.*` the metadata store is the quorum's (host/cluster/); its cluster id is kafka.clusterId.
   const cluster = prepared.cluster;

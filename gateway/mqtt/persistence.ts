@@ -37,7 +37,7 @@
 // In a cluster (docs/cluster.md "MQTT retained messages in a cluster"): `__mqtt_retained` is
 // replicated, one replica per voter, created in the background once every voter registered;
 // a retained write on any node goes through the one write path (forwarded to the leader as the
-// node itself: host/cluster/node-identity.ts), and every node follows the table's committed
+// node itself: host/security/node-identity.ts), and every node follows the table's committed
 // records into its memory (followRetained), in log order, a record never replaced by an older
 // one. Sessions, wills and the offline queue stay each node's own.
 //

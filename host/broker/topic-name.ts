@@ -20,7 +20,7 @@ export function isInternalTopic(name: string): boolean {
  * Internal topics a cluster replicates like user topics: the group coordinator's, so a group's
  * coordinator fails over with its partition's leader, and the MQTT retained messages, which
  * every node's gateway writes (forwarded to the leader as an authenticated internal append,
- * host/cluster/node-identity.ts) and follows (docs/cluster.md). The others (MQTT sessions and
+ * host/security/node-identity.ts) and follows (docs/cluster.md). The others (MQTT sessions and
  * offline queues, `_schemas`, uplink state) stay each node's own.
  */
 const REPLICATED_INTERNAL_TOPICS: ReadonlySet<string> = new Set(['__consumer_offsets', '__mqtt_retained']);

@@ -21,7 +21,7 @@
 //                 reason, HTTP 503/504, WebSocket close). Any other answer (NOT_ENOUGH_REPLICAS,
 //                 INVALID_RECORD, ...) is the door's at once.
 //   identity      every forward connection authenticates as this node (SASL TRIBUTARY-NODE,
-//                 node-identity.ts): the leader then takes internal appends from it (an MQTT
+//                 host/security/node-identity.ts): the leader then takes internal appends from it (an MQTT
 //                 session or retained message written on a node that does not lead its partition)
 //                 and does not authorize forwarded client appends again (their door did). A client
 //                 principal is refused an internal topic whatever it holds.
@@ -65,7 +65,7 @@ import { metadataBlocks, ProducerIds } from '../broker/producer-ids.js';
 import { BATCH_LENGTH, CRC, LAST_OFFSET_DELTA, LOG_OVERHEAD, PRODUCER_EPOCH, PRODUCER_ID, BASE_SEQUENCE, ATTRIBUTES, readInt64, writeInt64 } from '../core/batch-layout.js';
 import { crc32cRange } from '../core/crc32c.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
-import { NODE_SASL_MECHANISM, nodeIdentity } from './node-identity.js';
+import { NODE_SASL_MECHANISM, nodeIdentity } from '../security/node-identity.js';
 
 export interface ForwardOptions {
   nodeId: number;
@@ -168,7 +168,7 @@ export class AppendForwarding implements AppendForwarder {
 
   /**
    * A client of its own for forwards: requests bounded by the forward timeout, one window per
-   * leader. Every connection authenticates as this node (TRIBUTARY-NODE, node-identity.ts), so
+   * leader. Every connection authenticates as this node (TRIBUTARY-NODE, host/security/node-identity.ts), so
    * the leader takes its internal appends and does not authorize forwarded ones again; `nodeAt`
    * names the node registered at an address (the proof is bound to it).
    */

@@ -50,7 +50,7 @@ import { KafkaClient } from '../kafka/client/client.js';
 import type { ClusterView } from '../kafka/apis/types.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import { AppendForwarding, type ForwardOptions } from './forward.js';
-import { nodeIdentity } from './node-identity.js';
+import { nodeIdentity } from '../security/node-identity.js';
 import { verifyReplicas, type Repairs } from './replica-repair.js';
 import { FetchBudget, replicaFetchAnswerBytesMax } from './fetch-budget.js';
 import { LeaderFetcher } from './replica-fetcher.js';

@@ -59,7 +59,7 @@ export class SaslSession {
   /** The principal came from a verified client certificate (mutual TLS); a SASL login may still replace it. */
   byCertificate = false;
   /**
-   * Another node of the cluster proved itself (TRIBUTARY-NODE, host/cluster/node-identity.ts):
+   * Another node of the cluster proved itself (TRIBUTARY-NODE, host/security/node-identity.ts):
    * its id. Such a session may append to internal topics; null for every client.
    */
   interNodeId: number | null = null;

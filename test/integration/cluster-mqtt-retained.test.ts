@@ -2,7 +2,7 @@
 // `tributary start` processes on loopback; the clients are mqtt.js (MQTT 3.1.1 and 5) and kcat,
 // which nobody here wrote. `__mqtt_retained` is replicated on every node; a retained publish on
 // any node is an internal append, forwarded to the table's leader as the node itself (SASL
-// TRIBUTARY-NODE, host/cluster/node-identity.ts), and every node serves its subscribers from its
+// TRIBUTARY-NODE, host/security/node-identity.ts), and every node serves its subscribers from its
 // own committed replica. What was acknowledged: each retained PUBACK (and the clear's); proved
 // served by fresh subscribers on the other nodes, before and after a kill -9 of the table's leader.
 // The same run checks the other side of the inter-node identity: a client's Produce to the internal

@@ -49,7 +49,7 @@
 //                    The same incarnation registering again (a retried proposal) changes nothing
 //                    but the address; a registration without one (older entries) changes no ISR.
 //                    `nodeKey`: the process's public key, which other nodes check its inter-node
-//                    proofs against (host/cluster/node-identity.ts).
+//                    proofs against (host/security/node-identity.ts).
 //   brokerFence      the controller stopped hearing from a node for the session timeout
 //                    (fenced: true), or heard it again (false)
 //
@@ -164,7 +164,7 @@ export interface BrokerRegistrationRecord {
   port: number;
   /** The registering process (unique per start); absent in entries written before broker epochs. */
   incarnation?: string;
-  /** The process's public key (Ed25519, SPKI DER base64) it proves itself with on other nodes' listeners (host/cluster/node-identity.ts). */
+  /** The process's public key (Ed25519, SPKI DER base64) it proves itself with on other nodes' listeners (host/security/node-identity.ts). */
   nodeKey?: string;
 }
 

@@ -12,7 +12,7 @@
 // min.insync.replicas of them (NOT_ENOUGH_REPLICAS); acks=1 answers after the leader's append.
 // An internal topic (`__*`, `_schemas`) is refused to every client with INVALID_TOPIC_EXCEPTION
 // (Kafka's "cannot append to internal topic"); only another node of the cluster, authenticated
-// as one (SASL TRIBUTARY-NODE, host/cluster/node-identity.ts), appends to one: a forwarded
+// as one (SASL TRIBUTARY-NODE, host/security/node-identity.ts), appends to one: a forwarded
 // internal write (host/cluster/forward.ts).
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { asBrokerError, BrokerError, ERRORS } from '../../errors/index.js';

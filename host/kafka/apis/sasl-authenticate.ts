@@ -10,12 +10,12 @@
 // counts against the client's address, and past security.loginFailuresMax in
 // security.loginFailureWindowMs further attempts from it are refused unchecked. No password,
 // proof or key is ever logged: only the user name, mechanism and address. TRIBUTARY-NODE (another
-// node of the cluster, host/cluster/node-identity.ts) in two rounds: node id → nonce, signature → "".
+// node of the cluster, host/security/node-identity.ts) in two rounds: node id → nonce, signature → "".
 import { f, type Schema } from '../protocol/schema.js';
 import { ERRORS, type ErrorName } from '../../errors/index.js';
 import { addressOf, parsePlain, passwordMatches, principalText, ScramError, ScramServer, SCRAM_ITERATIONS_MIN, userPrincipal, type ScramMechanism } from '../../security/index.js';
 import type { ApiHandler, RequestContext } from './types.js';
-import { NODE_SASL_MECHANISM, nodeNonce, nodePrincipalName, verifyNodeProof } from '../../cluster/node-identity.js';
+import { NODE_SASL_MECHANISM, nodeNonce, nodePrincipalName, verifyNodeProof } from '../../security/node-identity.js';
 
 const request: Schema = [f('authBytes', 'bytes', '0+')];
 const response: Schema = [
@@ -104,7 +104,7 @@ function scram(ctx: RequestContext, bytes: Uint8Array) {
 }
 
 /**
- * TRIBUTARY-NODE (host/cluster/node-identity.ts): round one names the node and gets a nonce,
+ * TRIBUTARY-NODE (host/security/node-identity.ts): round one names the node and gets a nonce,
  * round two signs it; checked against the key this node's metadata image holds for that node.
  */
 function node(ctx: RequestContext, bytes: Uint8Array) {

@@ -8,11 +8,11 @@
 // Starts (or, once authenticated, restarts for KIP-368 re-authentication) a SASL exchange with
 // one of security.saslMechanisms; anything else is UNSUPPORTED_SASL_MECHANISM with the list, a
 // handshake in the middle of an exchange ILLEGAL_SASL_STATE. TRIBUTARY-NODE (a cluster's nodes
-// among themselves, host/cluster/node-identity.ts) is accepted on a cluster node, never listed.
+// among themselves, host/security/node-identity.ts) is accepted on a cluster node, never listed.
 import { arr, f, type Schema } from '../protocol/schema.js';
 import { ERRORS } from '../../errors/index.js';
 import type { ApiHandler, RequestContext } from './types.js';
-import { NODE_SASL_MECHANISM } from '../../cluster/node-identity.js';
+import { NODE_SASL_MECHANISM } from '../../security/node-identity.js';
 
 /** TRIBUTARY-NODE (another node of the cluster) is accepted on a cluster node's listener only, and never listed. */
 function nodeMechanismOk(ctx: RequestContext, mechanism: string): boolean {

@@ -54,7 +54,7 @@ import { ScramClient } from '../../security/scram.js';
 
 /** SASL toward the broker (over TLS when `tls` is set too: SASL_SSL; else SASL_PLAINTEXT). */
 export interface SaslOptions {
-  /** TRIBUTARY-NODE: a cluster's node toward another (host/cluster/node-identity.ts); `user` is its node id, `prove` signs the challenge. */
+  /** TRIBUTARY-NODE: a cluster's node toward another (host/security/node-identity.ts); `user` is its node id, `prove` signs the challenge. */
   mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'TRIBUTARY-NODE';
   user: string;
   password: string;

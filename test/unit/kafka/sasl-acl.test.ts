@@ -64,7 +64,7 @@ t.test('sasl: out-of-order, unknown mechanism, v0 handshake and anonymous reques
   t.equal(gss.errorCode, ERRORS.UNSUPPORTED_SASL_MECHANISM.kafka);
   t.same(gss.mechanisms, ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], 'the enabled mechanisms are listed');
   t.equal(await closed(c.request(METADATA, 1, { topics: null })), 'closed');
-  // The cluster's own mechanism (host/cluster/node-identity.ts): not on a single node's listener.
+  // The cluster's own mechanism (host/security/node-identity.ts): not on a single node's listener.
   c = await connect();
   const node = await c.request<{ errorCode: number; mechanisms: string[] }>(HANDSHAKE, 1, { mechanism: 'TRIBUTARY-NODE' });
   t.equal(node.errorCode, ERRORS.UNSUPPORTED_SASL_MECHANISM.kafka, 'TRIBUTARY-NODE is refused on a listener that is not a cluster node');

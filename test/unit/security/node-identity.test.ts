@@ -1,9 +1,9 @@
-// Purpose: the inter-node proof (host/cluster/node-identity.ts) verifies only for the key, the
+// Purpose: the inter-node proof (host/security/node-identity.ts) verifies only for the key, the
 // sender, the receiver and the challenge it was made for — so a proof cannot be replayed on
 // another node or in another exchange, nor made without the sender's private key.
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { nodeIdentity, nodeNonce, NODE_NONCE_BYTES, verifyNodeProof } from '../../../host/cluster/node-identity.js';
+import { nodeIdentity, nodeNonce, NODE_NONCE_BYTES, verifyNodeProof } from '../../../host/security/node-identity.js';
 
 t.test('node identity: a proof verifies for its key, sender, receiver and nonce only', { timeout: 10_000 }, async (t) => {
   const me = nodeIdentity();

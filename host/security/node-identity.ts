@@ -1,5 +1,5 @@
 // How one node of a cluster proves, on another node's Kafka listener, that it is a node of the
-// cluster: the inter-node identity behind forwarded appends (forward.ts), internal topics
+// cluster: the inter-node identity behind forwarded appends (host/cluster/forward.ts), internal topics
 // included — the only way an internal write made on one node reaches the leader on another.
 //
 // Each process makes an Ed25519 key pair at start (kept in memory only: a restart is a new
