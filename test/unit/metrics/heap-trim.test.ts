@@ -53,25 +53,30 @@ t.test('heap trim: 0 turns it off; an unavailable gc is logged once and the trim
   t.match(warnings, [[{ setting: 'node.idleHeapTrimIntervalMs' }, /idle heap trim off: V8 did not expose gc/]]);
 });
 
-t.test("heap trim: V8's gc is reachable without --expose-gc and shrinks a grown young generation", async (t) => {
-  const gc = exposeGc();
-  if (typeof gc === 'string') return t.fail(gc);
-  const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
-  // Grow the young generation: objects that survive scavenges make V8 enlarge it.
+const youngGenerationBytes = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
+
+/** Grows the young generation: objects that survive scavenges make V8 enlarge it. */
+function growYoungGeneration(): void {
   const keep: unknown[] = [];
   for (let i = 0; i < 400_000; i++) {
     keep.push({ i, s: `x${i}` });
     if (keep.length > 100_000) keep.splice(0, 50_000);
   }
   keep.length = 0;
-  const grown = young();
+}
+
+t.test("heap trim: V8's gc is reachable without --expose-gc and shrinks a grown young generation", async (t) => {
+  const gc = exposeGc();
+  if (typeof gc === 'string') return t.fail(gc);
+  growYoungGeneration();
+  const grown = youngGenerationBytes();
   // V8 shrinks it in a collection that sees a low allocation rate over its 5 s window, measured
   // between collections: one now closes the burst's sample, the one after the quiet sleep sees
   // only the quiet (as the trim does after its quiet intervals).
   gc();
   await sleep(6_000);
   gc();
-  const after = young();
+  const after = youngGenerationBytes();
   t.comment(`young generation ${grown / 1048576} MiB → ${after / 1048576} MiB`);
   t.ok(after < grown || grown <= 1048576, `the collection returned young-generation memory (${grown} → ${after} bytes)`);
 });
@@ -79,17 +84,11 @@ t.test("heap trim: V8's gc is reachable without --expose-gc and shrinks a grown 
 t.test("heap trim: the trim's collection (V8's low-memory collection) returns a grown young generation at once", { timeout: 60_000 }, async (t) => {
   const collect = await trimCollector();
   if (typeof collect === 'string') return t.fail(collect);
-  const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
-  const keep: unknown[] = [];
-  for (let i = 0; i < 400_000; i++) {
-    keep.push({ i, s: `x${i}` });
-    if (keep.length > 100_000) keep.splice(0, 50_000);
-  }
-  keep.length = 0;
-  const grown = young();
+  growYoungGeneration();
+  const grown = youngGenerationBytes();
   // No quiet window first (V8's gc needs one, above): a low-memory collection shrinks regardless.
   await collect();
-  const after = young();
+  const after = youngGenerationBytes();
   t.comment(`young generation ${grown / 1048576} MiB → ${after / 1048576} MiB, heap total ${(getHeapStatistics().total_heap_size / 1048576).toFixed(1)} MiB`);
   t.ok(grown > 1048576, 'the burst grew the young generation');
   t.ok(after <= 1048576, `the collection returned it at once (${grown} → ${after} bytes)`);
