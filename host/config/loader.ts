@@ -34,7 +34,7 @@ export class ConfigError extends Error {
 }
 
 /** Keys whose values are secrets: a config error names them but never prints them (issue 13: no secret in any log). */
-const SECRET_KEY = /(^|\.)(token|tokens|hash|password|passphrase|secret)$/i;
+const SECRET_KEY = /(^|\.|[a-z])(token|tokens|hash|password|passphrase|secret)$/i; // also clientSecret, apiToken …
 
 /**
  * The value as an error may show it: a secret (a key named token, hash, password, passphrase or

@@ -5,7 +5,7 @@
 // CreateAcls/DeleteAcls and AlterUserScramCredentials propose records to.
 //
 // A session per connection (Kafka's SASL state, KIP-368 for re-authentication):
-//   start ──SaslHandshake(mech)──> handshaken ──SaslAuthenticate──> done      (PLAIN: one step)
+//   start ──SaslHandshake(mech)──> handshaken ──SaslAuthenticate──> done      (PLAIN, OAUTHBEARER: one step)
 //                                        └──SaslAuthenticate(client-first)──> scram ──(client-final)──> done
 //        └──SaslAuthenticate(node id)──> scram ──(signature)──> done          (TRIBUTARY-NODE: another node)
 //   done ──(session lifetime passes)──> only SaslHandshake/SaslAuthenticate may follow, else the
@@ -15,12 +15,14 @@
 // only when anonymous clients are allowed (security.allowAnonymous, or null on a loopback listener).
 import { randomBytes } from 'node:crypto';
 import type { MetadataStore } from '../broker/metadata/store.js';
-import { ANONYMOUS, Authorizer, doorSecurity, isLoopback, LoginLimiter, type DoorSecurity, type Principal, type ScramServer, type SecurityOptions } from '../security/index.js';
+import { ANONYMOUS, Authorizer, doorSecurity, isLoopback, LoginLimiter, type DoorSecurity, type OAuthBearerVerifier, type Principal, type ScramServer, type SecurityOptions } from '../security/index.js';
 
 export interface KafkaSecurity {
   options: SecurityOptions;
   authorizer: Authorizer;
   limiter: LoginLimiter;
+  /** SASL/OAUTHBEARER's token checker; null = not offered. */
+  oauth: OAuthBearerVerifier | null;
   /** Where ACLs and SCRAM credentials live; absent in listeners started without a metadata store (then the security APIs answer SECURITY_DISABLED). */
   store: MetadataStore | undefined;
   /** Secret for unknown users' fake SCRAM salts (never leaves the process). */
@@ -37,6 +39,7 @@ export function kafkaSecurity(options: Partial<SecurityOptions> | undefined, sto
     options: doors.options,
     authorizer: doors.authorizer,
     limiter: doors.limiter,
+    oauth: doors.oauth,
     store,
     fakeSecret: randomBytes(32),
   };

@@ -15,6 +15,7 @@ import type { AclBinding } from './acl.js';
 import { LoginLimiter } from './login-limiter.js';
 import { defaultSecurityOptions, validateSecurityOptions, type SecurityOptions } from './options.js';
 import { hashOf, keysFromSalted, type ScramCredential, type ScramMechanism } from './scram.js';
+import { OAuthBearerVerifier } from './oauthbearer.js';
 
 /** What the doors read from the metadata image (ACLs and SCRAM users), on every decision. */
 export interface SecurityImage {
@@ -26,6 +27,8 @@ export interface DoorSecurity {
   options: SecurityOptions;
   authorizer: Authorizer;
   limiter: LoginLimiter;
+  /** SASL/OAUTHBEARER's token checker (security.oauthbearer); null = not offered. */
+  oauth: OAuthBearerVerifier | null;
   /** The user's SCRAM credentials (undefined = no such user). */
   credentials(user: string): ReadonlyMap<ScramMechanism, ScramCredential> | undefined;
   /** Does `password` match one of the user's stored credentials? False for an unknown user. */
@@ -42,6 +45,7 @@ export function doorSecurity(options: Partial<SecurityOptions> | undefined, imag
     options: o,
     authorizer: new Authorizer({ authorization: o.authorization, superUsers: o.superUsers }, () => image()?.acls ?? []),
     limiter: new LoginLimiter({ failuresMax: o.loginFailuresMax, windowMs: o.loginFailureWindowMs, addressesMax: o.loginFailureAddressesMax }),
+    oauth: o.oauthbearer ? new OAuthBearerVerifier(o.oauthbearer) : null,
     credentials,
     async checkPassword(user, password) {
       const creds = credentials(user);

@@ -13,3 +13,4 @@ export * from './exposure.js';
 export * from './doors.js';
 export * from './origin.js';
 export * from './tokens.js';
+export * from './oauthbearer.js';

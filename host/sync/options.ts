@@ -87,11 +87,28 @@ export interface UplinkTls {
 }
 
 /** SASL toward the central cluster (over TLS when uplink.tls is set: SASL_SSL, else SASL_PLAINTEXT). */
-export interface UplinkSasl {
+export type UplinkSasl = UplinkPasswordSasl | UplinkOAuthSasl;
+
+export interface UplinkPasswordSasl {
   mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
   user: string;
   /** Never logged: config errors print it redacted, the client's errors name the user only. */
   password: string;
+}
+
+/** OAUTHBEARER toward the target (host/kafka/client/oauth-token.ts): a token file, or a token endpoint with client credentials. */
+export interface UplinkOAuthSasl {
+  mechanism: 'OAUTHBEARER';
+  /** A file holding the JWT, read at every login; null when tokenUrl is set. */
+  tokenFile?: string | null;
+  /** The identity provider's token endpoint (OAuth 2.0 client credentials); null when tokenFile is set. */
+  tokenUrl?: string | null;
+  clientId?: string | null;
+  /** Never logged (config errors print it redacted). */
+  clientSecret?: string | null;
+  scope?: string | null;
+  /** Largest token file or token endpoint answer accepted, in bytes. */
+  tokenBytesMax?: number;
 }
 
 export const defaultUplinkOptions: UplinkOptions = {
@@ -145,7 +162,7 @@ export const defaultUplinkOptions: UplinkOptions = {
   pollWaitMs: 1_000,
   // Plain TCP unless set; with a block the central brokers' certificates are verified against caFile (or the system's CAs): a site's data never goes to an unverified peer.
   tls: null,
-  // No SASL unless set: { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }. PLAIN sends the password itself: use it over uplink.tls only (the node warns otherwise).
+  // No SASL unless set: { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }, or { mechanism: OAUTHBEARER, tokenFile } (a JWT file read at every login), or { mechanism: OAUTHBEARER, tokenUrl, clientId, clientSecret, scope? } (OAuth 2.0 client credentials; tokenBytesMax bounds the answer, default 65536). PLAIN sends the password itself, and a bearer token is as good as one: use them over uplink.tls only (the node warns otherwise).
   sasl: null,
   // Bandwidth cap of the link: produce bytes per second toward the target (token bucket); 0 = no cap (as fast as the target takes it). Metered cellular plans and shared uplinks need one.
   bandwidthBytesPerSec: 0,
@@ -236,8 +253,16 @@ export const uplinkSchema: SectionSchema = section({
     'x-allowed': 'null (plain TCP) or { caFile, certFile, keyFile, serverName } (each a string or null): TLS with the server certificate verified',
   },
   sasl: {
-    anyOf: [{ type: 'null' }, object({ mechanism: oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), user: string(1), password: string(1) }, ['mechanism', 'user', 'password'])],
-    'x-allowed': 'null (no SASL) or { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }',
+    anyOf: [
+      { type: 'null' },
+      object({ mechanism: oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), user: string(1), password: string(1) }, ['mechanism', 'user', 'password']),
+      object({ mechanism: oneOf('OAUTHBEARER'), tokenFile: string(1), tokenBytesMax: integer(1024, 16 * 1024 * 1024) }, ['mechanism', 'tokenFile']),
+      object(
+        { mechanism: oneOf('OAUTHBEARER'), tokenUrl: { type: 'string', pattern: '^https?://', 'x-allowed': 'an http:// or https:// URL' }, clientId: string(1), clientSecret: string(1), scope: orNull(string(1)), tokenBytesMax: integer(1024, 16 * 1024 * 1024) },
+        ['mechanism', 'tokenUrl', 'clientId', 'clientSecret'],
+      ),
+    ],
+    'x-allowed': 'null (no SASL), { mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512, user, password }, { mechanism: OAUTHBEARER, tokenFile, tokenBytesMax? } or { mechanism: OAUTHBEARER, tokenUrl, clientId, clientSecret, scope?, tokenBytesMax? } (tokenBytesMax 1024 to 16777216)',
   },
   bandwidthBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER),
   bandwidthBurstBytes: integer(1024, 2_147_483_647),

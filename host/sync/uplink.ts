@@ -79,6 +79,7 @@ import { policyOf, targetTopicOf, topicMatches, type OnFullPolicy, type Resolved
 import { LinkStateTable, type LinkStateStore } from './state-table.js';
 import { rowsShown, UplinkObserver, type LinkFigures, type PartitionFigures } from './observe.js';
 import { codecOf, reencodedOutgoing } from './wire-compression.js';
+import { clientSasl } from './sasl.js';
 import { LeadershipGate, type GatedLink, type UplinkClusterView } from './cluster-gate.js';
 
 /** `led-elsewhere`, `no-lease` and `handover` occur in a cluster only (host/sync/cluster-gate.ts). */
@@ -259,12 +260,13 @@ export class Uplink {
       reconnectBackoffMs: options.reconnectBackoffMs,
       reconnectBackoffMaxMs: options.reconnectBackoffMaxMs,
       tls: options.tlsConnect,
-      sasl: options.sasl,
+      sasl: clientSasl(options),
     });
     const producer = new IdempotentProducer(client, stateFile.state.producer, { save: () => stateFile.save() }, { produceTimeoutMs: options.produceTimeoutMs });
     const uplink = new Uplink(deps, options, client, stateFile, producer, log);
-    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: options.sasl ? { mechanism: options.sasl.mechanism, user: options.sasl.user } : null }, 'uplink starting');
-    if (options.sasl?.mechanism === 'PLAIN' && !options.tlsConnect) log.warn({ user: options.sasl.user }, 'uplink.sasl PLAIN without uplink.tls: the password crosses the link in clear text');
+    const sasl = client.options.sasl ?? null;
+    log.info({ bootstrap: options.bootstrap, topics: options.topics, rename: options.rename, downlink: options.downlink, tls: options.tlsConnect !== null, sasl: sasl ? { mechanism: sasl.mechanism, user: sasl.user } : null }, 'uplink starting');
+    if ((sasl?.mechanism === 'PLAIN' || sasl?.mechanism === 'OAUTHBEARER') && !options.tlsConnect) log.warn({ user: sasl.user, mechanism: sasl.mechanism }, `uplink.sasl ${sasl.mechanism} without uplink.tls: the ${sasl.mechanism === 'PLAIN' ? 'password' : 'bearer token'} crosses the link in clear text`);
     if (deps.cluster) {
       uplink.leadership = new LeadershipGate(deps.cluster, { leaseMs: options.clusterLeaseMs, handoverMs: options.clusterHandoverMs }, () => uplink.links.values(), log);
       log.info({ nodeId: deps.cluster.nodeId, clusterLeaseMs: options.clusterLeaseMs, clusterHandoverMs: options.clusterHandoverMs }, 'uplink in a cluster: forwarding only the partitions this node leads, while the controller hears it');

@@ -9,11 +9,15 @@
 // never says whether the user exists) and close the connection, as Kafka does; each failure
 // counts against the client's address, and past security.loginFailuresMax in
 // security.loginFailureWindowMs further attempts from it are refused unchecked. No password,
-// proof or key is ever logged: only the user name, mechanism and address. TRIBUTARY-NODE (another
-// node of the cluster, host/security/node-identity.ts) in two rounds: node id → nonce, signature → "".
+// proof, key or token is ever logged: only the user name, mechanism and address. TRIBUTARY-NODE
+// (another node of the cluster, host/security/node-identity.ts) in two rounds: node id → nonce,
+// signature → "". OAUTHBEARER (RFC 7628, host/security/oauthbearer.ts) in one round: the client's
+// JWT is checked against the JWKS file, and the session lasts until the token expires at the
+// latest (the refusal goes straight to SASL_AUTHENTICATION_FAILED with the reason, rather than
+// RFC 7628's error-JSON round, which Kafka's clients do not need to learn why).
 import { f, type Schema } from '../protocol/schema.js';
 import { ERRORS, type ErrorName } from '../../errors/index.js';
-import { addressOf, parsePlain, passwordMatches, principalText, ScramError, ScramServer, SCRAM_ITERATIONS_MIN, userPrincipal, type ScramMechanism } from '../../security/index.js';
+import { addressOf, OAuthBearerError, parsePlain, passwordMatches, principalText, ScramError, ScramServer, SCRAM_ITERATIONS_MIN, userPrincipal, type ScramMechanism } from '../../security/index.js';
 import type { ApiHandler, RequestContext } from './types.js';
 import { NODE_SASL_MECHANISM, nodeNonce, nodePrincipalName, verifyNodeProof } from '../../security/node-identity.js';
 
@@ -43,14 +47,20 @@ function fail(ctx: RequestContext, code: ErrorName, message: string, user: strin
   return { errorCode: ERRORS[code].kafka, errorMessage: code === 'SASL_AUTHENTICATION_FAILED' ? `Authentication failed: ${message}` : message, authBytes: EMPTY, sessionLifetimeMs: 0 };
 }
 
-function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array, interNodeId: number | null = null) {
+/** `tokenExpiresAtMs`: an OAUTHBEARER token's end (the session may not outlive it); 0 = none. */
+function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array, interNodeId: number | null = null, tokenExpiresAtMs = 0) {
   const s = ctx.session;
   const principal = userPrincipal(user);
   // KIP-368: re-authentication may not change who the connection is.
   if (s.authenticated && principalText(s.principal) !== principalText(principal)) {
     return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `re-authentication as ${user} on a connection of ${principalText(s.principal)}`, user);
   }
-  const reauthMs = ctx.security.options.reauthMs;
+  let reauthMs = ctx.security.options.reauthMs;
+  if (tokenExpiresAtMs > 0) {
+    // Within the clock skew a token past exp is still accepted: give it at least a second.
+    const untilExpiry = Math.max(1000, tokenExpiresAtMs + (ctx.security.oauth?.options.clockSkewMs ?? 0) - Date.now());
+    reauthMs = reauthMs > 0 ? Math.min(reauthMs, untilExpiry) : untilExpiry;
+  }
   // Re-authentication may not turn a client session into a node's either.
   if (s.authenticated && s.interNodeId !== interNodeId) {
     return fail(ctx, 'SASL_AUTHENTICATION_FAILED', `re-authentication changes the connection's node identity`, user);
@@ -132,6 +142,18 @@ function node(ctx: RequestContext, bytes: Uint8Array) {
   return succeed(ctx, user, EMPTY, challenge.from);
 }
 
+function oauthbearer(ctx: RequestContext, bytes: Uint8Array) {
+  const verifier = ctx.security.oauth;
+  if (!verifier) return fail(ctx, 'SASL_AUTHENTICATION_FAILED', 'OAUTHBEARER is not configured (security.oauthbearer)', null, false);
+  try {
+    const token = verifier.verifyMessage(bytes);
+    return succeed(ctx, token.name, EMPTY, null, token.expiresAtMs);
+  } catch (err) {
+    if (!(err instanceof OAuthBearerError)) throw err;
+    return fail(ctx, 'SASL_AUTHENTICATION_FAILED', err.message, null);
+  }
+}
+
 export const saslAuthenticate: ApiHandler = {
   apiKey: 36,
   name: 'SaslAuthenticate',
@@ -152,6 +174,7 @@ export const saslAuthenticate: ApiHandler = {
       return { errorCode: ERRORS.SASL_AUTHENTICATION_FAILED.kafka, errorMessage: 'Authentication failed: too many failed logins from this address; try again later', authBytes: EMPTY, sessionLifetimeMs: 0 };
     }
     if (s.mechanism === NODE_SASL_MECHANISM) return node(ctx, req.authBytes ?? EMPTY);
+    if (s.mechanism === 'OAUTHBEARER') return oauthbearer(ctx, req.authBytes ?? EMPTY);
     return s.mechanism === 'PLAIN' ? plain(ctx, req.authBytes ?? EMPTY) : scram(ctx, req.authBytes ?? EMPTY);
   },
 };

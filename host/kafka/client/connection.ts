@@ -27,7 +27,9 @@
 // SCRAM-SHA-256/512 in two (RFC 5802/7677, host/security/scram.ts's client; the server's final
 // signature is checked, so a peer that does not know the credential is not trusted). A refusal
 // fails the connection with fault `auth` and the broker's message; the password never appears in
-// an error or a log line.
+// an error or a log line. OAUTHBEARER (RFC 7628) sends `n,,` 0x01 `auth=Bearer <token>` 0x01 0x01
+// in one round; the token is got before the handshake (a slow identity provider never leaves the
+// broker mid-exchange), and a token source that fails fails the login with fault `auth` too.
 //
 // Re-authentication (KIP-368): a broker that ends sessions says so in SaslAuthenticate v1+
 // (`sessionLifetimeMs` > 0; the client asks the highest version both speak, so v1+ whenever the
@@ -55,9 +57,12 @@ import { ScramClient } from '../../security/scram.js';
 /** SASL toward the broker (over TLS when `tls` is set too: SASL_SSL; else SASL_PLAINTEXT). */
 export interface SaslOptions {
   /** TRIBUTARY-NODE: a cluster's node toward another (host/security/node-identity.ts); `user` is its node id, `prove` signs the challenge. */
-  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'TRIBUTARY-NODE';
+  mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'OAUTHBEARER' | 'TRIBUTARY-NODE';
+  /** Who logs in, as errors and logs name it (OAUTHBEARER: the token source's description). */
   user: string;
   password: string;
+  /** OAUTHBEARER only: the bearer token to present (host/kafka/client/oauth-token.ts). */
+  token?: () => Promise<string>;
   /** TRIBUTARY-NODE only: the answer to the challenge of the server at `address` (base64 text in, base64 text out). */
   prove?: (challenge: string, address: string) => string;
 }
@@ -219,11 +224,12 @@ export class KafkaConnection {
    * Then schedules the re-authentication the new session's lifetime asks for, if any.
    * `again`: a re-authentication (its requests bypass the hold; the error says which it was).
    */
-  private async authenticate(sasl: SaslOptions, again = false): Promise<void> {
+  private async authenticate(sasl: SaslOptions, again = false, prefetchedToken: string | null = null): Promise<void> {
     type Auth = { errorCode: number; errorMessage: string | null; authBytes: Uint8Array; sessionLifetimeMs?: number };
     const what = again ? 're-authentication (KIP-368) with SASL' : 'SASL';
     const refused = (why: string) => new KafkaClientError('auth', `${this.address} refused ${what} ${sasl.mechanism} for user "${sasl.user}": ${why}`);
     const ask = <T>(api: ClientApi, body: object) => this.send(api, this.versionFor(api), body, false, again) as Promise<T>;
+    const bearer = sasl.mechanism === 'OAUTHBEARER' ? (prefetchedToken ?? (await this.bearerToken(sasl, what))) : null;
     const h = await ask<{ errorCode: number; mechanisms: string[] }>(CLIENT_APIS.saslHandshake, { mechanism: sasl.mechanism });
     if (h.errorCode !== ERRORS.NONE.kafka) throw refused(`the broker offers ${h.mechanisms.join(', ') || 'no mechanism'}`);
     let lifetimeMs = 0;
@@ -235,15 +241,27 @@ export class KafkaConnection {
     };
     if (sasl.mechanism === 'PLAIN') {
       await round(`\0${sasl.user}\0${sasl.password}`);
+    } else if (sasl.mechanism === 'OAUTHBEARER') {
+      await round(`n,,\u0001auth=Bearer ${bearer}\u0001\u0001`);
     } else if (sasl.mechanism === 'TRIBUTARY-NODE') {
       if (!sasl.prove) throw refused('no node proof configured');
       await round(sasl.prove(await round(sasl.user), this.address));
     } else {
-      const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism);
+      const scram = new ScramClient(sasl.user, sasl.password, sasl.mechanism as 'SCRAM-SHA-256' | 'SCRAM-SHA-512');
       const serverFinal = await round(scram.final(await round(scram.first())));
       if (!scram.verify(serverFinal)) throw refused('the broker did not prove it knows the credential (server signature mismatch)');
     }
     this.scheduleReauthentication(sasl, lifetimeMs);
+  }
+
+  /** OAUTHBEARER's token from its source; a source that fails fails the login (fault `auth`). */
+  private async bearerToken(sasl: SaslOptions, what: string): Promise<string> {
+    if (!sasl.token) throw new KafkaClientError('auth', `${what} OAUTHBEARER toward ${this.address}: no token source configured`);
+    try {
+      return await sasl.token();
+    } catch (err) {
+      throw new KafkaClientError('auth', `${what} OAUTHBEARER toward ${this.address}: no token (${(err as Error).message})`);
+    }
   }
 
   /** Arms the timer for the next re-authentication of a session lasting `lifetimeMs` (0 = forever: none). */
@@ -260,11 +278,20 @@ export class KafkaConnection {
   private async reauthenticate(sasl: SaslOptions): Promise<void> {
     this.reauthTimer = null;
     if (this.failure) return;
+    let token: string | null = null;
+    try {
+      // Before the hold: a slow identity provider must not stall the connection's requests.
+      if (sasl.mechanism === 'OAUTHBEARER') token = await this.bearerToken(sasl, 're-authentication (KIP-368) with SASL');
+    } catch (err) {
+      this.fail(err as KafkaClientError);
+      return;
+    }
+    if (this.failure) return;
     this.holding = true;
     try {
       if (this.inFlight.length > 0) await new Promise<void>((resolve) => (this.drained = resolve));
       if (this.failure) return;
-      await this.authenticate(sasl, true);
+      await this.authenticate(sasl, true, token);
       this.reauthentications++;
     } catch (err) {
       const e = err as KafkaClientError;
