@@ -57,8 +57,8 @@ function succeed(ctx: RequestContext, user: string, authBytes: Uint8Array, inter
   }
   let reauthMs = ctx.security.options.reauthMs;
   if (tokenExpiresAtMs > 0) {
-    // Within the clock skew a token past exp is still accepted: give it at least a second.
-    const untilExpiry = Math.max(1000, tokenExpiresAtMs + (ctx.security.oauth?.options.clockSkewMs ?? 0) - Date.now());
+    // The token was just accepted, so this is > 0 (exp + skew is ahead); at least 1 ms, as 0 would mean "never".
+    const untilExpiry = Math.max(1, tokenExpiresAtMs + (ctx.security.oauth?.options.clockSkewMs ?? 0) - Date.now());
     reauthMs = reauthMs > 0 ? Math.min(reauthMs, untilExpiry) : untilExpiry;
   }
   // Re-authentication may not turn a client session into a node's either.

@@ -8,9 +8,12 @@
 //   - a token endpoint (OAuth 2.0 client credentials grant, RFC 6749 §4.4, as Kafka's KIP-768
 //     does): POST `grant_type=client_credentials[&scope=…]` with the client id and secret in
 //     HTTP Basic (RFC 6749 §2.3.1: each form-urlencoded first); the answer's `access_token` is
-//     kept until 80 % of its `expires_in` (else of the JWT's own `exp`) has passed, then fetched
-//     again at the next login. Logins therefore reuse one token; a re-authentication (KIP-368)
-//     near the end of a session gets a fresh one.
+//     reused while more than a refresh buffer of its life (`expires_in`, else the JWT's own
+//     `exp`) is left, then fetched again at the next login. The buffer is 20 % of the life but at
+//     least 5 minutes, and at most half the life (Kafka's Java login: refresh window 0.8, buffer
+//     300 s): a login never starts a session on a token about to end, since a target that ends
+//     sessions with their tokens would leave a renewal no time to happen. Logins therefore reuse
+//     one token; a re-authentication (KIP-368) near the end of a session gets a fresh one.
 //
 // Bounds: the endpoint's answer may be at most `tokenBytesMax` bytes (a larger one is refused
 // before it is gathered) and must arrive within `timeoutMs`. Failures throw with the endpoint's
@@ -35,8 +38,13 @@ export interface TokenSourceLimits {
   timeoutMs: number;
 }
 
-/** Refetch once this share of a token's lifetime has passed. */
-const REFRESH_AT = 0.8;
+/** The refresh buffer (file header): this share of the life, at least REFRESH_BUFFER_MIN_MS, at most half the life. */
+const REFRESH_BUFFER_SHARE = 0.2;
+const REFRESH_BUFFER_MIN_MS = 300_000;
+
+function refreshBufferMs(lifetimeMs: number): number {
+  return Math.min(Math.max(lifetimeMs * REFRESH_BUFFER_SHARE, REFRESH_BUFFER_MIN_MS), lifetimeMs / 2);
+}
 
 /** A JWT's `exp` (seconds), or null when the token is not a JWT or has none. */
 function jwtExpiry(token: string): number | null {
@@ -106,7 +114,7 @@ export class OAuthTokenSource {
     const exp = jwtExpiry(token);
     const lifetimeMs = expiresIn ?? (exp !== null ? exp * 1000 - startedMs : 0);
     // A token with no stated lifetime is used for one login only.
-    this.cached = lifetimeMs > 0 ? { token, refreshAtMs: startedMs + lifetimeMs * REFRESH_AT } : null;
+    this.cached = lifetimeMs > 0 ? { token, refreshAtMs: startedMs + lifetimeMs - refreshBufferMs(lifetimeMs) } : null;
     this.fetched++;
     return token;
   }

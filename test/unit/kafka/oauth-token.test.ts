@@ -1,6 +1,6 @@
 // Purpose: the Kafka client's OAUTHBEARER token sources (host/kafka/client/oauth-token.ts) over a
 // real HTTP socket: the client credentials POST (Basic, form-urlencoded), a token reused until
-// 80 % of its life and then fetched again, one fetch for concurrent logins, tokenBytesMax at its
+// its refresh buffer and then fetched again, one fetch for concurrent logins, tokenBytesMax at its
 // boundary (answer and file), the endpoint's OAuth error named, a slow endpoint cut at the
 // timeout; the token file read at each login. The secret is in no error.
 import t from 'tap';
@@ -38,20 +38,26 @@ async function endpoint(t: { teardown(f: () => unknown): void }, answer: (n: num
 
 const ok = (token: string, expiresIn = 100) => ({ status: 200, body: JSON.stringify({ access_token: token, token_type: 'Bearer', expires_in: expiresIn }) });
 
-t.test('client credentials: Basic with form-urlencoded parts, reuse until 80 % of the life, one fetch at a time', async (t) => {
+t.test('client credentials: Basic with form-urlencoded parts, reuse until the refresh buffer, one fetch at a time', async (t) => {
   let n = 0;
-  const ep = await endpoint(t, () => ok(`tok-${n++}`, 100));
+  const ep = await endpoint(t, () => ok(`tok-${n++}`, n === 3 ? 3600 : 100));
   let now = 1_000_000;
   const src = new OAuthTokenSource({ tokenUrl: ep.url, clientId: 'site 17', clientSecret: 'p@ss:word', scope: 'kafka write' }, { tokenBytesMax: 65536, timeoutMs: 5000 }, () => now);
   const [a, b] = await Promise.all([src.token(), src.token()]);
   t.same([a, b, ep.seen.length], ['tok-0', 'tok-0', 1], 'two logins at once: one fetch');
   t.equal(ep.seen[0].auth, `Basic ${Buffer.from('site%2017:p%40ss%3Aword').toString('base64')}`, 'id and secret form-urlencoded, then Basic (RFC 6749 §2.3.1)');
   t.same(Object.fromEntries(new URLSearchParams(ep.seen[0].body)), { grant_type: 'client_credentials', scope: 'kafka write' }, 'the grant and the scope in the form body');
-  now += 79_999;
-  t.equal(await src.token(), 'tok-0', 'at 79.999 s of 100: the cached token');
+  now += 49_999;
+  t.equal(await src.token(), 'tok-0', 'a 100 s token at 49.999 s: the cached token (the buffer is 5 minutes, capped at half the life)');
   now += 1;
-  t.equal(await src.token(), 'tok-1', 'at 80 s: a new one');
-  t.equal(src.fetched, 2);
+  t.equal(await src.token(), 'tok-1', 'at 50 s: a new one');
+  now += 50_000;
+  t.equal(await src.token(), 'tok-2', 'and at its half-life the next (an hour long)');
+  now += 2_879_999;
+  t.equal(await src.token(), 'tok-2', 'an hour-long token at 47:59.999: the cached one (buffer 20 % = 12 minutes)');
+  now += 1;
+  t.equal(await src.token(), 'tok-3', 'at 48:00: a new one');
+  t.equal(src.fetched, 4);
 });
 
 t.test('tokenBytesMax at its boundary; OAuth errors; a slow endpoint; no secret in errors', async (t) => {
