@@ -38,7 +38,8 @@ import type { ClusterView } from './kafka/apis/types.js';
 import type { QuorumMetadataStore } from './cluster/quorum-metadata-store.js';
 import { checkExposure, clusterListener, doorSecurity, type DoorSecurity, defaultSecurityOptions, securitySchema, validateSecurityOptions, type ExposedListener, type SecurityOptions, plainTokenWarnings, type TokenConfig } from './security/index.js';
 import { kafkaSecurity } from './kafka/security.js';
-import { loadTlsMaterial, TlsFileError, type ServerTls } from './security/tls.js';
+import { loadTlsMaterial, TlsFileError } from './security/tls.js';
+import type { TcpTransport } from './cluster/tcp-transport.js';
 
 export type { Listener } from './config/listener.js';
 
@@ -361,7 +362,7 @@ async function openClusterStore(cluster: ResolvedCluster, deps: Parameters<typeo
 /** Binds every enabled listener in turn (Kafka, MQTT, HTTP/WebSocket); the registry's is bound by startSchemas. */
 async function openListeners(
   p: PreparedNode,
-  deps: { broker: Broker; groups: GroupCoordinator; doorGroups?: ClusterGroups; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView; uplink?: () => UplinkStatus | null },
+  deps: { broker: Broker; groups: GroupCoordinator; doorGroups?: ClusterGroups; schemas: RunningSchemas; logger: Logger; metrics: MetricsRegistry; security?: DoorSecurity; cluster?: ClusterView; uplink?: () => UplinkStatus | null; clusterStatus?: () => unknown },
   health: () => boolean,
   off: Record<string, string>,
 ): Promise<Listener[]> {
@@ -390,7 +391,7 @@ async function openListeners(
     if (p.http) {
       try {
         const { startWsGateway } = await import('../gateway/ws/index.js');
-        listeners.push(await startWsGateway({ broker, groups: doorGroups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), uplink: deps.uplink, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
+        listeners.push(await startWsGateway({ broker, groups: doorGroups, logger: logger.child({ component: 'http' }), metrics, security, health, decodeValue: await decoderOf(schemas), uplink: deps.uplink, cluster: deps.clusterStatus, listeners: () => listeners.map((l) => ({ name: l.name, up: l.listening?.() ?? true })) }, p.http));
       } catch (err) {
         // Without a native uWebSockets.js build there is no HTTP/WebSocket listener; the other
         // doors still serve. The gateway's error says which Node/glibc/arch combination works.
@@ -449,10 +450,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // With `cluster.*` the metadata store is the quorum's (host/cluster/); its cluster id is kafka.clusterId.
   const cluster = prepared.cluster;
   let quorumStore: QuorumMetadataStore | undefined;
-  let clusterTls: ServerTls | null = null;
+  let clusterTransport: TcpTransport | null = null; // its TLS files reload on SIGHUP; its status feeds GET /stats
   const incarnation = randomUUID(); // this process, as its broker registrations name it (a new broker epoch per start)
   const openMetadata = cluster
-    ? async (dataDir: string) => (quorumStore = await openClusterStore(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTls = t.serverTls) }, incarnation))
+    ? async (dataDir: string) => (quorumStore = await openClusterStore(cluster, { dataDir, clusterId: kafka.clusterId, logger, onTransport: (t) => (clusterTransport = t) }, incarnation))
     : undefined;
   let broker: Broker;
   try {
@@ -483,7 +484,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     const { startSchemas } = await import('./schemas/index.js');
     schemas = await startSchemas(broker, prepared.schemas, { logger, metrics, security, tokens: prepared.http?.tokens ?? [] });
     const clusterView = quorumStore && (await import('./cluster/replication.js')).clusterView(quorumStore);
-    listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null }, () => ready, off);
+    listeners = await openListeners(prepared, { broker, groups, doorGroups: (doorGroups = await doorGroupsOf(groups, clusterView, cluster)), schemas, logger, metrics, security, cluster: clusterView, uplink: () => uplink?.status() ?? null, clusterStatus: () => clusterTransport?.status() ?? null }, () => ready, off);
     if (cluster && quorumStore) replication = await startReplication(broker, quorumStore, cluster, listeners, { host: prepared.kafka?.advertisedHost ?? null, port: prepared.kafka?.advertisedPort ?? null }, incarnation, logger);
     const uplinkCluster = prepared.uplink && cluster && quorumStore ? (await import('./sync/cluster-gate.js')).clusterViewOf(broker, quorumStore, cluster.nodeId) : undefined;
     if (prepared.uplink) uplink = await (await import('./sync/index.js')).startUplink({ broker, logger, metrics, dataDir: prepared.dataDir, cluster: uplinkCluster }, prepared.uplink);
@@ -506,7 +507,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await closeParts({ listeners, uplink, replication, schemas, groups, doorGroups, broker, quorumStore });
       logger.info('stopped cleanly');
     })());
-  return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTls ? [clusterTls.reload()] : [])] };
+  return { listeners, broker, groups, schemas, uplink, logger, stop, reloadTls: () => [...listeners.flatMap((l) => l.reloadTls?.() ?? []), ...(clusterTransport?.serverTls ? [clusterTransport.serverTls.reload()] : [])] };
 }
 
 /** Stops a node's parts in order: doors first, the broker (flush, fsync, clean-shutdown markers) and the quorum last. */

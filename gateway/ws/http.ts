@@ -9,7 +9,7 @@
 //   GET  /healthz                  200 healthy; 503 naming what is not (failed partition, disk below its floor, listener down)
 //   GET  /readyz                   200 once every listener is up and every log recovered, else 503 (starting, stopping)
 //   GET  /metrics                  Prometheus text: the broker's registry + process metrics
-//   GET  /stats                    JSON for the console: connections per door, process, ws fan-out, uplink
+//   GET  /stats                    JSON for the console: connections per door, process, ws fan-out, uplink, cluster
 //   GET  /, /console/*             the web console (static files, read once at start)
 //
 // uWS rules kept here: a handler that does not answer before returning registers onAborted
@@ -56,6 +56,8 @@ export interface HttpDeps {
   decodeValue?: ValueDecoder;
   /** The uplink's status (bounded rows, totals over all); absent or null: no uplink, and /stats says `uplink: null`. */
   uplink?: () => UplinkStatus | null;
+  /** The cluster's status (nodes, controller, term, voters' lag on the controller, brokers, partitions' leaders and ISR, bounded rows); absent or null: a single node, and /stats says `cluster: null`. */
+  cluster?: () => unknown;
 }
 
 type Res = UwsTypes.HttpResponse;
@@ -347,6 +349,7 @@ class HttpRoutes {
       ws: this.deps.stats(),
       topics: this.topicSummaries(),
       uplink: this.deps.uplink?.() ?? null,
+      cluster: this.deps.cluster?.() ?? null,
     });
     this.statsLoopDelay.reset();
   }

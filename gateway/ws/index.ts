@@ -66,6 +66,8 @@ export interface WsGatewayDeps {
   security?: DoorSecurity;
   /** The uplink's status view for GET /stats and the console (host/sync/uplink.ts); absent or null: no uplink. */
   uplink?: () => UplinkStatus | null;
+  /** The cluster's status as this node sees it (`tributary cluster status --json`'s), for GET /stats and the console; absent or null: a single node. */
+  cluster?: () => unknown;
 }
 
 /**

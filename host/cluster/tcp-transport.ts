@@ -272,6 +272,11 @@ export class TcpTransport implements Transport<Uint8Array> {
     return this.peers.get(peer)?.ready ?? false;
   }
 
+  /** This node's status, as a status connection (kind 2) reads it; null when none is configured. */
+  status(): unknown {
+    return this.opts.status?.() ?? null;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

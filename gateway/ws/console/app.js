@@ -222,6 +222,53 @@ function renderUplink(u) {
   $('uplink-note').textContent = `${hiddenRows} more partition(s) not shown (uplink.statusPartitionsMax); the figures above cover all ${u.partitionsTotal}`;
 }
 
+// --- cluster: nodes, controller, leaders and ISR, from /stats (null on a single node) ----------
+
+function renderCluster(c) {
+  $('cluster-section').hidden = !c;
+  if (!c) return;
+  const controller = c.leader ?? null;
+  $('cluster-controller').textContent = controller === null ? 'no controller' : `controller ${controller}`;
+  $('cluster-controller').className = `badge ${controller === null ? 'bad' : 'ok'}`;
+  const under = (c.partitions || []).filter((p) => p.isr.length < p.replicas.length).length;
+  $('cluster-summary').textContent = `cluster ${c.clusterId} · seen from node ${c.nodeId} (${c.role ?? 'starting'}) · term ${c.term ?? '—'} · commit ${c.commitIndex ?? '—'} · ${under} under-replicated`;
+  const brokers = new Map((c.brokers || []).map((b) => [b.nodeId, b]));
+  const progress = new Map((c.voters || []).map((v) => [v.id, v]));
+  $('cluster-nodes').querySelector('tbody').replaceChildren(
+    ...c.nodes.map((n) => {
+      const b = brokers.get(n.id);
+      const p = progress.get(n.id);
+      const tr = document.createElement('tr');
+      tr.dataset.node = String(n.id);
+      tr.append(
+        cell(`${n.id}${n.id === controller ? ' (controller)' : ''}${n.connected === null ? ' (this node)' : ''}`),
+        cell(n.address),
+        cell(b ? `${b.host}:${b.port}` : '—'),
+        cell(b ? (b.fenced ? 'fenced' : 'live') : 'not registered'),
+        cell(n.connected === null ? '—' : n.connected ? 'yes' : 'no'),
+        cell(p && p.matchIndex !== null ? fmt(p.matchIndex) : '—', 'num'),
+        cell(p && p.lag !== null ? fmt(p.lag) : '—', 'num'),
+      );
+      if (b?.fenced || n.connected === false) tr.className = 'bad';
+      return tr;
+    }),
+  );
+  $('cluster-lag-note').hidden = c.role === 'leader';
+  $('cluster-partitions').querySelector('tbody').replaceChildren(
+    ...(c.partitions || []).map((p) => {
+      const tr = document.createElement('tr');
+      tr.dataset.partition = `${p.topic}-${p.partition}`;
+      const short = p.isr.length < p.replicas.length;
+      tr.append(cell(`${p.topic}-${p.partition}`), cell(p.leader, 'num'), cell(p.leaderEpoch, 'num'), cell(p.replicas.join(', ')), cell(p.isr.join(', ')), cell(short ? 'under-replicated' : ''));
+      if (short) tr.className = 'bad';
+      return tr;
+    }),
+  );
+  const hidden = (c.partitionsTotal ?? 0) - (c.partitions || []).length;
+  $('cluster-note').hidden = hidden <= 0;
+  $('cluster-note').textContent = `${hidden} more partition(s) not shown`;
+}
+
 async function refresh() {
   refreshHealth();
   try {
@@ -229,6 +276,7 @@ async function refresh() {
     renderClients(stats);
     renderTopics(stats.topics);
     renderUplink(stats.uplink);
+    renderCluster(stats.cluster);
   } catch (err) {
     $('process').textContent = err.message;
   }
