@@ -1,7 +1,7 @@
 // Failover time distribution (issue 11: p99 < 5 s): one cluster of three real `tributary start`
 // processes on loopback, one topic at replication factor 3 with three partitions, and one
 // idempotent acks=all librdkafka producer (confluent_kafka under /usr/bin/python3) streaming
-// keyed records at 300/s for the whole run. Each trial kills a partition leader with kill -9
+// keyed records at 150/s for the whole run. Each trial kills a partition leader with kill -9
 // (every fourth the controller, which leads a partition too), measures the signal sent → the
 // first acknowledgement of a record produced after it on every partition the node led, restarts
 // the node on its data dir and waits until it is back in every ISR with leaderships rebalanced
@@ -38,7 +38,7 @@ async function failover(trialCount: number): Promise<Table> {
     const dir = await tempDir(holder(cleanup), 'tributary-bench-failover-');
     const c = await startCluster(holder(cleanup), 3, { set: KILL_TRIALS_CLUSTER_SET });
     await createTopic(c, 1, TOPIC, PARTITIONS);
-    const stream = await AckStream.start(dir, bootstrap(c), TOPIC, { tag: 'r', ratePerSec: 300, keys: 24 });
+    const stream = await AckStream.start(dir, bootstrap(c), TOPIC, { tag: 'r', ratePerSec: 150, keys: 24 });
     cleanup.push(() => stream.kill());
     const trials = await runKillTrials(c, { trials: trialCount, controllerEvery: 4, topic: TOPIC, stream });
     const { sent } = await stream.finish();

@@ -7,8 +7,8 @@
 // whole run and reports every delivery on its stdout as it happens. Each trial:
 //   1. waits until every node agrees that every partition has its full ISR and is led by its
 //      preferred replica (the controller's rebalancing hands leaderships back after a restart, so
-//      each node leads its own partitions and a controller kill is also a leader kill), and until
-//      each partition acknowledged a record produced after that;
+//      each node leads its own partitions and a controller kill is also a leader kill), then
+//      until the partitions of the node it will kill acknowledged a record produced after that;
 //   2. kill -9 of a partition leader that is not the controller, or, every `controllerEvery`
 //      trials, of the controller;
 //   3. failover = the signal sent → the first acknowledgement of a record produced after it, on
@@ -63,7 +63,7 @@ def done(err, msg, produced_at):
         out.write('A %s %d %d %.3f %.3f\\n' % (msg.value().decode(), msg.partition(), -1 if off is None or off < 0 else off, produced_at, time.time()))
     else:
         out.write('E %s %s\\n' % (msg.value().decode(), err.name()))
-p = Producer({'bootstrap.servers': bootstrap, 'enable.idempotence': True, 'acks': 'all', 'linger.ms': 2,
+p = Producer({'bootstrap.servers': bootstrap, 'enable.idempotence': True, 'acks': 'all', 'linger.ms': 5,
               'message.timeout.ms': 300000, 'retry.backoff.ms': 50, 'reconnect.backoff.ms': 50, 'reconnect.backoff.max.ms': 500,
               'topic.metadata.refresh.interval.ms': 1000, 'partitioner': 'murmur2_random'})
 interval = 1.0 / rate
@@ -226,6 +226,8 @@ export interface TrialResult {
   restartMs: number;
   /** From the restart's ready line until it was back in every ISR with leaderships rebalanced. */
   rejoinMs: number;
+  /** Before the kill: until the victim's partitions acknowledged a record produced once the cluster was balanced. */
+  streamMs: number;
 }
 
 export interface KillTrialsOptions {
@@ -246,14 +248,17 @@ export async function runKillTrials(c: Cluster, o: KillTrialsOptions): Promise<T
   const results: TrialResult[] = [];
   let state = await waitForBalanced(c, o.topic, all, stepTimeoutMs);
   for (let trial = 1; trial <= o.trials; trial++) {
-    const readyAt = Date.now();
-    await o.stream.waitForAcks(state.partitions.map((p) => p.partition), readyAt, stepTimeoutMs, `trial ${trial}: the stream before the kill`);
     const ledBy = (id: number) => state.partitions.filter((p) => p.leader === id).map((p) => p.partition);
     const killController = trial % o.controllerEvery === 0 && ledBy(state.controller).length > 0;
     // Leader trials cycle through the partitions whose leader is not the controller.
     const candidates = state.partitions.filter((p) => p.leader !== state.controller);
     const victim = killController || candidates.length === 0 ? state.controller : candidates[trial % candidates.length]!.leader;
     const partitions = ledBy(victim);
+    // The producer has found the victim's partitions where the rebalance put them: a failover
+    // figure must not include the client's re-routing after the rebalance.
+    const balancedAt = Date.now();
+    await o.stream.waitForAcks(partitions, balancedAt, stepTimeoutMs, `trial ${trial}: the stream on node ${victim}'s partitions before the kill`);
+    const streamMs = Date.now() - balancedAt;
     const wasController = victim === state.controller;
     const killedAt = Date.now();
     await c.kill9(victim);
@@ -263,7 +268,7 @@ export async function runKillTrials(c: Cluster, o: KillTrialsOptions): Promise<T
     await c.start(victim);
     const readyLineAt = Date.now();
     state = await waitForBalanced(c, o.topic, all, stepTimeoutMs);
-    const r: TrialResult = { trial, victim, controller: wasController, partitions, failoverMs, restartMs: readyLineAt - restartAt, rejoinMs: Date.now() - readyLineAt };
+    const r: TrialResult = { trial, victim, controller: wasController, partitions, failoverMs, restartMs: readyLineAt - restartAt, rejoinMs: Date.now() - readyLineAt, streamMs };
     results.push(r);
     o.onTrial?.(r);
   }
