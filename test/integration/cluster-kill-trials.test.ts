@@ -12,7 +12,7 @@
 // stop, all three replicas' files hold every acknowledged record and are identical.
 // Trials: KILL_TRIALS (default 32: with the 18 leader or controller kills of the other cluster
 // suites, 50 per default run; docs/cluster.md). About 4 s per trial on a quiet 2-core machine
-// (estimated), 12 s at load average 20.
+// (estimated), 8–12 s at load average 14–22.
 import t from 'tap';
 import { tempDir } from '../helpers/index.js';
 import { startCluster } from '../helpers/cluster.js';
