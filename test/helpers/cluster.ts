@@ -19,6 +19,12 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** tls.connect options for status reads when the nodes run `cluster.tls`. */
   statusTls?: import('node:tls').ConnectionOptions;
+  /**
+   * Start the nodes without the test runner's preload (coverage hooks; startBroker's
+   * `withoutRunnerPreload`): a test that restarts nodes dozens of times pays the preload at every
+   * start and adds no coverage the other cluster tests do not.
+   */
+  withoutRunnerPreload?: boolean;
 }
 
 export interface ClusterNode {
@@ -62,7 +68,7 @@ export class Cluster {
 
   async start(id: number): Promise<BrokerProcess> {
     const n = this.node(id);
-    n.proc = await startBroker(this.t, { dataDir: n.dataDir, args: this.args(n), readyTimeoutMs: this.opts.readyTimeoutMs ?? 60_000 });
+    n.proc = await startBroker(this.t, { dataDir: n.dataDir, args: this.args(n), readyTimeoutMs: this.opts.readyTimeoutMs ?? 60_000, withoutRunnerPreload: this.opts.withoutRunnerPreload });
     n.stopped = false;
     return n.proc;
   }
