@@ -548,6 +548,7 @@ class AedesGateway {
           setTimeout(resolve, CLOSE_WAIT_MS).unref();
           clients[clientId]!.close(() => resolve());
         }),
+        connected: (clientId) => clients[clientId] !== undefined && !(clients[clientId] as { closed?: boolean }).closed,
         tailPosition: (topic, partition, which) => tails.position(topic, partition, which),
         sessionLoaded: (filters) => (this.o.reverse ? tails.subscribed(filters) : undefined),
         router: this.router,

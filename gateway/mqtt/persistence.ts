@@ -148,6 +148,8 @@ export interface PersistenceCluster {
 export interface HandoverHooks {
   /** Closes this node's connection of `clientId`, if any, as a same-node takeover does; resolves once closed. */
   closeClient(clientId: string): Promise<void>;
+  /** True while `clientId` is connected to this node. */
+  connected(clientId: string): boolean;
   /** A reverse-delivery reader's position in a partition: `done` = every record below was handed on, `read` = below was read; undefined without a reader. */
   tailPosition(topic: string, partition: number, which: 'done' | 'read'): number | undefined;
   /** A session's filters were loaded: reverse-delivery readers start now (synchronously). */
@@ -161,6 +163,8 @@ export interface PersistenceLimits {
   persistentSessionsMax: number;
   offlineMessagesPerClientMax: number;
   qos2InflightInboundMax: number;
+  /** A cluster: the period of the delivery-position checkpoints of connected sessions (absent: none). */
+  sessionCheckpointMs?: number;
 }
 
 /** Holds an offline replay to the client's Receive Maximum (outbound.ts). */
@@ -266,6 +270,10 @@ export class LogPersistence {
       }
     }
     const { retainedEnd, sessionsEnd } = await this.replay();
+    if (this.cluster && this.limits.sessionCheckpointMs) {
+      this.checkpointTimer = setInterval(() => void this.checkpoint(), this.limits.sessionCheckpointMs);
+      this.checkpointTimer.unref();
+    }
     if (this.cluster) {
       this.following = Promise.all([
         this.followTable(RETAINED_TOPIC, retainedEnd, this.retainedTable, (r) => this.applyFollowed(r.key, r.value, r.headers, r.offset)),
@@ -306,6 +314,7 @@ export class LogPersistence {
   }
 
   async destroy(): Promise<void> {
+    clearInterval(this.checkpointTimer);
     this.stopFollowing.abort();
     await this.following;
     await Promise.all([...this.chains.values()]);
@@ -635,6 +644,34 @@ export class LogPersistence {
       }
     }
     return queued;
+  }
+
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointing = false;
+
+  /**
+   * Every `sessionCheckpointMs`: the delivery positions of the persistent sessions connected here
+   * are written where they moved since the committed ones (one session at a time, in its chain),
+   * so a takeover after this node dies redelivers at most about one period of what the device
+   * acknowledged. A disconnected session's positions were written when it left.
+   */
+  private async checkpoint(): Promise<void> {
+    if (this.checkpointing) return;
+    this.checkpointing = true;
+    try {
+      for (const clientId of [...this.owned.keys()]) {
+        if (!this.sessions.has(clientId) || !this.handover?.connected(clientId)) continue;
+        await this.serial(clientId, async () => {
+          const subs = this.sessions.get(clientId);
+          if (!subs || !this.owned.has(clientId)) return;
+          const positions = await this.deliveryPositions(clientId, subs);
+          if (JSON.stringify(positions) === JSON.stringify(this.table.get(clientId)?.positions?.positions)) return;
+          await this.write(SESSIONS_TOPIC, [this.positionsRecord(clientId, positions, false)]);
+        }).catch((err: Error) => this.limitLog('mqtt: writing a session\'s delivery positions failed', { clientId, err: err.message }));
+      }
+    } finally {
+      this.checkpointing = false;
+    }
   }
 
   /** A persistent session's connection ended here: its delivery positions are written (a later takeover, even from a dead node, starts there). */

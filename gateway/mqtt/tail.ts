@@ -137,11 +137,9 @@ class TailReader {
           }
           // decoded by the cursor: records below the position and control batches dropped
           const { records, from, nextOffset } = await cursor.read();
-          for (const r of records) {
-            await this.deliver(partition, r.offset, r.key, r.value, r.headers);
-            this.handedOn.set(partition, r.offset + 1);
-          }
+          for (const r of records) await this.deliver(partition, r.offset, r.key, r.value, r.headers);
           if (nextOffset > from) progressed = true;
+          // after the whole batch: meanwhile the batch's start stands (lower, so never past a record not handed on)
           this.handedOn.set(partition, cursor.position);
         }
         if (!progressed && !this.stopped) await PartitionCursor.waitAny([...this.cursors.values()], WAIT_MS, this.abort.signal);
