@@ -426,7 +426,10 @@ class AedesGateway {
       guard.pendingBytes += charged;
       if (durable) guard.inflight++;
     }
-    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err) => {
+    // a cluster: where a QoS 1/2 record landed, so a session's delivery positions can pass it (persistence.ts)
+    const notePosition = durable && this.clustered ? target.partition ?? this.broker.partitionForKey(streamTopic, record.key) : -1;
+    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err, offset) => {
+      if (notePosition >= 0 && !err && offset !== undefined && record.value) this.persistence.noteStreamPosition(record.value, streamTopic, notePosition, offset);
       if (guard) {
         guard.pendingBytes -= charged;
         if (durable) {

@@ -732,13 +732,18 @@ export class LogPersistence {
       await this.mem.putWill({ id: clientId }, w);
       w.brokerId = brokerId;
     }
+    const stale: RecordInput[] = [];
     for (const [k, p] of outgoing) {
       const clientId = k.split('\u0000')[0];
-      // a cluster: a session another node took while this one was down is not served here
-      if (this.cluster && !this.owned.has(clientId)) continue;
+      // a cluster: a session another node took while this one was down is not served here (its queue here is dropped)
+      if (this.cluster && !this.owned.has(clientId)) {
+        stale.push({ key: enc(k), value: null });
+        continue;
+      }
       await this.mem.outgoingEnqueue({ clientId }, p);
       this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
     }
+    await this.write(OUTGOING_TOPIC, stale);
     this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size, skipped: this.skippedOnReplay }, 'mqtt: state restored from the log');
     return { retainedEnd, sessionsEnd };
   }
