@@ -8,7 +8,8 @@
 // What was acknowledged, and proved delivered: QoS 1 publishes PUBACKed on a third node while the
 // device was away — delivered on the node it came back to, each once, and nothing it had already
 // acknowledged on the old node; the same after a kill -9 of the old owner. The old node closes the
-// device's connection when another node takes the session (one owner, as a same-node takeover).
+// device's connection when another node takes the session (one owner, as a same-node takeover),
+// and a clean start of the client id on a third node discards the session.
 import t from 'tap';
 import mqtt from 'mqtt';
 import { spawn } from 'node:child_process';
@@ -145,6 +146,16 @@ t.test('persistent sessions follow their device across three nodes: handover, ta
   await expectExactly(t, resumed, ['load-pallets', 'after-restart'], 'node 2 keeps delivering to truck-8 after node 1 restarted', 500);
   t.notOk(resumed.closed() || again.closed(), 'both connections stay (the restarted node 1 took nothing)');
 
+  // --- a clean start elsewhere discards the session: the owner closes its connection ----------------
+  const cleanStart = await mqtt.connectAsync(mqttUrl(c, 3), { clientId: 'truck-8', clean: true, reconnectPeriod: 0, connectTimeout: 20_000 });
+  await eventually(() => resumed.closed() || null, 10_000, 50).catch(() => undefined);
+  t.ok(resumed.closed(), 'a clean start of truck-8 on node 3 closed its connection on node 2');
+  await cleanStart.endAsync(true);
+  const fresh = await device(c, 1, 'truck-8');
+  t.notOk(fresh.sessionPresent, 'then a persistent connect on node 1: session present 0 (the clean start discarded the session)');
+  t.notOk(again.closed(), 'truck-7 on node 3 is not touched');
+
+  await fresh.client.endAsync(true);
   await again.client.endAsync(true);
   await resumed.client.endAsync(true);
   await c.stopAll();
