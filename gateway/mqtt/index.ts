@@ -86,6 +86,9 @@ const TRUE_BYTES = Buffer.from('true');
 const FALSE_BYTES = Buffer.from('false');
 const LOG_INTERVAL_MS = 5_000; // at most one line per kind of repeated event per 5 s
 
+/** A session handover waits at most this long for aedes to close the old connection (a cluster). */
+const CLOSE_WAIT_MS = 5_000;
+
 export async function startMqttGateway(deps: MqttGatewayDeps, options: MqttGatewayOptions): Promise<Listener[]> {
   return (await openMqttGateway(deps, options)).listeners;
 }
@@ -152,12 +155,16 @@ class AedesGateway {
   private tls: ServerTls | null = null;
   private closing: Promise<void> | undefined;
 
+  /** A cluster node: sessions are handed over between nodes (persistence.ts). */
+  private readonly clustered: boolean;
+
   constructor(
     deps: MqttGatewayDeps,
     private readonly o: MqttGatewayOptions,
   ) {
     this.logger = deps.logger.child({ component: 'mqtt' });
     this.broker = deps.broker;
+    this.clustered = deps.cluster !== undefined;
     this.originBytes = Buffer.from(this.gatewayId);
     this.router = new Router(o.routes, o.defaultRoute, o.reverseRoutes);
     const security = deps.security ?? doorSecurity(undefined, () => undefined);
@@ -419,7 +426,10 @@ class AedesGateway {
       guard.pendingBytes += charged;
       if (durable) guard.inflight++;
     }
-    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err) => {
+    // a cluster: where a QoS 1/2 record landed, so a session's delivery positions can pass it (persistence.ts)
+    const notePosition = durable && this.clustered ? target.partition ?? this.broker.partitionForKey(streamTopic, record.key) : -1;
+    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err, offset) => {
+      if (notePosition >= 0 && !err && offset !== undefined && record.value) this.persistence.noteStreamPosition(record.value, streamTopic, notePosition, offset);
       if (guard) {
         guard.pendingBytes -= charged;
         if (durable) {
@@ -527,8 +537,27 @@ class AedesGateway {
       for (const id in clients) out.push(...Object.keys(clients[id].subscriptions).filter(notShared));
       return out;
     };
-    const tails = new TailManager(this.broker, this.aedes as never, this.router, this.o, this.logger, this.gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)], this.batcher.own, (payload, streamTopic) => this.streamTopicOf.set(payload, streamTopic));
+    const tails = new TailManager(this.broker, this.aedes as never, this.router, this.o, this.logger, this.gatewayId, () => [...liveFilters(), ...persistence.persistedFilters().filter(notShared)], this.batcher.own, (payload, streamTopic, partition, offset) => {
+      this.streamTopicOf.set(payload, streamTopic);
+      if (this.clustered) persistence.noteStreamPosition(payload, streamTopic, partition, offset);
+    });
     this.tails = tails;
+    if (this.clustered) {
+      const clients = (this.aedes as unknown as { clients: Record<string, { close(done: () => void): void } | undefined> }).clients;
+      persistence.handover = {
+        // aedes calls back once the will is handled; a close that never calls back holds the release no longer than this
+        closeClient: (clientId) => new Promise<void>((resolve) => {
+          if (!clients[clientId]) return resolve();
+          setTimeout(resolve, CLOSE_WAIT_MS).unref();
+          clients[clientId]!.close(() => resolve());
+        }),
+        connected: (clientId) => clients[clientId] !== undefined && !(clients[clientId] as { closed?: boolean }).closed,
+        tailPosition: (topic, partition, which) => tails.position(topic, partition, which),
+        sessionLoaded: (filters) => (this.o.reverse ? tails.subscribed(filters) : undefined),
+        router: this.router,
+        reverseQos: this.o.reverseQos,
+      };
+    }
     if (this.o.reverse) {
       events.on('subscribe', (subs: Array<{ topic: string }>) => tails.subscribed(subs.map((s) => s.topic).filter(notShared)));
       events.on('unsubscribe', () => tails.changed());
@@ -571,6 +600,7 @@ class AedesGateway {
         void persistence.setSessionExpiry(client.id, Date.now() + interval * 1000).catch(() => undefined);
       }
       this.outbounds.get(client)?.close();
+      if (!client.clean) persistence.sessionEnded(client.id);
       // a session that ends with its connection keeps no inbound QoS 2 state (bounded memory)
       if (client.clean) void persistence.cleanIncoming(client).catch(() => undefined);
     });

@@ -90,6 +90,8 @@ export interface MqttGatewayOptions extends ListenerOptions {
   keepaliveMaxSeconds: number;
   /** QoS 2 publishes awaiting PUBREL per connection (aedes disconnects beyond). */
   qos2InflightInboundMax: number;
+  /** A cluster: how often the delivery positions of connected persistent sessions are written when they moved (bounds what a takeover from a dead node redelivers). */
+  sessionCheckpointMs: number;
   /** Levels (`/`-separated) of a topic name or filter; a publish beyond is refused (MQTT 5: reason 0x90). At most 100, the matcher's own ceiling. */
   topicLevelsMax: number;
   /** MQTT 5: Topic Alias Maximum offered to clients for their publishes (0 = none). */
@@ -170,6 +172,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   connectTimeoutMs: 10_000, // a socket that never sends CONNECT is closed
   keepaliveMaxSeconds: 0, // any keep-alive; set it to force devices to be detected dead sooner
   qos2InflightInboundMax: 1_000, // aedes' own default; QoS 2 is rare at the edge
+  sessionCheckpointMs: 10_000, // a cluster: a node's death redelivers at most ~10 s of acknowledged messages; one small replicated write per connected persistent session per period at most
   topicLevelsMax: 100, // aedes' matcher (qlobber) cannot go beyond 100 levels; device topics use fewer than 10
   topicAliasMax: 64, // a device publishes to a handful of topics; each alias costs one map entry per connection
   sessionExpiryMaxSeconds: 7 * 24 * 3600, // a week: a device offline longer resubscribes; bounds how long a session pins state
@@ -236,6 +239,7 @@ export const mqttSchema: SectionSchema = section({
   connectTimeoutMs: int32(100),
   keepaliveMaxSeconds: integer(0, 65535),
   qos2InflightInboundMax: int32(1),
+  sessionCheckpointMs: int32(100),
   topicLevelsMax: integer(1, 100),
   topicAliasMax: integer(0, 65535),
   sessionExpiryMaxSeconds: integer(0, 0xffffffff),

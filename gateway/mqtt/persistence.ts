@@ -14,6 +14,8 @@
 //                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId, properties}
 //                     key = "e" 0x00 clientId     value = decimal ms since the epoch when the (MQTT 5) session expires
 //                                                 while disconnected; tombstoned when it reconnects or is wiped
+//                     a cluster only (session-table.ts): key = "o" 0x00 clientId (owner node), "p" 0x00 clientId
+//                     (delivery positions); wills under "W" 0x00 nodeId 0x00 clientId (each node's own)
 //   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
 //                     value = payload; header `msg` = JSON {topic, qos, retain, properties, messageExpiry}
 // Properties in JSON: Buffers (Correlation Data) as {"$b64": "..."}; User Properties as the
@@ -38,8 +40,12 @@
 // replicated, one replica per voter, created in the background once every voter registered;
 // a retained write on any node goes through the one write path (forwarded to the leader as the
 // node itself: host/security/node-identity.ts), and every node follows the table's committed
-// records into its memory (followRetained), in log order, a record never replaced by an older
-// one. Sessions, wills and the offline queue stay each node's own.
+// records into its memory (followTable), in log order, a record never replaced by an older
+// one. `__mqtt_sessions` is replicated the same way and followed into a view of every session
+// (session-table.ts): a persistent session has one owner node, another node takes it over,
+// waits for the old owner's release and replays what the device missed from its delivery
+// positions (docs/cluster.md "MQTT sessions in a cluster"). Wills, the offline queue and the
+// inbound QoS 2 table stay each node's own.
 //
 // Bounds: retainedMessagesMax (new topics beyond are not retained, logged), persistent
 // sessions (a new one beyond is refused: the CONNECT fails), offline messages per client
@@ -53,6 +59,11 @@ import type { Logger } from '../../host/logging.js';
 import type { Counter, MetricsRegistry } from '../../host/metrics/registry.js';
 import type { AppendBatcher } from './append.js';
 import { hideShare, isHiddenShare } from './share-adapter.js';
+import { filterMatches, type Router } from './routes.js';
+import { headersToProperties } from './headers.js';
+import { SessionTable, type Positions, type SessionEntry, type Sub } from './session-table.js';
+
+type SessionEntryOwner = NonNullable<SessionEntry['owner']>;
 
 const require = createRequire(import.meta.url);
 
@@ -84,14 +95,7 @@ export interface AedesPacket {
   [k: string]: unknown;
 }
 
-export interface Sub {
-  topic: string;
-  qos: number;
-  rh?: number;
-  rap?: boolean | number;
-  nl?: boolean | number;
-  clientId?: string;
-}
+export type { Sub };
 
 interface ClientLike {
   id: string;
@@ -134,6 +138,24 @@ export interface PersistenceCluster {
   voters: number;
   /** How long a cluster's first gateway waits for every voter to register before creating the retained table at the default factor (cluster.joinTimeoutMs). */
   tableCreateWaitMs: number;
+  /** This node's id (cluster.nodeId): the owner of the sessions it serves. */
+  nodeId: number;
+  /** How long a takeover waits for the old owner's release before loading what is committed (2 × cluster.sessionTimeoutMs + 1 s). */
+  handoverWaitMs: number;
+}
+
+/** What a cluster's session handover needs from the gateway (index.ts sets it). */
+export interface HandoverHooks {
+  /** Closes this node's connection of `clientId`, if any, as a same-node takeover does; resolves once closed. */
+  closeClient(clientId: string): Promise<void>;
+  /** True while `clientId` is connected to this node. */
+  connected(clientId: string): boolean;
+  /** A reverse-delivery reader's position in a partition: `done` = every record below was handed on, `read` = below was read; undefined without a reader. */
+  tailPosition(topic: string, partition: number, which: 'done' | 'read'): number | undefined;
+  /** A session's filters were loaded: reverse-delivery readers start now (synchronously). */
+  sessionLoaded(filters: string[]): void;
+  router: Router;
+  reverseQos: 0 | 1;
 }
 
 export interface PersistenceLimits {
@@ -141,6 +163,8 @@ export interface PersistenceLimits {
   persistentSessionsMax: number;
   offlineMessagesPerClientMax: number;
   qos2InflightInboundMax: number;
+  /** A cluster: the period of the delivery-position checkpoints of connected sessions (absent: none). */
+  sessionCheckpointMs?: number;
 }
 
 /** Holds an offline replay to the client's Receive Maximum (outbound.ts). */
@@ -235,18 +259,33 @@ export class LogPersistence {
         this.retainedTable = this.createReplicatedTable(t);
         continue;
       }
+      if (t === SESSIONS_TOPIC && this.cluster) {
+        this.sessionsTable = this.createReplicatedTable(t);
+        continue;
+      }
       try {
         await this.store.createTopic(t, 1, { 'cleanup.policy': 'compact' });
       } catch (err) {
         if (!(err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS')) throw err;
       }
     }
-    const retainedEnd = await this.replay();
-    if (this.cluster) this.following = this.followRetained(retainedEnd);
+    const { retainedEnd, sessionsEnd } = await this.replay();
+    if (this.cluster && this.limits.sessionCheckpointMs) {
+      this.checkpointTimer = setInterval(() => void this.checkpoint(), this.limits.sessionCheckpointMs);
+      this.checkpointTimer.unref();
+    }
+    if (this.cluster) {
+      this.following = Promise.all([
+        this.followTable(RETAINED_TOPIC, retainedEnd, this.retainedTable, (r) => this.applyFollowed(r.key, r.value, r.headers, r.offset)),
+        this.followTable(SESSIONS_TOPIC, sessionsEnd, this.sessionsTable, (r) => this.applySessionFollowed(r.key, r.value, r.offset)),
+      ]).then(() => undefined);
+    }
   }
 
   /** Resolves once the retained table exists (at once but for a cluster's first start). */
   private retainedTable: Promise<void> | undefined;
+  /** Resolves once a cluster's session table exists. */
+  private sessionsTable: Promise<void> | undefined;
 
   /**
    * A cluster's retained table: one partition on every node (replication factor = voters), so
@@ -262,19 +301,20 @@ export class LogPersistence {
       const atDefault = Date.now() >= deadline;
       try {
         await this.store.createTopicFrom({ name: topic, partitions: 1, replicationFactor: atDefault ? -1 : this.cluster!.voters, config }, { internal: true });
-        if (atDefault) this.logger.warn({ topic, voters: this.cluster!.voters }, 'mqtt: not every voter registered in time; the retained table was created at the default replication factor');
+        if (atDefault) this.logger.warn({ topic, voters: this.cluster!.voters }, 'mqtt: not every voter registered in time; the table was created at the default replication factor');
         return;
       } catch (err) {
         const code = err instanceof BrokerError ? err.code : '';
         if (code === 'TOPIC_ALREADY_EXISTS') return;
         // not every voter registered yet; anything else (no controller for a moment) is tried again too
-        if (code !== 'INVALID_REPLICATION_FACTOR') this.limitLog('mqtt: creating the retained table failed; trying again', { err: (err as Error).message });
+        if (code !== 'INVALID_REPLICATION_FACTOR') this.limitLog('mqtt: creating a replicated table failed; trying again', { topic, err: (err as Error).message });
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
   }
 
   async destroy(): Promise<void> {
+    clearInterval(this.checkpointTimer);
     this.stopFollowing.abort();
     await this.following;
     await Promise.all([...this.chains.values()]);
@@ -294,15 +334,15 @@ export class LogPersistence {
   private readonly retainedOffsets = new Map<string, number>();
 
   /**
-   * Follows the retained table's committed records from `from` (where the replay ended) for as
-   * long as the gateway runs: what another node retains or clears reaches this node's memory,
-   * in log order, once committed. Reads at most REPLAY_READ_BYTES at a time; a failed read (the
-   * partition not open yet, a restart of its replica) is tried again after FOLLOW_RETRY_MS.
+   * Follows a replicated table's committed records from `from` (where the replay ended) for as
+   * long as the gateway runs: what another node retains, clears or does to a session reaches
+   * this node, in log order, once committed. Reads at most REPLAY_READ_BYTES at a time; a failed
+   * read (the partition not open yet, a restart of its replica) is tried again after FOLLOW_RETRY_MS.
    */
-  private async followRetained(from: number): Promise<void> {
+  private async followTable(topic: string, from: number, created: Promise<void> | undefined, apply: (r: { key: Uint8Array | null; value: Uint8Array | null; headers: ReadonlyArray<{ key: string; value: Uint8Array | null }>; offset: number }) => void): Promise<void> {
     const signal = this.stopFollowing.signal;
-    await this.retainedTable;
-    const tp = { topic: RETAINED_TOPIC, partition: 0 };
+    await created;
+    const tp = { topic, partition: 0 };
     const cursor = new PartitionCursor(this.store, tp, from, { isolation: 'committed', maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'earliest', signal });
     while (!signal.aborted) {
       try {
@@ -311,11 +351,11 @@ export class LogPersistence {
           continue;
         }
         const { records, from: at, nextOffset } = await cursor.read();
-        for (const r of records) this.applyFollowed(r.key, r.value, r.headers, r.offset);
+        for (const r of records) apply(r);
         if (nextOffset === at) await cursor.wait(FOLLOW_WAIT_MS);
       } catch (err) {
         if (signal.aborted) break;
-        this.limitLog('mqtt: reading the retained table failed; trying again', { err: (err as Error).message });
+        this.limitLog(`mqtt: reading the ${topic === RETAINED_TOPIC ? 'retained' : 'session'} table failed; trying again`, { err: (err as Error).message });
         await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
       }
     }
@@ -352,6 +392,299 @@ export class LogPersistence {
     void this.mem.storeRetained(p);
   }
 
+  // --- a cluster's sessions: one owner node, handed over (docs/cluster.md) --------------------
+
+  /** Every session of the cluster as the committed session table says (session-table.ts). */
+  private readonly table = new SessionTable();
+  /**
+   * Client id → offset of the owner record by which this node serves the session (the table's
+   * owner is this node). Only a later owner record takes it away: the follower may still apply
+   * an older one after this node wrote its own.
+   */
+  private readonly owned = new Map<string, number>();
+  /** Set by the gateway in a cluster. */
+  handover: HandoverHooks | undefined;
+  /** Sessions being loaded by a takeover: offline queueing for them waits (their missed messages go first). */
+  private readonly loading = new Map<string, Promise<void>>();
+  /** Offline enqueues running now: a release or a position waits for them (the tail counts them handed on). */
+  private readonly enqueuing = new Set<Promise<unknown>>();
+  /** Payload → the stream record it was read from or appended as: where a queued message sits in the log. */
+  private readonly streamPositions = new WeakMap<object, { topic: string; partition: number; offset: number }>();
+
+  /** Notes where a delivery's record is (reverse delivery, a takeover's replay). */
+  noteStreamPosition(payload: object, topic: string, partition: number, offset: number): void {
+    this.streamPositions.set(payload, { topic, partition, offset });
+  }
+
+  /** A record of the session table (replay and follower); wills of other nodes are not this node's. */
+  private applySessionRecord(state: ReplayState | undefined, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null> | undefined, offset: number): SessionEntryOwner | undefined {
+    if (key === null) throw new Error('the record has no key');
+    const k = text(key);
+    if (k.startsWith('W\u0000')) {
+      const rest = k.slice(2);
+      const cut = rest.indexOf('\u0000');
+      if (cut <= 0) throw new Error('a will key without node 0x00 clientId');
+      if (state && rest.slice(0, cut) === String(this.cluster!.nodeId)) {
+        const clientId = rest.slice(cut + 1);
+        if (value === null) state.wills.delete(clientId);
+        else state.wills.set(clientId, willOf(clientId, value, headers ?? new Map()));
+      }
+      return undefined;
+    }
+    if (k.startsWith('w\u0000')) return undefined; // a single node's will, from before the cluster: no connection of it is left
+    if (k.charCodeAt(1) !== 0) throw new Error(`key ${JSON.stringify(k.slice(0, 16))} is not kind 0x00 clientId`);
+    return this.table.apply(k[0], k.slice(2), value, offset, subscriptionsOf);
+  }
+
+  /** A committed session record another node (or this one) wrote: another owner takes the session from this node. */
+  private applySessionFollowed(key: Uint8Array | null, value: Uint8Array | null, offset: number): void {
+    let owner: SessionEntryOwner | undefined;
+    try {
+      owner = this.applySessionRecord(undefined, key, value, undefined, offset);
+    } catch (err) {
+      this.skippedCounter?.inc({ topic: SESSIONS_TOPIC });
+      this.limitLog('mqtt: skipping a session record that does not decode', { offset, err: (err as Error).message });
+      return;
+    } finally {
+      this.table.applied(offset);
+    }
+    const clientId = text(key).slice(2);
+    const mine = this.owned.get(clientId);
+    if (owner && owner.node !== this.cluster!.nodeId && mine !== undefined && owner.offset > mine) {
+      this.owned.delete(clientId);
+      void this.release(clientId, owner.clean).catch((err: Error) => this.logger.warn({ clientId, err: err.message }, 'mqtt: releasing a session another node took failed'));
+    }
+  }
+
+  /**
+   * Another node took `clientId`: its connection here is closed (as a same-node takeover does),
+   * offline queueing for it stops, its queue here is dropped, and — unless the new owner
+   * started clean — the delivery positions are written with `released`, the last write this node
+   * makes for the session (the new owner waits for it).
+   */
+  private release(clientId: string, clean: boolean): Promise<void> {
+    return this.serial(clientId, async () => {
+      const subs = this.sessions.get(clientId);
+      if (subs) {
+        // no more offline queueing here: aedes matches offline sessions through this store
+        await this.mem.cleanSubscriptions({ id: clientId });
+        this.sessions.delete(clientId);
+        this.onSessionsChanged();
+      }
+      await this.handover?.closeClient(clientId);
+      const positions = await this.deliveryPositions(clientId, subs ?? this.table.get(clientId)?.subs ?? []);
+      await this.dropQueue(clientId);
+      this.expiries.delete(clientId);
+      this.incoming.delete(clientId);
+      if (!clean) await this.write(SESSIONS_TOPIC, [this.positionsRecord(clientId, positions, true)]);
+      this.logger.info({ clientId, released: !clean }, 'mqtt: session taken over by another node; released here');
+    });
+  }
+
+  private positionsRecord(clientId: string, positions: Positions, released: boolean): RecordInput {
+    return { key: enc(`p\u0000${clientId}`), value: enc(JSON.stringify({ node: this.cluster!.nodeId, released, positions })) };
+  }
+
+  /** Stream topics a session's filters name (all non-internal ones for a wildcard first level). */
+  private streamTopicsOf(subs: Sub[]): string[] {
+    const router = this.handover?.router;
+    if (!router) return [];
+    const out = new Set<string>();
+    for (const s of subs) {
+      if (s.topic.startsWith('$share/')) continue;
+      const topics = router.streamTopicsFor(s.topic);
+      if (topics === 'all') {
+        for (const t of this.store.listTopics()) if (!t.name.startsWith('__')) out.add(t.name);
+      } else for (const t of topics) out.add(t);
+    }
+    return [...out];
+  }
+
+  /**
+   * The session's delivery positions now: per partition of the topics its filters name, the
+   * lowest of where reverse delivery has handed records on (or the previous position, or the
+   * high watermark without a reader) and the records of messages still queued or unacknowledged
+   * here. A queued message whose record is not known (restored from the queue after a restart)
+   * keeps every position at most the previous committed one: redelivered rather than lost.
+   */
+  private async deliveryPositions(clientId: string, subs: Sub[]): Promise<Positions> {
+    await Promise.all([...this.enqueuing]);
+    const prev = this.table.get(clientId)?.positions?.positions ?? {};
+    const queued = new Map<string, number>();
+    let unknown = false;
+    for await (const item of this.mem.outgoingStream({ id: clientId })) {
+      const p = item as AedesPacket;
+      if (p.cmd !== 'publish') continue; // a PUBREL: the device has the message
+      const at = this.streamPositions.get(p.payload);
+      if (!at) {
+        unknown = true;
+        continue;
+      }
+      const k = `${at.topic}\u0000${at.partition}`;
+      queued.set(k, Math.min(queued.get(k) ?? Number.MAX_SAFE_INTEGER, at.offset));
+    }
+    const out: Positions = {};
+    for (const topic of this.streamTopicsOf(subs)) {
+      const info = this.store.describeTopic(topic);
+      if (!info) continue;
+      const parts: Record<string, number> = {};
+      for (let p = 0; p < info.partitions; p++) {
+        const before = prev[topic]?.[p];
+        let at = this.handover?.tailPosition(topic, p, 'done') ?? before ?? this.store.offsets({ topic, partition: p }).highWatermark;
+        at = Math.min(at, queued.get(`${topic}\u0000${p}`) ?? Number.MAX_SAFE_INTEGER);
+        if (unknown && before !== undefined) at = Math.min(at, before);
+        parts[p] = at;
+      }
+      out[topic] = parts;
+    }
+    return out;
+  }
+
+  /**
+   * A persistent session connecting here (aedes asks for its subscriptions): this node writes
+   * itself as the owner and waits until its follower applied that record, so the view holds
+   * every owner before it; a session another node owned is then taken over — this node waits
+   * for the old owner's release (at most `handoverWaitMs`: a dead node releases nothing, and
+   * what is committed is then the session) and loads it: subscriptions, expiry, and the QoS 1/2
+   * messages its filters missed since its delivery positions, queued before anything newer.
+   */
+  private claim(clientId: string): Promise<void> {
+    return this.serial(clientId, async () => {
+      if (this.owned.has(clientId)) return;
+      await this.sessionsTable;
+      const me = this.cluster!.nodeId;
+      let before = this.table.get(clientId)?.owner;
+      if (before?.node === me) {
+        this.owned.set(clientId, before.offset);
+        await this.load(clientId, this.table.get(clientId)?.positions?.positions);
+        return;
+      }
+      const [offset] = await this.write(SESSIONS_TOPIC, [{ key: enc(`o\u0000${clientId}`), value: enc(JSON.stringify({ node: me, clean: false })) }]);
+      this.owned.set(clientId, offset);
+      const seen = await this.table.waitApplied(offset, this.cluster!.handoverWaitMs);
+      const e = this.table.get(clientId);
+      // the owner before this node's record (or, when the follower lags, the one seen before writing)
+      const previous = seen ? (e?.owner?.offset === offset ? e.previous : e?.owner) : before;
+      if (!previous || previous.node === me) {
+        await this.load(clientId, e?.positions?.positions);
+        return;
+      }
+      before = previous;
+      const released = before.clean ? false : await this.table.waitRelease(clientId, before.node, offset, this.cluster!.handoverWaitMs);
+      if (!released && !before.clean) this.logger.warn({ clientId, from: before.node, waitedMs: this.cluster!.handoverWaitMs }, 'mqtt: the session\'s old owner did not release it in time; loading what is committed');
+      await this.load(clientId, this.table.get(clientId)?.positions?.positions);
+    });
+  }
+
+  private async load(clientId: string, positions: Positions | undefined): Promise<void> {
+    const e = this.table.get(clientId);
+    if (e?.expiry !== undefined) this.expiries.set(clientId, e.expiry);
+    const subs = e?.subs ?? [];
+    if (subs.length === 0) return;
+    let finish: () => void = () => undefined;
+    this.loading.set(clientId, new Promise<void>((resolve) => (finish = resolve)));
+    try {
+      await this.mem.addSubscriptions({ id: clientId }, subs);
+      this.sessions.set(clientId, subs);
+      // readers start now; what they had not read yet reaches the session through them
+      this.handover?.sessionLoaded(subs.map((s) => s.topic).filter((f) => !f.startsWith('$share/')));
+      const until = new Map<string, number>();
+      for (const [topic, parts] of Object.entries(positions ?? {})) {
+        for (const p of Object.keys(parts)) until.set(`${topic}\u0000${p}`, this.handover?.tailPosition(topic, Number(p), 'read') ?? this.store.offsets({ topic, partition: Number(p) }).highWatermark);
+      }
+      this.onSessionsChanged();
+      let queued = 0;
+      for (const [topic, parts] of Object.entries(positions ?? {})) {
+        for (const [p, from] of Object.entries(parts)) queued += await this.replayMissed(clientId, subs, topic, Number(p), from, until.get(`${topic}\u0000${p}`)!);
+      }
+      this.logger.info({ clientId, subscriptions: subs.length, queued }, 'mqtt: session taken over from another node');
+    } finally {
+      this.loading.delete(clientId);
+      finish();
+    }
+  }
+
+  /** Queues for `clientId` the QoS 1/2 messages of partition records [from, until) its filters match. */
+  private async replayMissed(clientId: string, subs: Sub[], topic: string, partition: number, from: number, until: number): Promise<number> {
+    const h = this.handover;
+    if (!h || from >= until || !this.store.describeTopic(topic)) return 0;
+    const cursor = new PartitionCursor(this.store, { topic, partition }, from, { isolation: 'committed', maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'earliest' });
+    let queued = 0;
+    // the queue's bound (offlineMessagesPerClientMax) ends the replay: newer ones would not be queued
+    while (cursor.position < until && (this.offlineCount.get(clientId) ?? 0) < this.limits.offlineMessagesPerClientMax) {
+      const { records, from: at, nextOffset } = await cursor.read();
+      if (nextOffset === at) break;
+      for (const r of records) {
+        if (r.offset >= until) break;
+        let headerTopic: string | undefined;
+        let headerQos: number | undefined;
+        let publisher: string | undefined;
+        for (const hd of r.headers) {
+          if (hd.value === null) continue;
+          if (hd.key === 'mqtt.topic') headerTopic = text(hd.value);
+          else if (hd.key === 'mqtt.qos') headerQos = Number(text(hd.value));
+          else if (hd.key === 'mqtt.clientId') publisher = text(hd.value);
+        }
+        const mqttTopic = h.router.reverse(topic, partition, r.key, headerTopic);
+        if (mqttTopic === undefined) continue;
+        let qos = -1;
+        for (const s of subs) if (!s.topic.startsWith('$share/') && !(s.nl && publisher === clientId) && filterMatches(s.topic, mqttTopic)) qos = Math.max(qos, s.qos);
+        qos = Math.min(qos, headerQos === 1 || headerQos === 2 ? headerQos : h.reverseQos);
+        if (qos < 1) continue; // QoS 0 is not queued for an offline session
+        const { properties, messageExpiry } = headersToProperties(r.headers as Array<{ key: string; value: Uint8Array | null }>);
+        if (messageExpiry !== undefined && messageExpiry <= Date.now()) continue;
+        const counters = this.broker as unknown as { id: string; counter: number };
+        const payload = copy(r.value);
+        const packet: AedesPacket = { cmd: 'publish', topic: mqttTopic, payload, qos: qos as 1 | 2, retain: false, dup: false, brokerId: counters.id, brokerCounter: ++counters.counter };
+        if (properties) packet.properties = properties;
+        if (messageExpiry !== undefined) packet.messageExpiry = messageExpiry;
+        this.noteStreamPosition(payload, topic, partition, r.offset);
+        await this.outgoingEnqueueCombi([{ clientId }], packet, true, true);
+        queued++;
+      }
+    }
+    return queued;
+  }
+
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointing = false;
+
+  /**
+   * Every `sessionCheckpointMs`: the delivery positions of the persistent sessions connected here
+   * are written where they moved since the committed ones (one session at a time, in its chain),
+   * so a takeover after this node dies redelivers at most about one period of what the device
+   * acknowledged. A disconnected session's positions were written when it left.
+   */
+  private async checkpoint(): Promise<void> {
+    if (this.checkpointing) return;
+    this.checkpointing = true;
+    try {
+      for (const clientId of [...this.owned.keys()]) {
+        if (!this.sessions.has(clientId) || !this.handover?.connected(clientId)) continue;
+        await this.serial(clientId, async () => {
+          const subs = this.sessions.get(clientId);
+          if (!subs || !this.owned.has(clientId)) return;
+          const positions = await this.deliveryPositions(clientId, subs);
+          if (JSON.stringify(positions) === JSON.stringify(this.table.get(clientId)?.positions?.positions)) return;
+          await this.write(SESSIONS_TOPIC, [this.positionsRecord(clientId, positions, false)]);
+        }).catch((err: Error) => this.limitLog('mqtt: writing a session\'s delivery positions failed', { clientId, err: err.message }));
+      }
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+
+  /** A persistent session's connection ended here: its delivery positions are written (a later takeover, even from a dead node, starts there). */
+  sessionEnded(clientId: string): void {
+    if (!this.cluster || !this.owned.has(clientId)) return;
+    void this.serial(clientId, async () => {
+      if (!this.owned.has(clientId)) return;
+      const subs = this.sessions.get(clientId);
+      if (!subs) return;
+      await this.write(SESSIONS_TOPIC, [this.positionsRecord(clientId, await this.deliveryPositions(clientId, subs), false)]);
+    }).catch((err: Error) => this.limitLog('mqtt: writing a session\'s delivery positions failed', { clientId, err: err.message }));
+  }
+
   /** Filters of every persisted subscription. */
   persistedFilters(): string[] {
     const out: string[] = [];
@@ -359,12 +692,26 @@ export class LogPersistence {
     return out;
   }
 
-  /** Rebuilds the state from the topics; returns the offset after the last retained record read. */
-  private async replay(): Promise<number> {
+  /** Rebuilds the state from the topics; returns the offsets after the last retained and session records read. */
+  private async replay(): Promise<{ retainedEnd: number; sessionsEnd: number }> {
     const state: ReplayState = { retained: new Map(), subs: new Map(), wills: new Map(), outgoing: new Map(), expiries: this.expiries };
-    // a cluster's first start: the table is still being created (nothing to replay)
+    // a cluster's first start: the tables are still being created (nothing to replay)
     const retainedEnd = this.store.describeTopic(RETAINED_TOPIC) ? await this.scan(RETAINED_TOPIC, (key, value, headers) => applyRetained(state, key, value, headers)) : 0;
-    await this.scan(SESSIONS_TOPIC, (key, value, headers) => applySession(state, key, value, headers));
+    let sessionsEnd = 0;
+    if (!this.cluster) await this.scan(SESSIONS_TOPIC, (key, value, headers) => applySession(state, key, value, headers));
+    else if (this.store.describeTopic(SESSIONS_TOPIC)) {
+      sessionsEnd = await this.scan(SESSIONS_TOPIC, (key, value, headers, offset) => {
+        this.table.applied(offset);
+        this.applySessionRecord(state, key, value, headers, offset);
+      });
+      // this node serves the sessions the table says it owns; the others stay in the view
+      for (const clientId of this.table.ownedBy(this.cluster.nodeId)) {
+        const e = this.table.get(clientId)!;
+        this.owned.set(clientId, e.owner!.offset);
+        if (e.subs) state.subs.set(clientId, e.subs);
+        if (e.expiry !== undefined) state.expiries.set(clientId, e.expiry);
+      }
+    }
     await this.scan(OUTGOING_TOPIC, (key, value, headers) => applyOutgoing(state, key, value, headers));
     const { retained, subs, wills, outgoing } = state;
     for (const [topic, r] of retained) {
@@ -385,13 +732,20 @@ export class LogPersistence {
       await this.mem.putWill({ id: clientId }, w);
       w.brokerId = brokerId;
     }
+    const stale: RecordInput[] = [];
     for (const [k, p] of outgoing) {
       const clientId = k.split('\u0000')[0];
+      // a cluster: a session another node took while this one was down is not served here (its queue here is dropped)
+      if (this.cluster && !this.owned.has(clientId)) {
+        stale.push({ key: enc(k), value: null });
+        continue;
+      }
       await this.mem.outgoingEnqueue({ clientId }, p);
       this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
     }
+    await this.write(OUTGOING_TOPIC, stale);
     this.logger.info({ retained: retained.size, sessions: subs.size, wills: wills.size, queued: outgoing.size, skipped: this.skippedOnReplay }, 'mqtt: state restored from the log');
-    return retainedEnd;
+    return { retainedEnd, sessionsEnd };
   }
 
   /** Records of the state topics skipped on replay because they did not decode. */
@@ -403,7 +757,7 @@ export class LogPersistence {
    * does not decode is skipped, logged (the first few) and counted, never a reason to stay down
    * (the same rule as CompactedTable's; damaged batches are skipped by the broker's read).
    */
-  private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>) => void): Promise<number> {
+  private async scan(topic: string, apply: (key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>, offset: number) => void): Promise<number> {
     const cursor = await PartitionCursor.open(this.store, { topic, partition: 0 }, { kind: 'earliest' }, { maxBytes: REPLAY_READ_BYTES, onOutOfRange: 'fail' });
     let skipped = 0;
     while (!cursor.caughtUp()) {
@@ -414,7 +768,7 @@ export class LogPersistence {
         const headers = new Map<string, Uint8Array | null>();
         for (const h of r.headers) headers.set(h.key, h.value);
         try {
-          apply(r.key, r.value, headers);
+          apply(r.key, r.value, headers, r.offset);
         } catch (err) {
           skipped++;
           this.skippedOnReplay++;
@@ -429,6 +783,12 @@ export class LogPersistence {
 
   /** Appends state records durably (acks=all); resolves with their offsets, in order. */
   private write(topic: string, records: RecordInput[]): Promise<number[]> {
+    // a cluster's first start: the session table is written once it exists at its replication factor
+    if (topic === SESSIONS_TOPIC && this.sessionsTable) return this.sessionsTable.then(() => this.writeNow(topic, records));
+    return this.writeNow(topic, records);
+  }
+
+  private writeNow(topic: string, records: RecordInput[]): Promise<number[]> {
     if (records.length === 0) return Promise.resolve([]);
     return new Promise<number[]>((resolve, reject) => {
       let left = records.length;
@@ -588,6 +948,8 @@ export class LogPersistence {
   }
 
   cleanSubscriptions(client: ClientLike): Promise<void> {
+    // a clean start (aedes asks before its CONNACK) of a client id another node holds: taken over
+    if (this.cluster && (client as { connackSent?: boolean }).connackSent === false) return this.cleanStart(client.id);
     return this.serial(client.id, async () => {
       if (!this.sessions.has(client.id)) return;
       await this.mem.cleanSubscriptions(client);
@@ -595,18 +957,45 @@ export class LogPersistence {
     });
   }
 
+  /**
+   * A clean start in a cluster whose client id another node owns: this node becomes the owner
+   * of an empty session (`clean`: nothing to hand over, no wait), the old owner closes its
+   * connection and drops what it held. Without an owner record elsewhere nothing is written.
+   */
+  private cleanStart(clientId: string): Promise<void> {
+    return this.serial(clientId, async () => {
+      const owner = this.table.get(clientId)?.owner;
+      if (!owner || owner.node === this.cluster!.nodeId) return;
+      await this.sessionsTable;
+      const gone = (kind: string) => ({ key: enc(`${kind}\u0000${clientId}`), value: null });
+      const [offset] = await this.write(SESSIONS_TOPIC, [{ key: enc(`o\u0000${clientId}`), value: enc(JSON.stringify({ node: this.cluster!.nodeId, clean: true })) }, gone('s'), gone('e'), gone('p')]);
+      this.owned.set(clientId, offset);
+    });
+  }
+
   private async saveSubscriptions(client: ClientLike): Promise<void> {
     const subs = await this.mem.subscriptionsByClient(client);
     const had = this.sessions.has(client.id);
     if (subs.length === 0 && !had) return;
-    await this.write(SESSIONS_TOPIC, [{ key: enc(`s\u0000${client.id}`), value: subs.length === 0 ? null : enc(JSON.stringify(subs)) }]);
+    // a cluster: the session's delivery positions go with its filters (a takeover replays from them)
+    const records: RecordInput[] = [{ key: enc(`s\u0000${client.id}`), value: subs.length === 0 ? null : enc(JSON.stringify(subs)) }];
+    if (this.cluster) {
+      if (!this.owned.has(client.id)) return; // taken over meanwhile: the new owner's to write
+      records.push(subs.length === 0 ? { key: enc(`p\u0000${client.id}`), value: null } : this.positionsRecord(client.id, await this.deliveryPositions(client.id, subs), false));
+    }
+    await this.write(SESSIONS_TOPIC, records);
     if (subs.length === 0) this.sessions.delete(client.id);
     else this.sessions.set(client.id, subs);
     this.onSessionsChanged();
   }
 
-  /** A session's `$share/...` subscriptions come back as placeholders: past aedes' own MQTT 5 refusal to the shared-subscription module (share-adapter.ts). */
+  /**
+   * A session's `$share/...` subscriptions come back as placeholders: past aedes' own MQTT 5
+   * refusal to the shared-subscription module (share-adapter.ts). aedes asks when a persistent
+   * session connects: in a cluster the session is claimed first (`claim`).
+   */
   async subscriptionsByClient(client: ClientLike): Promise<Sub[]> {
+    if (this.cluster) await this.claim(client.id);
     return (await this.mem.subscriptionsByClient(client)).map((s) => {
       if (!s.topic.startsWith('$share/')) return s;
       const copy = { ...s };
@@ -655,7 +1044,20 @@ export class LogPersistence {
     await this.outgoingEnqueueCombi(subs as Array<{ clientId: string }>, packet, true);
   }
 
-  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false): Promise<void> {
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false, replayed = false): Promise<void> {
+    if (!this.cluster) return this.enqueue(subs, packet, early);
+    const running = (async () => {
+      // a session being taken over gets its missed messages first (`load`), then this one
+      if (!replayed && this.loading.size > 0) for (const s of subs) await this.loading.get(s.clientId);
+      await this.enqueue(subs, packet, early);
+    })();
+    this.enqueuing.add(running);
+    const done = () => this.enqueuing.delete(running);
+    running.then(done, done);
+    return running;
+  }
+
+  private async enqueue(subs: Array<{ clientId: string }>, packet: AedesPacket, early: boolean): Promise<void> {
     if (!early && this.enqueuedEarly.delete(`${packet.brokerId}\u0000${packet.brokerCounter}`)) return;
     const accepted: Array<{ clientId: string }> = [];
     const sessions = new Set<string>();
@@ -848,6 +1250,7 @@ export class LogPersistence {
   setSessionExpiry(clientId: string, expiresAtMs: number | null): Promise<void> {
     return this.serial(clientId, async () => {
       if (expiresAtMs === null && !this.expiries.has(clientId)) return;
+      if (this.cluster && !this.owned.has(clientId)) return; // another node's session now
       await this.write(SESSIONS_TOPIC, [{ key: enc(`e\u0000${clientId}`), value: expiresAtMs === null ? null : enc(String(expiresAtMs)) }]);
       if (expiresAtMs === null) this.expiries.delete(clientId);
       else this.expiries.set(clientId, expiresAtMs);
@@ -861,6 +1264,15 @@ export class LogPersistence {
   async wipeSession(clientId: string): Promise<void> {
     const client = { id: clientId };
     await this.cleanSubscriptions(client);
+    await this.dropQueue(clientId);
+    await this.delWill(client);
+    this.incoming.delete(clientId);
+    await this.setSessionExpiry(clientId, null);
+  }
+
+  /** Drops a session's queued messages here (their records in this node's `__mqtt_outgoing` tombstoned). */
+  private async dropQueue(clientId: string): Promise<void> {
+    const client = { id: clientId };
     const queued: AedesPacket[] = [];
     for await (const p of this.mem.outgoingStream(client)) queued.push(p as AedesPacket);
     let id = 0;
@@ -871,9 +1283,6 @@ export class LogPersistence {
       if (p.brokerId !== undefined) await this.write(OUTGOING_TOPIC, [{ key: enc(this.outgoingKey(clientId, p)), value: null }]);
     }
     this.offlineCount.delete(clientId);
-    await this.delWill(client);
-    this.incoming.delete(clientId);
-    await this.setSessionExpiry(clientId, null);
   }
 
   // --- wills ----------------------------------------------------------------------------------
@@ -882,7 +1291,7 @@ export class LogPersistence {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     await this.write(SESSIONS_TOPIC, [
       {
-        key: enc(`w\u0000${client.id}`),
+        key: enc(this.willKey(client.id)),
         value: payload,
         headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id, properties: propsToJson(packet.properties) })) }],
       },
@@ -896,8 +1305,13 @@ export class LogPersistence {
 
   async delWill(client: ClientLike): Promise<AedesPacket | undefined> {
     const will = await this.mem.delWill(client);
-    if (will) await this.write(SESSIONS_TOPIC, [{ key: enc(`w\u0000${client.id}`), value: null }]);
+    if (will) await this.write(SESSIONS_TOPIC, [{ key: enc(this.willKey(client.id)), value: null }]);
     return will;
+  }
+
+  /** A will belongs to one connection: in a cluster each node's under its own key. */
+  private willKey(clientId: string): string {
+    return this.cluster ? `W\u0000${this.cluster.nodeId}\u0000${clientId}` : `w\u0000${clientId}`;
   }
 
   streamWill(brokers?: Record<string, number>): Readable {

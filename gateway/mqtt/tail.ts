@@ -37,8 +37,8 @@ export interface Publisher {
   publish(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: 0 | 1; retain: boolean; dup: boolean; properties?: Record<string, unknown>; messageExpiry?: number }, done: (err?: Error | null) => void): void;
 }
 
-/** Told, before each delivery is published, which stream topic it was read from (the gateway checks READ on it per subscriber). */
-export type ReadFrom = (payload: Buffer, streamTopic: string) => void;
+/** Told, before each delivery is published, which stream record it was read from (the gateway checks READ on the topic per subscriber; a cluster's session handover notes the offset). */
+export type ReadFrom = (payload: Buffer, streamTopic: string, partition: number, offset: number) => void;
 
 export interface TailOptions {
   tailTopicsMax: number;
@@ -57,6 +57,8 @@ const TAIL_RETRY: RetryPolicy = { attemptsMax: Number.POSITIVE_INFINITY, backoff
 class TailReader {
   /** One cursor per partition (host/broker/cursor.ts), committed isolation: what every client may see. */
   private readonly cursors = new Map<number, PartitionCursor>();
+  /** Partition → every record below was handed on (its aedes publish, offline queueing included, done): a session handover's position. */
+  readonly handedOn = new Map<number, number>();
   private readonly abort = new AbortController();
   private stopped = false;
   delivered = 0;
@@ -90,7 +92,12 @@ class TailReader {
         onRetry: (err) => this.m.logger.warn({ topic: this.topic, partition: p, err: err.message }, 'mqtt: reverse delivery read failed; retrying'),
       });
       this.cursors.set(p, cursor);
+      this.handedOn.set(p, cursor.position);
     }
+  }
+
+  readPosition(partition: number): number | undefined {
+    return this.cursors.get(partition)?.position;
   }
 
   /** True when the reader started before its topic existed. */
@@ -125,12 +132,15 @@ class TailReader {
           const offset = own ? own.skip(this.topic, partition, at) : at;
           if (offset !== at) {
             cursor.seek(offset);
+            this.handedOn.set(partition, offset);
             progressed = true;
           }
           // decoded by the cursor: records below the position and control batches dropped
           const { records, from, nextOffset } = await cursor.read();
-          for (const r of records) await this.deliver(partition, r.key, r.value, r.headers);
+          for (const r of records) await this.deliver(partition, r.offset, r.key, r.value, r.headers);
           if (nextOffset > from) progressed = true;
+          // after the whole batch: meanwhile the batch's start stands (lower, so never past a record not handed on)
+          this.handedOn.set(partition, cursor.position);
         }
         if (!progressed && !this.stopped) await PartitionCursor.waitAny([...this.cursors.values()], WAIT_MS, this.abort.signal);
       } catch (err) {
@@ -143,7 +153,7 @@ class TailReader {
     }
   }
 
-  private deliver(partition: number, key: Uint8Array | null, value: Uint8Array | null, headers: Array<{ key: string; value: Uint8Array | null }>): Promise<void> | void {
+  private deliver(partition: number, offset: number, key: Uint8Array | null, value: Uint8Array | null, headers: Array<{ key: string; value: Uint8Array | null }>): Promise<void> | void {
     let headerTopic: string | undefined;
     for (const h of headers) {
       if (h.key === ORIGIN_HEADER && h.value !== null && bytesEqual(h.value, this.m.originBytes)) return;
@@ -156,7 +166,7 @@ class TailReader {
     if (messageExpiry !== undefined && messageExpiry <= Date.now()) return;
     this.delivered++;
     const payload = value === null ? Buffer.alloc(0) : Buffer.from(value);
-    this.m.readFrom?.(payload, this.topic);
+    this.m.readFrom?.(payload, this.topic, partition, offset);
     return new Promise<void>((resolve) => {
       this.m.aedes.publish(
         { cmd: 'publish', topic: mqttTopic, payload, qos: this.m.options.reverseQos, retain: false, dup: false, ...(properties ? { properties } : {}), ...(messageExpiry !== undefined ? { messageExpiry } : {}) },
@@ -259,6 +269,12 @@ export class TailManager {
       return;
     }
     this.readers.set(topic, new TailReader(topic, this, fromStart));
+  }
+
+  /** A reader's position in a partition: `done` = every record below was handed on, `read` = read; undefined without a reader. */
+  position(topic: string, partition: number, which: 'done' | 'read'): number | undefined {
+    const r = this.readers.get(topic);
+    return which === 'done' ? r?.handedOn.get(partition) : r?.readPosition(partition);
   }
 
   tailedTopics(): string[] {

@@ -18,12 +18,12 @@ export function isInternalTopic(name: string): boolean {
 
 /**
  * Internal topics a cluster replicates like user topics: the group coordinator's, so a group's
- * coordinator fails over with its partition's leader, and the MQTT retained messages, which
- * every node's gateway writes (forwarded to the leader as an authenticated internal append,
- * host/security/node-identity.ts) and follows (docs/cluster.md). The others (MQTT sessions and
- * offline queues, `_schemas`, uplink state) stay each node's own.
+ * coordinator fails over with its partition's leader, and the MQTT retained messages and session
+ * table, which every node's gateway writes (forwarded to the leader as an authenticated internal
+ * append, host/security/node-identity.ts) and follows (docs/cluster.md). The others (MQTT offline
+ * queues, `_schemas`, uplink state) stay each node's own.
  */
-const REPLICATED_INTERNAL_TOPICS: ReadonlySet<string> = new Set(['__consumer_offsets', '__mqtt_retained']);
+const REPLICATED_INTERNAL_TOPICS: ReadonlySet<string> = new Set(['__consumer_offsets', '__mqtt_retained', '__mqtt_sessions']);
 
 /** True for a topic a cluster replicates: every user topic and the replicated internal ones. */
 export function isReplicatedTopic(name: string): boolean {

@@ -96,7 +96,8 @@ t.test('topic admin: the default replication factor is min(3, live brokers)', as
   t.equal(decideCreateTopic({ name: 'a' }, ctx(applyRecords(cluster(), [{ type: 'brokerFence', nodeId: 3, fenced: true }]))).replicationFactor, 2);
   t.equal(decideCreateTopic({ name: 'a' }, ctx(node1)).replicationFactor, 1, 'one node: 1');
   t.equal(decideCreateTopic({ name: '__internal_x' }, { ...ctx(cluster()), internal: true }).replicationFactor, 1, 'internal topics stay on their node');
-  t.equal(decideCreateTopic({ name: '__mqtt_sessions' }, { ...ctx(cluster()), internal: true }).replicationFactor, 1, 'MQTT state stays on its node');
+  t.equal(decideCreateTopic({ name: '__mqtt_outgoing' }, { ...ctx(cluster()), internal: true }).replicationFactor, 1, 'an MQTT offline queue stays on its node');
+  t.equal(decideCreateTopic({ name: '__mqtt_sessions' }, { ...ctx(cluster()), internal: true }).replicationFactor, 3, 'the MQTT session table is replicated (a session follows its device)');
   t.equal(decideCreateTopic({ name: '__consumer_offsets' }, { ...ctx(cluster()), internal: true }).replicationFactor, 3, '__consumer_offsets is replicated like a user topic (the coordinator fails over)');
   t.equal(decideCreateTopic({ name: '__consumer_offsets' }, { ...ctx(node1), internal: true }).replicationFactor, 1, '__consumer_offsets on one node: 1');
 });

@@ -54,6 +54,9 @@ t.test('config schema: a node config refuses wrong values naming key, value, sou
   const ok = load(['--set', 'mqtt.appendsInFlightMax=16', '--set', 'kafka.port=-1']);
   t.equal(ok.sections.mqtt.appendsInFlightMax, 16, 'the boundary value is accepted');
   t.equal(ok.sections.kafka.port, -1);
+  // a cluster's session checkpoint period (gateway/mqtt/persistence.ts): 100 ms at least
+  t.throws(() => load(['--set', 'mqtt.sessionCheckpointMs=99']), /mqtt\.sessionCheckpointMs = "99" \(flag\): must be an integer from 100 to 2147483647/);
+  t.equal(load(['--set', 'mqtt.sessionCheckpointMs=100']).sections.mqtt.sessionCheckpointMs, 100, 'mqtt.sessionCheckpointMs at its boundary is accepted');
 });
 
 t.test('config: old key names are accepted under the new name with a warning, from every source', async (t) => {
