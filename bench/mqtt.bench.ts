@@ -971,6 +971,8 @@ async function issue9Scenarios(names: string[], dir: string, notes: string[]): P
           const key = `${sc}|${n}`;
           if (!results.has(key)) results.set(key, []);
           results.get(key)!.push(r);
+          // each run as it ends (stderr): the medians hide how far runs spread on a shared machine
+          process.stderr.write(`mqtt ${sc} ${n} rep ${rep}: ${r.deliveredPerSec.toFixed(0)} delivered msg/s, ${r.cpuUsPerMsg.toFixed(1)} µs/msg (kernel ${(r.sysUsPerMsg ?? NaN).toFixed(1)}), fsyncs/msg ${(r.fsyncsPerMsg ?? NaN).toFixed(3)}, p50/p99 ${r.p50Ms.toFixed(2)}/${r.p99Ms.toFixed(2)} ms, load ${loadNow()}\n`);
         } catch (err) {
           failures.push(`${sc}/${n}: ${(err as Error).message.split('\n')[0]}`);
         } finally {
