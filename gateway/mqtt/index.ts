@@ -82,6 +82,7 @@ export interface MqttGateway {
 }
 
 const QOS_BYTES = [Buffer.from('0'), Buffer.from('1'), Buffer.from('2')];
+const QOS_LABELS = [{ qos: '0' }, { qos: '1' }, { qos: '2' }]; // a label object per publish would be garbage
 const TRUE_BYTES = Buffer.from('true');
 const FALSE_BYTES = Buffer.from('false');
 const LOG_INTERVAL_MS = 5_000; // at most one line per kind of repeated event per 5 s
@@ -287,7 +288,7 @@ class AedesGateway {
     const target = this.router.forward(topic, clientId);
     const refusal = this.publishRefusal(client, packet, clientId, target);
     if (refusal) return this.refuse(client, packet, refusal, done);
-    this.metrics.publishes.inc({ qos: String(packet.qos) });
+    this.metrics.publishes.inc(QOS_LABELS[packet.qos]);
     this.streamTopicOf.set(packet.payload as object, target?.topic ?? topic);
     if (!target) {
       this.metrics.unrouted.inc();
