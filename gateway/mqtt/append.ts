@@ -12,9 +12,11 @@
 // (encode, verify, a file write and an fdatasync, their thread-pool round trips, the tail's
 // wake-up). A record waits for it at most `commitLingerMs` (plus the 1 ms timer resolution)
 // beyond its turn; a flood, whose commits take longer than the linger anyway, never waits. Only
-// the start of the append is moved: a QoS 1/2 PUBACK still follows the fsync that covers it. With `appendsInFlightMax` = 2 the next batch is written while the
-// previous one's fsync runs, so the log's group commit starts the next fsync at once. The
-// broker appends produce calls in call order, so per-key order holds.
+// the start of the append is moved: a QoS 1/2 PUBACK still follows the fsync that covers it.
+//
+// With `appendsInFlightMax` = 2 the next batch is written while the previous one's fsync runs,
+// so the log's group commit starts the next fsync at once. The broker appends produce calls in
+// call order, so per-key order holds.
 //
 // Memory: `pendingBytes` counts every byte accepted and not yet appended (payload, key and
 // headers, roughly what the batch encodes: batches are cut by it), `pendingMemoryBytes` adds
@@ -73,9 +75,9 @@ export interface BatcherOptions {
   batchRecordsMax: number;
 }
 
-const KNOWN_TOPICS_MAX = 10_000;
+const KNOWN_TOPICS_MAX = 10_000; // topics known to exist; past it, ensureTopic is asked again
 /** Empty queues kept (with the commit linger on) so the linger knows when each topic last committed; past it they are dropped as before. */
-const IDLE_QUEUES_KEPT_MAX = 1_024; // topics known to exist; past it, ensureTopic is asked again
+const IDLE_QUEUES_KEPT_MAX = 1_024;
 const OWN_RANGES_PER_PARTITION_MAX = 64; // the tail reader passes them within a read or two
 const OWN_PARTITIONS_MAX = 4_096; // past it, every range is forgotten (the tail falls back to the origin header)
 
