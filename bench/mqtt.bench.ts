@@ -31,7 +31,12 @@
 //   TRIBUTARY_MQTT_BENCH_MSGS            per publisher, `ack` scenario (default 400)
 //   TRIBUTARY_MQTT_BENCH_SCENARIOS       comma list of the scenarios above (default all)
 //   TRIBUTARY_MQTT_BENCH_SERVERS         comma list of servers (default all found)
-//   TRIBUTARY_MQTT_BENCH_NODE_ARGS       node flags for Tributary, space-separated (default: npm start's)
+//   TRIBUTARY_MQTT_BENCH_NODE_ARGS       node flags for Tributary, space-separated (default: npm start's);
+//                                        with `--trace-gc` the b and c tables note young-generation
+//                                        collections per 1,000 messages
+//   TRIBUTARY_MQTT_BENCH_BASELINE        a second built tree (e.g. a worktree of main): also run its
+//                                        dist/host/main.js as server `tributary-baseline`,
+//                                        interleaved with this tree's, for an A/B in one run
 //   TRIBUTARY_MQTT_BENCH_PROFILE=cpu|heap  run Tributary under `node --cpu-prof` / `--heap-prof`
 //                                        (one profile per fresh process, stopped with SIGTERM),
 //                                        written to TRIBUTARY_MQTT_BENCH_PROFILE_DIR
@@ -91,6 +96,9 @@ const PROFILE_DIR = resolvePath(process.env.TRIBUTARY_MQTT_BENCH_PROFILE_DIR ?? 
 
 const self = fileURLToPath(import.meta.url);
 const mainJs = fileURLToPath(new URL('../host/main.js', import.meta.url));
+/** Another built tree (a checkout of main, say) run as server `tributary-baseline`, interleaved with this one: an A/B in one run. */
+const BASELINE = process.env.TRIBUTARY_MQTT_BENCH_BASELINE;
+const isTributary = (name: string) => name === 'tributary' || name === 'tributary-baseline';
 
 // --- server roles (child processes) ---------------------------------------------------------
 
@@ -114,6 +122,8 @@ interface Server {
   port: number;
   /** Tributary's HTTP listener (for /metrics), from its ready line. */
   httpPort?: number;
+  /** Collections the server reported on stdout (node's `--trace-gc`, if given in TRIBUTARY_MQTT_BENCH_NODE_ARGS). */
+  gc: { scavenges: number; fullCollections: number };
   stop(): Promise<void>;
 }
 
@@ -143,6 +153,7 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
     const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...inherited, ...env } });
     let err = '';
     let httpPort: number | undefined;
+    const gc = { scavenges: 0, fullCollections: 0 };
     child.stderr!.on('data', (d) => {
       err = (err + d).slice(-4000);
       if (process.env.TRIBUTARY_MQTT_BENCH_STDERR) process.stderr.write(`[${name}] ${d}`);
@@ -168,7 +179,7 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
           c.close();
           // httpPort is read when used: the MQTT probe may answer before the ready line names it
           // (the HTTP door binds after the MQTT one)
-          return resolve({ name, pid: child.pid!, port: p, get httpPort() { return httpPort; }, stop });
+          return resolve({ name, pid: child.pid!, port: p, get httpPort() { return httpPort; }, gc, stop });
         } catch {
           if (Date.now() > deadline) {
             await stop();
@@ -180,6 +191,8 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
     };
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
+      if (line.includes(' ms: Scavenge')) gc.scavenges++;
+      else if (line.includes(' ms: Mark-Compact')) gc.fullCollections++;
       const m = /^PORT (\d+)$/.exec(line);
       if (m && port === 'stdout') void ready(Number(m[1]));
       if (line.includes('"listeners"')) {
@@ -204,7 +217,7 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
     return spawnAndWait(name, process.execPath, [self], 'stdout', { TRIBUTARY_MQTT_BENCH_SERVE: name, TRIBUTARY_MQTT_BENCH_DIR: dataDir });
   }
   const port = await freePort();
-  if (name === 'tributary') {
+  if (isTributary(name)) {
     // the real thing: `tributary start` with every listener, default config (flush=always)
     const nodeArgs: string[] = [...START_NODE_FLAGS];
     if (PROFILE && profileTag) {
@@ -213,7 +226,8 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
       if (PROFILE === 'cpu') nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${file}.cpuprofile`);
       else nodeArgs.push('--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`, `--heap-prof-name=${file}.heapprofile`);
     }
-    const args = [...nodeArgs, mainJs, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0'];
+    const main = name === 'tributary-baseline' ? resolvePath(BASELINE!, 'dist/host/main.js') : mainJs;
+    const args = [...nodeArgs, main, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--mqtt-port', String(port), '--mqtt-ws-port', '0', '--http-port', '0', '--set', 'schemas.port=0'];
     const extra = process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV ? (Object.fromEntries(process.env.TRIBUTARY_MQTT_BENCH_SERVER_ENV.split(',').map((kv) => kv.split('='))) as Record<string, string>) : {};
     return spawnAndWait(name, process.execPath, args, port, { TRIBUTARY_LOG_LEVEL: 'warn', ...extra }, nodeArgs.length > START_NODE_FLAGS.length);
   }
@@ -229,9 +243,32 @@ async function startServer(name: string, dir: string, profileTag = ''): Promise<
 }
 
 async function cpuTicks(pid: number): Promise<number> {
+  const [user, sys] = await cpuTicksSplit(pid);
+  return user + sys;
+}
+
+/** [utime, stime] of the whole process (every thread, libuv's pool included), in ticks. */
+async function cpuTicksSplit(pid: number): Promise<[number, number]> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return [Number(fields[11]), Number(fields[12])]; // utime, stime (fields 14 and 15)
+}
+
+const ticksToUsPerMsg = (ticks: number, msgs: number) => ((ticks / CLK_TCK) * 1e6) / Math.max(1, msgs);
+
+/** The sum of one Tributary counter over its labels (the log's fsyncs: commits per message), NaN without /metrics. */
+async function scrapeCounterSum(server: Server, name: string): Promise<number> {
+  if (!isTributary(server.name) || !server.httpPort) return NaN;
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
+    let sum = 0;
+    for (const line of (await res.text()).split('\n')) {
+      if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  } catch {
+    return NaN;
+  }
 }
 
 async function rssMiBOf(pid: number): Promise<number> {
@@ -330,7 +367,7 @@ async function mosquittoDropped(server: Server): Promise<string> {
  * tributary_mqtt_publishes_total, Mosquitto's $SYS, up to 1 s old); NaN elsewhere.
  */
 async function serverReceived(server: Server): Promise<number> {
-  if (server.name === 'tributary' && server.httpPort) {
+  if (isTributary(server.name) && server.httpPort) {
     try {
       const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
       let sum = 0;
@@ -345,7 +382,7 @@ async function serverReceived(server: Server): Promise<number> {
 }
 
 async function serverDrops(server: Server, before: Map<string, number>): Promise<string> {
-  if (server.name === 'tributary') {
+  if (isTributary(server.name)) {
     if (!server.httpPort) return 'no /metrics';
     return metricsDiff(before, await scrapeDropMetrics(server)) || 'no drop counted';
   }
@@ -491,6 +528,12 @@ interface DeliveredResult {
   p50Ms: number;
   p99Ms: number;
   cpuUsPerMsg: number;
+  /** Of cpuUsPerMsg, the kernel's part (stime): system calls, fsync, socket writes (b and c). */
+  sysUsPerMsg?: number;
+  /** Tributary's log fdatasyncs (group commits) per message sent (b and c; NaN for the others). */
+  fsyncsPerMsg?: number;
+  /** Young-generation collections per 1,000 messages sent (only under `--trace-gc`). */
+  scavengesPerKMsg?: number;
   peakRssMiB: number;
   /** `slow`: messages the publishers got written while the subscriber read nothing. */
   sentWhilePaused?: number;
@@ -597,7 +640,7 @@ async function flood(server: Server, slowSubscriber: boolean, tag: string): Prom
   const total = PUBLISHERS * perPublisher;
   const rig = await openRig(server, 0, PUBLISHERS, total, tag);
   const peak = new PeakRss(server.pid);
-  const before = server.name === 'tributary' ? await scrapeDropMetrics(server) : new Map<string, number>();
+  const before = isTributary(server.name) ? await scrapeDropMetrics(server) : new Map<string, number>();
   await peak.start();
   if (slowSubscriber) rig.sub.socket.pause();
   const received0 = slowSubscriber ? await serverReceived(server) : NaN;
@@ -686,10 +729,12 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
   const total = PUBLISHERS * QOS1_MSGS;
   const rig = await openRig(server, 1, PUBLISHERS, total, tag);
   const peak = new PeakRss(server.pid);
-  const before = server.name === 'tributary' ? await scrapeDropMetrics(server) : new Map<string, number>();
+  const before = isTributary(server.name) ? await scrapeDropMetrics(server) : new Map<string, number>();
   await peak.start();
   rig.measuring = true;
-  const cpu0 = await cpuTicks(server.pid);
+  const fsyncs0 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
+  const scavenges0 = server.gc.scavenges;
+  const [user0, sys0] = await cpuTicksSplit(server.pid);
   const t0 = performance.now();
   let sent = 0;
   let acked = 0;
@@ -718,7 +763,8 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
   });
   const timedOut = await awaitDeliveries(rig, () => sent, () => finished === rig.pubs.length || stopped, t0 + RUN_CAP_MS);
   stopped = true;
-  const cpu1 = await cpuTicks(server.pid);
+  const [user1, sys1] = await cpuTicksSplit(server.pid);
+  const fsyncs1 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const peakMiB = await peak.stop();
   const drops = await serverDrops(server, before);
   const subscriberClosed = rig.sub.closed;
@@ -729,7 +775,10 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
     deliveredPerSec: rig.delivered / Math.max(1e-3, (rig.lastDeliveryMs - t0) / 1000),
     ackedPerSec: acked / Math.max(1e-3, (lastAckMs - t0) / 1000),
     ...latencyQuantiles(rig),
-    cpuUsPerMsg: (((cpu1 - cpu0) / CLK_TCK) * 1e6) / Math.max(1, sent),
+    cpuUsPerMsg: ticksToUsPerMsg(user1 - user0 + sys1 - sys0, sent),
+    sysUsPerMsg: ticksToUsPerMsg(sys1 - sys0, sent),
+    fsyncsPerMsg: (fsyncs1 - fsyncs0) / Math.max(1, sent),
+    scavengesPerKMsg: ((server.gc.scavenges - scavenges0) * 1000) / Math.max(1, sent),
     peakRssMiB: peakMiB,
     drops,
     subscriberClosed,
@@ -742,13 +791,15 @@ async function pacedE2e(server: Server, tag: string): Promise<DeliveredResult> {
   const total = Math.ceil((E2E_RATE * E2E_MS) / 1000) + E2E_PUBLISHERS;
   const rig = await openRig(server, 1, E2E_PUBLISHERS, total, tag);
   const peak = new PeakRss(server.pid);
-  const before = server.name === 'tributary' ? await scrapeDropMetrics(server) : new Map<string, number>();
+  const before = isTributary(server.name) ? await scrapeDropMetrics(server) : new Map<string, number>();
   await peak.start();
   rig.measuring = true;
   const senders = rig.pubs.map((c, p) => qos1Sender(c, p));
   let acked = 0;
   for (const c of rig.pubs) c.onPuback = () => void acked++;
-  const cpu0 = await cpuTicks(server.pid);
+  const fsyncs0 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
+  const scavenges0 = server.gc.scavenges;
+  const [user0, sys0] = await cpuTicksSplit(server.pid);
   const t0 = performance.now();
   let sent = 0;
   // one timer for every publisher: sends what the rate owes by now (setTimeout drifts; this does not)
@@ -766,7 +817,8 @@ async function pacedE2e(server: Server, tag: string): Promise<DeliveredResult> {
     tick();
   });
   const timedOut = await awaitDeliveries(rig, () => sent, () => true, performance.now() + 10_000);
-  const cpu1 = await cpuTicks(server.pid);
+  const [user1, sys1] = await cpuTicksSplit(server.pid);
+  const fsyncs1 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const peakMiB = await peak.stop();
   const drops = await serverDrops(server, before);
   const subscriberClosed = rig.sub.closed;
@@ -777,7 +829,10 @@ async function pacedE2e(server: Server, tag: string): Promise<DeliveredResult> {
     deliveredPerSec: rig.delivered / (E2E_MS / 1000),
     ackedPerSec: acked / (E2E_MS / 1000),
     ...latencyQuantiles(rig),
-    cpuUsPerMsg: (((cpu1 - cpu0) / CLK_TCK) * 1e6) / Math.max(1, sent),
+    cpuUsPerMsg: ticksToUsPerMsg(user1 - user0 + sys1 - sys0, sent),
+    sysUsPerMsg: ticksToUsPerMsg(sys1 - sys0, sent),
+    fsyncsPerMsg: (fsyncs1 - fsyncs0) / Math.max(1, sent),
+    scavengesPerKMsg: ((server.gc.scavenges - scavenges0) * 1000) / Math.max(1, sent),
     peakRssMiB: peakMiB,
     drops,
     subscriberClosed,
@@ -791,8 +846,8 @@ export async function run(): Promise<Table[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tributary-mqtt-bench-'));
   const notes: string[] = [];
   const names: string[] = [];
-  for (const n of ['tributary', 'aedes', 'mosquitto', 'nats']) {
-    if (SERVERS_WANTED && !SERVERS_WANTED.includes(n)) continue;
+  for (const n of ['tributary', 'tributary-baseline', 'aedes', 'mosquitto', 'nats']) {
+    if (n === 'tributary-baseline' ? !BASELINE : SERVERS_WANTED && !SERVERS_WANTED.includes(n)) continue;
     if (n === 'mosquitto' && !which('mosquitto')) notes.push('mosquitto: binary not found (Debian package mosquitto), skipped.');
     else if (n === 'nats' && !which('nats-server')) notes.push('nats: nats-server not found (Debian package nats-server), skipped.');
     else names.push(n);
@@ -867,7 +922,7 @@ async function issue5Scenarios(names: string[], dir: string, servers: Map<string
       anyTimedOut ||= r.some((x) => x.timedOut);
       const rate = med(r, (x) => x.msgsPerSec);
       rows.push([
-        `${n} QoS ${qos}${n === 'tributary' && qos === 1 ? ' (durable acks)' : ''}`,
+        `${n} QoS ${qos}${isTributary(n) && qos === 1 ? ' (durable acks)' : ''}`,
         rate,
         qos === 1 && aedes1 ? `${(rate / med(aedes1, (x) => x.msgsPerSec)).toFixed(2)}×` : '',
         qos === 1 ? med(r, (x) => x.p50Ms) : '–',
@@ -916,6 +971,8 @@ async function issue9Scenarios(names: string[], dir: string, notes: string[]): P
           const key = `${sc}|${n}`;
           if (!results.has(key)) results.set(key, []);
           results.get(key)!.push(r);
+          // each run as it ends (stderr): the medians hide how far runs spread on a shared machine
+          process.stderr.write(`mqtt ${sc} ${n} rep ${rep}: ${r.deliveredPerSec.toFixed(0)} delivered msg/s, ${r.cpuUsPerMsg.toFixed(1)} µs/msg (kernel ${(r.sysUsPerMsg ?? NaN).toFixed(1)}), fsyncs/msg ${(r.fsyncsPerMsg ?? NaN).toFixed(3)}, p50/p99 ${r.p50Ms.toFixed(2)}/${r.p99Ms.toFixed(2)} ms, load ${loadNow()}\n`);
         } catch (err) {
           failures.push(`${sc}/${n}: ${(err as Error).message.split('\n')[0]}`);
         } finally {
@@ -933,6 +990,14 @@ async function issue9Scenarios(names: string[], dir: string, notes: string[]): P
   };
   const all = (sc: Scenario) => names.filter((n) => results.has(`${sc}|${n}`)).map((n) => [n, results.get(`${sc}|${n}`)!] as const);
   const joinDrops = (rs: DeliveredResult[]) => [...new Set(rs.map((r) => r.drops))].join(' / ');
+  const gcNote = (sc: Scenario) => {
+    const counted = all(sc).filter(([, rs]) => rs.some((r) => (r.scavengesPerKMsg ?? 0) > 0));
+    return counted.length ? [`Young-generation collections per 1,000 messages (--trace-gc): ${counted.map(([n, rs]) => `${n} ${med(rs, (r) => r.scavengesPerKMsg ?? NaN).toFixed(2)}`).join(', ')}.`] : [];
+  };
+  const fsyncCell = (rs: DeliveredResult[]) => {
+    const m = med(rs, (r) => r.fsyncsPerMsg ?? NaN);
+    return Number.isNaN(m) ? '' : m.toFixed(3);
+  };
   const flags = (rs: DeliveredResult[]) => [rs.some((r) => r.timedOut) ? 'cap hit' : '', rs.some((r) => r.subscriberClosed) ? 'subscriber disconnected' : ''].filter(Boolean).join(', ');
   const loadNote = (sc: Scenario) => `Load average (1/5/15 min) at start: ${loads.get(sc)?.[0] ?? '?'}; after each repetition: ${(loads.get(sc) ?? []).slice(1).join(' | ')}.`;
   const common = [
@@ -965,17 +1030,17 @@ async function issue9Scenarios(names: string[], dir: string, notes: string[]): P
   if (SCENARIOS.has('b')) {
     tables.push({
       title: `MQTT b: QoS 1 fan-in, ${PUBLISHERS} publishers × ${QOS1_MSGS.toLocaleString('en-US')} msgs (${WINDOW} in flight each), one \`#\` subscriber at QoS 1`,
-      columns: ['server', 'delivered msg/s', 'vs aedes', 'acked msg/s', 'delivered / sent', 'p50 ms', 'p99 ms', 'server CPU µs/msg', 'peak RSS MiB', 'notes'],
-      rows: all('b').map(([n, rs]) => [n, med(rs, (r) => r.deliveredPerSec), vs('b', n, (r) => r.deliveredPerSec), med(rs, (r) => r.ackedPerSec), `${med(rs, (r) => r.delivered)} / ${med(rs, (r) => r.sent)}`, med(rs, (r) => r.p50Ms), med(rs, (r) => r.p99Ms), med(rs, (r) => r.cpuUsPerMsg), med(rs, (r) => r.peakRssMiB), flags(rs)]),
-      notes: ['Target (issue 9): Tributary ≥ 1.0× aedes delivered msg/s. Tributary acknowledges and delivers after the fsync (group commit); the others keep QoS 1 in memory or write without fsync.', loadNote('b'), ...common],
+      columns: ['server', 'delivered msg/s', 'vs aedes', 'acked msg/s', 'delivered / sent', 'p50 ms', 'p99 ms', 'server CPU µs/msg', 'of which kernel', 'fsyncs/msg', 'peak RSS MiB', 'notes'],
+      rows: all('b').map(([n, rs]) => [n, med(rs, (r) => r.deliveredPerSec), vs('b', n, (r) => r.deliveredPerSec), med(rs, (r) => r.ackedPerSec), `${med(rs, (r) => r.delivered)} / ${med(rs, (r) => r.sent)}`, med(rs, (r) => r.p50Ms), med(rs, (r) => r.p99Ms), med(rs, (r) => r.cpuUsPerMsg), med(rs, (r) => r.sysUsPerMsg ?? NaN), fsyncCell(rs), med(rs, (r) => r.peakRssMiB), flags(rs)]),
+      notes: ['Target (issue 9): Tributary ≥ 1.0× aedes delivered msg/s. Tributary acknowledges and delivers after the fsync (group commit); the others keep QoS 1 in memory or write without fsync.', loadNote('b'), ...gcNote('b'), ...common],
     });
   }
   if (SCENARIOS.has('c')) {
     tables.push({
       title: `MQTT c: QoS 1 paced at ${E2E_RATE.toLocaleString('en-US')} msg/s for ${E2E_MS / 1000} s (${E2E_PUBLISHERS} publishers, round robin) → one \`#\` subscriber at QoS 1`,
-      columns: ['server', 'sent msg/s', 'delivered / sent', 'server CPU µs/msg', 'vs aedes', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'notes'],
-      rows: all('c').map(([n, rs]) => [n, med(rs, (r) => r.sent) / (E2E_MS / 1000), `${med(rs, (r) => r.delivered)} / ${med(rs, (r) => r.sent)}`, med(rs, (r) => r.cpuUsPerMsg), vs('c', n, (r) => r.cpuUsPerMsg), med(rs, (r) => r.p50Ms), med(rs, (r) => r.p99Ms), med(rs, (r) => r.peakRssMiB), flags(rs)]),
-      notes: ['Targets (issue 9): server CPU per message ≤ aedes\'s; p99 publish → delivery ≤ 10 ms including Tributary\'s fsync. CPU = utime+stime of the server process from /proc/<pid>/stat over the run (10 ms ticks) ÷ messages sent.', loadNote('c'), ...common],
+      columns: ['server', 'sent msg/s', 'delivered / sent', 'server CPU µs/msg', 'vs aedes', 'of which kernel', 'fsyncs/msg', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'notes'],
+      rows: all('c').map(([n, rs]) => [n, med(rs, (r) => r.sent) / (E2E_MS / 1000), `${med(rs, (r) => r.delivered)} / ${med(rs, (r) => r.sent)}`, med(rs, (r) => r.cpuUsPerMsg), vs('c', n, (r) => r.cpuUsPerMsg), med(rs, (r) => r.sysUsPerMsg ?? NaN), fsyncCell(rs), med(rs, (r) => r.p50Ms), med(rs, (r) => r.p99Ms), med(rs, (r) => r.peakRssMiB), flags(rs)]),
+      notes: ['Targets (issue 9): server CPU per message ≤ aedes\'s; p99 publish → delivery ≤ 10 ms including Tributary\'s fsync. CPU = utime+stime of the server process (all its threads) from /proc/<pid>/stat over the run (10 ms ticks) ÷ messages sent; "of which kernel" is the stime part. fsyncs/msg = Tributary\'s `tributary_log_fsyncs_total` over the run ÷ messages sent (one per group commit).', loadNote('c'), ...gcNote('c'), ...common],
     });
   }
   return tables;

@@ -3,15 +3,27 @@
 // fsync serve them all. At most one produce per queue is in flight; records arriving while
 // it runs form the next batch (group commit). When nothing is in flight, a queue waits
 // `lingerMs` for company before it goes. A batch never exceeds `batchBytesMax` or
-// `batchRecordsMax`. With `appendsInFlightMax` = 2 the next batch is written while the
-// previous one's fsync runs, so the log's group commit starts the next fsync at once. The
-// broker appends produce calls in call order, so per-key order holds.
+// `batchRecordsMax`.
+//
+// Commit linger (`commitLingerMs`): a queue's next produce starts no sooner than that long after
+// its previous one started, unless the batch is already full. At a paced rate (a publish every
+// fraction of a millisecond, each group commit finishing before the next publish) every commit
+// would otherwise carry one or two records, and each commit costs far more CPU than a record
+// (encode, verify, a file write and an fdatasync, their thread-pool round trips, the tail's
+// wake-up). A record waits for it at most `commitLingerMs` (plus the 1 ms timer resolution)
+// beyond its turn; a flood, whose commits take longer than the linger anyway, never waits. Only
+// the start of the append is moved: a QoS 1/2 PUBACK still follows the fsync that covers it.
+//
+// With `appendsInFlightMax` = 2 the next batch is written while the previous one's fsync runs,
+// so the log's group commit starts the next fsync at once. The broker appends produce calls in
+// call order, so per-key order holds.
 //
 // Memory: `pendingBytes` counts every byte accepted and not yet appended (payload, key and
 // headers, roughly what the batch encodes: batches are cut by it), `pendingMemoryBytes` adds
 // what each record costs in heap beyond those bytes (RECORD_HEAP_BYTES); the connection guard
 // stops reading sockets while that is above `pendingBytesTotalMax`, and `onDrain` listeners
 // hear each time it falls.
+import { performance } from 'node:perf_hooks';
 import type { BrokerApi, RecordInput } from '../../host/broker/api.js';
 import { isInternalTopic } from '../../host/broker/topic-name.js';
 import type { Logger } from '../../host/logging.js';
@@ -49,10 +61,14 @@ interface Queue {
   inflight: number;
   /** A linger timer or immediate is armed (never cancelled: a stale one finds nothing to do). */
   timer: boolean;
+  /** performance.now() when this queue's last produce started (commit linger). */
+  lastStartMs: number;
 }
 
 export interface BatcherOptions {
   lingerMs: number;
+  /** The next produce of a queue starts at least this long after its previous one started, unless its batch is full (0: off). */
+  commitLingerMs?: number;
   /** produce calls per queue in flight (2 writes the next batch while the previous fsync runs). */
   appendsInFlightMax: number;
   batchBytesMax: number;
@@ -60,6 +76,8 @@ export interface BatcherOptions {
 }
 
 const KNOWN_TOPICS_MAX = 10_000; // topics known to exist; past it, ensureTopic is asked again
+/** Empty queues kept (with the commit linger on) so the linger knows when each topic last committed; past it they are dropped as before. */
+const IDLE_QUEUES_KEPT_MAX = 1_024;
 const OWN_RANGES_PER_PARTITION_MAX = 64; // the tail reader passes them within a read or two
 const OWN_PARTITIONS_MAX = 4_096; // past it, every range is forgotten (the tail falls back to the origin header)
 
@@ -180,7 +198,7 @@ export class AppendBatcher {
     const id = partition === undefined ? topic : `${topic}\u0000${partition}`;
     let q = this.queues.get(id);
     if (!q) {
-      q = { topic, partition, records: [], callbacks: [], sizes: [], bytes: 0, durable: false, inflight: 0, timer: false };
+      q = { topic, partition, records: [], callbacks: [], sizes: [], bytes: 0, durable: false, inflight: 0, timer: false, lastStartMs: -Infinity };
       this.queues.set(id, q);
     }
     q.records.push(record);
@@ -191,15 +209,38 @@ export class AppendBatcher {
     this.pendingBytes += bytes;
     this.pendingRecords++;
     if (q.inflight >= this.inflightMax(q)) return;
-    if (q.bytes >= this.options.batchBytesMax || q.records.length >= this.options.batchRecordsMax) {
+    if (this.full(q)) {
       this.flush(q);
     } else if (!q.timer) {
       q.timer = true;
       const queue = q;
+      const waitMs = Math.max(this.options.lingerMs, this.commitLingerLeftMs(q));
       // linger 0 still lets the rest of this socket chunk (and other sockets' chunks) join
-      if (this.options.lingerMs === 0) setImmediate(() => this.flush(queue));
-      else setTimeout(() => this.flush(queue), this.options.lingerMs);
+      if (waitMs === 0) setImmediate(() => this.flush(queue));
+      else setTimeout(() => this.flush(queue), waitMs);
     }
+  }
+
+  private full(q: Queue): boolean {
+    return q.bytes >= this.options.batchBytesMax || q.records.length >= this.options.batchRecordsMax;
+  }
+
+  /** How long until the queue's commit linger allows its next produce (0: now). */
+  private commitLingerLeftMs(q: Queue): number {
+    const linger = this.options.commitLingerMs ?? 0;
+    if (linger === 0) return 0;
+    const left = q.lastStartMs + linger - performance.now();
+    return left > 0 ? Math.ceil(left) : 0;
+  }
+
+  /** After a produce settled: the queued records go now, or once the commit linger allows (never later than it). */
+  private next(q: Queue): void {
+    if (q.records.length === 0 || q.inflight >= this.inflightMax(q)) return;
+    const waitMs = this.full(q) ? 0 : this.commitLingerLeftMs(q);
+    if (waitMs === 0) return this.flush(q);
+    if (q.timer) return;
+    q.timer = true;
+    setTimeout(() => this.flush(q), waitMs);
   }
 
   /** One produce at a time until the topic is known to exist (a second could overtake the first while it creates the topic). */
@@ -223,6 +264,7 @@ export class AppendBatcher {
     const durable = q.durable;
     q.durable = q.records.length > 0 && durable;
     q.inflight++;
+    q.lastStartMs = performance.now();
     this.batches++;
     void this.produce(q.topic, q.partition, records, durable).then(
       (offsets) => this.settle(q, callbacks, bytes, null, offsets),
@@ -291,8 +333,10 @@ export class AppendBatcher {
       this.appendedRecords += callbacks.length;
     }
     callbacks.forEach((cb, i) => cb(err, offsets?.[i]));
-    if (q.records.length > 0) this.flush(q);
-    else if (!q.timer && q.inflight === 0) this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
+    if (q.records.length > 0) this.next(q);
+    else if (!q.timer && q.inflight === 0 && (!this.options.commitLingerMs || this.queues.size > IDLE_QUEUES_KEPT_MAX)) {
+      this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);
+    }
     for (const fn of this.drainListeners) fn();
   }
 

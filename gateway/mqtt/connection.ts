@@ -134,6 +134,12 @@ export class ConnectionGuard {
   inflight = 0;
   /** Set once CONNECT passed the checks. */
   clientIdBytes: Buffer | undefined;
+  /**
+   * The headers of this connection's last stored publish without properties (index.ts
+   * `recordOf`): a device publishing on one topic at one QoS reuses them (records are never
+   * mutated), instead of encoding its topic and building five header objects per message.
+   */
+  lastRecordHeaders: { topic: string; qos: number; retain: boolean; topicBytes: Buffer; headers: Array<{ key: string; value: Uint8Array | null }> } | undefined;
   /** The connection speaks MQTT 5 (set at CONNECT). */
   v5 = false;
   /** MQTT 5 limits the client set at CONNECT for what the server sends it. */

@@ -82,6 +82,7 @@ export interface MqttGateway {
 }
 
 const QOS_BYTES = [Buffer.from('0'), Buffer.from('1'), Buffer.from('2')];
+const QOS_LABELS = [{ qos: '0' }, { qos: '1' }, { qos: '2' }]; // a label object per publish would be garbage
 const TRUE_BYTES = Buffer.from('true');
 const FALSE_BYTES = Buffer.from('false');
 const LOG_INTERVAL_MS = 5_000; // at most one line per kind of repeated event per 5 s
@@ -171,7 +172,7 @@ class AedesGateway {
     this.access = new MqttAccess({ security, legacy: o.auth.enabled ? new Authorizer(o.auth.users) : undefined, required: o.auth.enabled, router: this.router });
     this.sharedSubs = deps.groups && o.sharedSubscriptions ? openSharedSubscriptions(deps, deps.groups, this.router, this.logger, o) : undefined;
     this.metrics = gatewayMetrics(deps.metrics);
-    this.batcher = new AppendBatcher(this.broker, this.logger, { lingerMs: o.lingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
+    this.batcher = new AppendBatcher(this.broker, this.logger, { lingerMs: o.lingerMs, commitLingerMs: o.commitLingerMs, appendsInFlightMax: o.appendsInFlightMax, batchBytesMax: o.batchBytesMax, batchRecordsMax: o.batchRecordsMax });
     this.persistence = new LogPersistence(this.broker, this.batcher, this.logger, o, deps.metrics, deps.cluster);
     this.persistence.gateOf = (client) => this.outbounds.get(client);
     this.sharing = new SharedWiring({ subs: this.sharedSubs, persistence: this.persistence, access: this.access, hostOf: (client) => this.hostOf(client), users: this.users, denied: this.metrics.denied, rareLog: this.rareLog, gatewayId: this.gatewayId });
@@ -294,7 +295,7 @@ class AedesGateway {
     const target = this.router.forward(topic, clientId);
     const refusal = this.publishRefusal(client, packet, clientId, target);
     if (refusal) return this.refuse(client, packet, refusal, done);
-    this.metrics.publishes.inc({ qos: String(packet.qos) });
+    this.metrics.publishes.inc(QOS_LABELS[packet.qos]);
     this.streamTopicOf.set(packet.payload as object, target?.topic ?? topic);
     if (!target) {
       this.metrics.unrouted.inc();
@@ -394,6 +395,11 @@ class AedesGateway {
   /** The record a publish is stored as: key from the route, the MQTT topic and properties as headers. */
   private recordOf(packet: AedesPacket, payload: Buffer, target: RouteTarget, clientId: string, guard: ConnectionGuard | undefined): RecordInput {
     const o = this.o;
+    const last = guard?.lastRecordHeaders;
+    const reusable = guard !== undefined && !packet.properties;
+    if (reusable && last !== undefined && last.topic === packet.topic && last.qos === packet.qos && last.retain === packet.retain) {
+      return { key: target.key === packet.topic ? last.topicBytes : Buffer.from(target.key), value: payload, headers: last.headers };
+    }
     const headers: RecordInput['headers'] = [];
     // the key is most often the MQTT topic itself: encoded once, shared (records are not mutated)
     const topicBytes = Buffer.from(packet.topic);
@@ -403,6 +409,7 @@ class AedesGateway {
     if (o.headers.clientId) headers.push({ key: 'mqtt.clientId', value: guard?.clientIdBytes ?? Buffer.from(clientId) });
     if (packet.properties) propertiesToHeaders(packet.properties as Record<string, unknown>, headers);
     headers.push({ key: ORIGIN_HEADER, value: this.originBytes });
+    if (reusable) guard.lastRecordHeaders = { topic: packet.topic, qos: packet.qos, retain: packet.retain, topicBytes, headers };
     return { key: target.key === packet.topic ? topicBytes : Buffer.from(target.key), value: payload, headers };
   }
 

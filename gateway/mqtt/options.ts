@@ -59,6 +59,8 @@ export interface MqttGatewayOptions extends ListenerOptions {
 
   /** Append batching: wait this long for more publishes when no append is in flight. */
   lingerMs: number;
+  /** A stream topic's next append (group commit) starts at least this long after its previous one started, unless its batch is full (append.ts). */
+  commitLingerMs: number;
   /** Appends (produce calls) in flight per stream topic; 2 overlaps writing the next batch with the previous fsync. */
   appendsInFlightMax: number;
   batchBytesMax: number;
@@ -153,6 +155,7 @@ export const defaultMqttGatewayOptions: MqttGatewayOptions = {
   tailRescanMs: 2_000, // new topics reach subscribers of # within a couple of seconds
 
   lingerMs: 1, // enough for other devices' publishes of the same tick to join one append
+  commitLingerMs: 2, // at a paced rate several ticks share one append and one fsync; adds at most ~2 ms to a PUBACK (docs/performance.md #9 c)
   appendsInFlightMax: 1, // the log's group commit already batches fsyncs; 2 measured no faster here
   batchBytesMax: 512 * 1024, // half of Kafka's default max.message.bytes (1 MiB)
   batchRecordsMax: 4_096, // one wasm call and one fsync for thousands of small readings
@@ -222,6 +225,7 @@ export const mqttSchema: SectionSchema = section({
   tailReadBytesMax: int32(1024),
   tailRescanMs: int32(10),
   lingerMs: integer(0, 1000),
+  commitLingerMs: integer(0, 100),
   appendsInFlightMax: integer(1, 16),
   batchBytesMax: int32(1024),
   batchRecordsMax: int32(1),

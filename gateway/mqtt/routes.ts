@@ -17,6 +17,7 @@
 import type { MqttReverseRoute, MqttRoute } from './options.js';
 
 const TOPIC_NAME_LENGTH_MAX = 249;
+const DEFAULT_TOPICS_CACHED_MAX = 1_024; // first levels remembered (cleared when full: a cache, not state)
 
 export function sanitiseTopicName(raw: string): string {
   let s = raw.replace(/[^a-zA-Z0-9._-]/g, '_');
@@ -30,14 +31,29 @@ export function sanitiseTopicName(raw: string): string {
 export function filterMatches(filter: string, topic: string): boolean {
   // MQTT-4.7.2-1: wildcards at the first level never match topics starting with '$'.
   if (topic.charCodeAt(0) === 36 && (filter.charCodeAt(0) === 43 || filter.charCodeAt(0) === 35)) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  // Walks both strings level by level without splitting them: this runs for every delivery
+  // and every matching subscription (outbound.ts), so it allocates nothing.
+  const fl = filter.length;
+  const tl = topic.length;
+  let f = 0; // start of the current filter level
+  let t = 0; // start of the current topic level (tl + 1: the topic has no more levels)
+  for (;;) {
+    let fe = filter.indexOf('/', f);
+    if (fe < 0) fe = fl;
+    // `#` (valid filters have it alone and last) matches the rest, the parent level included
+    if (fe - f === 1 && filter.charCodeAt(f) === 35) return true;
+    if (t > tl) return false;
+    let te = topic.indexOf('/', t);
+    if (te < 0) te = tl;
+    const plus = fe - f === 1 && filter.charCodeAt(f) === 43;
+    if (!plus) {
+      if (fe - f !== te - t) return false;
+      for (let k = 0; k < fe - f; k++) if (filter.charCodeAt(f + k) !== topic.charCodeAt(t + k)) return false;
+    }
+    f = fe + 1;
+    t = te + 1;
+    if (f > fl) return t > tl;
   }
-  return f.length === t.length;
 }
 
 /** True when some topic matches both filters. */
@@ -149,17 +165,31 @@ export class Router {
 
   /** Where a publish goes, or undefined when no route (and no default) takes it. */
   forward(mqttTopic: string, clientId: string): RouteTarget | undefined {
-    const levels = mqttTopic.split('/');
     for (const r of this.routes) {
       if (!filterMatches(r.match, mqttTopic)) continue;
+      const levels = mqttTopic.split('/');
       const topic = r.staticTopic ?? sanitiseTopicName(fill(r.topic, levels, mqttTopic, clientId));
       if (topic.startsWith('__')) return undefined;
       return { topic, key: fill(r.key, levels, mqttTopic, clientId), partition: r.partition };
     }
     if (!this.defaultRoute) return undefined;
-    const topic = sanitiseTopicName(levels[0]);
+    const slash = mqttTopic.indexOf('/');
+    const topic = this.defaultTopicOf(slash < 0 ? mqttTopic : mqttTopic.slice(0, slash));
     if (topic.startsWith('__')) return undefined;
     return { topic, key: mqttTopic };
+  }
+
+  /** First MQTT levels already sanitised by the default route (every publish asks; devices reuse a few). */
+  private readonly defaultTopics = new Map<string, string>();
+
+  private defaultTopicOf(firstLevel: string): string {
+    let topic = this.defaultTopics.get(firstLevel);
+    if (topic === undefined) {
+      topic = sanitiseTopicName(firstLevel);
+      if (this.defaultTopics.size >= DEFAULT_TOPICS_CACHED_MAX) this.defaultTopics.clear();
+      this.defaultTopics.set(firstLevel, topic);
+    }
+    return topic;
   }
 
   /**

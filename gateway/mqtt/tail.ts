@@ -135,6 +135,10 @@ class TailReader {
             this.handedOn.set(partition, offset);
             progressed = true;
           }
+          // Nothing visible past the position (most often: the commit that woke us was all our
+          // own publishes, just skipped): no read, back to the wait, which parks past it. At a
+          // paced rate this saves a read, a decode and a retry wrapper per group commit.
+          if (cursor.caughtUp()) continue;
           // decoded by the cursor: records below the position and control batches dropped
           const { records, from, nextOffset } = await cursor.read();
           for (const r of records) await this.deliver(partition, r.offset, r.key, r.value, r.headers);
