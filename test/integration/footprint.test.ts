@@ -153,6 +153,8 @@ const MODULES: Record<string, RegExp> = {
   yaml: /node_modules\/yaml\/|^require:yaml /,
   // The config is checked by validators the build generated (host/config/precompiled.ts).
   ajv: /node_modules\/ajv\/|^require:ajv[ /]/,
+  // Loaded at the first request of their API key (host/kafka/apis/registry.ts); ApiVersions with the listener.
+  'the Kafka API handlers': /dist\/host\/kafka\/apis\/(?!api-versions\.js$|types\.js$|registry\.js$)/,
 };
 
 function loaded(lines: string[], name: string): boolean {
@@ -170,7 +172,7 @@ t.test('footprint: doors that are off load none of their modules', async (t) => 
 t.test('footprint: a default node loads its doors, not the cluster, the uplink or unused codecs', async (t) => {
   const { lines } = await modulesLoaded(t, []);
   for (const name of ['the MQTT gateway', 'aedes', 'the HTTP/WebSocket door', 'the uWebSockets.js loader', 'the Kafka listener']) t.ok(loaded(lines, name), `${name}: loaded (the door is on)`);
-  for (const name of ['the Kafka client', 'the cluster (raft, replication)', 'the uplink', 'cbor-x', 'avsc', 'zstd (zstd-napi, fzstd)', 'the node HTTP engine', 'yaml', 'ajv']) t.notOk(loaded(lines, name), `${name}: not loaded (not configured, not used)`);
+  for (const name of ['the Kafka client', 'the cluster (raft, replication)', 'the uplink', 'cbor-x', 'avsc', 'zstd (zstd-napi, fzstd)', 'the node HTTP engine', 'yaml', 'ajv', 'the Kafka API handlers']) t.notOk(loaded(lines, name), `${name}: not loaded (not configured, not used)`);
   t.notOk(loaded(lines, 'ws (npm)'), 'ws not loaded: it loads at the first MQTT over WebSocket upgrade');
 
 });
