@@ -196,7 +196,7 @@ class Connection {
       if (this.incomingBytes < 4 + size) break;
       // The frame's API handler not loaded yet: leave the frame queued, read nothing more, and
       // come back once its module has loaded (or failed), so requests still run in arrival order.
-      const loading = size >= 2 ? this.server.apiLoad(this.peekApiKey()) : null;
+      const loading = size >= 4 ? this.server.apiLoad(this.peekInt16(4), this.peekInt16(6)) : null;
       if (loading) {
         this.waitForApi(loading);
         break;
@@ -218,10 +218,10 @@ class Connection {
     this.updateFlow();
   }
 
-  /** The API key of the first queued frame (the two bytes after its size). */
-  private peekApiKey(): number {
+  /** The int16 at `from` of the incoming queue (the first frame's API key at 4, its version at 6). */
+  private peekInt16(from: number): number {
     const two = Buffer.allocUnsafe(2);
-    this.copyOut(two, 4, 2);
+    this.copyOut(two, from, 2);
     return two.readInt16BE(0);
   }
 
@@ -491,13 +491,16 @@ class KafkaServer {
   private readonly loadingApis = new Map<number, Promise<void>>();
 
   /**
-   * Null when `apiKey`'s handler can run now (loaded, failed, eager or unknown: dispatch answers
-   * each); else a promise that settles once its module has loaded or failed. Never rejects: a
-   * failure is logged with the module and the cause, and its requests are answered with an error.
+   * Null when a request of `apiKey` at `apiVersion` can be dispatched now (its handler loaded,
+   * failed or eager; an unknown key or a version outside the declared range, answered without
+   * loading anything); else a promise that settles once its module has loaded or failed. Never
+   * rejects: a failure is logged with the module and the cause, and its requests are answered
+   * with an error.
    */
-  apiLoad(apiKey: number): Promise<void> | null {
+  apiLoad(apiKey: number, apiVersion: number): Promise<void> | null {
     const entry = this.handlers.get(apiKey);
     if (!entry || !isLazyApi(entry) || this.loadedApis.has(apiKey)) return null;
+    if (apiVersion < entry.minVersion || apiVersion > entry.maxVersion) return null;
     let loading = this.loadingApis.get(apiKey);
     if (!loading) {
       const started = performance.now();

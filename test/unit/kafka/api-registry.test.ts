@@ -41,6 +41,19 @@ function request(apiKey: number, version: number, correlationId: number, body: o
   return b;
 }
 
+/** A request of `apiKey` at a version nobody supports: the header alone (header v1). */
+function unsupported(apiKey: number, correlationId: number): Buffer {
+  const w = new Writer();
+  w.int32(0);
+  w.int16(apiKey);
+  w.int16(99);
+  w.int32(correlationId);
+  w.string('registry-test', false);
+  const b = Buffer.concat(w.finish());
+  b.writeInt32BE(b.length - 4, 0);
+  return b;
+}
+
 /** Writes `frames` at once on one connection; resolves with the responses' bodies (after the correlation id), in order. */
 function exchange(port: number, frames: Buffer[]): Promise<Array<{ correlationId: number; body: Buffer }>> {
   return new Promise((resolve, reject) => {
@@ -79,19 +92,20 @@ function logSink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
 const metadataV1 = { topics: [] };
 const produceV3 = { transactionalId: null, acks: 1, timeoutMs: 1000, topicData: [] };
 
-t.test('api registry: the first requests of unloaded APIs are answered in order, pipelined behind loaded ones', { timeout: 30_000 }, async (t) => {
+t.test('api registry: the first requests of unloaded APIs are answered in order, pipelined behind loaded ones; an unsupported version loads nothing', { timeout: 30_000 }, async (t) => {
   const stack = await openTestStack(t, { groups: {} });
   t.teardown(stack.close);
   const { logger, lines } = logSink();
   const kafka = await startKafkaServer({ broker: stack.broker, groups: stack.groups, logger, metrics: stack.metrics }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => kafka.close());
   const port = Number(kafka.address!.slice(kafka.address!.lastIndexOf(':') + 1));
-  const res = await exchange(port, [request(18, 0, 1, {}), request(3, 1, 2, metadataV1), request(18, 0, 3, {}), request(0, 3, 4, produceV3), request(3, 1, 5, metadataV1)]);
+  const res = await exchange(port, [request(18, 0, 1, {}), request(3, 1, 2, metadataV1), request(18, 0, 3, {}), request(0, 3, 4, produceV3), request(3, 1, 5, metadataV1), unsupported(20, 6)]);
   t.same(
     res.map((r) => r.correlationId),
-    [1, 2, 3, 4, 5],
+    [1, 2, 3, 4, 5, 6],
     'every response, in request order',
   );
+  t.equal(res[5]!.body.readInt16BE(0), 35, 'an unsupported DeleteTopics version: UNSUPPORTED_VERSION, answered without loading its handler');
   t.equal(res[0]!.body.readInt16BE(0), 0, 'ApiVersions answered');
   t.ok(res[1]!.body.length > 8, 'Metadata answered with a body');
   t.same(
