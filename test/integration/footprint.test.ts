@@ -30,7 +30,7 @@ import { eventually, projectRoot, sleep, startBroker, tempDir } from '../helpers
  * comments): a default node (every door on) 24.5-25.6 MiB above bare (anon 11.7-12.7) after the
  * idle heap trim; before it 28.8-33.0 (anon 17-20.8); before issue 14's work ~54. After the fifth
  * pass (config validators generated at build time, Kafka API handlers and node:tls loaded on first
- * use) 23.0-23.2 (anon 10.3-10.6), so the bounds came down by 2 MiB each. Without the
+ * use) 23.0-23.3 (anon 10.3-10.6), so the bounds came down by 2 MiB each. Without the
  * trim (it runs after 2 × 10 s quiet, node.idleHeapTrimIntervalMs) the figures depend on whether
  * V8's memory reducer happened to run, so the trim is checked by its counter as well; an eager
  * door import or several MiB allocated ahead of use fails — a 1–2 MiB drift does not.
