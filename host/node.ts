@@ -494,7 +494,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
 
   ready = true;
-  releaseValidation(); // every key is checked (the doors re-check theirs as they open): ajv can go
+  releaseValidation((why) => logger.warn(why)); // every key is checked (the doors re-check theirs as they open): the validators can go; warns if ajv had to compile
   logReady(logger, readyLine(listeners, off), started);
   const heapTrim = startIdleHeapTrim(config.sections.node.idleHeapTrimIntervalMs, { logger, metrics });
 

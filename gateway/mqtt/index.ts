@@ -21,9 +21,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import { coalesceWrites, peerPrincipal, ServerTls } from '../../host/security/tls.js';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import mqttPacket from 'mqtt-packet';
@@ -203,7 +202,9 @@ class AedesGateway {
   /** The principal of the client's verified certificate (mutual TLS, over TCP or WebSocket), or null. */
   private certificateOf(client: AedesClient): Principal | null {
     const c = client as AedesClient & { conn?: unknown; req?: IncomingMessage };
-    const socket = c.conn instanceof TLSSocket ? c.conn : c.req?.socket instanceof TLSSocket ? c.req.socket : undefined;
+    // By its `encrypted` flag, not instanceof: node:tls is loaded only when a door has TLS (issue 14).
+    const isTls = (x: unknown): x is TLSSocket => (x as { encrypted?: boolean } | undefined)?.encrypted === true;
+    const socket = isTls(c.conn) ? c.conn : isTls(c.req?.socket) ? c.req.socket : undefined;
     return socket ? peerPrincipal(socket) : null;
   }
 
@@ -756,7 +757,7 @@ class AedesGateway {
       res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket: connect to ${o.wsPath} with subprotocol "mqtt"\n`);
     };
     const tls = this.serverTls();
-    const http: HttpServer = tls ? tls.track(createHttpsServer(tls.serverOptions(), answer426)) : createHttpServer(answer426);
+    const http: HttpServer = tls ? tls.createHttpsServer(answer426) : createHttpServer(answer426);
     if (tls) http.maxConnections = o.connectionsMax;
     // `ws` loads at the first upgrade request (ws-transport.ts): a node whose devices speak MQTT
     // over TCP only never holds it, though the listener is bound and named from the start.

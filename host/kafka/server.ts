@@ -27,9 +27,9 @@ import { LATENCY_BUCKETS_MS } from '../metrics/registry.js';
 import { ProducerIds } from '../broker/producer-ids.js';
 import { decode, encode, ProtocolError, Reader } from './protocol/codec.js';
 import { finishFrame, readHeaderTaggedFields, readRequestHeader, startResponse, type RequestHeader } from './protocol/header.js';
-import { handlers as defaultHandlers } from './apis/index.js';
+import { apiRegistry } from './apis/registry.js';
 import { API_VERSIONS_KEY, apiVersionList, apiVersionsResponseSchema } from './apis/api-versions.js';
-import { NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiHandler, type ClusterView, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
+import { isLazyApi, NO_RESPONSE, NO_RESPONSE_CLOSE, type ApiEntry, type ApiHandler, type ClusterView, type GroupCoordinatorRef, type NodeInfo, type RequestContext } from './apis/types.js';
 import { join } from 'node:path';
 import { defaultKafkaServerOptions, validateKafkaOptions, type KafkaServerOptions } from './options.js';
 import type { Listener } from '../config/listener.js';
@@ -57,7 +57,7 @@ export interface KafkaServerDeps {
   /** Producer-id allocator; opened under options.dataDir when absent. */
   producerIds?: ProducerIds;
   /** Handler table (tests may pass a subset); the registered table when absent. */
-  handlers?: ReadonlyMap<number, ApiHandler>;
+  handlers?: ReadonlyMap<number, ApiEntry>;
   /** SASL, ACLs and the login limiter; built from the defaults and the broker's metadata store when absent. */
   security?: KafkaSecurity;
   /** A cluster's brokers and controller (Metadata, DescribeCluster); absent on one node. */
@@ -87,6 +87,8 @@ class Connection {
   private incomingBytes = 0;
   private writeBlocked = false;
   private readPaused = false;
+  /** The next frame's API handler is loading (host/kafka/apis/registry.ts): reading waits. */
+  private apiLoading = false;
   private closed = false;
   private unsupportedLogged = 0;
   private readonly abort = new AbortController();
@@ -186,12 +188,19 @@ class Connection {
 
   private drainIncoming(): void {
     const opts = this.server.options;
-    while (!this.closed && this.incomingBytes >= 4 && !this.atLimit()) {
+    while (!this.closed && this.incomingBytes >= 4 && !this.atLimit() && !this.apiLoading) {
       const size = this.peekInt32();
       if (size <= 0 || size > opts.maxRequestBytes) {
         return this.fail(`request size ${size} outside 1..${opts.maxRequestBytes} (maxRequestBytes)`, { size });
       }
       if (this.incomingBytes < 4 + size) break;
+      // The frame's API handler not loaded yet: leave the frame queued, read nothing more, and
+      // come back once its module has loaded (or failed), so requests still run in arrival order.
+      const loading = size >= 4 ? this.server.apiLoad(this.peekInt16(4), this.peekInt16(6)) : null;
+      if (loading) {
+        this.waitForApi(loading);
+        break;
+      }
       let frame: Buffer;
       const first = this.incoming[0]!;
       if (first.length >= 4 + size) {
@@ -209,6 +218,21 @@ class Connection {
     this.updateFlow();
   }
 
+  /** The int16 at `from` of the incoming queue (the first frame's API key at 4, its version at 6). */
+  private peekInt16(from: number): number {
+    const two = Buffer.allocUnsafe(2);
+    this.copyOut(two, from, 2);
+    return two.readInt16BE(0);
+  }
+
+  private waitForApi(loading: Promise<void>): void {
+    this.apiLoading = true;
+    void loading.then(() => {
+      this.apiLoading = false;
+      if (!this.closed) this.drainIncoming();
+    });
+  }
+
   private atLimit(): boolean {
     const o = this.server.options;
     return this.pending.length >= o.maxInFlightRequestsPerConnection || this.inFlightBytes >= o.maxInFlightBytesPerConnection;
@@ -216,7 +240,7 @@ class Connection {
 
   private updateFlow(): void {
     if (this.closed) return;
-    const shouldPause = this.writeBlocked || this.atLimit();
+    const shouldPause = this.writeBlocked || this.atLimit() || this.apiLoading;
     if (shouldPause && !this.readPaused) {
       this.readPaused = true;
       this.socket.pause();
@@ -236,11 +260,13 @@ class Connection {
     } catch (err) {
       return this.fail(`unparseable request header: ${(err as Error).message}`);
     }
-    const handler = this.server.handlers.get(header.apiKey);
+    const entry = this.server.handlers.get(header.apiKey);
     const slot: Slot = { done: false, chunks: null, requestBytes: frame.length };
     this.pending.push(slot);
     this.inFlightBytes += frame.length;
-    if (!handler || header.apiVersion < handler.minVersion || header.apiVersion > handler.maxVersion) return this.answerUnsupported(slot, header, handler);
+    if (!entry || header.apiVersion < entry.minVersion || header.apiVersion > entry.maxVersion) return this.answerUnsupported(slot, header, entry);
+    const handler = this.server.loadedHandler(entry);
+    if (!handler) return this.answerUnloaded(slot, header, entry);
     const flexible = header.apiVersion >= handler.flexibleFrom;
     let body: unknown;
     try {
@@ -254,8 +280,20 @@ class Connection {
     this.run(slot, header, handler, body, flexible);
   }
 
+  /**
+   * A request whose handler module failed to load (logged by the server with the module and the
+   * cause): answered UNKNOWN_SERVER_ERROR in the same short form as an unsupported version, and
+   * the connection stays open for the APIs that did load.
+   */
+  private answerUnloaded(slot: Slot, header: RequestHeader, entry: ApiEntry): void {
+    this.server.metrics_.unloaded.inc({ api: entry.name });
+    const w = startResponse(header.correlationId, 0);
+    w.int16(ERRORS.UNKNOWN_SERVER_ERROR.kafka);
+    this.complete(slot, finishFrame(w));
+  }
+
   /** An unknown API key or a version outside the handler's range: Kafka's UNSUPPORTED_VERSION answer. */
-  private answerUnsupported(slot: Slot, header: RequestHeader, handler: ApiHandler | undefined): void {
+  private answerUnsupported(slot: Slot, header: RequestHeader, handler: ApiEntry | undefined): void {
     this.server.metrics_.unsupported.inc({ api: String(header.apiKey) });
     // Logged once per connection at info (a client probing versions, or a flood), then at debug.
     const level = this.unsupportedLogged++ === 0 ? 'info' : 'debug';
@@ -423,6 +461,7 @@ class KafkaServer {
     refused: ReturnType<MetricsRegistry['counter']>;
     latency: ReturnType<MetricsRegistry['histogram']>;
     connections: ReturnType<MetricsRegistry['gauge']>;
+    unloaded: ReturnType<MetricsRegistry['counter']>;
   };
 
   constructor(
@@ -431,7 +470,7 @@ class KafkaServer {
     logger: Logger,
     readonly metrics: MetricsRegistry,
     readonly options: KafkaServerOptions,
-    readonly handlers: ReadonlyMap<number, ApiHandler>,
+    readonly handlers: ReadonlyMap<number, ApiEntry>,
     readonly producerIds: ProducerIds,
     readonly security: KafkaSecurity,
   ) {
@@ -443,7 +482,52 @@ class KafkaServer {
       refused: metrics.counter('tributary_kafka_refused_connections_total', 'Kafka connections refused at connectionsMax'),
       latency: metrics.histogram('tributary_kafka_request_latency_ms', 'Kafka request handling time in milliseconds, by API', LATENCY_BUCKETS_MS),
       connections: metrics.gauge('tributary_kafka_connections', 'Open Kafka connections'),
+      unloaded: metrics.counter('tributary_kafka_handler_load_failures_total', 'Kafka requests answered UNKNOWN_SERVER_ERROR because their API handler module failed to load, by API'),
     };
+  }
+
+  /** Handlers of lazy APIs, once loaded; and the error of each that failed (logged once). */
+  private readonly loadedApis = new Map<number, ApiHandler | Error>();
+  private readonly loadingApis = new Map<number, Promise<void>>();
+
+  /**
+   * Null when a request of `apiKey` at `apiVersion` can be dispatched now (its handler loaded,
+   * failed or eager; an unknown key or a version outside the declared range, answered without
+   * loading anything); else a promise that settles once its module has loaded or failed. Never
+   * rejects: a failure is logged with the module and the cause, and its requests are answered
+   * with an error.
+   */
+  apiLoad(apiKey: number, apiVersion: number): Promise<void> | null {
+    const entry = this.handlers.get(apiKey);
+    if (!entry || !isLazyApi(entry) || this.loadedApis.has(apiKey)) return null;
+    if (apiVersion < entry.minVersion || apiVersion > entry.maxVersion) return null;
+    let loading = this.loadingApis.get(apiKey);
+    if (!loading) {
+      const started = performance.now();
+      loading = entry
+        .load()
+        .then(
+          (handler) => {
+            this.loadedApis.set(apiKey, handler);
+            this.log.debug({ api: entry.name, ms: Math.round(performance.now() - started) }, `loaded the ${entry.name} handler`);
+          },
+          (err: unknown) => {
+            const error = err instanceof Error ? err : new Error(String(err));
+            this.loadedApis.set(apiKey, error);
+            this.log.error({ err: error, api: entry.name, module: `host/kafka/apis/${entry.module}` }, `the ${entry.name} handler (host/kafka/apis/${entry.module}) failed to load: its requests are answered UNKNOWN_SERVER_ERROR until the node restarts`);
+          },
+        )
+        .finally(() => this.loadingApis.delete(apiKey));
+      this.loadingApis.set(apiKey, loading);
+    }
+    return loading;
+  }
+
+  /** The handler that answers `entry`'s requests, or null when its module failed to load. */
+  loadedHandler(entry: ApiEntry): ApiHandler | null {
+    if (!isLazyApi(entry)) return entry;
+    const handler = this.loadedApis.get(entry.apiKey);
+    return handler && !(handler instanceof Error) ? handler : null;
   }
 
   /** The listener's TLS (files, reload); null = plain TCP. */
@@ -518,7 +602,7 @@ export async function startKafkaServer(deps: KafkaServerDeps, options: Partial<K
   const producerIds = deps.producerIds ?? (await ProducerIds.open(join(dataDir, 'producer-ids'), { blockSize: opts.producerIdBlockSize }));
   // In code without a `security` dep (tests, embedding): the defaults over the broker's own store.
   const security = deps.security ?? kafkaSecurity(undefined, (deps.broker as { metadata?: MetadataStore }).metadata);
-  const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? defaultHandlers, producerIds, security);
+  const server = new KafkaServer(deps.broker, deps.groups, deps.logger, deps.metrics, opts, deps.handlers ?? apiRegistry, producerIds, security);
   server.cluster = deps.cluster;
   const tcp = createListenSocket(server, opts, deps.logger);
   await new Promise<void>((resolve, reject) => {

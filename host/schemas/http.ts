@@ -11,7 +11,6 @@
 // waiting line is at most one request per connection, so connectionsMax bounds it. A burst of
 // registrations (a fleet rolling out a firmware) is served in turn, never refused.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ServerTls } from '../security/tls.js';
 import { ERRORS, REGISTRY_ERRORS } from '../errors/index.js';
@@ -285,7 +284,7 @@ export async function startRegistryServer(registry: SchemaRegistry, log: Logger,
   };
   // https with `schemas.tls` (same files, reload and handshake bound as every door: host/security/tls.ts).
   const serverTls = o.tls ? new ServerTls('schemas', 'schemas.tls', o.tls, log) : null;
-  const server: Server = serverTls ? (serverTls.track(createHttpsServer(serverTls.serverOptions(), handler)) as unknown as Server) : createServer(handler);
+  const server: Server = serverTls ? (serverTls.createHttpsServer(handler) as unknown as Server) : createServer(handler);
   // connectionsMax: Node closes a connection past it; each refusal is logged (rarely) and counted.
   server.maxConnections = o.connectionsMax;
   let lastDropLog = 0;

@@ -30,11 +30,21 @@
 // minutes each). Sockets in handshake count towards the listener's `connectionsMax`.
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import tls from 'node:tls';
+import { createRequire } from 'node:module';
+import type * as tls from 'node:tls';
+import type * as https from 'node:https';
 import type { TlsOptions } from '../config/listener.js';
 import { principalFromCertificateSubject, type Principal } from './principal.js';
 
 export type { TlsOptions } from '../config/listener.js';
+
+// node:tls and node:https are required when a door has TLS configured (issue 14's footprint: a
+// node without TLS never loads them, ~0.8 MiB of RSS). Built-ins: a synchronous require cannot fail.
+const requireBuiltin = createRequire(import.meta.url);
+let tlsModule: typeof tls | undefined;
+let httpsModule: typeof https | undefined;
+const nodeTls = (): typeof tls => (tlsModule ??= requireBuiltin('node:tls') as typeof tls);
+const nodeHttps = (): typeof https => (httpsModule ??= requireBuiltin('node:https') as typeof https);
 
 /** A handshake longer than this is dropped: a LAN client on a Pi finishes in tens of ms; 10 s leaves room for a slow link without letting idle sockets pile up. */
 export const TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT = 10_000;
@@ -134,13 +144,13 @@ export function loadTlsMaterial(configKey: string, o: TlsOptions, nowMs = Date.n
     warnings: [...validityWarnings(certKey, o.certFile, leaf, nowMs), ...crl.warnings],
   };
   try {
-    tls.createSecureContext(secureContextOptions({ ...material, crls: [] }));
+    nodeTls().createSecureContext(secureContextOptions({ ...material, crls: [] }));
   } catch (err) {
     throw new TlsFileError(configKey, o.certFile, `OpenSSL refused the files (${(err as Error).message})`);
   }
   if (o.crlFile && material.crls.length > 0) {
     try {
-      tls.createSecureContext(secureContextOptions(material));
+      nodeTls().createSecureContext(secureContextOptions(material));
     } catch (err) {
       throw new TlsFileError(`${configKey}.crlFile`, o.crlFile, `OpenSSL refused the revocation list (${(err as Error).message})`);
     }
@@ -324,9 +334,14 @@ export class ServerTls {
     return server;
   }
 
+  /** An HTTPS server for a door that speaks HTTP (the registry, MQTT over secure WebSocket), tracked like `createServer`'s. */
+  createHttpsServer(handler: Parameters<typeof https.createServer>[1]): https.Server {
+    return this.track(nodeHttps().createServer(this.serverOptions(), handler));
+  }
+
   /** A `tls.Server` for a door that reads plain sockets: `onSecure` gets each connection once its handshake is done. */
   createServer(onSecure: (socket: tls.TLSSocket) => void): tls.Server {
-    return this.track(tls.createServer({ ...this.serverOptions(), noDelay: true }, onSecure));
+    return this.track(nodeTls().createServer({ ...this.serverOptions(), noDelay: true }, onSecure));
   }
 
   /** Re-reads the files; on success new handshakes use them, on failure nothing changes and the reason is returned. */

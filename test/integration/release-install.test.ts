@@ -56,7 +56,7 @@ async function unpackWithDeclaredDeps(appDir: string, tarball: string): Promise<
 t.test('release: the npm tarball holds the runtime and nothing test-only or fetched', async (t) => {
   const dir = await tempDir(t, 'tributary-pack-');
   const { files } = await pack(dir);
-  for (const needed of ['package.json', 'README.md', 'dist/host/cli.js', 'dist/host/main.js', 'dist/host/node.js', 'dist/gateway/ws/index.js', 'dist/gateway/mqtt/index.js', 'build/core.wasm', 'gateway/ws/console/index.html', 'docs/raspberry-pi.md', 'docs/configuration.md', 'packaging/tributary.service']) {
+  for (const needed of ['package.json', 'README.md', 'dist/host/cli.js', 'dist/host/main.js', 'dist/host/node.js', 'dist/host/config/config-validators.generated.cjs', 'dist/gateway/ws/index.js', 'dist/gateway/mqtt/index.js', 'build/core.wasm', 'gateway/ws/console/index.html', 'docs/raspberry-pi.md', 'docs/configuration.md', 'packaging/tributary.service']) {
     t.ok(files.includes(needed), `has ${needed}`);
   }
   const unwanted = files.filter((f) => /^(dist\/(test|bench)\/|test\/|bench\/|assembly\/|host\/|node_modules\/|data\/|\.tap\/|coverage\/)|\.(map|ts|tsbuildinfo|wat)$/.test(f));

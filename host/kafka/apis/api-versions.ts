@@ -4,11 +4,12 @@
 //   v2: same as v1
 //   v3: flexible; request carries client_software_name/version; response may carry supported
 //       and finalized features as tagged fields (we have none)
-// The list is derived from the registered handlers, so it never claims what we cannot answer.
+// The list is derived from the registered APIs (each declares its range, host/kafka/apis/registry.ts,
+// checked against its handler by a test), so it never claims what we cannot answer.
 // A request for a version we do not support is answered by the server itself with error 35 and
 // our list in v0 format (Kafka's rule, so a newer client can retry with a version we speak).
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
-import type { ApiHandler, RequestContext } from './types.js';
+import type { ApiDeclaration, ApiHandler, RequestContext } from './types.js';
 import { ERRORS } from '../../errors/index.js';
 
 export const API_VERSIONS_KEY = 18;
@@ -30,7 +31,7 @@ const response: Schema = [
 void struct;
 
 /** Our supported versions, ascending by key. */
-export function apiVersionList(handlers: ReadonlyMap<number, ApiHandler>): Array<{ apiKey: number; minVersion: number; maxVersion: number }> {
+export function apiVersionList(handlers: ReadonlyMap<number, ApiDeclaration>): Array<{ apiKey: number; minVersion: number; maxVersion: number }> {
   return [...handlers.values()]
     .sort((a, b) => a.apiKey - b.apiKey)
     .map((h) => ({ apiKey: h.apiKey, minVersion: h.minVersion, maxVersion: h.maxVersion }));

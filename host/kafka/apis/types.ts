@@ -55,8 +55,8 @@ export interface RequestContext {
   node: NodeInfo;
   /** Aborted when the connection closes (long polls stop waiting). */
   signal: AbortSignal;
-  /** Every registered handler (ApiVersions lists them). */
-  handlers: ReadonlyMap<number, ApiHandler>;
+  /** Every registered API, loaded or not (ApiVersions lists them). */
+  handlers: ReadonlyMap<number, ApiEntry>;
   /** Durable producer-id allocation (InitProducerId). */
   producerIds: ProducerIdAllocator;
   /**
@@ -96,11 +96,32 @@ export const NO_RESPONSE: unique symbol = Symbol('no response');
  */
 export const NO_RESPONSE_CLOSE: unique symbol = Symbol('no response, close the connection');
 
-export interface ApiHandler {
+/** What ApiVersions advertises of an API, and what the listener checks before loading its handler. */
+export interface ApiDeclaration {
   apiKey: number;
   name: string;
   minVersion: number;
   maxVersion: number;
+}
+
+/**
+ * An API whose handler module is imported at its first request (host/kafka/apis/registry.ts):
+ * a node nobody speaks Kafka to never holds the code and schemas of ~30 APIs.
+ */
+export interface LazyApi extends ApiDeclaration {
+  /** The module that holds the handler, for the log when it fails to load. */
+  module: string;
+  load(): Promise<ApiHandler>;
+}
+
+/** A registry entry: a handler, or an API whose handler loads at its first request. */
+export type ApiEntry = ApiHandler | LazyApi;
+
+export function isLazyApi(entry: ApiEntry): entry is LazyApi {
+  return 'load' in entry;
+}
+
+export interface ApiHandler extends ApiDeclaration {
   /** First flexible version (compact types, tagged fields, request header v2, response header v1); 99 when none. */
   flexibleFrom: number;
   request: Schema;
