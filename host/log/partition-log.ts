@@ -16,7 +16,9 @@
 //   next ≥ written ≥ durable        next: the next offset to assign (appends queued up to it),
 //                                   written: after the last completed write, durable: after the
 //                                   last batch a completed fsync covers;
-//   written ≥ visible               visible (= logEndOffset): what reads serve;
+//   written ≥ visible               visible (= logEndOffset): what reads serve; a read with
+//                                   `throughWritten` (a leader serving followers) serves up to
+//                                   written (= writtenEndOffset), fsynced or not;
 //   durable ≥ visible               with flush=always (the default) a consumer never sees a record
 //                                   a power cut can take back. Under flush=interval/never an
 //                                   append is acknowledged once written, so visible follows
@@ -74,11 +76,15 @@ export class PartitionLog implements PartitionLogApi {
   private visibleOffset: number;
   private visibleSegment: Segment;
   private visiblePosition: number;
+  /** Where the written bytes end (a `throughWritten` read's bound), as visibleSegment/Position for visible. */
+  private writtenSegment: Segment;
+  private writtenPosition: number;
   /** Highest offset made visible on write alone (flush=interval/never): visible may lead durable up to it. */
   private visibleUnsynced = -1;
 
   private readonly visibleWaiters = new OffsetWaiters();
   private readonly endListeners = new Set<(logEndOffset: number) => void>();
+  private readonly writtenListeners = new Set<(writtenEndOffset: number) => void>();
   private failure: BrokerError | null = null;
   private suspended: BrokerError | null = null; // while the appender rewinds after a full disk (appender.ts)
   private closing = false;
@@ -98,8 +104,8 @@ export class PartitionLog implements PartitionLogApi {
     this.recovery = loaded.recovery;
     this._logStartOffset = loaded.logStartOffset;
     this.nextOffset = this.writtenOffset = this.durableOffset = this.visibleOffset = loaded.endOffset;
-    this.visibleSegment = this.segments.active;
-    this.visiblePosition = this.segments.active.sizeBytes;
+    this.visibleSegment = this.writtenSegment = this.segments.active;
+    this.visiblePosition = this.writtenPosition = this.segments.active.sizeBytes;
     this.assertLadder();
     const deps = { dir, options: () => cell.current, logger, metrics, label };
     this.appender = new Appender(deps, this.segments, this.appenderHost());
@@ -132,6 +138,9 @@ export class PartitionLog implements PartitionLogApi {
   get logEndOffset(): number {
     return this.visibleOffset;
   }
+  get writtenEndOffset(): number {
+    return this.writtenOffset;
+  }
   get sizeBytes(): number {
     return this.segments.totalBytes;
   }
@@ -163,6 +172,11 @@ export class PartitionLog implements PartitionLogApi {
     return () => this.endListeners.delete(listener);
   }
 
+  onWrittenEndAdvance(listener: (writtenEndOffset: number) => void): () => void {
+    this.writtenListeners.add(listener);
+    return () => this.writtenListeners.delete(listener);
+  }
+
   leaderEpochEntries(): EpochEntry[] {
     return this.leaderEpochs.entries.map((e) => ({ ...e }));
   }
@@ -191,11 +205,14 @@ export class PartitionLog implements PartitionLogApi {
 
   private wrote(seg: Segment, position: number, offset: number): void {
     this.writtenOffset = offset;
+    this.writtenSegment = seg;
+    this.writtenPosition = position;
     if (this.options.flush !== 'always') {
       this.visibleUnsynced = offset;
       this.advanceVisible(seg, position, offset);
     }
     this.assertLadder();
+    this.tell(this.writtenListeners, offset);
   }
 
   private synced(seg: Segment, position: number, offset: number): void {
@@ -212,7 +229,11 @@ export class PartitionLog implements PartitionLogApi {
     this.visiblePosition = position;
     this.assertLadder();
     this.visibleWaiters.settle(offset);
-    for (const l of this.endListeners) {
+    this.tell(this.endListeners, offset);
+  }
+
+  private tell(listeners: Set<(offset: number) => void>, offset: number): void {
+    for (const l of listeners) {
       try {
         l(offset);
       } catch (err) {
@@ -224,8 +245,8 @@ export class PartitionLog implements PartitionLogApi {
   /** Recovery or truncation: every rung at `end`, the readable end at the active segment's end. */
   private resetOffsets(end: number): void {
     this.nextOffset = this.writtenOffset = this.durableOffset = this.visibleOffset = end;
-    this.visibleSegment = this.segments.active;
-    this.visiblePosition = this.segments.active.sizeBytes;
+    this.visibleSegment = this.writtenSegment = this.segments.active;
+    this.visiblePosition = this.writtenPosition = this.segments.active.sizeBytes;
     this.visibleUnsynced = -1;
     this.assertLadder();
   }
@@ -333,9 +354,11 @@ export class PartitionLog implements PartitionLogApi {
 
   // --- read -------------------------------------------------------------------------------------
 
-  /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
+  /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes (the written ones with `throughWritten`). */
   private boundAt(upTo: number, o?: LogReadOptions): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
+    const damage = { skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
+    if (o?.throughWritten) return { offset: Math.min(upTo, this.writtenOffset), segment: this.writtenSegment, position: this.writtenPosition, ...damage };
+    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, ...damage };
   }
 
   read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: LogReadOptions): Promise<LogReadResult> {
