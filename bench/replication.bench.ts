@@ -6,7 +6,9 @@
 // (`broker.injectedFlushDelayMs`, an SD card's fsync on a fast disk: issue 11's target is RF 3 at
 // ≥ 50 % of RF 1 there). Latency is per record, from produce() to its delivery report (so it
 // includes the producer's linger and batching). The last column is the 1-minute load average
-// when the row ended. Failover times are bench/failover.bench.ts's.
+// when the row ended. REPLICATION_BENCH_RUNS=n runs every row n times, interleaved, and reports
+// the median (a shared machine's load moves by half between two runs). Failover times are
+// bench/failover.bench.ts's.
 // All processes share the machine's cores with the producer: an upper bound on what a cluster of
 // three machines would cost.
 import { spawn, spawnSync } from 'node:child_process';
@@ -94,10 +96,17 @@ const SETUPS: Setup[] = [
   { nodes: 3, flushDelayMs: 5, acks: ['all'] },
 ];
 
-async function throughput(count: number): Promise<Table> {
-  const rows: Array<Array<string | number>> = [];
-  /** records/s of the RF 1 row with the same acks and fsync delay: the RF 3 row's share of it. */
-  const rf1 = new Map<string, number>();
+/** One row's measurement in one round. */
+interface Sample {
+  records: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  load: number;
+}
+
+/** One round: every setup once, each on a fresh cluster; samples by row name. */
+async function round(count: number, into: Map<string, Sample[]>): Promise<void> {
   for (const setup of SETUPS) {
     const cleanup: Teardowns = [];
     try {
@@ -109,20 +118,40 @@ async function throughput(count: number): Promise<Table> {
         await createTopic(c.httpUrl(1), topic, setup.nodes);
         await eventually(() => leaderOf(c, 1, topic) > 0, 20_000, 200);
         const r = await produce(dir, c.live().map((n) => n.proc!.listeners.kafka!).join(','), topic, count, acks);
-        const perSecond = Math.round(r.acked / r.seconds);
-        const shape = `acks=${acks}, fsync +${setup.flushDelayMs} ms`;
-        if (setup.nodes === 1) rf1.set(shape, perSecond);
-        const share = setup.nodes === 3 && rf1.has(shape) ? `${Math.round((perSecond / rf1.get(shape)!) * 100)} %` : '';
         const name = `${setup.nodes === 1 ? '1 node, RF 1' : '3 nodes, RF 3'}, acks=${acks}${setup.flushDelayMs > 0 ? `, fsync +${setup.flushDelayMs} ms` : ''}`;
-        rows.push([name, r.acked, perSecond, Math.round(((r.acked * 1024) / r.seconds / 1024 / 1024) * 10) / 10, share, r.p50, r.p99, os.loadavg()[0]!.toFixed(1)]);
+        const samples = into.get(name) ?? [];
+        samples.push({ records: r.acked, perSecond: r.acked / r.seconds, p50: r.p50, p99: r.p99, load: os.loadavg()[0]! });
+        into.set(name, samples);
       }
     } finally {
       for (const fn of cleanup.reverse()) await fn();
     }
   }
+}
+
+const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * `runs` rounds (REPLICATION_BENCH_RUNS, default 1), interleaved so load drift on a shared
+ * machine hits every row alike; each row shows its median round (records/s, p50, p99) and, with
+ * more than one round, the range. "of RF 1": the RF 3 row's median over the RF 1 row's with the
+ * same acks and fsync delay.
+ */
+async function throughput(count: number, runs: number): Promise<Table> {
+  const samples = new Map<string, Sample[]>();
+  for (let r = 0; r < runs; r++) await round(count, samples);
+  const perSecond = (name: string) => middle(samples.get(name)!.map((s) => s.perSecond));
+  const rows = [...samples].map(([name, s]) => {
+    const rf1 = name.replace('3 nodes, RF 3', '1 node, RF 1');
+    const share = name !== rf1 && samples.has(rf1) ? `${Math.round((perSecond(name) / perSecond(rf1)) * 100)} %` : '';
+    const rate = Math.round(perSecond(name));
+    const range = runs > 1 ? `${Math.round(Math.min(...s.map((x) => x.perSecond))).toLocaleString('en-US')}–${Math.round(Math.max(...s.map((x) => x.perSecond))).toLocaleString('en-US')}` : '';
+    const load = (s.reduce((a, x) => a + x.load, 0) / s.length).toFixed(1);
+    return [name, s[0]!.records, rate, Math.round((rate / 1024) * 10) / 10, ...(runs > 1 ? [range] : []), share, middle(s.map((x) => x.p50)), middle(s.map((x) => x.p99)), load];
+  });
   return {
-    title: 'Replicated produce, 1 KiB records, librdkafka, one partition, loopback',
-    columns: ['setup', 'records', 'records/s', 'MiB/s', 'of RF 1', 'p50 ms', 'p99 ms', 'load 1 min'],
+    title: `Replicated produce, 1 KiB records, librdkafka, one partition, loopback${runs > 1 ? ` (median of ${runs} interleaved rounds)` : ''}`,
+    columns: ['setup', 'records', 'records/s', 'MiB/s', ...(runs > 1 ? ['records/s range'] : []), 'of RF 1', 'p50 ms', 'p99 ms', 'load 1 min'],
     rows,
   };
 }
@@ -134,5 +163,7 @@ export async function run(): Promise<Table[]> {
   if (!haveCommand('kcat') || spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status !== 0) {
     return [{ title: 'Replicated produce', columns: ['skipped'], rows: [['needs kcat and /usr/bin/python3 with confluent_kafka']] }];
   }
-  return [await throughput(quick ? 3000 : 30_000)];
+  const runs = Number(process.env.REPLICATION_BENCH_RUNS ?? 1);
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`REPLICATION_BENCH_RUNS=${process.env.REPLICATION_BENCH_RUNS}: a whole number of rounds, at least 1`);
+  return [await throughput(quick ? 3000 : 30_000, quick ? 1 : runs)];
 }
