@@ -72,13 +72,12 @@ function omit<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Om
 
 /**
  * The configuration sections and their embedded defaults. Derived keys are left out: data lives
- * in the top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's;
- * `injectedFlushDelayMs` is a bench-only knob. Each listener's `host` is null here: null = the
- * top-level `host`.
+ * in the top-level `dataDir`; Kafka's CreateTopics default partition count is the broker's.
+ * Each listener's `host` is null here: null = the top-level `host`.
  */
 export function configSections() {
   return {
-    broker: omit(defaultBrokerOptions, ['dataDir', 'injectedFlushDelayMs']),
+    broker: omit(defaultBrokerOptions, ['dataDir']),
     groups: omit(defaultGroupOptions, []),
     kafka: { ...omit(defaultKafkaServerOptions, ['dataDir', 'defaultPartitions']), host: listenerConfigDefaults.host },
     mqtt: { ...defaultMqttGatewayOptions, host: listenerConfigDefaults.host },

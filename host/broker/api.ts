@@ -94,10 +94,13 @@ export interface PartitionOffsets {
 
 /**
  * How far a reader may see (Kafka's FetchIsolation): `committed` = below the high watermark,
- * what every in-sync replica holds (every client, every door); `logEnd` = below the log end
- * (followers copying the leader, only).
+ * what every in-sync replica holds on disk (every client, every door); `logEnd` = below this
+ * replica's log end (what it has acknowledged under its flush policy); `written` = below what
+ * this replica has written to its files, fsynced or not (followers copying the leader, only:
+ * each fsyncs what it fetched before its next fetch reports it, so the two fsyncs overlap, and
+ * the high watermark stays within the leader's own fsynced end).
  */
-export type Isolation = 'committed' | 'logEnd';
+export type Isolation = 'committed' | 'logEnd' | 'written';
 
 /** A partition's replica state: role, leader epoch and its offsets (HW = LEO on one node). */
 export interface PartitionState extends PartitionOffsets {
@@ -181,11 +184,13 @@ export interface AppendResult {
 export interface ReadOptions {
   /** Upper bound on bytes returned; the first batch is returned whole even if larger (KIP-74). */
   maxBytes: number;
-  /** Default `committed` (every client). `logEnd` is for followers only. */
+  /** Default `committed` (every client). `written` is for followers only. */
   isolation?: Isolation;
 }
 
 export interface ReadResult extends PartitionOffsets {
+  /** The end this read was bounded by: its isolation's visible end as the read began. */
+  visibleEnd: number;
   /** Whole stored batches, bytes exactly as on disk (may be empty). */
   records: Uint8Array;
   /** First offset after the returned batches (the next position to read; = the offset asked when empty). */
@@ -252,6 +257,8 @@ export interface BrokerApi {
   // --- the read path ----------------------------------------------------------------------
   read(tp: TopicPartition, offset: number, options: ReadOptions): Promise<ReadResult>;
   offsets(tp: TopicPartition): PartitionOffsets;
+  /** The end a reader at `isolation` may read below now (the one place visibility is decided). */
+  visibleEnd(tp: TopicPartition, isolation: Isolation): number;
   /**
    * Bytes stored in a partition from the batch holding `fromOffset` to the one holding `toOffset`
    * (exclusive; the log end when omitted), from segment sizes and the sparse offset index — no

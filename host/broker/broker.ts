@@ -598,30 +598,34 @@ export class Broker implements BrokerApi {
     }
     const maxBytes = Math.min(maxBytesAsked, this.options.maxReadBytes);
     const log = partition.log;
-    if (!Number.isSafeInteger(offset) || offset < log.logStartOffset || offset > log.logEndOffset) {
-      throw new BrokerError(
-        'OFFSET_OUT_OF_RANGE',
-        `offset ${offset} is outside ${tp.topic}-${tp.partition}'s log [${log.logStartOffset}, ${log.logEndOffset}]`,
-      );
+    const isolation = options.isolation ?? 'committed';
+    // A follower may ask from anywhere up to the written end (its own log may be ahead of the leader's fsync).
+    const end = isolation === 'written' ? log.writtenEndOffset : log.logEndOffset;
+    if (!Number.isSafeInteger(offset) || offset < log.logStartOffset || offset > end) {
+      throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside ${tp.topic}-${tp.partition}'s log [${log.logStartOffset}, ${end}]`);
     }
-    // Visibility in one place: clients read below the high watermark, followers to the log end.
-    const upTo = () => (options.isolation === 'logEnd' ? log.logEndOffset : partition.highWatermark);
+    // Visibility in one place (visibleEndOf): taken before the read, so a caller waiting past it misses nothing that came during the read.
+    const upTo = visibleEndOf(partition, isolation);
     // A damaged batch of an internal topic is skipped, never a reason to stay down (issue 14);
     // a follower's read fails there instead, so its copy never gets a gap and never catches up.
-    const replica = options.isolation === 'logEnd';
-    const damage = { skipDamaged: isInternalTopic(tp.topic) && !replica, failOnDamage: replica };
-    const result = await partition.use((l) => l.read(offset, maxBytes, upTo(), damage));
+    const replica = isolation !== 'committed';
+    const damage = { skipDamaged: isInternalTopic(tp.topic) && !replica, failOnDamage: replica, throughWritten: isolation === 'written' };
+    const result = await partition.use((l) => l.read(offset, maxBytes, upTo, damage));
     const labels = { topic: tp.topic };
     this.metrics.reads.inc(labels);
     if (result.records.byteLength > 0) {
       this.metrics.bytesOut.inc(labels, result.records.byteLength);
       this.metrics.recordsOut.inc(labels, countRecords(result.records));
     }
-    return { records: result.records, nextOffset: result.nextOffset, ...offsetsOf(partition) };
+    return { records: result.records, nextOffset: result.nextOffset, visibleEnd: upTo, ...offsetsOf(partition) };
   }
 
   offsets(tp: TopicPartition): PartitionOffsets {
     return offsetsOf(this.partition(tp));
+  }
+
+  visibleEnd(tp: TopicPartition, isolation: Isolation): number {
+    return visibleEndOf(this.partition(tp), isolation);
   }
 
   bytesBetween(tp: TopicPartition, fromOffset: number, toOffset?: number): number {
@@ -684,14 +688,13 @@ export class Broker implements BrokerApi {
    */
   async waitForData(positions: Array<TopicPartition & { afterOffset: number }>, maxWaitMs: number, signal?: AbortSignal, isolation: Isolation = 'committed'): Promise<void> {
     if (this.closing) return;
-    const logEnd = isolation === 'logEnd';
     const lists = positions.map((pos) => {
       const partition = this.partition(pos);
-      return { partition, list: logEnd ? partition.logEndWaiters : partition.waiters, afterOffset: pos.afterOffset };
+      const list = isolation === 'committed' ? partition.waiters : isolation === 'written' ? partition.writtenWaiters : partition.logEndWaiters;
+      return { partition, list, afterOffset: pos.afterOffset };
     });
-    const visibleEnd = (p: Partition) => (logEnd ? p.log.logEndOffset : p.highWatermark);
     // No await between this check and parking: an append cannot slip in between.
-    if (lists.some((l) => visibleEnd(l.partition) > l.afterOffset)) return;
+    if (lists.some((l) => visibleEndOf(l.partition, isolation) > l.afterOffset)) return;
     const waitMs = Number.isFinite(maxWaitMs) ? Math.min(Math.max(0, Math.floor(maxWaitMs)), this.options.maxWaitMsMax) : 0;
     let parked;
     try {
@@ -908,11 +911,14 @@ export class Broker implements BrokerApi {
       metrics: this.deps.metrics,
       topicPartition: partitionDirName(topic, index),
     });
-    const partition = new Partition(tp, dir, log, this.waiters.newPartitionList(), this.waiters.newPartitionList(), LEADER_EPOCH);
+    const partition = new Partition(tp, dir, log, this.waiters.newPartitionList(), this.waiters.newPartitionList(), this.waiters.newPartitionList(), LEADER_EPOCH);
     // Readers wake when the readable end moves (after the fsync under flush=always, so a
     // reader never sees what a power cut could take back), whichever append moved it; on one
     // node the broker is the only replica, so the same event advances the high watermark.
-    partition.unsubscribe = log.onEndOffsetAdvance((end) => partition.logEndAdvanced(end));
+    const unsubscribeEnd = log.onEndOffsetAdvance((end) => partition.logEndAdvanced(end));
+    // A leader's followers copy what it has written before its fsync returns (isolation `written`).
+    const unsubscribeWritten = log.onWrittenEndAdvance((end) => partition.writtenEndAdvanced(end));
+    partition.unsubscribe = () => (unsubscribeEnd(), unsubscribeWritten());
     const self = this.metadata.image().node.nodeId;
     partition.leaderId = self;
     partition.isr = [self];
@@ -1236,6 +1242,15 @@ function approxRecordBytes(r: RecordInput): number {
   let n = 16 + (r.key?.byteLength ?? 0) + (r.value?.byteLength ?? 0);
   for (const h of r.headers ?? []) n += 4 + h.key.length + (h.value?.byteLength ?? 0);
   return n;
+}
+
+/**
+ * Visibility in one place (Kafka's FetchIsolation, api.ts): clients read below the high
+ * watermark; a follower copies what its leader has written, fsynced or not (`written`).
+ */
+function visibleEndOf(partition: Partition, isolation: Isolation): number {
+  if (isolation === 'committed') return partition.highWatermark;
+  return isolation === 'written' ? partition.log.writtenEndOffset : partition.log.logEndOffset;
 }
 
 function offsetsOf(partition: Partition): PartitionOffsets {

@@ -6,7 +6,8 @@
 // What the caller chooses, explicitly:
 //   start        earliest | latest | offset (clamped into [log start, visible end]) | timestamp
 //                (the first offset at or after it; the visible end when none is)
-//   isolation    `committed` (below the high watermark: every client) or `logEnd` (followers)
+//   isolation    `committed` (below the high watermark: every client); `written` (followers:
+//                what the leader has written, fsynced or not) or `logEnd` (api.ts, Isolation)
 //   maxBytes     per read (the first batch comes whole even when larger: KIP-74)
 //   onOutOfRange what a position outside the log becomes: earliest, latest, nearest (below the
 //                start → start, past the end → end) or fail (the error goes to the caller)
@@ -41,7 +42,7 @@ export interface RetryPolicy {
 export const NO_RETRY: RetryPolicy = { attemptsMax: 0, backoffMs: 0, backoffMaxMs: 0 };
 
 export interface CursorOptions {
-  /** Default `committed`: every client. `logEnd` is for followers only. */
+  /** Default `committed`: every client. `written` and `logEnd` are for followers only. */
   isolation?: Isolation;
   maxBytes: number;
   onOutOfRange: OutOfRangePolicy;
@@ -79,7 +80,7 @@ const RESETS_PER_READ_MAX = 8;
 /** Where a cursor starts: the rules every door shares. */
 export async function resolveStart(broker: BrokerApi, tp: TopicPartition, start: CursorStart, isolation: Isolation = 'committed'): Promise<number> {
   const offsets = broker.offsets(tp);
-  const end = visibleEndOf(offsets, isolation);
+  const end = broker.visibleEnd(tp, isolation);
   switch (start.kind) {
     case 'earliest':
       return offsets.logStartOffset;
@@ -92,10 +93,6 @@ export async function resolveStart(broker: BrokerApi, tp: TopicPartition, start:
       return found.offset < 0 ? end : Math.min(found.offset, end);
     }
   }
-}
-
-function visibleEndOf(offsets: PartitionOffsets, isolation: Isolation): number {
-  return isolation === 'logEnd' ? offsets.logEndOffset : offsets.highWatermark;
 }
 
 /** A transient error: worth the same read again. A partition that is gone stays gone for this cursor. */
@@ -135,9 +132,9 @@ export class PartitionCursor {
     this.position = offset;
   }
 
-  /** The end of what this cursor may read now (HW under `committed`, LEO under `logEnd`). */
+  /** The end of what this cursor may read now (HW under `committed`; the broker decides: BrokerApi.visibleEnd). */
   visibleEnd(): number {
-    return visibleEndOf(this.broker.offsets(this.tp), this.isolation);
+    return this.broker.visibleEnd(this.tp, this.isolation);
   }
 
   caughtUp(): boolean {
@@ -147,7 +144,7 @@ export class PartitionCursor {
   /** The partition's offsets now (and the visible end, noted as seen). */
   offsets(): PartitionOffsets {
     const offsets = this.broker.offsets(this.tp);
-    this.endSeen = Math.max(this.position, visibleEndOf(offsets, this.isolation));
+    this.endSeen = Math.max(this.position, this.visibleEnd());
     return offsets;
   }
 
@@ -158,7 +155,7 @@ export class PartitionCursor {
       try {
         const r = await this.withRetry(() => this.broker.read(this.tp, from, { maxBytes, isolation: this.isolation }));
         const offsets = { logStartOffset: r.logStartOffset, highWatermark: r.highWatermark, logEndOffset: r.logEndOffset };
-        this.endSeen = Math.max(from, visibleEndOf(offsets, this.isolation));
+        this.endSeen = Math.max(from, r.visibleEnd);
         const nextOffset = Math.max(r.nextOffset, from);
         this.emptyAt = r.records.byteLength === 0 ? from : -1;
         if (this.position === from) this.position = nextOffset; // a seek during the read wins
@@ -208,7 +205,7 @@ export class PartitionCursor {
   /** After OFFSET_OUT_OF_RANGE: where the policy says, from the partition's offsets now. */
   private reset(from: number): void {
     const offsets = this.broker.offsets(this.tp);
-    const end = visibleEndOf(offsets, this.isolation);
+    const end = this.visibleEnd();
     const policy = this.options.onOutOfRange;
     const to = policy === 'earliest' ? offsets.logStartOffset : policy === 'latest' ? end : from < offsets.logStartOffset ? offsets.logStartOffset : end;
     this.position = to;

@@ -82,7 +82,7 @@ export interface BrokerOptions {
   retentionTopicSharePercent: number;
   /** Per-partition log limits (host/log defaults apply to keys not set). */
   log: LogLimits;
-  /** Bench/test only: extra delay on every fsync, to imitate an SD card. */
+  /** Benchmarks and tests only: extra delay (ms) after every partition-log fsync, to imitate an SD card. */
   injectedFlushDelayMs?: number;
 }
 
@@ -148,7 +148,9 @@ export const defaultBrokerOptions: BrokerOptions = {
   retentionTopicSharePercent: 0,
   // Empty: the log's own defaults (host/log/options.ts, each with its reason) apply.
   log: {},
-  // 0: real disks only; benches set it to imitate an SD card's fsync.
+  // For benchmarks and tests only, never production: 0 (off). A delay in ms added after every
+  // fsync of a partition log, to imitate an SD card's slow fsync (~5 ms) on a fast disk
+  // (bench/replication.bench.ts); it only slows the broker down and changes no guarantee.
   injectedFlushDelayMs: 0,
 };
 

@@ -8,8 +8,9 @@
 //                   (isolation `committed`). On one node the broker is the only replica, so
 //                   HW follows LEO (`hwFollowsLogEnd`); the cluster issue clears that flag and
 //                   advances HW from follower fetch positions instead.
-// Readers park on one of two lists: `waiters` (woken when HW passes them: every client) and
-// `logEndWaiters` (woken when LEO passes them: followers only). acks=all producers park on a
+// Readers park on one of three lists, one per isolation: `waiters` (woken when HW passes them:
+// every client), `logEndWaiters` (woken when LEO passes them) and `writtenWaiters` (woken when
+// the written end passes them: followers' fetches). acks=all producers park on a
 // third, `acks`, woken when HW passes their batch (bounded by the broker's pending-bytes limit:
 // a waiting batch's bytes stay counted until it is answered).
 //
@@ -17,8 +18,12 @@
 // leader, a leader epoch and the in-sync replicas; the broker calls becomeLeader/becomeFollower.
 // As leader the partition keeps each follower's last fetch position (its log end, since a
 // follower fetches from its log end after its fsync) and the last time it had caught up, and
-// moves HW to the lowest log end among the ISR. As follower, HW is what the leader sent, capped
-// at this log end.
+// moves HW to the lowest log end among the ISR, this one's included. Followers copy what the
+// leader has written before its own fsync returns (isolation `written`), so the two fsyncs
+// overlap; the HW never passes this node's log end, which under flush=always is what its fsync
+// covers, nor a follower's reported log end, which is what its fsync covers: a record is
+// committed only once every in-sync replica has it on disk. As follower, HW is what the leader
+// sent, capped at this log end.
 import type { PartitionState, TopicPartition } from './api.js';
 import type { PartitionLogApi } from '../log/api.js';
 import type { PartitionWaiters, WakeReason } from './waiters.js';
@@ -80,8 +85,10 @@ export class Partition {
     readonly log: PartitionLogApi,
     /** Readers of committed data (every client): woken when the high watermark passes them. */
     readonly waiters: PartitionWaiters,
-    /** Readers up to the log end (followers): woken when the log end passes them. */
+    /** Readers up to the log end: woken when the log end passes them. */
     readonly logEndWaiters: PartitionWaiters,
+    /** Readers up to the written end (followers): woken when a write passes them, before its fsync returns. */
+    readonly writtenWaiters: PartitionWaiters,
     leaderEpoch = 0,
   ) {
     this.leaderEpoch = leaderEpoch;
@@ -96,6 +103,11 @@ export class Partition {
   state(): PartitionState {
     const logEndOffset = this.log.logEndOffset;
     return { role: this.role, leaderEpoch: this.leaderEpoch, leaderId: this.leaderId, isr: this.isr, replicas: this.replicas, logStartOffset: this.log.logStartOffset, highWatermark: this.hw, logEndOffset };
+  }
+
+  /** The written end moved (a write returned, its fsync may still run): wakes followers' fetches (isolation `written`). */
+  writtenEndAdvanced(writtenEndOffset: number): void {
+    this.writtenWaiters.wake(writtenEndOffset);
   }
 
   /** The log end moved (an append became readable): wakes log-end readers, and moves HW on one node. */
@@ -240,7 +252,10 @@ export class Partition {
     // A leader's parked follower fetches answer now, carrying the new HW: a follower's clients
     // (MQTT subscribers, WebSocket tails on that node) read only below the HW it learnt, so it
     // must not wait out a whole long poll (replicaFetchWaitMs) to hear it.
-    if (this.role === 'leader' && !this.hwFollowsLogEnd) this.logEndWaiters.wakeAll('data');
+    if (this.role === 'leader' && !this.hwFollowsLogEnd) {
+      this.writtenWaiters.wakeAll('data');
+      this.logEndWaiters.wakeAll('data');
+    }
   }
 
   /** After a truncation (a follower's log cut back to the leader's): HW may not exceed the new end, nor lag a reset log's start. */
@@ -277,6 +292,7 @@ export class Partition {
     this.failAcks(new BrokerError('NOT_LEADER_OR_FOLLOWER', `${this.tp.topic}-${this.tp.partition} is closing; the outcome of the write is unknown`));
     this.waiters.wakeAll(reason);
     this.logEndWaiters.wakeAll(reason);
+    this.writtenWaiters.wakeAll(reason);
   }
 
   /** Retires the partition and resolves once no call is using its log. */

@@ -12,9 +12,12 @@
 //               leader epoch, bounded per partition (replicaFetchBytesMax) and for the whole answer
 //               (replicaFetchResponseBytesMax); the leader long-polls replicaFetchWaitMs with
 //               minBytes 1, so the answer comes as soon as any partition has data (or its high
-//               watermark moved). Each partition's records are appended as sent and fsynced (the
-//               topic's flush policy) before the next fetch tells the leader the new log end;
-//               partitions are appended side by side.
+//               watermark moved); the leader serves what it has written, before its own fsync
+//               returns (isolation `written`), so our write and fsync overlap its fsync. Each
+//               partition's records are appended as sent and fsynced (the topic's flush policy)
+//               before the next fetch tells the leader the new log end — the end the leader's
+//               high watermark counts, so it never counts bytes we have not fsynced; partitions
+//               are appended side by side.
 //   errors      per partition, never stalling the others: OFFSET_OUT_OF_RANGE below the leader's
 //               log start resets the log there (Kafka's truncateFullyAndStartAt), above its end
 //               sends the partition back to truncation; any other error (FENCED_LEADER_EPOCH,

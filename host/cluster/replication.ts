@@ -26,8 +26,11 @@
 //                 (replica-fetcher.ts, Kafka's ReplicaFetcherThread): one connection and one
 //                 multi-partition Fetch in flight, our node id as replica id, each partition from
 //                 its log end after truncation by leader epoch (OffsetForLeaderEpoch, KIP-101/279;
-//                 never to the high watermark); each answer is appended as sent and fsynced (the
-//                 topic's flush policy) before the next fetch tells the leader the new log end. A
+//                 never to the high watermark); the leader serves what it has written before its
+//                 own fsync returns (isolation `written`: the two fsyncs overlap), and each answer
+//                 is appended as sent and fsynced (the topic's flush policy) before the next fetch
+//                 tells the leader the new log end; the high watermark is the lowest of the
+//                 leader's fsynced end and those reported ends (partition.ts). A
 //                 partition whose leader or epoch changes leaves its fetcher and joins its new
 //                 leader's once its last append there has finished.
 //

@@ -33,6 +33,8 @@ export const brokerSchema: SectionSchema = section({
   retentionBudgetBytes: integer(-1),
   retentionBudgetPercent: integer(1, 100),
   retentionTopicSharePercent: integer(0, 100),
+  // Benchmarks and tests only (an SD card's slow fsync imitated on a fast disk).
+  injectedFlushDelayMs: integer(0, 10_000),
   log: object(
     {
       maxDecompressedBytes: integer(1),

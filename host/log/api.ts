@@ -6,6 +6,9 @@
 // The log's own offsets (see partition-log.ts, "offset ladder"):
 //   logStartOffset ≤ logEndOffset          what can be read (logEndOffset: acknowledged under
 //                                          the flush policy; a read never goes past it)
+//   logEndOffset ≤ writtenEndOffset        what is in the segment files, fsynced or not: only a
+//                                          read with `throughWritten` (a leader serving its
+//                                          followers) goes past logEndOffset, up to it
 // The broker adds the high watermark on top (≤ logEndOffset; equal on one node) and passes it
 // to `read` as `upTo` for every client read.
 
@@ -85,12 +88,25 @@ export interface LogReadOptions {
    * would otherwise store a gap where the damaged batches were and count as caught up.
    */
   failOnDamage?: boolean;
+  /**
+   * Bound the read by the written end instead of the readable end: batches written to the file
+   * but not yet covered by an fsync come back too. For a leader serving its followers only: they
+   * fsync what they fetch before acknowledging it, so their fsyncs overlap the leader's own,
+   * while the high watermark (what clients read) stays within every in-sync replica's fsynced end.
+   */
+  throughWritten?: boolean;
 }
 
 export interface PartitionLogApi {
   readonly logStartOffset: number;
   /** Readable end: everything below it is acknowledged under the flush policy. */
   readonly logEndOffset: number;
+  /**
+   * End of what is written to the segment files, fsynced or not (≥ logEndOffset; equal once an
+   * fsync covers it, and always under flush=interval/never). A crash may take back what lies
+   * between the two; a read reaches it only with `throughWritten`.
+   */
+  readonly writtenEndOffset: number;
   /** Bytes on disk over all segments. */
   readonly sizeBytes: number;
   /** The error that stopped appends for good (until the partition is reopened), or null (health checks). */
@@ -117,6 +133,8 @@ export interface PartitionLogApi {
   maxTimestamp(): { offset: number; timestampMs: number } | null;
   /** Calls `listener` whenever logEndOffset advances (wakes long-poll readers); returns an unsubscribe function. */
   onEndOffsetAdvance(listener: (logEndOffset: number) => void): () => void;
+  /** Calls `listener` whenever writtenEndOffset advances (a write returned, before its fsync); returns an unsubscribe function. */
+  onWrittenEndAdvance(listener: (writtenEndOffset: number) => void): () => void;
   /**
    * Drops every batch ending at or after `offset` (a batch containing it goes whole); resolves
    * with the new log end. `full` (Kafka's truncateFullyAndStartAt): drops every batch and

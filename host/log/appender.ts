@@ -266,9 +266,12 @@ export class Appender {
         seg.users++;
         const t0 = performance.now();
         try {
-          await fdatasync(seg.fd!);
+          // Benchmarks and tests: a slow disk (an SD card). Before the fdatasync, so the bytes
+          // reach the disk only at the end, as on the slow device: a power-cut test's storage
+          // shim (test/helpers/power-cut.ts) then sees them unsynced for the whole delay.
           const delayMs = this.deps.options().injectedFlushDelayMs;
           if (delayMs > 0) await sleepMs(delayMs);
+          await fdatasync(seg.fd!);
         } finally {
           this.segments.release(seg);
         }

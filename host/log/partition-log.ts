@@ -16,7 +16,8 @@
 //   next ≥ written ≥ durable        next: the next offset to assign (appends queued up to it),
 //                                   written: after the last completed write, durable: after the
 //                                   last batch a completed fsync covers;
-//   written ≥ visible               visible (= logEndOffset): what reads serve;
+//   written ≥ visible               visible (= logEndOffset): what reads serve (`throughWritten`:
+//                                   up to written = writtenEndOffset, a leader serving followers);
 //   durable ≥ visible               with flush=always (the default) a consumer never sees a record
 //                                   a power cut can take back. Under flush=interval/never an
 //                                   append is acknowledged once written, so visible follows
@@ -42,7 +43,7 @@ import type { ProducerStore } from './producer-store.js';
 import { Retention, type RetentionHost } from './retention.js';
 import type { Segment } from './segment.js';
 import type { ReadBound, SegmentSet } from './segment-set.js';
-import { OffsetWaiters } from './waiters.js';
+import { OffsetListeners, OffsetWaiters } from './waiters.js';
 
 export { defaultLogOptions };
 export type { RecoveryReport };
@@ -74,11 +75,14 @@ export class PartitionLog implements PartitionLogApi {
   private visibleOffset: number;
   private visibleSegment: Segment;
   private visiblePosition: number;
+  /** Where the written bytes end (a `throughWritten` read's bound), as visibleSegment/Position for visible. */
+  private writtenSegment: Segment; private writtenPosition: number;
   /** Highest offset made visible on write alone (flush=interval/never): visible may lead durable up to it. */
   private visibleUnsynced = -1;
 
   private readonly visibleWaiters = new OffsetWaiters();
-  private readonly endListeners = new Set<(logEndOffset: number) => void>();
+  private readonly endListeners = new OffsetListeners((err) => this.logger.warn({ err }, 'end-offset listener threw'));
+  private readonly writtenListeners = new OffsetListeners((err) => this.logger.warn({ err }, 'written-end listener threw'));
   private failure: BrokerError | null = null;
   private suspended: BrokerError | null = null; // while the appender rewinds after a full disk (appender.ts)
   private closing = false;
@@ -98,8 +102,8 @@ export class PartitionLog implements PartitionLogApi {
     this.recovery = loaded.recovery;
     this._logStartOffset = loaded.logStartOffset;
     this.nextOffset = this.writtenOffset = this.durableOffset = this.visibleOffset = loaded.endOffset;
-    this.visibleSegment = this.segments.active;
-    this.visiblePosition = this.segments.active.sizeBytes;
+    this.visibleSegment = this.writtenSegment = this.segments.active;
+    this.visiblePosition = this.writtenPosition = this.segments.active.sizeBytes;
     this.assertLadder();
     const deps = { dir, options: () => cell.current, logger, metrics, label };
     this.appender = new Appender(deps, this.segments, this.appenderHost());
@@ -132,6 +136,7 @@ export class PartitionLog implements PartitionLogApi {
   get logEndOffset(): number {
     return this.visibleOffset;
   }
+  get writtenEndOffset(): number { return this.writtenOffset; } // ≥ logEndOffset: fsynced or not (api.ts)
   get sizeBytes(): number {
     return this.segments.totalBytes;
   }
@@ -158,10 +163,8 @@ export class PartitionLog implements PartitionLogApi {
     return this.segments.active;
   }
 
-  onEndOffsetAdvance(listener: (logEndOffset: number) => void): () => void {
-    this.endListeners.add(listener);
-    return () => this.endListeners.delete(listener);
-  }
+  onEndOffsetAdvance = (listener: (logEndOffset: number) => void): (() => void) => this.endListeners.add(listener);
+  onWrittenEndAdvance = (listener: (writtenEndOffset: number) => void): (() => void) => this.writtenListeners.add(listener);
 
   leaderEpochEntries(): EpochEntry[] {
     return this.leaderEpochs.entries.map((e) => ({ ...e }));
@@ -191,11 +194,13 @@ export class PartitionLog implements PartitionLogApi {
 
   private wrote(seg: Segment, position: number, offset: number): void {
     this.writtenOffset = offset;
+    [this.writtenSegment, this.writtenPosition] = [seg, position];
     if (this.options.flush !== 'always') {
       this.visibleUnsynced = offset;
       this.advanceVisible(seg, position, offset);
     }
     this.assertLadder();
+    this.writtenListeners.tell(offset);
   }
 
   private synced(seg: Segment, position: number, offset: number): void {
@@ -212,20 +217,14 @@ export class PartitionLog implements PartitionLogApi {
     this.visiblePosition = position;
     this.assertLadder();
     this.visibleWaiters.settle(offset);
-    for (const l of this.endListeners) {
-      try {
-        l(offset);
-      } catch (err) {
-        this.logger.warn({ err }, 'end-offset listener threw');
-      }
-    }
+    this.endListeners.tell(offset);
   }
 
   /** Recovery or truncation: every rung at `end`, the readable end at the active segment's end. */
   private resetOffsets(end: number): void {
     this.nextOffset = this.writtenOffset = this.durableOffset = this.visibleOffset = end;
-    this.visibleSegment = this.segments.active;
-    this.visiblePosition = this.segments.active.sizeBytes;
+    this.visibleSegment = this.writtenSegment = this.segments.active;
+    this.visiblePosition = this.writtenPosition = this.segments.active.sizeBytes;
     this.visibleUnsynced = -1;
     this.assertLadder();
   }
@@ -333,9 +332,10 @@ export class PartitionLog implements PartitionLogApi {
 
   // --- read -------------------------------------------------------------------------------------
 
-  /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes. */
+  /** What a read may serve: below min(upTo, logEndOffset), within the visible bytes (the written ones with `throughWritten`). */
   private boundAt(upTo: number, o?: LogReadOptions): ReadBound {
-    return { offset: Math.min(upTo, this.visibleOffset), segment: this.visibleSegment, position: this.visiblePosition, skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
+    const [end, segment, position] = o?.throughWritten ? [this.writtenOffset, this.writtenSegment, this.writtenPosition] : [this.visibleOffset, this.visibleSegment, this.visiblePosition];
+    return { offset: Math.min(upTo, end), segment, position, skipDamaged: o?.skipDamaged === true, failOnDamage: o?.failOnDamage === true };
   }
 
   read(offset: number, maxBytes: number, upTo: number = this.visibleOffset, options?: LogReadOptions): Promise<LogReadResult> {

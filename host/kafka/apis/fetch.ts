@@ -19,8 +19,9 @@
 // Replication (issue 11): a request with replica_id ≥ 0 is a follower's. It must reach the
 // partition's leader (NOT_LEADER_OR_FOLLOWER) in the follower's epoch (FENCED_LEADER_EPOCH /
 // UNKNOWN_LEADER_EPOCH, KIP-320); its fetch offset is its log end, which the leader records once
-// per request (the high watermark may move), and it reads through the same cursor with `logEnd`
-// isolation. A consumer (replica_id -1) must reach the leader too, and reads below the HW.
+// per request (the high watermark may move), and it reads through the same cursor with `written`
+// isolation: what the leader has written, before its own fsync returns (the follower fsyncs it
+// before its next fetch reports it; the high watermark stays within the leader's fsynced end). A consumer (replica_id -1) must reach the leader too, and reads below the HW.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
@@ -107,7 +108,7 @@ const EMPTY = new Uint8Array(0);
 
 /** One cursor per requested partition, at its fetch offset; the client resets on its own (onOutOfRange 'fail'). */
 function openCursors(req: FetchRequest, ctx: RequestContext): PartitionCursor[][] {
-  const isolation = req.replicaId >= 0 ? 'logEnd' : 'committed';
+  const isolation = req.replicaId >= 0 ? 'written' : 'committed';
   return req.topics.map((t) =>
     t.partitions.map((p) => new PartitionCursor(ctx.broker, { topic: t.topic, partition: p.partition }, p.fetchOffset, { maxBytes: 0, onOutOfRange: 'fail', retry: NO_RETRY, isolation })),
   );
