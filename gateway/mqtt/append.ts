@@ -46,8 +46,8 @@ function approxBytes(r: RecordInput): number {
  */
 export const RECORD_HEAP_BYTES = 800;
 
-/** `offset`: where the record landed (absent on error and for acks=0 appends whose answer carries none). */
-export type AppendCallback = (err: Error | null, offset?: number) => void;
+/** `offset` and `partition`: where the record landed (absent on error and for acks=0 appends whose answer carries none). */
+export type AppendCallback = (err: Error | null, offset?: number, partition?: number) => void;
 
 interface Queue {
   topic: string;
@@ -267,7 +267,7 @@ export class AppendBatcher {
     q.lastStartMs = performance.now();
     this.batches++;
     void this.produce(q.topic, q.partition, records, durable).then(
-      (offsets) => this.settle(q, callbacks, bytes, null, offsets),
+      (landed) => this.settle(q, callbacks, bytes, null, landed),
       (err: Error) => {
         if (!this.requeueValid(q, records, callbacks, durable, err)) this.settle(q, callbacks, bytes, err);
         else this.settle(q, [], bytes, null);
@@ -304,7 +304,7 @@ export class AppendBatcher {
     return true;
   }
 
-  private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<number[]> {
+  private async produce(topic: string, partition: number | undefined, records: RecordInput[], durable: boolean): Promise<Array<{ partition: number; offset: number }>> {
     if (!this.knownTopics.has(topic)) {
       await this.broker.ensureTopic(topic);
       if (this.knownTopics.size >= KNOWN_TOPICS_MAX) this.knownTopics.clear();
@@ -315,14 +315,14 @@ export class AppendBatcher {
     // `__*` only: `_schemas` is the registry's, never a gateway's (the broker refuses a route to it)
     const internal = isInternalTopic(topic) && topic.startsWith('__');
     const produced = this.broker.produce(topic, records, { acks: durable ? -1 : 0, partition, internal });
-    if (internal) return (await produced).map((r) => r.offset); // never tailed by TailManager
+    if (internal) return await produced; // never tailed by TailManager
     this.own.track(topic, produced);
     const result = await produced;
     this.own.record(topic, result);
-    return result.map((r) => r.offset);
+    return result;
   }
 
-  private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null, offsets?: number[]): void {
+  private settle(q: Queue, callbacks: AppendCallback[], bytes: number, err: Error | null, landed?: ReadonlyArray<{ partition: number; offset: number }>): void {
     q.inflight--;
     this.pendingBytes -= bytes;
     this.pendingRecords -= callbacks.length;
@@ -332,7 +332,7 @@ export class AppendBatcher {
     } else {
       this.appendedRecords += callbacks.length;
     }
-    callbacks.forEach((cb, i) => cb(err, offsets?.[i]));
+    callbacks.forEach((cb, i) => cb(err, landed?.[i]?.offset, landed?.[i]?.partition));
     if (q.records.length > 0) this.next(q);
     else if (!q.timer && q.inflight === 0 && (!this.options.commitLingerMs || this.queues.size > IDLE_QUEUES_KEPT_MAX)) {
       this.queues.delete(q.partition === undefined ? q.topic : `${q.topic}\u0000${q.partition}`);

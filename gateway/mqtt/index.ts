@@ -434,10 +434,12 @@ class AedesGateway {
       guard.pendingBytes += charged;
       if (durable) guard.inflight++;
     }
-    // a cluster: where a QoS 1/2 record landed, so a session's delivery positions can pass it (persistence.ts)
-    const notePosition = durable && this.clustered ? target.partition ?? this.broker.partitionForKey(streamTopic, record.key) : -1;
-    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err, offset) => {
-      if (notePosition >= 0 && !err && offset !== undefined && record.value) this.persistence.noteStreamPosition(record.value, streamTopic, notePosition, offset);
+    // A cluster: where a QoS 1/2 record landed, so a session's delivery positions can pass it
+    // (persistence.ts). Taken from the append's answer, never computed before it: the topic may
+    // not exist yet (the append creates it), and a keyless record's partition is the append's pick.
+    const notePosition = durable && this.clustered;
+    this.batcher.append(target.topic, target.partition, record, bytes, durable, (err, offset, partition) => {
+      if (notePosition && !err && offset !== undefined && partition !== undefined && record.value) this.persistence.noteStreamPosition(record.value, streamTopic, partition, offset);
       if (guard) {
         guard.pendingBytes -= charged;
         if (durable) {
