@@ -4,7 +4,7 @@
 // checker over them (each acknowledged record present once at its offset on every replica;
 // replicas identical), with anomalies by kind (lost, duplicate, wrongOffset, divergent), and
 // `produce`: a librdkafka producer (confluent_kafka) whose acknowledgements are the checker's input.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventually, haveCommand } from './index.js';
@@ -170,10 +170,19 @@ export async function produce(dir: string, bootstrap: string, topic: string, tag
   await writeFile(script, PRODUCER);
   const out = join(dir, `${tag}.acked`);
   const child = spawn(PYTHON, [script, bootstrap, topic, tag, String(o.seconds ?? 0), String(o.count ?? 0), o.acks ?? 'all', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return producerRun(child, out);
+}
+
+/**
+ * Waits for a producer script (ours, printing one JSON summary line and writing one
+ * `value partition offset unixSeconds` line per acknowledgement to `out`) and reads its run;
+ * throws when it failed, or when its count of acknowledgements disagrees with the file.
+ */
+export async function producerRun(child: ChildProcess, out: string): Promise<ProduceRun> {
   let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
+  child.stdout!.on('data', (d) => (stdout += d));
   let stderr = '';
-  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}${stderr}`);
   const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; acked: number; errors: string[] };

@@ -20,11 +20,11 @@
 // Trials: CLUSTER_WRITTEN_POWER_CUT_TRIALS (default 1) repeats the body.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep, startBroker, tempDir } from '../helpers/index.js';
 import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
-import { bootstrap, check, createTopic, metadata, readReplica, waitForIsr, kafkaClientsPresent, type Acked, type PartitionMeta } from '../helpers/replicas.js';
+import { bootstrap, check, createTopic, metadata, producerRun, readReplica, waitForIsr, kafkaClientsPresent, type Acked, type PartitionMeta } from '../helpers/replicas.js';
 import { cutToSynced, powerCutShim, type CutReport } from '../helpers/power-cut.js';
 
 const TRIALS = Number(process.env.CLUSTER_WRITTEN_POWER_CUT_TRIALS ?? 1);
@@ -109,21 +109,7 @@ async function produceTo(dir: string, bootstrapList: string, topic: string, tag:
   await writeFile(script, PRODUCER);
   const out = join(dir, `${tag}.acked`);
   const child = spawn('/usr/bin/python3', [script, bootstrapList, topic, tag, String(seconds), partitions.join(','), out], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}${stderr}`);
-  const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; errors: string[] };
-  const acked = (await readFile(out, 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [value, partition, offset, at] = line.split(' ');
-      return { value: value!, partition: Number(partition), offset: Number(offset), atMs: Math.round(Number(at) * 1000) };
-    });
-  return { sent: summary.sent, acked, errors: summary.errors };
+  return producerRun(child, out);
 }
 
 /** Each node's files of `topic` as the power cut left them, copied aside (readReplica reads the copy later). */
