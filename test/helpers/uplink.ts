@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
-import { eventually, haveCommand, sh, startBroker, tempDir, type BrokerProcess } from './index.js';
+import { eventually, haveCommand, sh, sleep, startBroker, tempDir, type BrokerProcess } from './index.js';
 
 export { sh, type Ran } from './index.js';
 
@@ -297,4 +297,24 @@ export async function startPolicyEdge(t: Teardown, site: string, port: number, s
   await producer.connect();
   t.teardown(() => producer.disconnect());
   return { edge, producer, created };
+}
+
+/**
+ * Produces `perRound` records to partition 0 of `topic` on `edge` every `gapMs` for `forMs` with an
+ * idempotent kafkajs producer (acks all, one request in flight); returns the values acknowledged,
+ * in order. Traffic that spans several SASL session lifetimes of the edge's link.
+ */
+export async function produceRounds(t: { teardown(f: () => unknown): void }, edge: BrokerProcess, topic: string, forMs: number, perRound = 5, gapMs = 150): Promise<string[]> {
+  const producer = new kafkajs.Kafka({ clientId: `rounds-${topic}`, brokers: [edge.listeners.kafka!], logLevel: kafkajs.logLevel.NOTHING }).producer({ allowAutoTopicCreation: true, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  t.teardown(() => producer.disconnect());
+  const acked: string[] = [];
+  const until = Date.now() + forMs;
+  for (let round = 0; Date.now() < until; round++) {
+    const values = Array.from({ length: perRound }, (_, i) => `${topic}-${round}-${i}`);
+    await producer.send({ topic, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
+    acked.push(...values);
+    await sleep(gapMs);
+  }
+  return acked;
 }

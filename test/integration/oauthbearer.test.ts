@@ -18,8 +18,8 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
-import { eventually, sh, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
-import { startSaslEdge, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
+import { eventually, sh, startBroker, tempDir } from '../helpers/index.js';
+import { produceRounds, startSaslEdge, uplinkToolsPresent, verdict, type TargetRecord } from '../helpers/uplink.js';
 import { claimsFor, signJwt, startTokenEndpoint, testKey, writeJwks } from '../helpers/oauth-idp.js';
 
 const SITE = 'edge1';
@@ -132,7 +132,7 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     // everyone's here: the target's failed-login limit is raised so it does not lock the others out.
     const clientCredentials = async () => {
       const edge = await startSaslEdge(t, SITE, k, 'up', { mechanism: 'OAUTHBEARER', tokenUrl: idp.url, clientId: 'edge-gw', clientSecret: EDGE_SECRET });
-      const acked = await produceFor(t, edge, 'up', 3 * TOKEN_LIFETIME_SEC * 1000);
+      const acked = await produceRounds(t, edge, 'up', 3 * TOKEN_LIFETIME_SEC * 1000);
       const v = await eventually(async () => {
         const got = verdict(await readTarget(dir, k, `${SITE}.up`, readerToken, readerExp).catch(() => []), { site: SITE, topic: 'up', partition: 0 }, acked);
         return got.found >= acked.length ? got : Promise.reject(new Error(`found ${got.found} of ${acked.length}`));
@@ -172,20 +172,4 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     };
     await Promise.all([clientCredentials(), tokenFile(), expiredToken()]);
   });
-}
-
-/** Produces 5 records every 150 ms for `ms` (acks all, idempotent); returns the values acknowledged, in order. */
-async function produceFor(t: { teardown(f: () => unknown): void }, edge: BrokerProcess, topic: string, ms: number): Promise<string[]> {
-  const producer = new kafkajs.Kafka({ clientId: `oauth-${topic}`, brokers: [edge.listeners.kafka!], logLevel: kafkajs.logLevel.NOTHING }).producer({ allowAutoTopicCreation: true, idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  t.teardown(() => producer.disconnect());
-  const acked: string[] = [];
-  const until = Date.now() + ms;
-  for (let round = 0; Date.now() < until; round++) {
-    const values = Array.from({ length: 5 }, (_, i) => `${topic}-${round}-${i}`);
-    await producer.send({ topic, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
-    acked.push(...values);
-    await sleep(150);
-  }
-  return acked;
 }

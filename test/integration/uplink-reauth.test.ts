@@ -17,10 +17,10 @@
 // after 1.5 s and the first two checks fail.
 import t, { type Test } from 'tap';
 import kafkajs from 'kafkajs';
-import { cliJs, eventually, sh, sleep, startBroker, tempDir, type BrokerProcess } from '../helpers/index.js';
+import { cliJs, eventually, sh, startBroker, tempDir } from '../helpers/index.js';
 import { KafkaConnection } from '../../host/kafka/client/connection.js';
 import { CLIENT_APIS } from '../../host/kafka/client/apis.js';
-import { kcatReadScram, startSaslEdge, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
+import { kcatReadScram, produceRounds, startSaslEdge, uplinkToolsPresent, verdict } from '../helpers/uplink.js';
 
 const SITE = 'edge1';
 const PASSWORD = 'alice-reauth-secret';
@@ -32,22 +32,6 @@ const PER_ROUND = 5;
 
 const readTarget = (bootstrap: string, topic: string) => kcatReadScram(bootstrap, topic, 'alice', PASSWORD);
 const edgeWith = (t: Test, target: string, topic: string, sasl: object) => startSaslEdge(t, SITE, target, topic, sasl);
-
-/** Produces PER_ROUND records every ROUND_GAP_MS for PRODUCE_FOR_MS (acks all); returns the values acknowledged, in order. */
-async function produceForLifetimes(t: Test, edge: BrokerProcess, topic: string): Promise<string[]> {
-  const producer = new kafkajs.Kafka({ clientId: `reauth-${topic}`, brokers: [edge.listeners.kafka!], logLevel: kafkajs.logLevel.NOTHING }).producer({ allowAutoTopicCreation: true, idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
-  t.teardown(() => producer.disconnect());
-  const acked: string[] = [];
-  const until = Date.now() + PRODUCE_FOR_MS;
-  for (let round = 0; Date.now() < until; round++) {
-    const values = Array.from({ length: PER_ROUND }, (_, i) => `${topic}-${round}-${i}`);
-    await producer.send({ topic, acks: -1, messages: values.map((value) => ({ value, partition: 0 })) });
-    acked.push(...values);
-    await sleep(ROUND_GAP_MS);
-  }
-  return acked;
-}
 
 if (uplinkToolsPresent(t, ['kcat'])) {
   t.test('uplink SASL re-authentication (KIP-368): sessions of 1.5 s renewed on the same connection', { timeout: 120_000 }, async (t) => {
@@ -65,7 +49,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     await Promise.all(mechanisms.map(async (mechanism) => {
       const topic = `r-${mechanism.toLowerCase()}`;
       const edge = await edgeWith(t, k, topic, { mechanism, user: 'alice', password: PASSWORD });
-      const values = await produceForLifetimes(t, edge, topic);
+      const values = await produceRounds(t, edge, topic, PRODUCE_FOR_MS, PER_ROUND, ROUND_GAP_MS);
       const v = await eventually(async () => {
         const got = verdict(await readTarget(k, `${SITE}.${topic}`).catch(() => []), { site: SITE, topic, partition: 0 }, values);
         return got.found >= values.length ? got : Promise.reject(new Error(`found ${got.found} of ${values.length}`));
