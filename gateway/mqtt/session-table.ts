@@ -136,23 +136,22 @@ export class SessionTable {
       }
     } else if (kind === 'o') {
       const e = this.entry(clientId);
-      if (value === null) {
-        delete e.owner;
-        return undefined;
+      // a tombstone falls through to the cleanup below: an entry left empty is forgotten
+      if (value === null) delete e.owner;
+      else {
+        const o = objectOf(value, 'owner');
+        e.previous = e.owner;
+        e.owner = { node: nodeOf(o.node, 'owner'), clean: o.clean === true, offset };
+        return e.owner;
       }
-      const o = objectOf(value, 'owner');
-      e.previous = e.owner;
-      e.owner = { node: nodeOf(o.node, 'owner'), clean: o.clean === true, offset };
-      return e.owner;
     } else if (kind === 'p') {
       const e = this.entry(clientId);
-      if (value === null) {
-        delete e.positions;
-        return undefined;
+      if (value === null) delete e.positions;
+      else {
+        const o = objectOf(value, 'positions');
+        e.positions = { node: nodeOf(o.node, 'positions'), released: o.released === true, positions: positionsOf(o.positions), offset };
+        if (e.positions.released) this.wake(clientId, e.positions.node, offset);
       }
-      const o = objectOf(value, 'positions');
-      e.positions = { node: nodeOf(o.node, 'positions'), released: o.released === true, positions: positionsOf(o.positions), offset };
-      if (e.positions.released) this.wake(clientId, e.positions.node, offset);
     } else throw new Error(`kind ${JSON.stringify(kind)} is not s, e, o or p`);
     const e = this.entries.get(clientId);
     if (e && !e.owner && !e.previous && !e.subs && e.expiry === undefined && !e.positions) this.entries.delete(clientId);
