@@ -14,56 +14,13 @@
 // Trials: CLUSTER_FAULT_TRIALS (default 1) repeats each test body.
 import t from 'tap';
 import { join } from 'node:path';
-import { eventually, sleep, startBroker, tempDir } from '../helpers/index.js';
-import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
+import { eventually, sleep, tempDir } from '../helpers/index.js';
+import type { Cluster } from '../helpers/cluster.js';
+import { startShimmedCluster } from '../helpers/shimmed-cluster.js';
 import { bootstrap, check, createTopic, kafkaAddress, metadata, produce, waitForIsr, kafkaClientsPresent } from '../helpers/replicas.js';
-import { cutToSynced, powerCutShim } from '../helpers/power-cut.js';
 
 const TRIALS = Number(process.env.CLUSTER_FAULT_TRIALS ?? 1);
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
-
-type Teardown = Parameters<typeof tempDir>[0];
-
-/** A cluster whose every node runs under the power-cut shim; `ledger(id)` is its current process's ledger. */
-class ShimmedCluster extends Cluster {
-  private readonly ledgers = new Map<number, string>();
-  constructor(
-    private readonly tt: Teardown,
-    nodes: ClusterNode[],
-    voters: string,
-    private readonly sets: string[],
-    private readonly ledgerDir: string,
-  ) {
-    super(tt, nodes, voters, { set: sets });
-  }
-
-  override async start(id: number) {
-    const n = this.node(id);
-    const shim = powerCutShim(n.dataDir, this.ledgerDir, `node${id}`);
-    n.proc = await startBroker(this.tt, { dataDir: n.dataDir, args: this.args(n), nodeArgs: shim.nodeArgs, env: shim.env, readyTimeoutMs: 60_000 });
-    n.stopped = false;
-    this.ledgers.set(id, shim.ledger);
-    return n.proc;
-  }
-
-  /** kill -9, then every file the process wrote cut to its last-synced length: a power cut of that node. */
-  async powerCut(id: number) {
-    await this.kill9(id);
-    return cutToSynced(this.ledgers.get(id)!);
-  }
-}
-
-async function startShimmedCluster(t: Teardown, sets: string[]): Promise<ShimmedCluster> {
-  const root = await tempDir(t, 'tributary-faults-');
-  const nodes: ClusterNode[] = [];
-  for (let id = 1; id <= 3; id++) nodes.push({ id, dataDir: join(root, `node${id}`), clusterPort: await freePort(), proc: null, stopped: false });
-  const voters = nodes.map((x) => `${x.id}@127.0.0.1:${x.clusterPort}`).join(',');
-  const c = new ShimmedCluster(t, nodes, voters, sets, root);
-  t.teardown(() => c.stopAll());
-  await Promise.all(nodes.map((x) => c.start(x.id)));
-  await c.waitForBrokers([1, 2, 3]);
-  return c;
-}
 
 /** The node ids whose controller log says they were fenced (the controller runs on whichever node leads the quorum). */
 function fencedNodes(c: Cluster): Set<number> {

@@ -22,10 +22,10 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sleep, startBroker, tempDir } from '../helpers/index.js';
-import { Cluster, freePort, type ClusterNode } from '../helpers/cluster.js';
+import { sleep, tempDir } from '../helpers/index.js';
+import type { Cluster } from '../helpers/cluster.js';
+import { startShimmedCluster } from '../helpers/shimmed-cluster.js';
 import { bootstrap, check, createTopic, metadata, producerRun, readReplica, waitForIsr, kafkaClientsPresent, type Acked, type PartitionMeta } from '../helpers/replicas.js';
-import { cutToSynced, powerCutShim, type CutReport } from '../helpers/power-cut.js';
 
 const TRIALS = Number(process.env.CLUSTER_WRITTEN_POWER_CUT_TRIALS ?? 1);
 const SLOW_NODE = 1;
@@ -35,47 +35,7 @@ const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=2000', 'cluster.rep
 type Teardown = Parameters<typeof tempDir>[0];
 
 /** Three nodes under the power-cut shim; node 1 with a slow fsync. */
-class CabinetCluster extends Cluster {
-  private readonly ledgers = new Map<number, string>();
-  constructor(
-    private readonly tt: Teardown,
-    nodes: ClusterNode[],
-    voters: string,
-    private readonly ledgerDir: string,
-  ) {
-    super(tt, nodes, voters, { set: FAST });
-  }
-
-  override async start(id: number) {
-    const n = this.node(id);
-    const shim = powerCutShim(n.dataDir, this.ledgerDir, `node${id}`);
-    const slow = id === SLOW_NODE ? [`broker.injectedFlushDelayMs=${SLOW_FSYNC_MS}`] : [];
-    n.proc = await startBroker(this.tt, { dataDir: n.dataDir, args: this.args(n, slow), nodeArgs: shim.nodeArgs, env: shim.env, readyTimeoutMs: 60_000 });
-    n.stopped = false;
-    this.ledgers.set(id, shim.ledger);
-    return n.proc;
-  }
-
-  /** The whole cabinet loses power: every node killed at once, then each one's files cut to their last-synced length. */
-  async powerCutAll(): Promise<Map<number, CutReport>> {
-    await Promise.all(this.nodes.map((n) => this.kill9(n.id)));
-    const reports = new Map<number, CutReport>();
-    for (const n of this.nodes) reports.set(n.id, await cutToSynced(this.ledgers.get(n.id)!));
-    return reports;
-  }
-}
-
-async function startCabinet(t: Teardown): Promise<CabinetCluster> {
-  const root = await tempDir(t, 'tributary-written-cut-');
-  const nodes: ClusterNode[] = [];
-  for (let id = 1; id <= 3; id++) nodes.push({ id, dataDir: join(root, `node${id}`), clusterPort: await freePort(), proc: null, stopped: false });
-  const voters = nodes.map((x) => `${x.id}@127.0.0.1:${x.clusterPort}`).join(',');
-  const c = new CabinetCluster(t, nodes, voters, root);
-  t.teardown(() => c.stopAll());
-  await Promise.all(nodes.map((x) => c.start(x.id)));
-  await c.waitForBrokers([1, 2, 3]);
-  return c;
-}
+const startCabinet = (t: Teardown) => startShimmedCluster(t, FAST, (id) => (id === SLOW_NODE ? [`broker.injectedFlushDelayMs=${SLOW_FSYNC_MS}`] : []));
 
 // An idempotent acks=all librdkafka producer writing "<tag>-<i>" to the partitions named, in turn,
 // for `seconds`, retrying (message.timeout.ms 15 s); writes each acknowledged value with its
