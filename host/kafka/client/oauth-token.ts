@@ -18,6 +18,7 @@
 // Bounds: the endpoint's answer may be at most `tokenBytesMax` bytes (a larger one is refused
 // before it is gathered) and must arrive within `timeoutMs`. Failures throw with the endpoint's
 // address and status; the client secret and the token never appear in an error or a log line.
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -84,7 +85,6 @@ export class OAuthTokenSource {
   }
 
   private async readFile(path: string): Promise<string> {
-    const { readFile } = await import('node:fs/promises');
     let text: string;
     try {
       text = (await readFile(path, 'utf8')).trim();
