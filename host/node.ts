@@ -320,6 +320,9 @@ async function decoderOf(schemas: RunningSchemas) {
  * wildcard bind) the host of its inter-node listener, which the other nodes reach already; and
  * the advertised port, else the listener's (a port mapping in front of it is what peers reach).
  */
+/** Partitions a node lists with their followers' lag in its status (the rest are counted). */
+const REPLICA_LAG_STATUS_MAX = 1000;
+
 async function startReplication(broker: Broker, store: QuorumMetadataStore, cluster: ResolvedCluster, listeners: Listener[], advertised: { host: string | null; port: number | null }, incarnation: string, logger: Logger): Promise<Replication> {
   const kafka = listeners.find((l) => l.name === 'kafka');
   if (!kafka) throw new Error('a cluster node needs its Kafka listener (kafka.port must not be -1): followers fetch through it');
@@ -345,6 +348,8 @@ async function startReplication(broker: Broker, store: QuorumMetadataStore, clus
     forward: { timeoutMs: o.forwardTimeoutMs, requestTimeoutMs: o.forwardRequestTimeoutMs, retriesMax: o.forwardRetriesMax, retryBackoffMs: o.forwardRetryBackoffMs, inFlightMax: o.forwardInFlightMax, queuedMax: o.forwardQueuedMax },
   }, logger.child({ component: 'replication' }));
   await replication.start();
+  const { replicaLagOf } = await import('./cluster/replica-lag.js');
+  store.replicaStatus = () => ({ replicaLag: replicaLagOf(broker, Date.now(), REPLICA_LAG_STATUS_MAX) });
   return replication;
 }
 

@@ -90,6 +90,11 @@ export class QuorumMetadataStore implements MetadataStore, StateMachine {
   private readonly listeners = new Set<MetadataListener>();
   private pending: PendingDeletion[] = [];
   private quorumRef: Quorum | null = null;
+  /**
+   * What replication adds to this node's status (host/cluster/replica-lag.ts: the follower lag
+   * of the partitions it leads); set once replication runs, which starts after the store.
+   */
+  replicaStatus: (() => Record<string, unknown>) | null = null;
 
   private constructor(
     private readonly dir: string,

@@ -37,9 +37,10 @@ export async function openClusterMetadata(
     logger,
     status: (): ClusterStatus => ({
       clusterId: deps.clusterId,
-      nodes: cluster.voters.map((v) => ({ id: v.id, address: `${v.address.host}:${v.address.port}`, connected: v.id === cluster.nodeId ? null : transport.connected(v.id) })),
+      nodes: cluster.voters.map((v) => ({ id: v.id, address: `${v.address.host.includes(':') ? `[${v.address.host}]` : v.address.host}:${v.address.port}`, connected: v.id === cluster.nodeId ? null : transport.connected(v.id) })),
       ...(store ? store.quorum.status() : { starting: true }),
       ...(store ? replicationStatus(store.image()) : {}),
+      ...(store?.replicaStatus?.() ?? {}),
       transport: transport.stats,
     }),
   });

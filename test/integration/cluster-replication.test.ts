@@ -133,16 +133,31 @@ t.test('replication: a frozen follower leaves the ISR and rejoins after SIGCONT'
   const others = [1, 2, 3].filter((id) => id !== follower);
   await waitForIsr(c, leader, 'frozen', others, 15_000);
   t.pass(`node ${follower} frozen: the ISR shrank to [${others.join(', ')}]`);
+  // The frozen node never answers the status handshake: the command gives up on it after --timeout-ms.
+  const clusterStatus = () => spawnSync(process.execPath, [cliJs, 'cluster', 'status', '--node', `127.0.0.1:${c.node(leader).clusterPort}`, '--timeout-ms', '1500'], { encoding: 'utf8' }).stdout;
   const status = await eventually(() => {
-    const out = spawnSync(process.execPath, [cliJs, 'cluster', 'status', '--node', `127.0.0.1:${c.node(leader).clusterPort}`], { encoding: 'utf8' }).stdout;
+    const out = clusterStatus();
     return new RegExp(`\\n${follower} +\\S+ +fenced`).test(out) ? out : null;
-  }, 10_000, 200);
-  t.match(status!, new RegExp(`frozen-0 +${leader} +\\d+ +[\\d,]+ +${others.join(',')}  \\(under-replicated\\)`), 'cluster status shows the frozen broker fenced and the partition under-replicated with its ISR');
+  }, 15_000, 200);
+  t.match(status!, new RegExp(`frozen-0 +${leader} +\\d+ +[\\d,]+ +${others.join(',')} +\\S.*  \\(under-replicated\\)`), 'cluster status shows the frozen broker fenced and the partition under-replicated with its ISR');
   const during = await produce(dir, others.map((id) => kafkaAddress(c, id)).join(','), 'frozen', 'during', { count: 200 });
   t.equal(during.acked.length, 200, 'writes go on, acknowledged by the two in sync');
+  // Follower lag, as only the leader knows it: the frozen one at least the 200 records behind, the other caught up.
+  const inSync = others.find((id) => id !== leader)!;
+  const lagged = await eventually(() => {
+    const line = clusterStatus().split('\n').find((l) => l.startsWith('frozen-0 ')) ?? '';
+    const m = new RegExp(`\\b${follower}: ([\\d,]+) \\((\\d+\\.\\d) s\\)`).exec(line);
+    return m && new RegExp(`\\b${inSync}: 0\\b`).test(line) && Number(m[1]!.replace(/,/g, '')) >= 200 ? line : null;
+  }, 10_000, 300);
+  t.ok(lagged, `cluster status shows node ${follower} 200+ offsets behind with the time since it was caught up, node ${inSync} at 0: ${lagged}`);
   c.resume(follower);
   await waitForIsr(c, leader, 'frozen', [1, 2, 3], 20_000);
   t.pass(`node ${follower} resumed, caught up and rejoined the ISR`);
+  const caughtUp = await eventually(() => {
+    const line = clusterStatus().split('\n').find((l) => l.startsWith('frozen-0 ')) ?? '';
+    return new RegExp(`\\b${follower}: 0\\b`).test(line) && new RegExp(`\\b${inSync}: 0\\b`).test(line) ? line : null;
+  }, 10_000, 300);
+  t.ok(caughtUp, `after it resumed both followers are 0 behind: ${caughtUp}`);
   await c.stopAll();
   t.same(await check(c, 'frozen', 1, during.acked), {}, 'the 200 records acknowledged while it was frozen are on all three replicas');
 });

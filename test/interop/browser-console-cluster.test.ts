@@ -16,7 +16,7 @@ import { startCluster } from '../helpers/cluster.js';
 const CHROMIUM = '/usr/bin/chromium';
 const FAST = ['cluster.tickMs=50', 'cluster.sessionTimeoutMs=1000', 'cluster.replicaLagTimeMaxMs=2000', 'cluster.replicationCheckIntervalMs=100'];
 
-/** Each partition row's cells: [name, leader, epoch, replicas, isr, marker]. */
+/** Each partition row's cells: [name, leader, epoch, replicas, isr, marker, follower lag]. */
 const partitionRows = (page: Page) => page.$$eval('#cluster-partitions tbody tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')));
 
 t.test('console: the cluster section shows nodes, the controller, leaders and ISR, and a killed follower', { timeout: 180_000, skip: existsSync(CHROMIUM) || process.env.CI === 'true' ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium)` }, async (t) => {
@@ -51,6 +51,14 @@ t.test('console: the cluster section shows nodes, the controller, leaders and IS
     t.same(row.slice(1, 5), [String(p.leader), String(p.leaderEpoch), p.replicas.join(', '), p.isr.join(', ')], `readings-${p.partition}: leader, epoch, replicas and ISR as /stats reports them`);
   }
   t.ok(whole.every((r) => r[4].split(', ').length === 3 && r[5] === ''), 'every partition fully in sync');
+  // Follower lag: this node knows it for the partitions it leads (each follower 0 behind once it
+  // has fetched), and sends the reader to the leader's console for the others.
+  await page.waitForFunction((w) => Array.from(document.querySelectorAll('#cluster-partitions tbody tr')).every((tr) => {
+    const td = Array.from(tr.querySelectorAll('td')).map((x) => x.textContent ?? '');
+    return td[1] === String(w) ? /^\d+: 0, \d+: 0$/.test(td[6] ?? '') : td[6] === `— (node ${td[1]}'s console)`;
+  }), watch, { timeout: 20_000 });
+  const ledHere = (await partitionRows(page)).filter((r) => r[1] === String(watch));
+  t.ok(ledHere.length > 0, `node ${watch} leads ${ledHere.length} partition(s) (user and internal topics); each shows both followers 0 behind: ${ledHere.map((r) => `${r[0]} [${r[6]}]`).join('; ')}`);
   const artifacts = join(projectRoot, 'test-artifacts');
   await mkdir(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'console-cluster-whole.png'), fullPage: true });

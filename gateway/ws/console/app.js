@@ -224,6 +224,12 @@ function renderUplink(u) {
 
 // --- cluster: nodes, controller, leaders and ISR, from /stats (null on a single node) ----------
 
+/** `2: 0`, `3: 1,204 (9.1 s)`: offsets behind the leader's log end and, when behind, the time since it was caught up. */
+function followerLag(f) {
+  if (f.lastFetchAgoMs === null) return `${f.nodeId}: no fetch yet`;
+  return f.offsetsBehind === 0 ? `${f.nodeId}: 0` : `${f.nodeId}: ${fmt(f.offsetsBehind)} (${(f.caughtUpAgoMs / 1000).toFixed(1)} s)`;
+}
+
 function renderCluster(c) {
   $('cluster-section').hidden = !c;
   if (!c) return;
@@ -254,12 +260,15 @@ function renderCluster(c) {
     }),
   );
   $('cluster-lag-note').hidden = c.role === 'leader';
+  // Follower lag is known to a partition's leader only: this node reports the partitions it leads.
+  const led = new Map(((c.replicaLag && c.replicaLag.led) || []).map((l) => [`${l.topic}-${l.partition}`, l]));
   $('cluster-partitions').querySelector('tbody').replaceChildren(
     ...(c.partitions || []).map((p) => {
       const tr = document.createElement('tr');
       tr.dataset.partition = `${p.topic}-${p.partition}`;
       const short = p.isr.length < p.replicas.length;
-      tr.append(cell(`${p.topic}-${p.partition}`), cell(p.leader, 'num'), cell(p.leaderEpoch, 'num'), cell(p.replicas.join(', ')), cell(p.isr.join(', ')), cell(short ? 'under-replicated' : ''));
+      const lag = led.get(tr.dataset.partition);
+      tr.append(cell(`${p.topic}-${p.partition}`), cell(p.leader, 'num'), cell(p.leaderEpoch, 'num'), cell(p.replicas.join(', ')), cell(p.isr.join(', ')), cell(short ? 'under-replicated' : ''), cell(lag ? lag.followers.map(followerLag).join(', ') || '—' : `— (node ${p.leader}'s console)`));
       if (short) tr.className = 'bad';
       return tr;
     }),
