@@ -142,6 +142,12 @@ export interface PersistenceCluster {
   nodeId: number;
   /** How long a takeover waits for the old owner's release before loading what is committed (2 × cluster.sessionTimeoutMs + 1 s). */
   handoverWaitMs: number;
+  /**
+   * Whether a node is a live broker (registered and not fenced): a takeover stops waiting for the
+   * release of an old owner the controller has fenced (silent for cluster.sessionTimeoutMs, so
+   * dead or cut off: it releases nothing either way). Absent: wait the whole handoverWaitMs.
+   */
+  nodeLive?: (nodeId: number) => boolean;
 }
 
 /** What a cluster's session handover needs from the gateway (index.ts sets it). */
@@ -570,8 +576,14 @@ export class LogPersistence {
         return;
       }
       before = previous;
-      const released = before.clean ? false : await this.table.waitRelease(clientId, before.node, offset, this.cluster!.handoverWaitMs);
-      if (!released && !before.clean) this.logger.warn({ clientId, from: before.node, waitedMs: this.cluster!.handoverWaitMs }, 'mqtt: the session\'s old owner did not release it in time; loading what is committed');
+      const from = before.node;
+      const live = this.cluster!.nodeLive;
+      const started = Date.now();
+      const released = before.clean ? false : await this.table.waitRelease(clientId, from, offset, this.cluster!.handoverWaitMs, live && (() => !live(from)));
+      if (!released && !before.clean) {
+        const fenced = live !== undefined && !live(from);
+        this.logger.warn({ clientId, from, waitedMs: Date.now() - started }, fenced ? 'mqtt: the session\'s old owner is fenced (taken for dead) and released nothing; loading what is committed' : 'mqtt: the session\'s old owner did not release it in time; loading what is committed');
+      }
       await this.load(clientId, this.table.get(clientId)?.positions?.positions);
     });
   }

@@ -42,6 +42,9 @@ export interface SessionEntry {
   positions?: { node: number; released: boolean; positions: Positions; offset: number };
 }
 
+/** How often a takeover waiting for a release asks whether the old owner was fenced. */
+const GONE_CHECK_MS = 100;
+
 interface ReleaseWaiter {
   from: number;
   after: number;
@@ -160,19 +163,22 @@ export class SessionTable {
 
   /**
    * Resolves true once `from` releases `clientId` with a record after offset `after` (this
-   * node's takeover), false after `waitMs` (the old owner is taken for dead: what is committed
-   * then is what the session is).
+   * node's takeover), false after `waitMs` or as soon as `gone()` says the old owner is dead
+   * (checked every GONE_CHECK_MS): what is committed then is what the session is.
    */
-  waitRelease(clientId: string, from: number, after: number, waitMs: number): Promise<boolean> {
+  waitRelease(clientId: string, from: number, after: number, waitMs: number, gone?: () => boolean): Promise<boolean> {
     const p = this.entries.get(clientId)?.positions;
     if (p && p.released && p.node === from && p.offset > after) return Promise.resolve(true);
+    if (gone?.()) return Promise.resolve(false);
     return new Promise((resolve) => {
       const list = this.waiters.get(clientId) ?? [];
       this.waiters.set(clientId, list);
       const waiter: ReleaseWaiter = { from, after, resolve: () => undefined };
       const timer = setTimeout(() => settle(false), waitMs);
+      const check = gone && setInterval(() => gone() && settle(false), GONE_CHECK_MS);
       const settle = (released: boolean) => {
         clearTimeout(timer);
+        if (check) clearInterval(check);
         const rest = (this.waiters.get(clientId) ?? []).filter((w) => w !== waiter);
         if (rest.length === 0) this.waiters.delete(clientId);
         else this.waiters.set(clientId, rest);
