@@ -131,31 +131,40 @@ export async function check(c: Cluster, topic: string, partitions: number, acked
 // Produces "<tag>-0", "<tag>-1", ... for `seconds` (idempotent, retrying: the failover stream) or
 // `count` records (no retries: each refusal is seen), acks as given; writes each
 // acknowledged value with partition, offset and the time of its acknowledgement; prints a JSON summary.
+// A fatal client error stops the stream (what was acknowledged until then is still written and
+// checked) and is named in the summary: see producerRun for the one that is tolerated.
 const PRODUCER = `
 import sys, time, json
-from confluent_kafka import Producer
+from confluent_kafka import Producer, KafkaException
 bootstrap, topic, tag, seconds, count, acks, out = sys.argv[1:8]
 seconds, count = float(seconds), int(count)
 acked, errors = [], []
+fatal = None
 def done(err, msg):
+    global fatal
     # offset None: librdkafka reports a message delivered without its offset when it infers
     # persistence (a later sequence of the same idempotent producer was acknowledged): -1 here
     if err is None: acked.append((msg.value().decode(), msg.partition(), -1 if msg.offset() is None else msg.offset(), time.time()))
-    else: errors.append(err.name())
+    else:
+        errors.append(err.name())
+        if err.fatal() and fatal is None: fatal = err.str()
 p = Producer({'bootstrap.servers': bootstrap, 'acks': acks, 'linger.ms': 2, 'message.timeout.ms': 15000 if count == 0 else 4000,
               'retries': 1000000 if count == 0 else 0, 'retry.backoff.ms': 50, 'topic.metadata.refresh.interval.ms': 1000,
               'enable.idempotence': count == 0, 'max.in.flight.requests.per.connection': 5 if count == 0 else 1})
 t0 = time.time(); i = 0
-while (count == 0 and time.time() - t0 < seconds) or (count > 0 and i < count):
+while fatal is None and ((count == 0 and time.time() - t0 < seconds) or (count > 0 and i < count)):
     try:
         p.produce(topic, value=('%s-%d' % (tag, i)).encode(), on_delivery=done); i += 1
     except BufferError:
         pass
+    except KafkaException as e:
+        if not e.args[0].fatal(): raise
+        fatal = e.args[0].str()
     p.poll(0.002 if count == 0 else 0)
 p.flush(30)
 with open(out, 'w') as f:
     for v, part, off, ts in acked: f.write('%s %d %d %.3f\\n' % (v, part, off, ts))
-print(json.dumps({'sent': i, 'acked': len(acked), 'errors': sorted(set(errors))}))
+print(json.dumps({'sent': i, 'acked': len(acked), 'errors': sorted(set(errors)), 'fatal': fatal}))
 `;
 
 
@@ -185,7 +194,16 @@ export async function producerRun(child: ChildProcess, out: string): Promise<Pro
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`producer exited ${code}: ${stdout}${stderr}`);
-  const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; acked: number; errors: string[] };
+  const summary = JSON.parse(stdout.trim().split('\n').pop()!) as { sent: number; acked: number; errors: string[]; fatal?: string | null };
+  if (summary.fatal) {
+    // Debian's librdkafka 2.0.2 (librdkafka #4438, fixed in 2.3.0), about once in 50 leader kills
+    // with 5 requests in flight: after the old leader's connection dropped, the new leader rightly
+    // answers OUT_OF_ORDER_SEQUENCE_NUMBER to a request behind a retried one, and the client
+    // takes its own rewound sequence for fatal. The stream stops there; what it had acknowledged
+    // is checked like any other run. Any other fatal error fails the test.
+    if (!/sequence/i.test(summary.fatal)) throw new Error(`producer stopped on a fatal error: ${summary.fatal}`);
+    summary.errors.push(`stopped early by librdkafka #4438 (client bug, fixed in 2.3.0): ${summary.fatal}`);
+  }
   const acked = (await readFile(out, 'utf8'))
     .split('\n')
     .filter(Boolean)
