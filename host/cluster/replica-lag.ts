@@ -57,9 +57,12 @@ export function replicaLagOf(broker: Pick<Broker, 'replicatedPartitions'>, nowMs
   return { led, ledTotal };
 }
 
-/** One follower's lag as the status command and the console print it: `2: 0`, `3: 1,204 (9.1 s)`. */
+/**
+ * One follower's lag as the status command and the console print it: `2: 0`, `3: 1,204 (9.1 s)`,
+ * `3: 1,204 (no fetch yet)` (a replica listed in sync at creation that has not fetched since).
+ */
 export function describeFollowerLag(f: FollowerLag): string {
-  if (f.lastFetchAgoMs === null) return `${f.nodeId}: no fetch yet`;
   const behind = f.offsetsBehind.toLocaleString('en-US');
+  if (f.lastFetchAgoMs === null) return `${f.nodeId}: ${behind} (no fetch yet)`;
   return f.offsetsBehind === 0 ? `${f.nodeId}: 0` : `${f.nodeId}: ${behind} (${(f.caughtUpAgoMs / 1000).toFixed(1)} s)`;
 }

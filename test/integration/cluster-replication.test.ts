@@ -144,11 +144,14 @@ t.test('replication: a frozen follower leaves the ISR and rejoins after SIGCONT'
   t.equal(during.acked.length, 200, 'writes go on, acknowledged by the two in sync');
   // Follower lag, as only the leader knows it: the frozen one at least the 200 records behind, the other caught up.
   const inSync = others.find((id) => id !== leader)!;
+  let last = '';
   const lagged = await eventually(() => {
-    const line = clusterStatus().split('\n').find((l) => l.startsWith('frozen-0 ')) ?? '';
-    const m = new RegExp(`\\b${follower}: ([\\d,]+) \\((\\d+\\.\\d) s\\)`).exec(line);
+    const out = clusterStatus();
+    const line = (last = out.split('\n').find((l) => l.startsWith('frozen-0 ')) ?? out);
+    // frozen right after the topic was created, it may never have fetched: `(no fetch yet)`
+    const m = new RegExp(`\\b${follower}: ([\\d,]+) \\((\\d+\\.\\d s|no fetch yet)\\)`).exec(line);
     return m && new RegExp(`\\b${inSync}: 0\\b`).test(line) && Number(m[1]!.replace(/,/g, '')) >= 200 ? line : null;
-  }, 10_000, 300);
+  }, 10_000, 300).catch(() => t.fail(`last status: ${last}`));
   t.ok(lagged, `cluster status shows node ${follower} 200+ offsets behind with the time since it was caught up, node ${inSync} at 0: ${lagged}`);
   c.resume(follower);
   await waitForIsr(c, leader, 'frozen', [1, 2, 3], 20_000);

@@ -226,7 +226,7 @@ function renderUplink(u) {
 
 /** `2: 0`, `3: 1,204 (9.1 s)`: offsets behind the leader's log end and, when behind, the time since it was caught up. */
 function followerLag(f) {
-  if (f.lastFetchAgoMs === null) return `${f.nodeId}: no fetch yet`;
+  if (f.lastFetchAgoMs === null) return `${f.nodeId}: ${fmt(f.offsetsBehind)} (no fetch yet)`;
   return f.offsetsBehind === 0 ? `${f.nodeId}: 0` : `${f.nodeId}: ${fmt(f.offsetsBehind)} (${(f.caughtUpAgoMs / 1000).toFixed(1)} s)`;
 }
 
