@@ -134,6 +134,8 @@ export class ConnectionGuard {
   inflight = 0;
   /** Set once CONNECT passed the checks. */
   clientIdBytes: Buffer | undefined;
+  /** The address part of `remote` (what ACL host rules and the login limiter see), once asked. */
+  host: string | undefined;
   /**
    * The headers of this connection's last stored publish without properties (index.ts
    * `recordOf`): a device publishing on one topic at one QoS reuses them (records are never

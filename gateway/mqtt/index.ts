@@ -18,6 +18,8 @@
 // QoS 0 is handed to the batcher and the callback returns at once (unless the
 // connection's or the gateway's pending bytes are over their bound: then it waits, which
 // stops aedes reading the socket).
+// first: before aedes and mqtt-packet load (their disabled debug loggers become no-ops)
+import './quiet-debug.js';
 import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -195,8 +197,10 @@ class AedesGateway {
 
   /** The source address of a client (ACL host, login limiter). */
   private hostOf(client: object): string {
-    const remote = this.guards.get(client)?.remote;
-    return remote === undefined ? '*' : hostOfRemote(remote);
+    const guard = this.guards.get(client);
+    if (guard === undefined) return '*';
+    // asked for every publish and every delivery (ACL checks): parsed once per connection
+    return (guard.host ??= hostOfRemote(guard.remote));
   }
 
   /** The principal of the client's verified certificate (mutual TLS, over TCP or WebSocket), or null. */

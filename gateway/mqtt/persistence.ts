@@ -584,7 +584,7 @@ export class LogPersistence {
     let finish: () => void = () => undefined;
     this.loading.set(clientId, new Promise<void>((resolve) => (finish = resolve)));
     try {
-      await this.mem.addSubscriptions({ id: clientId }, subs);
+      await this.memAddSubscriptions({ id: clientId }, subs);
       this.sessions.set(clientId, subs);
       // readers start now; what they had not read yet reaches the session through them
       this.handover?.sessionLoaded(subs.map((s) => s.topic).filter((f) => !f.startsWith('$share/')));
@@ -723,7 +723,7 @@ export class LogPersistence {
       this.retainedTopics.add(topic);
     }
     for (const [clientId, s] of subs) {
-      await this.mem.addSubscriptions({ id: clientId }, s);
+      await this.memAddSubscriptions({ id: clientId }, s);
       this.sessions.set(clientId, s);
     }
     for (const [clientId, w] of wills) {
@@ -935,7 +935,7 @@ export class LogPersistence {
       }
       // placeholders of shared subscriptions (share-adapter.ts): a granted one is stored under its real name
       const real = subs.filter((s) => !isHiddenShare(s.topic));
-      if (real.length > 0) await this.mem.addSubscriptions(client, real);
+      if (real.length > 0) await this.memAddSubscriptions(client, real);
       await this.saveSubscriptions(client);
     });
   }
@@ -1008,7 +1008,21 @@ export class LogPersistence {
     return this.mem.countOffline();
   }
 
+  /**
+   * True from the first subscription stored in the memory store on (a persistent session's),
+   * set before it is stored, never reset. Until then no publish can match a stored subscription,
+   * and the questions aedes asks for every QoS 1/2 publish (`subscriptionsByTopic`, then
+   * `outgoingEnqueueCombi` with what it found) are answered without the matcher.
+   */
+  private subscriptionsStored = false;
+
+  private memAddSubscriptions(client: ClientLike, subs: Sub[]): Promise<void> {
+    this.subscriptionsStored = true;
+    return this.mem.addSubscriptions(client, subs);
+  }
+
   subscriptionsByTopic(pattern: string): Promise<Sub[]> {
+    if (!this.subscriptionsStored) return Promise.resolve([]);
     return this.mem.subscriptionsByTopic(pattern);
   }
 
@@ -1045,6 +1059,9 @@ export class LogPersistence {
   }
 
   outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false, replayed = false): Promise<void> {
+    // aedes' call for every QoS 1/2 publish that no persistent session wants: nothing to queue,
+    // and no early mark of this packet to take back (marks are made only for a non-empty list)
+    if (subs.length === 0 && this.enqueuedEarly.size === 0) return SETTLED_NOW;
     if (!this.cluster) return this.enqueue(subs, packet, early);
     const running = (async () => {
       // a session being taken over gets its missed messages first (`load`), then this one
