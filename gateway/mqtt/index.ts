@@ -352,14 +352,14 @@ class AedesGateway {
   }
 
   /** Queues `done` behind the client's earlier QoS 1/2 publishes (see `completions`). */
-  private inOrder(client: object, done: (err?: Error | null) => void): (err: Error | null) => void {
+  private inOrder(client: object, done: (err?: Error | null) => void): (err?: Error | null) => void {
     let queue = this.completions.get(client);
     if (!queue) this.completions.set(client, (queue = []));
     const entry = { settled: false, err: null as Error | null, done };
     queue.push(entry);
     return (err) => {
       entry.settled = true;
-      entry.err = err;
+      entry.err = err ?? null;
       const q = queue!;
       while (q.length > 0 && q[0].settled) {
         const e = q.shift()!;
@@ -385,15 +385,19 @@ class AedesGateway {
     const counters = this.aedes as unknown as { id: string; counter: number };
     packet.brokerId ??= counters.id;
     packet.brokerCounter ??= ++counters.counter;
-    let left = packet.retain ? 3 : 2;
-    let failed: Error | null = null;
     const finish = client ? this.inOrder(client, done) : done;
+    const retained = packet.retain ? persistence.storeRetainedBeforeAck(packet) : undefined;
+    const enqueued = persistence.enqueueBeforeAck(packet);
+    // the common case, not retained and wanted by no persistent session: the append alone
+    if (retained === undefined && enqueued === undefined) return this.append(client, packet, target, clientId, finish);
+    let left = 1 + (retained ? 1 : 0) + (enqueued ? 1 : 0);
+    let failed: Error | null = null;
     const all = (err?: Error | null) => {
       failed ??= err ?? null;
       if (--left === 0) finish(failed);
     };
-    if (packet.retain) persistence.storeRetainedBeforeAck(packet).then(() => all(null), all);
-    persistence.enqueueBeforeAck(packet).then(() => all(null), all);
+    retained?.then(() => all(null), all);
+    enqueued?.then(() => all(null), all);
     this.append(client, packet, target, clientId, all);
   }
 

@@ -1048,8 +1048,13 @@ export class LogPersistence {
    * (aedes queues only after acknowledging). The packet carries the brokerId and
    * brokerCounter aedes will give it, so aedes' own call for it is recognised and skipped.
    */
-  async enqueueBeforeAck(packet: AedesPacket): Promise<void> {
-    if (this.sessions.size === 0) return;
+  enqueueBeforeAck(packet: AedesPacket): Promise<void> | undefined {
+    // without a persistent session nothing is queued: undefined, so the caller waits for no promise
+    if (this.sessions.size === 0) return undefined;
+    return this.enqueueForSessions(packet);
+  }
+
+  private async enqueueForSessions(packet: AedesPacket): Promise<void> {
     const subs = await this.mem.subscriptionsByTopic(packet.topic);
     if (subs.length === 0) return;
     const id = `${packet.brokerId}\u0000${packet.brokerCounter}`;
