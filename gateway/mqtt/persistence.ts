@@ -1165,6 +1165,8 @@ export class LogPersistence {
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
     this.gateOf(client)?.unreserve(packet);
     const removed = await this.mem.outgoingClearMessageId(client, packet);
+    // a clean session's PUBACK (aedes asks for every one): nothing stored, nothing of ours noted
+    if (removed === undefined && this.inflightKeys.size === 0) return undefined;
     const idKey = `${client.id}\u0000${packet.messageId}`;
     // shared subscriptions: an in-memory entry only, never counted nor stored
     if (removed && this.sharedDeliveries.delete(this.outgoingKey(client.id, removed))) {
