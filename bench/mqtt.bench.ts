@@ -37,6 +37,11 @@
 //   TRIBUTARY_MQTT_BENCH_BASELINE        a second built tree (e.g. a worktree of main): also run its
 //                                        dist/host/main.js as server `tributary-baseline`,
 //                                        interleaved with this tree's, for an A/B in one run
+//   TRIBUTARY_MQTT_BENCH_C_WARM_MS       c: ms of the same paced load, unmeasured, before the measured
+//                                        10 s (default 0): V8 still compiles hot code then, on its
+//                                        worker threads, which a long-running server pays once
+//   TRIBUTARY_MQTT_BENCH_THREADS=1       print b's and c's CPU per message per server thread (stderr)
+//   TRIBUTARY_MQTT_BENCH_STDOUT=1        copy the servers' stdout to stderr (e.g. node's --trace-opt)
 //   TRIBUTARY_MQTT_BENCH_PROFILE=cpu|heap  run Tributary under `node --cpu-prof` / `--heap-prof`
 //                                        (one profile per fresh process, stopped with SIGTERM),
 //                                        written to TRIBUTARY_MQTT_BENCH_PROFILE_DIR
@@ -46,7 +51,7 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Table } from './table.js';
@@ -74,6 +79,8 @@ const SLOW_MSGS = QUICK ? 400 : 4_000;
 const QOS1_MSGS = QUICK ? 100 : 1_000; // per publisher (b)
 const E2E_RATE = 2_000; // msg/s in total (c)
 const E2E_MS = QUICK ? 2_000 : 10_000;
+/** c: that long of the same paced load before the measured part (TRIBUTARY_MQTT_BENCH_C_WARM_MS, default 0). */
+const E2E_WARM_MS = Number(process.env.TRIBUTARY_MQTT_BENCH_C_WARM_MS ?? 0);
 const E2E_PUBLISHERS = 50;
 const WARM_MSGS = 10; // per publisher, QoS 1, before any measurement (topic creation, JIT)
 const SLOW_PAUSE_MS = QUICK ? 2_000 : 5_000; // the slow subscriber reads nothing for this long
@@ -191,6 +198,7 @@ function spawnAndWait(name: string, cmd: string, args: string[], port: number | 
     };
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
+      if (process.env.TRIBUTARY_MQTT_BENCH_STDOUT) process.stderr.write(`[${name} stdout] ${line}\n`);
       if (line.includes(' ms: Scavenge')) gc.scavenges++;
       else if (line.includes(' ms: Mark-Compact')) gc.fullCollections++;
       const m = /^PORT (\d+)$/.exec(line);
@@ -256,6 +264,45 @@ async function cpuTicksSplit(pid: number): Promise<[number, number]> {
 
 const ticksToUsPerMsg = (ticks: number, msgs: number) => ((ticks / CLK_TCK) * 1e6) / Math.max(1, msgs);
 
+/**
+ * CPU ticks per thread (id and `comm`; node 20 names its helper threads all `node`: V8's workers
+ * start with the process, libuv's pool at the first file operation, so by id), utime+stime and stime: where a process's CPU goes by thread
+ * (TRIBUTARY_MQTT_BENCH_THREADS=1 prints the difference over each b and c run on stderr).
+ */
+async function threadTicks(pid: number): Promise<Map<string, [number, number]>> {
+  const out = new Map<string, [number, number]>();
+  let tids: string[] = [];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = `${tid === String(pid) ? 'main' : tid}:${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const prev = out.get(name) ?? [0, 0];
+      out.set(name, [prev[0] + Number(fields[11]) + Number(fields[12]), prev[1] + Number(fields[12])]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+const THREADS = process.env.TRIBUTARY_MQTT_BENCH_THREADS === '1';
+
+/** One stderr line: µs per message (kernel) per thread name over a run. */
+function printThreadTicks(label: string, before: Map<string, [number, number]>, after: Map<string, [number, number]>, msgs: number): void {
+  const parts: string[] = [];
+  for (const [name, [t1, s1]] of after) {
+    const [t0, s0] = before.get(name) ?? [0, 0];
+    if (t1 - t0 > 0) parts.push(`${name} ${ticksToUsPerMsg(t1 - t0, msgs).toFixed(1)} (${ticksToUsPerMsg(s1 - s0, msgs).toFixed(1)})`);
+  }
+  process.stderr.write(`${label} CPU µs/msg (kernel) by thread: ${parts.join(', ')}\n`);
+}
+
 /** The sum of one Tributary counter over its labels (the log's fsyncs: commits per message), NaN without /metrics. */
 async function scrapeCounterSum(server: Server, name: string): Promise<number> {
   if (!isTributary(server.name) || !server.httpPort) return NaN;
@@ -263,7 +310,10 @@ async function scrapeCounterSum(server: Server, name: string): Promise<number> {
     const res = await fetch(`http://127.0.0.1:${server.httpPort}/metrics`);
     let sum = 0;
     for (const line of (await res.text()).split('\n')) {
-      if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) {
+        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+        if (THREADS) process.stderr.write(`  ${line}\n`);
+      }
     }
     return sum;
   } catch {
@@ -734,6 +784,7 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
   rig.measuring = true;
   const fsyncs0 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const scavenges0 = server.gc.scavenges;
+  const threads0 = THREADS ? await threadTicks(server.pid) : null;
   const [user0, sys0] = await cpuTicksSplit(server.pid);
   const t0 = performance.now();
   let sent = 0;
@@ -764,6 +815,7 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
   const timedOut = await awaitDeliveries(rig, () => sent, () => finished === rig.pubs.length || stopped, t0 + RUN_CAP_MS);
   stopped = true;
   const [user1, sys1] = await cpuTicksSplit(server.pid);
+  if (threads0) printThreadTicks(`mqtt b ${tag}`, threads0, await threadTicks(server.pid), sent);
   const fsyncs1 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const peakMiB = await peak.stop();
   const drops = await serverDrops(server, before);
@@ -786,6 +838,31 @@ async function qos1FanIn(server: Server, tag: string): Promise<DeliveredResult> 
   };
 }
 
+/**
+ * Sends at E2E_RATE msg/s in total, round robin over `senders`, for `ms` (at most `total`); the
+ * sequence numbers start at `seq0` over all senders. One timer for every publisher: it sends what
+ * the rate owes by now (setTimeout drifts; this does not). Returns the count sent.
+ */
+async function pacedSend(senders: Array<(seq: number) => void>, ms: number, total: number, seq0: number): Promise<number> {
+  const t0 = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const elapsed = performance.now() - t0;
+      const owed = Math.min(total, Math.floor((elapsed * E2E_RATE) / 1000));
+      while (sent < owed) {
+        const k = seq0 + sent;
+        senders[k % senders.length](Math.floor(k / senders.length));
+        sent++;
+      }
+      if (elapsed >= ms) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  return sent;
+}
+
 /** Scenario c: QoS 1 at E2E_RATE msg/s in total, round robin over E2E_PUBLISHERS, `#` subscriber at QoS 1. */
 async function pacedE2e(server: Server, tag: string): Promise<DeliveredResult> {
   const total = Math.ceil((E2E_RATE * E2E_MS) / 1000) + E2E_PUBLISHERS;
@@ -797,27 +874,23 @@ async function pacedE2e(server: Server, tag: string): Promise<DeliveredResult> {
   const senders = rig.pubs.map((c, p) => qos1Sender(c, p));
   let acked = 0;
   for (const c of rig.pubs) c.onPuback = () => void acked++;
+  if (E2E_WARM_MS > 0) {
+    // the same paced load, not measured: V8 compiles the hot paths during the first seconds
+    // (on its worker threads, counted in the process's CPU time), which a long-running server
+    // pays once
+    rig.measuring = false;
+    await pacedSend(senders, E2E_WARM_MS, Math.ceil((E2E_RATE * E2E_WARM_MS) / 1000), 0);
+    await sleep(500);
+    rig.measuring = true;
+  }
   const fsyncs0 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const scavenges0 = server.gc.scavenges;
+  const threads0 = THREADS ? await threadTicks(server.pid) : null;
   const [user0, sys0] = await cpuTicksSplit(server.pid);
-  const t0 = performance.now();
-  let sent = 0;
-  // one timer for every publisher: sends what the rate owes by now (setTimeout drifts; this does not)
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const elapsed = performance.now() - t0;
-      const owed = Math.min(total, Math.floor((elapsed * E2E_RATE) / 1000));
-      while (sent < owed) {
-        senders[sent % senders.length](Math.floor(sent / senders.length));
-        sent++;
-      }
-      if (elapsed >= E2E_MS) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
+  const sent = await pacedSend(senders, E2E_MS, total, E2E_WARM_MS > 0 ? Math.ceil((E2E_RATE * E2E_WARM_MS) / 1000) : 0);
   const timedOut = await awaitDeliveries(rig, () => sent, () => true, performance.now() + 10_000);
   const [user1, sys1] = await cpuTicksSplit(server.pid);
+  if (threads0) printThreadTicks(`mqtt c ${tag}`, threads0, await threadTicks(server.pid), sent);
   const fsyncs1 = await scrapeCounterSum(server, 'tributary_log_fsyncs_total');
   const peakMiB = await peak.stop();
   const drops = await serverDrops(server, before);

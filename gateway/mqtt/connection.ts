@@ -63,6 +63,24 @@ export interface GuardShared {
   deliveries: DeliveryGate;
 }
 
+/**
+ * Connections corked in this event-loop turn, uncorked by one immediate for all (in the order
+ * they were corked) rather than one each: at a paced rate a group commit's PUBACKs go to as many
+ * connections as it has publishes.
+ */
+let uncorks: Array<() => void> = [];
+
+function uncorkNextTurn(uncork: () => void): void {
+  if (uncorks.length === 0) setImmediate(uncorkAll);
+  uncorks.push(uncork);
+}
+
+function uncorkAll(): void {
+  const due = uncorks;
+  uncorks = []; // a write while uncorking corks again and goes with the next turn
+  for (const uncork of due) uncork();
+}
+
 /** Publishes handed to aedes at once before the flow-control checks look again. */
 const DELIVER_SLICE_PUBLISHES = 64;
 /** Longest a hold for aedes' delivery queue lasts while the queue does not fall below half (a healthy queue of 1,000 drains in tens of ms). */
@@ -134,6 +152,8 @@ export class ConnectionGuard {
   inflight = 0;
   /** Set once CONNECT passed the checks. */
   clientIdBytes: Buffer | undefined;
+  /** The address part of `remote` (what ACL host rules and the login limiter see), once asked. */
+  host: string | undefined;
   /**
    * The headers of this connection's last stored publish without properties (index.ts
    * `recordOf`): a device publishing on one topic at one QoS reuses them (records are never
@@ -194,7 +214,7 @@ export class ConnectionGuard {
       if (!this.corked && !conn.writableEnded && !conn.destroyed) {
         this.corked = true;
         conn.cork();
-        setImmediate(this.uncork);
+        uncorkNextTurn(this.uncork);
       }
       return write(...args);
     }) as typeof conn.write;

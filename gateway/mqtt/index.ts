@@ -18,6 +18,8 @@
 // QoS 0 is handed to the batcher and the callback returns at once (unless the
 // connection's or the gateway's pending bytes are over their bound: then it waits, which
 // stops aedes reading the socket).
+// first: before aedes and mqtt-packet load (their disabled debug loggers become no-ops)
+import './quiet-debug.js';
 import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -195,8 +197,10 @@ class AedesGateway {
 
   /** The source address of a client (ACL host, login limiter). */
   private hostOf(client: object): string {
-    const remote = this.guards.get(client)?.remote;
-    return remote === undefined ? '*' : hostOfRemote(remote);
+    const guard = this.guards.get(client);
+    if (guard === undefined) return '*';
+    // asked for every publish and every delivery (ACL checks): parsed once per connection
+    return (guard.host ??= hostOfRemote(guard.remote));
   }
 
   /** The principal of the client's verified certificate (mutual TLS, over TCP or WebSocket), or null. */
@@ -348,14 +352,14 @@ class AedesGateway {
   }
 
   /** Queues `done` behind the client's earlier QoS 1/2 publishes (see `completions`). */
-  private inOrder(client: object, done: (err?: Error | null) => void): (err: Error | null) => void {
+  private inOrder(client: object, done: (err?: Error | null) => void): (err?: Error | null) => void {
     let queue = this.completions.get(client);
     if (!queue) this.completions.set(client, (queue = []));
     const entry = { settled: false, err: null as Error | null, done };
     queue.push(entry);
     return (err) => {
       entry.settled = true;
-      entry.err = err;
+      entry.err = err ?? null;
       const q = queue!;
       while (q.length > 0 && q[0].settled) {
         const e = q.shift()!;
@@ -381,15 +385,19 @@ class AedesGateway {
     const counters = this.aedes as unknown as { id: string; counter: number };
     packet.brokerId ??= counters.id;
     packet.brokerCounter ??= ++counters.counter;
-    let left = packet.retain ? 3 : 2;
-    let failed: Error | null = null;
     const finish = client ? this.inOrder(client, done) : done;
+    const retained = packet.retain ? persistence.storeRetainedBeforeAck(packet) : undefined;
+    const enqueued = persistence.enqueueBeforeAck(packet);
+    // the common case, not retained and wanted by no persistent session: the append alone
+    if (retained === undefined && enqueued === undefined) return this.append(client, packet, target, clientId, finish);
+    let left = 1 + (retained ? 1 : 0) + (enqueued ? 1 : 0);
+    let failed: Error | null = null;
     const all = (err?: Error | null) => {
       failed ??= err ?? null;
       if (--left === 0) finish(failed);
     };
-    if (packet.retain) persistence.storeRetainedBeforeAck(packet).then(() => all(null), all);
-    persistence.enqueueBeforeAck(packet).then(() => all(null), all);
+    retained?.then(() => all(null), all);
+    enqueued?.then(() => all(null), all);
     this.append(client, packet, target, clientId, all);
   }
 

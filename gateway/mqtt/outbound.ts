@@ -385,8 +385,8 @@ export class Outbound {
 
   /** aedes' authorizeForward: the packet to write to this client, or null to drop it. */
   forward(packet: Packet): Packet | null {
-    const key = typeof packet.brokerId === 'string' ? `${packet.brokerId}\u0000${packet.brokerCounter}` : undefined;
-    const wasReserved = key !== undefined && this.unmark(key);
+    // nothing reserved (no offline replay running): no identity string to build per delivery
+    const wasReserved = this.reserved.size > 0 && typeof packet.brokerId === 'string' && this.unmark(`${packet.brokerId}\u0000${packet.brokerCounter}`);
     if (packet.messageExpiry !== undefined) {
       const leftMs = packet.messageExpiry - Date.now();
       if (leftMs <= 0) {

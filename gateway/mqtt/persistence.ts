@@ -596,7 +596,7 @@ export class LogPersistence {
     let finish: () => void = () => undefined;
     this.loading.set(clientId, new Promise<void>((resolve) => (finish = resolve)));
     try {
-      await this.mem.addSubscriptions({ id: clientId }, subs);
+      await this.memAddSubscriptions({ id: clientId }, subs);
       this.sessions.set(clientId, subs);
       // readers start now; what they had not read yet reaches the session through them
       this.handover?.sessionLoaded(subs.map((s) => s.topic).filter((f) => !f.startsWith('$share/')));
@@ -735,7 +735,7 @@ export class LogPersistence {
       this.retainedTopics.add(topic);
     }
     for (const [clientId, s] of subs) {
-      await this.mem.addSubscriptions({ id: clientId }, s);
+      await this.memAddSubscriptions({ id: clientId }, s);
       this.sessions.set(clientId, s);
     }
     for (const [clientId, w] of wills) {
@@ -947,7 +947,7 @@ export class LogPersistence {
       }
       // placeholders of shared subscriptions (share-adapter.ts): a granted one is stored under its real name
       const real = subs.filter((s) => !isHiddenShare(s.topic));
-      if (real.length > 0) await this.mem.addSubscriptions(client, real);
+      if (real.length > 0) await this.memAddSubscriptions(client, real);
       await this.saveSubscriptions(client);
     });
   }
@@ -1020,7 +1020,21 @@ export class LogPersistence {
     return this.mem.countOffline();
   }
 
+  /**
+   * True from the first subscription stored in the memory store on (a persistent session's),
+   * set before it is stored, never reset. Until then no publish can match a stored subscription,
+   * and the questions aedes asks for every QoS 1/2 publish (`subscriptionsByTopic`, then
+   * `outgoingEnqueueCombi` with what it found) are answered without the matcher.
+   */
+  private subscriptionsStored = false;
+
+  private memAddSubscriptions(client: ClientLike, subs: Sub[]): Promise<void> {
+    this.subscriptionsStored = true;
+    return this.mem.addSubscriptions(client, subs);
+  }
+
   subscriptionsByTopic(pattern: string): Promise<Sub[]> {
+    if (!this.subscriptionsStored) return Promise.resolve([]);
     return this.mem.subscriptionsByTopic(pattern);
   }
 
@@ -1046,8 +1060,13 @@ export class LogPersistence {
    * (aedes queues only after acknowledging). The packet carries the brokerId and
    * brokerCounter aedes will give it, so aedes' own call for it is recognised and skipped.
    */
-  async enqueueBeforeAck(packet: AedesPacket): Promise<void> {
-    if (this.sessions.size === 0) return;
+  enqueueBeforeAck(packet: AedesPacket): Promise<void> | undefined {
+    // without a persistent session nothing is queued: undefined, so the caller waits for no promise
+    if (this.sessions.size === 0) return undefined;
+    return this.enqueueForSessions(packet);
+  }
+
+  private async enqueueForSessions(packet: AedesPacket): Promise<void> {
     const subs = await this.mem.subscriptionsByTopic(packet.topic);
     if (subs.length === 0) return;
     const id = `${packet.brokerId}\u0000${packet.brokerCounter}`;
@@ -1057,6 +1076,9 @@ export class LogPersistence {
   }
 
   outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AedesPacket, early = false, replayed = false): Promise<void> {
+    // aedes' call for every QoS 1/2 publish that no persistent session wants: nothing to queue,
+    // and no early mark of this packet to take back (marks are made only for a non-empty list)
+    if (subs.length === 0 && this.enqueuedEarly.size === 0) return SETTLED_NOW;
     if (!this.cluster) return this.enqueue(subs, packet, early);
     const running = (async () => {
       // a session being taken over gets its missed messages first (`load`), then this one
@@ -1155,6 +1177,8 @@ export class LogPersistence {
   async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
     this.gateOf(client)?.unreserve(packet);
     const removed = await this.mem.outgoingClearMessageId(client, packet);
+    // a clean session's PUBACK (aedes asks for every one): nothing stored, nothing of ours noted
+    if (removed === undefined && this.inflightKeys.size === 0) return undefined;
     const idKey = `${client.id}\u0000${packet.messageId}`;
     // shared subscriptions: an in-memory entry only, never counted nor stored
     if (removed && this.sharedDeliveries.delete(this.outgoingKey(client.id, removed))) {
