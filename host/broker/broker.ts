@@ -637,11 +637,11 @@ export class Broker implements BrokerApi {
     return this.partition(tp).state();
   }
 
-  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number): void {
+  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number, durableEndOffset?: number): void {
     const partition = this.partition(tp);
     if (partition.role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node is not the leader of ${tp.topic}-${tp.partition} (leader ${partition.leaderId})`);
     this.checkLeaderEpoch(tp, currentLeaderEpoch);
-    partition.followerFetched(replicaId, fetchOffset, Date.now());
+    partition.followerFetched(replicaId, fetchOffset, Date.now(), durableEndOffset);
   }
 
   checkLeaderEpoch(tp: TopicPartition, currentLeaderEpoch: number): void {
