@@ -270,10 +270,12 @@ export interface BrokerApi {
   partitionState(tp: TopicPartition): PartitionState;
   /**
    * A follower (`replicaId`, a node id) fetched from `fetchOffset` with `currentLeaderEpoch`
-   * (-1: unchecked): this leader records its log end (HW may move). NOT_LEADER_OR_FOLLOWER off
-   * the leader; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for an older / newer epoch (KIP-320).
+   * (-1: unchecked): this leader records its log end (HW may move): `durableEndOffset` when the
+   * follower reports one (a pipelining fetcher: the end its fsync covers), else the fetch offset.
+   * NOT_LEADER_OR_FOLLOWER off the leader; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for an older
+   * / newer epoch (KIP-320).
    */
-  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number): void;
+  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number, durableEndOffset?: number): void;
   /** Checks a client's `currentLeaderEpoch` (-1: unchecked) against this replica's, as replicaFetched does. */
   checkLeaderEpoch(tp: TopicPartition, currentLeaderEpoch: number): void;
   /** OffsetForLeaderEpoch (KIP-101/279): the largest epoch ≤ `epoch` this log has and the offset it ended at. */

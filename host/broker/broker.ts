@@ -637,11 +637,11 @@ export class Broker implements BrokerApi {
     return this.partition(tp).state();
   }
 
-  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number): void {
+  replicaFetched(tp: TopicPartition, replicaId: number, fetchOffset: number, currentLeaderEpoch: number, durableEndOffset?: number): void {
     const partition = this.partition(tp);
     if (partition.role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node is not the leader of ${tp.topic}-${tp.partition} (leader ${partition.leaderId})`);
     this.checkLeaderEpoch(tp, currentLeaderEpoch);
-    partition.followerFetched(replicaId, fetchOffset, Date.now());
+    partition.followerFetched(replicaId, fetchOffset, Date.now(), durableEndOffset);
   }
 
   checkLeaderEpoch(tp: TopicPartition, currentLeaderEpoch: number): void {
@@ -978,14 +978,16 @@ export class Broker implements BrokerApi {
    * policy before it resolves (so the next fetch, which tells the leader this log end, only
    * acknowledges what is on disk); then takes the leader's HW, capped at this log end.
    */
-  async appendAsFollower(tp: TopicPartition, batches: Uint8Array, leaderHighWatermark: number, leaderEpoch: number): Promise<void> {
+  async appendAsFollower(tp: TopicPartition, batches: Uint8Array, leaderHighWatermark: number, leaderEpoch: number, options: { waitForFlush: boolean } = { waitForFlush: true }): Promise<void> {
     this.assertOpen();
     const partition = this.partition(tp);
     if (partition.role !== 'follower' || partition.leaderEpoch !== leaderEpoch) {
       throw new BrokerError('FENCED_LEADER_EPOCH', `${tp.topic}-${tp.partition}: fetched in epoch ${leaderEpoch}, this replica is now ${partition.role} in epoch ${partition.leaderEpoch}`);
     }
     if (batches.byteLength > 0) {
-      const info = await partition.use((log) => log.appendAsFollower(batches, { durable: true }));
+      // waitForFlush false (a pipelining fetcher): resolves once written; the flush policy's fsync
+      // still runs, and the log end (what the fetcher reports as durable) moves when it returns.
+      const info = await partition.use((log) => log.appendAsFollower(batches, { durable: options.waitForFlush }));
       this.metrics.recordsIn.inc({ topic: tp.topic }, info.recordCount);
     }
     partition.followerHighWatermark(leaderHighWatermark);

@@ -16,12 +16,13 @@
 //
 // Replication (issue 11, Kafka's ReplicaManager/Partition in our words): the metadata names a
 // leader, a leader epoch and the in-sync replicas; the broker calls becomeLeader/becomeFollower.
-// As leader the partition keeps each follower's last fetch position (its log end, since a
+// As leader the partition keeps each follower's durable end (what its fsync covers: the end a
+// pipelining follower reports apart from its fetch offset, else its fetch offset, since such a
 // follower fetches from its log end after its fsync) and the last time it had caught up, and
-// moves HW to the lowest log end among the ISR, this one's included. Followers copy what the
+// moves HW to the lowest of those among the ISR, this one's log end included. Followers copy what the
 // leader has written before its own fsync returns (isolation `written`), so the two fsyncs
 // overlap; the HW never passes this node's log end, which under flush=always is what its fsync
-// covers, nor a follower's reported log end, which is what its fsync covers: a record is
+// covers, nor a follower's reported durable end, which is what its fsync covers: a record is
 // committed only once every in-sync replica has it on disk. As follower, HW is what the leader
 // sent, capped at this log end.
 import type { PartitionState, TopicPartition } from './api.js';
@@ -39,15 +40,27 @@ export type PartitionRole = 'leader' | 'follower';
 
 /** What the leader knows of one follower from its fetches. */
 export interface FollowerState {
-  /** The follower's log end: the offset of its last fetch. */
+  /**
+   * The follower's log end as it counts for the HW and the ISR: what its fsync covers (its
+   * reported durable end; without one, the offset of its last fetch, which it sends only once its
+   * append is acknowledged under its flush policy).
+   */
   logEndOffset: number;
-  /** Last time (ms) a fetch of it reached this leader's log end as it was at the previous fetch. */
+  /** Last time (ms) the follower's log end reached this leader's log end as it was at an earlier fetch of it. */
   caughtUpMs: number;
   /** Last fetch time (ms). */
   fetchMs: number;
-  /** This leader's log end when the follower last fetched (Kafka's lastFetchLeaderLogEndOffset). */
-  leaderEndAtFetch: number;
+  /**
+   * This leader's log end at the follower's recent fetches, oldest first (Kafka's
+   * lastFetchLeaderLogEndOffset, kept for more than the last fetch: a pipelining follower's
+   * durable end trails its fetch offset by the fsync it has in flight). Bounded by
+   * LEADER_ENDS_KEPT_MAX; an entry only when the leader's end moved since the last one.
+   */
+  leaderEndsAtFetch: Array<{ leaderEnd: number; atMs: number }>;
 }
+
+/** Leader ends kept per follower for its caught-up time: a few fetch round trips of pipelining. */
+const LEADER_ENDS_KEPT_MAX = 16;
 
 interface AckWaiter {
   offset: number;
@@ -149,7 +162,7 @@ export class Partition {
       // Kafka: a new leader starts every follower's state afresh, caught up as of now, so the
       // lag clock of a follower starts when this leader does.
       this.followers.clear();
-      for (const r of replicas) if (r !== this.selfId) this.followers.set(r, { logEndOffset: -1, caughtUpMs: nowMs, fetchMs: 0, leaderEndAtFetch: 0 });
+      for (const r of replicas) if (r !== this.selfId) this.followers.set(r, { logEndOffset: -1, caughtUpMs: nowMs, fetchMs: 0, leaderEndsAtFetch: [] });
     }
     this.recomputeHighWatermark();
   }
@@ -166,16 +179,29 @@ export class Partition {
     this.failAcks(new BrokerError('NOT_LEADER_OR_FOLLOWER', `${this.tp.topic}-${this.tp.partition}: this node is no longer the leader (leader ${leader}, epoch ${epoch}); the outcome of the write is unknown`));
   }
 
-  /** A follower fetched from `fetchOffset` (leader only): its log end; may move HW. */
-  followerFetched(replicaId: number, fetchOffset: number, nowMs: number): void {
+  /**
+   * A follower fetched from `fetchOffset` (leader only); may move HW. `durableEndOffset` (a
+   * pipelining follower, replica-fetcher.ts) is the end its fsync covers, at most the fetch
+   * offset: only that counts for the HW and the ISR. Without it the fetch offset is the follower's
+   * log end (it fetches only once its append is acknowledged under its flush policy).
+   */
+  followerFetched(replicaId: number, fetchOffset: number, nowMs: number, durableEndOffset = fetchOffset): void {
     const f = this.followers.get(replicaId);
     if (!f) return;
+    const end = Math.min(fetchOffset, durableEndOffset);
     const leaderEnd = this.log.logEndOffset;
-    // Kafka's rule: caught up if it reached the log end as it was at its previous fetch (or now).
-    if (fetchOffset >= leaderEnd || fetchOffset >= f.leaderEndAtFetch) f.caughtUpMs = nowMs;
-    f.logEndOffset = fetchOffset;
+    // Kafka's rule, over more than one fetch: caught up now if it holds this leader's log end, or
+    // as of the latest earlier fetch whose leader log end it holds now.
+    if (end >= leaderEnd) f.caughtUpMs = nowMs;
+    const ends = f.leaderEndsAtFetch;
+    while (ends.length > 0 && ends[0]!.leaderEnd <= end) f.caughtUpMs = Math.max(f.caughtUpMs, ends.shift()!.atMs);
+    if (end < leaderEnd && (ends.length === 0 || ends.at(-1)!.leaderEnd < leaderEnd)) {
+      // Past the bound the oldest goes: its time is the earliest, so only a later (stricter) one is credited.
+      if (ends.length >= LEADER_ENDS_KEPT_MAX) ends.shift();
+      ends.push({ leaderEnd, atMs: nowMs });
+    }
+    f.logEndOffset = end;
     f.fetchMs = nowMs;
-    f.leaderEndAtFetch = leaderEnd;
     this.recomputeHighWatermark();
   }
 

@@ -8,16 +8,25 @@
 //   truncate    first, per partition: a damaged replica (replica-repair.ts) is cut at its first
 //               bad batch, then OffsetForLeaderEpoch (KIP-101/279, never to the high watermark),
 //               one request for every partition that needs it
-//   fetch       Fetch with our node id as replica id, each partition from its log end in its own
-//               leader epoch, bounded per partition (replicaFetchBytesMax) and for the whole answer
+//   fetch       Fetch with our node id as replica id, each partition in its own leader epoch,
+//               bounded per partition (replicaFetchBytesMax) and for the whole answer
 //               (replicaFetchResponseBytesMax); the leader long-polls replicaFetchWaitMs with
 //               minBytes 1, so the answer comes as soon as any partition has data (or its high
 //               watermark moved); the leader serves what it has written, before its own fsync
-//               returns (isolation `written`), so our write and fsync overlap its fsync. Each
-//               partition's records are appended as sent and fsynced (the topic's flush policy)
-//               before the next fetch tells the leader the new log end — the end the leader's
-//               high watermark counts, so it never counts bytes we have not fsynced; partitions
-//               are appended side by side.
+//               returns (isolation `written`), so our write and fsync overlap its fsync.
+//               Partitions are appended side by side, each batch as sent.
+//   pipelining  with a leader that counts a reported durable end (its answers say so: Fetch's
+//               tag 10000, host/kafka/apis/fetch.ts), on the connection it said so on: each
+//               partition is fetched from the end we have *written* and reports the end our
+//               fsync covers (the log end: under flush=always what the fsync covers, under
+//               interval/never what is written, exactly what the fetch offset reported before);
+//               an answer's records are appended without waiting for their fsync, so the next
+//               fetch goes out while it runs, and when the fsync returns while that fetch is
+//               parked at the leader, a report (a Fetch of no bytes, maxWaitMs 0) tells the leader
+//               the new durable end at once. The leader's high watermark counts only the durable
+//               end, so it still never counts a byte we have not fsynced. Without that leader
+//               (first fetch on a connection, an older leader), each append waits for its fsync
+//               before the next fetch reports the new log end as its fetch offset.
 //   errors      per partition, never stalling the others: OFFSET_OUT_OF_RANGE below the leader's
 //               log start resets the log there (Kafka's truncateFullyAndStartAt), above its end
 //               sends the partition back to truncation; any other error (FENCED_LEADER_EPOCH,
@@ -39,6 +48,7 @@ import type { Broker } from '../broker/broker.js';
 import type { Partition } from '../broker/partition.js';
 import { ERRORS, errorNameForKafkaCode } from '../errors/index.js';
 import type { KafkaClient } from '../kafka/client/client.js';
+import type { KafkaConnection } from '../kafka/client/connection.js';
 import { CLIENT_APIS } from '../kafka/client/apis.js';
 import type { QuorumMetadataStore } from './quorum-metadata-store.js';
 import type { Repairs } from './replica-repair.js';
@@ -80,6 +90,10 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 /** One followed partition in one leader epoch. */
 interface Followed {
+  /** The durable end last reported to the leader (a fetch's or a report's). */
+  reportedDurableEnd: number;
+  /** Stops listening to the log's end (the fsync returning: a report may be due). */
+  unlisten: () => void;
   readonly p: Partition;
   readonly epoch: number;
   phase: 'truncate' | 'fetch';
@@ -102,6 +116,13 @@ interface PartitionAnswer {
 
 const key = (topic: string, partition: number) => `${topic}\0${partition}`;
 
+/** Where one partition is fetched from and what durable end goes with it (-1: none reported). */
+interface Position {
+  f: Followed;
+  fetchOffset: number;
+  durableEnd: number;
+}
+
 export class LeaderFetcher {
   /** Insertion order is the request's partition order (rotation moves an entry to the end). */
   private readonly followed = new Map<Partition, Followed>();
@@ -109,6 +130,12 @@ export class LeaderFetcher {
   private running: Promise<void> = Promise.resolve();
   /** Wakes the loop from an idle wait (a partition joined or became ready). */
   private nudge: (() => void) | null = null;
+  /** The connection whose leader said it counts a reported durable end; null: not pipelining. */
+  private pipelinedOn: KafkaConnection | null = null;
+  /** A fetch is out (parked at the leader, perhaps): a durable end moving now needs a report. */
+  private fetchOut = false;
+  private reportWanted = false;
+  private reporting = false;
 
   constructor(
     readonly leaderId: number,
@@ -132,7 +159,8 @@ export class LeaderFetcher {
 
   /** Follows `p` in its current leader epoch once `after` (the previous holder's last log operation) has settled. */
   add(p: Partition, after: Promise<void>): void {
-    const f: Followed = { p, epoch: p.leaderEpoch, phase: 'truncate', joined: false, failures: 0, retryAtMs: 0, work: Promise.resolve(), left: false };
+    const f: Followed = { p, epoch: p.leaderEpoch, phase: 'truncate', joined: false, failures: 0, retryAtMs: 0, work: Promise.resolve(), left: false, reportedDurableEnd: -1, unlisten: () => undefined };
+    f.unlisten = p.log.onEndOffsetAdvance(() => this.durableEndMoved(f));
     this.followed.set(p, f);
     f.work = after.catch(() => undefined).then(() => {
       f.joined = true;
@@ -145,13 +173,14 @@ export class LeaderFetcher {
     const f = this.followed.get(p);
     if (!f) return Promise.resolve();
     f.left = true;
+    f.unlisten();
     this.followed.delete(p);
     return f.work;
   }
 
   /** Stops the loop; closing its own client ends a fetch parked at the leader at once. */
   stop(): Promise<void> {
-    for (const f of this.followed.values()) f.left = true;
+    for (const f of this.followed.values()) (f.left = true), f.unlisten();
     this.abort.abort();
     this.wake();
     const running = this.running;
@@ -185,6 +214,8 @@ export class LeaderFetcher {
         else await this.fetch(due);
         failures = 0;
       } catch (err) {
+        // Whoever answers next on a new connection says again whether it counts durable ends.
+        this.pipelinedOn = null;
         if (signal.aborted) break;
         failures++;
         if (failures === 1 || failures % 50 === 0) this.ctx.log.warn({ err: (err as Error).message, leader: this.leaderId, partitions: due.length }, 'replica fetch failed; retrying');
@@ -298,31 +329,103 @@ export class LeaderFetcher {
     const release = await this.ctx.budget.reserve(replicaFetchAnswerBytesMax(o.replicaFetchResponseBytesMax), this.abort.signal);
     try {
       const conn = await this.leaderConnection();
-      const asked = due.filter((f) => !this.stale(f)).map((f) => ({ f, fetchOffset: f.p.log.logEndOffset }));
+      const pipelined = this.pipelinedOn === conn;
+      // Not pipelining (a new connection): what an earlier pipelined fetch wrote is fsynced first,
+      // since the fetch offset alone then tells the leader our log end.
+      if (!pipelined) await Promise.all(due.map((f) => (!this.stale(f) && f.p.log.writtenEndOffset > f.p.log.logEndOffset ? this.onLog(f, () => f.p.log.flush()) : undefined)));
+      const asked = due.filter((f) => !this.stale(f)).map((f) => this.position(f, pipelined));
       if (asked.length === 0) return;
-      const res = await conn.request(CLIENT_APIS.fetch, {
-        replicaId: o.nodeId,
-        // Others wait for the budget: park briefly, so an idle leader does not hold their room.
-        maxWaitMs: this.ctx.budget.contended ? Math.min(o.replicaFetchWaitMs, CONTENDED_FETCH_WAIT_MS) : o.replicaFetchWaitMs,
-        minBytes: 1,
-        maxBytes: o.replicaFetchResponseBytesMax,
-        isolationLevel: 0,
-        sessionId: 0,
-        sessionEpoch: -1,
-        topics: byTopic(asked, ({ f, fetchOffset }) => ({ partition: f.p.tp.partition, currentLeaderEpoch: f.epoch, fetchOffset, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: o.replicaFetchBytesMax })),
-        forgottenTopicsData: [],
-        rackId: '',
-      });
+      let res;
+      this.fetchOut = true;
+      try {
+        res = await conn.request(CLIENT_APIS.fetch, {
+          replicaId: o.nodeId,
+          // Others wait for the budget: park briefly, so an idle leader does not hold their room.
+          maxWaitMs: this.ctx.budget.contended ? Math.min(o.replicaFetchWaitMs, CONTENDED_FETCH_WAIT_MS) : o.replicaFetchWaitMs,
+          minBytes: 1,
+          maxBytes: o.replicaFetchResponseBytesMax,
+          isolationLevel: 0,
+          sessionId: 0,
+          sessionEpoch: -1,
+          topics: byTopic(asked, (a) => ({ ...partitionEntry(a), partitionMaxBytes: o.replicaFetchBytesMax })),
+          forgottenTopicsData: [],
+          rackId: '',
+        });
+      } finally {
+        this.fetchOut = false;
+      }
+      const supported = res.replicaDurableEndSupported === true;
+      // Once per connection (a new one starts unpipelined): tests and operators see the mode.
+      if (supported && !pipelined) this.ctx.log.info({ leader: this.leaderId }, 'leader counts reported durable ends: follower fetches pipelined with the fsync');
+      this.pipelinedOn = supported ? conn : null;
       const answers = new Map<string, PartitionAnswer>();
       for (const t of res.responses ?? []) for (const r of t.partitions ?? []) answers.set(key(t.topic, r.partitionIndex), r);
-      await Promise.all(asked.map(({ f, fetchOffset }) => this.settle(f, fetchOffset, answers.get(key(f.p.tp.topic, f.p.tp.partition)))));
+      await Promise.all(asked.map(({ f, fetchOffset }) => this.settle(f, fetchOffset, answers.get(key(f.p.tp.topic, f.p.tp.partition)), pipelined)));
     } finally {
       release();
     }
   }
 
-  /** One partition's part of the answer: append it, or handle its error. */
-  private settle(f: Followed, fetchOffset: number, r: PartitionAnswer | undefined): Promise<void> | void {
+  /**
+   * Where `f` is fetched from: pipelining, the end written (the fetcher is the log's only writer
+   * and has awaited its write) with the end the fsync covers reported apart; otherwise the log end
+   * for both.
+   */
+  private position(f: Followed, pipelined: boolean): Position {
+    const log = f.p.log;
+    const durableEnd = log.logEndOffset;
+    f.reportedDurableEnd = durableEnd;
+    return { f, fetchOffset: pipelined ? log.writtenEndOffset : durableEnd, durableEnd: pipelined ? durableEnd : -1 };
+  }
+
+  /** A followed log's end moved (its fsync returned): with a pipelined fetch parked at the leader, report it now. */
+  private durableEndMoved(f: Followed): void {
+    if (!this.fetchOut || this.pipelinedOn === null || this.stale(f) || f.p.log.logEndOffset <= f.reportedDurableEnd) return;
+    this.reportWanted = true;
+    if (this.reporting) return;
+    this.reporting = true;
+    // Called from the log's listener: nothing may throw back into it.
+    void this.report()
+      .catch((err: unknown) => this.ctx.log.debug({ err: (err as Error).message, leader: this.leaderId }, 'durable end report failed; the next fetch carries it'))
+      .finally(() => (this.reporting = false));
+  }
+
+  /**
+   * Reports moved durable ends while a fetch is out: a Fetch that reads nothing (maxBytes 0) and
+   * waits for nothing (maxWaitMs 0). The leader records it on arrival (its Fetch handler lets the
+   * next request on the connection start at once), so the HW moves even while our fetch is parked;
+   * the answer itself is ignored (it comes after the parked fetch's). A failed report is not
+   * retried: the next fetch carries the same durable end.
+   */
+  private async report(): Promise<void> {
+    while (this.reportWanted && this.fetchOut && !this.abort.signal.aborted) {
+      this.reportWanted = false;
+      const conn = this.pipelinedOn;
+      if (!conn) return;
+      const moved = [...this.followed.values()].filter((f) => f.joined && f.phase === 'fetch' && !this.stale(f) && f.p.log.logEndOffset > f.reportedDurableEnd);
+      if (moved.length === 0) return;
+      const asked = moved.map((f) => this.position(f, true));
+      try {
+        await conn.request(CLIENT_APIS.fetch, {
+          replicaId: this.ctx.options.nodeId,
+          maxWaitMs: 0,
+          minBytes: 0,
+          maxBytes: 0,
+          isolationLevel: 0,
+          sessionId: 0,
+          sessionEpoch: -1,
+          topics: byTopic(asked, (a) => ({ ...partitionEntry(a), partitionMaxBytes: 0 })),
+          forgottenTopicsData: [],
+          rackId: '',
+        });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** One partition's part of the answer: append it (pipelined: without waiting for its fsync), or handle its error. */
+  private settle(f: Followed, fetchOffset: number, r: PartitionAnswer | undefined, pipelined: boolean): Promise<void> | void {
     if (this.stale(f)) return;
     if (!r) return this.partitionFailed(f, new Error('Fetch answer names no such partition'));
     if (r.errorCode === ERRORS.OFFSET_OUT_OF_RANGE.kafka) {
@@ -338,7 +441,7 @@ export class LeaderFetcher {
       this.followed.set(f.p, f);
     }
     return this.onLog(f, async () => {
-      await this.ctx.broker.appendAsFollower(f.p.tp, records, r.highWatermark, f.epoch);
+      await this.ctx.broker.appendAsFollower(f.p.tp, records, r.highWatermark, f.epoch, { waitForFlush: !pipelined });
       f.failures = 0;
     });
   }
@@ -357,6 +460,11 @@ export class LeaderFetcher {
       "replica behind the leader's log start: its log was reset to start at the leader's log start",
     );
   }
+}
+
+/** A position as a Fetch request's partition entry (without its byte bound). */
+function partitionEntry({ f, fetchOffset, durableEnd }: Position) {
+  return { partition: f.p.tp.partition, currentLeaderEpoch: f.epoch, fetchOffset, lastFetchedEpoch: -1, logStartOffset: -1, replicaDurableEndOffset: durableEnd };
 }
 
 function nameOf(p: Partition): string {

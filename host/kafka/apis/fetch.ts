@@ -22,6 +22,17 @@
 // per request (the high watermark may move), and it reads through the same cursor with `written`
 // isolation: what the leader has written, before its own fsync returns (the follower fsyncs it
 // before its next fetch reports it; the high watermark stays within the leader's fsynced end). A consumer (replica_id -1) must reach the leader too, and reads below the HW.
+//
+// Tributary's own tagged fields (between our nodes; Kafka's tags are small numbers counted from 0,
+// so ours start at 10000 and can never meet one of theirs; other clients skip them, KIP-482):
+//   request partition, tag 10000, replica_durable_end_offset int64 (default -1: absent): a
+//     pipelining follower (host/cluster/replica-fetcher.ts) fetches from the end it has written
+//     and reports here the end its fsync covers; the leader counts only that end for the high
+//     watermark and the ISR (never more than the fetch offset). Absent: the fetch offset is the
+//     follower's log end, as before.
+//   response, tag 10000, replica_durable_end_supported bool: this leader reads the field above.
+//     A follower pipelines only after a leader has said so, so a leader that ignores the field
+//     (an older version during a rolling upgrade) never counts unfsynced data.
 import { arr, f, struct, type Schema } from '../protocol/schema.js';
 import { BrokerError, ERRORS } from '../../errors/index.js';
 import type { PartitionOffsets } from '../../broker/api.js';
@@ -29,6 +40,9 @@ import { NO_RETRY, PartitionCursor } from '../../broker/cursor.js';
 import { kafkaCode, type ApiHandler, type RequestContext } from './types.js';
 import { Operation, requireCluster, requireTopic } from './authz.js';
 import { isInternalTopic } from '../../broker/topic-name.js';
+
+/** Tributary's tag for replica_durable_end_offset (request partitions) and replica_durable_end_supported (response): see the header. */
+export const REPLICA_DURABLE_END_TAG = 10_000;
 
 const request: Schema = [
   f('clusterId', 'string', '12+', { nullable: '12+', default: null, tagged: '12+', tag: 0 }),
@@ -48,6 +62,7 @@ const request: Schema = [
       f('lastFetchedEpoch', 'int32', '12+', { default: -1 }),
       f('logStartOffset', 'int64', '5+', { default: -1 }),
       f('partitionMaxBytes', 'int32', '0+'),
+      f('replicaDurableEndOffset', 'int64', '12+', { default: -1, tagged: '12+', tag: REPLICA_DURABLE_END_TAG }),
     ]),
   ]),
   arr('forgottenTopicsData', '7+', [f('topic', 'string', '7-12'), arr('partitions', '7+', 'int32')]),
@@ -56,6 +71,7 @@ const request: Schema = [
 
 const response: Schema = [
   f('throttleTimeMs', 'int32', '1+'),
+  f('replicaDurableEndSupported', 'bool', '12+', { default: false, tagged: '12+', tag: REPLICA_DURABLE_END_TAG }),
   f('errorCode', 'int16', '7+'),
   f('sessionId', 'int32', '7+'),
   arr('responses', '0+', [
@@ -81,6 +97,8 @@ interface FetchPartitionRequest {
   currentLeaderEpoch: number;
   fetchOffset: number;
   partitionMaxBytes: number;
+  /** A pipelining follower's fsynced end (-1: absent). */
+  replicaDurableEndOffset?: number;
 }
 interface FetchRequest {
   replicaId: number;
@@ -126,7 +144,7 @@ function checkReplicas(req: FetchRequest, ctx: RequestContext): Map<string, unkn
       const tp = { topic: t.topic, partition: p.partition };
       try {
         if (!ctx.broker.describeTopic(t.topic)) continue; // answered UNKNOWN_TOPIC_OR_PARTITION by the read
-        if (req.replicaId >= 0) ctx.broker.replicaFetched(tp, req.replicaId, p.fetchOffset, p.currentLeaderEpoch ?? -1);
+        if (req.replicaId >= 0) ctx.broker.replicaFetched(tp, req.replicaId, p.fetchOffset, p.currentLeaderEpoch ?? -1, (p.replicaDurableEndOffset ?? -1) >= 0 ? p.replicaDurableEndOffset : undefined);
         else {
           if (ctx.broker.partitionState(tp).role !== 'leader') throw new BrokerError('NOT_LEADER_OR_FOLLOWER', `this node does not lead ${t.topic}-${p.partition}`);
           ctx.broker.checkLeaderEpoch(tp, p.currentLeaderEpoch ?? -1);
@@ -262,6 +280,6 @@ export const fetch: ApiHandler = {
       }
       result = await readAll(req, ctx, cursors, maxBytes, refused);
     }
-    return { throttleTimeMs: 0, errorCode: ERRORS.NONE.kafka, sessionId: 0, responses: result.responses };
+    return { throttleTimeMs: 0, replicaDurableEndSupported: req.replicaId >= 0, errorCode: ERRORS.NONE.kafka, sessionId: 0, responses: result.responses };
   },
 };
