@@ -72,9 +72,10 @@ export type UwsBuild = 'trufflesuite' | 'btc-vision';
  */
 export function loadUws(preference?: UwsBuild[]): LoadedUws {
   const require = createRequire(import.meta.url);
-  const facts = platformFacts();
-  const binary = `uws_${facts.platform}_${facts.arch}_${facts.abi}.node`;
-  const order: UwsBuild[] = preference ?? (Number(facts.abi) <= 115 ? ['trufflesuite', 'btc-vision'] : ['btc-vision', 'trufflesuite']);
+  // The glibc version (a whole diagnostic report, ~1.4 MiB of RSS) only for the error below.
+  const abi = process.versions.modules;
+  const binary = `uws_${process.platform}_${process.arch}_${abi}.node`;
+  const order: UwsBuild[] = preference ?? (Number(abi) <= 115 ? ['trufflesuite', 'btc-vision'] : ['btc-vision', 'trufflesuite']);
   const attempts: Array<{ build: string; error: string }> = [];
   for (const build of order) {
     try {
@@ -94,7 +95,7 @@ export function loadUws(preference?: UwsBuild[]): LoadedUws {
       });
     }
   }
-  throw new UwsUnavailableError(attempts, facts);
+  throw new UwsUnavailableError(attempts, platformFacts());
 }
 
 /** What happened to one `send`: uWS returned a boolean before v20 and a number (0/1/2) since. */

@@ -27,8 +27,7 @@
 // (`--expose-gc` set at run time, the function taken from a fresh context), so the node trims
 // however it was started (npm start, the bin, systemd, tests). Where both fail, the trim is off
 // and says why once.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { createRequire } from 'node:module';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
 import type { MetricsRegistry } from './registry.js';
@@ -46,6 +45,11 @@ export function exposeGc(): Gc | string {
   const own = (globalThis as { gc?: Gc }).gc;
   if (typeof own === 'function') return own;
   try {
+    // Required here, not imported with the module: only a node without an inspector needs them
+    // (node:v8 brings its heap-snapshot and promise-hook modules), and every node loads this file.
+    const require = createRequire(import.meta.url);
+    const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+    const { runInNewContext } = require('node:vm') as typeof import('node:vm');
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as unknown;
     return typeof gc === 'function' ? (gc as Gc) : 'V8 did not expose gc';
