@@ -8,7 +8,10 @@
 // includes the producer's linger and batching). The last column is the 1-minute load average
 // when the row ended. REPLICATION_BENCH_RUNS=n runs every row n times, interleaved, and reports
 // the median (a shared machine's load moves by half between two runs). Failover times are
-// bench/failover.bench.ts's.
+// bench/failover.bench.ts's. The producer is idempotent at acks=all (one batch in flight with
+// Debian's librdkafka 2.0.2, so the ratio is one batch's round trip at RF 1 over one at RF 3);
+// REPLICATION_BENCH_IDEMPOTENCE=0 runs it with librdkafka's defaults instead, as `kcat -P -X
+// acks=all` does (not idempotent, many batches in flight): the same settings for every row either way.
 // All processes share the machine's cores with the producer: an upper bound on what a cluster of
 // three machines would cost.
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,13 +30,13 @@ const PYTHON = '/usr/bin/python3';
 const PRODUCER = `
 import sys, time, json
 from confluent_kafka import Producer
-bootstrap, topic, count, acks = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+bootstrap, topic, count, acks, idempotence = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == '1'
 sent_at, lat = {}, []
 value = b'x' * 1024
 def done(err, msg):
     if err is None:
         lat.append(time.time() - sent_at.pop(int(msg.key())))
-p = Producer({'bootstrap.servers': bootstrap, 'acks': acks, 'linger.ms': 5, 'enable.idempotence': acks == 'all',
+p = Producer({'bootstrap.servers': bootstrap, 'acks': acks, 'linger.ms': 5, 'enable.idempotence': idempotence and acks == 'all',
               'retries': 1000000, 'retry.backoff.ms': 50, 'topic.metadata.refresh.interval.ms': 1000, 'message.timeout.ms': 30000})
 t0 = time.time(); i = 0
 while i < count:
@@ -59,7 +62,7 @@ interface Run {
 async function produce(dir: string, bootstrap: string, topic: string, count: number, acks: string): Promise<Run> {
   const script = join(dir, 'bench-producer.py');
   await writeFile(script, PRODUCER);
-  const child = spawn(PYTHON, [script, bootstrap, topic, String(count), acks], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(PYTHON, [script, bootstrap, topic, String(count), acks, process.env.REPLICATION_BENCH_IDEMPOTENCE === '0' ? '0' : '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   await new Promise((r) => child.on('exit', r));
@@ -150,7 +153,7 @@ async function throughput(count: number, runs: number): Promise<Table> {
     return [name, s[0]!.records, rate, Math.round((rate / 1024) * 10) / 10, ...(runs > 1 ? [range] : []), share, middle(s.map((x) => x.p50)), middle(s.map((x) => x.p99)), load];
   });
   return {
-    title: `Replicated produce, 1 KiB records, librdkafka, one partition, loopback${runs > 1 ? ` (median of ${runs} interleaved rounds)` : ''}`,
+    title: `Replicated produce, 1 KiB records, librdkafka ${process.env.REPLICATION_BENCH_IDEMPOTENCE === '0' ? '(not idempotent: kcat\'s defaults)' : '(idempotent at acks=all)'}, one partition, loopback${runs > 1 ? ` (median of ${runs} interleaved rounds)` : ''}`,
     columns: ['setup', 'records', 'records/s', 'MiB/s', ...(runs > 1 ? ['records/s range'] : []), 'of RF 1', 'p50 ms', 'p99 ms', 'load 1 min'],
     rows,
   };
