@@ -249,14 +249,30 @@ export class AppendForwarding implements AppendForwarder {
     });
   }
 
+  /**
+   * Reserves through the controller. Right after a controller failover the quorum answers
+   * NOT_CONTROLLER (none elected yet) or REQUEST_TIMED_OUT (the proposal went to the old one):
+   * asked again with the forward's backoff until cluster.forwardTimeoutMs, so the first forward
+   * after a failover waits for the election, not for the door's client to retry.
+   */
   private async allocateProducerId(): Promise<number> {
-    try {
-      const id = await this.producerIds.allocate();
-      this.log.info({ producerId: id }, 'forwarding: producer id reserved (retried forwards are deduplicated by the leader)');
-      return id;
-    } catch (err) {
-      // Retriable for the door: the metadata quorum has no controller right now.
-      throw new BrokerError('LEADER_NOT_AVAILABLE', `forwarding: no producer id reserved yet (${(err as Error).message})`);
+    const deadline = Date.now() + this.o.timeoutMs;
+    let backoffMs = this.o.retryBackoffMs;
+    for (;;) {
+      try {
+        const id = await this.producerIds.allocate();
+        this.log.info({ producerId: id }, 'forwarding: producer id reserved (retried forwards are deduplicated by the leader)');
+        return id;
+      } catch (err) {
+        const retriable = err instanceof BrokerError && (err.code === 'NOT_CONTROLLER' || err.code === 'REQUEST_TIMED_OUT');
+        const waitMs = Math.min(backoffMs, deadline - Date.now());
+        if (!retriable || waitMs <= 0 || this.closed) {
+          // Retriable for the door: the metadata quorum has no controller right now.
+          throw new BrokerError('LEADER_NOT_AVAILABLE', `forwarding: no producer id reserved yet (${(err as Error).message})`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        backoffMs = Math.min(backoffMs * 2, RETRY_BACKOFF_MS_MAX);
+      }
     }
   }
 

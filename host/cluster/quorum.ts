@@ -77,6 +77,8 @@ interface Pending {
 }
 
 interface Forwarded {
+  /** The controller the proposal was sent to. */
+  lead: NodeId;
   resolve: (index: number) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
@@ -324,6 +326,7 @@ export class Quorum {
   private noteRoleChange(): void {
     const n = this.node;
     if (n.role === this.lastRole && n.lead === this.lastLead) return;
+    if (n.lead !== this.lastLead) this.abandonForwardsTo(n.lead);
     if (n.lead !== this.lastLead || n.role === 'leader') this.opts.logger.info({ role: n.role, term: n.term, leader: this.leader }, n.role === 'leader' ? 'elected controller (metadata quorum leader)' : 'metadata quorum leader changed');
     this.lastRole = n.role;
     this.lastLead = n.lead;
@@ -353,12 +356,29 @@ export class Quorum {
         this.forwarded.delete(requestId);
         reject(new BrokerError('REQUEST_TIMED_OUT', `controller ${lead} did not answer a metadata proposal within ${this.opts.proposalTimeoutMs} ms (cluster.proposalTimeoutMs); it may still commit`));
       }, this.opts.proposalTimeoutMs);
-      this.forwarded.set(requestId, { resolve, reject, timer });
+      this.forwarded.set(requestId, { lead, resolve, reject, timer });
       if (!this.transport.send(String(lead), frame)) {
         this.forwarded.delete(requestId);
         this.settle(timer, () => reject(new BrokerError('NOT_CONTROLLER', `controller ${lead} is not reachable from node ${this.opts.nodeId}; retry`)));
       }
     });
+  }
+
+  /**
+   * A proposal forwarded to a controller that is no longer this node's (it died, or lost an
+   * election) would otherwise wait out cluster.proposalTimeoutMs for an answer that may never
+   * come: a caller such as the append forwarder's producer-id reservation then stalls for the
+   * whole timeout after every controller failover. It fails now, with the same code and the
+   * same doubt as that timeout (REQUEST_TIMED_OUT: the old controller may have replicated the
+   * entry before it went, so it may still commit), and the caller retries against `lead`.
+   */
+  private abandonForwardsTo(lead: NodeId): void {
+    for (const [requestId, f] of this.forwarded) {
+      if (f.lead === lead) continue;
+      this.forwarded.delete(requestId);
+      const now = lead === NO_NODE ? 'no controller known yet' : `now node ${lead}`;
+      this.settle(f.timer, () => f.reject(new BrokerError('REQUEST_TIMED_OUT', `controller ${f.lead} was replaced (${now}) before it answered a metadata proposal; it may still commit; retry`)));
+    }
   }
 
   private onForwardRequest(from: NodeId, frame: Uint8Array): void {

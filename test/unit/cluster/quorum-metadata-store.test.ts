@@ -5,7 +5,8 @@
 // is a hard bound (the one past it is refused, the ones at it commit); a record that does not fit
 // the image fails the same way everywhere and changes nothing; a restarted node restores its
 // image from its snapshot (the raft log compacted every snapshotEntries) plus the entries after
-// it; an entry of another format is refused.
+// it; an entry of another format is refused; a proposal forwarded to a controller that is
+// replaced fails when this node learns it (not after proposalTimeoutMs), and a retry commits.
 import t, { type Test } from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -123,6 +124,26 @@ t.test('quorum store: a proposal on a controller cut off from the others is reje
   await eventually(() => stores.every((s) => s.image().topics.has('won')), 10_000);
   t.ok(stores.every((s) => !s.image().topics.has('lost')), 'the lost proposal is applied nowhere');
   t.ok(leader.quorum.status().term > 1 && !leader.quorum.isLeader, 'the old controller follows the new term');
+});
+
+t.test('quorum store: a proposal forwarded to a controller that is replaced fails at the election, not after proposalTimeoutMs, and a retry commits', async (t) => {
+  const { hub, stores, leader, followers } = await cluster(t);
+  const oldId = leader.quorum.status().nodeId;
+  // Cut off the controller: a follower's forward to it is dropped on the way, as to a dead node.
+  hub.isolate(String(oldId));
+  const started = Date.now();
+  const outcome = await followers[0]!.propose([topic('stranded')]).then(
+    () => ({ code: 'resolved', message: '', ms: Date.now() - started }),
+    (err: BrokerError) => ({ code: err.code, message: err.message, ms: Date.now() - started }),
+  );
+  t.equal(outcome.code, 'REQUEST_TIMED_OUT', "the forward fails with the timeout's code (its entry may still commit)");
+  t.match(outcome.message, new RegExp(`controller ${oldId} was replaced \\((now node \\d+|no controller known yet)\\)`), `its message names the old controller and what replaced it: ${outcome.message}`);
+  t.ok(outcome.ms < QUORUM.proposalTimeoutMs / 2, `it failed ${outcome.ms} ms after the proposal, well before cluster.proposalTimeoutMs (${QUORUM.proposalTimeoutMs} ms)`);
+  // Retried as the append forwarder's producer-id reservation does, while the election runs.
+  await eventually(() => followers[0]!.propose([topic('retried')]).then(() => true, (err: BrokerError) => (err.code === 'NOT_CONTROLLER' ? null : Promise.reject(err))), 10_000, 20);
+  t.ok(followers[0]!.image().topics.has('retried'), 'the retry commits through the new controller (applied on the proposer when it resolves)');
+  hub.heal();
+  await eventually(() => stores.every((s) => s.image().topics.has('retried')), 10_000);
 });
 
 t.test('a snapshot keeps topics, producer ids, ACLs and SCRAM credentials', async (t) => {
