@@ -32,10 +32,25 @@
 // this node's own are held too (its restart publishes those of its previous run).
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
-import type { AedesPacket } from './persistence.js';
+
+/** A will as aedes hands it around (persistence.ts' AedesPacket; named here so the two files do not import each other). */
+export interface AedesPacket {
+  cmd: string;
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  dup?: boolean;
+  brokerId?: string;
+  clientId?: string;
+  properties?: unknown;
+  [k: string]: unknown;
+}
 
 /** How often the table looks for fenced owners and wills that became due. */
 export const FENCED_WILLS_CHECK_MS = 200;
+/** A restart's barrier write refused (no leader yet, no quorum): asked again after this long. */
+const ORPHAN_RETRY_MS = 500;
 
 /** A committed will of another node, as its `W` record says. */
 export interface CommittedWill {
@@ -127,7 +142,37 @@ export class FencedWills {
   }
 
   /**
-   * A restart, once the view caught up (persistence.ts): publishes the previous run's wills at
+   * A restart: this node's wills of its previous run (records with another broker id) still
+   * committed are published by this node, through the one write path, and tombstoned — not
+   * before the listeners bind, as on one node: replication (forwarding, this replica's fetching)
+   * starts only after them, and a restarted replica's high watermark starts at its log start, so
+   * the replay cannot tell what is committed, nor which of them the leader of `__mqtt_sessions`
+   * published while this node was fenced. So `barrier` first (persistence.ts: a record written
+   * through the leader, resolved once the follower applied it; asked again every
+   * ORPHAN_RETRY_MS until it is taken): every record committed before it is then in the view,
+   * and the previous run's wills still there are the ones nobody published.
+   */
+  async publishOrphansWhenCaughtUp(barrier: () => Promise<void>, signal: AbortSignal): Promise<void> {
+    const startedMs = Date.now();
+    let attempts = 0;
+    while (!signal.aborted) {
+      try {
+        attempts++;
+        await barrier();
+        break;
+      } catch (err) {
+        // just restarted: no leader known yet, forwarding not started, no quorum
+        if (attempts === 1 || attempts % 20 === 0) this.deps.logger.info({ attempts, err: (err as Error).message }, 'mqtt: waiting for the session table before publishing the wills of the previous run');
+        await new Promise((resolve) => setTimeout(resolve, ORPHAN_RETRY_MS));
+      }
+    }
+    if (signal.aborted) return;
+    this.deps.logger.info({ wills: this.orphansByClient.size, waitedMs: Date.now() - startedMs }, 'mqtt: session table caught up after the restart; wills of the previous run that no other node published are published now');
+    if (this.orphansByClient.size > 0) await this.publishOrphans(signal);
+  }
+
+  /**
+   * Once the view caught up (publishOrphansWhenCaughtUp): publishes the previous run's wills at
    * once, as a single node does after a restart (the delay is not waited for: the connection was
    * cut at the crash, which lies further back than anyone can tell), each then tombstoned; a
    * transient failure is tried again until `signal` ends it.

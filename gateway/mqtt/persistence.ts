@@ -16,7 +16,8 @@
 //                     key = "e" 0x00 clientId     value = decimal ms since the epoch when the (MQTT 5) session expires
 //                                                 while disconnected; tombstoned when it reconnects or is wiped
 //                     a cluster only (session-table.ts): key = "o" 0x00 clientId (owner node), "p" 0x00 clientId
-//                     (delivery positions); wills under "W" 0x00 nodeId 0x00 clientId (each node's own)
+//                     (delivery positions); wills under "W" 0x00 nodeId 0x00 clientId (written by the node the
+//                     device is connected to; a fenced node's are published by the table's leader, fenced-wills.ts)
 //   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
 //                     value = payload; header `msg` = JSON {topic, qos, retain, properties, messageExpiry}
 // Properties in JSON: Buffers (Correlation Data) as {"$b64": "..."}; User Properties as the
@@ -341,40 +342,21 @@ export class LogPersistence {
   }
 
   /**
-   * A cluster's restart: the wills of this node's previous run (their records carry another
-   * broker id) that are still committed are published by this node, through the one write path,
-   * and tombstoned (fenced-wills.ts `publishOrphans`) — not before the listeners bind, as on one
-   * node: replication (forwarding, and this replica's fetching) starts only after them, and a
-   * restarted replica's high watermark starts at its log start, so the replay cannot tell what is
-   * committed, nor which of them the leader of `__mqtt_sessions` published while this node was
-   * fenced. So a barrier first: a tombstone of the key `W 0x00 nodeId 0x00` (no client id: no
-   * will has it) is written through the leader, asked again every FOLLOW_RETRY_MS until it is
-   * taken; once the follower applied it, every record committed before it is in the view, and
-   * the previous run's wills still there are the ones nobody published. A first start (the table
-   * being created) has none.
+   * A cluster's restart: the wills of this node's previous run still committed are published
+   * once the view caught up (fenced-wills.ts `publishOrphansWhenCaughtUp` says why not before the
+   * listeners bind). The barrier: a tombstone of the key `W 0x00 nodeId 0x00` (no client id: no
+   * will has it), written through the leader and applied by the follower. A first start (the
+   * table being created) has none.
    */
-  private async publishOrphanWillsWhenCaughtUp(existed: boolean): Promise<void> {
+  private publishOrphanWillsWhenCaughtUp(existed: boolean): Promise<void> {
     const wills = this.fencedWills;
-    if (!this.cluster || !existed || !wills) return;
+    if (!this.cluster || !existed || !wills) return Promise.resolve();
     const signal = this.stopFollowing.signal;
-    const startedMs = Date.now();
-    let attempts = 0;
-    while (!signal.aborted) {
-      try {
-        attempts++;
-        const [offset] = await this.write(SESSIONS_TOPIC, [{ key: enc(`W\u0000${this.cluster.nodeId}\u0000`), value: null }]);
-        while (!signal.aborted && !(await this.table.waitApplied(offset, FOLLOW_WAIT_MS)));
-        break;
-      } catch (err) {
-        // just restarted: no leader known yet, forwarding not started, no quorum
-        if (attempts === 1 || attempts % 20 === 0) this.logger.info({ attempts, err: (err as Error).message }, 'mqtt: waiting for the session table before publishing the wills of the previous run');
-        await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
-      }
-    }
-    if (signal.aborted) return;
-    const orphans = wills.orphans();
-    this.logger.info({ wills: orphans, waitedMs: Date.now() - startedMs }, 'mqtt: session table caught up after the restart; wills of the previous run that no other node published are published now');
-    if (orphans > 0) await wills.publishOrphans(signal);
+    const key = enc(`W\u0000${this.cluster.nodeId}\u0000`);
+    return wills.publishOrphansWhenCaughtUp(async () => {
+      const [offset] = await this.write(SESSIONS_TOPIC, [{ key, value: null }]);
+      while (!signal.aborted && !(await this.table.waitApplied(offset, FOLLOW_WAIT_MS)));
+    }, signal);
   }
 
   /** A cluster's restart: settles once the previous run's wills were handled (tests). */

@@ -159,7 +159,12 @@ t.test('a restart: the previous run\'s wills still committed are published; one 
   w.wills.apply(ME, 'gone', null, 4); // the leader published it while this node was fenced
   w.wills.apply(ME, 'back', { packet: will('status/back', 'this-run'), delayMs: 0 }, 5); // reconnected here
   t.equal(w.wills.orphans(), 2, 'two wills of the previous run are still owed');
-  await w.wills.publishOrphans(new AbortController().signal);
+  let barriers = 0;
+  await w.wills.publishOrphansWhenCaughtUp(async () => {
+    if (++barriers === 1) throw new Error('this node is not the leader of __mqtt_sessions-0');
+    t.same(w.published, [], 'nothing published before the barrier was taken');
+  }, new AbortController().signal);
+  t.equal(barriers, 2, 'a refused barrier is written again');
   t.same(w.published.map((p) => p.topic).sort(), ['status/back', 'status/owed'], 'published at once, delay or not; the one a survivor published is not');
   t.same(w.tombstones, ['2/owed'], 'tombstoned, but for the key that holds this run\'s will now');
   t.equal(w.wills.orphans(), 0);
