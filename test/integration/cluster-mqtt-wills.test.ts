@@ -9,9 +9,12 @@
 //     retained on the other survivor;
 //   - the MQTT 5 will with a 3 s Will Delay Interval comes once, not before its delay, with its
 //     will properties (user property, content type);
-//   - the MQTT 5 device that resumes its session on the subscriber's node within its 6 s will
+//   - the MQTT 5 device that resumes its session on the subscriber's node within its 5 s will
 //     delay gets no will published;
 //   - the killed node restarted on its data dir publishes none of them a second time;
+//   - that node frozen (SIGSTOP) past the session timeout, cut off rather than dead, with a device
+//     still connected: a survivor publishes the device's will once; back (SIGCONT), the node
+//     closes the device's connection without publishing the will again;
 //   - tributary_mqtt_fenced_wills_total on the survivors counts 2 published and 1 resumed.
 import t from 'tap';
 import mqtt from 'mqtt';
@@ -24,7 +27,7 @@ const FAST = ['cluster.tickMs=50', `cluster.sessionTimeoutMs=${SESSION_TIMEOUT_M
 /** What a loaded CI machine may add to fencing + publishing + reverse delivery (measured: ~1–2 s at load 3). */
 const BOUND_MS = 8000;
 const DELAYED_S = 3;
-const RESUMED_DELAY_S = 6;
+const RESUMED_DELAY_S = 5;
 
 function mqttUrl(c: Cluster, id: number): string {
   return `mqtt://127.0.0.1:${c.node(id).proc!.port('mqtt')}`;
@@ -124,7 +127,7 @@ t.test('a dead node\'s wills: published once by a survivor, after their delay, n
   }
 
   // past the resumer's delay (counted from the fence, later than the kill) and then some
-  await sleep(Math.max(0, killedAtMs + SESSION_TIMEOUT_MS + RESUMED_DELAY_S * 1000 + 2000 - Date.now()));
+  await sleep(Math.max(0, killedAtMs + SESSION_TIMEOUT_MS + RESUMED_DELAY_S * 1000 + 1500 - Date.now()));
   t.same(willsOf('status/dev-5-resumer'), [], `no will for the device that resumed its session on node ${watcherNode} within its will delay (MQTT-3.1.3-9)`);
 
   // the retained will is served by a third node
@@ -148,6 +151,22 @@ t.test('a dead node\'s wills: published once by a survivor, after their delay, n
   t.equal(caughtUpLine()?.wills, 0, `node ${victim} caught up with the session table after its restart and found none of its wills left to publish`);
   await sleep(1000);
   t.equal(got.length, before, `node ${victim} restarted: no will published a second time`);
+
+  // cut off, not dead: the node frozen past the session timeout while its device stays connected
+  const frozen = await mqtt.connectAsync(mqttUrl(c, victim), { ...common, clientId: 'dev-frozen', protocolVersion: 4, clean: true, keepalive: 60, will: { topic: 'status/dev-frozen', payload: Buffer.from('dev-frozen gone'), qos: 1, retain: false } });
+  let frozenClosed = false;
+  frozen.on('close', () => (frozenClosed = true));
+  frozen.on('error', () => undefined);
+  await sleep(500);
+  c.pause(victim);
+  await eventually(() => willsOf('status/dev-frozen').length > 0 || null, SESSION_TIMEOUT_MS + BOUND_MS, 50).catch(() => undefined);
+  t.equal(willsOf('status/dev-frozen').length, 1, `node ${victim} frozen (SIGSTOP) past the session timeout: a survivor published the will of the device still connected to it`);
+  t.notOk(frozenClosed, '… whose TCP connection stays open meanwhile');
+  c.resume(victim);
+  await eventually(() => frozenClosed || null, 10_000, 50).catch(() => undefined);
+  t.ok(frozenClosed, `node ${victim}, back (SIGCONT), closed that connection: its will was published while the node was fenced`);
+  await sleep(1500);
+  t.equal(willsOf('status/dev-frozen').length, 1, '… without publishing the will a second time');
 
   await back.endAsync();
   await watcher.endAsync(true);
