@@ -389,7 +389,7 @@ async function openListeners(
     if (p.mqtt.port < 0 && p.mqtt.wsPort < 0) off.mqtt = 'off (mqtt.port and mqtt.wsPort: -1)';
     else {
       const { startMqttGateway } = await import('../gateway/mqtt/index.js');
-      listeners.push(...(await startMqttGateway({ broker, groups: doorGroups, logger, metrics, security, cluster: p.cluster ? { voters: p.cluster.voters.length, tableCreateWaitMs: p.cluster.options.joinTimeoutMs, nodeId: p.cluster.nodeId, handoverWaitMs: 2 * p.cluster.options.sessionTimeoutMs + 1_000, nodeLive: (id) => deps.cluster?.brokers().some((b) => b.nodeId === id) ?? true } : undefined }, p.mqtt)));
+      listeners.push(...(await startMqttGateway({ broker, groups: doorGroups, logger, metrics, security, cluster: p.cluster ? { voters: p.cluster.voters.length, tableCreateWaitMs: p.cluster.options.joinTimeoutMs, nodeId: p.cluster.nodeId, handoverWaitMs: 2 * p.cluster.options.sessionTimeoutMs + 1_000, nodeLive: (id) => deps.cluster?.brokers().some((b) => b.nodeId === id) ?? true, nodeFenced: (id) => broker.metadata.image().brokers?.get(id)?.fenced === true } : undefined }, p.mqtt)));
     }
     if (!p.http) off.http = 'off (http.port: -1)';
     if (p.http) {

@@ -574,6 +574,23 @@ class AedesGateway {
         sessionLoaded: (filters) => (this.o.reverse ? tails.subscribed(filters) : undefined),
         router: this.router,
         reverseQos: this.o.reverseQos,
+        // a fenced node's will (fenced-wills.ts): the path of a will cut by a restart (publishOrphanWills)
+        publishWill: (will) =>
+          new Promise<boolean>((resolve, reject) =>
+            this.authorizePublish(null, will, (err) => {
+              if (!err) return this.aedes.publish(will as never, () => resolve(true));
+              // a transient failure (no quorum, no leader yet) is tried again; a refusal is final
+              if (err instanceof BrokerError && err.spec.retriable) reject(err);
+              else resolve(false);
+            }),
+          ),
+        closeWithoutWill: (clientId) => {
+          const client = clients[clientId] as { will?: unknown; _will?: unknown; close(done: () => void): void } | undefined;
+          if (!client) return;
+          client.will = null; // aedes publishes `will` when a connection closes without DISCONNECT
+          client._will = null;
+          client.close(() => undefined);
+        },
       };
     }
     if (this.o.reverse) {

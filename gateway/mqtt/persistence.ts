@@ -11,11 +11,13 @@
 //   __mqtt_retained   key = MQTT topic            value = payload; header `qos`; MQTT 5 only:
 //                                                 header `props` = JSON of the publish properties, `expiresAtMs`
 //   __mqtt_sessions   key = "s" 0x00 clientId     value = JSON [{topic, qos, rh, rap, nl, subscriptionIdentifier}]
-//                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId, properties}
+//                     key = "w" 0x00 clientId     value = will payload; header `will` = JSON {topic, qos, retain, brokerId, properties,
+//                                                 delayMs (MQTT 5: min(Will Delay, Session Expiry) in ms; absent in older records)}
 //                     key = "e" 0x00 clientId     value = decimal ms since the epoch when the (MQTT 5) session expires
 //                                                 while disconnected; tombstoned when it reconnects or is wiped
 //                     a cluster only (session-table.ts): key = "o" 0x00 clientId (owner node), "p" 0x00 clientId
-//                     (delivery positions); wills under "W" 0x00 nodeId 0x00 clientId (each node's own)
+//                     (delivery positions); wills under "W" 0x00 nodeId 0x00 clientId (written by the node the
+//                     device is connected to; a fenced node's are published by the table's leader, fenced-wills.ts)
 //   __mqtt_outgoing   key = clientId 0x00 brokerId 0x00 brokerCounter
 //                     value = payload; header `msg` = JSON {topic, qos, retain, properties, messageExpiry}
 // Properties in JSON: Buffers (Correlation Data) as {"$b64": "..."}; User Properties as the
@@ -44,8 +46,10 @@
 // one. `__mqtt_sessions` is replicated the same way and followed into a view of every session
 // (session-table.ts): a persistent session has one owner node, another node takes it over,
 // waits for the old owner's release and replays what the device missed from its delivery
-// positions (docs/cluster.md "MQTT sessions in a cluster"). Wills, the offline queue and the
-// inbound QoS 2 table stay each node's own.
+// positions (docs/cluster.md "MQTT sessions in a cluster"). The offline queue and the inbound
+// QoS 2 table stay each node's own; wills are written by the node the device is connected to,
+// and the leader of `__mqtt_sessions` publishes those of a node the controller fenced
+// (fenced-wills.ts; docs/cluster.md "Wills of a node that died").
 //
 // Bounds: retainedMessagesMax (new topics beyond are not retained, logged), persistent
 // sessions (a new one beyond is refused: the CONNECT fails), offline messages per client
@@ -62,6 +66,7 @@ import { hideShare, isHiddenShare } from './share-adapter.js';
 import { filterMatches, type Router } from './routes.js';
 import { headersToProperties } from './headers.js';
 import { SessionTable, type Positions, type SessionEntry, type Sub } from './session-table.js';
+import { FencedWills } from './fenced-wills.js';
 
 type SessionEntryOwner = NonNullable<SessionEntry['owner']>;
 
@@ -148,6 +153,12 @@ export interface PersistenceCluster {
    * dead or cut off: it releases nothing either way). Absent: wait the whole handoverWaitMs.
    */
   nodeLive?: (nodeId: number) => boolean;
+  /**
+   * Whether the controller has fenced a registered node (the metadata image's `fenced`): the
+   * wills of the devices connected to it are then published by the leader of `__mqtt_sessions`
+   * (fenced-wills.ts). Absent: no node's wills are published by another node.
+   */
+  nodeFenced?: (nodeId: number) => boolean;
 }
 
 /** What a cluster's session handover needs from the gateway (index.ts sets it). */
@@ -162,6 +173,13 @@ export interface HandoverHooks {
   sessionLoaded(filters: string[]): void;
   router: Router;
   reverseQos: 0 | 1;
+  /**
+   * Publishes a will of a fenced node's device through the gateway's one write path (as a will
+   * cut by a restart is): true once stored, false when refused for good; rejects on a transient failure.
+   */
+  publishWill?(will: AedesPacket): Promise<boolean>;
+  /** Closes this node's connection of `clientId` without publishing its will (another node published it). */
+  closeWithoutWill?(clientId: string): void;
 }
 
 export interface PersistenceLimits {
@@ -250,6 +268,37 @@ export class LogPersistence {
     private readonly cluster?: PersistenceCluster,
   ) {
     this.skippedCounter = metrics?.counter('tributary_table_skipped_records_total', 'Records of internal tables skipped on replay because they did not decode');
+    if (cluster) {
+      const fenced = cluster.nodeFenced ?? (() => false);
+      this.fencedWills = new FencedWills({
+        nodeId: cluster.nodeId,
+        fenced,
+        leads: () => this.leadsSessions(),
+        owner: (clientId) => this.table.get(clientId)?.owner,
+        publish: () => this.handover?.publishWill,
+        tombstone: async (nodeId, clientId) => void (await this.write(SESSIONS_TOPIC, [{ key: enc(`W\u0000${nodeId}\u0000${clientId}`), value: null }])),
+        logger,
+        currentBrokerId: () => this.broker?.id,
+        outcomes: metrics?.counter('tributary_mqtt_fenced_wills_total', 'Wills of devices connected to a node the controller fenced, handled by the leader of __mqtt_sessions, by outcome (published, resumed: the session resumed on another node within the will delay, refused)'),
+        rareLog: (msg, fields) => this.limitLog(msg, fields),
+      });
+    }
+  }
+
+  /**
+   * A cluster's table of every node's committed wills, and the publisher of those of fenced nodes
+   * (fenced-wills.ts); undefined on one node.
+   */
+  readonly fencedWills: FencedWills | undefined;
+
+  /** True while this node leads `__mqtt_sessions`'s partition (the one publisher of fenced nodes' wills). */
+  private leadsSessions(): boolean {
+    if (!this.store.describeTopic(SESSIONS_TOPIC)) return false;
+    try {
+      return this.store.partitionState({ topic: SESSIONS_TOPIC, partition: 0 }).role === 'leader';
+    } catch {
+      return false; // no replica open here (yet)
+    }
   }
 
   // --- life -----------------------------------------------------------------------------------
@@ -275,6 +324,7 @@ export class LogPersistence {
         if (!(err instanceof BrokerError && err.code === 'TOPIC_ALREADY_EXISTS')) throw err;
       }
     }
+    const sessionsExisted = this.store.describeTopic(SESSIONS_TOPIC) !== undefined;
     const { retainedEnd, sessionsEnd } = await this.replay();
     if (this.cluster && this.limits.sessionCheckpointMs) {
       this.checkpointTimer = setInterval(() => void this.checkpoint(), this.limits.sessionCheckpointMs);
@@ -283,10 +333,34 @@ export class LogPersistence {
     if (this.cluster) {
       this.following = Promise.all([
         this.followTable(RETAINED_TOPIC, retainedEnd, this.retainedTable, (r) => this.applyFollowed(r.key, r.value, r.headers, r.offset)),
-        this.followTable(SESSIONS_TOPIC, sessionsEnd, this.sessionsTable, (r) => this.applySessionFollowed(r.key, r.value, r.offset)),
+        this.followTable(SESSIONS_TOPIC, sessionsEnd, this.sessionsTable, (r) => this.applySessionFollowed(r.key, r.value, r.headers, r.offset)),
       ]).then(() => undefined);
+      // in the background: replication starts after the listeners (see the method)
+      this.orphansPublished = this.publishOrphanWillsWhenCaughtUp(sessionsExisted).catch((err: Error) => this.logger.warn({ err: err.message }, 'mqtt: publishing the wills of the previous run failed'));
+      if (this.cluster.nodeFenced) this.fencedWills?.start();
     }
   }
+
+  /**
+   * A cluster's restart: the wills of this node's previous run still committed are published
+   * once the view caught up (fenced-wills.ts `publishOrphansWhenCaughtUp` says why not before the
+   * listeners bind). The barrier: a tombstone of the key `W 0x00 nodeId 0x00` (no client id: no
+   * will has it), written through the leader and applied by the follower. A first start (the
+   * table being created) has none.
+   */
+  private publishOrphanWillsWhenCaughtUp(existed: boolean): Promise<void> {
+    const wills = this.fencedWills;
+    if (!this.cluster || !existed || !wills) return Promise.resolve();
+    const signal = this.stopFollowing.signal;
+    const key = enc(`W\u0000${this.cluster.nodeId}\u0000`);
+    return wills.publishOrphansWhenCaughtUp(async () => {
+      const [offset] = await this.write(SESSIONS_TOPIC, [{ key, value: null }]);
+      while (!signal.aborted && !(await this.table.waitApplied(offset, FOLLOW_WAIT_MS)));
+    }, signal);
+  }
+
+  /** A cluster's restart: settles once the previous run's wills were handled (tests). */
+  orphansPublished: Promise<void> = Promise.resolve();
 
   /** Resolves once the retained table exists (at once but for a cluster's first start). */
   private retainedTable: Promise<void> | undefined;
@@ -321,7 +395,9 @@ export class LogPersistence {
 
   async destroy(): Promise<void> {
     clearInterval(this.checkpointTimer);
+    this.fencedWills?.stop();
     this.stopFollowing.abort();
+    await this.orphansPublished;
     await this.following;
     await Promise.all([...this.chains.values()]);
     await this.mem.destroy();
@@ -422,19 +498,21 @@ export class LogPersistence {
     this.streamPositions.set(payload, { topic, partition, offset });
   }
 
-  /** A record of the session table (replay and follower); wills of other nodes are not this node's. */
-  private applySessionRecord(state: ReplayState | undefined, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null> | undefined, offset: number): SessionEntryOwner | undefined {
+  /** A record of the session table (replay and follower). Wills (every node's) go to the fenced-will table (fenced-wills.ts). */
+  private applySessionRecord(state: ReplayState | undefined, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>, offset: number): SessionEntryOwner | undefined {
     if (key === null) throw new Error('the record has no key');
     const k = text(key);
     if (k.startsWith('W\u0000')) {
       const rest = k.slice(2);
       const cut = rest.indexOf('\u0000');
       if (cut <= 0) throw new Error('a will key without node 0x00 clientId');
-      if (state && rest.slice(0, cut) === String(this.cluster!.nodeId)) {
-        const clientId = rest.slice(cut + 1);
-        if (value === null) state.wills.delete(clientId);
-        else state.wills.set(clientId, willOf(clientId, value, headers ?? new Map()));
-      }
+      const node = Number(rest.slice(0, cut));
+      if (!Number.isSafeInteger(node) || node < 1) throw new Error(`a will key with node ${JSON.stringify(rest.slice(0, cut))}`);
+      const clientId = rest.slice(cut + 1);
+      const will = value === null ? null : willOf(clientId, value, headers);
+      // this node's own wills of its previous run: published by publishOrphanWillsWhenCaughtUp
+      if (!state && node === this.cluster!.nodeId && will === null) this.ownWillGone(clientId, offset);
+      this.fencedWills?.apply(node, clientId, will && { packet: will, delayMs: willDelayMsOf(will, headers) }, offset);
       return undefined;
     }
     if (k.startsWith('w\u0000')) return undefined; // a single node's will, from before the cluster: no connection of it is left
@@ -443,10 +521,10 @@ export class LogPersistence {
   }
 
   /** A committed session record another node (or this one) wrote: another owner takes the session from this node. */
-  private applySessionFollowed(key: Uint8Array | null, value: Uint8Array | null, offset: number): void {
+  private applySessionFollowed(key: Uint8Array | null, value: Uint8Array | null, headers: ReadonlyArray<{ key: string; value: Uint8Array | null }>, offset: number): void {
     let owner: SessionEntryOwner | undefined;
     try {
-      owner = this.applySessionRecord(undefined, key, value, undefined, offset);
+      owner = this.applySessionRecord(undefined, key, value, new Map(headers.map((h) => [h.key, h.value])), offset);
     } catch (err) {
       this.skippedCounter?.inc({ topic: SESSIONS_TOPIC });
       this.limitLog('mqtt: skipping a session record that does not decode', { offset, err: (err as Error).message });
@@ -1325,13 +1403,19 @@ export class LogPersistence {
 
   async putWill(client: ClientLike, packet: AedesPacket): Promise<void> {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    await this.write(SESSIONS_TOPIC, [
+    // as aedes times a will on this node (client.js): the delay, capped by the session's expiry
+    const c = client as ClientLike & { version?: number; sessionExpiryInterval?: number };
+    const willDelayS = c.version === 5 ? Number((packet.properties as { willDelayInterval?: number } | undefined)?.willDelayInterval ?? 0) : 0;
+    const delayMs = Math.max(0, Math.min(willDelayS, c.sessionExpiryInterval ?? 0)) * 1000;
+    this.ownWills.delete(client.id);
+    const [offset] = await this.write(SESSIONS_TOPIC, [
       {
         key: enc(this.willKey(client.id)),
         value: payload,
-        headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id, properties: propsToJson(packet.properties) })) }],
+        headers: [{ key: 'will', value: enc(JSON.stringify({ topic: packet.topic, qos: packet.qos, retain: packet.retain, brokerId: this.broker?.id, properties: propsToJson(packet.properties), delayMs })) }],
       },
     ]);
+    if (this.cluster && offset >= 0) this.ownWills.set(client.id, offset);
     await this.mem.putWill(client, packet);
   }
 
@@ -1341,8 +1425,35 @@ export class LogPersistence {
 
   async delWill(client: ClientLike): Promise<AedesPacket | undefined> {
     const will = await this.mem.delWill(client);
+    // forgotten before the tombstone is written: the follower then does not take it for another node's
+    this.ownWills.delete(client.id);
     if (will) await this.write(SESSIONS_TOPIC, [{ key: enc(this.willKey(client.id)), value: null }]);
     return will;
+  }
+
+  /**
+   * A cluster: client id → offset of the will record this process wrote for a connection here
+   * (putWill), until this node removes it itself (delWill). Bounded by the connections.
+   */
+  private readonly ownWills = new Map<string, number>();
+
+  /**
+   * A tombstone of one of this node's will records, committed (the follower). Written by this
+   * node, the entry is gone already. Otherwise another node wrote it: the leader of
+   * `__mqtt_sessions` published the will while the controller had this node fenced (cut off,
+   * not dead: the device is still connected here). For the cluster that connection ended, so it
+   * is closed here without a second copy of the will; the device reconnects (anywhere) and
+   * leaves a new will (docs/cluster.md "Wills of a node that died").
+   */
+  private ownWillGone(clientId: string, offset: number): void {
+    const mine = this.ownWills.get(clientId);
+    if (mine === undefined || offset <= mine) return;
+    this.ownWills.delete(clientId);
+    void this.serial(clientId, async () => {
+      await this.mem.delWill({ id: clientId });
+      this.handover?.closeWithoutWill?.(clientId);
+      this.logger.warn({ clientId }, 'mqtt: another node published this device\'s will while this node was fenced; its connection here is closed without publishing the will again');
+    }).catch((err: Error) => this.limitLog('mqtt: dropping a will another node published failed', { clientId, err: err.message }));
   }
 
   /** A will belongs to one connection: in a cluster each node's under its own key. */
@@ -1430,6 +1541,17 @@ function willOf(clientId: string, value: Uint8Array, headers: Map<string, Uint8A
   const w: AedesPacket = { cmd: 'publish', topic: meta.topic, payload: copy(value), qos: qosOf(meta.qos, 'header will'), retain: meta.retain === true, brokerId: typeof meta.brokerId === 'string' ? meta.brokerId : undefined, clientId };
   if (meta.properties) w.properties = propsFromJson(objectOf(meta.properties, 'header will: properties'));
   return w;
+}
+
+/**
+ * How long after its connection was lost a will is due: the `delayMs` its node recorded, or —
+ * a record from before that field — its Will Delay Interval (uncapped: later, never earlier).
+ */
+function willDelayMsOf(will: AedesPacket, headers: Map<string, Uint8Array | null>): number {
+  const meta = objectOf(jsonOf(headers.get('will'), 'header will'), 'header will');
+  if (typeof meta.delayMs === 'number' && Number.isFinite(meta.delayMs) && meta.delayMs >= 0) return meta.delayMs;
+  const interval = (will.properties as { willDelayInterval?: unknown } | undefined)?.willDelayInterval;
+  return typeof interval === 'number' && interval > 0 ? interval * 1000 : 0;
 }
 
 function applySession(state: ReplayState, key: Uint8Array | null, value: Uint8Array | null, headers: Map<string, Uint8Array | null>): void {
