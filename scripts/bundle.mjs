@@ -29,11 +29,11 @@
 //   resolve exactly as from dist/.
 //
 // Output: dist/bundle/main.js (the entry, with the shebang of dist/host/cli.js) and its chunks;
-// generated, never committed. It refuses to write a bundle that would break at run time: a
-// dynamic import() esbuild could not read (it would resolve against dist/bundle/), an import of a
-// package that is neither bundled nor meant to stay outside, or a bundled dependency file that
-// finds files by its own path (__dirname, __filename, import.meta.url) and is not known to do so
-// only where it never runs.
+// generated, never committed. It fails, and removes what it wrote, when the bundle would break at
+// run time: a dynamic import() esbuild could not read (it would resolve against dist/bundle/), an
+// import of a package that is neither bundled nor meant to stay outside, or a bundled dependency
+// file that finds files by its own path (__dirname, __filename, import.meta.url) and is not known
+// to do so only where it never runs.
 import { build } from 'esbuild';
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -109,21 +109,29 @@ const result = await build({
   metafile: true,
 });
 
-const refused = pathRelative.filter((file) => !PATH_RELATIVE_UNUSED.some((re) => re.test(file.split(sep).join('/'))));
-if (refused.length) throw new Error(`bundle: these dependency files find files by their own path; add their package to EXTERNAL: ${refused.join(', ')}`);
-let files = 0;
-let bytes = 0;
-for (const [file, info] of Object.entries(result.metafile.outputs)) {
-  files++;
-  bytes += info.bytes;
-  for (const imp of info.imports) {
-    const dependency = !imp.path.startsWith('.') && !imp.path.startsWith('/');
-    if (imp.external && !imp.path.startsWith('node:') && !builtinModules.includes(imp.path) && !EXTERNAL.includes(imp.path) && (withDependencies || !dependency)) throw new Error(`bundle: ${file} imports ${imp.path} at run time`);
+/** Why the bundle would break at run time, or null. */
+function brokenBundle() {
+  const refused = pathRelative.filter((file) => !PATH_RELATIVE_UNUSED.some((re) => re.test(file.split(sep).join('/'))));
+  if (refused.length) return `these dependency files find files by their own path; add their package to EXTERNAL: ${refused.join(', ')}`;
+  for (const [file, info] of Object.entries(result.metafile.outputs)) {
+    for (const imp of info.imports) {
+      const dependency = !imp.path.startsWith('.') && !imp.path.startsWith('/');
+      if (imp.external && !imp.path.startsWith('node:') && !builtinModules.includes(imp.path) && !EXTERNAL.includes(imp.path) && (withDependencies || !dependency)) return `${file} imports ${imp.path} at run time`;
+    }
+    // An import() of a variable is not in the metafile: it would resolve against dist/bundle/.
+    const text = readFileSync(join(root, file), 'utf8');
+    const unread = /\bimport\((?!["'])/.exec(text);
+    if (unread) return `${file} has an import() esbuild could not read: ${text.slice(unread.index, unread.index + 60)}`;
   }
-  // An import() of a variable is not in the metafile: it would resolve against dist/bundle/.
-  const text = readFileSync(join(root, file), 'utf8');
-  const unread = /\bimport\((?!["'])/.exec(text);
-  if (unread) throw new Error(`bundle: ${file} has an import() esbuild could not read: ${text.slice(unread.index, unread.index + 60)}`);
+  return null;
 }
+
+const broken = brokenBundle();
+if (broken) {
+  rmSync(outdir, { recursive: true, force: true });
+  throw new Error(`bundle: ${broken}`);
+}
+const outputs = Object.values(result.metafile.outputs);
+const bytes = outputs.reduce((sum, o) => sum + o.bytes, 0);
 chmodSync(join(outdir, 'main.js'), 0o755);
-process.stdout.write(`bundle: ${Object.keys(result.metafile.inputs).length} modules → dist/bundle/ (${files} files, ${(bytes / 1024).toFixed(0)} KiB; ${withDependencies ? 'dependencies bundled' : 'dependencies from node_modules'})\n`);
+process.stdout.write(`bundle: ${Object.keys(result.metafile.inputs).length} modules → dist/bundle/ (${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB; ${withDependencies ? 'dependencies bundled' : 'dependencies from node_modules'})\n`);
