@@ -48,20 +48,19 @@ interface Fzstd {
 /** Why an optional codec is missing (for logs and docs). */
 export const codecLoadErrors: Partial<Record<CodecName, string>> = {};
 
-async function optional<T>(name: CodecName, specifier: string): Promise<T | null> {
+async function optional<T>(name: CodecName, specifier: string, load: () => Promise<unknown>): Promise<T | null> {
   try {
-    return (await import(specifier)) as T;
+    return (await load()) as T;
   } catch (err) {
     codecLoadErrors[name] = `${specifier}: ${(err as Error).message}`;
     return null;
   }
 }
 
-// Specifiers in variables: these modules are optional at build time too.
-const lz4Specifier = './lz4.js';
-const snappySpecifier = './snappy.js';
-const lz4 = await optional<Lz4Module>('lz4', lz4Specifier);
-const snappy = await optional<SnappyModule>('snappy', snappySpecifier);
+// Literal specifiers, so the bundler (scripts/bundle.mjs) sees and includes them: an import()
+// of a variable would resolve against the bundle's directory at run time and miss.
+const lz4 = await optional<Lz4Module>('lz4', './lz4.js', () => import('./lz4.js'));
+const snappy = await optional<SnappyModule>('snappy', './snappy.js', () => import('./snappy.js'));
 
 const require = createRequire(import.meta.url);
 
