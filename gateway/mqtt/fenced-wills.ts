@@ -32,20 +32,8 @@
 // this node's own are held too (its restart publishes those of its previous run).
 import type { Logger } from '../../host/logging.js';
 import type { Counter } from '../../host/metrics/registry.js';
+import type { AedesPacket } from './aedes-packet.js';
 
-/** A will as aedes hands it around (persistence.ts' AedesPacket; named here so the two files do not import each other). */
-export interface AedesPacket {
-  cmd: string;
-  topic: string;
-  payload: Buffer;
-  qos: 0 | 1 | 2;
-  retain: boolean;
-  dup?: boolean;
-  brokerId?: string;
-  clientId?: string;
-  properties?: unknown;
-  [k: string]: unknown;
-}
 
 /** How often the table looks for fenced owners and wills that became due. */
 export const FENCED_WILLS_CHECK_MS = 200;

@@ -85,20 +85,8 @@ const SKIP_WARNINGS_MAX = 10;
 /** Publishes queued before their PUBACK whose aedes call has not come yet (it follows within a tick or two). */
 const EARLY_MARKS_MAX = 10_000;
 
-/** A publish as aedes hands it around (aedes-packet). */
-export interface AedesPacket {
-  cmd: string;
-  topic: string;
-  payload: Buffer;
-  qos: 0 | 1 | 2;
-  retain: boolean;
-  dup?: boolean;
-  messageId?: number;
-  brokerId?: string;
-  brokerCounter?: number;
-  clientId?: string;
-  [k: string]: unknown;
-}
+import type { AedesPacket } from './aedes-packet.js';
+export type { AedesPacket };
 
 export type { Sub };
 

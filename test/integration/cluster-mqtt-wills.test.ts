@@ -77,22 +77,18 @@ t.test('a dead node\'s wills: published once by a survivor, after their delay, n
   // three devices on node 1, each with a will
   const common = { reconnectPeriod: 0, connectTimeout: 20_000 };
   const dev311 = await mqtt.connectAsync(mqttUrl(c, victim), { ...common, clientId: 'dev-311', protocolVersion: 4, clean: true, will: { topic: 'status/dev-311', payload: Buffer.from('dev-311 gone'), qos: 1, retain: true } });
-  const delayed = await mqtt.connectAsync(mqttUrl(c, victim), {
-    ...common,
-    clientId: 'dev-5-delayed',
-    protocolVersion: 5,
-    clean: false,
-    properties: { sessionExpiryInterval: 60 },
-    will: { topic: 'status/dev-5-delayed', payload: Buffer.from('dev-5-delayed gone'), qos: 1, retain: false, properties: { willDelayInterval: DELAYED_S, contentType: 'text/plain', userProperties: { cause: 'power' } } },
-  });
-  const resumer = await mqtt.connectAsync(mqttUrl(c, victim), {
-    ...common,
-    clientId: 'dev-5-resumer',
-    protocolVersion: 5,
-    clean: false,
-    properties: { sessionExpiryInterval: 60 },
-    will: { topic: 'status/dev-5-resumer', payload: Buffer.from('dev-5-resumer gone'), qos: 1, retain: false, properties: { willDelayInterval: RESUMED_DELAY_S } },
-  });
+  /** A persistent MQTT 5 device whose will (QoS 1, not retained) carries `willProperties`. */
+  const v5Device = (clientId: string, willProperties: Record<string, unknown>) =>
+    mqtt.connectAsync(mqttUrl(c, victim), {
+      ...common,
+      clientId,
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: `status/${clientId}`, payload: Buffer.from(`${clientId} gone`), qos: 1, retain: false, properties: willProperties },
+    });
+  const delayed = await v5Device('dev-5-delayed', { willDelayInterval: DELAYED_S, contentType: 'text/plain', userProperties: { cause: 'power' } });
+  const resumer = await v5Device('dev-5-resumer', { willDelayInterval: RESUMED_DELAY_S });
   for (const d of [dev311, delayed, resumer]) d.on('error', () => undefined);
   await resumer.subscribeAsync('cmd/dev-5-resumer', { qos: 1 });
   // the will records are committed and followed by the other nodes before the kill
