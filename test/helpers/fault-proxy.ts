@@ -7,6 +7,9 @@
 //                   producer: the write landed and the acknowledgement is lost)
 //   reset           every open connection is reset (RST) and new ones are reset on arrival
 // Counts what it dropped, so a test can prove the fault really hit traffic.
+// `throttle` (bytes per second, 0 = off) caps what passes in each direction of each connection,
+// in order, so a transfer takes a known time and a fault can land in its middle whatever the
+// machine's speed; what waits is held in memory (a test moves a few MB).
 // Options: where to listen (a fixed address, e.g. a second loopback address standing in for a
 // node's advertised one) and `affects`, which sees each connection's first bytes from the client
 // and decides whether the faults apply to it; a connection it spares always passes (so one
@@ -24,6 +27,8 @@ export interface FaultProxy {
   address: string;
   mode: ProxyMode;
   setMode(mode: ProxyMode): void;
+  /** Bytes per second per direction per connection in `pass`; 0 = unlimited. */
+  throttle: number;
   /** Bytes dropped client→upstream and upstream→client since start. */
   dropped: { up: number; down: number };
   close(): Promise<void>;
@@ -42,6 +47,7 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
     port: 0,
     address: '',
     mode: 'pass',
+    throttle: 0,
     dropped: { up: 0, down: 0 },
     setMode(mode) {
       proxy.mode = mode;
@@ -63,17 +69,21 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
     pairs.add(pair);
     if (proxy.mode === 'reset' && !options.affects) return reset(pair);
     const mode = () => (pair.spared ? 'pass' : proxy.mode);
+    const up = paced(upstreamSocket, () => (pair.spared ? 0 : proxy.throttle));
+    const down = paced(client, () => (pair.spared ? 0 : proxy.throttle));
     client.on('data', (d) => {
       if (pair.spared === undefined && options.affects) pair.spared = !options.affects(d);
       if (mode() === 'reset') return reset(pair);
-      if (mode() === 'pass' || mode() === 'blackhole-down') upstreamSocket.write(d);
+      if (mode() === 'pass' || mode() === 'blackhole-down') up.write(d);
       else proxy.dropped.up += d.length;
     });
     upstreamSocket.on('data', (d) => {
-      if (mode() === 'pass') client.write(d);
+      if (mode() === 'pass') down.write(d);
       else proxy.dropped.down += d.length;
     });
     const end = () => {
+      up.stop();
+      down.stop();
       pairs.delete(pair);
       client.destroy();
       upstreamSocket.destroy();
@@ -88,6 +98,42 @@ export async function startFaultProxy(upstream: { host: string; port: number } =
   proxy.port = (server.address() as net.AddressInfo).port;
   proxy.address = `${host}:${proxy.port}`;
   return proxy;
+}
+
+/** Writes to `socket` at most rate() bytes per second, in order; rate() 0 passes at once. */
+function paced(socket: net.Socket, rate: () => number): { write(d: Buffer): void; stop(): void } {
+  const queue: Buffer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const tickMs = 10;
+  const release = () => {
+    const r = rate();
+    let budget = r === 0 ? Infinity : Math.max(1, Math.floor((r * tickMs) / 1000));
+    while (queue.length > 0 && budget > 0) {
+      const head = queue[0];
+      if (head.length <= budget) {
+        queue.shift();
+        budget -= head.length;
+        socket.write(head);
+      } else {
+        socket.write(head.subarray(0, budget));
+        queue[0] = head.subarray(budget);
+        budget = 0;
+      }
+    }
+    timer = queue.length > 0 ? setTimeout(release, tickMs) : undefined;
+  };
+  return {
+    write(d) {
+      if (rate() === 0 && queue.length === 0) return void socket.write(d);
+      queue.push(d);
+      if (!timer) timer = setTimeout(release, tickMs);
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      queue.length = 0;
+    },
+  };
 }
 
 // --- link gates: faults per link between processes on one loopback ------------------------

@@ -105,6 +105,10 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     const expected = [0, 1, 2].map((p) => values(p, n, 0, 400));
     for (let p = 0; p < 3; p++) await kcatProduce(edge.listeners.kafka!, 'sensors.b', p, expected[p]);
     // Acknowledged by the edge: 3 × 2000 records (kcat acks=all, exit 0).
+    // The link is throttled so the ~2.5 MB transfer takes seconds on any machine: raw batch
+    // forwarding sends kcat's stored batches whole, fast enough on loopback to finish between
+    // two polls of the trigger below.
+    proxy.throttle = 256 * 1024;
     proxy.setMode('pass');
     // Polled on the edge's own /metrics (fast): a kcat read of the target takes longer than the transfer.
     const atKill = await eventually(async () => {
@@ -113,6 +117,7 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     }, 40_000, 5);
     await edge.kill();
     t.ok(atKill < 3 * n, `killed mid-transfer (${atKill} of ${3 * n} reported forwarded)`);
+    proxy.throttle = 0;
     edge = await startBroker(t, { dataDir: dir, args });
     await eventually(async () => (await targetCount(target.listeners.kafka!, 'edge1.sensors.b')) >= 3 * n || Promise.reject(new Error('not yet')), 60_000, 200);
     await new Promise((res) => setTimeout(res, 500));
