@@ -51,6 +51,7 @@ import { decode, encode, ProtocolError, Reader, Writer } from '../protocol/codec
 import { readHeaderTaggedFields } from '../protocol/header.js';
 import { CLIENT_APIS, negotiate, type ClientApi, type PeerVersions } from './apis.js';
 import { KafkaClientError } from './errors.js';
+import { FrameReader } from './frame-reader.js';
 import { ERRORS } from '../../errors/index.js';
 import { ScramClient } from '../../security/scram.js';
 
@@ -128,8 +129,7 @@ export class KafkaConnection {
   private nextCorrelationId = 1;
   private readonly inFlight: Pending[] = [];
   private readonly queue: Queued[] = [];
-  private incoming: Buffer[] = [];
-  private incomingBytes = 0;
+  private readonly frames: FrameReader;
   private failure: Error | null = null;
   /** The peer's API versions (set by `handshake`). */
   versions: PeerVersions = new Map();
@@ -151,6 +151,11 @@ export class KafkaConnection {
   ) {
     this.socket = socket;
     this.tcp = tcp;
+    this.frames = new FrameReader(
+      { minBytes: 4, maxBytes: options.responseBytesMax },
+      (frame) => this.onFrame(frame),
+      (size) => this.fail(new KafkaClientError('protocol', `${this.address} sent a frame of ${size} bytes (responseBytesMax ${options.responseBytesMax})`, true)),
+    );
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new KafkaClientError('disconnected', `connection to ${this.address} failed: ${err.message}`, false, { cause: err })));
@@ -387,22 +392,7 @@ export class KafkaConnection {
   }
 
   private onData(chunk: Buffer): void {
-    this.incoming.push(chunk);
-    this.incomingBytes += chunk.length;
-    while (this.incomingBytes >= 4 && !this.failure) {
-      const head = this.incoming[0].length >= 4 ? this.incoming[0] : (this.incoming = [Buffer.concat(this.incoming)])[0];
-      const size = head.readInt32BE(0);
-      if (size < 4 || size > this.options.responseBytesMax) {
-        return this.fail(new KafkaClientError('protocol', `${this.address} sent a frame of ${size} bytes (responseBytesMax ${this.options.responseBytesMax})`, true));
-      }
-      if (this.incomingBytes < size + 4) return;
-      const all = this.incoming.length === 1 ? this.incoming[0] : Buffer.concat(this.incoming);
-      const frame = all.subarray(4, size + 4);
-      const rest = all.subarray(size + 4);
-      this.incoming = rest.length > 0 ? [rest] : [];
-      this.incomingBytes = rest.length;
-      this.onFrame(frame);
-    }
+    if (!this.failure) this.frames.push(chunk);
   }
 
   private onFrame(frame: Buffer): void {
@@ -435,6 +425,7 @@ export class KafkaConnection {
   private fail(err: KafkaClientError): void {
     if (this.failure) return;
     this.failure = err;
+    this.frames.stop();
     if (this.reauthTimer) clearTimeout(this.reauthTimer);
     this.reauthTimer = null;
     this.drained?.(); // a re-authentication waiting for answers that will not come sees the failure
