@@ -9,8 +9,7 @@
 // Env: BENCH_KAFKA_REPS (default 3), BENCH_KAFKA_MB (MiB produced per kcat cell, default 64),
 // BENCH_KAFKA_NODE_ARGS (node flags for the broker, space-separated; default npm start's, '' = none).
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import kafkajs from 'kafkajs';
 import { haveCommand, startBroker, type BrokerProcess } from '../test/helpers/index.js';
 import { median, quantile, type Table } from './table.js';
+import { startNodeFlags } from './start-flags.js';
 
 export const subject = 'kafka';
 export const order = 40;
@@ -28,13 +28,7 @@ const KCAT_MB = Number(process.env.BENCH_KAFKA_MB ?? 64);
 const MiB = 1024 * 1024;
 const { Kafka, logLevel } = kafkajs;
 /** The broker's node flags: npm start's (package.json), unless BENCH_KAFKA_NODE_ARGS names others, to weigh a flag. */
-const NODE_ARGS: string[] = (
-  process.env.BENCH_KAFKA_NODE_ARGS ??
-  /^node((?: --[^ ]+)*) /.exec((JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ??
-  ''
-)
-  .split(' ')
-  .filter(Boolean);
+const NODE_ARGS: string[] = startNodeFlags(process.env.BENCH_KAFKA_NODE_ARGS);
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
 interface ProcUsage {

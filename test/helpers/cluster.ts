@@ -25,6 +25,8 @@ export interface ClusterOptions {
    * start and adds no coverage the other cluster tests do not.
    */
   withoutRunnerPreload?: boolean;
+  /** Node flags for every node (a bench runs them as `npm start` does). */
+  nodeArgs?: string[];
 }
 
 export interface ClusterNode {
@@ -68,7 +70,7 @@ export class Cluster {
 
   async start(id: number): Promise<BrokerProcess> {
     const n = this.node(id);
-    n.proc = await startBroker(this.t, { dataDir: n.dataDir, args: this.args(n), readyTimeoutMs: this.opts.readyTimeoutMs ?? 60_000, withoutRunnerPreload: this.opts.withoutRunnerPreload });
+    n.proc = await startBroker(this.t, { dataDir: n.dataDir, args: this.args(n), readyTimeoutMs: this.opts.readyTimeoutMs ?? 60_000, withoutRunnerPreload: this.opts.withoutRunnerPreload, nodeArgs: this.opts.nodeArgs });
     n.stopped = false;
     return n.proc;
   }
