@@ -11,6 +11,7 @@ import {
   ATTRIBUTES, CRC, RECORDS, type VerifyOptions,
 } from '../../../host/core/index.js';
 import { compress } from '../../../host/core/compression.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const opts: VerifyOptions = { ...defaultVerifyOptions, maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 20, deep: true };
@@ -246,13 +247,7 @@ t.test('hostile: decompression bombs stop at the limit (gzip, zstd, and the wasm
 });
 
 t.test('hostile: random garbage and mutated-then-resealed batches only ever raise BrokerErrors', async (t) => {
-  let x = 987654321;
-  const rand = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(987654321);
   const base = encodeBatch(
     Array.from({ length: 20 }, (_, i) => ({ key: i % 3 ? enc(`k${i}`) : null, value: enc(`v${'x'.repeat(i)}`), timestampMs: 1000 + i, headers: i % 2 ? [{ key: 'a', value: enc('b') }] : [] })),
   );

@@ -11,6 +11,7 @@ import {
   restampLogAppendTime, setBaseOffset, setMaxTimestamp, setPartitionLeaderEpoch, verifyBatches,
   CRC, ATTRIBUTES, RECORDS, LOG_OVERHEAD, type DecodedBatch,
 } from '../../../host/core/index.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 const require = createRequire(import.meta.url);
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -24,15 +25,7 @@ const Long: any = require('kafkajs/src/utils/long');
 const enc = (s: string) => new TextEncoder().encode(s);
 const str = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toString('utf8'));
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function caught(fn: () => unknown): Error | undefined {
   try {

@@ -4,17 +4,7 @@
 // and refuses a size outside its bounds before keeping any of its bytes.
 import t from 'tap';
 import { FrameReader } from '../../../host/kafka/client/frame-reader.js';
-
-/** A seeded xorshift, so a failing split replays. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from '../../helpers/seeded-random.js';
 
 function stream(bodies: Buffer[]): Buffer {
   return Buffer.concat(bodies.flatMap((b) => {
@@ -37,7 +27,7 @@ function cut(bytes: Buffer, random: () => number, maxRead: number): Buffer[] {
 
 t.test('every split of the stream yields the same frames, in order', async (t) => {
   for (let seed = 1; seed <= 300; seed++) {
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const bodies = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) => {
       const len = 4 + Math.floor(random() * (random() < 0.2 ? 70_000 : 60));
       return Buffer.alloc(len, (seed * 31 + i) & 0xff).fill(i & 0xff, 0, 4);
