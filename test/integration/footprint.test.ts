@@ -93,6 +93,7 @@ t.test('footprint: npm start and the tributary bin start node with the same flag
   t.ok(npmStart.some((f) => f.startsWith('--max-semi-space-size=')), 'the young generation is bounded (docs/performance.md#footprint)');
   t.ok(npmStart.some((f) => f.startsWith('--heap-growing-percent=')), 'the old generation is collected before it grows far past its live size (docs/performance.md#footprint)');
   t.ok(npmStart.includes('--v8-pool-size=1'), "V8 keeps one helper thread, not four (docs/performance.md#footprint)");
+  t.ok(npmStart.includes('--expose-gc'), 'the idle heap trim has gc() and loads node:inspector only for a fragmented heap (host/metrics/heap-trim.ts)');
 });
 
 /** Threads of a process (/proc/<pid>/status). */
