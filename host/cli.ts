@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --v8-pool-size=1 --expose-gc
 // `tributary <command>`: `start` runs a node; the admin commands talk to a running broker.
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -18,8 +18,10 @@
 // QoS 0 is handed to the batcher and the callback returns at once (unless the
 // connection's or the gateway's pending bytes are over their bound: then it waits, which
 // stops aedes reading the socket).
-// first: before aedes and mqtt-packet load (their disabled debug loggers become no-ops)
+// first: before aedes and mqtt-packet load (their disabled debug loggers become no-ops, and the
+// parser keeps its bytes in a plain buffer list: no readable-stream)
 import './quiet-debug.js';
+import './parser-buffer-list.js';
 import { randomUUID } from 'node:crypto';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';

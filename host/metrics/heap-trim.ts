@@ -27,6 +27,15 @@
 // (`--expose-gc` set at run time, the function taken from a fresh context), so the node trims
 // however it was started (npm start, the bin, systemd, tests). Where both fail, the trim is off
 // and says why once.
+//
+// Started with `--expose-gc` (npm start and the bin's shebang), the trim runs the plain `gc()`
+// first and asks for the low-memory collection only when that left more than
+// FRAGMENTED_BYTES_MAX committed and unused: node:inspector costs ~1.4 MiB of RSS once loaded
+// (its module, bindings and code pages; docs/performance.md "Footprint"), more than a plain
+// collection leaves on the heap of a node that has only started (committed − used 1.6–1.8 MiB
+// after either collection, the young generation already back to 1 MiB after the quiet
+// intervals), while a heap fragmented by a burst of work still gets the compaction. So an idle
+// node that has never needed the inspector never loads it.
 import { createRequire } from 'node:module';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
@@ -39,6 +48,19 @@ export const QUIET_INTERVALS = 2;
 
 /** A collection; the trim's returns a promise of its end (tests wait for it, the trim does not). */
 type Gc = () => unknown;
+
+/**
+ * Committed and unused V8 heap a plain `gc()` may leave before the trim asks for the low-memory
+ * collection: above the ~1.8 MiB a compacted idle heap keeps anyway (the young generation's
+ * 1 MiB, the tails of old-space pages) by more than node:inspector's own ~1.4 MiB of RSS.
+ */
+export const FRAGMENTED_BYTES_MAX = 4 * 1024 * 1024;
+
+/** Committed minus used V8 heap, in bytes (process.memoryUsage: no module to load). */
+const unusedHeapBytes = (): number => {
+  const { heapTotal, heapUsed } = process.memoryUsage();
+  return heapTotal - heapUsed;
+};
 
 /** V8's gc function, or the reason it is not available. */
 export function exposeGc(): Gc | string {
@@ -58,18 +80,13 @@ export function exposeGc(): Gc | string {
   }
 }
 
-/**
- * The trim's collection: V8's low-memory collection through an in-process inspector session,
- * else V8's gc, else why neither is there. The session is connected for the one request and
- * disconnected after its answer, on the next turn (disconnecting inside the answer's callback
- * deadlocks the in-process session).
- */
-export async function trimCollector(): Promise<Gc | string> {
+/** V8's low-memory collection through an in-process inspector session, or undefined without an inspector. */
+async function lowMemoryCollector(): Promise<Gc | undefined> {
   let Session: typeof import('node:inspector').Session;
   try {
     ({ Session } = await import('node:inspector')); // ERR_INSPECTOR_NOT_AVAILABLE on a node built without it
   } catch {
-    return exposeGc();
+    return undefined;
   }
   return () =>
     new Promise<void>((resolve) => {
@@ -83,6 +100,34 @@ export async function trimCollector(): Promise<Gc | string> {
         }),
       );
     });
+}
+
+/**
+ * `gc()` first, then — loading node:inspector at the first need — the low-memory collection if
+ * the plain one left more than `fragmentedBytesMax` committed and unused. Falls back to `gc()`
+ * alone where node has no inspector. `unusedBytes` is injectable for tests.
+ */
+export function escalatingCollector(gc: Gc, fragmentedBytesMax = FRAGMENTED_BYTES_MAX, unusedBytes: () => number = unusedHeapBytes, lowMemory: () => Promise<Gc | undefined> = lowMemoryCollector): Gc {
+  let loaded: Promise<Gc | undefined> | undefined;
+  return async () => {
+    gc();
+    if (unusedBytes() <= fragmentedBytesMax) return;
+    const collect = await (loaded ??= lowMemory());
+    await collect?.();
+  };
+}
+
+/**
+ * The trim's collection. With `gc` exposed at start (`--expose-gc`, npm start and the bin), the
+ * escalating one above. Otherwise V8's low-memory collection through an in-process inspector
+ * session, else V8's gc set up at run time, else why neither is there. The session is connected
+ * for the one request and disconnected after its answer, on the next turn (disconnecting inside
+ * the answer's callback deadlocks the in-process session).
+ */
+export async function trimCollector(): Promise<Gc | string> {
+  const own = (globalThis as { gc?: Gc }).gc;
+  if (typeof own === 'function') return escalatingCollector(own);
+  return (await lowMemoryCollector()) ?? exposeGc();
 }
 
 export interface HeapTrim {

@@ -1,11 +1,12 @@
 // Purpose: the idle heap trim (host/metrics/heap-trim.ts) collects once after QUIET_INTERVALS
 // quiet intervals, never while the event loop is busy, and again only after a busy spell; V8's
 // real gc is reachable without a command-line flag and returns the young generation an idle
-// process keeps committed.
+// process keeps committed; with gc exposed at start, the low-memory collection (and
+// node:inspector) is asked for only when the plain collection left a fragmented heap.
 import t from 'tap';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { MetricsRegistry } from '../../../host/metrics/registry.js';
-import { exposeGc, startIdleHeapTrim, trimCollector, QUIET_INTERVALS } from '../../../host/metrics/heap-trim.js';
+import { escalatingCollector, exposeGc, FRAGMENTED_BYTES_MAX, startIdleHeapTrim, trimCollector, QUIET_INTERVALS } from '../../../host/metrics/heap-trim.js';
 import { createLogger } from '../../../host/logging.js';
 import { sleep } from '../../helpers/index.js';
 
@@ -95,4 +96,47 @@ t.test("heap trim: the trim's collection (V8's low-memory collection) returns a 
   // The session is gone: a second collection connects its own.
   await collect();
   t.pass('a second collection runs');
+});
+
+t.test('heap trim: with gc exposed, the low-memory collection is loaded and run only when gc() left more than the bound unused', async (t) => {
+  const calls: string[] = [];
+  let unused = 0;
+  let loads = 0;
+  const lowMemory = async () => {
+    loads++;
+    return () => {
+      calls.push('low-memory');
+    };
+  };
+  const collect = escalatingCollector(() => calls.push('gc'), 4096, () => unused, lowMemory);
+  unused = 4096;
+  await collect();
+  t.same(calls, ['gc'], 'at the bound: the plain collection only');
+  t.equal(loads, 0, 'and the inspector is not loaded');
+  unused = 4097;
+  await collect();
+  t.same(calls, ['gc', 'gc', 'low-memory'], 'over the bound: the low-memory collection after it');
+  await collect();
+  t.same(calls, ['gc', 'gc', 'low-memory', 'gc', 'low-memory'], 'again');
+  t.equal(loads, 1, 'loaded once');
+  const none = escalatingCollector(() => calls.push('gc'), 0, () => 1, async () => undefined);
+  await none();
+  t.equal(calls.at(-1), 'gc', 'no inspector: the plain collection is the trim');
+  t.ok(FRAGMENTED_BYTES_MAX > 1.8 * 1048576 + 1.4 * 1048576, 'the default bound is above an idle heap\'s floor plus the inspector\'s own cost');
+});
+
+t.test('heap trim: with gc exposed, a fragmented heap is escalated for real (the low-memory collection returns a grown young generation)', { timeout: 60_000 }, async (t) => {
+  const gc = exposeGc();
+  if (typeof gc === 'string') return t.fail(gc);
+  // No quiet window: the plain collection keeps the grown young generation committed, so what it
+  // leaves unused is over a 1-byte bound and the low-memory collection runs.
+  growYoungGeneration();
+  const grown = youngGenerationBytes();
+  await escalatingCollector(gc, Number.MAX_SAFE_INTEGER)();
+  const plain = youngGenerationBytes();
+  await escalatingCollector(gc, 1)();
+  const after = youngGenerationBytes();
+  t.comment(`young generation ${grown / 1048576} MiB, after gc() ${plain / 1048576} MiB, after the escalation ${after / 1048576} MiB`);
+  t.ok(plain > 1048576, 'gc() alone (bound not reached) kept the grown young generation');
+  t.ok(after <= 1048576, `the escalation returned it at once (${plain} → ${after} bytes)`);
 });
