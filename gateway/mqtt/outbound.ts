@@ -152,8 +152,14 @@ export class Outbound {
   /** QoS 1/2 deliveries written (or reserved for writing) and not yet acknowledged. */
   inflight = 0;
   private readonly queue: Array<[Packet, Deliver]> = [];
-  private readonly recent: string[] = [];
-  private readonly recentSet = new Set<string>();
+  /**
+   * The identities (brokerId, brokerCounter) of the last RECENT_MAX live messages delivered, a
+   * ring: scanned, not hashed, so a delivery builds no identity string and no set entry.
+   */
+  private readonly recentIds: Array<string | undefined> = new Array<string | undefined>(RECENT_MAX).fill(undefined);
+  private readonly recentCounters = new Float64Array(RECENT_MAX);
+  /** The ring's slot the next identity goes in (the oldest once it is full). */
+  private recentNext = 0;
   private readonly aliases = new Map<string, number>();
   /** Queued messages (offline replay) counted in `inflight` before aedes forwards them. */
   /** by identity, with how many copies: a session subscribed twice to a topic has a copy per subscription queued */
@@ -256,14 +262,10 @@ export class Outbound {
     // a shared-subscription delivery (index.ts) is its own message: its QoS and identifier are its subscription's
     const live = typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number' && packet.sharedDelivery !== true;
     if (live) {
-      const key = `${packet.brokerId}\u0000${packet.brokerCounter}`;
-      if (this.recentSet.has(key)) {
+      if (this.seenRecently(packet.brokerId as string, packet.brokerCounter as number)) {
         setImmediate(cb);
         return;
       }
-      this.recentSet.add(key);
-      this.recent.push(key);
-      if (this.recent.length > RECENT_MAX) this.recentSet.delete(this.recent.shift()!);
       this.merge(packet);
     }
     // a live message takes the path of its merged QoS, not of the subscription aedes called first
@@ -294,6 +296,17 @@ export class Outbound {
       return;
     }
     send(packet, cb);
+  }
+
+  /** True if this identity is among the last RECENT_MAX delivered; else it is noted (the oldest forgotten). */
+  private seenRecently(brokerId: string, brokerCounter: number): boolean {
+    const ids = this.recentIds;
+    const counters = this.recentCounters;
+    for (let i = 0; i < RECENT_MAX; i++) if (counters[i] === brokerCounter && ids[i] === brokerId) return true;
+    ids[this.recentNext] = brokerId;
+    counters[this.recentNext] = brokerCounter;
+    this.recentNext = (this.recentNext + 1) % RECENT_MAX;
+    return false;
   }
 
   /** Stores a retained message sent on SUBSCRIBE in the session, then writes it (see `deliver`). */

@@ -204,6 +204,8 @@ export function propsFromJson(json: unknown): Record<string, unknown> | undefine
 /** Prefix of the per-topic chains of retained stores (`serial`), told apart from the per-client ones. */
 const RETAINED_CHAIN = 'r\u0000';
 
+/** outgoingClearMessageId's answer when the session's queue was never given an entry. */
+const NOTHING_REMOVED: Promise<AedesPacket | undefined> = Promise.resolve(undefined);
 const enc = (s: string) => Buffer.from(s, 'utf8');
 const text = (b: Uint8Array | null) => (b === null ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
 const copy = (b: Uint8Array | null) => (b === null ? Buffer.alloc(0) : Buffer.from(b));
@@ -226,6 +228,12 @@ export class LogPersistence {
   private readonly offlineCount = new Map<string, number>();
   /** clientId 0x00 messageId → outgoing record key, to tombstone the right record on PUBACK/PUBCOMP. */
   private readonly inflightKeys = new Map<string, string>();
+  /**
+   * Client ids whose queue in `mem` was ever given an entry (enqueued, restored or updated): a
+   * PUBACK of any other client finds nothing there, so it is answered without asking `mem`.
+   * Never shrunk, as `mem` keeps a queue per such id for the life of the process too.
+   */
+  private readonly outgoingHeld = new Set<string>();
   /**
    * outgoing key → the QoS a delivery was written at (lower than the stored publish's when the
    * subscription's was): a resend repeats that QoS (MQTT-4.4.0-1), even if a subscription made
@@ -818,6 +826,7 @@ export class LogPersistence {
         stale.push({ key: enc(k), value: null });
         continue;
       }
+      this.outgoingHeld.add(clientId);
       await this.mem.outgoingEnqueue({ clientId }, p);
       this.offlineCount.set(clientId, (this.offlineCount.get(clientId) ?? 0) + 1);
     }
@@ -1197,6 +1206,7 @@ export class LogPersistence {
       for (const s of accepted) this.offlineCount.set(s.clientId, (this.offlineCount.get(s.clientId) ?? 1) - 1);
       throw err;
     }
+    for (const s of accepted) this.outgoingHeld.add(s.clientId);
     await this.mem.outgoingEnqueueCombi(accepted, packet);
   }
 
@@ -1219,6 +1229,7 @@ export class LogPersistence {
   }
 
   async outgoingUpdate(client: ClientLike, packet: AedesPacket): Promise<void> {
+    this.outgoingHeld.add(client.id);
     if (packet.cmd === 'publish' && packet.brokerId !== undefined && packet.messageId !== undefined) {
       const key = this.outgoingKey(client.id, packet);
       if (this.resends.delete(key)) this.markResend(packet);
@@ -1240,8 +1251,15 @@ export class LogPersistence {
     await this.mem.outgoingUpdate(client, packet).catch(() => undefined);
   }
 
-  async outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
+  outgoingClearMessageId(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
     this.gateOf(client)?.unreserve(packet);
+    // a clean session's PUBACK (aedes asks for every one): nothing was ever queued for it in
+    // `mem` and nothing of ours is noted, so there is nothing to remove — no promises per ack
+    if (!this.outgoingHeld.has(client.id) && this.inflightKeys.size === 0) return NOTHING_REMOVED;
+    return this.clearOutgoing(client, packet);
+  }
+
+  private async clearOutgoing(client: ClientLike, packet: AedesPacket): Promise<AedesPacket | undefined> {
     const removed = await this.mem.outgoingClearMessageId(client, packet);
     // a clean session's PUBACK (aedes asks for every one): nothing stored, nothing of ours noted
     if (removed === undefined && this.inflightKeys.size === 0) return undefined;
@@ -1280,6 +1298,7 @@ export class LogPersistence {
    */
   async trackSharedDelivery(clientId: string, packet: AedesPacket): Promise<void> {
     this.sharedDeliveries.add(this.outgoingKey(clientId, packet));
+    this.outgoingHeld.add(clientId);
     await this.mem.outgoingEnqueue({ clientId }, packet);
   }
 

@@ -11,12 +11,48 @@ const MAX_SERIES_PER_METRIC = 2_000;
 /** Characters a label value must escape in the exposition format. */
 const NEEDS_ESCAPE = /[\\"\n]/;
 
+/** Single-label keys remembered (label name → value → key); emptied past this many values, a bound on what a client inventing topic names can grow. */
+const SINGLE_KEYS_CACHED_MAX = 4 * MAX_SERIES_PER_METRIC;
+const singleKeys = new Map<string, Map<string, string>>();
+let singleKeysCached = 0;
+
 /**
- * The series key of a label set. Called on every increment, so the common cases are cheap: one
- * label needs no sort, and a value without a backslash, a quote or a newline needs no escaping.
+ * The series key of a label set. Called on every increment (per message for some, per append
+ * for the broker's), so the common cases are cheap: one label is looked up in `singleKeys`
+ * (no array, regex or string built, and the key found is the same string each time, its hash
+ * already computed for the series map); more than one is built as below.
  */
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
+  let name: string | undefined;
+  let count = 0;
+  for (const k in labels) {
+    if (!Object.prototype.hasOwnProperty.call(labels, k)) continue;
+    name = k;
+    if (++count > 1) break;
+  }
+  if (count === 0) return '';
+  if (count > 1) return builtLabelKey(labels);
+  const value = labels[name!];
+  if (typeof value !== 'string') return builtLabelKey(labels);
+  let byValue = singleKeys.get(name!);
+  let key = byValue?.get(value);
+  if (key === undefined) {
+    key = builtLabelKey(labels);
+    if (singleKeysCached >= SINGLE_KEYS_CACHED_MAX) {
+      singleKeys.clear();
+      singleKeysCached = 0;
+      byValue = undefined;
+    }
+    if (!byValue) singleKeys.set(name!, (byValue = new Map()));
+    byValue.set(value, key);
+    singleKeysCached++;
+  }
+  return key;
+}
+
+/** The series key built: names sorted, values escaped as the exposition format wants. */
+function builtLabelKey(labels: Labels): string {
   const keys = Object.keys(labels);
   if (keys.length > 1) keys.sort();
   let out = '';
