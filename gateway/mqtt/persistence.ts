@@ -231,7 +231,7 @@ export class LogPersistence {
   /**
    * Client ids whose queue in `mem` was ever given an entry (enqueued, restored or updated): a
    * PUBACK of any other client finds nothing there, so it is answered without asking `mem`.
-   * Never shrunk, as `mem` keeps a queue per such id for the life of the process too.
+   * Bounded by the sessions: an id leaves when its session is wiped (its queue is then empty).
    */
   private readonly outgoingHeld = new Set<string>();
   /**
@@ -1404,6 +1404,7 @@ export class LogPersistence {
       if (p.brokerId !== undefined) await this.write(OUTGOING_TOPIC, [{ key: enc(this.outgoingKey(clientId, p)), value: null }]);
     }
     this.offlineCount.delete(clientId);
+    this.outgoingHeld.delete(clientId); // the queue is empty: a PUBACK finds nothing there again
   }
 
   // --- wills ----------------------------------------------------------------------------------
