@@ -111,7 +111,7 @@ if (isMain) {
   const top = t >= 0 ? Number(args[t + 1]) : 40;
   const k = args.indexOf('--skip-ms');
   const skipMs = k >= 0 ? Number(args[k + 1]) : 0;
-  const files = args.filter((a, i) => !a.startsWith('--') && i !== t + 1 && (k < 0 || i !== k + 1));
+  const files = args.filter((a, i) => !a.startsWith('--') && (t < 0 || i !== t + 1) && (k < 0 || i !== k + 1));
   summarise(files, top, skipMs).then(
     (s) => console.log(s),
     (err) => {
