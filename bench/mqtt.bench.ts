@@ -54,6 +54,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
+import { startNodeFlags } from './start-flags.js';
 import type { Table } from './table.js';
 import { median, quantile } from './table.js';
 import { LoadClient, PAYLOAD_BYTES, publishBytes, writePublish } from './mqtt-load.js';
@@ -92,10 +93,7 @@ const CLK_TCK = 100; // Linux USER_HZ
  * The node flags Tributary runs with: those of `npm start` (package.json), unless
  * TRIBUTARY_MQTT_BENCH_NODE_ARGS names others (space-separated; '' = none), to weigh a flag.
  */
-const START_NODE_FLAGS: string[] =
-  process.env.TRIBUTARY_MQTT_BENCH_NODE_ARGS !== undefined
-    ? process.env.TRIBUTARY_MQTT_BENCH_NODE_ARGS.split(' ').filter(Boolean)
-    : (/^node((?: --[^ ]+)*) /.exec((JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } }).scripts.start)?.[1] ?? '').split(' ').filter(Boolean);
+const START_NODE_FLAGS: string[] = startNodeFlags(process.env.TRIBUTARY_MQTT_BENCH_NODE_ARGS);
 const SCENARIOS = new Set((process.env.TRIBUTARY_MQTT_BENCH_SCENARIOS ?? 'ack,paced5k,idle,a,slow,b,c').split(',').map((x) => x.trim()));
 const SERVERS_WANTED = process.env.TRIBUTARY_MQTT_BENCH_SERVERS?.split(',').map((x) => x.trim());
 const PROFILE = process.env.TRIBUTARY_MQTT_BENCH_PROFILE as 'cpu' | 'heap' | undefined;
