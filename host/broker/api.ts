@@ -168,8 +168,14 @@ export interface AppendAdmission {
    * Called for every client append (never the broker's own internal writes, never a follower's
    * copy) before anything is written, with no await between it and the write: throws a
    * BrokerError (UPLINK_BACKLOG_FULL) to refuse; may note drops to make room; returns to admit.
+   * An admitted append's bytes reach the log's sizes only once its write returns, and appends to
+   * one partition may be in flight together: what `admit` returns (bytes it counts as landing)
+   * is handed back to `landed` once the write returned or failed, so the admission counts every
+   * admitted byte exactly once.
    */
-  admit(tp: TopicPartition, bytes: number): void;
+  admit(tp: TopicPartition, bytes: number): number;
+  /** The write of an append admitted with `landing` bytes returned (its bytes are in the log's sizes now) or failed. */
+  landed(tp: TopicPartition, landing: number): void;
   /** The lowest offset retention must keep in the partition (records not yet forwarded under `block`), or undefined: no hold. */
   retentionHold(tp: TopicPartition): number | undefined;
 }

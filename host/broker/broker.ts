@@ -400,10 +400,13 @@ export class Broker implements BrokerApi {
       if (options?.internal !== true) this.disk.assertWritable(`append to ${tp.topic}-${tp.partition}`);
       const waitForIsr = this.checkReplicas(tp, partition, acks);
       const bytes = batches.byteLength;
-      // The uplink's budget: no await between its check and the append below reaching the log.
-      if (options?.internal !== true) this.admission?.admit(tp, bytes);
+      // The uplink's budget: no await between its check and the append below reaching the log;
+      // the bytes it counts as landing are handed back once the write returned or failed.
+      const admission = options?.internal !== true ? this.admission : undefined;
+      const landing = admission ? admission.admit(tp, bytes) : 0;
       // No await between this check and the increment: the limit holds under concurrency.
       if (this.pendingAppendBytes + bytes > this.options.maxPendingAppendBytes) {
+        if (landing > 0) admission!.landed(tp, landing);
         this.refusedBy('maxPendingAppendBytes');
         throw new BrokerError(
           'LIMIT_EXCEEDED',
@@ -415,7 +418,11 @@ export class Broker implements BrokerApi {
       let info;
       const leaderEpoch = partition.leaderEpoch;
       try {
-        info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch, durable: acks !== 0 }));
+        try {
+          info = await partition.use((log) => log.appendAsLeader(batches, { leaderEpoch, durable: acks !== 0 }));
+        } finally {
+          if (landing > 0) admission!.landed(tp, landing);
+        }
         // acks=all: the bytes stay counted (maxPendingAppendBytes bounds the waiting batches too).
         if (waitForIsr) {
           // Leadership moved while the batch waited for the disk: the waiters were failed before

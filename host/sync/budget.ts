@@ -34,7 +34,10 @@
 // other classes frees no age). So the bound holds to within topicScanIntervalMs.
 //
 // Concurrency: `admit` runs inside the broker's append with no await between it and the write,
-// so the check and the bytes it admits cannot be split by another append.
+// so the check and the bytes it admits cannot be split by another append. An admitted append's
+// bytes show in the log's sizes only once its write returns (under flush=always, once fsynced),
+// and a producer pipelines appends: until then they count as landing (`landed` takes them off),
+// so appends in flight together cannot each see the same room and pass the budget together.
 import type { AppendAdmission, BrokerApi, TopicPartition } from '../broker/api.js';
 import { BrokerError } from '../errors/index.js';
 import type { OnFullPolicy } from './options.js';
@@ -58,6 +61,8 @@ export class LinkBudget implements AppendAdmission {
   /** Per partition key: the first offset within uplink.backlogAgeMsMax, as of the last refreshAge. */
   private readonly ageFloors = new Map<string, number>();
   private refreshing = false;
+  /** Bytes admitted whose write has not returned yet (BrokerApi's `landed` takes them off). */
+  private landingBytes = 0;
 
   constructor(
     private readonly broker: BrokerApi,
@@ -107,35 +112,47 @@ export class LinkBudget implements AppendAdmission {
     }
   }
 
+  /** What the link holds unforwarded: stored (the partitions' backlogs) and admitted appends still being written. */
   backlogBytes(): number {
-    let n = 0;
+    let n = this.landingBytes;
     for (const p of this.partitions()) n += this.backlogOf(p);
     return n;
   }
 
-  admit(tp: TopicPartition, bytes: number): void {
+  /** Admits (returning the bytes now counted as landing), makes room by a drop, or throws UPLINK_BACKLOG_FULL. */
+  admit(tp: TopicPartition, bytes: number): number {
     const part = this.partitionOf(tp);
-    if (!part) return; // not forwarded by this link (or not yet picked up by its topic scan)
+    if (!part) return 0; // not forwarded by this link (or not yet picked up by its topic scan)
     if (part.policy !== 'drop-oldest' && this.tooOld(part)) {
       this.refuse(tp, this.backlogBytes(), bytes, `it holds records not yet forwarded that are older than uplink.backlogAgeMsMax=${this.ageMsMax} ms (on-full policy ${part.policy})`);
     }
-    if (this.bytesMax <= 0) return this.admitted(0);
+    if (this.bytesMax <= 0) return this.admitted(0, bytes);
     const total = this.backlogBytes();
     const over = total + bytes - this.bytesMax;
-    if (over <= 0) return this.admitted(total);
+    if (over <= 0) return this.admitted(total, bytes);
     if (part.policy === 'drop-oldest') {
       this.dropOldest(part, over, `drop-oldest: ${bytes} new bytes for ${tp.topic}-${tp.partition} would take the link's backlog of ${total} bytes past uplink.backlogBytesMax=${this.bytesMax}`);
-      return;
+      return this.landing(bytes);
     }
-    if (part.policy === 'drop-lower-priority' && this.dropLower(part, over, total, bytes)) return;
+    if (part.policy === 'drop-lower-priority' && this.dropLower(part, over, total, bytes)) return this.landing(bytes);
     this.refuse(tp, total, bytes, `the uplink holds ${total} bytes not yet forwarded and ${bytes} more would pass uplink.backlogBytesMax=${this.bytesMax} (on-full policy ${part.policy}${part.policy === 'drop-lower-priority' ? ': nothing of a lower priority left to drop' : ''})`);
   }
 
-  private admitted(total: number): void {
+  landed(_tp: TopicPartition, landing: number): void {
+    this.landingBytes = Math.max(0, this.landingBytes - landing);
+  }
+
+  private landing(bytes: number): number {
+    this.landingBytes += bytes;
+    return bytes;
+  }
+
+  private admitted(total: number, bytes: number): number {
     if (this.full) {
       this.full = false;
       this.events.drained(total);
     }
+    return this.landing(bytes);
   }
 
   private refuse(tp: TopicPartition, total: number, bytes: number, why: string): never {

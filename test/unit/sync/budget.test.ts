@@ -115,3 +115,25 @@ t.test('budget, age bound: the boundary by record timestamp; drop-oldest drops b
   await off.refreshAge(T + 10 * AGE);
   t.equal(fresh.floor, 1, 'backlogAgeMsMax 0: no bound');
 });
+
+t.test('budget: appends in flight together count before their writes return (a pipelining producer cannot pass it)', async (t) => {
+  // flush=always with a slow fsync: each append's bytes reach the log's sizes only once fsynced.
+  const broker = await Broker.open({ dataDir: await tempDir(t), injectedFlushDelayMs: 30 }, { logger: silentLogger, metrics: new MetricsRegistry() });
+  t.teardown(() => broker.close());
+  await broker.createTopic('logs', 1);
+  const logs = partition('logs', 0, 'block');
+  const value = Buffer.alloc(900, 1);
+  const put = () => broker.produce('logs', [{ key: null, value }], { acks: -1, partition: 0 });
+  await put();
+  const batch = broker.bytesBetween({ topic: 'logs', partition: 0 }, 0);
+  const budget = new LinkBudget(broker, 5 * batch + batch / 2, () => [logs], () => logs, { refused: () => undefined, drained: () => undefined });
+  broker.setAppendAdmission(budget);
+  // 1 stored + 10 sent at once, none awaited: room for 4 more.
+  const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => put()));
+  const admitted = outcomes.filter((o) => o.status === 'fulfilled').length;
+  const refused = outcomes.filter((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'UPLINK_BACKLOG_FULL').length;
+  t.same({ admitted, refused }, { admitted: 4, refused: 6 }, 'exactly the room was admitted, the rest refused UPLINK_BACKLOG_FULL');
+  t.ok(budget.backlogBytes() <= 5 * batch + batch / 2, `within the budget once written: ${budget.backlogBytes()} of ${5 * batch + batch / 2}`);
+  t.equal(budget.backlogBytes(), broker.bytesBetween({ topic: 'logs', partition: 0 }, 0), 'nothing left counted as landing once every write returned');
+  broker.setAppendAdmission(undefined);
+});
