@@ -1003,6 +1003,9 @@ class PartitionLink implements BudgetPartition, GatedLink {
       // write on resuming. The gate then stops the link (and drops the connection).
       if (!signal.aborted) {
         const why = up.notForwardingWhy(this.source);
+        const name = `${this.source.topic}-${this.source.partition}`;
+        // logged as the gate logs its own stops: a restart after the handover is then explained
+        up.log.info({ source: name, before: 'write' }, `uplink ${name}: stopping (${why.reason})`);
         void this.stop(why.state, why.reason);
       }
       up.inFlightBytes.release(size);

@@ -30,8 +30,8 @@ export async function startSaslEdge(t: Parameters<typeof startBroker>[0], site: 
 }
 
 /** Produces one line per value to a partition with kcat (acks all); throws when kcat fails. */
-export async function kcatProduce(bootstrap: string, topic: string, partition: number, values: string[]): Promise<void> {
-  const r = await sh('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'acks=all', '-X', 'topic.request.required.acks=-1'], values.join('\n') + '\n');
+export async function kcatProduce(bootstrap: string, topic: string, partition: number, values: string[], extraArgs: string[] = []): Promise<void> {
+  const r = await sh('kcat', ['-P', '-b', bootstrap, '-t', topic, '-p', String(partition), '-X', 'acks=all', '-X', 'topic.request.required.acks=-1', ...extraArgs], values.join('\n') + '\n');
   if (r.code !== 0) throw new Error(`kcat produce to ${topic}-${partition} failed (${r.code}): ${r.stderr}`);
 }
 

@@ -103,11 +103,13 @@ if (uplinkToolsPresent(t, ['kcat'])) {
     let edge = await startBroker(t, { dataDir: dir, args });
     const n = 2000;
     const expected = [0, 1, 2].map((p) => values(p, n, 0, 400));
-    for (let p = 0; p < 3; p++) await kcatProduce(edge.listeners.kafka!, 'sensors.b', p, expected[p]);
+    // Batches of 100 records (~40 KB): each stored batch is forwarded whole (raw), so each must
+    // cross the throttled link below well within uplink.produceTimeoutMs.
+    for (let p = 0; p < 3; p++) await kcatProduce(edge.listeners.kafka!, 'sensors.b', p, expected[p], ['-X', 'batch.num.messages=100']);
     // Acknowledged by the edge: 3 × 2000 records (kcat acks=all, exit 0).
     // The link is throttled so the ~2.5 MB transfer takes seconds on any machine: raw batch
-    // forwarding sends kcat's stored batches whole, fast enough on loopback to finish between
-    // two polls of the trigger below.
+    // forwarding sends the stored batches whole, fast enough on loopback to finish between two
+    // polls of the trigger below.
     proxy.throttle = 256 * 1024;
     proxy.setMode('pass');
     // Polled on the edge's own /metrics (fast): a kcat read of the target takes longer than the transfer.
