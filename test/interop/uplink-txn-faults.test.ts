@@ -212,7 +212,10 @@ if (uplinkToolsPresent(t, ['kcat', 'mock'])) {
     const loader = await startBroker(t, { dataDir: dir, args: ['--set', 'broker.defaultPartitions=1'] });
     const n = 600;
     const expected = Array.from({ length: n }, (_, i) => `b-${i}-${'v'.repeat(60)}`);
-    const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', TOPIC, '-p', '0', '-X', 'acks=all', '-X', 'batch.num.messages=10'], expected.join('\n') + '\n');
+    // Exactly 10 per stored batch: a long linger, so a loaded machine never sends a short one (a
+    // stored batch below uplink.rawBatchRecordsMin is re-encoded together with its neighbours,
+    // and one outgoing batch would then hold more than 10 records).
+    const r = await sh('kcat', ['-P', '-b', loader.listeners.kafka!, '-t', TOPIC, '-p', '0', '-X', 'acks=all', '-X', 'batch.num.messages=10', '-X', 'linger.ms=2000'], expected.join('\n') + '\n');
     t.equal(r.code, 0, `${n} records acknowledged, in stored batches of 10`);
     t.equal(await loader.stop(), 0);
     const edge = await startBroker(t, { dataDir: dir, args: ['--set', `uplink.site=${SITE}`, '--set', `uplink.bootstrap=${mock.bootstrap}`, '--set', `uplink.topics=${TOPIC}`, '--set', 'uplink.topicScanIntervalMs=100', '--set', 'uplink.pollWaitMs=100', '--set', 'uplink.rawBatchRecordsMin=5', '--set', `uplink.transactionBatchesMax=${batchesMax}`, '--set', 'broker.defaultPartitions=1'] });
