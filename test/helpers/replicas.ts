@@ -161,7 +161,12 @@ while fatal is None and ((count == 0 and time.time() - t0 < seconds) or (count >
         if not e.args[0].fatal(): raise
         fatal = e.args[0].str()
     p.poll(0.002 if count == 0 else 0)
-p.flush(30)
+try:
+    p.flush(30)
+except KafkaException as e:
+    # the same fatal error may surface here, while the last batches are being flushed
+    if not e.args[0].fatal(): raise
+    if fatal is None: fatal = e.args[0].str()
 with open(out, 'w') as f:
     for v, part, off, ts in acked: f.write('%s %d %d %.3f\\n' % (v, part, off, ts))
 print(json.dumps({'sent': i, 'acked': len(acked), 'errors': sorted(set(errors)), 'fatal': fatal}))
